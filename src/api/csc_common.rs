@@ -1,0 +1,134 @@
+//! Pieces both CSC dialects share: `auth/login` header parsing, the key and certificate objects, and
+//! the list of implemented methods. Wire types that differ between v1 and v2 live in their modules.
+
+use actix_web::HttpRequest;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::error::ApiError;
+use super::extract::{decode_base64, encode_base64};
+use crate::service::credentials::CredentialView;
+
+/// Methods implemented in both dialects (CSC `info.methods`).
+pub const METHODS: &[&str] = &[
+    "auth/login",
+    "auth/revoke",
+    "credentials/list",
+    "credentials/info",
+    "credentials/authorize",
+    "credentials/extendTransaction",
+    "signatures/signHash",
+];
+
+/// How `auth/login` was asked to authenticate.
+pub enum LoginMethod {
+    Password { username: String, password: String },
+    RefreshToken(String),
+}
+
+/// HTTP Basic in the header, or a refresh token in the body (CSC §11.2).
+pub fn login_method(req: &HttpRequest, refresh_token: Option<String>) -> Result<LoginMethod, ApiError> {
+    let header = req.headers().get("authorization").and_then(|v| v.to_str().ok());
+    match (header, refresh_token) {
+        (Some(value), _) => {
+            let encoded = value.strip_prefix("Basic ").ok_or_else(|| {
+                ApiError::new(actix_web::http::StatusCode::UNAUTHORIZED, "invalid_request", "Malformed authentication parameter")
+            })?;
+            let decoded = decode_base64(encoded.trim(), "authorization")
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .ok_or_else(|| ApiError::invalid_request("Malformed username-password"))?;
+            let (username, password) =
+                decoded.split_once(':').ok_or_else(|| ApiError::invalid_request("Malformed username-password"))?;
+            Ok(LoginMethod::Password { username: username.to_string(), password: password.to_string() })
+        }
+        (None, Some(token)) if !token.is_empty() => Ok(LoginMethod::RefreshToken(token)),
+        (None, Some(_)) => Err(ApiError::invalid_request("Invalid string parameter refresh_token")),
+        (None, None) => Err(ApiError::new(
+            actix_web::http::StatusCode::UNAUTHORIZED,
+            "invalid_request",
+            "Malformed authentication parameter",
+        )),
+    }
+}
+
+/// `certificates` selector of credentials/info and v2 credentials/list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertificatesWanted {
+    None,
+    Single,
+    Chain,
+}
+
+pub fn certificates_wanted(value: Option<&str>) -> Result<CertificatesWanted, ApiError> {
+    match value {
+        None | Some("single") => Ok(CertificatesWanted::Single),
+        Some("none") => Ok(CertificatesWanted::None),
+        Some("chain") => Ok(CertificatesWanted::Chain),
+        Some(_) => Err(ApiError::invalid("certificates")),
+    }
+}
+
+/// The `key` object (CSC v1 §11.5, v2 §11.5).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct KeyInfo {
+    /// `enabled` or `disabled`.
+    pub status: String,
+    /// Signature algorithm OIDs the key can be used with.
+    pub algo: Vec<String>,
+    /// Key length in bits.
+    pub len: u32,
+    /// Named curve OID, EC keys only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub curve: Option<String>,
+}
+
+/// The `cert` object (CSC v1 §11.5, v2 §11.5).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct CertInfo {
+    /// `valid`, `expired` or `revoked`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Base64 DER certificates, end entity first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificates: Option<Vec<String>>,
+    #[serde(rename = "issuerDN", skip_serializing_if = "Option::is_none")]
+    pub issuer_dn: Option<String>,
+    /// Hex.
+    #[serde(rename = "serialNumber", skip_serializing_if = "Option::is_none")]
+    pub serial_number: Option<String>,
+    #[serde(rename = "subjectDN", skip_serializing_if = "Option::is_none")]
+    pub subject_dn: Option<String>,
+    /// GeneralizedTime `YYYYMMDDHHMMSSZ`.
+    #[serde(rename = "validFrom", skip_serializing_if = "Option::is_none")]
+    pub valid_from: Option<String>,
+    #[serde(rename = "validTo", skip_serializing_if = "Option::is_none")]
+    pub valid_to: Option<String>,
+}
+
+pub fn key_info(view: &CredentialView) -> KeyInfo {
+    KeyInfo {
+        status: if view.key_enabled { "enabled" } else { "disabled" }.to_string(),
+        algo: view.key_kind.signature_algorithms().iter().map(|s| s.to_string()).collect(),
+        len: view.key_kind.bits(),
+        curve: view.key_kind.curve_oid().map(str::to_string),
+    }
+}
+
+pub fn cert_info(view: &CredentialView, wanted: CertificatesWanted, with_details: bool) -> CertInfo {
+    let certificates = match wanted {
+        CertificatesWanted::None => None,
+        CertificatesWanted::Single => Some(vec![encode_base64(&view.chain[0])]),
+        CertificatesWanted::Chain => Some(view.chain.iter().map(|c| encode_base64(c)).collect()),
+    };
+    let detail = |s: &str| with_details.then(|| s.to_string());
+    CertInfo {
+        status: Some(view.cert_status.to_string()),
+        certificates,
+        issuer_dn: detail(&view.issuer_dn),
+        serial_number: detail(&view.serial_hex),
+        subject_dn: detail(&view.subject_dn),
+        valid_from: detail(&view.valid_from),
+        valid_to: detail(&view.valid_to),
+    }
+}

@@ -1,0 +1,394 @@
+//! CSC API v1.0.4.0 under `/csc/v1`: the dialect pyHanko and most deployed clients speak.
+//! Wire types mirror the specification's tables (section numbers in the doc comments).
+
+use actix_web::web::{Data, Json};
+use actix_web::{post, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::csc_common::{self, cert_info, certificates_wanted, key_info, login_method, CertInfo, KeyInfo, LoginMethod};
+use super::error::{ApiError, Dialect, ErrorBody};
+use super::extract::{decode_base64, decode_hashes, encode_base64, principal, run, CscJson};
+use crate::service::auth::{self, TokenTypeHint};
+use crate::service::credentials::{self, AuthorizeRequest, ExtendRequest};
+use crate::service::signing::{self, SignHashRequest};
+use crate::service::Services;
+
+const V1: Dialect = Dialect::V1;
+const TAG: &str = "CSC v1.0.4.0";
+
+/// `info` response (§11.1).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct InfoResponse {
+    pub specs: String,
+    pub name: String,
+    pub logo: String,
+    pub region: String,
+    pub lang: String,
+    pub description: String,
+    #[serde(rename = "authType")]
+    pub auth_type: Vec<String>,
+    pub methods: Vec<String>,
+}
+
+/// `info` request (§11.1); the body may be empty.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct InfoRequest {
+    pub lang: Option<String>,
+}
+
+#[utoipa::path(post, path = "/csc/v1/info", tag = TAG, request_body = InfoRequest,
+    responses((status = 200, body = InfoResponse), (status = 400, body = ErrorBody)))]
+#[post("/info")]
+pub async fn info(services: Data<Services>, _body: CscJson<InfoRequest>) -> Json<InfoResponse> {
+    Json(InfoResponse {
+        specs: "1.0.4.0".into(),
+        name: services.config.service_name.clone(),
+        logo: format!("{}/logo.png", services.public_url),
+        region: services.config.ca.country.clone(),
+        lang: "en-US".into(),
+        description: "rssp remote signature service".into(),
+        auth_type: vec!["basic".into()],
+        methods: csc_common::METHODS.iter().map(|m| m.to_string()).collect(),
+    })
+}
+
+/// `auth/login` request (§11.2). Credentials come in the HTTP Basic header.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    pub refresh_token: Option<String>,
+    #[serde(rename = "rememberMe")]
+    pub remember_me: Option<bool>,
+    #[serde(rename = "clientData")]
+    pub client_data: Option<String>,
+}
+
+/// `auth/login` response (§11.2).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LoginResponse {
+    pub access_token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    pub expires_in: i64,
+}
+
+#[utoipa::path(post, path = "/csc/v1/auth/login", tag = TAG, request_body = LoginRequest,
+    security(("basic" = [])),
+    responses((status = 200, body = LoginResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[post("/auth/login")]
+pub async fn login(services: Data<Services>, req: HttpRequest, body: CscJson<LoginRequest>) -> Result<Json<LoginResponse>, ApiError> {
+    let body = body.0;
+    let remember_me = body.remember_me.unwrap_or(false);
+    let tokens = match login_method(&req, body.refresh_token)? {
+        LoginMethod::Password { username, password } => {
+            run(&services, V1, move |s| auth::login_with_password(s, &username, &password, remember_me)).await?
+        }
+        LoginMethod::RefreshToken(token) => run(&services, V1, move |s| auth::login_with_refresh_token(s, &token)).await?,
+    };
+    Ok(Json(LoginResponse { access_token: tokens.access_token, refresh_token: tokens.refresh_token, expires_in: tokens.expires_in }))
+}
+
+/// `auth/revoke` request (§11.3).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RevokeRequest {
+    pub token: Option<String>,
+    pub token_type_hint: Option<String>,
+    #[serde(rename = "clientData")]
+    pub client_data: Option<String>,
+}
+
+pub fn token_type_hint(hint: Option<&str>) -> Result<Option<TokenTypeHint>, ApiError> {
+    match hint {
+        None => Ok(None),
+        Some("access_token") => Ok(Some(TokenTypeHint::AccessToken)),
+        Some("refresh_token") => Ok(Some(TokenTypeHint::RefreshToken)),
+        Some(_) => Err(ApiError::invalid_request("Invalid string parameter token_type_hint")),
+    }
+}
+
+#[utoipa::path(post, path = "/csc/v1/auth/revoke", tag = TAG, request_body = RevokeRequest,
+    security(("bearer" = [])),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[post("/auth/revoke")]
+pub async fn revoke(services: Data<Services>, req: HttpRequest, body: CscJson<RevokeRequest>) -> Result<HttpResponse, ApiError> {
+    let principal = principal(&services, &req, V1).await?;
+    let token = body.0.token.filter(|t| !t.is_empty()).ok_or_else(|| ApiError::missing("token"))?;
+    let hint = token_type_hint(body.0.token_type_hint.as_deref())?;
+    run(&services, V1, move |s| auth::revoke(s, &principal, &token, hint)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `credentials/list` request (§11.4).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ListRequest {
+    #[serde(rename = "userID")]
+    pub user_id: Option<String>,
+    #[serde(rename = "maxResults")]
+    pub max_results: Option<i64>,
+    #[serde(rename = "pageToken")]
+    pub page_token: Option<String>,
+    #[serde(rename = "clientData")]
+    pub client_data: Option<String>,
+}
+
+/// `credentials/list` response (§11.4).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ListResponse {
+    #[serde(rename = "credentialIDs")]
+    pub credential_ids: Vec<String>,
+    #[serde(rename = "nextPageToken", skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+}
+
+#[utoipa::path(post, path = "/csc/v1/credentials/list", tag = TAG, request_body = ListRequest,
+    security(("bearer" = [])),
+    responses((status = 200, body = ListResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[post("/credentials/list")]
+pub async fn list(services: Data<Services>, req: HttpRequest, body: CscJson<ListRequest>) -> Result<Json<ListResponse>, ApiError> {
+    let principal = principal(&services, &req, V1).await?;
+    let body = body.0;
+    // Authorisation is user-specific (basic): the user is the token's, never a parameter.
+    if body.user_id.is_some() {
+        return Err(ApiError::invalid_request("userID parameter MUST be null"));
+    }
+    let (ids, next) =
+        run(&services, V1, move |s| credentials::list(s, &principal, body.max_results, body.page_token.as_deref())).await?;
+    Ok(Json(ListResponse { credential_ids: ids, next_page_token: next }))
+}
+
+/// `credentials/info` request (§11.5).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CredentialInfoRequest {
+    #[serde(rename = "credentialID")]
+    pub credential_id: Option<String>,
+    /// `none`, `single` (default) or `chain`.
+    pub certificates: Option<String>,
+    #[serde(rename = "certInfo")]
+    pub cert_info: Option<bool>,
+    #[serde(rename = "authInfo")]
+    pub auth_info: Option<bool>,
+    pub lang: Option<String>,
+    #[serde(rename = "clientData")]
+    pub client_data: Option<String>,
+}
+
+/// The `PIN` object (§11.5).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PinInfo {
+    /// `true`, `false` or `optional` (a string).
+    pub presence: String,
+    /// `A` (alphanumeric) or `N` (numeric).
+    pub format: String,
+    pub label: String,
+    pub description: String,
+}
+
+/// The `OTP` object (§11.5).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OtpInfo {
+    pub presence: String,
+    /// `offline`: generated by the person's authenticator app.
+    #[serde(rename = "type")]
+    pub otp_type: String,
+    pub format: String,
+    pub label: String,
+    pub description: String,
+    #[serde(rename = "ID")]
+    pub id: String,
+    pub provider: String,
+}
+
+/// `credentials/info` response (§11.5).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CredentialInfoResponse {
+    pub description: String,
+    pub key: KeyInfo,
+    pub cert: CertInfo,
+    /// Always `explicit`: the client collects the OTP (and PIN) and sends them to credentials/authorize.
+    #[serde(rename = "authMode")]
+    pub auth_mode: String,
+    #[serde(rename = "SCAL")]
+    pub scal: String,
+    #[serde(rename = "PIN", skip_serializing_if = "Option::is_none")]
+    pub pin: Option<PinInfo>,
+    #[serde(rename = "OTP")]
+    pub otp: OtpInfo,
+    pub multisign: i32,
+    pub lang: String,
+}
+
+#[utoipa::path(post, path = "/csc/v1/credentials/info", tag = TAG, request_body = CredentialInfoRequest,
+    security(("bearer" = [])),
+    responses((status = 200, body = CredentialInfoResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[post("/credentials/info")]
+pub async fn credential_info(
+    services: Data<Services>,
+    req: HttpRequest,
+    body: CscJson<CredentialInfoRequest>,
+) -> Result<Json<CredentialInfoResponse>, ApiError> {
+    let principal = principal(&services, &req, V1).await?;
+    let body = body.0;
+    let id = body.credential_id.ok_or_else(|| ApiError::missing("credentialID"))?;
+    let wanted = certificates_wanted(body.certificates.as_deref())?;
+    let view = run(&services, V1, move |s| credentials::info(s, &principal, &id)).await?;
+    Ok(Json(CredentialInfoResponse {
+        description: format!("Qualified signing key {}", view.key_kind),
+        key: key_info(&view),
+        cert: cert_info(&view, wanted, body.cert_info.unwrap_or(false)),
+        auth_mode: "explicit".into(),
+        scal: "2".into(),
+        pin: view.has_pin.then(|| PinInfo {
+            presence: "true".into(),
+            format: "N".into(),
+            label: "PIN".into(),
+            description: "The signing PIN of this credential".into(),
+        }),
+        otp: OtpInfo {
+            presence: "true".into(),
+            otp_type: "offline".into(),
+            format: "N".into(),
+            label: "One-time code".into(),
+            description: "The 6-digit code from your authenticator app".into(),
+            id: "totp".into(),
+            provider: "totp".into(),
+        },
+        multisign: view.multisign,
+        lang: "en-US".into(),
+    }))
+}
+
+/// `credentials/authorize` request (§11.6).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AuthorizeRequestBody {
+    #[serde(rename = "credentialID")]
+    pub credential_id: Option<String>,
+    #[serde(rename = "numSignatures")]
+    pub num_signatures: Option<i32>,
+    /// Base64 digests the SAD is bound to (SCAL2: required).
+    pub hash: Option<Vec<String>>,
+    #[serde(rename = "PIN")]
+    pub pin: Option<String>,
+    #[serde(rename = "OTP")]
+    pub otp: Option<String>,
+    pub description: Option<String>,
+    #[serde(rename = "clientData")]
+    pub client_data: Option<String>,
+}
+
+/// `credentials/authorize` and `credentials/extendTransaction` response (§11.6, §11.8).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SadResponse {
+    #[serde(rename = "SAD")]
+    pub sad: String,
+    #[serde(rename = "expiresIn")]
+    pub expires_in: i64,
+}
+
+#[utoipa::path(post, path = "/csc/v1/credentials/authorize", tag = TAG, request_body = AuthorizeRequestBody,
+    security(("bearer" = [])),
+    responses((status = 200, body = SadResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[post("/credentials/authorize")]
+pub async fn authorize(
+    services: Data<Services>,
+    req: HttpRequest,
+    body: CscJson<AuthorizeRequestBody>,
+) -> Result<Json<SadResponse>, ApiError> {
+    let principal = principal(&services, &req, V1).await?;
+    let body = body.0;
+    let request = AuthorizeRequest {
+        credential_id: body.credential_id.ok_or_else(|| ApiError::missing("credentialID"))?,
+        num_signatures: body.num_signatures.ok_or_else(|| ApiError::missing("numSignatures"))?,
+        hashes: decode_hashes(&body.hash.ok_or_else(|| ApiError::missing("hash"))?, "hash")?,
+        hash_algo: None,
+        otp: body.otp,
+        pin: body.pin,
+    };
+    if body.description.is_some_and(|d| d.chars().count() > 500) {
+        return Err(ApiError::invalid("description"));
+    }
+    let issued = run(&services, V1, move |s| credentials::authorize(s, &principal, request)).await?;
+    Ok(Json(SadResponse { sad: issued.sad, expires_in: issued.expires_in }))
+}
+
+/// `credentials/extendTransaction` request (§11.8).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ExtendTransactionRequest {
+    #[serde(rename = "credentialID")]
+    pub credential_id: Option<String>,
+    pub hash: Option<Vec<String>>,
+    #[serde(rename = "SAD")]
+    pub sad: Option<String>,
+    #[serde(rename = "clientData")]
+    pub client_data: Option<String>,
+}
+
+#[utoipa::path(post, path = "/csc/v1/credentials/extendTransaction", tag = TAG, request_body = ExtendTransactionRequest,
+    security(("bearer" = [])),
+    responses((status = 200, body = SadResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[post("/credentials/extendTransaction")]
+pub async fn extend_transaction(
+    services: Data<Services>,
+    req: HttpRequest,
+    body: CscJson<ExtendTransactionRequest>,
+) -> Result<Json<SadResponse>, ApiError> {
+    let principal = principal(&services, &req, V1).await?;
+    let body = body.0;
+    let request = ExtendRequest {
+        credential_id: body.credential_id.ok_or_else(|| ApiError::missing("credentialID"))?,
+        sad: body.sad.ok_or_else(|| ApiError::missing("SAD"))?,
+        hashes: decode_hashes(&body.hash.unwrap_or_default(), "hash")?,
+        hash_algo: None,
+    };
+    let issued = run(&services, V1, move |s| credentials::extend(s, &principal, request)).await?;
+    Ok(Json(SadResponse { sad: issued.sad, expires_in: issued.expires_in }))
+}
+
+/// `signatures/signHash` request (§11.9).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SignHashRequestBody {
+    #[serde(rename = "credentialID")]
+    pub credential_id: Option<String>,
+    #[serde(rename = "SAD")]
+    pub sad: Option<String>,
+    /// Base64 digests to sign.
+    pub hash: Option<Vec<String>>,
+    /// Digest OID; required with `signAlgo` 1.2.840.113549.1.1.1.
+    #[serde(rename = "hashAlgo")]
+    pub hash_algo: Option<String>,
+    #[serde(rename = "signAlgo")]
+    pub sign_algo: Option<String>,
+    /// Base64 DER parameters (RSASSA-PSS-params).
+    #[serde(rename = "signAlgoParams")]
+    pub sign_algo_params: Option<String>,
+    #[serde(rename = "clientData")]
+    pub client_data: Option<String>,
+}
+
+/// `signatures/signHash` response (§11.9): one signature per hash, in order.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SignHashResponse {
+    pub signatures: Vec<String>,
+}
+
+#[utoipa::path(post, path = "/csc/v1/signatures/signHash", tag = TAG, request_body = SignHashRequestBody,
+    security(("bearer" = [])),
+    responses((status = 200, body = SignHashResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[post("/signatures/signHash")]
+pub async fn sign_hash(
+    services: Data<Services>,
+    req: HttpRequest,
+    body: CscJson<SignHashRequestBody>,
+) -> Result<Json<SignHashResponse>, ApiError> {
+    let principal = principal(&services, &req, V1).await?;
+    let body = body.0;
+    let request = SignHashRequest {
+        credential_id: body.credential_id.ok_or_else(|| ApiError::missing("credentialID"))?,
+        sad: body.sad.ok_or_else(|| ApiError::missing("SAD"))?,
+        hashes: decode_hashes(&body.hash.ok_or_else(|| ApiError::missing("hash"))?, "hash")?,
+        sign_algo: body.sign_algo.ok_or_else(|| ApiError::missing("signAlgo"))?,
+        hash_algo: body.hash_algo,
+        sign_algo_params: body.sign_algo_params.map(|p| decode_base64(&p, "signAlgoParams")).transpose()?,
+    };
+    let signatures = run(&services, V1, move |s| signing::sign_hash(s, &principal, request)).await?;
+    Ok(Json(SignHashResponse { signatures: signatures.iter().map(|s| encode_base64(s)).collect() }))
+}

@@ -1,0 +1,485 @@
+//! CSC API v2.0.0.2 under `/csc/v2`: the dialect EU wallets speak. Separate wire types from v1
+//! (`hashes`, `hashAlgorithmOID`, the `auth` object and `authData`), the same use cases below.
+
+use actix_web::web::{Data, Json};
+use actix_web::{post, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::csc_common::{self, cert_info, certificates_wanted, key_info, login_method, CertInfo, KeyInfo, LoginMethod};
+use super::csc_v1::token_type_hint;
+use super::error::{ApiError, Dialect, ErrorBody};
+use super::extract::{decode_base64, decode_hashes, encode_base64, principal, run, CscJson};
+use crate::domain::algorithms::oid;
+use crate::domain::HashAlgorithm;
+use crate::service::auth;
+use crate::service::credentials::{self, AuthorizeRequest, CredentialView, ExtendRequest};
+use crate::service::signing::{self, SignHashRequest};
+use crate::service::Services;
+
+const V2: Dialect = Dialect::V2;
+const TAG: &str = "CSC v2.0.0.2";
+
+/// `signAlgorithms` of `info` (§11.1).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SignAlgorithms {
+    pub algos: Vec<String>,
+}
+
+/// `signature_formats` of `info` (§11.1). Empty until signDoc exists: signHash returns raw signatures.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SignatureFormats {
+    pub formats: Vec<String>,
+    pub envelope_properties: Vec<Vec<String>>,
+}
+
+/// `info` response (§11.1).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct InfoResponse {
+    pub specs: String,
+    pub name: String,
+    pub logo: String,
+    pub region: String,
+    pub lang: String,
+    pub description: String,
+    #[serde(rename = "authType")]
+    pub auth_type: Vec<String>,
+    #[serde(rename = "asynchronousOperationMode")]
+    pub asynchronous_operation_mode: bool,
+    pub methods: Vec<String>,
+    #[serde(rename = "validationInfo")]
+    pub validation_info: bool,
+    #[serde(rename = "signAlgorithms")]
+    pub sign_algorithms: SignAlgorithms,
+    pub signature_formats: SignatureFormats,
+    pub conformance_levels: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct InfoRequest {
+    pub lang: Option<String>,
+}
+
+#[utoipa::path(post, path = "/csc/v2/info", tag = TAG, request_body = InfoRequest,
+    responses((status = 200, body = InfoResponse), (status = 400, body = ErrorBody)))]
+#[post("/info")]
+pub async fn info(services: Data<Services>, _body: CscJson<InfoRequest>) -> Json<InfoResponse> {
+    let algos = [
+        oid::RSA_ENCRYPTION,
+        oid::SHA256_WITH_RSA,
+        oid::SHA384_WITH_RSA,
+        oid::SHA512_WITH_RSA,
+        oid::RSASSA_PSS,
+        oid::ECDSA_SHA256,
+        oid::ECDSA_SHA384,
+        oid::ECDSA_SHA512,
+    ];
+    Json(InfoResponse {
+        specs: "2.0.0.2".into(),
+        name: services.config.service_name.clone(),
+        logo: format!("{}/logo.png", services.public_url),
+        region: services.config.ca.country.clone(),
+        lang: "en-US".into(),
+        description: "rssp remote signature service".into(),
+        auth_type: vec!["basic".into()],
+        asynchronous_operation_mode: false,
+        methods: csc_common::METHODS.iter().map(|m| m.to_string()).collect(),
+        validation_info: false,
+        sign_algorithms: SignAlgorithms { algos: algos.iter().map(|a| a.to_string()).collect() },
+        signature_formats: SignatureFormats { formats: vec![], envelope_properties: vec![] },
+        conformance_levels: vec![],
+    })
+}
+
+/// `auth/login` request (§11.2).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    pub refresh_token: Option<String>,
+    #[serde(rename = "rememberMe")]
+    pub remember_me: Option<bool>,
+    #[serde(rename = "clientData")]
+    pub client_data: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LoginResponse {
+    pub access_token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    pub expires_in: i64,
+}
+
+#[utoipa::path(post, path = "/csc/v2/auth/login", tag = TAG, request_body = LoginRequest,
+    security(("basic" = [])),
+    responses((status = 200, body = LoginResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[post("/auth/login")]
+pub async fn login(services: Data<Services>, req: HttpRequest, body: CscJson<LoginRequest>) -> Result<Json<LoginResponse>, ApiError> {
+    let body = body.0;
+    let remember_me = body.remember_me.unwrap_or(false);
+    let tokens = match login_method(&req, body.refresh_token)? {
+        LoginMethod::Password { username, password } => {
+            run(&services, V2, move |s| auth::login_with_password(s, &username, &password, remember_me)).await?
+        }
+        LoginMethod::RefreshToken(token) => run(&services, V2, move |s| auth::login_with_refresh_token(s, &token)).await?,
+    };
+    Ok(Json(LoginResponse { access_token: tokens.access_token, refresh_token: tokens.refresh_token, expires_in: tokens.expires_in }))
+}
+
+/// `auth/revoke` request (§11.3).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RevokeRequest {
+    pub token: Option<String>,
+    pub token_type_hint: Option<String>,
+    #[serde(rename = "clientData")]
+    pub client_data: Option<String>,
+}
+
+#[utoipa::path(post, path = "/csc/v2/auth/revoke", tag = TAG, request_body = RevokeRequest,
+    security(("bearer" = [])),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[post("/auth/revoke")]
+pub async fn revoke(services: Data<Services>, req: HttpRequest, body: CscJson<RevokeRequest>) -> Result<HttpResponse, ApiError> {
+    let principal = principal(&services, &req, V2).await?;
+    let token = body.0.token.filter(|t| !t.is_empty()).ok_or_else(|| ApiError::missing("token"))?;
+    let hint = token_type_hint(body.0.token_type_hint.as_deref())?;
+    run(&services, V2, move |s| auth::revoke(s, &principal, &token, hint)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// An authentication object of the `auth` object (§11.5): `Password` with id `PIN` or `OTP`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuthObject {
+    #[serde(rename = "type")]
+    pub object_type: String,
+    pub id: String,
+    pub format: String,
+    /// `totp` for the one-time code from the person's authenticator app.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generator: Option<String>,
+    pub label: String,
+    pub description: String,
+}
+
+/// The `auth` object (§11.5): always `explicit`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuthInfo {
+    pub mode: String,
+    pub expression: String,
+    pub objects: Vec<AuthObject>,
+}
+
+/// `credentials/info` response (§11.5); in `credentials/list` it also carries `credentialID`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CredentialInfo {
+    #[serde(rename = "credentialID", skip_serializing_if = "Option::is_none")]
+    pub credential_id: Option<String>,
+    pub description: String,
+    #[serde(rename = "signatureQualifier")]
+    pub signature_qualifier: String,
+    pub key: KeyInfo,
+    pub cert: CertInfo,
+    pub auth: AuthInfo,
+    #[serde(rename = "SCAL")]
+    pub scal: String,
+    pub multisign: i32,
+    pub lang: String,
+}
+
+fn credential_info(view: CredentialView, wanted: csc_common::CertificatesWanted, cert_details: bool, with_id: bool) -> CredentialInfo {
+    let mut objects = Vec::new();
+    if view.has_pin {
+        objects.push(AuthObject {
+            object_type: "Password".into(),
+            id: "PIN".into(),
+            format: "N".into(),
+            generator: None,
+            label: "PIN".into(),
+            description: "The signing PIN of this credential".into(),
+        });
+    }
+    objects.push(AuthObject {
+        object_type: "Password".into(),
+        id: "OTP".into(),
+        format: "N".into(),
+        generator: Some("totp".into()),
+        label: "One-time code".into(),
+        description: "The 6-digit code from your authenticator app".into(),
+    });
+    CredentialInfo {
+        credential_id: with_id.then(|| view.id.clone()),
+        description: format!("Qualified signing key {}", view.key_kind),
+        signature_qualifier: "eu_eidas_qes".into(),
+        key: key_info(&view),
+        cert: cert_info(&view, wanted, cert_details),
+        auth: AuthInfo {
+            mode: "explicit".into(),
+            expression: if view.has_pin { "PIN AND OTP" } else { "OTP" }.into(),
+            objects,
+        },
+        scal: "2".into(),
+        multisign: view.multisign,
+        lang: "en-US".into(),
+    }
+}
+
+/// `credentials/list` request (§11.4).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ListRequest {
+    #[serde(rename = "userID")]
+    pub user_id: Option<String>,
+    #[serde(rename = "credentialInfo")]
+    pub credential_info: Option<bool>,
+    pub certificates: Option<String>,
+    #[serde(rename = "certInfo")]
+    pub cert_info: Option<bool>,
+    #[serde(rename = "authInfo")]
+    pub auth_info: Option<bool>,
+    #[serde(rename = "onlyValid")]
+    pub only_valid: Option<bool>,
+    pub lang: Option<String>,
+    #[serde(rename = "clientData")]
+    pub client_data: Option<String>,
+}
+
+/// `credentials/list` response (§11.4).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ListResponse {
+    #[serde(rename = "credentialIDs")]
+    pub credential_ids: Vec<String>,
+    #[serde(rename = "credentialInfos", skip_serializing_if = "Option::is_none")]
+    pub credential_infos: Option<Vec<CredentialInfo>>,
+    #[serde(rename = "onlyValid", skip_serializing_if = "Option::is_none")]
+    pub only_valid: Option<bool>,
+}
+
+#[utoipa::path(post, path = "/csc/v2/credentials/list", tag = TAG, request_body = ListRequest,
+    security(("bearer" = [])),
+    responses((status = 200, body = ListResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[post("/credentials/list")]
+pub async fn list(services: Data<Services>, req: HttpRequest, body: CscJson<ListRequest>) -> Result<Json<ListResponse>, ApiError> {
+    let principal = principal(&services, &req, V2).await?;
+    let body = body.0;
+    if body.user_id.is_some() {
+        return Err(ApiError::invalid_request("userID parameter MUST be null"));
+    }
+    let wanted = certificates_wanted(body.certificates.as_deref())?;
+    let with_info = body.credential_info.unwrap_or(false);
+    let only_valid = body.only_valid.unwrap_or(false);
+    let cert_details = body.cert_info.unwrap_or(false);
+    let views = run(&services, V2, move |s| {
+        let (ids, _) = credentials::list(s, &principal, Some(credentials::MAX_PAGE), None)?;
+        credentials::describe_all(s, &principal, &ids)
+    })
+    .await?;
+    let views: Vec<CredentialView> = views.into_iter().filter(|v| !only_valid || v.key_enabled).collect();
+    Ok(Json(ListResponse {
+        credential_ids: views.iter().map(|v| v.id.clone()).collect(),
+        credential_infos: with_info.then(|| views.into_iter().map(|v| credential_info(v, wanted, cert_details, true)).collect()),
+        only_valid: only_valid.then_some(true),
+    }))
+}
+
+/// `credentials/info` request (§11.5).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CredentialInfoRequest {
+    #[serde(rename = "credentialID")]
+    pub credential_id: Option<String>,
+    pub certificates: Option<String>,
+    #[serde(rename = "certInfo")]
+    pub cert_info: Option<bool>,
+    #[serde(rename = "authInfo")]
+    pub auth_info: Option<bool>,
+    pub lang: Option<String>,
+    #[serde(rename = "clientData")]
+    pub client_data: Option<String>,
+}
+
+#[utoipa::path(post, path = "/csc/v2/credentials/info", tag = TAG, request_body = CredentialInfoRequest,
+    security(("bearer" = [])),
+    responses((status = 200, body = CredentialInfo), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[post("/credentials/info")]
+pub async fn credential_info_handler(
+    services: Data<Services>,
+    req: HttpRequest,
+    body: CscJson<CredentialInfoRequest>,
+) -> Result<Json<CredentialInfo>, ApiError> {
+    let principal = principal(&services, &req, V2).await?;
+    let body = body.0;
+    let id = body.credential_id.ok_or_else(|| ApiError::missing("credentialID"))?;
+    let wanted = certificates_wanted(body.certificates.as_deref())?;
+    let view = run(&services, V2, move |s| credentials::info(s, &principal, &id)).await?;
+    Ok(Json(credential_info(view, wanted, body.cert_info.unwrap_or(false), false)))
+}
+
+/// One entry of `authData` (§11.6).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AuthDataEntry {
+    pub id: Option<String>,
+    pub value: Option<String>,
+}
+
+/// `credentials/authorize` request (§11.6).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct AuthorizeRequestBody {
+    #[serde(rename = "credentialID")]
+    pub credential_id: Option<String>,
+    #[serde(rename = "numSignatures")]
+    pub num_signatures: Option<i32>,
+    pub hashes: Option<Vec<String>>,
+    #[serde(rename = "hashAlgorithmOID")]
+    pub hash_algorithm_oid: Option<String>,
+    #[serde(rename = "authData")]
+    pub auth_data: Option<Vec<AuthDataEntry>>,
+    pub description: Option<String>,
+    #[serde(rename = "clientData")]
+    pub client_data: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SadResponse {
+    #[serde(rename = "SAD")]
+    pub sad: String,
+    #[serde(rename = "expiresIn")]
+    pub expires_in: i64,
+}
+
+fn hash_algorithm(oid: Option<String>, hashes_given: bool) -> Result<Option<HashAlgorithm>, ApiError> {
+    match oid {
+        Some(oid) => HashAlgorithm::from_oid(&oid).map(Some).ok_or_else(|| ApiError::invalid("hashAlgorithmOID")),
+        // "Each time hash values are provided, the hash algorithm OID must also be provided."
+        None if hashes_given => Err(ApiError::missing("hashAlgorithmOID")),
+        None => Ok(None),
+    }
+}
+
+/// Picks the values of `authData` by object id; an unknown id or a repeated one is refused.
+fn auth_values(auth_data: Vec<AuthDataEntry>) -> Result<(Option<String>, Option<String>), ApiError> {
+    let (mut otp, mut pin) = (None, None);
+    for entry in auth_data {
+        let slot = match entry.id.as_deref() {
+            Some("OTP") => &mut otp,
+            Some("PIN") => &mut pin,
+            _ => return Err(ApiError::invalid("authData")),
+        };
+        if slot.is_some() || entry.value.is_none() {
+            return Err(ApiError::invalid("authData"));
+        }
+        *slot = entry.value;
+    }
+    Ok((otp, pin))
+}
+
+#[utoipa::path(post, path = "/csc/v2/credentials/authorize", tag = TAG, request_body = AuthorizeRequestBody,
+    security(("bearer" = [])),
+    responses((status = 200, body = SadResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[post("/credentials/authorize")]
+pub async fn authorize(
+    services: Data<Services>,
+    req: HttpRequest,
+    body: CscJson<AuthorizeRequestBody>,
+) -> Result<Json<SadResponse>, ApiError> {
+    let principal = principal(&services, &req, V2).await?;
+    let body = body.0;
+    let credential_id = body.credential_id.ok_or_else(|| ApiError::missing("credentialID"))?;
+    let num_signatures = body.num_signatures.ok_or_else(|| ApiError::missing("numSignatures"))?;
+    let hashes = decode_hashes(&body.hashes.ok_or_else(|| ApiError::missing("hashes"))?, "hashes")?;
+    let hash_algo = hash_algorithm(body.hash_algorithm_oid, true)?;
+    let (otp, pin) = auth_values(body.auth_data.unwrap_or_default())?;
+    if body.description.is_some_and(|d| d.chars().count() > 500) {
+        return Err(ApiError::invalid("description"));
+    }
+    let request = AuthorizeRequest { credential_id, num_signatures, hashes, hash_algo, otp, pin };
+    let issued = run(&services, V2, move |s| credentials::authorize(s, &principal, request)).await?;
+    Ok(Json(SadResponse { sad: issued.sad, expires_in: issued.expires_in }))
+}
+
+/// `credentials/extendTransaction` request (§11.9).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ExtendTransactionRequest {
+    #[serde(rename = "credentialID")]
+    pub credential_id: Option<String>,
+    pub hashes: Option<Vec<String>>,
+    #[serde(rename = "hashAlgorithmOID")]
+    pub hash_algorithm_oid: Option<String>,
+    #[serde(rename = "SAD")]
+    pub sad: Option<String>,
+    #[serde(rename = "clientData")]
+    pub client_data: Option<String>,
+}
+
+#[utoipa::path(post, path = "/csc/v2/credentials/extendTransaction", tag = TAG, request_body = ExtendTransactionRequest,
+    security(("bearer" = [])),
+    responses((status = 200, body = SadResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[post("/credentials/extendTransaction")]
+pub async fn extend_transaction(
+    services: Data<Services>,
+    req: HttpRequest,
+    body: CscJson<ExtendTransactionRequest>,
+) -> Result<Json<SadResponse>, ApiError> {
+    let principal = principal(&services, &req, V2).await?;
+    let body = body.0;
+    let hashes = decode_hashes(&body.hashes.unwrap_or_default(), "hashes")?;
+    let request = ExtendRequest {
+        credential_id: body.credential_id.ok_or_else(|| ApiError::missing("credentialID"))?,
+        sad: body.sad.ok_or_else(|| ApiError::missing("SAD"))?,
+        hash_algo: hash_algorithm(body.hash_algorithm_oid, !hashes.is_empty())?,
+        hashes,
+    };
+    let issued = run(&services, V2, move |s| credentials::extend(s, &principal, request)).await?;
+    Ok(Json(SadResponse { sad: issued.sad, expires_in: issued.expires_in }))
+}
+
+/// `signatures/signHash` request (§11.10).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SignHashRequestBody {
+    #[serde(rename = "credentialID")]
+    pub credential_id: Option<String>,
+    #[serde(rename = "SAD")]
+    pub sad: Option<String>,
+    pub hashes: Option<Vec<String>>,
+    #[serde(rename = "hashAlgorithmOID")]
+    pub hash_algorithm_oid: Option<String>,
+    #[serde(rename = "signAlgo")]
+    pub sign_algo: Option<String>,
+    #[serde(rename = "signAlgoParams")]
+    pub sign_algo_params: Option<String>,
+    /// Only `S` (synchronous) is offered: `info.asynchronousOperationMode` is false.
+    #[serde(rename = "operationMode")]
+    pub operation_mode: Option<String>,
+    pub validity_period: Option<i64>,
+    pub response_uri: Option<String>,
+    #[serde(rename = "clientData")]
+    pub client_data: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SignHashResponse {
+    pub signatures: Vec<String>,
+}
+
+#[utoipa::path(post, path = "/csc/v2/signatures/signHash", tag = TAG, request_body = SignHashRequestBody,
+    security(("bearer" = [])),
+    responses((status = 200, body = SignHashResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[post("/signatures/signHash")]
+pub async fn sign_hash(
+    services: Data<Services>,
+    req: HttpRequest,
+    body: CscJson<SignHashRequestBody>,
+) -> Result<Json<SignHashResponse>, ApiError> {
+    let principal = principal(&services, &req, V2).await?;
+    let body = body.0;
+    if body.operation_mode.as_deref().is_some_and(|m| m != "S") {
+        return Err(ApiError::invalid("operationMode"));
+    }
+    let hashes = decode_hashes(&body.hashes.ok_or_else(|| ApiError::missing("hashes"))?, "hashes")?;
+    let request = SignHashRequest {
+        credential_id: body.credential_id.ok_or_else(|| ApiError::missing("credentialID"))?,
+        sad: body.sad.ok_or_else(|| ApiError::missing("SAD"))?,
+        hashes,
+        sign_algo: body.sign_algo.ok_or_else(|| ApiError::missing("signAlgo"))?,
+        hash_algo: body.hash_algorithm_oid,
+        sign_algo_params: body.sign_algo_params.map(|p| decode_base64(&p, "signAlgoParams")).transpose()?,
+    };
+    let signatures = run(&services, V2, move |s| signing::sign_hash(s, &principal, request)).await?;
+    Ok(Json(SignHashResponse { signatures: signatures.iter().map(|s| encode_base64(s)).collect() }))
+}

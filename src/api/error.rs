@@ -1,0 +1,149 @@
+//! The one place that maps errors to an HTTP status and the CSC error body
+//! `{"error": ..., "error_description": ...}`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::service::{Param, ServiceError};
+
+/// The CSC error body (CSC API §5.1 / v2 §7.1).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Error code, e.g. `invalid_request`, `invalid_token`, `invalid_otp`.
+    pub error: String,
+    pub error_description: String,
+}
+
+/// Which wire dialect a request came in: the same field has different names in v1 and v2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    V1,
+    V2,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub error: &'static str,
+    pub description: String,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.error, self.description)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status)
+            .json(ErrorBody { error: self.error.to_string(), error_description: self.description.clone() })
+    }
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> ApiError {
+        ApiError { status, error, description: description.into() }
+    }
+
+    pub fn invalid_request(description: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", description)
+    }
+
+    /// "Missing (or invalid type) string parameter credentialID", as the CSC error tables word it.
+    pub fn missing(name: &str) -> ApiError {
+        ApiError::invalid_request(format!("Missing (or invalid type) {} parameter {name}", param_kind(name)))
+    }
+
+    pub fn invalid(name: &str) -> ApiError {
+        ApiError::invalid_request(format!("Invalid parameter {name}"))
+    }
+
+    pub fn internal() -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "The service could not complete the request")
+    }
+
+    /// Maps a service error once, naming request fields in the caller's dialect.
+    pub fn from_service(error: ServiceError, dialect: Dialect) -> ApiError {
+        use ServiceError as E;
+        let name = |p: Param| param_name(p, dialect);
+        match error {
+            E::Missing(p) => ApiError::missing(name(p)),
+            E::Invalid(p) => ApiError::invalid(name(p)),
+            E::InvalidRequest(text) => ApiError::invalid_request(text),
+            E::InvalidToken => ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", "The access token is not valid"),
+            E::ExpiredToken => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "expired_token", "The access token expired or was revoked")
+            }
+            E::AuthenticationFailed => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "authentication_error",
+                "An error occurred during authentication process",
+            ),
+            E::InvalidOtp => ApiError::new(StatusCode::BAD_REQUEST, "invalid_otp", "The OTP is invalid"),
+            E::OtpReplayed => ApiError::new(StatusCode::BAD_REQUEST, "invalid_otp", "The OTP has already been used"),
+            E::OtpLocked { until } => {
+                let when = chrono::DateTime::from_timestamp(until, 0).map(|t| t.to_rfc3339()).unwrap_or_default();
+                ApiError::invalid_request(format!("OTP locked after repeated failures, until {when}"))
+            }
+            E::InvalidPin => ApiError::new(StatusCode::BAD_REQUEST, "invalid_pin", "The PIN is invalid"),
+            E::CredentialDisabled => {
+                ApiError::invalid_request("The credential identified by credentialID is disabled")
+            }
+            E::SadExpired => ApiError::invalid_request("SAD expired"),
+            E::SadBudgetSpent => ApiError::invalid_request("The SAD does not cover that many signatures"),
+            E::HashNotAuthorized => ApiError::invalid_request("Hash is not authorized by the SAD."),
+            E::DigestLength => ApiError::invalid_request("Invalid digest value length"),
+            E::CertificateExpired { subject } => {
+                ApiError::invalid_request(format!("Signing certificate '{subject}' is expired."))
+            }
+            E::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+/// The wire name of a field in each dialect.
+pub fn param_name(param: Param, dialect: Dialect) -> &'static str {
+    let v2 = dialect == Dialect::V2;
+    match param {
+        Param::CredentialId => "credentialID",
+        Param::Sad => "SAD",
+        Param::Hash if v2 => "hashes",
+        Param::Hash => "hash",
+        Param::HashAlgo if v2 => "hashAlgorithmOID",
+        Param::HashAlgo => "hashAlgo",
+        Param::SignAlgo => "signAlgo",
+        Param::SignAlgoParams => "signAlgoParams",
+        Param::NumSignatures => "numSignatures",
+        Param::Otp if v2 => "authData",
+        Param::Otp => "OTP",
+        Param::Pin if v2 => "authData",
+        Param::Pin => "PIN",
+        Param::AuthData => "authData",
+        Param::PageToken => "pageToken",
+        Param::MaxResults => "maxResults",
+        Param::Certificates => "certificates",
+        Param::Token => "token",
+        Param::TokenTypeHint => "token_type_hint",
+        Param::RefreshToken => "refresh_token",
+        Param::UserId => "userID",
+    }
+}
+
+/// The JSON type of a request field, for the "Missing (or invalid type) <kind> parameter" wording.
+fn param_kind(name: &str) -> &'static str {
+    match name {
+        "numSignatures" | "maxResults" | "validity_period" => "integer",
+        "hash" | "hashes" | "authData" => "array",
+        "rememberMe" | "certInfo" | "authInfo" | "credentialInfo" | "onlyValid" => "boolean",
+        _ => "string",
+    }
+}

@@ -1,0 +1,35 @@
+//! Time, injected: the server runs on the system clock; tests move a manual clock to reach expiry.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+pub trait Clock: Send + Sync {
+    /// Seconds since the Unix epoch.
+    fn now(&self) -> i64;
+}
+
+#[derive(Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> i64 {
+        chrono::Utc::now().timestamp()
+    }
+}
+
+/// The system clock plus an offset that tests move forward.
+#[derive(Debug, Default)]
+pub struct ManualClock {
+    offset: AtomicI64,
+}
+
+impl ManualClock {
+    pub fn advance(&self, seconds: i64) {
+        self.offset.fetch_add(seconds, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> i64 {
+        chrono::Utc::now().timestamp() + self.offset.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,328 @@
+//! Configuration: defaults, then `rssp.toml`, then `RSSP_*` environment variables.
+//!
+//! Every setting is checked at start; a bad one stops the start with an error that names it.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The default PKCS#11 module: Debian's SoftHSM 2.
+pub const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {cause}")]
+    Read { path: PathBuf, cause: std::io::Error },
+    #[error("configuration file {path}: {cause}")]
+    Parse { path: PathBuf, cause: String },
+    #[error("bad setting {name}: {reason}")]
+    Invalid { name: String, reason: String },
+}
+
+fn invalid(name: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { name: name.to_string(), reason: reason.into() }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// All local state: the SQLite file, the SoftHSM token, the HSM PIN of the embedded default.
+    pub data_dir: PathBuf,
+    /// address:port to listen on (port 0 picks a free port).
+    pub listen: String,
+    /// `sqlite://path` or `postgres://...`; defaults to a SQLite file under the data directory.
+    pub database_url: Option<String>,
+    /// Base URL under which clients reach this server; used in certificates (AIA, CRL distribution point).
+    pub public_url: Option<String>,
+    /// Service name shown by CSC `info`.
+    pub service_name: String,
+    pub hsm: HsmConfig,
+    pub security: SecurityConfig,
+    pub ca: CaConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HsmConfig {
+    /// Path of the PKCS#11 module.
+    pub module: PathBuf,
+    /// Label of the token holding the CA and signing keys.
+    pub token_label: String,
+    /// User PIN of the token. The embedded default generates one under the data directory.
+    pub pin: Option<String>,
+    /// Number of logged-in sessions kept open (the signing concurrency towards the HSM).
+    pub sessions: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// Lifetime of an access token from `auth/login`.
+    pub access_token_lifetime_secs: i64,
+    /// Lifetime of a refresh token (`rememberMe`).
+    pub refresh_token_lifetime_secs: i64,
+    /// Lifetime of a SAD from `credentials/authorize` or `extendTransaction`.
+    pub sad_lifetime_secs: i64,
+    /// Wrong one-time codes in a row before the OTP factor locks.
+    pub otp_max_failures: i32,
+    /// How long a locked OTP factor stays locked.
+    pub otp_lockout_secs: i64,
+    /// Most hashes accepted in one request.
+    pub max_hashes_per_request: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaConfig {
+    /// Organisation named in the CA certificates.
+    pub organization: String,
+    /// ISO 3166 country code used in the CA and end-entity subjects.
+    pub country: String,
+    /// Validity of end-entity certificates in days.
+    pub end_entity_validity_days: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("rssp-data"),
+            listen: "127.0.0.1:8080".to_string(),
+            database_url: None,
+            public_url: None,
+            service_name: "rssp".to_string(),
+            hsm: HsmConfig::default(),
+            security: SecurityConfig::default(),
+            ca: CaConfig::default(),
+        }
+    }
+}
+
+impl Default for HsmConfig {
+    fn default() -> Self {
+        HsmConfig {
+            module: PathBuf::from(SOFTHSM_MODULE),
+            token_label: "rssp".to_string(),
+            pin: None,
+            sessions: 4,
+        }
+    }
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            access_token_lifetime_secs: 3600,
+            refresh_token_lifetime_secs: 30 * 24 * 3600,
+            sad_lifetime_secs: 300,
+            otp_max_failures: 5,
+            otp_lockout_secs: 900,
+            max_hashes_per_request: 1000,
+        }
+    }
+}
+
+impl Default for CaConfig {
+    fn default() -> Self {
+        CaConfig {
+            organization: "rssp Trust Services".to_string(),
+            country: "SI".to_string(),
+            end_entity_validity_days: 365,
+        }
+    }
+}
+
+/// The type an environment variable is parsed as before it is laid over the file.
+enum Kind {
+    Str,
+    Int,
+}
+
+/// Environment variables and the setting each one overrides (a dotted path into the TOML).
+const ENV_SETTINGS: &[(&str, &str, Kind)] = &[
+    ("RSSP_DATA_DIR", "data_dir", Kind::Str),
+    ("RSSP_LISTEN", "listen", Kind::Str),
+    ("RSSP_DATABASE_URL", "database_url", Kind::Str),
+    ("RSSP_PUBLIC_URL", "public_url", Kind::Str),
+    ("RSSP_SERVICE_NAME", "service_name", Kind::Str),
+    ("RSSP_HSM_MODULE", "hsm.module", Kind::Str),
+    ("RSSP_HSM_TOKEN_LABEL", "hsm.token_label", Kind::Str),
+    ("RSSP_HSM_PIN", "hsm.pin", Kind::Str),
+    ("RSSP_HSM_SESSIONS", "hsm.sessions", Kind::Int),
+    ("RSSP_ACCESS_TOKEN_LIFETIME_SECS", "security.access_token_lifetime_secs", Kind::Int),
+    ("RSSP_REFRESH_TOKEN_LIFETIME_SECS", "security.refresh_token_lifetime_secs", Kind::Int),
+    ("RSSP_SAD_LIFETIME_SECS", "security.sad_lifetime_secs", Kind::Int),
+    ("RSSP_OTP_MAX_FAILURES", "security.otp_max_failures", Kind::Int),
+    ("RSSP_OTP_LOCKOUT_SECS", "security.otp_lockout_secs", Kind::Int),
+    ("RSSP_MAX_HASHES_PER_REQUEST", "security.max_hashes_per_request", Kind::Int),
+    ("RSSP_CA_ORGANIZATION", "ca.organization", Kind::Str),
+    ("RSSP_CA_COUNTRY", "ca.country", Kind::Str),
+    ("RSSP_CA_END_ENTITY_VALIDITY_DAYS", "ca.end_entity_validity_days", Kind::Int),
+];
+
+impl Config {
+    /// Loads the configuration: defaults, then the file (`RSSP_CONFIG`, or `rssp.toml` in the working
+    /// directory when it exists), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        let file = file
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("RSSP_CONFIG").map(PathBuf::from))
+            .or_else(|| Some(PathBuf::from("rssp.toml")).filter(|p| p.exists()));
+        Self::from_sources(file.as_deref(), &env)
+    }
+
+    /// Builds the configuration from an optional file and a list of environment variables.
+    pub fn from_sources(file: Option<&Path>, env: &[(String, String)]) -> Result<Config, ConfigError> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|cause| ConfigError::Read { path: path.to_path_buf(), cause })?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), cause: e.to_string() })?
+            }
+            None => toml::Table::new(),
+        };
+        for (name, value) in env {
+            if !name.starts_with("RSSP_") || name == "RSSP_CONFIG" || name.starts_with("RSSP_TEST_") {
+                continue;
+            }
+            let Some((_, path, kind)) = ENV_SETTINGS.iter().find(|(n, _, _)| n == name) else {
+                return Err(invalid(name, "unknown setting"));
+            };
+            let value = match kind {
+                Kind::Str => toml::Value::String(value.clone()),
+                Kind::Int => toml::Value::Integer(
+                    value.trim().parse().map_err(|_| invalid(name, format!("expected an integer, got {value:?}")))?,
+                ),
+            };
+            set_path(&mut table, path, value);
+        }
+        let config: Config = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| {
+            let source = file.map(|p| p.display().to_string()).unwrap_or_else(|| "environment".into());
+            ConfigError::Parse { path: PathBuf::from(source), cause: e.message().to_string() }
+        })?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        let url = self.database_url();
+        if !(url.starts_with("sqlite://") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(invalid("database_url (RSSP_DATABASE_URL)", "must start with sqlite:// or postgres://"));
+        }
+        if let Some(public) = &self.public_url {
+            if !(public.starts_with("http://") || public.starts_with("https://")) {
+                return Err(invalid("public_url (RSSP_PUBLIC_URL)", "must be an http:// or https:// URL"));
+            }
+        }
+        if self.hsm.token_label.is_empty() || self.hsm.token_label.len() > 32 {
+            return Err(invalid("hsm.token_label (RSSP_HSM_TOKEN_LABEL)", "must be 1 to 32 characters"));
+        }
+        if !(1..=256).contains(&self.hsm.sessions) {
+            return Err(invalid("hsm.sessions (RSSP_HSM_SESSIONS)", "must be between 1 and 256"));
+        }
+        let positive = [
+            ("security.access_token_lifetime_secs", self.security.access_token_lifetime_secs),
+            ("security.refresh_token_lifetime_secs", self.security.refresh_token_lifetime_secs),
+            ("security.sad_lifetime_secs", self.security.sad_lifetime_secs),
+            ("security.otp_lockout_secs", self.security.otp_lockout_secs),
+            ("security.otp_max_failures", i64::from(self.security.otp_max_failures)),
+            ("security.max_hashes_per_request", self.security.max_hashes_per_request as i64),
+            ("ca.end_entity_validity_days", self.ca.end_entity_validity_days),
+        ];
+        for (name, value) in positive {
+            if value < 1 {
+                return Err(invalid(name, "must be at least 1"));
+            }
+        }
+        if self.ca.country.len() != 2 || !self.ca.country.chars().all(|c| c.is_ascii_uppercase()) {
+            return Err(invalid("ca.country (RSSP_CA_COUNTRY)", "must be a two-letter ISO 3166 code like SI"));
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> Result<std::net::SocketAddr, ConfigError> {
+        self.listen.parse().map_err(|_| invalid("listen (RSSP_LISTEN)", "must be address:port, e.g. 127.0.0.1:8080"))
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("rssp.sqlite").display()),
+        }
+    }
+
+    /// The base URL put into certificates; without `public_url`, the listen address.
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
+    /// True when the HSM is the SoftHSM token that rssp manages itself under the data directory.
+    pub fn embedded_softhsm(&self) -> bool {
+        self.hsm.module == Path::new(SOFTHSM_MODULE)
+    }
+}
+
+fn set_path(table: &mut toml::Table, path: &str, value: toml::Value) {
+    match path.split_once('.') {
+        None => {
+            table.insert(path.to_string(), value);
+        }
+        Some((head, rest)) => {
+            let entry = table.entry(head.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if !entry.is_table() {
+                *entry = toml::Value::Table(toml::Table::new());
+            }
+            if let toml::Value::Table(inner) = entry {
+                set_path(inner, rest, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn environment_overrides_file_and_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rssp.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9000\"\n[hsm]\nsessions = 2\n").unwrap();
+        let config =
+            Config::from_sources(Some(&file), &env(&[("RSSP_HSM_SESSIONS", "8"), ("RSSP_DATA_DIR", "/tmp/x")])).unwrap();
+        assert_eq!(config.listen, "127.0.0.1:9000");
+        assert_eq!(config.hsm.sessions, 8);
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(config.database_url(), "sqlite:///tmp/x/rssp.sqlite");
+    }
+
+    #[test]
+    fn a_bad_setting_is_named() {
+        let err = Config::from_sources(None, &env(&[("RSSP_LISTEN", "nowhere")])).unwrap_err();
+        assert!(err.to_string().contains("RSSP_LISTEN"), "{err}");
+        let err = Config::from_sources(None, &env(&[("RSSP_HSM_SESSIONS", "many")])).unwrap_err();
+        assert!(err.to_string().contains("RSSP_HSM_SESSIONS"), "{err}");
+        let err = Config::from_sources(None, &env(&[("RSSP_DATABASE_URL", "mysql://x")])).unwrap_err();
+        assert!(err.to_string().contains("RSSP_DATABASE_URL"), "{err}");
+        let err = Config::from_sources(None, &env(&[("RSSP_TYPO", "1")])).unwrap_err();
+        assert!(err.to_string().contains("RSSP_TYPO"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rssp.toml");
+        std::fs::write(&file, "lisen = \"127.0.0.1:9000\"\n").unwrap();
+        let err = Config::from_sources(Some(&file), &[]).unwrap_err();
+        assert!(err.to_string().contains("lisen"), "{err}");
+    }
+}

@@ -1,0 +1,35 @@
+use diesel::prelude::*;
+
+use super::schema::access_tokens;
+use super::DbConnection;
+
+pub const ACCESS: &str = "access";
+pub const REFRESH: &str = "refresh";
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = access_tokens)]
+pub struct TokenRow {
+    pub digest: String,
+    pub user_id: String,
+    pub kind: String,
+    pub refresh_digest: Option<String>,
+    pub expires_at: i64,
+    pub revoked: bool,
+}
+
+pub fn insert(conn: &mut DbConnection, row: &TokenRow) -> QueryResult<()> {
+    diesel::insert_into(access_tokens::table).values(row).execute(conn).map(|_| ())
+}
+
+pub fn find(conn: &mut DbConnection, digest: &str) -> QueryResult<Option<TokenRow>> {
+    access_tokens::table.find(digest).select(TokenRow::as_select()).first(conn).optional()
+}
+
+/// Revokes one token; revoking a refresh token also revokes every access token minted with it.
+pub fn revoke(conn: &mut DbConnection, digest: &str) -> QueryResult<()> {
+    diesel::update(access_tokens::table.find(digest)).set(access_tokens::revoked.eq(true)).execute(conn)?;
+    diesel::update(access_tokens::table.filter(access_tokens::refresh_digest.eq(digest)))
+        .set(access_tokens::revoked.eq(true))
+        .execute(conn)?;
+    Ok(())
+}

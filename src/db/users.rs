@@ -1,0 +1,66 @@
+use diesel::prelude::*;
+
+use super::schema::{totp_factors, users};
+use super::DbConnection;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = users)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub password_hash: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = totp_factors)]
+pub struct TotpFactor {
+    pub user_id: String,
+    pub secret: Vec<u8>,
+    pub last_step: Option<i64>,
+    pub failures: i32,
+    pub locked_until: Option<i64>,
+}
+
+pub fn insert(conn: &mut DbConnection, user: &User) -> QueryResult<()> {
+    diesel::insert_into(users::table).values(user).execute(conn).map(|_| ())
+}
+
+pub fn by_username(conn: &mut DbConnection, username: &str) -> QueryResult<Option<User>> {
+    users::table.filter(users::username.eq(username)).select(User::as_select()).first(conn).optional()
+}
+
+pub fn insert_totp(conn: &mut DbConnection, factor: &TotpFactor) -> QueryResult<()> {
+    diesel::insert_into(totp_factors::table).values(factor).execute(conn).map(|_| ())
+}
+
+pub fn totp(conn: &mut DbConnection, user_id: &str) -> QueryResult<Option<TotpFactor>> {
+    totp_factors::table.find(user_id).select(TotpFactor::as_select()).first(conn).optional()
+}
+
+/// Records an accepted code. The update only happens when the step moves forward, so two requests
+/// racing with the same code cannot both win: exactly one row changes for the winner.
+pub fn accept_totp_step(conn: &mut DbConnection, user_id: &str, step: i64) -> QueryResult<bool> {
+    let changed = diesel::update(
+        totp_factors::table
+            .filter(totp_factors::user_id.eq(user_id))
+            .filter(totp_factors::last_step.is_null().or(totp_factors::last_step.lt(step))),
+    )
+    .set((totp_factors::last_step.eq(step), totp_factors::failures.eq(0), totp_factors::locked_until.eq(None::<i64>)))
+    .execute(conn)?;
+    Ok(changed == 1)
+}
+
+/// Counts a wrong code; at `max_failures` the factor locks until `lock_until`. Returns the failures so far.
+pub fn record_totp_failure(conn: &mut DbConnection, user_id: &str, max_failures: i32, lock_until: i64) -> QueryResult<i32> {
+    diesel::update(totp_factors::table.find(user_id))
+        .set(totp_factors::failures.eq(totp_factors::failures + 1))
+        .execute(conn)?;
+    let failures: i32 = totp_factors::table.find(user_id).select(totp_factors::failures).first(conn)?;
+    if failures >= max_failures {
+        diesel::update(totp_factors::table.find(user_id))
+            .set((totp_factors::locked_until.eq(Some(lock_until)), totp_factors::failures.eq(0)))
+            .execute(conn)?;
+    }
+    Ok(failures)
+}

@@ -1,0 +1,11 @@
+//! Pure types and rules, no I/O: algorithms and OIDs, key kinds, the SAD policy, TOTP step rules.
+//! Parse, don't validate: once a value is one of these types it is valid.
+
+pub mod algorithms;
+pub mod key_kind;
+pub mod sad;
+pub mod secrets;
+pub mod totp;
+
+pub use algorithms::{HashAlgorithm, SignatureScheme};
+pub use key_kind::KeyKind;

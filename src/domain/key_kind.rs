@@ -1,0 +1,77 @@
+//! The kinds of signing key rssp generates, and what each can do.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::algorithms::oid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyKind {
+    Rsa2048,
+    Rsa3072,
+    EcP256,
+    EcP384,
+}
+
+impl KeyKind {
+    pub const ALL: [KeyKind; 4] = [KeyKind::Rsa2048, KeyKind::Rsa3072, KeyKind::EcP256, KeyKind::EcP384];
+
+    /// The name used on the command line and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::Rsa2048 => "rsa-2048",
+            KeyKind::Rsa3072 => "rsa-3072",
+            KeyKind::EcP256 => "ec-p256",
+            KeyKind::EcP384 => "ec-p384",
+        }
+    }
+
+    pub fn is_rsa(self) -> bool {
+        matches!(self, KeyKind::Rsa2048 | KeyKind::Rsa3072)
+    }
+
+    /// Key length in bits, as CSC `key.len` reports it.
+    pub fn bits(self) -> u32 {
+        match self {
+            KeyKind::Rsa2048 => 2048,
+            KeyKind::Rsa3072 => 3072,
+            KeyKind::EcP256 => 256,
+            KeyKind::EcP384 => 384,
+        }
+    }
+
+    /// The named curve's OID, for EC keys (CSC `key.curve`).
+    pub fn curve_oid(self) -> Option<&'static str> {
+        match self {
+            KeyKind::EcP256 => Some(oid::P256),
+            KeyKind::EcP384 => Some(oid::P384),
+            _ => None,
+        }
+    }
+
+    /// Every signature algorithm OID this key can be used with (CSC `key.algo`).
+    pub fn signature_algorithms(self) -> &'static [&'static str] {
+        if self.is_rsa() {
+            &[oid::RSA_ENCRYPTION, oid::SHA256_WITH_RSA, oid::SHA384_WITH_RSA, oid::SHA512_WITH_RSA, oid::RSASSA_PSS]
+        } else {
+            &[oid::ECDSA_SHA256, oid::ECDSA_SHA384, oid::ECDSA_SHA512]
+        }
+    }
+}
+
+impl fmt::Display for KeyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("unknown key kind {0:?}: use rsa-2048, rsa-3072, ec-p256 or ec-p384")]
+pub struct UnknownKeyKind(pub String);
+
+impl FromStr for KeyKind {
+    type Err = UnknownKeyKind;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        KeyKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| UnknownKeyKind(s.to_string()))
+    }
+}

@@ -1,0 +1,81 @@
+//! The SAD policy: how many signatures an authorisation may cover, and which hashes (SCAL2).
+
+/// A client's request to authorise a credential, checked against the credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureActivationRequest {
+    pub num_signatures: i32,
+    /// The digests the SAD is bound to (SCAL2). Never empty.
+    pub hashes: Vec<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SadPolicyError {
+    #[error("numSignatures must be between 1 and the credential's multisign")]
+    NumSignaturesOutOfRange,
+    #[error("SCAL2 needs the hashes to be signed")]
+    MissingHashes,
+    #[error("more hashes than numSignatures")]
+    TooManyHashes,
+    #[error("a hash has the wrong length for any supported digest")]
+    BadHashLength,
+}
+
+/// Digest lengths a hash may have (SHA-256, SHA-384, SHA-512).
+pub fn plausible_digest_len(len: usize) -> bool {
+    matches!(len, 32 | 48 | 64)
+}
+
+impl SignatureActivationRequest {
+    /// SCAL2 rules: 1 ≤ numSignatures ≤ multisign, and at least one and at most numSignatures hashes,
+    /// each the length of a supported digest. Fewer hashes than numSignatures is allowed: the rest
+    /// are bound later through extendTransaction.
+    pub fn new(num_signatures: i32, hashes: Vec<Vec<u8>>, multisign: i32) -> Result<Self, SadPolicyError> {
+        if num_signatures < 1 || num_signatures > multisign {
+            return Err(SadPolicyError::NumSignaturesOutOfRange);
+        }
+        if hashes.is_empty() {
+            return Err(SadPolicyError::MissingHashes);
+        }
+        if hashes.len() > num_signatures as usize {
+            return Err(SadPolicyError::TooManyHashes);
+        }
+        if !hashes.iter().all(|h| plausible_digest_len(h.len())) {
+            return Err(SadPolicyError::BadHashLength);
+        }
+        Ok(SignatureActivationRequest { num_signatures, hashes })
+    }
+}
+
+/// The stored form of a SAD's bound hashes: hex digests separated by commas.
+pub fn encode_hashes(hashes: &[Vec<u8>]) -> String {
+    hashes.iter().map(hex::encode).collect::<Vec<_>>().join(",")
+}
+
+pub fn decode_hashes(stored: &str) -> Vec<Vec<u8>> {
+    stored.split(',').filter(|s| !s.is_empty()).filter_map(|h| hex::decode(h).ok()).collect()
+}
+
+/// True when every requested hash is among the authorised ones.
+pub fn covers(authorised: &[Vec<u8>], requested: &[Vec<u8>]) -> bool {
+    requested.iter().all(|h| authorised.contains(h))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy() {
+        let h = vec![vec![1u8; 32]];
+        assert!(SignatureActivationRequest::new(1, h.clone(), 1).is_ok());
+        assert_eq!(SignatureActivationRequest::new(0, h.clone(), 5), Err(SadPolicyError::NumSignaturesOutOfRange));
+        assert_eq!(SignatureActivationRequest::new(6, h.clone(), 5), Err(SadPolicyError::NumSignaturesOutOfRange));
+        assert_eq!(SignatureActivationRequest::new(1, vec![], 5), Err(SadPolicyError::MissingHashes));
+        assert_eq!(SignatureActivationRequest::new(1, vec![vec![1; 32]; 2], 5), Err(SadPolicyError::TooManyHashes));
+        assert_eq!(SignatureActivationRequest::new(1, vec![vec![1; 20]], 5), Err(SadPolicyError::BadHashLength));
+        let stored = encode_hashes(&[vec![1; 32], vec![2; 32]]);
+        let back = decode_hashes(&stored);
+        assert!(covers(&back, &[vec![2; 32]]));
+        assert!(!covers(&back, &[vec![3; 32]]));
+    }
+}

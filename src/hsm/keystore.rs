@@ -1,0 +1,299 @@
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, OnceLock};
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
+use der::asn1::{BitString, ObjectIdentifier, OctetStringRef, UintRef};
+use der::{Decode, Encode, Sequence};
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+
+use crate::domain::algorithms::{ecdsa_raw_to_der, oid};
+use crate::domain::{secrets, HashAlgorithm, KeyKind, SignatureScheme};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HsmError {
+    #[error("PKCS#11: {0}")]
+    Pkcs11(#[from] CkError),
+    #[error("no token labelled {0:?} on the PKCS#11 module")]
+    TokenNotFound(String),
+    #[error("no key with id {0} on the token")]
+    KeyNotFound(String),
+    #[error("unexpected key material from the HSM: {0}")]
+    BadKeyMaterial(String),
+}
+
+/// The `CKA_ID` that links a key pair to what rssp knows about it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KeyId(Vec<u8>);
+
+impl KeyId {
+    pub fn random() -> KeyId {
+        KeyId(secrets::random_bytes::<16>().to_vec())
+    }
+    pub fn from_hex(text: &str) -> Option<KeyId> {
+        hex::decode(text).ok().filter(|b| !b.is_empty()).map(KeyId)
+    }
+    pub fn to_hex(&self) -> String {
+        hex::encode(&self.0)
+    }
+}
+
+/// A key pair generated in the HSM: its id and its public key as DER SubjectPublicKeyInfo.
+#[derive(Debug, Clone)]
+pub struct GeneratedKey {
+    pub id: KeyId,
+    pub public_key_der: Vec<u8>,
+}
+
+/// One PKCS#11 module may be initialised once per process; every key store shares it.
+fn module(path: &Path) -> Result<Pkcs11, HsmError> {
+    static MODULES: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
+    let mut modules = MODULES.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(existing) = modules.get(path) {
+        return Ok(existing.clone());
+    }
+    let pkcs11 = Pkcs11::new(path)?;
+    pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))?;
+    modules.insert(path.to_path_buf(), pkcs11.clone());
+    Ok(pkcs11)
+}
+
+/// Token initialisation must not race within a process (tests start many servers at once).
+static TOKEN_INIT: Mutex<()> = Mutex::new(());
+
+pub struct KeyStore {
+    slot: Slot,
+    /// Idle logged-in sessions. A `Session` is `Send` but not `Sync`: each is used by one thread at a time.
+    idle: Mutex<Vec<Session>>,
+    returned: Condvar,
+    /// Private-key handles by key id; handles stay valid for every session of this process.
+    handles: Mutex<HashMap<KeyId, ObjectHandle>>,
+}
+
+impl KeyStore {
+    /// Opens the token labelled `label`, logs in and keeps `sessions` sessions open. With `init_so_pin`,
+    /// a missing token is created in a free slot first (the embedded SoftHSM default).
+    pub fn open(
+        module_path: &Path,
+        label: &str,
+        pin: &str,
+        sessions: usize,
+        init_so_pin: Option<&str>,
+    ) -> Result<KeyStore, HsmError> {
+        let pkcs11 = module(module_path)?;
+        let slot = {
+            let _guard = TOKEN_INIT.lock().unwrap_or_else(|e| e.into_inner());
+            match find_token(&pkcs11, label)? {
+                Some(slot) => slot,
+                None => match init_so_pin {
+                    Some(so_pin) => init_token(&pkcs11, label, so_pin, pin)?,
+                    None => return Err(HsmError::TokenNotFound(label.to_string())),
+                },
+            }
+        };
+        let pin = AuthPin::new(pin.into());
+        let mut idle = Vec::with_capacity(sessions);
+        for _ in 0..sessions.max(1) {
+            let session = pkcs11.open_rw_session(slot)?;
+            match session.login(UserType::User, Some(&pin)) {
+                Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            idle.push(session);
+        }
+        Ok(KeyStore { slot, idle: Mutex::new(idle), returned: Condvar::new(), handles: Mutex::new(HashMap::new()) })
+    }
+
+    pub fn slot(&self) -> Slot {
+        self.slot
+    }
+
+    /// Runs `f` with an idle session, waiting for one when all are busy.
+    fn with_session<T>(&self, f: impl FnOnce(&Session) -> Result<T, HsmError>) -> Result<T, HsmError> {
+        let session = {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                if let Some(session) = idle.pop() {
+                    break session;
+                }
+                idle = self.returned.wait(idle).unwrap_or_else(|e| e.into_inner());
+            }
+        };
+        let result = f(&session);
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(session);
+        self.returned.notify_one();
+        result
+    }
+
+    /// Generates a key pair on the token: the private key sensitive and never extractable.
+    pub fn generate(&self, kind: KeyKind, label: &str) -> Result<GeneratedKey, HsmError> {
+        let id = KeyId::random();
+        let common = |private: bool| {
+            vec![Attribute::Token(true), Attribute::Private(private), Attribute::Id(id.0.clone()), Attribute::Label(label.as_bytes().to_vec())]
+        };
+        let mut private = common(true);
+        private.extend([Attribute::Sensitive(true), Attribute::Extractable(false), Attribute::Sign(true)]);
+        let mut public = common(false);
+        public.push(Attribute::Verify(true));
+        let mechanism = if kind.is_rsa() {
+            public.extend([Attribute::ModulusBits((kind.bits() as u64).into()), Attribute::PublicExponent(vec![1, 0, 1])]);
+            Mechanism::RsaPkcsKeyPairGen
+        } else {
+            public.push(Attribute::EcParams(curve_params(kind)?));
+            Mechanism::EccKeyPairGen
+        };
+        self.with_session(|session| {
+            let (public_handle, private_handle) = session.generate_key_pair(&mechanism, &public, &private)?;
+            self.handles.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), private_handle);
+            let public_key_der = read_public_key(session, public_handle, kind)?;
+            Ok(GeneratedKey { id: id.clone(), public_key_der })
+        })
+    }
+
+    /// The public key (DER SubjectPublicKeyInfo) of a key pair on the token.
+    pub fn public_key(&self, id: &KeyId, kind: KeyKind) -> Result<Vec<u8>, HsmError> {
+        self.with_session(|session| {
+            let template = [Attribute::Class(ObjectClass::PUBLIC_KEY), Attribute::Id(id.0.clone())];
+            let handle = *session.find_objects(&template)?.first().ok_or_else(|| HsmError::KeyNotFound(id.to_hex()))?;
+            read_public_key(session, handle, kind)
+        })
+    }
+
+    /// True when the token holds a private key with this id.
+    pub fn has_key(&self, id: &KeyId) -> Result<bool, HsmError> {
+        match self.with_session(|session| self.private_key(session, id)) {
+            Ok(_) => Ok(true),
+            Err(HsmError::KeyNotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn private_key(&self, session: &Session, id: &KeyId) -> Result<ObjectHandle, HsmError> {
+        if let Some(handle) = self.handles.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
+            return Ok(*handle);
+        }
+        let template = [Attribute::Class(ObjectClass::PRIVATE_KEY), Attribute::Id(id.0.clone())];
+        let handle = *session.find_objects(&template)?.first().ok_or_else(|| HsmError::KeyNotFound(id.to_hex()))?;
+        self.handles.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), handle);
+        Ok(handle)
+    }
+
+    /// Signs each digest with the key, in order. ECDSA values come back DER-encoded.
+    pub fn sign_digests(&self, id: &KeyId, scheme: SignatureScheme, digests: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, HsmError> {
+        self.with_session(|session| {
+            let key = self.private_key(session, id)?;
+            digests.iter().map(|digest| sign_one(session, key, scheme, digest)).collect()
+        })
+    }
+}
+
+fn sign_one(session: &Session, key: ObjectHandle, scheme: SignatureScheme, digest: &[u8]) -> Result<Vec<u8>, HsmError> {
+    match scheme {
+        SignatureScheme::RsaPkcs1(hash) => {
+            // CKM_RSA_PKCS only pads: the DigestInfo is ours to build.
+            let mut digest_info = hash.digest_info_prefix().to_vec();
+            digest_info.extend_from_slice(digest);
+            Ok(session.sign(&Mechanism::RsaPkcs, key, &digest_info)?)
+        }
+        SignatureScheme::RsaPss { hash, salt_len } => {
+            let (hash_alg, mgf) = match hash {
+                HashAlgorithm::Sha256 => (MechanismType::SHA256, PkcsMgfType::MGF1_SHA256),
+                HashAlgorithm::Sha384 => (MechanismType::SHA384, PkcsMgfType::MGF1_SHA384),
+                HashAlgorithm::Sha512 => (MechanismType::SHA512, PkcsMgfType::MGF1_SHA512),
+            };
+            let params = PkcsPssParams { hash_alg, mgf, s_len: u64::from(salt_len).into() };
+            Ok(session.sign(&Mechanism::RsaPkcsPss(params), key, digest)?)
+        }
+        SignatureScheme::Ecdsa(_) => {
+            let raw = session.sign(&Mechanism::Ecdsa, key, digest)?;
+            ecdsa_raw_to_der(&raw).ok_or_else(|| HsmError::BadKeyMaterial("ECDSA signature of odd length".into()))
+        }
+    }
+}
+
+fn curve_params(kind: KeyKind) -> Result<Vec<u8>, HsmError> {
+    let curve = kind.curve_oid().ok_or_else(|| HsmError::BadKeyMaterial(format!("{kind} has no curve")))?;
+    let oid = ObjectIdentifier::new(curve).map_err(|e| HsmError::BadKeyMaterial(e.to_string()))?;
+    oid.to_der().map_err(|e| HsmError::BadKeyMaterial(e.to_string()))
+}
+
+#[derive(Sequence)]
+struct RsaPublicKey<'a> {
+    modulus: UintRef<'a>,
+    public_exponent: UintRef<'a>,
+}
+
+fn read_public_key(session: &Session, handle: ObjectHandle, kind: KeyKind) -> Result<Vec<u8>, HsmError> {
+    let bad = |e: der::Error| HsmError::BadKeyMaterial(e.to_string());
+    let (algorithm, key_bits) = if kind.is_rsa() {
+        let attrs = session.get_attributes(handle, &[AttributeType::Modulus, AttributeType::PublicExponent])?;
+        let (mut n, mut e) = (Vec::new(), Vec::new());
+        for attr in attrs {
+            match attr {
+                Attribute::Modulus(v) => n = v,
+                Attribute::PublicExponent(v) => e = v,
+                _ => {}
+            }
+        }
+        let key = RsaPublicKey { modulus: UintRef::new(&n).map_err(bad)?, public_exponent: UintRef::new(&e).map_err(bad)? };
+        let algorithm = AlgorithmIdentifierOwned {
+            oid: ObjectIdentifier::new_unwrap(oid::RSA_ENCRYPTION),
+            parameters: Some(der::asn1::Null.into()),
+        };
+        (algorithm, key.to_der().map_err(bad)?)
+    } else {
+        let attrs = session.get_attributes(handle, &[AttributeType::EcPoint])?;
+        let point = attrs
+            .into_iter()
+            .find_map(|a| if let Attribute::EcPoint(p) = a { Some(p) } else { None })
+            .ok_or_else(|| HsmError::BadKeyMaterial("no EC point".into()))?;
+        // PKCS#11 wraps the point in a DER OCTET STRING; some HSMs return it bare.
+        let point = match <&OctetStringRef>::from_der(&point) {
+            Ok(inner) if inner.as_bytes().first() == Some(&0x04) => inner.as_bytes().to_vec(),
+            _ => point,
+        };
+        let curve = ObjectIdentifier::new(kind.curve_oid().unwrap_or_default()).map_err(|e| HsmError::BadKeyMaterial(e.to_string()))?;
+        let algorithm = AlgorithmIdentifierOwned {
+            oid: ObjectIdentifier::new_unwrap("1.2.840.10045.2.1"),
+            parameters: Some(der::Any::encode_from(&curve).map_err(bad)?),
+        };
+        (algorithm, point)
+    };
+    let spki = SubjectPublicKeyInfoOwned { algorithm, subject_public_key: BitString::from_bytes(&key_bits).map_err(bad)? };
+    spki.to_der().map_err(bad)
+}
+
+fn find_token(pkcs11: &Pkcs11, label: &str) -> Result<Option<Slot>, HsmError> {
+    for slot in pkcs11.get_slots_with_token()? {
+        let info = pkcs11.get_token_info(slot)?;
+        if info.token_initialized() && info.label().trim_end() == label {
+            return Ok(Some(slot));
+        }
+    }
+    Ok(None)
+}
+
+/// Initialises a token in the first free slot and sets its user PIN. SoftHSM then moves the token to
+/// a new slot id, so it is looked up again by label.
+fn init_token(pkcs11: &Pkcs11, label: &str, so_pin: &str, user_pin: &str) -> Result<Slot, HsmError> {
+    let free = pkcs11
+        .get_slots_with_token()?
+        .into_iter()
+        .find(|slot| pkcs11.get_token_info(*slot).map(|i| !i.token_initialized()).unwrap_or(false))
+        .ok_or_else(|| HsmError::TokenNotFound(format!("{label} (and no free slot to create it in)")))?;
+    let so_pin = AuthPin::new(so_pin.into());
+    pkcs11.init_token(free, &so_pin, label)?;
+    let slot = find_token(pkcs11, label)?.ok_or_else(|| HsmError::TokenNotFound(label.to_string()))?;
+    let session = pkcs11.open_rw_session(slot)?;
+    session.login(UserType::So, Some(&so_pin))?;
+    session.init_pin(&AuthPin::new(user_pin.into()))?;
+    session.logout()?;
+    Ok(slot)
+}

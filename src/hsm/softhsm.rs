@@ -1,0 +1,63 @@
+//! The embedded default: a SoftHSM token that rssp keeps under its data directory.
+
+use std::path::Path;
+
+use crate::config::Config;
+use crate::domain::secrets;
+
+/// Prepares the embedded SoftHSM set-up before the module is loaded: writes a `softhsm2.conf` whose
+/// token directory is under the data directory (unless `SOFTHSM2_CONF` is already set), and, when no
+/// PIN is configured, creates a random user PIN kept in the data directory.
+///
+/// Must run before any thread is started: it sets `SOFTHSM2_CONF` for this process.
+pub fn prepare_embedded_softhsm(config: &mut Config) -> std::io::Result<()> {
+    if !config.embedded_softhsm() {
+        return Ok(());
+    }
+    let hsm_dir = config.data_dir.join("hsm");
+    std::fs::create_dir_all(&hsm_dir)?;
+    let hsm_dir = std::fs::canonicalize(&hsm_dir)?;
+    if std::env::var_os("SOFTHSM2_CONF").is_none() {
+        let tokens = hsm_dir.join("tokens");
+        std::fs::create_dir_all(&tokens)?;
+        let conf = hsm_dir.join("softhsm2.conf");
+        let text = format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
+            tokens.display()
+        );
+        std::fs::write(&conf, text)?;
+        // Single-threaded at this point (see the doc comment), so changing the environment is safe.
+        std::env::set_var("SOFTHSM2_CONF", &conf);
+    }
+    if config.hsm.pin.is_none() {
+        config.hsm.pin = Some(read_or_create_secret(&hsm_dir.join("user.pin"))?);
+    }
+    Ok(())
+}
+
+/// The security officer PIN of an embedded token rssp initialises itself.
+pub(crate) fn embedded_so_pin(data_dir: &Path) -> std::io::Result<String> {
+    read_or_create_secret(&data_dir.join("hsm").join("so.pin"))
+}
+
+fn read_or_create_secret(path: &Path) -> std::io::Result<String> {
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        return Ok(existing.trim().to_string());
+    }
+    let secret = hex::encode(secrets::random_bytes::<16>());
+    write_private(path, &secret)?;
+    Ok(secret)
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(text.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
+}

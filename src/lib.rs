@@ -1,0 +1,14 @@
+//! rssp: a Remote Signature Service Provider speaking the Cloud Signature Consortium API, with keys
+//! in a PKCS#11 HSM and its own CA. See DESIGN.md (beside the project root) for the architecture.
+
+pub mod api;
+pub mod audit;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod db;
+pub mod hsm;
+pub mod pki;
+pub mod service;
+pub mod startup;

@@ -1,0 +1,26 @@
+//! Our own CA: root and issuing CA keys in the HSM, certificates with the qualified profile, and CRLs.
+
+pub mod ca;
+pub mod certificate;
+pub mod crl;
+pub mod profile;
+
+pub use ca::{CertificateAuthority, IssuedCertificate};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    #[error(transparent)]
+    Hsm(#[from] crate::hsm::HsmError),
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+    #[error("certificate encoding: {0}")]
+    Encoding(#[from] der::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<diesel::result::Error> for PkiError {
+    fn from(e: diesel::result::Error) -> Self {
+        PkiError::Db(e.into())
+    }
+}

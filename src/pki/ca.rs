@@ -1,0 +1,155 @@
+//! The certificate authority: a self-signed root and an issuing CA, both keys in the HSM.
+
+use std::str::FromStr;
+
+use der::{Decode, Encode};
+use spki::SubjectPublicKeyInfoOwned;
+use x509_cert::name::Name;
+use x509_cert::Certificate;
+
+use super::certificate::{random_serial, validity, CaSigner, TbsCertificate};
+use super::profile::{self, Publication};
+use super::PkiError;
+use crate::domain::KeyKind;
+use crate::hsm::{KeyId, KeyStore};
+
+/// CA keys are ECDSA P-384: strong, and cheap to sign with when certificates and CRLs are issued.
+pub const CA_KEY_KIND: KeyKind = KeyKind::EcP384;
+const ROOT_YEARS: i64 = 20;
+const ISSUING_YEARS: i64 = 10;
+const DAY: i64 = 24 * 3600;
+
+/// Paths under the public URL where the CA publishes its certificates and CRLs (served by `api::pki`).
+pub mod paths {
+    pub const ROOT_CERT: &str = "/pki/root-ca.cer";
+    pub const ISSUING_CERT: &str = "/pki/issuing-ca.cer";
+    pub const ROOT_CRL: &str = "/pki/root-ca.crl";
+    pub const ISSUING_CRL: &str = "/pki/issuing-ca.crl";
+}
+
+/// One CA level: its key in the HSM and its certificate.
+#[derive(Debug, Clone)]
+pub struct CaLevel {
+    pub key: KeyId,
+    pub kind: KeyKind,
+    pub certificate_der: Vec<u8>,
+    pub name: Name,
+    pub key_identifier: Vec<u8>,
+}
+
+impl CaLevel {
+    pub fn from_parts(key: KeyId, kind: KeyKind, certificate_der: Vec<u8>) -> Result<CaLevel, PkiError> {
+        let cert = Certificate::from_der(&certificate_der)?;
+        let name = cert.tbs_certificate().subject().clone();
+        let key_identifier = profile::key_identifier(cert.tbs_certificate().subject_public_key_info());
+        Ok(CaLevel { key, kind, certificate_der, name, key_identifier })
+    }
+
+    pub fn signer<'a>(&self, keystore: &'a KeyStore) -> CaSigner<'a> {
+        CaSigner { keystore, key: self.key.clone(), kind: self.kind }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CertificateAuthority {
+    pub root: CaLevel,
+    pub issuing: CaLevel,
+}
+
+/// What the CA issued for an end entity.
+#[derive(Debug, Clone)]
+pub struct IssuedCertificate {
+    pub der: Vec<u8>,
+    pub serial_hex: String,
+    pub not_after: i64,
+}
+
+/// Subject names; values are limited to characters that need no escaping in RFC 4514.
+pub fn distinguished_name(common_name: &str, organization: Option<&str>, country: &str) -> Result<Name, PkiError> {
+    let plain = |s: &str| s.chars().all(|c| c.is_alphanumeric() || " .-_@".contains(c));
+    if !plain(common_name) || !organization.is_none_or(plain) || !plain(country) {
+        return Err(PkiError::Invalid(format!("name {common_name:?} has characters not allowed in a subject")));
+    }
+    let text = match organization {
+        Some(o) => format!("CN={common_name},O={o},C={country}"),
+        None => format!("CN={common_name},C={country}"),
+    };
+    Ok(Name::from_str(&text)?)
+}
+
+impl CertificateAuthority {
+    /// Creates the root and the issuing CA: keys in the HSM, certificates signed there.
+    pub fn create(keystore: &KeyStore, organization: &str, country: &str, public_url: &str, now: i64) -> Result<Self, PkiError> {
+        let root_name = distinguished_name(&format!("{organization} Root CA"), Some(organization), country)?;
+        let root_key = keystore.generate(CA_KEY_KIND, "rssp root CA")?;
+        let root_spki = SubjectPublicKeyInfoOwned::from_der(&root_key.public_key_der)?;
+        let root_key_id = profile::key_identifier(&root_spki);
+        let root_signer = CaSigner { keystore, key: root_key.id.clone(), kind: CA_KEY_KIND };
+        let tbs = TbsCertificate {
+            version: 2,
+            serial_number: random_serial()?,
+            signature: root_signer.algorithm(),
+            issuer: root_name.clone(),
+            validity: validity(now - 60, now + ROOT_YEARS * 365 * DAY)?,
+            subject: root_name.clone(),
+            extensions: profile::ca_extensions(&root_spki, &root_key_id, Some(1), None)?,
+            subject_public_key_info: root_spki,
+        };
+        let root = CaLevel::from_parts(root_key.id.clone(), CA_KEY_KIND, root_signer.sign(tbs)?)?;
+
+        let issuing_name = distinguished_name(&format!("{organization} Qualified Issuing CA"), Some(organization), country)?;
+        let issuing_key = keystore.generate(CA_KEY_KIND, "rssp issuing CA")?;
+        let issuing_spki = SubjectPublicKeyInfoOwned::from_der(&issuing_key.public_key_der)?;
+        let published = Publication {
+            issuer_cert_url: format!("{public_url}{}", paths::ROOT_CERT),
+            crl_url: format!("{public_url}{}", paths::ROOT_CRL),
+        };
+        let tbs = TbsCertificate {
+            version: 2,
+            serial_number: random_serial()?,
+            signature: root_signer.algorithm(),
+            issuer: root_name,
+            validity: validity(now - 60, now + ISSUING_YEARS * 365 * DAY)?,
+            subject: issuing_name,
+            extensions: profile::ca_extensions(&issuing_spki, &root.key_identifier, Some(0), Some(&published))?,
+            subject_public_key_info: issuing_spki,
+        };
+        let issuing = CaLevel::from_parts(issuing_key.id, CA_KEY_KIND, root_signer.sign(tbs)?)?;
+        Ok(CertificateAuthority { root, issuing })
+    }
+
+    /// Issues a qualified signing certificate for a public key generated in the HSM.
+    pub fn issue_end_entity(
+        &self,
+        keystore: &KeyStore,
+        public_key_der: &[u8],
+        subject: Name,
+        public_url: &str,
+        now: i64,
+        validity_days: i64,
+    ) -> Result<IssuedCertificate, PkiError> {
+        let spki = SubjectPublicKeyInfoOwned::from_der(public_key_der)?;
+        let signer = self.issuing.signer(keystore);
+        let serial = random_serial()?;
+        let serial_hex = hex::encode(serial.as_bytes());
+        let not_after = now + validity_days * DAY;
+        let published = Publication {
+            issuer_cert_url: format!("{public_url}{}", paths::ISSUING_CERT),
+            crl_url: format!("{public_url}{}", paths::ISSUING_CRL),
+        };
+        let tbs = TbsCertificate {
+            version: 2,
+            serial_number: serial,
+            signature: signer.algorithm(),
+            issuer: self.issuing.name.clone(),
+            validity: validity(now - 60, not_after)?,
+            subject,
+            extensions: profile::qualified_end_entity_extensions(&spki, &self.issuing.key_identifier, &published)?,
+            subject_public_key_info: spki,
+        };
+        let der = signer.sign(tbs)?;
+        // Parse what was produced, so a malformed certificate never leaves the CA.
+        Certificate::from_der(&der)?.to_der()?;
+        Ok(IssuedCertificate { der, serial_hex, not_after })
+    }
+}

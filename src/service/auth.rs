@@ -1,0 +1,174 @@
+//! Service authorisation: `auth/login` (password, or a refresh token), bearer token checks, `auth/revoke`.
+
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::Argon2;
+
+use crate::audit::{self, AuditEvent, Outcome};
+use crate::db::{self, tokens, users};
+use crate::domain::secrets;
+
+use super::{Param, Principal, ServiceError, Services};
+
+/// Tokens handed out by a login.
+#[derive(Debug, Clone)]
+pub struct IssuedTokens {
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+    pub expires_in: i64,
+}
+
+pub fn hash_password(password: &str) -> Result<String, ServiceError> {
+    Argon2::default().hash_password(password.as_bytes()).map(|h| h.to_string()).map_err(ServiceError::internal)
+}
+
+pub fn verify_password(password: &str, stored: &str) -> bool {
+    PasswordHash::new(stored).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+}
+
+/// Spends the same time as a real check when the user does not exist, so timing does not reveal it.
+fn burn_password_check(password: &str) {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let dummy = DUMMY.get_or_init(|| hash_password("not a password").unwrap_or_default());
+    let _ = verify_password(password, dummy);
+}
+
+/// `auth/login` with a username and password.
+pub fn login_with_password(services: &Services, username: &str, password: &str, remember_me: bool) -> Result<IssuedTokens, ServiceError> {
+    let mut conn = services.conn()?;
+    let user = users::by_username(&mut conn, username)?;
+    let Some(user) = user.filter(|u| verify_password(password, &u.password_hash)) else {
+        burn_password_check(password);
+        services.audit_refusal("auth.login", None, None, &ServiceError::InvalidRequest(format!("failed login for {username:?}")));
+        return Err(ServiceError::AuthenticationFailed);
+    };
+    issue(services, &mut conn, &user.id, remember_me, None)
+}
+
+/// `auth/login` with a refresh token from an earlier `rememberMe` login. The refresh token stays valid.
+pub fn login_with_refresh_token(services: &Services, refresh_token: &str) -> Result<IssuedTokens, ServiceError> {
+    let mut conn = services.conn()?;
+    let digest = secrets::token_digest(refresh_token);
+    let row = tokens::find(&mut conn, &digest)?
+        .filter(|t| t.kind == tokens::REFRESH && !t.revoked && t.expires_at > services.now());
+    let Some(row) = row else {
+        services.audit_refusal("auth.login", None, None, &ServiceError::Invalid(Param::RefreshToken));
+        return Err(ServiceError::Invalid(Param::RefreshToken));
+    };
+    issue(services, &mut conn, &row.user_id, false, Some(digest))
+}
+
+fn issue(
+    services: &Services,
+    conn: &mut db::DbConnection,
+    user_id: &str,
+    remember_me: bool,
+    from_refresh: Option<String>,
+) -> Result<IssuedTokens, ServiceError> {
+    let now = services.now();
+    let security = &services.config.security;
+    let access_token = secrets::new_token();
+    let refresh_token = remember_me.then(secrets::new_token);
+    db::write_transaction(conn, |c| {
+        let refresh_digest = match &refresh_token {
+            Some(token) => {
+                let digest = secrets::token_digest(token);
+                tokens::insert(
+                    c,
+                    &tokens::TokenRow {
+                        digest: digest.clone(),
+                        user_id: user_id.to_string(),
+                        kind: tokens::REFRESH.into(),
+                        refresh_digest: None,
+                        expires_at: now + security.refresh_token_lifetime_secs,
+                        revoked: false,
+                    },
+                )?;
+                Some(digest)
+            }
+            None => from_refresh.clone(),
+        };
+        tokens::insert(
+            c,
+            &tokens::TokenRow {
+                digest: secrets::token_digest(&access_token),
+                user_id: user_id.to_string(),
+                kind: tokens::ACCESS.into(),
+                refresh_digest,
+                expires_at: now + security.access_token_lifetime_secs,
+                revoked: false,
+            },
+        )?;
+        let how = if from_refresh.is_some() { "refresh token" } else { "password" };
+        audit::record(
+            c,
+            now,
+            AuditEvent {
+                event: "auth.login",
+                outcome: Outcome::Success,
+                user_id: Some(user_id),
+                credential_id: None,
+                detail: format!("by {how}, rememberMe={remember_me}"),
+            },
+        )
+        .map_err(ServiceError::from)
+    })?;
+    Ok(IssuedTokens { access_token, refresh_token, expires_in: security.access_token_lifetime_secs })
+}
+
+/// Checks a bearer access token.
+pub fn authenticate(services: &Services, bearer: &str) -> Result<Principal, ServiceError> {
+    let digest = secrets::token_digest(bearer);
+    let row = tokens::find(&mut *services.conn()?, &digest)?;
+    match row {
+        Some(t) if t.kind == tokens::ACCESS => {
+            if t.revoked || t.expires_at <= services.now() {
+                Err(ServiceError::ExpiredToken)
+            } else {
+                Ok(Principal { user_id: t.user_id, token_digest: digest })
+            }
+        }
+        _ => Err(ServiceError::InvalidToken),
+    }
+}
+
+/// Which kind of token `auth/revoke` is asked to revoke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenTypeHint {
+    AccessToken,
+    RefreshToken,
+}
+
+/// `auth/revoke`: revokes one of the caller's own tokens (a refresh token takes its access tokens with it).
+pub fn revoke(services: &Services, principal: &Principal, token: &str, hint: Option<TokenTypeHint>) -> Result<(), ServiceError> {
+    let result = (|| {
+        let mut conn = services.conn()?;
+        let digest = secrets::token_digest(token);
+        let row = tokens::find(&mut conn, &digest)?.filter(|t| t.user_id == principal.user_id && !t.revoked);
+        let kind_matches = |kind: &str| match hint {
+            Some(TokenTypeHint::AccessToken) => kind == tokens::ACCESS,
+            Some(TokenTypeHint::RefreshToken) => kind == tokens::REFRESH,
+            None => true,
+        };
+        let row = row.filter(|t| kind_matches(&t.kind)).ok_or(ServiceError::Invalid(Param::Token))?;
+        db::write_transaction(&mut conn, |c| {
+            tokens::revoke(c, &row.digest)?;
+            audit::record(
+                c,
+                services.now(),
+                AuditEvent {
+                    event: "auth.revoke",
+                    outcome: Outcome::Success,
+                    user_id: Some(&principal.user_id),
+                    credential_id: None,
+                    detail: format!("{} token", row.kind),
+                },
+            )
+            .map_err(ServiceError::from)
+        })
+    })();
+    if let Err(e) = &result {
+        services.audit_refusal("auth.revoke", Some(&principal.user_id), None, e);
+    }
+    result
+}

@@ -1,0 +1,357 @@
+//! `credentials/list`, `credentials/info`, `credentials/authorize` and `credentials/extendTransaction`.
+
+use der::Decode;
+use x509_cert::Certificate;
+
+use crate::audit::{self, AuditEvent, Outcome};
+use crate::db::{self, credentials::CredentialRow, sads, users, DbConnection};
+use crate::domain::sad::{self, SadPolicyError, SignatureActivationRequest};
+use crate::domain::totp::{self, TotpCheck};
+use crate::domain::{secrets, HashAlgorithm, KeyKind};
+
+use super::auth::verify_password;
+use super::{Param, Principal, ServiceError, Services};
+
+pub const STATUS_ENABLED: &str = "enabled";
+/// Credential ids per page of `credentials/list` when the client asks for no limit or too many.
+pub const MAX_PAGE: i64 = 100;
+
+/// A credential as both CSC dialects describe it.
+#[derive(Debug, Clone)]
+pub struct CredentialView {
+    pub id: String,
+    pub key_kind: KeyKind,
+    pub key_enabled: bool,
+    /// `valid`, `expired` or `revoked`.
+    pub cert_status: &'static str,
+    /// End entity first, then the issuing CA (the root is the client's trust anchor).
+    pub chain: Vec<Vec<u8>>,
+    pub subject_dn: String,
+    pub issuer_dn: String,
+    pub serial_hex: String,
+    /// GeneralizedTime `YYYYMMDDHHMMSSZ`.
+    pub valid_from: String,
+    pub valid_to: String,
+    pub has_pin: bool,
+    pub multisign: i32,
+}
+
+fn generalized(time: &x509_cert::time::Time) -> String {
+    let dt = chrono::DateTime::<chrono::Utc>::from(time.to_system_time());
+    dt.format("%Y%m%d%H%M%SZ").to_string()
+}
+
+fn cert_status(row: &CredentialRow, now: i64) -> &'static str {
+    if row.revoked_at.is_some() {
+        "revoked"
+    } else if row.not_after <= now {
+        "expired"
+    } else {
+        "valid"
+    }
+}
+
+/// The credential, if the caller owns it. Someone else's credential is reported exactly like a
+/// missing one, so the answer does not reveal that it exists.
+fn owned(conn: &mut DbConnection, principal: &Principal, credential_id: &str) -> Result<CredentialRow, ServiceError> {
+    db::credentials::owned_by(conn, &principal.user_id, credential_id)?.ok_or(ServiceError::Invalid(Param::CredentialId))
+}
+
+pub(super) fn key_kind(row: &CredentialRow) -> Result<KeyKind, ServiceError> {
+    row.key_kind.parse().map_err(ServiceError::internal)
+}
+
+/// A credential that may sign now: enabled, certificate neither revoked nor expired.
+pub(super) fn ensure_usable(row: &CredentialRow, now: i64) -> Result<(), ServiceError> {
+    match cert_status(row, now) {
+        "valid" if row.status == STATUS_ENABLED => Ok(()),
+        "expired" => Err(ServiceError::CertificateExpired { subject: subject_dn(&row.certificate) }),
+        _ => Err(ServiceError::CredentialDisabled),
+    }
+}
+
+fn subject_dn(der: &[u8]) -> String {
+    Certificate::from_der(der).map(|c| c.tbs_certificate().subject().to_string()).unwrap_or_default()
+}
+
+pub fn list(
+    services: &Services,
+    principal: &Principal,
+    max_results: Option<i64>,
+    page_token: Option<&str>,
+) -> Result<(Vec<String>, Option<String>), ServiceError> {
+    let limit = match max_results {
+        Some(n) if n < 1 => return Err(ServiceError::Invalid(Param::MaxResults)),
+        Some(n) => n.min(MAX_PAGE),
+        None => MAX_PAGE,
+    };
+    // The page token is the last id of the previous page; ids are random, so it reveals nothing.
+    if page_token.is_some_and(|t| t.is_empty() || t.len() > 64) {
+        return Err(ServiceError::Invalid(Param::PageToken));
+    }
+    let mut ids = db::credentials::ids_of_user(&mut *services.conn()?, &principal.user_id, page_token, limit + 1)?;
+    let next = if ids.len() as i64 > limit {
+        ids.truncate(limit as usize);
+        ids.last().cloned()
+    } else {
+        None
+    };
+    Ok((ids, next))
+}
+
+pub fn info(services: &Services, principal: &Principal, credential_id: &str) -> Result<CredentialView, ServiceError> {
+    let row = owned(&mut *services.conn()?, principal, credential_id)?;
+    view(services, row)
+}
+
+/// Every credential of the caller, described (v2 `credentials/list` with `credentialInfo`).
+pub fn describe_all(services: &Services, principal: &Principal, ids: &[String]) -> Result<Vec<CredentialView>, ServiceError> {
+    let mut conn = services.conn()?;
+    ids.iter().map(|id| owned(&mut conn, principal, id).and_then(|row| view(services, row))).collect()
+}
+
+fn view(services: &Services, row: CredentialRow) -> Result<CredentialView, ServiceError> {
+    let cert = Certificate::from_der(&row.certificate).map_err(ServiceError::internal)?;
+    let tbs = cert.tbs_certificate();
+    let status = cert_status(&row, services.now());
+    Ok(CredentialView {
+        key_kind: key_kind(&row)?,
+        key_enabled: row.status == STATUS_ENABLED && status == "valid",
+        cert_status: status,
+        chain: vec![row.certificate.clone(), services.ca.issuing.certificate_der.clone()],
+        subject_dn: tbs.subject().to_string(),
+        issuer_dn: tbs.issuer().to_string(),
+        serial_hex: row.serial_hex.to_uppercase(),
+        valid_from: generalized(&tbs.validity().not_before),
+        valid_to: generalized(&tbs.validity().not_after),
+        has_pin: row.pin_hash.is_some(),
+        multisign: row.multisign,
+        id: row.id,
+    })
+}
+
+/// What a client sends to `credentials/authorize`, once parsed.
+#[derive(Debug, Clone)]
+pub struct AuthorizeRequest {
+    pub credential_id: String,
+    pub num_signatures: i32,
+    pub hashes: Vec<Vec<u8>>,
+    /// v2 names the digest algorithm; v1 does not.
+    pub hash_algo: Option<HashAlgorithm>,
+    pub otp: Option<String>,
+    pub pin: Option<String>,
+}
+
+/// A SAD handed to the client.
+#[derive(Debug, Clone)]
+pub struct IssuedSad {
+    pub sad: String,
+    pub expires_in: i64,
+}
+
+fn policy_error(e: SadPolicyError) -> ServiceError {
+    match e {
+        SadPolicyError::NumSignaturesOutOfRange => ServiceError::Invalid(Param::NumSignatures),
+        SadPolicyError::MissingHashes => ServiceError::Missing(Param::Hash),
+        SadPolicyError::TooManyHashes => ServiceError::InvalidRequest("More hashes than numSignatures".into()),
+        SadPolicyError::BadHashLength => ServiceError::DigestLength,
+    }
+}
+
+fn check_hash_lengths(hashes: &[Vec<u8>], hash_algo: Option<HashAlgorithm>) -> Result<(), ServiceError> {
+    match hash_algo {
+        Some(h) if hashes.iter().any(|d| d.len() != h.digest_len()) => Err(ServiceError::DigestLength),
+        _ => Ok(()),
+    }
+}
+
+/// `credentials/authorize`: checks the one-time code (and the PIN, if the credential has one) and
+/// mints a SAD bound to the user, the credential and the exact hashes (SCAL2).
+pub fn authorize(services: &Services, principal: &Principal, request: AuthorizeRequest) -> Result<IssuedSad, ServiceError> {
+    let result = authorize_inner(services, principal, &request);
+    if let Err(e) = &result {
+        services.audit_refusal("credentials.authorize", Some(&principal.user_id), Some(&request.credential_id), e);
+    }
+    result
+}
+
+fn authorize_inner(services: &Services, principal: &Principal, request: &AuthorizeRequest) -> Result<IssuedSad, ServiceError> {
+    let now = services.now();
+    let mut conn = services.conn()?;
+    let row = owned(&mut conn, principal, &request.credential_id)?;
+    ensure_usable(&row, now)?;
+    let activation = SignatureActivationRequest::new(request.num_signatures, request.hashes.clone(), row.multisign)
+        .map_err(policy_error)?;
+    check_hash_lengths(&activation.hashes, request.hash_algo)?;
+    let otp = request.otp.as_deref().ok_or(ServiceError::Missing(Param::Otp))?;
+    if row.pin_hash.is_some() && request.pin.is_none() {
+        return Err(ServiceError::Missing(Param::Pin));
+    }
+    // The factor checks commit their counters even when they refuse, hence the nested result.
+    let outcome = db::write_transaction(&mut conn, |c| -> Result<Result<IssuedSad, ServiceError>, ServiceError> {
+        if let Err(refusal) = check_factors(services, c, principal, &row, otp, request.pin.as_deref(), now)? {
+            return Ok(Err(refusal));
+        }
+        let sad = secrets::new_token();
+        let expires_in = services.config.security.sad_lifetime_secs;
+        sads::insert(
+            c,
+            &sads::SadRow {
+                digest: secrets::token_digest(&sad),
+                user_id: principal.user_id.clone(),
+                credential_id: row.id.clone(),
+                hashes: sad::encode_hashes(&activation.hashes),
+                num_signatures: activation.num_signatures,
+                used: 0,
+                expires_at: now + expires_in,
+                revoked: false,
+            },
+        )?;
+        audit::record(
+            c,
+            now,
+            AuditEvent {
+                event: "credentials.authorize",
+                outcome: Outcome::Success,
+                user_id: Some(&principal.user_id),
+                credential_id: Some(&row.id),
+                detail: format!("numSignatures={} hashes={}", activation.num_signatures, activation.hashes.len()),
+            },
+        )?;
+        Ok(Ok(IssuedSad { sad, expires_in }))
+    })?;
+    outcome
+}
+
+/// Checks the lock, the PIN and the TOTP code. Wrong factors count toward the lock-out; the counters
+/// are written whatever the outcome, so the caller must commit. The inner error is the refusal.
+fn check_factors(
+    services: &Services,
+    conn: &mut DbConnection,
+    principal: &Principal,
+    row: &CredentialRow,
+    otp: &str,
+    pin: Option<&str>,
+    now: i64,
+) -> Result<Result<(), ServiceError>, ServiceError> {
+    let security = &services.config.security;
+    let factor = users::totp(conn, &principal.user_id)?.ok_or_else(|| ServiceError::internal("user without TOTP factor"))?;
+    if let Some(until) = factor.locked_until.filter(|until| *until > now) {
+        return Ok(Err(ServiceError::OtpLocked { until }));
+    }
+    let fail = |conn: &mut DbConnection, refusal: ServiceError| -> Result<Result<(), ServiceError>, ServiceError> {
+        let lock_until = now + security.otp_lockout_secs;
+        let failures = users::record_totp_failure(conn, &principal.user_id, security.otp_max_failures, lock_until)?;
+        if failures >= security.otp_max_failures {
+            return Ok(Err(ServiceError::OtpLocked { until: lock_until }));
+        }
+        Ok(Err(refusal))
+    };
+    if let (Some(stored), Some(pin)) = (&row.pin_hash, pin) {
+        if !verify_password(pin, stored) {
+            return fail(conn, ServiceError::InvalidPin);
+        }
+    }
+    match totp::check(&factor.secret, otp, now, factor.last_step) {
+        TotpCheck::Wrong => fail(conn, ServiceError::InvalidOtp),
+        TotpCheck::Replayed => fail(conn, ServiceError::OtpReplayed),
+        TotpCheck::Accepted { step } => {
+            // Conditional on the step moving forward: of two requests racing with one code, one wins.
+            if users::accept_totp_step(conn, &principal.user_id, step)? {
+                Ok(Ok(()))
+            } else {
+                fail(conn, ServiceError::OtpReplayed)
+            }
+        }
+    }
+}
+
+/// What a client sends to `credentials/extendTransaction`, once parsed.
+#[derive(Debug, Clone)]
+pub struct ExtendRequest {
+    pub credential_id: String,
+    pub sad: String,
+    /// Further hashes to bind (sequential signatures); empty keeps the existing binding.
+    pub hashes: Vec<Vec<u8>>,
+    pub hash_algo: Option<HashAlgorithm>,
+}
+
+/// `credentials/extendTransaction`: swaps a live SAD for a new one with a fresh lifetime. The budget
+/// carries over (signatures already made still count) and the old SAD stops working.
+pub fn extend(services: &Services, principal: &Principal, request: ExtendRequest) -> Result<IssuedSad, ServiceError> {
+    let result = extend_inner(services, principal, &request);
+    if let Err(e) = &result {
+        services.audit_refusal("credentials.extendTransaction", Some(&principal.user_id), Some(&request.credential_id), e);
+    }
+    result
+}
+
+fn extend_inner(services: &Services, principal: &Principal, request: &ExtendRequest) -> Result<IssuedSad, ServiceError> {
+    let now = services.now();
+    let mut conn = services.conn()?;
+    let row = owned(&mut conn, principal, &request.credential_id)?;
+    ensure_usable(&row, now)?;
+    if !request.hashes.iter().all(|h| sad::plausible_digest_len(h.len())) {
+        return Err(ServiceError::DigestLength);
+    }
+    check_hash_lengths(&request.hashes, request.hash_algo)?;
+    let old_digest = secrets::token_digest(&request.sad);
+    db::write_transaction(&mut conn, |c| {
+        let old = live_sad(c, principal, &row.id, &old_digest, now)?;
+        let mut hashes = sad::decode_hashes(&old.hashes);
+        hashes.extend(request.hashes.iter().cloned());
+        if hashes.len() > old.num_signatures as usize {
+            return Err(ServiceError::InvalidRequest("More hashes than numSignatures".into()));
+        }
+        if !sads::retire(c, &old_digest, now)? {
+            return Err(ServiceError::Invalid(Param::Sad));
+        }
+        let sad = secrets::new_token();
+        let expires_in = services.config.security.sad_lifetime_secs;
+        sads::insert(
+            c,
+            &sads::SadRow {
+                digest: secrets::token_digest(&sad),
+                user_id: principal.user_id.clone(),
+                credential_id: row.id.clone(),
+                hashes: sad::encode_hashes(&hashes),
+                num_signatures: old.num_signatures,
+                used: old.used,
+                expires_at: now + expires_in,
+                revoked: false,
+            },
+        )?;
+        audit::record(
+            c,
+            now,
+            AuditEvent {
+                event: "credentials.extendTransaction",
+                outcome: Outcome::Success,
+                user_id: Some(&principal.user_id),
+                credential_id: Some(&row.id),
+                detail: format!("added hashes={}", request.hashes.len()),
+            },
+        )?;
+        Ok(IssuedSad { sad, expires_in })
+    })
+}
+
+/// The SAD, if it was issued to this user for this credential and can still be used.
+pub(super) fn live_sad(
+    conn: &mut DbConnection,
+    principal: &Principal,
+    credential_id: &str,
+    digest: &str,
+    now: i64,
+) -> Result<sads::SadRow, ServiceError> {
+    let sad = sads::find(conn, digest)?
+        .filter(|s| s.user_id == principal.user_id && s.credential_id == credential_id)
+        .ok_or(ServiceError::Invalid(Param::Sad))?;
+    if sad.expires_at <= now {
+        return Err(ServiceError::SadExpired);
+    }
+    if sad.revoked || sad.used >= sad.num_signatures {
+        return Err(ServiceError::Invalid(Param::Sad));
+    }
+    Ok(sad)
+}

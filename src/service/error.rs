@@ -1,0 +1,113 @@
+//! The service layer's errors. Each refusal says what was wrong in terms of the request; `api::error`
+//! turns them into the CSC status and body once, naming fields in the caller's dialect.
+
+/// A request field, named differently by the CSC dialects (see `api::error`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Param {
+    CredentialId,
+    Sad,
+    Hash,
+    HashAlgo,
+    SignAlgo,
+    SignAlgoParams,
+    NumSignatures,
+    Otp,
+    Pin,
+    AuthData,
+    PageToken,
+    MaxResults,
+    Certificates,
+    Token,
+    TokenTypeHint,
+    RefreshToken,
+    UserId,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("missing parameter {0:?}")]
+    Missing(Param),
+    #[error("invalid parameter {0:?}")]
+    Invalid(Param),
+    /// Any other malformed or refused request, with the description shown to the client.
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("access token not valid")]
+    InvalidToken,
+    #[error("access token expired or revoked")]
+    ExpiredToken,
+    #[error("authentication failed")]
+    AuthenticationFailed,
+    #[error("the OTP is invalid")]
+    InvalidOtp,
+    #[error("the OTP has already been used")]
+    OtpReplayed,
+    #[error("OTP locked until {until}")]
+    OtpLocked { until: i64 },
+    #[error("the PIN is invalid")]
+    InvalidPin,
+    #[error("the credential is disabled")]
+    CredentialDisabled,
+    #[error("SAD expired")]
+    SadExpired,
+    #[error("the SAD does not cover that many signatures")]
+    SadBudgetSpent,
+    #[error("hash not authorised by the SAD")]
+    HashNotAuthorized,
+    #[error("invalid digest value length")]
+    DigestLength,
+    #[error("signing certificate {subject} is expired")]
+    CertificateExpired { subject: String },
+    /// Something that is not the client's fault; logged, never shown.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ServiceError {
+    pub fn internal(e: impl std::fmt::Display) -> ServiceError {
+        ServiceError::Internal(e.to_string())
+    }
+}
+
+impl From<diesel::result::Error> for ServiceError {
+    fn from(e: diesel::result::Error) -> Self {
+        ServiceError::internal(e)
+    }
+}
+
+impl From<crate::db::DbError> for ServiceError {
+    fn from(e: crate::db::DbError) -> Self {
+        ServiceError::internal(e)
+    }
+}
+
+impl From<diesel::r2d2::PoolError> for ServiceError {
+    fn from(e: diesel::r2d2::PoolError) -> Self {
+        ServiceError::internal(e)
+    }
+}
+
+impl From<crate::hsm::HsmError> for ServiceError {
+    fn from(e: crate::hsm::HsmError) -> Self {
+        ServiceError::internal(e)
+    }
+}
+
+impl From<crate::pki::PkiError> for ServiceError {
+    fn from(e: crate::pki::PkiError) -> Self {
+        ServiceError::internal(e)
+    }
+}
+
+impl From<crate::domain::algorithms::AlgorithmError> for ServiceError {
+    fn from(e: crate::domain::algorithms::AlgorithmError) -> Self {
+        use crate::domain::algorithms::AlgorithmError as A;
+        match e {
+            A::InvalidSignAlgo => ServiceError::Invalid(Param::SignAlgo),
+            A::MissingHashAlgo => ServiceError::Missing(Param::HashAlgo),
+            A::InvalidHashAlgo => ServiceError::Invalid(Param::HashAlgo),
+            A::MissingSignAlgoParams => ServiceError::Missing(Param::SignAlgoParams),
+            A::InvalidSignAlgoParams => ServiceError::Invalid(Param::SignAlgoParams),
+        }
+    }
+}

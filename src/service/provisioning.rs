@@ -1,0 +1,112 @@
+//! Creating a ready signer in one step (the operator's `rssp provision-user`): the user, the TOTP
+//! factor, a key pair in the HSM and a qualified certificate from our CA.
+
+use crate::audit::{self, AuditEvent, Outcome};
+use crate::db::{self, credentials::CredentialRow, users};
+use crate::domain::{secrets, totp, KeyKind};
+use crate::pki::ca::distinguished_name;
+
+use super::auth::hash_password;
+use super::credentials::STATUS_ENABLED;
+use super::{ServiceError, Services};
+
+#[derive(Debug, Clone)]
+pub struct NewSigner {
+    pub username: String,
+    pub password: String,
+    pub key_kind: KeyKind,
+    pub multisign: i32,
+    pub pin: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProvisionedSigner {
+    pub user_id: String,
+    pub username: String,
+    pub credential_id: String,
+    pub totp_secret: String,
+    pub totp_uri: String,
+}
+
+fn valid_username(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c))
+}
+
+pub fn provision(services: &Services, signer: NewSigner) -> Result<ProvisionedSigner, ServiceError> {
+    if !valid_username(&signer.username) {
+        return Err(ServiceError::InvalidRequest("username: 1 to 64 of A-Z a-z 0-9 . _ - @".into()));
+    }
+    if signer.password.len() < 8 {
+        return Err(ServiceError::InvalidRequest("password: at least 8 characters".into()));
+    }
+    if !(1..=10_000).contains(&signer.multisign) {
+        return Err(ServiceError::InvalidRequest("multisign: between 1 and 10000".into()));
+    }
+    if signer.pin.as_deref().is_some_and(|p| p.len() < 4 || !p.chars().all(|c| c.is_ascii_digit())) {
+        return Err(ServiceError::InvalidRequest("pin: at least 4 digits".into()));
+    }
+    let now = services.now();
+    let mut conn = services.conn()?;
+    if users::by_username(&mut conn, &signer.username)?.is_some() {
+        return Err(ServiceError::InvalidRequest(format!("user {:?} already exists", signer.username)));
+    }
+    let user_id = uuid::Uuid::new_v4().to_string();
+    let credential_id = uuid::Uuid::new_v4().to_string();
+    let password_hash = hash_password(&signer.password)?;
+    let pin_hash = signer.pin.as_deref().map(hash_password).transpose()?;
+    let seed = secrets::new_totp_seed();
+
+    let key = services.keystore.generate(signer.key_kind, &credential_id)?;
+    let subject = distinguished_name(&signer.username, None, &services.config.ca.country)?;
+    let issued = services.ca.issue_end_entity(
+        &services.keystore,
+        &key.public_key_der,
+        subject,
+        &services.public_url,
+        now,
+        services.config.ca.end_entity_validity_days,
+    )?;
+
+    db::write_transaction(&mut conn, |c| {
+        users::insert(
+            c,
+            &users::User { id: user_id.clone(), username: signer.username.clone(), password_hash, created_at: now },
+        )?;
+        users::insert_totp(
+            c,
+            &users::TotpFactor { user_id: user_id.clone(), secret: seed.clone(), last_step: None, failures: 0, locked_until: None },
+        )?;
+        db::credentials::insert(
+            c,
+            &CredentialRow {
+                id: credential_id.clone(),
+                user_id: user_id.clone(),
+                key_kind: signer.key_kind.to_string(),
+                key_id: key.id.to_hex(),
+                certificate: issued.der.clone(),
+                serial_hex: issued.serial_hex.clone(),
+                not_after: issued.not_after,
+                pin_hash,
+                multisign: signer.multisign,
+                status: STATUS_ENABLED.into(),
+                revoked_at: None,
+                created_at: now,
+            },
+        )?;
+        audit::record(
+            c,
+            now,
+            AuditEvent {
+                event: "credential.issued",
+                outcome: Outcome::Success,
+                user_id: Some(&user_id),
+                credential_id: Some(&credential_id),
+                detail: format!("provisioned by operator: key {} serial {}", signer.key_kind, issued.serial_hex),
+            },
+        )
+        .map_err(ServiceError::from)
+    })?;
+    let totp_secret = secrets::base32(&seed);
+    let totp_uri = totp::otpauth_uri(&services.config.service_name, &signer.username, &totp_secret);
+    Ok(ProvisionedSigner { user_id, username: signer.username, credential_id, totp_secret, totp_uri })
+}

@@ -1,0 +1,89 @@
+//! `signatures/signHash`: spends the SAD's budget atomically, then signs in the HSM.
+
+use crate::audit::{self, AuditEvent, Outcome};
+use crate::db::{self, sads};
+use crate::domain::algorithms::resolve_scheme;
+use crate::domain::{sad, secrets};
+use crate::hsm::KeyId;
+
+use super::credentials::{ensure_usable, key_kind, live_sad};
+use super::{Param, Principal, ServiceError, Services};
+
+/// What a client sends to `signatures/signHash`, once parsed.
+#[derive(Debug, Clone)]
+pub struct SignHashRequest {
+    pub credential_id: String,
+    pub sad: String,
+    pub hashes: Vec<Vec<u8>>,
+    pub sign_algo: String,
+    pub hash_algo: Option<String>,
+    pub sign_algo_params: Option<Vec<u8>>,
+}
+
+/// Signs every hash, in order. Nothing is signed unless the whole request is authorised.
+pub fn sign_hash(services: &Services, principal: &Principal, request: SignHashRequest) -> Result<Vec<Vec<u8>>, ServiceError> {
+    let result = sign_hash_inner(services, principal, &request);
+    if let Err(e) = &result {
+        services.audit_refusal("signatures.signHash", Some(&principal.user_id), Some(&request.credential_id), e);
+    }
+    result
+}
+
+fn sign_hash_inner(services: &Services, principal: &Principal, request: &SignHashRequest) -> Result<Vec<Vec<u8>>, ServiceError> {
+    let now = services.now();
+    if request.hashes.is_empty() {
+        return Err(ServiceError::InvalidRequest("Empty hash array".into()));
+    }
+    if request.hashes.len() > services.config.security.max_hashes_per_request {
+        return Err(ServiceError::InvalidRequest(format!(
+            "Too many hashes: at most {} in one request",
+            services.config.security.max_hashes_per_request
+        )));
+    }
+    let mut conn = services.conn()?;
+    let row = db::credentials::owned_by(&mut conn, &principal.user_id, &request.credential_id)?
+        .ok_or(ServiceError::Invalid(Param::CredentialId))?;
+    let scheme = resolve_scheme(
+        key_kind(&row)?,
+        &request.sign_algo,
+        request.hash_algo.as_deref(),
+        request.sign_algo_params.as_deref(),
+    )?;
+    if request.hashes.iter().any(|h| h.len() != scheme.hash().digest_len()) {
+        return Err(ServiceError::DigestLength);
+    }
+    ensure_usable(&row, now)?;
+    let sad_digest = secrets::token_digest(&request.sad);
+    let count = i32::try_from(request.hashes.len()).map_err(ServiceError::internal)?;
+    db::write_transaction(&mut conn, |c| {
+        let sad_row = live_sad(c, principal, &row.id, &sad_digest, now)?;
+        if !sad::covers(&sad::decode_hashes(&sad_row.hashes), &request.hashes) {
+            return Err(ServiceError::HashNotAuthorized);
+        }
+        if !sads::spend(c, &sad_digest, count, now)? {
+            return Err(ServiceError::SadBudgetSpent);
+        }
+        audit::record(
+            c,
+            now,
+            AuditEvent {
+                event: "signatures.signHash",
+                outcome: Outcome::Success,
+                user_id: Some(&principal.user_id),
+                credential_id: Some(&row.id),
+                detail: format!("signatures={count} signAlgo={}", request.sign_algo),
+            },
+        )?;
+        Ok(())
+    })?;
+    // The HSM works outside the transaction, so no database lock is held while it signs.
+    let key = KeyId::from_hex(&row.key_id).ok_or_else(|| ServiceError::internal("stored key id"))?;
+    match services.keystore.sign_digests(&key, scheme, &request.hashes) {
+        Ok(signatures) => Ok(signatures),
+        Err(e) => {
+            // Nothing was signed: give the budget back.
+            let _ = sads::refund(&mut conn, &sad_digest, count);
+            Err(e.into())
+        }
+    }
+}
