@@ -44,6 +44,9 @@ fn read_or_create_secret(path: &Path) -> std::io::Result<String> {
     if let Ok(existing) = std::fs::read_to_string(path) {
         return Ok(existing.trim().to_string());
     }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
     let secret = hex::encode(secrets::random_bytes::<16>());
     write_private(path, &secret)?;
     Ok(secret)
