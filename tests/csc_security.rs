@@ -1,0 +1,322 @@
+//! The refusals a user relies on: replayed and wrong codes, lock-out, SAD binding, budget and
+//! expiry, other users' credentials, bad input. Each leaves nothing changed.
+
+mod common;
+
+use common::*;
+use rssp::domain::{totp, KeyKind};
+use serde_json::{json, Value};
+
+const ES256: &str = "1.2.840.10045.4.3.2";
+
+async fn sign(server: &TestServer, token: &str, credential: &str, sad: &str, hashes: &[Vec<u8>]) -> (u16, Value) {
+    server
+        .post(
+            "/csc/v1/signatures/signHash",
+            Some(token),
+            json!({"credentialID": credential, "SAD": sad, "hash": b64_all(hashes), "signAlgo": ES256}),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn a_totp_code_is_accepted_once() {
+    let server = TestServer::start().await;
+    let signer = server.provision("replay", KeyKind::EcP256, 5, None).await;
+    let token = server.login("v1", &signer).await;
+    let hashes = digests(1, "replay");
+    let otp = server.next_otp(&signer);
+    let body = json!({"credentialID": signer.credential_id, "numSignatures": 1, "hash": b64_all(&hashes), "OTP": otp});
+    let (status, first) = server.post("/csc/v1/credentials/authorize", Some(&token), body.clone()).await;
+    assert_eq!(status, 200, "{first}");
+    let (status, again) = server.post("/csc/v1/credentials/authorize", Some(&token), body).await;
+    assert_error(status, &again, 400, "invalid_otp", "already been used");
+    // An older code (the previous step, still in the drift window) is a replay too.
+    let older = totp::code_at_step(&signer.totp_seed, totp::step_of(server.now()) - 1);
+    let (status, body) = server
+        .post(
+            "/csc/v1/credentials/authorize",
+            Some(&token),
+            json!({"credentialID": signer.credential_id, "numSignatures": 1, "hash": b64_all(&hashes), "OTP": older}),
+        )
+        .await;
+    assert_error(status, &body, 400, "invalid_otp", "");
+}
+
+#[tokio::test]
+async fn repeated_wrong_codes_lock_the_factor_for_the_configured_time() {
+    let server = TestServer::start_with(|c| {
+        c.security.otp_max_failures = 3;
+        c.security.otp_lockout_secs = 600;
+    })
+    .await;
+    let signer = server.provision("locky", KeyKind::EcP256, 5, None).await;
+    let token = server.login("v1", &signer).await;
+    let hashes = digests(1, "lock");
+    let attempt = |otp: String| {
+        let body = json!({"credentialID": signer.credential_id, "numSignatures": 1, "hash": b64_all(&hashes), "OTP": otp});
+        let server = &server;
+        let token = token.clone();
+        async move { server.post("/csc/v1/credentials/authorize", Some(&token), body).await }
+    };
+    for _ in 0..2 {
+        let (status, body) = attempt("000000".into()).await;
+        assert_error(status, &body, 400, "invalid_otp", "invalid");
+    }
+    let (status, body) = attempt("000000".into()).await;
+    assert_error(status, &body, 400, "invalid_request", "OTP locked");
+    // While locked, even the right code is refused.
+    let (status, body) = attempt(server.next_otp(&signer)).await;
+    assert_error(status, &body, 400, "invalid_request", "OTP locked");
+    server.clock.advance(600);
+    let (status, body) = attempt(server.next_otp(&signer)).await;
+    assert_eq!(status, 200, "unlocked after the lock-out time: {body}");
+}
+
+#[tokio::test]
+async fn the_sad_is_bound_to_its_hashes_budget_credential_and_lifetime() {
+    let server = TestServer::start_with(|c| c.security.sad_lifetime_secs = 120).await;
+    let signer = server.provision("bound", KeyKind::EcP256, 5, None).await;
+    let other = server.provision("other", KeyKind::EcP256, 5, None).await;
+    let token = server.login("v1", &signer).await;
+    let hashes = digests(2, "bound");
+    let sad = server.authorize_v1(&token, &signer, &hashes, 2).await;
+
+    let (status, body) = sign(&server, &token, &signer.credential_id, &sad, &digests(1, "stranger")).await;
+    assert_error(status, &body, 400, "invalid_request", "Hash is not authorized by the SAD.");
+    // The SAD does not work for another credential, even one the caller could see.
+    let (status, body) = sign(&server, &token, &other.credential_id, &sad, &hashes[..1]).await;
+    assert_error(status, &body, 400, "invalid_request", "Invalid parameter credentialID");
+    let (status, body) = sign(&server, &token, &signer.credential_id, "forged", &hashes[..1]).await;
+    assert_error(status, &body, 400, "invalid_request", "Invalid parameter SAD");
+    // The refusals spent nothing: both signatures are still there, then no more.
+    let (status, body) = sign(&server, &token, &signer.credential_id, &sad, &hashes).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = sign(&server, &token, &signer.credential_id, &sad, &hashes[..1]).await;
+    assert_error(status, &body, 400, "invalid_request", "SAD");
+
+    let sad = server.authorize_v1(&token, &signer, &hashes, 2).await;
+    server.clock.advance(121);
+    let (status, body) = sign(&server, &token, &signer.credential_id, &sad, &hashes[..1]).await;
+    assert_error(status, &body, 400, "invalid_request", "SAD expired");
+}
+
+#[tokio::test]
+async fn concurrent_sign_hash_calls_never_overspend_the_sad() {
+    let server = TestServer::start().await;
+    let signer = server.provision("racer", KeyKind::EcP256, 10, None).await;
+    let token = server.login("v1", &signer).await;
+    let hashes = digests(3, "race");
+    let sad = server.authorize_v1(&token, &signer, &hashes, 3).await;
+    let attempts = (0..12).map(|i| {
+        let hash = vec![hashes[i % 3].clone()];
+        let (server, token, sad, id) = (&server, token.clone(), sad.clone(), signer.credential_id.clone());
+        async move { sign(server, &token, &id, &sad, &hash).await.0 }
+    });
+    let statuses = futures_join_all(attempts).await;
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 3, "exactly the budget is signed: {statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 400), "{statuses:?}");
+}
+
+async fn futures_join_all<F: std::future::Future<Output = u16>>(futures: impl Iterator<Item = F>) -> Vec<u16> {
+    let mut set = Vec::new();
+    for f in futures {
+        set.push(f);
+    }
+    let mut out = Vec::new();
+    // Poll them together: join_all written with tokio's join on boxed futures.
+    let handles: Vec<_> = set.into_iter().map(Box::pin).collect();
+    let results = futures_util_join(handles).await;
+    out.extend(results);
+    out
+}
+
+async fn futures_util_join<F: std::future::Future<Output = u16> + Unpin>(mut futures: Vec<F>) -> Vec<u16> {
+    use std::task::Poll;
+    let mut results: Vec<Option<u16>> = vec![None; futures.len()];
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in futures.iter_mut().enumerate() {
+            if results[i].is_none() {
+                match std::pin::Pin::new(f).poll(cx) {
+                    Poll::Ready(v) => results[i] = Some(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { Poll::Pending } else { Poll::Ready(()) }
+    })
+    .await;
+    results.into_iter().map(|r| r.unwrap_or_default()).collect()
+}
+
+#[tokio::test]
+async fn another_users_credential_looks_like_a_missing_one() {
+    let server = TestServer::start().await;
+    let owner = server.provision("owner", KeyKind::EcP256, 5, None).await;
+    let intruder = server.provision("intruder", KeyKind::EcP256, 5, None).await;
+    let token = server.login("v1", &intruder).await;
+    for id in [owner.credential_id.as_str(), "00000000-0000-0000-0000-000000000000"] {
+        let (status, body) = server.post("/csc/v1/credentials/info", Some(&token), json!({"credentialID": id})).await;
+        assert_error(status, &body, 400, "invalid_request", "Invalid parameter credentialID");
+        let otp = server.next_otp(&intruder);
+        let (status, body) = server
+            .post(
+                "/csc/v1/credentials/authorize",
+                Some(&token),
+                json!({"credentialID": id, "numSignatures": 1, "hash": b64_all(&digests(1, "x")), "OTP": otp}),
+            )
+            .await;
+        assert_error(status, &body, 400, "invalid_request", "Invalid parameter credentialID");
+    }
+    let (status, list) = server.post("/csc/v2/credentials/list", Some(&token), json!({})).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["credentialIDs"], json!([intruder.credential_id]));
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_csc_error_and_changes_nothing() {
+    let server = TestServer::start().await;
+    let signer = server.provision("careful", KeyKind::Rsa2048, 5, None).await;
+    let token = server.login("v1", &signer).await;
+    let hashes = digests(1, "careful");
+    let sad = server.authorize_v1(&token, &signer, &hashes, 1).await;
+    let id = signer.credential_id.clone();
+    let h = b64(&hashes[0]);
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("/csc/v1/signatures/signHash", "{not json".into(), "Malformed JSON"),
+        ("/csc/v1/signatures/signHash", "[]".into(), "Malformed JSON"),
+        ("/csc/v1/signatures/signHash", json!({"credentialID": 5, "SAD": sad, "hash": [h], "signAlgo": "1.2.840.113549.1.1.11"}).to_string(), "string parameter credentialID"),
+        ("/csc/v1/signatures/signHash", json!({"credentialID": id, "SAD": sad, "hash": h, "signAlgo": "1.2.840.113549.1.1.11"}).to_string(), "array parameter hash"),
+        ("/csc/v1/signatures/signHash", json!({"credentialID": id, "SAD": sad, "signAlgo": "1.2.840.113549.1.1.11"}).to_string(), "array parameter hash"),
+        ("/csc/v1/signatures/signHash", json!({"credentialID": id, "SAD": sad, "hash": [], "signAlgo": "1.2.840.113549.1.1.11"}).to_string(), "Empty hash array"),
+        ("/csc/v1/signatures/signHash", json!({"credentialID": id, "SAD": sad, "hash": ["***"], "signAlgo": "1.2.840.113549.1.1.11"}).to_string(), "Invalid Base64 hash"),
+        ("/csc/v1/signatures/signHash", json!({"credentialID": id, "SAD": sad, "hash": [b64(&[1u8; 20])], "signAlgo": "1.2.840.113549.1.1.11"}).to_string(), "Invalid digest value length"),
+        ("/csc/v1/signatures/signHash", json!({"credentialID": id, "SAD": sad, "hash": [h], "signAlgo": "1.2.3.4"}).to_string(), "Invalid parameter signAlgo"),
+        ("/csc/v1/signatures/signHash", json!({"credentialID": id, "SAD": sad, "hash": [h], "signAlgo": ES256}).to_string(), "Invalid parameter signAlgo"),
+        ("/csc/v1/signatures/signHash", json!({"credentialID": id, "SAD": sad, "hash": [h], "signAlgo": "1.2.840.113549.1.1.1"}).to_string(), "string parameter hashAlgo"),
+        ("/csc/v1/signatures/signHash", json!({"credentialID": id, "SAD": sad, "hash": [h], "signAlgo": "1.2.840.113549.1.1.1", "hashAlgo": "1.3.14.3.2.26"}).to_string(), "Invalid parameter hashAlgo"),
+        ("/csc/v1/signatures/signHash", json!({"credentialID": id, "SAD": sad, "hash": [h], "signAlgo": "1.2.840.113549.1.1.10"}).to_string(), "signAlgoParams"),
+        ("/csc/v1/signatures/signHash", json!({"credentialID": id, "SAD": sad, "hash": [h], "signAlgo": "1.2.840.113549.1.1.10", "signAlgoParams": "MAA="}).to_string(), "Invalid parameter signAlgoParams"),
+        ("/csc/v1/signatures/signHash", json!({"credentialID": id, "hash": [h], "signAlgo": "1.2.840.113549.1.1.11"}).to_string(), "string parameter SAD"),
+        ("/csc/v1/credentials/authorize", json!({"credentialID": id, "numSignatures": "one", "hash": [h], "OTP": "123456"}).to_string(), "integer parameter numSignatures"),
+        ("/csc/v1/credentials/authorize", json!({"credentialID": id, "numSignatures": 0, "hash": [h], "OTP": "123456"}).to_string(), "Invalid parameter numSignatures"),
+        ("/csc/v1/credentials/authorize", json!({"credentialID": id, "numSignatures": 6, "hash": [h], "OTP": "123456"}).to_string(), "Invalid parameter numSignatures"),
+        ("/csc/v1/credentials/authorize", json!({"credentialID": id, "numSignatures": 1, "OTP": "123456"}).to_string(), "array parameter hash"),
+        ("/csc/v1/credentials/authorize", json!({"credentialID": id, "numSignatures": 1, "hash": [h]}).to_string(), "string parameter OTP"),
+        ("/csc/v1/credentials/info", json!({"credentialID": id, "certificates": "all"}).to_string(), "Invalid parameter certificates"),
+        ("/csc/v1/credentials/info", json!({}).to_string(), "string parameter credentialID"),
+        ("/csc/v1/credentials/list", json!({"userID": "someone"}).to_string(), "userID parameter MUST be null"),
+        ("/csc/v2/signatures/signHash", json!({"credentialID": id, "SAD": sad, "hash": [h], "signAlgo": "1.2.840.113549.1.1.11"}).to_string(), "array parameter hashes"),
+        ("/csc/v2/signatures/signHash", json!({"credentialID": id, "SAD": sad, "hashes": [h], "signAlgo": "1.2.840.113549.1.1.1"}).to_string(), "string parameter hashAlgorithmOID"),
+        ("/csc/v2/signatures/signHash", json!({"credentialID": id, "SAD": sad, "hashes": [h], "signAlgo": "1.2.840.113549.1.1.11", "operationMode": "A"}).to_string(), "Invalid parameter operationMode"),
+        ("/csc/v2/credentials/authorize", json!({"credentialID": id, "numSignatures": 1, "hashes": [h], "authData": [{"id": "OTP", "value": "1"}]}).to_string(), "string parameter hashAlgorithmOID"),
+        ("/csc/v2/credentials/authorize", json!({"credentialID": id, "numSignatures": 1, "hashes": [h], "hashAlgorithmOID": "2.16.840.1.101.3.4.2.1", "authData": [{"id": "SMS", "value": "1"}]}).to_string(), "Invalid parameter authData"),
+    ];
+    for (path, body, expected) in &cases {
+        let (status, answer) = server.post_raw(path, &token, body).await;
+        assert!((400..500).contains(&status), "{path} {body}: status {status} {answer}");
+        assert_eq!(answer["error"], "invalid_request", "{path} {body}: {answer}");
+        let description = answer["error_description"].as_str().unwrap_or_default();
+        assert!(description.contains(expected), "{path} {body}: {description:?} should contain {expected:?}");
+    }
+    // After all of that the SAD still signs exactly once.
+    let (status, body) = server
+        .post(
+            "/csc/v1/signatures/signHash",
+            Some(&token),
+            json!({"credentialID": id, "SAD": sad, "hash": [h], "signAlgo": "1.2.840.113549.1.1.11"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn service_authorisation_errors_and_token_revocation() {
+    let server = TestServer::start().await;
+    let signer = server.provision("tokens", KeyKind::EcP256, 5, None).await;
+    let http = &server.http;
+    let login = |user: &str, password: &str, remember: bool| {
+        http.post(format!("{}/csc/v1/auth/login", server.url)).basic_auth(user, Some(password)).json(&json!({"rememberMe": remember})).send()
+    };
+    let response = login("tokens", "wrong password", false).await.unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+    assert_eq!(response.json::<Value>().await.unwrap()["error"], "authentication_error");
+    let response = login("nobody", PASSWORD, false).await.unwrap();
+    assert_eq!(response.json::<Value>().await.unwrap()["error"], "authentication_error");
+    let response = http.post(format!("{}/csc/v1/auth/login", server.url)).json(&json!({})).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 401, "no credentials at all");
+
+    let (status, body) = server.post("/csc/v1/credentials/list", None, json!({})).await;
+    assert_error(status, &body, 400, "invalid_request", "Malformed authorization header");
+    let (status, body) = server.post("/csc/v1/credentials/list", Some("not-a-token"), json!({})).await;
+    assert_error(status, &body, 401, "invalid_token", "");
+
+    let tokens: Value = login("tokens", PASSWORD, true).await.unwrap().json().await.unwrap();
+    let access = tokens["access_token"].as_str().unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let (status, renewed) = server.post("/csc/v1/auth/login", None, json!({"refresh_token": refresh})).await;
+    assert_eq!(status, 200, "{renewed}");
+    let renewed_access = renewed["access_token"].as_str().unwrap();
+    assert_eq!(server.post("/csc/v1/credentials/list", Some(renewed_access), json!({})).await.0, 200);
+    // Revoking the refresh token takes the access tokens minted from it along.
+    let response = http
+        .post(format!("{}/csc/v1/auth/revoke", server.url))
+        .bearer_auth(access)
+        .json(&json!({"token": refresh, "token_type_hint": "refresh_token"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 204);
+    let (status, body) = server.post("/csc/v1/credentials/list", Some(renewed_access), json!({})).await;
+    assert_error(status, &body, 401, "expired_token", "");
+    let (status, _) = server.post("/csc/v1/auth/login", None, json!({"refresh_token": refresh})).await;
+    assert_eq!(status, 400);
+    // The access token minted together with the refresh token belongs to the same grant: gone too.
+    assert_eq!(server.post("/csc/v1/credentials/list", Some(access), json!({})).await.0, 401);
+    // Revoking an access token leaves other grants alone; access tokens also expire.
+    let access = server.login("v1", &signer).await;
+    let other = server.login("v1", &signer).await;
+    let response = http.post(format!("{}/csc/v1/auth/revoke", server.url)).bearer_auth(&other).json(&json!({"token": other})).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 204);
+    assert_eq!(server.post("/csc/v1/credentials/list", Some(&other), json!({})).await.0, 401);
+    assert_eq!(server.post("/csc/v1/credentials/list", Some(&access), json!({})).await.0, 200);
+    server.clock.advance(3601);
+    let (status, body) = server.post("/csc/v1/credentials/list", Some(&access), json!({})).await;
+    assert_error(status, &body, 401, "expired_token", "");
+}
+
+#[tokio::test]
+async fn every_event_is_in_a_hash_chain_that_detects_tampering() {
+    use diesel::RunQueryDsl;
+    let server = TestServer::start().await;
+    let signer = server.provision("audited", KeyKind::EcP256, 5, None).await;
+    let token = server.login("v1", &signer).await;
+    let hashes = digests(1, "audit");
+    let sad = server.authorize_v1(&token, &signer, &hashes, 1).await;
+    assert_eq!(sign(&server, &token, &signer.credential_id, &sad, &hashes).await.0, 200);
+    assert_eq!(sign(&server, &token, &signer.credential_id, &sad, &hashes).await.0, 400);
+
+    let services = server.services();
+    let mut conn = services.conn().unwrap();
+    let rows = rssp::db::audit::page(&mut conn, 0, 100).unwrap();
+    let events: Vec<(String, String)> = rows.iter().map(|r| (r.event.clone(), r.outcome.clone())).collect();
+    for expected in [
+        ("ca.created", "success"),
+        ("credential.issued", "success"),
+        ("auth.login", "success"),
+        ("credentials.authorize", "success"),
+        ("signatures.signHash", "success"),
+        ("signatures.signHash", "refused"),
+    ] {
+        assert!(events.contains(&(expected.0.to_string(), expected.1.to_string())), "{expected:?} in {events:?}");
+    }
+    assert_eq!(rssp::audit::verify(&mut conn).unwrap(), rssp::audit::ChainReport::Intact { records: rows.len() as i64 });
+    // Quietly rewriting a record breaks the chain at that record.
+    let target = rows.iter().find(|r| r.event == "signatures.signHash").unwrap().seq;
+    diesel::sql_query(format!("UPDATE audit_log SET detail = 'nothing happened' WHERE seq = {target}")).execute(&mut *conn).unwrap();
+    match rssp::audit::verify(&mut conn).unwrap() {
+        rssp::audit::ChainReport::Broken { seq, .. } => assert_eq!(seq, target),
+        other => panic!("tampering not detected: {other:?}"),
+    }
+}
