@@ -71,9 +71,14 @@ pub fn record(conn: &mut DbConnection, at: i64, event: AuditEvent<'_>) -> diesel
 /// The result of checking the whole chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChainReport {
-    Intact { records: i64 },
+    Intact {
+        records: i64,
+    },
     /// The first record whose link or hash does not hold.
-    Broken { seq: i64, reason: String },
+    Broken {
+        seq: i64,
+        reason: String,
+    },
 }
 
 pub fn verify(conn: &mut DbConnection) -> diesel::QueryResult<ChainReport> {

@@ -99,12 +99,7 @@ impl Default for Config {
 
 impl Default for HsmConfig {
     fn default() -> Self {
-        HsmConfig {
-            module: PathBuf::from(SOFTHSM_MODULE),
-            token_label: "rssp".to_string(),
-            pin: None,
-            sessions: 4,
-        }
+        HsmConfig { module: PathBuf::from(SOFTHSM_MODULE), token_label: "rssp".to_string(), pin: None, sessions: 4 }
     }
 }
 
@@ -298,7 +293,8 @@ mod tests {
         let file = dir.path().join("rssp.toml");
         std::fs::write(&file, "listen = \"127.0.0.1:9000\"\n[hsm]\nsessions = 2\n").unwrap();
         let config =
-            Config::from_sources(Some(&file), &env(&[("RSSP_HSM_SESSIONS", "8"), ("RSSP_DATA_DIR", "/tmp/x")])).unwrap();
+            Config::from_sources(Some(&file), &env(&[("RSSP_HSM_SESSIONS", "8"), ("RSSP_DATA_DIR", "/tmp/x")]))
+                .unwrap();
         assert_eq!(config.listen, "127.0.0.1:9000");
         assert_eq!(config.hsm.sessions, 8);
         assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));

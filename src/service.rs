@@ -52,11 +52,15 @@ impl Services {
             StartError::Other("bad setting hsm.pin (RSSP_HSM_PIN): the PIN of the HSM token is required".into())
         })?;
         let so_pin = if config.embedded_softhsm() {
-            Some(crate::hsm::embedded_so_pin(&config.data_dir).map_err(|e| StartError::Other(format!("data directory: {e}")))?)
+            Some(
+                crate::hsm::embedded_so_pin(&config.data_dir)
+                    .map_err(|e| StartError::Other(format!("data directory: {e}")))?,
+            )
         } else {
             None
         };
-        let keystore = KeyStore::open(&config.hsm.module, &config.hsm.token_label, &pin, config.hsm.sessions, so_pin.as_deref())?;
+        let keystore =
+            KeyStore::open(&config.hsm.module, &config.hsm.token_label, &pin, config.hsm.sessions, so_pin.as_deref())?;
         let mut conn = db.get().map_err(db::DbError::from)?;
         let ca = ca::load_or_create(&mut conn, &keystore, &config, &public_url, clock.now())?;
         drop(conn);

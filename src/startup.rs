@@ -49,9 +49,11 @@ pub async fn open_services(config: Config, clock: Arc<dyn Clock>, public_url: St
 /// Binds the listen address, opens the services and starts serving.
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServer, StartError> {
     let listen = config.listen_addr().map_err(|e| StartError::Other(e.to_string()))?;
-    let listener = TcpListener::bind(listen).map_err(|e| StartError::Other(format!("cannot listen on {listen}: {e}")))?;
+    let listener =
+        TcpListener::bind(listen).map_err(|e| StartError::Other(format!("cannot listen on {listen}: {e}")))?;
     let addr = listener.local_addr().map_err(|e| StartError::Other(e.to_string()))?;
-    let public_url = config.public_url.clone().map(|u| u.trim_end_matches('/').to_string()).unwrap_or(format!("http://{addr}"));
+    let public_url =
+        config.public_url.clone().map(|u| u.trim_end_matches('/').to_string()).unwrap_or(format!("http://{addr}"));
     let workers = config.hsm.sessions.clamp(1, 8);
     let services = Data::new(open_services(config, clock, public_url).await?);
     let data = services.clone();

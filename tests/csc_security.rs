@@ -54,7 +54,8 @@ async fn repeated_wrong_codes_lock_the_factor_for_the_configured_time() {
     let token = server.login("v1", &signer).await;
     let hashes = digests(1, "lock");
     let attempt = |otp: String| {
-        let body = json!({"credentialID": signer.credential_id, "numSignatures": 1, "hash": b64_all(&hashes), "OTP": otp});
+        let body =
+            json!({"credentialID": signer.credential_id, "numSignatures": 1, "hash": b64_all(&hashes), "OTP": otp});
         let server = &server;
         let token = token.clone();
         async move { server.post("/csc/v1/credentials/authorize", Some(&token), body).await }
@@ -144,7 +145,11 @@ async fn futures_util_join<F: std::future::Future<Output = u16> + Unpin>(mut fut
                 }
             }
         }
-        if pending { Poll::Pending } else { Poll::Ready(()) }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
     })
     .await;
     results.into_iter().map(|r| r.unwrap_or_default()).collect()
@@ -237,7 +242,10 @@ async fn service_authorisation_errors_and_token_revocation() {
     let signer = server.provision("tokens", KeyKind::EcP256, 5, None).await;
     let http = &server.http;
     let login = |user: &str, password: &str, remember: bool| {
-        http.post(format!("{}/csc/v1/auth/login", server.url)).basic_auth(user, Some(password)).json(&json!({"rememberMe": remember})).send()
+        http.post(format!("{}/csc/v1/auth/login", server.url))
+            .basic_auth(user, Some(password))
+            .json(&json!({"rememberMe": remember}))
+            .send()
     };
     let response = login("tokens", "wrong password", false).await.unwrap();
     assert_eq!(response.status().as_u16(), 400);
@@ -277,7 +285,13 @@ async fn service_authorisation_errors_and_token_revocation() {
     // Revoking an access token leaves other grants alone; access tokens also expire.
     let access = server.login("v1", &signer).await;
     let other = server.login("v1", &signer).await;
-    let response = http.post(format!("{}/csc/v1/auth/revoke", server.url)).bearer_auth(&other).json(&json!({"token": other})).send().await.unwrap();
+    let response = http
+        .post(format!("{}/csc/v1/auth/revoke", server.url))
+        .bearer_auth(&other)
+        .json(&json!({"token": other}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status().as_u16(), 204);
     assert_eq!(server.post("/csc/v1/credentials/list", Some(&other), json!({})).await.0, 401);
     assert_eq!(server.post("/csc/v1/credentials/list", Some(&access), json!({})).await.0, 200);
@@ -311,10 +325,15 @@ async fn every_event_is_in_a_hash_chain_that_detects_tampering() {
     ] {
         assert!(events.contains(&(expected.0.to_string(), expected.1.to_string())), "{expected:?} in {events:?}");
     }
-    assert_eq!(rssp::audit::verify(&mut conn).unwrap(), rssp::audit::ChainReport::Intact { records: rows.len() as i64 });
+    assert_eq!(
+        rssp::audit::verify(&mut conn).unwrap(),
+        rssp::audit::ChainReport::Intact { records: rows.len() as i64 }
+    );
     // Quietly rewriting a record breaks the chain at that record.
     let target = rows.iter().find(|r| r.event == "signatures.signHash").unwrap().seq;
-    diesel::sql_query(format!("UPDATE audit_log SET detail = 'nothing happened' WHERE seq = {target}")).execute(&mut *conn).unwrap();
+    diesel::sql_query(format!("UPDATE audit_log SET detail = 'nothing happened' WHERE seq = {target}"))
+        .execute(&mut *conn)
+        .unwrap();
     match rssp::audit::verify(&mut conn).unwrap() {
         rssp::audit::ChainReport::Broken { seq, .. } => assert_eq!(seq, target),
         other => panic!("tampering not detected: {other:?}"),

@@ -127,8 +127,12 @@ async fn rsa_raw_digest_info_sha384_and_pss_verify() {
     assert_eq!(status, 200, "{body}");
     use rsa::pkcs8::DecodePublicKey;
     let key = rsa::RsaPublicKey::from_public_key_der(&spki).unwrap();
-    key.verify(rsa::pss::Pss::<sha2::Sha256>::new_with_salt(32), &hash, &unb64(body["signatures"][0].as_str().unwrap()))
-        .expect("PSS signature verifies");
+    key.verify(
+        rsa::pss::Pss::<sha2::Sha256>::new_with_salt(32),
+        &hash,
+        &unb64(body["signatures"][0].as_str().unwrap()),
+    )
+    .expect("PSS signature verifies");
 }
 
 #[tokio::test]
@@ -182,8 +186,9 @@ async fn v2_dialect_signs_with_auth_data_and_hashes() {
     assert!(info["signAlgorithms"]["algos"].as_array().unwrap().contains(&json!("1.2.840.10045.4.3.2")));
     assert!(info["signature_formats"].is_object() && info["conformance_levels"].is_array());
 
-    let (status, list) =
-        server.post("/csc/v2/credentials/list", Some(&token), json!({"credentialInfo": true, "certificates": "chain"})).await;
+    let (status, list) = server
+        .post("/csc/v2/credentials/list", Some(&token), json!({"credentialInfo": true, "certificates": "chain"}))
+        .await;
     assert_eq!(status, 200, "{list}");
     assert_eq!(list["credentialIDs"], json!([signer.credential_id]));
     let described = &list["credentialInfos"][0];

@@ -32,7 +32,11 @@ pub fn login_method(req: &HttpRequest, refresh_token: Option<String>) -> Result<
     match (header, refresh_token) {
         (Some(value), _) => {
             let encoded = value.strip_prefix("Basic ").ok_or_else(|| {
-                ApiError::new(actix_web::http::StatusCode::UNAUTHORIZED, "invalid_request", "Malformed authentication parameter")
+                ApiError::new(
+                    actix_web::http::StatusCode::UNAUTHORIZED,
+                    "invalid_request",
+                    "Malformed authentication parameter",
+                )
             })?;
             let decoded = decode_base64(encoded.trim(), "authorization")
                 .ok()

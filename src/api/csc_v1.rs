@@ -37,7 +37,7 @@ pub struct InfoRequest {
     pub lang: Option<String>,
 }
 
-#[utoipa::path(post, path = "/csc/v1/info", tag = TAG, request_body = InfoRequest,
+#[utoipa::path(post, tag = TAG, request_body = InfoRequest,
     responses((status = 200, body = InfoResponse), (status = 400, body = ErrorBody)))]
 #[post("/info")]
 pub async fn info(services: Data<Services>, _body: CscJson<InfoRequest>) -> Json<InfoResponse> {
@@ -72,20 +72,30 @@ pub struct LoginResponse {
     pub expires_in: i64,
 }
 
-#[utoipa::path(post, path = "/csc/v1/auth/login", tag = TAG, request_body = LoginRequest,
+#[utoipa::path(post, tag = TAG, request_body = LoginRequest,
     security(("basic" = [])),
     responses((status = 200, body = LoginResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 #[post("/auth/login")]
-pub async fn login(services: Data<Services>, req: HttpRequest, body: CscJson<LoginRequest>) -> Result<Json<LoginResponse>, ApiError> {
+pub async fn login(
+    services: Data<Services>,
+    req: HttpRequest,
+    body: CscJson<LoginRequest>,
+) -> Result<Json<LoginResponse>, ApiError> {
     let body = body.0;
     let remember_me = body.remember_me.unwrap_or(false);
     let tokens = match login_method(&req, body.refresh_token)? {
         LoginMethod::Password { username, password } => {
             run(&services, V1, move |s| auth::login_with_password(s, &username, &password, remember_me)).await?
         }
-        LoginMethod::RefreshToken(token) => run(&services, V1, move |s| auth::login_with_refresh_token(s, &token)).await?,
+        LoginMethod::RefreshToken(token) => {
+            run(&services, V1, move |s| auth::login_with_refresh_token(s, &token)).await?
+        }
     };
-    Ok(Json(LoginResponse { access_token: tokens.access_token, refresh_token: tokens.refresh_token, expires_in: tokens.expires_in }))
+    Ok(Json(LoginResponse {
+        access_token: tokens.access_token,
+        refresh_token: tokens.refresh_token,
+        expires_in: tokens.expires_in,
+    }))
 }
 
 /// `auth/revoke` request (§11.3).
@@ -106,11 +116,15 @@ pub fn token_type_hint(hint: Option<&str>) -> Result<Option<TokenTypeHint>, ApiE
     }
 }
 
-#[utoipa::path(post, path = "/csc/v1/auth/revoke", tag = TAG, request_body = RevokeRequest,
+#[utoipa::path(post, tag = TAG, request_body = RevokeRequest,
     security(("bearer" = [])),
     responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 #[post("/auth/revoke")]
-pub async fn revoke(services: Data<Services>, req: HttpRequest, body: CscJson<RevokeRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn revoke(
+    services: Data<Services>,
+    req: HttpRequest,
+    body: CscJson<RevokeRequest>,
+) -> Result<HttpResponse, ApiError> {
     let principal = principal(&services, &req, V1).await?;
     let token = body.0.token.filter(|t| !t.is_empty()).ok_or_else(|| ApiError::missing("token"))?;
     let hint = token_type_hint(body.0.token_type_hint.as_deref())?;
@@ -140,11 +154,15 @@ pub struct ListResponse {
     pub next_page_token: Option<String>,
 }
 
-#[utoipa::path(post, path = "/csc/v1/credentials/list", tag = TAG, request_body = ListRequest,
+#[utoipa::path(post, tag = TAG, request_body = ListRequest,
     security(("bearer" = [])),
     responses((status = 200, body = ListResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 #[post("/credentials/list")]
-pub async fn list(services: Data<Services>, req: HttpRequest, body: CscJson<ListRequest>) -> Result<Json<ListResponse>, ApiError> {
+pub async fn list(
+    services: Data<Services>,
+    req: HttpRequest,
+    body: CscJson<ListRequest>,
+) -> Result<Json<ListResponse>, ApiError> {
     let principal = principal(&services, &req, V1).await?;
     let body = body.0;
     // Authorisation is user-specific (basic): the user is the token's, never a parameter.
@@ -152,7 +170,8 @@ pub async fn list(services: Data<Services>, req: HttpRequest, body: CscJson<List
         return Err(ApiError::invalid_request("userID parameter MUST be null"));
     }
     let (ids, next) =
-        run(&services, V1, move |s| credentials::list(s, &principal, body.max_results, body.page_token.as_deref())).await?;
+        run(&services, V1, move |s| credentials::list(s, &principal, body.max_results, body.page_token.as_deref()))
+            .await?;
     Ok(Json(ListResponse { credential_ids: ids, next_page_token: next }))
 }
 
@@ -217,7 +236,7 @@ pub struct CredentialInfoResponse {
     pub lang: String,
 }
 
-#[utoipa::path(post, path = "/csc/v1/credentials/info", tag = TAG, request_body = CredentialInfoRequest,
+#[utoipa::path(post, tag = TAG, request_body = CredentialInfoRequest,
     security(("bearer" = [])),
     responses((status = 200, body = CredentialInfoResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 #[post("/credentials/info")]
@@ -284,7 +303,7 @@ pub struct SadResponse {
     pub expires_in: i64,
 }
 
-#[utoipa::path(post, path = "/csc/v1/credentials/authorize", tag = TAG, request_body = AuthorizeRequestBody,
+#[utoipa::path(post, tag = TAG, request_body = AuthorizeRequestBody,
     security(("bearer" = [])),
     responses((status = 200, body = SadResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 #[post("/credentials/authorize")]
@@ -322,7 +341,7 @@ pub struct ExtendTransactionRequest {
     pub client_data: Option<String>,
 }
 
-#[utoipa::path(post, path = "/csc/v1/credentials/extendTransaction", tag = TAG, request_body = ExtendTransactionRequest,
+#[utoipa::path(post, tag = TAG, request_body = ExtendTransactionRequest,
     security(("bearer" = [])),
     responses((status = 200, body = SadResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 #[post("/credentials/extendTransaction")]
@@ -370,7 +389,7 @@ pub struct SignHashResponse {
     pub signatures: Vec<String>,
 }
 
-#[utoipa::path(post, path = "/csc/v1/signatures/signHash", tag = TAG, request_body = SignHashRequestBody,
+#[utoipa::path(post, tag = TAG, request_body = SignHashRequestBody,
     security(("bearer" = [])),
     responses((status = 200, body = SignHashResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 #[post("/signatures/signHash")]

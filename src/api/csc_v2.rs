@@ -60,7 +60,7 @@ pub struct InfoRequest {
     pub lang: Option<String>,
 }
 
-#[utoipa::path(post, path = "/csc/v2/info", tag = TAG, request_body = InfoRequest,
+#[utoipa::path(post, tag = TAG, request_body = InfoRequest,
     responses((status = 200, body = InfoResponse), (status = 400, body = ErrorBody)))]
 #[post("/info")]
 pub async fn info(services: Data<Services>, _body: CscJson<InfoRequest>) -> Json<InfoResponse> {
@@ -109,20 +109,30 @@ pub struct LoginResponse {
     pub expires_in: i64,
 }
 
-#[utoipa::path(post, path = "/csc/v2/auth/login", tag = TAG, request_body = LoginRequest,
+#[utoipa::path(post, tag = TAG, request_body = LoginRequest,
     security(("basic" = [])),
     responses((status = 200, body = LoginResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 #[post("/auth/login")]
-pub async fn login(services: Data<Services>, req: HttpRequest, body: CscJson<LoginRequest>) -> Result<Json<LoginResponse>, ApiError> {
+pub async fn login(
+    services: Data<Services>,
+    req: HttpRequest,
+    body: CscJson<LoginRequest>,
+) -> Result<Json<LoginResponse>, ApiError> {
     let body = body.0;
     let remember_me = body.remember_me.unwrap_or(false);
     let tokens = match login_method(&req, body.refresh_token)? {
         LoginMethod::Password { username, password } => {
             run(&services, V2, move |s| auth::login_with_password(s, &username, &password, remember_me)).await?
         }
-        LoginMethod::RefreshToken(token) => run(&services, V2, move |s| auth::login_with_refresh_token(s, &token)).await?,
+        LoginMethod::RefreshToken(token) => {
+            run(&services, V2, move |s| auth::login_with_refresh_token(s, &token)).await?
+        }
     };
-    Ok(Json(LoginResponse { access_token: tokens.access_token, refresh_token: tokens.refresh_token, expires_in: tokens.expires_in }))
+    Ok(Json(LoginResponse {
+        access_token: tokens.access_token,
+        refresh_token: tokens.refresh_token,
+        expires_in: tokens.expires_in,
+    }))
 }
 
 /// `auth/revoke` request (§11.3).
@@ -134,11 +144,15 @@ pub struct RevokeRequest {
     pub client_data: Option<String>,
 }
 
-#[utoipa::path(post, path = "/csc/v2/auth/revoke", tag = TAG, request_body = RevokeRequest,
+#[utoipa::path(post, tag = TAG, request_body = RevokeRequest,
     security(("bearer" = [])),
     responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 #[post("/auth/revoke")]
-pub async fn revoke(services: Data<Services>, req: HttpRequest, body: CscJson<RevokeRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn revoke(
+    services: Data<Services>,
+    req: HttpRequest,
+    body: CscJson<RevokeRequest>,
+) -> Result<HttpResponse, ApiError> {
     let principal = principal(&services, &req, V2).await?;
     let token = body.0.token.filter(|t| !t.is_empty()).ok_or_else(|| ApiError::missing("token"))?;
     let hint = token_type_hint(body.0.token_type_hint.as_deref())?;
@@ -185,7 +199,12 @@ pub struct CredentialInfo {
     pub lang: String,
 }
 
-fn credential_info(view: CredentialView, wanted: csc_common::CertificatesWanted, cert_details: bool, with_id: bool) -> CredentialInfo {
+fn credential_info(
+    view: CredentialView,
+    wanted: csc_common::CertificatesWanted,
+    cert_details: bool,
+    with_id: bool,
+) -> CredentialInfo {
     let mut objects = Vec::new();
     if view.has_pin {
         objects.push(AuthObject {
@@ -252,11 +271,15 @@ pub struct ListResponse {
     pub only_valid: Option<bool>,
 }
 
-#[utoipa::path(post, path = "/csc/v2/credentials/list", tag = TAG, request_body = ListRequest,
+#[utoipa::path(post, tag = TAG, request_body = ListRequest,
     security(("bearer" = [])),
     responses((status = 200, body = ListResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 #[post("/credentials/list")]
-pub async fn list(services: Data<Services>, req: HttpRequest, body: CscJson<ListRequest>) -> Result<Json<ListResponse>, ApiError> {
+pub async fn list(
+    services: Data<Services>,
+    req: HttpRequest,
+    body: CscJson<ListRequest>,
+) -> Result<Json<ListResponse>, ApiError> {
     let principal = principal(&services, &req, V2).await?;
     let body = body.0;
     if body.user_id.is_some() {
@@ -274,7 +297,8 @@ pub async fn list(services: Data<Services>, req: HttpRequest, body: CscJson<List
     let views: Vec<CredentialView> = views.into_iter().filter(|v| !only_valid || v.key_enabled).collect();
     Ok(Json(ListResponse {
         credential_ids: views.iter().map(|v| v.id.clone()).collect(),
-        credential_infos: with_info.then(|| views.into_iter().map(|v| credential_info(v, wanted, cert_details, true)).collect()),
+        credential_infos: with_info
+            .then(|| views.into_iter().map(|v| credential_info(v, wanted, cert_details, true)).collect()),
         only_valid: only_valid.then_some(true),
     }))
 }
@@ -294,7 +318,7 @@ pub struct CredentialInfoRequest {
     pub client_data: Option<String>,
 }
 
-#[utoipa::path(post, path = "/csc/v2/credentials/info", tag = TAG, request_body = CredentialInfoRequest,
+#[utoipa::path(post, tag = TAG, request_body = CredentialInfoRequest,
     security(("bearer" = [])),
     responses((status = 200, body = CredentialInfo), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 #[post("/credentials/info")]
@@ -369,7 +393,7 @@ fn auth_values(auth_data: Vec<AuthDataEntry>) -> Result<(Option<String>, Option<
     Ok((otp, pin))
 }
 
-#[utoipa::path(post, path = "/csc/v2/credentials/authorize", tag = TAG, request_body = AuthorizeRequestBody,
+#[utoipa::path(post, tag = TAG, request_body = AuthorizeRequestBody,
     security(("bearer" = [])),
     responses((status = 200, body = SadResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 #[post("/credentials/authorize")]
@@ -407,7 +431,7 @@ pub struct ExtendTransactionRequest {
     pub client_data: Option<String>,
 }
 
-#[utoipa::path(post, path = "/csc/v2/credentials/extendTransaction", tag = TAG, request_body = ExtendTransactionRequest,
+#[utoipa::path(post, tag = TAG, request_body = ExtendTransactionRequest,
     security(("bearer" = [])),
     responses((status = 200, body = SadResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 #[post("/credentials/extendTransaction")]
@@ -457,7 +481,7 @@ pub struct SignHashResponse {
     pub signatures: Vec<String>,
 }
 
-#[utoipa::path(post, path = "/csc/v2/signatures/signHash", tag = TAG, request_body = SignHashRequestBody,
+#[utoipa::path(post, tag = TAG, request_body = SignHashRequestBody,
     security(("bearer" = [])),
     responses((status = 200, body = SignHashResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 #[post("/signatures/signHash")]

@@ -76,7 +76,9 @@ impl ApiError {
             E::Missing(p) => ApiError::missing(name(p)),
             E::Invalid(p) => ApiError::invalid(name(p)),
             E::InvalidRequest(text) => ApiError::invalid_request(text),
-            E::InvalidToken => ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", "The access token is not valid"),
+            E::InvalidToken => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", "The access token is not valid")
+            }
             E::ExpiredToken => {
                 ApiError::new(StatusCode::UNAUTHORIZED, "expired_token", "The access token expired or was revoked")
             }
@@ -92,9 +94,7 @@ impl ApiError {
                 ApiError::invalid_request(format!("OTP locked after repeated failures, until {when}"))
             }
             E::InvalidPin => ApiError::new(StatusCode::BAD_REQUEST, "invalid_pin", "The PIN is invalid"),
-            E::CredentialDisabled => {
-                ApiError::invalid_request("The credential identified by credentialID is disabled")
-            }
+            E::CredentialDisabled => ApiError::invalid_request("The credential identified by credentialID is disabled"),
             E::SadExpired => ApiError::invalid_request("SAD expired"),
             E::SadBudgetSpent => ApiError::invalid_request("The SAD does not cover that many signatures"),
             E::HashNotAuthorized => ApiError::invalid_request("Hash is not authorized by the SAD."),

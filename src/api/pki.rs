@@ -14,21 +14,21 @@ fn der(content_type: &str, body: Vec<u8>) -> HttpResponse {
     HttpResponse::Ok().content_type(content_type).body(body)
 }
 
-#[utoipa::path(get, path = "/pki/root-ca.cer", tag = TAG,
+#[utoipa::path(get, tag = TAG,
     responses((status = 200, description = "The root CA certificate, DER", content_type = "application/pkix-cert")))]
 #[get("/root-ca.cer")]
 pub async fn root_certificate(services: Data<Services>) -> HttpResponse {
     der("application/pkix-cert", services.ca.root.certificate_der.clone())
 }
 
-#[utoipa::path(get, path = "/pki/issuing-ca.cer", tag = TAG,
+#[utoipa::path(get, tag = TAG,
     responses((status = 200, description = "The issuing CA certificate, DER", content_type = "application/pkix-cert")))]
 #[get("/issuing-ca.cer")]
 pub async fn issuing_certificate(services: Data<Services>) -> HttpResponse {
     der("application/pkix-cert", services.ca.issuing.certificate_der.clone())
 }
 
-#[utoipa::path(get, path = "/pki/root-ca.crl", tag = TAG,
+#[utoipa::path(get, tag = TAG,
     responses((status = 200, description = "CRL of the root CA, DER", content_type = "application/pkix-crl"),
               (status = 500, body = ErrorBody)))]
 #[get("/root-ca.crl")]
@@ -37,7 +37,7 @@ pub async fn root_crl(services: Data<Services>) -> Result<HttpResponse, ApiError
     Ok(der("application/pkix-crl", crl))
 }
 
-#[utoipa::path(get, path = "/pki/issuing-ca.crl", tag = TAG,
+#[utoipa::path(get, tag = TAG,
     responses((status = 200, description = "CRL of the issuing CA, DER", content_type = "application/pkix-crl"),
               (status = 500, body = ErrorBody)))]
 #[get("/issuing-ca.crl")]

@@ -35,7 +35,12 @@ pub fn owned_by(conn: &mut DbConnection, user_id: &str, credential_id: &str) -> 
 }
 
 /// A page of the user's credential ids, in a stable order, starting after `after`.
-pub fn ids_of_user(conn: &mut DbConnection, user_id: &str, after: Option<&str>, limit: i64) -> QueryResult<Vec<String>> {
+pub fn ids_of_user(
+    conn: &mut DbConnection,
+    user_id: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<String>> {
     let mut query = credentials::table.filter(credentials::user_id.eq(user_id)).select(credentials::id).into_boxed();
     if let Some(after) = after {
         query = query.filter(credentials::id.gt(after.to_string()));

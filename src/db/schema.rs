@@ -92,4 +92,13 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(users, totp_factors, credentials, access_tokens, sads, ca_keys, audit_log, audit_head);
+diesel::allow_tables_to_appear_in_same_query!(
+    users,
+    totp_factors,
+    credentials,
+    access_tokens,
+    sads,
+    ca_keys,
+    audit_log,
+    audit_head
+);

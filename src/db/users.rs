@@ -52,7 +52,12 @@ pub fn accept_totp_step(conn: &mut DbConnection, user_id: &str, step: i64) -> Qu
 }
 
 /// Counts a wrong code; at `max_failures` the factor locks until `lock_until`. Returns the failures so far.
-pub fn record_totp_failure(conn: &mut DbConnection, user_id: &str, max_failures: i32, lock_until: i64) -> QueryResult<i32> {
+pub fn record_totp_failure(
+    conn: &mut DbConnection,
+    user_id: &str,
+    max_failures: i32,
+    lock_until: i64,
+) -> QueryResult<i32> {
     diesel::update(totp_factors::table.find(user_id))
         .set(totp_factors::failures.eq(totp_factors::failures + 1))
         .execute(conn)?;

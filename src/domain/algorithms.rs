@@ -239,8 +239,14 @@ mod tests {
             resolve_scheme(KeyKind::Rsa2048, oid::SHA256_WITH_RSA, Some(oid::SHA512), None),
             Err(AlgorithmError::InvalidHashAlgo)
         );
-        assert_eq!(resolve_scheme(KeyKind::Rsa2048, oid::RSA_ENCRYPTION, None, None), Err(AlgorithmError::MissingHashAlgo));
-        assert_eq!(resolve_scheme(KeyKind::EcP256, oid::SHA256_WITH_RSA, None, None), Err(AlgorithmError::InvalidSignAlgo));
+        assert_eq!(
+            resolve_scheme(KeyKind::Rsa2048, oid::RSA_ENCRYPTION, None, None),
+            Err(AlgorithmError::MissingHashAlgo)
+        );
+        assert_eq!(
+            resolve_scheme(KeyKind::EcP256, oid::SHA256_WITH_RSA, None, None),
+            Err(AlgorithmError::InvalidSignAlgo)
+        );
         assert_eq!(resolve_scheme(KeyKind::Rsa2048, "1.2.3", None, None), Err(AlgorithmError::InvalidSignAlgo));
     }
 

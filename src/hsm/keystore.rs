@@ -136,14 +136,22 @@ impl KeyStore {
     pub fn generate(&self, kind: KeyKind, label: &str) -> Result<GeneratedKey, HsmError> {
         let id = KeyId::random();
         let common = |private: bool| {
-            vec![Attribute::Token(true), Attribute::Private(private), Attribute::Id(id.0.clone()), Attribute::Label(label.as_bytes().to_vec())]
+            vec![
+                Attribute::Token(true),
+                Attribute::Private(private),
+                Attribute::Id(id.0.clone()),
+                Attribute::Label(label.as_bytes().to_vec()),
+            ]
         };
         let mut private = common(true);
         private.extend([Attribute::Sensitive(true), Attribute::Extractable(false), Attribute::Sign(true)]);
         let mut public = common(false);
         public.push(Attribute::Verify(true));
         let mechanism = if kind.is_rsa() {
-            public.extend([Attribute::ModulusBits((kind.bits() as u64).into()), Attribute::PublicExponent(vec![1, 0, 1])]);
+            public.extend([
+                Attribute::ModulusBits((kind.bits() as u64).into()),
+                Attribute::PublicExponent(vec![1, 0, 1]),
+            ]);
             Mechanism::RsaPkcsKeyPairGen
         } else {
             public.push(Attribute::EcParams(curve_params(kind)?));
@@ -186,7 +194,12 @@ impl KeyStore {
     }
 
     /// Signs each digest with the key, in order. ECDSA values come back DER-encoded.
-    pub fn sign_digests(&self, id: &KeyId, scheme: SignatureScheme, digests: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, HsmError> {
+    pub fn sign_digests(
+        &self,
+        id: &KeyId,
+        scheme: SignatureScheme,
+        digests: &[Vec<u8>],
+    ) -> Result<Vec<Vec<u8>>, HsmError> {
         self.with_session(|session| {
             let key = self.private_key(session, id)?;
             digests.iter().map(|digest| sign_one(session, key, scheme, digest)).collect()
@@ -242,7 +255,8 @@ fn read_public_key(session: &Session, handle: ObjectHandle, kind: KeyKind) -> Re
                 _ => {}
             }
         }
-        let key = RsaPublicKey { modulus: UintRef::new(&n).map_err(bad)?, public_exponent: UintRef::new(&e).map_err(bad)? };
+        let key =
+            RsaPublicKey { modulus: UintRef::new(&n).map_err(bad)?, public_exponent: UintRef::new(&e).map_err(bad)? };
         let algorithm = AlgorithmIdentifierOwned {
             oid: ObjectIdentifier::new_unwrap(oid::RSA_ENCRYPTION),
             parameters: Some(der::asn1::Null.into()),
@@ -259,14 +273,16 @@ fn read_public_key(session: &Session, handle: ObjectHandle, kind: KeyKind) -> Re
             Ok(inner) if inner.as_bytes().first() == Some(&0x04) => inner.as_bytes().to_vec(),
             _ => point,
         };
-        let curve = ObjectIdentifier::new(kind.curve_oid().unwrap_or_default()).map_err(|e| HsmError::BadKeyMaterial(e.to_string()))?;
+        let curve = ObjectIdentifier::new(kind.curve_oid().unwrap_or_default())
+            .map_err(|e| HsmError::BadKeyMaterial(e.to_string()))?;
         let algorithm = AlgorithmIdentifierOwned {
             oid: ObjectIdentifier::new_unwrap("1.2.840.10045.2.1"),
             parameters: Some(der::Any::encode_from(&curve).map_err(bad)?),
         };
         (algorithm, point)
     };
-    let spki = SubjectPublicKeyInfoOwned { algorithm, subject_public_key: BitString::from_bytes(&key_bits).map_err(bad)? };
+    let spki =
+        SubjectPublicKeyInfoOwned { algorithm, subject_public_key: BitString::from_bytes(&key_bits).map_err(bad)? };
     spki.to_der().map_err(bad)
 }
 

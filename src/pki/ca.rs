@@ -79,7 +79,13 @@ pub fn distinguished_name(common_name: &str, organization: Option<&str>, country
 
 impl CertificateAuthority {
     /// Creates the root and the issuing CA: keys in the HSM, certificates signed there.
-    pub fn create(keystore: &KeyStore, organization: &str, country: &str, public_url: &str, now: i64) -> Result<Self, PkiError> {
+    pub fn create(
+        keystore: &KeyStore,
+        organization: &str,
+        country: &str,
+        public_url: &str,
+        now: i64,
+    ) -> Result<Self, PkiError> {
         let root_name = distinguished_name(&format!("{organization} Root CA"), Some(organization), country)?;
         let root_key = keystore.generate(CA_KEY_KIND, "rssp root CA")?;
         let root_spki = SubjectPublicKeyInfoOwned::from_der(&root_key.public_key_der)?;
@@ -97,7 +103,8 @@ impl CertificateAuthority {
         };
         let root = CaLevel::from_parts(root_key.id.clone(), CA_KEY_KIND, root_signer.sign(tbs)?)?;
 
-        let issuing_name = distinguished_name(&format!("{organization} Qualified Issuing CA"), Some(organization), country)?;
+        let issuing_name =
+            distinguished_name(&format!("{organization} Qualified Issuing CA"), Some(organization), country)?;
         let issuing_key = keystore.generate(CA_KEY_KIND, "rssp issuing CA")?;
         let issuing_spki = SubjectPublicKeyInfoOwned::from_der(&issuing_key.public_key_der)?;
         let published = Publication {

@@ -73,7 +73,11 @@ impl CaSigner<'_> {
             .sign_digests(&self.key, scheme, &[digest])?
             .pop()
             .ok_or_else(|| PkiError::Invalid("HSM returned no signature".into()))?;
-        let signed = Signed { tbs: der::Any::from_der(&tbs_der)?, algorithm: self.algorithm(), signature: BitString::from_bytes(&signature)? };
+        let signed = Signed {
+            tbs: der::Any::from_der(&tbs_der)?,
+            algorithm: self.algorithm(),
+            signature: BitString::from_bytes(&signature)?,
+        };
         Ok(signed.to_der()?)
     }
 }
@@ -86,7 +90,9 @@ pub fn random_serial() -> Result<SerialNumber, PkiError> {
 }
 
 pub fn time(unix_seconds: i64) -> Result<Time, PkiError> {
-    let duration = std::time::Duration::from_secs(u64::try_from(unix_seconds).map_err(|_| PkiError::Invalid("time before 1970".into()))?);
+    let duration = std::time::Duration::from_secs(
+        u64::try_from(unix_seconds).map_err(|_| PkiError::Invalid("time before 1970".into()))?,
+    );
     // UTCTime until 2049, GeneralizedTime after, as RFC 5280 requires.
     Ok(Time::try_from(std::time::UNIX_EPOCH + duration)?)
 }

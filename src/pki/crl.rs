@@ -39,7 +39,11 @@ pub fn build(keystore: &KeyStore, issuer: &CaLevel, revoked: &[(String, i64)], n
     let mut entries = Vec::with_capacity(revoked.len());
     for (serial_hex, at) in revoked {
         let bytes = hex::decode(serial_hex).map_err(|e| PkiError::Invalid(format!("stored serial: {e}")))?;
-        entries.push(RevokedCert { serial_number: SerialNumber::new(&bytes)?, revocation_date: time(*at)?, crl_entry_extensions: None });
+        entries.push(RevokedCert {
+            serial_number: SerialNumber::new(&bytes)?,
+            revocation_date: time(*at)?,
+            crl_entry_extensions: None,
+        });
     }
     let aki = AuthorityKeyIdentifier {
         key_identifier: Some(OctetString::new(issuer.key_identifier.clone())?),
@@ -48,7 +52,11 @@ pub fn build(keystore: &KeyStore, issuer: &CaLevel, revoked: &[(String, i64)], n
     };
     let number = CrlNumber(der::asn1::Uint::new(&now.to_be_bytes())?);
     let extensions = vec![
-        Extension { extn_id: AuthorityKeyIdentifier::OID, critical: false, extn_value: OctetString::new(aki.to_der()?)? },
+        Extension {
+            extn_id: AuthorityKeyIdentifier::OID,
+            critical: false,
+            extn_value: OctetString::new(aki.to_der()?)?,
+        },
         Extension { extn_id: CrlNumber::OID, critical: false, extn_value: OctetString::new(number.to_der()?)? },
     ];
     let tbs = TbsCertList {

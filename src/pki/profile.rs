@@ -74,7 +74,10 @@ fn publication(publication: &Publication) -> Result<Vec<Extension>, PkiError> {
         reasons: None,
         crl_issuer: None,
     }]);
-    Ok(vec![extension(AuthorityInfoAccessSyntax::OID, false, &aia)?, extension(CrlDistributionPoints::OID, false, &cdp)?])
+    Ok(vec![
+        extension(AuthorityInfoAccessSyntax::OID, false, &aia)?,
+        extension(CrlDistributionPoints::OID, false, &cdp)?,
+    ])
 }
 
 /// A CA certificate: basicConstraints CA (critical), keyCertSign and cRLSign (critical).

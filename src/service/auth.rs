@@ -23,7 +23,8 @@ pub fn hash_password(password: &str) -> Result<String, ServiceError> {
 }
 
 pub fn verify_password(password: &str, stored: &str) -> bool {
-    PasswordHash::new(stored).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+    PasswordHash::new(stored)
+        .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
 }
 
 /// Spends the same time as a real check when the user does not exist, so timing does not reveal it.
@@ -34,12 +35,22 @@ fn burn_password_check(password: &str) {
 }
 
 /// `auth/login` with a username and password.
-pub fn login_with_password(services: &Services, username: &str, password: &str, remember_me: bool) -> Result<IssuedTokens, ServiceError> {
+pub fn login_with_password(
+    services: &Services,
+    username: &str,
+    password: &str,
+    remember_me: bool,
+) -> Result<IssuedTokens, ServiceError> {
     let mut conn = services.conn()?;
     let user = users::by_username(&mut conn, username)?;
     let Some(user) = user.filter(|u| verify_password(password, &u.password_hash)) else {
         burn_password_check(password);
-        services.audit_refusal("auth.login", None, None, &ServiceError::InvalidRequest(format!("failed login for {username:?}")));
+        services.audit_refusal(
+            "auth.login",
+            None,
+            None,
+            &ServiceError::InvalidRequest(format!("failed login for {username:?}")),
+        );
         return Err(ServiceError::AuthenticationFailed);
     };
     issue(services, &mut conn, &user.id, remember_me, None)
@@ -140,7 +151,12 @@ pub enum TokenTypeHint {
 }
 
 /// `auth/revoke`: revokes one of the caller's own tokens (a refresh token takes its access tokens with it).
-pub fn revoke(services: &Services, principal: &Principal, token: &str, hint: Option<TokenTypeHint>) -> Result<(), ServiceError> {
+pub fn revoke(
+    services: &Services,
+    principal: &Principal,
+    token: &str,
+    hint: Option<TokenTypeHint>,
+) -> Result<(), ServiceError> {
     let result = (|| {
         let mut conn = services.conn()?;
         let digest = secrets::token_digest(token);

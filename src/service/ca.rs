@@ -11,7 +11,8 @@ use crate::pki::{crl, CertificateAuthority, PkiError};
 use super::{ServiceError, Services};
 
 fn level(row: store::CaKeyRow) -> Result<CaLevel, PkiError> {
-    let key = KeyId::from_hex(&row.key_id).ok_or_else(|| PkiError::Invalid(format!("stored key id of {}", row.name)))?;
+    let key =
+        KeyId::from_hex(&row.key_id).ok_or_else(|| PkiError::Invalid(format!("stored key id of {}", row.name)))?;
     let kind: KeyKind = row.key_kind.parse().map_err(|e| PkiError::Invalid(format!("{e}")))?;
     CaLevel::from_parts(key, kind, row.certificate)
 }

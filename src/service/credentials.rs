@@ -54,7 +54,8 @@ fn cert_status(row: &CredentialRow, now: i64) -> &'static str {
 /// The credential, if the caller owns it. Someone else's credential is reported exactly like a
 /// missing one, so the answer does not reveal that it exists.
 fn owned(conn: &mut DbConnection, principal: &Principal, credential_id: &str) -> Result<CredentialRow, ServiceError> {
-    db::credentials::owned_by(conn, &principal.user_id, credential_id)?.ok_or(ServiceError::Invalid(Param::CredentialId))
+    db::credentials::owned_by(conn, &principal.user_id, credential_id)?
+        .ok_or(ServiceError::Invalid(Param::CredentialId))
 }
 
 pub(super) fn key_kind(row: &CredentialRow) -> Result<KeyKind, ServiceError> {
@@ -105,7 +106,11 @@ pub fn info(services: &Services, principal: &Principal, credential_id: &str) -> 
 }
 
 /// Every credential of the caller, described (v2 `credentials/list` with `credentialInfo`).
-pub fn describe_all(services: &Services, principal: &Principal, ids: &[String]) -> Result<Vec<CredentialView>, ServiceError> {
+pub fn describe_all(
+    services: &Services,
+    principal: &Principal,
+    ids: &[String],
+) -> Result<Vec<CredentialView>, ServiceError> {
     let mut conn = services.conn()?;
     ids.iter().map(|id| owned(&mut conn, principal, id).and_then(|row| view(services, row))).collect()
 }
@@ -167,7 +172,11 @@ fn check_hash_lengths(hashes: &[Vec<u8>], hash_algo: Option<HashAlgorithm>) -> R
 
 /// `credentials/authorize`: checks the one-time code (and the PIN, if the credential has one) and
 /// mints a SAD bound to the user, the credential and the exact hashes (SCAL2).
-pub fn authorize(services: &Services, principal: &Principal, request: AuthorizeRequest) -> Result<IssuedSad, ServiceError> {
+pub fn authorize(
+    services: &Services,
+    principal: &Principal,
+    request: AuthorizeRequest,
+) -> Result<IssuedSad, ServiceError> {
     let result = authorize_inner(services, principal, &request);
     if let Err(e) = &result {
         services.audit_refusal("credentials.authorize", Some(&principal.user_id), Some(&request.credential_id), e);
@@ -175,7 +184,11 @@ pub fn authorize(services: &Services, principal: &Principal, request: AuthorizeR
     result
 }
 
-fn authorize_inner(services: &Services, principal: &Principal, request: &AuthorizeRequest) -> Result<IssuedSad, ServiceError> {
+fn authorize_inner(
+    services: &Services,
+    principal: &Principal,
+    request: &AuthorizeRequest,
+) -> Result<IssuedSad, ServiceError> {
     let now = services.now();
     let mut conn = services.conn()?;
     let row = owned(&mut conn, principal, &request.credential_id)?;
@@ -235,7 +248,8 @@ fn check_factors(
     now: i64,
 ) -> Result<Result<(), ServiceError>, ServiceError> {
     let security = &services.config.security;
-    let factor = users::totp(conn, &principal.user_id)?.ok_or_else(|| ServiceError::internal("user without TOTP factor"))?;
+    let factor =
+        users::totp(conn, &principal.user_id)?.ok_or_else(|| ServiceError::internal("user without TOTP factor"))?;
     if let Some(until) = factor.locked_until.filter(|until| *until > now) {
         return Ok(Err(ServiceError::OtpLocked { until }));
     }
@@ -281,12 +295,21 @@ pub struct ExtendRequest {
 pub fn extend(services: &Services, principal: &Principal, request: ExtendRequest) -> Result<IssuedSad, ServiceError> {
     let result = extend_inner(services, principal, &request);
     if let Err(e) = &result {
-        services.audit_refusal("credentials.extendTransaction", Some(&principal.user_id), Some(&request.credential_id), e);
+        services.audit_refusal(
+            "credentials.extendTransaction",
+            Some(&principal.user_id),
+            Some(&request.credential_id),
+            e,
+        );
     }
     result
 }
 
-fn extend_inner(services: &Services, principal: &Principal, request: &ExtendRequest) -> Result<IssuedSad, ServiceError> {
+fn extend_inner(
+    services: &Services,
+    principal: &Principal,
+    request: &ExtendRequest,
+) -> Result<IssuedSad, ServiceError> {
     let now = services.now();
     let mut conn = services.conn()?;
     let row = owned(&mut conn, principal, &request.credential_id)?;

@@ -74,7 +74,13 @@ pub fn provision(services: &Services, signer: NewSigner) -> Result<ProvisionedSi
         )?;
         users::insert_totp(
             c,
-            &users::TotpFactor { user_id: user_id.clone(), secret: seed.clone(), last_step: None, failures: 0, locked_until: None },
+            &users::TotpFactor {
+                user_id: user_id.clone(),
+                secret: seed.clone(),
+                last_step: None,
+                failures: 0,
+                locked_until: None,
+            },
         )?;
         db::credentials::insert(
             c,

@@ -21,7 +21,11 @@ pub struct SignHashRequest {
 }
 
 /// Signs every hash, in order. Nothing is signed unless the whole request is authorised.
-pub fn sign_hash(services: &Services, principal: &Principal, request: SignHashRequest) -> Result<Vec<Vec<u8>>, ServiceError> {
+pub fn sign_hash(
+    services: &Services,
+    principal: &Principal,
+    request: SignHashRequest,
+) -> Result<Vec<Vec<u8>>, ServiceError> {
     let result = sign_hash_inner(services, principal, &request);
     if let Err(e) = &result {
         services.audit_refusal("signatures.signHash", Some(&principal.user_id), Some(&request.credential_id), e);
@@ -29,7 +33,11 @@ pub fn sign_hash(services: &Services, principal: &Principal, request: SignHashRe
     result
 }
 
-fn sign_hash_inner(services: &Services, principal: &Principal, request: &SignHashRequest) -> Result<Vec<Vec<u8>>, ServiceError> {
+fn sign_hash_inner(
+    services: &Services,
+    principal: &Principal,
+    request: &SignHashRequest,
+) -> Result<Vec<Vec<u8>>, ServiceError> {
     let now = services.now();
     if request.hashes.is_empty() {
         return Err(ServiceError::InvalidRequest("Empty hash array".into()));

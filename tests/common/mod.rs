@@ -23,8 +23,11 @@ fn softhsm_dir() -> &'static PathBuf {
         let tokens = dir.join("tokens");
         std::fs::create_dir_all(&tokens).unwrap();
         let conf = dir.join("softhsm2.conf");
-        std::fs::write(&conf, format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", tokens.display()))
-            .unwrap();
+        std::fs::write(
+            &conf,
+            format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", tokens.display()),
+        )
+        .unwrap();
         std::env::set_var("SOFTHSM2_CONF", &conf);
         dir
     })
@@ -60,11 +63,8 @@ impl TestServer {
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
         softhsm_dir();
         let data = tempfile::tempdir().unwrap();
-        let mut config = Config {
-            data_dir: data.path().to_path_buf(),
-            listen: "127.0.0.1:0".into(),
-            ..Config::default()
-        };
+        let mut config =
+            Config { data_dir: data.path().to_path_buf(), listen: "127.0.0.1:0".into(), ..Config::default() };
         config.database_url = Some(database_url(data.path()));
         config.hsm.token_label = format!("t{}", hex::encode(secrets::random_bytes::<8>()));
         config.hsm.pin = Some("98765432".into());
@@ -89,7 +89,8 @@ impl TestServer {
             multisign,
             pin: pin.map(str::to_string),
         };
-        let provisioned = tokio::task::spawn_blocking(move || provisioning::provision(&services, signer)).await.unwrap().unwrap();
+        let provisioned =
+            tokio::task::spawn_blocking(move || provisioning::provision(&services, signer)).await.unwrap().unwrap();
         Signer::new(provisioned)
     }
 

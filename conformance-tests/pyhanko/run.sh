@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Interoperability in CI: the real `rssp serve` on the embedded default (fresh data directory, port 0),
+# signers created with `rssp provision-user` while it runs, and pyHanko's CSCSigner signing PDFs
+# through /csc/v1 with an RSA and an EC credential (a batch of 3 hashes under one SAD each). pyHanko
+# validates every signature as intact, valid and trusted against `rssp pki root-cert`, and
+# `openssl cms -verify` checks each CMS.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+rssp="${RSSP_BIN:-$root/target/debug/rssp}"
+venv="${RSSP_PY_VENV:-$root/.venv}"
+
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+if ! "$venv/bin/python" -c 'import pyhanko, pyotp, aiohttp' 2>/dev/null; then
+  "$venv/bin/pip" install --quiet -r "$here/requirements.txt"
+fi
+
+work="$(mktemp -d)"
+server_pid=""
+cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+# Only this run's settings: the embedded default under a fresh data directory.
+unset SOFTHSM2_CONF RSSP_DATABASE_URL RSSP_HSM_MODULE RSSP_HSM_TOKEN_LABEL RSSP_HSM_PIN RSSP_CONFIG
+export RSSP_DATA_DIR="$work/data"
+RSSP_LISTEN=127.0.0.1:0 "$rssp" serve > "$work/serve.out" 2> "$work/serve.err" &
+server_pid=$!
+for _ in $(seq 1 100); do
+  url="$(sed -n 's/^rssp listening on //p' "$work/serve.out")"
+  [ -n "$url" ] && break
+  kill -0 "$server_pid" 2>/dev/null || { cat "$work/serve.err"; exit 1; }
+  sleep 0.2
+done
+[ -n "$url" ] || { echo "server did not start"; cat "$work/serve.err"; exit 1; }
+echo "rssp serving at $url"
+
+"$rssp" pki root-cert > "$work/root.pem"
+status=0
+for key in rsa-2048 ec-p256; do
+  user="interop-${key}"
+  "$rssp" provision-user --username "$user" --password "interop password" --key "$key" --multisign 10 > "$work/$user.json"
+  field() { "$venv/bin/python" -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$work/$user.json" "$1"; }
+  echo "== pyHanko signs through /csc/v1 with $key"
+  if ! "$venv/bin/python" "$here/sign_and_validate.py" --url "$url" --username "$user" --password "interop password" \
+      --credential-id "$(field credential_id)" --totp-secret "$(field totp_secret)" \
+      --root-pem "$work/root.pem" --out-dir "$work/out-$key" --batch 3; then
+    status=1
+  fi
+done
+"$rssp" audit verify
+exit $status
