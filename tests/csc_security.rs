@@ -114,45 +114,9 @@ async fn concurrent_sign_hash_calls_never_overspend_the_sad() {
         let (server, token, sad, id) = (&server, token.clone(), sad.clone(), signer.credential_id.clone());
         async move { sign(server, &token, &id, &sad, &hash).await.0 }
     });
-    let statuses = futures_join_all(attempts).await;
+    let statuses = futures::future::join_all(attempts).await;
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 3, "exactly the budget is signed: {statuses:?}");
     assert!(statuses.iter().all(|s| *s == 200 || *s == 400), "{statuses:?}");
-}
-
-async fn futures_join_all<F: std::future::Future<Output = u16>>(futures: impl Iterator<Item = F>) -> Vec<u16> {
-    let mut set = Vec::new();
-    for f in futures {
-        set.push(f);
-    }
-    let mut out = Vec::new();
-    // Poll them together: join_all written with tokio's join on boxed futures.
-    let handles: Vec<_> = set.into_iter().map(Box::pin).collect();
-    let results = futures_util_join(handles).await;
-    out.extend(results);
-    out
-}
-
-async fn futures_util_join<F: std::future::Future<Output = u16> + Unpin>(mut futures: Vec<F>) -> Vec<u16> {
-    use std::task::Poll;
-    let mut results: Vec<Option<u16>> = vec![None; futures.len()];
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (i, f) in futures.iter_mut().enumerate() {
-            if results[i].is_none() {
-                match std::pin::Pin::new(f).poll(cx) {
-                    Poll::Ready(v) => results[i] = Some(v),
-                    Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
-    })
-    .await;
-    results.into_iter().map(|r| r.unwrap_or_default()).collect()
 }
 
 #[tokio::test]
