@@ -1,1 +1,242 @@
-fn main() {}
+//! Signing throughput: raw signing through the HSM key store against the full HTTP path
+//! (`/csc/v1/signatures/signHash`), RSA-2048 and P-256, SADs covering 1 and 100 hashes, concurrency
+//! 1 to 64. Prints signatures per second, the ratio to raw, and p50/p99 request latency.
+//!
+//!     cargo bench --bench signing            (RSSP_BENCH_SECS=3 per measurement by default)
+//!
+//! A measurement, not a test: nothing here asserts a speed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use rssp::clock::ManualClock;
+use rssp::config::Config;
+use rssp::domain::{secrets, totp, HashAlgorithm, KeyKind, SignatureScheme};
+use rssp::hsm::KeyId;
+use rssp::service::provisioning::{self, NewSigner};
+use serde_json::{json, Value};
+
+const CONCURRENCY: [usize; 4] = [1, 4, 16, 64];
+const BATCHES: [usize; 2] = [1, 100];
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn digest(i: usize) -> Vec<u8> {
+    HashAlgorithm::Sha256.digest(format!("bench-{i}").as_bytes())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Raw: `concurrency` threads signing one digest at a time through the key store until the deadline.
+fn raw(services: &rssp::service::Services, key: &KeyId, scheme: SignatureScheme, concurrency: usize, secs: f64) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let start = Instant::now();
+    let total: usize = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..concurrency)
+            .map(|t| {
+                scope.spawn(move || {
+                    let mut done = 0;
+                    while Instant::now() < deadline {
+                        services.keystore.sign_digests(key, scheme, &[digest(t)]).expect("raw sign");
+                        done += 1;
+                    }
+                    done
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
+    });
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+struct HttpResult {
+    per_second: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn http(
+    url: &str,
+    token: &str,
+    credential: &str,
+    sads: &[String],
+    hashes: &[String],
+    sign_algo: &str,
+    concurrency: usize,
+    secs: f64,
+) -> HttpResult {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for sad in sads.iter().take(concurrency) {
+        let (client, url, token, credential) =
+            (client.clone(), url.to_string(), token.to_string(), credential.to_string());
+        let body = json!({"credentialID": credential, "SAD": sad, "hash": hashes, "signAlgo": sign_algo});
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let response = client
+                    .post(format!("{url}/csc/v1/signatures/signHash"))
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("request");
+                let status = response.status();
+                let answer: Value = response.json().await.expect("json");
+                assert!(status.is_success(), "signHash failed: {answer}");
+                latencies.push(t.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.unwrap());
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    latencies.sort();
+    HttpResult {
+        per_second: (latencies.len() * hashes.len()) as f64 / elapsed,
+        p50: percentile(&latencies, 0.50),
+        p99: percentile(&latencies, 0.99),
+    }
+}
+
+fn main() {
+    let secs: f64 = std::env::var("RSSP_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0);
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::create_dir_all(&tokens).unwrap();
+    let conf = dir.path().join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", tokens.display()),
+    )
+    .unwrap();
+    std::env::set_var("SOFTHSM2_CONF", &conf);
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async move {
+        let mut config =
+            Config { data_dir: dir.path().to_path_buf(), listen: "127.0.0.1:0".into(), ..Config::default() };
+        config.hsm.pin = Some("12345678".into());
+        config.hsm.sessions = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        config.security.sad_lifetime_secs = 24 * 3600;
+        // Every authorisation moves the manual clock a TOTP step on; keep the one login valid throughout.
+        config.security.access_token_lifetime_secs = 30 * 24 * 3600;
+        let clock = Arc::new(ManualClock::default());
+        let server = rssp::startup::start(config.clone(), clock.clone()).await.expect("server");
+        let url = server.base_url();
+        let services = server.services.clone();
+        println!(
+            "rssp signing benchmark: {} s per measurement, {} HSM sessions, SQLite, debug assertions {}",
+            secs,
+            config.hsm.sessions,
+            cfg!(debug_assertions)
+        );
+        println!(
+            "{:<9} {:>7} {:>5} {:>12} {:>12} {:>7} {:>10} {:>10}",
+            "key", "hashes", "conc", "raw sig/s", "http sig/s", "ratio", "p50", "p99"
+        );
+
+        for (kind, sign_algo) in [(KeyKind::Rsa2048, "1.2.840.113549.1.1.11"), (KeyKind::EcP256, "1.2.840.10045.4.3.2")]
+        {
+            let username = format!("bench-{}", kind.as_str());
+            let provisioned = {
+                let services = services.clone();
+                let signer = NewSigner {
+                    username: username.clone(),
+                    password: "bench password".into(),
+                    key_kind: kind,
+                    multisign: 1_000_000,
+                    pin: None,
+                };
+                tokio::task::spawn_blocking(move || provisioning::provision(&services, signer)).await.unwrap().unwrap()
+            };
+            let seed = secrets::from_base32(&provisioned.totp_secret).unwrap();
+            let scheme = if kind.is_rsa() {
+                SignatureScheme::RsaPkcs1(HashAlgorithm::Sha256)
+            } else {
+                SignatureScheme::Ecdsa(HashAlgorithm::Sha256)
+            };
+            let key = {
+                let mut conn = services.conn().unwrap();
+                let row = rssp::db::credentials::owned_by(&mut conn, &provisioned.user_id, &provisioned.credential_id)
+                    .unwrap()
+                    .unwrap();
+                KeyId::from_hex(&row.key_id).unwrap()
+            };
+            let client = reqwest::Client::new();
+            let login: Value = client
+                .post(format!("{url}/csc/v1/auth/login"))
+                .basic_auth(&username, Some("bench password"))
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let token = login["access_token"].as_str().unwrap().to_string();
+
+            for concurrency in CONCURRENCY {
+                let raw_rate = {
+                    let services = services.clone();
+                    let key = key.clone();
+                    tokio::task::spawn_blocking(move || raw(&services, &key, scheme, concurrency, secs)).await.unwrap()
+                };
+                for batch in BATCHES {
+                    let hashes: Vec<Vec<u8>> = (0..batch).map(digest).collect();
+                    let encoded: Vec<String> = hashes.iter().map(|h| b64(h)).collect();
+                    // One SAD per worker, each bound to the batch's hashes with the largest budget, so
+                    // the measurement is signHash alone (authorisation needs a fresh TOTP step each time).
+                    let mut sads = Vec::new();
+                    for _ in 0..concurrency {
+                        clock.advance(totp::STEP_SECONDS);
+                        use rssp::clock::Clock;
+                        let otp = totp::code_at_step(&seed, totp::step_of(clock.now()));
+                        let answer: Value = client
+                            .post(format!("{url}/csc/v1/credentials/authorize"))
+                            .bearer_auth(&token)
+                            .json(&json!({"credentialID": provisioned.credential_id, "numSignatures": 1_000_000,
+                                          "hash": encoded, "OTP": otp}))
+                            .send()
+                            .await
+                            .unwrap()
+                            .json()
+                            .await
+                            .unwrap();
+                        sads.push(answer["SAD"].as_str().expect("SAD").to_string());
+                    }
+                    let result =
+                        http(&url, &token, &provisioned.credential_id, &sads, &encoded, sign_algo, concurrency, secs)
+                            .await;
+                    println!(
+                        "{:<9} {:>7} {:>5} {:>12.0} {:>12.0} {:>6.0}% {:>8.1}ms {:>8.1}ms",
+                        kind.as_str(),
+                        batch,
+                        concurrency,
+                        raw_rate,
+                        result.per_second,
+                        100.0 * result.per_second / raw_rate,
+                        result.p50.as_secs_f64() * 1000.0,
+                        result.p99.as_secs_f64() * 1000.0
+                    );
+                }
+            }
+        }
+        server.stop().await;
+    });
+}

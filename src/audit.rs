@@ -82,10 +82,12 @@ pub enum ChainReport {
 }
 
 pub fn verify(conn: &mut DbConnection) -> diesel::QueryResult<ChainReport> {
+    // The head is read first: records appended while the check runs are left for the next check.
+    let (head_seq, head_hash) = store::head(conn)?;
     let mut expected_prev = GENESIS.to_string();
     let mut expected_seq = 1;
-    loop {
-        let page = store::page(conn, expected_seq - 1, 1000)?;
+    while expected_seq <= head_seq {
+        let page = store::page(conn, expected_seq - 1, 1000.min(head_seq - expected_seq + 1))?;
         if page.is_empty() {
             break;
         }
@@ -104,7 +106,6 @@ pub fn verify(conn: &mut DbConnection) -> diesel::QueryResult<ChainReport> {
             expected_seq += 1;
         }
     }
-    let (head_seq, head_hash) = store::lock_head(conn)?;
     if head_seq != expected_seq - 1 || head_hash != expected_prev {
         return Ok(ChainReport::Broken { seq: expected_seq, reason: "records after this point were removed".into() });
     }

@@ -79,20 +79,39 @@ pub fn write_transaction<T, E>(
 where
     E: From<diesel::result::Error>,
 {
+    // PostgreSQL: READ COMMITTED explicitly, because the conditional updates (SAD budget, TOTP step,
+    // audit head) rely on re-reading the row after waiting for its lock.
     let begin = match conn {
         DbConnection::Sqlite(_) => "BEGIN IMMEDIATE",
-        DbConnection::Pg(_) => "BEGIN",
+        DbConnection::Pg(_) => "BEGIN ISOLATION LEVEL READ COMMITTED",
     };
     conn.batch_execute(begin)?;
-    match f(conn) {
-        Ok(value) => {
-            conn.batch_execute("COMMIT")?;
-            Ok(value)
-        }
-        Err(e) => {
-            // The transaction failed already; a failed rollback would only hide the first error.
+    let mut open = OpenTransaction { conn: Some(conn) };
+    let conn = open.conn.as_deref_mut().expect("set just above");
+    let result = f(conn);
+    let outcome = match result {
+        Ok(value) => conn.batch_execute("COMMIT").map(|_| value).map_err(E::from),
+        Err(e) => Err(e),
+    };
+    // On an error (including a failed COMMIT) the guard rolls back when dropped; on success there is
+    // nothing left to roll back.
+    if outcome.is_ok() {
+        open.conn = None;
+    }
+    outcome
+}
+
+/// Rolls back a transaction that was not committed, also when the work inside it panicked, so no
+/// pooled connection is handed out with a transaction still open.
+struct OpenTransaction<'a> {
+    conn: Option<&'a mut DbConnection>,
+}
+
+impl Drop for OpenTransaction<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            // Failing to roll back leaves nothing better to do; the first error is what the caller sees.
             let _ = conn.batch_execute("ROLLBACK");
-            Err(e)
         }
     }
 }

@@ -82,6 +82,8 @@ impl Services {
             tracing::error!(event, %error, "internal error");
             return;
         }
+        // The credential id may be whatever the client sent: keep the trail bounded.
+        let credential_id = credential_id.map(|id| &id[..id.floor_char_boundary(64)]);
         let result = self.conn().and_then(|mut conn| {
             db::write_transaction(&mut conn, |c| {
                 audit::record(

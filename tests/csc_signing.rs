@@ -219,7 +219,7 @@ async fn v2_dialect_signs_with_auth_data_and_hashes() {
                    "authData": [{"id": "PIN", "value": "0000"}, {"id": "OTP", "value": otp}]}),
         )
         .await;
-    assert_error(status, &body, 400, "invalid_pin", "PIN");
+    assert_error(status, &body, 400, "invalid_authentication_data", "authentication data");
     let otp = server.next_otp(&signer);
     let (status, body) = server
         .post(

@@ -72,6 +72,7 @@ impl ApiError {
     pub fn from_service(error: ServiceError, dialect: Dialect) -> ApiError {
         use ServiceError as E;
         let name = |p: Param| param_name(p, dialect);
+        let error_kind = if matches!(error, E::OtpReplayed) { Kind::Replayed } else { Kind::Other };
         match error {
             E::Missing(p) => ApiError::missing(name(p)),
             E::Invalid(p) => ApiError::invalid(name(p)),
@@ -87,6 +88,15 @@ impl ApiError {
                 "authentication_error",
                 "An error occurred during authentication process",
             ),
+            // v2 reports every wrong authentication object as invalid_authentication_data.
+            E::InvalidOtp | E::OtpReplayed | E::InvalidPin if dialect == Dialect::V2 => {
+                let what = if matches!(error_kind, Kind::Replayed) {
+                    "The OTP has already been used"
+                } else {
+                    "The authentication data is invalid"
+                };
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_authentication_data", what)
+            }
             E::InvalidOtp => ApiError::new(StatusCode::BAD_REQUEST, "invalid_otp", "The OTP is invalid"),
             E::OtpReplayed => ApiError::new(StatusCode::BAD_REQUEST, "invalid_otp", "The OTP has already been used"),
             E::OtpLocked { until } => {
@@ -108,6 +118,11 @@ impl ApiError {
             }
         }
     }
+}
+
+enum Kind {
+    Replayed,
+    Other,
 }
 
 /// The wire name of a field in each dialect.

@@ -24,6 +24,11 @@ pub fn lock_head(conn: &mut DbConnection) -> QueryResult<(i64, String)> {
     audit_head::table.find(1).select((audit_head::seq, audit_head::hash)).first(conn)
 }
 
+/// The end of the chain, without locking it.
+pub fn head(conn: &mut DbConnection) -> QueryResult<(i64, String)> {
+    audit_head::table.find(1).select((audit_head::seq, audit_head::hash)).first(conn)
+}
+
 pub fn append(conn: &mut DbConnection, row: &AuditRow) -> QueryResult<()> {
     diesel::insert_into(audit_log::table).values(row).execute(conn)?;
     diesel::update(audit_head::table.find(1))

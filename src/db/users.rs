@@ -38,6 +38,15 @@ pub fn totp(conn: &mut DbConnection, user_id: &str) -> QueryResult<Option<TotpFa
     totp_factors::table.find(user_id).select(TotpFactor::as_select()).first(conn).optional()
 }
 
+/// Takes the factor's row lock for the rest of the transaction (a no-op update; SQLite's write
+/// transaction already excludes other writers).
+pub fn lock_totp(conn: &mut DbConnection, user_id: &str) -> QueryResult<()> {
+    diesel::update(totp_factors::table.find(user_id))
+        .set(totp_factors::failures.eq(totp_factors::failures))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// Records an accepted code. The update only happens when the step moves forward, so two requests
 /// racing with the same code cannot both win: exactly one row changes for the winner.
 pub fn accept_totp_step(conn: &mut DbConnection, user_id: &str, step: i64) -> QueryResult<bool> {

@@ -68,6 +68,20 @@ fn module(path: &Path) -> Result<Pkcs11, HsmError> {
 /// Token initialisation must not race within a process (tests start many servers at once).
 static TOKEN_INIT: Mutex<()> = Mutex::new(());
 
+struct CheckedOut<'a> {
+    store: &'a KeyStore,
+    session: Option<Session>,
+}
+
+impl Drop for CheckedOut<'_> {
+    fn drop(&mut self) {
+        if let Some(session) = self.session.take() {
+            self.store.idle.lock().unwrap_or_else(|e| e.into_inner()).push(session);
+            self.store.returned.notify_one();
+        }
+    }
+}
+
 pub struct KeyStore {
     slot: Slot,
     /// Idle logged-in sessions. A `Session` is `Send` but not `Sync`: each is used by one thread at a time.
@@ -126,10 +140,9 @@ impl KeyStore {
                 idle = self.returned.wait(idle).unwrap_or_else(|e| e.into_inner());
             }
         };
-        let result = f(&session);
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(session);
-        self.returned.notify_one();
-        result
+        // The guard puts the session back even if `f` panics.
+        let guard = CheckedOut { store: self, session: Some(session) };
+        f(guard.session.as_ref().expect("present until drop"))
     }
 
     /// Generates a key pair on the token: the private key sensitive and never extractable.
@@ -202,7 +215,15 @@ impl KeyStore {
     ) -> Result<Vec<Vec<u8>>, HsmError> {
         self.with_session(|session| {
             let key = self.private_key(session, id)?;
-            digests.iter().map(|digest| sign_one(session, key, scheme, digest)).collect()
+            match digests.iter().map(|digest| sign_one(session, key, scheme, digest)).collect() {
+                // A cached handle can go stale (the HSM restarted, the key moved): look it up again once.
+                Err(HsmError::Pkcs11(CkError::Pkcs11(RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid, _))) => {
+                    self.handles.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+                    let key = self.private_key(session, id)?;
+                    digests.iter().map(|digest| sign_one(session, key, scheme, digest)).collect()
+                }
+                other => other,
+            }
         })
     }
 }

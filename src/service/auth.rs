@@ -49,7 +49,10 @@ pub fn login_with_password(
             "auth.login",
             None,
             None,
-            &ServiceError::InvalidRequest(format!("failed login for {username:?}")),
+            &ServiceError::InvalidRequest(format!(
+                "failed login for {:?}",
+                username.chars().take(64).collect::<String>()
+            )),
         );
         return Err(ServiceError::AuthenticationFailed);
     };

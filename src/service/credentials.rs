@@ -15,6 +15,8 @@ use super::{Param, Principal, ServiceError, Services};
 pub const STATUS_ENABLED: &str = "enabled";
 /// Credential ids per page of `credentials/list` when the client asks for no limit or too many.
 pub const MAX_PAGE: i64 = 100;
+/// Credential ids are UUIDs; anything much longer is refused before it reaches a query or the audit trail.
+pub const MAX_ID_LEN: usize = 64;
 
 /// A credential as both CSC dialects describe it.
 #[derive(Debug, Clone)]
@@ -54,6 +56,9 @@ fn cert_status(row: &CredentialRow, now: i64) -> &'static str {
 /// The credential, if the caller owns it. Someone else's credential is reported exactly like a
 /// missing one, so the answer does not reveal that it exists.
 fn owned(conn: &mut DbConnection, principal: &Principal, credential_id: &str) -> Result<CredentialRow, ServiceError> {
+    if credential_id.len() > MAX_ID_LEN {
+        return Err(ServiceError::Invalid(Param::CredentialId));
+    }
     db::credentials::owned_by(conn, &principal.user_id, credential_id)?
         .ok_or(ServiceError::Invalid(Param::CredentialId))
 }
@@ -248,6 +253,8 @@ fn check_factors(
     now: i64,
 ) -> Result<Result<(), ServiceError>, ServiceError> {
     let security = &services.config.security;
+    // Lock the factor's row first, so concurrent guesses are counted one after the other.
+    users::lock_totp(conn, &principal.user_id)?;
     let factor =
         users::totp(conn, &principal.user_id)?.ok_or_else(|| ServiceError::internal("user without TOTP factor"))?;
     if let Some(until) = factor.locked_until.filter(|until| *until > now) {
@@ -321,13 +328,19 @@ fn extend_inner(
     let old_digest = secrets::token_digest(&request.sad);
     db::write_transaction(&mut conn, |c| {
         let old = live_sad(c, principal, &row.id, &old_digest, now)?;
+        // Retiring first takes the row lock; the budget read after it includes every signature a
+        // concurrent signHash spent, so none is lost in the new SAD.
+        if !sads::retire(c, &old_digest, now)? {
+            return Err(ServiceError::Invalid(Param::Sad));
+        }
+        let old = sads::find(c, &old_digest)?.unwrap_or(old);
+        if old.used >= old.num_signatures {
+            return Err(ServiceError::Invalid(Param::Sad));
+        }
         let mut hashes = sad::decode_hashes(&old.hashes);
         hashes.extend(request.hashes.iter().cloned());
         if hashes.len() > old.num_signatures as usize {
             return Err(ServiceError::InvalidRequest("More hashes than numSignatures".into()));
-        }
-        if !sads::retire(c, &old_digest, now)? {
-            return Err(ServiceError::Invalid(Param::Sad));
         }
         let sad = secrets::new_token();
         let expires_in = services.config.security.sad_lifetime_secs;

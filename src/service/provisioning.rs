@@ -39,8 +39,8 @@ pub fn provision(services: &Services, signer: NewSigner) -> Result<ProvisionedSi
     if signer.password.len() < 8 {
         return Err(ServiceError::InvalidRequest("password: at least 8 characters".into()));
     }
-    if !(1..=10_000).contains(&signer.multisign) {
-        return Err(ServiceError::InvalidRequest("multisign: between 1 and 10000".into()));
+    if !(1..=1_000_000).contains(&signer.multisign) {
+        return Err(ServiceError::InvalidRequest("multisign: between 1 and 1000000".into()));
     }
     if signer.pin.as_deref().is_some_and(|p| p.len() < 4 || !p.chars().all(|c| c.is_ascii_digit())) {
         return Err(ServiceError::InvalidRequest("pin: at least 4 digits".into()));

@@ -6,7 +6,7 @@ use crate::domain::algorithms::resolve_scheme;
 use crate::domain::{sad, secrets};
 use crate::hsm::KeyId;
 
-use super::credentials::{ensure_usable, key_kind, live_sad};
+use super::credentials::{ensure_usable, key_kind, live_sad, MAX_ID_LEN};
 use super::{Param, Principal, ServiceError, Services};
 
 /// What a client sends to `signatures/signHash`, once parsed.
@@ -39,6 +39,9 @@ fn sign_hash_inner(
     request: &SignHashRequest,
 ) -> Result<Vec<Vec<u8>>, ServiceError> {
     let now = services.now();
+    if request.credential_id.len() > MAX_ID_LEN {
+        return Err(ServiceError::Invalid(Param::CredentialId));
+    }
     if request.hashes.is_empty() {
         return Err(ServiceError::InvalidRequest("Empty hash array".into()));
     }
@@ -84,13 +87,33 @@ fn sign_hash_inner(
         )?;
         Ok(())
     })?;
-    // The HSM works outside the transaction, so no database lock is held while it signs.
+    // The HSM works outside the transaction and without a pooled connection held.
+    drop(conn);
     let key = KeyId::from_hex(&row.key_id).ok_or_else(|| ServiceError::internal("stored key id"))?;
     match services.keystore.sign_digests(&key, scheme, &request.hashes) {
         Ok(signatures) => Ok(signatures),
         Err(e) => {
-            // Nothing was signed: give the budget back.
-            let _ = sads::refund(&mut conn, &sad_digest, count);
+            tracing::error!(error = %e, credential = %row.id, "HSM signing failed; refunding the SAD");
+            let refund = services.conn().and_then(|mut conn| {
+                db::write_transaction(&mut conn, |c| {
+                    sads::refund(c, &sad_digest, count)?;
+                    audit::record(
+                        c,
+                        services.now(),
+                        AuditEvent {
+                            event: "signatures.signHash",
+                            outcome: Outcome::Refused,
+                            user_id: Some(&principal.user_id),
+                            credential_id: Some(&row.id),
+                            detail: format!("HSM failure after authorisation; {count} signatures refunded"),
+                        },
+                    )
+                    .map_err(ServiceError::from)
+                })
+            });
+            if let Err(refund_error) = refund {
+                tracing::error!(error = %refund_error, "could not refund the SAD");
+            }
             Err(e.into())
         }
     }

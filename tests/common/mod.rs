@@ -164,8 +164,14 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        // The server's task dies with the test's runtime; nothing to wait for.
-        self.server.take();
+        // Keep the services (and their HSM sessions) alive until the process ends: otherwise an
+        // actix worker thread may close its sessions while the test process is already exiting and
+        // SoftHSM's own teardown runs, which crashes inside SoftHSM.
+        static KEEP: std::sync::Mutex<Vec<actix_web::web::Data<rssp::service::Services>>> =
+            std::sync::Mutex::new(Vec::new());
+        if let Some(server) = self.server.take() {
+            KEEP.lock().unwrap_or_else(|e| e.into_inner()).push(server.services.clone());
+        }
     }
 }
 
