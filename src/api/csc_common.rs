@@ -5,9 +5,13 @@ use actix_web::HttpRequest;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::error::ApiError;
-use super::extract::{decode_base64, encode_base64};
+use actix_web::web::Data;
+
+use super::error::{ApiError, Dialect};
+use super::extract::{decode_base64, encode_base64, run};
+use crate::service::auth::{self, IssuedTokens};
 use crate::service::credentials::CredentialView;
+use crate::service::Services;
 
 /// Methods implemented in both dialects (CSC `info.methods`).
 pub const METHODS: &[&str] = &[
@@ -53,6 +57,24 @@ pub fn login_method(req: &HttpRequest, refresh_token: Option<String>) -> Result<
             "invalid_request",
             "Malformed authentication parameter",
         )),
+    }
+}
+
+/// `auth/login` in either dialect: the tokens for a password or a refresh token.
+pub async fn login(
+    services: &Data<Services>,
+    req: &HttpRequest,
+    refresh_token: Option<String>,
+    remember_me: bool,
+    dialect: Dialect,
+) -> Result<IssuedTokens, ApiError> {
+    match login_method(req, refresh_token)? {
+        LoginMethod::Password { username, password } => {
+            run(services, dialect, move |s| auth::login_with_password(s, &username, &password, remember_me)).await
+        }
+        LoginMethod::RefreshToken(token) => {
+            run(services, dialect, move |s| auth::login_with_refresh_token(s, &token)).await
+        }
     }
 }
 

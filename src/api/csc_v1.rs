@@ -6,7 +6,7 @@ use actix_web::{post, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::csc_common::{self, cert_info, certificates_wanted, key_info, login_method, CertInfo, KeyInfo, LoginMethod};
+use super::csc_common::{self, cert_info, certificates_wanted, key_info, CertInfo, KeyInfo};
 use super::error::{ApiError, Dialect, ErrorBody};
 use super::extract::{decode_base64, decode_hashes, encode_base64, principal, run, CscJson};
 use crate::service::auth::{self, TokenTypeHint};
@@ -82,15 +82,7 @@ pub async fn login(
     body: CscJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
     let body = body.0;
-    let remember_me = body.remember_me.unwrap_or(false);
-    let tokens = match login_method(&req, body.refresh_token)? {
-        LoginMethod::Password { username, password } => {
-            run(&services, V1, move |s| auth::login_with_password(s, &username, &password, remember_me)).await?
-        }
-        LoginMethod::RefreshToken(token) => {
-            run(&services, V1, move |s| auth::login_with_refresh_token(s, &token)).await?
-        }
-    };
+    let tokens = csc_common::login(&services, &req, body.refresh_token, body.remember_me.unwrap_or(false), V1).await?;
     Ok(Json(LoginResponse {
         access_token: tokens.access_token,
         refresh_token: tokens.refresh_token,
