@@ -7,8 +7,8 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-rssp="${RSSP_BIN:-$root/target/debug/rssp}"
-venv="${RSSP_PY_VENV:-$root/.venv}"
+rssp="${RSSP_TEST_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/rssp}"
+venv="${RSSP_TEST_VENV:-$root/.venv}"
 
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
