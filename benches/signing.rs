@@ -114,6 +114,10 @@ async fn http(
     }
 }
 
+async fn json_answer(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.expect("request").json().await.expect("JSON answer")
+}
+
 fn main() {
     let secs: f64 = std::env::var("RSSP_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0);
     let dir = tempfile::tempdir().unwrap();
@@ -179,16 +183,13 @@ fn main() {
                 KeyId::from_hex(&row.key_id).unwrap()
             };
             let client = reqwest::Client::new();
-            let login: Value = client
-                .post(format!("{url}/csc/v1/auth/login"))
-                .basic_auth(&username, Some("bench password"))
-                .json(&json!({}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let login = json_answer(
+                client
+                    .post(format!("{url}/csc/v1/auth/login"))
+                    .basic_auth(&username, Some("bench password"))
+                    .json(&json!({})),
+            )
+            .await;
             let token = login["access_token"].as_str().unwrap().to_string();
 
             for concurrency in CONCURRENCY {
@@ -207,17 +208,14 @@ fn main() {
                         clock.advance(totp::STEP_SECONDS);
                         use rssp::clock::Clock;
                         let otp = totp::code_at_step(&seed, totp::step_of(clock.now()));
-                        let answer: Value = client
-                            .post(format!("{url}/csc/v1/credentials/authorize"))
-                            .bearer_auth(&token)
-                            .json(&json!({"credentialID": provisioned.credential_id, "numSignatures": 1_000_000,
-                                          "hash": encoded, "OTP": otp}))
-                            .send()
-                            .await
-                            .unwrap()
-                            .json()
-                            .await
-                            .unwrap();
+                        let answer = json_answer(
+                            client
+                                .post(format!("{url}/csc/v1/credentials/authorize"))
+                                .bearer_auth(&token)
+                                .json(&json!({"credentialID": provisioned.credential_id, "numSignatures": 1_000_000,
+                                        "hash": encoded, "OTP": otp})),
+                        )
+                        .await;
                         sads.push(answer["SAD"].as_str().expect("SAD").to_string());
                     }
                     let result =

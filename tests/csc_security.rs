@@ -10,13 +10,7 @@ use serde_json::{json, Value};
 const ES256: &str = "1.2.840.10045.4.3.2";
 
 async fn sign(server: &TestServer, token: &str, credential: &str, sad: &str, hashes: &[Vec<u8>]) -> (u16, Value) {
-    server
-        .post(
-            "/csc/v1/signatures/signHash",
-            Some(token),
-            json!({"credentialID": credential, "SAD": sad, "hash": b64_all(hashes), "signAlgo": ES256}),
-        )
-        .await
+    server.sign_v1(token, credential, sad, hashes, ES256).await
 }
 
 #[tokio::test]
@@ -190,13 +184,7 @@ async fn bad_input_gets_a_csc_error_and_changes_nothing() {
         assert!(description.contains(expected), "{path} {body}: {description:?} should contain {expected:?}");
     }
     // After all of that the SAD still signs exactly once.
-    let (status, body) = server
-        .post(
-            "/csc/v1/signatures/signHash",
-            Some(&token),
-            json!({"credentialID": id, "SAD": sad, "hash": [h], "signAlgo": "1.2.840.113549.1.1.11"}),
-        )
-        .await;
+    let (status, body) = server.sign_v1(&token, &id, &sad, &hashes, "1.2.840.113549.1.1.11").await;
     assert_eq!(status, 200, "{body}");
 }
 

@@ -79,13 +79,8 @@ async fn v1_rsa_batch_is_signed_and_verifies() {
         verify_rsa_pkcs1(&spki, hash, &unb64(signature.as_str().unwrap()));
     }
     // The budget is spent: the same SAD signs nothing more.
-    let (status, body) = server
-        .post(
-            "/csc/v1/signatures/signHash",
-            Some(&token),
-            json!({"credentialID": signer.credential_id, "SAD": sad, "hash": b64_all(&hashes[..1]), "signAlgo": "1.2.840.113549.1.1.11"}),
-        )
-        .await;
+    let (status, body) =
+        server.sign_v1(&token, &signer.credential_id, &sad, &hashes[..1], "1.2.840.113549.1.1.11").await;
     assert_error(status, &body, 400, "invalid_request", "SAD");
 }
 
@@ -151,13 +146,8 @@ async fn ecdsa_p256_and_p384_return_der_signatures_that_verify() {
         let spki = spki_of(info["cert"]["certificates"][0].as_str().unwrap());
         let hash = if kind == KeyKind::EcP256 { sha256(name.as_bytes()) } else { sha384(name.as_bytes()) };
         let sad = server.authorize_v1(&token, &signer, std::slice::from_ref(&hash), 1).await;
-        let (status, body) = server
-            .post(
-                "/csc/v1/signatures/signHash",
-                Some(&token),
-                json!({"credentialID": signer.credential_id, "SAD": sad, "hash": [b64(&hash)], "signAlgo": algo}),
-            )
-            .await;
+        let (status, body) =
+            server.sign_v1(&token, &signer.credential_id, &sad, std::slice::from_ref(&hash), algo).await;
         assert_eq!(status, 200, "{body}");
         let signature = unb64(body["signatures"][0].as_str().unwrap());
         if kind == KeyKind::EcP256 {
@@ -257,18 +247,8 @@ async fn extend_transaction_binds_a_later_hash_and_retires_the_old_sad() {
     let second = sha256(b"second page");
     let sad = server.authorize_v1(&token, &signer, std::slice::from_ref(&first), 2).await;
     let sign = |sad: String, hash: Vec<u8>| {
-        let server = &server;
-        let token = token.clone();
-        let id = signer.credential_id.clone();
-        async move {
-            server
-                .post(
-                    "/csc/v1/signatures/signHash",
-                    Some(&token),
-                    json!({"credentialID": id, "SAD": sad, "hash": [b64(&hash)], "signAlgo": "1.2.840.10045.4.3.2"}),
-                )
-                .await
-        }
+        let (server, token, id) = (&server, token.clone(), signer.credential_id.clone());
+        async move { server.sign_v1(&token, &id, &sad, &[hash], "1.2.840.10045.4.3.2").await }
     };
     let (status, body) = sign(sad.clone(), second.clone()).await;
     assert_error(status, &body, 400, "invalid_request", "Hash is not authorized by the SAD.");

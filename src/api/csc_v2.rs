@@ -281,12 +281,7 @@ pub async fn list(
     let with_info = body.credential_info.unwrap_or(false);
     let only_valid = body.only_valid.unwrap_or(false);
     let cert_details = body.cert_info.unwrap_or(false);
-    let views = run(&services, V2, move |s| {
-        let (ids, _) = credentials::list(s, &principal, Some(credentials::MAX_PAGE), None)?;
-        credentials::describe_all(s, &principal, &ids)
-    })
-    .await?;
-    let views: Vec<CredentialView> = views.into_iter().filter(|v| !only_valid || v.key_enabled).collect();
+    let views = run(&services, V2, move |s| credentials::describe_all(s, &principal, only_valid)).await?;
     Ok(Json(ListResponse {
         credential_ids: views.iter().map(|v| v.id.clone()).collect(),
         credential_infos: with_info

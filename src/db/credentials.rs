@@ -48,6 +48,16 @@ pub fn ids_of_user(
     query.order(credentials::id.asc()).limit(limit).load(conn)
 }
 
+/// The user's credentials in the same order as `ids_of_user`, at most `limit`.
+pub fn of_user(conn: &mut DbConnection, user_id: &str, limit: i64) -> QueryResult<Vec<CredentialRow>> {
+    credentials::table
+        .filter(credentials::user_id.eq(user_id))
+        .order(credentials::id.asc())
+        .limit(limit)
+        .select(CredentialRow::as_select())
+        .load(conn)
+}
+
 pub fn revoked(conn: &mut DbConnection) -> QueryResult<Vec<(String, i64)>> {
     credentials::table
         .filter(credentials::revoked_at.is_not_null())

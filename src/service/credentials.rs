@@ -110,14 +110,16 @@ pub fn info(services: &Services, principal: &Principal, credential_id: &str) -> 
     view(services, row)
 }
 
-/// Every credential of the caller, described (v2 `credentials/list` with `credentialInfo`).
+/// The caller's credentials (up to a page), described; with `only_valid`, only those that can sign
+/// now (v2 `credentials/list`).
 pub fn describe_all(
     services: &Services,
     principal: &Principal,
-    ids: &[String],
+    only_valid: bool,
 ) -> Result<Vec<CredentialView>, ServiceError> {
-    let mut conn = services.conn()?;
-    ids.iter().map(|id| owned(&mut conn, principal, id).and_then(|row| view(services, row))).collect()
+    let rows = db::credentials::of_user(&mut *services.conn()?, &principal.user_id, MAX_PAGE)?;
+    let views = rows.into_iter().map(|row| view(services, row)).collect::<Result<Vec<_>, _>>()?;
+    Ok(views.into_iter().filter(|v| !only_valid || v.key_enabled).collect())
 }
 
 fn view(services: &Services, row: CredentialRow) -> Result<CredentialView, ServiceError> {

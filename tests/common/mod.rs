@@ -135,6 +135,19 @@ impl TestServer {
         body["access_token"].as_str().unwrap().to_string()
     }
 
+    /// v1 signHash with just the required fields.
+    pub async fn sign_v1(
+        &self,
+        token: &str,
+        credential: &str,
+        sad: &str,
+        hashes: &[Vec<u8>],
+        sign_algo: &str,
+    ) -> (u16, Value) {
+        let body = json!({"credentialID": credential, "SAD": sad, "hash": b64_all(hashes), "signAlgo": sign_algo});
+        self.post("/csc/v1/signatures/signHash", Some(token), body).await
+    }
+
     pub fn now(&self) -> i64 {
         use rssp::clock::Clock;
         self.clock.now()
