@@ -166,6 +166,7 @@ fn main() {
                     key_kind: kind,
                     multisign: 1_000_000,
                     pin: None,
+                    quota: None,
                 };
                 tokio::task::spawn_blocking(move || provisioning::provision(&services, signer)).await.unwrap().unwrap()
             };

@@ -1,12 +1,18 @@
 //! HTTP only: parse the request into domain types, call one service function, shape the response.
 //! One module per surface; `error` maps every error once.
 
+pub mod account;
+pub mod admin;
+pub mod certificates;
 pub mod csc_common;
 pub mod csc_v1;
 pub mod csc_v2;
 pub mod error;
 pub mod extract;
+pub mod lifecycle_types;
 pub mod pki;
+pub mod qr;
+pub mod webhooks;
 
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::App;
@@ -19,7 +25,8 @@ use utoipa_actix_web::{scope, AppExt};
     info(
         title = "rssp",
         description = "Remote Signature Service Provider: the Cloud Signature Consortium API v1.0.4.0 (`/csc/v1`) \
-                       and v2.0.0.2 (`/csc/v2`), with keys in a PKCS#11 HSM and its own CA (`/pki`).",
+                       and v2.0.0.2 (`/csc/v2`), with keys in a PKCS#11 HSM and its own CA (`/pki`); the account and \
+                       certificate lifecycle for front ends (`/api/v1`) and the admin API for operators (`/api/admin/v1`).",
         license(name = "Apache-2.0")
     ),
     modifiers(&SecuritySchemes),
@@ -80,6 +87,56 @@ pub fn routes() -> (
                 .service(csc_v2::authorize)
                 .service(csc_v2::extend_transaction)
                 .service(csc_v2::sign_hash),
+        )
+        .service(
+            scope::scope("/api/v1")
+                .service(account::documents)
+                .service(account::register)
+                .service(account::activation_send_code)
+                .service(account::activation_complete)
+                .service(account::login)
+                .service(account::logout)
+                .service(account::me)
+                .service(account::consent)
+                .service(account::start_pairing)
+                .service(account::confirm_pairing)
+                .service(account::postpone)
+                .service(account::totp_reset)
+                .service(account::totp_reset_confirm)
+                .service(account::change_password)
+                .service(account::password_reset)
+                .service(account::password_reset_send_code)
+                .service(account::password_reset_complete)
+                .service(account::phone_change)
+                .service(account::phone_change_verify_email)
+                .service(account::phone_change_confirm)
+                .service(certificates::packages)
+                .service(certificates::create_order)
+                .service(certificates::list_orders)
+                .service(certificates::get_order)
+                .service(certificates::update_invoice)
+                .service(certificates::start_payment)
+                .service(certificates::personal_data)
+                .service(certificates::identity_document)
+                .service(certificates::identity_checks)
+                .service(certificates::issue)
+                .service(certificates::list_credentials)
+                .service(certificates::rekey)
+                .service(certificates::revoke)
+                .service(webhooks::payments)
+                .service(webhooks::identity),
+        )
+        .service(
+            scope::scope("/api/admin/v1")
+                .service(admin::users)
+                .service(admin::user)
+                .service(admin::orders)
+                .service(admin::identity_checks)
+                .service(admin::decide)
+                .service(admin::revoke)
+                .service(admin::audit)
+                .service(admin::outbox)
+                .service(admin::run_jobs),
         )
         .service(
             scope::scope("/pki")

@@ -50,6 +50,18 @@ fn record_hash(row: &AuditRow) -> String {
     hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
 }
 
+/// Appends a successful event (the common case), inside the write transaction of the change.
+pub fn success(
+    conn: &mut DbConnection,
+    at: i64,
+    event: &str,
+    user_id: Option<&str>,
+    credential_id: Option<&str>,
+    detail: impl Into<String>,
+) -> diesel::QueryResult<()> {
+    record(conn, at, AuditEvent { event, outcome: Outcome::Success, user_id, credential_id, detail: detail.into() })
+}
+
 /// Appends an event. Call it inside the write transaction of the change it records.
 pub fn record(conn: &mut DbConnection, at: i64, event: AuditEvent<'_>) -> diesel::QueryResult<()> {
     let (last_seq, last_hash) = store::lock_head(conn)?;

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::domain::KeyKind;
+use crate::service::operators;
 use crate::service::provisioning::{self, NewSigner};
 use crate::{audit, hsm, startup};
 
@@ -25,7 +26,12 @@ use crate::{audit, hsm, startup};
                   postgres://...), RSSP_PUBLIC_URL, RSSP_HSM_MODULE, RSSP_HSM_TOKEN_LABEL, RSSP_HSM_PIN, \
                   RSSP_HSM_SESSIONS, RSSP_SAD_LIFETIME_SECS, RSSP_OTP_MAX_FAILURES, RSSP_OTP_LOCKOUT_SECS and more \
                   (see the README).\n\nQuick start:\n  rssp serve\n  rssp provision-user --username alice --password 'a long secret'\n  \
-                  rssp pki root-cert > root.pem"
+                  rssp pki root-cert > root.pem\n  rssp operator create --name ops\n\n\
+                  Front ends drive the account and certificate lifecycle through /api/v1 (registration, activation, \
+                  TOTP pairing, orders and payment, identity verification, issuance, rekey, reissue, revocation); \
+                  operators use /api/admin/v1. In development mode (the default; RSSP_MODE=production for real \
+                  deployments) e-mail and SMS stay in the outbox (GET /api/admin/v1/outbox) and the data directory \
+                  gets dev-secrets.json with an operator key and the webhook secrets."
 )]
 pub struct Cli {
     /// Configuration file (default: rssp.toml in the working directory, or RSSP_CONFIG).
@@ -55,6 +61,14 @@ pub enum Command {
         /// Optional signing PIN (digits), asked for on every authorisation besides the one-time code.
         #[arg(long)]
         pin: Option<String>,
+        /// Signatures the credential may make in all, like a package's transactions (default: no limit).
+        #[arg(long)]
+        quota: Option<i32>,
+    },
+    /// Operators of the admin API (/api/admin/v1).
+    Operator {
+        #[command(subcommand)]
+        command: OperatorCommand,
     },
     /// The CA.
     Pki {
@@ -76,6 +90,20 @@ pub enum PkiCommand {
     RootCert,
     /// Print the issuing CA certificate as PEM.
     IssuingCert,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Create an operator; prints its API key once (use it as `Authorization: Bearer <key>`).
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+    /// Revoke an operator's API key.
+    Revoke {
+        #[arg(long)]
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,12 +144,22 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         let services = Arc::new(services);
         let code = tokio::task::spawn_blocking(move || -> anyhow::Result<i32> {
             match cli.command {
-                Command::ProvisionUser { username, password, key, multisign, pin } => {
+                Command::ProvisionUser { username, password, key, multisign, pin, quota } => {
                     let signer = provisioning::provision(
                         &services,
-                        NewSigner { username, password, key_kind: key, multisign, pin },
+                        NewSigner { username, password, key_kind: key, multisign, pin, quota },
                     )?;
                     println!("{}", serde_json::to_string(&signer)?);
+                    Ok(0)
+                }
+                Command::Operator { command: OperatorCommand::Create { name } } => {
+                    let key = operators::create(&services, &name)?;
+                    println!("{key}");
+                    Ok(0)
+                }
+                Command::Operator { command: OperatorCommand::Revoke { name } } => {
+                    operators::revoke(&services, &name)?;
+                    println!("operator {name} revoked");
                     Ok(0)
                 }
                 Command::Pki { command: PkiCommand::RootCert } => {

@@ -36,9 +36,117 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Service name shown by CSC `info`.
     pub service_name: String,
+    /// `development` (the default: e-mail and SMS stay in the outbox, development secrets are generated)
+    /// or `production` (messages are delivered; webhook secrets and delivery settings are required).
+    pub mode: Mode,
+    /// Base URL of the front end (portal) that links in e-mails point to; defaults to the public URL.
+    pub portal_url: Option<String>,
     pub hsm: HsmConfig,
     pub security: SecurityConfig,
     pub ca: CaConfig,
+    pub lifecycle: LifecycleConfig,
+    pub notify: NotifyConfig,
+    pub payments: PaymentsConfig,
+    pub identity: IdentityConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Development,
+    Production,
+}
+
+/// Timings and rules of the account and certificate lifecycle.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LifecycleConfig {
+    /// Lifetime of the invitation (activation) link.
+    pub activation_link_lifetime_secs: i64,
+    /// Lifetime of an SMS code (activation, password recovery, TOTP reset).
+    pub sms_code_lifetime_secs: i64,
+    /// Lifetime of the codes of a phone change (by e-mail, then by SMS to the new number).
+    pub phone_change_code_lifetime_secs: i64,
+    /// How long after a code was sent a new one may be asked for (per account and purpose).
+    pub code_resend_cooldown_secs: i64,
+    /// Codes sent to one e-mail address or phone number per hour, whoever asks.
+    pub codes_per_address_per_hour: i64,
+    /// Wrong tries before a code is used up.
+    pub code_max_attempts: i32,
+    /// Lifetime of the password-recovery link.
+    pub password_reset_link_lifetime_secs: i64,
+    /// Wrong passwords in a row before logins lock.
+    pub login_max_failures: i32,
+    /// How long logins stay locked.
+    pub login_lockout_secs: i64,
+    /// The last day (UTC) on which pairing an authenticator may be postponed.
+    pub totp_mandatory_after: chrono::NaiveDate,
+    /// Days before expiry on which the rekey notices go out (each once).
+    pub rekey_notice_days: Vec<i64>,
+    /// Hours before expiry at which the rekey window closes (after that: reissue).
+    pub rekey_window_closes_hours: i64,
+    /// How often the lifecycle jobs (rekey notices, refunds) run.
+    pub scheduler_interval_secs: u64,
+    /// Key type of issued credentials unless the person chooses another.
+    pub default_key_type: String,
+    /// Most signatures one authorisation may cover on an issued credential.
+    pub multisign: i32,
+    /// Current versions of the documents a person accepts.
+    pub privacy_version: String,
+    pub terms_version: String,
+    pub issuance_terms_version: String,
+    /// The package catalogue.
+    pub packages: Vec<PackageConfig>,
+    /// ISO 4217 currency of the prices.
+    pub currency: String,
+    /// VAT added to the net prices.
+    pub vat_percent: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackageConfig {
+    pub id: String,
+    pub validity_years: i64,
+    pub transactions: i32,
+    /// Price without VAT, in cents.
+    pub net_cents: i64,
+}
+
+/// Delivery of e-mail and SMS from the outbox (production mode).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// Sender of e-mails, e.g. `rssp <no-reply@example.org>`.
+    pub email_from: String,
+    /// SMTP server as a URL: `smtp://host:port` (plain), `smtp://user:pass@host:587?tls=required`, `smtps://host`.
+    pub smtp_url: Option<String>,
+    /// HTTP SMS gateway: rssp POSTs `{"to": "+386...", "text": "..."}` as JSON.
+    pub sms_gateway_url: Option<String>,
+    /// Bearer token for the SMS gateway.
+    pub sms_gateway_token: Option<String>,
+    /// How often the outbox is delivered.
+    pub delivery_interval_secs: u64,
+    /// Tries before a message is given up (status `failed`).
+    pub max_attempts: i32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PaymentsConfig {
+    /// Shared secret of the payment provider's webhook (HMAC-SHA256 of the body).
+    pub webhook_secret: Option<String>,
+    /// The provider's payment page; `{payment_ref}`, `{gross_cents}` and `{currency}` are filled in.
+    pub page_url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityConfig {
+    /// Shared secret of the video-identification provider's webhook (HMAC-SHA256 of the body).
+    pub webhook_secret: Option<String>,
+    /// The provider's identification session; `{check_id}` is filled in.
+    pub session_url: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -90,9 +198,15 @@ impl Default for Config {
             database_url: None,
             public_url: None,
             service_name: "rssp".to_string(),
+            mode: Mode::Development,
+            portal_url: None,
             hsm: HsmConfig::default(),
             security: SecurityConfig::default(),
             ca: CaConfig::default(),
+            lifecycle: LifecycleConfig::default(),
+            notify: NotifyConfig::default(),
+            payments: PaymentsConfig::default(),
+            identity: IdentityConfig::default(),
         }
     }
 }
@@ -126,6 +240,69 @@ impl Default for CaConfig {
     }
 }
 
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        let package = |id: &str, validity_years, transactions, net_cents| PackageConfig {
+            id: id.to_string(),
+            validity_years,
+            transactions,
+            net_cents,
+        };
+        LifecycleConfig {
+            activation_link_lifetime_secs: 72 * 3600,
+            sms_code_lifetime_secs: 600,
+            phone_change_code_lifetime_secs: 300,
+            code_resend_cooldown_secs: 1800,
+            codes_per_address_per_hour: 5,
+            code_max_attempts: 5,
+            password_reset_link_lifetime_secs: 3600,
+            login_max_failures: 5,
+            login_lockout_secs: 900,
+            totp_mandatory_after: chrono::NaiveDate::from_ymd_opt(2026, 12, 31).unwrap_or_default(),
+            rekey_notice_days: vec![45, 15],
+            rekey_window_closes_hours: 72,
+            scheduler_interval_secs: 60,
+            default_key_type: "rsa-2048".to_string(),
+            multisign: 100,
+            privacy_version: "2026-01".to_string(),
+            terms_version: "2026-01".to_string(),
+            issuance_terms_version: "2026-01".to_string(),
+            packages: vec![package("1y", 1, 200, 3900), package("2y", 2, 400, 5900), package("3y", 3, 600, 7900)],
+            currency: "EUR".to_string(),
+            vat_percent: 22,
+        }
+    }
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            email_from: "rssp <no-reply@localhost>".to_string(),
+            smtp_url: None,
+            sms_gateway_url: None,
+            sms_gateway_token: None,
+            delivery_interval_secs: 5,
+            max_attempts: 10,
+        }
+    }
+}
+
+impl Default for PaymentsConfig {
+    fn default() -> Self {
+        PaymentsConfig {
+            webhook_secret: None,
+            page_url: "https://pay.example.com/checkout?ref={payment_ref}&amount={gross_cents}&currency={currency}"
+                .to_string(),
+        }
+    }
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        IdentityConfig { webhook_secret: None, session_url: "https://vid.example.com/session/{check_id}".to_string() }
+    }
+}
+
 /// The type an environment variable is parsed as before it is laid over the file.
 enum Kind {
     Str,
@@ -152,6 +329,19 @@ const ENV_SETTINGS: &[(&str, &str, Kind)] = &[
     ("RSSP_CA_ORGANIZATION", "ca.organization", Kind::Str),
     ("RSSP_CA_COUNTRY", "ca.country", Kind::Str),
     ("RSSP_CA_END_ENTITY_VALIDITY_DAYS", "ca.end_entity_validity_days", Kind::Int),
+    ("RSSP_MODE", "mode", Kind::Str),
+    ("RSSP_PORTAL_URL", "portal_url", Kind::Str),
+    ("RSSP_TOTP_MANDATORY_AFTER", "lifecycle.totp_mandatory_after", Kind::Str),
+    ("RSSP_CODE_RESEND_COOLDOWN_SECS", "lifecycle.code_resend_cooldown_secs", Kind::Int),
+    ("RSSP_SCHEDULER_INTERVAL_SECS", "lifecycle.scheduler_interval_secs", Kind::Int),
+    ("RSSP_NOTIFY_EMAIL_FROM", "notify.email_from", Kind::Str),
+    ("RSSP_NOTIFY_SMTP_URL", "notify.smtp_url", Kind::Str),
+    ("RSSP_NOTIFY_SMS_GATEWAY_URL", "notify.sms_gateway_url", Kind::Str),
+    ("RSSP_NOTIFY_SMS_GATEWAY_TOKEN", "notify.sms_gateway_token", Kind::Str),
+    ("RSSP_PAYMENTS_WEBHOOK_SECRET", "payments.webhook_secret", Kind::Str),
+    ("RSSP_PAYMENTS_PAGE_URL", "payments.page_url", Kind::Str),
+    ("RSSP_IDENTITY_WEBHOOK_SECRET", "identity.webhook_secret", Kind::Str),
+    ("RSSP_IDENTITY_SESSION_URL", "identity.session_url", Kind::Str),
 ];
 
 impl Config {
@@ -231,6 +421,63 @@ impl Config {
                 return Err(invalid(name, "must be at least 1"));
             }
         }
+        let lifecycle = &self.lifecycle;
+        let positive = [
+            ("lifecycle.activation_link_lifetime_secs", lifecycle.activation_link_lifetime_secs),
+            ("lifecycle.sms_code_lifetime_secs", lifecycle.sms_code_lifetime_secs),
+            ("lifecycle.phone_change_code_lifetime_secs", lifecycle.phone_change_code_lifetime_secs),
+            ("lifecycle.codes_per_address_per_hour", lifecycle.codes_per_address_per_hour),
+            ("lifecycle.code_max_attempts", i64::from(lifecycle.code_max_attempts)),
+            ("lifecycle.password_reset_link_lifetime_secs", lifecycle.password_reset_link_lifetime_secs),
+            ("lifecycle.login_max_failures", i64::from(lifecycle.login_max_failures)),
+            ("lifecycle.login_lockout_secs", lifecycle.login_lockout_secs),
+            ("lifecycle.scheduler_interval_secs", lifecycle.scheduler_interval_secs as i64),
+            ("lifecycle.multisign", i64::from(lifecycle.multisign)),
+            ("notify.delivery_interval_secs", self.notify.delivery_interval_secs as i64),
+            ("notify.max_attempts", i64::from(self.notify.max_attempts)),
+        ];
+        for (name, value) in positive {
+            if value < 1 {
+                return Err(invalid(name, "must be at least 1"));
+            }
+        }
+        if lifecycle.code_resend_cooldown_secs < 0 || lifecycle.rekey_window_closes_hours < 0 {
+            return Err(invalid("lifecycle", "cooldowns and windows cannot be negative"));
+        }
+        if lifecycle.default_key_type.parse::<crate::domain::KeyKind>().is_err() {
+            return Err(invalid("lifecycle.default_key_type", "one of rsa-2048, rsa-3072, ec-p256, ec-p384"));
+        }
+        if lifecycle.packages.is_empty()
+            || lifecycle.packages.iter().any(|p| p.id.is_empty() || p.validity_years < 1 || p.transactions < 1)
+        {
+            return Err(invalid("lifecycle.packages", "at least one package, each with an id, years and transactions"));
+        }
+        if !(0..=100).contains(&lifecycle.vat_percent) {
+            return Err(invalid("lifecycle.vat_percent", "must be between 0 and 100"));
+        }
+        if let Some(portal) = &self.portal_url {
+            if !(portal.starts_with("http://") || portal.starts_with("https://")) {
+                return Err(invalid("portal_url (RSSP_PORTAL_URL)", "must be an http:// or https:// URL"));
+            }
+        }
+        if self.mode == Mode::Production {
+            let required = [
+                ("payments.webhook_secret (RSSP_PAYMENTS_WEBHOOK_SECRET)", &self.payments.webhook_secret),
+                ("identity.webhook_secret (RSSP_IDENTITY_WEBHOOK_SECRET)", &self.identity.webhook_secret),
+                ("notify.smtp_url (RSSP_NOTIFY_SMTP_URL)", &self.notify.smtp_url),
+                ("notify.sms_gateway_url (RSSP_NOTIFY_SMS_GATEWAY_URL)", &self.notify.sms_gateway_url),
+            ];
+            for (name, value) in required {
+                let unusable = match value.as_deref() {
+                    None | Some("") => true,
+                    Some(secret) if name.contains("secret") => secret.len() < 16,
+                    Some(_) => false,
+                };
+                if unusable {
+                    return Err(invalid(name, "required in production mode (secrets: at least 16 characters)"));
+                }
+            }
+        }
         if self.ca.country.len() != 2 || !self.ca.country.chars().all(|c| c.is_ascii_uppercase()) {
             return Err(invalid("ca.country (RSSP_CA_COUNTRY)", "must be a two-letter ISO 3166 code like SI"));
         }
@@ -254,6 +501,11 @@ impl Config {
             Some(url) => url.trim_end_matches('/').to_string(),
             None => format!("http://{}", self.listen),
         }
+    }
+
+    /// Base URL of the links in e-mails (the portal), without a trailing slash.
+    pub fn portal_url(&self, public_url: &str) -> String {
+        self.portal_url.as_deref().unwrap_or(public_url).trim_end_matches('/').to_string()
     }
 
     /// True when the HSM is the SoftHSM token that rssp manages itself under the data directory.

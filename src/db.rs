@@ -6,13 +6,18 @@ use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
+pub mod accounts;
 pub mod audit;
 pub mod ca;
 pub mod credentials;
+pub mod operators;
+pub mod orders;
+pub mod outbox;
 pub mod sads;
 pub mod schema;
 pub mod tokens;
 pub mod users;
+pub mod verifications;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");

@@ -1,8 +1,11 @@
-//! Pure types and rules, no I/O: algorithms and OIDs, key kinds, the SAD policy, TOTP step rules.
+//! Pure types and rules, no I/O: algorithms and OIDs, key kinds, the SAD policy, TOTP step rules,
+//! enrolment input (contact details, password policy, invoices) and renewal rules (rekey window, quota).
 //! Parse, don't validate: once a value is one of these types it is valid.
 
 pub mod algorithms;
+pub mod enrolment;
 pub mod key_kind;
+pub mod renewal;
 pub mod sad;
 pub mod secrets;
 pub mod totp;

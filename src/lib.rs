@@ -3,12 +3,14 @@
 
 pub mod api;
 pub mod audit;
+pub mod background;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod hsm;
+pub mod notify;
 pub mod pki;
 pub mod service;
 pub mod startup;

@@ -2,11 +2,21 @@
 //! writes the audit record in the same transaction, and returns domain values. All of it is blocking
 //! (diesel, PKCS#11): the api layer runs it on blocking threads.
 
+pub mod accounts;
 pub mod auth;
+pub mod authenticator;
 pub mod ca;
 pub mod credentials;
+pub mod dev_secrets;
 mod error;
+pub mod identity;
+pub mod issuance;
+pub mod lifecycle_jobs;
+mod one_time;
+pub mod operators;
+pub mod orders;
 pub mod provisioning;
+mod second_factor;
 pub mod signing;
 
 use std::sync::Arc;
@@ -15,7 +25,7 @@ pub use error::{Param, ServiceError};
 
 use crate::audit::{self, AuditEvent, Outcome};
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, Mode};
 use crate::db::{self, DbPool, PooledDb};
 use crate::hsm::KeyStore;
 use crate::pki::CertificateAuthority;
@@ -29,6 +39,14 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     /// Base URL put into certificates (AIA, CRL distribution points).
     pub public_url: String,
+    pub webhook_secrets: WebhookSecrets,
+}
+
+/// The shared secrets that authenticate the providers' webhooks (None: that webhook is refused).
+#[derive(Debug, Clone, Default)]
+pub struct WebhookSecrets {
+    pub payments: Option<String>,
+    pub identity: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,8 +81,17 @@ impl Services {
             KeyStore::open(&config.hsm.module, &config.hsm.token_label, &pin, config.hsm.sessions, so_pin.as_deref())?;
         let mut conn = db.get().map_err(db::DbError::from)?;
         let ca = ca::load_or_create(&mut conn, &keystore, &config, &public_url, clock.now())?;
+        let mut webhook_secrets = WebhookSecrets {
+            payments: config.payments.webhook_secret.clone(),
+            identity: config.identity.webhook_secret.clone(),
+        };
+        if config.mode == Mode::Development {
+            let dev = dev_secrets::load_or_create(&config.data_dir, &mut conn, clock.now())?;
+            webhook_secrets.payments.get_or_insert(dev.payment_webhook_secret);
+            webhook_secrets.identity.get_or_insert(dev.identity_webhook_secret);
+        }
         drop(conn);
-        Ok(Services { config, db, keystore, ca, clock, public_url })
+        Ok(Services { config, db, keystore, ca, clock, public_url, webhook_secrets })
     }
 
     pub fn conn(&self) -> Result<PooledDb, ServiceError> {
@@ -98,6 +125,20 @@ impl Services {
             tracing::error!(event, error = %e, "could not write the audit record of a refusal");
         }
     }
+}
+
+/// Runs a use case and records its refusal, if it is refused, in the audit trail.
+pub(crate) fn audited<T>(
+    services: &Services,
+    event: &str,
+    user_id: Option<&str>,
+    f: impl FnOnce() -> Result<T, ServiceError>,
+) -> Result<T, ServiceError> {
+    let result = f();
+    if let Err(e) = &result {
+        services.audit_refusal(event, user_id, None, e);
+    }
+    result
 }
 
 /// The authenticated caller of a request: whose token it is.

@@ -10,6 +10,7 @@ use actix_web::HttpServer;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::api::{self, error::ApiError};
+use crate::background;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::service::{Services, StartError};
@@ -77,5 +78,6 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     .run();
     let handle = server.handle();
     let task = tokio::spawn(server);
+    background::start(services.clone().into_inner())?;
     Ok(RunningServer { addr, services, handle, task })
 }

@@ -21,6 +21,8 @@ pub struct ErrorBody {
 pub enum Dialect {
     V1,
     V2,
+    /// The lifecycle and admin APIs (`/api/...`), whose fields are snake_case.
+    Lifecycle,
 }
 
 #[derive(Debug, Clone)]
@@ -28,6 +30,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub error: &'static str,
     pub description: String,
+    /// Seconds until the request may be repeated (a `Retry-After` header).
+    pub retry_after: Option<i64>,
 }
 
 impl std::fmt::Display for ApiError {
@@ -41,14 +45,17 @@ impl ResponseError for ApiError {
         self.status
     }
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status)
-            .json(ErrorBody { error: self.error.to_string(), error_description: self.description.clone() })
+        let mut response = HttpResponse::build(self.status);
+        if let Some(seconds) = self.retry_after {
+            response.insert_header(("Retry-After", seconds.max(1).to_string()));
+        }
+        response.json(ErrorBody { error: self.error.to_string(), error_description: self.description.clone() })
     }
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> ApiError {
-        ApiError { status, error, description: description.into() }
+        ApiError { status, error, description: description.into(), retry_after: None }
     }
 
     pub fn invalid_request(description: impl Into<String>) -> ApiError {
@@ -112,6 +119,17 @@ impl ApiError {
             E::CertificateExpired { subject } => {
                 ApiError::invalid_request(format!("Signing certificate '{subject}' is expired."))
             }
+            E::NotFound(text) => ApiError::new(StatusCode::NOT_FOUND, "not_found", text),
+            E::Conflict(text) => ApiError::new(StatusCode::CONFLICT, "conflict", text),
+            E::ReissueRequired(text) => ApiError::new(StatusCode::CONFLICT, "reissue_required", text),
+            E::Forbidden(text) => ApiError::new(StatusCode::FORBIDDEN, "access_denied", text),
+            E::RateLimited { text, retry_after } => ApiError {
+                retry_after: Some(retry_after),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", text)
+            },
+            E::QuotaExhausted { remaining, total } => ApiError::invalid_request(format!(
+                "Signature quota exhausted: the credential has {remaining} of its {total} signatures left"
+            )),
             E::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 ApiError::internal()
@@ -128,6 +146,14 @@ enum Kind {
 /// The wire name of a field in each dialect.
 pub fn param_name(param: Param, dialect: Dialect) -> &'static str {
     let v2 = dialect == Dialect::V2;
+    if dialect == Dialect::Lifecycle {
+        return match param {
+            Param::CredentialId => "credential_id",
+            Param::Otp => "otp",
+            Param::Token => "token",
+            _ => param_name(param, Dialect::V1),
+        };
+    }
     match param {
         Param::CredentialId => "credentialID",
         Param::Sad => "SAD",

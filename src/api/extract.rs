@@ -11,7 +11,7 @@ use base64::Engine;
 use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, Dialect};
-use crate::service::{auth, Principal, ServiceError, Services};
+use crate::service::{auth, operators, Principal, ServiceError, Services};
 
 /// Largest request body accepted (1000 SHA-512 hashes in base64 fit many times over).
 const MAX_BODY: usize = 1024 * 1024;
@@ -53,18 +53,37 @@ impl<T: DeserializeOwned + 'static> FromRequest for CscJson<T> {
     }
 }
 
-/// The bearer token of the request: a malformed header is 400, a bad or expired token 401.
-pub async fn principal(services: &Data<Services>, req: &HttpRequest, dialect: Dialect) -> Result<Principal, ApiError> {
-    let token = req
-        .headers()
+fn bearer_token(req: &HttpRequest) -> Result<String, ApiError> {
+    req.headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::invalid_request("Malformed authorization header"))?
-        .to_string();
+        .map(str::to_string)
+        .ok_or_else(|| ApiError::invalid_request("Malformed authorization header"))
+}
+
+/// The bearer token of a CSC request: a malformed header is 400, a bad or expired token 401.
+pub async fn principal(services: &Data<Services>, req: &HttpRequest, dialect: Dialect) -> Result<Principal, ApiError> {
+    let token = bearer_token(req)?;
     run(services, dialect, move |s| auth::authenticate(s, &token)).await
+}
+
+/// The bearer token of a lifecycle API request: a session from `/api/v1/login`.
+pub async fn portal_principal(services: &Data<Services>, req: &HttpRequest) -> Result<Principal, ApiError> {
+    let token = bearer_token(req).map_err(|_| {
+        ApiError::new(actix_web::http::StatusCode::UNAUTHORIZED, "invalid_token", "A bearer token is required")
+    })?;
+    run(services, Dialect::Lifecycle, move |s| auth::authenticate_portal(s, &token)).await
+}
+
+/// The operator behind an admin API request (an API key from `rssp operator create`).
+pub async fn operator(services: &Data<Services>, req: &HttpRequest) -> Result<operators::Operator, ApiError> {
+    let key = bearer_token(req).map_err(|_| {
+        ApiError::new(actix_web::http::StatusCode::UNAUTHORIZED, "invalid_token", "An operator API key is required")
+    })?;
+    run(services, Dialect::Lifecycle, move |s| operators::authenticate(s, &key)).await
 }
 
 /// Runs a use case on a blocking thread (diesel and PKCS#11 block) and maps its error.

@@ -1,6 +1,6 @@
 use diesel::prelude::*;
 
-use super::schema::credentials;
+use super::schema::{credentials, rekey_notices};
 use super::DbConnection;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -18,6 +18,14 @@ pub struct CredentialRow {
     pub status: String,
     pub revoked_at: Option<i64>,
     pub created_at: i64,
+    /// Signatures the credential may still make in all: the package's transactions (None: no limit).
+    pub quota_total: Option<i32>,
+    pub quota_used: i32,
+    /// The order it was issued for (None: provisioned by an operator).
+    pub order_id: Option<String>,
+    /// The credential that a rekey issued in its place.
+    pub replaced_by: Option<String>,
+    pub revocation_reason: Option<String>,
 }
 
 pub fn insert(conn: &mut DbConnection, row: &CredentialRow) -> QueryResult<()> {
@@ -63,4 +71,72 @@ pub fn revoked(conn: &mut DbConnection) -> QueryResult<Vec<(String, i64)>> {
         .filter(credentials::revoked_at.is_not_null())
         .select((credentials::serial_hex, credentials::revoked_at.assume_not_null()))
         .load(conn)
+}
+
+pub fn by_id(conn: &mut DbConnection, id: &str) -> QueryResult<Option<CredentialRow>> {
+    credentials::table.find(id).select(CredentialRow::as_select()).first(conn).optional()
+}
+
+/// Spends `count` of the quota; false (and nothing spent) when less than that remains.
+pub fn spend_quota(conn: &mut DbConnection, id: &str, count: i32) -> QueryResult<bool> {
+    let changed = diesel::update(
+        credentials::table
+            .find(id)
+            .filter(
+                credentials::quota_total
+                    .is_null()
+                    .or((credentials::quota_used + count).le(credentials::quota_total.assume_not_null())),
+            ),
+    )
+    .set(credentials::quota_used.eq(credentials::quota_used + count))
+    .execute(conn)?;
+    Ok(changed == 1)
+}
+
+/// Gives back quota spent for signatures the HSM did not make.
+pub fn refund_quota(conn: &mut DbConnection, id: &str, count: i32) -> QueryResult<()> {
+    diesel::update(credentials::table.find(id).filter(credentials::quota_used.ge(count)))
+        .set(credentials::quota_used.eq(credentials::quota_used - count))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Revokes the credential; false when it was already revoked.
+pub fn revoke(conn: &mut DbConnection, id: &str, reason: &str, now: i64) -> QueryResult<bool> {
+    let changed = diesel::update(credentials::table.find(id).filter(credentials::revoked_at.is_null()))
+        .set((credentials::revoked_at.eq(Some(now)), credentials::revocation_reason.eq(Some(reason))))
+        .execute(conn)?;
+    Ok(changed == 1)
+}
+
+pub fn set_replaced_by(conn: &mut DbConnection, id: &str, new_id: &str) -> QueryResult<()> {
+    diesel::update(credentials::table.find(id)).set(credentials::replaced_by.eq(Some(new_id))).execute(conn).map(|_| ())
+}
+
+/// Valid credentials (not revoked, not replaced) that expire between `from` and `until`.
+pub fn expiring_between(conn: &mut DbConnection, from: i64, until: i64) -> QueryResult<Vec<CredentialRow>> {
+    credentials::table
+        .filter(credentials::revoked_at.is_null())
+        .filter(credentials::replaced_by.is_null())
+        .filter(credentials::not_after.gt(from))
+        .filter(credentials::not_after.le(until))
+        .select(CredentialRow::as_select())
+        .load(conn)
+}
+
+/// Records a rekey notice; false when it was sent before.
+pub fn first_rekey_notice(conn: &mut DbConnection, credential_id: &str, days_before: i32, now: i64) -> QueryResult<bool> {
+    let sent: bool = diesel::select(diesel::dsl::exists(rekey_notices::table.find((credential_id, days_before))))
+        .get_result(conn)?;
+    if sent {
+        return Ok(false);
+    }
+    diesel::insert_into(rekey_notices::table)
+        .values((
+            rekey_notices::credential_id.eq(credential_id),
+            rekey_notices::days_before.eq(days_before),
+            rekey_notices::sent_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(true)
 }

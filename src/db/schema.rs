@@ -6,6 +6,15 @@ diesel::table! {
         username -> Text,
         password_hash -> Text,
         created_at -> BigInt,
+        given_name -> Nullable<Text>,
+        surname -> Nullable<Text>,
+        email -> Nullable<Text>,
+        phone -> Nullable<Text>,
+        status -> Text,
+        login_failures -> Integer,
+        login_locked_until -> Nullable<BigInt>,
+        totp_postpone -> Nullable<Text>,
+        totp_remind_at -> Nullable<BigInt>,
     }
 }
 
@@ -33,6 +42,11 @@ diesel::table! {
         status -> Text,
         revoked_at -> Nullable<BigInt>,
         created_at -> BigInt,
+        quota_total -> Nullable<Integer>,
+        quota_used -> Integer,
+        order_id -> Nullable<Text>,
+        replaced_by -> Nullable<Text>,
+        revocation_reason -> Nullable<Text>,
     }
 }
 
@@ -92,6 +106,133 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    totp_pairings (user_id) {
+        user_id -> Text,
+        secret -> Binary,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    verifications (id) {
+        id -> Text,
+        user_id -> Text,
+        purpose -> Text,
+        target -> Text,
+        secret_digest -> Text,
+        parent_id -> Nullable<Text>,
+        payload -> Nullable<Text>,
+        attempts -> Integer,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    consents (id) {
+        id -> Text,
+        user_id -> Text,
+        document -> Text,
+        version -> Text,
+        accepted_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    orders (id) {
+        id -> Text,
+        user_id -> Text,
+        package_id -> Text,
+        purpose -> Text,
+        status -> Text,
+        validity_years -> Integer,
+        transactions -> Integer,
+        net_cents -> BigInt,
+        vat_cents -> BigInt,
+        gross_cents -> BigInt,
+        currency -> Text,
+        invoice -> Text,
+        invoice_number -> Nullable<Text>,
+        payment_ref -> Nullable<Text>,
+        credential_id -> Nullable<Text>,
+        new_credential_id -> Nullable<Text>,
+        personal_data_confirmed -> Bool,
+        created_at -> BigInt,
+        paid_at -> Nullable<BigInt>,
+        fulfilled_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    webhook_events (id) {
+        id -> Text,
+        subject_id -> Text,
+        received_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    identity_checks (id) {
+        id -> Text,
+        user_id -> Text,
+        order_id -> Text,
+        status -> Text,
+        reasons -> Nullable<Text>,
+        decided_by -> Nullable<Text>,
+        created_at -> BigInt,
+        decided_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    identity_documents (id) {
+        id -> Text,
+        user_id -> Text,
+        order_id -> Text,
+        content_type -> Text,
+        data -> Binary,
+        sha256 -> Text,
+        uploaded_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> BigInt,
+        channel -> Text,
+        recipient -> Text,
+        subject -> Text,
+        body -> Text,
+        user_id -> Nullable<Text>,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> BigInt,
+        last_error -> Nullable<Text>,
+        created_at -> BigInt,
+        sent_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    operators (id) {
+        id -> Text,
+        name -> Text,
+        key_digest -> Text,
+        created_at -> BigInt,
+        revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    rekey_notices (credential_id, days_before) {
+        credential_id -> Text,
+        days_before -> Integer,
+        sent_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     totp_factors,
@@ -100,5 +241,15 @@ diesel::allow_tables_to_appear_in_same_query!(
     sads,
     ca_keys,
     audit_log,
-    audit_head
+    audit_head,
+    totp_pairings,
+    verifications,
+    consents,
+    orders,
+    webhook_events,
+    identity_checks,
+    identity_documents,
+    outbox,
+    operators,
+    rekey_notices
 );

@@ -5,6 +5,8 @@ use super::DbConnection;
 
 pub const ACCESS: &str = "access";
 pub const REFRESH: &str = "refresh";
+/// A session of the lifecycle API (password and, once paired, a TOTP code); also valid on the CSC API.
+pub const PORTAL: &str = "portal";
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = access_tokens)]
@@ -32,4 +34,16 @@ pub fn revoke(conn: &mut DbConnection, digest: &str) -> QueryResult<()> {
         .set(access_tokens::revoked.eq(true))
         .execute(conn)?;
     Ok(())
+}
+
+/// Revokes every token of the user (sessions and refresh tokens), except `keep` when given.
+pub fn revoke_all_of_user(conn: &mut DbConnection, user_id: &str, keep: Option<&str>) -> QueryResult<()> {
+    let mut query = diesel::update(access_tokens::table)
+        .filter(access_tokens::user_id.eq(user_id))
+        .filter(access_tokens::revoked.eq(false))
+        .into_boxed();
+    if let Some(keep) = keep {
+        query = query.filter(access_tokens::digest.ne(keep.to_string()));
+    }
+    query.set(access_tokens::revoked.eq(true)).execute(conn).map(|_| ())
 }

@@ -38,3 +38,30 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
     rand::rng().fill_bytes(&mut bytes);
     bytes
 }
+
+/// Checks a webhook signature header `sha256=<hex HMAC-SHA256(secret, body)>`, in constant time.
+pub fn verify_webhook_signature(secret: &str, body: &[u8], header: &str) -> bool {
+    use hmac::{Hmac, KeyInit, Mac};
+    let Some(given) = header.trim().strip_prefix("sha256=").and_then(|h| hex::decode(h).ok()) else {
+        return false;
+    };
+    // HMAC accepts keys of any length.
+    let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()) else {
+        return false;
+    };
+    mac.update(body);
+    mac.verify_slice(&given).is_ok()
+}
+
+/// The header value a webhook sender puts on `body` (used by tests, examples and the dev tooling).
+pub fn webhook_signature(secret: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// A six-digit code's stored form: bound to the row id, so equal codes give different digests.
+pub fn code_digest(id: &str, code: &str) -> String {
+    hex::encode(Sha256::digest(format!("{id}:{code}").as_bytes()))
+}

@@ -22,13 +22,15 @@ pub fn hash_password(password: &str) -> Result<String, ServiceError> {
     Argon2::default().hash_password(password.as_bytes()).map(|h| h.to_string()).map_err(ServiceError::internal)
 }
 
+/// Checks a password against its Argon2id hash. An empty stored hash (an account not yet activated)
+/// matches nothing.
 pub fn verify_password(password: &str, stored: &str) -> bool {
     PasswordHash::new(stored)
         .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
 }
 
 /// Spends the same time as a real check when the user does not exist, so timing does not reveal it.
-fn burn_password_check(password: &str) {
+pub(super) fn burn_password_check(password: &str) {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let dummy = DUMMY.get_or_init(|| hash_password("not a password").unwrap_or_default());
     let _ = verify_password(password, dummy);
@@ -130,12 +132,44 @@ fn issue(
     Ok(IssuedTokens { access_token, refresh_token, expires_in: security.access_token_lifetime_secs })
 }
 
-/// Checks a bearer access token.
+/// Opens a lifecycle API session (the checks were done by the caller) inside its transaction.
+pub(super) fn open_portal_session(
+    services: &Services,
+    conn: &mut db::DbConnection,
+    user_id: &str,
+    now: i64,
+) -> Result<IssuedTokens, ServiceError> {
+    let access_token = secrets::new_token();
+    let lifetime = services.config.security.access_token_lifetime_secs;
+    tokens::insert(
+        conn,
+        &tokens::TokenRow {
+            digest: secrets::token_digest(&access_token),
+            user_id: user_id.to_string(),
+            kind: tokens::PORTAL.into(),
+            refresh_digest: None,
+            expires_at: now + lifetime,
+            revoked: false,
+        },
+    )?;
+    Ok(IssuedTokens { access_token, refresh_token: None, expires_in: lifetime })
+}
+
+/// Checks a bearer access token of the CSC API (a CSC login or a lifecycle session).
 pub fn authenticate(services: &Services, bearer: &str) -> Result<Principal, ServiceError> {
+    check_bearer(services, bearer, &[tokens::ACCESS, tokens::PORTAL])
+}
+
+/// Checks a bearer token of the lifecycle API: only a lifecycle session, which needed the second factor.
+pub fn authenticate_portal(services: &Services, bearer: &str) -> Result<Principal, ServiceError> {
+    check_bearer(services, bearer, &[tokens::PORTAL])
+}
+
+fn check_bearer(services: &Services, bearer: &str, kinds: &[&str]) -> Result<Principal, ServiceError> {
     let digest = secrets::token_digest(bearer);
     let row = tokens::find(&mut *services.conn()?, &digest)?;
     match row {
-        Some(t) if t.kind == tokens::ACCESS => {
+        Some(t) if kinds.contains(&t.kind.as_str()) => {
             if t.revoked || t.expires_at <= services.now() {
                 Err(ServiceError::ExpiredToken)
             } else {

@@ -4,13 +4,11 @@ use der::Decode;
 use x509_cert::Certificate;
 
 use crate::audit::{self, AuditEvent, Outcome};
-use crate::db::{self, credentials::CredentialRow, sads, users, DbConnection};
+use crate::db::{self, credentials::CredentialRow, sads, DbConnection};
 use crate::domain::sad::{self, SadPolicyError, SignatureActivationRequest};
-use crate::domain::totp::{self, TotpCheck};
-use crate::domain::{secrets, HashAlgorithm, KeyKind};
+use crate::domain::{renewal, secrets, HashAlgorithm, KeyKind};
 
-use super::auth::verify_password;
-use super::{Param, Principal, ServiceError, Services};
+use super::{second_factor, Param, Principal, ServiceError, Services};
 
 pub const STATUS_ENABLED: &str = "enabled";
 /// Credential ids per page of `credentials/list` when the client asks for no limit or too many.
@@ -203,13 +201,20 @@ fn authorize_inner(
     let activation = SignatureActivationRequest::new(request.num_signatures, request.hashes.clone(), row.multisign)
         .map_err(policy_error)?;
     check_hash_lengths(&activation.hashes, request.hash_algo)?;
+    // Spare the person a code (and a step of the authenticator) when the quota cannot cover the request.
+    if let Some(remaining) = renewal::remaining(row.quota_total, row.quota_used) {
+        if remaining < activation.num_signatures {
+            return Err(quota_exhausted(&row));
+        }
+    }
     let otp = request.otp.as_deref().ok_or(ServiceError::Missing(Param::Otp))?;
     if row.pin_hash.is_some() && request.pin.is_none() {
         return Err(ServiceError::Missing(Param::Pin));
     }
     // The factor checks commit their counters even when they refuse, hence the nested result.
     let outcome = db::write_transaction(&mut conn, |c| -> Result<Result<IssuedSad, ServiceError>, ServiceError> {
-        if let Err(refusal) = check_factors(services, c, principal, &row, otp, request.pin.as_deref(), now)? {
+        let pin = row.pin_hash.as_deref().zip(request.pin.as_deref());
+        if let Err(refusal) = second_factor::check(services, c, &principal.user_id, otp, pin, now)? {
             return Ok(Err(refusal));
         }
         let sad = secrets::new_token();
@@ -241,52 +246,6 @@ fn authorize_inner(
         Ok(Ok(IssuedSad { sad, expires_in }))
     })?;
     outcome
-}
-
-/// Checks the lock, the PIN and the TOTP code. Wrong factors count toward the lock-out; the counters
-/// are written whatever the outcome, so the caller must commit. The inner error is the refusal.
-fn check_factors(
-    services: &Services,
-    conn: &mut DbConnection,
-    principal: &Principal,
-    row: &CredentialRow,
-    otp: &str,
-    pin: Option<&str>,
-    now: i64,
-) -> Result<Result<(), ServiceError>, ServiceError> {
-    let security = &services.config.security;
-    // Lock the factor's row first, so concurrent guesses are counted one after the other.
-    users::lock_totp(conn, &principal.user_id)?;
-    let factor =
-        users::totp(conn, &principal.user_id)?.ok_or_else(|| ServiceError::internal("user without TOTP factor"))?;
-    if let Some(until) = factor.locked_until.filter(|until| *until > now) {
-        return Ok(Err(ServiceError::OtpLocked { until }));
-    }
-    let fail = |conn: &mut DbConnection, refusal: ServiceError| -> Result<Result<(), ServiceError>, ServiceError> {
-        let lock_until = now + security.otp_lockout_secs;
-        let failures = users::record_totp_failure(conn, &principal.user_id, security.otp_max_failures, lock_until)?;
-        if failures >= security.otp_max_failures {
-            return Ok(Err(ServiceError::OtpLocked { until: lock_until }));
-        }
-        Ok(Err(refusal))
-    };
-    if let (Some(stored), Some(pin)) = (&row.pin_hash, pin) {
-        if !verify_password(pin, stored) {
-            return fail(conn, ServiceError::InvalidPin);
-        }
-    }
-    match totp::check(&factor.secret, otp, now, factor.last_step) {
-        TotpCheck::Wrong => fail(conn, ServiceError::InvalidOtp),
-        TotpCheck::Replayed => fail(conn, ServiceError::OtpReplayed),
-        TotpCheck::Accepted { step } => {
-            // Conditional on the step moving forward: of two requests racing with one code, one wins.
-            if users::accept_totp_step(conn, &principal.user_id, step)? {
-                Ok(Ok(()))
-            } else {
-                fail(conn, ServiceError::OtpReplayed)
-            }
-        }
-    }
 }
 
 /// What a client sends to `credentials/extendTransaction`, once parsed.
@@ -372,6 +331,14 @@ fn extend_inner(
         )?;
         Ok(IssuedSad { sad, expires_in })
     })
+}
+
+/// The refusal for a request the credential's remaining quota does not cover.
+pub(super) fn quota_exhausted(row: &CredentialRow) -> ServiceError {
+    ServiceError::QuotaExhausted {
+        remaining: renewal::remaining(row.quota_total, row.quota_used).unwrap_or(0),
+        total: row.quota_total.unwrap_or(0),
+    }
 }
 
 /// The SAD, if it was issued to this user for this credential and can still be used.

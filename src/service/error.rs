@@ -58,6 +58,24 @@ pub enum ServiceError {
     DigestLength,
     #[error("signing certificate {subject} is expired")]
     CertificateExpired { subject: String },
+    /// The thing asked for does not exist (or is not the caller's).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is valid but the thing is not in a state that allows it.
+    #[error("{0}")]
+    Conflict(String),
+    /// A rekey asked for outside its window: the certificate must be reissued instead.
+    #[error("{0}")]
+    ReissueRequired(String),
+    /// The caller is known but may not do this (yet).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Too many requests of this kind; a new one is accepted `retry_after` seconds from now.
+    #[error("{text}")]
+    RateLimited { text: String, retry_after: i64 },
+    /// The credential's signature quota does not cover the request.
+    #[error("signature quota exhausted: {remaining} of {total} remain")]
+    QuotaExhausted { remaining: i32, total: i32 },
     /// Something that is not the client's fault; logged, never shown.
     #[error("internal error: {0}")]
     Internal(String),

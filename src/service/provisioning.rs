@@ -17,6 +17,8 @@ pub struct NewSigner {
     pub key_kind: KeyKind,
     pub multisign: i32,
     pub pin: Option<String>,
+    /// Signatures the credential may make in all (None: no limit).
+    pub quota: Option<i32>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -41,6 +43,9 @@ pub fn provision(services: &Services, signer: NewSigner) -> Result<ProvisionedSi
     }
     if !(1..=1_000_000).contains(&signer.multisign) {
         return Err(ServiceError::InvalidRequest("multisign: between 1 and 1000000".into()));
+    }
+    if signer.quota.is_some_and(|q| q < 1) {
+        return Err(ServiceError::InvalidRequest("quota: at least 1".into()));
     }
     if signer.pin.as_deref().is_some_and(|p| p.len() < 4 || !p.chars().all(|c| c.is_ascii_digit())) {
         return Err(ServiceError::InvalidRequest("pin: at least 4 digits".into()));
@@ -97,6 +102,11 @@ pub fn provision(services: &Services, signer: NewSigner) -> Result<ProvisionedSi
                 status: STATUS_ENABLED.into(),
                 revoked_at: None,
                 created_at: now,
+                quota_total: signer.quota,
+                quota_used: 0,
+                order_id: None,
+                replaced_by: None,
+                revocation_reason: None,
             },
         )?;
         audit::record(

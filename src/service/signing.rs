@@ -6,7 +6,7 @@ use crate::domain::algorithms::resolve_scheme;
 use crate::domain::{sad, secrets};
 use crate::hsm::KeyId;
 
-use super::credentials::{ensure_usable, key_kind, live_sad, MAX_ID_LEN};
+use super::credentials::{ensure_usable, key_kind, live_sad, quota_exhausted, MAX_ID_LEN};
 use super::{Param, Principal, ServiceError, Services};
 
 /// What a client sends to `signatures/signHash`, once parsed.
@@ -74,6 +74,11 @@ fn sign_hash_inner(
         if !sads::spend(c, &sad_digest, count, now)? {
             return Err(ServiceError::SadBudgetSpent);
         }
+        // Every hash spends one of the credential's transactions, in the same transaction as the SAD.
+        if !db::credentials::spend_quota(c, &row.id, count)? {
+            let current = db::credentials::by_id(c, &row.id)?.unwrap_or_else(|| row.clone());
+            return Err(quota_exhausted(&current));
+        }
         audit::record(
             c,
             now,
@@ -97,6 +102,7 @@ fn sign_hash_inner(
             let refund = services.conn().and_then(|mut conn| {
                 db::write_transaction(&mut conn, |c| {
                     sads::refund(c, &sad_digest, count)?;
+                    db::credentials::refund_quota(c, &row.id, count)?;
                     audit::record(
                         c,
                         services.now(),

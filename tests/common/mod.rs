@@ -81,6 +81,17 @@ impl TestServer {
     }
 
     pub async fn provision(&self, username: &str, key: KeyKind, multisign: i32, pin: Option<&str>) -> Signer {
+        self.provision_with_quota(username, key, multisign, pin, None).await
+    }
+
+    pub async fn provision_with_quota(
+        &self,
+        username: &str,
+        key: KeyKind,
+        multisign: i32,
+        pin: Option<&str>,
+        quota: Option<i32>,
+    ) -> Signer {
         let services = self.server.as_ref().unwrap().services.clone();
         let signer = NewSigner {
             username: username.into(),
@@ -88,6 +99,7 @@ impl TestServer {
             key_kind: key,
             multisign,
             pin: pin.map(str::to_string),
+            quota,
         };
         let provisioned =
             tokio::task::spawn_blocking(move || provisioning::provision(&services, signer)).await.unwrap().unwrap();

@@ -1,0 +1,275 @@
+//! The admin API for operators (`/api/admin/v1`), authenticated by an operator API key
+//! (`rssp operator create`): people, orders, identity decisions, revocation, the audit trail, the outbox.
+
+use actix_web::web::{Data, Json, Path, Query};
+use actix_web::{get, post, HttpRequest};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::{ApiError, Dialect, ErrorBody};
+use super::extract::{operator, run, CscJson};
+use super::lifecycle_types::{rfc3339, CredentialView, IdentityCheckView, IdentityChecksResponse, OrderView, OrdersResponse};
+use crate::db::accounts::Account;
+use crate::service::identity::{self, Decision};
+use crate::service::{issuance, lifecycle_jobs, operators, Services};
+
+const L: Dialect = Dialect::Lifecycle;
+const TAG: &str = "Admin";
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    pub user_id: String,
+    pub username: String,
+    pub email: Option<String>,
+    pub given_name: Option<String>,
+    pub surname: Option<String>,
+    pub phone: Option<String>,
+    /// `invited` or `active`.
+    pub status: String,
+    pub created_at: String,
+}
+
+impl From<Account> for UserView {
+    fn from(a: Account) -> Self {
+        UserView {
+            user_id: a.id,
+            username: a.username,
+            email: a.email,
+            given_name: a.given_name,
+            surname: a.surname,
+            phone: a.phone,
+            status: a.status,
+            created_at: rfc3339(a.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsersResponse {
+    pub users: Vec<UserView>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct UserQuery {
+    /// Only the person with this e-mail address.
+    pub email: Option<String>,
+}
+
+#[utoipa::path(get, tag = TAG, security(("bearer" = [])), params(UserQuery),
+    responses((status = 200, body = UsersResponse), (status = 401, body = ErrorBody)))]
+#[get("/users")]
+pub async fn users(services: Data<Services>, req: HttpRequest, query: Query<UserQuery>) -> Result<Json<UsersResponse>, ApiError> {
+    operator(&services, &req).await?;
+    let rows = run(&services, L, move |s| operators::users(s, query.email.as_deref())).await?;
+    Ok(Json(UsersResponse { users: rows.into_iter().map(UserView::from).collect() }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserDetailResponse {
+    pub user: UserView,
+    pub credentials: Vec<CredentialView>,
+    pub orders: Vec<OrderView>,
+}
+
+#[utoipa::path(get, tag = TAG, security(("bearer" = [])), params(("id" = String, Path, description = "User id")),
+    responses((status = 200, body = UserDetailResponse), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[get("/users/{id}")]
+pub async fn user(services: Data<Services>, req: HttpRequest, id: Path<String>) -> Result<Json<UserDetailResponse>, ApiError> {
+    operator(&services, &req).await?;
+    let (account, placed, credentials) = run(&services, L, move |s| {
+        let (account, placed) = operators::user(s, &id)?;
+        let credentials = issuance::of_user(s, &id)?;
+        Ok((account, placed, credentials))
+    })
+    .await?;
+    let now = services.now();
+    Ok(Json(UserDetailResponse {
+        user: account.into(),
+        credentials: credentials.into_iter().map(|c| CredentialView::new(c, now)).collect(),
+        orders: placed.into_iter().map(OrderView::from).collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct StatusQuery {
+    /// Only those in this status.
+    pub status: Option<String>,
+}
+
+#[utoipa::path(get, tag = TAG, security(("bearer" = [])), params(StatusQuery),
+    responses((status = 200, body = OrdersResponse), (status = 401, body = ErrorBody)))]
+#[get("/orders")]
+pub async fn orders(services: Data<Services>, req: HttpRequest, query: Query<StatusQuery>) -> Result<Json<OrdersResponse>, ApiError> {
+    operator(&services, &req).await?;
+    let rows = run(&services, L, move |s| operators::orders(s, query.status.as_deref())).await?;
+    Ok(Json(OrdersResponse { orders: rows.into_iter().map(OrderView::from).collect() }))
+}
+
+#[utoipa::path(get, tag = TAG, security(("bearer" = [])), params(StatusQuery),
+    responses((status = 200, body = IdentityChecksResponse), (status = 401, body = ErrorBody)))]
+#[get("/identity-checks")]
+pub async fn identity_checks(services: Data<Services>, req: HttpRequest, query: Query<StatusQuery>) -> Result<Json<IdentityChecksResponse>, ApiError> {
+    operator(&services, &req).await?;
+    let rows = run(&services, L, move |s| operators::identity_checks(s, query.status.as_deref())).await?;
+    Ok(Json(IdentityChecksResponse { identity_checks: rows.into_iter().map(|c| IdentityCheckView::new(&services, c)).collect() }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    /// `accept` or `reject`.
+    pub decision: String,
+    /// Why a check was rejected (shown to the person).
+    #[serde(default)]
+    pub reasons: Vec<String>,
+}
+
+/// An operator's verdict on a pending identity check; a rejection opens a new check for the person.
+#[utoipa::path(post, tag = TAG, security(("bearer" = [])), params(("id" = String, Path, description = "Identity check id")), request_body = DecisionRequest,
+    responses((status = 200, body = IdentityCheckView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[post("/identity-checks/{id}/decision")]
+pub async fn decide(services: Data<Services>, req: HttpRequest, id: Path<String>, body: CscJson<DecisionRequest>) -> Result<Json<IdentityCheckView>, ApiError> {
+    let op = operator(&services, &req).await?;
+    let b = body.0;
+    let decision = match b.decision.as_str() {
+        "accept" if b.reasons.is_empty() => Decision::Accept,
+        "accept" => return Err(ApiError::invalid_request("reasons: only for a rejection")),
+        "reject" => Decision::Reject { reasons: b.reasons },
+        _ => return Err(ApiError::invalid_request("decision: accept or reject")),
+    };
+    let by = format!("operator {}", op.name);
+    let check = run(&services, L, move |s| identity::decide(s, &id, decision, &by)).await?;
+    Ok(Json(IdentityCheckView::new(&services, check)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdminRevokeRequest {
+    pub reason: String,
+}
+
+/// Revokes any credential.
+#[utoipa::path(post, tag = TAG, security(("bearer" = [])), params(("id" = String, Path, description = "Credential id")), request_body = AdminRevokeRequest,
+    responses((status = 200, body = CredentialView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[post("/credentials/{id}/revoke")]
+pub async fn revoke(services: Data<Services>, req: HttpRequest, id: Path<String>, body: CscJson<AdminRevokeRequest>) -> Result<Json<CredentialView>, ApiError> {
+    let op = operator(&services, &req).await?;
+    let summary = run(&services, L, move |s| issuance::revoke_by_operator(s, &op.name, &id, &body.0.reason)).await?;
+    Ok(Json(CredentialView::new(summary, services.now())))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct PageQuery {
+    /// Records after this sequence number (default 0: from the start).
+    pub after: Option<i64>,
+    /// At most this many (default and maximum 500).
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditRecordView {
+    pub seq: i64,
+    pub at: String,
+    pub event: String,
+    pub outcome: String,
+    pub user_id: Option<String>,
+    pub credential_id: Option<String>,
+    pub detail: String,
+    pub hash: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditResponse {
+    pub records: Vec<AuditRecordView>,
+}
+
+/// The audit trail, oldest first.
+#[utoipa::path(get, tag = TAG, security(("bearer" = [])), params(PageQuery),
+    responses((status = 200, body = AuditResponse), (status = 401, body = ErrorBody)))]
+#[get("/audit")]
+pub async fn audit(services: Data<Services>, req: HttpRequest, query: Query<PageQuery>) -> Result<Json<AuditResponse>, ApiError> {
+    operator(&services, &req).await?;
+    let (after, limit) = (query.after.unwrap_or(0), query.limit.unwrap_or(operators::MAX_ROWS));
+    let rows = run(&services, L, move |s| operators::audit_page(s, after, limit)).await?;
+    let records = rows
+        .into_iter()
+        .map(|r| AuditRecordView {
+            seq: r.seq,
+            at: rfc3339(r.at),
+            event: r.event,
+            outcome: r.outcome,
+            user_id: r.user_id,
+            credential_id: r.credential_id,
+            detail: r.detail,
+            hash: r.hash,
+        })
+        .collect();
+    Ok(Json(AuditResponse { records }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct OutboxQuery {
+    /// Only messages to this e-mail address or phone number.
+    pub recipient: Option<String>,
+    /// Messages after this id.
+    pub after: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageView {
+    pub id: i64,
+    /// `email` or `sms`.
+    pub channel: String,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+    /// `held` (development mode), `pending`, `sending`, `sent` or `failed`.
+    pub status: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutboxResponse {
+    pub messages: Vec<MessageView>,
+}
+
+/// The notification outbox, oldest first. In development mode nothing leaves it: read codes and links here.
+#[utoipa::path(get, tag = TAG, security(("bearer" = [])), params(OutboxQuery),
+    responses((status = 200, body = OutboxResponse), (status = 401, body = ErrorBody)))]
+#[get("/outbox")]
+pub async fn outbox(services: Data<Services>, req: HttpRequest, query: Query<OutboxQuery>) -> Result<Json<OutboxResponse>, ApiError> {
+    operator(&services, &req).await?;
+    let rows = run(&services, L, move |s| operators::outbox(s, query.recipient.as_deref(), query.after.unwrap_or(0))).await?;
+    let messages = rows
+        .into_iter()
+        .map(|m| MessageView {
+            id: m.id,
+            channel: m.channel,
+            recipient: m.recipient,
+            subject: m.subject,
+            body: m.body,
+            status: m.status,
+            attempts: m.attempts,
+            last_error: m.last_error,
+            created_at: rfc3339(m.created_at),
+        })
+        .collect();
+    Ok(Json(OutboxResponse { messages }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobsResponse {
+    pub rekey_notices_sent: usize,
+    pub orders_marked_for_refund: usize,
+}
+
+/// Runs the lifecycle jobs now (rekey notices, refunds of stranded rekeys); they also run on a timer.
+#[utoipa::path(post, tag = TAG, security(("bearer" = [])), responses((status = 200, body = JobsResponse), (status = 401, body = ErrorBody)))]
+#[post("/scheduler/run")]
+pub async fn run_jobs(services: Data<Services>, req: HttpRequest) -> Result<Json<JobsResponse>, ApiError> {
+    operator(&services, &req).await?;
+    let report = run(&services, L, lifecycle_jobs::run).await?;
+    Ok(Json(JobsResponse { rekey_notices_sent: report.rekey_notices_sent, orders_marked_for_refund: report.orders_marked_for_refund }))
+}

@@ -1,0 +1,169 @@
+//! Wire types shared by the lifecycle API (`/api/v1`) and the admin API (`/api/admin/v1`): orders,
+//! credentials and identity checks as front ends and operators see them. Times are RFC 3339.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::db::orders::{IdentityCheckRow, OrderRow};
+use crate::domain::enrolment::Invoice;
+use crate::service::identity::session_url;
+use crate::service::issuance::CredentialSummary;
+use crate::service::Services;
+
+pub fn rfc3339(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0).map(|t| t.to_rfc3339()).unwrap_or_default()
+}
+
+/// An order of a package.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderView {
+    pub id: String,
+    pub user_id: String,
+    pub package_id: String,
+    /// `issuance`, `rekey` or `reissue`.
+    pub purpose: String,
+    /// `created`, `awaiting_payment`, `paid`, `fulfilled` or `refund_due`.
+    pub status: String,
+    pub net_cents: i64,
+    pub vat_cents: i64,
+    pub gross_cents: i64,
+    pub currency: String,
+    pub invoice: Option<Invoice>,
+    pub invoice_number: Option<String>,
+    pub payment_ref: Option<String>,
+    /// Rekey: the credential renewed.
+    pub credential_id: Option<String>,
+    /// The credential the order produced.
+    pub new_credential_id: Option<String>,
+    pub personal_data_confirmed: bool,
+    pub created_at: String,
+    pub paid_at: Option<String>,
+    pub fulfilled_at: Option<String>,
+}
+
+impl From<OrderRow> for OrderView {
+    fn from(o: OrderRow) -> Self {
+        OrderView {
+            invoice: serde_json::from_str(&o.invoice).ok(),
+            id: o.id,
+            user_id: o.user_id,
+            package_id: o.package_id,
+            purpose: o.purpose,
+            status: o.status,
+            net_cents: o.net_cents,
+            vat_cents: o.vat_cents,
+            gross_cents: o.gross_cents,
+            currency: o.currency,
+            invoice_number: o.invoice_number,
+            payment_ref: o.payment_ref,
+            credential_id: o.credential_id,
+            new_credential_id: o.new_credential_id,
+            personal_data_confirmed: o.personal_data_confirmed,
+            created_at: rfc3339(o.created_at),
+            paid_at: o.paid_at.map(rfc3339),
+            fulfilled_at: o.fulfilled_at.map(rfc3339),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrdersResponse {
+    pub orders: Vec<OrderView>,
+}
+
+/// The signatures a credential may still make (`total` and `remaining` are null when unlimited).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QuotaView {
+    pub total: Option<i32>,
+    pub used: i32,
+    pub remaining: Option<i32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RekeyWindowView {
+    /// After this instant the credential can no longer be rekeyed, only reissued.
+    pub closes: String,
+    pub open: bool,
+}
+
+/// A credential (key pair and certificate) as the lifecycle shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CredentialView {
+    pub credential_id: String,
+    /// `valid`, `expired` or `revoked`.
+    pub status: String,
+    pub key_type: String,
+    pub serial: String,
+    pub subject: String,
+    pub not_before: String,
+    pub not_after: String,
+    pub quota: QuotaView,
+    pub rekey_window: RekeyWindowView,
+    pub replaced_by: Option<String>,
+    pub order_id: Option<String>,
+    pub revocation_reason: Option<String>,
+}
+
+impl CredentialView {
+    pub fn new(c: CredentialSummary, now: i64) -> CredentialView {
+        CredentialView {
+            status: c.status.to_string(),
+            key_type: c.row.key_kind,
+            serial: c.row.serial_hex.to_uppercase(),
+            subject: c.subject,
+            not_before: rfc3339(c.not_before),
+            not_after: rfc3339(c.row.not_after),
+            quota: QuotaView { total: c.row.quota_total, used: c.row.quota_used, remaining: c.quota_remaining },
+            rekey_window: RekeyWindowView {
+                closes: rfc3339(c.rekey_window.closes_at),
+                open: c.status == "valid" && c.row.replaced_by.is_none() && c.rekey_window.is_open(now),
+            },
+            replaced_by: c.row.replaced_by,
+            order_id: c.row.order_id,
+            revocation_reason: c.row.revocation_reason,
+            credential_id: c.row.id,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CredentialsResponse {
+    pub credentials: Vec<CredentialView>,
+}
+
+/// One attempt at identity verification.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IdentityCheckView {
+    pub id: String,
+    pub user_id: String,
+    pub order_id: String,
+    /// `pending`, `accepted` or `rejected`.
+    pub status: String,
+    /// Where the person goes for the video identification.
+    pub session_url: String,
+    pub reasons: Vec<String>,
+    pub decided_by: Option<String>,
+    pub created_at: String,
+    pub decided_at: Option<String>,
+}
+
+impl IdentityCheckView {
+    pub fn new(services: &Services, c: IdentityCheckRow) -> IdentityCheckView {
+        IdentityCheckView {
+            session_url: session_url(services, &c.id),
+            reasons: c.reasons.map(|r| r.lines().map(str::to_string).collect()).unwrap_or_default(),
+            id: c.id,
+            user_id: c.user_id,
+            order_id: c.order_id,
+            status: c.status,
+            decided_by: c.decided_by,
+            created_at: rfc3339(c.created_at),
+            decided_at: c.decided_at.map(rfc3339),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IdentityChecksResponse {
+    pub identity_checks: Vec<IdentityCheckView>,
+}

@@ -1,0 +1,160 @@
+//! People enrolled through the lifecycle API: profile, status, login lock-out, authenticator pairing
+//! and consents. (The `users` rows of operator-provisioned signers are read through `users`.)
+
+use diesel::prelude::*;
+
+use super::schema::{consents, totp_factors, totp_pairings, users};
+use super::DbConnection;
+
+pub const STATUS_INVITED: &str = "invited";
+pub const STATUS_ACTIVE: &str = "active";
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = users)]
+pub struct Account {
+    pub id: String,
+    pub username: String,
+    pub password_hash: String,
+    pub created_at: i64,
+    pub given_name: Option<String>,
+    pub surname: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub status: String,
+    pub login_failures: i32,
+    pub login_locked_until: Option<i64>,
+    pub totp_postpone: Option<String>,
+    pub totp_remind_at: Option<i64>,
+}
+
+pub fn insert(conn: &mut DbConnection, account: &Account) -> QueryResult<()> {
+    diesel::insert_into(users::table).values(account).execute(conn).map(|_| ())
+}
+
+pub fn by_id(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Account>> {
+    users::table.find(id).select(Account::as_select()).first(conn).optional()
+}
+
+pub fn by_email(conn: &mut DbConnection, email: &str) -> QueryResult<Option<Account>> {
+    users::table.filter(users::email.eq(email)).select(Account::as_select()).first(conn).optional()
+}
+
+/// People, newest first, optionally only the one with this e-mail address.
+pub fn list(conn: &mut DbConnection, email: Option<&str>, limit: i64) -> QueryResult<Vec<Account>> {
+    let mut query = users::table.select(Account::as_select()).into_boxed();
+    if let Some(email) = email {
+        query = query.filter(users::email.eq(email.to_string()));
+    }
+    query.order((users::created_at.desc(), users::id.asc())).limit(limit).load(conn)
+}
+
+pub fn activate(conn: &mut DbConnection, id: &str, password_hash: &str) -> QueryResult<()> {
+    diesel::update(users::table.find(id))
+        .set((users::password_hash.eq(password_hash), users::status.eq(STATUS_ACTIVE)))
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn set_password(conn: &mut DbConnection, id: &str, password_hash: &str) -> QueryResult<()> {
+    diesel::update(users::table.find(id))
+        .set((users::password_hash.eq(password_hash), users::login_failures.eq(0), users::login_locked_until.eq(None::<i64>)))
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn set_phone(conn: &mut DbConnection, id: &str, phone: &str) -> QueryResult<()> {
+    diesel::update(users::table.find(id)).set(users::phone.eq(phone)).execute(conn).map(|_| ())
+}
+
+pub fn set_names(conn: &mut DbConnection, id: &str, given_name: &str, surname: &str) -> QueryResult<()> {
+    diesel::update(users::table.find(id))
+        .set((users::given_name.eq(given_name), users::surname.eq(surname)))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Counts a wrong password; at `max_failures` logins lock until `lock_until`.
+pub fn record_login_failure(conn: &mut DbConnection, id: &str, max_failures: i32, lock_until: i64) -> QueryResult<()> {
+    diesel::update(users::table.find(id)).set(users::login_failures.eq(users::login_failures + 1)).execute(conn)?;
+    diesel::update(users::table.find(id).filter(users::login_failures.ge(max_failures)))
+        .set((users::login_locked_until.eq(Some(lock_until)), users::login_failures.eq(0)))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn clear_login_failures(conn: &mut DbConnection, id: &str) -> QueryResult<()> {
+    diesel::update(users::table.find(id))
+        .set((users::login_failures.eq(0), users::login_locked_until.eq(None::<i64>)))
+        .execute(conn)
+        .map(|_| ())
+}
+
+pub fn set_totp_postpone(conn: &mut DbConnection, id: &str, mode: Option<&str>, remind_at: Option<i64>) -> QueryResult<()> {
+    diesel::update(users::table.find(id))
+        .set((users::totp_postpone.eq(mode), users::totp_remind_at.eq(remind_at)))
+        .execute(conn)
+        .map(|_| ())
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = totp_pairings)]
+pub struct Pairing {
+    pub user_id: String,
+    pub secret: Vec<u8>,
+    pub created_at: i64,
+}
+
+/// Starts a pairing, replacing one that was never confirmed.
+pub fn start_pairing(conn: &mut DbConnection, pairing: &Pairing) -> QueryResult<()> {
+    diesel::delete(totp_pairings::table.find(&pairing.user_id)).execute(conn)?;
+    diesel::insert_into(totp_pairings::table).values(pairing).execute(conn).map(|_| ())
+}
+
+pub fn pairing(conn: &mut DbConnection, user_id: &str) -> QueryResult<Option<Pairing>> {
+    totp_pairings::table.find(user_id).select(Pairing::as_select()).first(conn).optional()
+}
+
+pub fn end_pairing(conn: &mut DbConnection, user_id: &str) -> QueryResult<()> {
+    diesel::delete(totp_pairings::table.find(user_id)).execute(conn).map(|_| ())
+}
+
+/// Removes the authenticator: its codes stop working at once.
+pub fn remove_totp(conn: &mut DbConnection, user_id: &str) -> QueryResult<()> {
+    diesel::delete(totp_factors::table.find(user_id)).execute(conn).map(|_| ())
+}
+
+pub fn has_totp(conn: &mut DbConnection, user_id: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(totp_factors::table.find(user_id))).get_result(conn)
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = consents)]
+pub struct Consent {
+    pub id: String,
+    pub user_id: String,
+    pub document: String,
+    pub version: String,
+    pub accepted_at: i64,
+}
+
+pub fn insert_consent(conn: &mut DbConnection, consent: &Consent) -> QueryResult<()> {
+    diesel::insert_into(consents::table).values(consent).execute(conn).map(|_| ())
+}
+
+pub fn consents_of(conn: &mut DbConnection, user_id: &str) -> QueryResult<Vec<Consent>> {
+    consents::table
+        .filter(consents::user_id.eq(user_id))
+        .order((consents::accepted_at.asc(), consents::id.asc()))
+        .select(Consent::as_select())
+        .load(conn)
+}
+
+pub fn has_consent(conn: &mut DbConnection, user_id: &str, document: &str, version: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        consents::table
+            .filter(consents::user_id.eq(user_id))
+            .filter(consents::document.eq(document))
+            .filter(consents::version.eq(version)),
+    ))
+    .get_result(conn)
+}

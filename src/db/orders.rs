@@ -1,0 +1,215 @@
+//! Orders of packages, the webhook events already handled, identity checks and uploaded identity documents.
+
+use diesel::prelude::*;
+
+use super::schema::{identity_checks, identity_documents, orders, webhook_events};
+use super::DbConnection;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = orders)]
+pub struct OrderRow {
+    pub id: String,
+    pub user_id: String,
+    pub package_id: String,
+    pub purpose: String,
+    pub status: String,
+    pub validity_years: i32,
+    pub transactions: i32,
+    pub net_cents: i64,
+    pub vat_cents: i64,
+    pub gross_cents: i64,
+    pub currency: String,
+    pub invoice: String,
+    pub invoice_number: Option<String>,
+    pub payment_ref: Option<String>,
+    pub credential_id: Option<String>,
+    pub new_credential_id: Option<String>,
+    pub personal_data_confirmed: bool,
+    pub created_at: i64,
+    pub paid_at: Option<i64>,
+    pub fulfilled_at: Option<i64>,
+}
+
+pub fn insert(conn: &mut DbConnection, row: &OrderRow) -> QueryResult<()> {
+    diesel::insert_into(orders::table).values(row).execute(conn).map(|_| ())
+}
+
+pub fn by_id(conn: &mut DbConnection, id: &str) -> QueryResult<Option<OrderRow>> {
+    orders::table.find(id).select(OrderRow::as_select()).first(conn).optional()
+}
+
+/// The order, only if it belongs to `user_id`.
+pub fn owned_by(conn: &mut DbConnection, user_id: &str, id: &str) -> QueryResult<Option<OrderRow>> {
+    orders::table
+        .filter(orders::id.eq(id))
+        .filter(orders::user_id.eq(user_id))
+        .select(OrderRow::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn by_payment_ref(conn: &mut DbConnection, payment_ref: &str) -> QueryResult<Option<OrderRow>> {
+    orders::table.filter(orders::payment_ref.eq(payment_ref)).select(OrderRow::as_select()).first(conn).optional()
+}
+
+pub fn of_user(conn: &mut DbConnection, user_id: &str) -> QueryResult<Vec<OrderRow>> {
+    orders::table
+        .filter(orders::user_id.eq(user_id))
+        .order((orders::created_at.asc(), orders::id.asc()))
+        .select(OrderRow::as_select())
+        .load(conn)
+}
+
+pub fn list(conn: &mut DbConnection, status: Option<&str>, limit: i64) -> QueryResult<Vec<OrderRow>> {
+    let mut query = orders::table.select(OrderRow::as_select()).into_boxed();
+    if let Some(status) = status {
+        query = query.filter(orders::status.eq(status.to_string()));
+    }
+    query.order((orders::created_at.desc(), orders::id.asc())).limit(limit).load(conn)
+}
+
+/// Rekey orders that are paid and not fulfilled, for the credential.
+pub fn open_rekeys_of(conn: &mut DbConnection, credential_id: &str) -> QueryResult<Vec<OrderRow>> {
+    orders::table
+        .filter(orders::credential_id.eq(credential_id))
+        .filter(orders::purpose.eq("rekey"))
+        .filter(orders::status.eq("paid"))
+        .select(OrderRow::as_select())
+        .load(conn)
+}
+
+/// Paid rekey orders whose credential has expired before they were fulfilled.
+pub fn stranded_rekeys(conn: &mut DbConnection, now: i64) -> QueryResult<Vec<OrderRow>> {
+    use super::schema::credentials;
+    orders::table
+        .inner_join(credentials::table.on(orders::credential_id.eq(credentials::id.nullable())))
+        .filter(orders::purpose.eq("rekey"))
+        .filter(orders::status.eq("paid"))
+        .filter(credentials::not_after.le(now))
+        .select(OrderRow::as_select())
+        .load(conn)
+}
+
+pub fn update(conn: &mut DbConnection, row: &OrderRow) -> QueryResult<()> {
+    diesel::update(orders::table.find(&row.id))
+        .set((
+            orders::status.eq(&row.status),
+            orders::invoice.eq(&row.invoice),
+            orders::invoice_number.eq(&row.invoice_number),
+            orders::payment_ref.eq(&row.payment_ref),
+            orders::new_credential_id.eq(&row.new_credential_id),
+            orders::personal_data_confirmed.eq(row.personal_data_confirmed),
+            orders::paid_at.eq(row.paid_at),
+            orders::fulfilled_at.eq(row.fulfilled_at),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Moves the order from one status to the next; false when it was no longer in `from` (a race lost).
+pub fn transition(conn: &mut DbConnection, id: &str, from: &str, to: &str) -> QueryResult<bool> {
+    let changed =
+        diesel::update(orders::table.find(id).filter(orders::status.eq(from))).set(orders::status.eq(to)).execute(conn)?;
+    Ok(changed == 1)
+}
+
+pub fn count_invoiced(conn: &mut DbConnection) -> QueryResult<i64> {
+    orders::table.filter(orders::invoice_number.is_not_null()).count().get_result(conn)
+}
+
+/// Records a webhook event; false when it was handled before (the redelivery must change nothing).
+pub fn first_delivery(conn: &mut DbConnection, id: &str, subject_id: &str, now: i64) -> QueryResult<bool> {
+    let seen: bool = diesel::select(diesel::dsl::exists(webhook_events::table.find(id))).get_result(conn)?;
+    if seen {
+        return Ok(false);
+    }
+    diesel::insert_into(webhook_events::table)
+        .values((webhook_events::id.eq(id), webhook_events::subject_id.eq(subject_id), webhook_events::received_at.eq(now)))
+        .execute(conn)?;
+    Ok(true)
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = identity_checks)]
+pub struct IdentityCheckRow {
+    pub id: String,
+    pub user_id: String,
+    pub order_id: String,
+    pub status: String,
+    pub reasons: Option<String>,
+    pub decided_by: Option<String>,
+    pub created_at: i64,
+    pub decided_at: Option<i64>,
+}
+
+pub fn insert_check(conn: &mut DbConnection, row: &IdentityCheckRow) -> QueryResult<()> {
+    diesel::insert_into(identity_checks::table).values(row).execute(conn).map(|_| ())
+}
+
+pub fn check(conn: &mut DbConnection, id: &str) -> QueryResult<Option<IdentityCheckRow>> {
+    identity_checks::table.find(id).select(IdentityCheckRow::as_select()).first(conn).optional()
+}
+
+pub fn checks_of_user(conn: &mut DbConnection, user_id: &str) -> QueryResult<Vec<IdentityCheckRow>> {
+    identity_checks::table
+        .filter(identity_checks::user_id.eq(user_id))
+        .order((identity_checks::created_at.asc(), identity_checks::id.asc()))
+        .select(IdentityCheckRow::as_select())
+        .load(conn)
+}
+
+pub fn checks(conn: &mut DbConnection, status: Option<&str>, limit: i64) -> QueryResult<Vec<IdentityCheckRow>> {
+    let mut query = identity_checks::table.select(IdentityCheckRow::as_select()).into_boxed();
+    if let Some(status) = status {
+        query = query.filter(identity_checks::status.eq(status.to_string()));
+    }
+    query.order((identity_checks::created_at.asc(), identity_checks::id.asc())).limit(limit).load(conn)
+}
+
+pub fn order_identity_accepted(conn: &mut DbConnection, order_id: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        identity_checks::table.filter(identity_checks::order_id.eq(order_id)).filter(identity_checks::status.eq("accepted")),
+    ))
+    .get_result(conn)
+}
+
+/// Decides a pending check; false when it was already decided.
+pub fn decide(
+    conn: &mut DbConnection,
+    id: &str,
+    status: &str,
+    reasons: Option<&str>,
+    decided_by: &str,
+    now: i64,
+) -> QueryResult<bool> {
+    let changed = diesel::update(identity_checks::table.find(id).filter(identity_checks::status.eq("pending")))
+        .set((
+            identity_checks::status.eq(status),
+            identity_checks::reasons.eq(reasons),
+            identity_checks::decided_by.eq(Some(decided_by)),
+            identity_checks::decided_at.eq(Some(now)),
+        ))
+        .execute(conn)?;
+    Ok(changed == 1)
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = identity_documents)]
+pub struct IdentityDocumentRow {
+    pub id: String,
+    pub user_id: String,
+    pub order_id: String,
+    pub content_type: String,
+    pub data: Vec<u8>,
+    pub sha256: String,
+    pub uploaded_at: i64,
+}
+
+pub fn insert_document(conn: &mut DbConnection, row: &IdentityDocumentRow) -> QueryResult<()> {
+    diesel::insert_into(identity_documents::table).values(row).execute(conn).map(|_| ())
+}
+
+pub fn order_has_document(conn: &mut DbConnection, order_id: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(identity_documents::table.filter(identity_documents::order_id.eq(order_id))))
+        .get_result(conn)
+}

@@ -1,0 +1,97 @@
+//! The notification outbox. Messages are inserted in the transaction of the change they tell about;
+//! a delivery worker claims them with a conditional update, so two nodes never send one twice.
+
+use diesel::prelude::*;
+
+use super::schema::outbox;
+use super::DbConnection;
+
+pub const PENDING: &str = "pending";
+/// Development mode: kept in the outbox, never delivered.
+pub const HELD: &str = "held";
+pub const SENDING: &str = "sending";
+pub const SENT: &str = "sent";
+pub const FAILED: &str = "failed";
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = outbox)]
+pub struct NewMessage {
+    pub channel: String,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+    pub user_id: Option<String>,
+    pub status: String,
+    pub next_attempt_at: i64,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = outbox)]
+pub struct Message {
+    pub id: i64,
+    pub channel: String,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+    pub user_id: Option<String>,
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub sent_at: Option<i64>,
+}
+
+pub fn insert(conn: &mut DbConnection, message: &NewMessage) -> QueryResult<()> {
+    diesel::insert_into(outbox::table).values(message).execute(conn).map(|_| ())
+}
+
+/// Messages oldest first, after id `after`, optionally to one recipient.
+pub fn list(conn: &mut DbConnection, recipient: Option<&str>, after: i64, limit: i64) -> QueryResult<Vec<Message>> {
+    let mut query = outbox::table.filter(outbox::id.gt(after)).select(Message::as_select()).into_boxed();
+    if let Some(recipient) = recipient {
+        query = query.filter(outbox::recipient.eq(recipient.to_string()));
+    }
+    query.order(outbox::id.asc()).limit(limit).load(conn)
+}
+
+/// Messages due for delivery: pending, or claimed by a worker that did not finish in time.
+pub fn due(conn: &mut DbConnection, now: i64, limit: i64) -> QueryResult<Vec<Message>> {
+    outbox::table
+        .filter(outbox::status.eq(PENDING).or(outbox::status.eq(SENDING)))
+        .filter(outbox::next_attempt_at.le(now))
+        .order(outbox::id.asc())
+        .limit(limit)
+        .select(Message::as_select())
+        .load(conn)
+}
+
+/// Claims a due message until `lease_until`; false when another worker has it.
+pub fn claim(conn: &mut DbConnection, message: &Message, lease_until: i64) -> QueryResult<bool> {
+    let changed = diesel::update(
+        outbox::table
+            .find(message.id)
+            .filter(outbox::status.eq(&message.status))
+            .filter(outbox::attempts.eq(message.attempts)),
+    )
+    .set((outbox::status.eq(SENDING), outbox::attempts.eq(message.attempts + 1), outbox::next_attempt_at.eq(lease_until)))
+    .execute(conn)?;
+    Ok(changed == 1)
+}
+
+pub fn mark_sent(conn: &mut DbConnection, id: i64, now: i64) -> QueryResult<()> {
+    diesel::update(outbox::table.find(id))
+        .set((outbox::status.eq(SENT), outbox::sent_at.eq(Some(now)), outbox::last_error.eq(None::<String>)))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// Records a failed try: retried at `retry_at`, or given up when `give_up`.
+pub fn mark_failed(conn: &mut DbConnection, id: i64, error: &str, retry_at: i64, give_up: bool) -> QueryResult<()> {
+    let status = if give_up { FAILED } else { PENDING };
+    diesel::update(outbox::table.find(id))
+        .set((outbox::status.eq(status), outbox::last_error.eq(Some(error)), outbox::next_attempt_at.eq(retry_at)))
+        .execute(conn)
+        .map(|_| ())
+}

@@ -1,0 +1,201 @@
+//! Rules for what a person enters when enrolling and caring for the account: e-mail address, phone
+//! number, names, the password policy, one-time codes, invoice data and prices.
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+/// An e-mail address, lower-cased. Deliberately simple: one `@`, a dot in the domain, no spaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(text: &str) -> Result<Email, &'static str> {
+        let text = text.trim().to_ascii_lowercase();
+        let valid = text.len() <= 254
+            && text.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty()
+                    && local.len() <= 64
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+                    && !domain.contains('@')
+            })
+            && text.chars().all(|c| c.is_ascii_graphic());
+        if valid {
+            Ok(Email(text))
+        } else {
+            Err("email: not a valid e-mail address")
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A phone number in E.164 form: `+` and 8 to 15 digits (spaces, dashes and dots are dropped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Phone(String);
+
+impl Phone {
+    pub fn parse(text: &str) -> Result<Phone, &'static str> {
+        let compact: String = text.chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')')).collect();
+        let digits = compact.strip_prefix('+').unwrap_or_default();
+        if (8..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit()) && !digits.starts_with('0') {
+            Ok(Phone(compact))
+        } else {
+            Err("phone: an international number like +38640123456")
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The number with all but the country code and last two digits hidden, for answers and logs.
+    pub fn hint(number: &str) -> String {
+        let keep_start = number.len().min(4);
+        let keep_end = number.len().saturating_sub(2).max(keep_start);
+        format!("{}{}{}", &number[..keep_start], "*".repeat(keep_end - keep_start), &number[keep_end..])
+    }
+}
+
+/// A given name or surname as it goes into the certificate subject: letters, spaces, dots and dashes.
+pub fn parse_name(text: &str, field: &'static str) -> Result<String, String> {
+    let name = text.trim();
+    let allowed = |c: char| c.is_alphabetic() || c == ' ' || c == '-' || c == '.';
+    if name.is_empty() || name.chars().count() > 64 || !name.chars().all(allowed) {
+        return Err(format!("{field}: 1 to 64 letters, spaces, dots or dashes"));
+    }
+    Ok(name.to_string())
+}
+
+/// The password policy, stated to people when they choose one.
+pub const PASSWORD_POLICY: &str =
+    "at least 12 and at most 128 characters, with at least one letter and one digit, not containing the e-mail name";
+
+pub fn check_password(password: &str, email: Option<&str>) -> Result<(), String> {
+    let length = password.chars().count();
+    let has_letter = password.chars().any(char::is_alphabetic);
+    let has_digit = password.chars().any(|c| c.is_ascii_digit());
+    let local = email.and_then(|e| e.split('@').next()).filter(|l| l.len() >= 3);
+    let contains_email = local.is_some_and(|l| password.to_lowercase().contains(&l.to_lowercase()));
+    if (12..=128).contains(&length) && has_letter && has_digit && !contains_email {
+        Ok(())
+    } else {
+        Err(format!("password: {PASSWORD_POLICY}"))
+    }
+}
+
+/// A six-digit one-time code for SMS or e-mail.
+pub fn new_code() -> String {
+    format!("{:06}", rand::rng().random_range(0..1_000_000))
+}
+
+/// Invoice data of an order: a private person or a company.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Invoice {
+    Person { name: String, address: String, postal_code: String, city: String, country: String },
+    Company {
+        company_name: String,
+        /// VAT identification number with its country prefix, e.g. SI12345678.
+        vat_id: String,
+        address: String,
+        postal_code: String,
+        city: String,
+        country: String,
+    },
+}
+
+impl Invoice {
+    pub fn check(&self) -> Result<(), String> {
+        let text = |value: &str, field: &str, max: usize| -> Result<(), String> {
+            let count = value.trim().chars().count();
+            if count == 0 || count > max || value.chars().any(|c| c.is_control()) {
+                Err(format!("invoice.{field}: 1 to {max} characters"))
+            } else {
+                Ok(())
+            }
+        };
+        let country = |value: &str| -> Result<(), String> {
+            if value.len() == 2 && value.chars().all(|c| c.is_ascii_uppercase()) {
+                Ok(())
+            } else {
+                Err("invoice.country: a two-letter ISO 3166 code like SI".to_string())
+            }
+        };
+        match self {
+            Invoice::Person { name, address, postal_code, city, country: c } => {
+                text(name, "name", 128)?;
+                text(address, "address", 200)?;
+                text(postal_code, "postal_code", 16)?;
+                text(city, "city", 100)?;
+                country(c)
+            }
+            Invoice::Company { company_name, vat_id, address, postal_code, city, country: c } => {
+                text(company_name, "company_name", 200)?;
+                let (prefix, number) = vat_id.split_at(vat_id.len().min(2));
+                let vat_ok = prefix.len() == 2
+                    && prefix.chars().all(|ch| ch.is_ascii_uppercase())
+                    && (2..=13).contains(&number.len())
+                    && number.chars().all(|ch| ch.is_ascii_alphanumeric());
+                if !vat_ok {
+                    return Err("invoice.vat_id: a VAT number with its country prefix, like SI12345678".into());
+                }
+                text(address, "address", 200)?;
+                text(postal_code, "postal_code", 16)?;
+                text(city, "city", 100)?;
+                country(c)
+            }
+        }
+    }
+}
+
+/// VAT on a net price, rounded half up to the cent.
+pub fn vat_cents(net_cents: i64, vat_percent: i64) -> i64 {
+    (net_cents * vat_percent + 50) / 100
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contact_details_are_normalised_or_refused() {
+        assert_eq!(Email::parse(" Ana@Example.ORG ").unwrap().as_str(), "ana@example.org");
+        assert!(Email::parse("ana@localhost").is_err());
+        assert!(Email::parse("a b@example.org").is_err());
+        assert_eq!(Phone::parse("+386 40 123-456").unwrap().as_str(), "+38640123456");
+        assert!(Phone::parse("040123456").is_err());
+        assert_eq!(Phone::hint("+38640123456"), "+386******56");
+    }
+
+    #[test]
+    fn password_policy() {
+        assert!(check_password("short1", None).is_err());
+        assert!(check_password("no digits in this one", None).is_err());
+        assert!(check_password("ana.novak 2026 secret", Some("ana.novak@example.org")).is_err());
+        assert!(check_password("Tour-password-2026", Some("ana@example.org")).is_ok());
+    }
+
+    #[test]
+    fn invoices_are_checked_and_vat_rounds_half_up() {
+        let company = Invoice::Company {
+            company_name: "Novak d.o.o.".into(),
+            vat_id: "SI1234".into(),
+            address: "Slovenska 1".into(),
+            postal_code: "1000".into(),
+            city: "Ljubljana".into(),
+            country: "SI".into(),
+        };
+        assert!(company.check().is_ok());
+        let Invoice::Company { company_name, address, postal_code, city, country, .. } = company else {
+            unreachable!()
+        };
+        let bad = Invoice::Company { vat_id: "12345678".into(), company_name, address, postal_code, city, country };
+        assert!(bad.check().unwrap_err().contains("vat_id"));
+        assert_eq!(vat_cents(3900, 22), 858);
+        assert_eq!(vat_cents(5, 50), 3);
+    }
+}

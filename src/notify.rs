@@ -1,0 +1,60 @@
+//! E-mail and SMS through a transactional outbox: a message is written in the same transaction as the
+//! change it tells about, so it goes out exactly when the change commits. In production mode a worker
+//! delivers the outbox (SMTP, an HTTP SMS gateway); in development mode messages stay in the outbox,
+//! readable through the admin API.
+
+pub mod delivery;
+pub mod templates;
+
+use crate::config::{Config, Mode};
+use crate::db::outbox::{self, NewMessage};
+use crate::db::DbConnection;
+
+pub const EMAIL: &str = "email";
+pub const SMS: &str = "sms";
+
+/// A message to one person.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    pub channel: &'static str,
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+}
+
+impl Notice {
+    pub fn email(to: &str, subject: impl Into<String>, body: impl Into<String>) -> Notice {
+        Notice { channel: EMAIL, to: to.to_string(), subject: subject.into(), body: body.into() }
+    }
+
+    pub fn sms(to: &str, body: impl Into<String>) -> Notice {
+        Notice { channel: SMS, to: to.to_string(), subject: String::new(), body: body.into() }
+    }
+}
+
+/// Puts the notice in the outbox, inside the caller's transaction.
+pub fn enqueue(
+    conn: &mut DbConnection,
+    config: &Config,
+    now: i64,
+    user_id: Option<&str>,
+    notice: Notice,
+) -> diesel::QueryResult<()> {
+    let status = match config.mode {
+        Mode::Development => outbox::HELD,
+        Mode::Production => outbox::PENDING,
+    };
+    outbox::insert(
+        conn,
+        &NewMessage {
+            channel: notice.channel.to_string(),
+            recipient: notice.to,
+            subject: notice.subject,
+            body: notice.body,
+            user_id: user_id.map(str::to_string),
+            status: status.to_string(),
+            next_attempt_at: now,
+            created_at: now,
+        },
+    )
+}

@@ -1,0 +1,109 @@
+//! Delivering the outbox: e-mail by SMTP (lettre), SMS by POSTing JSON to an HTTP gateway. A failed
+//! message is retried with a growing delay until `notify.max_attempts`, then marked `failed`.
+
+use std::time::Duration;
+
+use lettre::message::header::ContentType;
+use lettre::message::Mailbox;
+use lettre::{SmtpTransport, Transport};
+
+use crate::config::NotifyConfig;
+use crate::db::outbox::{self, Message};
+use crate::db::{self, DbPool};
+
+/// How long a worker may hold a claimed message before another may try it.
+const LEASE_SECS: i64 = 120;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("notify settings: {0}")]
+    Settings(String),
+    #[error("{0}")]
+    Send(String),
+}
+
+/// The configured ways out.
+pub struct Delivery {
+    smtp: SmtpTransport,
+    from: Mailbox,
+    sms_url: String,
+    sms_token: Option<String>,
+    http: reqwest::blocking::Client,
+    max_attempts: i32,
+}
+
+impl Delivery {
+    pub fn from_config(config: &NotifyConfig) -> Result<Delivery, DeliveryError> {
+        let smtp_url = config.smtp_url.as_deref().ok_or_else(|| DeliveryError::Settings("notify.smtp_url".into()))?;
+        let smtp = SmtpTransport::from_url(smtp_url)
+            .map_err(|e| DeliveryError::Settings(format!("notify.smtp_url: {e}")))?
+            .timeout(Some(Duration::from_secs(30)))
+            .build();
+        let from = config
+            .email_from
+            .parse::<Mailbox>()
+            .map_err(|e| DeliveryError::Settings(format!("notify.email_from: {e}")))?;
+        let sms_url =
+            config.sms_gateway_url.clone().ok_or_else(|| DeliveryError::Settings("notify.sms_gateway_url".into()))?;
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| DeliveryError::Settings(format!("HTTP client: {e}")))?;
+        Ok(Delivery { smtp, from, sms_url, sms_token: config.sms_gateway_token.clone(), http, max_attempts: config.max_attempts })
+    }
+
+    fn send(&self, message: &Message) -> Result<(), DeliveryError> {
+        match message.channel.as_str() {
+            super::EMAIL => {
+                let to = message.recipient.parse::<Mailbox>().map_err(|e| DeliveryError::Send(format!("recipient: {e}")))?;
+                let email = lettre::Message::builder()
+                    .from(self.from.clone())
+                    .to(to)
+                    .subject(&message.subject)
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(message.body.clone())
+                    .map_err(|e| DeliveryError::Send(e.to_string()))?;
+                self.smtp.send(&email).map(|_| ()).map_err(|e| DeliveryError::Send(format!("SMTP: {e}")))
+            }
+            super::SMS => {
+                let mut request =
+                    self.http.post(&self.sms_url).json(&serde_json::json!({"to": message.recipient, "text": message.body}));
+                if let Some(token) = &self.sms_token {
+                    request = request.bearer_auth(token);
+                }
+                let response = request.send().map_err(|e| DeliveryError::Send(format!("SMS gateway: {e}")))?;
+                if response.status().is_success() {
+                    Ok(())
+                } else {
+                    Err(DeliveryError::Send(format!("SMS gateway answered {}", response.status())))
+                }
+            }
+            other => Err(DeliveryError::Send(format!("unknown channel {other}"))),
+        }
+    }
+
+    /// Delivers what is due now; returns how many messages went out.
+    pub fn deliver_due(&self, pool: &DbPool, now: i64) -> Result<usize, db::DbError> {
+        let mut conn = pool.get()?;
+        let due = outbox::due(&mut conn, now, 50)?;
+        let mut sent = 0;
+        for message in due {
+            if !outbox::claim(&mut conn, &message, now + LEASE_SECS)? {
+                continue;
+            }
+            match self.send(&message) {
+                Ok(()) => {
+                    outbox::mark_sent(&mut conn, message.id, now)?;
+                    sent += 1;
+                }
+                Err(e) => {
+                    let attempts = message.attempts + 1;
+                    let retry_at = now + 30 * i64::from(attempts).pow(2);
+                    tracing::warn!(id = message.id, channel = %message.channel, attempts, error = %e, "delivery failed");
+                    outbox::mark_failed(&mut conn, message.id, &e.to_string(), retry_at, attempts >= self.max_attempts)?;
+                }
+            }
+        }
+        Ok(sent)
+    }
+}

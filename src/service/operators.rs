@@ -1,0 +1,91 @@
+//! Operators of the admin API: API keys created with the CLI, and what operators may read.
+
+use crate::audit;
+use crate::db::{self, accounts, operators, orders, outbox};
+use crate::domain::secrets;
+
+use super::{ServiceError, Services};
+
+/// An authenticated operator.
+#[derive(Debug, Clone)]
+pub struct Operator {
+    pub name: String,
+}
+
+/// Creates an operator and returns the API key, which is shown this once and stored only as a digest.
+pub fn create(services: &Services, name: &str) -> Result<String, ServiceError> {
+    if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c)) {
+        return Err(ServiceError::InvalidRequest("name: 1 to 64 of A-Z a-z 0-9 . _ - @".into()));
+    }
+    let now = services.now();
+    let key = format!("rsspop_{}", secrets::new_token());
+    db::write_transaction(&mut *services.conn()?, |c| {
+        if operators::by_name(c, name)?.is_some() {
+            return Err(ServiceError::Conflict(format!("operator {name:?} already exists")));
+        }
+        operators::insert(
+            c,
+            &operators::OperatorRow {
+                id: uuid::Uuid::new_v4().to_string(),
+                name: name.to_string(),
+                key_digest: secrets::token_digest(&key),
+                created_at: now,
+                revoked_at: None,
+            },
+        )?;
+        audit::success(c, now, "operator.create", None, None, format!("operator {name}")).map_err(ServiceError::from)
+    })?;
+    Ok(key)
+}
+
+pub fn revoke(services: &Services, name: &str) -> Result<(), ServiceError> {
+    let now = services.now();
+    db::write_transaction(&mut *services.conn()?, |c| {
+        if !operators::revoke(c, name, now)? {
+            return Err(ServiceError::NotFound(format!("no active operator {name:?}")));
+        }
+        audit::success(c, now, "operator.revoke", None, None, format!("operator {name}")).map_err(ServiceError::from)
+    })
+}
+
+pub fn authenticate(services: &Services, key: &str) -> Result<Operator, ServiceError> {
+    let row = operators::by_key_digest(&mut *services.conn()?, &secrets::token_digest(key))?;
+    match row {
+        Some(op) if op.revoked_at.is_none() => Ok(Operator { name: op.name }),
+        _ => {
+            services.audit_refusal("operator.auth", None, None, &ServiceError::InvalidToken);
+            Err(ServiceError::InvalidToken)
+        }
+    }
+}
+
+/// Most rows an admin listing returns.
+pub const MAX_ROWS: i64 = 500;
+
+pub fn users(services: &Services, email: Option<&str>) -> Result<Vec<accounts::Account>, ServiceError> {
+    let email = email.map(|e| e.trim().to_ascii_lowercase());
+    Ok(accounts::list(&mut *services.conn()?, email.as_deref(), MAX_ROWS)?)
+}
+
+pub fn user(services: &Services, user_id: &str) -> Result<(accounts::Account, Vec<orders::OrderRow>), ServiceError> {
+    let mut conn = services.conn()?;
+    let account = accounts::by_id(&mut conn, user_id)?.ok_or_else(|| ServiceError::NotFound("No such user".into()))?;
+    let orders = orders::of_user(&mut conn, user_id)?;
+    Ok((account, orders))
+}
+
+pub fn orders(services: &Services, status: Option<&str>) -> Result<Vec<orders::OrderRow>, ServiceError> {
+    Ok(orders::list(&mut *services.conn()?, status, MAX_ROWS)?)
+}
+
+pub fn identity_checks(services: &Services, status: Option<&str>) -> Result<Vec<orders::IdentityCheckRow>, ServiceError> {
+    Ok(orders::checks(&mut *services.conn()?, status, MAX_ROWS)?)
+}
+
+pub fn audit_page(services: &Services, after: i64, limit: i64) -> Result<Vec<db::audit::AuditRow>, ServiceError> {
+    Ok(db::audit::page(&mut *services.conn()?, after, limit.clamp(1, MAX_ROWS))?)
+}
+
+pub fn outbox(services: &Services, recipient: Option<&str>, after: i64) -> Result<Vec<outbox::Message>, ServiceError> {
+    Ok(outbox::list(&mut *services.conn()?, recipient, after, MAX_ROWS)?)
+}

@@ -1,0 +1,377 @@
+//! Packages and orders: the catalogue, an order with invoice data, payment through the provider's
+//! page and its signed webhook, and what a rekey order needs (personal data, identity document).
+
+use sha2::{Digest, Sha256};
+
+use crate::audit;
+use crate::config::PackageConfig;
+use crate::db::orders::{self as store, IdentityDocumentRow, OrderRow};
+use crate::db::{self, accounts, credentials, DbConnection};
+use crate::domain::enrolment::{self, Invoice};
+use crate::domain::renewal::RekeyWindow;
+use crate::domain::secrets;
+use crate::notify::{self, templates};
+
+use super::accounts::require_second_factor_ready;
+use super::{audited, Principal, ServiceError, Services};
+
+pub const CREATED: &str = "created";
+pub const AWAITING_PAYMENT: &str = "awaiting_payment";
+pub const PAID: &str = "paid";
+pub const FULFILLED: &str = "fulfilled";
+pub const REFUND_DUE: &str = "refund_due";
+
+/// Why a package is bought.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// The first certificate.
+    Issuance,
+    /// A new key and certificate before the current one expires.
+    Rekey,
+    /// A new certificate after the last one expired or was revoked (new identity check).
+    Reissue,
+}
+
+impl Purpose {
+    pub fn parse(text: &str) -> Option<Purpose> {
+        match text {
+            "issuance" => Some(Purpose::Issuance),
+            "rekey" => Some(Purpose::Rekey),
+            "reissue" => Some(Purpose::Reissue),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Issuance => "issuance",
+            Purpose::Rekey => "rekey",
+            Purpose::Reissue => "reissue",
+        }
+    }
+}
+
+/// A package with its price including VAT.
+#[derive(Debug, Clone)]
+pub struct PackageView {
+    pub package: PackageConfig,
+    pub vat_cents: i64,
+    pub gross_cents: i64,
+}
+
+pub fn catalogue(services: &Services) -> Vec<PackageView> {
+    let vat = services.config.lifecycle.vat_percent;
+    services
+        .config
+        .lifecycle
+        .packages
+        .iter()
+        .map(|p| {
+            let vat_cents = enrolment::vat_cents(p.net_cents, vat);
+            PackageView { package: p.clone(), vat_cents, gross_cents: p.net_cents + vat_cents }
+        })
+        .collect()
+}
+
+/// What a person sends to order a package.
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    pub package_id: String,
+    pub purpose: Purpose,
+    pub credential_id: Option<String>,
+    pub invoice: Invoice,
+}
+
+pub(super) fn owned_order(conn: &mut DbConnection, principal: &Principal, order_id: &str) -> Result<OrderRow, ServiceError> {
+    if order_id.len() > 64 {
+        return Err(ServiceError::NotFound("No such order".into()));
+    }
+    store::owned_by(conn, &principal.user_id, order_id)?.ok_or_else(|| ServiceError::NotFound("No such order".into()))
+}
+
+/// The rekey window of a credential, refusing when it is closed (then only a reissue helps).
+pub(super) fn check_rekey_window(services: &Services, credential: &credentials::CredentialRow, now: i64) -> Result<(), ServiceError> {
+    if credential.revoked_at.is_some() || credential.not_after <= now {
+        return Err(ServiceError::ReissueRequired(
+            "The certificate is expired or revoked and cannot be rekeyed; order a reissue".into(),
+        ));
+    }
+    if credential.replaced_by.is_some() {
+        return Err(ServiceError::Conflict("The certificate was already rekeyed".into()));
+    }
+    let window = RekeyWindow::for_expiry(credential.not_after, services.config.lifecycle.rekey_window_closes_hours);
+    if !window.is_open(now) {
+        return Err(ServiceError::ReissueRequired(format!(
+            "The rekey window closed {} hours before expiry; order a reissue",
+            services.config.lifecycle.rekey_window_closes_hours
+        )));
+    }
+    Ok(())
+}
+
+pub fn create(services: &Services, principal: &Principal, order: NewOrder) -> Result<OrderRow, ServiceError> {
+    audited(services, "order.create", Some(&principal.user_id), || {
+        let now = services.now();
+        let lifecycle = &services.config.lifecycle;
+        let mut conn = services.conn()?;
+        require_second_factor_ready(services, &mut conn, principal)?;
+        if !accounts::has_consent(&mut conn, &principal.user_id, "terms", &lifecycle.terms_version)? {
+            return Err(ServiceError::Forbidden(format!("Accept the terms (version {}) first", lifecycle.terms_version)));
+        }
+        let package = lifecycle
+            .packages
+            .iter()
+            .find(|p| p.id == order.package_id)
+            .ok_or_else(|| ServiceError::InvalidRequest("package_id: no such package".into()))?;
+        order.invoice.check().map_err(ServiceError::InvalidRequest)?;
+        let mine = db::credentials::of_user(&mut conn, &principal.user_id, i64::MAX)?;
+        match order.purpose {
+            Purpose::Issuance if !mine.is_empty() => {
+                return Err(ServiceError::Conflict("A certificate was issued before: order a rekey or a reissue".into()));
+            }
+            Purpose::Issuance => {}
+            Purpose::Rekey => {
+                let id = order.credential_id.as_deref().ok_or_else(|| ServiceError::InvalidRequest("credential_id: required for a rekey".into()))?;
+                let credential = mine.iter().find(|c| c.id == id).ok_or_else(|| ServiceError::NotFound("No such credential".into()))?;
+                check_rekey_window(services, credential, now)?;
+            }
+            Purpose::Reissue => {
+                let ended = mine.iter().any(|c| c.revoked_at.is_some() || c.not_after <= now);
+                if !ended {
+                    return Err(ServiceError::Conflict("A reissue is for a certificate that expired or was revoked".into()));
+                }
+            }
+        }
+        if order.purpose != Purpose::Rekey && order.credential_id.is_some() {
+            return Err(ServiceError::InvalidRequest("credential_id: only for a rekey".into()));
+        }
+        let vat_cents = enrolment::vat_cents(package.net_cents, lifecycle.vat_percent);
+        let row = OrderRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            user_id: principal.user_id.clone(),
+            package_id: package.id.clone(),
+            purpose: order.purpose.as_str().to_string(),
+            status: CREATED.into(),
+            validity_years: i32::try_from(package.validity_years).map_err(ServiceError::internal)?,
+            transactions: package.transactions,
+            net_cents: package.net_cents,
+            vat_cents,
+            gross_cents: package.net_cents + vat_cents,
+            currency: lifecycle.currency.clone(),
+            invoice: serde_json::to_string(&order.invoice).map_err(ServiceError::internal)?,
+            invoice_number: None,
+            payment_ref: None,
+            credential_id: order.credential_id.clone(),
+            new_credential_id: None,
+            personal_data_confirmed: false,
+            created_at: now,
+            paid_at: None,
+            fulfilled_at: None,
+        };
+        db::write_transaction(&mut conn, |c| {
+            store::insert(c, &row)?;
+            audit::success(c, now, "order.create", Some(&principal.user_id), row.credential_id.as_deref(), format!("order {} {} {}", row.id, row.purpose, row.package_id))?;
+            Ok(row.clone())
+        })
+    })
+}
+
+pub fn list(services: &Services, principal: &Principal) -> Result<Vec<OrderRow>, ServiceError> {
+    Ok(store::of_user(&mut *services.conn()?, &principal.user_id)?)
+}
+
+pub fn get(services: &Services, principal: &Principal, order_id: &str) -> Result<OrderRow, ServiceError> {
+    owned_order(&mut *services.conn()?, principal, order_id)
+}
+
+pub fn update_invoice(services: &Services, principal: &Principal, order_id: &str, invoice: Invoice) -> Result<OrderRow, ServiceError> {
+    audited(services, "order.invoice", Some(&principal.user_id), || {
+        let now = services.now();
+        invoice.check().map_err(ServiceError::InvalidRequest)?;
+        let mut conn = services.conn()?;
+        db::write_transaction(&mut conn, |c| {
+            let mut order = owned_order(c, principal, order_id)?;
+            if order.status != CREATED || order.invoice_number.is_some() {
+                return Err(ServiceError::Conflict("The invoice data are frozen once the invoice is issued".into()));
+            }
+            order.invoice = serde_json::to_string(&invoice).map_err(ServiceError::internal)?;
+            store::update(c, &order)?;
+            audit::success(c, now, "order.invoice", Some(&principal.user_id), None, format!("order {}", order.id))?;
+            Ok(order)
+        })
+    })
+}
+
+/// Where to pay.
+#[derive(Debug, Clone)]
+pub struct PaymentStarted {
+    pub order: OrderRow,
+    pub payment_url: String,
+}
+
+fn payment_url(services: &Services, order: &OrderRow) -> String {
+    services
+        .config
+        .payments
+        .page_url
+        .replace("{payment_ref}", order.payment_ref.as_deref().unwrap_or_default())
+        .replace("{gross_cents}", &order.gross_cents.to_string())
+        .replace("{currency}", &order.currency)
+}
+
+/// Issues the invoice (its data are frozen from now on) and returns the provider's payment page.
+/// Asking again while the payment is open returns the same page.
+pub fn start_payment(services: &Services, principal: &Principal, order_id: &str) -> Result<PaymentStarted, ServiceError> {
+    audited(services, "order.payment", Some(&principal.user_id), || {
+        let now = services.now();
+        let mut conn = services.conn()?;
+        let order = db::write_transaction(&mut conn, |c| {
+            let mut order = owned_order(c, principal, order_id)?;
+            match order.status.as_str() {
+                CREATED => {}
+                AWAITING_PAYMENT => return Ok(order),
+                _ => return Err(ServiceError::Conflict(format!("The order is {}", order.status))),
+            }
+            let year = chrono::DateTime::from_timestamp(now, 0).map(|t| t.format("%Y").to_string()).unwrap_or_default();
+            order.invoice_number = Some(format!("INV-{year}-{}", &order.id[..8].to_uppercase()));
+            order.payment_ref = Some(secrets::new_token());
+            order.status = AWAITING_PAYMENT.into();
+            store::update(c, &order)?;
+            audit::success(c, now, "order.payment", Some(&principal.user_id), None, format!("order {} invoice {}", order.id, order.invoice_number.as_deref().unwrap_or_default()))?;
+            Ok(order)
+        })?;
+        Ok(PaymentStarted { payment_url: payment_url(services, &order), order })
+    })
+}
+
+/// The payment provider's confirmation, once its signature is checked.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentEvent {
+    pub event_id: String,
+    pub payment_ref: String,
+    /// `paid`; anything else is recorded and changes nothing.
+    pub status: String,
+    pub amount_cents: i64,
+    pub currency: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct PaymentOutcome {
+    pub order_id: String,
+    pub status: String,
+    pub duplicate: bool,
+}
+
+/// Checks a webhook's signature and parses its body.
+pub(super) fn signed_event<T: serde::de::DeserializeOwned>(secret: Option<&str>, body: &[u8], signature: Option<&str>) -> Result<T, ServiceError> {
+    let secret = secret.ok_or_else(|| ServiceError::Forbidden("This webhook is not configured".into()))?;
+    if !signature.is_some_and(|s| secrets::verify_webhook_signature(secret, body, s)) {
+        return Err(ServiceError::InvalidToken);
+    }
+    serde_json::from_slice(body).map_err(|e| ServiceError::InvalidRequest(format!("Malformed event: {e}")))
+}
+
+/// `POST /webhooks/payments`: marks the order paid (once, however often the event is delivered), and
+/// for a new certificate starts the identity verification.
+pub fn payment_webhook(services: &Services, body: &[u8], signature: Option<&str>) -> Result<PaymentOutcome, ServiceError> {
+    audited(services, "webhook.payment", None, || {
+        let event: PaymentEvent = signed_event(services.webhook_secrets.payments.as_deref(), body, signature)?;
+        if event.event_id.is_empty() || event.event_id.len() > 128 {
+            return Err(ServiceError::InvalidRequest("event_id: 1 to 128 characters".into()));
+        }
+        let now = services.now();
+        let mut conn = services.conn()?;
+        db::write_transaction(&mut conn, |c| {
+            let mut order = store::by_payment_ref(c, &event.payment_ref)?.ok_or_else(|| ServiceError::NotFound("No order with this payment_ref".into()))?;
+            if !store::first_delivery(c, &format!("payment:{}", event.event_id), &order.id, now)? {
+                return Ok(PaymentOutcome { order_id: order.id, status: order.status, duplicate: true });
+            }
+            if event.status != "paid" {
+                audit::success(c, now, "webhook.payment", Some(&order.user_id), None, format!("order {} payment {}", order.id, event.status))?;
+                return Ok(PaymentOutcome { order_id: order.id, status: order.status, duplicate: false });
+            }
+            if event.amount_cents != order.gross_cents || event.currency != order.currency {
+                return Err(ServiceError::InvalidRequest(format!(
+                    "The amount does not match the order: expected {} {}",
+                    order.gross_cents, order.currency
+                )));
+            }
+            if order.status != AWAITING_PAYMENT {
+                return Err(ServiceError::Conflict(format!("The order is {}", order.status)));
+            }
+            order.status = PAID.into();
+            order.paid_at = Some(now);
+            store::update(c, &order)?;
+            let account = accounts::by_id(c, &order.user_id)?.ok_or_else(|| ServiceError::internal("order without account"))?;
+            if let Some(email) = &account.email {
+                notify::enqueue(c, &services.config, now, Some(&account.id), templates::payment_received(email, &order.id, order.gross_cents, &order.currency))?;
+            }
+            if order.purpose != Purpose::Rekey.as_str() {
+                super::identity::open_check(services, c, &order, account.email.as_deref(), now)?;
+            }
+            audit::success(c, now, "webhook.payment", Some(&order.user_id), None, format!("order {} paid", order.id))?;
+            Ok(PaymentOutcome { order_id: order.id, status: order.status, duplicate: false })
+        })
+    })
+}
+
+/// Rekey: the person confirms (or corrects) the names that go into the new certificate.
+pub fn confirm_personal_data(services: &Services, principal: &Principal, order_id: &str, given_name: &str, surname: &str) -> Result<OrderRow, ServiceError> {
+    audited(services, "order.personal_data", Some(&principal.user_id), || {
+        let now = services.now();
+        let given_name = enrolment::parse_name(given_name, "given_name").map_err(ServiceError::InvalidRequest)?;
+        let surname = enrolment::parse_name(surname, "surname").map_err(ServiceError::InvalidRequest)?;
+        db::write_transaction(&mut *services.conn()?, |c| {
+            let mut order = owned_order(c, principal, order_id)?;
+            if order.status == FULFILLED || order.status == REFUND_DUE {
+                return Err(ServiceError::Conflict(format!("The order is {}", order.status)));
+            }
+            accounts::set_names(c, &principal.user_id, &given_name, &surname)?;
+            order.personal_data_confirmed = true;
+            store::update(c, &order)?;
+            audit::success(c, now, "order.personal_data", Some(&principal.user_id), None, format!("order {}", order.id))?;
+            Ok(order)
+        })
+    })
+}
+
+/// Largest identity document copy accepted.
+pub const MAX_DOCUMENT_BYTES: usize = 5 * 1024 * 1024;
+
+/// Rekey: a copy of the identity document, checked to be what its type says.
+pub fn upload_identity_document(services: &Services, principal: &Principal, order_id: &str, content_type: &str, data: Vec<u8>) -> Result<IdentityDocumentRow, ServiceError> {
+    audited(services, "order.identity_document", Some(&principal.user_id), || {
+        let now = services.now();
+        let magic: &[u8] = match content_type {
+            "application/pdf" => b"%PDF-",
+            "image/jpeg" => &[0xFF, 0xD8, 0xFF],
+            "image/png" => b"\x89PNG\r\n\x1a\n",
+            _ => return Err(ServiceError::InvalidRequest("content_type: application/pdf, image/jpeg or image/png".into())),
+        };
+        if data.is_empty() || data.len() > MAX_DOCUMENT_BYTES {
+            return Err(ServiceError::InvalidRequest("data: 1 byte to 5 MiB".into()));
+        }
+        if !data.starts_with(magic) {
+            return Err(ServiceError::InvalidRequest(format!("data: not a {content_type} file")));
+        }
+        db::write_transaction(&mut *services.conn()?, |c| {
+            let order = owned_order(c, principal, order_id)?;
+            if order.purpose != Purpose::Rekey.as_str() || order.status == FULFILLED || order.status == REFUND_DUE {
+                return Err(ServiceError::Conflict("An identity document is uploaded for an open rekey order".into()));
+            }
+            let row = IdentityDocumentRow {
+                id: uuid::Uuid::new_v4().to_string(),
+                user_id: principal.user_id.clone(),
+                order_id: order.id.clone(),
+                content_type: content_type.to_string(),
+                sha256: hex::encode(Sha256::digest(&data)),
+                data,
+                uploaded_at: now,
+            };
+            store::insert_document(c, &row)?;
+            audit::success(c, now, "order.identity_document", Some(&principal.user_id), None, format!("order {} document sha256 {}", order.id, row.sha256))?;
+            Ok(row)
+        })
+    })
+}
