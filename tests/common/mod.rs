@@ -160,6 +160,51 @@ impl TestServer {
         self.post("/csc/v1/signatures/signHash", Some(token), body).await
     }
 
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._data.path()
+    }
+
+    /// Development mode's operator key and webhook secrets.
+    pub fn dev_secrets(&self) -> rssp::service::dev_secrets::DevSecrets {
+        let text = std::fs::read_to_string(rssp::service::dev_secrets::path(self.data_dir())).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// GET with an optional bearer token; (status, JSON or Null).
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut request = self.http.get(format!("{}{path}", self.url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// PUT JSON with a bearer token.
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        let response =
+            self.http.put(format!("{}{path}", self.url)).bearer_auth(token).json(&body).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// POSTs a webhook body signed with `secret`.
+    pub async fn webhook(&self, path: &str, secret: &str, body: &Value) -> (u16, Value) {
+        let bytes = serde_json::to_vec(body).unwrap();
+        let response = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .header("content-type", "application/json")
+            .header("x-rssp-signature", secrets::webhook_signature(secret, &bytes))
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     pub fn now(&self) -> i64 {
         use rssp::clock::Clock;
         self.clock.now()
@@ -252,3 +297,4 @@ pub fn assert_error(status: u16, body: &Value, want_status: u16, want_error: &st
     let description = body["error_description"].as_str().unwrap_or_default();
     assert!(description.contains(want_text), "description {description:?} should contain {want_text:?}");
 }
+pub mod journey;
