@@ -136,7 +136,8 @@ fn run(t: &mut Tour) -> Result<(), String> {
 
     t.begin("5 pair the authenticator");
     let pairing = t.post("/api/v1/totp/pairing", t.person(), json!({}), 200)?;
-    let png = BASE64.decode(str_at(&pairing, "/qr_code_png")?).map_err(|e| format!("qr_code_png is not base64: {e}"))?;
+    let png =
+        BASE64.decode(str_at(&pairing, "/qr_code_png")?).map_err(|e| format!("qr_code_png is not base64: {e}"))?;
     if !png.starts_with(b"\x89PNG") {
         return Err(format!("qr_code_png is not a PNG, it starts {:02x?}", &png[..png.len().min(8)]));
     }

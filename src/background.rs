@@ -10,20 +10,25 @@ use crate::service::{lifecycle_jobs, Services, StartError};
 
 pub fn start(services: Arc<Services>) -> Result<(), StartError> {
     if services.config.mode == Mode::Production {
-        let delivery = Delivery::from_config(&services.config.notify).map_err(|e| StartError::Other(e.to_string()))?;
         let interval = Duration::from_secs(services.config.notify.delivery_interval_secs);
         let svc = services.clone();
-        spawn("rssp-outbox", move || loop {
-            match delivery.deliver_due(&svc.db, svc.now()) {
-                Ok(0) => std::thread::sleep(interval),
-                // More may be waiting: go again at once.
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, "outbox delivery");
-                    std::thread::sleep(interval);
+        // The blocking HTTP client must be made (and dropped) outside the async runtime, so the worker
+        // builds it and reports whether the settings work before the server counts as started.
+        let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
+        spawn("rssp-outbox", move || {
+            let delivery = match Delivery::from_config(&svc.config.notify) {
+                Ok(d) => {
+                    let _ = ready_tx.send(Ok(()));
+                    d
                 }
-            }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            deliver_forever(&svc, &delivery, interval);
         })?;
+        ready_rx.recv().map_err(|e| StartError::Other(e.to_string()))?.map_err(StartError::Other)?;
     }
     let interval = Duration::from_secs(services.config.lifecycle.scheduler_interval_secs);
     spawn("rssp-scheduler", move || loop {
@@ -37,6 +42,24 @@ pub fn start(services: Arc<Services>) -> Result<(), StartError> {
     Ok(())
 }
 
+fn deliver_forever(svc: &Services, delivery: &Delivery, interval: Duration) {
+    loop {
+        match delivery.deliver_due(&svc.db, svc.now()) {
+            Ok(0) => std::thread::sleep(interval),
+            // More may be waiting: go again at once.
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "outbox delivery");
+                std::thread::sleep(interval);
+            }
+        }
+    }
+}
+
 fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> Result<(), StartError> {
-    std::thread::Builder::new().name(name.to_string()).spawn(work).map(|_| ()).map_err(|e| StartError::Other(e.to_string()))
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(work)
+        .map(|_| ())
+        .map_err(|e| StartError::Other(e.to_string()))
 }

@@ -11,7 +11,8 @@ use serde_json::json;
 /// A small package, so that spending the quota takes a few signatures.
 async fn server() -> TestServer {
     TestServer::start_with(|c| {
-        c.lifecycle.packages = vec![PackageConfig { id: "1y".into(), validity_years: 1, transactions: 3, net_cents: 3900 }];
+        c.lifecycle.packages =
+            vec![PackageConfig { id: "1y".into(), validity_years: 1, transactions: 3, net_cents: 3900 }];
     })
     .await
 }
@@ -29,7 +30,13 @@ async fn csc_login(ts: &TestServer, email: &str, password: &str) -> String {
     response.json::<serde_json::Value>().await.unwrap()["access_token"].as_str().unwrap().to_string()
 }
 
-async fn csc_authorize(ts: &TestServer, token: &str, person: &common::journey::Person, credential: &str, hashes: &[Vec<u8>]) -> (u16, serde_json::Value) {
+async fn csc_authorize(
+    ts: &TestServer,
+    token: &str,
+    person: &common::journey::Person,
+    credential: &str,
+    hashes: &[Vec<u8>],
+) -> (u16, serde_json::Value) {
     let otp = ts.person_otp(person);
     ts.post(
         "/csc/v1/credentials/authorize",
@@ -59,7 +66,8 @@ async fn the_whole_journey_from_registration_to_reissue() {
     let hashes = digests(2, "quota");
     let (status, body) = csc_authorize(&ts, &token, &person, &cred, &hashes).await;
     assert_eq!(status, 200, "{body}");
-    let (status, body) = ts.sign_v1(&token, &cred, body["SAD"].as_str().unwrap(), &hashes, "1.2.840.113549.1.1.11").await;
+    let (status, body) =
+        ts.sign_v1(&token, &cred, body["SAD"].as_str().unwrap(), &hashes, "1.2.840.113549.1.1.11").await;
     assert_eq!(status, 200, "{body}");
     let hashes = digests(2, "over");
     let (status, body) = csc_authorize(&ts, &token, &person, &cred, &hashes).await;
@@ -78,39 +86,59 @@ async fn the_whole_journey_from_registration_to_reissue() {
     // Rekey: pay, confirm personal data, upload the identity document, sign with a code.
     let order = ts.buy(&person, "rekey", Some(&cred)).await;
     let path = format!("/api/v1/credentials/{cred}/rekey");
-    let (status, body) = ts.post(&path, Some(&person.token), json!({"order_id": order, "otp": ts.person_otp(&person)})).await;
+    let (status, body) =
+        ts.post(&path, Some(&person.token), json!({"order_id": order, "otp": ts.person_otp(&person)})).await;
     assert_error(status, &body, 409, "conflict", "Confirm the personal data");
     let (status, body) = ts
-        .post(&format!("/api/v1/orders/{order}/personal-data"), Some(&person.token), json!({"given_name": "Ana", "surname": "Novak Kos"}))
+        .post(
+            &format!("/api/v1/orders/{order}/personal-data"),
+            Some(&person.token),
+            json!({"given_name": "Ana", "surname": "Novak Kos"}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = ts
-        .post(&format!("/api/v1/orders/{order}/identity-document"), Some(&person.token), json!({"content_type": "application/pdf", "data": "bm90IGEgUERG"}))
+        .post(
+            &format!("/api/v1/orders/{order}/identity-document"),
+            Some(&person.token),
+            json!({"content_type": "application/pdf", "data": "bm90IGEgUERG"}),
+        )
         .await;
     assert_error(status, &body, 400, "invalid_request", "not a application/pdf file");
     let pdf = common::b64(b"%PDF-1.4\n%id card\n%%EOF\n");
     let (status, body) = ts
-        .post(&format!("/api/v1/orders/{order}/identity-document"), Some(&person.token), json!({"content_type": "application/pdf", "data": pdf}))
+        .post(
+            &format!("/api/v1/orders/{order}/identity-document"),
+            Some(&person.token),
+            json!({"content_type": "application/pdf", "data": pdf}),
+        )
         .await;
     assert_eq!(status, 201, "{body}");
-    let (status, renewed) = ts.post(&path, Some(&person.token), json!({"order_id": order, "otp": ts.person_otp(&person)})).await;
+    let (status, renewed) =
+        ts.post(&path, Some(&person.token), json!({"order_id": order, "otp": ts.person_otp(&person)})).await;
     assert_eq!(status, 201, "{renewed}");
     let new_cred = renewed["credential_id"].as_str().unwrap().to_string();
     assert!(renewed["subject"].as_str().unwrap().contains("Novak Kos"));
     let (_, body) = ts.get("/api/v1/credentials", Some(&person.token)).await;
-    let old = body["credentials"].as_array().unwrap().iter().find(|c| c["credential_id"] == cred.as_str()).unwrap().clone();
+    let old =
+        body["credentials"].as_array().unwrap().iter().find(|c| c["credential_id"] == cred.as_str()).unwrap().clone();
     assert_eq!(old["replaced_by"], new_cred.as_str());
 
     // The new credential signs.
     let hashes = digests(1, "rekeyed");
     let (status, body) = csc_authorize(&ts, &token, &person, &new_cred, &hashes).await;
     assert_eq!(status, 200, "{body}");
-    let (status, _) = ts.sign_v1(&token, &new_cred, body["SAD"].as_str().unwrap(), &hashes, "1.2.840.113549.1.1.11").await;
+    let (status, _) =
+        ts.sign_v1(&token, &new_cred, body["SAD"].as_str().unwrap(), &hashes, "1.2.840.113549.1.1.11").await;
     assert_eq!(status, 200);
 
     // Revocation by the person, with a code; it can no longer sign and the CRL lists it.
     let (status, body) = ts
-        .post(&format!("/api/v1/credentials/{new_cred}/revoke"), Some(&person.token), json!({"otp": ts.person_otp(&person), "reason": "key compromise"}))
+        .post(
+            &format!("/api/v1/credentials/{new_cred}/revoke"),
+            Some(&person.token),
+            json!({"otp": ts.person_otp(&person), "reason": "key compromise"}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "revoked");
@@ -120,33 +148,54 @@ async fn the_whole_journey_from_registration_to_reissue() {
     let crl = ts.http.get(format!("{}/pki/issuing-ca.crl", ts.url)).send().await.unwrap().bytes().await.unwrap();
     let crl_path = ts.data_dir().join("issuing.crl");
     std::fs::write(&crl_path, &crl).unwrap();
-    let text = std::process::Command::new("openssl").args(["crl", "-inform", "DER", "-noout", "-text", "-in"]).arg(&crl_path).output().unwrap();
+    let text = std::process::Command::new("openssl")
+        .args(["crl", "-inform", "DER", "-noout", "-text", "-in"])
+        .arg(&crl_path)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&text.stdout).to_uppercase();
     assert!(text.contains(&serial.trim_start_matches('0').to_uppercase()), "CRL lists {serial}: {text}");
 
     // Rekey of a revoked credential: reissue needed.
     let (status, body) = ts
-        .post("/api/v1/orders", Some(&person.token), json!({"package_id": "1y", "purpose": "rekey", "credential_id": new_cred, "invoice": invoice()}))
+        .post(
+            "/api/v1/orders",
+            Some(&person.token),
+            json!({"package_id": "1y", "purpose": "rekey", "credential_id": new_cred, "invoice": invoice()}),
+        )
         .await;
     assert_error(status, &body, 409, "reissue_required", "order a reissue");
 
     // Reissue: new order, new identity check, new key and certificate.
     let order = ts.buy(&person, "reissue", None).await;
     let (status, body) = ts
-        .post("/api/v1/credentials", Some(&person.token), json!({"order_id": order, "issuance_terms_version": "2026-01", "otp": ts.person_otp(&person)}))
+        .post(
+            "/api/v1/credentials",
+            Some(&person.token),
+            json!({"order_id": order, "issuance_terms_version": "2026-01", "otp": ts.person_otp(&person)}),
+        )
         .await;
     assert_error(status, &body, 409, "conflict", "identity of the person is not verified");
     ts.accept_identity(&person, &order).await;
     let reissued = ts.issue(&person, &order).await;
     assert_eq!(reissued["status"], "valid");
     let (_, body) = ts.get("/api/v1/credentials", Some(&person.token)).await;
-    let statuses: Vec<_> = body["credentials"].as_array().unwrap().iter().map(|c| c["status"].as_str().unwrap().to_string()).collect();
+    let statuses: Vec<_> =
+        body["credentials"].as_array().unwrap().iter().map(|c| c["status"].as_str().unwrap().to_string()).collect();
     assert_eq!(statuses.iter().filter(|s| *s == "revoked").count(), 1);
     assert_eq!(statuses.iter().filter(|s| *s == "valid").count(), 2, "{statuses:?}");
 
     // Every message went through the outbox; the person was told about each step.
-    let subjects: Vec<String> = ts.outbox(&person.email).await.iter().map(|m| m["subject"].as_str().unwrap().to_string()).collect();
-    for expected in ["Activate your signing account", "Payment received", "Verify your identity", "Your identity is verified", "Your certificate is issued", "Your certificate was revoked"] {
+    let subjects: Vec<String> =
+        ts.outbox(&person.email).await.iter().map(|m| m["subject"].as_str().unwrap().to_string()).collect();
+    for expected in [
+        "Activate your signing account",
+        "Payment received",
+        "Verify your identity",
+        "Your identity is verified",
+        "Your certificate is issued",
+        "Your certificate was revoked",
+    ] {
         assert!(subjects.iter().any(|s| s == expected), "{expected} in {subjects:?}");
     }
 }
@@ -170,30 +219,67 @@ async fn activation_links_and_codes_are_single_use_rate_limited_and_expire() {
     assert_eq!(status, 200);
     let code = six_digits(&ts.last_message(phone).await);
     // A second code only after the cooldown.
-    let response = ts.http.post(format!("{}/api/v1/activation/send-code", ts.url)).json(&json!({"token": token})).send().await.unwrap();
+    let response = ts
+        .http
+        .post(format!("{}/api/v1/activation/send-code", ts.url))
+        .json(&json!({"token": token}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status().as_u16(), 429);
     assert!(response.headers().get("retry-after").is_some());
     // A weak password is refused before the code is looked at; nothing is used up.
-    let (status, body) = ts.post("/api/v1/activation/complete", None, json!({"token": token, "code": code, "password": "short"})).await;
+    let (status, body) =
+        ts.post("/api/v1/activation/complete", None, json!({"token": token, "code": code, "password": "short"})).await;
     assert_error(status, &body, 400, "invalid_request", "at least 12");
     // Wrong codes count; at the limit the code is dead, even the right one.
     let wrong = if code == "000000" { "111111" } else { "000000" };
     for _ in 0..4 {
-        let (status, body) = ts.post("/api/v1/activation/complete", None, json!({"token": token, "code": wrong, "password": "Long-enough-2026"})).await;
+        let (status, body) = ts
+            .post(
+                "/api/v1/activation/complete",
+                None,
+                json!({"token": token, "code": wrong, "password": "Long-enough-2026"}),
+            )
+            .await;
         assert_error(status, &body, 400, "invalid_request", "Wrong code");
     }
-    let (status, body) = ts.post("/api/v1/activation/complete", None, json!({"token": token, "code": wrong, "password": "Long-enough-2026"})).await;
+    let (status, body) = ts
+        .post(
+            "/api/v1/activation/complete",
+            None,
+            json!({"token": token, "code": wrong, "password": "Long-enough-2026"}),
+        )
+        .await;
     assert_error(status, &body, 400, "invalid_request", "too many wrong codes");
-    let (status, body) = ts.post("/api/v1/activation/complete", None, json!({"token": token, "code": code, "password": "Long-enough-2026"})).await;
+    let (status, body) = ts
+        .post(
+            "/api/v1/activation/complete",
+            None,
+            json!({"token": token, "code": code, "password": "Long-enough-2026"}),
+        )
+        .await;
     assert_error(status, &body, 400, "invalid_request", "Too many wrong codes");
     // After the cooldown a new code works, once; the link is then used up.
     ts.clock.advance(1800);
     let (status, _) = ts.post("/api/v1/activation/send-code", None, json!({"token": token})).await;
     assert_eq!(status, 200);
     let code = six_digits(&ts.last_message(phone).await);
-    let (status, body) = ts.post("/api/v1/activation/complete", None, json!({"token": token, "code": code, "password": "Long-enough-2026"})).await;
+    let (status, body) = ts
+        .post(
+            "/api/v1/activation/complete",
+            None,
+            json!({"token": token, "code": code, "password": "Long-enough-2026"}),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
-    let (status, body) = ts.post("/api/v1/activation/complete", None, json!({"token": token, "code": code, "password": "Long-enough-2026"})).await;
+    let (status, body) = ts
+        .post(
+            "/api/v1/activation/complete",
+            None,
+            json!({"token": token, "code": code, "password": "Long-enough-2026"}),
+        )
+        .await;
     assert_error(status, &body, 400, "invalid_request", "already used");
     let (status, body) = ts.post("/api/v1/login", None, json!({"email": email, "password": "Long-enough-2026"})).await;
     assert_eq!(status, 200, "{body}");
@@ -226,17 +312,22 @@ async fn pairing_is_mandatory_after_the_configured_date_and_login_then_needs_the
     let token = ts.portal_login(&person).await;
     let (status, body) = ts.post("/api/v1/totp/postpone", Some(&token), json!({"mode": "never"})).await;
     assert_error(status, &body, 409, "conflict", "mandatory");
-    let (status, body) = ts.post("/api/v1/orders", Some(&token), json!({"package_id": "1y", "purpose": "issuance", "invoice": invoice()})).await;
+    let (status, body) = ts
+        .post("/api/v1/orders", Some(&token), json!({"package_id": "1y", "purpose": "issuance", "invoice": invoice()}))
+        .await;
     assert_error(status, &body, 403, "access_denied", "Pair an authenticator");
     person.token = token;
     ts.pair(&mut person).await;
     // From now on a login needs a code, and a code works once.
-    let (status, body) = ts.post("/api/v1/login", None, json!({"email": person.email, "password": person.password})).await;
+    let (status, body) =
+        ts.post("/api/v1/login", None, json!({"email": person.email, "password": person.password})).await;
     assert_error(status, &body, 400, "invalid_request", "otp");
     let otp = ts.person_otp(&person);
-    let (status, _) = ts.post("/api/v1/login", None, json!({"email": person.email, "password": person.password, "otp": otp})).await;
+    let (status, _) =
+        ts.post("/api/v1/login", None, json!({"email": person.email, "password": person.password, "otp": otp})).await;
     assert_eq!(status, 200);
-    let (status, body) = ts.post("/api/v1/login", None, json!({"email": person.email, "password": person.password, "otp": otp})).await;
+    let (status, body) =
+        ts.post("/api/v1/login", None, json!({"email": person.email, "password": person.password, "otp": otp})).await;
     assert_error(status, &body, 400, "invalid_otp", "already been used");
     // CSC tokens (password only) do not open the lifecycle API.
     let csc = csc_login(&ts, &person.email, &person.password).await;
@@ -273,7 +364,13 @@ async fn account_care_password_phone_and_authenticator() {
     let (status, body) = ts.post("/api/v1/password-reset/send-code", None, json!({"token": token})).await;
     assert_eq!(status, 200, "{body}");
     let code = six_digits(&ts.last_message(&person.phone).await);
-    let (status, body) = ts.post("/api/v1/password-reset/complete", None, json!({"token": token, "code": code, "new_password": "Third-password-2026"})).await;
+    let (status, body) = ts
+        .post(
+            "/api/v1/password-reset/complete",
+            None,
+            json!({"token": token, "code": code, "new_password": "Third-password-2026"}),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(ts.get("/api/v1/me", Some(&person.token)).await.0, 401);
     person.password = "Third-password-2026".into();
@@ -285,15 +382,18 @@ async fn account_care_password_phone_and_authenticator() {
     assert_eq!(status, 200, "{body}");
     let email_code = six_digits(&ts.last_message(&person.email).await);
     ts.clock.advance(301);
-    let (status, body) = ts.post("/api/v1/me/phone-change/verify-email", Some(&person.token), json!({"code": email_code})).await;
+    let (status, body) =
+        ts.post("/api/v1/me/phone-change/verify-email", Some(&person.token), json!({"code": email_code})).await;
     assert_error(status, &body, 400, "invalid_request", "expired");
     let (status, _) = ts.post("/api/v1/me/phone-change", Some(&person.token), json!({"new_phone": new_phone})).await;
     assert_eq!(status, 200);
     let email_code = six_digits(&ts.last_message(&person.email).await);
-    let (status, body) = ts.post("/api/v1/me/phone-change/verify-email", Some(&person.token), json!({"code": email_code})).await;
+    let (status, body) =
+        ts.post("/api/v1/me/phone-change/verify-email", Some(&person.token), json!({"code": email_code})).await;
     assert_eq!(status, 200, "{body}");
     let sms_code = six_digits(&ts.last_message(new_phone).await);
-    let (status, body) = ts.post("/api/v1/me/phone-change/confirm", Some(&person.token), json!({"code": sms_code})).await;
+    let (status, body) =
+        ts.post("/api/v1/me/phone-change/confirm", Some(&person.token), json!({"code": sms_code})).await;
     assert_eq!(status, 200, "{body}");
     let (_, me) = ts.get("/api/v1/me", Some(&person.token)).await;
     assert_eq!(me["phone"], new_phone);
@@ -302,15 +402,24 @@ async fn account_care_password_phone_and_authenticator() {
 
     // Lost authenticator: password, SMS code; the old secret stops working at once.
     let old_seed = person.totp_seed.clone();
-    let (status, body) = ts.post("/api/v1/totp/reset", None, json!({"email": person.email, "password": person.password})).await;
+    let (status, body) =
+        ts.post("/api/v1/totp/reset", None, json!({"email": person.email, "password": person.password})).await;
     assert_eq!(status, 200, "{body}");
     let code = six_digits(&ts.last_message(new_phone).await);
-    let (status, body) = ts.post("/api/v1/totp/reset/confirm", None, json!({"email": person.email, "password": person.password, "code": code})).await;
+    let (status, body) = ts
+        .post(
+            "/api/v1/totp/reset/confirm",
+            None,
+            json!({"email": person.email, "password": person.password, "code": code}),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     assert!(body["pairing"]["qr_code_png"].as_str().unwrap().starts_with("iVBORw0KGgo"), "a PNG");
     let session = body["access_token"].as_str().unwrap().to_string();
     let old_code = ts.person_otp(&person);
-    let (status, body) = ts.post("/api/v1/login", None, json!({"email": person.email, "password": person.password, "otp": old_code})).await;
+    let (status, body) = ts
+        .post("/api/v1/login", None, json!({"email": person.email, "password": person.password, "otp": old_code}))
+        .await;
     assert_eq!(status, 200, "no authenticator now, so the password alone logs in: {body}");
     assert_ne!(body["totp"]["status"], "paired");
     person.totp_seed = Some(rssp::domain::secrets::from_base32(body_secret(&ts, &session).await.as_str()).unwrap());
@@ -329,15 +438,36 @@ async fn orders_invoices_and_the_payment_webhook() {
     let ts = server().await;
     let mut person = ts.enrol("gus@example.org", "+38641000005").await;
     ts.pair(&mut person).await;
-    let (status, body) = ts.post("/api/v1/orders", Some(&person.token), json!({"package_id": "1y", "purpose": "issuance", "invoice": invoice()})).await;
+    let (status, body) = ts
+        .post(
+            "/api/v1/orders",
+            Some(&person.token),
+            json!({"package_id": "1y", "purpose": "issuance", "invoice": invoice()}),
+        )
+        .await;
     assert_error(status, &body, 403, "access_denied", "Accept the terms");
     ts.post("/api/v1/consents", Some(&person.token), json!({"document": "terms", "version": "2026-01"})).await;
     let bad_company = json!({"type": "company", "company_name": "Novak d.o.o.", "vat_id": "123", "address": "A 1", "postal_code": "1000", "city": "Lj", "country": "SI"});
-    let (status, body) = ts.post("/api/v1/orders", Some(&person.token), json!({"package_id": "1y", "purpose": "issuance", "invoice": bad_company})).await;
+    let (status, body) = ts
+        .post(
+            "/api/v1/orders",
+            Some(&person.token),
+            json!({"package_id": "1y", "purpose": "issuance", "invoice": bad_company}),
+        )
+        .await;
     assert_error(status, &body, 400, "invalid_request", "vat_id");
-    let (status, order) = ts.post("/api/v1/orders", Some(&person.token), json!({"package_id": "1y", "purpose": "issuance", "invoice": invoice()})).await;
+    let (status, order) = ts
+        .post(
+            "/api/v1/orders",
+            Some(&person.token),
+            json!({"package_id": "1y", "purpose": "issuance", "invoice": invoice()}),
+        )
+        .await;
     assert_eq!(status, 201, "{order}");
-    assert_eq!((order["net_cents"].as_i64(), order["vat_cents"].as_i64(), order["gross_cents"].as_i64()), (Some(3900), Some(858), Some(4758)));
+    assert_eq!(
+        (order["net_cents"].as_i64(), order["vat_cents"].as_i64(), order["gross_cents"].as_i64()),
+        (Some(3900), Some(858), Some(4758))
+    );
     let id = order["id"].as_str().unwrap();
     let company = json!({"type": "company", "company_name": "Novak d.o.o.", "vat_id": "SI12345678", "address": "A 1", "postal_code": "1000", "city": "Lj", "country": "SI"});
     let (status, body) = ts.put(&format!("/api/v1/orders/{id}/invoice"), &person.token, company.clone()).await;
@@ -365,18 +495,31 @@ async fn orders_invoices_and_the_payment_webhook() {
     // Identity rejected by the provider's webhook: a new check with a new link, and an e-mail with the reasons.
     let check = checks["identity_checks"][0]["id"].as_str().unwrap().to_string();
     let identity_secret = ts.dev_secrets().identity_webhook_secret;
-    let verdict = json!({"event_id": "vid-1", "check_id": check, "result": "rejected", "reasons": ["document unreadable"]});
+    let verdict =
+        json!({"event_id": "vid-1", "check_id": check, "result": "rejected", "reasons": ["document unreadable"]});
     let (status, body) = ts.webhook("/api/v1/webhooks/identity", &identity_secret, &verdict).await;
     assert_eq!((status, &body["status"]), (200, &json!("rejected")), "{body}");
     assert!(ts.last_message(&person.email).await.contains("document unreadable"));
     let next = ts.pending_check(&person, id).await;
     assert_ne!(next, check);
-    let (status, body) = ts.post(&format!("/api/admin/v1/identity-checks/{check}/decision"), Some(&ts.operator_key()), json!({"decision": "accept"})).await;
+    let (status, body) = ts
+        .post(
+            &format!("/api/admin/v1/identity-checks/{check}/decision"),
+            Some(&ts.operator_key()),
+            json!({"decision": "accept"}),
+        )
+        .await;
     assert_error(status, &body, 409, "conflict", "already rejected");
-    let (status, body) = ts.post(&format!("/api/admin/v1/identity-checks/{next}/decision"), Some("not a key"), json!({"decision": "accept"})).await;
+    let (status, body) = ts
+        .post(
+            &format!("/api/admin/v1/identity-checks/{next}/decision"),
+            Some("not a key"),
+            json!({"decision": "accept"}),
+        )
+        .await;
     assert_error(status, &body, 401, "invalid_token", "");
     ts.accept_identity(&person, id).await;
-    assert_eq!(ts.last_message(&person.email).await.contains("verified"), true);
+    assert!(ts.last_message(&person.email).await.contains("verified"));
 }
 
 #[tokio::test]
@@ -401,7 +544,11 @@ async fn rekey_notices_the_window_and_refunds_follow_the_clock() {
     // ...but the window closes 72 hours before expiry: then a rekey is refused and a reissue is needed.
     ts.clock.advance(expiry - 72 * 3600 - ts.now() + 60);
     let (status, body) = ts
-        .post(&format!("/api/v1/credentials/{cred}/rekey"), Some(&ts.portal_login(&person).await), json!({"order_id": order, "otp": ts.person_otp(&person)}))
+        .post(
+            &format!("/api/v1/credentials/{cred}/rekey"),
+            Some(&ts.portal_login(&person).await),
+            json!({"order_id": order, "otp": ts.person_otp(&person)}),
+        )
         .await;
     assert_error(status, &body, 409, "reissue_required", "rekey window closed");
     // When the certificate expires, the paid but unfinished rekey is marked for refund.
@@ -433,11 +580,27 @@ async fn operators_revoke_and_read_the_trail_and_provisioned_signers_keep_their_
     let key = ts.operator_key();
     let (status, _) = ts.get("/api/admin/v1/users", None).await;
     assert_eq!(status, 401);
-    let (status, body) = ts.post(&format!("/api/admin/v1/credentials/{}/revoke", signer.credential_id), Some(&key), json!({"reason": "court order"})).await;
+    let (status, body) = ts
+        .post(
+            &format!("/api/admin/v1/credentials/{}/revoke", signer.credential_id),
+            Some(&key),
+            json!({"reason": "court order"}),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "revoked");
-    let (status, body) = ts.post(&format!("/api/admin/v1/credentials/{}/revoke", signer.credential_id), Some(&key), json!({"reason": "again"})).await;
+    let (status, body) = ts
+        .post(
+            &format!("/api/admin/v1/credentials/{}/revoke", signer.credential_id),
+            Some(&key),
+            json!({"reason": "again"}),
+        )
+        .await;
     assert_error(status, &body, 409, "conflict", "already revoked");
     let (_, audit) = ts.get("/api/admin/v1/audit?limit=500", Some(&key)).await;
-    assert!(audit["records"].as_array().unwrap().iter().any(|r| r["event"] == "credential.revoked" && r["detail"].as_str().unwrap().contains("court order")));
+    assert!(audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["event"] == "credential.revoked" && r["detail"].as_str().unwrap().contains("court order")));
 }

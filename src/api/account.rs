@@ -109,7 +109,10 @@ impl From<accounts::CodeSent> for CodeSentResponse {
 #[utoipa::path(post, tag = TAG, request_body = TokenRequest,
     responses((status = 200, body = CodeSentResponse), (status = 400, body = ErrorBody), (status = 429, body = ErrorBody)))]
 #[post("/activation/send-code")]
-pub async fn activation_send_code(services: Data<Services>, body: CscJson<TokenRequest>) -> Result<Json<CodeSentResponse>, ApiError> {
+pub async fn activation_send_code(
+    services: Data<Services>,
+    body: CscJson<TokenRequest>,
+) -> Result<Json<CodeSentResponse>, ApiError> {
     let sent = run(&services, L, move |s| accounts::activation_send_code(s, &body.0.token)).await?;
     Ok(Json(sent.into()))
 }
@@ -133,7 +136,10 @@ pub struct StatusResponse {
 #[utoipa::path(post, tag = TAG, request_body = ActivationRequest,
     responses((status = 200, body = RegistrationResponse), (status = 400, body = ErrorBody)))]
 #[post("/activation/complete")]
-pub async fn activation_complete(services: Data<Services>, body: CscJson<ActivationRequest>) -> Result<Json<RegistrationResponse>, ApiError> {
+pub async fn activation_complete(
+    services: Data<Services>,
+    body: CscJson<ActivationRequest>,
+) -> Result<Json<RegistrationResponse>, ApiError> {
     let b = body.0;
     let user_id = run(&services, L, move |s| accounts::activation_complete(s, &b.token, &b.code, &b.password)).await?;
     Ok(Json(RegistrationResponse { user_id, status: "active".into() }))
@@ -148,7 +154,10 @@ pub struct TotpView {
 }
 
 fn totp_view(services: &Services, status: TotpStatus) -> TotpView {
-    TotpView { status: status.as_str().into(), mandatory_after: services.config.lifecycle.totp_mandatory_after.to_string() }
+    TotpView {
+        status: status.as_str().into(),
+        mandatory_after: services.config.lifecycle.totp_mandatory_after.to_string(),
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -250,7 +259,11 @@ pub struct ConsentRequest {
 #[utoipa::path(post, tag = TAG, security(("bearer" = [])), request_body = ConsentRequest,
     responses((status = 201, body = ConsentView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 #[post("/consents")]
-pub async fn consent(services: Data<Services>, req: HttpRequest, body: CscJson<ConsentRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn consent(
+    services: Data<Services>,
+    req: HttpRequest,
+    body: CscJson<ConsentRequest>,
+) -> Result<HttpResponse, ApiError> {
     let principal = portal_principal(&services, &req).await?;
     let b = body.0;
     let consent = run(&services, L, move |s| accounts::accept_consent(s, &principal, &b.document, &b.version)).await?;
@@ -268,7 +281,11 @@ pub struct PairingResponse {
 
 fn pairing_response(p: PairingStarted) -> Result<PairingResponse, ApiError> {
     let png = super::qr::png(&p.otpauth_uri).ok_or_else(ApiError::internal)?;
-    Ok(PairingResponse { secret: p.secret_base32, qr_code_png: super::extract::encode_base64(&png), otpauth_uri: p.otpauth_uri })
+    Ok(PairingResponse {
+        secret: p.secret_base32,
+        qr_code_png: super::extract::encode_base64(&png),
+        otpauth_uri: p.otpauth_uri,
+    })
 }
 
 /// Starts pairing an authenticator app: the secret, its otpauth URI and a QR code.
@@ -291,7 +308,11 @@ pub struct CodeRequest {
 #[utoipa::path(post, tag = TAG, security(("bearer" = [])), request_body = CodeRequest,
     responses((status = 200, body = StatusResponse), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 #[post("/totp/pairing/confirm")]
-pub async fn confirm_pairing(services: Data<Services>, req: HttpRequest, body: CscJson<CodeRequest>) -> Result<Json<StatusResponse>, ApiError> {
+pub async fn confirm_pairing(
+    services: Data<Services>,
+    req: HttpRequest,
+    body: CscJson<CodeRequest>,
+) -> Result<Json<StatusResponse>, ApiError> {
     let principal = portal_principal(&services, &req).await?;
     run(&services, L, move |s| authenticator::confirm_pairing(s, &principal, &body.0.code)).await?;
     Ok(Json(StatusResponse { status: "paired".into() }))
@@ -310,13 +331,17 @@ pub struct PostponeRequest {
 #[utoipa::path(post, tag = TAG, security(("bearer" = [])), request_body = PostponeRequest,
     responses((status = 200, body = TotpView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 #[post("/totp/postpone")]
-pub async fn postpone(services: Data<Services>, req: HttpRequest, body: CscJson<PostponeRequest>) -> Result<Json<TotpView>, ApiError> {
+pub async fn postpone(
+    services: Data<Services>,
+    req: HttpRequest,
+    body: CscJson<PostponeRequest>,
+) -> Result<Json<TotpView>, ApiError> {
     let principal = portal_principal(&services, &req).await?;
     let b = body.0;
     let postpone = match (b.mode.as_str(), b.date.as_deref()) {
-        ("until", Some(date)) => Postpone::Until(
-            date.parse().map_err(|_| ApiError::invalid_request("date: a day as YYYY-MM-DD"))?,
-        ),
+        ("until", Some(date)) => {
+            Postpone::Until(date.parse().map_err(|_| ApiError::invalid_request("date: a day as YYYY-MM-DD"))?)
+        }
         ("until", None) => return Err(ApiError::missing("date")),
         ("next_login", None) => Postpone::NextLogin,
         ("never", None) => Postpone::Never,
@@ -337,7 +362,10 @@ pub struct TotpResetRequest {
 #[utoipa::path(post, tag = TAG, request_body = TotpResetRequest,
     responses((status = 200, body = CodeSentResponse), (status = 400, body = ErrorBody), (status = 429, body = ErrorBody)))]
 #[post("/totp/reset")]
-pub async fn totp_reset(services: Data<Services>, body: CscJson<TotpResetRequest>) -> Result<Json<CodeSentResponse>, ApiError> {
+pub async fn totp_reset(
+    services: Data<Services>,
+    body: CscJson<TotpResetRequest>,
+) -> Result<Json<CodeSentResponse>, ApiError> {
     let b = body.0;
     let sent = run(&services, L, move |s| authenticator::reset_start(s, &b.email, &b.password)).await?;
     Ok(Json(sent.into()))
@@ -365,9 +393,13 @@ pub struct TotpResetResponse {
 #[utoipa::path(post, tag = TAG, request_body = TotpResetConfirmRequest,
     responses((status = 200, body = TotpResetResponse), (status = 400, body = ErrorBody)))]
 #[post("/totp/reset/confirm")]
-pub async fn totp_reset_confirm(services: Data<Services>, body: CscJson<TotpResetConfirmRequest>) -> Result<Json<TotpResetResponse>, ApiError> {
+pub async fn totp_reset_confirm(
+    services: Data<Services>,
+    body: CscJson<TotpResetConfirmRequest>,
+) -> Result<Json<TotpResetResponse>, ApiError> {
     let b = body.0;
-    let (tokens, pairing) = run(&services, L, move |s| authenticator::reset_confirm(s, &b.email, &b.password, &b.code)).await?;
+    let (tokens, pairing) =
+        run(&services, L, move |s| authenticator::reset_confirm(s, &b.email, &b.password, &b.code)).await?;
     let (access_token, token_type, expires_in) = session(tokens);
     Ok(Json(TotpResetResponse { access_token, token_type, expires_in, pairing: pairing_response(pairing)? }))
 }
@@ -385,10 +417,17 @@ pub struct PasswordChangeRequest {
 #[utoipa::path(post, tag = TAG, security(("bearer" = [])), request_body = PasswordChangeRequest,
     responses((status = 200, body = StatusResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 #[post("/me/password")]
-pub async fn change_password(services: Data<Services>, req: HttpRequest, body: CscJson<PasswordChangeRequest>) -> Result<Json<StatusResponse>, ApiError> {
+pub async fn change_password(
+    services: Data<Services>,
+    req: HttpRequest,
+    body: CscJson<PasswordChangeRequest>,
+) -> Result<Json<StatusResponse>, ApiError> {
     let principal = portal_principal(&services, &req).await?;
     let b = body.0;
-    run(&services, L, move |s| accounts::change_password(s, &principal, &b.current_password, &b.new_password, b.otp.as_deref())).await?;
+    run(&services, L, move |s| {
+        accounts::change_password(s, &principal, &b.current_password, &b.new_password, b.otp.as_deref())
+    })
+    .await?;
     Ok(Json(StatusResponse { status: "password_changed".into() }))
 }
 
@@ -410,7 +449,10 @@ pub async fn password_reset(services: Data<Services>, body: CscJson<EmailRequest
 #[utoipa::path(post, tag = TAG, request_body = TokenRequest,
     responses((status = 200, body = CodeSentResponse), (status = 400, body = ErrorBody), (status = 429, body = ErrorBody)))]
 #[post("/password-reset/send-code")]
-pub async fn password_reset_send_code(services: Data<Services>, body: CscJson<TokenRequest>) -> Result<Json<CodeSentResponse>, ApiError> {
+pub async fn password_reset_send_code(
+    services: Data<Services>,
+    body: CscJson<TokenRequest>,
+) -> Result<Json<CodeSentResponse>, ApiError> {
     let sent = run(&services, L, move |s| accounts::password_reset_send_code(s, &body.0.token)).await?;
     Ok(Json(sent.into()))
 }
@@ -427,7 +469,10 @@ pub struct PasswordResetCompleteRequest {
 #[utoipa::path(post, tag = TAG, request_body = PasswordResetCompleteRequest,
     responses((status = 200, body = StatusResponse), (status = 400, body = ErrorBody)))]
 #[post("/password-reset/complete")]
-pub async fn password_reset_complete(services: Data<Services>, body: CscJson<PasswordResetCompleteRequest>) -> Result<Json<StatusResponse>, ApiError> {
+pub async fn password_reset_complete(
+    services: Data<Services>,
+    body: CscJson<PasswordResetCompleteRequest>,
+) -> Result<Json<StatusResponse>, ApiError> {
     let b = body.0;
     run(&services, L, move |s| accounts::password_reset_complete(s, &b.token, &b.code, &b.new_password)).await?;
     Ok(Json(StatusResponse { status: "password_changed".into() }))
@@ -443,7 +488,11 @@ pub struct PhoneChangeRequest {
 #[utoipa::path(post, tag = TAG, security(("bearer" = [])), request_body = PhoneChangeRequest,
     responses((status = 200, body = CodeSentResponse), (status = 400, body = ErrorBody), (status = 429, body = ErrorBody)))]
 #[post("/me/phone-change")]
-pub async fn phone_change(services: Data<Services>, req: HttpRequest, body: CscJson<PhoneChangeRequest>) -> Result<Json<CodeSentResponse>, ApiError> {
+pub async fn phone_change(
+    services: Data<Services>,
+    req: HttpRequest,
+    body: CscJson<PhoneChangeRequest>,
+) -> Result<Json<CodeSentResponse>, ApiError> {
     let principal = portal_principal(&services, &req).await?;
     let sent = run(&services, L, move |s| accounts::phone_change_start(s, &principal, &body.0.new_phone)).await?;
     Ok(Json(sent.into()))
@@ -453,7 +502,11 @@ pub async fn phone_change(services: Data<Services>, req: HttpRequest, body: CscJ
 #[utoipa::path(post, tag = TAG, security(("bearer" = [])), request_body = CodeRequest,
     responses((status = 200, body = CodeSentResponse), (status = 400, body = ErrorBody)))]
 #[post("/me/phone-change/verify-email")]
-pub async fn phone_change_verify_email(services: Data<Services>, req: HttpRequest, body: CscJson<CodeRequest>) -> Result<Json<CodeSentResponse>, ApiError> {
+pub async fn phone_change_verify_email(
+    services: Data<Services>,
+    req: HttpRequest,
+    body: CscJson<CodeRequest>,
+) -> Result<Json<CodeSentResponse>, ApiError> {
     let principal = portal_principal(&services, &req).await?;
     let sent = run(&services, L, move |s| accounts::phone_change_verify_email(s, &principal, &body.0.code)).await?;
     Ok(Json(sent.into()))
@@ -468,7 +521,11 @@ pub struct PhoneResponse {
 #[utoipa::path(post, tag = TAG, security(("bearer" = [])), request_body = CodeRequest,
     responses((status = 200, body = PhoneResponse), (status = 400, body = ErrorBody)))]
 #[post("/me/phone-change/confirm")]
-pub async fn phone_change_confirm(services: Data<Services>, req: HttpRequest, body: CscJson<CodeRequest>) -> Result<Json<PhoneResponse>, ApiError> {
+pub async fn phone_change_confirm(
+    services: Data<Services>,
+    req: HttpRequest,
+    body: CscJson<CodeRequest>,
+) -> Result<Json<PhoneResponse>, ApiError> {
     let principal = portal_principal(&services, &req).await?;
     let phone = run(&services, L, move |s| accounts::phone_change_confirm(s, &principal, &body.0.code)).await?;
     Ok(Json(PhoneResponse { phone }))

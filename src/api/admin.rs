@@ -8,7 +8,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, Dialect, ErrorBody};
 use super::extract::{operator, run, CscJson};
-use super::lifecycle_types::{rfc3339, CredentialView, IdentityCheckView, IdentityChecksResponse, OrderView, OrdersResponse};
+use super::lifecycle_types::{
+    rfc3339, CredentialView, IdentityCheckView, IdentityChecksResponse, OrderView, OrdersResponse,
+};
 use crate::db::accounts::Account;
 use crate::service::identity::{self, Decision};
 use crate::service::{issuance, lifecycle_jobs, operators, Services};
@@ -58,7 +60,11 @@ pub struct UserQuery {
 #[utoipa::path(get, tag = TAG, security(("bearer" = [])), params(UserQuery),
     responses((status = 200, body = UsersResponse), (status = 401, body = ErrorBody)))]
 #[get("/users")]
-pub async fn users(services: Data<Services>, req: HttpRequest, query: Query<UserQuery>) -> Result<Json<UsersResponse>, ApiError> {
+pub async fn users(
+    services: Data<Services>,
+    req: HttpRequest,
+    query: Query<UserQuery>,
+) -> Result<Json<UsersResponse>, ApiError> {
     operator(&services, &req).await?;
     let rows = run(&services, L, move |s| operators::users(s, query.email.as_deref())).await?;
     Ok(Json(UsersResponse { users: rows.into_iter().map(UserView::from).collect() }))
@@ -74,7 +80,11 @@ pub struct UserDetailResponse {
 #[utoipa::path(get, tag = TAG, security(("bearer" = [])), params(("id" = String, Path, description = "User id")),
     responses((status = 200, body = UserDetailResponse), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 #[get("/users/{id}")]
-pub async fn user(services: Data<Services>, req: HttpRequest, id: Path<String>) -> Result<Json<UserDetailResponse>, ApiError> {
+pub async fn user(
+    services: Data<Services>,
+    req: HttpRequest,
+    id: Path<String>,
+) -> Result<Json<UserDetailResponse>, ApiError> {
     operator(&services, &req).await?;
     let (account, placed, credentials) = run(&services, L, move |s| {
         let (account, placed) = operators::user(s, &id)?;
@@ -99,7 +109,11 @@ pub struct StatusQuery {
 #[utoipa::path(get, tag = TAG, security(("bearer" = [])), params(StatusQuery),
     responses((status = 200, body = OrdersResponse), (status = 401, body = ErrorBody)))]
 #[get("/orders")]
-pub async fn orders(services: Data<Services>, req: HttpRequest, query: Query<StatusQuery>) -> Result<Json<OrdersResponse>, ApiError> {
+pub async fn orders(
+    services: Data<Services>,
+    req: HttpRequest,
+    query: Query<StatusQuery>,
+) -> Result<Json<OrdersResponse>, ApiError> {
     operator(&services, &req).await?;
     let rows = run(&services, L, move |s| operators::orders(s, query.status.as_deref())).await?;
     Ok(Json(OrdersResponse { orders: rows.into_iter().map(OrderView::from).collect() }))
@@ -108,10 +122,16 @@ pub async fn orders(services: Data<Services>, req: HttpRequest, query: Query<Sta
 #[utoipa::path(get, tag = TAG, security(("bearer" = [])), params(StatusQuery),
     responses((status = 200, body = IdentityChecksResponse), (status = 401, body = ErrorBody)))]
 #[get("/identity-checks")]
-pub async fn identity_checks(services: Data<Services>, req: HttpRequest, query: Query<StatusQuery>) -> Result<Json<IdentityChecksResponse>, ApiError> {
+pub async fn identity_checks(
+    services: Data<Services>,
+    req: HttpRequest,
+    query: Query<StatusQuery>,
+) -> Result<Json<IdentityChecksResponse>, ApiError> {
     operator(&services, &req).await?;
     let rows = run(&services, L, move |s| operators::identity_checks(s, query.status.as_deref())).await?;
-    Ok(Json(IdentityChecksResponse { identity_checks: rows.into_iter().map(|c| IdentityCheckView::new(&services, c)).collect() }))
+    Ok(Json(IdentityChecksResponse {
+        identity_checks: rows.into_iter().map(|c| IdentityCheckView::new(&services, c)).collect(),
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -128,7 +148,12 @@ pub struct DecisionRequest {
 #[utoipa::path(post, tag = TAG, security(("bearer" = [])), params(("id" = String, Path, description = "Identity check id")), request_body = DecisionRequest,
     responses((status = 200, body = IdentityCheckView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 #[post("/identity-checks/{id}/decision")]
-pub async fn decide(services: Data<Services>, req: HttpRequest, id: Path<String>, body: CscJson<DecisionRequest>) -> Result<Json<IdentityCheckView>, ApiError> {
+pub async fn decide(
+    services: Data<Services>,
+    req: HttpRequest,
+    id: Path<String>,
+    body: CscJson<DecisionRequest>,
+) -> Result<Json<IdentityCheckView>, ApiError> {
     let op = operator(&services, &req).await?;
     let b = body.0;
     let decision = match b.decision.as_str() {
@@ -152,7 +177,12 @@ pub struct AdminRevokeRequest {
 #[utoipa::path(post, tag = TAG, security(("bearer" = [])), params(("id" = String, Path, description = "Credential id")), request_body = AdminRevokeRequest,
     responses((status = 200, body = CredentialView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 #[post("/credentials/{id}/revoke")]
-pub async fn revoke(services: Data<Services>, req: HttpRequest, id: Path<String>, body: CscJson<AdminRevokeRequest>) -> Result<Json<CredentialView>, ApiError> {
+pub async fn revoke(
+    services: Data<Services>,
+    req: HttpRequest,
+    id: Path<String>,
+    body: CscJson<AdminRevokeRequest>,
+) -> Result<Json<CredentialView>, ApiError> {
     let op = operator(&services, &req).await?;
     let summary = run(&services, L, move |s| issuance::revoke_by_operator(s, &op.name, &id, &body.0.reason)).await?;
     Ok(Json(CredentialView::new(summary, services.now())))
@@ -187,7 +217,11 @@ pub struct AuditResponse {
 #[utoipa::path(get, tag = TAG, security(("bearer" = [])), params(PageQuery),
     responses((status = 200, body = AuditResponse), (status = 401, body = ErrorBody)))]
 #[get("/audit")]
-pub async fn audit(services: Data<Services>, req: HttpRequest, query: Query<PageQuery>) -> Result<Json<AuditResponse>, ApiError> {
+pub async fn audit(
+    services: Data<Services>,
+    req: HttpRequest,
+    query: Query<PageQuery>,
+) -> Result<Json<AuditResponse>, ApiError> {
     operator(&services, &req).await?;
     let (after, limit) = (query.after.unwrap_or(0), query.limit.unwrap_or(operators::MAX_ROWS));
     let rows = run(&services, L, move |s| operators::audit_page(s, after, limit)).await?;
@@ -239,9 +273,14 @@ pub struct OutboxResponse {
 #[utoipa::path(get, tag = TAG, security(("bearer" = [])), params(OutboxQuery),
     responses((status = 200, body = OutboxResponse), (status = 401, body = ErrorBody)))]
 #[get("/outbox")]
-pub async fn outbox(services: Data<Services>, req: HttpRequest, query: Query<OutboxQuery>) -> Result<Json<OutboxResponse>, ApiError> {
+pub async fn outbox(
+    services: Data<Services>,
+    req: HttpRequest,
+    query: Query<OutboxQuery>,
+) -> Result<Json<OutboxResponse>, ApiError> {
     operator(&services, &req).await?;
-    let rows = run(&services, L, move |s| operators::outbox(s, query.recipient.as_deref(), query.after.unwrap_or(0))).await?;
+    let rows =
+        run(&services, L, move |s| operators::outbox(s, query.recipient.as_deref(), query.after.unwrap_or(0))).await?;
     let messages = rows
         .into_iter()
         .map(|m| MessageView {
@@ -271,5 +310,8 @@ pub struct JobsResponse {
 pub async fn run_jobs(services: Data<Services>, req: HttpRequest) -> Result<Json<JobsResponse>, ApiError> {
     operator(&services, &req).await?;
     let report = run(&services, L, lifecycle_jobs::run).await?;
-    Ok(Json(JobsResponse { rekey_notices_sent: report.rekey_notices_sent, orders_marked_for_refund: report.orders_marked_for_refund }))
+    Ok(Json(JobsResponse {
+        rekey_notices_sent: report.rekey_notices_sent,
+        orders_marked_for_refund: report.orders_marked_for_refund,
+    }))
 }

@@ -73,10 +73,15 @@ pub struct OrderRequest {
 #[utoipa::path(post, tag = TAG, security(("bearer" = [])), request_body = OrderRequest,
     responses((status = 201, body = OrderView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 #[post("/orders")]
-pub async fn create_order(services: Data<Services>, req: HttpRequest, body: CscJson<OrderRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn create_order(
+    services: Data<Services>,
+    req: HttpRequest,
+    body: CscJson<OrderRequest>,
+) -> Result<HttpResponse, ApiError> {
     let principal = portal_principal(&services, &req).await?;
     let b = body.0;
-    let purpose = Purpose::parse(&b.purpose).ok_or_else(|| ApiError::invalid_request("purpose: issuance, rekey or reissue"))?;
+    let purpose =
+        Purpose::parse(&b.purpose).ok_or_else(|| ApiError::invalid_request("purpose: issuance, rekey or reissue"))?;
     let order = NewOrder { package_id: b.package_id, purpose, credential_id: b.credential_id, invoice: b.invoice };
     let row = run(&services, L, move |s| orders::create(s, &principal, order)).await?;
     Ok(HttpResponse::Created().json(OrderView::from(row)))
@@ -94,7 +99,11 @@ pub async fn list_orders(services: Data<Services>, req: HttpRequest) -> Result<J
 #[utoipa::path(get, tag = TAG, security(("bearer" = [])), params(("id" = String, Path, description = "Order id")),
     responses((status = 200, body = OrderView), (status = 404, body = ErrorBody)))]
 #[get("/orders/{id}")]
-pub async fn get_order(services: Data<Services>, req: HttpRequest, id: Path<String>) -> Result<Json<OrderView>, ApiError> {
+pub async fn get_order(
+    services: Data<Services>,
+    req: HttpRequest,
+    id: Path<String>,
+) -> Result<Json<OrderView>, ApiError> {
     let principal = portal_principal(&services, &req).await?;
     let row = run(&services, L, move |s| orders::get(s, &principal, &id)).await?;
     Ok(Json(row.into()))
@@ -104,7 +113,12 @@ pub async fn get_order(services: Data<Services>, req: HttpRequest, id: Path<Stri
 #[utoipa::path(put, tag = TAG, security(("bearer" = [])), params(("id" = String, Path, description = "Order id")), request_body = Invoice,
     responses((status = 200, body = OrderView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 #[put("/orders/{id}/invoice")]
-pub async fn update_invoice(services: Data<Services>, req: HttpRequest, id: Path<String>, body: CscJson<Invoice>) -> Result<Json<OrderView>, ApiError> {
+pub async fn update_invoice(
+    services: Data<Services>,
+    req: HttpRequest,
+    id: Path<String>,
+    body: CscJson<Invoice>,
+) -> Result<Json<OrderView>, ApiError> {
     let principal = portal_principal(&services, &req).await?;
     let row = run(&services, L, move |s| orders::update_invoice(s, &principal, &id, body.0)).await?;
     Ok(Json(row.into()))
@@ -125,7 +139,11 @@ pub struct PaymentResponse {
 #[utoipa::path(post, tag = TAG, security(("bearer" = [])), params(("id" = String, Path, description = "Order id")),
     responses((status = 200, body = PaymentResponse), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 #[post("/orders/{id}/payment")]
-pub async fn start_payment(services: Data<Services>, req: HttpRequest, id: Path<String>) -> Result<Json<PaymentResponse>, ApiError> {
+pub async fn start_payment(
+    services: Data<Services>,
+    req: HttpRequest,
+    id: Path<String>,
+) -> Result<Json<PaymentResponse>, ApiError> {
     let principal = portal_principal(&services, &req).await?;
     let started = run(&services, L, move |s| orders::start_payment(s, &principal, &id)).await?;
     Ok(Json(PaymentResponse {
@@ -148,10 +166,16 @@ pub struct PersonalDataRequest {
 #[utoipa::path(post, tag = TAG, security(("bearer" = [])), params(("id" = String, Path, description = "Order id")), request_body = PersonalDataRequest,
     responses((status = 200, body = OrderView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 #[post("/orders/{id}/personal-data")]
-pub async fn personal_data(services: Data<Services>, req: HttpRequest, id: Path<String>, body: CscJson<PersonalDataRequest>) -> Result<Json<OrderView>, ApiError> {
+pub async fn personal_data(
+    services: Data<Services>,
+    req: HttpRequest,
+    id: Path<String>,
+    body: CscJson<PersonalDataRequest>,
+) -> Result<Json<OrderView>, ApiError> {
     let principal = portal_principal(&services, &req).await?;
     let b = body.0;
-    let row = run(&services, L, move |s| orders::confirm_personal_data(s, &principal, &id, &b.given_name, &b.surname)).await?;
+    let row = run(&services, L, move |s| orders::confirm_personal_data(s, &principal, &id, &b.given_name, &b.surname))
+        .await?;
     Ok(Json(row.into()))
 }
 
@@ -175,21 +199,32 @@ pub struct DocumentResponse {
 #[utoipa::path(post, tag = TAG, security(("bearer" = [])), params(("id" = String, Path, description = "Order id")), request_body = DocumentUploadRequest,
     responses((status = 201, body = DocumentResponse), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 #[post("/orders/{id}/identity-document")]
-pub async fn identity_document(services: Data<Services>, req: HttpRequest, id: Path<String>, body: CscJson<DocumentUploadRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn identity_document(
+    services: Data<Services>,
+    req: HttpRequest,
+    id: Path<String>,
+    body: CscJson<DocumentUploadRequest>,
+) -> Result<HttpResponse, ApiError> {
     let principal = portal_principal(&services, &req).await?;
     let b = body.0;
     let data = decode_base64(&b.data, "data")?;
-    let row = run(&services, L, move |s| orders::upload_identity_document(s, &principal, &id, &b.content_type, data)).await?;
+    let row =
+        run(&services, L, move |s| orders::upload_identity_document(s, &principal, &id, &b.content_type, data)).await?;
     Ok(HttpResponse::Created().json(DocumentResponse { document_id: row.id, sha256: row.sha256 }))
 }
 
 /// The person's identity checks, with the identification link of the pending one.
 #[utoipa::path(get, tag = TAG, security(("bearer" = [])), responses((status = 200, body = IdentityChecksResponse), (status = 401, body = ErrorBody)))]
 #[get("/identity-checks")]
-pub async fn identity_checks(services: Data<Services>, req: HttpRequest) -> Result<Json<IdentityChecksResponse>, ApiError> {
+pub async fn identity_checks(
+    services: Data<Services>,
+    req: HttpRequest,
+) -> Result<Json<IdentityChecksResponse>, ApiError> {
     let principal = portal_principal(&services, &req).await?;
     let rows = run(&services, L, move |s| identity::checks_of(s, &principal)).await?;
-    Ok(Json(IdentityChecksResponse { identity_checks: rows.into_iter().map(|c| IdentityCheckView::new(&services, c)).collect() }))
+    Ok(Json(IdentityChecksResponse {
+        identity_checks: rows.into_iter().map(|c| IdentityCheckView::new(&services, c)).collect(),
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -209,10 +244,19 @@ pub struct IssueRequestBody {
 #[utoipa::path(post, tag = TAG, security(("bearer" = [])), request_body = IssueRequestBody,
     responses((status = 201, body = CredentialView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 #[post("/credentials")]
-pub async fn issue(services: Data<Services>, req: HttpRequest, body: CscJson<IssueRequestBody>) -> Result<HttpResponse, ApiError> {
+pub async fn issue(
+    services: Data<Services>,
+    req: HttpRequest,
+    body: CscJson<IssueRequestBody>,
+) -> Result<HttpResponse, ApiError> {
     let principal = portal_principal(&services, &req).await?;
     let b = body.0;
-    let request = IssueRequest { order_id: b.order_id, issuance_terms_version: b.issuance_terms_version, otp: b.otp, key_type: b.key_type };
+    let request = IssueRequest {
+        order_id: b.order_id,
+        issuance_terms_version: b.issuance_terms_version,
+        otp: b.otp,
+        key_type: b.key_type,
+    };
     let summary = run(&services, L, move |s| issuance::issue(s, &principal, request)).await?;
     Ok(HttpResponse::Created().json(CredentialView::new(summary, services.now())))
 }
@@ -220,7 +264,10 @@ pub async fn issue(services: Data<Services>, req: HttpRequest, body: CscJson<Iss
 /// The person's credentials with status, remaining quota and rekey window.
 #[utoipa::path(get, tag = TAG, security(("bearer" = [])), responses((status = 200, body = CredentialsResponse), (status = 401, body = ErrorBody)))]
 #[get("/credentials")]
-pub async fn list_credentials(services: Data<Services>, req: HttpRequest) -> Result<Json<CredentialsResponse>, ApiError> {
+pub async fn list_credentials(
+    services: Data<Services>,
+    req: HttpRequest,
+) -> Result<Json<CredentialsResponse>, ApiError> {
     let principal = portal_principal(&services, &req).await?;
     let rows = run(&services, L, move |s| issuance::list(s, &principal)).await?;
     let now = services.now();
@@ -240,10 +287,16 @@ pub struct RekeyRequestBody {
 #[utoipa::path(post, tag = TAG, security(("bearer" = [])), params(("id" = String, Path, description = "Credential id")), request_body = RekeyRequestBody,
     responses((status = 201, body = CredentialView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 #[post("/credentials/{id}/rekey")]
-pub async fn rekey(services: Data<Services>, req: HttpRequest, id: Path<String>, body: CscJson<RekeyRequestBody>) -> Result<HttpResponse, ApiError> {
+pub async fn rekey(
+    services: Data<Services>,
+    req: HttpRequest,
+    id: Path<String>,
+    body: CscJson<RekeyRequestBody>,
+) -> Result<HttpResponse, ApiError> {
     let principal = portal_principal(&services, &req).await?;
     let b = body.0;
-    let request = RekeyRequest { credential_id: id.into_inner(), order_id: b.order_id, otp: b.otp, key_type: b.key_type };
+    let request =
+        RekeyRequest { credential_id: id.into_inner(), order_id: b.order_id, otp: b.otp, key_type: b.key_type };
     let summary = run(&services, L, move |s| issuance::rekey(s, &principal, request)).await?;
     Ok(HttpResponse::Created().json(CredentialView::new(summary, services.now())))
 }
@@ -259,9 +312,15 @@ pub struct RevokeRequestBody {
 #[utoipa::path(post, tag = TAG, security(("bearer" = [])), params(("id" = String, Path, description = "Credential id")), request_body = RevokeRequestBody,
     responses((status = 200, body = CredentialView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 #[post("/credentials/{id}/revoke")]
-pub async fn revoke(services: Data<Services>, req: HttpRequest, id: Path<String>, body: CscJson<RevokeRequestBody>) -> Result<Json<CredentialView>, ApiError> {
+pub async fn revoke(
+    services: Data<Services>,
+    req: HttpRequest,
+    id: Path<String>,
+    body: CscJson<RevokeRequestBody>,
+) -> Result<Json<CredentialView>, ApiError> {
     let principal = portal_principal(&services, &req).await?;
     let b = body.0;
-    let summary = run(&services, L, move |s| issuance::revoke_own(s, &principal, &id, &b.otp, b.reason.as_deref())).await?;
+    let summary =
+        run(&services, L, move |s| issuance::revoke_own(s, &principal, &id, &b.otp, b.reason.as_deref())).await?;
     Ok(Json(CredentialView::new(summary, services.now())))
 }

@@ -30,10 +30,19 @@ pub struct PaymentWebhookResponse {
     params(("X-Rssp-Signature" = String, Header, description = "sha256=<hex HMAC-SHA256 of the body>")),
     responses((status = 200, body = PaymentWebhookResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 #[post("/webhooks/payments")]
-pub async fn payments(services: Data<Services>, req: HttpRequest, body: Bytes) -> Result<Json<PaymentWebhookResponse>, ApiError> {
+pub async fn payments(
+    services: Data<Services>,
+    req: HttpRequest,
+    body: Bytes,
+) -> Result<Json<PaymentWebhookResponse>, ApiError> {
     let signature = signature(&req);
-    let outcome = run(&services, Dialect::Lifecycle, move |s| orders::payment_webhook(s, &body, signature.as_deref())).await?;
-    Ok(Json(PaymentWebhookResponse { order_id: outcome.order_id, status: outcome.status, duplicate: outcome.duplicate }))
+    let outcome =
+        run(&services, Dialect::Lifecycle, move |s| orders::payment_webhook(s, &body, signature.as_deref())).await?;
+    Ok(Json(PaymentWebhookResponse {
+        order_id: outcome.order_id,
+        status: outcome.status,
+        duplicate: outcome.duplicate,
+    }))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -48,8 +57,14 @@ pub struct IdentityWebhookResponse {
     params(("X-Rssp-Signature" = String, Header, description = "sha256=<hex HMAC-SHA256 of the body>")),
     responses((status = 200, body = IdentityWebhookResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 #[post("/webhooks/identity")]
-pub async fn identity(services: Data<Services>, req: HttpRequest, body: Bytes) -> Result<Json<IdentityWebhookResponse>, ApiError> {
+pub async fn identity(
+    services: Data<Services>,
+    req: HttpRequest,
+    body: Bytes,
+) -> Result<Json<IdentityWebhookResponse>, ApiError> {
     let signature = signature(&req);
-    let (check, duplicate) = run(&services, Dialect::Lifecycle, move |s| identity_checks::identity_webhook(s, &body, signature.as_deref())).await?;
+    let (check, duplicate) =
+        run(&services, Dialect::Lifecycle, move |s| identity_checks::identity_webhook(s, &body, signature.as_deref()))
+            .await?;
     Ok(Json(IdentityWebhookResponse { check_id: check.id, status: check.status, duplicate }))
 }

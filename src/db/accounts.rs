@@ -57,7 +57,11 @@ pub fn activate(conn: &mut DbConnection, id: &str, password_hash: &str) -> Query
 
 pub fn set_password(conn: &mut DbConnection, id: &str, password_hash: &str) -> QueryResult<()> {
     diesel::update(users::table.find(id))
-        .set((users::password_hash.eq(password_hash), users::login_failures.eq(0), users::login_locked_until.eq(None::<i64>)))
+        .set((
+            users::password_hash.eq(password_hash),
+            users::login_failures.eq(0),
+            users::login_locked_until.eq(None::<i64>),
+        ))
         .execute(conn)
         .map(|_| ())
 }
@@ -89,7 +93,12 @@ pub fn clear_login_failures(conn: &mut DbConnection, id: &str) -> QueryResult<()
         .map(|_| ())
 }
 
-pub fn set_totp_postpone(conn: &mut DbConnection, id: &str, mode: Option<&str>, remind_at: Option<i64>) -> QueryResult<()> {
+pub fn set_totp_postpone(
+    conn: &mut DbConnection,
+    id: &str,
+    mode: Option<&str>,
+    remind_at: Option<i64>,
+) -> QueryResult<()> {
     diesel::update(users::table.find(id))
         .set((users::totp_postpone.eq(mode), users::totp_remind_at.eq(remind_at)))
         .execute(conn)

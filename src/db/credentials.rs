@@ -80,13 +80,11 @@ pub fn by_id(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Credential
 /// Spends `count` of the quota; false (and nothing spent) when less than that remains.
 pub fn spend_quota(conn: &mut DbConnection, id: &str, count: i32) -> QueryResult<bool> {
     let changed = diesel::update(
-        credentials::table
-            .find(id)
-            .filter(
-                credentials::quota_total
-                    .is_null()
-                    .or((credentials::quota_used + count).le(credentials::quota_total.assume_not_null())),
-            ),
+        credentials::table.find(id).filter(
+            credentials::quota_total
+                .is_null()
+                .or((credentials::quota_used + count).le(credentials::quota_total.assume_not_null())),
+        ),
     )
     .set(credentials::quota_used.eq(credentials::quota_used + count))
     .execute(conn)?;
@@ -125,7 +123,12 @@ pub fn expiring_between(conn: &mut DbConnection, from: i64, until: i64) -> Query
 }
 
 /// Records a rekey notice; false when it was sent before.
-pub fn first_rekey_notice(conn: &mut DbConnection, credential_id: &str, days_before: i32, now: i64) -> QueryResult<bool> {
+pub fn first_rekey_notice(
+    conn: &mut DbConnection,
+    credential_id: &str,
+    days_before: i32,
+    now: i64,
+) -> QueryResult<bool> {
     let sent: bool = diesel::select(diesel::dsl::exists(rekey_notices::table.find((credential_id, days_before))))
         .get_result(conn)?;
     if sent {

@@ -28,8 +28,9 @@ pub fn by_name(conn: &mut DbConnection, name: &str) -> QueryResult<Option<Operat
 }
 
 pub fn revoke(conn: &mut DbConnection, name: &str, now: i64) -> QueryResult<bool> {
-    let changed = diesel::update(operators::table.filter(operators::name.eq(name)).filter(operators::revoked_at.is_null()))
-        .set(operators::revoked_at.eq(Some(now)))
-        .execute(conn)?;
+    let changed =
+        diesel::update(operators::table.filter(operators::name.eq(name)).filter(operators::revoked_at.is_null()))
+            .set(operators::revoked_at.eq(Some(now)))
+            .execute(conn)?;
     Ok(changed == 1)
 }

@@ -108,8 +108,9 @@ pub fn update(conn: &mut DbConnection, row: &OrderRow) -> QueryResult<()> {
 
 /// Moves the order from one status to the next; false when it was no longer in `from` (a race lost).
 pub fn transition(conn: &mut DbConnection, id: &str, from: &str, to: &str) -> QueryResult<bool> {
-    let changed =
-        diesel::update(orders::table.find(id).filter(orders::status.eq(from))).set(orders::status.eq(to)).execute(conn)?;
+    let changed = diesel::update(orders::table.find(id).filter(orders::status.eq(from)))
+        .set(orders::status.eq(to))
+        .execute(conn)?;
     Ok(changed == 1)
 }
 
@@ -124,7 +125,11 @@ pub fn first_delivery(conn: &mut DbConnection, id: &str, subject_id: &str, now: 
         return Ok(false);
     }
     diesel::insert_into(webhook_events::table)
-        .values((webhook_events::id.eq(id), webhook_events::subject_id.eq(subject_id), webhook_events::received_at.eq(now)))
+        .values((
+            webhook_events::id.eq(id),
+            webhook_events::subject_id.eq(subject_id),
+            webhook_events::received_at.eq(now),
+        ))
         .execute(conn)?;
     Ok(true)
 }
@@ -168,7 +173,9 @@ pub fn checks(conn: &mut DbConnection, status: Option<&str>, limit: i64) -> Quer
 
 pub fn order_identity_accepted(conn: &mut DbConnection, order_id: &str) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(
-        identity_checks::table.filter(identity_checks::order_id.eq(order_id)).filter(identity_checks::status.eq("accepted")),
+        identity_checks::table
+            .filter(identity_checks::order_id.eq(order_id))
+            .filter(identity_checks::status.eq("accepted")),
     ))
     .get_result(conn)
 }

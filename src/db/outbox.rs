@@ -75,7 +75,11 @@ pub fn claim(conn: &mut DbConnection, message: &Message, lease_until: i64) -> Qu
             .filter(outbox::status.eq(&message.status))
             .filter(outbox::attempts.eq(message.attempts)),
     )
-    .set((outbox::status.eq(SENDING), outbox::attempts.eq(message.attempts + 1), outbox::next_attempt_at.eq(lease_until)))
+    .set((
+        outbox::status.eq(SENDING),
+        outbox::attempts.eq(message.attempts + 1),
+        outbox::next_attempt_at.eq(lease_until),
+    ))
     .execute(conn)?;
     Ok(changed == 1)
 }

@@ -96,7 +96,13 @@ pub fn new_code() -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Invoice {
-    Person { name: String, address: String, postal_code: String, city: String, country: String },
+    Person {
+        name: String,
+        address: String,
+        postal_code: String,
+        city: String,
+        country: String,
+    },
     Company {
         company_name: String,
         /// VAT identification number with its country prefix, e.g. SI12345678.

@@ -49,13 +49,21 @@ impl Delivery {
             .timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| DeliveryError::Settings(format!("HTTP client: {e}")))?;
-        Ok(Delivery { smtp, from, sms_url, sms_token: config.sms_gateway_token.clone(), http, max_attempts: config.max_attempts })
+        Ok(Delivery {
+            smtp,
+            from,
+            sms_url,
+            sms_token: config.sms_gateway_token.clone(),
+            http,
+            max_attempts: config.max_attempts,
+        })
     }
 
     fn send(&self, message: &Message) -> Result<(), DeliveryError> {
         match message.channel.as_str() {
             super::EMAIL => {
-                let to = message.recipient.parse::<Mailbox>().map_err(|e| DeliveryError::Send(format!("recipient: {e}")))?;
+                let to =
+                    message.recipient.parse::<Mailbox>().map_err(|e| DeliveryError::Send(format!("recipient: {e}")))?;
                 let email = lettre::Message::builder()
                     .from(self.from.clone())
                     .to(to)
@@ -66,8 +74,10 @@ impl Delivery {
                 self.smtp.send(&email).map(|_| ()).map_err(|e| DeliveryError::Send(format!("SMTP: {e}")))
             }
             super::SMS => {
-                let mut request =
-                    self.http.post(&self.sms_url).json(&serde_json::json!({"to": message.recipient, "text": message.body}));
+                let mut request = self
+                    .http
+                    .post(&self.sms_url)
+                    .json(&serde_json::json!({"to": message.recipient, "text": message.body}));
                 if let Some(token) = &self.sms_token {
                     request = request.bearer_auth(token);
                 }
@@ -100,7 +110,13 @@ impl Delivery {
                     let attempts = message.attempts + 1;
                     let retry_at = now + 30 * i64::from(attempts).pow(2);
                     tracing::warn!(id = message.id, channel = %message.channel, attempts, error = %e, "delivery failed");
-                    outbox::mark_failed(&mut conn, message.id, &e.to_string(), retry_at, attempts >= self.max_attempts)?;
+                    outbox::mark_failed(
+                        &mut conn,
+                        message.id,
+                        &e.to_string(),
+                        retry_at,
+                        attempts >= self.max_attempts,
+                    )?;
                 }
             }
         }

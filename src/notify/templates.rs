@@ -73,7 +73,11 @@ pub fn payment_received(email: &str, order_id: &str, gross_cents: i64, currency:
     Notice::email(
         email,
         "Payment received",
-        format!("We received {}.{:02} {currency} for order {order_id}. Thank you.\n", gross_cents / 100, gross_cents % 100),
+        format!(
+            "We received {}.{:02} {currency} for order {order_id}. Thank you.\n",
+            gross_cents / 100,
+            gross_cents % 100
+        ),
     )
 }
 

@@ -101,12 +101,15 @@ fn check_new_password(password: &str, email: Option<&str>) -> Result<(), Service
 pub fn register(services: &Services, registration: Registration) -> Result<String, ServiceError> {
     audited(services, "account.register", None, || {
         let lifecycle = &services.config.lifecycle;
-        let given_name = enrolment::parse_name(&registration.given_name, "given_name").map_err(ServiceError::InvalidRequest)?;
+        let given_name =
+            enrolment::parse_name(&registration.given_name, "given_name").map_err(ServiceError::InvalidRequest)?;
         let surname = enrolment::parse_name(&registration.surname, "surname").map_err(ServiceError::InvalidRequest)?;
         let email = Email::parse(&registration.email).map_err(|e| ServiceError::InvalidRequest(e.into()))?;
         let phone = Phone::parse(&registration.phone).map_err(|e| ServiceError::InvalidRequest(e.into()))?;
         if !registration.privacy_accepted {
-            return Err(ServiceError::InvalidRequest("privacy_consent: the privacy information note must be accepted".into()));
+            return Err(ServiceError::InvalidRequest(
+                "privacy_consent: the privacy information note must be accepted".into(),
+            ));
         }
         if registration.privacy_version != lifecycle.privacy_version {
             return Err(ServiceError::InvalidRequest(format!(
@@ -118,7 +121,8 @@ pub fn register(services: &Services, registration: Registration) -> Result<Strin
         let mut conn = services.conn()?;
         let user_id = uuid::Uuid::new_v4().to_string();
         db::write_transaction(&mut conn, |c| {
-            if accounts::by_email(c, email.as_str())?.is_some() || db::users::by_username(c, email.as_str())?.is_some() {
+            if accounts::by_email(c, email.as_str())?.is_some() || db::users::by_username(c, email.as_str())?.is_some()
+            {
                 return Err(ServiceError::Conflict("An account with this e-mail address already exists".into()));
             }
             one_time::check_address_limit(services, c, email.as_str(), now)?;
@@ -144,7 +148,13 @@ pub fn register(services: &Services, registration: Registration) -> Result<Strin
             let lifetime = lifecycle.activation_link_lifetime_secs;
             let token = one_time::new_link(c, &user_id, one_time::ACTIVATION_LINK, email.as_str(), lifetime, now)?;
             let link = format!("{}/activate?token={token}", services.config.portal_url(&services.public_url));
-            notify::enqueue(c, &services.config, now, Some(&user_id), templates::invitation(email.as_str(), &given_name, &link, now + lifetime))?;
+            notify::enqueue(
+                c,
+                &services.config,
+                now,
+                Some(&user_id),
+                templates::invitation(email.as_str(), &given_name, &link, now + lifetime),
+            )?;
             audit::success(c, now, "account.register", Some(&user_id), None, "invitation sent")?;
             Ok(())
         })?;
@@ -152,7 +162,13 @@ pub fn register(services: &Services, registration: Registration) -> Result<Strin
     })
 }
 
-fn record_consent(c: &mut DbConnection, user_id: &str, document: &str, version: &str, now: i64) -> Result<Consent, ServiceError> {
+fn record_consent(
+    c: &mut DbConnection,
+    user_id: &str,
+    document: &str,
+    version: &str,
+    now: i64,
+) -> Result<Consent, ServiceError> {
     let consent = Consent {
         id: uuid::Uuid::new_v4().to_string(),
         user_id: user_id.to_string(),
@@ -187,7 +203,8 @@ fn send_code_for_link(
     let link = one_time::live_link(&mut conn, link_purpose, token, now)?;
     audited(services, event, Some(&link.user_id), || {
         db::write_transaction(&mut conn, |c| {
-            let account = accounts::by_id(c, &link.user_id)?.ok_or_else(|| ServiceError::internal("link without account"))?;
+            let account =
+                accounts::by_id(c, &link.user_id)?.ok_or_else(|| ServiceError::internal("link without account"))?;
             let phone = phone_of(&account)?.to_string();
             let code = one_time::new_code(
                 services,
@@ -204,8 +221,21 @@ fn send_code_for_link(
                 now,
             )?;
             let minutes = lifecycle.sms_code_lifetime_secs / 60;
-            notify::enqueue(c, &services.config, now, Some(&account.id), templates::sms_code(&phone, &code, what, minutes))?;
-            audit::success(c, now, event, Some(&account.id), None, format!("SMS code sent to {}", Phone::hint(&phone)))?;
+            notify::enqueue(
+                c,
+                &services.config,
+                now,
+                Some(&account.id),
+                templates::sms_code(&phone, &code, what, minutes),
+            )?;
+            audit::success(
+                c,
+                now,
+                event,
+                Some(&account.id),
+                None,
+                format!("SMS code sent to {}", Phone::hint(&phone)),
+            )?;
             Ok(CodeSent {
                 destination_hint: Phone::hint(&phone),
                 code_expires_in: lifecycle.sms_code_lifetime_secs,
@@ -216,23 +246,38 @@ fn send_code_for_link(
 }
 
 pub fn activation_send_code(services: &Services, token: &str) -> Result<CodeSent, ServiceError> {
-    send_code_for_link(services, "account.activation_code", one_time::ACTIVATION_LINK, one_time::ACTIVATION_SMS, "activate your account", token)
+    send_code_for_link(
+        services,
+        "account.activation_code",
+        one_time::ACTIVATION_LINK,
+        one_time::ACTIVATION_SMS,
+        "activate your account",
+        token,
+    )
 }
 
 /// Finishes activation: the SMS code proves the phone, the link the e-mail; the password is set.
-pub fn activation_complete(services: &Services, token: &str, code: &str, password: &str) -> Result<String, ServiceError> {
+pub fn activation_complete(
+    services: &Services,
+    token: &str,
+    code: &str,
+    password: &str,
+) -> Result<String, ServiceError> {
     let now = services.now();
     let mut conn = services.conn()?;
     let link = one_time::live_link(&mut conn, one_time::ACTIVATION_LINK, token, now)?;
     audited(services, "account.activate", Some(&link.user_id), || {
-        let account = accounts::by_id(&mut conn, &link.user_id)?.ok_or_else(|| ServiceError::internal("link without account"))?;
+        let account =
+            accounts::by_id(&mut conn, &link.user_id)?.ok_or_else(|| ServiceError::internal("link without account"))?;
         if account.status != STATUS_INVITED {
             return Err(ServiceError::Conflict("The account is already active".into()));
         }
         check_new_password(password, account.email.as_deref())?;
         let password_hash = hash_password(password)?;
         db::write_transaction(&mut conn, |c| -> Result<Result<(), ServiceError>, ServiceError> {
-            if let Err(refusal) = one_time::use_code(services, c, &account.id, one_time::ACTIVATION_SMS, Some(&link.id), code, now)? {
+            if let Err(refusal) =
+                one_time::use_code(services, c, &account.id, one_time::ACTIVATION_SMS, Some(&link.id), code, now)?
+            {
                 return Ok(Err(refusal));
             }
             if !db::verifications::mark_used(c, &link.id, now)? {
@@ -254,7 +299,12 @@ pub struct Login {
 }
 
 /// Checks e-mail and password, counting failures toward the login lock-out. Returns the account.
-fn check_password_login(services: &Services, conn: &mut DbConnection, email: &str, password: &str) -> Result<Account, ServiceError> {
+fn check_password_login(
+    services: &Services,
+    conn: &mut DbConnection,
+    email: &str,
+    password: &str,
+) -> Result<Account, ServiceError> {
     let now = services.now();
     let lifecycle = &services.config.lifecycle;
     let account = Email::parse(email).ok().map(|e| accounts::by_email(conn, e.as_str())).transpose()?.flatten();
@@ -270,7 +320,12 @@ fn check_password_login(services: &Services, conn: &mut DbConnection, email: &st
     }
     if !verify_password(password, &account.password_hash) {
         db::write_transaction(conn, |c| {
-            accounts::record_login_failure(c, &account.id, lifecycle.login_max_failures, now + lifecycle.login_lockout_secs)
+            accounts::record_login_failure(
+                c,
+                &account.id,
+                lifecycle.login_max_failures,
+                now + lifecycle.login_lockout_secs,
+            )
         })?;
         return Err(ServiceError::AuthenticationFailed);
     }
@@ -297,7 +352,14 @@ pub fn login(services: &Services, email: &str, password: &str, otp: Option<&str>
                 accounts::set_totp_postpone(c, &account.id, None, None)?;
             }
             let tokens = auth::open_portal_session(services, c, &account.id, now)?;
-            audit::success(c, now, "account.login", Some(&account.id), None, if paired { "password and TOTP" } else { "password" })?;
+            audit::success(
+                c,
+                now,
+                "account.login",
+                Some(&account.id),
+                None,
+                if paired { "password and TOTP" } else { "password" },
+            )?;
             let totp = if status == TotpStatus::Postponed && account.totp_postpone.as_deref() == Some("next_login") {
                 TotpStatus::Optional
             } else {
@@ -326,7 +388,8 @@ pub fn logout(services: &Services, principal: &Principal) -> Result<(), ServiceE
     let now = services.now();
     db::write_transaction(&mut *services.conn()?, |c| {
         tokens::revoke(c, &principal.token_digest)?;
-        audit::success(c, now, "account.logout", Some(&principal.user_id), None, "session ended").map_err(ServiceError::from)
+        audit::success(c, now, "account.logout", Some(&principal.user_id), None, "session ended")
+            .map_err(ServiceError::from)
     })
 }
 
@@ -346,7 +409,12 @@ pub fn profile(services: &Services, principal: &Principal) -> Result<Profile, Se
     Ok(Profile { totp: totp_status(services, &account, paired, services.now()), account, consents })
 }
 
-pub fn accept_consent(services: &Services, principal: &Principal, document: &str, version: &str) -> Result<Consent, ServiceError> {
+pub fn accept_consent(
+    services: &Services,
+    principal: &Principal,
+    document: &str,
+    version: &str,
+) -> Result<Consent, ServiceError> {
     audited(services, "account.consent", Some(&principal.user_id), || {
         let lifecycle = &services.config.lifecycle;
         let current = match document {
@@ -355,7 +423,9 @@ pub fn accept_consent(services: &Services, principal: &Principal, document: &str
             _ => return Err(ServiceError::InvalidRequest("document: privacy or terms".into())),
         };
         if version != current {
-            return Err(ServiceError::InvalidRequest(format!("version: the current version of {document} is {current}")));
+            return Err(ServiceError::InvalidRequest(format!(
+                "version: the current version of {document} is {current}"
+            )));
         }
         let now = services.now();
         db::write_transaction(&mut *services.conn()?, |c| {
@@ -404,7 +474,8 @@ pub fn postpone_totp(services: &Services, principal: &Principal, postpone: Postp
         };
         db::write_transaction(&mut conn, |c| {
             accounts::set_totp_postpone(c, &principal.user_id, Some(mode), remind_at)?;
-            audit::success(c, now, "account.totp_postpone", Some(&principal.user_id), None, mode).map_err(ServiceError::from)
+            audit::success(c, now, "account.totp_postpone", Some(&principal.user_id), None, mode)
+                .map_err(ServiceError::from)
         })?;
         drop(conn);
         profile(services, principal)
@@ -437,7 +508,8 @@ pub fn change_password(
             if let Some(email) = &account.email {
                 notify::enqueue(c, &services.config, now, Some(&account.id), templates::password_changed(email))?;
             }
-            audit::success(c, now, "account.password_change", Some(&account.id), None, "other sessions revoked").map_err(ServiceError::from)
+            audit::success(c, now, "account.password_change", Some(&account.id), None, "other sessions revoked")
+                .map_err(ServiceError::from)
         })
     })
 }
@@ -450,7 +522,12 @@ pub fn password_reset_request(services: &Services, email: &str) -> Result<(), Se
     };
     let mut conn = services.conn()?;
     let Some(account) = accounts::by_email(&mut conn, email.as_str())?.filter(|a| a.status == STATUS_ACTIVE) else {
-        services.audit_refusal("account.password_reset", None, None, &ServiceError::NotFound("no active account for the address".into()));
+        services.audit_refusal(
+            "account.password_reset",
+            None,
+            None,
+            &ServiceError::NotFound("no active account for the address".into()),
+        );
         return Ok(());
     };
     let result = db::write_transaction(&mut conn, |c| {
@@ -458,8 +535,15 @@ pub fn password_reset_request(services: &Services, email: &str) -> Result<(), Se
         let lifetime = services.config.lifecycle.password_reset_link_lifetime_secs;
         let token = one_time::new_link(c, &account.id, one_time::RESET_LINK, email.as_str(), lifetime, now)?;
         let link = format!("{}/reset-password?token={token}", services.config.portal_url(&services.public_url));
-        notify::enqueue(c, &services.config, now, Some(&account.id), templates::password_reset(email.as_str(), &link, now + lifetime))?;
-        audit::success(c, now, "account.password_reset", Some(&account.id), None, "recovery link sent").map_err(ServiceError::from)
+        notify::enqueue(
+            c,
+            &services.config,
+            now,
+            Some(&account.id),
+            templates::password_reset(email.as_str(), &link, now + lifetime),
+        )?;
+        audit::success(c, now, "account.password_reset", Some(&account.id), None, "recovery link sent")
+            .map_err(ServiceError::from)
     });
     match result {
         // Rate limiting is not revealed either: the address owner already has links to use.
@@ -472,20 +556,35 @@ pub fn password_reset_request(services: &Services, email: &str) -> Result<(), Se
 }
 
 pub fn password_reset_send_code(services: &Services, token: &str) -> Result<CodeSent, ServiceError> {
-    send_code_for_link(services, "account.password_reset_code", one_time::RESET_LINK, one_time::RESET_SMS, "reset your password", token)
+    send_code_for_link(
+        services,
+        "account.password_reset_code",
+        one_time::RESET_LINK,
+        one_time::RESET_SMS,
+        "reset your password",
+        token,
+    )
 }
 
 /// Finishes recovery: link, SMS code, new password; every session of the account ends.
-pub fn password_reset_complete(services: &Services, token: &str, code: &str, new_password: &str) -> Result<(), ServiceError> {
+pub fn password_reset_complete(
+    services: &Services,
+    token: &str,
+    code: &str,
+    new_password: &str,
+) -> Result<(), ServiceError> {
     let now = services.now();
     let mut conn = services.conn()?;
     let link = one_time::live_link(&mut conn, one_time::RESET_LINK, token, now)?;
     audited(services, "account.password_reset_complete", Some(&link.user_id), || {
-        let account = accounts::by_id(&mut conn, &link.user_id)?.ok_or_else(|| ServiceError::internal("link without account"))?;
+        let account =
+            accounts::by_id(&mut conn, &link.user_id)?.ok_or_else(|| ServiceError::internal("link without account"))?;
         check_new_password(new_password, account.email.as_deref())?;
         let hash = hash_password(new_password)?;
         db::write_transaction(&mut conn, |c| -> Result<Result<(), ServiceError>, ServiceError> {
-            if let Err(refusal) = one_time::use_code(services, c, &account.id, one_time::RESET_SMS, Some(&link.id), code, now)? {
+            if let Err(refusal) =
+                one_time::use_code(services, c, &account.id, one_time::RESET_SMS, Some(&link.id), code, now)?
+            {
                 return Ok(Err(refusal));
             }
             if !db::verifications::mark_used(c, &link.id, now)? {
@@ -503,10 +602,15 @@ pub fn password_reset_complete(services: &Services, token: &str, code: &str, new
 }
 
 /// Phone change, step 1: a code by e-mail (proves the mailbox), valid a few minutes.
-pub fn phone_change_start(services: &Services, principal: &Principal, new_phone: &str) -> Result<CodeSent, ServiceError> {
+pub fn phone_change_start(
+    services: &Services,
+    principal: &Principal,
+    new_phone: &str,
+) -> Result<CodeSent, ServiceError> {
     audited(services, "account.phone_change", Some(&principal.user_id), || {
         let now = services.now();
-        let phone = Phone::parse(new_phone).map_err(|e| ServiceError::InvalidRequest(e.replace("phone", "new_phone")))?;
+        let phone =
+            Phone::parse(new_phone).map_err(|e| ServiceError::InvalidRequest(e.replace("phone", "new_phone")))?;
         let mut conn = services.conn()?;
         let account = require_second_factor_ready(services, &mut conn, principal)?;
         if account.phone.as_deref() == Some(phone.as_str()) {
@@ -529,7 +633,13 @@ pub fn phone_change_start(services: &Services, principal: &Principal, new_phone:
                 },
                 now,
             )?;
-            notify::enqueue(c, &services.config, now, Some(&account.id), templates::email_code(&email, &code, "change your phone number", lifetime / 60))?;
+            notify::enqueue(
+                c,
+                &services.config,
+                now,
+                Some(&account.id),
+                templates::email_code(&email, &code, "change your phone number", lifetime / 60),
+            )?;
             audit::success(c, now, "account.phone_change", Some(&account.id), None, "e-mail code sent")?;
             Ok(CodeSent { destination_hint: email.clone(), code_expires_in: lifetime, next_code_after: 60 })
         })
@@ -537,7 +647,11 @@ pub fn phone_change_start(services: &Services, principal: &Principal, new_phone:
 }
 
 /// Phone change, step 2: the e-mail code; then a code by SMS to the new number.
-pub fn phone_change_verify_email(services: &Services, principal: &Principal, code: &str) -> Result<CodeSent, ServiceError> {
+pub fn phone_change_verify_email(
+    services: &Services,
+    principal: &Principal,
+    code: &str,
+) -> Result<CodeSent, ServiceError> {
     audited(services, "account.phone_change_email", Some(&principal.user_id), || {
         let now = services.now();
         let mut conn = services.conn()?;
@@ -548,7 +662,8 @@ pub fn phone_change_verify_email(services: &Services, principal: &Principal, cod
                 Ok(row) => row,
                 Err(refusal) => return Ok(Err(refusal)),
             };
-            let new_phone = verified.payload.clone().ok_or_else(|| ServiceError::internal("phone change without number"))?;
+            let new_phone =
+                verified.payload.clone().ok_or_else(|| ServiceError::internal("phone change without number"))?;
             let sms = one_time::new_code(
                 services,
                 c,
@@ -563,9 +678,26 @@ pub fn phone_change_verify_email(services: &Services, principal: &Principal, cod
                 },
                 now,
             )?;
-            notify::enqueue(c, &services.config, now, Some(&account.id), templates::sms_code(&new_phone, &sms, "confirm your new phone number", lifetime / 60))?;
-            audit::success(c, now, "account.phone_change_email", Some(&account.id), None, "SMS code sent to the new number")?;
-            Ok(Ok(CodeSent { destination_hint: Phone::hint(&new_phone), code_expires_in: lifetime, next_code_after: 0 }))
+            notify::enqueue(
+                c,
+                &services.config,
+                now,
+                Some(&account.id),
+                templates::sms_code(&new_phone, &sms, "confirm your new phone number", lifetime / 60),
+            )?;
+            audit::success(
+                c,
+                now,
+                "account.phone_change_email",
+                Some(&account.id),
+                None,
+                "SMS code sent to the new number",
+            )?;
+            Ok(Ok(CodeSent {
+                destination_hint: Phone::hint(&new_phone),
+                code_expires_in: lifetime,
+                next_code_after: 0,
+            }))
         })?
     })
 }
@@ -584,14 +716,32 @@ pub fn phone_change_confirm(services: &Services, principal: &Principal, code: &s
             };
             let new_phone = verified.payload.ok_or_else(|| ServiceError::internal("phone change without number"))?;
             accounts::set_phone(c, &account.id, &new_phone)?;
-            notify::enqueue(c, &services.config, now, Some(&account.id), templates::phone_changed(&email, &Phone::hint(&new_phone)))?;
-            audit::success(c, now, "account.phone_change_confirm", Some(&account.id), None, format!("phone now {}", Phone::hint(&new_phone)))?;
+            notify::enqueue(
+                c,
+                &services.config,
+                now,
+                Some(&account.id),
+                templates::phone_changed(&email, &Phone::hint(&new_phone)),
+            )?;
+            audit::success(
+                c,
+                now,
+                "account.phone_change_confirm",
+                Some(&account.id),
+                None,
+                format!("phone now {}", Phone::hint(&new_phone)),
+            )?;
             Ok(Ok(new_phone))
         })?
     })
 }
 
 /// Re-checks e-mail and password for flows that run without a session (TOTP reset).
-pub(super) fn password_checked_account(services: &Services, conn: &mut DbConnection, email: &str, password: &str) -> Result<Account, ServiceError> {
+pub(super) fn password_checked_account(
+    services: &Services,
+    conn: &mut DbConnection,
+    email: &str,
+    password: &str,
+) -> Result<Account, ServiceError> {
     check_password_login(services, conn, email, password)
 }

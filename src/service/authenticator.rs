@@ -3,8 +3,8 @@
 use crate::audit;
 use crate::db::{self, accounts, users};
 use crate::domain::enrolment::Phone;
-use crate::domain::totp::{self, TotpCheck};
 use crate::domain::secrets;
+use crate::domain::totp::{self, TotpCheck};
 use crate::notify::{self, templates};
 
 use super::accounts::{account_of, password_checked_account, CodeSent};
@@ -19,9 +19,18 @@ pub struct PairingStarted {
     pub otpauth_uri: String,
 }
 
-fn new_pairing(services: &Services, conn: &mut db::DbConnection, user_id: &str, label: &str, now: i64) -> Result<PairingStarted, ServiceError> {
+fn new_pairing(
+    services: &Services,
+    conn: &mut db::DbConnection,
+    user_id: &str,
+    label: &str,
+    now: i64,
+) -> Result<PairingStarted, ServiceError> {
     let seed = secrets::new_totp_seed();
-    accounts::start_pairing(conn, &accounts::Pairing { user_id: user_id.to_string(), secret: seed.clone(), created_at: now })?;
+    accounts::start_pairing(
+        conn,
+        &accounts::Pairing { user_id: user_id.to_string(), secret: seed.clone(), created_at: now },
+    )?;
     let secret_base32 = secrets::base32(&seed);
     let otpauth_uri = totp::otpauth_uri(&services.config.service_name, label, &secret_base32);
     Ok(PairingStarted { secret_base32, otpauth_uri })
@@ -69,7 +78,8 @@ pub fn confirm_pairing(services: &Services, principal: &Principal, code: &str) -
             )?;
             accounts::end_pairing(c, &principal.user_id)?;
             accounts::set_totp_postpone(c, &principal.user_id, None, None)?;
-            audit::success(c, now, "totp.paired", Some(&principal.user_id), None, "authenticator paired").map_err(ServiceError::from)
+            audit::success(c, now, "totp.paired", Some(&principal.user_id), None, "authenticator paired")
+                .map_err(ServiceError::from)
         })
     })
 }
@@ -83,7 +93,8 @@ pub fn reset_start(services: &Services, email: &str, password: &str) -> Result<C
     audited(services, "totp.reset", Some(&account.id), || {
         let now = services.now();
         let lifecycle = &services.config.lifecycle;
-        let phone = account.phone.clone().ok_or_else(|| ServiceError::Conflict("This account has no phone number".into()))?;
+        let phone =
+            account.phone.clone().ok_or_else(|| ServiceError::Conflict("This account has no phone number".into()))?;
         db::write_transaction(&mut conn, |c| {
             let code = one_time::new_code(
                 services,
@@ -99,7 +110,13 @@ pub fn reset_start(services: &Services, email: &str, password: &str) -> Result<C
                 },
                 now,
             )?;
-            notify::enqueue(c, &services.config, now, Some(&account.id), templates::sms_code(&phone, &code, "reset your authenticator", lifecycle.sms_code_lifetime_secs / 60))?;
+            notify::enqueue(
+                c,
+                &services.config,
+                now,
+                Some(&account.id),
+                templates::sms_code(&phone, &code, "reset your authenticator", lifecycle.sms_code_lifetime_secs / 60),
+            )?;
             audit::success(c, now, "totp.reset", Some(&account.id), None, "SMS code sent")?;
             Ok(CodeSent {
                 destination_hint: Phone::hint(&phone),
@@ -112,7 +129,12 @@ pub fn reset_start(services: &Services, email: &str, password: &str) -> Result<C
 
 /// TOTP reset, step 2: the SMS code. The old secret stops working at once; a new pairing starts and a
 /// session is opened so that it can be confirmed.
-pub fn reset_confirm(services: &Services, email: &str, password: &str, code: &str) -> Result<(IssuedTokens, PairingStarted), ServiceError> {
+pub fn reset_confirm(
+    services: &Services,
+    email: &str,
+    password: &str,
+    code: &str,
+) -> Result<(IssuedTokens, PairingStarted), ServiceError> {
     let mut conn = services.conn()?;
     let account = password_checked_account(services, &mut conn, email, password).inspect_err(|e| {
         services.audit_refusal("totp.reset_confirm", None, None, e);
@@ -120,7 +142,9 @@ pub fn reset_confirm(services: &Services, email: &str, password: &str, code: &st
     audited(services, "totp.reset_confirm", Some(&account.id), || {
         let now = services.now();
         db::write_transaction(&mut conn, |c| -> Result<Result<_, ServiceError>, ServiceError> {
-            if let Err(refusal) = one_time::use_code(services, c, &account.id, one_time::TOTP_RESET_SMS, None, code, now)? {
+            if let Err(refusal) =
+                one_time::use_code(services, c, &account.id, one_time::TOTP_RESET_SMS, None, code, now)?
+            {
                 return Ok(Err(refusal));
             }
             accounts::remove_totp(c, &account.id)?;

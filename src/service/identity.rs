@@ -19,7 +19,13 @@ pub fn session_url(services: &Services, check_id: &str) -> String {
 }
 
 /// Opens a pending check for the order and e-mails the link (inside the caller's transaction).
-pub(super) fn open_check(services: &Services, conn: &mut DbConnection, order: &OrderRow, email: Option<&str>, now: i64) -> Result<IdentityCheckRow, ServiceError> {
+pub(super) fn open_check(
+    services: &Services,
+    conn: &mut DbConnection,
+    order: &OrderRow,
+    email: Option<&str>,
+    now: i64,
+) -> Result<IdentityCheckRow, ServiceError> {
     let row = IdentityCheckRow {
         id: uuid::Uuid::new_v4().to_string(),
         user_id: order.user_id.clone(),
@@ -32,7 +38,13 @@ pub(super) fn open_check(services: &Services, conn: &mut DbConnection, order: &O
     };
     store::insert_check(conn, &row)?;
     if let Some(email) = email {
-        notify::enqueue(conn, &services.config, now, Some(&order.user_id), templates::identification(email, &session_url(services, &row.id)))?;
+        notify::enqueue(
+            conn,
+            &services.config,
+            now,
+            Some(&order.user_id),
+            templates::identification(email, &session_url(services, &row.id)),
+        )?;
     }
     Ok(row)
 }
@@ -49,7 +61,12 @@ pub enum Decision {
 }
 
 /// Decides a pending check. Accepting lets issuance go ahead; rejecting opens a new check. Both e-mail the person.
-pub fn decide(services: &Services, check_id: &str, decision: Decision, decided_by: &str) -> Result<IdentityCheckRow, ServiceError> {
+pub fn decide(
+    services: &Services,
+    check_id: &str,
+    decision: Decision,
+    decided_by: &str,
+) -> Result<IdentityCheckRow, ServiceError> {
     decide_once(services, check_id, decision, decided_by, None).map(|(check, _)| check)
 }
 
@@ -69,7 +86,8 @@ fn decide_once(
         }
         let now = services.now();
         db::write_transaction(&mut *services.conn()?, |c| {
-            let check = store::check(c, check_id)?.ok_or_else(|| ServiceError::NotFound("No such identity check".into()))?;
+            let check =
+                store::check(c, check_id)?.ok_or_else(|| ServiceError::NotFound("No such identity check".into()))?;
             if let Some(key) = event_key {
                 if !store::first_delivery(c, key, &check.id, now)? {
                     return Ok((check, true));
@@ -82,22 +100,42 @@ fn decide_once(
             if !store::decide(c, &check.id, status, reasons.as_deref(), decided_by, now)? {
                 return Err(ServiceError::Conflict(format!("The identity check was already {}", check.status)));
             }
-            let order = store::by_id(c, &check.order_id)?.ok_or_else(|| ServiceError::internal("check without order"))?;
+            let order =
+                store::by_id(c, &check.order_id)?.ok_or_else(|| ServiceError::internal("check without order"))?;
             let email = accounts::by_id(c, &check.user_id)?.and_then(|a| a.email);
             match (&decision, email.as_deref()) {
                 (Decision::Accept, Some(email)) => {
-                    notify::enqueue(c, &services.config, now, Some(&check.user_id), templates::identity_accepted(email))?;
+                    notify::enqueue(
+                        c,
+                        &services.config,
+                        now,
+                        Some(&check.user_id),
+                        templates::identity_accepted(email),
+                    )?;
                 }
                 (Decision::Reject { reasons }, email) => {
                     // The next attempt gets a check (and link) of its own; the e-mail carries the reasons and the link.
                     let next = open_check(services, c, &order, None, now)?;
                     if let Some(email) = email {
-                        notify::enqueue(c, &services.config, now, Some(&check.user_id), templates::identity_rejected(email, reasons, &session_url(services, &next.id)))?;
+                        notify::enqueue(
+                            c,
+                            &services.config,
+                            now,
+                            Some(&check.user_id),
+                            templates::identity_rejected(email, reasons, &session_url(services, &next.id)),
+                        )?;
                     }
                 }
                 (Decision::Accept, None) => {}
             }
-            audit::success(c, now, "identity.decision", Some(&check.user_id), None, format!("check {} {status} by {decided_by}", check.id))?;
+            audit::success(
+                c,
+                now,
+                "identity.decision",
+                Some(&check.user_id),
+                None,
+                format!("check {} {status} by {decided_by}", check.id),
+            )?;
             Ok((store::check(c, &check.id)?.unwrap_or(check), false))
         })
     })
@@ -116,7 +154,11 @@ pub struct IdentityEvent {
 }
 
 /// `POST /webhooks/identity`. A redelivered event changes nothing and says so.
-pub fn identity_webhook(services: &Services, body: &[u8], signature: Option<&str>) -> Result<(IdentityCheckRow, bool), ServiceError> {
+pub fn identity_webhook(
+    services: &Services,
+    body: &[u8],
+    signature: Option<&str>,
+) -> Result<(IdentityCheckRow, bool), ServiceError> {
     let event: IdentityEvent = audited(services, "webhook.identity", None, || {
         let event: IdentityEvent = signed_event(services.webhook_secrets.identity.as_deref(), body, signature)?;
         if event.event_id.is_empty() || event.event_id.len() > 128 {

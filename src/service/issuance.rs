@@ -75,7 +75,8 @@ fn owned_credential(conn: &mut DbConnection, principal: &Principal, id: &str) ->
     if id.len() > 64 {
         return Err(ServiceError::NotFound("No such credential".into()));
     }
-    credentials::owned_by(conn, &principal.user_id, id)?.ok_or_else(|| ServiceError::NotFound("No such credential".into()))
+    credentials::owned_by(conn, &principal.user_id, id)?
+        .ok_or_else(|| ServiceError::NotFound("No such credential".into()))
 }
 
 fn key_kind(services: &Services, requested: Option<&str>) -> Result<KeyKind, ServiceError> {
@@ -86,8 +87,19 @@ fn key_kind(services: &Services, requested: Option<&str>) -> Result<KeyKind, Ser
 }
 
 /// Generates the key in the HSM and has the CA certify it for the person, for the order's validity.
-fn new_certified_key(services: &Services, account: &accounts::Account, order: &OrderRow, kind: KeyKind, credential_id: &str, now: i64) -> Result<(String, crate::pki::ca::IssuedCertificate), ServiceError> {
-    let name = format!("{} {}", account.given_name.as_deref().unwrap_or_default(), account.surname.as_deref().unwrap_or_default());
+fn new_certified_key(
+    services: &Services,
+    account: &accounts::Account,
+    order: &OrderRow,
+    kind: KeyKind,
+    credential_id: &str,
+    now: i64,
+) -> Result<(String, crate::pki::ca::IssuedCertificate), ServiceError> {
+    let name = format!(
+        "{} {}",
+        account.given_name.as_deref().unwrap_or_default(),
+        account.surname.as_deref().unwrap_or_default()
+    );
     let subject = distinguished_name(name.trim(), None, &services.config.ca.country)
         .map_err(|e| ServiceError::InvalidRequest(format!("The name cannot go into a certificate: {e}")))?;
     let key = services.keystore.generate(kind, credential_id)?;
@@ -125,20 +137,42 @@ fn record_issuance(
         credentials::set_replaced_by(c, old, &row.id)?;
     }
     if let Some(email) = &account.email {
-        notify::enqueue(c, &services.config, now, Some(&account.id), templates::certificate_issued(email, &row.serial_hex.to_uppercase(), row.not_after))?;
+        notify::enqueue(
+            c,
+            &services.config,
+            now,
+            Some(&account.id),
+            templates::certificate_issued(email, &row.serial_hex.to_uppercase(), row.not_after),
+        )?;
     }
     let how = match replaces {
         Some(old) => format!("rekey of {old}"),
         None => format!("{} for order {}", order.purpose, order.id),
     };
-    audit::success(c, now, "credential.issued", Some(&account.id), Some(&row.id), format!("{how}: key {} serial {}", row.key_kind, row.serial_hex))?;
+    audit::success(
+        c,
+        now,
+        "credential.issued",
+        Some(&account.id),
+        Some(&row.id),
+        format!("{how}: key {} serial {}", row.key_kind, row.serial_hex),
+    )?;
     Ok(())
 }
 
-fn credential_row(services: &Services, id: String, user_id: &str, kind: KeyKind, key_id: String, issued: crate::pki::ca::IssuedCertificate, order: &OrderRow, now: i64) -> CredentialRow {
+/// The credential an order's new key and certificate make, with the package's transactions as quota.
+fn credential_row(
+    services: &Services,
+    id: String,
+    kind: KeyKind,
+    key_id: String,
+    issued: crate::pki::ca::IssuedCertificate,
+    order: &OrderRow,
+    now: i64,
+) -> CredentialRow {
     CredentialRow {
         id,
-        user_id: user_id.to_string(),
+        user_id: order.user_id.clone(),
         key_kind: kind.to_string(),
         key_id,
         certificate: issued.der,
@@ -168,7 +202,11 @@ pub struct IssueRequest {
 
 /// Issuance (and reissue): paid order, identity accepted, authenticator paired, issuance terms
 /// accepted, authorised with a TOTP code. The key pair is generated in the HSM.
-pub fn issue(services: &Services, principal: &Principal, request: IssueRequest) -> Result<CredentialSummary, ServiceError> {
+pub fn issue(
+    services: &Services,
+    principal: &Principal,
+    request: IssueRequest,
+) -> Result<CredentialSummary, ServiceError> {
     audited(services, "credential.issue", Some(&principal.user_id), || {
         let now = services.now();
         let lifecycle = &services.config.lifecycle;
@@ -198,7 +236,7 @@ pub fn issue(services: &Services, principal: &Principal, request: IssueRequest) 
         let credential_id = uuid::Uuid::new_v4().to_string();
         // The HSM and the CA work without a transaction open.
         let (key_id, issued) = new_certified_key(services, &account, &order, kind, &credential_id, now)?;
-        let row = credential_row(services, credential_id, &account.id, kind, key_id, issued, &order, now);
+        let row = credential_row(services, credential_id, kind, key_id, issued, &order, now);
         db::write_transaction(&mut conn, |c| {
             accounts::insert_consent(
                 c,
@@ -228,7 +266,11 @@ pub struct RekeyRequest {
 /// Rekey: a paid rekey order for this credential, personal data confirmed, identity document
 /// uploaded, inside the window, signed with a TOTP code. The new credential is issued before the old
 /// one expires; the old one keeps working until then and shows what replaced it.
-pub fn rekey(services: &Services, principal: &Principal, request: RekeyRequest) -> Result<CredentialSummary, ServiceError> {
+pub fn rekey(
+    services: &Services,
+    principal: &Principal,
+    request: RekeyRequest,
+) -> Result<CredentialSummary, ServiceError> {
     audited(services, "credential.rekey", Some(&principal.user_id), || {
         let now = services.now();
         let mut conn = services.conn()?;
@@ -253,18 +295,31 @@ pub fn rekey(services: &Services, principal: &Principal, request: RekeyRequest) 
         let account = account_of(&mut conn, principal)?;
         let credential_id = uuid::Uuid::new_v4().to_string();
         let (key_id, issued) = new_certified_key(services, &account, &order, kind, &credential_id, now)?;
-        let row = credential_row(services, credential_id, &account.id, kind, key_id, issued, &order, now);
+        let row = credential_row(services, credential_id, kind, key_id, issued, &order, now);
         db::write_transaction(&mut conn, |c| record_issuance(services, c, &account, &order, &row, Some(&old.id), now))?;
         Ok(summary(services, row, now))
     })
 }
 
-fn revoke_in(services: &Services, c: &mut DbConnection, row: &CredentialRow, reason: &str, by: &str, now: i64) -> Result<(), ServiceError> {
+fn revoke_in(
+    services: &Services,
+    c: &mut DbConnection,
+    row: &CredentialRow,
+    reason: &str,
+    by: &str,
+    now: i64,
+) -> Result<(), ServiceError> {
     if !credentials::revoke(c, &row.id, reason, now)? {
         return Err(ServiceError::Conflict("The credential is already revoked".into()));
     }
     if let Some(email) = accounts::by_id(c, &row.user_id)?.and_then(|a| a.email) {
-        notify::enqueue(c, &services.config, now, Some(&row.user_id), templates::certificate_revoked(&email, &row.serial_hex.to_uppercase(), reason))?;
+        notify::enqueue(
+            c,
+            &services.config,
+            now,
+            Some(&row.user_id),
+            templates::certificate_revoked(&email, &row.serial_hex.to_uppercase(), reason),
+        )?;
     }
     audit::success(c, now, "credential.revoked", Some(&row.user_id), Some(&row.id), format!("by {by}: {reason}"))?;
     Ok(())
@@ -278,7 +333,13 @@ fn check_reason(reason: &str) -> Result<(), ServiceError> {
 }
 
 /// Revocation by the person, authorised with a TOTP code. The CRL lists it from now on.
-pub fn revoke_own(services: &Services, principal: &Principal, credential_id: &str, otp: &str, reason: Option<&str>) -> Result<CredentialSummary, ServiceError> {
+pub fn revoke_own(
+    services: &Services,
+    principal: &Principal,
+    credential_id: &str,
+    otp: &str,
+    reason: Option<&str>,
+) -> Result<CredentialSummary, ServiceError> {
     audited(services, "credential.revoke", Some(&principal.user_id), || {
         let now = services.now();
         let reason = reason.unwrap_or("revoked by the holder");
@@ -290,13 +351,19 @@ pub fn revoke_own(services: &Services, principal: &Principal, credential_id: &st
         }
         second_factor::verify_otp(services, &mut conn, &principal.user_id, otp)?;
         db::write_transaction(&mut conn, |c| revoke_in(services, c, &row, reason, "the holder", now))?;
-        let row = credentials::by_id(&mut conn, &row.id)?.ok_or_else(|| ServiceError::internal("credential vanished"))?;
+        let row =
+            credentials::by_id(&mut conn, &row.id)?.ok_or_else(|| ServiceError::internal("credential vanished"))?;
         Ok(summary(services, row, now))
     })
 }
 
 /// Revocation by an operator.
-pub fn revoke_by_operator(services: &Services, operator: &str, credential_id: &str, reason: &str) -> Result<CredentialSummary, ServiceError> {
+pub fn revoke_by_operator(
+    services: &Services,
+    operator: &str,
+    credential_id: &str,
+    reason: &str,
+) -> Result<CredentialSummary, ServiceError> {
     audited(services, "credential.revoke", None, || {
         let now = services.now();
         check_reason(reason)?;
@@ -304,9 +371,13 @@ pub fn revoke_by_operator(services: &Services, operator: &str, credential_id: &s
             return Err(ServiceError::InvalidRequest("reason: required".into()));
         }
         let mut conn = services.conn()?;
-        let row = credentials::by_id(&mut conn, credential_id)?.ok_or_else(|| ServiceError::NotFound("No such credential".into()))?;
-        db::write_transaction(&mut conn, |c| revoke_in(services, c, &row, reason, &format!("operator {operator}"), now))?;
-        let row = credentials::by_id(&mut conn, &row.id)?.ok_or_else(|| ServiceError::internal("credential vanished"))?;
+        let row = credentials::by_id(&mut conn, credential_id)?
+            .ok_or_else(|| ServiceError::NotFound("No such credential".into()))?;
+        db::write_transaction(&mut conn, |c| {
+            revoke_in(services, c, &row, reason, &format!("operator {operator}"), now)
+        })?;
+        let row =
+            credentials::by_id(&mut conn, &row.id)?.ok_or_else(|| ServiceError::internal("credential vanished"))?;
         Ok(summary(services, row, now))
     })
 }

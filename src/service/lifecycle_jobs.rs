@@ -34,10 +34,23 @@ pub fn run(services: &Services) -> Result<JobReport, ServiceError> {
             }
             if let Some(email) = accounts::by_id(c, &row.user_id)?.and_then(|a| a.email) {
                 let window = RekeyWindow::for_expiry(row.not_after, lifecycle.rekey_window_closes_hours);
-                let notice = templates::rekey_notice(&email, &row.serial_hex.to_uppercase(), row.not_after, i64::from(days), window.closes_at);
+                let notice = templates::rekey_notice(
+                    &email,
+                    &row.serial_hex.to_uppercase(),
+                    row.not_after,
+                    i64::from(days),
+                    window.closes_at,
+                );
                 notify::enqueue(c, &services.config, now, Some(&row.user_id), notice)?;
             }
-            audit::success(c, now, "credential.rekey_notice", Some(&row.user_id), Some(&row.id), format!("{days} days before expiry"))?;
+            audit::success(
+                c,
+                now,
+                "credential.rekey_notice",
+                Some(&row.user_id),
+                Some(&row.id),
+                format!("{days} days before expiry"),
+            )?;
             Ok(true)
         })?;
         report.rekey_notices_sent += usize::from(sent);
@@ -48,9 +61,22 @@ pub fn run(services: &Services) -> Result<JobReport, ServiceError> {
                 return Ok(false);
             }
             if let Some(email) = accounts::by_id(c, &order.user_id)?.and_then(|a| a.email) {
-                notify::enqueue(c, &services.config, now, Some(&order.user_id), templates::refund_due(&email, &order.id))?;
+                notify::enqueue(
+                    c,
+                    &services.config,
+                    now,
+                    Some(&order.user_id),
+                    templates::refund_due(&email, &order.id),
+                )?;
             }
-            audit::success(c, now, "order.refund_due", Some(&order.user_id), order.credential_id.as_deref(), format!("order {}: certificate expired before the rekey", order.id))?;
+            audit::success(
+                c,
+                now,
+                "order.refund_due",
+                Some(&order.user_id),
+                order.credential_id.as_deref(),
+                format!("order {}: certificate expired before the rekey", order.id),
+            )?;
             Ok(true)
         })?;
         report.orders_marked_for_refund += usize::from(marked);

@@ -19,7 +19,12 @@ pub const PHONE_SMS: &str = "phone_change_sms";
 pub const TOTP_RESET_SMS: &str = "totp_reset_sms";
 
 /// Refuses when too many codes or links went to `target` in the last hour, whoever asked.
-pub(super) fn check_address_limit(services: &Services, conn: &mut DbConnection, target: &str, now: i64) -> Result<(), ServiceError> {
+pub(super) fn check_address_limit(
+    services: &Services,
+    conn: &mut DbConnection,
+    target: &str,
+    now: i64,
+) -> Result<(), ServiceError> {
     let sent = verifications::sent_to_since(conn, target, now - 3600)?;
     if sent >= services.config.lifecycle.codes_per_address_per_hour {
         return Err(ServiceError::RateLimited {
@@ -60,7 +65,12 @@ pub(super) fn new_link(
 }
 
 /// The link behind a token, if it can still be used.
-pub(super) fn live_link(conn: &mut DbConnection, purpose: &str, token: &str, now: i64) -> Result<Verification, ServiceError> {
+pub(super) fn live_link(
+    conn: &mut DbConnection,
+    purpose: &str,
+    token: &str,
+    now: i64,
+) -> Result<Verification, ServiceError> {
     if token.is_empty() || token.len() > 128 {
         return Err(ServiceError::Invalid(Param::Token));
     }

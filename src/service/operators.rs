@@ -78,7 +78,10 @@ pub fn orders(services: &Services, status: Option<&str>) -> Result<Vec<orders::O
     Ok(orders::list(&mut *services.conn()?, status, MAX_ROWS)?)
 }
 
-pub fn identity_checks(services: &Services, status: Option<&str>) -> Result<Vec<orders::IdentityCheckRow>, ServiceError> {
+pub fn identity_checks(
+    services: &Services,
+    status: Option<&str>,
+) -> Result<Vec<orders::IdentityCheckRow>, ServiceError> {
     Ok(orders::checks(&mut *services.conn()?, status, MAX_ROWS)?)
 }
 

@@ -82,7 +82,11 @@ pub struct NewOrder {
     pub invoice: Invoice,
 }
 
-pub(super) fn owned_order(conn: &mut DbConnection, principal: &Principal, order_id: &str) -> Result<OrderRow, ServiceError> {
+pub(super) fn owned_order(
+    conn: &mut DbConnection,
+    principal: &Principal,
+    order_id: &str,
+) -> Result<OrderRow, ServiceError> {
     if order_id.len() > 64 {
         return Err(ServiceError::NotFound("No such order".into()));
     }
@@ -90,7 +94,11 @@ pub(super) fn owned_order(conn: &mut DbConnection, principal: &Principal, order_
 }
 
 /// The rekey window of a credential, refusing when it is closed (then only a reissue helps).
-pub(super) fn check_rekey_window(services: &Services, credential: &credentials::CredentialRow, now: i64) -> Result<(), ServiceError> {
+pub(super) fn check_rekey_window(
+    services: &Services,
+    credential: &credentials::CredentialRow,
+    now: i64,
+) -> Result<(), ServiceError> {
     if credential.revoked_at.is_some() || credential.not_after <= now {
         return Err(ServiceError::ReissueRequired(
             "The certificate is expired or revoked and cannot be rekeyed; order a reissue".into(),
@@ -116,7 +124,10 @@ pub fn create(services: &Services, principal: &Principal, order: NewOrder) -> Re
         let mut conn = services.conn()?;
         require_second_factor_ready(services, &mut conn, principal)?;
         if !accounts::has_consent(&mut conn, &principal.user_id, "terms", &lifecycle.terms_version)? {
-            return Err(ServiceError::Forbidden(format!("Accept the terms (version {}) first", lifecycle.terms_version)));
+            return Err(ServiceError::Forbidden(format!(
+                "Accept the terms (version {}) first",
+                lifecycle.terms_version
+            )));
         }
         let package = lifecycle
             .packages
@@ -127,18 +138,28 @@ pub fn create(services: &Services, principal: &Principal, order: NewOrder) -> Re
         let mine = db::credentials::of_user(&mut conn, &principal.user_id, i64::MAX)?;
         match order.purpose {
             Purpose::Issuance if !mine.is_empty() => {
-                return Err(ServiceError::Conflict("A certificate was issued before: order a rekey or a reissue".into()));
+                return Err(ServiceError::Conflict(
+                    "A certificate was issued before: order a rekey or a reissue".into(),
+                ));
             }
             Purpose::Issuance => {}
             Purpose::Rekey => {
-                let id = order.credential_id.as_deref().ok_or_else(|| ServiceError::InvalidRequest("credential_id: required for a rekey".into()))?;
-                let credential = mine.iter().find(|c| c.id == id).ok_or_else(|| ServiceError::NotFound("No such credential".into()))?;
+                let id = order
+                    .credential_id
+                    .as_deref()
+                    .ok_or_else(|| ServiceError::InvalidRequest("credential_id: required for a rekey".into()))?;
+                let credential = mine
+                    .iter()
+                    .find(|c| c.id == id)
+                    .ok_or_else(|| ServiceError::NotFound("No such credential".into()))?;
                 check_rekey_window(services, credential, now)?;
             }
             Purpose::Reissue => {
                 let ended = mine.iter().any(|c| c.revoked_at.is_some() || c.not_after <= now);
                 if !ended {
-                    return Err(ServiceError::Conflict("A reissue is for a certificate that expired or was revoked".into()));
+                    return Err(ServiceError::Conflict(
+                        "A reissue is for a certificate that expired or was revoked".into(),
+                    ));
                 }
             }
         }
@@ -170,7 +191,14 @@ pub fn create(services: &Services, principal: &Principal, order: NewOrder) -> Re
         };
         db::write_transaction(&mut conn, |c| {
             store::insert(c, &row)?;
-            audit::success(c, now, "order.create", Some(&principal.user_id), row.credential_id.as_deref(), format!("order {} {} {}", row.id, row.purpose, row.package_id))?;
+            audit::success(
+                c,
+                now,
+                "order.create",
+                Some(&principal.user_id),
+                row.credential_id.as_deref(),
+                format!("order {} {} {}", row.id, row.purpose, row.package_id),
+            )?;
             Ok(row.clone())
         })
     })
@@ -184,7 +212,12 @@ pub fn get(services: &Services, principal: &Principal, order_id: &str) -> Result
     owned_order(&mut *services.conn()?, principal, order_id)
 }
 
-pub fn update_invoice(services: &Services, principal: &Principal, order_id: &str, invoice: Invoice) -> Result<OrderRow, ServiceError> {
+pub fn update_invoice(
+    services: &Services,
+    principal: &Principal,
+    order_id: &str,
+    invoice: Invoice,
+) -> Result<OrderRow, ServiceError> {
     audited(services, "order.invoice", Some(&principal.user_id), || {
         let now = services.now();
         invoice.check().map_err(ServiceError::InvalidRequest)?;
@@ -221,7 +254,11 @@ fn payment_url(services: &Services, order: &OrderRow) -> String {
 
 /// Issues the invoice (its data are frozen from now on) and returns the provider's payment page.
 /// Asking again while the payment is open returns the same page.
-pub fn start_payment(services: &Services, principal: &Principal, order_id: &str) -> Result<PaymentStarted, ServiceError> {
+pub fn start_payment(
+    services: &Services,
+    principal: &Principal,
+    order_id: &str,
+) -> Result<PaymentStarted, ServiceError> {
     audited(services, "order.payment", Some(&principal.user_id), || {
         let now = services.now();
         let mut conn = services.conn()?;
@@ -237,7 +274,14 @@ pub fn start_payment(services: &Services, principal: &Principal, order_id: &str)
             order.payment_ref = Some(secrets::new_token());
             order.status = AWAITING_PAYMENT.into();
             store::update(c, &order)?;
-            audit::success(c, now, "order.payment", Some(&principal.user_id), None, format!("order {} invoice {}", order.id, order.invoice_number.as_deref().unwrap_or_default()))?;
+            audit::success(
+                c,
+                now,
+                "order.payment",
+                Some(&principal.user_id),
+                None,
+                format!("order {} invoice {}", order.id, order.invoice_number.as_deref().unwrap_or_default()),
+            )?;
             Ok(order)
         })?;
         Ok(PaymentStarted { payment_url: payment_url(services, &order), order })
@@ -264,7 +308,11 @@ pub struct PaymentOutcome {
 }
 
 /// Checks a webhook's signature and parses its body.
-pub(super) fn signed_event<T: serde::de::DeserializeOwned>(secret: Option<&str>, body: &[u8], signature: Option<&str>) -> Result<T, ServiceError> {
+pub(super) fn signed_event<T: serde::de::DeserializeOwned>(
+    secret: Option<&str>,
+    body: &[u8],
+    signature: Option<&str>,
+) -> Result<T, ServiceError> {
     let secret = secret.ok_or_else(|| ServiceError::Forbidden("This webhook is not configured".into()))?;
     if !signature.is_some_and(|s| secrets::verify_webhook_signature(secret, body, s)) {
         return Err(ServiceError::InvalidToken);
@@ -274,7 +322,11 @@ pub(super) fn signed_event<T: serde::de::DeserializeOwned>(secret: Option<&str>,
 
 /// `POST /webhooks/payments`: marks the order paid (once, however often the event is delivered), and
 /// for a new certificate starts the identity verification.
-pub fn payment_webhook(services: &Services, body: &[u8], signature: Option<&str>) -> Result<PaymentOutcome, ServiceError> {
+pub fn payment_webhook(
+    services: &Services,
+    body: &[u8],
+    signature: Option<&str>,
+) -> Result<PaymentOutcome, ServiceError> {
     audited(services, "webhook.payment", None, || {
         let event: PaymentEvent = signed_event(services.webhook_secrets.payments.as_deref(), body, signature)?;
         if event.event_id.is_empty() || event.event_id.len() > 128 {
@@ -283,12 +335,20 @@ pub fn payment_webhook(services: &Services, body: &[u8], signature: Option<&str>
         let now = services.now();
         let mut conn = services.conn()?;
         db::write_transaction(&mut conn, |c| {
-            let mut order = store::by_payment_ref(c, &event.payment_ref)?.ok_or_else(|| ServiceError::NotFound("No order with this payment_ref".into()))?;
+            let mut order = store::by_payment_ref(c, &event.payment_ref)?
+                .ok_or_else(|| ServiceError::NotFound("No order with this payment_ref".into()))?;
             if !store::first_delivery(c, &format!("payment:{}", event.event_id), &order.id, now)? {
                 return Ok(PaymentOutcome { order_id: order.id, status: order.status, duplicate: true });
             }
             if event.status != "paid" {
-                audit::success(c, now, "webhook.payment", Some(&order.user_id), None, format!("order {} payment {}", order.id, event.status))?;
+                audit::success(
+                    c,
+                    now,
+                    "webhook.payment",
+                    Some(&order.user_id),
+                    None,
+                    format!("order {} payment {}", order.id, event.status),
+                )?;
                 return Ok(PaymentOutcome { order_id: order.id, status: order.status, duplicate: false });
             }
             if event.amount_cents != order.gross_cents || event.currency != order.currency {
@@ -303,9 +363,16 @@ pub fn payment_webhook(services: &Services, body: &[u8], signature: Option<&str>
             order.status = PAID.into();
             order.paid_at = Some(now);
             store::update(c, &order)?;
-            let account = accounts::by_id(c, &order.user_id)?.ok_or_else(|| ServiceError::internal("order without account"))?;
+            let account =
+                accounts::by_id(c, &order.user_id)?.ok_or_else(|| ServiceError::internal("order without account"))?;
             if let Some(email) = &account.email {
-                notify::enqueue(c, &services.config, now, Some(&account.id), templates::payment_received(email, &order.id, order.gross_cents, &order.currency))?;
+                notify::enqueue(
+                    c,
+                    &services.config,
+                    now,
+                    Some(&account.id),
+                    templates::payment_received(email, &order.id, order.gross_cents, &order.currency),
+                )?;
             }
             if order.purpose != Purpose::Rekey.as_str() {
                 super::identity::open_check(services, c, &order, account.email.as_deref(), now)?;
@@ -317,7 +384,13 @@ pub fn payment_webhook(services: &Services, body: &[u8], signature: Option<&str>
 }
 
 /// Rekey: the person confirms (or corrects) the names that go into the new certificate.
-pub fn confirm_personal_data(services: &Services, principal: &Principal, order_id: &str, given_name: &str, surname: &str) -> Result<OrderRow, ServiceError> {
+pub fn confirm_personal_data(
+    services: &Services,
+    principal: &Principal,
+    order_id: &str,
+    given_name: &str,
+    surname: &str,
+) -> Result<OrderRow, ServiceError> {
     audited(services, "order.personal_data", Some(&principal.user_id), || {
         let now = services.now();
         let given_name = enrolment::parse_name(given_name, "given_name").map_err(ServiceError::InvalidRequest)?;
@@ -330,7 +403,14 @@ pub fn confirm_personal_data(services: &Services, principal: &Principal, order_i
             accounts::set_names(c, &principal.user_id, &given_name, &surname)?;
             order.personal_data_confirmed = true;
             store::update(c, &order)?;
-            audit::success(c, now, "order.personal_data", Some(&principal.user_id), None, format!("order {}", order.id))?;
+            audit::success(
+                c,
+                now,
+                "order.personal_data",
+                Some(&principal.user_id),
+                None,
+                format!("order {}", order.id),
+            )?;
             Ok(order)
         })
     })
@@ -340,14 +420,24 @@ pub fn confirm_personal_data(services: &Services, principal: &Principal, order_i
 pub const MAX_DOCUMENT_BYTES: usize = 5 * 1024 * 1024;
 
 /// Rekey: a copy of the identity document, checked to be what its type says.
-pub fn upload_identity_document(services: &Services, principal: &Principal, order_id: &str, content_type: &str, data: Vec<u8>) -> Result<IdentityDocumentRow, ServiceError> {
+pub fn upload_identity_document(
+    services: &Services,
+    principal: &Principal,
+    order_id: &str,
+    content_type: &str,
+    data: Vec<u8>,
+) -> Result<IdentityDocumentRow, ServiceError> {
     audited(services, "order.identity_document", Some(&principal.user_id), || {
         let now = services.now();
         let magic: &[u8] = match content_type {
             "application/pdf" => b"%PDF-",
             "image/jpeg" => &[0xFF, 0xD8, 0xFF],
             "image/png" => b"\x89PNG\r\n\x1a\n",
-            _ => return Err(ServiceError::InvalidRequest("content_type: application/pdf, image/jpeg or image/png".into())),
+            _ => {
+                return Err(ServiceError::InvalidRequest(
+                    "content_type: application/pdf, image/jpeg or image/png".into(),
+                ))
+            }
         };
         if data.is_empty() || data.len() > MAX_DOCUMENT_BYTES {
             return Err(ServiceError::InvalidRequest("data: 1 byte to 5 MiB".into()));
@@ -370,7 +460,14 @@ pub fn upload_identity_document(services: &Services, principal: &Principal, orde
                 uploaded_at: now,
             };
             store::insert_document(c, &row)?;
-            audit::success(c, now, "order.identity_document", Some(&principal.user_id), None, format!("order {} document sha256 {}", order.id, row.sha256))?;
+            audit::success(
+                c,
+                now,
+                "order.identity_document",
+                Some(&principal.user_id),
+                None,
+                format!("order {} document sha256 {}", order.id, row.sha256),
+            )?;
             Ok(row)
         })
     })

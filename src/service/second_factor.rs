@@ -56,7 +56,12 @@ pub(super) fn check(
 
 /// Checks a TOTP code in a transaction of its own, committing the counters; a refusal is the error.
 /// A lifecycle step calls this before its own work: an accepted code is used up either way.
-pub(super) fn verify_otp(services: &Services, conn: &mut DbConnection, user_id: &str, otp: &str) -> Result<(), ServiceError> {
+pub(super) fn verify_otp(
+    services: &Services,
+    conn: &mut DbConnection,
+    user_id: &str,
+    otp: &str,
+) -> Result<(), ServiceError> {
     let now = services.now();
     db::write_transaction(conn, |c| check(services, c, user_id, otp, None, now))?
 }

@@ -62,7 +62,11 @@ impl TestServer {
         assert_eq!(status, 200, "send-code: {body}");
         let code = six_digits(&self.last_message(phone).await);
         let (status, body) = self
-            .post("/api/v1/activation/complete", None, json!({"token": token, "code": code, "password": PERSON_PASSWORD}))
+            .post(
+                "/api/v1/activation/complete",
+                None,
+                json!({"token": token, "code": code, "password": PERSON_PASSWORD}),
+            )
             .await;
         assert_eq!(status, 200, "activate: {body}");
         let mut person = Person {
@@ -97,14 +101,16 @@ impl TestServer {
         assert_eq!(status, 200, "pairing: {body}");
         person.totp_seed = Some(secrets::from_base32(body["secret"].as_str().unwrap()).unwrap());
         let code = self.person_otp(person);
-        let (status, body) = self.post("/api/v1/totp/pairing/confirm", Some(&person.token), json!({"code": code})).await;
+        let (status, body) =
+            self.post("/api/v1/totp/pairing/confirm", Some(&person.token), json!({"code": code})).await;
         assert_eq!(status, 200, "confirm pairing: {body}");
     }
 
     /// Orders and pays a package; returns the order id.
     pub async fn buy(&self, person: &Person, purpose: &str, credential: Option<&str>) -> String {
-        let (status, body) =
-            self.post("/api/v1/consents", Some(&person.token), json!({"document": "terms", "version": "2026-01"})).await;
+        let (status, body) = self
+            .post("/api/v1/consents", Some(&person.token), json!({"document": "terms", "version": "2026-01"}))
+            .await;
         assert_eq!(status, 201, "terms: {body}");
         let (status, order) = self
             .post(
@@ -120,11 +126,13 @@ impl TestServer {
     }
 
     pub async fn pay(&self, person: &Person, order_id: &str) -> Value {
-        let (status, payment) = self.post(&format!("/api/v1/orders/{order_id}/payment"), Some(&person.token), json!({})).await;
+        let (status, payment) =
+            self.post(&format!("/api/v1/orders/{order_id}/payment"), Some(&person.token), json!({})).await;
         assert_eq!(status, 200, "payment: {payment}");
         let event = json!({"event_id": uuid::Uuid::new_v4().to_string(), "payment_ref": payment["payment_ref"],
                            "status": "paid", "amount_cents": payment["gross_cents"], "currency": payment["currency"]});
-        let (status, body) = self.webhook("/api/v1/webhooks/payments", &self.dev_secrets().payment_webhook_secret, &event).await;
+        let (status, body) =
+            self.webhook("/api/v1/webhooks/payments", &self.dev_secrets().payment_webhook_secret, &event).await;
         assert_eq!(status, 200, "payment webhook: {body}");
         event
     }
@@ -146,7 +154,11 @@ impl TestServer {
     pub async fn accept_identity(&self, person: &Person, order_id: &str) {
         let check = self.pending_check(person, order_id).await;
         let (status, body) = self
-            .post(&format!("/api/admin/v1/identity-checks/{check}/decision"), Some(&self.operator_key()), json!({"decision": "accept"}))
+            .post(
+                &format!("/api/admin/v1/identity-checks/{check}/decision"),
+                Some(&self.operator_key()),
+                json!({"decision": "accept"}),
+            )
             .await;
         assert_eq!(status, 200, "decision: {body}");
     }
