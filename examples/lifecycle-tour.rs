@@ -125,7 +125,10 @@ fn run(t: &mut Tour) -> Result<(), String> {
     let body = json!({"token": token, "code": code, "password": PASSWORD});
     let activated = t.post("/api/v1/activation/complete", Auth::None, body, 200)?;
     expect_str(&activated, "/status", "active")?;
-    t.ok(format!("link from the e-mail, code {code} from the SMS to {}, account active", show(&sent["destination_hint"])));
+    t.ok(format!(
+        "link from the e-mail, code {code} from the SMS to {}, account active",
+        show(&sent["destination_hint"])
+    ));
 
     t.begin("4 log in, accept the terms");
     let login = t.post("/api/v1/login", Auth::None, json!({"email": t.email, "password": PASSWORD}), 200)?;

@@ -44,7 +44,7 @@ pub fn start(services: Arc<Services>) -> Result<(), StartError> {
 
 fn deliver_forever(svc: &Services, delivery: &Delivery, interval: Duration) {
     loop {
-        match delivery.deliver_due(&svc.db, svc.now()) {
+        match delivery.deliver_due(&svc.db, svc.clock.as_ref()) {
             Ok(0) => std::thread::sleep(interval),
             // More may be waiting: go again at once.
             Ok(_) => {}

@@ -469,6 +469,15 @@ async fn orders_invoices_and_the_payment_webhook() {
         (Some(3900), Some(858), Some(4758))
     );
     let id = order["id"].as_str().unwrap();
+    // The name on a first certificate is the one the identity check vouches for, not one typed later.
+    let (status, body) = ts
+        .post(
+            &format!("/api/v1/orders/{id}/personal-data"),
+            Some(&person.token),
+            json!({"given_name": "Bob", "surname": "Else"}),
+        )
+        .await;
+    assert_error(status, &body, 409, "conflict", "open rekey order");
     let company = json!({"type": "company", "company_name": "Novak d.o.o.", "vat_id": "SI12345678", "address": "A 1", "postal_code": "1000", "city": "Lj", "country": "SI"});
     let (status, body) = ts.put(&format!("/api/v1/orders/{id}/invoice"), &person.token, company.clone()).await;
     assert_eq!(status, 200, "{body}");

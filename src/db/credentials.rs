@@ -107,8 +107,12 @@ pub fn revoke(conn: &mut DbConnection, id: &str, reason: &str, now: i64) -> Quer
     Ok(changed == 1)
 }
 
-pub fn set_replaced_by(conn: &mut DbConnection, id: &str, new_id: &str) -> QueryResult<()> {
-    diesel::update(credentials::table.find(id)).set(credentials::replaced_by.eq(Some(new_id))).execute(conn).map(|_| ())
+/// Links the credential to its successor; false when it already has one (a concurrent rekey won).
+pub fn set_replaced_by(conn: &mut DbConnection, id: &str, new_id: &str) -> QueryResult<bool> {
+    let changed = diesel::update(credentials::table.find(id).filter(credentials::replaced_by.is_null()))
+        .set(credentials::replaced_by.eq(Some(new_id)))
+        .execute(conn)?;
+    Ok(changed == 1)
 }
 
 /// Valid credentials (not revoked, not replaced) that expire between `from` and `until`.

@@ -90,8 +90,10 @@ pub fn stranded_rekeys(conn: &mut DbConnection, now: i64) -> QueryResult<Vec<Ord
         .load(conn)
 }
 
-pub fn update(conn: &mut DbConnection, row: &OrderRow) -> QueryResult<()> {
-    diesel::update(orders::table.find(&row.id))
+/// Writes the order back, only if it is still in `expected_status` (the status it was read in): false
+/// when a concurrent request changed it meanwhile.
+pub fn update_if(conn: &mut DbConnection, row: &OrderRow, expected_status: &str) -> QueryResult<bool> {
+    let changed = diesel::update(orders::table.find(&row.id).filter(orders::status.eq(expected_status)))
         .set((
             orders::status.eq(&row.status),
             orders::invoice.eq(&row.invoice),
@@ -102,8 +104,8 @@ pub fn update(conn: &mut DbConnection, row: &OrderRow) -> QueryResult<()> {
             orders::paid_at.eq(row.paid_at),
             orders::fulfilled_at.eq(row.fulfilled_at),
         ))
-        .execute(conn)
-        .map(|_| ())
+        .execute(conn)?;
+    Ok(changed == 1)
 }
 
 /// Moves the order from one status to the next; false when it was no longer in `from` (a race lost).

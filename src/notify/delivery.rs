@@ -7,6 +7,7 @@ use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
 use lettre::{SmtpTransport, Transport};
 
+use crate::clock::Clock;
 use crate::config::NotifyConfig;
 use crate::db::outbox::{self, Message};
 use crate::db::{self, DbPool};
@@ -93,17 +94,20 @@ impl Delivery {
     }
 
     /// Delivers what is due now; returns how many messages went out.
-    pub fn deliver_due(&self, pool: &DbPool, now: i64) -> Result<usize, db::DbError> {
+    pub fn deliver_due(&self, pool: &DbPool, clock: &dyn Clock) -> Result<usize, db::DbError> {
         let mut conn = pool.get()?;
-        let due = outbox::due(&mut conn, now, 50)?;
+        let due = outbox::due(&mut conn, clock.now(), 50)?;
         let mut sent = 0;
         for message in due {
+            // The lease runs from this claim, not from the start of the batch: a slow batch must not
+            // hand out leases that have already run out.
+            let now = clock.now();
             if !outbox::claim(&mut conn, &message, now + LEASE_SECS)? {
                 continue;
             }
             match self.send(&message) {
                 Ok(()) => {
-                    outbox::mark_sent(&mut conn, message.id, now)?;
+                    outbox::mark_sent(&mut conn, message.id, clock.now())?;
                     sent += 1;
                 }
                 Err(e) => {

@@ -86,6 +86,10 @@ pub(super) fn require_second_factor_ready(
     Ok(account)
 }
 
+fn rfc3339(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0).map(|t| t.to_rfc3339()).unwrap_or_default()
+}
+
 fn email_of(account: &Account) -> Result<&str, ServiceError> {
     account.email.as_deref().ok_or_else(|| ServiceError::Conflict("This account has no e-mail address".into()))
 }
@@ -200,7 +204,7 @@ fn send_code_for_link(
     let now = services.now();
     let lifecycle = &services.config.lifecycle;
     let mut conn = services.conn()?;
-    let link = one_time::live_link(&mut conn, link_purpose, token, now)?;
+    let link = audited(services, event, None, || one_time::live_link(&mut conn, link_purpose, token, now))?;
     audited(services, event, Some(&link.user_id), || {
         db::write_transaction(&mut conn, |c| {
             let account =
@@ -265,7 +269,9 @@ pub fn activation_complete(
 ) -> Result<String, ServiceError> {
     let now = services.now();
     let mut conn = services.conn()?;
-    let link = one_time::live_link(&mut conn, one_time::ACTIVATION_LINK, token, now)?;
+    let link = audited(services, "account.activate", None, || {
+        one_time::live_link(&mut conn, one_time::ACTIVATION_LINK, token, now)
+    })?;
     audited(services, "account.activate", Some(&link.user_id), || {
         let account =
             accounts::by_id(&mut conn, &link.user_id)?.ok_or_else(|| ServiceError::internal("link without account"))?;
@@ -313,10 +319,7 @@ fn check_password_login(
         return Err(ServiceError::AuthenticationFailed);
     };
     if let Some(until) = account.login_locked_until.filter(|until| *until > now) {
-        return Err(ServiceError::Forbidden(format!(
-            "Too many failed logins; try again after {}",
-            chrono::DateTime::from_timestamp(until, 0).map(|t| t.to_rfc3339()).unwrap_or_default()
-        )));
+        return Err(ServiceError::Forbidden(format!("Too many failed logins; try again after {}", rfc3339(until))));
     }
     if !verify_password(password, &account.password_hash) {
         db::write_transaction(conn, |c| {
@@ -495,7 +498,23 @@ pub fn change_password(
         let mut conn = services.conn()?;
         let account = account_of(&mut conn, principal)?;
         check_new_password(new_password, account.email.as_deref())?;
+        if let Some(until) = account.login_locked_until.filter(|until| *until > now) {
+            return Err(ServiceError::Forbidden(format!(
+                "Too many wrong passwords; try again after {}",
+                rfc3339(until)
+            )));
+        }
+        // Wrong current passwords count toward the login lock-out: a stolen session must not allow guessing.
         if !verify_password(current, &account.password_hash) {
+            let lifecycle = &services.config.lifecycle;
+            db::write_transaction(&mut conn, |c| {
+                accounts::record_login_failure(
+                    c,
+                    &account.id,
+                    lifecycle.login_max_failures,
+                    now + lifecycle.login_lockout_secs,
+                )
+            })?;
             return Err(ServiceError::InvalidRequest("current_password: wrong password".into()));
         }
         if accounts::has_totp(&mut conn, &account.id)? {
@@ -575,7 +594,9 @@ pub fn password_reset_complete(
 ) -> Result<(), ServiceError> {
     let now = services.now();
     let mut conn = services.conn()?;
-    let link = one_time::live_link(&mut conn, one_time::RESET_LINK, token, now)?;
+    let link = audited(services, "account.password_reset_complete", None, || {
+        one_time::live_link(&mut conn, one_time::RESET_LINK, token, now)
+    })?;
     audited(services, "account.password_reset_complete", Some(&link.user_id), || {
         let account =
             accounts::by_id(&mut conn, &link.user_id)?.ok_or_else(|| ServiceError::internal("link without account"))?;

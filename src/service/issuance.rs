@@ -132,9 +132,11 @@ fn record_issuance(
     let mut fulfilled = store::by_id(c, &order.id)?.ok_or_else(|| ServiceError::internal("order vanished"))?;
     fulfilled.new_credential_id = Some(row.id.clone());
     fulfilled.fulfilled_at = Some(now);
-    store::update(c, &fulfilled)?;
+    store::update_if(c, &fulfilled, FULFILLED)?;
     if let Some(old) = replaces {
-        credentials::set_replaced_by(c, old, &row.id)?;
+        if !credentials::set_replaced_by(c, old, &row.id)? {
+            return Err(ServiceError::Conflict("The certificate was already rekeyed".into()));
+        }
     }
     if let Some(email) = &account.email {
         notify::enqueue(

@@ -156,7 +156,11 @@ pub fn create(services: &Services, principal: &Principal, order: NewOrder) -> Re
             }
             Purpose::Reissue => {
                 let ended = mine.iter().any(|c| c.revoked_at.is_some() || c.not_after <= now);
-                if !ended {
+                // The current certificate is the one not replaced by a rekey; an older one may still
+                // be valid until it expires, which does not stand in the way.
+                let current =
+                    mine.iter().any(|c| c.revoked_at.is_none() && c.not_after > now && c.replaced_by.is_none());
+                if !ended || current {
                     return Err(ServiceError::Conflict(
                         "A reissue is for a certificate that expired or was revoked".into(),
                     ));
@@ -204,6 +208,10 @@ pub fn create(services: &Services, principal: &Principal, order: NewOrder) -> Re
     })
 }
 
+fn changed_meanwhile() -> ServiceError {
+    ServiceError::Conflict("The order was changed by another request meanwhile; reload it".into())
+}
+
 pub fn list(services: &Services, principal: &Principal) -> Result<Vec<OrderRow>, ServiceError> {
     Ok(store::of_user(&mut *services.conn()?, &principal.user_id)?)
 }
@@ -228,7 +236,9 @@ pub fn update_invoice(
                 return Err(ServiceError::Conflict("The invoice data are frozen once the invoice is issued".into()));
             }
             order.invoice = serde_json::to_string(&invoice).map_err(ServiceError::internal)?;
-            store::update(c, &order)?;
+            if !store::update_if(c, &order, CREATED)? {
+                return Err(changed_meanwhile());
+            }
             audit::success(c, now, "order.invoice", Some(&principal.user_id), None, format!("order {}", order.id))?;
             Ok(order)
         })
@@ -273,7 +283,9 @@ pub fn start_payment(
             order.invoice_number = Some(format!("INV-{year}-{}", &order.id[..8].to_uppercase()));
             order.payment_ref = Some(secrets::new_token());
             order.status = AWAITING_PAYMENT.into();
-            store::update(c, &order)?;
+            if !store::update_if(c, &order, CREATED)? {
+                return Err(changed_meanwhile());
+            }
             audit::success(
                 c,
                 now,
@@ -362,7 +374,9 @@ pub fn payment_webhook(
             }
             order.status = PAID.into();
             order.paid_at = Some(now);
-            store::update(c, &order)?;
+            if !store::update_if(c, &order, AWAITING_PAYMENT)? {
+                return Err(changed_meanwhile());
+            }
             let account =
                 accounts::by_id(c, &order.user_id)?.ok_or_else(|| ServiceError::internal("order without account"))?;
             if let Some(email) = &account.email {
@@ -397,12 +411,17 @@ pub fn confirm_personal_data(
         let surname = enrolment::parse_name(surname, "surname").map_err(ServiceError::InvalidRequest)?;
         db::write_transaction(&mut *services.conn()?, |c| {
             let mut order = owned_order(c, principal, order_id)?;
-            if order.status == FULFILLED || order.status == REFUND_DUE {
-                return Err(ServiceError::Conflict(format!("The order is {}", order.status)));
+            // Only a rekey takes the names as the person states them; for an issuance or reissue the
+            // identity check is what vouches for the name.
+            if order.purpose != Purpose::Rekey.as_str() || order.status == FULFILLED || order.status == REFUND_DUE {
+                return Err(ServiceError::Conflict("Personal data are confirmed for an open rekey order".into()));
             }
             accounts::set_names(c, &principal.user_id, &given_name, &surname)?;
             order.personal_data_confirmed = true;
-            store::update(c, &order)?;
+            let status = order.status.clone();
+            if !store::update_if(c, &order, &status)? {
+                return Err(changed_meanwhile());
+            }
             audit::success(
                 c,
                 now,
