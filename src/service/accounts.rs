@@ -281,13 +281,9 @@ pub fn activation_complete(
         check_new_password(password, account.email.as_deref())?;
         let password_hash = hash_password(password)?;
         db::write_transaction(&mut conn, |c| -> Result<Result<(), ServiceError>, ServiceError> {
-            if let Err(refusal) =
-                one_time::use_code(services, c, &account.id, one_time::ACTIVATION_SMS, Some(&link.id), code, now)?
+            if let Err(refusal) = one_time::use_link_with_code(services, c, &link, one_time::ACTIVATION_SMS, code, now)?
             {
                 return Ok(Err(refusal));
-            }
-            if !db::verifications::mark_used(c, &link.id, now)? {
-                return Ok(Err(ServiceError::InvalidRequest("The link was already used".into())));
             }
             accounts::activate(c, &account.id, &password_hash)?;
             audit::success(c, now, "account.activate", Some(&account.id), None, "phone verified, password set")?;
@@ -603,13 +599,8 @@ pub fn password_reset_complete(
         check_new_password(new_password, account.email.as_deref())?;
         let hash = hash_password(new_password)?;
         db::write_transaction(&mut conn, |c| -> Result<Result<(), ServiceError>, ServiceError> {
-            if let Err(refusal) =
-                one_time::use_code(services, c, &account.id, one_time::RESET_SMS, Some(&link.id), code, now)?
-            {
+            if let Err(refusal) = one_time::use_link_with_code(services, c, &link, one_time::RESET_SMS, code, now)? {
                 return Ok(Err(refusal));
-            }
-            if !db::verifications::mark_used(c, &link.id, now)? {
-                return Ok(Err(ServiceError::InvalidRequest("The link was already used".into())));
             }
             accounts::set_password(c, &account.id, &hash)?;
             tokens::revoke_all_of_user(c, &account.id, None)?;

@@ -174,3 +174,22 @@ pub(super) fn use_code(
     }
     Ok(Ok(row))
 }
+
+/// Uses up a link together with the code sent for it (activation, password recovery). The inner error
+/// is the refusal; a wrong code's try is counted, so the caller must commit.
+pub(super) fn use_link_with_code(
+    services: &Services,
+    conn: &mut DbConnection,
+    link: &Verification,
+    code_purpose: &str,
+    code: &str,
+    now: i64,
+) -> Result<Result<(), ServiceError>, ServiceError> {
+    if let Err(refusal) = use_code(services, conn, &link.user_id, code_purpose, Some(&link.id), code, now)? {
+        return Ok(Err(refusal));
+    }
+    if !verifications::mark_used(conn, &link.id, now)? {
+        return Ok(Err(ServiceError::InvalidRequest("The link was already used".into())));
+    }
+    Ok(Ok(()))
+}
