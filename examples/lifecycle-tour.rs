@@ -24,7 +24,6 @@ use std::time::Duration;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use clap::Parser;
-use hmac::{Hmac, KeyInit, Mac};
 use reqwest::blocking::{Client, RequestBuilder};
 use reqwest::Method;
 use rssp::domain::{secrets, totp};
@@ -409,7 +408,7 @@ impl Tour {
             "status": "paid", "amount_cents": gross, "currency": currency});
         // The signature covers the exact bytes sent, so the event is serialised once.
         let body = serde_json::to_vec(&event).map_err(|e| format!("serialising the payment event: {e}"))?;
-        let signature = format!("sha256={}", hmac_sha256_hex(self.payment_secret.as_bytes(), &body)?);
+        let signature = rssp::domain::secrets::webhook_signature(&self.payment_secret, &body);
         let first = self.payment_webhook(&body, &signature)?;
         if first["order_id"].as_str() != Some(order_id) || first["duplicate"].as_bool() == Some(true) {
             return Err(format!("the payment webhook for {order_id} answered {}", brief(&first)));
@@ -547,12 +546,6 @@ fn check_status(what: &str, wanted: u16, status: u16, answer: Value) -> Result<V
     } else {
         Err(format!("{what} answered {status} (expected {wanted}): {}", brief(&answer)))
     }
-}
-
-fn hmac_sha256_hex(key: &[u8], body: &[u8]) -> Result<String, String> {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).map_err(|_| "the webhook secret is no HMAC key")?;
-    mac.update(body);
-    Ok(hex::encode(mac.finalize().into_bytes()))
 }
 
 /// The token of a link: what follows `token=` up to the first character a base64url token lacks.

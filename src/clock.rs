@@ -33,3 +33,8 @@ impl Clock for ManualClock {
         chrono::Utc::now().timestamp() + self.offset.load(Ordering::SeqCst)
     }
 }
+
+/// A unix time as RFC 3339 (UTC), as the APIs and messages show times.
+pub fn rfc3339(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0).map(|t| t.to_rfc3339()).unwrap_or_default()
+}

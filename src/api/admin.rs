@@ -86,16 +86,10 @@ pub async fn user(
     id: Path<String>,
 ) -> Result<Json<UserDetailResponse>, ApiError> {
     operator(&services, &req).await?;
-    let (account, placed, credentials) = run(&services, L, move |s| {
-        let (account, placed) = operators::user(s, &id)?;
-        let credentials = issuance::of_user(s, &id)?;
-        Ok((account, placed, credentials))
-    })
-    .await?;
-    let now = services.now();
+    let (account, placed, credentials) = run(&services, L, move |s| operators::user(s, &id)).await?;
     Ok(Json(UserDetailResponse {
         user: account.into(),
-        credentials: credentials.into_iter().map(|c| CredentialView::new(c, now)).collect(),
+        credentials: credentials.into_iter().map(CredentialView::new).collect(),
         orders: placed.into_iter().map(OrderView::from).collect(),
     }))
 }
@@ -185,7 +179,7 @@ pub async fn revoke(
 ) -> Result<Json<CredentialView>, ApiError> {
     let op = operator(&services, &req).await?;
     let summary = run(&services, L, move |s| issuance::revoke_by_operator(s, &op.name, &id, &body.0.reason)).await?;
-    Ok(Json(CredentialView::new(summary, services.now())))
+    Ok(Json(CredentialView::new(summary)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

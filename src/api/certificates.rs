@@ -258,7 +258,7 @@ pub async fn issue(
         key_type: b.key_type,
     };
     let summary = run(&services, L, move |s| issuance::issue(s, &principal, request)).await?;
-    Ok(HttpResponse::Created().json(CredentialView::new(summary, services.now())))
+    Ok(HttpResponse::Created().json(CredentialView::new(summary)))
 }
 
 /// The person's credentials with status, remaining quota and rekey window.
@@ -270,8 +270,7 @@ pub async fn list_credentials(
 ) -> Result<Json<CredentialsResponse>, ApiError> {
     let principal = portal_principal(&services, &req).await?;
     let rows = run(&services, L, move |s| issuance::list(s, &principal)).await?;
-    let now = services.now();
-    Ok(Json(CredentialsResponse { credentials: rows.into_iter().map(|c| CredentialView::new(c, now)).collect() }))
+    Ok(Json(CredentialsResponse { credentials: rows.into_iter().map(CredentialView::new).collect() }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -298,7 +297,7 @@ pub async fn rekey(
     let request =
         RekeyRequest { credential_id: id.into_inner(), order_id: b.order_id, otp: b.otp, key_type: b.key_type };
     let summary = run(&services, L, move |s| issuance::rekey(s, &principal, request)).await?;
-    Ok(HttpResponse::Created().json(CredentialView::new(summary, services.now())))
+    Ok(HttpResponse::Created().json(CredentialView::new(summary)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -322,5 +321,5 @@ pub async fn revoke(
     let b = body.0;
     let summary =
         run(&services, L, move |s| issuance::revoke_own(s, &principal, &id, &b.otp, b.reason.as_deref())).await?;
-    Ok(Json(CredentialView::new(summary, services.now())))
+    Ok(Json(CredentialView::new(summary)))
 }

@@ -106,10 +106,10 @@ impl ApiError {
             }
             E::InvalidOtp => ApiError::new(StatusCode::BAD_REQUEST, "invalid_otp", "The OTP is invalid"),
             E::OtpReplayed => ApiError::new(StatusCode::BAD_REQUEST, "invalid_otp", "The OTP has already been used"),
-            E::OtpLocked { until } => {
-                let when = chrono::DateTime::from_timestamp(until, 0).map(|t| t.to_rfc3339()).unwrap_or_default();
-                ApiError::invalid_request(format!("OTP locked after repeated failures, until {when}"))
-            }
+            E::OtpLocked { until } => ApiError::invalid_request(format!(
+                "OTP locked after repeated failures, until {}",
+                crate::clock::rfc3339(until)
+            )),
             E::InvalidPin => ApiError::new(StatusCode::BAD_REQUEST, "invalid_pin", "The PIN is invalid"),
             E::CredentialDisabled => ApiError::invalid_request("The credential identified by credentialID is disabled"),
             E::SadExpired => ApiError::invalid_request("SAD expired"),

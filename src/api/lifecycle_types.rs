@@ -10,9 +10,7 @@ use crate::service::identity::session_url;
 use crate::service::issuance::CredentialSummary;
 use crate::service::Services;
 
-pub fn rfc3339(unix: i64) -> String {
-    chrono::DateTime::from_timestamp(unix, 0).map(|t| t.to_rfc3339()).unwrap_or_default()
-}
+pub use crate::clock::rfc3339;
 
 /// An order of a package.
 #[derive(Debug, Serialize, ToSchema)]
@@ -105,7 +103,7 @@ pub struct CredentialView {
 }
 
 impl CredentialView {
-    pub fn new(c: CredentialSummary, now: i64) -> CredentialView {
+    pub fn new(c: CredentialSummary) -> CredentialView {
         CredentialView {
             status: c.status.to_string(),
             key_type: c.row.key_kind,
@@ -114,10 +112,7 @@ impl CredentialView {
             not_before: rfc3339(c.not_before),
             not_after: rfc3339(c.row.not_after),
             quota: QuotaView { total: c.row.quota_total, used: c.row.quota_used, remaining: c.quota_remaining },
-            rekey_window: RekeyWindowView {
-                closes: rfc3339(c.rekey_window.closes_at),
-                open: c.status == "valid" && c.row.replaced_by.is_none() && c.rekey_window.is_open(now),
-            },
+            rekey_window: RekeyWindowView { closes: rfc3339(c.rekey_window.closes_at), open: c.rekey_open },
             replaced_by: c.row.replaced_by,
             order_id: c.row.order_id,
             revocation_reason: c.row.revocation_reason,

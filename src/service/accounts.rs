@@ -2,6 +2,7 @@
 //! consents, and account care (password change and recovery, phone change).
 
 use crate::audit;
+use crate::clock::rfc3339;
 use crate::db::accounts::{self, Account, Consent, STATUS_ACTIVE, STATUS_INVITED};
 use crate::db::{self, tokens, DbConnection};
 use crate::domain::enrolment::{self, Email, Phone};
@@ -84,10 +85,6 @@ pub(super) fn require_second_factor_ready(
         )));
     }
     Ok(account)
-}
-
-fn rfc3339(unix: i64) -> String {
-    chrono::DateTime::from_timestamp(unix, 0).map(|t| t.to_rfc3339()).unwrap_or_default()
 }
 
 fn email_of(account: &Account) -> Result<&str, ServiceError> {

@@ -41,7 +41,8 @@ fn generalized(time: &x509_cert::time::Time) -> String {
     dt.format("%Y%m%d%H%M%SZ").to_string()
 }
 
-fn cert_status(row: &CredentialRow, now: i64) -> &'static str {
+/// `valid`, `expired` or `revoked`: the state of the credential's certificate at `now`.
+pub(super) fn cert_status(row: &CredentialRow, now: i64) -> &'static str {
     if row.revoked_at.is_some() {
         "revoked"
     } else if row.not_after <= now {

@@ -11,7 +11,7 @@ use crate::notify::{self, templates};
 use crate::pki::ca::distinguished_name;
 
 use super::accounts::{account_of, require_second_factor_ready};
-use super::credentials::STATUS_ENABLED;
+use super::credentials::{cert_status, STATUS_ENABLED};
 use super::orders::{check_rekey_window, owned_order, Purpose, FULFILLED, PAID};
 use super::{audited, second_factor, Principal, ServiceError, Services};
 
@@ -23,23 +23,21 @@ pub struct CredentialSummary {
     pub status: &'static str,
     pub quota_remaining: Option<i32>,
     pub rekey_window: RekeyWindow,
+    /// Whether a rekey may be ordered now: valid, not yet replaced, window open.
+    pub rekey_open: bool,
     pub subject: String,
     pub not_before: i64,
 }
 
 fn summary(services: &Services, row: CredentialRow, now: i64) -> CredentialSummary {
-    let status = if row.revoked_at.is_some() {
-        "revoked"
-    } else if row.not_after <= now {
-        "expired"
-    } else {
-        "valid"
-    };
+    let status = cert_status(&row, now);
     let (subject, not_before) = certificate_facts(&row.certificate);
+    let rekey_window = RekeyWindow::for_expiry(row.not_after, services.config.lifecycle.rekey_window_closes_hours);
     CredentialSummary {
         status,
         quota_remaining: renewal::remaining(row.quota_total, row.quota_used),
-        rekey_window: RekeyWindow::for_expiry(row.not_after, services.config.lifecycle.rekey_window_closes_hours),
+        rekey_open: status == "valid" && row.replaced_by.is_none() && rekey_window.is_open(now),
+        rekey_window,
         subject,
         not_before,
         row,

@@ -67,11 +67,16 @@ pub fn users(services: &Services, email: Option<&str>) -> Result<Vec<accounts::A
     Ok(accounts::list(&mut *services.conn()?, email.as_deref(), MAX_ROWS)?)
 }
 
-pub fn user(services: &Services, user_id: &str) -> Result<(accounts::Account, Vec<orders::OrderRow>), ServiceError> {
+/// A person with their orders and credentials.
+pub type UserDetail = (accounts::Account, Vec<orders::OrderRow>, Vec<super::issuance::CredentialSummary>);
+
+pub fn user(services: &Services, user_id: &str) -> Result<UserDetail, ServiceError> {
     let mut conn = services.conn()?;
     let account = accounts::by_id(&mut conn, user_id)?.ok_or_else(|| ServiceError::NotFound("No such user".into()))?;
     let orders = orders::of_user(&mut conn, user_id)?;
-    Ok((account, orders))
+    drop(conn);
+    let credentials = super::issuance::of_user(services, user_id)?;
+    Ok((account, orders, credentials))
 }
 
 pub fn orders(services: &Services, status: Option<&str>) -> Result<Vec<orders::OrderRow>, ServiceError> {
