@@ -171,12 +171,18 @@ pub struct SecurityConfig {
     pub refresh_token_lifetime_secs: i64,
     /// Lifetime of a SAD from `credentials/authorize` or `extendTransaction`.
     pub sad_lifetime_secs: i64,
+    /// Absolute lifetime of a chain of SADs renewed through `extendTransaction`, counted from the
+    /// one-time code that started it: no renewal outlives it.
+    pub sad_max_lifetime_secs: i64,
     /// Wrong one-time codes in a row before the OTP factor locks.
     pub otp_max_failures: i32,
     /// How long a locked OTP factor stays locked.
     pub otp_lockout_secs: i64,
     /// Most hashes accepted in one request.
     pub max_hashes_per_request: usize,
+    /// Longest wait for a pooled database connection before a request is answered 503 with
+    /// `Retry-After` (a flood must not queue every other request behind it).
+    pub db_pool_wait_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -223,9 +229,11 @@ impl Default for SecurityConfig {
             access_token_lifetime_secs: 3600,
             refresh_token_lifetime_secs: 30 * 24 * 3600,
             sad_lifetime_secs: 300,
+            sad_max_lifetime_secs: 900,
             otp_max_failures: 5,
             otp_lockout_secs: 900,
             max_hashes_per_request: 1000,
+            db_pool_wait_ms: 2000,
         }
     }
 }
@@ -323,6 +331,8 @@ const ENV_SETTINGS: &[(&str, &str, Kind)] = &[
     ("RSSP_ACCESS_TOKEN_LIFETIME_SECS", "security.access_token_lifetime_secs", Kind::Int),
     ("RSSP_REFRESH_TOKEN_LIFETIME_SECS", "security.refresh_token_lifetime_secs", Kind::Int),
     ("RSSP_SAD_LIFETIME_SECS", "security.sad_lifetime_secs", Kind::Int),
+    ("RSSP_SAD_MAX_LIFETIME_SECS", "security.sad_max_lifetime_secs", Kind::Int),
+    ("RSSP_DB_POOL_WAIT_MS", "security.db_pool_wait_ms", Kind::Int),
     ("RSSP_OTP_MAX_FAILURES", "security.otp_max_failures", Kind::Int),
     ("RSSP_OTP_LOCKOUT_SECS", "security.otp_lockout_secs", Kind::Int),
     ("RSSP_MAX_HASHES_PER_REQUEST", "security.max_hashes_per_request", Kind::Int),
@@ -411,6 +421,8 @@ impl Config {
             ("security.access_token_lifetime_secs", self.security.access_token_lifetime_secs),
             ("security.refresh_token_lifetime_secs", self.security.refresh_token_lifetime_secs),
             ("security.sad_lifetime_secs", self.security.sad_lifetime_secs),
+            ("security.sad_max_lifetime_secs", self.security.sad_max_lifetime_secs),
+            ("security.db_pool_wait_ms", self.security.db_pool_wait_ms as i64),
             ("security.otp_lockout_secs", self.security.otp_lockout_secs),
             ("security.otp_max_failures", i64::from(self.security.otp_max_failures)),
             ("security.max_hashes_per_request", self.security.max_hashes_per_request as i64),

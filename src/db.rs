@@ -31,12 +31,69 @@ pub enum DbConnection {
 pub type DbPool = Pool<ConnectionManager<DbConnection>>;
 pub type PooledDb = PooledConnection<ConnectionManager<DbConnection>>;
 
+thread_local! {
+    /// Pooled connections the current thread holds (see [`checkout`]).
+    static HELD: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// A pooled connection, counted while the thread holds it.
+///
+/// A thread that holds one connection and waits for a second can deadlock the pool under load: every
+/// connection is held by a request that waits for another (a flood of bad logins did exactly this).
+/// So no code path may ask for a connection while it holds one; debug builds (and so the tests)
+/// panic when one does, release builds log it.
+pub struct Conn {
+    inner: PooledDb,
+}
+
+impl std::ops::Deref for Conn {
+    type Target = DbConnection;
+    fn deref(&self) -> &DbConnection {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut DbConnection {
+        &mut self.inner
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        HELD.with(|held| held.set(held.get().saturating_sub(1)));
+    }
+}
+
+/// Takes a connection from the pool, waiting at most the pool's connection timeout.
+pub fn checkout(pool: &DbPool) -> Result<Conn, DbError> {
+    checkout_within(pool, pool.connection_timeout())
+}
+
+/// Takes a connection from the pool, waiting at most `wait`.
+pub fn checkout_within(pool: &DbPool, wait: std::time::Duration) -> Result<Conn, DbError> {
+    let already = HELD.with(|held| held.get());
+    if already > 0 {
+        tracing::error!(held = already, "a database connection was asked for while this thread holds one");
+        debug_assert!(
+            already == 0,
+            "nested database connection checkout: release the first connection before asking for another"
+        );
+    }
+    let inner = pool.get_timeout(wait).map_err(|_| DbError::Busy)?;
+    HELD.with(|held| held.set(held.get() + 1));
+    Ok(Conn { inner })
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("database: {0}")]
     Query(#[from] diesel::result::Error),
     #[error("database pool: {0}")]
     Pool(#[from] diesel::r2d2::PoolError),
+    /// No pooled connection became free within the pool's wait: the service is overloaded.
+    #[error("no database connection free in time")]
+    Busy,
     #[error("database set-up: {0}")]
     Setup(String),
 }
@@ -57,12 +114,14 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
     }
 }
 
-/// Opens the pool and brings the schema up to date.
-pub fn connect(url: &str, max_size: u32) -> Result<DbPool, DbError> {
+/// Opens the pool and brings the schema up to date. A checkout waits at most `wait` for a free
+/// connection.
+pub fn connect(url: &str, max_size: u32, wait: std::time::Duration) -> Result<DbPool, DbError> {
     let url = url.strip_prefix("sqlite://").map(str::to_string).unwrap_or_else(|| url.to_string());
     let manager = ConnectionManager::<DbConnection>::new(url);
     let pool = Pool::builder()
         .max_size(max_size)
+        .connection_timeout(wait)
         .connection_customizer(Box::new(SqlitePragmas))
         .build(manager)
         .map_err(|e| DbError::Setup(e.to_string()))?;

@@ -26,9 +26,12 @@ pub use error::{Param, ServiceError};
 use crate::audit::{self, AuditEvent, Outcome};
 use crate::clock::Clock;
 use crate::config::{Config, Mode};
-use crate::db::{self, DbPool, PooledDb};
+use crate::db::{self, DbPool};
 use crate::hsm::KeyStore;
 use crate::pki::CertificateAuthority;
+
+/// Longest wait for a connection to record a refusal in the audit trail.
+const AUDIT_POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Everything a use case needs; shared by all requests.
 pub struct Services {
@@ -65,7 +68,8 @@ impl Services {
     /// Opens the database (running migrations), the HSM token (creating the embedded one on first
     /// start) and the CA (creating it on first start).
     pub fn open(config: Config, clock: Arc<dyn Clock>, public_url: String) -> Result<Services, StartError> {
-        let db = db::connect(&config.database_url(), (config.hsm.sessions as u32 * 2).max(8))?;
+        let pool_wait = std::time::Duration::from_millis(config.security.db_pool_wait_ms);
+        let db = db::connect(&config.database_url(), (config.hsm.sessions as u32 * 2).max(8), pool_wait)?;
         let pin = config.hsm.pin.clone().ok_or_else(|| {
             StartError::Other("bad setting hsm.pin (RSSP_HSM_PIN): the PIN of the HSM token is required".into())
         })?;
@@ -79,7 +83,7 @@ impl Services {
         };
         let keystore =
             KeyStore::open(&config.hsm.module, &config.hsm.token_label, &pin, config.hsm.sessions, so_pin.as_deref())?;
-        let mut conn = db.get().map_err(db::DbError::from)?;
+        let mut conn = db::checkout(&db)?;
         let ca = ca::load_or_create(&mut conn, &keystore, &config, &public_url, clock.now())?;
         let mut webhook_secrets = WebhookSecrets {
             payments: config.payments.webhook_secret.clone(),
@@ -94,8 +98,9 @@ impl Services {
         Ok(Services { config, db, keystore, ca, clock, public_url, webhook_secrets })
     }
 
-    pub fn conn(&self) -> Result<PooledDb, ServiceError> {
-        Ok(self.db.get()?)
+    /// A pooled connection. Never ask for one while holding another (see [`db::Conn`]).
+    pub fn conn(&self) -> Result<db::Conn, ServiceError> {
+        Ok(db::checkout(&self.db)?)
     }
 
     pub fn now(&self) -> i64 {
@@ -105,13 +110,20 @@ impl Services {
     /// Records a refused request in the audit trail, in a transaction of its own (the refused request
     /// itself changed nothing). Internal errors are logged, not audited as refusals.
     pub fn audit_refusal(&self, event: &str, user_id: Option<&str>, credential_id: Option<&str>, error: &ServiceError) {
-        if matches!(error, ServiceError::Internal(_)) {
-            tracing::error!(event, %error, "internal error");
-            return;
+        match error {
+            ServiceError::Internal(_) => {
+                tracing::error!(event, %error, "internal error");
+                return;
+            }
+            // Nothing was checked: the request was turned away before it reached the database.
+            ServiceError::Unavailable => return,
+            _ => {}
         }
         // The credential id may be whatever the client sent: keep the trail bounded.
         let credential_id = credential_id.map(|id| &id[..id.floor_char_boundary(64)]);
-        let result = self.conn().and_then(|mut conn| {
+        // A refusal record must not be lost to a busy pool: wait longer than a request would. This
+        // cannot deadlock because no code path holds a connection while it asks for another.
+        let result = db::checkout_within(&self.db, AUDIT_POOL_WAIT).map_err(ServiceError::from).and_then(|mut conn| {
             db::write_transaction(&mut conn, |c| {
                 audit::record(
                     c,

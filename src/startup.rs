@@ -69,7 +69,10 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
                     "Unknown method or path",
                 ))
             }))
-            .wrap(actix_web::middleware::Logger::new("%r %s %Dms"))
+            .wrap(
+                actix_web::middleware::Logger::new("%{request}xi %s %Dms")
+                    .custom_request_replace("request", |req| api::access_log_line(req.method().as_str(), req.uri())),
+            )
     })
     .workers(workers)
     .shutdown_timeout(30)

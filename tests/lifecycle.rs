@@ -205,16 +205,19 @@ async fn activation_links_and_codes_are_single_use_rate_limited_and_expire() {
     let ts = server().await;
     let (email, phone) = ("bo@example.org", "+38641000001");
     ts.register(email, phone).await;
+    let token = link_token(&ts.last_message(email).await);
+    // Registering an address that has an account answers exactly like a new registration; only the
+    // owner is told, and nothing else changes.
     let (status, body) = ts
         .post("/api/v1/registrations", None, json!({"given_name": "Bo", "surname": "X", "email": "BO@example.org", "phone": phone, "privacy_consent": {"accepted": true, "version": "2026-01"}}))
         .await;
-    assert_error(status, &body, 409, "conflict", "already exists");
+    assert_eq!((status, body["status"].as_str()), (201, Some("invited")), "{body}");
+    assert!(ts.last_message(email).await.contains("already has one"));
     let (status, body) = ts
         .post("/api/v1/registrations", None, json!({"given_name": "Cy", "surname": "X", "email": "cy@example.org", "phone": phone, "privacy_consent": {"accepted": false, "version": "2026-01"}}))
         .await;
     assert_error(status, &body, 400, "invalid_request", "privacy information note");
 
-    let token = link_token(&ts.last_message(email).await);
     let (status, _) = ts.post("/api/v1/activation/send-code", None, json!({"token": token})).await;
     assert_eq!(status, 200);
     let code = six_digits(&ts.last_message(phone).await);

@@ -123,6 +123,14 @@ impl ApiError {
             E::Conflict(text) => ApiError::new(StatusCode::CONFLICT, "conflict", text),
             E::ReissueRequired(text) => ApiError::new(StatusCode::CONFLICT, "reissue_required", text),
             E::Forbidden(text) => ApiError::new(StatusCode::FORBIDDEN, "access_denied", text),
+            E::LoginLocked { until } => {
+                let text = format!("Too many failed logins; try again after {}", crate::clock::rfc3339(until));
+                match dialect {
+                    Dialect::Lifecycle => ApiError::new(StatusCode::FORBIDDEN, "access_denied", text),
+                    // CSC clients know authentication_error from auth/login.
+                    Dialect::V1 | Dialect::V2 => ApiError::new(StatusCode::BAD_REQUEST, "authentication_error", text),
+                }
+            }
             E::RateLimited { text, retry_after } => ApiError {
                 retry_after: Some(retry_after),
                 ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", text)
@@ -130,6 +138,17 @@ impl ApiError {
             E::QuotaExhausted { remaining, total } => ApiError::invalid_request(format!(
                 "Signature quota exhausted: the credential has {remaining} of its {total} signatures left"
             )),
+            E::Unavailable => {
+                tracing::warn!("no database connection free in time: answered 503");
+                ApiError {
+                    retry_after: Some(1),
+                    ..ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "temporarily_unavailable",
+                        "The service is busy; retry shortly",
+                    )
+                }
+            }
             E::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 ApiError::internal()

@@ -77,13 +77,32 @@ pub fn set_names(conn: &mut DbConnection, id: &str, given_name: &str, surname: &
         .map(|_| ())
 }
 
-/// Counts a wrong password; at `max_failures` logins lock until `lock_until`.
-pub fn record_login_failure(conn: &mut DbConnection, id: &str, max_failures: i32, lock_until: i64) -> QueryResult<()> {
-    diesel::update(users::table.find(id)).set(users::login_failures.eq(users::login_failures + 1)).execute(conn)?;
+/// Reserves one password check for the account before the (slow) check runs, so that parallel
+/// guesses are counted one after the other: the attempt counts as a failure until the caller clears
+/// the counter after a successful login. The attempt that reaches `max_failures` locks logins until
+/// `lock_until` (it is still checked; a right password then clears the lock). `Err(until)` when
+/// logins are locked and no attempt was reserved.
+pub fn reserve_login_attempt(
+    conn: &mut DbConnection,
+    id: &str,
+    max_failures: i32,
+    now: i64,
+    lock_until: i64,
+) -> QueryResult<Result<(), i64>> {
+    // The conditional update takes the row lock first; a concurrent attempt re-reads the row after it.
+    let reserved = diesel::update(
+        users::table.find(id).filter(users::login_locked_until.is_null().or(users::login_locked_until.le(now))),
+    )
+    .set((users::login_failures.eq(users::login_failures + 1), users::login_locked_until.eq(None::<i64>)))
+    .execute(conn)?;
+    if reserved == 0 {
+        let until: Option<i64> = users::table.find(id).select(users::login_locked_until).first(conn)?;
+        return Ok(Err(until.unwrap_or(lock_until)));
+    }
     diesel::update(users::table.find(id).filter(users::login_failures.ge(max_failures)))
         .set((users::login_locked_until.eq(Some(lock_until)), users::login_failures.eq(0)))
         .execute(conn)?;
-    Ok(())
+    Ok(Ok(()))
 }
 
 pub fn clear_login_failures(conn: &mut DbConnection, id: &str) -> QueryResult<()> {

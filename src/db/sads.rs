@@ -14,6 +14,9 @@ pub struct SadRow {
     pub used: i32,
     pub expires_at: i64,
     pub revoked: bool,
+    /// The end of the chain of renewals that the one-time code started (`extendTransaction` never
+    /// renews past it).
+    pub chain_expires_at: i64,
 }
 
 pub fn insert(conn: &mut DbConnection, row: &SadRow) -> QueryResult<()> {
@@ -24,24 +27,37 @@ pub fn find(conn: &mut DbConnection, digest: &str) -> QueryResult<Option<SadRow>
     sads::table.find(digest).select(SadRow::as_select()).first(conn).optional()
 }
 
-/// Spends `n` signatures of the SAD's budget if, and only if, they are still there and the SAD is
-/// live: a conditional update, so concurrent requests can never overspend. True when spent.
-pub fn spend(conn: &mut DbConnection, digest: &str, n: i32, now: i64) -> QueryResult<bool> {
+/// Spends one signature for each of the SAD's bound hash occurrences that a request uses: the budget
+/// grows by `n` and the bound hashes become `remaining`, if, and only if, the SAD is live, the budget
+/// covers them and nobody spent from it since `before` was read (a conditional update, so concurrent
+/// requests can never overspend or sign one authorised hash twice). True when spent.
+pub fn spend(
+    conn: &mut DbConnection,
+    digest: &str,
+    n: i32,
+    before: &str,
+    remaining: &str,
+    now: i64,
+) -> QueryResult<bool> {
     let changed = diesel::update(
         sads::table
             .filter(sads::digest.eq(digest))
             .filter(sads::revoked.eq(false))
             .filter(sads::expires_at.gt(now))
+            .filter(sads::hashes.eq(before))
             .filter((sads::used + n).le(sads::num_signatures)),
     )
-    .set(sads::used.eq(sads::used + n))
+    .set((sads::used.eq(sads::used + n), sads::hashes.eq(remaining)))
     .execute(conn)?;
     Ok(changed == 1)
 }
 
-/// Gives back signatures spent for a request that then failed in the HSM.
-pub fn refund(conn: &mut DbConnection, digest: &str, n: i32) -> QueryResult<()> {
-    diesel::update(sads::table.find(digest)).set(sads::used.eq(sads::used - n)).execute(conn).map(|_| ())
+/// Gives back what a request spent when the HSM then failed: the budget and the hash occurrences.
+pub fn refund(conn: &mut DbConnection, digest: &str, n: i32, hashes: &str) -> QueryResult<()> {
+    diesel::update(sads::table.find(digest))
+        .set((sads::used.eq(sads::used - n), sads::hashes.eq(sads::hashes.concat(",").concat(hashes))))
+        .execute(conn)
+        .map(|_| ())
 }
 
 /// Retires a SAD (replaced through extendTransaction). True when it was live until now.

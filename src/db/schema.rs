@@ -58,6 +58,7 @@ diesel::table! {
         refresh_digest -> Nullable<Text>,
         expires_at -> BigInt,
         revoked -> Bool,
+        chain_expires_at -> BigInt,
     }
 }
 
@@ -71,6 +72,7 @@ diesel::table! {
         used -> Integer,
         expires_at -> BigInt,
         revoked -> Bool,
+        chain_expires_at -> BigInt,
     }
 }
 

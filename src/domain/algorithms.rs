@@ -150,7 +150,7 @@ pub fn resolve_scheme(
         oid::ECDSA_SHA384 => SignatureScheme::Ecdsa(implied(HashAlgorithm::Sha384)?),
         oid::ECDSA_SHA512 => SignatureScheme::Ecdsa(implied(HashAlgorithm::Sha512)?),
         oid::RSASSA_PSS => {
-            let params = parse_pss_params(sign_algo_params.ok_or(AlgorithmError::MissingSignAlgoParams)?)?;
+            let params = parse_pss_params(sign_algo_params.ok_or(AlgorithmError::MissingSignAlgoParams)?, key.bits())?;
             implied(params.hash())?;
             params
         }
@@ -173,7 +173,14 @@ struct RsaPssParams {
     trailer_field: Option<u32>,
 }
 
-fn parse_pss_params(der_bytes: &[u8]) -> Result<SignatureScheme, AlgorithmError> {
+/// The longest salt RSASSA-PSS allows for a modulus of `modulus_bits` and a hash (RFC 8017 §9.1.1:
+/// emLen ≥ hLen + sLen + 2, emLen = ⌈(modBits − 1)/8⌉). pyHanko asks for exactly this maximum.
+pub fn max_pss_salt_len(modulus_bits: u32, hash: HashAlgorithm) -> usize {
+    let em_len = (modulus_bits as usize - 1).div_ceil(8);
+    em_len.saturating_sub(hash.digest_len() + 2)
+}
+
+fn parse_pss_params(der_bytes: &[u8], modulus_bits: u32) -> Result<SignatureScheme, AlgorithmError> {
     let params = RsaPssParams::from_der(der_bytes).map_err(|_| AlgorithmError::InvalidSignAlgoParams)?;
     let hash_of = |alg: &AlgorithmIdentifierOwned| HashAlgorithm::from_oid(&alg.oid.to_string());
     let hash = params.hash.as_ref().and_then(hash_of).ok_or(AlgorithmError::InvalidSignAlgoParams)?;
@@ -188,7 +195,7 @@ fn parse_pss_params(der_bytes: &[u8]) -> Result<SignatureScheme, AlgorithmError>
         return Err(AlgorithmError::InvalidSignAlgoParams);
     }
     let salt_len = params.salt_len.unwrap_or(20);
-    if salt_len as usize > hash.digest_len() || params.trailer_field.unwrap_or(1) != 1 {
+    if salt_len as usize > max_pss_salt_len(modulus_bits, hash) || params.trailer_field.unwrap_or(1) != 1 {
         return Err(AlgorithmError::InvalidSignAlgoParams);
     }
     Ok(SignatureScheme::RsaPss { hash, salt_len })
@@ -271,6 +278,31 @@ mod tests {
             resolve_scheme(KeyKind::Rsa2048, oid::RSASSA_PSS, None, None),
             Err(AlgorithmError::MissingSignAlgoParams)
         );
+    }
+
+    #[test]
+    fn every_pss_salt_length_rfc_8017_allows_is_accepted() {
+        // RSA-2048 with SHA-256: emLen 256, at most 256 - 32 - 2 = 222 (what pyHanko's prefer_pss sends).
+        assert_eq!(max_pss_salt_len(2048, HashAlgorithm::Sha256), 222);
+        assert_eq!(max_pss_salt_len(3072, HashAlgorithm::Sha512), 384 - 64 - 2);
+        for (key, hash, hash_oid) in [
+            (KeyKind::Rsa2048, HashAlgorithm::Sha256, oid::SHA256),
+            (KeyKind::Rsa3072, HashAlgorithm::Sha384, oid::SHA384),
+        ] {
+            let max = max_pss_salt_len(key.bits(), hash) as u32;
+            for salt in [0, 20, hash.digest_len() as u32, max] {
+                let params = pss_params(hash_oid, hash_oid, salt);
+                assert_eq!(
+                    resolve_scheme(key, oid::RSASSA_PSS, None, Some(&params)),
+                    Ok(SignatureScheme::RsaPss { hash, salt_len: salt })
+                );
+            }
+            let too_long = pss_params(hash_oid, hash_oid, max + 1);
+            assert_eq!(
+                resolve_scheme(key, oid::RSASSA_PSS, None, Some(&too_long)),
+                Err(AlgorithmError::InvalidSignAlgoParams)
+            );
+        }
     }
 
     #[test]

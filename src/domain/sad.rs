@@ -55,9 +55,27 @@ pub fn decode_hashes(stored: &str) -> Vec<Vec<u8>> {
     stored.split(',').filter(|s| !s.is_empty()).filter_map(|h| hex::decode(h).ok()).collect()
 }
 
-/// True when every requested hash is among the authorised ones.
+/// The authorised hash occurrences left after spending one for each requested hash, or `None` when
+/// the request is not covered. Coverage is a multiset: a hash authorised once signs once, so
+/// `[H, H]` needs `H` authorised twice.
+pub fn take(authorised: &[Vec<u8>], requested: &[Vec<u8>]) -> Option<Vec<Vec<u8>>> {
+    let mut remaining = authorised.to_vec();
+    for hash in requested {
+        let at = remaining.iter().position(|h| h == hash)?;
+        remaining.remove(at);
+    }
+    Some(remaining)
+}
+
+/// True when every requested hash occurrence is among the authorised ones (a sub-multiset).
 pub fn covers(authorised: &[Vec<u8>], requested: &[Vec<u8>]) -> bool {
-    requested.iter().all(|h| authorised.contains(h))
+    take(authorised, requested).is_some()
+}
+
+/// When a renewed SAD expires: a fresh lifetime, but never past the end of the chain that the
+/// one-time code started.
+pub fn renewed_expiry(now: i64, lifetime: i64, chain_expires_at: i64) -> i64 {
+    (now + lifetime).min(chain_expires_at)
 }
 
 #[cfg(test)]
@@ -77,5 +95,17 @@ mod tests {
         let back = decode_hashes(&stored);
         assert!(covers(&back, &[vec![2; 32]]));
         assert!(!covers(&back, &[vec![3; 32]]));
+    }
+
+    #[test]
+    fn each_authorised_occurrence_is_spent_once() {
+        let h = vec![7u8; 32];
+        let g = vec![8u8; 32];
+        assert_eq!(take(&[h.clone()], &[h.clone()]), Some(vec![]));
+        assert_eq!(take(&[h.clone()], &[h.clone(), h.clone()]), None);
+        assert_eq!(take(&[h.clone(), h.clone(), g.clone()], &[h.clone(), h.clone()]), Some(vec![g.clone()]));
+        assert_eq!(take(&[h.clone(), g.clone()], &[g.clone()]), Some(vec![h.clone()]));
+        assert_eq!(renewed_expiry(100, 300, 1000), 400);
+        assert_eq!(renewed_expiry(900, 300, 1000), 1000);
     }
 }

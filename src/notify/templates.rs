@@ -19,6 +19,20 @@ pub fn invitation(email: &str, given_name: &str, link: &str, valid_until: i64) -
     )
 }
 
+/// Sent instead of an invitation when someone registers an address that already has an account: the
+/// registration answers exactly as for a new address, and only the owner learns of it.
+pub fn already_registered(email: &str, portal_url: &str) -> Notice {
+    Notice::email(
+        email,
+        "Someone tried to register your address",
+        format!(
+            "Someone tried to open a new signing account with this e-mail address, which already has one.\n\
+             Nothing was changed. If it was you, sign in at {portal_url} (or recover your password there).\n\
+             If it was not you, ignore this message.\n"
+        ),
+    )
+}
+
 pub fn sms_code(phone: &str, code: &str, purpose: &str, minutes: i64) -> Notice {
     Notice::sms(phone, format!("{code} is your code to {purpose}. It is valid for {minutes} minutes."))
 }

@@ -2,13 +2,12 @@
 //! consents, and account care (password change and recovery, phone change).
 
 use crate::audit;
-use crate::clock::rfc3339;
 use crate::db::accounts::{self, Account, Consent, STATUS_ACTIVE, STATUS_INVITED};
 use crate::db::{self, tokens, DbConnection};
 use crate::domain::enrolment::{self, Email, Phone};
 use crate::notify::{self, templates};
 
-use super::auth::{self, burn_password_check, hash_password, verify_password, IssuedTokens};
+use super::auth::{self, burn_password_check, hash_password, IssuedTokens};
 use super::one_time::{self, CodeRequest};
 use super::{audited, second_factor, Param, Principal, ServiceError, Services};
 
@@ -122,11 +121,32 @@ pub fn register(services: &Services, registration: Registration) -> Result<Strin
         let mut conn = services.conn()?;
         let user_id = uuid::Uuid::new_v4().to_string();
         db::write_transaction(&mut conn, |c| {
-            if accounts::by_email(c, email.as_str())?.is_some() || db::users::by_username(c, email.as_str())?.is_some()
-            {
-                return Err(ServiceError::Conflict("An account with this e-mail address already exists".into()));
-            }
             one_time::check_address_limit(services, c, email.as_str(), now)?;
+            // An address that has an account gets the same answer as a new one (the registration
+            // form must not tell who has an account); only its owner is told, by e-mail.
+            let existing = match accounts::by_email(c, email.as_str())? {
+                Some(account) => Some(account.id),
+                None => db::users::by_username(c, email.as_str())?.map(|u| u.id),
+            };
+            if let Some(owner) = existing {
+                let portal = services.config.portal_url(&services.public_url);
+                notify::enqueue(
+                    c,
+                    &services.config,
+                    now,
+                    Some(&owner),
+                    templates::already_registered(email.as_str(), &portal),
+                )?;
+                audit::success(
+                    c,
+                    now,
+                    "account.register",
+                    Some(&owner),
+                    None,
+                    "address already registered: owner told",
+                )?;
+                return Ok::<(), ServiceError>(());
+            }
             accounts::insert(
                 c,
                 &Account {
@@ -200,10 +220,10 @@ fn send_code_for_link(
 ) -> Result<CodeSent, ServiceError> {
     let now = services.now();
     let lifecycle = &services.config.lifecycle;
-    let mut conn = services.conn()?;
-    let link = audited(services, event, None, || one_time::live_link(&mut conn, link_purpose, token, now))?;
+    let link =
+        audited(services, event, None, || one_time::live_link(&mut *services.conn()?, link_purpose, token, now))?;
     audited(services, event, Some(&link.user_id), || {
-        db::write_transaction(&mut conn, |c| {
+        db::write_transaction(&mut *services.conn()?, |c| {
             let account =
                 accounts::by_id(c, &link.user_id)?.ok_or_else(|| ServiceError::internal("link without account"))?;
             let phone = phone_of(&account)?.to_string();
@@ -265,11 +285,11 @@ pub fn activation_complete(
     password: &str,
 ) -> Result<String, ServiceError> {
     let now = services.now();
-    let mut conn = services.conn()?;
     let link = audited(services, "account.activate", None, || {
-        one_time::live_link(&mut conn, one_time::ACTIVATION_LINK, token, now)
+        one_time::live_link(&mut *services.conn()?, one_time::ACTIVATION_LINK, token, now)
     })?;
     audited(services, "account.activate", Some(&link.user_id), || {
+        let mut conn = services.conn()?;
         let account =
             accounts::by_id(&mut conn, &link.user_id)?.ok_or_else(|| ServiceError::internal("link without account"))?;
         if account.status != STATUS_INVITED {
@@ -297,44 +317,28 @@ pub struct Login {
     pub totp: TotpStatus,
 }
 
-/// Checks e-mail and password, counting failures toward the login lock-out. Returns the account.
-fn check_password_login(
-    services: &Services,
-    conn: &mut DbConnection,
-    email: &str,
-    password: &str,
-) -> Result<Account, ServiceError> {
-    let now = services.now();
-    let lifecycle = &services.config.lifecycle;
-    let account = Email::parse(email).ok().map(|e| accounts::by_email(conn, e.as_str())).transpose()?.flatten();
+/// Checks e-mail and password, counting the attempt toward the login lock-out. Returns the account.
+/// Takes its own connections: the caller must hold none.
+fn check_password_login(services: &Services, email: &str, password: &str) -> Result<Account, ServiceError> {
+    let account = match Email::parse(email) {
+        Ok(e) => accounts::by_email(&mut *services.conn()?, e.as_str())?,
+        Err(_) => None,
+    };
     let Some(account) = account.filter(|a| a.status == STATUS_ACTIVE) else {
         burn_password_check(password);
         return Err(ServiceError::AuthenticationFailed);
     };
-    if let Some(until) = account.login_locked_until.filter(|until| *until > now) {
-        return Err(ServiceError::Forbidden(format!("Too many failed logins; try again after {}", rfc3339(until))));
-    }
-    if !verify_password(password, &account.password_hash) {
-        db::write_transaction(conn, |c| {
-            accounts::record_login_failure(
-                c,
-                &account.id,
-                lifecycle.login_max_failures,
-                now + lifecycle.login_lockout_secs,
-            )
-        })?;
-        return Err(ServiceError::AuthenticationFailed);
-    }
+    auth::check_password_counted(services, &account.id, &account.password_hash, password)?;
     Ok(account)
 }
 
 pub fn login(services: &Services, email: &str, password: &str, otp: Option<&str>) -> Result<Login, ServiceError> {
-    let mut conn = services.conn()?;
     let mut user_id = None;
     audited_with(services, "account.login", &mut user_id, |user_id| {
         let now = services.now();
-        let account = check_password_login(services, &mut conn, email, password)?;
+        let account = check_password_login(services, email, password)?;
         *user_id = Some(account.id.clone());
+        let mut conn = services.conn()?;
         let paired = accounts::has_totp(&mut conn, &account.id)?;
         if paired {
             let otp = otp.ok_or(ServiceError::Missing(Param::Otp))?;
@@ -488,28 +492,16 @@ pub fn change_password(
 ) -> Result<(), ServiceError> {
     audited(services, "account.password_change", Some(&principal.user_id), || {
         let now = services.now();
-        let mut conn = services.conn()?;
-        let account = account_of(&mut conn, principal)?;
+        let account = account_of(&mut *services.conn()?, principal)?;
         check_new_password(new_password, account.email.as_deref())?;
-        if let Some(until) = account.login_locked_until.filter(|until| *until > now) {
-            return Err(ServiceError::Forbidden(format!(
-                "Too many wrong passwords; try again after {}",
-                rfc3339(until)
-            )));
-        }
         // Wrong current passwords count toward the login lock-out: a stolen session must not allow guessing.
-        if !verify_password(current, &account.password_hash) {
-            let lifecycle = &services.config.lifecycle;
-            db::write_transaction(&mut conn, |c| {
-                accounts::record_login_failure(
-                    c,
-                    &account.id,
-                    lifecycle.login_max_failures,
-                    now + lifecycle.login_lockout_secs,
-                )
-            })?;
-            return Err(ServiceError::InvalidRequest("current_password: wrong password".into()));
+        match auth::check_password_counted(services, &account.id, &account.password_hash, current) {
+            Err(ServiceError::AuthenticationFailed) => {
+                return Err(ServiceError::InvalidRequest("current_password: wrong password".into()))
+            }
+            other => other?,
         }
+        let mut conn = services.conn()?;
         if accounts::has_totp(&mut conn, &account.id)? {
             second_factor::verify_otp(services, &mut conn, &account.id, otp.ok_or(ServiceError::Missing(Param::Otp))?)?;
         }
@@ -532,8 +524,8 @@ pub fn password_reset_request(services: &Services, email: &str) -> Result<(), Se
     let Ok(email) = Email::parse(email) else {
         return Err(ServiceError::InvalidRequest("email: not a valid e-mail address".into()));
     };
-    let mut conn = services.conn()?;
-    let Some(account) = accounts::by_email(&mut conn, email.as_str())?.filter(|a| a.status == STATUS_ACTIVE) else {
+    let account = accounts::by_email(&mut *services.conn()?, email.as_str())?;
+    let Some(account) = account.filter(|a| a.status == STATUS_ACTIVE) else {
         services.audit_refusal(
             "account.password_reset",
             None,
@@ -542,7 +534,7 @@ pub fn password_reset_request(services: &Services, email: &str) -> Result<(), Se
         );
         return Ok(());
     };
-    let result = db::write_transaction(&mut conn, |c| {
+    let result = db::write_transaction(&mut *services.conn()?, |c| {
         one_time::check_address_limit(services, c, email.as_str(), now)?;
         let lifetime = services.config.lifecycle.password_reset_link_lifetime_secs;
         let token = one_time::new_link(c, &account.id, one_time::RESET_LINK, email.as_str(), lifetime, now)?;
@@ -586,11 +578,11 @@ pub fn password_reset_complete(
     new_password: &str,
 ) -> Result<(), ServiceError> {
     let now = services.now();
-    let mut conn = services.conn()?;
     let link = audited(services, "account.password_reset_complete", None, || {
-        one_time::live_link(&mut conn, one_time::RESET_LINK, token, now)
+        one_time::live_link(&mut *services.conn()?, one_time::RESET_LINK, token, now)
     })?;
     audited(services, "account.password_reset_complete", Some(&link.user_id), || {
+        let mut conn = services.conn()?;
         let account =
             accounts::by_id(&mut conn, &link.user_id)?.ok_or_else(|| ServiceError::internal("link without account"))?;
         check_new_password(new_password, account.email.as_deref())?;
@@ -746,11 +738,13 @@ pub fn phone_change_confirm(services: &Services, principal: &Principal, code: &s
 }
 
 /// Re-checks e-mail and password for flows that run without a session (TOTP reset).
+/// Takes its own connections: the caller must hold none.
 pub(super) fn password_checked_account(
     services: &Services,
-    conn: &mut DbConnection,
     email: &str,
     password: &str,
 ) -> Result<Account, ServiceError> {
-    check_password_login(services, conn, email, password)
+    let account = check_password_login(services, email, password)?;
+    db::write_transaction(&mut *services.conn()?, |c| accounts::clear_login_failures(c, &account.id))?;
+    Ok(account)
 }

@@ -36,6 +36,40 @@ pub(super) fn burn_password_check(password: &str) {
     let _ = verify_password(password, dummy);
 }
 
+/// Checks a person's password, counting the attempt toward the one login lock-out that CSC
+/// `auth/login`, the lifecycle login and every other password check share. The attempt is reserved
+/// in the database before the (slow) check, so parallel guesses check at most
+/// `lifecycle.login_max_failures` passwords. The caller clears the counter when the whole login
+/// succeeds (`accounts::clear_login_failures`). Takes its own connection: the caller must hold none.
+pub(super) fn check_password_counted(
+    services: &Services,
+    user_id: &str,
+    stored_hash: &str,
+    password: &str,
+) -> Result<(), ServiceError> {
+    let now = services.now();
+    let lifecycle = &services.config.lifecycle;
+    let reserved = db::write_transaction(&mut *services.conn()?, |c| {
+        db::accounts::reserve_login_attempt(
+            c,
+            user_id,
+            lifecycle.login_max_failures,
+            now,
+            now + lifecycle.login_lockout_secs,
+        )
+    })?;
+    if let Err(until) = reserved {
+        burn_password_check(password);
+        return Err(ServiceError::LoginLocked { until });
+    }
+    // No connection is held while Argon2 runs: a flood of guesses must not starve the pool.
+    if verify_password(password, stored_hash) {
+        Ok(())
+    } else {
+        Err(ServiceError::AuthenticationFailed)
+    }
+}
+
 /// `auth/login` with a username and password.
 pub fn login_with_password(
     services: &Services,
@@ -43,35 +77,38 @@ pub fn login_with_password(
     password: &str,
     remember_me: bool,
 ) -> Result<IssuedTokens, ServiceError> {
-    let mut conn = services.conn()?;
-    let user = users::by_username(&mut conn, username)?;
-    let Some(user) = user.filter(|u| verify_password(password, &u.password_hash)) else {
-        burn_password_check(password);
-        services.audit_refusal(
-            "auth.login",
-            None,
-            None,
-            &ServiceError::InvalidRequest(format!(
-                "failed login for {:?}",
-                username.chars().take(64).collect::<String>()
-            )),
-        );
-        return Err(ServiceError::AuthenticationFailed);
+    let user = users::by_username(&mut *services.conn()?, username)?;
+    let checked = match &user {
+        Some(user) => check_password_counted(services, &user.id, &user.password_hash, password),
+        None => {
+            burn_password_check(password);
+            Err(ServiceError::AuthenticationFailed)
+        }
     };
-    issue(services, &mut conn, &user.id, remember_me, None)
+    match (checked, user) {
+        (Ok(()), Some(user)) => issue(services, &mut *services.conn()?, &user.id, remember_me, None),
+        (result, user) => {
+            let refusal = result.err().unwrap_or(ServiceError::AuthenticationFailed);
+            let detail = ServiceError::InvalidRequest(format!(
+                "failed login for {:?}: {refusal}",
+                username.chars().take(64).collect::<String>()
+            ));
+            services.audit_refusal("auth.login", user.as_ref().map(|u| u.id.as_str()), None, &detail);
+            Err(refusal)
+        }
+    }
 }
 
 /// `auth/login` with a refresh token from an earlier `rememberMe` login. The refresh token stays valid.
 pub fn login_with_refresh_token(services: &Services, refresh_token: &str) -> Result<IssuedTokens, ServiceError> {
-    let mut conn = services.conn()?;
     let digest = secrets::token_digest(refresh_token);
-    let row = tokens::find(&mut conn, &digest)?
+    let row = tokens::find(&mut *services.conn()?, &digest)?
         .filter(|t| t.kind == tokens::REFRESH && !t.revoked && t.expires_at > services.now());
     let Some(row) = row else {
         services.audit_refusal("auth.login", None, None, &ServiceError::Invalid(Param::RefreshToken));
         return Err(ServiceError::Invalid(Param::RefreshToken));
     };
-    issue(services, &mut conn, &row.user_id, false, Some(digest))
+    issue(services, &mut *services.conn()?, &row.user_id, false, Some(digest))
 }
 
 fn issue(
@@ -86,6 +123,9 @@ fn issue(
     let access_token = secrets::new_token();
     let refresh_token = remember_me.then(secrets::new_token);
     db::write_transaction(conn, |c| {
+        if from_refresh.is_none() {
+            db::accounts::clear_login_failures(c, user_id)?;
+        }
         let refresh_digest = match &refresh_token {
             Some(token) => {
                 let digest = secrets::token_digest(token);

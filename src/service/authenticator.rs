@@ -86,11 +86,11 @@ pub fn confirm_pairing(services: &Services, principal: &Principal, code: &str) -
 
 /// TOTP reset, step 1 (no session: the app is lost): e-mail and password, then an SMS code.
 pub fn reset_start(services: &Services, email: &str, password: &str) -> Result<CodeSent, ServiceError> {
-    let mut conn = services.conn()?;
-    let account = password_checked_account(services, &mut conn, email, password).inspect_err(|e| {
+    let account = password_checked_account(services, email, password).inspect_err(|e| {
         services.audit_refusal("totp.reset", None, None, e);
     })?;
     audited(services, "totp.reset", Some(&account.id), || {
+        let mut conn = services.conn()?;
         let now = services.now();
         let lifecycle = &services.config.lifecycle;
         let phone =
@@ -135,11 +135,11 @@ pub fn reset_confirm(
     password: &str,
     code: &str,
 ) -> Result<(IssuedTokens, PairingStarted), ServiceError> {
-    let mut conn = services.conn()?;
-    let account = password_checked_account(services, &mut conn, email, password).inspect_err(|e| {
+    let account = password_checked_account(services, email, password).inspect_err(|e| {
         services.audit_refusal("totp.reset_confirm", None, None, e);
     })?;
     audited(services, "totp.reset_confirm", Some(&account.id), || {
+        let mut conn = services.conn()?;
         let now = services.now();
         db::write_transaction(&mut conn, |c| -> Result<Result<_, ServiceError>, ServiceError> {
             if let Err(refusal) =

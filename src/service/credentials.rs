@@ -219,7 +219,9 @@ fn authorize_inner(
             return Ok(Err(refusal));
         }
         let sad = secrets::new_token();
-        let expires_in = services.config.security.sad_lifetime_secs;
+        let security = &services.config.security;
+        let chain_expires_at = now + security.sad_max_lifetime_secs;
+        let expires_at = sad::renewed_expiry(now, security.sad_lifetime_secs, chain_expires_at);
         sads::insert(
             c,
             &sads::SadRow {
@@ -229,8 +231,9 @@ fn authorize_inner(
                 hashes: sad::encode_hashes(&activation.hashes),
                 num_signatures: activation.num_signatures,
                 used: 0,
-                expires_at: now + expires_in,
+                expires_at,
                 revoked: false,
+                chain_expires_at,
             },
         )?;
         audit::record(
@@ -244,7 +247,7 @@ fn authorize_inner(
                 detail: format!("numSignatures={} hashes={}", activation.num_signatures, activation.hashes.len()),
             },
         )?;
-        Ok(Ok(IssuedSad { sad, expires_in }))
+        Ok(Ok(IssuedSad { sad, expires_in: expires_at - now }))
     })?;
     outcome
 }
@@ -254,13 +257,17 @@ fn authorize_inner(
 pub struct ExtendRequest {
     pub credential_id: String,
     pub sad: String,
-    /// Further hashes to bind (sequential signatures); empty keeps the existing binding.
+    /// Hashes the renewed SAD is to keep: they must be among the hashes the SAD still authorises (a
+    /// subset; new hashes need `credentials/authorize` and a new code). Empty keeps them all.
     pub hashes: Vec<Vec<u8>>,
     pub hash_algo: Option<HashAlgorithm>,
 }
 
-/// `credentials/extendTransaction`: swaps a live SAD for a new one with a fresh lifetime. The budget
-/// carries over (signatures already made still count) and the old SAD stops working.
+/// `credentials/extendTransaction`: swaps a live SAD for a new one with a fresh lifetime, but never
+/// past the end of the chain the one-time code started (`security.sad_max_lifetime_secs`). The budget
+/// carries over (signatures already made still count) and the old SAD stops working. Under SCAL2 a
+/// signature is made only over a hash the person approved with a code, so the renewed SAD binds
+/// only hashes the old one still authorised, never new ones.
 pub fn extend(services: &Services, principal: &Principal, request: ExtendRequest) -> Result<IssuedSad, ServiceError> {
     let result = extend_inner(services, principal, &request);
     if let Err(e) = &result {
@@ -290,8 +297,11 @@ fn extend_inner(
     let old_digest = secrets::token_digest(&request.sad);
     db::write_transaction(&mut conn, |c| {
         let old = live_sad(c, principal, &row.id, &old_digest, now)?;
-        // Retiring first takes the row lock; the budget read after it includes every signature a
-        // concurrent signHash spent, so none is lost in the new SAD.
+        if old.chain_expires_at <= now {
+            return Err(ServiceError::SadExpired);
+        }
+        // Retiring first takes the row lock; the budget and hashes read after it include every
+        // signature a concurrent signHash spent, so none is lost or signed twice in the new SAD.
         if !sads::retire(c, &old_digest, now)? {
             return Err(ServiceError::Invalid(Param::Sad));
         }
@@ -299,13 +309,16 @@ fn extend_inner(
         if old.used >= old.num_signatures {
             return Err(ServiceError::Invalid(Param::Sad));
         }
-        let mut hashes = sad::decode_hashes(&old.hashes);
-        hashes.extend(request.hashes.iter().cloned());
-        if hashes.len() > old.num_signatures as usize {
-            return Err(ServiceError::InvalidRequest("More hashes than numSignatures".into()));
-        }
+        let authorised = sad::decode_hashes(&old.hashes);
+        let hashes = if request.hashes.is_empty() {
+            authorised
+        } else if sad::covers(&authorised, &request.hashes) {
+            request.hashes.clone()
+        } else {
+            return Err(ServiceError::HashNotAuthorized);
+        };
         let sad = secrets::new_token();
-        let expires_in = services.config.security.sad_lifetime_secs;
+        let expires_at = sad::renewed_expiry(now, services.config.security.sad_lifetime_secs, old.chain_expires_at);
         sads::insert(
             c,
             &sads::SadRow {
@@ -315,8 +328,9 @@ fn extend_inner(
                 hashes: sad::encode_hashes(&hashes),
                 num_signatures: old.num_signatures,
                 used: old.used,
-                expires_at: now + expires_in,
+                expires_at,
                 revoked: false,
+                chain_expires_at: old.chain_expires_at,
             },
         )?;
         audit::record(
@@ -327,10 +341,10 @@ fn extend_inner(
                 outcome: Outcome::Success,
                 user_id: Some(&principal.user_id),
                 credential_id: Some(&row.id),
-                detail: format!("added hashes={}", request.hashes.len()),
+                detail: format!("renewed for hashes={}", hashes.len()),
             },
         )?;
-        Ok(IssuedSad { sad, expires_in })
+        Ok(IssuedSad { sad, expires_in: expires_at - now })
     })
 }
 

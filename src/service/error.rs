@@ -38,6 +38,9 @@ pub enum ServiceError {
     ExpiredToken,
     #[error("authentication failed")]
     AuthenticationFailed,
+    /// Too many wrong passwords: logins (CSC and lifecycle alike) are locked until then.
+    #[error("logins locked until {until}")]
+    LoginLocked { until: i64 },
     #[error("the OTP is invalid")]
     InvalidOtp,
     #[error("the OTP has already been used")]
@@ -76,6 +79,9 @@ pub enum ServiceError {
     /// The credential's signature quota does not cover the request.
     #[error("signature quota exhausted: {remaining} of {total} remain")]
     QuotaExhausted { remaining: i32, total: i32 },
+    /// The service is overloaded (no database connection came free in time); retry shortly.
+    #[error("service busy")]
+    Unavailable,
     /// Something that is not the client's fault; logged, never shown.
     #[error("internal error: {0}")]
     Internal(String),
@@ -95,13 +101,16 @@ impl From<diesel::result::Error> for ServiceError {
 
 impl From<crate::db::DbError> for ServiceError {
     fn from(e: crate::db::DbError) -> Self {
-        ServiceError::internal(e)
+        match e {
+            crate::db::DbError::Busy | crate::db::DbError::Pool(_) => ServiceError::Unavailable,
+            e => ServiceError::internal(e),
+        }
     }
 }
 
 impl From<diesel::r2d2::PoolError> for ServiceError {
-    fn from(e: diesel::r2d2::PoolError) -> Self {
-        ServiceError::internal(e)
+    fn from(_: diesel::r2d2::PoolError) -> Self {
+        ServiceError::Unavailable
     }
 }
 

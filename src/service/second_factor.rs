@@ -42,13 +42,14 @@ pub(super) fn check(
     }
     match totp::check(&factor.secret, otp, now, factor.last_step) {
         TotpCheck::Wrong => fail(conn, ServiceError::InvalidOtp),
-        TotpCheck::Replayed => fail(conn, ServiceError::OtpReplayed),
+        // A code that was right but is used up is not a guess: refused, not counted toward the lock.
+        TotpCheck::Replayed => Ok(Err(ServiceError::OtpReplayed)),
         TotpCheck::Accepted { step } => {
             // Conditional on the step moving forward: of two requests racing with one code, one wins.
             if users::accept_totp_step(conn, user_id, step)? {
                 Ok(Ok(()))
             } else {
-                fail(conn, ServiceError::OtpReplayed)
+                Ok(Err(ServiceError::OtpReplayed))
             }
         }
     }

@@ -68,10 +68,11 @@ fn sign_hash_inner(
     let count = i32::try_from(request.hashes.len()).map_err(ServiceError::internal)?;
     db::write_transaction(&mut conn, |c| {
         let sad_row = live_sad(c, principal, &row.id, &sad_digest, now)?;
-        if !sad::covers(&sad::decode_hashes(&sad_row.hashes), &request.hashes) {
+        // Each authorised hash occurrence signs once: [H, H] needs H authorised twice.
+        let Some(remaining) = sad::take(&sad::decode_hashes(&sad_row.hashes), &request.hashes) else {
             return Err(ServiceError::HashNotAuthorized);
-        }
-        if !sads::spend(c, &sad_digest, count, now)? {
+        };
+        if !sads::spend(c, &sad_digest, count, &sad_row.hashes, &sad::encode_hashes(&remaining), now)? {
             return Err(ServiceError::SadBudgetSpent);
         }
         // Every hash spends one of the credential's transactions, in the same transaction as the SAD.
@@ -101,7 +102,7 @@ fn sign_hash_inner(
             tracing::error!(error = %e, credential = %row.id, "HSM signing failed; refunding the SAD");
             let refund = services.conn().and_then(|mut conn| {
                 db::write_transaction(&mut conn, |c| {
-                    sads::refund(c, &sad_digest, count)?;
+                    sads::refund(c, &sad_digest, count, &sad::encode_hashes(&request.hashes))?;
                     db::credentials::refund_quota(c, &row.id, count)?;
                     audit::record(
                         c,

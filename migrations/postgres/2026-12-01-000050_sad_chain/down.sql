@@ -1,0 +1,1 @@
+ALTER TABLE sads DROP COLUMN chain_expires_at;
