@@ -239,21 +239,29 @@ async fn v2_dialect_signs_with_auth_data_and_hashes() {
 }
 
 #[tokio::test]
-async fn extend_transaction_binds_a_later_hash_and_retires_the_old_sad() {
+async fn extend_transaction_renews_approved_hashes_and_retires_the_old_sad() {
     let server = TestServer::start().await;
     let signer = server.provision("seq", KeyKind::EcP256, 2, None).await;
     let token = server.login("v1", &signer).await;
     let first = sha256(b"first page");
     let second = sha256(b"second page");
-    let sad = server.authorize_v1(&token, &signer, std::slice::from_ref(&first), 2).await;
+    let sad = server.authorize_v1(&token, &signer, &[first.clone(), second.clone()], 2).await;
     let sign = |sad: String, hash: Vec<u8>| {
         let (server, token, id) = (&server, token.clone(), signer.credential_id.clone());
         async move { server.sign_v1(&token, &id, &sad, &[hash], "1.2.840.10045.4.3.2").await }
     };
-    let (status, body) = sign(sad.clone(), second.clone()).await;
-    assert_error(status, &body, 400, "invalid_request", "Hash is not authorized by the SAD.");
     let (status, _) = sign(sad.clone(), first.clone()).await;
     assert_eq!(status, 200);
+    // A later hash the person never approved cannot be bound by a renewal (issue 7: SCAL2).
+    let third = sha256(b"third page");
+    let (status, body) = server
+        .post(
+            "/csc/v1/credentials/extendTransaction",
+            Some(&token),
+            json!({"credentialID": signer.credential_id, "SAD": sad, "hash": [b64(&third)]}),
+        )
+        .await;
+    assert_error(status, &body, 400, "invalid_request", "Hash is not authorized by the SAD.");
     let (status, body) = server
         .post(
             "/csc/v1/credentials/extendTransaction",
