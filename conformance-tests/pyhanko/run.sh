@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Interoperability in CI: the real `rssp serve` on the embedded default (fresh data directory, port 0),
 # signers created with `rssp provision-user` while it runs, and pyHanko's CSCSigner signing PDFs
-# through /csc/v1 with an RSA and an EC credential (a batch of 3 hashes under one SAD each). pyHanko
+# through /csc/v1 with an RSA and an EC credential (a batch of 3 hashes under one SAD each), and with
+# the RSA credential again in RSASSA-PSS (pyHanko's prefer_pss: the longest salt the key allows). pyHanko
 # validates every signature as intact, valid and trusted against `rssp pki root-cert`, and
 # `openssl cms -verify` checks each CMS.
 set -euo pipefail
@@ -38,14 +39,17 @@ echo "rssp serving at $url"
 
 "$rssp" pki root-cert > "$work/root.pem"
 status=0
-for key in rsa-2048 ec-p256; do
-  user="interop-${key}"
+for run in rsa-2048 ec-p256 rsa-2048-pss; do
+  key="${run%-pss}"
+  extra=()
+  [ "$run" != "$key" ] && extra=(--prefer-pss)
+  user="interop-${run}"
   "$rssp" provision-user --username "$user" --password "interop password" --key "$key" --multisign 10 > "$work/$user.json"
   field() { "$venv/bin/python" -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$work/$user.json" "$1"; }
-  echo "== pyHanko signs through /csc/v1 with $key"
+  echo "== pyHanko signs through /csc/v1 with $run"
   if ! "$venv/bin/python" "$here/sign_and_validate.py" --url "$url" --username "$user" --password "interop password" \
       --credential-id "$(field credential_id)" --totp-secret "$(field totp_secret)" \
-      --root-pem "$work/root.pem" --out-dir "$work/out-$key" --batch 3; then
+      --root-pem "$work/root.pem" --out-dir "$work/out-$run" --batch 3 "${extra[@]}"; then
     status=1
   fi
 done

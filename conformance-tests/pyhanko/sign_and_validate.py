@@ -334,7 +334,7 @@ async def run(args) -> None:
 
         auth = TotpAuthorizationManager(session_info, cred, http, totp)
         signer = CSCSigner(http, auth_manager=auth, batch_size=args.batch,
-                           batch_autocommit=True)
+                           batch_autocommit=True, prefer_pss=args.prefer_pss)
         # one more sanity check before any HTTP: pyHanko must find its
         # preferred mechanism in key.algo
         try:
@@ -475,6 +475,11 @@ async def check_signed_pdf(data: bytes, name: str, root: x509.Certificate,
 
     si = sig.signer_info
     algo = si["signature_algorithm"]["algorithm"]
+    if args.prefer_pss:
+        if algo.native != "rsassa_pss":
+            raise InteropError(f"expected an RSASSA-PSS signature, got {algo.native}")
+        salt = si["signature_algorithm"]["parameters"]["salt_length"].native
+        log.info("%s: RSASSA-PSS with a %d-byte salt", name, salt)
     n_certs = len(sig.signed_data["certificates"])
     path = " <- ".join(c.subject.native.get("common_name", "?")
                        for c in reversed(list(status.validation_path)))
@@ -500,6 +505,9 @@ def main() -> int:
                    help="comma-separated key usages of which the signer cert "
                         "needs at least one (default: pyHanko's default, "
                         "non_repudiation)")
+    p.add_argument("--prefer-pss", action="store_true",
+                   help="RSA keys: ask for RSASSA-PSS (pyHanko sends the "
+                        "longest salt the key allows)")
     p.add_argument("--openssl", default="openssl")
     p.add_argument("--timeout", type=float, default=120.0,
                    help="seconds allowed for the signing phase")
