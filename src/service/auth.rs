@@ -18,13 +18,49 @@ pub struct IssuedTokens {
     pub expires_in: i64,
 }
 
+/// Argon2 is slow on purpose. A flood of password guesses must not take every core from the requests
+/// that need none, so at most one Argon2 computation per core runs at a time; the others wait their
+/// turn (holding no database connection).
+struct Argon2Turns {
+    free: std::sync::Mutex<usize>,
+    freed: std::sync::Condvar,
+}
+
+struct Argon2Turn(&'static Argon2Turns);
+
+impl Argon2Turns {
+    fn take() -> Argon2Turn {
+        static TURNS: std::sync::OnceLock<Argon2Turns> = std::sync::OnceLock::new();
+        let turns = TURNS.get_or_init(|| Argon2Turns {
+            free: std::sync::Mutex::new(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)),
+            freed: std::sync::Condvar::new(),
+        });
+        // A poisoned lock only means another check panicked; the count itself is still right.
+        let mut free = turns.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == 0 {
+            free = turns.freed.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+        *free -= 1;
+        Argon2Turn(turns)
+    }
+}
+
+impl Drop for Argon2Turn {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.0.freed.notify_one();
+    }
+}
+
 pub fn hash_password(password: &str) -> Result<String, ServiceError> {
+    let _turn = Argon2Turns::take();
     Argon2::default().hash_password(password.as_bytes()).map(|h| h.to_string()).map_err(ServiceError::internal)
 }
 
 /// Checks a password against its Argon2id hash. An empty stored hash (an account not yet activated)
 /// matches nothing.
 pub fn verify_password(password: &str, stored: &str) -> bool {
+    let _turn = Argon2Turns::take();
     PasswordHash::new(stored)
         .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
 }
