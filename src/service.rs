@@ -18,6 +18,7 @@ pub mod orders;
 pub mod provisioning;
 mod second_factor;
 pub mod signing;
+pub mod totp_seal;
 
 use std::sync::Arc;
 
@@ -65,6 +66,10 @@ impl Services {
     /// Opens the database (running migrations), the HSM token (creating the embedded one on first
     /// start) and the CA (creating it on first start).
     pub fn open(config: Config, clock: Arc<dyn Clock>, public_url: String) -> Result<Services, StartError> {
+        let private =
+            |e: std::io::Error| StartError::Other(format!("data directory {}: {e}", config.data_dir.display()));
+        crate::data_dir::prepare(&config.data_dir).map_err(private)?;
+        crate::data_dir::secure_sqlite_files(&config.database_url()).map_err(private)?;
         let db = db::connect(&config.database_url(), (config.hsm.sessions as u32 * 2).max(8))?;
         let pin = config.hsm.pin.clone().ok_or_else(|| {
             StartError::Other("bad setting hsm.pin (RSSP_HSM_PIN): the PIN of the HSM token is required".into())
@@ -79,7 +84,9 @@ impl Services {
         };
         let keystore =
             KeyStore::open(&config.hsm.module, &config.hsm.token_label, &pin, config.hsm.sessions, so_pin.as_deref())?;
+        keystore.prepare_seal_key()?;
         let mut conn = db.get().map_err(db::DbError::from)?;
+        totp_seal::seal_clear_seeds(&mut conn, &keystore)?;
         let ca = ca::load_or_create(&mut conn, &keystore, &config, &public_url, clock.now())?;
         let mut webhook_secrets = WebhookSecrets {
             payments: config.payments.webhook_secret.clone(),

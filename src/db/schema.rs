@@ -25,6 +25,7 @@ diesel::table! {
         last_step -> Nullable<BigInt>,
         failures -> Integer,
         locked_until -> Nullable<BigInt>,
+        secret_seal -> Text,
     }
 }
 
@@ -111,6 +112,7 @@ diesel::table! {
         user_id -> Text,
         secret -> Binary,
         created_at -> BigInt,
+        secret_seal -> Text,
     }
 }
 
