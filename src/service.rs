@@ -35,7 +35,10 @@ use crate::pki::CertificateAuthority;
 pub struct Services {
     pub config: Config,
     pub db: DbPool,
+    /// The subscribers' signing keys (and the seal key of TOTP seeds).
     pub keystore: KeyStore,
+    /// The CA keys' own token when `hsm.ca_token_label` is set; see [`Services::ca_keys`].
+    pub ca_keystore: Option<KeyStore>,
     pub ca: CertificateAuthority,
     pub clock: Arc<dyn Clock>,
     /// Base URL put into certificates (AIA, CRL distribution points).
@@ -85,9 +88,18 @@ impl Services {
         let keystore =
             KeyStore::open(&config.hsm.module, &config.hsm.token_label, &pin, config.hsm.sessions, so_pin.as_deref())?;
         keystore.prepare_seal_key()?;
+        // CA keys on a token of their own, when configured: a second, small session pool.
+        let ca_keystore = match &config.hsm.ca_token_label {
+            Some(label) => {
+                let ca_pin = config.hsm.ca_pin.as_deref().unwrap_or(&pin);
+                Some(KeyStore::open(&config.hsm.module, label, ca_pin, config.hsm.sessions.min(2), so_pin.as_deref())?)
+            }
+            None => None,
+        };
         let mut conn = db.get().map_err(db::DbError::from)?;
         totp_seal::seal_clear_seeds(&mut conn, &keystore)?;
-        let ca = ca::load_or_create(&mut conn, &keystore, &config, &public_url, clock.now())?;
+        let ca_keys = ca_keystore.as_ref().unwrap_or(&keystore);
+        let ca = ca::load_or_create(&mut conn, ca_keys, &config, &public_url, clock.now())?;
         let mut webhook_secrets = WebhookSecrets {
             payments: config.payments.webhook_secret.clone(),
             identity: config.identity.webhook_secret.clone(),
@@ -98,7 +110,13 @@ impl Services {
             webhook_secrets.identity.get_or_insert(dev.identity_webhook_secret);
         }
         drop(conn);
-        Ok(Services { config, db, keystore, ca, clock, public_url, webhook_secrets })
+        Ok(Services { config, db, keystore, ca_keystore, ca, clock, public_url, webhook_secrets })
+    }
+
+    /// The key store holding the CA keys: their own token when `hsm.ca_token_label` is set, otherwise
+    /// the subscribers' token. Every CA signature (certificates, CRLs) goes through this.
+    pub fn ca_keys(&self) -> &KeyStore {
+        self.ca_keystore.as_ref().unwrap_or(&self.keystore)
     }
 
     pub fn conn(&self) -> Result<PooledDb, ServiceError> {

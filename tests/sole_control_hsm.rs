@@ -19,7 +19,7 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
 use diesel::prelude::*;
 use rssp::db::schema::{totp_factors, totp_pairings};
-use rssp::domain::{secrets, totp, KeyKind};
+use rssp::domain::{secrets, KeyKind};
 use serde_json::json;
 
 const ES256: &str = "1.2.840.10045.4.3.2";
@@ -176,7 +176,6 @@ async fn totp_seeds_are_sealed_at_rest_and_bound_to_their_user() {
     let code = server.next_otp(&alice);
     let (status, body) = authorize(&server, &alice_token, &alice.credential_id, &code, "flipped").await;
     assert_error(status, &body, 403, "access_denied", "reset the authenticator");
-    let _ = totp::STEP_SECONDS;
 }
 
 /// A session on the server's token, opened by the test like any other PKCS#11 application.
@@ -415,4 +414,50 @@ fn serve_keeps_its_data_directory_private() {
     serve_once(&data);
     assert_eq!(mode(&data), 0o700, "data directory after restart");
     assert_tree_private(&data);
+}
+
+fn private_key_labels(session: &Session) -> Vec<String> {
+    session
+        .find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)])
+        .unwrap()
+        .into_iter()
+        .map(|h| label_of(session, h))
+        .collect()
+}
+
+#[tokio::test]
+async fn ca_keys_can_live_on_a_token_of_their_own() {
+    let (mut label, mut ca_label) = (String::new(), String::new());
+    let server = TestServer::start_with(|c| {
+        label = c.hsm.token_label.clone();
+        ca_label = format!("{label}-ca");
+        c.hsm.ca_token_label = Some(ca_label.clone());
+    })
+    .await;
+    let pin = server.services().config.hsm.pin.clone().unwrap();
+    // Issuance and CRLs are signed with the CA token's keys.
+    let signer = server.provision("ca-apart", KeyKind::EcP256, 1, None).await;
+    for crl in ["/pki/root-ca.crl", "/pki/issuing-ca.crl"] {
+        let response = server.http.get(format!("{}{crl}", server.url)).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{crl}");
+    }
+
+    let subscribers = open_token(&label, &pin);
+    let labels = private_key_labels(&subscribers.session);
+    assert!(labels.contains(&format!("rssp-subscriber-{}", signer.credential_id)), "{labels:?}");
+    assert!(!labels.iter().any(|l| l.starts_with("rssp-ca-")), "CA keys on the subscribers' token: {labels:?}");
+
+    let ca = open_token(&ca_label, &pin);
+    let mut labels = private_key_labels(&ca.session);
+    labels.sort();
+    assert_eq!(labels, ["rssp-ca-issuing", "rssp-ca-root"], "only the CA keys on the CA token");
+    let seal = ca.session.find_objects(&[Attribute::Label(b"rssp-totp-seal".to_vec())]).unwrap();
+    assert!(seal.is_empty(), "the seal key stays with the subscribers' token");
+
+    // Signing still works end to end.
+    let token = server.login("v1", &signer).await;
+    let hashes = digests(1, "ca-apart");
+    let sad = server.authorize_v1(&token, &signer, &hashes, 1).await;
+    let (status, body) = server.sign_v1(&token, &signer.credential_id, &sad, &hashes, ES256).await;
+    assert_eq!(status, 200, "signHash: {body}");
 }

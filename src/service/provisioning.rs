@@ -65,7 +65,7 @@ pub fn provision(services: &Services, signer: NewSigner) -> Result<ProvisionedSi
     let key = services.keystore.generate(signer.key_kind, &credential_id)?;
     let subject = distinguished_name(&signer.username, None, &services.config.ca.country)?;
     let issued = services.ca.issue_end_entity(
-        &services.keystore,
+        services.ca_keys(),
         &key.public_key_der,
         subject,
         &services.public_url,
