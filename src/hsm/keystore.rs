@@ -353,8 +353,9 @@ impl KeyStore {
         });
         match result {
             Ok(plain) => Ok(Zeroizing::new(plain)),
-            // What the module answers to a tag that does not verify (SoftHSM: CKR_ENCRYPTED_DATA_INVALID
-            // or, from its OpenSSL back end, CKR_GENERAL_ERROR).
+            // What a module answers to a tag that does not verify: CKR_ENCRYPTED_DATA_INVALID in the
+            // standard; SoftHSM 2.6 answers CKR_GENERAL_ERROR (proven by tests/sole_control_hsm.rs). A
+            // module that is really failing answers with device or session errors, which stay errors.
             Err(HsmError::Pkcs11(CkError::Pkcs11(
                 RvError::EncryptedDataInvalid | RvError::EncryptedDataLenRange | RvError::GeneralError,
                 _,
