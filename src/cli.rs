@@ -126,7 +126,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let mut config = Config::load(cli.config.as_deref())?;
-    std::fs::create_dir_all(&config.data_dir)?;
+    crate::data_dir::prepare(&config.data_dir)?;
     // Before any thread starts: it may set SOFTHSM2_CONF for this process.
     hsm::prepare_embedded_softhsm(&mut config)?;
     let runtime = tokio::runtime::Runtime::new()?;

@@ -160,6 +160,11 @@ pub struct HsmConfig {
     pub pin: Option<String>,
     /// Number of logged-in sessions kept open (the signing concurrency towards the HSM).
     pub sessions: usize,
+    /// Label of a separate token (same module) for the CA keys, apart from the subscribers' keys.
+    /// None: the CA keys live on `token_label` too (still under their own `rssp-ca-*` labels).
+    pub ca_token_label: Option<String>,
+    /// User PIN of the CA token; defaults to `pin`.
+    pub ca_pin: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -219,7 +224,14 @@ impl Default for Config {
 
 impl Default for HsmConfig {
     fn default() -> Self {
-        HsmConfig { module: PathBuf::from(SOFTHSM_MODULE), token_label: "rssp".to_string(), pin: None, sessions: 4 }
+        HsmConfig {
+            module: PathBuf::from(SOFTHSM_MODULE),
+            token_label: "rssp".to_string(),
+            pin: None,
+            sessions: 4,
+            ca_token_label: None,
+            ca_pin: None,
+        }
     }
 }
 
@@ -328,6 +340,8 @@ const ENV_SETTINGS: &[(&str, &str, Kind)] = &[
     ("RSSP_HSM_TOKEN_LABEL", "hsm.token_label", Kind::Str),
     ("RSSP_HSM_PIN", "hsm.pin", Kind::Str),
     ("RSSP_HSM_SESSIONS", "hsm.sessions", Kind::Int),
+    ("RSSP_HSM_CA_TOKEN_LABEL", "hsm.ca_token_label", Kind::Str),
+    ("RSSP_HSM_CA_PIN", "hsm.ca_pin", Kind::Str),
     ("RSSP_ACCESS_TOKEN_LIFETIME_SECS", "security.access_token_lifetime_secs", Kind::Int),
     ("RSSP_REFRESH_TOKEN_LIFETIME_SECS", "security.refresh_token_lifetime_secs", Kind::Int),
     ("RSSP_SAD_LIFETIME_SECS", "security.sad_lifetime_secs", Kind::Int),
@@ -413,6 +427,14 @@ impl Config {
         }
         if self.hsm.token_label.is_empty() || self.hsm.token_label.len() > 32 {
             return Err(invalid("hsm.token_label (RSSP_HSM_TOKEN_LABEL)", "must be 1 to 32 characters"));
+        }
+        if let Some(ca_label) = &self.hsm.ca_token_label {
+            if ca_label.is_empty() || ca_label.len() > 32 || *ca_label == self.hsm.token_label {
+                return Err(invalid(
+                    "hsm.ca_token_label (RSSP_HSM_CA_TOKEN_LABEL)",
+                    "must be 1 to 32 characters and differ from hsm.token_label",
+                ));
+            }
         }
         if !(1..=256).contains(&self.hsm.sessions) {
             return Err(invalid("hsm.sessions (RSSP_HSM_SESSIONS)", "must be between 1 and 256"));

@@ -7,6 +7,9 @@
 mod keystore;
 mod softhsm;
 
-pub use keystore::{GeneratedKey, HsmError, KeyId, KeyStore};
+pub use keystore::{
+    allowed_mechanisms, CaKeyLabel, GeneratedKey, HsmError, KeyId, KeyStore, SEAL_KEY_LABEL,
+    SUBSCRIBER_KEY_LABEL_PREFIX,
+};
 pub(crate) use softhsm::embedded_so_pin;
 pub use softhsm::prepare_embedded_softhsm;

@@ -7,6 +7,7 @@ pub mod background;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod data_dir;
 pub mod db;
 pub mod domain;
 pub mod hsm;

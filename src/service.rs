@@ -18,6 +18,7 @@ pub mod orders;
 pub mod provisioning;
 mod second_factor;
 pub mod signing;
+pub mod totp_seal;
 
 use std::sync::Arc;
 
@@ -37,7 +38,10 @@ const AUDIT_POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 pub struct Services {
     pub config: Config,
     pub db: DbPool,
+    /// The subscribers' signing keys (and the seal key of TOTP seeds).
     pub keystore: KeyStore,
+    /// The CA keys' own token when `hsm.ca_token_label` is set; see [`Services::ca_keys`].
+    pub ca_keystore: Option<KeyStore>,
     pub ca: CertificateAuthority,
     pub clock: Arc<dyn Clock>,
     /// Base URL put into certificates (AIA, CRL distribution points).
@@ -68,6 +72,10 @@ impl Services {
     /// Opens the database (running migrations), the HSM token (creating the embedded one on first
     /// start) and the CA (creating it on first start).
     pub fn open(config: Config, clock: Arc<dyn Clock>, public_url: String) -> Result<Services, StartError> {
+        let private =
+            |e: std::io::Error| StartError::Other(format!("data directory {}: {e}", config.data_dir.display()));
+        crate::data_dir::prepare(&config.data_dir).map_err(private)?;
+        crate::data_dir::secure_sqlite_files(&config.database_url()).map_err(private)?;
         let pool_wait = std::time::Duration::from_millis(config.security.db_pool_wait_ms);
         let db = db::connect(&config.database_url(), (config.hsm.sessions as u32 * 2).max(8), pool_wait)?;
         let pin = config.hsm.pin.clone().ok_or_else(|| {
@@ -83,8 +91,19 @@ impl Services {
         };
         let keystore =
             KeyStore::open(&config.hsm.module, &config.hsm.token_label, &pin, config.hsm.sessions, so_pin.as_deref())?;
+        keystore.prepare_seal_key()?;
+        // CA keys on a token of their own, when configured: a second, small session pool.
+        let ca_keystore = match &config.hsm.ca_token_label {
+            Some(label) => {
+                let ca_pin = config.hsm.ca_pin.as_deref().unwrap_or(&pin);
+                Some(KeyStore::open(&config.hsm.module, label, ca_pin, config.hsm.sessions.min(2), so_pin.as_deref())?)
+            }
+            None => None,
+        };
         let mut conn = db::checkout(&db)?;
-        let ca = ca::load_or_create(&mut conn, &keystore, &config, &public_url, clock.now())?;
+        totp_seal::seal_clear_seeds(&mut conn, &keystore)?;
+        let ca_keys = ca_keystore.as_ref().unwrap_or(&keystore);
+        let ca = ca::load_or_create(&mut conn, ca_keys, &config, &public_url, clock.now())?;
         let mut webhook_secrets = WebhookSecrets {
             payments: config.payments.webhook_secret.clone(),
             identity: config.identity.webhook_secret.clone(),
@@ -95,7 +114,13 @@ impl Services {
             webhook_secrets.identity.get_or_insert(dev.identity_webhook_secret);
         }
         drop(conn);
-        Ok(Services { config, db, keystore, ca, clock, public_url, webhook_secrets })
+        Ok(Services { config, db, keystore, ca_keystore, ca, clock, public_url, webhook_secrets })
+    }
+
+    /// The key store holding the CA keys: their own token when `hsm.ca_token_label` is set, otherwise
+    /// the subscribers' token. Every CA signature (certificates, CRLs) goes through this.
+    pub fn ca_keys(&self) -> &KeyStore {
+        self.ca_keystore.as_ref().unwrap_or(&self.keystore)
     }
 
     /// A pooled connection. Never ask for one while holding another (see [`db::Conn`]).

@@ -130,6 +130,8 @@ pub struct Pairing {
     pub user_id: String,
     pub secret: Vec<u8>,
     pub created_at: i64,
+    /// How `secret` is stored: a `domain::totp::SeedSeal`, as text.
+    pub secret_seal: String,
 }
 
 /// Starts a pairing, replacing one that was never confirmed.
@@ -185,4 +187,28 @@ pub fn has_consent(conn: &mut DbConnection, user_id: &str, document: &str, versi
             .filter(consents::version.eq(version)),
     ))
     .get_result(conn)
+}
+
+/// Pairings whose seed is still stored as `seal` (the clear rows left from before sealing).
+pub fn pairing_secrets_stored_as(conn: &mut DbConnection, seal: &str) -> QueryResult<Vec<(String, Vec<u8>)>> {
+    totp_pairings::table
+        .filter(totp_pairings::secret_seal.eq(seal))
+        .select((totp_pairings::user_id, totp_pairings::secret))
+        .load(conn)
+}
+
+/// Replaces a pairing's seed stored as `from` by its sealed form; false when the row changed meanwhile.
+pub fn reseal_pairing_secret(
+    conn: &mut DbConnection,
+    user_id: &str,
+    from: &str,
+    secret: &[u8],
+    seal: &str,
+) -> QueryResult<bool> {
+    diesel::update(
+        totp_pairings::table.filter(totp_pairings::user_id.eq(user_id)).filter(totp_pairings::secret_seal.eq(from)),
+    )
+    .set((totp_pairings::secret.eq(secret), totp_pairings::secret_seal.eq(seal)))
+    .execute(conn)
+    .map(|n| n == 1)
 }

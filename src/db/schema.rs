@@ -25,6 +25,7 @@ diesel::table! {
         last_step -> Nullable<BigInt>,
         failures -> Integer,
         locked_until -> Nullable<BigInt>,
+        secret_seal -> Text,
     }
 }
 
@@ -113,6 +114,7 @@ diesel::table! {
         user_id -> Text,
         secret -> Binary,
         created_at -> BigInt,
+        secret_seal -> Text,
     }
 }
 

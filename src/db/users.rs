@@ -20,6 +20,8 @@ pub struct TotpFactor {
     pub last_step: Option<i64>,
     pub failures: i32,
     pub locked_until: Option<i64>,
+    /// How `secret` is stored: a `domain::totp::SeedSeal`, as text.
+    pub secret_seal: String,
 }
 
 pub fn insert(conn: &mut DbConnection, user: &User) -> QueryResult<()> {
@@ -77,4 +79,28 @@ pub fn record_totp_failure(
             .execute(conn)?;
     }
     Ok(failures)
+}
+
+/// Factors whose seed is still stored as `seal` (the clear rows left from before sealing).
+pub fn totp_secrets_stored_as(conn: &mut DbConnection, seal: &str) -> QueryResult<Vec<(String, Vec<u8>)>> {
+    totp_factors::table
+        .filter(totp_factors::secret_seal.eq(seal))
+        .select((totp_factors::user_id, totp_factors::secret))
+        .load(conn)
+}
+
+/// Replaces a factor's seed stored as `from` by its sealed form; false when the row changed meanwhile.
+pub fn reseal_totp_secret(
+    conn: &mut DbConnection,
+    user_id: &str,
+    from: &str,
+    secret: &[u8],
+    seal: &str,
+) -> QueryResult<bool> {
+    diesel::update(
+        totp_factors::table.filter(totp_factors::user_id.eq(user_id)).filter(totp_factors::secret_seal.eq(from)),
+    )
+    .set((totp_factors::secret.eq(secret), totp_factors::secret_seal.eq(seal)))
+    .execute(conn)
+    .map(|n| n == 1)
 }

@@ -20,6 +20,37 @@ pub enum TotpCheck {
     Wrong,
 }
 
+/// How a TOTP seed is kept in the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeedSeal {
+    /// In clear: only rows written before sealing existed; the server seals them at start.
+    Clear,
+    /// Sealed in the HSM: AES-256-GCM under the non-extractable seal key, 96-bit random IV stored
+    /// first, the user id bound as additional authenticated data.
+    HsmAesGcmV1,
+}
+
+impl SeedSeal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SeedSeal::Clear => "clear",
+            SeedSeal::HsmAesGcmV1 => "hsm-aes-gcm-v1",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<SeedSeal> {
+        [SeedSeal::Clear, SeedSeal::HsmAesGcmV1].into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// The additional authenticated data of a sealed seed: it belongs to this user and no other, so
+    /// a sealed seed copied into another user's row does not open.
+    pub fn aad(user_id: &str) -> Vec<u8> {
+        let mut aad = b"rssp/totp-seed/v1/".to_vec();
+        aad.extend_from_slice(user_id.as_bytes());
+        aad
+    }
+}
+
 /// The code for one time step.
 pub fn code_at_step(secret: &[u8], step: i64) -> String {
     // HMAC accepts keys of any length, so this cannot fail.

@@ -4,15 +4,17 @@ use std::sync::{Condvar, Mutex, OnceLock};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
-use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use der::asn1::{BitString, ObjectIdentifier, OctetStringRef, UintRef};
 use der::{Decode, Encode, Sequence};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+use zeroize::Zeroizing;
 
 use crate::domain::algorithms::{ecdsa_raw_to_der, oid};
 use crate::domain::{secrets, HashAlgorithm, KeyKind, SignatureScheme};
@@ -27,7 +29,39 @@ pub enum HsmError {
     KeyNotFound(String),
     #[error("unexpected key material from the HSM: {0}")]
     BadKeyMaterial(String),
+    /// A sealed value that does not open: altered, moved to another row, or sealed under another key.
+    #[error("a sealed value does not open (altered, moved or sealed by another key)")]
+    SealBroken,
+    #[error("no sealing key labelled {0:?} on the token")]
+    SealKeyNotFound(&'static str),
 }
+
+/// Label of the subscriber (signing) keys: `rssp-subscriber-<credential id>`. CA keys carry their own
+/// `rssp-ca-*` labels (see [`CaKeyLabel`]), so the two are told apart on the token.
+pub const SUBSCRIBER_KEY_LABEL_PREFIX: &str = "rssp-subscriber-";
+
+/// The labels of the CA keys, distinct from every subscriber label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaKeyLabel {
+    Root,
+    Issuing,
+}
+
+impl CaKeyLabel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaKeyLabel::Root => "rssp-ca-root",
+            CaKeyLabel::Issuing => "rssp-ca-issuing",
+        }
+    }
+}
+
+/// Label of the AES-256 key that seals secrets at rest (TOTP seeds). It never leaves the HSM.
+pub const SEAL_KEY_LABEL: &str = "rssp-totp-seal";
+/// AES-GCM nonce length: 96 random bits per sealed value.
+const SEAL_IV_LEN: usize = 12;
+/// AES-GCM tag length in bits.
+const SEAL_TAG_BITS: u64 = 128;
 
 /// The `CKA_ID` that links a key pair to what rssp knows about it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -89,6 +123,8 @@ pub struct KeyStore {
     returned: Condvar,
     /// Private-key handles by key id; handles stay valid for every session of this process.
     handles: Mutex<HashMap<KeyId, ObjectHandle>>,
+    /// The sealing key's handle, once found (see [`KeyStore::prepare_seal_key`]).
+    seal_key: Mutex<Option<ObjectHandle>>,
 }
 
 impl KeyStore {
@@ -122,7 +158,13 @@ impl KeyStore {
             }
             idle.push(session);
         }
-        Ok(KeyStore { slot, idle: Mutex::new(idle), returned: Condvar::new(), handles: Mutex::new(HashMap::new()) })
+        Ok(KeyStore {
+            slot,
+            idle: Mutex::new(idle),
+            returned: Condvar::new(),
+            handles: Mutex::new(HashMap::new()),
+            seal_key: Mutex::new(None),
+        })
     }
 
     pub fn slot(&self) -> Slot {
@@ -145,8 +187,21 @@ impl KeyStore {
         f(guard.session.as_ref().expect("present until drop"))
     }
 
-    /// Generates a key pair on the token: the private key sensitive and never extractable.
+    /// Generates a subscriber's signing key pair on the token, labelled
+    /// `rssp-subscriber-<label>` (the label is the credential id).
     pub fn generate(&self, kind: KeyKind, label: &str) -> Result<GeneratedKey, HsmError> {
+        self.generate_labelled(kind, &format!("{SUBSCRIBER_KEY_LABEL_PREFIX}{label}"))
+    }
+
+    /// Generates a CA key pair on the token under its own `rssp-ca-*` label.
+    pub fn generate_ca(&self, kind: KeyKind, label: CaKeyLabel) -> Result<GeneratedKey, HsmError> {
+        self.generate_labelled(kind, label.as_str())
+    }
+
+    /// Generates a key pair that can sign and do nothing else: the private key is sensitive, never
+    /// extractable, cannot decrypt, unwrap or derive, cannot be modified or copied, and is limited to
+    /// the mechanisms rssp signs with for its kind (`CKA_ALLOWED_MECHANISMS`). The public key only verifies.
+    fn generate_labelled(&self, kind: KeyKind, label: &str) -> Result<GeneratedKey, HsmError> {
         let id = KeyId::random();
         let common = |private: bool| {
             vec![
@@ -154,12 +209,15 @@ impl KeyStore {
                 Attribute::Private(private),
                 Attribute::Id(id.0.clone()),
                 Attribute::Label(label.as_bytes().to_vec()),
+                Attribute::Modifiable(false),
+                Attribute::Copyable(false),
+                Attribute::Destroyable(true),
             ]
         };
         let mut private = common(true);
-        private.extend([Attribute::Sensitive(true), Attribute::Extractable(false), Attribute::Sign(true)]);
+        private.extend(signing_key_attributes(kind));
         let mut public = common(false);
-        public.push(Attribute::Verify(true));
+        public.extend([Attribute::Verify(true), Attribute::Encrypt(false), Attribute::Wrap(false)]);
         let mechanism = if kind.is_rsa() {
             public.extend([
                 Attribute::ModulusBits((kind.bits() as u64).into()),
@@ -226,6 +284,141 @@ impl KeyStore {
             }
         })
     }
+
+    /// Finds the sealing key by label, generating it on the first start: AES-256, on the token,
+    /// sensitive and never extractable, for encrypt/decrypt only (no wrap, unwrap, sign, derive), not
+    /// modifiable nor copyable. Its handle is kept for the process.
+    pub fn prepare_seal_key(&self) -> Result<(), HsmError> {
+        // Two servers of one process starting together must not both generate a key.
+        let _guard = TOKEN_INIT.lock().unwrap_or_else(|e| e.into_inner());
+        self.with_session(|session| {
+            let handle = match find_seal_key(session)? {
+                Some(handle) => handle,
+                None => session.generate_key(&Mechanism::AesKeyGen, &seal_key_template())?,
+            };
+            *self.seal_key.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+            Ok(())
+        })
+    }
+
+    fn seal_key_handle(&self, session: &Session) -> Result<ObjectHandle, HsmError> {
+        if let Some(handle) = *self.seal_key.lock().unwrap_or_else(|e| e.into_inner()) {
+            return Ok(handle);
+        }
+        let handle = find_seal_key(session)?.ok_or(HsmError::SealKeyNotFound(SEAL_KEY_LABEL))?;
+        *self.seal_key.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        Ok(handle)
+    }
+
+    /// Runs one operation with the sealing key, looking the key up again once if its handle went stale.
+    fn with_seal_key<T>(&self, op: impl Fn(&Session, ObjectHandle) -> Result<T, HsmError>) -> Result<T, HsmError> {
+        self.with_session(|session| {
+            let key = self.seal_key_handle(session)?;
+            match op(session, key) {
+                Err(HsmError::Pkcs11(CkError::Pkcs11(RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid, _))) => {
+                    *self.seal_key.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                    let key = self.seal_key_handle(session)?;
+                    op(session, key)
+                }
+                other => other,
+            }
+        })
+    }
+
+    /// Seals `plaintext` in the HSM with AES-256-GCM under a fresh random 96-bit IV, binding `aad`
+    /// (what the value belongs to). Returns `iv || ciphertext || tag`.
+    pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, HsmError> {
+        let iv = secrets::random_bytes::<SEAL_IV_LEN>();
+        let ciphertext = self.with_seal_key(|session, key| {
+            let mut iv = iv;
+            let params = GcmParams::new(&mut iv, aad, SEAL_TAG_BITS.into())?;
+            Ok(session.encrypt(&Mechanism::AesGcm(params), key, plaintext)?)
+        })?;
+        let mut sealed = iv.to_vec();
+        sealed.extend_from_slice(&ciphertext);
+        Ok(sealed)
+    }
+
+    /// Opens a value sealed by [`KeyStore::seal`] with the same `aad`. A value that was altered, moved
+    /// to another owner (other `aad`) or sealed under another key is [`HsmError::SealBroken`].
+    pub fn unseal(&self, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, HsmError> {
+        if sealed.len() < SEAL_IV_LEN + (SEAL_TAG_BITS as usize / 8) {
+            return Err(HsmError::SealBroken);
+        }
+        let (iv, ciphertext) = sealed.split_at(SEAL_IV_LEN);
+        let result = self.with_seal_key(|session, key| {
+            let mut iv = iv.to_vec();
+            let params = GcmParams::new(&mut iv, aad, SEAL_TAG_BITS.into())?;
+            Ok(session.decrypt(&Mechanism::AesGcm(params), key, ciphertext)?)
+        });
+        match result {
+            Ok(plain) => Ok(Zeroizing::new(plain)),
+            // What a module answers to a tag that does not verify: CKR_ENCRYPTED_DATA_INVALID in the
+            // standard; SoftHSM 2.6 answers CKR_GENERAL_ERROR (proven by tests/sole_control_hsm.rs). A
+            // module that is really failing answers with device or session errors, which stay errors.
+            Err(HsmError::Pkcs11(CkError::Pkcs11(
+                RvError::EncryptedDataInvalid | RvError::EncryptedDataLenRange | RvError::GeneralError,
+                _,
+            ))) => Err(HsmError::SealBroken),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The private-key attributes of a signing key: it signs with its kind's mechanisms and nothing else.
+fn signing_key_attributes(kind: KeyKind) -> Vec<Attribute> {
+    vec![
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Sign(true),
+        Attribute::SignRecover(false),
+        Attribute::Decrypt(false),
+        Attribute::Unwrap(false),
+        Attribute::Derive(false),
+        Attribute::AllowedMechanisms(allowed_mechanisms(kind)),
+    ]
+}
+
+/// The mechanisms `sign_one` calls for a key of this kind: RSA keys sign with CKM_RSA_PKCS (DigestInfo
+/// built in software) and CKM_RSA_PKCS_PSS (digest signed as given); EC keys with CKM_ECDSA.
+pub fn allowed_mechanisms(kind: KeyKind) -> Vec<MechanismType> {
+    if kind.is_rsa() {
+        vec![MechanismType::RSA_PKCS, MechanismType::RSA_PKCS_PSS]
+    } else {
+        vec![MechanismType::ECDSA]
+    }
+}
+
+fn seal_key_template() -> Vec<Attribute> {
+    vec![
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
+        Attribute::ValueLen(32.into()),
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Label(SEAL_KEY_LABEL.as_bytes().to_vec()),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Encrypt(true),
+        Attribute::Decrypt(true),
+        Attribute::Wrap(false),
+        Attribute::Unwrap(false),
+        Attribute::Sign(false),
+        Attribute::Verify(false),
+        Attribute::Derive(false),
+        Attribute::Modifiable(false),
+        Attribute::Copyable(false),
+        Attribute::AllowedMechanisms(vec![MechanismType::AES_GCM]),
+    ]
+}
+
+fn find_seal_key(session: &Session) -> Result<Option<ObjectHandle>, HsmError> {
+    let template = [
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
+        Attribute::Label(SEAL_KEY_LABEL.as_bytes().to_vec()),
+    ];
+    Ok(session.find_objects(&template)?.first().copied())
 }
 
 fn sign_one(session: &Session, key: ObjectHandle, scheme: SignatureScheme, digest: &[u8]) -> Result<Vec<u8>, HsmError> {

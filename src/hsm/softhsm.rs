@@ -14,18 +14,20 @@ pub fn prepare_embedded_softhsm(config: &mut Config) -> std::io::Result<()> {
     if !config.embedded_softhsm() {
         return Ok(());
     }
+    crate::data_dir::prepare(&config.data_dir)?;
     let hsm_dir = config.data_dir.join("hsm");
-    std::fs::create_dir_all(&hsm_dir)?;
+    crate::data_dir::create_private_dir(&hsm_dir)?;
     let hsm_dir = std::fs::canonicalize(&hsm_dir)?;
     if std::env::var_os("SOFTHSM2_CONF").is_none() {
         let tokens = hsm_dir.join("tokens");
-        std::fs::create_dir_all(&tokens)?;
+        // SoftHSM creates its token directories 0700 and object files 0600 inside this one.
+        crate::data_dir::create_private_dir(&tokens)?;
         let conf = hsm_dir.join("softhsm2.conf");
         let text = format!(
             "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
             tokens.display()
         );
-        std::fs::write(&conf, text)?;
+        crate::data_dir::write_private(&conf, text.as_bytes())?;
         // Single-threaded at this point (see the doc comment), so changing the environment is safe.
         std::env::set_var("SOFTHSM2_CONF", &conf);
     }
@@ -45,7 +47,7 @@ fn read_or_create_secret(path: &Path) -> std::io::Result<String> {
         return Ok(existing.trim().to_string());
     }
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
+        crate::data_dir::create_private_dir(parent)?;
     }
     let secret = hex::encode(secrets::random_bytes::<16>());
     write_private(path, &secret)?;

@@ -11,7 +11,7 @@ use super::certificate::{random_serial, validity, CaSigner, TbsCertificate};
 use super::profile::{self, Publication};
 use super::PkiError;
 use crate::domain::KeyKind;
-use crate::hsm::{KeyId, KeyStore};
+use crate::hsm::{CaKeyLabel, KeyId, KeyStore};
 
 /// CA keys are ECDSA P-384: strong, and cheap to sign with when certificates and CRLs are issued.
 pub const CA_KEY_KIND: KeyKind = KeyKind::EcP384;
@@ -87,7 +87,7 @@ impl CertificateAuthority {
         now: i64,
     ) -> Result<Self, PkiError> {
         let root_name = distinguished_name(&format!("{organization} Root CA"), Some(organization), country)?;
-        let root_key = keystore.generate(CA_KEY_KIND, "rssp root CA")?;
+        let root_key = keystore.generate_ca(CA_KEY_KIND, CaKeyLabel::Root)?;
         let root_spki = SubjectPublicKeyInfoOwned::from_der(&root_key.public_key_der)?;
         let root_key_id = profile::key_identifier(&root_spki);
         let root_signer = CaSigner { keystore, key: root_key.id.clone(), kind: CA_KEY_KIND };
@@ -105,7 +105,7 @@ impl CertificateAuthority {
 
         let issuing_name =
             distinguished_name(&format!("{organization} Qualified Issuing CA"), Some(organization), country)?;
-        let issuing_key = keystore.generate(CA_KEY_KIND, "rssp issuing CA")?;
+        let issuing_key = keystore.generate_ca(CA_KEY_KIND, CaKeyLabel::Issuing)?;
         let issuing_spki = SubjectPublicKeyInfoOwned::from_der(&issuing_key.public_key_der)?;
         let published = Publication {
             issuer_cert_url: format!("{public_url}{}", paths::ROOT_CERT),

@@ -10,7 +10,7 @@ use crate::notify::{self, templates};
 use super::accounts::{account_of, password_checked_account, CodeSent};
 use super::auth::{open_portal_session, IssuedTokens};
 use super::one_time::{self, CodeRequest};
-use super::{audited, Principal, ServiceError, Services};
+use super::{audited, totp_seal, Principal, ServiceError, Services};
 
 /// A pairing in progress: what the app needs (the QR code is drawn by the api layer).
 #[derive(Debug, Clone)]
@@ -26,10 +26,16 @@ fn new_pairing(
     label: &str,
     now: i64,
 ) -> Result<PairingStarted, ServiceError> {
-    let seed = secrets::new_totp_seed();
+    let seed = zeroize::Zeroizing::new(secrets::new_totp_seed());
+    let sealed = totp_seal::seal(&services.keystore, user_id, &seed)?;
     accounts::start_pairing(
         conn,
-        &accounts::Pairing { user_id: user_id.to_string(), secret: seed.clone(), created_at: now },
+        &accounts::Pairing {
+            user_id: user_id.to_string(),
+            secret: sealed.secret,
+            created_at: now,
+            secret_seal: sealed.seal,
+        },
     )?;
     let secret_base32 = secrets::base32(&seed);
     let otpauth_uri = totp::otpauth_uri(&services.config.service_name, label, &secret_base32);
@@ -59,9 +65,11 @@ pub fn confirm_pairing(services: &Services, principal: &Principal, code: &str) -
         let mut conn = services.conn()?;
         let pairing = accounts::pairing(&mut conn, &principal.user_id)?
             .ok_or_else(|| ServiceError::Conflict("No pairing in progress; start one first".into()))?;
-        let TotpCheck::Accepted { step } = totp::check(&pairing.secret, code, now, None) else {
+        let seed = totp_seal::open(&services.keystore, &principal.user_id, &pairing.secret, &pairing.secret_seal)??;
+        let TotpCheck::Accepted { step } = totp::check(&seed, code, now, None) else {
             return Err(ServiceError::InvalidOtp);
         };
+        drop(seed);
         db::write_transaction(&mut conn, |c| {
             if accounts::has_totp(c, &principal.user_id)? {
                 return Err(ServiceError::Conflict("An authenticator is already paired".into()));
@@ -70,10 +78,12 @@ pub fn confirm_pairing(services: &Services, principal: &Principal, code: &str) -
                 c,
                 &users::TotpFactor {
                     user_id: principal.user_id.clone(),
+                    // Sealed for this same user: the sealed bytes move from the pairing as they are.
                     secret: pairing.secret.clone(),
                     last_step: Some(step),
                     failures: 0,
                     locked_until: None,
+                    secret_seal: pairing.secret_seal.clone(),
                 },
             )?;
             accounts::end_pairing(c, &principal.user_id)?;

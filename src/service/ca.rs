@@ -73,10 +73,10 @@ pub enum CrlIssuer {
 pub fn current_crl(services: &Services, issuer: CrlIssuer) -> Result<Vec<u8>, ServiceError> {
     let now = services.now();
     match issuer {
-        CrlIssuer::Root => Ok(crl::build(&services.keystore, &services.ca.root, &[], now)?),
+        CrlIssuer::Root => Ok(crl::build(services.ca_keys(), &services.ca.root, &[], now)?),
         CrlIssuer::Issuing => {
             let revoked = credentials::revoked(&mut *services.conn()?)?;
-            Ok(crl::build(&services.keystore, &services.ca.issuing, &revoked, now)?)
+            Ok(crl::build(services.ca_keys(), &services.ca.issuing, &revoked, now)?)
         }
     }
 }

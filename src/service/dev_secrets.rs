@@ -55,8 +55,5 @@ pub fn load_or_create(data_dir: &Path, conn: &mut DbConnection, now: i64) -> Res
 }
 
 fn write_private(file: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(file)?;
-    f.write_all(text.as_bytes())
+    crate::data_dir::write_private(file, text.as_bytes())
 }

@@ -102,7 +102,7 @@ fn new_certified_key(
         .map_err(|e| ServiceError::InvalidRequest(format!("The name cannot go into a certificate: {e}")))?;
     let key = services.keystore.generate(kind, credential_id)?;
     let issued = services.ca.issue_end_entity(
-        &services.keystore,
+        services.ca_keys(),
         &key.public_key_der,
         subject,
         &services.public_url,

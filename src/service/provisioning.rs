@@ -8,7 +8,7 @@ use crate::pki::ca::distinguished_name;
 
 use super::auth::hash_password;
 use super::credentials::STATUS_ENABLED;
-use super::{ServiceError, Services};
+use super::{totp_seal, ServiceError, Services};
 
 #[derive(Debug, Clone)]
 pub struct NewSigner {
@@ -59,12 +59,13 @@ pub fn provision(services: &Services, signer: NewSigner) -> Result<ProvisionedSi
     let credential_id = uuid::Uuid::new_v4().to_string();
     let password_hash = hash_password(&signer.password)?;
     let pin_hash = signer.pin.as_deref().map(hash_password).transpose()?;
-    let seed = secrets::new_totp_seed();
+    let seed = zeroize::Zeroizing::new(secrets::new_totp_seed());
+    let sealed = totp_seal::seal(&services.keystore, &user_id, &seed)?;
 
     let key = services.keystore.generate(signer.key_kind, &credential_id)?;
     let subject = distinguished_name(&signer.username, None, &services.config.ca.country)?;
     let issued = services.ca.issue_end_entity(
-        &services.keystore,
+        services.ca_keys(),
         &key.public_key_der,
         subject,
         &services.public_url,
@@ -81,10 +82,11 @@ pub fn provision(services: &Services, signer: NewSigner) -> Result<ProvisionedSi
             c,
             &users::TotpFactor {
                 user_id: user_id.clone(),
-                secret: seed.clone(),
+                secret: sealed.secret,
                 last_step: None,
                 failures: 0,
                 locked_until: None,
+                secret_seal: sealed.seal,
             },
         )?;
         db::credentials::insert(

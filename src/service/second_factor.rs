@@ -5,7 +5,7 @@ use crate::db::{self, users, DbConnection};
 use crate::domain::totp::{self, TotpCheck};
 
 use super::auth::verify_password;
-use super::{ServiceError, Services};
+use super::{totp_seal, ServiceError, Services};
 
 /// Checks the lock, the PIN (`(stored hash, given)`) and the TOTP code. Wrong factors count toward the
 /// lock-out; the counters are written whatever the outcome, so the caller must commit. The inner error
@@ -40,7 +40,12 @@ pub(super) fn check(
             return fail(conn, ServiceError::InvalidPin);
         }
     }
-    match totp::check(&factor.secret, otp, now, factor.last_step) {
+    // The seed is opened here and only here, and zeroed when the check is done.
+    let seed = match totp_seal::open(&services.keystore, user_id, &factor.secret, &factor.secret_seal)? {
+        Ok(seed) => seed,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    match totp::check(&seed, otp, now, factor.last_step) {
         TotpCheck::Wrong => fail(conn, ServiceError::InvalidOtp),
         // A code that was right but is used up is not a guess: refused, not counted toward the lock.
         TotpCheck::Replayed => Ok(Err(ServiceError::OtpReplayed)),
