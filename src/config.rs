@@ -392,7 +392,8 @@ impl Config {
             None => toml::Table::new(),
         };
         for (name, value) in env {
-            if !name.starts_with("RSSP_") || name == "RSSP_CONFIG" || name.starts_with("RSSP_TEST_") {
+            // RSSP_LOG is the log filter, read by the binary before the configuration.
+            if !name.starts_with("RSSP_") || name == "RSSP_CONFIG" || name == "RSSP_LOG" || name.starts_with("RSSP_TEST_") {
                 continue;
             }
             let Some((_, path, kind)) = ENV_SETTINGS.iter().find(|(n, _, _)| n == name) else {
