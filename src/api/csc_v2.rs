@@ -409,6 +409,9 @@ pub async fn authorize(
 pub struct ExtendTransactionRequest {
     #[serde(rename = "credentialID")]
     pub credential_id: Option<String>,
+    /// Hashes the renewed SAD keeps: each must be one the SAD still authorises (SCAL2: new hashes need
+    /// `credentials/authorize` and a new code). Absent or empty: all it still authorises. The renewed SAD
+    /// never lives past `security.sad_max_lifetime_secs` after the code.
     pub hashes: Option<Vec<String>>,
     #[serde(rename = "hashAlgorithmOID")]
     pub hash_algorithm_oid: Option<String>,
