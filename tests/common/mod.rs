@@ -100,6 +100,8 @@ impl TestServer {
             multisign,
             pin: pin.map(str::to_string),
             quota,
+            names: None,
+            country: None,
         };
         let provisioned =
             tokio::task::spawn_blocking(move || provisioning::provision(&services, signer)).await.unwrap().unwrap();
