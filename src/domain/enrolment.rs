@@ -71,7 +71,8 @@ pub fn parse_name(text: &str, field: &'static str) -> Result<String, String> {
 }
 
 /// The officially assigned ISO 3166-1 alpha-2 codes (from Debian's iso-codes), space separated.
-const ISO_3166_ALPHA_2: &str = "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS \
+const ISO_3166_ALPHA_2: &str =
+    "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS \
      BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE \
      EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM \
      HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC \
@@ -226,5 +227,15 @@ mod tests {
         assert!(bad.check().unwrap_err().contains("vat_id"));
         assert_eq!(vat_cents(3900, 22), 858);
         assert_eq!(vat_cents(5, 50), 3);
+    }
+
+    #[test]
+    fn countries_are_assigned_iso_3166_codes() {
+        assert_eq!(parse_country(" SI ", "country").unwrap(), "SI");
+        assert_eq!(parse_country("ZW", "country").unwrap(), "ZW");
+        assert_eq!(parse_country("AD", "country").unwrap(), "AD");
+        for bad in ["si", "XX", "SVN", "", "S", "EL", "UK"] {
+            assert!(parse_country(bad, "country").unwrap_err().contains("country"), "{bad:?}");
+        }
     }
 }

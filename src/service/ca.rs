@@ -98,7 +98,12 @@ pub struct PublishedCrl {
 
 impl From<crls::CrlRow> for PublishedCrl {
     fn from(row: crls::CrlRow) -> Self {
-        PublishedCrl { number: row.crl_number, this_update: row.this_update, next_update: row.next_update, der: row.der }
+        PublishedCrl {
+            number: row.crl_number,
+            this_update: row.this_update,
+            next_update: row.next_update,
+            der: row.der,
+        }
     }
 }
 

@@ -96,7 +96,8 @@ fn person_subject(services: &Services, account: &accounts::Account) -> Result<x5
         serial_number: provider_serial_number(&account.id),
         country: account.country.clone().unwrap_or_else(|| services.config.default_subject_country().to_string()),
     };
-    person_name(&person).map_err(|e| ServiceError::InvalidRequest(format!("The name cannot go into a certificate: {e}")))
+    person_name(&person)
+        .map_err(|e| ServiceError::InvalidRequest(format!("The name cannot go into a certificate: {e}")))
 }
 
 /// Generates the key in the HSM and has the CA certify it for the person, for the order's validity.

@@ -22,9 +22,8 @@ pub struct JobReport {
 pub fn run(services: &Services) -> Result<JobReport, ServiceError> {
     let now = services.now();
     let lifecycle = &services.config.lifecycle;
-    let mut report = JobReport::default();
     // Before taking a connection here: publishing takes its own, one at a time.
-    report.crls_published = super::ca::refresh_crls(services)?;
+    let mut report = JobReport { crls_published: super::ca::refresh_crls(services)?, ..JobReport::default() };
     let mut conn = services.conn()?;
     let horizon = lifecycle.rekey_notice_days.iter().copied().max().unwrap_or(0) * 86_400;
     for row in credentials::expiring_between(&mut conn, now, now + horizon)? {
