@@ -156,6 +156,22 @@ async fn the_scheduler_publishes_new_crls_before_next_update() {
     openssl_verifies(&ts, &new_root_der, &ts.services().ca.root.certificate_der);
     // And then nothing again until the next refresh point.
     assert_eq!(run_jobs(&ts).await["crls_published"], 0);
+
+    // A revocation whose CRL was never published (the node stopped right after the commit) is caught by
+    // the next run: the issuing CRL is published again, listing it; the root CRL is left alone.
+    let signer = ts.provision("stopped-node", rssp::domain::KeyKind::EcP256, 1, None).await;
+    let serial = {
+        let mut conn = ts.services().db.get().unwrap();
+        assert!(rssp::db::credentials::revoke(&mut conn, &signer.credential_id, "test", ts.now()).unwrap());
+        rssp::db::credentials::by_id(&mut conn, &signer.credential_id).unwrap().unwrap().serial_hex
+    };
+    let before = crl_facts(&ts.get_der(ISSUING_CRL).await);
+    assert!(before.serials.is_empty());
+    assert_eq!(run_jobs(&ts).await["crls_published"], 1);
+    let after = crl_facts(&ts.get_der(ISSUING_CRL).await);
+    assert!(after.number > before.number);
+    assert_eq!(after.serials, vec![normal_serial(&serial)]);
+    assert_eq!(crl_facts(&ts.get_der(ROOT_CRL).await).number, crl_facts(&new_root_der).number);
 }
 
 #[tokio::test]
