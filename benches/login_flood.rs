@@ -61,6 +61,8 @@ fn main() {
                     multisign: 1,
                     pin: None,
                     quota: None,
+                    names: None,
+                    country: None,
                 },
             )
         })

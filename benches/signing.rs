@@ -213,6 +213,8 @@ fn main() {
                     multisign: 1_000_000,
                     pin: None,
                     quota: None,
+                    names: None,
+                    country: None,
                 };
                 tokio::task::spawn_blocking(move || provisioning::provision(&services, signer)).await.unwrap().unwrap()
             };

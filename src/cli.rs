@@ -64,6 +64,16 @@ pub enum Command {
         /// Signatures the credential may make in all, like a package's transactions (default: no limit).
         #[arg(long)]
         quota: Option<i32>,
+        /// The person's given name for the certificate subject (with --surname; without both the
+        /// certificate's commonName is the username).
+        #[arg(long, requires = "surname")]
+        given_name: Option<String>,
+        /// The person's surname for the certificate subject (with --given-name).
+        #[arg(long, requires = "given_name")]
+        surname: Option<String>,
+        /// The person's country, ISO 3166-1 alpha-2 (default: ca.default_subject_country).
+        #[arg(long)]
+        country: Option<String>,
     },
     /// Operators of the admin API (/api/admin/v1).
     Operator {
@@ -144,10 +154,21 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         let services = Arc::new(services);
         let code = tokio::task::spawn_blocking(move || -> anyhow::Result<i32> {
             match cli.command {
-                Command::ProvisionUser { username, password, key, multisign, pin, quota } => {
+                Command::ProvisionUser {
+                    username,
+                    password,
+                    key,
+                    multisign,
+                    pin,
+                    quota,
+                    given_name,
+                    surname,
+                    country,
+                } => {
+                    let names = given_name.zip(surname);
                     let signer = provisioning::provision(
                         &services,
-                        NewSigner { username, password, key_kind: key, multisign, pin, quota },
+                        NewSigner { username, password, key_kind: key, multisign, pin, quota, names, country },
                     )?;
                     println!("{}", serde_json::to_string(&signer)?);
                     Ok(0)

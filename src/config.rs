@@ -197,8 +197,17 @@ pub struct CaConfig {
     pub organization: String,
     /// ISO 3166 country code used in the CA and end-entity subjects.
     pub country: String,
-    /// Validity of end-entity certificates in days.
+    /// Validity of end-entity certificates in days (never beyond the issuing CA's notAfter).
     pub end_entity_validity_days: i64,
+    /// Country (ISO 3166-1 alpha-2) of a person whose account names none; default: `country`.
+    pub default_subject_country: Option<String>,
+    /// Whether end-entity certificates carry the QcSSCD statement (key in a qualified signature creation
+    /// device). Unset: off when the PKCS#11 module is SoftHSM, which is not a QSCD; on otherwise.
+    pub qc_sscd: Option<bool>,
+    /// Time from a CRL's thisUpdate to its nextUpdate.
+    pub crl_lifetime_secs: i64,
+    /// How long before nextUpdate the scheduler publishes the next CRL.
+    pub crl_refresh_before_secs: i64,
 }
 
 impl Default for Config {
@@ -256,6 +265,10 @@ impl Default for CaConfig {
             organization: "rssp Trust Services".to_string(),
             country: "SI".to_string(),
             end_entity_validity_days: 365,
+            default_subject_country: None,
+            qc_sscd: None,
+            crl_lifetime_secs: 24 * 3600,
+            crl_refresh_before_secs: 6 * 3600,
         }
     }
 }
@@ -353,6 +366,9 @@ const ENV_SETTINGS: &[(&str, &str, Kind)] = &[
     ("RSSP_CA_ORGANIZATION", "ca.organization", Kind::Str),
     ("RSSP_CA_COUNTRY", "ca.country", Kind::Str),
     ("RSSP_CA_END_ENTITY_VALIDITY_DAYS", "ca.end_entity_validity_days", Kind::Int),
+    ("RSSP_CA_DEFAULT_SUBJECT_COUNTRY", "ca.default_subject_country", Kind::Str),
+    ("RSSP_CA_CRL_LIFETIME_SECS", "ca.crl_lifetime_secs", Kind::Int),
+    ("RSSP_CA_CRL_REFRESH_BEFORE_SECS", "ca.crl_refresh_before_secs", Kind::Int),
     ("RSSP_MODE", "mode", Kind::Str),
     ("RSSP_PORTAL_URL", "portal_url", Kind::Str),
     ("RSSP_TOTP_MANDATORY_AFTER", "lifecycle.totp_mandatory_after", Kind::Str),
@@ -516,6 +532,20 @@ impl Config {
         if self.ca.country.len() != 2 || !self.ca.country.chars().all(|c| c.is_ascii_uppercase()) {
             return Err(invalid("ca.country (RSSP_CA_COUNTRY)", "must be a two-letter ISO 3166 code like SI"));
         }
+        if let Some(country) = &self.ca.default_subject_country {
+            if crate::domain::enrolment::parse_country(country, "country").is_err() {
+                return Err(invalid(
+                    "ca.default_subject_country (RSSP_CA_DEFAULT_SUBJECT_COUNTRY)",
+                    "must be a two-letter ISO 3166 code like SI",
+                ));
+            }
+        }
+        if self.ca.crl_refresh_before_secs < 1 || self.ca.crl_refresh_before_secs >= self.ca.crl_lifetime_secs {
+            return Err(invalid(
+                "ca.crl_refresh_before_secs (RSSP_CA_CRL_REFRESH_BEFORE_SECS)",
+                "must be at least 1 and less than ca.crl_lifetime_secs",
+            ));
+        }
         Ok(())
     }
 
@@ -541,6 +571,22 @@ impl Config {
     /// Base URL of the links in e-mails (the portal), without a trailing slash.
     pub fn portal_url(&self, public_url: &str) -> String {
         self.portal_url.as_deref().unwrap_or(public_url).trim_end_matches('/').to_string()
+    }
+
+    /// Whether issued certificates claim a QSCD (the QcSSCD statement and the QCP-n-qscd policy): as
+    /// configured, else only when the module is not SoftHSM (a software token is no QSCD).
+    pub fn qc_sscd(&self) -> bool {
+        self.ca.qc_sscd.unwrap_or_else(|| !self.softhsm_module())
+    }
+
+    /// True when the PKCS#11 module is SoftHSM (wherever it is installed).
+    pub fn softhsm_module(&self) -> bool {
+        self.hsm.module.file_name().is_some_and(|name| name.to_string_lossy().to_lowercase().contains("softhsm"))
+    }
+
+    /// The country of a person whose account names none.
+    pub fn default_subject_country(&self) -> &str {
+        self.ca.default_subject_country.as_deref().unwrap_or(&self.ca.country)
     }
 
     /// True when the HSM is the SoftHSM token that rssp manages itself under the data directory.

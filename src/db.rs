@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod audit;
 pub mod ca;
 pub mod credentials;
+pub mod crls;
 pub mod operators;
 pub mod orders;
 pub mod outbox;

@@ -114,7 +114,10 @@ impl Services {
             webhook_secrets.identity.get_or_insert(dev.identity_webhook_secret);
         }
         drop(conn);
-        Ok(Services { config, db, keystore, ca_keystore, ca, clock, public_url, webhook_secrets })
+        let services = Services { config, db, keystore, ca_keystore, ca, clock, public_url, webhook_secrets };
+        // Every CA has a stored CRL before the first request: serving a CRL reads it, never signs.
+        ca::refresh_crls(&services).map_err(|e| StartError::Other(format!("publishing the CRLs: {e}")))?;
+        Ok(services)
     }
 
     /// The key store holding the CA keys: their own token when `hsm.ca_token_label` is set, otherwise

@@ -53,6 +53,10 @@ pub struct RegistrationRequest {
     /// International form, e.g. `+38640123456`.
     pub phone: String,
     pub privacy_consent: PrivacyConsent,
+    /// The person's country as it goes into the certificate, ISO 3166-1 alpha-2 (e.g. `SI`);
+    /// without it, the service's configured default.
+    #[serde(default)]
+    pub country: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -74,6 +78,7 @@ pub async fn register(services: Data<Services>, body: CscJson<RegistrationReques
         phone: b.phone,
         privacy_accepted: b.privacy_consent.accepted,
         privacy_version: b.privacy_consent.version,
+        country: b.country,
     };
     let user_id = run(&services, L, move |s| accounts::register(s, registration)).await?;
     Ok(HttpResponse::Created().json(RegistrationResponse { user_id, status: "invited".into() }))
@@ -216,6 +221,8 @@ pub struct ProfileResponse {
     pub surname: Option<String>,
     pub email: Option<String>,
     pub phone: Option<String>,
+    /// The country that goes into the person's certificates (ISO 3166-1 alpha-2).
+    pub country: String,
     pub status: String,
     pub totp: TotpView,
     pub consents: Vec<ConsentView>,
@@ -234,6 +241,7 @@ fn profile_response(services: &Services, p: accounts::Profile) -> ProfileRespons
         surname: p.account.surname,
         email: p.account.email,
         phone: p.account.phone,
+        country: p.account.country.unwrap_or_else(|| services.config.default_subject_country().to_string()),
         status: p.account.status,
     }
 }

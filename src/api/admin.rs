@@ -296,9 +296,11 @@ pub async fn outbox(
 pub struct JobsResponse {
     pub rekey_notices_sent: usize,
     pub orders_marked_for_refund: usize,
+    /// CRLs published because their nextUpdate came near or a revocation was not yet listed.
+    pub crls_published: usize,
 }
 
-/// Runs the lifecycle jobs now (rekey notices, refunds of stranded rekeys); they also run on a timer.
+/// Runs the lifecycle jobs now (rekey notices, refunds of stranded rekeys, CRLs due); they also run on a timer.
 #[utoipa::path(post, tag = TAG, security(("bearer" = [])), responses((status = 200, body = JobsResponse), (status = 401, body = ErrorBody)))]
 #[post("/scheduler/run")]
 pub async fn run_jobs(services: Data<Services>, req: HttpRequest) -> Result<Json<JobsResponse>, ApiError> {
@@ -307,5 +309,6 @@ pub async fn run_jobs(services: Data<Services>, req: HttpRequest) -> Result<Json
     Ok(Json(JobsResponse {
         rekey_notices_sent: report.rekey_notices_sent,
         orders_marked_for_refund: report.orders_marked_for_refund,
+        crls_published: report.crls_published,
     }))
 }

@@ -25,6 +25,8 @@ pub struct Account {
     pub login_locked_until: Option<i64>,
     pub totp_postpone: Option<String>,
     pub totp_remind_at: Option<i64>,
+    /// ISO 3166-1 alpha-2; None: `ca.default_subject_country`.
+    pub country: Option<String>,
 }
 
 pub fn insert(conn: &mut DbConnection, account: &Account) -> QueryResult<()> {
@@ -68,6 +70,10 @@ pub fn set_password(conn: &mut DbConnection, id: &str, password_hash: &str) -> Q
 
 pub fn set_phone(conn: &mut DbConnection, id: &str, phone: &str) -> QueryResult<()> {
     diesel::update(users::table.find(id)).set(users::phone.eq(phone)).execute(conn).map(|_| ())
+}
+
+pub fn set_country(conn: &mut DbConnection, id: &str, country: &str) -> QueryResult<()> {
+    diesel::update(users::table.find(id)).set(users::country.eq(country)).execute(conn).map(|_| ())
 }
 
 pub fn set_names(conn: &mut DbConnection, id: &str, given_name: &str, surname: &str) -> QueryResult<()> {

@@ -73,6 +73,11 @@ pub fn revoked(conn: &mut DbConnection) -> QueryResult<Vec<(String, i64)>> {
         .load(conn)
 }
 
+/// How many certificates are revoked (they never come back, so the count only grows).
+pub fn revoked_count(conn: &mut DbConnection) -> QueryResult<i64> {
+    credentials::table.filter(credentials::revoked_at.is_not_null()).count().get_result(conn)
+}
+
 pub fn by_id(conn: &mut DbConnection, id: &str) -> QueryResult<Option<CredentialRow>> {
     credentials::table.find(id).select(CredentialRow::as_select()).first(conn).optional()
 }

@@ -15,6 +15,7 @@ diesel::table! {
         login_locked_until -> Nullable<BigInt>,
         totp_postpone -> Nullable<Text>,
         totp_remind_at -> Nullable<BigInt>,
+        country -> Nullable<Text>,
     }
 }
 
@@ -234,6 +235,24 @@ diesel::table! {
         credential_id -> Text,
         days_before -> Integer,
         sent_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    crl_numbers (issuer) {
+        issuer -> Text,
+        last_number -> BigInt,
+    }
+}
+
+diesel::table! {
+    crls (issuer, crl_number) {
+        issuer -> Text,
+        crl_number -> BigInt,
+        this_update -> BigInt,
+        next_update -> BigInt,
+        entries -> BigInt,
+        der -> Binary,
     }
 }
 

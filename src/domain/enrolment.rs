@@ -70,6 +70,30 @@ pub fn parse_name(text: &str, field: &'static str) -> Result<String, String> {
     Ok(name.to_string())
 }
 
+/// The officially assigned ISO 3166-1 alpha-2 codes (from Debian's iso-codes), space separated.
+const ISO_3166_ALPHA_2: &str =
+    "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS \
+     BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE \
+     EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM \
+     HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC \
+     LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA \
+     NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW \
+     SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO \
+     TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW";
+
+/// A person's country as it goes into the certificate subject (countryName, ETSI EN 319 412-2 §4.2.4):
+/// an officially assigned ISO 3166-1 alpha-2 code, upper case.
+pub fn parse_country(text: &str, field: &'static str) -> Result<String, String> {
+    let code = text.trim();
+    let known = code.len() == 2
+        && code.chars().all(|c| c.is_ascii_uppercase())
+        && ISO_3166_ALPHA_2.split_ascii_whitespace().any(|c| c == code);
+    if !known {
+        return Err(format!("{field}: a two-letter ISO 3166-1 country code in capitals, like SI"));
+    }
+    Ok(code.to_string())
+}
+
 /// The password policy, stated to people when they choose one.
 pub const PASSWORD_POLICY: &str =
     "at least 12 and at most 128 characters, with at least one letter and one digit, not containing the e-mail name";
@@ -203,5 +227,15 @@ mod tests {
         assert!(bad.check().unwrap_err().contains("vat_id"));
         assert_eq!(vat_cents(3900, 22), 858);
         assert_eq!(vat_cents(5, 50), 3);
+    }
+
+    #[test]
+    fn countries_are_assigned_iso_3166_codes() {
+        assert_eq!(parse_country(" SI ", "country").unwrap(), "SI");
+        assert_eq!(parse_country("ZW", "country").unwrap(), "ZW");
+        assert_eq!(parse_country("AD", "country").unwrap(), "AD");
+        for bad in ["si", "XX", "SVN", "", "S", "EL", "UK"] {
+            assert!(parse_country(bad, "country").unwrap_err().contains("country"), "{bad:?}");
+        }
     }
 }

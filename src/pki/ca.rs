@@ -35,6 +35,8 @@ pub struct CaLevel {
     pub certificate_der: Vec<u8>,
     pub name: Name,
     pub key_identifier: Vec<u8>,
+    /// The CA certificate's notAfter: nothing it issues may outlive it.
+    pub not_after: i64,
 }
 
 impl CaLevel {
@@ -42,7 +44,16 @@ impl CaLevel {
         let cert = Certificate::from_der(&certificate_der)?;
         let name = cert.tbs_certificate().subject().clone();
         let key_identifier = profile::key_identifier(cert.tbs_certificate().subject_public_key_info());
-        Ok(CaLevel { key, kind, certificate_der, name, key_identifier })
+        let not_after = cert
+            .tbs_certificate()
+            .validity()
+            .not_after
+            .to_system_time()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|_| PkiError::Invalid("CA certificate expires before 1970".into()))?
+            .as_secs();
+        let not_after = i64::try_from(not_after).map_err(|_| PkiError::Invalid("CA notAfter out of range".into()))?;
+        Ok(CaLevel { key, kind, certificate_der, name, key_identifier, not_after })
     }
 
     pub fn signer<'a>(&self, keystore: &'a KeyStore) -> CaSigner<'a> {
@@ -54,6 +65,9 @@ impl CaLevel {
 pub struct CertificateAuthority {
     pub root: CaLevel,
     pub issuing: CaLevel,
+    /// Whether end-entity certificates claim a QSCD (QcSSCD statement, QCP-n-qscd policy); resolved from
+    /// the configuration at start (off on SoftHSM, which is no QSCD).
+    pub qc_sscd: bool,
 }
 
 /// What the CA issued for an end entity.
@@ -75,6 +89,77 @@ pub fn distinguished_name(common_name: &str, organization: Option<&str>, country
         None => format!("CN={common_name},C={country}"),
     };
     Ok(Name::from_str(&text)?)
+}
+
+/// Who a qualified certificate for a natural person names (ETSI EN 319 412-2 §4.2.4).
+#[derive(Debug, Clone)]
+pub struct PersonSubject {
+    /// givenName and surname; None for operator-provisioned signers whose names rssp does not know.
+    pub names: Option<(String, String)>,
+    /// What the certificate calls the person when there are no names (the operator's username).
+    pub fallback_common_name: String,
+    /// serialNumber: an identifier of the person, stable across their certificates.
+    pub serial_number: String,
+    /// countryName of the person (ISO 3166-1 alpha-2).
+    pub country: String,
+}
+
+/// The serialNumber attribute of a person: an identifier rssp assigns, the same in all of the person's
+/// certificates. ETSI EN 319 412-1 §5.1.3 semantics identifiers (PAS, IDC, PNO, TIN + country + "-", or a
+/// national "XX:" scheme) name an official document or register; rssp records none of them, so it uses
+/// its own identifier, `RSSP-` and the account id, in a form that cannot be read as one (no 3+2 letter
+/// prefix, no colon), and adds no semanticsId-Natural QC statement.
+pub fn provider_serial_number(user_id: &str) -> String {
+    format!("RSSP-{}", user_id.to_uppercase())
+}
+
+mod attr {
+    pub const COMMON_NAME: &str = "2.5.4.3";
+    pub const SURNAME: &str = "2.5.4.4";
+    pub const SERIAL_NUMBER: &str = "2.5.4.5";
+    pub const COUNTRY_NAME: &str = "2.5.4.6";
+    pub const GIVEN_NAME: &str = "2.5.4.42";
+}
+
+/// The subject of a natural person's certificate: countryName, surname, givenName, serialNumber and
+/// commonName ("given name surname"). Names are UTF8String; countryName and serialNumber PrintableString,
+/// as X.520 requires.
+pub fn person_name(person: &PersonSubject) -> Result<Name, PkiError> {
+    use der::asn1::{ObjectIdentifier, PrintableStringRef, Utf8StringRef};
+    use x509_cert::attr::AttributeTypeAndValue;
+    use x509_cert::name::{RdnSequence, RelativeDistinguishedName};
+
+    let utf8 = |oid: &str, value: &str| -> Result<AttributeTypeAndValue, PkiError> {
+        if value.is_empty() || value.chars().count() > 64 || value.chars().any(char::is_control) {
+            return Err(PkiError::Invalid(format!("subject attribute {oid}: 1 to 64 printable characters")));
+        }
+        Ok(AttributeTypeAndValue {
+            oid: ObjectIdentifier::new_unwrap(oid),
+            value: der::Any::encode_from(&Utf8StringRef::new(value)?)?,
+        })
+    };
+    let printable = |oid: &str, value: &str| -> Result<AttributeTypeAndValue, PkiError> {
+        Ok(AttributeTypeAndValue {
+            oid: ObjectIdentifier::new_unwrap(oid),
+            value: der::Any::encode_from(&PrintableStringRef::new(value)?)?,
+        })
+    };
+    let mut attributes = vec![printable(attr::COUNTRY_NAME, &person.country)?];
+    let common_name = match &person.names {
+        Some((given_name, surname)) => {
+            attributes.push(utf8(attr::SURNAME, surname)?);
+            attributes.push(utf8(attr::GIVEN_NAME, given_name)?);
+            format!("{given_name} {surname}")
+        }
+        None => person.fallback_common_name.clone(),
+    };
+    attributes.push(printable(attr::SERIAL_NUMBER, &person.serial_number)?);
+    attributes.push(utf8(attr::COMMON_NAME, &common_name)?);
+    let mut rdns = RdnSequence::default();
+    for attribute in attributes {
+        rdns.push(RelativeDistinguishedName::try_from(vec![attribute])?);
+    }
+    Ok(Name::from_der(&rdns.to_der()?)?)
 }
 
 impl CertificateAuthority {
@@ -122,10 +207,11 @@ impl CertificateAuthority {
             subject_public_key_info: issuing_spki,
         };
         let issuing = CaLevel::from_parts(issuing_key.id, CA_KEY_KIND, root_signer.sign(tbs)?)?;
-        Ok(CertificateAuthority { root, issuing })
+        Ok(CertificateAuthority { root, issuing, qc_sscd: false })
     }
 
-    /// Issues a qualified signing certificate for a public key generated in the HSM.
+    /// Issues a qualified signing certificate for a public key generated in the HSM. Its notAfter is
+    /// capped at the issuing CA's notAfter: a certificate never outlives its issuer.
     pub fn issue_end_entity(
         &self,
         keystore: &KeyStore,
@@ -139,7 +225,10 @@ impl CertificateAuthority {
         let signer = self.issuing.signer(keystore);
         let serial = random_serial()?;
         let serial_hex = hex::encode(serial.as_bytes());
-        let not_after = now + validity_days * DAY;
+        let not_after = now.saturating_add(validity_days.saturating_mul(DAY)).min(self.issuing.not_after);
+        if not_after <= now {
+            return Err(PkiError::Invalid("the issuing CA certificate has expired".into()));
+        }
         let published = Publication {
             issuer_cert_url: format!("{public_url}{}", paths::ISSUING_CERT),
             crl_url: format!("{public_url}{}", paths::ISSUING_CRL),
@@ -151,7 +240,12 @@ impl CertificateAuthority {
             issuer: self.issuing.name.clone(),
             validity: validity(now - 60, not_after)?,
             subject,
-            extensions: profile::qualified_end_entity_extensions(&spki, &self.issuing.key_identifier, &published)?,
+            extensions: profile::qualified_end_entity_extensions(
+                &spki,
+                &self.issuing.key_identifier,
+                &published,
+                self.qc_sscd,
+            )?,
             subject_public_key_info: spki,
         };
         let der = signer.sign(tbs)?;

@@ -16,9 +16,6 @@ use super::certificate::time;
 use super::PkiError;
 use crate::hsm::KeyStore;
 
-/// How long a CRL is valid; clients fetch a new one after `nextUpdate`.
-pub const CRL_LIFETIME_SECS: i64 = 24 * 3600;
-
 /// TBSCertList (RFC 5280 §5.1), version 2.
 #[derive(Sequence)]
 struct TbsCertList {
@@ -32,9 +29,25 @@ struct TbsCertList {
     crl_extensions: Vec<Extension>,
 }
 
-/// A signed CRL listing `revoked` (serial as hex, revocation time). The CRL number is the issue time,
-/// which only grows.
-pub fn build(keystore: &KeyStore, issuer: &CaLevel, revoked: &[(String, i64)], now: i64) -> Result<Vec<u8>, PkiError> {
+/// What goes into one CRL besides its entries.
+#[derive(Debug, Clone, Copy)]
+pub struct CrlTimes {
+    /// The CRL number (RFC 5280 §5.2.3), taken from the database so it only grows.
+    pub number: i64,
+    pub this_update: i64,
+    pub next_update: i64,
+}
+
+/// A signed CRL listing `revoked` (serial as hex, revocation time).
+pub fn build(
+    keystore: &KeyStore,
+    issuer: &CaLevel,
+    revoked: &[(String, i64)],
+    times: CrlTimes,
+) -> Result<Vec<u8>, PkiError> {
+    if times.number < 1 {
+        return Err(PkiError::Invalid(format!("CRL number {} is not positive", times.number)));
+    }
     let signer = issuer.signer(keystore);
     let mut entries = Vec::with_capacity(revoked.len());
     for (serial_hex, at) in revoked {
@@ -50,7 +63,7 @@ pub fn build(keystore: &KeyStore, issuer: &CaLevel, revoked: &[(String, i64)], n
         authority_cert_issuer: None,
         authority_cert_serial_number: None,
     };
-    let number = CrlNumber(der::asn1::Uint::new(&now.to_be_bytes())?);
+    let number = CrlNumber(der::asn1::Uint::new(&times.number.to_be_bytes())?);
     let extensions = vec![
         Extension {
             extn_id: AuthorityKeyIdentifier::OID,
@@ -63,8 +76,8 @@ pub fn build(keystore: &KeyStore, issuer: &CaLevel, revoked: &[(String, i64)], n
         version: 1,
         signature: signer.algorithm(),
         issuer: issuer.name.clone(),
-        this_update: time(now)?,
-        next_update: Some(time(now + CRL_LIFETIME_SECS)?),
+        this_update: time(times.this_update)?,
+        next_update: Some(time(times.next_update)?),
         revoked_certificates: if entries.is_empty() { None } else { Some(entries) },
         crl_extensions: extensions,
     };

@@ -25,6 +25,8 @@ pub mod oid {
     pub const QC_TYPE_ESIGN: &str = "0.4.0.1862.1.6.1";
     /// QCP-n-qscd: qualified certificate for a natural person, key in a QSCD.
     pub const POLICY_QCP_N_QSCD: &str = "0.4.0.194112.1.2";
+    /// QCP-n: qualified certificate for a natural person (no QSCD claimed).
+    pub const POLICY_QCP_N: &str = "0.4.0.194112.1.0";
     pub const AD_CA_ISSUERS: &str = "1.3.6.1.5.5.7.48.2";
 }
 
@@ -100,23 +102,28 @@ pub fn ca_extensions(
 }
 
 /// A qualified end-entity signing certificate: nonRepudiation and digitalSignature (critical),
-/// QC statements (QcCompliance, QcSSCD, QcType esign), the QCP-n-qscd policy, AKI/SKI, AIA and CDP.
+/// QC statements (QcCompliance, QcType esign, and QcSSCD only when `qc_sscd`), the QCP-n-qscd policy
+/// (QCP-n without a QSCD), AKI/SKI, AIA and CDP.
 pub fn qualified_end_entity_extensions(
     subject: &SubjectPublicKeyInfoOwned,
     issuer_key_id: &[u8],
     published: &Publication,
+    qc_sscd: bool,
 ) -> Result<Vec<Extension>, PkiError> {
     let esign = vec![ObjectIdentifier::new_unwrap(oid::QC_TYPE_ESIGN)];
-    let statements = vec![
-        QcStatement { statement_id: ObjectIdentifier::new_unwrap(oid::QC_COMPLIANCE), statement_info: None },
-        QcStatement { statement_id: ObjectIdentifier::new_unwrap(oid::QC_SSCD), statement_info: None },
-        QcStatement {
-            statement_id: ObjectIdentifier::new_unwrap(oid::QC_TYPE),
-            statement_info: Some(der::Any::encode_from(&esign)?),
-        },
-    ];
+    let mut statements =
+        vec![QcStatement { statement_id: ObjectIdentifier::new_unwrap(oid::QC_COMPLIANCE), statement_info: None }];
+    // A key on SoftHSM is not in a qualified signature creation device: claiming one would be false.
+    if qc_sscd {
+        statements.push(QcStatement { statement_id: ObjectIdentifier::new_unwrap(oid::QC_SSCD), statement_info: None });
+    }
+    statements.push(QcStatement {
+        statement_id: ObjectIdentifier::new_unwrap(oid::QC_TYPE),
+        statement_info: Some(der::Any::encode_from(&esign)?),
+    });
+    let policy = if qc_sscd { oid::POLICY_QCP_N_QSCD } else { oid::POLICY_QCP_N };
     let policies = CertificatePolicies(vec![PolicyInformation {
-        policy_identifier: ObjectIdentifier::new_unwrap(oid::POLICY_QCP_N_QSCD),
+        policy_identifier: ObjectIdentifier::new_unwrap(policy),
         policy_qualifiers: None,
     }]);
     let mut extensions = vec![

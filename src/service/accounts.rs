@@ -20,6 +20,8 @@ pub struct Registration {
     pub phone: String,
     pub privacy_accepted: bool,
     pub privacy_version: String,
+    /// The person's country (ISO 3166-1 alpha-2) for the certificate; None: the configured default.
+    pub country: Option<String>,
 }
 
 /// Where the person stands with the authenticator app.
@@ -106,6 +108,12 @@ pub fn register(services: &Services, registration: Registration) -> Result<Strin
         let surname = enrolment::parse_name(&registration.surname, "surname").map_err(ServiceError::InvalidRequest)?;
         let email = Email::parse(&registration.email).map_err(|e| ServiceError::InvalidRequest(e.into()))?;
         let phone = Phone::parse(&registration.phone).map_err(|e| ServiceError::InvalidRequest(e.into()))?;
+        let country = registration
+            .country
+            .as_deref()
+            .map(|c| enrolment::parse_country(c, "country"))
+            .transpose()
+            .map_err(ServiceError::InvalidRequest)?;
         if !registration.privacy_accepted {
             return Err(ServiceError::InvalidRequest(
                 "privacy_consent: the privacy information note must be accepted".into(),
@@ -163,6 +171,7 @@ pub fn register(services: &Services, registration: Registration) -> Result<Strin
                     login_locked_until: None,
                     totp_postpone: None,
                     totp_remind_at: None,
+                    country: country.clone(),
                 },
             )?;
             record_consent(c, &user_id, "privacy", &registration.privacy_version, now)?;

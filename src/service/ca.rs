@@ -2,7 +2,7 @@
 
 use crate::audit::{self, AuditEvent, Outcome};
 use crate::config::Config;
-use crate::db::{self, ca as store, credentials, DbConnection};
+use crate::db::{self, ca as store, credentials, crls, DbConnection};
 use crate::domain::KeyKind;
 use crate::hsm::{KeyId, KeyStore};
 use crate::pki::ca::CaLevel;
@@ -25,7 +25,7 @@ pub fn load_or_create(
     now: i64,
 ) -> Result<CertificateAuthority, PkiError> {
     if let (Some(root), Some(issuing)) = (store::find(conn, store::ROOT)?, store::find(conn, store::ISSUING)?) {
-        let ca = CertificateAuthority { root: level(root)?, issuing: level(issuing)? };
+        let ca = CertificateAuthority { root: level(root)?, issuing: level(issuing)?, qc_sscd: config.qc_sscd() };
         if !keystore.has_key(&ca.issuing.key)? {
             return Err(PkiError::Invalid(
                 "the issuing CA key is not on the configured HSM token: wrong token label, or a database from another installation".into(),
@@ -33,7 +33,8 @@ pub fn load_or_create(
         }
         return Ok(ca);
     }
-    let ca = CertificateAuthority::create(keystore, &config.ca.organization, &config.ca.country, public_url, now)?;
+    let mut ca = CertificateAuthority::create(keystore, &config.ca.organization, &config.ca.country, public_url, now)?;
+    ca.qc_sscd = config.qc_sscd();
     db::write_transaction(conn, |c| {
         for (name, level) in [(store::ROOT, &ca.root), (store::ISSUING, &ca.issuing)] {
             store::insert(
@@ -69,14 +70,127 @@ pub enum CrlIssuer {
     Issuing,
 }
 
-/// A freshly signed CRL (DER). The root has issued only the issuing CA, which is never revoked here.
-pub fn current_crl(services: &Services, issuer: CrlIssuer) -> Result<Vec<u8>, ServiceError> {
-    let now = services.now();
-    match issuer {
-        CrlIssuer::Root => Ok(crl::build(services.ca_keys(), &services.ca.root, &[], now)?),
-        CrlIssuer::Issuing => {
-            let revoked = credentials::revoked(&mut *services.conn()?)?;
-            Ok(crl::build(services.ca_keys(), &services.ca.issuing, &revoked, now)?)
+impl CrlIssuer {
+    /// The name the CRL store and the CA key store use for this CA.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CrlIssuer::Root => store::ROOT,
+            CrlIssuer::Issuing => store::ISSUING,
         }
+    }
+
+    fn level(self, ca: &CertificateAuthority) -> &CaLevel {
+        match self {
+            CrlIssuer::Root => &ca.root,
+            CrlIssuer::Issuing => &ca.issuing,
+        }
+    }
+}
+
+/// A CRL as stored and served.
+#[derive(Debug, Clone)]
+pub struct PublishedCrl {
+    pub number: i64,
+    pub this_update: i64,
+    pub next_update: i64,
+    pub der: Vec<u8>,
+}
+
+impl From<crls::CrlRow> for PublishedCrl {
+    fn from(row: crls::CrlRow) -> Self {
+        PublishedCrl {
+            number: row.crl_number,
+            this_update: row.this_update,
+            next_update: row.next_update,
+            der: row.der,
+        }
+    }
+}
+
+/// The stored CRL with the highest number, as published. Serving it signs nothing.
+pub fn current_crl(services: &Services, issuer: CrlIssuer) -> Result<Vec<u8>, ServiceError> {
+    crls::latest(&mut *services.conn()?, issuer.as_str())?
+        .map(|row| row.der)
+        .ok_or_else(|| ServiceError::internal(format!("no CRL of the {} CA is stored", issuer.as_str())))
+}
+
+/// Makes, signs and stores a new CRL of `issuer`. The number is taken and the revoked certificates read
+/// in one write transaction, so a higher number always lists at least what a lower one does; the HSM
+/// signs after that transaction ended, with no connection held.
+pub fn publish_crl(services: &Services, issuer: CrlIssuer) -> Result<PublishedCrl, ServiceError> {
+    let now = services.now();
+    let (number, revoked) = db::write_transaction(&mut *services.conn()?, |c| -> Result<_, ServiceError> {
+        let number = crls::next_number(c, issuer.as_str())?;
+        // The root certifies only the issuing CA, which is never revoked here: its CRL stays empty.
+        let revoked = match issuer {
+            CrlIssuer::Root => Vec::new(),
+            CrlIssuer::Issuing => credentials::revoked(c)?,
+        };
+        Ok((number, revoked))
+    })?;
+    let times = crl::CrlTimes { number, this_update: now, next_update: now + services.config.ca.crl_lifetime_secs };
+    let der = crl::build(services.ca_keys(), issuer.level(&services.ca), &revoked, times)?;
+    let row = crls::CrlRow {
+        issuer: issuer.as_str().to_string(),
+        crl_number: number,
+        this_update: times.this_update,
+        next_update: times.next_update,
+        entries: i64::try_from(revoked.len()).map_err(ServiceError::internal)?,
+        der,
+    };
+    db::write_transaction(&mut *services.conn()?, |c| -> Result<(), ServiceError> {
+        crls::insert(c, &row)?;
+        audit::record(
+            c,
+            now,
+            AuditEvent {
+                event: "crl.published",
+                outcome: Outcome::Success,
+                user_id: None,
+                credential_id: None,
+                detail: format!("{} CA CRL number {number}, {} entries", issuer.as_str(), row.entries),
+            },
+        )?;
+        Ok(())
+    })?;
+    Ok(row.into())
+}
+
+/// Why a CRL is published now, or None when the stored one is still good.
+fn refresh_reason(services: &Services, issuer: CrlIssuer, now: i64) -> Result<Option<&'static str>, ServiceError> {
+    let mut conn = services.conn()?;
+    let Some(latest) = crls::latest(&mut conn, issuer.as_str())? else {
+        return Ok(Some("none stored"));
+    };
+    if now >= latest.next_update - services.config.ca.crl_refresh_before_secs {
+        return Ok(Some("nextUpdate is near"));
+    }
+    // A revocation whose CRL was not published (the node stopped after the revocation committed).
+    if issuer == CrlIssuer::Issuing && credentials::revoked_count(&mut conn)? != latest.entries {
+        return Ok(Some("revocations not yet listed"));
+    }
+    Ok(None)
+}
+
+/// The scheduled work of the CA: publishes the CRLs that have none stored, come near their nextUpdate
+/// or miss a revocation. Returns how many were published. Any node may run it: at worst two nodes
+/// publish one CRL each, with different numbers.
+pub fn refresh_crls(services: &Services) -> Result<usize, ServiceError> {
+    let mut published = 0;
+    for issuer in [CrlIssuer::Root, CrlIssuer::Issuing] {
+        if let Some(reason) = refresh_reason(services, issuer, services.now())? {
+            let crl = publish_crl(services, issuer)?;
+            tracing::info!(issuer = issuer.as_str(), number = crl.number, reason, "CRL published");
+            published += 1;
+        }
+    }
+    Ok(published)
+}
+
+/// After a revocation committed: the issuing CA's CRL lists it at once. A failure here leaves the
+/// revocation in force and the CRL stale until the scheduler's next run, which notices the missing entry.
+pub fn publish_after_revocation(services: &Services) {
+    if let Err(e) = publish_crl(services, CrlIssuer::Issuing) {
+        tracing::error!(error = %e, "publishing the CRL after a revocation; the scheduler will retry");
     }
 }

@@ -8,12 +8,12 @@ use crate::db::{self, accounts, DbConnection};
 use crate::domain::renewal::{self, RekeyWindow};
 use crate::domain::KeyKind;
 use crate::notify::{self, templates};
-use crate::pki::ca::distinguished_name;
+use crate::pki::ca::{person_name, provider_serial_number, PersonSubject};
 
 use super::accounts::{account_of, require_second_factor_ready};
 use super::credentials::{cert_status, STATUS_ENABLED};
 use super::orders::{check_rekey_window, owned_order, Purpose, FULFILLED, PAID};
-use super::{audited, second_factor, Principal, ServiceError, Services};
+use super::{audited, ca, second_factor, Principal, ServiceError, Services};
 
 /// A credential as the lifecycle API shows it.
 #[derive(Debug, Clone)]
@@ -84,6 +84,22 @@ fn key_kind(services: &Services, requested: Option<&str>) -> Result<KeyKind, Ser
         .map_err(|_| ServiceError::InvalidRequest("key_type: rsa-2048, rsa-3072, ec-p256 or ec-p384".into()))
 }
 
+/// The subject of the person's certificate (ETSI EN 319 412-2 §4.2.4): given name, surname, the person's
+/// country and rssp's stable identifier of the person.
+fn person_subject(services: &Services, account: &accounts::Account) -> Result<x509_cert::name::Name, ServiceError> {
+    let (Some(given_name), Some(surname)) = (account.given_name.as_deref(), account.surname.as_deref()) else {
+        return Err(ServiceError::Conflict("The account has no given name and surname for the certificate".into()));
+    };
+    let person = PersonSubject {
+        names: Some((given_name.to_string(), surname.to_string())),
+        fallback_common_name: account.username.clone(),
+        serial_number: provider_serial_number(&account.id),
+        country: account.country.clone().unwrap_or_else(|| services.config.default_subject_country().to_string()),
+    };
+    person_name(&person)
+        .map_err(|e| ServiceError::InvalidRequest(format!("The name cannot go into a certificate: {e}")))
+}
+
 /// Generates the key in the HSM and has the CA certify it for the person, for the order's validity.
 fn new_certified_key(
     services: &Services,
@@ -93,13 +109,7 @@ fn new_certified_key(
     credential_id: &str,
     now: i64,
 ) -> Result<(String, crate::pki::ca::IssuedCertificate), ServiceError> {
-    let name = format!(
-        "{} {}",
-        account.given_name.as_deref().unwrap_or_default(),
-        account.surname.as_deref().unwrap_or_default()
-    );
-    let subject = distinguished_name(name.trim(), None, &services.config.ca.country)
-        .map_err(|e| ServiceError::InvalidRequest(format!("The name cannot go into a certificate: {e}")))?;
+    let subject = person_subject(services, account)?;
     let key = services.keystore.generate(kind, credential_id)?;
     let issued = services.ca.issue_end_entity(
         services.ca_keys(),
@@ -353,6 +363,9 @@ pub fn revoke_own(
         db::write_transaction(&mut conn, |c| revoke_in(services, c, &row, reason, "the holder", now))?;
         let row =
             credentials::by_id(&mut conn, &row.id)?.ok_or_else(|| ServiceError::internal("credential vanished"))?;
+        // The revocation has committed; the CRL is published with no connection of ours held.
+        drop(conn);
+        ca::publish_after_revocation(services);
         Ok(summary(services, row, now))
     })
 }
@@ -378,6 +391,8 @@ pub fn revoke_by_operator(
         })?;
         let row =
             credentials::by_id(&mut conn, &row.id)?.ok_or_else(|| ServiceError::internal("credential vanished"))?;
+        drop(conn);
+        ca::publish_after_revocation(services);
         Ok(summary(services, row, now))
     })
 }

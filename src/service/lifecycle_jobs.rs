@@ -1,5 +1,6 @@
-//! The lifecycle's scheduled work: rekey notices before expiry (each sent once), and rekey orders that
-//! were paid but not completed before the old certificate expired, which are marked for refund.
+//! The lifecycle's scheduled work: rekey notices before expiry (each sent once), rekey orders that
+//! were paid but not completed before the old certificate expired, which are marked for refund, and
+//! the CRLs, published again before their nextUpdate.
 //! Every node may run it: each effect is guarded by a conditional write.
 
 use crate::audit;
@@ -15,12 +16,14 @@ use super::{ServiceError, Services};
 pub struct JobReport {
     pub rekey_notices_sent: usize,
     pub orders_marked_for_refund: usize,
+    pub crls_published: usize,
 }
 
 pub fn run(services: &Services) -> Result<JobReport, ServiceError> {
     let now = services.now();
     let lifecycle = &services.config.lifecycle;
-    let mut report = JobReport::default();
+    // Before taking a connection here: publishing takes its own, one at a time.
+    let mut report = JobReport { crls_published: super::ca::refresh_crls(services)?, ..JobReport::default() };
     let mut conn = services.conn()?;
     let horizon = lifecycle.rekey_notice_days.iter().copied().max().unwrap_or(0) * 86_400;
     for row in credentials::expiring_between(&mut conn, now, now + horizon)? {

@@ -2,9 +2,9 @@
 //! factor, a key pair in the HSM and a qualified certificate from our CA.
 
 use crate::audit::{self, AuditEvent, Outcome};
-use crate::db::{self, credentials::CredentialRow, users};
-use crate::domain::{secrets, totp, KeyKind};
-use crate::pki::ca::distinguished_name;
+use crate::db::{self, accounts, credentials::CredentialRow, users};
+use crate::domain::{enrolment, secrets, totp, KeyKind};
+use crate::pki::ca::{person_name, provider_serial_number, PersonSubject};
 
 use super::auth::hash_password;
 use super::credentials::STATUS_ENABLED;
@@ -19,6 +19,10 @@ pub struct NewSigner {
     pub pin: Option<String>,
     /// Signatures the credential may make in all (None: no limit).
     pub quota: Option<i32>,
+    /// Given name and surname for the certificate subject; without them its commonName is the username.
+    pub names: Option<(String, String)>,
+    /// ISO 3166-1 alpha-2 country of the person; None: `ca.default_subject_country`.
+    pub country: Option<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -50,6 +54,19 @@ pub fn provision(services: &Services, signer: NewSigner) -> Result<ProvisionedSi
     if signer.pin.as_deref().is_some_and(|p| p.len() < 4 || !p.chars().all(|c| c.is_ascii_digit())) {
         return Err(ServiceError::InvalidRequest("pin: at least 4 digits".into()));
     }
+    let names = match &signer.names {
+        Some((given_name, surname)) => Some((
+            enrolment::parse_name(given_name, "given_name").map_err(ServiceError::InvalidRequest)?,
+            enrolment::parse_name(surname, "surname").map_err(ServiceError::InvalidRequest)?,
+        )),
+        None => None,
+    };
+    let country = signer
+        .country
+        .as_deref()
+        .map(|c| enrolment::parse_country(c, "country"))
+        .transpose()
+        .map_err(ServiceError::InvalidRequest)?;
     let now = services.now();
     let mut conn = services.conn()?;
     if users::by_username(&mut conn, &signer.username)?.is_some() {
@@ -63,7 +80,12 @@ pub fn provision(services: &Services, signer: NewSigner) -> Result<ProvisionedSi
     let sealed = totp_seal::seal(&services.keystore, &user_id, &seed)?;
 
     let key = services.keystore.generate(signer.key_kind, &credential_id)?;
-    let subject = distinguished_name(&signer.username, None, &services.config.ca.country)?;
+    let subject = person_name(&PersonSubject {
+        names: names.clone(),
+        fallback_common_name: signer.username.clone(),
+        serial_number: provider_serial_number(&user_id),
+        country: country.clone().unwrap_or_else(|| services.config.default_subject_country().to_string()),
+    })?;
     let issued = services.ca.issue_end_entity(
         services.ca_keys(),
         &key.public_key_der,
@@ -78,6 +100,12 @@ pub fn provision(services: &Services, signer: NewSigner) -> Result<ProvisionedSi
             c,
             &users::User { id: user_id.clone(), username: signer.username.clone(), password_hash, created_at: now },
         )?;
+        if let Some((given_name, surname)) = &names {
+            accounts::set_names(c, &user_id, given_name, surname)?;
+        }
+        if let Some(country) = &country {
+            accounts::set_country(c, &user_id, country)?;
+        }
         users::insert_totp(
             c,
             &users::TotpFactor {

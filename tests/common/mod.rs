@@ -100,6 +100,8 @@ impl TestServer {
             multisign,
             pin: pin.map(str::to_string),
             quota,
+            names: None,
+            country: None,
         };
         let provisioned =
             tokio::task::spawn_blocking(move || provisioning::provision(&services, signer)).await.unwrap().unwrap();
@@ -298,3 +300,4 @@ pub fn assert_error(status: u16, body: &Value, want_status: u16, want_error: &st
     assert!(description.contains(want_text), "description {description:?} should contain {want_text:?}");
 }
 pub mod journey;
+pub mod pki;
