@@ -13,6 +13,7 @@ pub mod credentials;
 pub mod operators;
 pub mod orders;
 pub mod outbox;
+pub mod resets;
 pub mod sads;
 pub mod schema;
 pub mod tokens;

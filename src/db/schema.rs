@@ -15,6 +15,7 @@ diesel::table! {
         login_locked_until -> Nullable<BigInt>,
         totp_postpone -> Nullable<Text>,
         totp_remind_at -> Nullable<BigInt>,
+        recovered_at -> Nullable<BigInt>,
     }
 }
 
@@ -212,6 +213,7 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> BigInt,
         sent_at -> Nullable<BigInt>,
+        secret -> Bool,
     }
 }
 
@@ -233,6 +235,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    authenticator_resets (id) {
+        id -> Text,
+        user_id -> Text,
+        status -> Text,
+        reasons -> Nullable<Text>,
+        decided_by -> Nullable<Text>,
+        created_at -> BigInt,
+        decided_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     totp_factors,
@@ -251,5 +265,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     identity_documents,
     outbox,
     operators,
-    rekey_notices
+    rekey_notices,
+    authenticator_resets
 );
