@@ -555,8 +555,8 @@ pub async fn password_reset_complete(
 #[serde(deny_unknown_fields)]
 pub struct PhoneChangeRequest {
     pub new_phone: String,
-    /// The account's current password.
-    pub password: String,
+    /// The account's current password (required).
+    pub password: Option<String>,
     /// A code from the authenticator app; required once one is paired.
     pub otp: Option<String>,
 }
@@ -572,8 +572,11 @@ pub async fn phone_change(
 ) -> Result<Json<CodeSentResponse>, ApiError> {
     let principal = portal_principal(&services, &req).await?;
     let b = body.0;
+    let password = b.password.ok_or_else(|| {
+        ApiError::invalid_request("password: the current password is needed to change the phone number")
+    })?;
     let sent = run(&services, L, move |s| {
-        accounts::phone_change_start(s, &principal, &b.new_phone, &b.password, b.otp.as_deref())
+        accounts::phone_change_start(s, &principal, &b.new_phone, &password, b.otp.as_deref())
     })
     .await?;
     Ok(Json(sent.into()))
