@@ -2,6 +2,10 @@
 //! change it tells about, so it goes out exactly when the change commits. In production mode a worker
 //! delivers the outbox (SMTP, an HTTP SMS gateway); in development mode messages stay in the outbox,
 //! readable through the admin API.
+//!
+//! A notice that carries a code or a link is marked `secret` when it is queued. In production mode its
+//! body exists in clear only until delivery: the admin API redacts it, and the update that marks it
+//! sent (or given up) wipes it. Bodies are never logged.
 
 pub mod delivery;
 pub mod templates;
