@@ -103,6 +103,8 @@ pub fn routes() -> (
                 .service(account::postpone)
                 .service(account::totp_reset)
                 .service(account::totp_reset_confirm)
+                .service(account::totp_reset_cancel)
+                .service(account::totp_resets)
                 .service(account::change_password)
                 .service(account::password_reset)
                 .service(account::password_reset_send_code)
@@ -136,6 +138,8 @@ pub fn routes() -> (
                 .service(admin::revoke)
                 .service(admin::audit)
                 .service(admin::outbox)
+                .service(admin::authenticator_resets)
+                .service(admin::decide_authenticator_reset)
                 .service(admin::run_jobs),
         )
         .service(

@@ -30,7 +30,8 @@ use crate::{audit, hsm, startup};
                   Front ends drive the account and certificate lifecycle through /api/v1 (registration, activation, \
                   TOTP pairing, orders and payment, identity verification, issuance, rekey, reissue, revocation); \
                   operators use /api/admin/v1. In development mode (the default; RSSP_MODE=production for real \
-                  deployments) e-mail and SMS stay in the outbox (GET /api/admin/v1/outbox) and the data directory \
+                  deployments) e-mail and SMS stay in the outbox (GET /api/admin/v1/outbox, codes and links readable; in production \
+                  mode they are redacted there and wiped once delivered) and the data directory \
                   gets dev-secrets.json with an operator key and the webhook secrets."
 )]
 pub struct Cli {

@@ -188,6 +188,10 @@ pub struct SecurityConfig {
     /// Longest wait for a pooled database connection before a request is answered 503 with
     /// `Retry-After` (a flood must not queue every other request behind it).
     pub db_pool_wait_ms: u64,
+    /// After a password recovery or a phone change, an authenticator reset within this many seconds
+    /// needs a new identity verification before the new authenticator may authorise signatures; the
+    /// link that cancels a reset works this long too.
+    pub recovery_cooling_off_secs: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -255,6 +259,7 @@ impl Default for SecurityConfig {
             otp_lockout_secs: 900,
             max_hashes_per_request: 1000,
             db_pool_wait_ms: 2000,
+            recovery_cooling_off_secs: 7 * 24 * 3600,
         }
     }
 }
@@ -363,6 +368,7 @@ const ENV_SETTINGS: &[(&str, &str, Kind)] = &[
     ("RSSP_OTP_MAX_FAILURES", "security.otp_max_failures", Kind::Int),
     ("RSSP_OTP_LOCKOUT_SECS", "security.otp_lockout_secs", Kind::Int),
     ("RSSP_MAX_HASHES_PER_REQUEST", "security.max_hashes_per_request", Kind::Int),
+    ("RSSP_RECOVERY_COOLING_OFF_SECS", "security.recovery_cooling_off_secs", Kind::Int),
     ("RSSP_CA_ORGANIZATION", "ca.organization", Kind::Str),
     ("RSSP_CA_COUNTRY", "ca.country", Kind::Str),
     ("RSSP_CA_END_ENTITY_VALIDITY_DAYS", "ca.end_entity_validity_days", Kind::Int),
@@ -465,6 +471,7 @@ impl Config {
             ("security.otp_lockout_secs", self.security.otp_lockout_secs),
             ("security.otp_max_failures", i64::from(self.security.otp_max_failures)),
             ("security.max_hashes_per_request", self.security.max_hashes_per_request as i64),
+            ("security.recovery_cooling_off_secs", self.security.recovery_cooling_off_secs),
             ("ca.end_entity_validity_days", self.ca.end_entity_validity_days),
         ];
         for (name, value) in positive {

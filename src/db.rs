@@ -14,6 +14,7 @@ pub mod crls;
 pub mod operators;
 pub mod orders;
 pub mod outbox;
+pub mod resets;
 pub mod sads;
 pub mod schema;
 pub mod tokens;

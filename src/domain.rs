@@ -5,6 +5,7 @@
 pub mod algorithms;
 pub mod enrolment;
 pub mod key_kind;
+pub mod recovery;
 pub mod renewal;
 pub mod sad;
 pub mod secrets;

@@ -2,6 +2,10 @@
 //! change it tells about, so it goes out exactly when the change commits. In production mode a worker
 //! delivers the outbox (SMTP, an HTTP SMS gateway); in development mode messages stay in the outbox,
 //! readable through the admin API.
+//!
+//! A notice that carries a code or a link is marked `secret` when it is queued. In production mode its
+//! body exists in clear only until delivery: the admin API redacts it, and the update that marks it
+//! sent (or given up) wipes it. Bodies are never logged.
 
 pub mod delivery;
 pub mod templates;
@@ -20,16 +24,30 @@ pub struct Notice {
     pub to: String,
     pub subject: String,
     pub body: String,
+    /// The body carries a code or a link meant for the person alone. In production mode such a body
+    /// is wiped once delivered and the admin API never shows it; development mode keeps showing it.
+    pub secret: bool,
 }
 
 impl Notice {
     pub fn email(to: &str, subject: impl Into<String>, body: impl Into<String>) -> Notice {
-        Notice { channel: EMAIL, to: to.to_string(), subject: subject.into(), body: body.into() }
+        Notice { channel: EMAIL, to: to.to_string(), subject: subject.into(), body: body.into(), secret: false }
     }
 
     pub fn sms(to: &str, body: impl Into<String>) -> Notice {
-        Notice { channel: SMS, to: to.to_string(), subject: String::new(), body: body.into() }
+        Notice { channel: SMS, to: to.to_string(), subject: String::new(), body: body.into(), secret: false }
     }
+
+    /// Marks the notice as carrying a code or a link.
+    pub fn carrying_secret(self) -> Notice {
+        Notice { secret: true, ..self }
+    }
+}
+
+/// True when the admin API may show the bodies of secret-bearing messages: only in development mode,
+/// where nothing is delivered and tests and local runs read codes and links from the outbox.
+pub fn secret_bodies_visible(config: &Config) -> bool {
+    config.mode == Mode::Development
 }
 
 /// Puts the notice in the outbox, inside the caller's transaction.
@@ -55,6 +73,7 @@ pub fn enqueue(
             status: status.to_string(),
             next_attempt_at: now,
             created_at: now,
+            secret: notice.secret,
         },
     )
 }

@@ -381,14 +381,15 @@ async fn account_care_password_phone_and_authenticator() {
 
     // Change phone: a code by e-mail (5 minutes), then an SMS code to the new number, then a confirmation e-mail.
     let new_phone = "+38641999888";
-    let (status, body) = ts.post("/api/v1/me/phone-change", Some(&person.token), json!({"new_phone": new_phone})).await;
+    let change = |otp: String| json!({"new_phone": new_phone, "password": person.password, "otp": otp});
+    let (status, body) = ts.post("/api/v1/me/phone-change", Some(&person.token), change(ts.person_otp(&person))).await;
     assert_eq!(status, 200, "{body}");
     let email_code = six_digits(&ts.last_message(&person.email).await);
     ts.clock.advance(301);
     let (status, body) =
         ts.post("/api/v1/me/phone-change/verify-email", Some(&person.token), json!({"code": email_code})).await;
     assert_error(status, &body, 400, "invalid_request", "expired");
-    let (status, _) = ts.post("/api/v1/me/phone-change", Some(&person.token), json!({"new_phone": new_phone})).await;
+    let (status, _) = ts.post("/api/v1/me/phone-change", Some(&person.token), change(ts.person_otp(&person))).await;
     assert_eq!(status, 200);
     let email_code = six_digits(&ts.last_message(&person.email).await);
     let (status, body) =

@@ -395,6 +395,46 @@ pub struct TotpResetResponse {
     pub token_type: String,
     pub expires_in: i64,
     pub pairing: PairingResponse,
+    /// The reset: `pending_identity` when the new authenticator may authorise signatures only after
+    /// the identity check named by its id is accepted.
+    pub reset: AuthenticatorResetView,
+}
+
+/// An authenticator reset, and the identity check it needs within the cooling-off period after a
+/// password recovery or phone change (its id is the check id for the provider and operators).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthenticatorResetView {
+    pub id: String,
+    pub user_id: String,
+    /// `not_required`, `pending_identity`, `verified`, `rejected` or `cancelled`. Signing is blocked
+    /// while the newest reset is `pending_identity`, `rejected` or `cancelled`.
+    pub status: String,
+    /// Where the person goes for the video identification, while one is needed.
+    pub session_url: Option<String>,
+    pub reasons: Vec<String>,
+    pub decided_by: Option<String>,
+    pub created_at: String,
+    pub decided_at: Option<String>,
+}
+
+impl From<authenticator::ResetView> for AuthenticatorResetView {
+    fn from(r: authenticator::ResetView) -> Self {
+        AuthenticatorResetView {
+            id: r.id,
+            user_id: r.user_id,
+            status: r.status.as_str().to_string(),
+            session_url: r.session_url,
+            reasons: r.reasons,
+            decided_by: r.decided_by,
+            created_at: rfc3339(r.created_at),
+            decided_at: r.decided_at.map(rfc3339),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthenticatorResetsResponse {
+    pub resets: Vec<AuthenticatorResetView>,
 }
 
 /// Authenticator lost, step 2: the SMS code. The old secret stops working at once; a new pairing starts.
@@ -406,10 +446,43 @@ pub async fn totp_reset_confirm(
     body: CscJson<TotpResetConfirmRequest>,
 ) -> Result<Json<TotpResetResponse>, ApiError> {
     let b = body.0;
-    let (tokens, pairing) =
+    let (tokens, pairing, reset) =
         run(&services, L, move |s| authenticator::reset_confirm(s, &b.email, &b.password, &b.code)).await?;
     let (access_token, token_type, expires_in) = session(tokens);
-    Ok(Json(TotpResetResponse { access_token, token_type, expires_in, pairing: pairing_response(pairing)? }))
+    Ok(Json(TotpResetResponse {
+        access_token,
+        token_type,
+        expires_in,
+        pairing: pairing_response(pairing)?,
+        reset: reset.into(),
+    }))
+}
+
+/// Cancels an authenticator reset with the link from its e-mail or SMS (no session). The authenticator
+/// paired since is removed and none is restored; every session ends; signing stays blocked until a new
+/// reset passes an identity check.
+#[utoipa::path(post, tag = TAG, request_body = TokenRequest,
+    responses((status = 200, body = AuthenticatorResetView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[post("/totp/reset/cancel")]
+pub async fn totp_reset_cancel(
+    services: Data<Services>,
+    body: CscJson<TokenRequest>,
+) -> Result<Json<AuthenticatorResetView>, ApiError> {
+    let reset = run(&services, L, move |s| authenticator::cancel_reset(s, &body.0.token)).await?;
+    Ok(Json(reset.into()))
+}
+
+/// The person's authenticator resets, oldest first.
+#[utoipa::path(get, tag = TAG, security(("bearer" = [])),
+    responses((status = 200, body = AuthenticatorResetsResponse), (status = 401, body = ErrorBody)))]
+#[get("/totp/resets")]
+pub async fn totp_resets(
+    services: Data<Services>,
+    req: HttpRequest,
+) -> Result<Json<AuthenticatorResetsResponse>, ApiError> {
+    let principal = portal_principal(&services, &req).await?;
+    let resets = run(&services, L, move |s| authenticator::resets_of(s, &principal)).await?;
+    Ok(Json(AuthenticatorResetsResponse { resets: resets.into_iter().map(Into::into).collect() }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -490,9 +563,13 @@ pub async fn password_reset_complete(
 #[serde(deny_unknown_fields)]
 pub struct PhoneChangeRequest {
     pub new_phone: String,
+    /// The account's current password (required).
+    pub password: Option<String>,
+    /// A code from the authenticator app; required once one is paired.
+    pub otp: Option<String>,
 }
 
-/// Phone change, step 1: a code by e-mail, valid 5 minutes.
+/// Phone change, step 1: the password and (once paired) a TOTP code; a code by e-mail, valid 5 minutes.
 #[utoipa::path(post, tag = TAG, security(("bearer" = [])), request_body = PhoneChangeRequest,
     responses((status = 200, body = CodeSentResponse), (status = 400, body = ErrorBody), (status = 429, body = ErrorBody)))]
 #[post("/me/phone-change")]
@@ -502,7 +579,14 @@ pub async fn phone_change(
     body: CscJson<PhoneChangeRequest>,
 ) -> Result<Json<CodeSentResponse>, ApiError> {
     let principal = portal_principal(&services, &req).await?;
-    let sent = run(&services, L, move |s| accounts::phone_change_start(s, &principal, &body.0.new_phone)).await?;
+    let b = body.0;
+    let password = b.password.ok_or_else(|| {
+        ApiError::invalid_request("password: the current password is needed to change the phone number")
+    })?;
+    let sent = run(&services, L, move |s| {
+        accounts::phone_change_start(s, &principal, &b.new_phone, &password, b.otp.as_deref())
+    })
+    .await?;
     Ok(Json(sent.into()))
 }
 

@@ -6,6 +6,7 @@ use actix_web::{get, post, HttpRequest};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::account::{AuthenticatorResetView, AuthenticatorResetsResponse};
 use super::error::{ApiError, Dialect, ErrorBody};
 use super::extract::{operator, run, CscJson};
 use super::lifecycle_types::{
@@ -13,7 +14,7 @@ use super::lifecycle_types::{
 };
 use crate::db::accounts::Account;
 use crate::service::identity::{self, Decision};
-use crate::service::{issuance, lifecycle_jobs, operators, Services};
+use crate::service::{authenticator, issuance, lifecycle_jobs, operators, Services};
 
 const L: Dialect = Dialect::Lifecycle;
 const TAG: &str = "Admin";
@@ -161,6 +162,48 @@ pub async fn decide(
     Ok(Json(IdentityCheckView::new(&services, check)))
 }
 
+fn parse_decision(b: DecisionRequest) -> Result<Decision, ApiError> {
+    match b.decision.as_str() {
+        "accept" if b.reasons.is_empty() => Ok(Decision::Accept),
+        "accept" => Err(ApiError::invalid_request("reasons: only for a rejection")),
+        "reject" => Ok(Decision::Reject { reasons: b.reasons }),
+        _ => Err(ApiError::invalid_request("decision: accept or reject")),
+    }
+}
+
+/// Authenticator resets, oldest first, optionally in one status (`pending_identity`: waiting for an
+/// identity decision before the new authenticator may authorise signatures).
+#[utoipa::path(get, tag = TAG, security(("bearer" = [])), params(StatusQuery),
+    responses((status = 200, body = AuthenticatorResetsResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[get("/authenticator-resets")]
+pub async fn authenticator_resets(
+    services: Data<Services>,
+    req: HttpRequest,
+    query: Query<StatusQuery>,
+) -> Result<Json<AuthenticatorResetsResponse>, ApiError> {
+    operator(&services, &req).await?;
+    let resets = run(&services, L, move |s| authenticator::resets_for_operator(s, query.status.as_deref())).await?;
+    Ok(Json(AuthenticatorResetsResponse { resets: resets.into_iter().map(Into::into).collect() }))
+}
+
+/// An operator's verdict on the identity check of an authenticator reset (the same decision as at
+/// enrolment). Accepting lets the new authenticator authorise signatures; rejecting keeps signing blocked.
+#[utoipa::path(post, tag = TAG, security(("bearer" = [])), params(("id" = String, Path, description = "Authenticator reset id")), request_body = DecisionRequest,
+    responses((status = 200, body = AuthenticatorResetView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[post("/authenticator-resets/{id}/decision")]
+pub async fn decide_authenticator_reset(
+    services: Data<Services>,
+    req: HttpRequest,
+    id: Path<String>,
+    body: CscJson<DecisionRequest>,
+) -> Result<Json<AuthenticatorResetView>, ApiError> {
+    let op = operator(&services, &req).await?;
+    let decision = parse_decision(body.0)?;
+    let by = format!("operator {}", op.name);
+    let reset = run(&services, L, move |s| authenticator::decide_reset_by_operator(s, &id, decision, &by)).await?;
+    Ok(Json(reset.into()))
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdminRevokeRequest {
@@ -256,14 +299,21 @@ pub struct MessageView {
     pub attempts: i32,
     pub last_error: Option<String>,
     pub created_at: String,
+    /// The message carries a code or a link for the person alone. In production mode its body is
+    /// never shown here and is wiped once delivered.
+    pub secret: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OutboxResponse {
+    /// True in development mode only: the bodies of messages with codes and links are shown (nothing
+    /// is delivered, so tests and local runs read them here). In production mode they are redacted.
+    pub secret_bodies_shown: bool,
     pub messages: Vec<MessageView>,
 }
 
-/// The notification outbox, oldest first. In development mode nothing leaves it: read codes and links here.
+/// The notification outbox, oldest first. In development mode nothing leaves it and codes and links
+/// can be read here (`secret_bodies_shown`); in production mode bodies with codes or links are redacted.
 #[utoipa::path(get, tag = TAG, security(("bearer" = [])), params(OutboxQuery),
     responses((status = 200, body = OutboxResponse), (status = 401, body = ErrorBody)))]
 #[get("/outbox")]
@@ -287,9 +337,10 @@ pub async fn outbox(
             attempts: m.attempts,
             last_error: m.last_error,
             created_at: rfc3339(m.created_at),
+            secret: m.secret,
         })
         .collect();
-    Ok(Json(OutboxResponse { messages }))
+    Ok(Json(OutboxResponse { secret_bodies_shown: crate::notify::secret_bodies_visible(&services.config), messages }))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -63,8 +63,12 @@ pub async fn identity(
     body: Bytes,
 ) -> Result<Json<IdentityWebhookResponse>, ApiError> {
     let signature = signature(&req);
-    let (check, duplicate) =
+    let outcome =
         run(&services, Dialect::Lifecycle, move |s| identity_checks::identity_webhook(s, &body, signature.as_deref()))
             .await?;
-    Ok(Json(IdentityWebhookResponse { check_id: check.id, status: check.status, duplicate }))
+    Ok(Json(IdentityWebhookResponse {
+        check_id: outcome.check_id,
+        status: outcome.status,
+        duplicate: outcome.duplicate,
+    }))
 }

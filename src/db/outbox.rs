@@ -13,6 +13,10 @@ pub const SENDING: &str = "sending";
 pub const SENT: &str = "sent";
 pub const FAILED: &str = "failed";
 
+/// What a secret-bearing message's body becomes once it left (production mode): the code or link it
+/// carried exists in clear only on its way to the person.
+pub const WIPED_BODY: &str = "[wiped after delivery: the message carried a code or link for the person only]";
+
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = outbox)]
 pub struct NewMessage {
@@ -24,6 +28,8 @@ pub struct NewMessage {
     pub status: String,
     pub next_attempt_at: i64,
     pub created_at: i64,
+    /// Carries a code or a link (see `notify::Notice::secret`).
+    pub secret: bool,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -41,6 +47,7 @@ pub struct Message {
     pub last_error: Option<String>,
     pub created_at: i64,
     pub sent_at: Option<i64>,
+    pub secret: bool,
 }
 
 pub fn insert(conn: &mut DbConnection, message: &NewMessage) -> QueryResult<()> {
@@ -84,18 +91,45 @@ pub fn claim(conn: &mut DbConnection, message: &Message, lease_until: i64) -> Qu
     Ok(changed == 1)
 }
 
-pub fn mark_sent(conn: &mut DbConnection, id: i64, now: i64) -> QueryResult<()> {
-    diesel::update(outbox::table.find(id))
-        .set((outbox::status.eq(SENT), outbox::sent_at.eq(Some(now)), outbox::last_error.eq(None::<String>)))
+/// Marks a message sent; a secret-bearing one loses its body in the same update.
+pub fn mark_sent(conn: &mut DbConnection, message: &Message, now: i64) -> QueryResult<()> {
+    diesel::update(outbox::table.find(message.id))
+        .set((
+            outbox::status.eq(SENT),
+            outbox::sent_at.eq(Some(now)),
+            outbox::last_error.eq(None::<String>),
+            outbox::body.eq(body_after_delivery(message)),
+        ))
         .execute(conn)
         .map(|_| ())
 }
 
-/// Records a failed try: retried at `retry_at`, or given up when `give_up`.
-pub fn mark_failed(conn: &mut DbConnection, id: i64, error: &str, retry_at: i64, give_up: bool) -> QueryResult<()> {
+/// Records a failed try: retried at `retry_at`, or given up when `give_up` (a secret-bearing message
+/// given up loses its body too: nobody will send it any more).
+pub fn mark_failed(
+    conn: &mut DbConnection,
+    message: &Message,
+    error: &str,
+    retry_at: i64,
+    give_up: bool,
+) -> QueryResult<()> {
     let status = if give_up { FAILED } else { PENDING };
-    diesel::update(outbox::table.find(id))
-        .set((outbox::status.eq(status), outbox::last_error.eq(Some(error)), outbox::next_attempt_at.eq(retry_at)))
+    let body = if give_up { body_after_delivery(message) } else { message.body.clone() };
+    diesel::update(outbox::table.find(message.id))
+        .set((
+            outbox::status.eq(status),
+            outbox::last_error.eq(Some(error)),
+            outbox::next_attempt_at.eq(retry_at),
+            outbox::body.eq(body),
+        ))
         .execute(conn)
         .map(|_| ())
+}
+
+fn body_after_delivery(message: &Message) -> String {
+    if message.secret {
+        WIPED_BODY.to_string()
+    } else {
+        message.body.clone()
+    }
 }

@@ -16,6 +16,7 @@ diesel::table! {
         totp_postpone -> Nullable<Text>,
         totp_remind_at -> Nullable<BigInt>,
         country -> Nullable<Text>,
+        recovered_at -> Nullable<BigInt>,
     }
 }
 
@@ -60,7 +61,6 @@ diesel::table! {
         refresh_digest -> Nullable<Text>,
         expires_at -> BigInt,
         revoked -> Bool,
-        chain_expires_at -> BigInt,
     }
 }
 
@@ -217,6 +217,7 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> BigInt,
         sent_at -> Nullable<BigInt>,
+        secret -> Bool,
     }
 }
 
@@ -256,6 +257,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    authenticator_resets (id) {
+        id -> Text,
+        user_id -> Text,
+        status -> Text,
+        reasons -> Nullable<Text>,
+        decided_by -> Nullable<Text>,
+        created_at -> BigInt,
+        decided_at -> Nullable<BigInt>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     totp_factors,
@@ -274,5 +287,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     identity_documents,
     outbox,
     operators,
-    rekey_notices
+    rekey_notices,
+    authenticator_resets
 );

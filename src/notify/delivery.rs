@@ -107,20 +107,14 @@ impl Delivery {
             }
             match self.send(&message) {
                 Ok(()) => {
-                    outbox::mark_sent(&mut conn, message.id, clock.now())?;
+                    outbox::mark_sent(&mut conn, &message, clock.now())?;
                     sent += 1;
                 }
                 Err(e) => {
                     let attempts = message.attempts + 1;
                     let retry_at = now + 30 * i64::from(attempts).pow(2);
                     tracing::warn!(id = message.id, channel = %message.channel, attempts, error = %e, "delivery failed");
-                    outbox::mark_failed(
-                        &mut conn,
-                        message.id,
-                        &e.to_string(),
-                        retry_at,
-                        attempts >= self.max_attempts,
-                    )?;
+                    outbox::mark_failed(&mut conn, &message, &e.to_string(), retry_at, attempts >= self.max_attempts)?;
                 }
             }
         }

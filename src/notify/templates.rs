@@ -17,6 +17,7 @@ pub fn invitation(email: &str, given_name: &str, link: &str, valid_until: i64) -
             date(valid_until)
         ),
     )
+    .carrying_secret()
 }
 
 /// Sent instead of an invitation when someone registers an address that already has an account: the
@@ -35,6 +36,7 @@ pub fn already_registered(email: &str, portal_url: &str) -> Notice {
 
 pub fn sms_code(phone: &str, code: &str, purpose: &str, minutes: i64) -> Notice {
     Notice::sms(phone, format!("{code} is your code to {purpose}. It is valid for {minutes} minutes."))
+        .carrying_secret()
 }
 
 pub fn email_code(email: &str, code: &str, purpose: &str, minutes: i64) -> Notice {
@@ -43,6 +45,7 @@ pub fn email_code(email: &str, code: &str, purpose: &str, minutes: i64) -> Notic
         format!("Your code to {purpose}"),
         format!("Your code to {purpose} is {code}.\nIt is valid for {minutes} minutes. If you did not ask for it, ignore this message.\n"),
     )
+    .carrying_secret()
 }
 
 pub fn password_reset(email: &str, link: &str, valid_until: i64) -> Notice {
@@ -55,6 +58,7 @@ pub fn password_reset(email: &str, link: &str, valid_until: i64) -> Notice {
             date(valid_until)
         ),
     )
+    .carrying_secret()
 }
 
 pub fn password_changed(email: &str) -> Notice {
@@ -74,12 +78,93 @@ pub fn phone_changed(email: &str, phone_hint: &str) -> Notice {
     )
 }
 
-pub fn totp_reset(email: &str) -> Notice {
+/// After a password recovery: by e-mail and by SMS, so that the owner of either hears of it.
+pub fn password_recovered(email: &str, cooling_off_days: i64) -> Notice {
+    Notice::email(
+        email,
+        "Your password was reset",
+        format!(
+            "The password of your signing account was reset through account recovery and every session was \
+             signed out.\nFor the next {cooling_off_days} days, a reset of your authenticator app needs a new \
+             identity verification before it can authorise signatures.\nIf it was not you, contact us at once.\n"
+        ),
+    )
+}
+
+pub fn password_recovered_sms(phone: &str) -> Notice {
+    Notice::sms(phone, "The password of your signing account was reset. If it was not you, contact us at once.")
+}
+
+/// After a phone change: to the old number, whose owner may not have asked for it.
+pub fn phone_changed_sms(old_phone: &str, new_phone_hint: &str) -> Notice {
+    Notice::sms(
+        old_phone,
+        format!("Codes for your signing account now go to {new_phone_hint}. If it was not you, contact us at once."),
+    )
+}
+
+/// After an authenticator reset: the cancel link, and whether an identity verification is needed first.
+pub fn totp_reset(email: &str, cancel_link: &str, valid_until: i64, identity_session: Option<&str>) -> Notice {
+    let identity = match identity_session {
+        Some(url) => format!(
+            "Because your password was recovered or your phone number changed recently, the new authenticator \
+             can authorise signatures only after a new identity verification. Start it here:\n\n{url}\n\n"
+        ),
+        None => String::new(),
+    };
     Notice::email(
         email,
         "Your authenticator was reset",
-        "The authenticator app of your signing account was reset; the old one no longer works.\n\
-         If it was not you, contact us at once.\n",
+        format!(
+            "The authenticator app of your signing account was reset; the old one no longer works and every \
+             session was signed out.\n{identity}If it was not you, cancel the reset with this link (it works once \
+             and until {}): no authenticator will then be paired and signing stays blocked until you reset it \
+             again with a new identity verification.\n\n{cancel_link}\n",
+            date(valid_until)
+        ),
+    )
+    .carrying_secret()
+}
+
+pub fn totp_reset_sms(phone: &str, cancel_link: &str) -> Notice {
+    Notice::sms(
+        phone,
+        format!("The authenticator of your signing account was reset. If it was not you, cancel it: {cancel_link}"),
+    )
+    .carrying_secret()
+}
+
+pub fn totp_reset_cancelled(email: &str) -> Notice {
+    Notice::email(
+        email,
+        "The authenticator reset was cancelled",
+        "The authenticator reset of your signing account was cancelled: no authenticator is paired and every \
+         session was signed out. Signing stays blocked until you reset the authenticator again, which needs \
+         a new identity verification.\n",
+    )
+}
+
+pub fn totp_reset_cancelled_sms(phone: &str) -> Notice {
+    Notice::sms(phone, "The authenticator reset of your signing account was cancelled; signing is blocked.")
+}
+
+pub fn totp_reset_verified(email: &str) -> Notice {
+    Notice::email(
+        email,
+        "Your new authenticator can sign",
+        "Your identity was verified: the authenticator app you paired after the reset can now authorise signatures.\n",
+    )
+}
+
+pub fn totp_reset_rejected(email: &str, reasons: &[String]) -> Notice {
+    let reasons = if reasons.is_empty() { "no reason was given".to_string() } else { reasons.join("; ") };
+    Notice::email(
+        email,
+        "Your identity could not be verified",
+        format!(
+            "Your identity could not be verified after the authenticator reset: {reasons}.\nSigning stays \
+             blocked; reset the authenticator again to start a new verification.\n"
+        ),
     )
 }
 
@@ -101,6 +186,7 @@ pub fn identification(email: &str, session_url: &str) -> Notice {
         "Verify your identity",
         format!("To issue your certificate we need to verify your identity by video.\nStart here:\n\n{session_url}\n"),
     )
+    .carrying_secret()
 }
 
 pub fn identity_accepted(email: &str) -> Notice {
@@ -118,6 +204,7 @@ pub fn identity_rejected(email: &str, reasons: &[String], session_url: &str) -> 
         "Your identity could not be verified",
         format!("Your identity could not be verified: {reasons}.\nYou can try again here:\n\n{session_url}\n"),
     )
+    .carrying_secret()
 }
 
 pub fn certificate_issued(email: &str, serial: &str, not_after: i64) -> Notice {

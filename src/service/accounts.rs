@@ -3,7 +3,7 @@
 
 use crate::audit;
 use crate::db::accounts::{self, Account, Consent, STATUS_ACTIVE, STATUS_INVITED};
-use crate::db::{self, tokens, DbConnection};
+use crate::db::{self, resets, tokens, DbConnection};
 use crate::domain::enrolment::{self, Email, Phone};
 use crate::notify::{self, templates};
 
@@ -491,6 +491,28 @@ pub fn postpone_totp(services: &Services, principal: &Principal, postpone: Postp
     })
 }
 
+/// Checks the current password and, once an authenticator is paired, a TOTP code: what a change of
+/// the password or the phone number needs besides the session. Wrong current passwords count toward
+/// the login lock-out: a stolen session must not allow guessing.
+fn check_current_factors(
+    services: &Services,
+    account: &Account,
+    current: &str,
+    otp: Option<&str>,
+) -> Result<(), ServiceError> {
+    match auth::check_password_counted(services, &account.id, &account.password_hash, current) {
+        Err(ServiceError::AuthenticationFailed) => {
+            return Err(ServiceError::InvalidRequest("current_password: wrong password".into()))
+        }
+        other => other?,
+    }
+    let mut conn = services.conn()?;
+    if accounts::has_totp(&mut conn, &account.id)? {
+        second_factor::verify_otp(services, &mut conn, &account.id, otp.ok_or(ServiceError::Missing(Param::Otp))?)?;
+    }
+    Ok(())
+}
+
 /// Changes the password: the current one, and a TOTP code once paired. Other sessions end.
 pub fn change_password(
     services: &Services,
@@ -503,19 +525,9 @@ pub fn change_password(
         let now = services.now();
         let account = account_of(&mut *services.conn()?, principal)?;
         check_new_password(new_password, account.email.as_deref())?;
-        // Wrong current passwords count toward the login lock-out: a stolen session must not allow guessing.
-        match auth::check_password_counted(services, &account.id, &account.password_hash, current) {
-            Err(ServiceError::AuthenticationFailed) => {
-                return Err(ServiceError::InvalidRequest("current_password: wrong password".into()))
-            }
-            other => other?,
-        }
-        let mut conn = services.conn()?;
-        if accounts::has_totp(&mut conn, &account.id)? {
-            second_factor::verify_otp(services, &mut conn, &account.id, otp.ok_or(ServiceError::Missing(Param::Otp))?)?;
-        }
+        check_current_factors(services, &account, current, otp)?;
         let hash = hash_password(new_password)?;
-        db::write_transaction(&mut conn, |c| {
+        db::write_transaction(&mut *services.conn()?, |c| {
             accounts::set_password(c, &account.id, &hash)?;
             tokens::revoke_all_of_user(c, &account.id, Some(&principal.token_digest))?;
             if let Some(email) = &account.email {
@@ -602,8 +614,16 @@ pub fn password_reset_complete(
             }
             accounts::set_password(c, &account.id, &hash)?;
             tokens::revoke_all_of_user(c, &account.id, None)?;
+            // Whoever recovered the password may hold the mailbox and the SIM: an authenticator reset
+            // within the cooling-off period now needs a new identity check.
+            resets::set_recovered_at(c, &account.id, now)?;
+            let days = services.config.security.recovery_cooling_off_secs.saturating_add(86_399) / 86_400;
             if let Some(email) = &account.email {
-                notify::enqueue(c, &services.config, now, Some(&account.id), templates::password_changed(email))?;
+                let notice = templates::password_recovered(email, days);
+                notify::enqueue(c, &services.config, now, Some(&account.id), notice)?;
+            }
+            if let Some(phone) = &account.phone {
+                notify::enqueue(c, &services.config, now, Some(&account.id), templates::password_recovered_sms(phone))?;
             }
             audit::success(c, now, "account.password_reset_complete", Some(&account.id), None, "all sessions revoked")?;
             Ok(Ok(()))
@@ -611,21 +631,26 @@ pub fn password_reset_complete(
     })
 }
 
-/// Phone change, step 1: a code by e-mail (proves the mailbox), valid a few minutes.
+/// Phone change, step 1: the password and, once paired, a TOTP code; then a code by e-mail (proves the
+/// mailbox), valid a few minutes.
 pub fn phone_change_start(
     services: &Services,
     principal: &Principal,
     new_phone: &str,
+    password: &str,
+    otp: Option<&str>,
 ) -> Result<CodeSent, ServiceError> {
     audited(services, "account.phone_change", Some(&principal.user_id), || {
         let now = services.now();
         let phone =
             Phone::parse(new_phone).map_err(|e| ServiceError::InvalidRequest(e.replace("phone", "new_phone")))?;
-        let mut conn = services.conn()?;
-        let account = require_second_factor_ready(services, &mut conn, principal)?;
+        let account = require_second_factor_ready(services, &mut *services.conn()?, principal)?;
         if account.phone.as_deref() == Some(phone.as_str()) {
             return Err(ServiceError::InvalidRequest("new_phone: that is already the account's number".into()));
         }
+        // A session alone (or the mailbox) must not move the SMS codes to another SIM.
+        check_current_factors(services, &account, password, otp)?;
+        let mut conn = services.conn()?;
         let email = email_of(&account)?.to_string();
         let lifetime = services.config.lifecycle.phone_change_code_lifetime_secs;
         db::write_transaction(&mut conn, |c| {
@@ -726,6 +751,12 @@ pub fn phone_change_confirm(services: &Services, principal: &Principal, code: &s
             };
             let new_phone = verified.payload.ok_or_else(|| ServiceError::internal("phone change without number"))?;
             accounts::set_phone(c, &account.id, &new_phone)?;
+            // A new SIM can receive the codes of an authenticator reset: the cooling-off period starts.
+            resets::set_recovered_at(c, &account.id, now)?;
+            if let Some(old_phone) = &account.phone {
+                let notice = templates::phone_changed_sms(old_phone, &Phone::hint(&new_phone));
+                notify::enqueue(c, &services.config, now, Some(&account.id), notice)?;
+            }
             notify::enqueue(
                 c,
                 &services.config,

@@ -212,6 +212,8 @@ fn authorize_inner(
     if row.pin_hash.is_some() && request.pin.is_none() {
         return Err(ServiceError::Missing(Param::Pin));
     }
+    // A new authenticator paired soon after a password recovery or phone change waits for an identity check.
+    super::authenticator::require_signing_allowed(&mut conn, &principal.user_id)?;
     // The factor checks commit their counters even when they refuse, hence the nested result.
     let outcome = db::write_transaction(&mut conn, |c| -> Result<Result<IssuedSad, ServiceError>, ServiceError> {
         let pin = row.pin_hash.as_deref().zip(request.pin.as_deref());

@@ -60,6 +60,18 @@ pub enum Decision {
     Reject { reasons: Vec<String> },
 }
 
+impl Decision {
+    /// Refuses rejection reasons that are empty, too long or too many.
+    pub(super) fn check_reasons(&self) -> Result<(), ServiceError> {
+        if let Decision::Reject { reasons } = self {
+            if reasons.len() > 20 || reasons.iter().any(|r| r.trim().is_empty() || r.chars().count() > 200) {
+                return Err(ServiceError::InvalidRequest("reasons: up to 20 reasons of 1 to 200 characters".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Decides a pending check. Accepting lets issuance go ahead; rejecting opens a new check. Both e-mail the person.
 pub fn decide(
     services: &Services,
@@ -79,11 +91,7 @@ fn decide_once(
     event_key: Option<&str>,
 ) -> Result<(IdentityCheckRow, bool), ServiceError> {
     audited(services, "identity.decision", None, || {
-        if let Decision::Reject { reasons } = &decision {
-            if reasons.len() > 20 || reasons.iter().any(|r| r.trim().is_empty() || r.chars().count() > 200) {
-                return Err(ServiceError::InvalidRequest("reasons: up to 20 reasons of 1 to 200 characters".into()));
-            }
-        }
+        decision.check_reasons()?;
         let now = services.now();
         db::write_transaction(&mut *services.conn()?, |c| {
             let check =
@@ -153,12 +161,21 @@ pub struct IdentityEvent {
     pub reasons: Vec<String>,
 }
 
-/// `POST /webhooks/identity`. A redelivered event changes nothing and says so.
+/// What the identity webhook did: the check decided, its status now, and whether it was a redelivery.
+#[derive(Debug, Clone)]
+pub struct WebhookOutcome {
+    pub check_id: String,
+    pub status: String,
+    pub duplicate: bool,
+}
+
+/// `POST /webhooks/identity`. A redelivered event changes nothing and says so. The check is an order's,
+/// or an authenticator reset's (see `authenticator`).
 pub fn identity_webhook(
     services: &Services,
     body: &[u8],
     signature: Option<&str>,
-) -> Result<(IdentityCheckRow, bool), ServiceError> {
+) -> Result<WebhookOutcome, ServiceError> {
     let event: IdentityEvent = audited(services, "webhook.identity", None, || {
         let event: IdentityEvent = signed_event(services.webhook_secrets.identity.as_deref(), body, signature)?;
         if event.event_id.is_empty() || event.event_id.len() > 128 {
@@ -172,5 +189,18 @@ pub fn identity_webhook(
         _ => return Err(ServiceError::InvalidRequest("result: accepted or rejected".into())),
     };
     let key = format!("identity:{}", event.event_id);
-    decide_once(services, &event.check_id, decision, "identification provider", Some(&key))
+    let by = "identification provider";
+    let is_reset = {
+        let mut conn = services.conn()?;
+        store::check(&mut conn, &event.check_id)?.is_none()
+            && crate::db::resets::by_id(&mut conn, &event.check_id)?.is_some()
+    };
+    if is_reset {
+        decision.check_reasons()?;
+        let (reset, duplicate) =
+            super::authenticator::decide_reset(services, &event.check_id, &decision, by, Some(&key))?;
+        return Ok(WebhookOutcome { check_id: reset.id, status: reset.status.as_str().to_string(), duplicate });
+    }
+    let (check, duplicate) = decide_once(services, &event.check_id, decision, by, Some(&key))?;
+    Ok(WebhookOutcome { check_id: check.id, status: check.status, duplicate })
 }

@@ -242,6 +242,7 @@ pub fn issue(
             )));
         }
         let kind = key_kind(services, request.key_type.as_deref())?;
+        super::authenticator::require_signing_allowed(&mut conn, &account.id)?;
         second_factor::verify_otp(services, &mut conn, &account.id, &request.otp)?;
         let credential_id = uuid::Uuid::new_v4().to_string();
         // The HSM and the CA work without a transaction open.
@@ -301,6 +302,7 @@ pub fn rekey(
             return Err(ServiceError::Conflict("Upload a copy of the identity document first".into()));
         }
         let kind = key_kind(services, request.key_type.as_deref())?;
+        super::authenticator::require_signing_allowed(&mut conn, &account.id)?;
         second_factor::verify_otp(services, &mut conn, &account.id, &request.otp)?;
         let account = account_of(&mut conn, principal)?;
         let credential_id = uuid::Uuid::new_v4().to_string();

@@ -17,6 +17,8 @@ pub const RESET_SMS: &str = "password_reset_sms";
 pub const PHONE_EMAIL: &str = "phone_change_email";
 pub const PHONE_SMS: &str = "phone_change_sms";
 pub const TOTP_RESET_SMS: &str = "totp_reset_sms";
+/// The link in an authenticator reset's notices that cancels it (payload: the reset's id).
+pub const TOTP_RESET_CANCEL_LINK: &str = "totp_reset_cancel";
 
 /// Refuses when too many codes or links went to `target` in the last hour, whoever asked.
 pub(super) fn check_address_limit(
@@ -44,6 +46,19 @@ pub(super) fn new_link(
     lifetime: i64,
     now: i64,
 ) -> Result<String, ServiceError> {
+    new_link_about(conn, user_id, purpose, target, None, lifetime, now)
+}
+
+/// Creates a link for `purpose` that names what it acts on (`payload`) and returns its token.
+pub(super) fn new_link_about(
+    conn: &mut DbConnection,
+    user_id: &str,
+    purpose: &str,
+    target: &str,
+    payload: Option<&str>,
+    lifetime: i64,
+    now: i64,
+) -> Result<String, ServiceError> {
     let token = secrets::new_token();
     verifications::insert(
         conn,
@@ -54,7 +69,7 @@ pub(super) fn new_link(
             target: target.to_string(),
             secret_digest: secrets::token_digest(&token),
             parent_id: None,
-            payload: None,
+            payload: payload.map(str::to_string),
             attempts: 0,
             created_at: now,
             expires_at: now + lifetime,

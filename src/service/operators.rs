@@ -94,6 +94,16 @@ pub fn audit_page(services: &Services, after: i64, limit: i64) -> Result<Vec<db:
     Ok(db::audit::page(&mut *services.conn()?, after, limit.clamp(1, MAX_ROWS))?)
 }
 
+/// The bodies of messages with codes or links are redacted unless in development mode
+/// (`notify::secret_bodies_visible`): an operator key must not be a way into people's accounts.
 pub fn outbox(services: &Services, recipient: Option<&str>, after: i64) -> Result<Vec<outbox::Message>, ServiceError> {
-    Ok(outbox::list(&mut *services.conn()?, recipient, after, MAX_ROWS)?)
+    let visible = crate::notify::secret_bodies_visible(&services.config);
+    let mut messages = outbox::list(&mut *services.conn()?, recipient, after, MAX_ROWS)?;
+    for message in messages.iter_mut().filter(|m| m.secret && !visible) {
+        message.body = REDACTED_BODY.to_string();
+    }
+    Ok(messages)
 }
+
+/// What the admin API shows instead of a body that carries a code or a link (production mode).
+pub const REDACTED_BODY: &str = "[redacted: carries a code or link for the person only]";
