@@ -216,5 +216,8 @@ mod tests {
         }
         assert_eq!(check(DocumentType::Png, &png), Ok(()));
         assert!(check(DocumentType::Png, &png[..png.len() - 14]).is_err(), "truncated PNG");
+        let jpeg = include_bytes!("../../tests/data/tiny.jpg");
+        assert_eq!(check(DocumentType::Jpeg, jpeg), Ok(()));
+        assert!(check(DocumentType::Jpeg, &jpeg[..jpeg.len() / 2]).is_err(), "truncated JPEG");
     }
 }

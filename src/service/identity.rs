@@ -238,7 +238,8 @@ fn decide_rekey_in(
     now: i64,
 ) -> Result<bool, ServiceError> {
     let order = store::by_id(c, &check.order_id)?.ok_or_else(|| ServiceError::internal("check without order"))?;
-    let old_id = order.credential_id.as_deref().ok_or_else(|| ServiceError::internal("rekey order without credential"))?;
+    let old_id =
+        order.credential_id.as_deref().ok_or_else(|| ServiceError::internal("rekey order without credential"))?;
     let old = credentials::by_id(c, old_id)?.ok_or_else(|| ServiceError::internal("rekey of a missing credential"))?;
     let (status, reasons) = match decision {
         Decision::Accept => (ACCEPTED, None),
@@ -260,7 +261,8 @@ fn decide_rekey_in(
                 return Err(ServiceError::Conflict(format!("The order is {}", order.status)));
             }
             if let Some(email) = email.as_deref() {
-                let window = RekeyWindow::for_expiry(old.not_after, services.config.lifecycle.rekey_window_closes_hours);
+                let window =
+                    RekeyWindow::for_expiry(old.not_after, services.config.lifecycle.rekey_window_closes_hours);
                 notify::enqueue(
                     c,
                     &services.config,

@@ -449,7 +449,13 @@ pub fn rekey(services: &Services, principal: &Principal, request: RekeyRequest) 
             }
             let check = super::identity::open_rekey_check(c, &order, &names, &document_id, kind, now)?;
             if let Some(email) = &account.email {
-                notify::enqueue(c, &services.config, now, Some(&account.id), templates::rekey_submitted(email, &order.id))?;
+                notify::enqueue(
+                    c,
+                    &services.config,
+                    now,
+                    Some(&account.id),
+                    templates::rekey_submitted(email, &order.id),
+                )?;
             }
             audit::success(
                 c,
@@ -489,11 +495,13 @@ pub(super) fn complete_accepted_rekey(
 ) -> Result<CredentialSummary, ServiceError> {
     let now = services.now();
     let mut conn = services.conn()?;
-    let order = store::by_id(&mut conn, &check.order_id)?.ok_or_else(|| ServiceError::internal("check without order"))?;
+    let order =
+        store::by_id(&mut conn, &check.order_id)?.ok_or_else(|| ServiceError::internal("check without order"))?;
     let result = (|| {
         let account = accounts::by_id(&mut conn, &check.user_id)?
             .ok_or_else(|| ServiceError::internal("check without account"))?;
-        let old = order.credential_id.clone().ok_or_else(|| ServiceError::internal("rekey order without credential"))?;
+        let old =
+            order.credential_id.clone().ok_or_else(|| ServiceError::internal("rekey order without credential"))?;
         let names = SubjectNames {
             given_name: check.given_name.clone().ok_or_else(|| ServiceError::internal("rekey check without names"))?,
             surname: check.surname.clone().ok_or_else(|| ServiceError::internal("rekey check without names"))?,
