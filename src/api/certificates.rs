@@ -315,8 +315,8 @@ pub async fn rekey(
     match run(&services, L, move |s| issuance::rekey(s, &principal, request)).await? {
         RekeyOutcome::AwaitingDecision { order, check } => Ok(HttpResponse::Accepted().json(RekeySubmittedResponse {
             status: order.status.clone(),
-            order: order.into(),
-            identity_check: IdentityCheckView::new(&services, check),
+            order: (*order).into(),
+            identity_check: IdentityCheckView::new(&services, *check),
         })),
         RekeyOutcome::Issued(summary) => Ok(HttpResponse::Created().json(CredentialView::new(*summary))),
     }

@@ -402,7 +402,7 @@ pub struct RekeyRequest {
 #[derive(Debug, Clone)]
 pub enum RekeyOutcome {
     /// Submitted: the rekey's identity check waits for the operator or the provider.
-    AwaitingDecision { order: OrderRow, check: store::IdentityCheckRow },
+    AwaitingDecision { order: Box<OrderRow>, check: Box<store::IdentityCheckRow> },
     /// Accepted at once (unchanged personal data, with `lifecycle.rekey_auto_accept_unchanged`).
     Issued(Box<CredentialSummary>),
 }
@@ -482,7 +482,7 @@ pub fn rekey(services: &Services, principal: &Principal, request: RekeyRequest) 
         let summary = issued.ok_or_else(|| ServiceError::internal("an accepted rekey issued nothing"))?;
         return Ok(RekeyOutcome::Issued(Box::new(summary)));
     }
-    Ok(RekeyOutcome::AwaitingDecision { order, check })
+    Ok(RekeyOutcome::AwaitingDecision { order: Box::new(order), check: Box::new(check) })
 }
 
 /// Issues the key and certificate of a rekey whose check was just accepted. The caller reserved the
