@@ -231,6 +231,15 @@ async fn a_rekey_accepted_after_the_window_closed_is_refused() {
     let (_, checks) = ts.get("/api/v1/identity-checks", Some(&person_token)).await;
     let pending = checks["identity_checks"].as_array().unwrap().iter().find(|c| c["id"] == check.as_str()).unwrap();
     assert_eq!(pending["status"], "pending", "the refused acceptance changed nothing");
+
+    // When the certificate expires, the submitted but undecided rekey is marked for refund.
+    ts.clock.advance(72 * 3600);
+    let (status, report) = ts.post("/api/admin/v1/scheduler/run", Some(&ts.operator_key()), json!({})).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["orders_marked_for_refund"], 1);
+    let person_token = ts.portal_login(&person).await;
+    let (_, order_view) = ts.get(&format!("/api/v1/orders/{order}"), Some(&person_token)).await;
+    assert_eq!(order_view["status"], "refund_due", "{order_view}");
 }
 
 #[tokio::test]
