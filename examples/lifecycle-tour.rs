@@ -38,7 +38,24 @@ const SHA256_WITH_RSA: &str = "1.2.840.113549.1.1.11";
 const ECDSA_WITH_SHA256: &str = "1.2.840.10045.4.3.2";
 /// The most hashes the tour puts in one authorisation, even if the credential allows more.
 const BATCH: i64 = 100;
-const IDENTITY_DOCUMENT: &[u8] = b"%PDF-1.4\n%tour\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n";
+
+/// A small but well-formed PDF (the server checks the structure: header, xref table, trailer, %%EOF).
+fn identity_document() -> Vec<u8> {
+    let mut pdf = b"%PDF-1.4\n%tour\n".to_vec();
+    let catalog = pdf.len();
+    pdf.extend_from_slice(b"1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n");
+    let pages = pdf.len();
+    pdf.extend_from_slice(b"2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\n");
+    let xref = pdf.len();
+    pdf.extend_from_slice(
+        format!(
+            "xref\n0 3\n0000000000 65535 f \n{catalog:010} 00000 n \n{pages:010} 00000 n \n\
+             trailer\n<< /Size 3 /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n"
+        )
+        .as_bytes(),
+    );
+    pdf
+}
 
 #[derive(Parser)]
 #[command(about = "Walks one person through the whole rssp lifecycle against a server in development mode")]
@@ -208,18 +225,29 @@ fn run(t: &mut Tour) -> Result<(), String> {
     let paid = t.pay(&order_id)?;
     let names = json!({"given_name": GIVEN_NAME, "surname": SURNAME});
     t.post(&format!("/api/v1/orders/{order_id}/personal-data"), t.person(), names, 200)?;
-    let document = json!({"content_type": "application/pdf", "data": BASE64.encode(IDENTITY_DOCUMENT)});
+    let document = json!({"content_type": "application/pdf", "data": BASE64.encode(identity_document())});
     let stored = t.post(&format!("/api/v1/orders/{order_id}/identity-document"), t.person(), document, 201)?;
     let otp = t.otp()?;
     let body = json!({"order_id": order_id, "otp": otp});
-    let rekeyed = t.post(&format!("/api/v1/credentials/{first_id}/rekey"), t.person(), body, 201)?;
-    let second_id = str_at(&rekeyed, "/credential_id")?.to_string();
-    let old = t.credential(&first_id)?;
-    if old["replaced_by"].as_str() != Some(second_id.as_str()) {
-        return Err(format!("the old credential is not replaced_by {second_id}: {}", brief(&old)));
+    // The request is submitted and waits for the trust service's decision: nothing is issued yet.
+    let submitted = t.post(&format!("/api/v1/credentials/{first_id}/rekey"), t.person(), body, 202)?;
+    expect_str(&submitted, "/status", "awaiting_decision")?;
+    let check_id = str_at(&submitted, "/identity_check/id")?.to_string();
+    if !t.credential(&first_id)?["replaced_by"].is_null() {
+        return Err("the credential was replaced before the rekey was decided".into());
     }
+    // The tour plays the operator, who checks the names and the document and accepts.
+    let path = format!("/api/admin/v1/identity-checks/{check_id}/decision");
+    t.post(&path, t.operator(), json!({"decision": "accept", "reasons": []}), 200)?;
+    let old = t.credential(&first_id)?;
+    let second_id = old["replaced_by"]
+        .as_str()
+        .ok_or_else(|| format!("the old credential is not replaced after the acceptance: {}", brief(&old)))?
+        .to_string();
+    let rekeyed = t.credential(&second_id)?;
     t.ok(format!(
-        "order {order_id} ({paid}), identity document {}; new {}; the old one is replaced by it",
+        "order {order_id} ({paid}), identity document {}; submitted (check {check_id}), accepted by the operator; \
+         new {}; the old one is replaced by it",
         show(&stored["document_id"]),
         describe(&rekeyed)
     ));

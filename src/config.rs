@@ -85,6 +85,9 @@ pub struct LifecycleConfig {
     pub rekey_notice_days: Vec<i64>,
     /// Hours before expiry at which the rekey window closes (after that: reissue).
     pub rekey_window_closes_hours: i64,
+    /// Whether a rekey whose personal data did not change is accepted at once, without waiting for an
+    /// identity decision (default false: every rekey waits for the operator or the provider).
+    pub rekey_auto_accept_unchanged: bool,
     /// How often the lifecycle jobs (rekey notices, refunds) run.
     pub scheduler_interval_secs: u64,
     /// Key type of issued credentials unless the person chooses another.
@@ -299,6 +302,7 @@ impl Default for LifecycleConfig {
             totp_mandatory_after: chrono::NaiveDate::from_ymd_opt(2026, 12, 31).unwrap_or_default(),
             rekey_notice_days: vec![45, 15],
             rekey_window_closes_hours: 72,
+            rekey_auto_accept_unchanged: false,
             scheduler_interval_secs: 60,
             default_key_type: "rsa-2048".to_string(),
             multisign: 100,
@@ -415,7 +419,11 @@ impl Config {
         };
         for (name, value) in env {
             // RSSP_LOG is the log filter, read by the binary before the configuration.
-            if !name.starts_with("RSSP_") || name == "RSSP_CONFIG" || name == "RSSP_LOG" || name.starts_with("RSSP_TEST_") {
+            if !name.starts_with("RSSP_")
+                || name == "RSSP_CONFIG"
+                || name == "RSSP_LOG"
+                || name.starts_with("RSSP_TEST_")
+            {
                 continue;
             }
             let Some((_, path, kind)) = ENV_SETTINGS.iter().find(|(n, _, _)| n == name) else {

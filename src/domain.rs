@@ -3,6 +3,7 @@
 //! Parse, don't validate: once a value is one of these types it is valid.
 
 pub mod algorithms;
+pub mod documents;
 pub mod enrolment;
 pub mod key_kind;
 pub mod recovery;

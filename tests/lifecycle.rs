@@ -105,18 +105,22 @@ async fn the_whole_journey_from_registration_to_reissue() {
         )
         .await;
     assert_error(status, &body, 400, "invalid_request", "not a application/pdf file");
-    let pdf = common::b64(b"%PDF-1.4\n%id card\n%%EOF\n");
-    let (status, body) = ts
-        .post(
-            &format!("/api/v1/orders/{order}/identity-document"),
-            Some(&person.token),
-            json!({"content_type": "application/pdf", "data": pdf}),
-        )
-        .await;
+    // Magic bytes alone are not a PDF: it must have a PDF's structure.
+    let (status, body) = ts.rekey_document(&person, &order, "application/pdf", b"%PDF-1.4\n%id card\n%%EOF\n").await;
+    assert_error(status, &body, 400, "invalid_request", "not a application/pdf file");
+    let (status, body) = ts.rekey_document(&person, &order, "application/pdf", &common::rekey::tiny_pdf()).await;
     assert_eq!(status, 201, "{body}");
-    let (status, renewed) =
+    // The submission waits for the trust service's decision; nothing is issued yet.
+    let (status, submitted) =
         ts.post(&path, Some(&person.token), json!({"order_id": order, "otp": ts.person_otp(&person)})).await;
-    assert_eq!(status, 201, "{renewed}");
+    assert_eq!(status, 202, "{submitted}");
+    assert_eq!(submitted["status"], "awaiting_decision");
+    assert_eq!(ts.credentials_of(&person).await.len(), 1);
+    let check = submitted["identity_check"]["id"].as_str().unwrap().to_string();
+    let (status, body) = ts.operator_decides(&check, "accept", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let credentials = ts.credentials_of(&person).await;
+    let renewed = credentials.iter().find(|c| c["credential_id"] != cred.as_str()).expect("the new credential").clone();
     let new_cred = renewed["credential_id"].as_str().unwrap().to_string();
     assert!(renewed["subject"].as_str().unwrap().contains("Novak Kos"));
     let (_, body) = ts.get("/api/v1/credentials", Some(&person.token)).await;

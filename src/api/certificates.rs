@@ -12,7 +12,7 @@ use super::lifecycle_types::{
     CredentialView, CredentialsResponse, IdentityCheckView, IdentityChecksResponse, OrderView, OrdersResponse,
 };
 use crate::domain::enrolment::Invoice;
-use crate::service::issuance::{self, IssueRequest, RekeyRequest};
+use crate::service::issuance::{self, IssueRequest, RekeyOutcome, RekeyRequest};
 use crate::service::orders::{self, NewOrder, Purpose};
 use crate::service::{identity, Services};
 
@@ -162,7 +162,8 @@ pub struct PersonalDataRequest {
     pub surname: String,
 }
 
-/// Rekey: confirms or updates the names that go into the new certificate.
+/// Rekey: confirms or updates the names that go into the new certificate (they take effect only when
+/// the submitted rekey is accepted).
 #[utoipa::path(post, tag = TAG, security(("bearer" = [])), params(("id" = String, Path, description = "Order id")), request_body = PersonalDataRequest,
     responses((status = 200, body = OrderView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 #[post("/orders/{id}/personal-data")]
@@ -282,9 +283,24 @@ pub struct RekeyRequestBody {
     pub key_type: Option<String>,
 }
 
-/// Rekey: a new key and certificate before the current one expires (the window closes 72 hours before).
+/// A rekey submitted and waiting for its identity decision.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RekeySubmittedResponse {
+    /// `awaiting_decision`.
+    pub status: String,
+    pub order: OrderView,
+    /// The rekey's identity check, decided by an operator or the identification provider.
+    pub identity_check: IdentityCheckView,
+}
+
+/// Rekey: submits the request (the order's personal data and identity document), signed with a TOTP
+/// code. Nothing is issued now: the trust service validates the request (an identity check of kind
+/// `rekey`), and on acceptance issues the new key and certificate and e-mails the person; a rejection
+/// e-mails the reasons, and the person may submit again while the window is open (it closes 72 hours
+/// before expiry). Answers 202 while the decision is pending, or 201 with the new credential when it
+/// was accepted at once (unchanged personal data with `lifecycle.rekey_auto_accept_unchanged`).
 #[utoipa::path(post, tag = TAG, security(("bearer" = [])), params(("id" = String, Path, description = "Credential id")), request_body = RekeyRequestBody,
-    responses((status = 201, body = CredentialView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 202, body = RekeySubmittedResponse), (status = 201, body = CredentialView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 #[post("/credentials/{id}/rekey")]
 pub async fn rekey(
     services: Data<Services>,
@@ -296,8 +312,14 @@ pub async fn rekey(
     let b = body.0;
     let request =
         RekeyRequest { credential_id: id.into_inner(), order_id: b.order_id, otp: b.otp, key_type: b.key_type };
-    let summary = run(&services, L, move |s| issuance::rekey(s, &principal, request)).await?;
-    Ok(HttpResponse::Created().json(CredentialView::new(summary)))
+    match run(&services, L, move |s| issuance::rekey(s, &principal, request)).await? {
+        RekeyOutcome::AwaitingDecision { order, check } => Ok(HttpResponse::Accepted().json(RekeySubmittedResponse {
+            status: order.status.clone(),
+            order: (*order).into(),
+            identity_check: IdentityCheckView::new(&services, *check),
+        })),
+        RekeyOutcome::Issued(summary) => Ok(HttpResponse::Created().json(CredentialView::new(*summary))),
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

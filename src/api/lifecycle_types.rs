@@ -20,7 +20,8 @@ pub struct OrderView {
     pub package_id: String,
     /// `issuance`, `rekey` or `reissue`.
     pub purpose: String,
-    /// `created`, `awaiting_payment`, `paid`, `fulfilled` or `refund_due`.
+    /// `created`, `awaiting_payment`, `paid`, `awaiting_decision` (a submitted rekey), `issuing`,
+    /// `fulfilled` or `refund_due`.
     pub status: String,
     pub net_cents: i64,
     pub vat_cents: i64,
@@ -34,6 +35,11 @@ pub struct OrderView {
     /// The credential the order produced.
     pub new_credential_id: Option<String>,
     pub personal_data_confirmed: bool,
+    /// Rekey: the names asked for (they reach the certificate once the rekey is accepted).
+    pub requested_given_name: Option<String>,
+    pub requested_surname: Option<String>,
+    /// Rekey: the identity document that goes with the submission.
+    pub requested_document_id: Option<String>,
     pub created_at: String,
     pub paid_at: Option<String>,
     pub fulfilled_at: Option<String>,
@@ -57,6 +63,9 @@ impl From<OrderRow> for OrderView {
             credential_id: o.credential_id,
             new_credential_id: o.new_credential_id,
             personal_data_confirmed: o.personal_data_confirmed,
+            requested_given_name: o.requested_given_name,
+            requested_surname: o.requested_surname,
+            requested_document_id: o.requested_document_id,
             created_at: rfc3339(o.created_at),
             paid_at: o.paid_at.map(rfc3339),
             fulfilled_at: o.fulfilled_at.map(rfc3339),
@@ -134,8 +143,17 @@ pub struct IdentityCheckView {
     pub order_id: String,
     /// `pending`, `accepted` or `rejected`.
     pub status: String,
+    /// `identity` (video identification before an issuance or reissue) or `rekey` (a submitted rekey).
+    pub kind: String,
     /// Where the person goes for the video identification.
     pub session_url: String,
+    /// Rekey: the names submitted for the new certificate.
+    pub given_name: Option<String>,
+    pub surname: Option<String>,
+    /// Rekey: the identity document submitted.
+    pub document_id: Option<String>,
+    /// Rekey: the key type asked for.
+    pub key_type: Option<String>,
     pub reasons: Vec<String>,
     pub decided_by: Option<String>,
     pub created_at: String,
@@ -151,6 +169,11 @@ impl IdentityCheckView {
             user_id: c.user_id,
             order_id: c.order_id,
             status: c.status,
+            kind: c.kind,
+            given_name: c.given_name,
+            surname: c.surname,
+            document_id: c.document_id,
+            key_type: c.key_type,
             decided_by: c.decided_by,
             created_at: rfc3339(c.created_at),
             decided_at: c.decided_at.map(rfc3339),

@@ -28,6 +28,12 @@ pub struct OrderRow {
     pub created_at: i64,
     pub paid_at: Option<i64>,
     pub fulfilled_at: Option<i64>,
+    /// Rekey: the names the person asks for; they reach the account and the certificate only once
+    /// the rekey's identity check is accepted.
+    pub requested_given_name: Option<String>,
+    pub requested_surname: Option<String>,
+    /// Rekey: the identity document copy that goes with the submission (the last one uploaded).
+    pub requested_document_id: Option<String>,
 }
 
 pub fn insert(conn: &mut DbConnection, row: &OrderRow) -> QueryResult<()> {
@@ -78,13 +84,14 @@ pub fn open_rekeys_of(conn: &mut DbConnection, credential_id: &str) -> QueryResu
         .load(conn)
 }
 
-/// Paid rekey orders whose credential has expired before they were fulfilled.
+/// Paid rekey orders (also those submitted and waiting for a decision) whose credential has expired
+/// before they were fulfilled.
 pub fn stranded_rekeys(conn: &mut DbConnection, now: i64) -> QueryResult<Vec<OrderRow>> {
     use super::schema::credentials;
     orders::table
         .inner_join(credentials::table.on(orders::credential_id.eq(credentials::id.nullable())))
         .filter(orders::purpose.eq("rekey"))
-        .filter(orders::status.eq("paid"))
+        .filter(orders::status.eq_any(["paid", "awaiting_decision"]))
         .filter(credentials::not_after.le(now))
         .select(OrderRow::as_select())
         .load(conn)
@@ -103,6 +110,9 @@ pub fn update_if(conn: &mut DbConnection, row: &OrderRow, expected_status: &str)
             orders::personal_data_confirmed.eq(row.personal_data_confirmed),
             orders::paid_at.eq(row.paid_at),
             orders::fulfilled_at.eq(row.fulfilled_at),
+            orders::requested_given_name.eq(&row.requested_given_name),
+            orders::requested_surname.eq(&row.requested_surname),
+            orders::requested_document_id.eq(&row.requested_document_id),
         ))
         .execute(conn)?;
     Ok(changed == 1)
@@ -136,6 +146,11 @@ pub fn first_delivery(conn: &mut DbConnection, id: &str, subject_id: &str, now: 
     Ok(true)
 }
 
+/// Forgets a webhook event whose handling was undone, so that its redelivery is handled again.
+pub fn forget_delivery(conn: &mut DbConnection, id: &str) -> QueryResult<()> {
+    diesel::delete(webhook_events::table.find(id)).execute(conn).map(|_| ())
+}
+
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = identity_checks)]
 pub struct IdentityCheckRow {
@@ -147,6 +162,13 @@ pub struct IdentityCheckRow {
     pub decided_by: Option<String>,
     pub created_at: i64,
     pub decided_at: Option<i64>,
+    /// `identity` (video identification for an issuance or reissue) or `rekey` (a submitted rekey).
+    pub kind: String,
+    /// Rekey: the names, identity document and key type submitted, as the decision sees them.
+    pub given_name: Option<String>,
+    pub surname: Option<String>,
+    pub document_id: Option<String>,
+    pub key_type: Option<String>,
 }
 
 pub fn insert_check(conn: &mut DbConnection, row: &IdentityCheckRow) -> QueryResult<()> {
@@ -177,6 +199,7 @@ pub fn order_identity_accepted(conn: &mut DbConnection, order_id: &str) -> Query
     diesel::select(diesel::dsl::exists(
         identity_checks::table
             .filter(identity_checks::order_id.eq(order_id))
+            .filter(identity_checks::kind.eq("identity"))
             .filter(identity_checks::status.eq("accepted")),
     ))
     .get_result(conn)
@@ -221,4 +244,21 @@ pub fn insert_document(conn: &mut DbConnection, row: &IdentityDocumentRow) -> Qu
 pub fn order_has_document(conn: &mut DbConnection, order_id: &str) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(identity_documents::table.filter(identity_documents::order_id.eq(order_id))))
         .get_result(conn)
+}
+
+/// Undoes an acceptance whose issuance failed, so the decision can be taken again; false when the
+/// check was not accepted.
+pub fn reopen_check(conn: &mut DbConnection, id: &str) -> QueryResult<bool> {
+    let changed = diesel::update(identity_checks::table.find(id).filter(identity_checks::status.eq("accepted")))
+        .set((
+            identity_checks::status.eq("pending"),
+            identity_checks::decided_by.eq(None::<String>),
+            identity_checks::decided_at.eq(None::<i64>),
+        ))
+        .execute(conn)?;
+    Ok(changed == 1)
+}
+
+pub fn document(conn: &mut DbConnection, id: &str) -> QueryResult<Option<IdentityDocumentRow>> {
+    identity_documents::table.find(id).select(IdentityDocumentRow::as_select()).first(conn).optional()
 }

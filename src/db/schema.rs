@@ -167,6 +167,9 @@ diesel::table! {
         created_at -> BigInt,
         paid_at -> Nullable<BigInt>,
         fulfilled_at -> Nullable<BigInt>,
+        requested_given_name -> Nullable<Text>,
+        requested_surname -> Nullable<Text>,
+        requested_document_id -> Nullable<Text>,
     }
 }
 
@@ -188,6 +191,11 @@ diesel::table! {
         decided_by -> Nullable<Text>,
         created_at -> BigInt,
         decided_at -> Nullable<BigInt>,
+        kind -> Text,
+        given_name -> Nullable<Text>,
+        surname -> Nullable<Text>,
+        document_id -> Nullable<Text>,
+        key_type -> Nullable<Text>,
     }
 }
 

@@ -236,6 +236,25 @@ impl KeyStore {
         })
     }
 
+    /// Destroys the key pair with this id (private and public key objects): what an issuance that
+    /// failed after generating the key leaves behind. True when there was anything to destroy.
+    pub fn destroy(&self, id: &KeyId) -> Result<bool, HsmError> {
+        self.handles.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+        self.with_session(|session| {
+            let objects = session.find_objects(&[Attribute::Id(id.0.clone())])?;
+            for object in &objects {
+                session.destroy_object(*object)?;
+            }
+            Ok(!objects.is_empty())
+        })
+    }
+
+    /// How many private keys the token holds (CA keys included): for checks that every key on the
+    /// token is known to the database. Its cost grows with the token; not for request paths.
+    pub fn private_key_count(&self) -> Result<usize, HsmError> {
+        self.with_session(|session| Ok(session.find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)])?.len()))
+    }
+
     /// The public key (DER SubjectPublicKeyInfo) of a key pair on the token.
     pub fn public_key(&self, id: &KeyId, kind: KeyKind) -> Result<Vec<u8>, HsmError> {
         self.with_session(|session| {

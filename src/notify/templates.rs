@@ -246,3 +246,27 @@ pub fn refund_due(email: &str, order_id: &str) -> Notice {
         ),
     )
 }
+
+pub fn rekey_submitted(email: &str, order_id: &str) -> Notice {
+    Notice::email(
+        email,
+        "Your renewal request is received",
+        format!(
+            "Your request to renew your certificate (order {order_id}) is received and is being checked.\n\
+             We will write to you when it is decided.\n"
+        ),
+    )
+}
+
+pub fn rekey_rejected(email: &str, order_id: &str, reasons: &[String], window_closes: i64) -> Notice {
+    let reasons = if reasons.is_empty() { "no reason was given".to_string() } else { reasons.join("; ") };
+    Notice::email(
+        email,
+        "Your renewal request was rejected",
+        format!(
+            "Your request to renew your certificate (order {order_id}) was rejected: {reasons}.\n\
+             You can correct it and submit it again until {}.\n",
+            date(window_closes)
+        ),
+    )
+}

@@ -11,6 +11,8 @@ use crate::domain::{renewal, secrets, HashAlgorithm, KeyKind};
 use super::{second_factor, Param, Principal, ServiceError, Services};
 
 pub const STATUS_ENABLED: &str = "enabled";
+/// A key that must not sign: the credential of a certificate whose issuance did not complete.
+pub const STATUS_DISABLED: &str = "disabled";
 /// Credential ids per page of `credentials/list` when the client asks for no limit or too many.
 pub const MAX_PAGE: i64 = 100;
 /// Credential ids are UUIDs; anything much longer is refused before it reaches a query or the audit trail.

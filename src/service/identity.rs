@@ -1,17 +1,29 @@
 //! Identity verification after payment: a check per attempt, decided by the video-identification
 //! provider's signed webhook or by an operator. A rejection opens a new check with a new link.
+//!
+//! A submitted rekey is a check too (kind `rekey`), decided the same ways: acceptance issues the new
+//! key and certificate with the submitted names; rejection e-mails the reasons and lets the person
+//! submit again while the rekey window is open.
 
 use crate::audit;
 use crate::db::orders::{self as store, IdentityCheckRow, OrderRow};
-use crate::db::{self, accounts, DbConnection};
+use crate::db::{self, accounts, credentials, DbConnection};
+use crate::domain::renewal::RekeyWindow;
+use crate::domain::KeyKind;
 use crate::notify::{self, templates};
 
-use super::orders::signed_event;
+use super::issuance::{self, CredentialSummary, SubjectNames};
+use super::orders::{check_rekey_window, signed_event, AWAITING_DECISION, PAID};
 use super::{audited, Principal, ServiceError, Services};
 
 pub const PENDING: &str = "pending";
 pub const ACCEPTED: &str = "accepted";
 pub const REJECTED: &str = "rejected";
+
+/// A check of the person's identity before an issuance or reissue (video identification).
+pub const KIND_IDENTITY: &str = "identity";
+/// A submitted rekey: its names and identity document, waiting for a decision.
+pub const KIND_REKEY: &str = "rekey";
 
 /// The provider's page for a check.
 pub fn session_url(services: &Services, check_id: &str) -> String {
@@ -35,6 +47,11 @@ pub(super) fn open_check(
         decided_by: None,
         created_at: now,
         decided_at: None,
+        kind: KIND_IDENTITY.into(),
+        given_name: None,
+        surname: None,
+        document_id: None,
+        key_type: None,
     };
     store::insert_check(conn, &row)?;
     if let Some(email) = email {
@@ -46,6 +63,35 @@ pub(super) fn open_check(
             templates::identification(email, &session_url(services, &row.id)),
         )?;
     }
+    Ok(row)
+}
+
+/// Opens the check of a submitted rekey, with a snapshot of what was submitted (inside the caller's
+/// transaction).
+pub(super) fn open_rekey_check(
+    conn: &mut DbConnection,
+    order: &OrderRow,
+    names: &SubjectNames,
+    document_id: &str,
+    kind: KeyKind,
+    now: i64,
+) -> Result<IdentityCheckRow, ServiceError> {
+    let row = IdentityCheckRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        user_id: order.user_id.clone(),
+        order_id: order.id.clone(),
+        status: PENDING.into(),
+        reasons: None,
+        decided_by: None,
+        created_at: now,
+        decided_at: None,
+        kind: KIND_REKEY.into(),
+        given_name: Some(names.given_name.clone()),
+        surname: Some(names.surname.clone()),
+        document_id: Some(document_id.to_string()),
+        key_type: Some(kind.to_string()),
+    };
+    store::insert_check(conn, &row)?;
     Ok(row)
 }
 
@@ -72,81 +118,179 @@ impl Decision {
     }
 }
 
-/// Decides a pending check. Accepting lets issuance go ahead; rejecting opens a new check. Both e-mail the person.
+/// Decides a pending check. Accepting lets issuance go ahead (for a rekey: issues the new key and
+/// certificate); rejecting opens a new check (for a rekey: lets the person submit again). Both e-mail
+/// the person.
 pub fn decide(
     services: &Services,
     check_id: &str,
     decision: Decision,
     decided_by: &str,
 ) -> Result<IdentityCheckRow, ServiceError> {
-    decide_once(services, check_id, decision, decided_by, None).map(|(check, _)| check)
+    decide_once(services, check_id, decision, decided_by, None).map(|(check, _, _)| check)
 }
 
-/// Decides a check; with `event_key`, only on the event's first delivery (the bool says it was a redelivery).
+/// Accepts a rekey check at once (the auto-accept policy for unchanged personal data).
+pub(super) fn decide_rekey_now(
+    services: &Services,
+    check_id: &str,
+    decided_by: &str,
+) -> Result<(IdentityCheckRow, Option<CredentialSummary>), ServiceError> {
+    decide_once(services, check_id, Decision::Accept, decided_by, None).map(|(check, _, issued)| (check, issued))
+}
+
+/// Decides a check; with `event_key`, only on the event's first delivery (the bool says it was a
+/// redelivery). An accepted rekey is issued after the decision's transaction, which reserved it.
 fn decide_once(
     services: &Services,
     check_id: &str,
     decision: Decision,
     decided_by: &str,
     event_key: Option<&str>,
-) -> Result<(IdentityCheckRow, bool), ServiceError> {
+) -> Result<(IdentityCheckRow, bool, Option<CredentialSummary>), ServiceError> {
     audited(services, "identity.decision", None, || {
         decision.check_reasons()?;
         let now = services.now();
-        db::write_transaction(&mut *services.conn()?, |c| {
+        let mut conn = services.conn()?;
+        let (check, duplicate, issue_now) = db::write_transaction(&mut conn, |c| -> Result<_, ServiceError> {
             let check =
                 store::check(c, check_id)?.ok_or_else(|| ServiceError::NotFound("No such identity check".into()))?;
             if let Some(key) = event_key {
                 if !store::first_delivery(c, key, &check.id, now)? {
-                    return Ok((check, true));
+                    return Ok((check, true, false));
                 }
             }
-            let (status, reasons) = match &decision {
-                Decision::Accept => (ACCEPTED, None),
-                Decision::Reject { reasons } => (REJECTED, Some(reasons.join("\n"))),
-            };
-            if !store::decide(c, &check.id, status, reasons.as_deref(), decided_by, now)? {
-                return Err(ServiceError::Conflict(format!("The identity check was already {}", check.status)));
+            if check.kind == KIND_REKEY {
+                let issue_now = decide_rekey_in(services, c, &check, &decision, decided_by, now)?;
+                return Ok((check, false, issue_now));
             }
-            let order =
-                store::by_id(c, &check.order_id)?.ok_or_else(|| ServiceError::internal("check without order"))?;
-            let email = accounts::by_id(c, &check.user_id)?.and_then(|a| a.email);
-            match (&decision, email.as_deref()) {
-                (Decision::Accept, Some(email)) => {
-                    notify::enqueue(
-                        c,
-                        &services.config,
-                        now,
-                        Some(&check.user_id),
-                        templates::identity_accepted(email),
-                    )?;
-                }
-                (Decision::Reject { reasons }, email) => {
-                    // The next attempt gets a check (and link) of its own; the e-mail carries the reasons and the link.
-                    let next = open_check(services, c, &order, None, now)?;
-                    if let Some(email) = email {
-                        notify::enqueue(
-                            c,
-                            &services.config,
-                            now,
-                            Some(&check.user_id),
-                            templates::identity_rejected(email, reasons, &session_url(services, &next.id)),
-                        )?;
+            decide_identity_in(services, c, &check, &decision, decided_by, now)?;
+            Ok((check, false, false))
+        })?;
+        let issued = if issue_now {
+            match issuance::complete_accepted_rekey(services, &check) {
+                Ok(summary) => Some(summary),
+                Err(e) => {
+                    // The acceptance was undone: a redelivery of the same event may try again.
+                    if let Some(key) = event_key {
+                        let _ = db::write_transaction(&mut conn, |c| store::forget_delivery(c, key));
                     }
+                    return Err(e);
                 }
-                (Decision::Accept, None) => {}
             }
-            audit::success(
-                c,
-                now,
-                "identity.decision",
-                Some(&check.user_id),
-                None,
-                format!("check {} {status} by {decided_by}", check.id),
-            )?;
-            Ok((store::check(c, &check.id)?.unwrap_or(check), false))
-        })
+        } else {
+            None
+        };
+        let check = store::check(&mut conn, &check.id)?.unwrap_or(check);
+        Ok((check, duplicate, issued))
     })
+}
+
+/// The verdict on an identity check of an issuance or reissue (inside the decision's transaction).
+fn decide_identity_in(
+    services: &Services,
+    c: &mut DbConnection,
+    check: &IdentityCheckRow,
+    decision: &Decision,
+    decided_by: &str,
+    now: i64,
+) -> Result<(), ServiceError> {
+    let (status, reasons) = match decision {
+        Decision::Accept => (ACCEPTED, None),
+        Decision::Reject { reasons } => (REJECTED, Some(reasons.join("\n"))),
+    };
+    if !store::decide(c, &check.id, status, reasons.as_deref(), decided_by, now)? {
+        return Err(ServiceError::Conflict(format!("The identity check was already {}", check.status)));
+    }
+    let order = store::by_id(c, &check.order_id)?.ok_or_else(|| ServiceError::internal("check without order"))?;
+    let email = accounts::by_id(c, &check.user_id)?.and_then(|a| a.email);
+    match (decision, email.as_deref()) {
+        (Decision::Accept, Some(email)) => {
+            notify::enqueue(c, &services.config, now, Some(&check.user_id), templates::identity_accepted(email))?;
+        }
+        (Decision::Reject { reasons }, email) => {
+            // The next attempt gets a check (and link) of its own; the e-mail carries the reasons and the link.
+            let next = open_check(services, c, &order, None, now)?;
+            if let Some(email) = email {
+                notify::enqueue(
+                    c,
+                    &services.config,
+                    now,
+                    Some(&check.user_id),
+                    templates::identity_rejected(email, reasons, &session_url(services, &next.id)),
+                )?;
+            }
+        }
+        (Decision::Accept, None) => {}
+    }
+    audit::success(
+        c,
+        now,
+        "identity.decision",
+        Some(&check.user_id),
+        None,
+        format!("check {} {status} by {decided_by}", check.id),
+    )?;
+    Ok(())
+}
+
+/// The verdict on a submitted rekey (inside the decision's transaction). Acceptance needs the rekey
+/// window still open and reserves the order for the issuance (true: issue now); rejection stores
+/// the reasons, e-mails them, and puts the order back to paid so the person can submit again.
+fn decide_rekey_in(
+    services: &Services,
+    c: &mut DbConnection,
+    check: &IdentityCheckRow,
+    decision: &Decision,
+    decided_by: &str,
+    now: i64,
+) -> Result<bool, ServiceError> {
+    let order = store::by_id(c, &check.order_id)?.ok_or_else(|| ServiceError::internal("check without order"))?;
+    let old_id =
+        order.credential_id.as_deref().ok_or_else(|| ServiceError::internal("rekey order without credential"))?;
+    let old = credentials::by_id(c, old_id)?.ok_or_else(|| ServiceError::internal("rekey of a missing credential"))?;
+    let (status, reasons) = match decision {
+        Decision::Accept => (ACCEPTED, None),
+        Decision::Reject { reasons } => (REJECTED, Some(reasons.join("\n"))),
+    };
+    if !store::decide(c, &check.id, status, reasons.as_deref(), decided_by, now)? {
+        return Err(ServiceError::Conflict(format!("The identity check was already {}", check.status)));
+    }
+    let email = accounts::by_id(c, &check.user_id)?.and_then(|a| a.email);
+    let issue_now = match decision {
+        Decision::Accept => {
+            // A window that closed while the rekey waited cannot be reopened by a decision.
+            check_rekey_window(services, &old, now)?;
+            issuance::reserve(c, &order.id, AWAITING_DECISION)?;
+            true
+        }
+        Decision::Reject { reasons } => {
+            if !store::transition(c, &order.id, AWAITING_DECISION, PAID)? {
+                return Err(ServiceError::Conflict(format!("The order is {}", order.status)));
+            }
+            if let Some(email) = email.as_deref() {
+                let window =
+                    RekeyWindow::for_expiry(old.not_after, services.config.lifecycle.rekey_window_closes_hours);
+                notify::enqueue(
+                    c,
+                    &services.config,
+                    now,
+                    Some(&check.user_id),
+                    templates::rekey_rejected(email, &order.id, reasons, window.closes_at),
+                )?;
+            }
+            false
+        }
+    };
+    audit::success(
+        c,
+        now,
+        "identity.decision",
+        Some(&check.user_id),
+        Some(&old.id),
+        format!("rekey check {} of order {} {status} by {decided_by}", check.id, order.id),
+    )?;
+    Ok(issue_now)
 }
 
 /// The identification provider's verdict.
@@ -201,6 +345,6 @@ pub fn identity_webhook(
             super::authenticator::decide_reset(services, &event.check_id, &decision, by, Some(&key))?;
         return Ok(WebhookOutcome { check_id: reset.id, status: reset.status.as_str().to_string(), duplicate });
     }
-    let (check, duplicate) = decide_once(services, &event.check_id, decision, by, Some(&key))?;
+    let (check, duplicate, _) = decide_once(services, &event.check_id, decision, by, Some(&key))?;
     Ok(WebhookOutcome { check_id: check.id, status: check.status, duplicate })
 }

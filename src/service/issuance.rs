@@ -7,12 +7,13 @@ use crate::db::orders::{self as store, OrderRow};
 use crate::db::{self, accounts, DbConnection};
 use crate::domain::renewal::{self, RekeyWindow};
 use crate::domain::KeyKind;
+use crate::hsm::KeyId;
 use crate::notify::{self, templates};
 use crate::pki::ca::{person_name, provider_serial_number, PersonSubject};
 
-use super::accounts::{account_of, require_second_factor_ready};
-use super::credentials::{cert_status, STATUS_ENABLED};
-use super::orders::{check_rekey_window, owned_order, Purpose, FULFILLED, PAID};
+use super::accounts::require_second_factor_ready;
+use super::credentials::{cert_status, STATUS_DISABLED, STATUS_ENABLED};
+use super::orders::{check_rekey_window, owned_order, Purpose, AWAITING_DECISION, FULFILLED, ISSUING, PAID};
 use super::{audited, ca, second_factor, Principal, ServiceError, Services};
 
 /// A credential as the lifecycle API shows it.
@@ -85,13 +86,18 @@ fn key_kind(services: &Services, requested: Option<&str>) -> Result<KeyKind, Ser
 }
 
 /// The subject of the person's certificate (ETSI EN 319 412-2 §4.2.4): given name, surname, the person's
-/// country and rssp's stable identifier of the person.
-fn person_subject(services: &Services, account: &accounts::Account) -> Result<x509_cert::name::Name, ServiceError> {
-    let (Some(given_name), Some(surname)) = (account.given_name.as_deref(), account.surname.as_deref()) else {
+/// country and rssp's stable identifier of the person. The names are the account's, or for a rekey the
+/// accepted ones.
+fn person_subject(
+    services: &Services,
+    account: &accounts::Account,
+    names: &SubjectNames,
+) -> Result<x509_cert::name::Name, ServiceError> {
+    if names.given_name.is_empty() || names.surname.is_empty() {
         return Err(ServiceError::Conflict("The account has no given name and surname for the certificate".into()));
-    };
+    }
     let person = PersonSubject {
-        names: Some((given_name.to_string(), surname.to_string())),
+        names: Some((names.given_name.clone(), names.surname.clone())),
         fallback_common_name: account.username.clone(),
         serial_number: provider_serial_number(&account.id),
         country: account.country.clone().unwrap_or_else(|| services.config.default_subject_country().to_string()),
@@ -100,40 +106,174 @@ fn person_subject(services: &Services, account: &accounts::Account) -> Result<x5
         .map_err(|e| ServiceError::InvalidRequest(format!("The name cannot go into a certificate: {e}")))
 }
 
-/// Generates the key in the HSM and has the CA certify it for the person, for the order's validity.
-fn new_certified_key(
+/// The names that go into the subject of a new certificate.
+#[derive(Debug, Clone)]
+pub(super) struct SubjectNames {
+    pub given_name: String,
+    pub surname: String,
+}
+
+impl SubjectNames {
+    fn of_account(account: &accounts::Account) -> SubjectNames {
+        SubjectNames {
+            given_name: account.given_name.clone().unwrap_or_default(),
+            surname: account.surname.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// Reserves the order for one issuance: `from` -> `issuing`, conditionally, before anything is
+/// generated. Of two requests racing for one order, the second is refused here and never reaches
+/// the HSM.
+pub(super) fn reserve(c: &mut DbConnection, order_id: &str, from: &str) -> Result<(), ServiceError> {
+    if !store::transition(c, order_id, from, ISSUING)? {
+        return Err(ServiceError::Conflict(
+            "The order is being issued by another request, or is no longer open for issuance".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Hands a reservation back after a failed issuance (the order goes back to `to`), recording why.
+fn release(services: &Services, conn: &mut DbConnection, order: &OrderRow, to: &str, why: &ServiceError) {
+    let now = services.now();
+    let result = db::write_transaction(conn, |c| {
+        store::transition(c, &order.id, ISSUING, to)?;
+        audit::record(
+            c,
+            now,
+            audit::AuditEvent {
+                event: "credential.issuance_failed",
+                outcome: audit::Outcome::Refused,
+                user_id: Some(&order.user_id),
+                credential_id: None,
+                detail: format!("order {} back to {to}: {why}", order.id),
+            },
+        )
+    });
+    if let Err(e) = result {
+        tracing::error!(order = %order.id, error = %e, "could not release the issuance reservation");
+    }
+}
+
+/// Destroys a key whose issuance failed after it was generated, and records that in the trail.
+fn discard_key(services: &Services, conn: &mut DbConnection, user_id: &str, key_id: &KeyId, why: &str) {
+    let destroyed = services.keystore.destroy(key_id);
+    if let Err(e) = &destroyed {
+        tracing::error!(key = %key_id.to_hex(), error = %e, "could not destroy the key of a failed issuance");
+    }
+    let now = services.now();
+    let detail = match &destroyed {
+        Ok(_) => format!("key {} destroyed: {why}", key_id.to_hex()),
+        Err(e) => format!("key {} NOT destroyed ({e}): {why}", key_id.to_hex()),
+    };
+    let result = db::write_transaction(conn, |c| {
+        audit::record(
+            c,
+            now,
+            audit::AuditEvent {
+                event: "credential.key_discarded",
+                outcome: audit::Outcome::Refused,
+                user_id: Some(user_id),
+                credential_id: None,
+                detail,
+            },
+        )
+    });
+    if let Err(e) = result {
+        tracing::error!(error = %e, "could not record a discarded key");
+    }
+}
+
+/// A certificate the CA signed whose credential could not be recorded: it is recorded as a revoked
+/// credential (its key already destroyed), so it is listed, and the CRL names its serial. Every
+/// certificate the CA signs ends up in the credentials table one way or the other.
+fn record_unissued_certificate(services: &Services, conn: &mut DbConnection, row: &CredentialRow, why: &str) {
+    let now = services.now();
+    let mut revoked = row.clone();
+    revoked.status = STATUS_DISABLED.into();
+    revoked.revoked_at = Some(now);
+    revoked.revocation_reason = Some("issuance not completed".into());
+    let result = db::write_transaction(conn, |c| {
+        credentials::insert(c, &revoked)?;
+        audit::record(
+            c,
+            now,
+            audit::AuditEvent {
+                event: "credential.unissued",
+                outcome: audit::Outcome::Refused,
+                user_id: Some(&row.user_id),
+                credential_id: Some(&row.id),
+                detail: format!("serial {} revoked at once: {why}", row.serial_hex),
+            },
+        )
+    });
+    if let Err(e) = result {
+        tracing::error!(serial = %row.serial_hex, error = %e, "a signed certificate could not be recorded; revoke it by hand");
+    }
+}
+
+/// Generates the key in the HSM, has the CA certify it with `names`, and records the credential (with
+/// `extra`, in the same transaction). The order must be reserved (`issuing`). On any failure after the
+/// key was generated the key is destroyed; a certificate signed but not recorded is recorded revoked.
+#[allow(clippy::too_many_arguments)]
+fn issue_reserved(
     services: &Services,
+    conn: &mut DbConnection,
     account: &accounts::Account,
     order: &OrderRow,
     kind: KeyKind,
-    credential_id: &str,
-    now: i64,
-) -> Result<(String, crate::pki::ca::IssuedCertificate), ServiceError> {
-    let subject = person_subject(services, account)?;
-    let key = services.keystore.generate(kind, credential_id)?;
-    let issued = services.ca.issue_end_entity(
+    names: &SubjectNames,
+    replaces: Option<&str>,
+    extra: impl FnOnce(&mut DbConnection) -> Result<(), ServiceError>,
+) -> Result<CredentialRow, ServiceError> {
+    let now = services.now();
+    let subject = person_subject(services, account, names)?;
+    let credential_id = uuid::Uuid::new_v4().to_string();
+    // The HSM and the CA work without a transaction open.
+    let key = services.keystore.generate(kind, &credential_id)?;
+    let issued = match services.ca.issue_end_entity(
         services.ca_keys(),
         &key.public_key_der,
         subject,
         &services.public_url,
         now,
         i64::from(order.validity_years) * 365,
-    )?;
-    Ok((key.id.to_hex(), issued))
+    ) {
+        Ok(issued) => issued,
+        Err(e) => {
+            let e = ServiceError::from(e);
+            discard_key(services, conn, &account.id, &key.id, &e.to_string());
+            return Err(e);
+        }
+    };
+    let row = credential_row(services, credential_id, kind, key.id.to_hex(), issued, order, now);
+    let recorded = db::write_transaction(conn, |c| {
+        extra(c)?;
+        record_issuance(services, c, account, order, &row, names, replaces, now)
+    });
+    if let Err(e) = recorded {
+        discard_key(services, conn, &account.id, &key.id, &e.to_string());
+        record_unissued_certificate(services, conn, &row, &e.to_string());
+        return Err(e);
+    }
+    Ok(row)
 }
 
-/// Records the new credential and fulfils the order, in one transaction. The order must still be paid:
-/// of two requests racing for one order, one gets the credential.
+/// Records the new credential and fulfils the reserved order, in one transaction. A rekey also
+/// writes the accepted names to the account.
+#[allow(clippy::too_many_arguments)]
 fn record_issuance(
     services: &Services,
     c: &mut DbConnection,
     account: &accounts::Account,
     order: &OrderRow,
     row: &CredentialRow,
+    names: &SubjectNames,
     replaces: Option<&str>,
     now: i64,
 ) -> Result<(), ServiceError> {
-    if !store::transition(c, &order.id, PAID, FULFILLED)? {
+    if !store::transition(c, &order.id, ISSUING, FULFILLED)? {
         return Err(ServiceError::Conflict("The order was fulfilled meanwhile".into()));
     }
     credentials::insert(c, row)?;
@@ -145,6 +285,7 @@ fn record_issuance(
         if !credentials::set_replaced_by(c, old, &row.id)? {
             return Err(ServiceError::Conflict("The certificate was already rekeyed".into()));
         }
+        accounts::set_names(c, &account.id, &names.given_name, &names.surname)?;
     }
     if let Some(email) = &account.email {
         notify::enqueue(
@@ -211,7 +352,8 @@ pub struct IssueRequest {
 }
 
 /// Issuance (and reissue): paid order, identity accepted, authenticator paired, issuance terms
-/// accepted, authorised with a TOTP code. The key pair is generated in the HSM.
+/// accepted, authorised with a TOTP code. The order is reserved first (a second request for it gets
+/// 409 and never reaches the HSM), then the key pair is generated in the HSM.
 pub fn issue(
     services: &Services,
     principal: &Principal,
@@ -243,25 +385,27 @@ pub fn issue(
         }
         let kind = key_kind(services, request.key_type.as_deref())?;
         super::authenticator::require_signing_allowed(&mut conn, &account.id)?;
-        second_factor::verify_otp(services, &mut conn, &account.id, &request.otp)?;
-        let credential_id = uuid::Uuid::new_v4().to_string();
-        // The HSM and the CA work without a transaction open.
-        let (key_id, issued) = new_certified_key(services, &account, &order, kind, &credential_id, now)?;
-        let row = credential_row(services, credential_id, kind, key_id, issued, &order, now);
-        db::write_transaction(&mut conn, |c| {
-            accounts::insert_consent(
-                c,
-                &accounts::Consent {
-                    id: uuid::Uuid::new_v4().to_string(),
-                    user_id: account.id.clone(),
-                    document: "issuance_terms".into(),
-                    version: request.issuance_terms_version.clone(),
-                    accepted_at: now,
-                },
-            )?;
-            record_issuance(services, c, &account, &order, &row, None, now)
-        })?;
-        Ok(summary(services, row, now))
+        db::write_transaction(&mut conn, |c| reserve(c, &order.id, PAID))?;
+        let result = second_factor::verify_otp(services, &mut conn, &account.id, &request.otp).and_then(|()| {
+            let consent = accounts::Consent {
+                id: uuid::Uuid::new_v4().to_string(),
+                user_id: account.id.clone(),
+                document: "issuance_terms".into(),
+                version: request.issuance_terms_version.clone(),
+                accepted_at: now,
+            };
+            let names = SubjectNames::of_account(&account);
+            issue_reserved(services, &mut conn, &account, &order, kind, &names, None, |c| {
+                Ok(accounts::insert_consent(c, &consent)?)
+            })
+        });
+        match result {
+            Ok(row) => Ok(summary(services, row, now)),
+            Err(e) => {
+                release(services, &mut conn, &order, PAID, &e);
+                Err(e)
+            }
+        }
     })
 }
 
@@ -274,15 +418,22 @@ pub struct RekeyRequest {
     pub key_type: Option<String>,
 }
 
-/// Rekey: a paid rekey order for this credential, personal data confirmed, identity document
-/// uploaded, inside the window, signed with a TOTP code. The new credential is issued before the old
-/// one expires; the old one keeps working until then and shows what replaced it.
-pub fn rekey(
-    services: &Services,
-    principal: &Principal,
-    request: RekeyRequest,
-) -> Result<CredentialSummary, ServiceError> {
-    audited(services, "credential.rekey", Some(&principal.user_id), || {
+/// Where a submitted rekey stands.
+#[derive(Debug, Clone)]
+pub enum RekeyOutcome {
+    /// Submitted: the rekey's identity check waits for the operator or the provider.
+    AwaitingDecision { order: Box<OrderRow>, check: Box<store::IdentityCheckRow> },
+    /// Accepted at once (unchanged personal data, with `lifecycle.rekey_auto_accept_unchanged`).
+    Issued(Box<CredentialSummary>),
+}
+
+/// Rekey submission: a paid rekey order for this credential, personal data confirmed, identity
+/// document uploaded, inside the window, signed with a TOTP code. Nothing is generated now: the
+/// submission opens an identity check of kind `rekey` with what was submitted, and the new key and
+/// certificate are issued when that check is accepted (see [`complete_accepted_rekey`]). A rekey whose
+/// personal data did not change also waits, unless `lifecycle.rekey_auto_accept_unchanged` is set.
+pub fn rekey(services: &Services, principal: &Principal, request: RekeyRequest) -> Result<RekeyOutcome, ServiceError> {
+    let submitted = audited(services, "credential.rekey", Some(&principal.user_id), || {
         let now = services.now();
         let mut conn = services.conn()?;
         let account = require_second_factor_ready(services, &mut conn, principal)?;
@@ -292,25 +443,104 @@ pub fn rekey(
         if order.purpose != Purpose::Rekey.as_str() || order.credential_id.as_deref() != Some(old.id.as_str()) {
             return Err(ServiceError::Conflict("The order is not a rekey of this credential".into()));
         }
+        if order.status == AWAITING_DECISION {
+            return Err(ServiceError::Conflict("The rekey was submitted and waits for a decision".into()));
+        }
         if order.status != PAID {
             return Err(ServiceError::Conflict(format!("The order is {}; it must be paid", order.status)));
         }
+        let (Some(given_name), Some(surname)) = (&order.requested_given_name, &order.requested_surname) else {
+            return Err(ServiceError::Conflict("Confirm the personal data of the order first".into()));
+        };
         if !order.personal_data_confirmed {
             return Err(ServiceError::Conflict("Confirm the personal data of the order first".into()));
         }
-        if !store::order_has_document(&mut conn, &order.id)? {
+        let Some(document_id) = order.requested_document_id.clone() else {
             return Err(ServiceError::Conflict("Upload a copy of the identity document first".into()));
-        }
+        };
         let kind = key_kind(services, request.key_type.as_deref())?;
         super::authenticator::require_signing_allowed(&mut conn, &account.id)?;
         second_factor::verify_otp(services, &mut conn, &account.id, &request.otp)?;
-        let account = account_of(&mut conn, principal)?;
-        let credential_id = uuid::Uuid::new_v4().to_string();
-        let (key_id, issued) = new_certified_key(services, &account, &order, kind, &credential_id, now)?;
-        let row = credential_row(services, credential_id, kind, key_id, issued, &order, now);
-        db::write_transaction(&mut conn, |c| record_issuance(services, c, &account, &order, &row, Some(&old.id), now))?;
-        Ok(summary(services, row, now))
-    })
+        let unchanged = account.given_name.as_deref() == Some(given_name.as_str())
+            && account.surname.as_deref() == Some(surname.as_str());
+        let names = SubjectNames { given_name: given_name.clone(), surname: surname.clone() };
+        let check = db::write_transaction(&mut conn, |c| {
+            if !store::transition(c, &order.id, PAID, AWAITING_DECISION)? {
+                return Err(ServiceError::Conflict("The order was changed by another request meanwhile".into()));
+            }
+            let check = super::identity::open_rekey_check(c, &order, &names, &document_id, kind, now)?;
+            if let Some(email) = &account.email {
+                notify::enqueue(
+                    c,
+                    &services.config,
+                    now,
+                    Some(&account.id),
+                    templates::rekey_submitted(email, &order.id),
+                )?;
+            }
+            audit::success(
+                c,
+                now,
+                "rekey.submitted",
+                Some(&account.id),
+                Some(&old.id),
+                format!(
+                    "order {} check {} document {document_id} key {kind}; personal data {}",
+                    order.id,
+                    check.id,
+                    if unchanged { "unchanged" } else { "changed" }
+                ),
+            )?;
+            Ok(check)
+        })?;
+        let order = store::by_id(&mut conn, &order.id)?.ok_or_else(|| ServiceError::internal("order vanished"))?;
+        Ok((order, check, unchanged))
+    })?;
+    let (order, check, unchanged) = submitted;
+    if unchanged && services.config.lifecycle.rekey_auto_accept_unchanged {
+        let by = "rekey policy: unchanged personal data";
+        let (_, issued) = super::identity::decide_rekey_now(services, &check.id, by)?;
+        let summary = issued.ok_or_else(|| ServiceError::internal("an accepted rekey issued nothing"))?;
+        return Ok(RekeyOutcome::Issued(Box::new(summary)));
+    }
+    Ok(RekeyOutcome::AwaitingDecision { order: Box::new(order), check: Box::new(check) })
+}
+
+/// Issues the key and certificate of a rekey whose check was just accepted. The caller reserved the
+/// order (`awaiting_decision` -> `issuing`) in the decision's transaction; on failure the reservation
+/// and the decision are undone (the order waits again, the check is pending again), so the decision
+/// can be taken again.
+pub(super) fn complete_accepted_rekey(
+    services: &Services,
+    check: &store::IdentityCheckRow,
+) -> Result<CredentialSummary, ServiceError> {
+    let now = services.now();
+    let mut conn = services.conn()?;
+    let order =
+        store::by_id(&mut conn, &check.order_id)?.ok_or_else(|| ServiceError::internal("check without order"))?;
+    let result = (|| {
+        let account = accounts::by_id(&mut conn, &check.user_id)?
+            .ok_or_else(|| ServiceError::internal("check without account"))?;
+        let old =
+            order.credential_id.clone().ok_or_else(|| ServiceError::internal("rekey order without credential"))?;
+        let names = SubjectNames {
+            given_name: check.given_name.clone().ok_or_else(|| ServiceError::internal("rekey check without names"))?,
+            surname: check.surname.clone().ok_or_else(|| ServiceError::internal("rekey check without names"))?,
+        };
+        let kind = key_kind(services, check.key_type.as_deref())?;
+        issue_reserved(services, &mut conn, &account, &order, kind, &names, Some(&old), |_| Ok(()))
+    })();
+    match result {
+        Ok(row) => Ok(summary(services, row, now)),
+        Err(e) => {
+            release(services, &mut conn, &order, AWAITING_DECISION, &e);
+            let reopened = db::write_transaction(&mut conn, |c| store::reopen_check(c, &check.id));
+            if let Err(re) = reopened {
+                tracing::error!(check = %check.id, error = %re, "could not reopen the rekey check");
+            }
+            Err(e)
+        }
+    }
 }
 
 fn revoke_in(

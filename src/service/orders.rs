@@ -7,6 +7,7 @@ use crate::audit;
 use crate::config::PackageConfig;
 use crate::db::orders::{self as store, IdentityDocumentRow, OrderRow};
 use crate::db::{self, accounts, credentials, DbConnection};
+use crate::domain::documents::{self, DocumentType};
 use crate::domain::enrolment::{self, Invoice};
 use crate::domain::renewal::RekeyWindow;
 use crate::domain::secrets;
@@ -18,6 +19,11 @@ use super::{audited, Principal, ServiceError, Services};
 pub const CREATED: &str = "created";
 pub const AWAITING_PAYMENT: &str = "awaiting_payment";
 pub const PAID: &str = "paid";
+/// A rekey submitted with a TOTP code, waiting for the identity decision (operator or provider).
+pub const AWAITING_DECISION: &str = "awaiting_decision";
+/// Reserved by one issuance that is generating the key and certificate now: any other issuance of
+/// the order is refused until it is fulfilled or released.
+pub const ISSUING: &str = "issuing";
 pub const FULFILLED: &str = "fulfilled";
 pub const REFUND_DUE: &str = "refund_due";
 
@@ -192,6 +198,9 @@ pub fn create(services: &Services, principal: &Principal, order: NewOrder) -> Re
             created_at: now,
             paid_at: None,
             fulfilled_at: None,
+            requested_given_name: None,
+            requested_surname: None,
+            requested_document_id: None,
         };
         db::write_transaction(&mut conn, |c| {
             store::insert(c, &row)?;
@@ -397,7 +406,15 @@ pub fn payment_webhook(
     })
 }
 
-/// Rekey: the person confirms (or corrects) the names that go into the new certificate.
+/// Whether the rekey order may still take personal data and a document: paid or not yet paid, and
+/// not submitted (what was submitted is what the decision sees).
+fn rekey_editable(order: &OrderRow) -> bool {
+    order.purpose == Purpose::Rekey.as_str() && matches!(order.status.as_str(), CREATED | AWAITING_PAYMENT | PAID)
+}
+
+/// Rekey: the person confirms (or corrects) the names that go into the new certificate. They are kept
+/// on the order and reach the account and the certificate only when the rekey's identity check is
+/// accepted.
 pub fn confirm_personal_data(
     services: &Services,
     principal: &Principal,
@@ -413,10 +430,13 @@ pub fn confirm_personal_data(
             let mut order = owned_order(c, principal, order_id)?;
             // Only a rekey takes the names as the person states them; for an issuance or reissue the
             // identity check is what vouches for the name.
-            if order.purpose != Purpose::Rekey.as_str() || order.status == FULFILLED || order.status == REFUND_DUE {
-                return Err(ServiceError::Conflict("Personal data are confirmed for an open rekey order".into()));
+            if !rekey_editable(&order) {
+                return Err(ServiceError::Conflict(
+                    "Personal data are confirmed for an open rekey order that is not submitted".into(),
+                ));
             }
-            accounts::set_names(c, &principal.user_id, &given_name, &surname)?;
+            order.requested_given_name = Some(given_name.clone());
+            order.requested_surname = Some(surname.clone());
             order.personal_data_confirmed = true;
             let status = order.status.clone();
             if !store::update_if(c, &order, &status)? {
@@ -448,26 +468,20 @@ pub fn upload_identity_document(
 ) -> Result<IdentityDocumentRow, ServiceError> {
     audited(services, "order.identity_document", Some(&principal.user_id), || {
         let now = services.now();
-        let magic: &[u8] = match content_type {
-            "application/pdf" => b"%PDF-",
-            "image/jpeg" => &[0xFF, 0xD8, 0xFF],
-            "image/png" => b"\x89PNG\r\n\x1a\n",
-            _ => {
-                return Err(ServiceError::InvalidRequest(
-                    "content_type: application/pdf, image/jpeg or image/png".into(),
-                ))
-            }
-        };
+        let kind = DocumentType::parse(content_type).ok_or_else(|| {
+            ServiceError::InvalidRequest("content_type: application/pdf, image/jpeg or image/png".into())
+        })?;
         if data.is_empty() || data.len() > MAX_DOCUMENT_BYTES {
             return Err(ServiceError::InvalidRequest("data: 1 byte to 5 MiB".into()));
         }
-        if !data.starts_with(magic) {
-            return Err(ServiceError::InvalidRequest(format!("data: not a {content_type} file")));
-        }
+        documents::check(kind, &data)
+            .map_err(|why| ServiceError::InvalidRequest(format!("data: not a {content_type} file ({why})")))?;
         db::write_transaction(&mut *services.conn()?, |c| {
-            let order = owned_order(c, principal, order_id)?;
-            if order.purpose != Purpose::Rekey.as_str() || order.status == FULFILLED || order.status == REFUND_DUE {
-                return Err(ServiceError::Conflict("An identity document is uploaded for an open rekey order".into()));
+            let mut order = owned_order(c, principal, order_id)?;
+            if !rekey_editable(&order) {
+                return Err(ServiceError::Conflict(
+                    "An identity document is uploaded for an open rekey order that is not submitted".into(),
+                ));
             }
             let row = IdentityDocumentRow {
                 id: uuid::Uuid::new_v4().to_string(),
@@ -479,6 +493,12 @@ pub fn upload_identity_document(
                 uploaded_at: now,
             };
             store::insert_document(c, &row)?;
+            // The last upload is the one a submission carries.
+            order.requested_document_id = Some(row.id.clone());
+            let status = order.status.clone();
+            if !store::update_if(c, &order, &status)? {
+                return Err(changed_meanwhile());
+            }
             audit::success(
                 c,
                 now,

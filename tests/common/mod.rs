@@ -302,3 +302,4 @@ pub fn assert_error(status: u16, body: &Value, want_status: u16, want_error: &st
 pub mod journey;
 pub mod pki;
 pub mod recovery;
+pub mod rekey;
