@@ -67,7 +67,8 @@ impl Drop for Conn {
     }
 }
 
-/// Takes a connection from the pool, waiting at most the pool's connection timeout.
+/// Takes a connection from the pool, waiting at most the pool's connection timeout (for start-up and
+/// operator commands; requests wait less, see `Services::conn`).
 pub fn checkout(pool: &DbPool) -> Result<Conn, DbError> {
     checkout_within(pool, pool.connection_timeout())
 }
@@ -116,14 +117,17 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
     }
 }
 
-/// Opens the pool and brings the schema up to date. A checkout waits at most `wait` for a free
-/// connection.
-pub fn connect(url: &str, max_size: u32, wait: std::time::Duration) -> Result<DbPool, DbError> {
+/// How long opening the pool may wait for its first connections (a busy machine, a slow network).
+const OPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Opens the pool and brings the schema up to date. Opening may wait up to 30 s for the first
+/// connections, and so may [`checkout`]; requests use [`checkout_within`] with a short wait.
+pub fn connect(url: &str, max_size: u32) -> Result<DbPool, DbError> {
     let url = url.strip_prefix("sqlite://").map(str::to_string).unwrap_or_else(|| url.to_string());
     let manager = ConnectionManager::<DbConnection>::new(url);
     let pool = Pool::builder()
         .max_size(max_size)
-        .connection_timeout(wait)
+        .connection_timeout(OPEN_WAIT)
         .connection_customizer(Box::new(SqlitePragmas))
         .build(manager)
         .map_err(|e| DbError::Setup(e.to_string()))?;

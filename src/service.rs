@@ -32,7 +32,7 @@ use crate::hsm::KeyStore;
 use crate::pki::CertificateAuthority;
 
 /// Longest wait for a connection to record a refusal in the audit trail.
-const AUDIT_POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+const AUDIT_POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Everything a use case needs; shared by all requests.
 pub struct Services {
@@ -76,8 +76,7 @@ impl Services {
             |e: std::io::Error| StartError::Other(format!("data directory {}: {e}", config.data_dir.display()));
         crate::data_dir::prepare(&config.data_dir).map_err(private)?;
         crate::data_dir::secure_sqlite_files(&config.database_url()).map_err(private)?;
-        let pool_wait = std::time::Duration::from_millis(config.security.db_pool_wait_ms);
-        let db = db::connect(&config.database_url(), (config.hsm.sessions as u32 * 2).max(8), pool_wait)?;
+        let db = db::connect(&config.database_url(), (config.hsm.sessions as u32 * 2).max(8))?;
         let pin = config.hsm.pin.clone().ok_or_else(|| {
             StartError::Other("bad setting hsm.pin (RSSP_HSM_PIN): the PIN of the HSM token is required".into())
         })?;
@@ -128,7 +127,8 @@ impl Services {
 
     /// A pooled connection. Never ask for one while holding another (see [`db::Conn`]).
     pub fn conn(&self) -> Result<db::Conn, ServiceError> {
-        Ok(db::checkout(&self.db)?)
+        let wait = std::time::Duration::from_millis(self.config.security.db_pool_wait_ms);
+        Ok(db::checkout_within(&self.db, wait)?)
     }
 
     pub fn now(&self) -> i64 {

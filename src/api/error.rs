@@ -127,8 +127,9 @@ impl ApiError {
                 let text = format!("Too many failed logins; try again after {}", crate::clock::rfc3339(until));
                 match dialect {
                     Dialect::Lifecycle => ApiError::new(StatusCode::FORBIDDEN, "access_denied", text),
-                    // CSC clients know authentication_error from auth/login.
-                    Dialect::V1 | Dialect::V2 => ApiError::new(StatusCode::BAD_REQUEST, "authentication_error", text),
+                    // A CSC login answers a lock exactly like a wrong password: only existing accounts
+                    // lock, so a distinct answer would tell who has an account.
+                    Dialect::V1 | Dialect::V2 => ApiError::from_service(ServiceError::AuthenticationFailed, dialect),
                 }
             }
             E::RateLimited { text, retry_after } => ApiError {

@@ -27,8 +27,8 @@ pub fn plausible_digest_len(len: usize) -> bool {
 
 impl SignatureActivationRequest {
     /// SCAL2 rules: 1 ≤ numSignatures ≤ multisign, and at least one and at most numSignatures hashes,
-    /// each the length of a supported digest. Fewer hashes than numSignatures is allowed: the rest
-    /// are bound later through extendTransaction.
+    /// each the length of a supported digest. Each hash signs once, so with fewer hashes than
+    /// numSignatures the rest of the budget signs nothing (new hashes need a new code).
     pub fn new(num_signatures: i32, hashes: Vec<Vec<u8>>, multisign: i32) -> Result<Self, SadPolicyError> {
         if num_signatures < 1 || num_signatures > multisign {
             return Err(SadPolicyError::NumSignaturesOutOfRange);

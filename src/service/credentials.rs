@@ -216,10 +216,11 @@ fn authorize_inner(
     }
     // A new authenticator paired soon after a password recovery or phone change waits for an identity check.
     super::authenticator::require_signing_allowed(&mut conn, &principal.user_id)?;
+    let pin = row.pin_hash.as_deref().zip(request.pin.as_deref());
+    let prepared = second_factor::prepare(services, &mut conn, &principal.user_id, pin)?;
     // The factor checks commit their counters even when they refuse, hence the nested result.
     let outcome = db::write_transaction(&mut conn, |c| -> Result<Result<IssuedSad, ServiceError>, ServiceError> {
-        let pin = row.pin_hash.as_deref().zip(request.pin.as_deref());
-        if let Err(refusal) = second_factor::check(services, c, &principal.user_id, otp, pin, now)? {
+        if let Err(refusal) = second_factor::check(services, c, &principal.user_id, otp, prepared, now)? {
             return Ok(Err(refusal));
         }
         let sad = secrets::new_token();

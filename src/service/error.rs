@@ -95,6 +95,13 @@ impl ServiceError {
 
 impl From<diesel::result::Error> for ServiceError {
     fn from(e: diesel::result::Error) -> Self {
+        // SQLite gives up waiting for its write lock after the busy timeout: the service is overloaded,
+        // which the client may retry, not an internal error.
+        if let diesel::result::Error::DatabaseError(_, info) = &e {
+            if info.message().contains("database is locked") {
+                return ServiceError::Unavailable;
+            }
+        }
         ServiceError::internal(e)
     }
 }

@@ -151,29 +151,30 @@ fn decide_once(
     audited(services, "identity.decision", None, || {
         decision.check_reasons()?;
         let now = services.now();
-        let mut conn = services.conn()?;
-        let (check, duplicate, issue_now) = db::write_transaction(&mut conn, |c| -> Result<_, ServiceError> {
-            let check =
-                store::check(c, check_id)?.ok_or_else(|| ServiceError::NotFound("No such identity check".into()))?;
-            if let Some(key) = event_key {
-                if !store::first_delivery(c, key, &check.id, now)? {
-                    return Ok((check, true, false));
+        // Each step takes its own connection: issuing the rekey takes one too.
+        let (check, duplicate, issue_now) =
+            db::write_transaction(&mut *services.conn()?, |c| -> Result<_, ServiceError> {
+                let check = store::check(c, check_id)?
+                    .ok_or_else(|| ServiceError::NotFound("No such identity check".into()))?;
+                if let Some(key) = event_key {
+                    if !store::first_delivery(c, key, &check.id, now)? {
+                        return Ok((check, true, false));
+                    }
                 }
-            }
-            if check.kind == KIND_REKEY {
-                let issue_now = decide_rekey_in(services, c, &check, &decision, decided_by, now)?;
-                return Ok((check, false, issue_now));
-            }
-            decide_identity_in(services, c, &check, &decision, decided_by, now)?;
-            Ok((check, false, false))
-        })?;
+                if check.kind == KIND_REKEY {
+                    let issue_now = decide_rekey_in(services, c, &check, &decision, decided_by, now)?;
+                    return Ok((check, false, issue_now));
+                }
+                decide_identity_in(services, c, &check, &decision, decided_by, now)?;
+                Ok((check, false, false))
+            })?;
         let issued = if issue_now {
             match issuance::complete_accepted_rekey(services, &check) {
                 Ok(summary) => Some(summary),
                 Err(e) => {
                     // The acceptance was undone: a redelivery of the same event may try again.
                     if let Some(key) = event_key {
-                        let _ = db::write_transaction(&mut conn, |c| store::forget_delivery(c, key));
+                        let _ = db::write_transaction(&mut *services.conn()?, |c| store::forget_delivery(c, key));
                     }
                     return Err(e);
                 }
@@ -181,7 +182,7 @@ fn decide_once(
         } else {
             None
         };
-        let check = store::check(&mut conn, &check.id)?.unwrap_or(check);
+        let check = store::check(&mut *services.conn()?, &check.id)?.unwrap_or(check);
         Ok((check, duplicate, issued))
     })
 }

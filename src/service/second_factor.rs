@@ -2,12 +2,41 @@
 //! lock-out. Used by `credentials/authorize` and by every lifecycle step that asks for a code.
 
 use crate::db::{self, users, DbConnection};
+use zeroize::Zeroizing;
+
 use crate::domain::totp::{self, TotpCheck};
 
 use super::auth::verify_password;
 use super::{totp_seal, ServiceError, Services};
 
-/// Checks the lock, the PIN (`(stored hash, given)`) and the TOTP code. Wrong factors count toward the
+/// What the slow part of a factor check found, before any transaction is open: the seed opened in the
+/// HSM and the PIN checked with Argon2. On SQLite a write transaction locks the whole database, so
+/// neither may wait inside one.
+pub(super) struct PreparedFactors {
+    /// The sealed seed as read, and the seed it opened to (or the refusal if it does not open).
+    factor: Option<(Vec<u8>, Result<Zeroizing<Vec<u8>>, ServiceError>)>,
+    pin_ok: bool,
+}
+
+/// Opens the seed and checks the PIN (`(stored hash, given)`), outside any transaction.
+pub(super) fn prepare(
+    services: &Services,
+    conn: &mut DbConnection,
+    user_id: &str,
+    pin: Option<(&str, &str)>,
+) -> Result<PreparedFactors, ServiceError> {
+    let factor = match users::totp(conn, user_id)? {
+        Some(factor) => {
+            let seed = totp_seal::open(&services.keystore, user_id, &factor.secret, &factor.secret_seal)?;
+            Some((factor.secret, seed))
+        }
+        None => None,
+    };
+    let pin_ok = pin.is_none_or(|(stored, given)| verify_password(given, stored));
+    Ok(PreparedFactors { factor, pin_ok })
+}
+
+/// Checks the lock, the PIN and the TOTP code found by [`prepare`]. Wrong factors count toward the
 /// lock-out; the counters are written whatever the outcome, so the caller must commit. The inner error
 /// is the refusal.
 pub(super) fn check(
@@ -15,15 +44,19 @@ pub(super) fn check(
     conn: &mut DbConnection,
     user_id: &str,
     otp: &str,
-    pin: Option<(&str, &str)>,
+    prepared: PreparedFactors,
     now: i64,
 ) -> Result<Result<(), ServiceError>, ServiceError> {
     let security = &services.config.security;
     // Lock the factor's row first, so concurrent guesses are counted one after the other.
     users::lock_totp(conn, user_id)?;
-    let Some(factor) = users::totp(conn, user_id)? else {
+    let (Some(factor), Some((sealed, seed))) = (users::totp(conn, user_id)?, prepared.factor) else {
         return Ok(Err(ServiceError::Forbidden("No authenticator is paired with this account".into())));
     };
+    // The authenticator was replaced between reading and locking: check nothing against the old one.
+    if factor.secret != sealed {
+        return Ok(Err(ServiceError::Conflict("The authenticator changed meanwhile; try again".into())));
+    }
     if let Some(until) = factor.locked_until.filter(|until| *until > now) {
         return Ok(Err(ServiceError::OtpLocked { until }));
     }
@@ -35,13 +68,11 @@ pub(super) fn check(
         }
         Ok(Err(refusal))
     };
-    if let Some((stored, given)) = pin {
-        if !verify_password(given, stored) {
-            return fail(conn, ServiceError::InvalidPin);
-        }
+    if !prepared.pin_ok {
+        return fail(conn, ServiceError::InvalidPin);
     }
-    // The seed is opened here and only here, and zeroed when the check is done.
-    let seed = match totp_seal::open(&services.keystore, user_id, &factor.secret, &factor.secret_seal)? {
+    // The seed was opened (in the HSM) before the transaction, and is zeroed when the check is done.
+    let seed = match seed {
         Ok(seed) => seed,
         Err(refusal) => return Ok(Err(refusal)),
     };
@@ -69,5 +100,6 @@ pub(super) fn verify_otp(
     otp: &str,
 ) -> Result<(), ServiceError> {
     let now = services.now();
-    db::write_transaction(conn, |c| check(services, c, user_id, otp, None, now))?
+    let prepared = prepare(services, conn, user_id, None)?;
+    db::write_transaction(conn, |c| check(services, c, user_id, otp, prepared, now))?
 }

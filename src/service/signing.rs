@@ -67,12 +67,21 @@ fn sign_hash_inner(
     let sad_digest = secrets::token_digest(&request.sad);
     let count = i32::try_from(request.hashes.len()).map_err(ServiceError::internal)?;
     db::write_transaction(&mut conn, |c| {
-        let sad_row = live_sad(c, principal, &row.id, &sad_digest, now)?;
-        // Each authorised hash occurrence signs once: [H, H] needs H authorised twice.
-        let Some(remaining) = sad::take(&sad::decode_hashes(&sad_row.hashes), &request.hashes) else {
-            return Err(ServiceError::HashNotAuthorized);
-        };
-        if !sads::spend(c, &sad_digest, count, &sad_row.hashes, &sad::encode_hashes(&remaining), now)? {
+        // Each authorised hash occurrence signs once: [H, H] needs H authorised twice. The spend is
+        // conditional on the hashes read; on PostgreSQL a concurrent request on the same SAD may win
+        // in between, so read again (a few times) before refusing.
+        let mut spent = false;
+        for _ in 0..3 {
+            let sad_row = live_sad(c, principal, &row.id, &sad_digest, now)?;
+            let Some(remaining) = sad::take(&sad::decode_hashes(&sad_row.hashes), &request.hashes) else {
+                return Err(ServiceError::HashNotAuthorized);
+            };
+            if sads::spend(c, &sad_digest, count, &sad_row.hashes, &sad::encode_hashes(&remaining), now)? {
+                spent = true;
+                break;
+            }
+        }
+        if !spent {
             return Err(ServiceError::SadBudgetSpent);
         }
         // Every hash spends one of the credential's transactions, in the same transaction as the SAD.

@@ -63,6 +63,19 @@ pub fn seal_clear_seeds(conn: &mut DbConnection, keystore: &KeyStore) -> Result<
     if factors.is_empty() && pairings.is_empty() {
         return Ok(0);
     }
+    // Only the first start after the upgrade converts: once any seed is sealed, a clear one can only
+    // have been written behind this server's back (a database writer planting a seed it knows), and
+    // sealing it would make it a working factor. Such rows stay refused.
+    let already_sealed =
+        !users::totp_secrets_stored_as(conn, SeedSeal::HsmAesGcmV1.as_str()).map_err(db::DbError::from)?.is_empty();
+    if already_sealed {
+        tracing::error!(
+            factors = factors.len(),
+            pairings = pairings.len(),
+            "TOTP seeds stored in clear next to sealed ones: not sealed, refused (written behind rssp's back?)"
+        );
+        return Ok(0);
+    }
     if let DbConnection::Sqlite(c) = conn {
         // Zero the freed space the clear seeds leave behind, on this connection.
         use diesel::connection::SimpleConnection;
