@@ -104,3 +104,14 @@ pub fn reseal_totp_secret(
     .execute(conn)
     .map(|n| n == 1)
 }
+
+/// True when any stored TOTP seed (paired or in a pairing) is sealed in the HSM.
+pub fn any_totp_sealed(conn: &mut DbConnection) -> QueryResult<bool> {
+    let sealed = crate::domain::totp::SeedSeal::HsmAesGcmV1.as_str();
+    let factors: i64 = totp_factors::table.filter(totp_factors::secret_seal.eq(sealed)).count().get_result(conn)?;
+    let pairings: i64 = super::schema::totp_pairings::table
+        .filter(super::schema::totp_pairings::secret_seal.eq(sealed))
+        .count()
+        .get_result(conn)?;
+    Ok(factors + pairings > 0)
+}

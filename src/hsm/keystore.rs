@@ -32,7 +32,7 @@ pub enum HsmError {
     /// A sealed value that does not open: altered, moved to another row, or sealed under another key.
     #[error("a sealed value does not open (altered, moved or sealed by another key)")]
     SealBroken,
-    #[error("no sealing key labelled {0:?} on the token")]
+    #[error("no sealing key labelled {0:?} on the token, but the database holds seeds sealed with one: restore the HSM token (a new key would make every authenticator unusable)")]
     SealKeyNotFound(&'static str),
 }
 
@@ -304,16 +304,19 @@ impl KeyStore {
         })
     }
 
-    /// Finds the sealing key by label, generating it on the first start: AES-256, on the token,
-    /// sensitive and never extractable, for encrypt/decrypt only (no wrap, unwrap, sign, derive), not
-    /// modifiable nor copyable. Its handle is kept for the process.
-    pub fn prepare_seal_key(&self) -> Result<(), HsmError> {
+    /// Finds the sealing key by label, generating it on the first start (`may_generate`: no seed is
+    /// sealed yet; a new key would leave every sealed seed unreadable, so a missing key with sealed
+    /// seeds stops the start instead): AES-256, on the token, sensitive and never extractable, for
+    /// encrypt/decrypt only (no wrap, unwrap, sign, derive), not modifiable nor copyable. Its handle is
+    /// kept for the process.
+    pub fn prepare_seal_key(&self, may_generate: bool) -> Result<(), HsmError> {
         // Two servers of one process starting together must not both generate a key.
         let _guard = TOKEN_INIT.lock().unwrap_or_else(|e| e.into_inner());
         self.with_session(|session| {
             let handle = match find_seal_key(session)? {
                 Some(handle) => handle,
-                None => session.generate_key(&Mechanism::AesKeyGen, &seal_key_template())?,
+                None if may_generate => session.generate_key(&Mechanism::AesKeyGen, &seal_key_template())?,
+                None => return Err(HsmError::SealKeyNotFound(SEAL_KEY_LABEL)),
             };
             *self.seal_key.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
             Ok(())

@@ -13,9 +13,14 @@ use super::{totp_seal, ServiceError, Services};
 /// HSM and the PIN checked with Argon2. On SQLite a write transaction locks the whole database, so
 /// neither may wait inside one.
 pub(super) struct PreparedFactors {
-    /// The sealed seed as read, and the seed it opened to (or the refusal if it does not open).
-    factor: Option<(Vec<u8>, Result<Zeroizing<Vec<u8>>, ServiceError>)>,
+    factor: Option<OpenedFactor>,
     pin_ok: bool,
+}
+
+/// The sealed seed as read, and the seed it opened to (or the refusal if it does not open).
+struct OpenedFactor {
+    sealed: Vec<u8>,
+    seed: Result<Zeroizing<Vec<u8>>, ServiceError>,
 }
 
 /// Opens the seed and checks the PIN (`(stored hash, given)`), outside any transaction.
@@ -28,7 +33,7 @@ pub(super) fn prepare(
     let factor = match users::totp(conn, user_id)? {
         Some(factor) => {
             let seed = totp_seal::open(&services.keystore, user_id, &factor.secret, &factor.secret_seal)?;
-            Some((factor.secret, seed))
+            Some(OpenedFactor { sealed: factor.secret, seed })
         }
         None => None,
     };
@@ -50,7 +55,7 @@ pub(super) fn check(
     let security = &services.config.security;
     // Lock the factor's row first, so concurrent guesses are counted one after the other.
     users::lock_totp(conn, user_id)?;
-    let (Some(factor), Some((sealed, seed))) = (users::totp(conn, user_id)?, prepared.factor) else {
+    let (Some(factor), Some(OpenedFactor { sealed, seed })) = (users::totp(conn, user_id)?, prepared.factor) else {
         return Ok(Err(ServiceError::Forbidden("No authenticator is paired with this account".into())));
     };
     // The authenticator was replaced between reading and locking: check nothing against the old one.
