@@ -42,21 +42,29 @@ impl TestServer {
     }
 
     pub async fn register(&self, email: &str, phone: &str) -> String {
-        let (status, body) = self
-            .post(
-                "/api/v1/registrations",
-                None,
-                json!({"given_name": "Ana", "surname": "Novak", "email": email, "phone": phone,
-                       "privacy_consent": {"accepted": true, "version": "2026-01"}}),
-            )
-            .await;
+        self.register_in(email, phone, None).await
+    }
+
+    /// Registers, naming the person's country (ISO 3166) when given.
+    pub async fn register_in(&self, email: &str, phone: &str, country: Option<&str>) -> String {
+        let mut registration = json!({"given_name": "Ana", "surname": "Novak", "email": email, "phone": phone,
+                                      "privacy_consent": {"accepted": true, "version": "2026-01"}});
+        if let Some(country) = country {
+            registration["country"] = json!(country);
+        }
+        let (status, body) = self.post("/api/v1/registrations", None, registration).await;
         assert_eq!(status, 201, "register: {body}");
         body["user_id"].as_str().unwrap().to_string()
     }
 
     /// Registers, activates and logs in a person (no authenticator yet).
     pub async fn enrol(&self, email: &str, phone: &str) -> Person {
-        let user_id = self.register(email, phone).await;
+        self.enrol_in(email, phone, None).await
+    }
+
+    /// Registers (with the person's country, when given), activates and logs in.
+    pub async fn enrol_in(&self, email: &str, phone: &str, country: Option<&str>) -> Person {
+        let user_id = self.register_in(email, phone, country).await;
         let token = link_token(&self.last_message(email).await);
         let (status, body) = self.post("/api/v1/activation/send-code", None, json!({"token": token})).await;
         assert_eq!(status, 200, "send-code: {body}");

@@ -300,6 +300,7 @@ pub fn assert_error(status: u16, body: &Value, want_status: u16, want_error: &st
     assert!(description.contains(want_text), "description {description:?} should contain {want_text:?}");
 }
 pub mod journey;
+pub mod loopback;
 pub mod pki;
 pub mod recovery;
 pub mod rekey;

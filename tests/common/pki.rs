@@ -2,11 +2,10 @@
 #![allow(dead_code)]
 
 use der::{Decode, Encode};
-use serde_json::json;
 use x509_cert::crl::CertificateList;
 use x509_cert::Certificate;
 
-use super::journey::{link_token, six_digits, Person, PERSON_PASSWORD};
+use super::journey::Person;
 use super::TestServer;
 
 /// A CRL, parsed.
@@ -92,38 +91,7 @@ pub fn subject_attribute(multiline: &str, attribute: &str) -> Option<String> {
 impl TestServer {
     /// Registers with a country, activates and logs in (no authenticator yet).
     pub async fn enrol_with_country(&self, email: &str, phone: &str, country: &str) -> Person {
-        let (status, body) = self
-            .post(
-                "/api/v1/registrations",
-                None,
-                json!({"given_name": "Ana", "surname": "Novak", "email": email, "phone": phone, "country": country,
-                       "privacy_consent": {"accepted": true, "version": "2026-01"}}),
-            )
-            .await;
-        assert_eq!(status, 201, "register: {body}");
-        let user_id = body["user_id"].as_str().unwrap().to_string();
-        let token = link_token(&self.last_message(email).await);
-        let (status, body) = self.post("/api/v1/activation/send-code", None, json!({"token": token})).await;
-        assert_eq!(status, 200, "send-code: {body}");
-        let code = six_digits(&self.last_message(phone).await);
-        let (status, body) = self
-            .post(
-                "/api/v1/activation/complete",
-                None,
-                json!({"token": token, "code": code, "password": PERSON_PASSWORD}),
-            )
-            .await;
-        assert_eq!(status, 200, "activate: {body}");
-        let mut person = Person {
-            email: email.into(),
-            phone: phone.into(),
-            password: PERSON_PASSWORD.into(),
-            user_id,
-            token: String::new(),
-            totp_seed: None,
-        };
-        person.token = self.portal_login(&person).await;
-        person
+        self.enrol_in(email, phone, Some(country)).await
     }
 
     /// GET a DER document.
