@@ -12,41 +12,23 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rssp::clock::ManualClock;
-use rssp::config::Config;
 use rssp::domain::KeyKind;
 use rssp::service::provisioning::{self, NewSigner};
 use serde_json::{json, Value};
 
 const FLOOD: usize = 64;
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
+mod support;
+use support::percentile;
 
 fn main() {
     // The server's warnings and errors (a 500 or a pool timeout would show here).
     tracing_subscriber::fmt().with_env_filter("warn").with_writer(std::io::stderr).init();
     let secs: f64 = std::env::var("RSSP_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(10.0);
-    let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens");
-    std::fs::create_dir_all(&tokens).unwrap();
-    let conf = dir.path().join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", tokens.display()),
-    )
-    .unwrap();
-    std::env::set_var("SOFTHSM2_CONF", &conf);
+    let (_dir, config) = support::embedded_server_config();
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async move {
-        let mut config =
-            Config { data_dir: dir.path().to_path_buf(), listen: "127.0.0.1:0".into(), ..Config::default() };
-        config.hsm.pin = Some("12345678".into());
-        config.hsm.sessions = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let clock = Arc::new(ManualClock::default());
         let server = rssp::startup::start(config.clone(), clock).await.expect("server");
         let url = server.base_url();

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use rssp::clock::ManualClock;
-use rssp::config::Config;
 use rssp::domain::{secrets, HashAlgorithm, KeyKind, SignatureScheme};
 use rssp::hsm::KeyId;
 use rssp::service::provisioning::{self, NewSigner};
@@ -30,13 +29,6 @@ fn b64(bytes: &[u8]) -> String {
 
 fn digest(i: usize) -> Vec<u8> {
     HashAlgorithm::Sha256.digest(format!("bench-{i}").as_bytes())
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 /// Raw: `concurrency` threads signing one digest at a time through the key store until the deadline.
@@ -165,25 +157,15 @@ async fn json_answer(request: reqwest::RequestBuilder) -> Value {
     request.send().await.expect("request").json().await.expect("JSON answer")
 }
 
+mod support;
+use support::percentile;
+
 fn main() {
     let secs: f64 = std::env::var("RSSP_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0);
-    let dir = tempfile::tempdir().unwrap();
-    let tokens = dir.path().join("tokens");
-    std::fs::create_dir_all(&tokens).unwrap();
-    let conf = dir.path().join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", tokens.display()),
-    )
-    .unwrap();
-    std::env::set_var("SOFTHSM2_CONF", &conf);
+    let (_dir, mut config) = support::embedded_server_config();
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async move {
-        let mut config =
-            Config { data_dir: dir.path().to_path_buf(), listen: "127.0.0.1:0".into(), ..Config::default() };
-        config.hsm.pin = Some("12345678".into());
-        config.hsm.sessions = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         config.security.sad_lifetime_secs = 24 * 3600;
         config.security.access_token_lifetime_secs = 30 * 24 * 3600;
         let clock = Arc::new(ManualClock::default());
