@@ -109,9 +109,10 @@ impl Services {
             identity: config.identity.webhook_secret.clone(),
         };
         if config.mode == Mode::Development {
-            let dev = dev_secrets::load_or_create(&config.data_dir, &mut conn, clock.now())?;
-            webhook_secrets.payments.get_or_insert(dev.payment_webhook_secret);
-            webhook_secrets.identity.get_or_insert(dev.identity_webhook_secret);
+            // Configured secrets win; only missing ones are generated (see dev_secrets).
+            let dev = dev_secrets::load_or_create(&config.data_dir, &mut conn, clock.now(), &webhook_secrets)?;
+            webhook_secrets.payments = Some(dev.payment_webhook_secret);
+            webhook_secrets.identity = Some(dev.identity_webhook_secret);
         }
         drop(conn);
         let services = Services { config, db, keystore, ca_keystore, ca, clock, public_url, webhook_secrets };
