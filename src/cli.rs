@@ -9,8 +9,8 @@ use clap::{Parser, Subcommand};
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::domain::KeyKind;
-use crate::service::{ca, operators};
 use crate::service::provisioning::{self, NewSigner};
+use crate::service::{ca, operators};
 use crate::{audit, hsm, startup};
 
 #[derive(Debug, Parser)]
@@ -30,9 +30,12 @@ use crate::{audit, hsm, startup};
                   Front ends drive the account and certificate lifecycle through /api/v1 (registration, activation, \
                   TOTP pairing, orders and payment, identity verification, issuance, rekey, reissue, revocation); \
                   operators use /api/admin/v1. In development mode (the default; RSSP_MODE=production for real \
-                  deployments) e-mail and SMS stay in the outbox (GET /api/admin/v1/outbox, codes and links readable; in production \
+                  deployments, which requires RSSP_PUBLIC_URL and refuses the embedded SoftHSM token and SQLite \
+                  unless RSSP_ALLOW_EMBEDDED=true) e-mail and SMS stay in the outbox (GET /api/admin/v1/outbox, codes and links readable; in production \
                   mode they are redacted there and wiped once delivered) and the data directory \
-                  gets dev-secrets.json with an operator key and the webhook secrets."
+                  gets dev-secrets.json with an operator key and the webhook secrets (those set in the configuration win; \
+                  several nodes need them there).\n\nWhen the public URL changes, `rssp pki reissue-issuing-ca` gives \
+                  the issuing CA a certificate with the new URLs (the start warns until then)."
 )]
 pub struct Cli {
     /// Configuration file (default: rssp.toml in the working directory, or RSSP_CONFIG).

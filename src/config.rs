@@ -573,12 +573,12 @@ impl Config {
             match value.as_deref() {
                 None => {}
                 Some("") if self.mode == Mode::Development => {}
-                Some(secret) if secret.chars().count() < MIN_SECRET_CHARS => {
-                    return Err(invalid(
-                        name,
-                        format!("secret too short: at least {MIN_SECRET_CHARS} characters (a random one: openssl rand -hex 32)"),
-                    ))
-                }
+                Some(secret) if secret.chars().count() < MIN_SECRET_CHARS => return Err(invalid(
+                    name,
+                    format!(
+                        "secret too short: at least {MIN_SECRET_CHARS} characters (a random one: openssl rand -hex 32)"
+                    ),
+                )),
                 Some(_) => {}
             }
         }
@@ -610,11 +610,31 @@ impl Config {
     fn check_production(&self) -> Result<(), ConfigError> {
         const WHY: &str = "required in production mode";
         let required = [
-            ("public_url (RSSP_PUBLIC_URL)", &self.public_url, "the base URL clients and relying parties reach (it goes into the CA certificates and CRL URLs)"),
-            ("payments.webhook_secret (RSSP_PAYMENTS_WEBHOOK_SECRET)", &self.payments.webhook_secret, "the secret shared with the payment provider"),
-            ("identity.webhook_secret (RSSP_IDENTITY_WEBHOOK_SECRET)", &self.identity.webhook_secret, "the secret shared with the identification provider"),
-            ("notify.smtp_url (RSSP_NOTIFY_SMTP_URL)", &self.notify.smtp_url, "URL required: e-mail is delivered through it"),
-            ("notify.sms_gateway_url (RSSP_NOTIFY_SMS_GATEWAY_URL)", &self.notify.sms_gateway_url, "URL required: SMS is delivered through it"),
+            (
+                "public_url (RSSP_PUBLIC_URL)",
+                &self.public_url,
+                "the base URL clients and relying parties reach (it goes into the CA certificates and CRL URLs)",
+            ),
+            (
+                "payments.webhook_secret (RSSP_PAYMENTS_WEBHOOK_SECRET)",
+                &self.payments.webhook_secret,
+                "the secret shared with the payment provider",
+            ),
+            (
+                "identity.webhook_secret (RSSP_IDENTITY_WEBHOOK_SECRET)",
+                &self.identity.webhook_secret,
+                "the secret shared with the identification provider",
+            ),
+            (
+                "notify.smtp_url (RSSP_NOTIFY_SMTP_URL)",
+                &self.notify.smtp_url,
+                "URL required: e-mail is delivered through it",
+            ),
+            (
+                "notify.sms_gateway_url (RSSP_NOTIFY_SMS_GATEWAY_URL)",
+                &self.notify.sms_gateway_url,
+                "URL required: SMS is delivered through it",
+            ),
         ];
         for (name, value, what) in required {
             if value.as_deref().is_none_or(|v| v.trim().is_empty()) {
@@ -739,6 +759,63 @@ mod tests {
         assert!(err.to_string().contains("RSSP_DATABASE_URL"), "{err}");
         let err = Config::from_sources(None, &env(&[("RSSP_TYPO", "1")])).unwrap_err();
         assert!(err.to_string().contains("RSSP_TYPO"), "{err}");
+    }
+
+    #[test]
+    fn an_enum_setting_names_its_variable_and_values() {
+        let err = Config::from_sources(None, &env(&[("RSSP_MODE", "prod")])).unwrap_err().to_string();
+        assert!(err.contains("RSSP_MODE") && err.contains("development") && err.contains("production"), "{err}");
+        let err = Config::from_sources(None, &env(&[("RSSP_ALLOW_EMBEDDED", "maybe")])).unwrap_err().to_string();
+        assert!(err.contains("RSSP_ALLOW_EMBEDDED"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rssp.toml");
+        std::fs::write(&file, "[lifecycle]\ntotp_mandatory_after = \"soon\"\n").unwrap();
+        let err = Config::from_sources(Some(&file), &[]).unwrap_err().to_string();
+        assert!(err.contains("lifecycle.totp_mandatory_after"), "{err}");
+    }
+
+    #[test]
+    fn production_mode_names_what_is_missing_and_why() {
+        let production = [
+            ("RSSP_MODE", "production"),
+            ("RSSP_PUBLIC_URL", "https://rssp.example.org"),
+            ("RSSP_PAYMENTS_WEBHOOK_SECRET", "0123456789abcdef"),
+            ("RSSP_IDENTITY_WEBHOOK_SECRET", "0123456789abcdef"),
+            ("RSSP_NOTIFY_SMTP_URL", "smtp://mail"),
+            ("RSSP_NOTIFY_SMS_GATEWAY_URL", "https://sms"),
+            ("RSSP_DATABASE_URL", "postgres://rssp@db/rssp"),
+            ("RSSP_HSM_MODULE", "/opt/hsm/libpkcs11.so"),
+            ("RSSP_HSM_PIN", "1234"),
+        ];
+        let without = |name: &str| -> Vec<(String, String)> {
+            env(&production.iter().copied().filter(|(n, _)| *n != name).collect::<Vec<_>>())
+        };
+        let replaced = |name: &str, value: &str| -> Vec<(String, String)> {
+            let mut e = without(name);
+            e.push((name.to_string(), value.to_string()));
+            e
+        };
+        Config::from_sources(None, &env(&production)).unwrap();
+        let err = Config::from_sources(None, &without("RSSP_PUBLIC_URL")).unwrap_err().to_string();
+        assert!(err.contains("RSSP_PUBLIC_URL") && err.contains("required in production mode"), "{err}");
+        let err =
+            Config::from_sources(None, &replaced("RSSP_PAYMENTS_WEBHOOK_SECRET", "short")).unwrap_err().to_string();
+        assert!(err.contains("secret too short") && !err.contains("URL required"), "{err}");
+        let err = Config::from_sources(None, &without("RSSP_NOTIFY_SMTP_URL")).unwrap_err().to_string();
+        assert!(err.contains("URL required") && !err.contains("too short"), "{err}");
+        let err = Config::from_sources(None, &without("RSSP_DATABASE_URL")).unwrap_err().to_string();
+        assert!(err.contains("SQLite") && err.contains("RSSP_ALLOW_EMBEDDED"), "{err}");
+        let err = Config::from_sources(None, &without("RSSP_HSM_MODULE")).unwrap_err().to_string();
+        assert!(err.contains("embedded SoftHSM") && err.contains("RSSP_ALLOW_EMBEDDED"), "{err}");
+        let mut embedded = without("RSSP_HSM_MODULE");
+        embedded.retain(|(n, _)| n != "RSSP_DATABASE_URL");
+        embedded.push(("RSSP_ALLOW_EMBEDDED".into(), "true".into()));
+        let config = Config::from_sources(None, &embedded).unwrap();
+        assert!(config.allow_embedded);
+        // Development mode checks a configured secret too, and accepts none.
+        let err = Config::from_sources(None, &env(&[("RSSP_IDENTITY_WEBHOOK_SECRET", "short")])).unwrap_err();
+        assert!(err.to_string().contains("secret too short"), "{err}");
+        Config::from_sources(None, &[]).unwrap();
     }
 
     #[test]

@@ -324,3 +324,32 @@ impl Drop for OpenTransaction<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backend_comes_from_the_scheme_and_the_password_never_shows() {
+        assert_eq!(Backend::of_url("sqlite:///tmp/x.sqlite"), Some(Backend::Sqlite));
+        assert_eq!(Backend::of_url("postgres://u@h/db"), Some(Backend::Postgres));
+        assert_eq!(Backend::of_url("postgresql://u@h/db"), Some(Backend::Postgres));
+        assert_eq!(Backend::of_url("mysql://u@h/db"), None);
+        assert_eq!(redact_url("postgres://rssp:s3cret@db:5432/rssp"), "postgres://rssp:***@db:5432/rssp");
+        assert_eq!(
+            redact_url("postgres://rssp:p@ss@db/rssp?sslmode=require"),
+            "postgres://rssp:***@db/rssp?sslmode=require"
+        );
+        assert_eq!(
+            redact_url("postgres://rssp@db/rssp?password=s3cret&x=1"),
+            "postgres://rssp@db/rssp?password=***&x=1"
+        );
+        assert_eq!(redact_url("postgres://db/rssp"), "postgres://db/rssp");
+        assert_eq!(redact_url("sqlite:///var/lib/rssp/rssp.sqlite"), "sqlite:///var/lib/rssp/rssp.sqlite");
+        let manager = DbManager::new("postgres://u@h/db").unwrap();
+        assert_eq!(manager.target, "postgres://u@h/db?connect_timeout=5");
+        let manager = DbManager::new("postgres://u@h/db?sslmode=require&connect_timeout=2").unwrap();
+        assert_eq!(manager.target, "postgres://u@h/db?sslmode=require&connect_timeout=2");
+        assert!(DbManager::new("mysql://u:pw@h/db").unwrap_err().to_string().contains("u:***@h"));
+    }
+}

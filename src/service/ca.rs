@@ -116,8 +116,8 @@ pub fn reissue_issuing_ca(services: &Services) -> Result<ReissuedCa, ServiceErro
     db::write_transaction(&mut *services.conn()?, |c| -> Result<(), ServiceError> {
         // The certificate replaced is the one in the database (another node may have reissued since
         // this process loaded the CA): keep that one in the history.
-        let stored = store::find(c, store::ISSUING)?
-            .ok_or_else(|| ServiceError::internal("the issuing CA is not stored"))?;
+        let stored =
+            store::find(c, store::ISSUING)?.ok_or_else(|| ServiceError::internal("the issuing CA is not stored"))?;
         if stored.certificate != previous {
             return Err(ServiceError::Conflict(
                 "the issuing CA certificate changed since this process started; run the command again".into(),
