@@ -422,3 +422,34 @@ async fn development_mode_uses_the_webhook_secrets_of_the_configuration() {
     let (status, answer) = server.webhook("/api/v1/webhooks/payments", payments, &body).await;
     assert_ne!(status, 401, "{answer}");
 }
+
+#[tokio::test]
+async fn a_reissue_is_recorded_in_the_database_and_served_by_nodes_started_before_it() {
+    let server = common::TestServer::start().await;
+    let services = server.server.as_ref().unwrap().services.clone();
+    let loaded = services.ca.issuing.certificate_der.clone();
+    let (reissued, second) = tokio::task::spawn_blocking(move || {
+        let reissued = rssp::service::ca::reissue_issuing_ca(&services).unwrap();
+        // This process still holds the certificate it loaded, which is no longer current: a second
+        // reissue from it would put a stale certificate in the history, and is refused.
+        let second = rssp::service::ca::reissue_issuing_ca(&services).map(|_| ()).map_err(|e| e.to_string());
+        (reissued, second)
+    })
+    .await
+    .unwrap();
+    assert!(second.unwrap_err().contains("changed since this process started"));
+    let get = |serial: String| {
+        let http = server.http.clone();
+        let url = server.url.clone();
+        async move {
+            let response = http.get(format!("{url}/pki/issuing-ca/{serial}.cer")).send().await.unwrap();
+            (response.status().as_u16(), response.bytes().await.unwrap().to_vec())
+        }
+    };
+    let (status, old) = get(reissued.previous_serial_hex.clone()).await;
+    assert_eq!((status, old), (200, loaded), "the replaced certificate, served from the history");
+    let (status, new) = get(reissued.serial_hex.to_uppercase()).await;
+    assert_eq!((status, new), (200, reissued.certificate.clone()), "the new one, from the database");
+    let (status, _) = get("not-hex".into()).await;
+    assert_eq!(status, 404);
+}
