@@ -571,14 +571,16 @@ impl Config {
         ];
         for (name, value) in secrets {
             match value.as_deref() {
-                None => {}
-                Some("") if self.mode == Mode::Development => {}
-                Some(secret) if secret.chars().count() < MIN_SECRET_CHARS => return Err(invalid(
-                    name,
-                    format!(
+                // Empty is unset: development mode generates it, production mode says it is required.
+                None | Some("") => {}
+                Some(secret) if secret.chars().count() < MIN_SECRET_CHARS => {
+                    return Err(invalid(
+                        name,
+                        format!(
                         "secret too short: at least {MIN_SECRET_CHARS} characters (a random one: openssl rand -hex 32)"
                     ),
-                )),
+                    ))
+                }
                 Some(_) => {}
             }
         }

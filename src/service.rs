@@ -81,10 +81,7 @@ impl Services {
             StartError::Other("bad setting hsm.pin (RSSP_HSM_PIN): the PIN of the HSM token is required".into())
         })?;
         let so_pin = if config.embedded_softhsm() {
-            Some(
-                crate::hsm::embedded_so_pin(&config.data_dir)
-                    .map_err(|e| StartError::Other(format!("data directory: {e}")))?,
-            )
+            Some(crate::hsm::embedded_so_pin(&config.data_dir).map_err(private)?)
         } else {
             None
         };

@@ -453,3 +453,22 @@ async fn a_reissue_is_recorded_in_the_database_and_served_by_nodes_started_befor
     let (status, _) = get("not-hex".into()).await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn a_ca_creation_that_fails_half_way_leaves_no_key_on_the_token() {
+    let server = common::TestServer::start().await;
+    let services = server.server.as_ref().unwrap().services.clone();
+    let (before, result, after) = tokio::task::spawn_blocking(move || {
+        let keys = services.ca_keys();
+        let before = keys.private_key_count().unwrap();
+        // Both CA keys are generated before the issuing CA's URL (not IA5: non-ASCII) is refused.
+        let result =
+            rssp::pki::CertificateAuthority::create(keys, "Stray Org", "SI", "https://exämple.org", services.now())
+                .map(|_| ());
+        (before, result, keys.private_key_count().unwrap())
+    })
+    .await
+    .unwrap();
+    assert!(result.is_err(), "the creation must fail");
+    assert_eq!(after, before, "the keys it generated are destroyed");
+}

@@ -62,8 +62,21 @@ pub fn load_or_create(
         )
     });
     if let Err(e) = stored {
-        // Keys that no database row names would only confuse the next start: remove them.
-        crate::pki::ca::discard_keys(keystore, &ca.key_ids());
+        // Keys that no database row names would only confuse the next start: remove them, but only
+        // when the database is seen not to name them (a COMMIT can fail after it took effect; a
+        // stored CA whose keys were destroyed could never sign again).
+        match store::find(conn, store::ROOT) {
+            Ok(None) => crate::pki::ca::discard_keys(keystore, &ca.key_ids()),
+            // Another node stored its CA first: ours is named nowhere.
+            Ok(Some(row)) if row.key_id != ca.root.key.to_hex() => {
+                crate::pki::ca::discard_keys(keystore, &ca.key_ids())
+            }
+            Ok(Some(_)) => {}
+            Err(check) => tracing::warn!(
+                error = %check,
+                "storing the new CA failed and the database cannot be read: its keys stay on the token"
+            ),
+        }
         return Err(e.into());
     }
     Ok(ca)
