@@ -77,7 +77,7 @@ pub async fn info(services: Data<Services>, _body: CscJson<InfoRequest>) -> Json
     Json(InfoResponse {
         specs: "2.0.0.2".into(),
         name: services.config.service_name.clone(),
-        logo: format!("{}/logo.png", services.public_url),
+        logo: csc_common::logo_url(&services),
         region: services.config.ca.country.clone(),
         lang: "en-US".into(),
         description: "rssp remote signature service".into(),
