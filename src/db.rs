@@ -273,10 +273,24 @@ pub fn connect(url: &str, max_size: u32) -> Result<DbPool, DbError> {
     let mut conn = pool.get()?;
     let result = match &mut *conn {
         DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
-        DbConnection::Pg(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ()),
+        DbConnection::Pg(c) => migrate_postgres(c),
     };
     result.map_err(|e| DbError::Setup(format!("migrations: {e}")))?;
     Ok(pool)
+}
+
+/// Key of the PostgreSQL advisory lock held while migrations run.
+const MIGRATION_LOCK: i64 = 0x7273_7370_6d69_67; // "rsspmig"
+
+/// Runs the PostgreSQL migrations under a session advisory lock: nodes that start together queue here,
+/// and the ones after the first find nothing pending (two nodes running one migration at once would
+/// fail on the second's DDL or on the migrations table).
+fn migrate_postgres(c: &mut diesel::PgConnection) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+    let result = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ());
+    // The lock also ends with the session; unlocking is only to let the next node go on at once.
+    let _ = c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"));
+    result
 }
 
 /// Runs `f` in a write transaction. On SQLite it is `BEGIN IMMEDIATE`, so that two writers queue on
