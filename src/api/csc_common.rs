@@ -116,6 +116,7 @@ pub fn certificates_wanted(value: Option<&str>) -> Result<CertificatesWanted, Ap
 
 /// The `key` object (CSC v1 §11.5, v2 §11.5).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = CscKeyInfo)]
 pub struct KeyInfo {
     /// `enabled` or `disabled`.
     pub status: String,
@@ -130,6 +131,7 @@ pub struct KeyInfo {
 
 /// The `cert` object (CSC v1 §11.5, v2 §11.5).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[schema(as = CscCertInfo)]
 pub struct CertInfo {
     /// `valid`, `expired` or `revoked`.
     #[serde(skip_serializing_if = "Option::is_none")]
