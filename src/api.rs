@@ -10,6 +10,7 @@ pub mod csc_v2;
 pub mod error;
 pub mod extract;
 pub mod lifecycle_types;
+pub mod ops;
 pub mod pki;
 pub mod qr;
 pub mod webhooks;
@@ -142,6 +143,8 @@ pub fn routes() -> (
                 .service(admin::decide_authenticator_reset)
                 .service(admin::run_jobs),
         )
+        .service(ops::healthz)
+        .service(ops::readyz)
         .service(
             scope::scope("/pki")
                 .service(pki::root_certificate)

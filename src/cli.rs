@@ -145,8 +145,11 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         let clock = Arc::new(SystemClock);
         if let Command::Serve = cli.command {
             let server = startup::start(config, clock).await?;
-            tracing::info!("rssp listening on {}", server.base_url());
+            // Scripts and tests read the address from standard output (port 0 picks one).
             println!("rssp listening on {}", server.base_url());
+            if let Some(metrics) = server.metrics_addr {
+                println!("rssp metrics on http://{metrics}/metrics");
+            }
             server.wait().await?;
             return Ok(0);
         }

@@ -30,6 +30,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// address:port to listen on (port 0 picks a free port).
     pub listen: String,
+    /// address:port of a separate listener serving only `/metrics` (Prometheus), so the metrics need
+    /// not be public. Unset: `/metrics` is served on `listen`. When set, `listen` does not serve it.
+    pub metrics_listen: Option<String>,
     /// `sqlite://path` or `postgres://...`; defaults to a SQLite file under the data directory.
     pub database_url: Option<String>,
     /// Base URL under which clients reach this server; used in certificates (AIA, CRL distribution point).
@@ -222,6 +225,7 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from("rssp-data"),
             listen: "127.0.0.1:8080".to_string(),
+            metrics_listen: None,
             database_url: None,
             public_url: None,
             service_name: "rssp".to_string(),
@@ -355,6 +359,7 @@ enum Kind {
 const ENV_SETTINGS: &[(&str, &str, Kind)] = &[
     ("RSSP_DATA_DIR", "data_dir", Kind::Str),
     ("RSSP_LISTEN", "listen", Kind::Str),
+    ("RSSP_METRICS_LISTEN", "metrics_listen", Kind::Str),
     ("RSSP_DATABASE_URL", "database_url", Kind::Str),
     ("RSSP_PUBLIC_URL", "public_url", Kind::Str),
     ("RSSP_SERVICE_NAME", "service_name", Kind::Str),
@@ -418,10 +423,11 @@ impl Config {
             None => toml::Table::new(),
         };
         for (name, value) in env {
-            // RSSP_LOG is the log filter, read by the binary before the configuration.
+            // RSSP_LOG and RSSP_LOG_FORMAT set up logging, read by the binary before the configuration.
             if !name.starts_with("RSSP_")
                 || name == "RSSP_CONFIG"
                 || name == "RSSP_LOG"
+                || name == "RSSP_LOG_FORMAT"
                 || name.starts_with("RSSP_TEST_")
             {
                 continue;
@@ -447,6 +453,7 @@ impl Config {
 
     fn check(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
+        self.metrics_listen_addr()?;
         let url = self.database_url();
         if !(url.starts_with("sqlite://") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(invalid("database_url (RSSP_DATABASE_URL)", "must start with sqlite:// or postgres://"));
@@ -562,6 +569,18 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The separate metrics listener, when configured.
+    pub fn metrics_listen_addr(&self) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+        self.metrics_listen
+            .as_deref()
+            .map(|addr| {
+                addr.parse().map_err(|_| {
+                    invalid("metrics_listen (RSSP_METRICS_LISTEN)", "must be address:port, e.g. 127.0.0.1:9090")
+                })
+            })
+            .transpose()
     }
 
     pub fn listen_addr(&self) -> Result<std::net::SocketAddr, ConfigError> {
