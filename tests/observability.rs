@@ -347,7 +347,15 @@ async fn metrics_parse_and_count_a_signature() {
     let before = scrape(&server.http, &server.url).await;
 
     let hashes = digests(1, "metrics");
-    let sad = server.authorize_v1(&token, &signer, &hashes, 1).await;
+    let otp = server.next_otp(&signer);
+    let authorize =
+        json!({"credentialID": signer.credential_id, "numSignatures": 1, "hash": b64_all(&hashes), "OTP": otp});
+    let (status, body) = server.post("/csc/v1/credentials/authorize", Some(&token), authorize.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    let sad = body["SAD"].as_str().unwrap().to_string();
+    // The same code again is a replay: refused and counted.
+    let (status, _) = server.post("/csc/v1/credentials/authorize", Some(&token), authorize).await;
+    assert_eq!(status, 400);
     let (status, body) = server.sign_v1(&token, &signer.credential_id, &sad, &hashes, "1.2.840.113549.1.1.11").await;
     assert_eq!(status, 200, "{body}");
     // The SAD is spent: a second signHash is refused for it.
@@ -362,6 +370,12 @@ async fn metrics_parse_and_count_a_signature() {
     );
     let sad_refusals = sample(&after, "rssp_sad_refusals_total", &[]) - sample(&before, "rssp_sad_refusals_total", &[]);
     assert_eq!(sad_refusals, 1.0, "one SAD refusal counted");
+    let replayed = [("reason", "replayed")];
+    assert_eq!(
+        sample(&after, "rssp_otp_refusals_total", &replayed) - sample(&before, "rssp_otp_refusals_total", &replayed),
+        1.0,
+        "one replayed code counted"
+    );
     let route = [("route", "/csc/v1/signatures/signHash"), ("status", "200")];
     assert!(sample(&after, "rssp_http_requests_total", &route) >= 1.0);
     assert!(
