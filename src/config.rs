@@ -681,6 +681,16 @@ mod tests {
     }
 
     #[test]
+    fn log_settings_are_not_configuration_and_the_metrics_listener_is_checked() {
+        let config = Config::from_sources(None, &env(&[("RSSP_LOG", "debug"), ("RSSP_LOG_FORMAT", "json")])).unwrap();
+        assert_eq!(config.metrics_listen, None);
+        let config = Config::from_sources(None, &env(&[("RSSP_METRICS_LISTEN", "127.0.0.1:9090")])).unwrap();
+        assert_eq!(config.metrics_listen_addr().unwrap(), Some("127.0.0.1:9090".parse().unwrap()));
+        let err = Config::from_sources(None, &env(&[("RSSP_METRICS_LISTEN", "everywhere")])).unwrap_err();
+        assert!(err.to_string().contains("RSSP_METRICS_LISTEN"), "{err}");
+    }
+
+    #[test]
     fn unknown_keys_in_the_file_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("rssp.toml");
