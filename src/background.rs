@@ -33,7 +33,10 @@ pub fn start(services: Arc<Services>) -> Result<(), StartError> {
     let interval = Duration::from_secs(services.config.lifecycle.scheduler_interval_secs);
     spawn("rssp-scheduler", move || loop {
         std::thread::sleep(interval);
-        match lifecycle_jobs::run(&services) {
+        let result = lifecycle_jobs::run(&services);
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        crate::metrics::METRICS.scheduler_runs.with_label_values(&[outcome]).inc();
+        match result {
             Ok(report) if report != lifecycle_jobs::JobReport::default() => tracing::info!(?report, "lifecycle jobs"),
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "lifecycle jobs"),

@@ -33,6 +33,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// address:port to listen on (port 0 picks a free port).
     pub listen: String,
+    /// address:port of a separate listener serving only `/metrics` (Prometheus), so the metrics need
+    /// not be public. Unset: `/metrics` is served on `listen`. When set, `listen` does not serve it.
+    pub metrics_listen: Option<String>,
     /// `sqlite://path` or `postgres://...`; defaults to a SQLite file under the data directory.
     pub database_url: Option<String>,
     /// Base URL under which clients reach this server; used in certificates (AIA, CRL distribution point)
@@ -231,6 +234,7 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from("rssp-data"),
             listen: "127.0.0.1:8080".to_string(),
+            metrics_listen: None,
             database_url: None,
             public_url: None,
             service_name: "rssp".to_string(),
@@ -366,6 +370,7 @@ enum Kind {
 const ENV_SETTINGS: &[(&str, &str, Kind)] = &[
     ("RSSP_DATA_DIR", "data_dir", Kind::Str),
     ("RSSP_LISTEN", "listen", Kind::Str),
+    ("RSSP_METRICS_LISTEN", "metrics_listen", Kind::Str),
     ("RSSP_DATABASE_URL", "database_url", Kind::Str),
     ("RSSP_PUBLIC_URL", "public_url", Kind::Str),
     ("RSSP_SERVICE_NAME", "service_name", Kind::Str),
@@ -432,10 +437,11 @@ impl Config {
         // (setting path, environment variable) of every setting the environment gave.
         let mut from_env: Vec<(&str, &str)> = Vec::new();
         for (name, value) in env {
-            // RSSP_LOG is the log filter, read by the binary before the configuration.
+            // RSSP_LOG and RSSP_LOG_FORMAT set up logging, read by the binary before the configuration.
             if !name.starts_with("RSSP_")
                 || name == "RSSP_CONFIG"
                 || name == "RSSP_LOG"
+                || name == "RSSP_LOG_FORMAT"
                 || name.starts_with("RSSP_TEST_")
             {
                 continue;
@@ -482,6 +488,7 @@ impl Config {
 
     fn check(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
+        self.metrics_listen_addr()?;
         let url = self.database_url();
         if crate::db::Backend::of_url(&url).is_none() {
             return Err(invalid(
@@ -666,6 +673,18 @@ impl Config {
         Ok(())
     }
 
+    /// The separate metrics listener, when configured.
+    pub fn metrics_listen_addr(&self) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+        self.metrics_listen
+            .as_deref()
+            .map(|addr| {
+                addr.parse().map_err(|_| {
+                    invalid("metrics_listen (RSSP_METRICS_LISTEN)", "must be address:port, e.g. 127.0.0.1:9090")
+                })
+            })
+            .transpose()
+    }
+
     pub fn listen_addr(&self) -> Result<std::net::SocketAddr, ConfigError> {
         self.listen.parse().map_err(|_| invalid("listen (RSSP_LISTEN)", "must be address:port, e.g. 127.0.0.1:8080"))
     }
@@ -818,6 +837,16 @@ mod tests {
         let err = Config::from_sources(None, &env(&[("RSSP_IDENTITY_WEBHOOK_SECRET", "short")])).unwrap_err();
         assert!(err.to_string().contains("secret too short"), "{err}");
         Config::from_sources(None, &[]).unwrap();
+    }
+
+    #[test]
+    fn log_settings_are_not_configuration_and_the_metrics_listener_is_checked() {
+        let config = Config::from_sources(None, &env(&[("RSSP_LOG", "debug"), ("RSSP_LOG_FORMAT", "json")])).unwrap();
+        assert_eq!(config.metrics_listen, None);
+        let config = Config::from_sources(None, &env(&[("RSSP_METRICS_LISTEN", "127.0.0.1:9090")])).unwrap();
+        assert_eq!(config.metrics_listen_addr().unwrap(), Some("127.0.0.1:9090".parse().unwrap()));
+        let err = Config::from_sources(None, &env(&[("RSSP_METRICS_LISTEN", "everywhere")])).unwrap_err();
+        assert!(err.to_string().contains("RSSP_METRICS_LISTEN"), "{err}");
     }
 
     #[test]
