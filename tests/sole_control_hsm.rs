@@ -185,7 +185,7 @@ struct Token {
 }
 
 fn open_token(label: &str, pin: &str) -> Token {
-    let pkcs11 = Pkcs11::new(rssp::config::SOFTHSM_MODULE).unwrap();
+    let pkcs11 = Pkcs11::new(common::test_pkcs11().module()).unwrap();
     // The server in this process initialised the module already.
     match pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
         Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
