@@ -2,13 +2,14 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, OnceLock};
 
+use cryptoki::context::Function;
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
-use cryptoki::session::{Session, UserType};
+use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use der::asn1::{BitString, ObjectIdentifier, OctetStringRef, UintRef};
@@ -117,7 +118,10 @@ impl Drop for CheckedOut<'_> {
 }
 
 pub struct KeyStore {
+    pkcs11: Pkcs11,
     slot: Slot,
+    /// The user PIN, kept to log in again when the token forgot the login (see [`KeyStore::with_session`]).
+    pin: AuthPin,
     /// Idle logged-in sessions. A `Session` is `Send` but not `Sync`: each is used by one thread at a time.
     idle: Mutex<Vec<Session>>,
     returned: Condvar,
@@ -151,15 +155,12 @@ impl KeyStore {
         let pin = AuthPin::new(pin.into());
         let mut idle = Vec::with_capacity(sessions);
         for _ in 0..sessions.max(1) {
-            let session = pkcs11.open_rw_session(slot)?;
-            match session.login(UserType::User, Some(&pin)) {
-                Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
-                Err(e) => return Err(e.into()),
-            }
-            idle.push(session);
+            idle.push(open_logged_in(&pkcs11, slot, &pin)?);
         }
         Ok(KeyStore {
+            pkcs11,
             slot,
+            pin,
             idle: Mutex::new(idle),
             returned: Condvar::new(),
             handles: Mutex::new(HashMap::new()),
@@ -172,7 +173,14 @@ impl KeyStore {
     }
 
     /// Runs `f` with an idle session, waiting for one when all are busy.
-    fn with_session<T>(&self, f: impl FnOnce(&Session) -> Result<T, HsmError>) -> Result<T, HsmError> {
+    ///
+    /// Sessions live as long as the process, but a token may forget them: a network HSM that logs out idle
+    /// applications (Utimaco's `AppTimeout`), restarts, or fails over to another member; another
+    /// application of this process calling `C_Logout` (the login is shared by the whole application).
+    /// When `f` fails because the session is no longer logged in, the session logs in again and `f` runs
+    /// once more; when the session itself is gone, a new logged-in session replaces it. Any other error,
+    /// and a second failure, is returned as it is.
+    fn with_session<T>(&self, f: impl Fn(&Session) -> Result<T, HsmError>) -> Result<T, HsmError> {
         let session = {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
             loop {
@@ -183,8 +191,38 @@ impl KeyStore {
             }
         };
         // The guard puts the session back even if `f` panics.
-        let guard = CheckedOut { store: self, session: Some(session) };
-        f(guard.session.as_ref().expect("present until drop"))
+        let mut guard = CheckedOut { store: self, session: Some(session) };
+        let result = f(guard.session.as_ref().expect("present until drop"));
+        match result {
+            // A token that forgot the login hides private objects: lookups find nothing, cached handles
+            // are invalid. Only then is the session's state asked (no cost on the ordinary path).
+            Err(e) if may_mean_logged_out(&e) => {
+                let session = guard.session.as_ref().expect("present until drop");
+                // Still logged in (or the state cannot be read): the error stands as it was.
+                if is_logged_in(session).unwrap_or(true) {
+                    return Err(e);
+                }
+                tracing::warn!(slot = %self.slot, "the HSM token forgot the login; logging in again");
+                login(session, &self.pin)?;
+                // A handle is only promised to stay the same while the object stays accessible; after a
+                // logout the token may hand out others, so every cached handle is looked up afresh.
+                self.forget_handles();
+                f(session)
+            }
+            Err(HsmError::Pkcs11(CkError::Pkcs11(RvError::SessionHandleInvalid | RvError::SessionClosed, _))) => {
+                tracing::warn!(slot = %self.slot, "an HSM session was closed by the token; opening a new one");
+                // Dropping the dead session tries C_CloseSession once more, which the token refuses harmlessly.
+                guard.session = Some(open_logged_in(&self.pkcs11, self.slot, &self.pin)?);
+                self.forget_handles();
+                f(guard.session.as_ref().expect("just replaced"))
+            }
+            other => other,
+        }
+    }
+
+    fn forget_handles(&self) {
+        self.handles.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        *self.seal_key.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// Generates a subscriber's signing key pair on the token, labelled
@@ -375,12 +413,14 @@ impl KeyStore {
         });
         match result {
             Ok(plain) => Ok(Zeroizing::new(plain)),
-            // What a module answers to a tag that does not verify: CKR_ENCRYPTED_DATA_INVALID in the
-            // standard; SoftHSM 2.6 answers CKR_GENERAL_ERROR (proven by tests/sole_control_hsm.rs). A
-            // module that is really failing answers with device or session errors, which stay errors.
+            // What a module answers to a tag that does not verify, from C_Decrypt itself:
+            // CKR_ENCRYPTED_DATA_INVALID in the standard; SoftHSM 2.6 answers CKR_GENERAL_ERROR (proven by
+            // tests/sole_control_hsm.rs). The same codes from any other call are no verdict on the value:
+            // Kryoptic, for one, answers C_DecryptInit with CKR_GENERAL_ERROR when the token forgot the
+            // login, and calling that a broken seal would send the person to reset a sound authenticator.
             Err(HsmError::Pkcs11(CkError::Pkcs11(
                 RvError::EncryptedDataInvalid | RvError::EncryptedDataLenRange | RvError::GeneralError,
-                _,
+                Function::Decrypt,
             ))) => Err(HsmError::SealBroken),
             Err(e) => Err(e),
         }
@@ -520,6 +560,43 @@ fn read_public_key(session: &Session, handle: ObjectHandle, kind: KeyKind) -> Re
     let spki =
         SubjectPublicKeyInfoOwned { algorithm, subject_public_key: BitString::from_bytes(&key_bits).map_err(bad)? };
     spki.to_der().map_err(bad)
+}
+
+/// Errors a token answers when it forgot the login: said outright, private objects gone from view, or
+/// (Kryoptic, whose key store is locked while logged out) a general error when a key is used.
+fn may_mean_logged_out(e: &HsmError) -> bool {
+    matches!(
+        e,
+        HsmError::KeyNotFound(_)
+            | HsmError::SealKeyNotFound(_)
+            | HsmError::Pkcs11(CkError::Pkcs11(
+                RvError::UserNotLoggedIn
+                    | RvError::KeyHandleInvalid
+                    | RvError::ObjectHandleInvalid
+                    | RvError::GeneralError,
+                _
+            ))
+    )
+}
+
+fn is_logged_in(session: &Session) -> Result<bool, HsmError> {
+    Ok(matches!(session.get_session_info()?.session_state(), SessionState::RwUser | SessionState::RoUser))
+}
+
+/// A new R/W session on the slot, logged in as the user.
+fn open_logged_in(pkcs11: &Pkcs11, slot: Slot, pin: &AuthPin) -> Result<Session, HsmError> {
+    let session = pkcs11.open_rw_session(slot)?;
+    login(&session, pin)?;
+    Ok(session)
+}
+
+/// Logs the user in. The login belongs to the application, not the session: once one session of this
+/// process logged in, the token answers the others CKR_USER_ALREADY_LOGGED_IN, which is success here.
+fn login(session: &Session, pin: &AuthPin) -> Result<(), HsmError> {
+    match session.login(UserType::User, Some(pin)) {
+        Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn find_token(pkcs11: &Pkcs11, label: &str) -> Result<Option<Slot>, HsmError> {
