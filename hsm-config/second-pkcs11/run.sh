@@ -6,16 +6,18 @@
 #   hsm-config/second-pkcs11/run.sh --test csc_signing   # or any `cargo test` selection
 #
 # It installs what the build needs (Debian: libclang-dev for bindgen, libssl-dev, pkg-config,
-# libsqlite3-dev), builds Kryoptic's module once into $RSSP_KRYOPTIC_DIR (default: <target dir>/kryoptic;
-# a later run reuses it), and runs the tests with RSSP_TEST_PKCS11=kryoptic: the harness
-# (tests/common/mod.rs) writes a Kryoptic configuration with empty slots and initialises one token per
-# test server through rssp's own PKCS#11 code. The tests run on SQLite (the database is not what is tried here).
+# libsqlite3-dev), builds Kryoptic's module once into $RSSP_TEST_KRYOPTIC_DIR (default:
+# <target dir>/kryoptic; a later run reuses it; the RSSP_TEST_ prefix keeps `rssp serve`, which the tests
+# also start, from refusing it as an unknown setting), and runs the tests with RSSP_TEST_PKCS11=kryoptic:
+# the harness (tests/common/mod.rs) writes a Kryoptic configuration with empty slots and initialises one
+# token per test server through rssp's own PKCS#11 code. The tests run on SQLite (the database is not
+# what is tried here).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 KRYOPTIC_VERSION=1.5.4
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
-cache="${RSSP_KRYOPTIC_DIR:-$target_dir/kryoptic}"
+cache="${RSSP_TEST_KRYOPTIC_DIR:-$target_dir/kryoptic}"
 module="$cache/libkryoptic_pkcs11-$KRYOPTIC_VERSION.so"
 
 if [ ! -f "$module" ]; then
