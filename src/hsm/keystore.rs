@@ -152,6 +152,7 @@ impl KeyStore {
                 },
             }
         };
+        warn_missing_mechanisms(&pkcs11, slot, label, &SIGNING_MECHANISMS);
         let pin = AuthPin::new(pin.into());
         let mut idle = Vec::with_capacity(sessions);
         for _ in 0..sessions.max(1) {
@@ -348,6 +349,7 @@ impl KeyStore {
     /// encrypt/decrypt only (no wrap, unwrap, sign, derive), not modifiable nor copyable. Its handle is
     /// kept for the process.
     pub fn prepare_seal_key(&self, may_generate: bool) -> Result<(), HsmError> {
+        warn_missing_mechanisms(&self.pkcs11, self.slot, SEAL_KEY_LABEL, &SEAL_MECHANISMS);
         // Two servers of one process starting together must not both generate a key.
         let _guard = TOKEN_INIT.lock().unwrap_or_else(|e| e.into_inner());
         self.with_session(|session| {
@@ -562,6 +564,39 @@ fn read_public_key(session: &Session, handle: ObjectHandle, kind: KeyKind) -> Re
     spki.to_der().map_err(bad)
 }
 
+/// What rssp calls on every token it keeps keys on (subscribers' and CA), and what for.
+const SIGNING_MECHANISMS: [(MechanismType, &str); 5] = [
+    (MechanismType::RSA_PKCS_KEY_PAIR_GEN, "RSA key generation"),
+    (MechanismType::ECC_KEY_PAIR_GEN, "EC key generation"),
+    (MechanismType::RSA_PKCS, "RSA PKCS#1 v1.5 signatures"),
+    (MechanismType::RSA_PKCS_PSS, "RSASSA-PSS signatures"),
+    (MechanismType::ECDSA, "ECDSA signatures"),
+];
+
+/// What the subscribers' token needs besides, for the key that seals TOTP seeds.
+const SEAL_MECHANISMS: [(MechanismType, &str); 2] =
+    [(MechanismType::AES_KEY_GEN, "the TOTP seal key"), (MechanismType::AES_GCM, "sealing TOTP seeds")];
+
+/// The needed mechanisms a token does not list, named for an operator.
+fn missing_mechanisms(needed: &[(MechanismType, &str)], listed: &[MechanismType]) -> Vec<String> {
+    needed.iter().filter(|(m, _)| !listed.contains(m)).map(|(m, what)| format!("{m} ({what})")).collect()
+}
+
+/// Says at start which mechanisms a token lacks, so that an HSM that cannot serve rssp is named before
+/// the first request fails. A warning, not a refusal: a module may under-report its list, and the
+/// operation itself still answers for what the token really does.
+fn warn_missing_mechanisms(pkcs11: &Pkcs11, slot: Slot, token: &str, needed: &[(MechanismType, &str)]) {
+    match pkcs11.get_mechanism_list(slot) {
+        Ok(listed) => {
+            let missing = missing_mechanisms(needed, &listed);
+            if !missing.is_empty() {
+                tracing::warn!(token, missing = %missing.join(", "), "the HSM token does not list mechanisms rssp uses");
+            }
+        }
+        Err(e) => tracing::warn!(token, error = %e, "the HSM token's mechanisms cannot be listed"),
+    }
+}
+
 /// Errors a token answers when it forgot the login: said outright, private objects gone from view, or
 /// (Kryoptic, whose key store is locked while logged out) a general error when a key is used.
 fn may_mean_logged_out(e: &HsmError) -> bool {
@@ -625,4 +660,21 @@ fn init_token(pkcs11: &Pkcs11, label: &str, so_pin: &str, user_pin: &str) -> Res
     session.init_pin(&AuthPin::new(user_pin.into()))?;
     session.logout()?;
     Ok(slot)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_mechanisms_are_named_with_what_they_are_for() {
+        let all: Vec<MechanismType> = SIGNING_MECHANISMS.iter().chain(&SEAL_MECHANISMS).map(|(m, _)| *m).collect();
+        assert!(missing_mechanisms(&SIGNING_MECHANISMS, &all).is_empty());
+        assert!(missing_mechanisms(&SEAL_MECHANISMS, &all).is_empty());
+        // A YubiHSM 2, by its manual: no AES-GCM.
+        let no_gcm: Vec<MechanismType> = all.iter().copied().filter(|m| *m != MechanismType::AES_GCM).collect();
+        assert_eq!(missing_mechanisms(&SEAL_MECHANISMS, &no_gcm), ["CKM_AES_GCM (sealing TOTP seeds)"]);
+        assert!(missing_mechanisms(&SIGNING_MECHANISMS, &no_gcm).is_empty());
+        assert_eq!(missing_mechanisms(&SIGNING_MECHANISMS, &[]).len(), SIGNING_MECHANISMS.len());
+    }
 }
