@@ -1,5 +1,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 
 use cryptoki::context::Function;
@@ -129,6 +130,8 @@ pub struct KeyStore {
     handles: Mutex<HashMap<KeyId, ObjectHandle>>,
     /// The sealing key's handle, once found (see [`KeyStore::prepare_seal_key`]).
     seal_key: Mutex<Option<ObjectHandle>>,
+    /// How often this store logged in again after the token forgot the login.
+    relogins: AtomicU64,
 }
 
 impl KeyStore {
@@ -166,6 +169,7 @@ impl KeyStore {
             returned: Condvar::new(),
             handles: Mutex::new(HashMap::new()),
             seal_key: Mutex::new(None),
+            relogins: AtomicU64::new(0),
         })
     }
 
@@ -204,24 +208,27 @@ impl KeyStore {
                     return Err(e);
                 }
                 tracing::warn!(slot = %self.slot, "the HSM token forgot the login; logging in again");
-                login(session, &self.pin)?;
                 // A handle is only promised to stay the same while the object stays accessible; after a
                 // logout the token may hand out others, so every cached handle is looked up afresh.
                 self.forget_handles();
+                login(session, &self.pin)?;
                 f(session)
             }
             Err(HsmError::Pkcs11(CkError::Pkcs11(RvError::SessionHandleInvalid | RvError::SessionClosed, _))) => {
                 tracing::warn!(slot = %self.slot, "an HSM session was closed by the token; opening a new one");
                 // Dropping the dead session tries C_CloseSession once more, which the token refuses harmlessly.
-                guard.session = Some(open_logged_in(&self.pkcs11, self.slot, &self.pin)?);
                 self.forget_handles();
+                guard.session = Some(open_logged_in(&self.pkcs11, self.slot, &self.pin)?);
                 f(guard.session.as_ref().expect("just replaced"))
             }
             other => other,
         }
     }
 
+    /// Called before logging in again: counts the new login (see [`KeyStore::sign_digests`]) first, so
+    /// that a signature made with a handle from before it is noticed, then empties the handle caches.
     fn forget_handles(&self) {
+        self.relogins.fetch_add(1, Ordering::SeqCst);
         self.handles.lock().unwrap_or_else(|e| e.into_inner()).clear();
         *self.seal_key.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
@@ -330,8 +337,9 @@ impl KeyStore {
         digests: &[Vec<u8>],
     ) -> Result<Vec<Vec<u8>>, HsmError> {
         self.with_session(|session| {
+            let relogins = self.relogins.load(Ordering::SeqCst);
             let key = self.private_key(session, id)?;
-            match digests.iter().map(|digest| sign_one(session, key, scheme, digest)).collect() {
+            let signed = match digests.iter().map(|digest| sign_one(session, key, scheme, digest)).collect() {
                 // A cached handle can go stale (the HSM restarted, the key moved): look it up again once.
                 Err(HsmError::Pkcs11(CkError::Pkcs11(RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid, _))) => {
                     self.handles.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
@@ -339,7 +347,16 @@ impl KeyStore {
                     digests.iter().map(|digest| sign_one(session, key, scheme, digest)).collect()
                 }
                 other => other,
+            }?;
+            // Another thread logged in again while this one signed: the cached handle may be one the token
+            // has since given to another key, so these signatures are not trusted; sign again with the
+            // handle the token gives for this key's id now.
+            if self.relogins.load(Ordering::SeqCst) != relogins {
+                self.handles.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+                let key = self.private_key(session, id)?;
+                return digests.iter().map(|digest| sign_one(session, key, scheme, digest)).collect();
             }
+            Ok(signed)
         })
     }
 
