@@ -161,6 +161,8 @@ mod support;
 use support::percentile;
 
 fn main() {
+    // Logging as a server runs it (info, every line formatted), written nowhere: its cost is part of the path.
+    tracing_subscriber::fmt().with_env_filter("info,actix_server=warn").with_writer(std::io::sink).init();
     let secs: f64 = std::env::var("RSSP_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0);
     let (_dir, mut config) = support::embedded_server_config();
 
