@@ -194,7 +194,7 @@ impl<A: Authenticate, B: FromRequest + 'static> FromRequest for Authed<A, B> {
         let body = B::from_request(req, payload);
         let req = req.clone();
         Box::pin(async move {
-            let services = req.app_data::<Data<Services>>().cloned().ok_or_else(|| ApiError::internal())?;
+            let services = req.app_data::<Data<Services>>().cloned().ok_or_else(ApiError::internal)?;
             let caller = A::authenticate(services, req).await?;
             let body = body.await.map_err(Into::into)?;
             Ok(Authed(caller, body))
