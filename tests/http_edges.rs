@@ -115,6 +115,12 @@ async fn no_credentials_is_401_with_a_challenge_before_the_body_is_read() {
         assert_error(status, &answer, 400, "invalid_request", "refresh_token");
     }
 
+    // An operator's query string that does not parse gets the CSC error body too.
+    let operator = format!("Bearer {}", server.operator_key());
+    let (status, _, answer) =
+        send(&server, "GET", "/api/admin/v1/outbox?after=not-a-number", Some(&operator), None).await;
+    assert_error(status, &answer, 400, "invalid_request", "Invalid query string");
+
     // With credentials, the body is what is judged.
     let signer = server.provision("edges", KeyKind::EcP256, 1, None).await;
     let token = server.login("v1", &signer).await;
@@ -217,7 +223,7 @@ async fn bodies_are_bounded_with_413_and_deep_json_is_400() {
         request = request.header(format!("x-extra-{i}"), "1");
     }
     if let Ok(response) = request.send().await {
-        assert_eq!(response.status().as_u16(), 400, "200 headers");
+        assert_eq!(response.status().as_u16(), 431, "200 headers");
     }
     let huge = "a".repeat(256 * 1024);
     if let Ok(response) = server.http.get(format!("{}/api/v1/packages", server.url)).header("x-huge", huge).send().await
