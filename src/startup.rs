@@ -118,7 +118,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     let http = config.http.clone();
     let services = Data::new(open_services(config, clock, public_url).await?);
     let data = services.clone();
-    let allowed = Data::new(Arc::new(edges::AllowedMethods::from_openapi(&api::routes().1)));
+    let allowed = Data::new(edges::AllowedMethods::from_openapi(&api::routes().1));
     let server = HttpServer::new(move || {
         let (app, openapi) = api::routes();
         app.app_data(data.clone())

@@ -3,8 +3,6 @@
 //! error body; `/docs` without its slash; and the 401/413 answers every route may give, written
 //! into the OpenAPI document.
 
-use std::sync::Arc;
-
 use actix_web::dev::ResourceDef;
 use actix_web::http::{header, StatusCode};
 use actix_web::web::{self, Data};
@@ -57,7 +55,7 @@ impl AllowedMethods {
 }
 
 /// The default service: 405 with `Allow` for a known path, else 404.
-pub async fn no_route(req: HttpRequest, table: Data<Arc<AllowedMethods>>) -> Result<HttpResponse, ApiError> {
+pub async fn no_route(req: HttpRequest, table: Data<AllowedMethods>) -> Result<HttpResponse, ApiError> {
     let allowed = table.allowed(req.path());
     if allowed.is_empty() || allowed.iter().any(|m| *m == req.method().as_str()) {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "invalid_request", "Unknown method or path"));
