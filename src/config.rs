@@ -57,8 +57,10 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     /// How long an idle keep-alive connection stays open. Longer than the idle timeout of common
-    /// clients' pools (aiohttp 15 s, Java and Go 30-90 s, most proxies 60 s), so that a client never
-    /// sends a request into a connection the server is closing at that moment; 0 turns keep-alive off.
+    /// client pools (aiohttp: 15 s) and of reverse proxies' upstream pools (nginx: 60 s), so that such
+    /// a client never sends a request into a connection the server is closing at that moment (a client
+    /// that keeps idle connections longer, like Go's default 90 s, must retry or be set shorter);
+    /// 0 turns keep-alive off.
     pub keep_alive_secs: u64,
     /// How long a client may take to send a request's head (line and headers) once it started;
     /// a slower one gets 408 (this bounds slow-header attacks, not uploads).

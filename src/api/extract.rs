@@ -26,7 +26,10 @@ const JSON_BODY_PER_HASH: usize = 256;
 /// Largest body of a CSC or lifecycle JSON method: enough for a signHash (or authorize) with the
 /// most hashes the server accepts (`security.max_hashes_per_request`; 1000 by default: 314 KiB).
 pub fn json_body_limit(services: Option<&Services>) -> usize {
-    let max_hashes = services.map_or(1000, |s| s.config.security.max_hashes_per_request);
+    let max_hashes = services.map_or_else(
+        || crate::config::SecurityConfig::default().max_hashes_per_request,
+        |s| s.config.security.max_hashes_per_request,
+    );
     JSON_BODY_BASE.saturating_add(JSON_BODY_PER_HASH.saturating_mul(max_hashes))
 }
 
