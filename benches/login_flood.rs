@@ -38,7 +38,7 @@ fn main() {
                 &services,
                 NewSigner {
                     username: "victim".into(),
-                    password: "the right password".into(),
+                    password: "the right password 1".into(),
                     key_kind: KeyKind::EcP256,
                     multisign: 1,
                     pin: None,
@@ -54,7 +54,7 @@ fn main() {
         let client = reqwest::Client::new();
         let login: Value = client
             .post(format!("{url}/csc/v1/auth/login"))
-            .basic_auth(&signer.username, Some("the right password"))
+            .basic_auth(&signer.username, Some("the right password 1"))
             .json(&json!({}))
             .send()
             .await

@@ -190,7 +190,7 @@ fn main() {
                 let services = services.clone();
                 let signer = NewSigner {
                     username: username.clone(),
-                    password: "bench password".into(),
+                    password: "bench password 2026".into(),
                     key_kind: kind,
                     multisign: 1_000_000,
                     pin: None,
@@ -216,7 +216,7 @@ fn main() {
             let login = json_answer(
                 client
                     .post(format!("{url}/csc/v1/auth/login"))
-                    .basic_auth(&username, Some("bench password"))
+                    .basic_auth(&username, Some("bench password 2026"))
                     .json(&json!({})),
             )
             .await;

@@ -82,6 +82,8 @@ struct Tour {
     payment_secret: String,
     /// The step under way, named when it fails.
     step: String,
+    /// Steps begun so far: each step's number, counted so that no two steps share one.
+    steps_begun: usize,
     /// Current document versions, from GET /api/v1/documents.
     documents: Value,
     email: String,
@@ -117,7 +119,7 @@ fn main() -> ExitCode {
 }
 
 fn run(t: &mut Tour) -> Result<(), String> {
-    t.begin("1 catalogue");
+    t.begin("catalogue");
     let packages = t.get("/api/v1/packages", Auth::None)?;
     let mut offers = Vec::new();
     for p in array_at(&packages, "/packages")? {
@@ -127,14 +129,14 @@ fn run(t: &mut Tour) -> Result<(), String> {
     t.documents = t.get("/api/v1/documents", Auth::None)?;
     t.ok(format!("packages {}; documents {}", offers.join(", "), t.documents));
 
-    t.begin("2 register");
+    t.begin("register");
     let privacy = str_at(&t.documents, "/privacy")?.to_string();
     let body = json!({"given_name": GIVEN_NAME, "surname": SURNAME, "email": t.email, "phone": t.phone,
         "privacy_consent": {"accepted": true, "version": privacy}});
     let registered = t.post("/api/v1/registrations", Auth::None, body, 201)?;
     t.ok(format!("{} {} is user {} ({})", t.email, t.phone, show(&registered["user_id"]), show(&registered["status"])));
 
-    t.begin("3 activate");
+    t.begin("activate");
     let token = t.read_outbox(&t.email, "activation link", link_token)?;
     let sent = t.post("/api/v1/activation/send-code", Auth::None, json!({"token": token}), 200)?;
     let code = t.read_outbox(&t.phone, "activation code", six_digits)?;
@@ -146,14 +148,14 @@ fn run(t: &mut Tour) -> Result<(), String> {
         show(&sent["destination_hint"])
     ));
 
-    t.begin("4 log in, accept the terms");
+    t.begin("log in, accept the terms");
     let login = t.post("/api/v1/login", Auth::None, json!({"email": t.email, "password": PASSWORD}), 200)?;
     t.access_token = str_at(&login, "/access_token")?.to_string();
     let terms = str_at(&t.documents, "/terms")?.to_string();
     t.post("/api/v1/consents", t.person(), json!({"document": "terms", "version": terms}), 201)?;
     t.ok(format!("logged in (authenticator {}), terms {terms} accepted", show(&login["totp"]["status"])));
 
-    t.begin("5 pair the authenticator");
+    t.begin("pair the authenticator");
     let pairing = t.post("/api/v1/totp/pairing", t.person(), json!({}), 200)?;
     let png =
         BASE64.decode(str_at(&pairing, "/qr_code_png")?).map_err(|e| format!("qr_code_png is not base64: {e}"))?;
@@ -169,21 +171,21 @@ fn run(t: &mut Tour) -> Result<(), String> {
     expect_str(&me, "/totp/status", "paired")?;
     t.ok(format!("QR code is a {}-byte PNG, code {code} accepted, /me says paired", png.len()));
 
-    t.begin("6 order and pay");
+    t.begin("order and pay");
     let order_id = t.order("issuance", None)?;
     let paid = t.pay(&order_id)?;
     t.ok(format!("order {order_id}: {paid}"));
 
-    t.begin("7 identity check");
+    t.begin("identity check");
     let checked = t.accept_identity_check(&order_id)?;
     t.ok(checked);
 
-    t.begin("8 issue the credential");
+    t.begin("issue the credential");
     let credential = t.issue(&order_id)?;
     let first_id = str_at(&credential, "/credential_id")?.to_string();
     t.ok(describe(&credential));
 
-    t.begin("9 CSC login");
+    t.begin("CSC login");
     let login = t.post("/csc/v1/auth/login", Auth::Basic(&t.email, PASSWORD), json!({}), 200)?;
     t.csc_token = str_at(&login, "/access_token")?.to_string();
     let listed = t.post("/csc/v1/credentials/list", t.csc(), json!({}), 200)?;
@@ -192,7 +194,7 @@ fn run(t: &mut Tour) -> Result<(), String> {
     }
     t.ok("CSC v1 session open, credentials/list shows the credential");
 
-    t.begin("9 sign until the quota is spent");
+    t.begin("sign until the quota is spent");
     let mut remaining = int_at(&credential, "/quota/remaining")?;
     let (algo, multisign) = t.csc_profile(&first_id)?;
     let (mut signed, mut batches) = (0, 0);
@@ -205,7 +207,7 @@ fn run(t: &mut Tour) -> Result<(), String> {
     }
     t.ok(format!("{signed} signatures in {batches} authorisations ({algo})"));
 
-    t.begin("9 quota refusal");
+    t.begin("quota refusal");
     let hashes = t.digests(1);
     let (status, answer) = t.authorize(&first_id, &hashes)?;
     let refusal = answer["error_description"].as_str().unwrap_or_default();
@@ -220,7 +222,7 @@ fn run(t: &mut Tour) -> Result<(), String> {
     let window = show(&spent["rekey_window"]["open"]);
     t.ok(format!("refused: {refusal:?}; quota.remaining 0, rekey window open: {window}"));
 
-    t.begin("10 rekey");
+    t.begin("rekey");
     let order_id = t.order("rekey", Some(first_id.as_str()))?;
     let paid = t.pay(&order_id)?;
     let names = json!({"given_name": GIVEN_NAME, "surname": SURNAME});
@@ -252,11 +254,11 @@ fn run(t: &mut Tour) -> Result<(), String> {
         describe(&rekeyed)
     ));
 
-    t.begin("11 sign with the rekeyed credential");
+    t.begin("sign with the rekeyed credential");
     let detail = t.sign_once(&second_id)?;
     t.ok(detail);
 
-    t.begin("12 revoke");
+    t.begin("revoke");
     let otp = t.otp()?;
     let body = json!({"otp": otp, "reason": "tour"});
     let revoked = t.post(&format!("/api/v1/credentials/{second_id}/revoke"), t.person(), body, 200)?;
@@ -277,7 +279,7 @@ fn run(t: &mut Tour) -> Result<(), String> {
     }
     t.ok(format!("{second_id} revoked, CSC authorise refused with {status}, issuing CA CRL {} bytes", crl.len()));
 
-    t.begin("13 reissue");
+    t.begin("reissue");
     let order_id = t.order("reissue", None)?;
     let paid = t.pay(&order_id)?;
     let checked = t.accept_identity_check(&order_id)?;
@@ -288,7 +290,7 @@ fn run(t: &mut Tour) -> Result<(), String> {
     let issued = describe(&reissued);
     t.ok(format!("order {order_id} ({paid}), {checked}; {issued}; the revoked one is listed as revoked"));
 
-    t.begin("14 sign with the reissued credential");
+    t.begin("sign with the reissued credential");
     let detail = t.sign_once(&third_id)?;
     t.ok(detail);
     Ok(())
@@ -314,6 +316,7 @@ impl Tour {
             operator_key: str_at(&dev, "/operator_key")?.to_string(),
             payment_secret: str_at(&dev, "/payment_webhook_secret")?.to_string(),
             step: "setup".into(),
+            steps_begun: 0,
             documents: Value::Null,
             email: format!("tour-{suffix}@example.org"),
             phone: format!("+3864{digits:07}"),
@@ -326,7 +329,8 @@ impl Tour {
     }
 
     fn begin(&mut self, step: &str) {
-        self.step = step.to_string();
+        self.steps_begun += 1;
+        self.step = format!("{} {step}", self.steps_begun);
     }
 
     fn ok(&self, detail: impl std::fmt::Display) {

@@ -143,10 +143,12 @@ pub fn routes() -> (
                 .service(admin::decide_authenticator_reset)
                 .service(admin::run_jobs),
         )
+        .service(csc_common::logo)
         .service(
             scope::scope("/pki")
                 .service(pki::root_certificate)
                 .service(pki::issuing_certificate)
+                .service(pki::issuing_certificate_by_serial)
                 .service(pki::root_crl)
                 .service(pki::issuing_crl),
         )

@@ -9,8 +9,8 @@ use clap::{Parser, Subcommand};
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::domain::KeyKind;
-use crate::service::operators;
 use crate::service::provisioning::{self, NewSigner};
+use crate::service::{ca, operators};
 use crate::{audit, hsm, startup};
 
 #[derive(Debug, Parser)]
@@ -25,14 +25,17 @@ use crate::{audit, hsm, startup};
                   RSSP_* environment variables: RSSP_DATA_DIR, RSSP_LISTEN, RSSP_DATABASE_URL (sqlite://... or \
                   postgres://...), RSSP_PUBLIC_URL, RSSP_HSM_MODULE, RSSP_HSM_TOKEN_LABEL, RSSP_HSM_PIN, \
                   RSSP_HSM_SESSIONS, RSSP_SAD_LIFETIME_SECS, RSSP_OTP_MAX_FAILURES, RSSP_OTP_LOCKOUT_SECS and more \
-                  (see the README).\n\nQuick start:\n  rssp serve\n  rssp provision-user --username alice --password 'a long secret'\n  \
+                  (see the README).\n\nQuick start:\n  rssp serve\n  rssp provision-user --username alice --password-stdin <<< 'a long secret 2026'\n  \
                   rssp pki root-cert > root.pem\n  rssp operator create --name ops\n\n\
                   Front ends drive the account and certificate lifecycle through /api/v1 (registration, activation, \
                   TOTP pairing, orders and payment, identity verification, issuance, rekey, reissue, revocation); \
                   operators use /api/admin/v1. In development mode (the default; RSSP_MODE=production for real \
-                  deployments) e-mail and SMS stay in the outbox (GET /api/admin/v1/outbox, codes and links readable; in production \
+                  deployments, which requires RSSP_PUBLIC_URL and refuses the embedded SoftHSM token and SQLite \
+                  unless RSSP_ALLOW_EMBEDDED=true) e-mail and SMS stay in the outbox (GET /api/admin/v1/outbox, codes and links readable; in production \
                   mode they are redacted there and wiped once delivered) and the data directory \
-                  gets dev-secrets.json with an operator key and the webhook secrets."
+                  gets dev-secrets.json with an operator key and the webhook secrets (those set in the configuration win; \
+                  several nodes need them there).\n\nWhen the public URL changes, `rssp pki reissue-issuing-ca` gives \
+                  the issuing CA a certificate with the new URLs (the start warns until then)."
 )]
 pub struct Cli {
     /// Configuration file (default: rssp.toml in the working directory, or RSSP_CONFIG).
@@ -48,11 +51,17 @@ pub enum Command {
     Serve,
     /// Create a ready signer: user, TOTP authenticator, key pair in the HSM, qualified certificate.
     /// Prints one JSON object: user_id, username, credential_id, totp_secret, totp_uri.
+    /// The password follows the lifecycle API's policy: 12 to 128 characters, a letter and a digit,
+    /// not containing the username.
     ProvisionUser {
         #[arg(long)]
         username: String,
+        /// The person's password (visible to other local users in the process list: prefer --password-stdin).
+        #[arg(long, required_unless_present = "password_stdin", conflicts_with = "password_stdin")]
+        password: Option<String>,
+        /// Read the password from the first line of standard input.
         #[arg(long)]
-        password: String,
+        password_stdin: bool,
         /// Key type: rsa-2048, rsa-3072, ec-p256 or ec-p384.
         #[arg(long, default_value = "rsa-2048")]
         key: KeyKind,
@@ -101,6 +110,11 @@ pub enum PkiCommand {
     RootCert,
     /// Print the issuing CA certificate as PEM.
     IssuingCert,
+    /// Issue a new issuing CA certificate for the same key with the URLs (AIA, CRL distribution point) of
+    /// the current public URL, signed by the root, and make it the current one; prints it as PEM. The
+    /// replaced certificate stays published at /pki/issuing-ca/<serial>.cer. Restart running nodes
+    /// afterwards so they serve the new certificate.
+    ReissueIssuingCa,
 }
 
 #[derive(Debug, Subcommand)]
@@ -130,16 +144,63 @@ fn pem(label: &str, der: &[u8]) -> String {
     format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
 }
 
-/// Runs the command line. Returns the process exit code.
+/// Runs the command line. Returns the process exit code. An error comes back as one message naming
+/// each cause once (library errors often repeat their source in their own text).
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    run_command(cli).map_err(|e| anyhow::anyhow!(error_text(&e)))
+}
+
+/// The error and its causes joined with ": ", leaving out a cause whose text the message already holds.
+pub fn error_text(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        let part = part.trim();
+        if part.is_empty() || text.contains(part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(part);
+    }
+    text
+}
+
+/// The password of `provision-user`: from the option, or the first line of standard input.
+fn read_password(password: Option<String>, from_stdin: bool) -> anyhow::Result<String> {
+    match password {
+        Some(password) if !from_stdin => Ok(password),
+        _ => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            let password = line.trim_end_matches(['\n', '\r']).to_string();
+            if password.is_empty() {
+                anyhow::bail!("--password-stdin: standard input held no password");
+            }
+            Ok(password)
+        }
+    }
+}
+
+fn run_command(cli: Cli) -> anyhow::Result<i32> {
     if let Command::Openapi = cli.command {
         print!("{}", crate::api::openapi_json());
         return Ok(0);
     }
+    // Read before anything starts, so a refused password costs no start-up.
+    let password = match &cli.command {
+        Command::ProvisionUser { password, password_stdin, .. } => {
+            Some(read_password(password.clone(), *password_stdin)?)
+        }
+        _ => None,
+    };
     let mut config = Config::load(cli.config.as_deref())?;
-    crate::data_dir::prepare(&config.data_dir)?;
+    let data_dir = config.data_dir.clone();
+    let in_data_dir = |e: std::io::Error| anyhow::anyhow!("data directory {}: {e}", data_dir.display());
+    crate::data_dir::prepare(&config.data_dir).map_err(in_data_dir)?;
     // Before any thread starts: it may set SOFTHSM2_CONF for this process.
-    hsm::prepare_embedded_softhsm(&mut config)?;
+    hsm::prepare_embedded_softhsm(&mut config).map_err(in_data_dir)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let clock = Arc::new(SystemClock);
@@ -157,7 +218,6 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
             match cli.command {
                 Command::ProvisionUser {
                     username,
-                    password,
                     key,
                     multisign,
                     pin,
@@ -165,8 +225,10 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                     given_name,
                     surname,
                     country,
+                    ..
                 } => {
                     let names = given_name.zip(surname);
+                    let password = password.unwrap_or_default();
                     let signer = provisioning::provision(
                         &services,
                         NewSigner { username, password, key_kind: key, multisign, pin, quota, names, country },
@@ -190,6 +252,23 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
                 }
                 Command::Pki { command: PkiCommand::IssuingCert } => {
                     print!("{}", pem("CERTIFICATE", &services.ca.issuing.certificate_der));
+                    Ok(0)
+                }
+                Command::Pki { command: PkiCommand::ReissueIssuingCa } => {
+                    let reissued = ca::reissue_issuing_ca(&services)?;
+                    eprintln!(
+                        "rssp: new issuing CA certificate {} (same key) replaces {}, publishing {}{} and {}{}; \
+                         the old one stays published at {}/pki/issuing-ca/{}.cer. Restart running nodes to serve the new one.",
+                        reissued.serial_hex,
+                        reissued.previous_serial_hex,
+                        services.public_url,
+                        crate::pki::ca::paths::ROOT_CERT,
+                        services.public_url,
+                        crate::pki::ca::paths::ROOT_CRL,
+                        services.public_url,
+                        reissued.previous_serial_hex,
+                    );
+                    print!("{}", pem("CERTIFICATE", &reissued.certificate));
                     Ok(0)
                 }
                 Command::Audit { command: AuditCommand::Verify } => {

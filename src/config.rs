@@ -9,6 +9,9 @@ use serde::Deserialize;
 /// The default PKCS#11 module: Debian's SoftHSM 2.
 pub const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 
+/// Shortest webhook secret accepted (HMAC keys guessed by nobody).
+pub const MIN_SECRET_CHARS: usize = 16;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read configuration file {path}: {cause}")]
@@ -34,7 +37,9 @@ pub struct Config {
     pub http: HttpConfig,
     /// `sqlite://path` or `postgres://...`; defaults to a SQLite file under the data directory.
     pub database_url: Option<String>,
-    /// Base URL under which clients reach this server; used in certificates (AIA, CRL distribution point).
+    /// Base URL under which clients reach this server; used in certificates (AIA, CRL distribution point)
+    /// and CSC `info`. Required in production mode. When it changes, the issuing CA certificate still
+    /// names the old URLs until `rssp pki reissue-issuing-ca` (the start warns).
     pub public_url: Option<String>,
     /// Service name shown by CSC `info`.
     pub service_name: String,
@@ -43,6 +48,10 @@ pub struct Config {
     pub mode: Mode,
     /// Base URL of the front end (portal) that links in e-mails point to; defaults to the public URL.
     pub portal_url: Option<String>,
+    /// Production mode refuses the embedded set-up (a SoftHSM token whose PIN is kept in a file under
+    /// the data directory, and SQLite) unless this is true: for a single-machine deployment that
+    /// chose it knowingly.
+    pub allow_embedded: bool,
     pub hsm: HsmConfig,
     pub security: SecurityConfig,
     pub ca: CaConfig,
@@ -255,6 +264,7 @@ impl Default for Config {
             service_name: "rssp".to_string(),
             mode: Mode::Development,
             portal_url: None,
+            allow_embedded: false,
             hsm: HsmConfig::default(),
             security: SecurityConfig::default(),
             ca: CaConfig::default(),
@@ -377,6 +387,7 @@ impl Default for IdentityConfig {
 enum Kind {
     Str,
     Int,
+    Bool,
 }
 
 /// Environment variables and the setting each one overrides (a dotted path into the TOML).
@@ -412,6 +423,7 @@ const ENV_SETTINGS: &[(&str, &str, Kind)] = &[
     ("RSSP_CA_CRL_REFRESH_BEFORE_SECS", "ca.crl_refresh_before_secs", Kind::Int),
     ("RSSP_MODE", "mode", Kind::Str),
     ("RSSP_PORTAL_URL", "portal_url", Kind::Str),
+    ("RSSP_ALLOW_EMBEDDED", "allow_embedded", Kind::Bool),
     ("RSSP_TOTP_MANDATORY_AFTER", "lifecycle.totp_mandatory_after", Kind::Str),
     ("RSSP_CODE_RESEND_COOLDOWN_SECS", "lifecycle.code_resend_cooldown_secs", Kind::Int),
     ("RSSP_SCHEDULER_INTERVAL_SECS", "lifecycle.scheduler_interval_secs", Kind::Int),
@@ -448,6 +460,8 @@ impl Config {
             }
             None => toml::Table::new(),
         };
+        // (setting path, environment variable) of every setting the environment gave.
+        let mut from_env: Vec<(&str, &str)> = Vec::new();
         for (name, value) in env {
             // RSSP_LOG is the log filter, read by the binary before the configuration.
             if !name.starts_with("RSSP_")
@@ -465,13 +479,34 @@ impl Config {
                 Kind::Int => toml::Value::Integer(
                     value.trim().parse().map_err(|_| invalid(name, format!("expected an integer, got {value:?}")))?,
                 ),
+                Kind::Bool => match value.trim().to_ascii_lowercase().as_str() {
+                    "true" | "1" | "yes" => toml::Value::Boolean(true),
+                    "false" | "0" | "no" => toml::Value::Boolean(false),
+                    _ => return Err(invalid(name, format!("expected true or false, got {value:?}"))),
+                },
             };
             set_path(&mut table, path, value);
+            from_env.push((path, name.as_str()));
         }
-        let config: Config = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| {
-            let source = file.map(|p| p.display().to_string()).unwrap_or_else(|| "environment".into());
-            ConfigError::Parse { path: PathBuf::from(source), cause: e.message().to_string() }
-        })?;
+        // The path of a bad value names the setting; an environment variable that set it is named too
+        // (e.g. `RSSP_MODE=prod` answers with RSSP_MODE and the allowed values).
+        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(
+            |e: serde_path_to_error::Error<toml::de::Error>| {
+                let path = e.path().to_string();
+                let cause = e.inner().message().to_string();
+                match from_env.iter().find(|(setting, _)| *setting == path) {
+                    Some((setting, variable)) => invalid(&format!("{setting} ({variable})"), cause),
+                    None if path.is_empty() || path == "." => {
+                        let source = file.map(|p| p.display().to_string()).unwrap_or_else(|| "environment".into());
+                        ConfigError::Parse { path: PathBuf::from(source), cause }
+                    }
+                    None => {
+                        let source = file.map(|p| p.display().to_string()).unwrap_or_else(|| "defaults".into());
+                        ConfigError::Parse { path: PathBuf::from(source), cause: format!("{path}: {cause}") }
+                    }
+                }
+            },
+        )?;
         config.check()?;
         Ok(config)
     }
@@ -479,8 +514,11 @@ impl Config {
     fn check(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
         let url = self.database_url();
-        if !(url.starts_with("sqlite://") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err(invalid("database_url (RSSP_DATABASE_URL)", "must start with sqlite:// or postgres://"));
+        if crate::db::Backend::of_url(&url).is_none() {
+            return Err(invalid(
+                "database_url (RSSP_DATABASE_URL)",
+                "must start with sqlite://, postgres:// or postgresql://",
+            ));
         }
         if let Some(public) = &self.public_url {
             if !(public.starts_with("http://") || public.starts_with("https://")) {
@@ -558,23 +596,28 @@ impl Config {
                 return Err(invalid("portal_url (RSSP_PORTAL_URL)", "must be an http:// or https:// URL"));
             }
         }
-        if self.mode == Mode::Production {
-            let required = [
-                ("payments.webhook_secret (RSSP_PAYMENTS_WEBHOOK_SECRET)", &self.payments.webhook_secret),
-                ("identity.webhook_secret (RSSP_IDENTITY_WEBHOOK_SECRET)", &self.identity.webhook_secret),
-                ("notify.smtp_url (RSSP_NOTIFY_SMTP_URL)", &self.notify.smtp_url),
-                ("notify.sms_gateway_url (RSSP_NOTIFY_SMS_GATEWAY_URL)", &self.notify.sms_gateway_url),
-            ];
-            for (name, value) in required {
-                let unusable = match value.as_deref() {
-                    None | Some("") => true,
-                    Some(secret) if name.contains("secret") => secret.len() < 16,
-                    Some(_) => false,
-                };
-                if unusable {
-                    return Err(invalid(name, "required in production mode (secrets: at least 16 characters)"));
+        // Secrets are checked in both modes when set: development mode uses configured ones too.
+        let secrets = [
+            ("payments.webhook_secret (RSSP_PAYMENTS_WEBHOOK_SECRET)", &self.payments.webhook_secret),
+            ("identity.webhook_secret (RSSP_IDENTITY_WEBHOOK_SECRET)", &self.identity.webhook_secret),
+        ];
+        for (name, value) in secrets {
+            match value.as_deref() {
+                // Empty is unset: development mode generates it, production mode says it is required.
+                None | Some("") => {}
+                Some(secret) if secret.chars().count() < MIN_SECRET_CHARS => {
+                    return Err(invalid(
+                        name,
+                        format!(
+                        "secret too short: at least {MIN_SECRET_CHARS} characters (a random one: openssl rand -hex 32)"
+                    ),
+                    ))
                 }
+                Some(_) => {}
             }
+        }
+        if self.mode == Mode::Production {
+            self.check_production()?;
         }
         if self.ca.country.len() != 2 || !self.ca.country.chars().all(|c| c.is_ascii_uppercase()) {
             return Err(invalid("ca.country (RSSP_CA_COUNTRY)", "must be a two-letter ISO 3166 code like SI"));
@@ -592,6 +635,65 @@ impl Config {
                 "ca.crl_refresh_before_secs (RSSP_CA_CRL_REFRESH_BEFORE_SECS)",
                 "must be at least 1 and less than ca.crl_lifetime_secs",
             ));
+        }
+        Ok(())
+    }
+
+    /// What production mode needs on top: the secrets and delivery URLs, a public URL, and no embedded
+    /// set-up unless `allow_embedded` says so. Each refusal names the setting and says what is wrong.
+    fn check_production(&self) -> Result<(), ConfigError> {
+        const WHY: &str = "required in production mode";
+        let required = [
+            (
+                "public_url (RSSP_PUBLIC_URL)",
+                &self.public_url,
+                "the base URL clients and relying parties reach (it goes into the CA certificates and CRL URLs)",
+            ),
+            (
+                "payments.webhook_secret (RSSP_PAYMENTS_WEBHOOK_SECRET)",
+                &self.payments.webhook_secret,
+                "the secret shared with the payment provider",
+            ),
+            (
+                "identity.webhook_secret (RSSP_IDENTITY_WEBHOOK_SECRET)",
+                &self.identity.webhook_secret,
+                "the secret shared with the identification provider",
+            ),
+            (
+                "notify.smtp_url (RSSP_NOTIFY_SMTP_URL)",
+                &self.notify.smtp_url,
+                "URL required: e-mail is delivered through it",
+            ),
+            (
+                "notify.sms_gateway_url (RSSP_NOTIFY_SMS_GATEWAY_URL)",
+                &self.notify.sms_gateway_url,
+                "URL required: SMS is delivered through it",
+            ),
+        ];
+        for (name, value, what) in required {
+            if value.as_deref().is_none_or(|v| v.trim().is_empty()) {
+                return Err(invalid(name, format!("{WHY}: {what}")));
+            }
+        }
+        if !self.allow_embedded {
+            // The embedded token keeps its PINs (the SO PIN always, the user PIN unless hsm.pin is set)
+            // in files under the data directory, next to the database: whoever reads the directory
+            // can sign. A network HSM keeps them apart.
+            if self.embedded_softhsm() {
+                return Err(invalid(
+                    "hsm.module (RSSP_HSM_MODULE)",
+                    "production mode refuses the embedded SoftHSM token, whose PINs are kept in files under the \
+                     data directory: configure your HSM's PKCS#11 module and RSSP_HSM_PIN, or set \
+                     RSSP_ALLOW_EMBEDDED=true (allow_embedded) for a single-machine deployment that accepts it",
+                ));
+            }
+            if crate::db::Backend::of_url(&self.database_url()) == Some(crate::db::Backend::Sqlite) {
+                return Err(invalid(
+                    "database_url (RSSP_DATABASE_URL)",
+                    "production mode refuses SQLite: set a postgres:// URL, or set RSSP_ALLOW_EMBEDDED=true \
+                     (allow_embedded) for a single-machine deployment that accepts it",
+                ));
+            }
         }
         Ok(())
     }
@@ -691,6 +793,63 @@ mod tests {
         assert!(err.to_string().contains("RSSP_DATABASE_URL"), "{err}");
         let err = Config::from_sources(None, &env(&[("RSSP_TYPO", "1")])).unwrap_err();
         assert!(err.to_string().contains("RSSP_TYPO"), "{err}");
+    }
+
+    #[test]
+    fn an_enum_setting_names_its_variable_and_values() {
+        let err = Config::from_sources(None, &env(&[("RSSP_MODE", "prod")])).unwrap_err().to_string();
+        assert!(err.contains("RSSP_MODE") && err.contains("development") && err.contains("production"), "{err}");
+        let err = Config::from_sources(None, &env(&[("RSSP_ALLOW_EMBEDDED", "maybe")])).unwrap_err().to_string();
+        assert!(err.contains("RSSP_ALLOW_EMBEDDED"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rssp.toml");
+        std::fs::write(&file, "[lifecycle]\ntotp_mandatory_after = \"soon\"\n").unwrap();
+        let err = Config::from_sources(Some(&file), &[]).unwrap_err().to_string();
+        assert!(err.contains("lifecycle.totp_mandatory_after"), "{err}");
+    }
+
+    #[test]
+    fn production_mode_names_what_is_missing_and_why() {
+        let production = [
+            ("RSSP_MODE", "production"),
+            ("RSSP_PUBLIC_URL", "https://rssp.example.org"),
+            ("RSSP_PAYMENTS_WEBHOOK_SECRET", "0123456789abcdef"),
+            ("RSSP_IDENTITY_WEBHOOK_SECRET", "0123456789abcdef"),
+            ("RSSP_NOTIFY_SMTP_URL", "smtp://mail"),
+            ("RSSP_NOTIFY_SMS_GATEWAY_URL", "https://sms"),
+            ("RSSP_DATABASE_URL", "postgres://rssp@db/rssp"),
+            ("RSSP_HSM_MODULE", "/opt/hsm/libpkcs11.so"),
+            ("RSSP_HSM_PIN", "1234"),
+        ];
+        let without = |name: &str| -> Vec<(String, String)> {
+            env(&production.iter().copied().filter(|(n, _)| *n != name).collect::<Vec<_>>())
+        };
+        let replaced = |name: &str, value: &str| -> Vec<(String, String)> {
+            let mut e = without(name);
+            e.push((name.to_string(), value.to_string()));
+            e
+        };
+        Config::from_sources(None, &env(&production)).unwrap();
+        let err = Config::from_sources(None, &without("RSSP_PUBLIC_URL")).unwrap_err().to_string();
+        assert!(err.contains("RSSP_PUBLIC_URL") && err.contains("required in production mode"), "{err}");
+        let err =
+            Config::from_sources(None, &replaced("RSSP_PAYMENTS_WEBHOOK_SECRET", "short")).unwrap_err().to_string();
+        assert!(err.contains("secret too short") && !err.contains("URL required"), "{err}");
+        let err = Config::from_sources(None, &without("RSSP_NOTIFY_SMTP_URL")).unwrap_err().to_string();
+        assert!(err.contains("URL required") && !err.contains("too short"), "{err}");
+        let err = Config::from_sources(None, &without("RSSP_DATABASE_URL")).unwrap_err().to_string();
+        assert!(err.contains("SQLite") && err.contains("RSSP_ALLOW_EMBEDDED"), "{err}");
+        let err = Config::from_sources(None, &without("RSSP_HSM_MODULE")).unwrap_err().to_string();
+        assert!(err.contains("embedded SoftHSM") && err.contains("RSSP_ALLOW_EMBEDDED"), "{err}");
+        let mut embedded = without("RSSP_HSM_MODULE");
+        embedded.retain(|(n, _)| n != "RSSP_DATABASE_URL");
+        embedded.push(("RSSP_ALLOW_EMBEDDED".into(), "true".into()));
+        let config = Config::from_sources(None, &embedded).unwrap();
+        assert!(config.allow_embedded);
+        // Development mode checks a configured secret too, and accepts none.
+        let err = Config::from_sources(None, &env(&[("RSSP_IDENTITY_WEBHOOK_SECRET", "short")])).unwrap_err();
+        assert!(err.to_string().contains("secret too short"), "{err}");
+        Config::from_sources(None, &[]).unwrap();
     }
 
     #[test]

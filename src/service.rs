@@ -81,10 +81,7 @@ impl Services {
             StartError::Other("bad setting hsm.pin (RSSP_HSM_PIN): the PIN of the HSM token is required".into())
         })?;
         let so_pin = if config.embedded_softhsm() {
-            Some(
-                crate::hsm::embedded_so_pin(&config.data_dir)
-                    .map_err(|e| StartError::Other(format!("data directory: {e}")))?,
-            )
+            Some(crate::hsm::embedded_so_pin(&config.data_dir).map_err(private)?)
         } else {
             None
         };
@@ -109,9 +106,10 @@ impl Services {
             identity: config.identity.webhook_secret.clone(),
         };
         if config.mode == Mode::Development {
-            let dev = dev_secrets::load_or_create(&config.data_dir, &mut conn, clock.now())?;
-            webhook_secrets.payments.get_or_insert(dev.payment_webhook_secret);
-            webhook_secrets.identity.get_or_insert(dev.identity_webhook_secret);
+            // Configured secrets win; only missing ones are generated (see dev_secrets).
+            let dev = dev_secrets::load_or_create(&config.data_dir, &mut conn, clock.now(), &webhook_secrets)?;
+            webhook_secrets.payments = Some(dev.payment_webhook_secret);
+            webhook_secrets.identity = Some(dev.identity_webhook_secret);
         }
         drop(conn);
         let services = Services { config, db, keystore, ca_keystore, ca, clock, public_url, webhook_secrets };

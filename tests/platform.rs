@@ -133,7 +133,7 @@ fn operator_commands_work_on_the_embedded_default() {
     let dir = tempfile::tempdir().unwrap();
     let out = rssp(
         dir.path(),
-        &["provision-user", "--username", "cli", "--password", "long enough", "--key", "ec-p384", "--pin", "1234"],
+        &["provision-user", "--username", "cli", "--password", "long enough 2026", "--key", "ec-p384", "--pin", "1234"],
         &[],
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -147,7 +147,7 @@ fn operator_commands_work_on_the_embedded_default() {
         "160-bit secret"
     );
     assert!(created["totp_uri"].as_str().unwrap().starts_with("otpauth://totp/"));
-    let out = rssp(dir.path(), &["provision-user", "--username", "cli", "--password", "long enough"], &[]);
+    let out = rssp(dir.path(), &["provision-user", "--username", "cli", "--password", "long enough 2026"], &[]);
     assert!(!out.status.success(), "a second user with the same name is refused");
 
     let out = rssp(dir.path(), &["pki", "root-cert"], &[]);

@@ -44,10 +44,10 @@ for run in rsa-2048 ec-p256 rsa-2048-pss; do
   extra=()
   [ "$run" != "$key" ] && extra=(--prefer-pss)
   user="interop-${run}"
-  "$rssp" provision-user --username "$user" --password "interop password" --key "$key" --multisign 10 > "$work/$user.json"
+  "$rssp" provision-user --username "$user" --password "interop password 2026" --key "$key" --multisign 10 > "$work/$user.json"
   field() { "$venv/bin/python" -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$work/$user.json" "$1"; }
   echo "== pyHanko signs through /csc/v1 with $run"
-  if ! "$venv/bin/python" "$here/sign_and_validate.py" --url "$url" --username "$user" --password "interop password" \
+  if ! "$venv/bin/python" "$here/sign_and_validate.py" --url "$url" --username "$user" --password "interop password 2026" \
       --credential-id "$(field credential_id)" --totp-secret "$(field totp_secret)" \
       --root-pem "$work/root.pem" --out-dir "$work/out-$run" --batch 3 "${extra[@]}"; then
     status=1

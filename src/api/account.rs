@@ -167,6 +167,7 @@ fn totp_view(services: &Services, status: TotpStatus) -> TotpView {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = AccountLoginRequest)]
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
@@ -175,6 +176,7 @@ pub struct LoginRequest {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AccountLoginResponse)]
 pub struct LoginResponse {
     pub access_token: String,
     pub token_type: String,

@@ -114,7 +114,7 @@ pub async fn orders(
     Ok(Json(OrdersResponse { orders: rows.into_iter().map(OrderView::from).collect() }))
 }
 
-#[utoipa::path(get, tag = TAG, security(("bearer" = [])), params(StatusQuery),
+#[utoipa::path(get, operation_id = "admin_identity_checks", tag = TAG, security(("bearer" = [])), params(StatusQuery),
     responses((status = 200, body = IdentityChecksResponse), (status = 401, body = ErrorBody)))]
 #[get("/identity-checks")]
 pub async fn identity_checks(
@@ -207,7 +207,7 @@ pub struct AdminRevokeRequest {
 }
 
 /// Revokes any credential.
-#[utoipa::path(post, tag = TAG, security(("bearer" = [])), params(("id" = String, Path, description = "Credential id")), request_body = AdminRevokeRequest,
+#[utoipa::path(post, operation_id = "admin_revoke", tag = TAG, security(("bearer" = [])), params(("id" = String, Path, description = "Credential id")), request_body = AdminRevokeRequest,
     responses((status = 200, body = CredentialView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 #[post("/credentials/{id}/revoke")]
 pub async fn revoke(

@@ -1,7 +1,7 @@
 //! Pieces both CSC dialects share: `auth/login` header parsing, the key and certificate objects, and
 //! the list of implemented methods. Wire types that differ between v1 and v2 live in their modules.
 
-use actix_web::HttpRequest;
+use actix_web::{get, HttpRequest};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -23,6 +23,25 @@ pub const METHODS: &[&str] = &[
     "credentials/extendTransaction",
     "signatures/signHash",
 ];
+
+/// The service's logo, built into the binary and served at `/logo.png`: CSC `info.logo` is required
+/// (a PNG or JPEG of at most 256x256 pixels) and must point to something that exists.
+pub const LOGO_PNG: &[u8] = include_bytes!("../../assets/logo.png");
+
+/// The URL `info` names as the logo.
+pub fn logo_url(services: &Services) -> String {
+    format!("{}/logo.png", services.public_url)
+}
+
+#[utoipa::path(get, tag = "CSC",
+    responses((status = 200, description = "The service logo (CSC info.logo), PNG 64x64", content_type = "image/png")))]
+#[get("/logo.png")]
+pub async fn logo() -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .content_type("image/png")
+        .insert_header(("cache-control", "public, max-age=86400"))
+        .body(LOGO_PNG)
+}
 
 /// How `auth/login` was asked to authenticate.
 pub enum LoginMethod {
@@ -99,6 +118,7 @@ pub fn certificates_wanted(value: Option<&str>) -> Result<CertificatesWanted, Ap
 
 /// The `key` object (CSC v1 §11.5, v2 §11.5).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = CscKeyInfo)]
 pub struct KeyInfo {
     /// `enabled` or `disabled`.
     pub status: String,
@@ -113,6 +133,7 @@ pub struct KeyInfo {
 
 /// The `cert` object (CSC v1 §11.5, v2 §11.5).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[schema(as = CscCertInfo)]
 pub struct CertInfo {
     /// `valid`, `expired` or `revoked`.
     #[serde(skip_serializing_if = "Option::is_none")]

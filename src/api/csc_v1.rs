@@ -1,5 +1,8 @@
 //! CSC API v1.0.4.0 under `/csc/v1`: the dialect pyHanko and most deployed clients speak.
 //! Wire types mirror the specification's tables (section numbers in the doc comments).
+//! Schema names in the OpenAPI document are global while v2 reuses these type names, so every wire
+//! type here is named `CscV1…` there (`#[schema(as = ...)]`); tests/openapi_truth.rs checks the
+//! names stay unique.
 
 use actix_web::web::{Data, Json};
 use actix_web::{post, HttpRequest, HttpResponse};
@@ -19,6 +22,7 @@ const TAG: &str = "CSC v1.0.4.0";
 
 /// `info` response (§11.1).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(as = CscV1InfoResponse)]
 pub struct InfoResponse {
     pub specs: String,
     pub name: String,
@@ -33,18 +37,19 @@ pub struct InfoResponse {
 
 /// `info` request (§11.1); the body may be empty.
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = CscV1InfoRequest)]
 pub struct InfoRequest {
     pub lang: Option<String>,
 }
 
-#[utoipa::path(post, tag = TAG, request_body = InfoRequest,
+#[utoipa::path(post, operation_id = "csc_v1_info", tag = TAG, request_body = InfoRequest,
     responses((status = 200, body = InfoResponse), (status = 400, body = ErrorBody)))]
 #[post("/info")]
 pub async fn info(services: Data<Services>, _body: CscJson<InfoRequest>) -> Json<InfoResponse> {
     Json(InfoResponse {
         specs: "1.0.4.0".into(),
         name: services.config.service_name.clone(),
-        logo: format!("{}/logo.png", services.public_url),
+        logo: csc_common::logo_url(&services),
         region: services.config.ca.country.clone(),
         lang: "en-US".into(),
         description: "rssp remote signature service".into(),
@@ -55,6 +60,7 @@ pub async fn info(services: Data<Services>, _body: CscJson<InfoRequest>) -> Json
 
 /// `auth/login` request (§11.2). Credentials come in the HTTP Basic header.
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = CscV1LoginRequest)]
 pub struct LoginRequest {
     pub refresh_token: Option<String>,
     #[serde(rename = "rememberMe")]
@@ -65,6 +71,7 @@ pub struct LoginRequest {
 
 /// `auth/login` response (§11.2).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(as = CscV1LoginResponse)]
 pub struct LoginResponse {
     pub access_token: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -72,7 +79,7 @@ pub struct LoginResponse {
     pub expires_in: i64,
 }
 
-#[utoipa::path(post, tag = TAG, request_body = LoginRequest,
+#[utoipa::path(post, operation_id = "csc_v1_login", tag = TAG, request_body = LoginRequest,
     security(("basic" = [])),
     responses((status = 200, body = LoginResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 #[post("/auth/login")]
@@ -92,6 +99,7 @@ pub async fn login(
 
 /// `auth/revoke` request (§11.3).
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = CscV1RevokeRequest)]
 pub struct RevokeRequest {
     pub token: Option<String>,
     pub token_type_hint: Option<String>,
@@ -108,7 +116,7 @@ pub fn token_type_hint(hint: Option<&str>) -> Result<Option<TokenTypeHint>, ApiE
     }
 }
 
-#[utoipa::path(post, tag = TAG, request_body = RevokeRequest,
+#[utoipa::path(post, operation_id = "csc_v1_revoke", tag = TAG, request_body = RevokeRequest,
     security(("bearer" = [])),
     responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 #[post("/auth/revoke")]
@@ -125,6 +133,7 @@ pub async fn revoke(
 
 /// `credentials/list` request (§11.4).
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = CscV1ListRequest)]
 pub struct ListRequest {
     #[serde(rename = "userID")]
     pub user_id: Option<String>,
@@ -138,6 +147,7 @@ pub struct ListRequest {
 
 /// `credentials/list` response (§11.4).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(as = CscV1ListResponse)]
 pub struct ListResponse {
     #[serde(rename = "credentialIDs")]
     pub credential_ids: Vec<String>,
@@ -145,7 +155,7 @@ pub struct ListResponse {
     pub next_page_token: Option<String>,
 }
 
-#[utoipa::path(post, tag = TAG, request_body = ListRequest,
+#[utoipa::path(post, operation_id = "csc_v1_list", tag = TAG, request_body = ListRequest,
     security(("bearer" = [])),
     responses((status = 200, body = ListResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 #[post("/credentials/list")]
@@ -167,6 +177,7 @@ pub async fn list(
 
 /// `credentials/info` request (§11.5).
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = CscV1CredentialInfoRequest)]
 pub struct CredentialInfoRequest {
     #[serde(rename = "credentialID")]
     pub credential_id: Option<String>,
@@ -183,6 +194,7 @@ pub struct CredentialInfoRequest {
 
 /// The `PIN` object (§11.5).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(as = CscV1PinInfo)]
 pub struct PinInfo {
     /// `true`, `false` or `optional` (a string).
     pub presence: String,
@@ -194,6 +206,7 @@ pub struct PinInfo {
 
 /// The `OTP` object (§11.5).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(as = CscV1OtpInfo)]
 pub struct OtpInfo {
     pub presence: String,
     /// `offline`: generated by the person's authenticator app.
@@ -209,6 +222,7 @@ pub struct OtpInfo {
 
 /// `credentials/info` response (§11.5).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(as = CscV1CredentialInfoResponse)]
 pub struct CredentialInfoResponse {
     pub description: String,
     pub key: KeyInfo,
@@ -226,7 +240,7 @@ pub struct CredentialInfoResponse {
     pub lang: String,
 }
 
-#[utoipa::path(post, tag = TAG, request_body = CredentialInfoRequest,
+#[utoipa::path(post, operation_id = "csc_v1_credential_info", tag = TAG, request_body = CredentialInfoRequest,
     security(("bearer" = [])),
     responses((status = 200, body = CredentialInfoResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 #[post("/credentials/info")]
@@ -267,6 +281,7 @@ pub async fn credential_info(
 
 /// `credentials/authorize` request (§11.6).
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = CscV1AuthorizeRequestBody)]
 pub struct AuthorizeRequestBody {
     #[serde(rename = "credentialID")]
     pub credential_id: Option<String>,
@@ -285,6 +300,7 @@ pub struct AuthorizeRequestBody {
 
 /// `credentials/authorize` and `credentials/extendTransaction` response (§11.6, §11.8).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(as = CscV1SadResponse)]
 pub struct SadResponse {
     #[serde(rename = "SAD")]
     pub sad: String,
@@ -292,7 +308,7 @@ pub struct SadResponse {
     pub expires_in: i64,
 }
 
-#[utoipa::path(post, tag = TAG, request_body = AuthorizeRequestBody,
+#[utoipa::path(post, operation_id = "csc_v1_authorize", tag = TAG, request_body = AuthorizeRequestBody,
     security(("bearer" = [])),
     responses((status = 200, body = SadResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 #[post("/credentials/authorize")]
@@ -319,6 +335,7 @@ pub async fn authorize(
 
 /// `credentials/extendTransaction` request (§11.8).
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = CscV1ExtendTransactionRequest)]
 pub struct ExtendTransactionRequest {
     #[serde(rename = "credentialID")]
     pub credential_id: Option<String>,
@@ -332,7 +349,7 @@ pub struct ExtendTransactionRequest {
     pub client_data: Option<String>,
 }
 
-#[utoipa::path(post, tag = TAG, request_body = ExtendTransactionRequest,
+#[utoipa::path(post, operation_id = "csc_v1_extend_transaction", tag = TAG, request_body = ExtendTransactionRequest,
     security(("bearer" = [])),
     responses((status = 200, body = SadResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 #[post("/credentials/extendTransaction")]
@@ -354,6 +371,7 @@ pub async fn extend_transaction(
 
 /// `signatures/signHash` request (§11.9).
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = CscV1SignHashRequestBody)]
 pub struct SignHashRequestBody {
     #[serde(rename = "credentialID")]
     pub credential_id: Option<String>,
@@ -375,11 +393,12 @@ pub struct SignHashRequestBody {
 
 /// `signatures/signHash` response (§11.9): one signature per hash, in order.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(as = CscV1SignHashResponse)]
 pub struct SignHashResponse {
     pub signatures: Vec<String>,
 }
 
-#[utoipa::path(post, tag = TAG, request_body = SignHashRequestBody,
+#[utoipa::path(post, operation_id = "csc_v1_sign_hash", tag = TAG, request_body = SignHashRequestBody,
     security(("bearer" = [])),
     responses((status = 200, body = SignHashResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 #[post("/signatures/signHash")]

@@ -1,5 +1,7 @@
 //! CSC API v2.0.0.2 under `/csc/v2`: the dialect EU wallets speak. Separate wire types from v1
 //! (`hashes`, `hashAlgorithmOID`, the `auth` object and `authData`), the same use cases below.
+//! In the OpenAPI document every wire type here is named `CscV2…` (`#[schema(as = ...)]`): schema
+//! names are global and v1 uses the same type names.
 
 use actix_web::web::{Data, Json};
 use actix_web::{post, HttpRequest, HttpResponse};
@@ -22,12 +24,14 @@ const TAG: &str = "CSC v2.0.0.2";
 
 /// `signAlgorithms` of `info` (§11.1).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(as = CscV2SignAlgorithms)]
 pub struct SignAlgorithms {
     pub algos: Vec<String>,
 }
 
 /// `signature_formats` of `info` (§11.1). Empty until signDoc exists: signHash returns raw signatures.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(as = CscV2SignatureFormats)]
 pub struct SignatureFormats {
     pub formats: Vec<String>,
     pub envelope_properties: Vec<Vec<String>>,
@@ -35,6 +39,7 @@ pub struct SignatureFormats {
 
 /// `info` response (§11.1).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(as = CscV2InfoResponse)]
 pub struct InfoResponse {
     pub specs: String,
     pub name: String,
@@ -56,11 +61,12 @@ pub struct InfoResponse {
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = CscV2InfoRequest)]
 pub struct InfoRequest {
     pub lang: Option<String>,
 }
 
-#[utoipa::path(post, tag = TAG, request_body = InfoRequest,
+#[utoipa::path(post, operation_id = "csc_v2_info", tag = TAG, request_body = InfoRequest,
     responses((status = 200, body = InfoResponse), (status = 400, body = ErrorBody)))]
 #[post("/info")]
 pub async fn info(services: Data<Services>, _body: CscJson<InfoRequest>) -> Json<InfoResponse> {
@@ -77,7 +83,7 @@ pub async fn info(services: Data<Services>, _body: CscJson<InfoRequest>) -> Json
     Json(InfoResponse {
         specs: "2.0.0.2".into(),
         name: services.config.service_name.clone(),
-        logo: format!("{}/logo.png", services.public_url),
+        logo: csc_common::logo_url(&services),
         region: services.config.ca.country.clone(),
         lang: "en-US".into(),
         description: "rssp remote signature service".into(),
@@ -93,6 +99,7 @@ pub async fn info(services: Data<Services>, _body: CscJson<InfoRequest>) -> Json
 
 /// `auth/login` request (§11.2).
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = CscV2LoginRequest)]
 pub struct LoginRequest {
     pub refresh_token: Option<String>,
     #[serde(rename = "rememberMe")]
@@ -102,6 +109,7 @@ pub struct LoginRequest {
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(as = CscV2LoginResponse)]
 pub struct LoginResponse {
     pub access_token: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -109,7 +117,7 @@ pub struct LoginResponse {
     pub expires_in: i64,
 }
 
-#[utoipa::path(post, tag = TAG, request_body = LoginRequest,
+#[utoipa::path(post, operation_id = "csc_v2_login", tag = TAG, request_body = LoginRequest,
     security(("basic" = [])),
     responses((status = 200, body = LoginResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 #[post("/auth/login")]
@@ -129,6 +137,7 @@ pub async fn login(
 
 /// `auth/revoke` request (§11.3).
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = CscV2RevokeRequest)]
 pub struct RevokeRequest {
     pub token: Option<String>,
     pub token_type_hint: Option<String>,
@@ -136,7 +145,7 @@ pub struct RevokeRequest {
     pub client_data: Option<String>,
 }
 
-#[utoipa::path(post, tag = TAG, request_body = RevokeRequest,
+#[utoipa::path(post, operation_id = "csc_v2_revoke", tag = TAG, request_body = RevokeRequest,
     security(("bearer" = [])),
     responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 #[post("/auth/revoke")]
@@ -153,6 +162,7 @@ pub async fn revoke(
 
 /// An authentication object of the `auth` object (§11.5): `Password` with id `PIN` or `OTP`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(as = CscV2AuthObject)]
 pub struct AuthObject {
     #[serde(rename = "type")]
     pub object_type: String,
@@ -167,6 +177,7 @@ pub struct AuthObject {
 
 /// The `auth` object (§11.5): always `explicit`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(as = CscV2AuthInfo)]
 pub struct AuthInfo {
     pub mode: String,
     pub expression: String,
@@ -175,6 +186,7 @@ pub struct AuthInfo {
 
 /// `credentials/info` response (§11.5); in `credentials/list` it also carries `credentialID`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(as = CscV2CredentialInfo)]
 pub struct CredentialInfo {
     #[serde(rename = "credentialID", skip_serializing_if = "Option::is_none")]
     pub credential_id: Option<String>,
@@ -234,6 +246,7 @@ fn credential_info(
 
 /// `credentials/list` request (§11.4).
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(as = CscV2ListRequest)]
 pub struct ListRequest {
     #[serde(rename = "userID")]
     pub user_id: Option<String>,
@@ -253,6 +266,7 @@ pub struct ListRequest {
 
 /// `credentials/list` response (§11.4).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(as = CscV2ListResponse)]
 pub struct ListResponse {
     #[serde(rename = "credentialIDs")]
     pub credential_ids: Vec<String>,
@@ -262,7 +276,7 @@ pub struct ListResponse {
     pub only_valid: Option<bool>,
 }
 
-#[utoipa::path(post, tag = TAG, request_body = ListRequest,
+#[utoipa::path(post, operation_id = "csc_v2_list", tag = TAG, request_body = ListRequest,
     security(("bearer" = [])),
     responses((status = 200, body = ListResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 #[post("/credentials/list")]
@@ -290,6 +304,7 @@ pub async fn list(
 
 /// `credentials/info` request (§11.5).
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = CscV2CredentialInfoRequest)]
 pub struct CredentialInfoRequest {
     #[serde(rename = "credentialID")]
     pub credential_id: Option<String>,
@@ -303,7 +318,7 @@ pub struct CredentialInfoRequest {
     pub client_data: Option<String>,
 }
 
-#[utoipa::path(post, tag = TAG, request_body = CredentialInfoRequest,
+#[utoipa::path(post, operation_id = "csc_v2_credential_info", tag = TAG, request_body = CredentialInfoRequest,
     security(("bearer" = [])),
     responses((status = 200, body = CredentialInfo), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 #[post("/credentials/info")]
@@ -321,6 +336,7 @@ pub async fn credential_info_handler(
 
 /// One entry of `authData` (§11.6).
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = CscV2AuthDataEntry)]
 pub struct AuthDataEntry {
     pub id: Option<String>,
     pub value: Option<String>,
@@ -328,6 +344,7 @@ pub struct AuthDataEntry {
 
 /// `credentials/authorize` request (§11.6).
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = CscV2AuthorizeRequestBody)]
 pub struct AuthorizeRequestBody {
     #[serde(rename = "credentialID")]
     pub credential_id: Option<String>,
@@ -344,6 +361,7 @@ pub struct AuthorizeRequestBody {
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(as = CscV2SadResponse)]
 pub struct SadResponse {
     #[serde(rename = "SAD")]
     pub sad: String,
@@ -377,7 +395,7 @@ fn auth_values(auth_data: Vec<AuthDataEntry>) -> Result<(Option<String>, Option<
     Ok((otp, pin))
 }
 
-#[utoipa::path(post, tag = TAG, request_body = AuthorizeRequestBody,
+#[utoipa::path(post, operation_id = "csc_v2_authorize", tag = TAG, request_body = AuthorizeRequestBody,
     security(("bearer" = [])),
     responses((status = 200, body = SadResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 #[post("/credentials/authorize")]
@@ -402,6 +420,7 @@ pub async fn authorize(
 
 /// `credentials/extendTransaction` request (§11.9).
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = CscV2ExtendTransactionRequest)]
 pub struct ExtendTransactionRequest {
     #[serde(rename = "credentialID")]
     pub credential_id: Option<String>,
@@ -417,7 +436,7 @@ pub struct ExtendTransactionRequest {
     pub client_data: Option<String>,
 }
 
-#[utoipa::path(post, tag = TAG, request_body = ExtendTransactionRequest,
+#[utoipa::path(post, operation_id = "csc_v2_extend_transaction", tag = TAG, request_body = ExtendTransactionRequest,
     security(("bearer" = [])),
     responses((status = 200, body = SadResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 #[post("/credentials/extendTransaction")]
@@ -440,6 +459,7 @@ pub async fn extend_transaction(
 
 /// `signatures/signHash` request (§11.10).
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = CscV2SignHashRequestBody)]
 pub struct SignHashRequestBody {
     #[serde(rename = "credentialID")]
     pub credential_id: Option<String>,
@@ -462,11 +482,12 @@ pub struct SignHashRequestBody {
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(as = CscV2SignHashResponse)]
 pub struct SignHashResponse {
     pub signatures: Vec<String>,
 }
 
-#[utoipa::path(post, tag = TAG, request_body = SignHashRequestBody,
+#[utoipa::path(post, operation_id = "csc_v2_sign_hash", tag = TAG, request_body = SignHashRequestBody,
     security(("bearer" = [])),
     responses((status = 200, body = SignHashResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 #[post("/signatures/signHash")]

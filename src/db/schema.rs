@@ -89,6 +89,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    ca_certificate_history (serial) {
+        serial -> Text,
+        ca_name -> Text,
+        certificate -> Binary,
+        superseded_at -> BigInt,
+    }
+}
+
+diesel::table! {
     audit_log (seq) {
         seq -> BigInt,
         at -> BigInt,
@@ -284,6 +293,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     access_tokens,
     sads,
     ca_keys,
+    ca_certificate_history,
     audit_log,
     audit_head,
     totp_pairings,

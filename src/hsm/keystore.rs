@@ -159,7 +159,16 @@ impl KeyStore {
         let slot = {
             let _guard = TOKEN_INIT.lock().unwrap_or_else(|e| e.into_inner());
             match find_token(&pkcs11, label)? {
-                Some(slot) => slot,
+                // A token rssp created whose user PIN was never set (a first start that stopped between
+                // the two steps, e.g. on a PIN SoftHSM refused): finish it instead of failing forever.
+                Some(slot) => {
+                    if let Some(so_pin) = init_so_pin {
+                        if !pkcs11.get_token_info(slot)?.user_pin_initialized() {
+                            init_user_pin(&pkcs11, slot, so_pin, pin)?;
+                        }
+                    }
+                    slot
+                }
                 None => match init_so_pin {
                     Some(so_pin) => init_token(&pkcs11, label, so_pin, pin)?,
                     None => return Err(HsmError::TokenNotFound(label.to_string())),
@@ -558,12 +567,18 @@ fn init_token(pkcs11: &Pkcs11, label: &str, so_pin: &str, user_pin: &str) -> Res
         .into_iter()
         .find(|slot| pkcs11.get_token_info(*slot).map(|i| !i.token_initialized()).unwrap_or(false))
         .ok_or_else(|| HsmError::TokenNotFound(format!("{label} (and no free slot to create it in)")))?;
-    let so_pin = AuthPin::new(so_pin.into());
-    pkcs11.init_token(free, &so_pin, label)?;
+    pkcs11.init_token(free, &AuthPin::new(so_pin.into()), label)?;
     let slot = find_token(pkcs11, label)?.ok_or_else(|| HsmError::TokenNotFound(label.to_string()))?;
-    let session = pkcs11.open_rw_session(slot)?;
-    session.login(UserType::So, Some(&so_pin))?;
-    session.init_pin(&AuthPin::new(user_pin.into()))?;
-    session.logout()?;
+    init_user_pin(pkcs11, slot, so_pin, user_pin)?;
     Ok(slot)
+}
+
+/// Sets the user PIN of a token as its security officer.
+fn init_user_pin(pkcs11: &Pkcs11, slot: Slot, so_pin: &str, user_pin: &str) -> Result<(), HsmError> {
+    let session = pkcs11.open_rw_session(slot)?;
+    session.login(UserType::So, Some(&AuthPin::new(so_pin.into())))?;
+    let result = session.init_pin(&AuthPin::new(user_pin.into()));
+    // Log out whatever happened: the next attempt logs in as SO again.
+    let _ = session.logout();
+    Ok(result?)
 }

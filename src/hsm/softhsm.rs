@@ -44,13 +44,20 @@ pub(crate) fn embedded_so_pin(data_dir: &Path) -> std::io::Result<String> {
 
 fn read_or_create_secret(path: &Path) -> std::io::Result<String> {
     if let Ok(existing) = std::fs::read_to_string(path) {
-        return Ok(existing.trim().to_string());
+        if !existing.trim().is_empty() {
+            return Ok(existing.trim().to_string());
+        }
     }
     if let Some(parent) = path.parent() {
         crate::data_dir::create_private_dir(parent)?;
     }
     let secret = hex::encode(secrets::random_bytes::<16>());
-    write_private(path, &secret)?;
+    // Written whole under another name, then renamed: a start that stops half-way leaves either no
+    // file or a complete one, never an empty PIN the next start would use.
+    let partial = path.with_extension("partial");
+    let _ = std::fs::remove_file(&partial);
+    write_private(&partial, &secret)?;
+    std::fs::rename(&partial, path)?;
     Ok(secret)
 }
 

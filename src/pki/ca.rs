@@ -162,6 +162,48 @@ pub fn person_name(person: &PersonSubject) -> Result<Name, PkiError> {
     Ok(Name::from_der(&rdns.to_der()?)?)
 }
 
+/// Destroys CA keys that were generated but never recorded (a CA creation that failed). Best effort:
+/// a key left behind is unused and logged.
+pub fn discard_keys(keystore: &KeyStore, keys: &[KeyId]) {
+    for key in keys {
+        if let Err(e) = keystore.destroy(key) {
+            tracing::warn!(key = %key.to_hex(), error = %e, "could not destroy an unused CA key of a failed CA creation");
+        }
+    }
+}
+
+/// What the issuing CA certificate publishes: where the root's certificate and CRL are.
+fn issuing_publication(public_url: &str) -> Publication {
+    Publication {
+        issuer_cert_url: format!("{public_url}{}", paths::ROOT_CERT),
+        crl_url: format!("{public_url}{}", paths::ROOT_CRL),
+    }
+}
+
+/// The issuing CA's certificate, signed by the root: the profile both creation and reissue use.
+fn issuing_certificate(
+    root: &CaLevel,
+    keystore: &KeyStore,
+    subject: Name,
+    spki: SubjectPublicKeyInfoOwned,
+    validity: x509_cert::time::Validity,
+    public_url: &str,
+) -> Result<Vec<u8>, PkiError> {
+    let root_signer = root.signer(keystore);
+    let published = issuing_publication(public_url);
+    let tbs = TbsCertificate {
+        version: 2,
+        serial_number: random_serial()?,
+        signature: root_signer.algorithm(),
+        issuer: root.name.clone(),
+        validity,
+        subject,
+        extensions: profile::ca_extensions(&spki, &root.key_identifier, Some(0), Some(&published))?,
+        subject_public_key_info: spki,
+    };
+    root_signer.sign(tbs)
+}
+
 impl CertificateAuthority {
     /// Creates the root and the issuing CA: keys in the HSM, certificates signed there.
     pub fn create(
@@ -172,42 +214,76 @@ impl CertificateAuthority {
         now: i64,
     ) -> Result<Self, PkiError> {
         let root_name = distinguished_name(&format!("{organization} Root CA"), Some(organization), country)?;
-        let root_key = keystore.generate_ca(CA_KEY_KIND, CaKeyLabel::Root)?;
-        let root_spki = SubjectPublicKeyInfoOwned::from_der(&root_key.public_key_der)?;
-        let root_key_id = profile::key_identifier(&root_spki);
-        let root_signer = CaSigner { keystore, key: root_key.id.clone(), kind: CA_KEY_KIND };
-        let tbs = TbsCertificate {
-            version: 2,
-            serial_number: random_serial()?,
-            signature: root_signer.algorithm(),
-            issuer: root_name.clone(),
-            validity: validity(now - 60, now + ROOT_YEARS * 365 * DAY)?,
-            subject: root_name.clone(),
-            extensions: profile::ca_extensions(&root_spki, &root_key_id, Some(1), None)?,
-            subject_public_key_info: root_spki,
-        };
-        let root = CaLevel::from_parts(root_key.id.clone(), CA_KEY_KIND, root_signer.sign(tbs)?)?;
-
         let issuing_name =
             distinguished_name(&format!("{organization} Qualified Issuing CA"), Some(organization), country)?;
-        let issuing_key = keystore.generate_ca(CA_KEY_KIND, CaKeyLabel::Issuing)?;
-        let issuing_spki = SubjectPublicKeyInfoOwned::from_der(&issuing_key.public_key_der)?;
-        let published = Publication {
-            issuer_cert_url: format!("{public_url}{}", paths::ROOT_CERT),
-            crl_url: format!("{public_url}{}", paths::ROOT_CRL),
-        };
-        let tbs = TbsCertificate {
-            version: 2,
-            serial_number: random_serial()?,
-            signature: root_signer.algorithm(),
-            issuer: root_name,
-            validity: validity(now - 60, now + ISSUING_YEARS * 365 * DAY)?,
-            subject: issuing_name,
-            extensions: profile::ca_extensions(&issuing_spki, &root.key_identifier, Some(0), Some(&published))?,
-            subject_public_key_info: issuing_spki,
-        };
-        let issuing = CaLevel::from_parts(issuing_key.id, CA_KEY_KIND, root_signer.sign(tbs)?)?;
-        Ok(CertificateAuthority { root, issuing, qc_sscd: false })
+        // Keys generated here are recorded nowhere until the caller stores the CA: a failure half-way
+        // destroys them, so a failed first start leaves no stray CA key on the token.
+        let mut generated: Vec<KeyId> = Vec::new();
+        let result = (|| {
+            let root_key = keystore.generate_ca(CA_KEY_KIND, CaKeyLabel::Root)?;
+            generated.push(root_key.id.clone());
+            let root_spki = SubjectPublicKeyInfoOwned::from_der(&root_key.public_key_der)?;
+            let root_key_id = profile::key_identifier(&root_spki);
+            let root_signer = CaSigner { keystore, key: root_key.id.clone(), kind: CA_KEY_KIND };
+            let tbs = TbsCertificate {
+                version: 2,
+                serial_number: random_serial()?,
+                signature: root_signer.algorithm(),
+                issuer: root_name.clone(),
+                validity: validity(now - 60, now + ROOT_YEARS * 365 * DAY)?,
+                subject: root_name,
+                extensions: profile::ca_extensions(&root_spki, &root_key_id, Some(1), None)?,
+                subject_public_key_info: root_spki,
+            };
+            let root = CaLevel::from_parts(root_key.id.clone(), CA_KEY_KIND, root_signer.sign(tbs)?)?;
+
+            let issuing_key = keystore.generate_ca(CA_KEY_KIND, CaKeyLabel::Issuing)?;
+            generated.push(issuing_key.id.clone());
+            let issuing_spki = SubjectPublicKeyInfoOwned::from_der(&issuing_key.public_key_der)?;
+            let validity = validity(now - 60, now + ISSUING_YEARS * 365 * DAY)?;
+            let der = issuing_certificate(&root, keystore, issuing_name, issuing_spki, validity, public_url)?;
+            let issuing = CaLevel::from_parts(issuing_key.id, CA_KEY_KIND, der)?;
+            Ok(CertificateAuthority { root, issuing, qc_sscd: false })
+        })();
+        if result.is_err() {
+            discard_keys(keystore, &generated);
+        }
+        result
+    }
+
+    /// The CA's two keys, for [`discard_keys`] when the CA could not be stored.
+    pub fn key_ids(&self) -> [KeyId; 2] {
+        [self.root.key.clone(), self.issuing.key.clone()]
+    }
+
+    /// A new certificate of the issuing CA for the same key and name, with the URLs of `public_url`,
+    /// signed by the root. It keeps the validity period of the current one, so it validates exactly
+    /// what the current one validates (also signatures made before today), and the key identifiers stay
+    /// (same key): certificates and CRLs the issuing CA signed chain to either certificate.
+    pub fn reissue_issuing(&self, keystore: &KeyStore, public_url: &str) -> Result<CaLevel, PkiError> {
+        let current = Certificate::from_der(&self.issuing.certificate_der)?;
+        let tbs = current.tbs_certificate();
+        let der = issuing_certificate(
+            &self.root,
+            keystore,
+            tbs.subject().clone(),
+            tbs.subject_public_key_info().clone(),
+            *tbs.validity(),
+            public_url,
+        )?;
+        CaLevel::from_parts(self.issuing.key.clone(), self.issuing.kind, der)
+    }
+
+    /// The URLs the issuing CA certificate should publish for `public_url`, and those it does publish
+    /// when they differ (the configuration changed since the certificate was made).
+    pub fn issuing_urls_differ(&self, public_url: &str) -> Result<Option<(Publication, Publication)>, PkiError> {
+        let current = profile::published_urls(&Certificate::from_der(&self.issuing.certificate_der)?)?;
+        let wanted = issuing_publication(public_url);
+        Ok(match current {
+            Some(current) if current == wanted => None,
+            Some(current) => Some((current, wanted)),
+            None => Some((Publication { issuer_cert_url: String::new(), crl_url: String::new() }, wanted)),
+        })
     }
 
     /// Issues a qualified signing certificate for a public key generated in the HSM. Its notAfter is

@@ -51,6 +51,7 @@ fn uri(url: &str) -> Result<GeneralName, PkiError> {
 }
 
 /// Where the issuer's certificate and the CRL covering this certificate are published.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Publication {
     pub issuer_cert_url: String,
     pub crl_url: String,
@@ -80,6 +81,40 @@ fn publication(publication: &Publication) -> Result<Vec<Extension>, PkiError> {
         extension(AuthorityInfoAccessSyntax::OID, false, &aia)?,
         extension(CrlDistributionPoints::OID, false, &cdp)?,
     ])
+}
+
+/// The URLs a certificate publishes: its AIA caIssuers URI and its first CRL distribution point URI.
+/// None when it carries neither (the root).
+pub fn published_urls(cert: &x509_cert::Certificate) -> Result<Option<Publication>, PkiError> {
+    use der::Decode;
+    let mut issuer_cert_url = None;
+    let mut crl_url = None;
+    let first_uri = |names: &[GeneralName]| {
+        names.iter().find_map(|name| match name {
+            GeneralName::UniformResourceIdentifier(uri) => Some(uri.to_string()),
+            _ => None,
+        })
+    };
+    for ext in cert.tbs_certificate().extensions().into_iter().flatten() {
+        if ext.extn_id == AuthorityInfoAccessSyntax::OID {
+            let aia = AuthorityInfoAccessSyntax::from_der(ext.extn_value.as_bytes())?;
+            issuer_cert_url = aia
+                .0
+                .iter()
+                .filter(|d| d.access_method == ObjectIdentifier::new_unwrap(oid::AD_CA_ISSUERS))
+                .find_map(|d| first_uri(std::slice::from_ref(&d.access_location)));
+        } else if ext.extn_id == CrlDistributionPoints::OID {
+            let cdp = CrlDistributionPoints::from_der(ext.extn_value.as_bytes())?;
+            crl_url = cdp.0.iter().find_map(|dp| match &dp.distribution_point {
+                Some(DistributionPointName::FullName(names)) => first_uri(names),
+                _ => None,
+            });
+        }
+    }
+    Ok(match (issuer_cert_url, crl_url) {
+        (None, None) => None,
+        (a, c) => Some(Publication { issuer_cert_url: a.unwrap_or_default(), crl_url: c.unwrap_or_default() }),
+    })
 }
 
 /// A CA certificate: basicConstraints CA (critical), keyCertSign and cRLSign (critical).

@@ -1,8 +1,7 @@
 //! Service authorisation: `auth/login` (password, or a refresh token), bearer token checks, `auth/revoke`.
 
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::Argon2;
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 use crate::audit::{self, AuditEvent, Outcome};
 use crate::db::{self, tokens, users};
@@ -21,48 +20,104 @@ pub struct IssuedTokens {
 /// Argon2 is slow on purpose. A flood of password guesses must not take every core from the requests
 /// that need none, so at most one Argon2 computation per core runs at a time; the others wait their
 /// turn (holding no database connection).
+///
+/// Each turn also owns its Argon2 memory (19 MiB with the default parameters), allocated on first use
+/// and kept. Allocating it per computation made the resident memory grow with every login: once glibc
+/// has freed one such mmap'd block it raises its mmap threshold above 19 MiB, so later blocks come
+/// from the per-thread malloc arenas, and each of the up to 8 x cores arenas keeps its block after the
+/// free. Under a login flood (fuzzing) the server grew from ~100 MB to ~500 MB and stayed there; with
+/// the memory kept per turn it stays at its start plus 19 MiB per core.
 struct Argon2Turns {
-    free: std::sync::Mutex<usize>,
+    idle: std::sync::Mutex<Vec<Vec<Block>>>,
     freed: std::sync::Condvar,
 }
 
-struct Argon2Turn(&'static Argon2Turns);
+struct Argon2Turn {
+    turns: &'static Argon2Turns,
+    memory: Vec<Block>,
+}
 
 impl Argon2Turns {
+    fn new(turns: usize) -> Argon2Turns {
+        Argon2Turns { idle: std::sync::Mutex::new((0..turns).map(|_| Vec::new()).collect()), freed: Default::default() }
+    }
+
+    /// The process's turns: one per core.
     fn take() -> Argon2Turn {
         static TURNS: std::sync::OnceLock<Argon2Turns> = std::sync::OnceLock::new();
-        let turns = TURNS.get_or_init(|| Argon2Turns {
-            free: std::sync::Mutex::new(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)),
-            freed: std::sync::Condvar::new(),
-        });
-        // A poisoned lock only means another check panicked; the count itself is still right.
-        let mut free = turns.free.lock().unwrap_or_else(|e| e.into_inner());
-        while *free == 0 {
-            free = turns.freed.wait(free).unwrap_or_else(|e| e.into_inner());
+        TURNS
+            .get_or_init(|| Argon2Turns::new(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)))
+            .take_turn()
+    }
+
+    fn take_turn(&'static self) -> Argon2Turn {
+        // A poisoned lock only means another check panicked; the idle memories are still whole.
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(memory) = idle.pop() {
+                return Argon2Turn { turns: self, memory };
+            }
+            idle = self.freed.wait(idle).unwrap_or_else(|e| e.into_inner());
         }
-        *free -= 1;
-        Argon2Turn(turns)
+    }
+}
+
+impl Argon2Turn {
+    /// Argon2 over this turn's memory, sized once for the parameters (a stored hash with other
+    /// parameters resizes it). The memory is wiped afterwards: it is derived from the password.
+    fn hash_into(&mut self, argon2: &Argon2, password: &[u8], salt: &[u8], out: &mut [u8]) -> argon2::Result<()> {
+        let blocks = argon2.params().block_count();
+        if self.memory.len() != blocks {
+            self.memory = vec![Block::new(); blocks];
+        }
+        let result = argon2.hash_password_into_with_memory(password, salt, out, &mut self.memory[..]);
+        self.memory.fill(Block::new());
+        result
     }
 }
 
 impl Drop for Argon2Turn {
     fn drop(&mut self) {
-        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        self.0.freed.notify_one();
+        let memory = std::mem::take(&mut self.memory);
+        self.turns.idle.lock().unwrap_or_else(|e| e.into_inner()).push(memory);
+        self.turns.freed.notify_one();
     }
 }
 
+/// An Argon2id hash in the PHC string format (`$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`), with the
+/// argon2 crate's default parameters and a 16-byte random salt, as `Argon2::hash_password` makes it.
 pub fn hash_password(password: &str) -> Result<String, ServiceError> {
-    let _turn = Argon2Turns::take();
-    Argon2::default().hash_password(password.as_bytes()).map(|h| h.to_string()).map_err(ServiceError::internal)
+    let params = Params::DEFAULT;
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let salt = secrets::random_bytes::<16>();
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    Argon2Turns::take().hash_into(&argon2, password.as_bytes(), &salt, &mut out).map_err(ServiceError::internal)?;
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(ServiceError::internal)?,
+        salt: Some(Salt::new(&salt).map_err(ServiceError::internal)?),
+        hash: Some(Output::new(&out).map_err(ServiceError::internal)?),
+    };
+    Ok(hash.to_string())
 }
 
-/// Checks a password against its Argon2id hash. An empty stored hash (an account not yet activated)
-/// matches nothing.
+/// Checks a password against its Argon2 hash (PHC string, with the parameters it names). An empty
+/// stored hash (an account not yet activated) matches nothing.
 pub fn verify_password(password: &str, stored: &str) -> bool {
-    let _turn = Argon2Turns::take();
-    PasswordHash::new(stored)
-        .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+    let mut turn = Argon2Turns::take();
+    let Ok(parsed) = PasswordHash::new(stored) else { return false };
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else { return false };
+    let Ok(algorithm) = Algorithm::try_from(parsed.algorithm.as_str()) else { return false };
+    let Ok(version) = parsed.version.map(Version::try_from).transpose() else { return false };
+    let Ok(params) = Params::try_from(&parsed) else { return false };
+    let argon2 = Argon2::new(algorithm, version.unwrap_or_default(), params);
+    let mut out = vec![0u8; expected.len()];
+    if turn.hash_into(&argon2, password.as_bytes(), salt, &mut out).is_err() {
+        return false;
+    }
+    // `Output`'s equality is constant-time.
+    Output::new(&out).is_ok_and(|computed| &computed == expected)
 }
 
 /// Spends the same time as a real check when the user does not exist, so timing does not reveal it.
@@ -300,4 +355,50 @@ pub fn revoke(
         services.audit_refusal("auth.revoke", Some(&principal.user_id), None, e);
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+
+    use super::*;
+
+    #[test]
+    fn hashes_are_interchangeable_with_the_argon2_crates_own() {
+        let ours = hash_password("a passphrase 1").unwrap();
+        assert!(ours.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{ours}");
+        assert!(Argon2::default().verify_password(b"a passphrase 1", &PasswordHash::new(&ours).unwrap()).is_ok());
+        assert!(verify_password("a passphrase 1", &ours));
+        assert!(!verify_password("a passphrase 2", &ours));
+
+        // Hashes stored before (made by the crate) still verify, and only with their password.
+        let theirs = Argon2::default().hash_password(b"older passphrase 7").unwrap().to_string();
+        assert!(verify_password("older passphrase 7", &theirs));
+        assert!(!verify_password("older passphrase 8", &theirs));
+        // Other parameters are read from the hash.
+        let light = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(1024, 1, 1, None).unwrap());
+        let light = light.hash_password(b"light 3").unwrap().to_string();
+        assert!(verify_password("light 3", &light));
+        assert!(!verify_password("light 4", &light));
+        assert!(!verify_password("", ""));
+        assert!(!verify_password("x", "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ"));
+    }
+
+    #[test]
+    fn a_turn_keeps_its_memory_and_wipes_it() {
+        let turns: &'static Argon2Turns = Box::leak(Box::new(Argon2Turns::new(1)));
+        let argon2 = Argon2::default();
+        let mut out = [0u8; 32];
+        let mut turn = turns.take_turn();
+        turn.hash_into(&argon2, b"keep 1", b"saltsaltsalt", &mut out).unwrap();
+        let address = turn.memory.as_ptr();
+        drop(turn);
+        let mut turn = turns.take_turn();
+        assert_eq!(turn.memory.len(), Params::DEFAULT.block_count());
+        assert_eq!(turn.memory.as_ptr(), address, "the same memory, not a new allocation");
+        assert!(turn.memory.iter().all(|b| b.as_ref().iter().all(|w| *w == 0)), "wiped after use");
+        let mut again = [0u8; 32];
+        turn.hash_into(&argon2, b"keep 1", b"saltsaltsalt", &mut again).unwrap();
+        assert_eq!(out, again);
+    }
 }

@@ -31,11 +31,12 @@ pub fn load_or_create(
                 "the issuing CA key is not on the configured HSM token: wrong token label, or a database from another installation".into(),
             ));
         }
+        warn_when_urls_differ(&ca, public_url);
         return Ok(ca);
     }
     let mut ca = CertificateAuthority::create(keystore, &config.ca.organization, &config.ca.country, public_url, now)?;
     ca.qc_sscd = config.qc_sscd();
-    db::write_transaction(conn, |c| {
+    let stored = db::write_transaction(conn, |c| {
         for (name, level) in [(store::ROOT, &ca.root), (store::ISSUING, &ca.issuing)] {
             store::insert(
                 c,
@@ -59,8 +60,132 @@ pub fn load_or_create(
                 detail: format!("root {} / issuing {}", ca.root.name, ca.issuing.name),
             },
         )
-    })?;
+    });
+    if let Err(e) = stored {
+        // Keys that no database row names would only confuse the next start: remove them, but only
+        // when the database is seen not to name them (a COMMIT can fail after it took effect; a
+        // stored CA whose keys were destroyed could never sign again).
+        match store::find(conn, store::ROOT) {
+            Ok(None) => crate::pki::ca::discard_keys(keystore, &ca.key_ids()),
+            // Another node stored its CA first: ours is named nowhere.
+            Ok(Some(row)) if row.key_id != ca.root.key.to_hex() => {
+                crate::pki::ca::discard_keys(keystore, &ca.key_ids())
+            }
+            Ok(Some(_)) => {}
+            Err(check) => tracing::warn!(
+                error = %check,
+                "storing the new CA failed and the database cannot be read: its keys stay on the token"
+            ),
+        }
+        return Err(e.into());
+    }
     Ok(ca)
+}
+
+/// The start-up check of item "published URLs follow the configuration": an issuing CA certificate
+/// made under another public URL sends validators to an address that may no longer answer.
+fn warn_when_urls_differ(ca: &CertificateAuthority, public_url: &str) {
+    match ca.issuing_urls_differ(public_url) {
+        Ok(None) => {}
+        Ok(Some((current, wanted))) => tracing::warn!(
+            published_root_certificate = %current.issuer_cert_url,
+            published_root_crl = %current.crl_url,
+            expected_root_certificate = %wanted.issuer_cert_url,
+            expected_root_crl = %wanted.crl_url,
+            "the issuing CA certificate points to URLs that differ from the public URL {public_url}: validators \
+             are sent to the old address. Run `rssp pki reissue-issuing-ca` (with this configuration) to issue a \
+             new issuing CA certificate for the same key with the current URLs, then restart every node"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not read the URLs of the issuing CA certificate"),
+    }
+}
+
+/// The outcome of `rssp pki reissue-issuing-ca`.
+#[derive(Debug, Clone)]
+pub struct ReissuedCa {
+    /// The new current certificate (DER).
+    pub certificate: Vec<u8>,
+    pub serial_hex: String,
+    /// The serial of the certificate it replaced, which stays published under its serial.
+    pub previous_serial_hex: String,
+}
+
+fn serial_hex(der: &[u8]) -> Result<String, PkiError> {
+    use der::Decode;
+    let cert = x509_cert::Certificate::from_der(der)?;
+    Ok(hex::encode(cert.tbs_certificate().serial_number().as_bytes()))
+}
+
+/// Issues a new certificate of the issuing CA for the same key, with the URLs of the current public
+/// URL, signed by the root, and makes it the current one. The replaced certificate is kept in the
+/// history and stays published (`/pki/issuing-ca/<serial>.cer`). Nodes that are running keep serving
+/// the certificate they loaded until they restart.
+pub fn reissue_issuing_ca(services: &Services) -> Result<ReissuedCa, ServiceError> {
+    let now = services.now();
+    let previous = services.ca.issuing.certificate_der.clone();
+    let previous_serial_hex = serial_hex(&previous)?;
+    let level = services.ca.reissue_issuing(services.ca_keys(), &services.public_url)?;
+    let serial_hex = serial_hex(&level.certificate_der)?;
+    db::write_transaction(&mut *services.conn()?, |c| -> Result<(), ServiceError> {
+        // The certificate replaced is the one in the database (another node may have reissued since
+        // this process loaded the CA): keep that one in the history.
+        let stored =
+            store::find(c, store::ISSUING)?.ok_or_else(|| ServiceError::internal("the issuing CA is not stored"))?;
+        if stored.certificate != previous {
+            return Err(ServiceError::Conflict(
+                "the issuing CA certificate changed since this process started; run the command again".into(),
+            ));
+        }
+        store::insert_history(
+            c,
+            &store::HistoryRow {
+                serial: previous_serial_hex.clone(),
+                ca_name: store::ISSUING.to_string(),
+                certificate: previous.clone(),
+                superseded_at: now,
+            },
+        )?;
+        if !store::replace_certificate(c, store::ISSUING, &level.certificate_der)? {
+            return Err(ServiceError::internal("the issuing CA is not stored"));
+        }
+        audit::record(
+            c,
+            now,
+            AuditEvent {
+                event: "ca.issuing_reissued",
+                outcome: Outcome::Success,
+                user_id: None,
+                credential_id: None,
+                detail: format!(
+                    "issuing CA certificate {serial_hex} replaces {previous_serial_hex} (same key), published URLs under {}",
+                    services.public_url
+                ),
+            },
+        )?;
+        Ok(())
+    })?;
+    Ok(ReissuedCa { certificate: level.certificate_der, serial_hex, previous_serial_hex })
+}
+
+/// A certificate of the issuing CA by its serial number (hex, any case): the current one or one it
+/// replaced. None when there is no such certificate.
+pub fn issuing_certificate_by_serial(services: &Services, serial: &str) -> Result<Option<Vec<u8>>, ServiceError> {
+    let serial = serial.to_ascii_lowercase();
+    if serial.is_empty() || serial.len() > 64 || !serial.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(None);
+    }
+    if serial_hex(&services.ca.issuing.certificate_der)? == serial {
+        return Ok(Some(services.ca.issuing.certificate_der.clone()));
+    }
+    let mut conn = services.conn()?;
+    // A node started before a reissue still knows the older certificate as current: the database has
+    // the newer one.
+    if let Some(current) = store::find(&mut conn, store::ISSUING)? {
+        if serial_hex(&current.certificate)? == serial {
+            return Ok(Some(current.certificate));
+        }
+    }
+    Ok(store::history_by_serial(&mut conn, store::ISSUING, &serial)?.map(|row| row.certificate))
 }
 
 /// Which CA a CRL is for.

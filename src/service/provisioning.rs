@@ -42,9 +42,8 @@ pub fn provision(services: &Services, signer: NewSigner) -> Result<ProvisionedSi
     if !valid_username(&signer.username) {
         return Err(ServiceError::InvalidRequest("username: 1 to 64 of A-Z a-z 0-9 . _ - @".into()));
     }
-    if signer.password.len() < 8 {
-        return Err(ServiceError::InvalidRequest("password: at least 8 characters".into()));
-    }
+    // The lifecycle API's policy; the username stands in for the e-mail name it must not contain.
+    enrolment::check_password(&signer.password, Some(&signer.username)).map_err(ServiceError::InvalidRequest)?;
     if !(1..=1_000_000).contains(&signer.multisign) {
         return Err(ServiceError::InvalidRequest("multisign: between 1 and 1000000".into()));
     }

@@ -13,7 +13,7 @@ use rssp::service::provisioning::{self, NewSigner, ProvisionedSigner};
 use rssp::startup::{self, RunningServer};
 use serde_json::{json, Value};
 
-pub const PASSWORD: &str = "correct horse battery";
+pub const PASSWORD: &str = "correct horse battery 7";
 
 /// One SoftHSM configuration per test process (the module reads it once); each server gets a token of its own.
 fn softhsm_dir() -> &'static PathBuf {
