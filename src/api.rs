@@ -11,6 +11,7 @@ pub mod edges;
 pub mod error;
 pub mod extract;
 pub mod lifecycle_types;
+pub mod ops;
 pub mod pki;
 pub mod qr;
 pub mod webhooks;
@@ -144,6 +145,8 @@ pub fn routes() -> (
                 .service(admin::run_jobs),
         )
         .service(csc_common::logo)
+        .service(ops::healthz)
+        .service(ops::readyz)
         .service(
             scope::scope("/pki")
                 .service(pki::root_certificate)

@@ -37,7 +37,7 @@ pub struct AuditEvent<'a> {
 
 fn record_hash(row: &AuditRow) -> String {
     // A JSON array is an unambiguous encoding of the fields: no separator can be forged inside a value.
-    let canonical = serde_json::json!([
+    let mut canonical = serde_json::json!([
         row.seq,
         row.at,
         row.event,
@@ -47,6 +47,11 @@ fn record_hash(row: &AuditRow) -> String {
         row.detail,
         row.prev_hash
     ]);
+    // The request id is chained too, so it cannot be changed quietly. It is appended only when present:
+    // records without one (written before the column existed, or by commands and jobs) hash as before.
+    if let (Some(id), Some(fields)) = (&row.request_id, canonical.as_array_mut()) {
+        fields.push(serde_json::Value::String(id.clone()));
+    }
     hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
 }
 
@@ -62,7 +67,8 @@ pub fn success(
     record(conn, at, AuditEvent { event, outcome: Outcome::Success, user_id, credential_id, detail: detail.into() })
 }
 
-/// Appends an event. Call it inside the write transaction of the change it records.
+/// Appends an event. Call it inside the write transaction of the change it records. The record carries
+/// the id of the HTTP request being served on this thread, if any (see `telemetry`).
 pub fn record(conn: &mut DbConnection, at: i64, event: AuditEvent<'_>) -> diesel::QueryResult<()> {
     let (last_seq, last_hash) = store::lock_head(conn)?;
     let mut row = AuditRow {
@@ -75,9 +81,16 @@ pub fn record(conn: &mut DbConnection, at: i64, event: AuditEvent<'_>) -> diesel
         detail: event.detail,
         prev_hash: last_hash,
         hash: String::new(),
+        request_id: crate::telemetry::current_request_id(),
     };
     row.hash = record_hash(&row);
-    store::append(conn, &row)
+    store::append(conn, &row)?;
+    // Refusals are logged where they are recorded (`Services::audit_refusal`), with their reason. The
+    // detail stays in the trail: it may name things (an order, a reason typed by a person) a log need not.
+    if event.outcome == Outcome::Success {
+        tracing::info!(event = event.event, user_id = event.user_id, credential_id = event.credential_id, "audit");
+    }
+    Ok(())
 }
 
 /// The result of checking the whole chain.
@@ -122,4 +135,35 @@ pub fn verify(conn: &mut DbConnection) -> diesel::QueryResult<ChainReport> {
         return Ok(ChainReport::Broken { seq: expected_seq, reason: "records after this point were removed".into() });
     }
     Ok(ChainReport::Intact { records: expected_seq - 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(request_id: Option<&str>) -> AuditRow {
+        AuditRow {
+            seq: 7,
+            at: 1_700_000_000,
+            event: "auth.login".into(),
+            outcome: "success".into(),
+            user_id: Some("u1".into()),
+            credential_id: None,
+            detail: "d".into(),
+            prev_hash: GENESIS.into(),
+            hash: String::new(),
+            request_id: request_id.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn records_without_a_request_id_hash_as_before_the_column_existed() {
+        // The encoding of the chain before request ids: eight fields.
+        let old = serde_json::json!([7, 1_700_000_000i64, "auth.login", "success", "u1", null, "d", GENESIS]);
+        let old_hash = hex::encode(Sha256::digest(old.to_string().as_bytes()));
+        assert_eq!(record_hash(&row(None)), old_hash);
+        // The request id is covered: changing it breaks the record's hash.
+        assert_ne!(record_hash(&row(Some("r1"))), old_hash);
+        assert_ne!(record_hash(&row(Some("r1"))), record_hash(&row(Some("r2"))));
+    }
 }

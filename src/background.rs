@@ -84,7 +84,10 @@ pub fn start(services: Arc<Services>) -> Result<Workers, StartError> {
     let flag = stop.clone();
     threads.push(spawn("rssp-scheduler", move || {
         while !flag.wait(interval) {
-            match lifecycle_jobs::run(&services) {
+            let result = lifecycle_jobs::run(&services);
+            let outcome = if result.is_ok() { "ok" } else { "error" };
+            crate::metrics::METRICS.scheduler_runs.with_label_values(&[outcome]).inc();
+            match result {
                 Ok(report) if report != lifecycle_jobs::JobReport::default() => {
                     tracing::info!(?report, "lifecycle jobs")
                 }

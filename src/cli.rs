@@ -24,8 +24,9 @@ use crate::{audit, hsm, startup};
                   listening on 127.0.0.1:8080. Settings come from defaults, then rssp.toml (or --config), then \
                   RSSP_* environment variables: RSSP_DATA_DIR, RSSP_LISTEN, RSSP_DATABASE_URL (sqlite://... or \
                   postgres://...), RSSP_PUBLIC_URL, RSSP_HSM_MODULE, RSSP_HSM_TOKEN_LABEL, RSSP_HSM_PIN, \
-                  RSSP_HSM_SESSIONS, RSSP_SAD_LIFETIME_SECS, RSSP_OTP_MAX_FAILURES, RSSP_OTP_LOCKOUT_SECS and more \
-                  (see the README).\n\nQuick start:\n  rssp serve\n  rssp provision-user --username alice --password-stdin <<< 'a long secret 2026'\n  \
+                  RSSP_HSM_SESSIONS, RSSP_SAD_LIFETIME_SECS, RSSP_OTP_MAX_FAILURES, RSSP_OTP_LOCKOUT_SECS, \
+                  RSSP_METRICS_LISTEN and more (see the README); logging: RSSP_LOG (a tracing filter) and \
+                  RSSP_LOG_FORMAT (text or json).\n\nQuick start:\n  rssp serve\n  rssp provision-user --username alice --password-stdin <<< 'a long secret 2026'\n  \
                   rssp pki root-cert > root.pem\n  rssp operator create --name ops\n\n\
                   Front ends drive the account and certificate lifecycle through /api/v1 (registration, activation, \
                   TOTP pairing, orders and payment, identity verification, issuance, rekey, reissue, revocation); \
@@ -206,8 +207,11 @@ fn run_command(cli: Cli) -> anyhow::Result<i32> {
         let clock = Arc::new(SystemClock);
         if let Command::Serve = cli.command {
             let server = startup::start(config, clock).await?;
-            tracing::info!("rssp listening on {}", server.base_url());
+            // Scripts and tests read the address from standard output (port 0 picks one).
             println!("rssp listening on {}", server.base_url());
+            if let Some(metrics) = server.metrics_addr {
+                println!("rssp metrics on http://{metrics}/metrics");
+            }
             server.wait().await?;
             return Ok(0);
         }

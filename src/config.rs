@@ -35,6 +35,9 @@ pub struct Config {
     pub listen: String,
     /// Connection timeouts and the graceful shutdown of the HTTP server.
     pub http: HttpConfig,
+    /// address:port of a separate listener serving only `/metrics` (Prometheus), so the metrics need
+    /// not be public. Unset: `/metrics` is served on `listen`. When set, `listen` does not serve it.
+    pub metrics_listen: Option<String>,
     /// `sqlite://path` or `postgres://...`; defaults to a SQLite file under the data directory.
     pub database_url: Option<String>,
     /// Base URL under which clients reach this server; used in certificates (AIA, CRL distribution point)
@@ -259,6 +262,7 @@ impl Default for Config {
             data_dir: PathBuf::from("rssp-data"),
             listen: "127.0.0.1:8080".to_string(),
             http: HttpConfig::default(),
+            metrics_listen: None,
             database_url: None,
             public_url: None,
             service_name: "rssp".to_string(),
@@ -397,6 +401,7 @@ const ENV_SETTINGS: &[(&str, &str, Kind)] = &[
     ("RSSP_HTTP_KEEP_ALIVE_SECS", "http.keep_alive_secs", Kind::Int),
     ("RSSP_HTTP_REQUEST_TIMEOUT_SECS", "http.request_timeout_secs", Kind::Int),
     ("RSSP_SHUTDOWN_GRACE_SECS", "http.shutdown_grace_secs", Kind::Int),
+    ("RSSP_METRICS_LISTEN", "metrics_listen", Kind::Str),
     ("RSSP_DATABASE_URL", "database_url", Kind::Str),
     ("RSSP_PUBLIC_URL", "public_url", Kind::Str),
     ("RSSP_SERVICE_NAME", "service_name", Kind::Str),
@@ -463,10 +468,11 @@ impl Config {
         // (setting path, environment variable) of every setting the environment gave.
         let mut from_env: Vec<(&str, &str)> = Vec::new();
         for (name, value) in env {
-            // RSSP_LOG is the log filter, read by the binary before the configuration.
+            // RSSP_LOG and RSSP_LOG_FORMAT set up logging, read by the binary before the configuration.
             if !name.starts_with("RSSP_")
                 || name == "RSSP_CONFIG"
                 || name == "RSSP_LOG"
+                || name == "RSSP_LOG_FORMAT"
                 || name.starts_with("RSSP_TEST_")
             {
                 continue;
@@ -513,6 +519,7 @@ impl Config {
 
     fn check(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
+        self.metrics_listen_addr()?;
         let url = self.database_url();
         if crate::db::Backend::of_url(&url).is_none() {
             return Err(invalid(
@@ -698,6 +705,18 @@ impl Config {
         Ok(())
     }
 
+    /// The separate metrics listener, when configured.
+    pub fn metrics_listen_addr(&self) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+        self.metrics_listen
+            .as_deref()
+            .map(|addr| {
+                addr.parse().map_err(|_| {
+                    invalid("metrics_listen (RSSP_METRICS_LISTEN)", "must be address:port, e.g. 127.0.0.1:9090")
+                })
+            })
+            .transpose()
+    }
+
     pub fn listen_addr(&self) -> Result<std::net::SocketAddr, ConfigError> {
         self.listen.parse().map_err(|_| invalid("listen (RSSP_LISTEN)", "must be address:port, e.g. 127.0.0.1:8080"))
     }
@@ -850,6 +869,16 @@ mod tests {
         let err = Config::from_sources(None, &env(&[("RSSP_IDENTITY_WEBHOOK_SECRET", "short")])).unwrap_err();
         assert!(err.to_string().contains("secret too short"), "{err}");
         Config::from_sources(None, &[]).unwrap();
+    }
+
+    #[test]
+    fn log_settings_are_not_configuration_and_the_metrics_listener_is_checked() {
+        let config = Config::from_sources(None, &env(&[("RSSP_LOG", "debug"), ("RSSP_LOG_FORMAT", "json")])).unwrap();
+        assert_eq!(config.metrics_listen, None);
+        let config = Config::from_sources(None, &env(&[("RSSP_METRICS_LISTEN", "127.0.0.1:9090")])).unwrap();
+        assert_eq!(config.metrics_listen_addr().unwrap(), Some("127.0.0.1:9090".parse().unwrap()));
+        let err = Config::from_sources(None, &env(&[("RSSP_METRICS_LISTEN", "everywhere")])).unwrap_err();
+        assert!(err.to_string().contains("RSSP_METRICS_LISTEN"), "{err}");
     }
 
     #[test]

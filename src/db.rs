@@ -6,6 +6,8 @@ use diesel::prelude::*;
 use diesel::r2d2::{CustomizeConnection, ManageConnection, Pool, PooledConnection, R2D2Connection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
+use crate::metrics::METRICS;
+
 pub mod accounts;
 pub mod audit;
 pub mod ca;
@@ -211,7 +213,17 @@ pub fn checkout_within(pool: &DbPool, wait: std::time::Duration) -> Result<Conn,
             "nested database connection checkout: release the first connection before asking for another"
         );
     }
-    let inner = pool.get_timeout(wait).map_err(|_| DbError::Busy)?;
+    // An idle connection is taken at once; only the waits (and their time-outs) are counted.
+    let inner = match pool.try_get() {
+        Some(conn) => conn,
+        None => {
+            METRICS.db_pool_waits.inc();
+            pool.get_timeout(wait).map_err(|_| {
+                METRICS.db_pool_timeouts.inc();
+                DbError::Busy
+            })?
+        }
+    };
     HELD.with(|held| held.set(held.get() + 1));
     Ok(Conn { inner })
 }
@@ -291,6 +303,29 @@ fn migrate_postgres(c: &mut diesel::PgConnection) -> Result<(), Box<dyn std::err
     // The lock also ends with the session; unlocking is only to let the next node go on at once.
     let _ = c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"));
     result
+}
+
+/// Readiness of the database: a connection within `wait` that answers, with every migration this build
+/// knows applied. Errors say which, never the server's text (it may name hosts or roles).
+pub fn check_ready(pool: &DbPool, wait: std::time::Duration) -> Result<(), &'static str> {
+    let mut conn = checkout_within(pool, wait).map_err(|_| "unreachable")?;
+    let pending = match &mut *conn {
+        DbConnection::Sqlite(c) => c.has_pending_migration(SQLITE_MIGRATIONS),
+        DbConnection::Pg(c) => c.has_pending_migration(POSTGRES_MIGRATIONS),
+    };
+    match pending {
+        Ok(false) => Ok(()),
+        Ok(true) => Err("migrations pending"),
+        Err(_) => Err("unreachable"),
+    }
+}
+
+/// Publishes the pool's state (connections in use and idle) to the metrics.
+pub fn observe_pool(pool: &DbPool) {
+    let state = pool.state();
+    let idle = i64::from(state.idle_connections);
+    METRICS.db_connections.with_label_values(&["in_use"]).set(i64::from(state.connections) - idle);
+    METRICS.db_connections.with_label_values(&["idle"]).set(idle);
 }
 
 /// Runs `f` in a write transaction. On SQLite it is `BEGIN IMMEDIATE`, so that two writers queue on

@@ -1,12 +1,11 @@
 use clap::Parser;
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RSSP_LOG").unwrap_or_else(|_| "info,actix_server=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // Before anything logs; a bad RSSP_LOG or RSSP_LOG_FORMAT stops every command, naming the setting.
+    if let Err(e) = rssp::telemetry::init_logging() {
+        eprintln!("rssp: {e}");
+        std::process::exit(2);
+    }
     let cli = rssp::cli::Cli::parse();
     match rssp::cli::run(cli) {
         Ok(code) => std::process::exit(code),

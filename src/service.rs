@@ -9,6 +9,7 @@ pub mod ca;
 pub mod credentials;
 pub mod dev_secrets;
 mod error;
+pub mod health;
 pub mod identity;
 pub mod issuance;
 pub mod lifecycle_jobs;
@@ -29,6 +30,7 @@ use crate::clock::Clock;
 use crate::config::{Config, Mode};
 use crate::db::{self, DbPool};
 use crate::hsm::KeyStore;
+use crate::metrics::METRICS;
 use crate::pki::CertificateAuthority;
 
 /// Longest wait for a connection to record a refusal in the audit trail.
@@ -137,6 +139,19 @@ impl Services {
     /// Records a refused request in the audit trail, in a transaction of its own (the refused request
     /// itself changed nothing). Internal errors are logged, not audited as refusals.
     pub fn audit_refusal(&self, event: &str, user_id: Option<&str>, credential_id: Option<&str>, error: &ServiceError) {
+        self.audit_refusal_detailed(event, user_id, credential_id, error, error.to_string());
+    }
+
+    /// [`Services::audit_refusal`] with the trail's detail written by the caller; `error` is the
+    /// refusal itself, which the log line and the metrics name.
+    pub fn audit_refusal_detailed(
+        &self,
+        event: &str,
+        user_id: Option<&str>,
+        credential_id: Option<&str>,
+        error: &ServiceError,
+        detail: String,
+    ) {
         match error {
             ServiceError::Internal(_) => {
                 tracing::error!(event, %error, "internal error");
@@ -148,6 +163,20 @@ impl Services {
         }
         // The credential id may be whatever the client sent: keep the trail bounded.
         let credential_id = credential_id.map(|id| &id[..id.floor_char_boundary(64)]);
+        // The log line carries ids and the kind of refusal only: the message may quote what the client
+        // sent, and the trail (not the log) is where the detail belongs.
+        let reason = error.reason();
+        if error.is_security_refusal() {
+            tracing::warn!(event, user_id, credential_id, reason, "refused");
+        } else {
+            tracing::info!(event, user_id, credential_id, reason, "refused");
+        }
+        if let Some(why) = error.sad_refusal() {
+            METRICS.sad_refusals.with_label_values(&[why]).inc();
+        }
+        if let Some(why) = error.otp_refusal() {
+            METRICS.otp_refusals.with_label_values(&[why]).inc();
+        }
         // A refusal record must not be lost to a busy pool: wait longer than a request would. This
         // cannot deadlock because no code path holds a connection while it asks for another.
         let result = db::checkout_within(&self.db, AUDIT_POOL_WAIT).map_err(ServiceError::from).and_then(|mut conn| {
@@ -155,7 +184,7 @@ impl Services {
                 audit::record(
                     c,
                     self.now(),
-                    AuditEvent { event, outcome: Outcome::Refused, user_id, credential_id, detail: error.to_string() },
+                    AuditEvent { event, outcome: Outcome::Refused, user_id, credential_id, detail },
                 )
                 .map_err(ServiceError::from)
             })

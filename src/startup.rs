@@ -20,10 +20,13 @@ use crate::service::{Services, StartError};
 pub struct RunningServer {
     /// The address actually bound (useful with port 0).
     pub addr: SocketAddr,
+    /// The address of the separate metrics listener, when `metrics_listen` is set.
+    pub metrics_addr: Option<SocketAddr>,
     pub services: Data<Services>,
     handle: ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     workers: background::Workers,
+    metrics_server: Option<(ServerHandle, tokio::task::JoinHandle<std::io::Result<()>>)>,
 }
 
 impl RunningServer {
@@ -37,6 +40,10 @@ impl RunningServer {
     /// shared by everything in the process.
     pub async fn wait(self) -> std::io::Result<()> {
         let served = self.task.await.map_err(std::io::Error::other)?;
+        if let Some((handle, task)) = self.metrics_server {
+            handle.stop(true).await;
+            let _ = task.await;
+        }
         tracing::info!("HTTP server stopped");
         stop_workers(self.workers).await;
         close_hsm(self.services).await;
@@ -47,6 +54,10 @@ impl RunningServer {
     pub async fn stop(self) {
         self.handle.stop(true).await;
         let _ = self.task.await;
+        if let Some((handle, task)) = self.metrics_server {
+            handle.stop(true).await;
+            let _ = task.await;
+        }
         stop_workers(self.workers).await;
     }
 }
@@ -114,14 +125,30 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     let addr = listener.local_addr().map_err(|e| StartError::Other(e.to_string()))?;
     let public_url =
         config.public_url.clone().map(|u| u.trim_end_matches('/').to_string()).unwrap_or(format!("http://{addr}"));
+    let metrics_listener = match config.metrics_listen_addr().map_err(|e| StartError::Other(e.to_string()))? {
+        Some(metrics_listen) => Some(
+            TcpListener::bind(metrics_listen)
+                .map_err(|e| StartError::Other(format!("cannot listen on {metrics_listen} (metrics_listen): {e}")))?,
+        ),
+        None => None,
+    };
+    let metrics_addr = metrics_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()
+        .map_err(|e| StartError::Other(e.to_string()))?;
     let workers = config.hsm.sessions.clamp(1, 8);
     let http = config.http.clone();
     let services = Data::new(open_services(config, clock, public_url).await?);
+    log_summary(&services, addr, metrics_addr);
     let data = services.clone();
     let allowed = Data::new(edges::AllowedMethods::from_openapi(&api::routes().1));
+    // /metrics on the main listener only when no separate one is configured.
+    let metrics_here = metrics_addr.is_none();
     let server = HttpServer::new(move || {
         let (app, openapi) = api::routes();
-        app.app_data(data.clone())
+        let app = app
+            .app_data(data.clone())
             .app_data(allowed.clone())
             .app_data(edges::query_config())
             .app_data(edges::path_config())
@@ -132,12 +159,9 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
                     .url("/openapi.json", openapi)
                     .config(utoipa_swagger_ui::Config::new(["../openapi.json"])),
             )
-            .route("/docs", web::get().to(edges::docs_redirect))
-            .default_service(web::to(edges::no_route))
-            .wrap(
-                actix_web::middleware::Logger::new("%{request}xi %s %Dms")
-                    .custom_request_replace("request", |req| api::access_log_line(req.method().as_str(), req.uri())),
-            )
+            .route("/docs", web::get().to(edges::docs_redirect));
+        let app = if metrics_here { app.route("/metrics", web::get().to(api::ops::metrics)) } else { app };
+        app.default_service(web::to(edges::no_route)).wrap(actix_web::middleware::from_fn(api::ops::observe))
     })
     .workers(workers)
     // Longer than clients keep idle connections, so none is closed under a request (see HttpConfig).
@@ -153,12 +177,50 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     .run();
     let handle = server.handle();
     let task = tokio::spawn(server);
+    let metrics_server = match metrics_listener {
+        Some(listener) => {
+            let data = services.clone();
+            let server = HttpServer::new(move || {
+                actix_web::App::new().app_data(data.clone()).route("/metrics", web::get().to(api::ops::metrics))
+            })
+            .workers(1)
+            .shutdown_timeout(5)
+            .listen(listener)
+            .map_err(|e| StartError::Other(e.to_string()))?
+            .run();
+            Some((server.handle(), tokio::spawn(server)))
+        }
+        None => None,
+    };
     let workers = match background::start(services.clone().into_inner()) {
         Ok(workers) => workers,
         Err(e) => {
             handle.stop(false).await;
+            if let Some((metrics, _)) = &metrics_server {
+                metrics.stop(false).await;
+            }
             return Err(e);
         }
     };
-    Ok(RunningServer { addr, services, handle, task, workers })
+    Ok(RunningServer { addr, metrics_addr, services, handle, task, metrics_server, workers })
+}
+
+/// What an operator checks first in the log: which mode, data, database, HSM and CA this node runs
+/// on, and where it listens. The database appears by its kind only: its URL may hold a password.
+fn log_summary(services: &Services, addr: SocketAddr, metrics_addr: Option<SocketAddr>) {
+    let config = &services.config;
+    let database = if config.database_url().starts_with("sqlite://") { "sqlite" } else { "postgres" };
+    tracing::info!(
+        mode = ?config.mode,
+        data_dir = %config.data_dir.display(),
+        database,
+        hsm_module = %config.hsm.module.display(),
+        hsm_token = %config.hsm.token_label,
+        hsm_ca_token = config.hsm.ca_token_label.as_deref().unwrap_or("(same)"),
+        ca_subject = %services.ca.issuing.name,
+        public_url = %services.public_url,
+        listen = %addr,
+        metrics_listen = %metrics_addr.map(|a| a.to_string()).unwrap_or_else(|| "(main listener)".into()),
+        "rssp started"
+    );
 }

@@ -239,6 +239,9 @@ pub struct AuditRecordView {
     pub credential_id: Option<String>,
     pub detail: String,
     pub hash: String,
+    /// The HTTP request that wrote the record (its `X-Request-Id`), to find its log lines; absent for
+    /// records of commands, background jobs and records older than the field.
+    pub request_id: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -268,6 +271,7 @@ pub async fn audit(
             credential_id: r.credential_id,
             detail: r.detail,
             hash: r.hash,
+            request_id: r.request_id,
         })
         .collect();
     Ok(Json(AuditResponse { records }))

@@ -14,7 +14,7 @@ use super::error::{ApiError, Dialect, ErrorBody};
 use super::extract::{decode_base64, decode_hashes, encode_base64, run, Authed, CscJson, CscV1User};
 use crate::service::auth::{self, TokenTypeHint};
 use crate::service::credentials::{self, AuthorizeRequest, ExtendRequest};
-use crate::service::signing::{self, SignHashRequest};
+use crate::service::signing::{self, CscVersion, SignHashRequest};
 use crate::service::Services;
 
 const V1: Dialect = Dialect::V1;
@@ -415,6 +415,7 @@ pub async fn sign_hash(
         sign_algo: body.sign_algo.ok_or_else(|| ApiError::missing("signAlgo"))?,
         hash_algo: body.hash_algo,
         sign_algo_params: body.sign_algo_params.map(|p| decode_base64(&p, "signAlgoParams")).transpose()?,
+        dialect: CscVersion::V1,
     };
     let signatures = run(&services, V1, move |s| signing::sign_hash(s, &principal, request)).await?;
     Ok(Json(SignHashResponse { signatures: signatures.iter().map(|s| encode_base64(s)).collect() }))

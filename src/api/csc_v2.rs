@@ -16,7 +16,7 @@ use crate::domain::algorithms::oid;
 use crate::domain::HashAlgorithm;
 use crate::service::auth;
 use crate::service::credentials::{self, AuthorizeRequest, CredentialView, ExtendRequest};
-use crate::service::signing::{self, SignHashRequest};
+use crate::service::signing::{self, CscVersion, SignHashRequest};
 use crate::service::Services;
 
 const V2: Dialect = Dialect::V2;
@@ -508,6 +508,7 @@ pub async fn sign_hash(
         sign_algo: body.sign_algo.ok_or_else(|| ApiError::missing("signAlgo"))?,
         hash_algo: body.hash_algorithm_oid,
         sign_algo_params: body.sign_algo_params.map(|p| decode_base64(&p, "signAlgoParams")).transpose()?,
+        dialect: CscVersion::V2,
     };
     let signatures = run(&services, V2, move |s| signing::sign_hash(s, &principal, request)).await?;
     Ok(Json(SignHashResponse { signatures: signatures.iter().map(|s| encode_base64(s)).collect() }))

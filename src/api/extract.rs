@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, AuthScheme, Dialect};
 use crate::service::{auth, operators, Principal, ServiceError, Services};
+use crate::telemetry::RequestId;
 
 /// What the JSON of the CSC and lifecycle methods may weigh besides its hashes: identifiers, a SAD,
 /// a certificate choice, a few names. Generous: a real request is a few hundred bytes.
@@ -293,14 +294,23 @@ pub async fn operator(services: &Data<Services>, req: &HttpRequest) -> Result<op
     run(services, Dialect::Lifecycle, move |s| operators::authenticate(s, &key)).await
 }
 
-/// Runs a use case on a blocking thread (diesel and PKCS#11 block) and maps its error.
+/// Runs a use case on a blocking thread (diesel and PKCS#11 block) and maps its error. The audit
+/// records it writes carry the request's id.
 pub async fn run<T: Send + 'static>(
     services: &Data<Services>,
     dialect: Dialect,
     f: impl FnOnce(&Services) -> Result<T, ServiceError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let services = services.clone();
-    match actix_web::web::block(move || f(&services)).await {
+    // The request's span and id follow the use case onto the blocking thread, and leave with it.
+    let span = tracing::Span::current();
+    let request_id = RequestId::current();
+    let work = move || {
+        let _span = span.enter();
+        let _request = request_id.enter();
+        f(&services)
+    };
+    match actix_web::web::block(work).await {
         Ok(result) => result.map_err(|e| ApiError::from_service(e, dialect)),
         Err(e) => {
             tracing::error!(error = %e, "blocking task failed");

@@ -15,6 +15,8 @@ pub struct AuditRow {
     pub detail: String,
     pub prev_hash: String,
     pub hash: String,
+    /// The HTTP request that wrote the record (`X-Request-Id`); None for commands, jobs and older records.
+    pub request_id: Option<String>,
 }
 
 /// Locks the head of the chain for this transaction and returns (last seq, last hash). The no-op update

@@ -54,6 +54,11 @@ pub fn insert(conn: &mut DbConnection, message: &NewMessage) -> QueryResult<()> 
     diesel::insert_into(outbox::table).values(message).execute(conn).map(|_| ())
 }
 
+/// Messages waiting to go out (pending, or claimed and being sent): the delivery backlog.
+pub fn backlog(conn: &mut DbConnection) -> QueryResult<i64> {
+    outbox::table.filter(outbox::status.eq_any([PENDING, SENDING])).count().get_result(conn)
+}
+
 /// Messages oldest first, after id `after`, optionally to one recipient.
 pub fn list(conn: &mut DbConnection, recipient: Option<&str>, after: i64, limit: i64) -> QueryResult<Vec<Message>> {
     let mut query = outbox::table.filter(outbox::id.gt(after)).select(Message::as_select()).into_boxed();

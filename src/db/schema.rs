@@ -108,6 +108,7 @@ diesel::table! {
         detail -> Text,
         prev_hash -> Text,
         hash -> Text,
+        request_id -> Nullable<Text>,
     }
 }
 

@@ -105,6 +105,22 @@ impl SignatureScheme {
             SignatureScheme::RsaPss { hash, .. } => hash,
         }
     }
+
+    /// A short fixed name (scheme and hash), for metrics and logs.
+    pub fn name(self) -> &'static str {
+        use HashAlgorithm::*;
+        match self {
+            SignatureScheme::RsaPkcs1(Sha256) => "rsa_pkcs1_sha256",
+            SignatureScheme::RsaPkcs1(Sha384) => "rsa_pkcs1_sha384",
+            SignatureScheme::RsaPkcs1(Sha512) => "rsa_pkcs1_sha512",
+            SignatureScheme::RsaPss { hash: Sha256, .. } => "rsa_pss_sha256",
+            SignatureScheme::RsaPss { hash: Sha384, .. } => "rsa_pss_sha384",
+            SignatureScheme::RsaPss { hash: Sha512, .. } => "rsa_pss_sha512",
+            SignatureScheme::Ecdsa(Sha256) => "ecdsa_sha256",
+            SignatureScheme::Ecdsa(Sha384) => "ecdsa_sha384",
+            SignatureScheme::Ecdsa(Sha512) => "ecdsa_sha512",
+        }
+    }
 }
 
 /// Why a signature request's algorithms were refused. Each names the request field at fault.

@@ -1,6 +1,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::Duration;
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
@@ -18,6 +19,7 @@ use zeroize::Zeroizing;
 
 use crate::domain::algorithms::{ecdsa_raw_to_der, oid};
 use crate::domain::{secrets, HashAlgorithm, KeyKind, SignatureScheme};
+use crate::metrics::METRICS;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HsmError {
@@ -130,6 +132,7 @@ impl Drop for CheckedOut<'_> {
         if let Some(session) = self.session.take() {
             self.store.idle.lock().unwrap_or_else(|e| e.into_inner()).push(session);
             self.store.returned.notify_one();
+            METRICS.hsm_sessions_in_use.dec();
         }
     }
 }
@@ -202,16 +205,45 @@ impl KeyStore {
     fn with_session<T>(&self, f: impl FnOnce(&Session) -> Result<T, HsmError>) -> Result<T, HsmError> {
         let session = {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            let mut waited = false;
             loop {
                 if let Some(session) = idle.pop() {
                     break session;
                 }
+                if !waited {
+                    waited = true;
+                    METRICS.hsm_session_waits.inc();
+                }
                 idle = self.returned.wait(idle).unwrap_or_else(|e| e.into_inner());
             }
         };
+        METRICS.hsm_sessions_in_use.inc();
         // The guard puts the session back even if `f` panics.
         let guard = CheckedOut { store: self, session: Some(session) };
         f(guard.session.as_ref().expect("present until drop"))
+    }
+
+    /// Readiness: a session comes free within `wait` and the token answers on it. Unlike the signing
+    /// paths this never waits longer than `wait`; `Ok(false)` when every session stayed busy.
+    pub fn check_session(&self, wait: Duration) -> Result<bool, HsmError> {
+        let deadline = std::time::Instant::now() + wait;
+        let session = {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                if let Some(session) = idle.pop() {
+                    break session;
+                }
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    return Ok(false);
+                }
+                idle = self.returned.wait_timeout(idle, left).unwrap_or_else(|e| e.into_inner()).0;
+            }
+        };
+        METRICS.hsm_sessions_in_use.inc();
+        let guard = CheckedOut { store: self, session: Some(session) };
+        guard.session.as_ref().expect("present until drop").get_session_info()?;
+        Ok(true)
     }
 
     /// Generates a subscriber's signing key pair on the token, labelled

@@ -19,8 +19,14 @@ const LEASE_SECS: i64 = 120;
 pub enum DeliveryError {
     #[error("notify settings: {0}")]
     Settings(String),
-    #[error("{0}")]
-    Send(String),
+    /// The text (kept with the message for operators) may carry the recipient or the gateway's URL, so
+    /// logs show only the stage that failed.
+    #[error("{text}")]
+    Send { stage: &'static str, text: String },
+}
+
+fn send_error(stage: &'static str, text: impl Into<String>) -> DeliveryError {
+    DeliveryError::Send { stage, text: text.into() }
 }
 
 /// The configured ways out.
@@ -63,16 +69,18 @@ impl Delivery {
     fn send(&self, message: &Message) -> Result<(), DeliveryError> {
         match message.channel.as_str() {
             super::EMAIL => {
-                let to =
-                    message.recipient.parse::<Mailbox>().map_err(|e| DeliveryError::Send(format!("recipient: {e}")))?;
+                let to = message
+                    .recipient
+                    .parse::<Mailbox>()
+                    .map_err(|e| send_error("recipient", format!("recipient: {e}")))?;
                 let email = lettre::Message::builder()
                     .from(self.from.clone())
                     .to(to)
                     .subject(&message.subject)
                     .header(ContentType::TEXT_PLAIN)
                     .body(message.body.clone())
-                    .map_err(|e| DeliveryError::Send(e.to_string()))?;
-                self.smtp.send(&email).map(|_| ()).map_err(|e| DeliveryError::Send(format!("SMTP: {e}")))
+                    .map_err(|e| send_error("message", e.to_string()))?;
+                self.smtp.send(&email).map(|_| ()).map_err(|e| send_error("smtp", format!("SMTP: {e}")))
             }
             super::SMS => {
                 let mut request = self
@@ -82,14 +90,14 @@ impl Delivery {
                 if let Some(token) = &self.sms_token {
                     request = request.bearer_auth(token);
                 }
-                let response = request.send().map_err(|e| DeliveryError::Send(format!("SMS gateway: {e}")))?;
+                let response = request.send().map_err(|e| send_error("sms_gateway", format!("SMS gateway: {e}")))?;
                 if response.status().is_success() {
                     Ok(())
                 } else {
-                    Err(DeliveryError::Send(format!("SMS gateway answered {}", response.status())))
+                    Err(send_error("sms_gateway", format!("SMS gateway answered {}", response.status())))
                 }
             }
-            other => Err(DeliveryError::Send(format!("unknown channel {other}"))),
+            other => Err(send_error("channel", format!("unknown channel {other}"))),
         }
     }
 
@@ -113,7 +121,12 @@ impl Delivery {
                 Err(e) => {
                     let attempts = message.attempts + 1;
                     let retry_at = now + 30 * i64::from(attempts).pow(2);
-                    tracing::warn!(id = message.id, channel = %message.channel, attempts, error = %e, "delivery failed");
+                    crate::metrics::METRICS.outbox_delivery_failures.inc();
+                    let stage = match &e {
+                        DeliveryError::Send { stage, .. } => *stage,
+                        DeliveryError::Settings(_) => "settings",
+                    };
+                    tracing::warn!(id = message.id, channel = %message.channel, attempts, stage, "delivery failed");
                     outbox::mark_failed(&mut conn, &message, &e.to_string(), retry_at, attempts >= self.max_attempts)?;
                 }
             }

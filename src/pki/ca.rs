@@ -327,6 +327,7 @@ impl CertificateAuthority {
         let der = signer.sign(tbs)?;
         // Parse what was produced, so a malformed certificate never leaves the CA.
         Certificate::from_der(&der)?.to_der()?;
+        crate::metrics::METRICS.certificates_issued.inc();
         Ok(IssuedCertificate { der, serial_hex, not_after })
     }
 }

@@ -180,11 +180,9 @@ pub fn login_with_password(
         (Ok(()), Some(user)) => issue(services, &mut *services.conn()?, &user.id, remember_me, None),
         (result, user) => {
             let refusal = result.err().unwrap_or(ServiceError::AuthenticationFailed);
-            let detail = ServiceError::InvalidRequest(format!(
-                "failed login for {:?}: {refusal}",
-                username.chars().take(64).collect::<String>()
-            ));
-            services.audit_refusal("auth.login", user.as_ref().map(|u| u.id.as_str()), None, &detail);
+            // The trail names the username tried; the log line only the user id and the reason.
+            let detail = format!("failed login for {:?}: {refusal}", username.chars().take(64).collect::<String>());
+            services.audit_refusal_detailed("auth.login", user.as_ref().map(|u| u.id.as_str()), None, &refusal, detail);
             Err(refusal)
         }
     }

@@ -91,6 +91,75 @@ impl ServiceError {
     pub fn internal(e: impl std::fmt::Display) -> ServiceError {
         ServiceError::Internal(e.to_string())
     }
+
+    /// The kind of refusal as a fixed name, for logs and metrics: unlike the message, it can carry
+    /// nothing the client sent.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ServiceError::Missing(_) => "missing_parameter",
+            ServiceError::Invalid(Param::Sad) => "invalid_sad",
+            ServiceError::Invalid(_) => "invalid_parameter",
+            ServiceError::InvalidRequest(_) => "invalid_request",
+            ServiceError::InvalidToken => "invalid_token",
+            ServiceError::ExpiredToken => "expired_token",
+            ServiceError::AuthenticationFailed => "authentication_failed",
+            ServiceError::LoginLocked { .. } => "login_locked",
+            ServiceError::InvalidOtp => "invalid_otp",
+            ServiceError::OtpReplayed => "otp_replayed",
+            ServiceError::OtpLocked { .. } => "otp_locked",
+            ServiceError::InvalidPin => "invalid_pin",
+            ServiceError::CredentialDisabled => "credential_disabled",
+            ServiceError::SadExpired => "sad_expired",
+            ServiceError::SadBudgetSpent => "sad_budget_spent",
+            ServiceError::HashNotAuthorized => "hash_not_authorized",
+            ServiceError::DigestLength => "digest_length",
+            ServiceError::CertificateExpired { .. } => "certificate_expired",
+            ServiceError::NotFound(_) => "not_found",
+            ServiceError::Conflict(_) => "conflict",
+            ServiceError::ReissueRequired(_) => "reissue_required",
+            ServiceError::Forbidden(_) => "forbidden",
+            ServiceError::RateLimited { .. } => "rate_limited",
+            ServiceError::QuotaExhausted { .. } => "quota_exhausted",
+            ServiceError::Unavailable => "unavailable",
+            ServiceError::Internal(_) => "internal",
+        }
+    }
+
+    /// Why a SAD was refused (`rssp_sad_refusals_total`), when this is a SAD refusal.
+    pub fn sad_refusal(&self) -> Option<&'static str> {
+        match self {
+            ServiceError::Invalid(Param::Sad) => Some("invalid"),
+            ServiceError::SadExpired => Some("expired"),
+            ServiceError::SadBudgetSpent => Some("budget_spent"),
+            ServiceError::HashNotAuthorized => Some("hash_not_authorized"),
+            _ => None,
+        }
+    }
+
+    /// Why a one-time code (or the PIN given with it) was refused (`rssp_otp_refusals_total`).
+    pub fn otp_refusal(&self) -> Option<&'static str> {
+        match self {
+            ServiceError::InvalidOtp => Some("invalid"),
+            ServiceError::OtpReplayed => Some("replayed"),
+            ServiceError::OtpLocked { .. } => Some("locked"),
+            ServiceError::InvalidPin => Some("invalid_pin"),
+            _ => None,
+        }
+    }
+
+    /// Refusals an operator watches for (guessing, replay, locks, misuse of a SAD or token): logged at
+    /// `warn`, other refusals at `info`.
+    pub fn is_security_refusal(&self) -> bool {
+        self.sad_refusal().is_some()
+            || self.otp_refusal().is_some()
+            || matches!(
+                self,
+                ServiceError::AuthenticationFailed
+                    | ServiceError::LoginLocked { .. }
+                    | ServiceError::InvalidToken
+                    | ServiceError::Forbidden(_)
+            )
+    }
 }
 
 impl From<diesel::result::Error> for ServiceError {

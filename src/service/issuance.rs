@@ -8,6 +8,7 @@ use crate::db::{self, accounts, DbConnection};
 use crate::domain::renewal::{self, RekeyWindow};
 use crate::domain::KeyKind;
 use crate::hsm::KeyId;
+use crate::metrics::METRICS;
 use crate::notify::{self, templates};
 use crate::pki::ca::{person_name, provider_serial_number, PersonSubject};
 
@@ -593,6 +594,7 @@ pub fn revoke_own(
         }
         second_factor::verify_otp(services, &mut conn, &principal.user_id, otp)?;
         db::write_transaction(&mut conn, |c| revoke_in(services, c, &row, reason, "the holder", now))?;
+        METRICS.certificates_revoked.inc();
         let row =
             credentials::by_id(&mut conn, &row.id)?.ok_or_else(|| ServiceError::internal("credential vanished"))?;
         // The revocation has committed; the CRL is published with no connection of ours held.
@@ -621,6 +623,7 @@ pub fn revoke_by_operator(
         db::write_transaction(&mut conn, |c| {
             revoke_in(services, c, &row, reason, &format!("operator {operator}"), now)
         })?;
+        METRICS.certificates_revoked.inc();
         let row =
             credentials::by_id(&mut conn, &row.id)?.ok_or_else(|| ServiceError::internal("credential vanished"))?;
         drop(conn);

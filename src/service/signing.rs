@@ -5,6 +5,7 @@ use crate::db::{self, sads};
 use crate::domain::algorithms::resolve_scheme;
 use crate::domain::{sad, secrets};
 use crate::hsm::KeyId;
+use crate::metrics::METRICS;
 
 use super::credentials::{ensure_usable, key_kind, live_sad, quota_exhausted, MAX_ID_LEN};
 use super::{Param, Principal, ServiceError, Services};
@@ -18,6 +19,24 @@ pub struct SignHashRequest {
     pub sign_algo: String,
     pub hash_algo: Option<String>,
     pub sign_algo_params: Option<Vec<u8>>,
+    /// The CSC dialect the request came in (counted in the signature metrics).
+    pub dialect: CscVersion,
+}
+
+/// The CSC API version a signing request used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CscVersion {
+    V1,
+    V2,
+}
+
+impl CscVersion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CscVersion::V1 => "csc_v1",
+            CscVersion::V2 => "csc_v2",
+        }
+    }
 }
 
 /// Signs every hash, in order. Nothing is signed unless the whole request is authorised.
@@ -106,7 +125,13 @@ fn sign_hash_inner(
     drop(conn);
     let key = KeyId::from_hex(&row.key_id).ok_or_else(|| ServiceError::internal("stored key id"))?;
     match services.keystore.sign_digests(&key, scheme, &request.hashes) {
-        Ok(signatures) => Ok(signatures),
+        Ok(signatures) => {
+            METRICS
+                .signatures
+                .with_label_values(&[scheme.name(), request.dialect.as_str()])
+                .inc_by(signatures.len() as u64);
+            Ok(signatures)
+        }
         Err(e) => {
             tracing::error!(error = %e, credential = %row.id, "HSM signing failed; refunding the SAD");
             let refund = services.conn().and_then(|mut conn| {
