@@ -12,4 +12,4 @@ pub use keystore::{
     SUBSCRIBER_KEY_LABEL_PREFIX,
 };
 pub(crate) use softhsm::embedded_so_pin;
-pub use softhsm::prepare_embedded_softhsm;
+pub use softhsm::{prepare_embedded_softhsm, softhsm_conf};

@@ -185,7 +185,7 @@ struct Token {
 }
 
 fn open_token(label: &str, pin: &str) -> Token {
-    let pkcs11 = Pkcs11::new(rssp::config::SOFTHSM_MODULE).unwrap();
+    let pkcs11 = Pkcs11::new(common::test_pkcs11().module()).unwrap();
     // The server in this process initialised the module already.
     match pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
         Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
@@ -363,10 +363,17 @@ fn serve_once(data_dir: &Path) {
         .env("RSSP_LISTEN", "127.0.0.1:0")
         .current_dir(data_dir.parent().unwrap())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
+    // Kept to say why, should the server not start.
+    let stderr = child.stderr.take().unwrap();
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut text);
+        text
+    });
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -378,8 +385,13 @@ fn serve_once(data_dir: &Path) {
     let started = Instant::now();
     let listening = rx.recv_timeout(Duration::from_secs(60));
     child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(listening.is_ok(), "rssp serve did not start within {:?}", started.elapsed());
+    let status = child.wait().unwrap();
+    let errors = errors.join().unwrap_or_default();
+    assert!(
+        listening.is_ok(),
+        "rssp serve did not start within {:?} ({status}); its stderr:\n{errors}",
+        started.elapsed()
+    );
 }
 
 fn assert_tree_private(dir: &Path) {
@@ -460,4 +472,34 @@ async fn ca_keys_can_live_on_a_token_of_their_own() {
     let sad = server.authorize_v1(&token, &signer, &hashes, 1).await;
     let (status, body) = server.sign_v1(&token, &signer.credential_id, &sad, &hashes, ES256).await;
     assert_eq!(status, 200, "signHash: {body}");
+}
+
+/// A token that forgot the login (here: another part of the application calls C_Logout, which logs out
+/// every session of the application on that token, as an HSM's idle timeout, restart or failover does):
+/// the next signature logs in again instead of failing until the server restarts, and so does the TOTP
+/// seal, which every authorisation opens (on Kryoptic, a logged-out seal key once read as a broken seal).
+#[tokio::test]
+async fn a_token_that_forgot_the_login_is_logged_in_again() {
+    let mut label = String::new();
+    let server = TestServer::start_with(|c| label = c.hsm.token_label.clone()).await;
+    let pin = server.services().config.hsm.pin.clone().unwrap();
+    let signer = server.provision("relogin", KeyKind::EcP256, 2, None).await;
+    let token = server.login("v1", &signer).await;
+    let key_label = format!("rssp-subscriber-{}", signer.credential_id);
+
+    for round in ["first", "second"] {
+        let other = open_token(&label, &pin);
+        other.session.logout().unwrap();
+        // Logged out for the whole application: private objects are invisible to every session now.
+        let private = other.session.find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)]).unwrap();
+        assert!(private.is_empty(), "{round}: still logged in after C_Logout: {} private keys", private.len());
+
+        let hashes = digests(1, round);
+        let sad = server.authorize_v1(&token, &signer, &hashes, 1).await;
+        let (status, body) = server.sign_v1(&token, &signer.credential_id, &sad, &hashes, "1.2.840.10045.4.3.2").await;
+        assert_eq!(status, 200, "{round}: signHash after the token forgot the login: {body}");
+        // rssp logged in again: the key is visible to the application's sessions once more.
+        let found = other.session.find_objects(&[Attribute::Label(key_label.as_bytes().to_vec())]).unwrap();
+        assert!(!found.is_empty(), "{round}: rssp did not log in again");
+    }
 }

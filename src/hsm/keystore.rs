@@ -1,15 +1,17 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
+use cryptoki::context::Function;
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
-use cryptoki::session::{Session, UserType};
+use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use der::asn1::{BitString, ObjectIdentifier, OctetStringRef, UintRef};
@@ -138,7 +140,10 @@ impl Drop for CheckedOut<'_> {
 }
 
 pub struct KeyStore {
+    pkcs11: Pkcs11,
     slot: Slot,
+    /// The user PIN, kept to log in again when the token forgot the login (see [`KeyStore::with_session`]).
+    pin: AuthPin,
     /// Idle logged-in sessions. A `Session` is `Send` but not `Sync`: each is used by one thread at a time.
     idle: Mutex<Vec<Session>>,
     returned: Condvar,
@@ -146,6 +151,8 @@ pub struct KeyStore {
     handles: Mutex<HashMap<KeyId, ObjectHandle>>,
     /// The sealing key's handle, once found (see [`KeyStore::prepare_seal_key`]).
     seal_key: Mutex<Option<ObjectHandle>>,
+    /// How often this store logged in again after the token forgot the login.
+    relogins: AtomicU64,
 }
 
 impl KeyStore {
@@ -178,22 +185,21 @@ impl KeyStore {
                 },
             }
         };
+        warn_missing_mechanisms(&pkcs11, slot, label, &SIGNING_MECHANISMS);
         let pin = AuthPin::new(pin.into());
         let mut idle = Vec::with_capacity(sessions);
         for _ in 0..sessions.max(1) {
-            let session = pkcs11.open_rw_session(slot)?;
-            match session.login(UserType::User, Some(&pin)) {
-                Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
-                Err(e) => return Err(e.into()),
-            }
-            idle.push(session);
+            idle.push(open_logged_in(&pkcs11, slot, &pin)?);
         }
         Ok(KeyStore {
+            pkcs11,
             slot,
+            pin,
             idle: Mutex::new(idle),
             returned: Condvar::new(),
             handles: Mutex::new(HashMap::new()),
             seal_key: Mutex::new(None),
+            relogins: AtomicU64::new(0),
         })
     }
 
@@ -202,7 +208,14 @@ impl KeyStore {
     }
 
     /// Runs `f` with an idle session, waiting for one when all are busy.
-    fn with_session<T>(&self, f: impl FnOnce(&Session) -> Result<T, HsmError>) -> Result<T, HsmError> {
+    ///
+    /// Sessions live as long as the process, but a token may forget them: a network HSM that logs out idle
+    /// applications (Utimaco's `AppTimeout`), restarts, or fails over to another member; another
+    /// application of this process calling `C_Logout` (the login is shared by the whole application).
+    /// When `f` fails because the session is no longer logged in, the session logs in again and `f` runs
+    /// once more; when the session itself is gone, a new logged-in session replaces it. Any other error,
+    /// and a second failure, is returned as it is.
+    fn with_session<T>(&self, f: impl Fn(&Session) -> Result<T, HsmError>) -> Result<T, HsmError> {
         let session = {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
             let mut waited = false;
@@ -219,8 +232,41 @@ impl KeyStore {
         };
         METRICS.hsm_sessions_in_use.inc();
         // The guard puts the session back even if `f` panics.
-        let guard = CheckedOut { store: self, session: Some(session) };
-        f(guard.session.as_ref().expect("present until drop"))
+        let mut guard = CheckedOut { store: self, session: Some(session) };
+        let result = f(guard.session.as_ref().expect("present until drop"));
+        match result {
+            // A token that forgot the login hides private objects: lookups find nothing, cached handles
+            // are invalid. Only then is the session's state asked (no cost on the ordinary path).
+            Err(e) if may_mean_logged_out(&e) => {
+                let session = guard.session.as_ref().expect("present until drop");
+                // Still logged in (or the state cannot be read): the error stands as it was.
+                if is_logged_in(session).unwrap_or(true) {
+                    return Err(e);
+                }
+                tracing::warn!(slot = %self.slot, "the HSM token forgot the login; logging in again");
+                // A handle is only promised to stay the same while the object stays accessible; after a
+                // logout the token may hand out others, so every cached handle is looked up afresh.
+                self.forget_handles();
+                login(session, &self.pin)?;
+                f(session)
+            }
+            Err(HsmError::Pkcs11(CkError::Pkcs11(RvError::SessionHandleInvalid | RvError::SessionClosed, _))) => {
+                tracing::warn!(slot = %self.slot, "an HSM session was closed by the token; opening a new one");
+                // Dropping the dead session tries C_CloseSession once more, which the token refuses harmlessly.
+                self.forget_handles();
+                guard.session = Some(open_logged_in(&self.pkcs11, self.slot, &self.pin)?);
+                f(guard.session.as_ref().expect("just replaced"))
+            }
+            other => other,
+        }
+    }
+
+    /// Called before logging in again: counts the new login (see [`KeyStore::sign_digests`]) first, so
+    /// that a signature made with a handle from before it is noticed, then empties the handle caches.
+    fn forget_handles(&self) {
+        self.relogins.fetch_add(1, Ordering::SeqCst);
+        self.handles.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        *self.seal_key.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// Readiness: a session comes free within `wait` and the token answers on it. Unlike the signing
@@ -350,8 +396,9 @@ impl KeyStore {
         digests: &[Vec<u8>],
     ) -> Result<Vec<Vec<u8>>, HsmError> {
         self.with_session(|session| {
+            let relogins = self.relogins.load(Ordering::SeqCst);
             let key = self.private_key(session, id)?;
-            match digests.iter().map(|digest| sign_one(session, key, scheme, digest)).collect() {
+            let signed = match digests.iter().map(|digest| sign_one(session, key, scheme, digest)).collect() {
                 // A cached handle can go stale (the HSM restarted, the key moved): look it up again once.
                 Err(HsmError::Pkcs11(CkError::Pkcs11(RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid, _))) => {
                     self.handles.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
@@ -359,7 +406,16 @@ impl KeyStore {
                     digests.iter().map(|digest| sign_one(session, key, scheme, digest)).collect()
                 }
                 other => other,
+            }?;
+            // Another thread logged in again while this one signed: the cached handle may be one the token
+            // has since given to another key, so these signatures are not trusted; sign again with the
+            // handle the token gives for this key's id now.
+            if self.relogins.load(Ordering::SeqCst) != relogins {
+                self.handles.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+                let key = self.private_key(session, id)?;
+                return digests.iter().map(|digest| sign_one(session, key, scheme, digest)).collect();
             }
+            Ok(signed)
         })
     }
 
@@ -369,6 +425,7 @@ impl KeyStore {
     /// encrypt/decrypt only (no wrap, unwrap, sign, derive), not modifiable nor copyable. Its handle is
     /// kept for the process.
     pub fn prepare_seal_key(&self, may_generate: bool) -> Result<(), HsmError> {
+        warn_missing_mechanisms(&self.pkcs11, self.slot, SEAL_KEY_LABEL, &SEAL_MECHANISMS);
         // Two servers of one process starting together must not both generate a key.
         let _guard = TOKEN_INIT.lock().unwrap_or_else(|e| e.into_inner());
         self.with_session(|session| {
@@ -434,12 +491,14 @@ impl KeyStore {
         });
         match result {
             Ok(plain) => Ok(Zeroizing::new(plain)),
-            // What a module answers to a tag that does not verify: CKR_ENCRYPTED_DATA_INVALID in the
-            // standard; SoftHSM 2.6 answers CKR_GENERAL_ERROR (proven by tests/sole_control_hsm.rs). A
-            // module that is really failing answers with device or session errors, which stay errors.
+            // What a module answers to a tag that does not verify, from C_Decrypt itself:
+            // CKR_ENCRYPTED_DATA_INVALID in the standard; SoftHSM 2.6 answers CKR_GENERAL_ERROR (proven by
+            // tests/sole_control_hsm.rs). The same codes from any other call are no verdict on the value:
+            // Kryoptic, for one, answers C_DecryptInit with CKR_GENERAL_ERROR when the token forgot the
+            // login, and calling that a broken seal would send the person to reset a sound authenticator.
             Err(HsmError::Pkcs11(CkError::Pkcs11(
                 RvError::EncryptedDataInvalid | RvError::EncryptedDataLenRange | RvError::GeneralError,
-                _,
+                Function::Decrypt,
             ))) => Err(HsmError::SealBroken),
             Err(e) => Err(e),
         }
@@ -581,6 +640,76 @@ fn read_public_key(session: &Session, handle: ObjectHandle, kind: KeyKind) -> Re
     spki.to_der().map_err(bad)
 }
 
+/// What rssp calls on every token it keeps keys on (subscribers' and CA), and what for.
+const SIGNING_MECHANISMS: [(MechanismType, &str); 5] = [
+    (MechanismType::RSA_PKCS_KEY_PAIR_GEN, "RSA key generation"),
+    (MechanismType::ECC_KEY_PAIR_GEN, "EC key generation"),
+    (MechanismType::RSA_PKCS, "RSA PKCS#1 v1.5 signatures"),
+    (MechanismType::RSA_PKCS_PSS, "RSASSA-PSS signatures"),
+    (MechanismType::ECDSA, "ECDSA signatures"),
+];
+
+/// What the subscribers' token needs besides, for the key that seals TOTP seeds.
+const SEAL_MECHANISMS: [(MechanismType, &str); 2] =
+    [(MechanismType::AES_KEY_GEN, "the TOTP seal key"), (MechanismType::AES_GCM, "sealing TOTP seeds")];
+
+/// The needed mechanisms a token does not list, named for an operator.
+fn missing_mechanisms(needed: &[(MechanismType, &str)], listed: &[MechanismType]) -> Vec<String> {
+    needed.iter().filter(|(m, _)| !listed.contains(m)).map(|(m, what)| format!("{m} ({what})")).collect()
+}
+
+/// Says at start which mechanisms a token lacks, so that an HSM that cannot serve rssp is named before
+/// the first request fails. A warning, not a refusal: a module may under-report its list, and the
+/// operation itself still answers for what the token really does.
+fn warn_missing_mechanisms(pkcs11: &Pkcs11, slot: Slot, token: &str, needed: &[(MechanismType, &str)]) {
+    match pkcs11.get_mechanism_list(slot) {
+        Ok(listed) => {
+            let missing = missing_mechanisms(needed, &listed);
+            if !missing.is_empty() {
+                tracing::warn!(token, missing = %missing.join(", "), "the HSM token does not list mechanisms rssp uses");
+            }
+        }
+        Err(e) => tracing::warn!(token, error = %e, "the HSM token's mechanisms cannot be listed"),
+    }
+}
+
+/// Errors a token answers when it forgot the login: said outright, private objects gone from view, or
+/// (Kryoptic, whose key store is locked while logged out) a general error when a key is used.
+fn may_mean_logged_out(e: &HsmError) -> bool {
+    matches!(
+        e,
+        HsmError::KeyNotFound(_)
+            | HsmError::SealKeyNotFound(_)
+            | HsmError::Pkcs11(CkError::Pkcs11(
+                RvError::UserNotLoggedIn
+                    | RvError::KeyHandleInvalid
+                    | RvError::ObjectHandleInvalid
+                    | RvError::GeneralError,
+                _
+            ))
+    )
+}
+
+fn is_logged_in(session: &Session) -> Result<bool, HsmError> {
+    Ok(matches!(session.get_session_info()?.session_state(), SessionState::RwUser | SessionState::RoUser))
+}
+
+/// A new R/W session on the slot, logged in as the user.
+fn open_logged_in(pkcs11: &Pkcs11, slot: Slot, pin: &AuthPin) -> Result<Session, HsmError> {
+    let session = pkcs11.open_rw_session(slot)?;
+    login(&session, pin)?;
+    Ok(session)
+}
+
+/// Logs the user in. The login belongs to the application, not the session: once one session of this
+/// process logged in, the token answers the others CKR_USER_ALREADY_LOGGED_IN, which is success here.
+fn login(session: &Session, pin: &AuthPin) -> Result<(), HsmError> {
+    match session.login(UserType::User, Some(pin)) {
+        Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn find_token(pkcs11: &Pkcs11, label: &str) -> Result<Option<Slot>, HsmError> {
     for slot in pkcs11.get_slots_with_token()? {
         let info = pkcs11.get_token_info(slot)?;
@@ -613,4 +742,21 @@ fn init_user_pin(pkcs11: &Pkcs11, slot: Slot, so_pin: &str, user_pin: &str) -> R
     // Log out whatever happened: the next attempt logs in as SO again.
     let _ = session.logout();
     Ok(result?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_mechanisms_are_named_with_what_they_are_for() {
+        let all: Vec<MechanismType> = SIGNING_MECHANISMS.iter().chain(&SEAL_MECHANISMS).map(|(m, _)| *m).collect();
+        assert!(missing_mechanisms(&SIGNING_MECHANISMS, &all).is_empty());
+        assert!(missing_mechanisms(&SEAL_MECHANISMS, &all).is_empty());
+        // A YubiHSM 2, by its manual: no AES-GCM.
+        let no_gcm: Vec<MechanismType> = all.iter().copied().filter(|m| *m != MechanismType::AES_GCM).collect();
+        assert_eq!(missing_mechanisms(&SEAL_MECHANISMS, &no_gcm), ["CKM_AES_GCM (sealing TOTP seeds)"]);
+        assert!(missing_mechanisms(&SIGNING_MECHANISMS, &no_gcm).is_empty());
+        assert_eq!(missing_mechanisms(&SIGNING_MECHANISMS, &[]).len(), SIGNING_MECHANISMS.len());
+    }
 }

@@ -5,6 +5,15 @@ use std::path::Path;
 use crate::config::Config;
 use crate::domain::secrets;
 
+/// The SoftHSM configuration of the embedded default: `hsm-config/softhsm2.conf.template`, compiled in
+/// (the repository's file is the one truth, and the binary never reads the repository at run time).
+const SOFTHSM_CONF_TEMPLATE: &str = include_str!("../../hsm-config/softhsm2.conf.template");
+
+/// The template with its token directory filled in.
+pub fn softhsm_conf(token_dir: &Path) -> String {
+    SOFTHSM_CONF_TEMPLATE.replace("{tokendir}", &token_dir.display().to_string())
+}
+
 /// Prepares the embedded SoftHSM set-up before the module is loaded: writes a `softhsm2.conf` whose
 /// token directory is under the data directory (unless `SOFTHSM2_CONF` is already set), and, when no
 /// PIN is configured, creates a random user PIN kept in the data directory.
@@ -23,11 +32,7 @@ pub fn prepare_embedded_softhsm(config: &mut Config) -> std::io::Result<()> {
         // SoftHSM creates its token directories 0700 and object files 0600 inside this one.
         crate::data_dir::create_private_dir(&tokens)?;
         let conf = hsm_dir.join("softhsm2.conf");
-        let text = format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
-            tokens.display()
-        );
-        crate::data_dir::write_private(&conf, text.as_bytes())?;
+        crate::data_dir::write_private(&conf, softhsm_conf(&tokens).as_bytes())?;
         // Single-threaded at this point (see the doc comment), so changing the environment is safe.
         std::env::set_var("SOFTHSM2_CONF", &conf);
     }
@@ -72,4 +77,22 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::write(path, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_template_names_the_token_directory_once_and_nothing_else_is_left_to_fill() {
+        let conf = softhsm_conf(Path::new("/var/lib/rssp/hsm/tokens"));
+        let settings: Vec<&str> =
+            conf.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+        assert!(settings.contains(&"directories.tokendir = /var/lib/rssp/hsm/tokens"), "{settings:?}");
+        assert!(settings.contains(&"objectstore.backend = file"), "{settings:?}");
+        assert!(!conf.contains('{') && !conf.contains('}'), "an unfilled placeholder: {conf}");
+        for line in settings {
+            assert!(line.split_once(" = ").is_some_and(|(k, v)| !k.is_empty() && !v.is_empty()), "{line:?}");
+        }
+    }
 }

@@ -1,4 +1,5 @@
-//! The test harness: the real application on port 0, a real SoftHSM token, a real SQLite file (or a
+//! The test harness: the real application on port 0, a real SoftHSM token (or another PKCS#11
+//! implementation, see [`TestPkcs11`]), a real SQLite file (or a
 //! fresh PostgreSQL database when RSSP_TEST_POSTGRES_URL is set). Tests speak HTTP like a client.
 #![allow(dead_code)]
 
@@ -15,22 +16,98 @@ use serde_json::{json, Value};
 
 pub const PASSWORD: &str = "correct horse battery 7";
 
-/// One SoftHSM configuration per test process (the module reads it once); each server gets a token of its own.
-fn softhsm_dir() -> &'static PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
+/// The PKCS#11 implementation the tests run against. SoftHSM by default, through the same embedded set-up
+/// `rssp serve` uses (rssp creates each server's token itself). With `RSSP_TEST_PKCS11=kryoptic` and
+/// `RSSP_TEST_PKCS11_MODULE` naming Kryoptic's module (`hsm-config/second-pkcs11/run.sh` builds it and
+/// sets both), the servers use that module as an operator's HSM: a token made beforehand, named by
+/// module path, label and PIN; rssp neither knows nor cares which implementation it is.
+pub enum TestPkcs11 {
+    SoftHsm,
+    /// A second implementation: its module, and the SO PIN the harness initialises tokens with.
+    Other {
+        module: PathBuf,
+    },
+}
+
+/// The SO PIN of the tokens the harness initialises on a second implementation.
+const TEST_SO_PIN: &str = "12345678";
+/// Slots of the Kryoptic configuration: each server takes one (two with a CA token of its own).
+const KRYOPTIC_SLOTS: u32 = 64;
+
+/// The implementation of this test process, configured once (a module reads its configuration when it is
+/// first initialised).
+pub fn test_pkcs11() -> &'static TestPkcs11 {
+    static PKCS11: OnceLock<TestPkcs11> = OnceLock::new();
+    PKCS11.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("rssp-test-hsm-{}", std::process::id()));
         let tokens = dir.join("tokens");
         std::fs::create_dir_all(&tokens).unwrap();
-        let conf = dir.join("softhsm2.conf");
-        std::fs::write(
-            &conf,
-            format!("directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n", tokens.display()),
-        )
-        .unwrap();
-        std::env::set_var("SOFTHSM2_CONF", &conf);
-        dir
+        match std::env::var("RSSP_TEST_PKCS11").unwrap_or_default().as_str() {
+            "" | "softhsm" => {
+                let conf = dir.join("softhsm2.conf");
+                // The embedded default's own configuration (hsm-config/softhsm2.conf.template).
+                std::fs::write(&conf, rssp::hsm::softhsm_conf(&tokens)).unwrap();
+                std::env::set_var("SOFTHSM2_CONF", &conf);
+                TestPkcs11::SoftHsm
+            }
+            "kryoptic" => {
+                let module = PathBuf::from(
+                    std::env::var("RSSP_TEST_PKCS11_MODULE")
+                        .expect("RSSP_TEST_PKCS11=kryoptic needs RSSP_TEST_PKCS11_MODULE (the module's path)"),
+                );
+                assert!(module.is_file(), "RSSP_TEST_PKCS11_MODULE: no file at {}", module.display());
+                // Kryoptic: one SQLite file per slot; a slot whose file is new holds an uninitialised token.
+                let mut conf = String::new();
+                for slot in 1..=KRYOPTIC_SLOTS {
+                    conf.push_str(&format!(
+                        "[[slots]]\nslot = {slot}\ndbtype = \"sqlite\"\ndbargs = \"{}\"\n\n",
+                        tokens.join(format!("slot{slot}.sql")).display()
+                    ));
+                }
+                let conf_path = dir.join("kryoptic.conf");
+                std::fs::write(&conf_path, conf).unwrap();
+                std::env::set_var("KRYOPTIC_CONF", &conf_path);
+                TestPkcs11::Other { module }
+            }
+            other => panic!("RSSP_TEST_PKCS11={other:?}: expected softhsm or kryoptic"),
+        }
     })
+}
+
+impl TestPkcs11 {
+    /// The module path a test opens by itself (to look at a server's token as another application).
+    pub fn module(&self) -> PathBuf {
+        match self {
+            TestPkcs11::SoftHsm => PathBuf::from(rssp::config::SOFTHSM_MODULE),
+            TestPkcs11::Other { module } => module.clone(),
+        }
+    }
+
+    /// Points the configuration at a second implementation (SoftHSM needs nothing: it is the default).
+    fn prepare(&self, config: &mut Config) {
+        let TestPkcs11::Other { module } = self else { return };
+        config.hsm.module = module.clone();
+        // A software token is no QSCD; rssp's default guesses that only for SoftHSM.
+        config.ca.qc_sscd.get_or_insert(false);
+    }
+
+    /// On a second implementation, initialises the configured tokens (the CA token too, when set) as an
+    /// operator would before the first start: rssp creates only the embedded SoftHSM token itself. The
+    /// tokens are made with rssp's own PKCS#11 code (`KeyStore::open` with an SO PIN: C_InitToken in a
+    /// free slot, then C_InitPIN), so no other tool is needed.
+    fn init_tokens(&self, config: &Config) {
+        if let TestPkcs11::Other { module } = self {
+            let pin = config.hsm.pin.clone().unwrap();
+            let mut tokens = vec![(config.hsm.token_label.clone(), pin.clone())];
+            if let Some(ca_label) = &config.hsm.ca_token_label {
+                tokens.push((ca_label.clone(), config.hsm.ca_pin.clone().unwrap_or(pin)));
+            }
+            for (label, pin) in tokens {
+                rssp::hsm::KeyStore::open(module, &label, &pin, 1, Some(TEST_SO_PIN))
+                    .unwrap_or_else(|e| panic!("initialise token {label} on {}: {e}", module.display()));
+            }
+        }
+    }
 }
 
 fn database_url(data_dir: &std::path::Path) -> String {
@@ -61,7 +138,7 @@ impl TestServer {
     }
 
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
-        softhsm_dir();
+        let pkcs11 = test_pkcs11();
         let data = tempfile::tempdir().unwrap();
         let mut config =
             Config { data_dir: data.path().to_path_buf(), listen: "127.0.0.1:0".into(), ..Config::default() };
@@ -69,7 +146,9 @@ impl TestServer {
         config.hsm.token_label = format!("t{}", hex::encode(secrets::random_bytes::<8>()));
         config.hsm.pin = Some("98765432".into());
         config.hsm.sessions = 2;
+        pkcs11.prepare(&mut config);
         adjust(&mut config);
+        pkcs11.init_tokens(&config);
         let clock = Arc::new(ManualClock::default());
         let server = startup::start(config, clock.clone()).await.expect("server starts");
         let url = server.base_url();
