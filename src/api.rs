@@ -7,6 +7,7 @@ pub mod certificates;
 pub mod csc_common;
 pub mod csc_v1;
 pub mod csc_v2;
+pub mod edges;
 pub mod error;
 pub mod extract;
 pub mod lifecycle_types;
@@ -64,7 +65,7 @@ pub fn routes() -> (
     >,
     utoipa::openapi::OpenApi,
 ) {
-    App::new()
+    let (app, api) = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
         .service(
@@ -154,7 +155,10 @@ pub fn routes() -> (
                 .service(pki::root_crl)
                 .service(pki::issuing_crl),
         )
-        .split_for_parts()
+        .split_for_parts();
+    let (app, mut api) = (app, api);
+    edges::document_edge_responses(&mut api);
+    (app, api)
 }
 
 /// The request as the access log shows it: method, path, and the query's parameter names with their

@@ -33,6 +33,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// address:port to listen on (port 0 picks a free port).
     pub listen: String,
+    /// Connection timeouts and the graceful shutdown of the HTTP server.
+    pub http: HttpConfig,
     /// address:port of a separate listener serving only `/metrics` (Prometheus), so the metrics need
     /// not be public. Unset: `/metrics` is served on `listen`. When set, `listen` does not serve it.
     pub metrics_listen: Option<String>,
@@ -60,6 +62,31 @@ pub struct Config {
     pub notify: NotifyConfig,
     pub payments: PaymentsConfig,
     pub identity: IdentityConfig,
+}
+
+/// The HTTP server's connections and shutdown.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// How long an idle keep-alive connection stays open. Longer than the idle timeout of common
+    /// client pools (aiohttp: 15 s) and of reverse proxies' upstream pools (nginx: 60 s), so that such
+    /// a client never sends a request into a connection the server is closing at that moment (a client
+    /// that keeps idle connections longer, like Go's default 90 s, must retry or be set shorter);
+    /// 0 turns keep-alive off.
+    pub keep_alive_secs: u64,
+    /// How long a client may take to send a request's head (line and headers) once it started;
+    /// a slower one gets 408 (this bounds slow-header attacks, not uploads).
+    pub request_timeout_secs: u64,
+    /// On SIGTERM or SIGINT the server stops accepting connections at once and lets requests in
+    /// flight finish for at most this long, then stops the background jobs and closes the HSM
+    /// sessions.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { keep_alive_secs: 75, request_timeout_secs: 30, shutdown_grace_secs: 30 }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -234,6 +261,7 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from("rssp-data"),
             listen: "127.0.0.1:8080".to_string(),
+            http: HttpConfig::default(),
             metrics_listen: None,
             database_url: None,
             public_url: None,
@@ -370,6 +398,9 @@ enum Kind {
 const ENV_SETTINGS: &[(&str, &str, Kind)] = &[
     ("RSSP_DATA_DIR", "data_dir", Kind::Str),
     ("RSSP_LISTEN", "listen", Kind::Str),
+    ("RSSP_HTTP_KEEP_ALIVE_SECS", "http.keep_alive_secs", Kind::Int),
+    ("RSSP_HTTP_REQUEST_TIMEOUT_SECS", "http.request_timeout_secs", Kind::Int),
+    ("RSSP_SHUTDOWN_GRACE_SECS", "http.shutdown_grace_secs", Kind::Int),
     ("RSSP_METRICS_LISTEN", "metrics_listen", Kind::Str),
     ("RSSP_DATABASE_URL", "database_url", Kind::Str),
     ("RSSP_PUBLIC_URL", "public_url", Kind::Str),
@@ -543,6 +574,7 @@ impl Config {
             ("lifecycle.login_max_failures", i64::from(lifecycle.login_max_failures)),
             ("lifecycle.login_lockout_secs", lifecycle.login_lockout_secs),
             ("lifecycle.scheduler_interval_secs", lifecycle.scheduler_interval_secs as i64),
+            ("http.request_timeout_secs (RSSP_HTTP_REQUEST_TIMEOUT_SECS)", self.http.request_timeout_secs as i64),
             ("lifecycle.multisign", i64::from(lifecycle.multisign)),
             ("notify.delivery_interval_secs", self.notify.delivery_interval_secs as i64),
             ("notify.max_attempts", i64::from(self.notify.max_attempts)),

@@ -8,7 +8,7 @@ mod keystore;
 mod softhsm;
 
 pub use keystore::{
-    allowed_mechanisms, CaKeyLabel, GeneratedKey, HsmError, KeyId, KeyStore, SEAL_KEY_LABEL,
+    allowed_mechanisms, finalize_modules, CaKeyLabel, GeneratedKey, HsmError, KeyId, KeyStore, SEAL_KEY_LABEL,
     SUBSCRIBER_KEY_LABEL_PREFIX,
 };
 pub(crate) use softhsm::embedded_so_pin;

@@ -2,17 +2,18 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
-use actix_web::http::StatusCode;
 use actix_web::web::{self, Data};
 use actix_web::HttpServer;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::api::{self, error::ApiError};
+use crate::api::{self, edges};
 use crate::background;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::hsm;
 use crate::service::{Services, StartError};
 
 /// A server that is listening.
@@ -24,6 +25,7 @@ pub struct RunningServer {
     pub services: Data<Services>,
     handle: ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    workers: background::Workers,
     metrics_server: Option<(ServerHandle, tokio::task::JoinHandle<std::io::Result<()>>)>,
 }
 
@@ -32,16 +34,23 @@ impl RunningServer {
         format!("http://{}", self.addr)
     }
 
-    /// Waits until the server stops (on SIGINT/SIGTERM it finishes in-flight requests first).
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully: no new connections, requests in
+    /// flight finish within `http.shutdown_grace_secs`, the background workers stop, and the HSM
+    /// sessions are closed and the PKCS#11 module finalized. For the `serve` command: the module is
+    /// shared by everything in the process.
     pub async fn wait(self) -> std::io::Result<()> {
-        let result = self.task.await.map_err(std::io::Error::other)?;
+        let served = self.task.await.map_err(std::io::Error::other)?;
         if let Some((handle, task)) = self.metrics_server {
             handle.stop(true).await;
             let _ = task.await;
         }
-        result
+        tracing::info!("HTTP server stopped");
+        stop_workers(self.workers).await;
+        close_hsm(self.services).await;
+        served
     }
 
+    /// Stops serving (requests in flight finish first) and stops the background workers.
     pub async fn stop(self) {
         self.handle.stop(true).await;
         let _ = self.task.await;
@@ -49,7 +58,56 @@ impl RunningServer {
             handle.stop(true).await;
             let _ = task.await;
         }
+        stop_workers(self.workers).await;
     }
+}
+
+async fn stop_workers(workers: background::Workers) {
+    // Joining waits for a job run or a delivery in progress: off the async threads.
+    if tokio::task::spawn_blocking(move || workers.stop()).await.is_ok() {
+        tracing::info!("background workers stopped");
+    }
+}
+
+/// Drops the services (their key stores close every HSM session) and finalizes the module. The HTTP
+/// workers release their copies as their threads end, so this waits a moment for the last one.
+async fn close_hsm(services: Data<Services>) {
+    let mut services = services.into_inner();
+    for _ in 0..50 {
+        match Arc::try_unwrap(services) {
+            Ok(only) => {
+                let closed = tokio::task::spawn_blocking(move || {
+                    drop(only);
+                    hsm::finalize_modules()
+                })
+                .await;
+                if closed.is_ok() {
+                    tracing::info!("HSM sessions closed");
+                }
+                return;
+            }
+            Err(shared) => {
+                services = shared;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    tracing::warn!("a request outlived the grace period: its HSM sessions close when the process exits");
+}
+
+/// Resolves on the first SIGTERM (service managers, orchestrators) or SIGINT (a terminal's ctrl-C);
+/// the server then drains gracefully.
+async fn termination_signal(grace_secs: u64) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot listen for SIGTERM and SIGINT: stop the server with SIGKILL");
+        return std::future::pending().await;
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!(signal = name, grace_secs, "shutting down: no new connections, requests in flight may finish");
 }
 
 /// Opens the services (database, HSM, CA) the way every command does.
@@ -80,26 +138,40 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         .transpose()
         .map_err(|e| StartError::Other(e.to_string()))?;
     let workers = config.hsm.sessions.clamp(1, 8);
+    let http = config.http.clone();
     let services = Data::new(open_services(config, clock, public_url).await?);
     log_summary(&services, addr, metrics_addr);
     let data = services.clone();
+    let allowed = Data::new(edges::AllowedMethods::from_openapi(&api::routes().1));
     // /metrics on the main listener only when no separate one is configured.
     let metrics_here = metrics_addr.is_none();
     let server = HttpServer::new(move || {
         let (app, openapi) = api::routes();
-        let app = app.app_data(data.clone()).service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi));
+        let app = app
+            .app_data(data.clone())
+            .app_data(allowed.clone())
+            .app_data(edges::query_config())
+            .app_data(edges::path_config())
+            // Swagger UI fetches the document by a relative URL (from /docs/ up to /openapi.json), so it
+            // still finds it when a reverse proxy serves rssp under a path prefix.
+            .service(
+                SwaggerUi::new("/docs/{_:.*}")
+                    .url("/openapi.json", openapi)
+                    .config(utoipa_swagger_ui::Config::new(["../openapi.json"])),
+            )
+            .route("/docs", web::get().to(edges::docs_redirect));
         let app = if metrics_here { app.route("/metrics", web::get().to(api::ops::metrics)) } else { app };
-        app.default_service(web::to(|| async {
-            Err::<actix_web::HttpResponse, _>(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "invalid_request",
-                "Unknown method or path",
-            ))
-        }))
-        .wrap(actix_web::middleware::from_fn(api::ops::observe))
+        app.default_service(web::to(edges::no_route)).wrap(actix_web::middleware::from_fn(api::ops::observe))
     })
     .workers(workers)
-    .shutdown_timeout(30)
+    // Longer than clients keep idle connections, so none is closed under a request (see HttpConfig).
+    .keep_alive(match http.keep_alive_secs {
+        0 => actix_web::http::KeepAlive::Disabled,
+        secs => actix_web::http::KeepAlive::Timeout(Duration::from_secs(secs)),
+    })
+    .client_request_timeout(Duration::from_secs(http.request_timeout_secs))
+    .shutdown_timeout(http.shutdown_grace_secs)
+    .shutdown_signal(termination_signal(http.shutdown_grace_secs))
     .listen(listener)
     .map_err(|e| StartError::Other(e.to_string()))?
     .run();
@@ -120,8 +192,17 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         }
         None => None,
     };
-    background::start(services.clone().into_inner())?;
-    Ok(RunningServer { addr, metrics_addr, services, handle, task, metrics_server })
+    let workers = match background::start(services.clone().into_inner()) {
+        Ok(workers) => workers,
+        Err(e) => {
+            handle.stop(false).await;
+            if let Some((metrics, _)) = &metrics_server {
+                metrics.stop(false).await;
+            }
+            return Err(e);
+        }
+    };
+    Ok(RunningServer { addr, metrics_addr, services, handle, task, metrics_server, workers })
 }
 
 /// What an operator checks first in the log: which mode, data, database, HSM and CA this node runs

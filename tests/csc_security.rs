@@ -208,7 +208,7 @@ async fn service_authorisation_errors_and_token_revocation() {
     assert_eq!(response.status().as_u16(), 401, "no credentials at all");
 
     let (status, body) = server.post("/csc/v1/credentials/list", None, json!({})).await;
-    assert_error(status, &body, 400, "invalid_request", "Malformed authorization header");
+    assert_error(status, &body, 401, "invalid_token", "A bearer token is required");
     let (status, body) = server.post("/csc/v1/credentials/list", Some("not-a-token"), json!({})).await;
     assert_error(status, &body, 401, "invalid_token", "");
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, Dialect, ErrorBody};
-use super::extract::{portal_principal, run, CscJson};
+use super::extract::{portal_principal, run, Authed, CscJson, PortalUser};
 use super::lifecycle_types::rfc3339;
 use crate::service::accounts::{self, Postpone, Registration, TotpStatus};
 use crate::service::auth::IssuedTokens;
@@ -271,10 +271,9 @@ pub struct ConsentRequest {
 #[post("/consents")]
 pub async fn consent(
     services: Data<Services>,
-    req: HttpRequest,
-    body: CscJson<ConsentRequest>,
+    request: Authed<PortalUser, CscJson<ConsentRequest>>,
 ) -> Result<HttpResponse, ApiError> {
-    let principal = portal_principal(&services, &req).await?;
+    let Authed(PortalUser(principal), body) = request;
     let b = body.0;
     let consent = run(&services, L, move |s| accounts::accept_consent(s, &principal, &b.document, &b.version)).await?;
     Ok(HttpResponse::Created().json(consent_view(consent)))
@@ -320,10 +319,9 @@ pub struct CodeRequest {
 #[post("/totp/pairing/confirm")]
 pub async fn confirm_pairing(
     services: Data<Services>,
-    req: HttpRequest,
-    body: CscJson<CodeRequest>,
+    request: Authed<PortalUser, CscJson<CodeRequest>>,
 ) -> Result<Json<StatusResponse>, ApiError> {
-    let principal = portal_principal(&services, &req).await?;
+    let Authed(PortalUser(principal), body) = request;
     run(&services, L, move |s| authenticator::confirm_pairing(s, &principal, &body.0.code)).await?;
     Ok(Json(StatusResponse { status: "paired".into() }))
 }
@@ -343,10 +341,9 @@ pub struct PostponeRequest {
 #[post("/totp/postpone")]
 pub async fn postpone(
     services: Data<Services>,
-    req: HttpRequest,
-    body: CscJson<PostponeRequest>,
+    request: Authed<PortalUser, CscJson<PostponeRequest>>,
 ) -> Result<Json<TotpView>, ApiError> {
-    let principal = portal_principal(&services, &req).await?;
+    let Authed(PortalUser(principal), body) = request;
     let b = body.0;
     let postpone = match (b.mode.as_str(), b.date.as_deref()) {
         ("until", Some(date)) => {
@@ -502,10 +499,9 @@ pub struct PasswordChangeRequest {
 #[post("/me/password")]
 pub async fn change_password(
     services: Data<Services>,
-    req: HttpRequest,
-    body: CscJson<PasswordChangeRequest>,
+    request: Authed<PortalUser, CscJson<PasswordChangeRequest>>,
 ) -> Result<Json<StatusResponse>, ApiError> {
-    let principal = portal_principal(&services, &req).await?;
+    let Authed(PortalUser(principal), body) = request;
     let b = body.0;
     run(&services, L, move |s| {
         accounts::change_password(s, &principal, &b.current_password, &b.new_password, b.otp.as_deref())
@@ -577,10 +573,9 @@ pub struct PhoneChangeRequest {
 #[post("/me/phone-change")]
 pub async fn phone_change(
     services: Data<Services>,
-    req: HttpRequest,
-    body: CscJson<PhoneChangeRequest>,
+    request: Authed<PortalUser, CscJson<PhoneChangeRequest>>,
 ) -> Result<Json<CodeSentResponse>, ApiError> {
-    let principal = portal_principal(&services, &req).await?;
+    let Authed(PortalUser(principal), body) = request;
     let b = body.0;
     let password = b.password.ok_or_else(|| {
         ApiError::invalid_request("password: the current password is needed to change the phone number")
@@ -598,10 +593,9 @@ pub async fn phone_change(
 #[post("/me/phone-change/verify-email")]
 pub async fn phone_change_verify_email(
     services: Data<Services>,
-    req: HttpRequest,
-    body: CscJson<CodeRequest>,
+    request: Authed<PortalUser, CscJson<CodeRequest>>,
 ) -> Result<Json<CodeSentResponse>, ApiError> {
-    let principal = portal_principal(&services, &req).await?;
+    let Authed(PortalUser(principal), body) = request;
     let sent = run(&services, L, move |s| accounts::phone_change_verify_email(s, &principal, &body.0.code)).await?;
     Ok(Json(sent.into()))
 }
@@ -617,10 +611,9 @@ pub struct PhoneResponse {
 #[post("/me/phone-change/confirm")]
 pub async fn phone_change_confirm(
     services: Data<Services>,
-    req: HttpRequest,
-    body: CscJson<CodeRequest>,
+    request: Authed<PortalUser, CscJson<CodeRequest>>,
 ) -> Result<Json<PhoneResponse>, ApiError> {
-    let principal = portal_principal(&services, &req).await?;
+    let Authed(PortalUser(principal), body) = request;
     let phone = run(&services, L, move |s| accounts::phone_change_confirm(s, &principal, &body.0.code)).await?;
     Ok(Json(PhoneResponse { phone }))
 }

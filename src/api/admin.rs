@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::account::{AuthenticatorResetView, AuthenticatorResetsResponse};
 use super::error::{ApiError, Dialect, ErrorBody};
-use super::extract::{operator, run, CscJson};
+use super::extract::{operator, run, Authed, CscJson, OperatorKey};
 use super::lifecycle_types::{
     rfc3339, CredentialView, IdentityCheckView, IdentityChecksResponse, OrderView, OrdersResponse,
 };
@@ -53,6 +53,7 @@ pub struct UsersResponse {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UserQuery {
     /// Only the person with this e-mail address.
     pub email: Option<String>,
@@ -63,10 +64,9 @@ pub struct UserQuery {
 #[get("/users")]
 pub async fn users(
     services: Data<Services>,
-    req: HttpRequest,
-    query: Query<UserQuery>,
+    request: Authed<OperatorKey, Query<UserQuery>>,
 ) -> Result<Json<UsersResponse>, ApiError> {
-    operator(&services, &req).await?;
+    let Authed(OperatorKey(_), query) = request;
     let rows = run(&services, L, move |s| operators::users(s, query.email.as_deref())).await?;
     Ok(Json(UsersResponse { users: rows.into_iter().map(UserView::from).collect() }))
 }
@@ -96,6 +96,7 @@ pub async fn user(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StatusQuery {
     /// Only those in this status.
     pub status: Option<String>,
@@ -106,10 +107,9 @@ pub struct StatusQuery {
 #[get("/orders")]
 pub async fn orders(
     services: Data<Services>,
-    req: HttpRequest,
-    query: Query<StatusQuery>,
+    request: Authed<OperatorKey, Query<StatusQuery>>,
 ) -> Result<Json<OrdersResponse>, ApiError> {
-    operator(&services, &req).await?;
+    let Authed(OperatorKey(_), query) = request;
     let rows = run(&services, L, move |s| operators::orders(s, query.status.as_deref())).await?;
     Ok(Json(OrdersResponse { orders: rows.into_iter().map(OrderView::from).collect() }))
 }
@@ -119,10 +119,9 @@ pub async fn orders(
 #[get("/identity-checks")]
 pub async fn identity_checks(
     services: Data<Services>,
-    req: HttpRequest,
-    query: Query<StatusQuery>,
+    request: Authed<OperatorKey, Query<StatusQuery>>,
 ) -> Result<Json<IdentityChecksResponse>, ApiError> {
-    operator(&services, &req).await?;
+    let Authed(OperatorKey(_), query) = request;
     let rows = run(&services, L, move |s| operators::identity_checks(s, query.status.as_deref())).await?;
     Ok(Json(IdentityChecksResponse {
         identity_checks: rows.into_iter().map(|c| IdentityCheckView::new(&services, c)).collect(),
@@ -145,11 +144,10 @@ pub struct DecisionRequest {
 #[post("/identity-checks/{id}/decision")]
 pub async fn decide(
     services: Data<Services>,
-    req: HttpRequest,
     id: Path<String>,
-    body: CscJson<DecisionRequest>,
+    request: Authed<OperatorKey, CscJson<DecisionRequest>>,
 ) -> Result<Json<IdentityCheckView>, ApiError> {
-    let op = operator(&services, &req).await?;
+    let Authed(OperatorKey(op), body) = request;
     let b = body.0;
     let decision = match b.decision.as_str() {
         "accept" if b.reasons.is_empty() => Decision::Accept,
@@ -178,10 +176,9 @@ fn parse_decision(b: DecisionRequest) -> Result<Decision, ApiError> {
 #[get("/authenticator-resets")]
 pub async fn authenticator_resets(
     services: Data<Services>,
-    req: HttpRequest,
-    query: Query<StatusQuery>,
+    request: Authed<OperatorKey, Query<StatusQuery>>,
 ) -> Result<Json<AuthenticatorResetsResponse>, ApiError> {
-    operator(&services, &req).await?;
+    let Authed(OperatorKey(_), query) = request;
     let resets = run(&services, L, move |s| authenticator::resets_for_operator(s, query.status.as_deref())).await?;
     Ok(Json(AuthenticatorResetsResponse { resets: resets.into_iter().map(Into::into).collect() }))
 }
@@ -193,11 +190,10 @@ pub async fn authenticator_resets(
 #[post("/authenticator-resets/{id}/decision")]
 pub async fn decide_authenticator_reset(
     services: Data<Services>,
-    req: HttpRequest,
     id: Path<String>,
-    body: CscJson<DecisionRequest>,
+    request: Authed<OperatorKey, CscJson<DecisionRequest>>,
 ) -> Result<Json<AuthenticatorResetView>, ApiError> {
-    let op = operator(&services, &req).await?;
+    let Authed(OperatorKey(op), body) = request;
     let decision = parse_decision(body.0)?;
     let by = format!("operator {}", op.name);
     let reset = run(&services, L, move |s| authenticator::decide_reset_by_operator(s, &id, decision, &by)).await?;
@@ -216,16 +212,16 @@ pub struct AdminRevokeRequest {
 #[post("/credentials/{id}/revoke")]
 pub async fn revoke(
     services: Data<Services>,
-    req: HttpRequest,
     id: Path<String>,
-    body: CscJson<AdminRevokeRequest>,
+    request: Authed<OperatorKey, CscJson<AdminRevokeRequest>>,
 ) -> Result<Json<CredentialView>, ApiError> {
-    let op = operator(&services, &req).await?;
+    let Authed(OperatorKey(op), body) = request;
     let summary = run(&services, L, move |s| issuance::revoke_by_operator(s, &op.name, &id, &body.0.reason)).await?;
     Ok(Json(CredentialView::new(summary)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Records after this sequence number (default 0: from the start).
     pub after: Option<i64>,
@@ -259,10 +255,9 @@ pub struct AuditResponse {
 #[get("/audit")]
 pub async fn audit(
     services: Data<Services>,
-    req: HttpRequest,
-    query: Query<PageQuery>,
+    request: Authed<OperatorKey, Query<PageQuery>>,
 ) -> Result<Json<AuditResponse>, ApiError> {
-    operator(&services, &req).await?;
+    let Authed(OperatorKey(_), query) = request;
     let (after, limit) = (query.after.unwrap_or(0), query.limit.unwrap_or(operators::MAX_ROWS));
     let rows = run(&services, L, move |s| operators::audit_page(s, after, limit)).await?;
     let records = rows
@@ -283,6 +278,7 @@ pub async fn audit(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OutboxQuery {
     /// Only messages to this e-mail address or phone number.
     pub recipient: Option<String>,
@@ -323,10 +319,9 @@ pub struct OutboxResponse {
 #[get("/outbox")]
 pub async fn outbox(
     services: Data<Services>,
-    req: HttpRequest,
-    query: Query<OutboxQuery>,
+    request: Authed<OperatorKey, Query<OutboxQuery>>,
 ) -> Result<Json<OutboxResponse>, ApiError> {
-    operator(&services, &req).await?;
+    let Authed(OperatorKey(_), query) = request;
     let rows =
         run(&services, L, move |s| operators::outbox(s, query.recipient.as_deref(), query.after.unwrap_or(0))).await?;
     let messages = rows

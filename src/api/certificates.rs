@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, Dialect, ErrorBody};
-use super::extract::{decode_base64, portal_principal, run, CscJson};
+use super::extract::{decode_base64, portal_principal, run, Authed, CscJson, PortalUser, UploadJson};
 use super::lifecycle_types::{
     CredentialView, CredentialsResponse, IdentityCheckView, IdentityChecksResponse, OrderView, OrdersResponse,
 };
@@ -75,10 +75,9 @@ pub struct OrderRequest {
 #[post("/orders")]
 pub async fn create_order(
     services: Data<Services>,
-    req: HttpRequest,
-    body: CscJson<OrderRequest>,
+    request: Authed<PortalUser, CscJson<OrderRequest>>,
 ) -> Result<HttpResponse, ApiError> {
-    let principal = portal_principal(&services, &req).await?;
+    let Authed(PortalUser(principal), body) = request;
     let b = body.0;
     let purpose =
         Purpose::parse(&b.purpose).ok_or_else(|| ApiError::invalid_request("purpose: issuance, rekey or reissue"))?;
@@ -115,11 +114,10 @@ pub async fn get_order(
 #[put("/orders/{id}/invoice")]
 pub async fn update_invoice(
     services: Data<Services>,
-    req: HttpRequest,
     id: Path<String>,
-    body: CscJson<Invoice>,
+    request: Authed<PortalUser, CscJson<Invoice>>,
 ) -> Result<Json<OrderView>, ApiError> {
-    let principal = portal_principal(&services, &req).await?;
+    let Authed(PortalUser(principal), body) = request;
     let row = run(&services, L, move |s| orders::update_invoice(s, &principal, &id, body.0)).await?;
     Ok(Json(row.into()))
 }
@@ -169,11 +167,10 @@ pub struct PersonalDataRequest {
 #[post("/orders/{id}/personal-data")]
 pub async fn personal_data(
     services: Data<Services>,
-    req: HttpRequest,
     id: Path<String>,
-    body: CscJson<PersonalDataRequest>,
+    request: Authed<PortalUser, CscJson<PersonalDataRequest>>,
 ) -> Result<Json<OrderView>, ApiError> {
-    let principal = portal_principal(&services, &req).await?;
+    let Authed(PortalUser(principal), body) = request;
     let b = body.0;
     let row = run(&services, L, move |s| orders::confirm_personal_data(s, &principal, &id, &b.given_name, &b.surname))
         .await?;
@@ -202,11 +199,10 @@ pub struct DocumentResponse {
 #[post("/orders/{id}/identity-document")]
 pub async fn identity_document(
     services: Data<Services>,
-    req: HttpRequest,
     id: Path<String>,
-    body: CscJson<DocumentUploadRequest>,
+    request: Authed<PortalUser, UploadJson<DocumentUploadRequest>>,
 ) -> Result<HttpResponse, ApiError> {
-    let principal = portal_principal(&services, &req).await?;
+    let Authed(PortalUser(principal), body) = request;
     let b = body.0;
     let data = decode_base64(&b.data, "data")?;
     let row =
@@ -247,10 +243,9 @@ pub struct IssueRequestBody {
 #[post("/credentials")]
 pub async fn issue(
     services: Data<Services>,
-    req: HttpRequest,
-    body: CscJson<IssueRequestBody>,
+    request: Authed<PortalUser, CscJson<IssueRequestBody>>,
 ) -> Result<HttpResponse, ApiError> {
-    let principal = portal_principal(&services, &req).await?;
+    let Authed(PortalUser(principal), body) = request;
     let b = body.0;
     let request = IssueRequest {
         order_id: b.order_id,
@@ -304,11 +299,10 @@ pub struct RekeySubmittedResponse {
 #[post("/credentials/{id}/rekey")]
 pub async fn rekey(
     services: Data<Services>,
-    req: HttpRequest,
     id: Path<String>,
-    body: CscJson<RekeyRequestBody>,
+    request: Authed<PortalUser, CscJson<RekeyRequestBody>>,
 ) -> Result<HttpResponse, ApiError> {
-    let principal = portal_principal(&services, &req).await?;
+    let Authed(PortalUser(principal), body) = request;
     let b = body.0;
     let request =
         RekeyRequest { credential_id: id.into_inner(), order_id: b.order_id, otp: b.otp, key_type: b.key_type };
@@ -335,11 +329,10 @@ pub struct RevokeRequestBody {
 #[post("/credentials/{id}/revoke")]
 pub async fn revoke(
     services: Data<Services>,
-    req: HttpRequest,
     id: Path<String>,
-    body: CscJson<RevokeRequestBody>,
+    request: Authed<PortalUser, CscJson<RevokeRequestBody>>,
 ) -> Result<Json<CredentialView>, ApiError> {
-    let principal = portal_principal(&services, &req).await?;
+    let Authed(PortalUser(principal), body) = request;
     let b = body.0;
     let summary =
         run(&services, L, move |s| issuance::revoke_own(s, &principal, &id, &b.otp, b.reason.as_deref())).await?;

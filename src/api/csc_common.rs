@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use actix_web::web::Data;
 
-use super::error::{ApiError, Dialect};
+use super::error::{ApiError, AuthScheme, Dialect};
 use super::extract::{decode_base64, encode_base64, run};
 use crate::service::auth::{self, IssuedTokens};
 use crate::service::credentials::CredentialView;
@@ -55,11 +55,7 @@ pub fn login_method(req: &HttpRequest, refresh_token: Option<String>) -> Result<
     match (header, refresh_token) {
         (Some(value), _) => {
             let encoded = value.strip_prefix("Basic ").ok_or_else(|| {
-                ApiError::new(
-                    actix_web::http::StatusCode::UNAUTHORIZED,
-                    "invalid_request",
-                    "Malformed authentication parameter",
-                )
+                ApiError::unauthenticated(AuthScheme::Basic, "invalid_request", "Malformed authentication parameter")
             })?;
             let decoded = decode_base64(encoded.trim(), "authorization")
                 .ok()
@@ -71,11 +67,9 @@ pub fn login_method(req: &HttpRequest, refresh_token: Option<String>) -> Result<
         }
         (None, Some(token)) if !token.is_empty() => Ok(LoginMethod::RefreshToken(token)),
         (None, Some(_)) => Err(ApiError::invalid_request("Invalid string parameter refresh_token")),
-        (None, None) => Err(ApiError::new(
-            actix_web::http::StatusCode::UNAUTHORIZED,
-            "invalid_request",
-            "Malformed authentication parameter",
-        )),
+        (None, None) => {
+            Err(ApiError::unauthenticated(AuthScheme::Basic, "invalid_request", "Malformed authentication parameter"))
+        }
     }
 }
 
@@ -87,14 +81,22 @@ pub async fn login(
     remember_me: bool,
     dialect: Dialect,
 ) -> Result<IssuedTokens, ApiError> {
-    match login_method(req, refresh_token)? {
+    let tokens = match login_method(req, refresh_token)? {
         LoginMethod::Password { username, password } => {
             run(services, dialect, move |s| auth::login_with_password(s, &username, &password, remember_me)).await
         }
         LoginMethod::RefreshToken(token) => {
             run(services, dialect, move |s| auth::login_with_refresh_token(s, &token)).await
         }
-    }
+    };
+    // A refused refresh token is a 401 too; this route asks for Basic credentials instead.
+    tokens.map_err(|e| {
+        if e.status == actix_web::http::StatusCode::UNAUTHORIZED {
+            e.with_challenge(AuthScheme::Basic)
+        } else {
+            e
+        }
+    })
 }
 
 /// `certificates` selector of credentials/info and v2 credentials/list.

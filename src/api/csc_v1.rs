@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::csc_common::{self, cert_info, certificates_wanted, key_info, CertInfo, KeyInfo};
 use super::error::{ApiError, Dialect, ErrorBody};
-use super::extract::{decode_base64, decode_hashes, encode_base64, principal, run, CscJson};
+use super::extract::{decode_base64, decode_hashes, encode_base64, run, Authed, CscJson, CscV1User};
 use crate::service::auth::{self, TokenTypeHint};
 use crate::service::credentials::{self, AuthorizeRequest, ExtendRequest};
 use crate::service::signing::{self, CscVersion, SignHashRequest};
@@ -122,10 +122,9 @@ pub fn token_type_hint(hint: Option<&str>) -> Result<Option<TokenTypeHint>, ApiE
 #[post("/auth/revoke")]
 pub async fn revoke(
     services: Data<Services>,
-    req: HttpRequest,
-    body: CscJson<RevokeRequest>,
+    request: Authed<CscV1User, CscJson<RevokeRequest>>,
 ) -> Result<HttpResponse, ApiError> {
-    let principal = principal(&services, &req, V1).await?;
+    let Authed(CscV1User(principal), body) = request;
     let token = body.0.token.filter(|t| !t.is_empty()).ok_or_else(|| ApiError::missing("token"))?;
     let hint = token_type_hint(body.0.token_type_hint.as_deref())?;
     run(&services, V1, move |s| auth::revoke(s, &principal, &token, hint)).await?;
@@ -162,10 +161,9 @@ pub struct ListResponse {
 #[post("/credentials/list")]
 pub async fn list(
     services: Data<Services>,
-    req: HttpRequest,
-    body: CscJson<ListRequest>,
+    request: Authed<CscV1User, CscJson<ListRequest>>,
 ) -> Result<Json<ListResponse>, ApiError> {
-    let principal = principal(&services, &req, V1).await?;
+    let Authed(CscV1User(principal), body) = request;
     let body = body.0;
     // Authorisation is user-specific (basic): the user is the token's, never a parameter.
     if body.user_id.is_some() {
@@ -248,10 +246,9 @@ pub struct CredentialInfoResponse {
 #[post("/credentials/info")]
 pub async fn credential_info(
     services: Data<Services>,
-    req: HttpRequest,
-    body: CscJson<CredentialInfoRequest>,
+    request: Authed<CscV1User, CscJson<CredentialInfoRequest>>,
 ) -> Result<Json<CredentialInfoResponse>, ApiError> {
-    let principal = principal(&services, &req, V1).await?;
+    let Authed(CscV1User(principal), body) = request;
     let body = body.0;
     let id = body.credential_id.ok_or_else(|| ApiError::missing("credentialID"))?;
     let wanted = certificates_wanted(body.certificates.as_deref())?;
@@ -317,10 +314,9 @@ pub struct SadResponse {
 #[post("/credentials/authorize")]
 pub async fn authorize(
     services: Data<Services>,
-    req: HttpRequest,
-    body: CscJson<AuthorizeRequestBody>,
+    request: Authed<CscV1User, CscJson<AuthorizeRequestBody>>,
 ) -> Result<Json<SadResponse>, ApiError> {
-    let principal = principal(&services, &req, V1).await?;
+    let Authed(CscV1User(principal), body) = request;
     let body = body.0;
     let request = AuthorizeRequest {
         credential_id: body.credential_id.ok_or_else(|| ApiError::missing("credentialID"))?,
@@ -359,10 +355,9 @@ pub struct ExtendTransactionRequest {
 #[post("/credentials/extendTransaction")]
 pub async fn extend_transaction(
     services: Data<Services>,
-    req: HttpRequest,
-    body: CscJson<ExtendTransactionRequest>,
+    request: Authed<CscV1User, CscJson<ExtendTransactionRequest>>,
 ) -> Result<Json<SadResponse>, ApiError> {
-    let principal = principal(&services, &req, V1).await?;
+    let Authed(CscV1User(principal), body) = request;
     let body = body.0;
     let request = ExtendRequest {
         credential_id: body.credential_id.ok_or_else(|| ApiError::missing("credentialID"))?,
@@ -409,10 +404,9 @@ pub struct SignHashResponse {
 #[post("/signatures/signHash")]
 pub async fn sign_hash(
     services: Data<Services>,
-    req: HttpRequest,
-    body: CscJson<SignHashRequestBody>,
+    request: Authed<CscV1User, CscJson<SignHashRequestBody>>,
 ) -> Result<Json<SignHashResponse>, ApiError> {
-    let principal = principal(&services, &req, V1).await?;
+    let Authed(CscV1User(principal), body) = request;
     let body = body.0;
     let request = SignHashRequest {
         credential_id: body.credential_id.ok_or_else(|| ApiError::missing("credentialID"))?,

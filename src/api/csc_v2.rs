@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::csc_common::{self, cert_info, certificates_wanted, key_info, CertInfo, KeyInfo};
 use super::csc_v1::token_type_hint;
 use super::error::{ApiError, Dialect, ErrorBody};
-use super::extract::{decode_base64, decode_hashes, encode_base64, principal, run, CscJson};
+use super::extract::{decode_base64, decode_hashes, encode_base64, run, Authed, CscJson, CscV2User};
 use crate::domain::algorithms::oid;
 use crate::domain::HashAlgorithm;
 use crate::service::auth;
@@ -151,10 +151,9 @@ pub struct RevokeRequest {
 #[post("/auth/revoke")]
 pub async fn revoke(
     services: Data<Services>,
-    req: HttpRequest,
-    body: CscJson<RevokeRequest>,
+    request: Authed<CscV2User, CscJson<RevokeRequest>>,
 ) -> Result<HttpResponse, ApiError> {
-    let principal = principal(&services, &req, V2).await?;
+    let Authed(CscV2User(principal), body) = request;
     let token = body.0.token.filter(|t| !t.is_empty()).ok_or_else(|| ApiError::missing("token"))?;
     let hint = token_type_hint(body.0.token_type_hint.as_deref())?;
     run(&services, V2, move |s| auth::revoke(s, &principal, &token, hint)).await?;
@@ -283,10 +282,9 @@ pub struct ListResponse {
 #[post("/credentials/list")]
 pub async fn list(
     services: Data<Services>,
-    req: HttpRequest,
-    body: CscJson<ListRequest>,
+    request: Authed<CscV2User, CscJson<ListRequest>>,
 ) -> Result<Json<ListResponse>, ApiError> {
-    let principal = principal(&services, &req, V2).await?;
+    let Authed(CscV2User(principal), body) = request;
     let body = body.0;
     if body.user_id.is_some() {
         return Err(ApiError::invalid_request("userID parameter MUST be null"));
@@ -326,10 +324,9 @@ pub struct CredentialInfoRequest {
 #[post("/credentials/info")]
 pub async fn credential_info_handler(
     services: Data<Services>,
-    req: HttpRequest,
-    body: CscJson<CredentialInfoRequest>,
+    request: Authed<CscV2User, CscJson<CredentialInfoRequest>>,
 ) -> Result<Json<CredentialInfo>, ApiError> {
-    let principal = principal(&services, &req, V2).await?;
+    let Authed(CscV2User(principal), body) = request;
     let body = body.0;
     let id = body.credential_id.ok_or_else(|| ApiError::missing("credentialID"))?;
     let wanted = certificates_wanted(body.certificates.as_deref())?;
@@ -404,10 +401,9 @@ fn auth_values(auth_data: Vec<AuthDataEntry>) -> Result<(Option<String>, Option<
 #[post("/credentials/authorize")]
 pub async fn authorize(
     services: Data<Services>,
-    req: HttpRequest,
-    body: CscJson<AuthorizeRequestBody>,
+    request: Authed<CscV2User, CscJson<AuthorizeRequestBody>>,
 ) -> Result<Json<SadResponse>, ApiError> {
-    let principal = principal(&services, &req, V2).await?;
+    let Authed(CscV2User(principal), body) = request;
     let body = body.0;
     let credential_id = body.credential_id.ok_or_else(|| ApiError::missing("credentialID"))?;
     let num_signatures = body.num_signatures.ok_or_else(|| ApiError::missing("numSignatures"))?;
@@ -446,10 +442,9 @@ pub struct ExtendTransactionRequest {
 #[post("/credentials/extendTransaction")]
 pub async fn extend_transaction(
     services: Data<Services>,
-    req: HttpRequest,
-    body: CscJson<ExtendTransactionRequest>,
+    request: Authed<CscV2User, CscJson<ExtendTransactionRequest>>,
 ) -> Result<Json<SadResponse>, ApiError> {
-    let principal = principal(&services, &req, V2).await?;
+    let Authed(CscV2User(principal), body) = request;
     let body = body.0;
     let hashes = decode_hashes(&body.hashes.unwrap_or_default(), "hashes")?;
     let request = ExtendRequest {
@@ -498,10 +493,9 @@ pub struct SignHashResponse {
 #[post("/signatures/signHash")]
 pub async fn sign_hash(
     services: Data<Services>,
-    req: HttpRequest,
-    body: CscJson<SignHashRequestBody>,
+    request: Authed<CscV2User, CscJson<SignHashRequestBody>>,
 ) -> Result<Json<SignHashResponse>, ApiError> {
-    let principal = principal(&services, &req, V2).await?;
+    let Authed(CscV2User(principal), body) = request;
     let body = body.0;
     if body.operation_mode.as_deref().is_some_and(|m| m != "S") {
         return Err(ApiError::invalid("operationMode"));

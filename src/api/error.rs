@@ -16,6 +16,28 @@ pub struct ErrorBody {
     pub error_description: String,
 }
 
+pub const WWW_AUTHENTICATE: &str = "WWW-Authenticate";
+
+/// The protection space named in every challenge.
+const REALM: &str = "rssp";
+
+/// How a route wants its caller to authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthScheme {
+    /// HTTP Basic (RFC 7617): CSC `auth/login`.
+    Basic,
+    /// A bearer token (RFC 6750): every other authenticated route.
+    Bearer,
+}
+
+fn bearer_challenge(error: Option<&str>) -> String {
+    match error {
+        // RFC 6750 §3.1 knows invalid_token; CSC's expired_token is an invalid token to HTTP.
+        Some("invalid_token" | "expired_token") => format!("Bearer realm=\"{REALM}\", error=\"invalid_token\""),
+        _ => format!("Bearer realm=\"{REALM}\""),
+    }
+}
+
 /// Which wire dialect a request came in: the same field has different names in v1 and v2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -32,6 +54,8 @@ pub struct ApiError {
     pub description: String,
     /// Seconds until the request may be repeated (a `Retry-After` header).
     pub retry_after: Option<i64>,
+    /// Further response headers the answer needs (`WWW-Authenticate` of a 401, `Allow` of a 405).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl std::fmt::Display for ApiError {
@@ -49,13 +73,58 @@ impl ResponseError for ApiError {
         if let Some(seconds) = self.retry_after {
             response.insert_header(("Retry-After", seconds.max(1).to_string()));
         }
+        for (name, value) in &self.headers {
+            response.insert_header((*name, value.as_str()));
+        }
+        // RFC 9110 §11.6.1: every 401 names how to authenticate. The routes that take Basic say so
+        // themselves; everything else takes a bearer token (RFC 6750 §3).
+        if self.status == StatusCode::UNAUTHORIZED && !self.headers.iter().any(|(n, _)| *n == WWW_AUTHENTICATE) {
+            response.insert_header((WWW_AUTHENTICATE, bearer_challenge(Some(self.error))));
+        }
         response.json(ErrorBody { error: self.error.to_string(), error_description: self.description.clone() })
     }
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> ApiError {
-        ApiError { status, error, description: description.into(), retry_after: None }
+        ApiError { status, error, description: description.into(), retry_after: None, headers: Vec::new() }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> ApiError {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// A request that carries no credentials at all: 401 with a challenge for `scheme` and no error
+    /// code in it (RFC 6750 §3.1: a request without authentication gets no error code).
+    pub fn unauthenticated(scheme: AuthScheme, error: &'static str, description: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, error, description).with_challenge(scheme)
+    }
+
+    /// Names `scheme` in the `WWW-Authenticate` header of a 401 (replacing the default bearer one).
+    pub fn with_challenge(mut self, scheme: AuthScheme) -> ApiError {
+        let challenge = match scheme {
+            // RFC 7617 §2.1: the only charset allowed, and the one clients should use.
+            AuthScheme::Basic => format!("Basic realm=\"{REALM}\", charset=\"UTF-8\""),
+            AuthScheme::Bearer => bearer_challenge(None),
+        };
+        self.headers.retain(|(name, _)| *name != WWW_AUTHENTICATE);
+        self.with_header(WWW_AUTHENTICATE, challenge)
+    }
+
+    /// A method the path does not take (RFC 9110 §15.5.6): `allow` lists the ones it does.
+    pub fn method_not_allowed(allow: &str) -> ApiError {
+        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "invalid_request", "Method not allowed on this path")
+            .with_header("Allow", allow)
+    }
+
+    /// A body over the route's limit (413, RFC 9110 §15.5.14).
+    pub fn payload_too_large(limit: usize) -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request",
+            format!("Request body too large: this method accepts at most {limit} bytes"),
+        )
     }
 
     pub fn invalid_request(description: impl Into<String>) -> ApiError {

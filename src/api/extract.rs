@@ -1,24 +1,144 @@
-//! Request extraction shared by the CSC dialects: the JSON body (with CSC-worded errors), the
-//! bearer token, base64, and running a use case on a blocking thread.
+//! Request extraction shared by the CSC dialects and the lifecycle API: the caller (checked before
+//! the body), the JSON body with its size limit and CSC-worded errors, base64, and running a use
+//! case on a blocking thread.
 
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::dev::Payload;
-use actix_web::web::{Bytes, Data};
+use actix_web::dev::{Decompress, Payload};
+use actix_web::error::PayloadError;
+use actix_web::web::{Bytes, BytesMut, Data};
 use actix_web::{FromRequest, HttpRequest};
 use base64::Engine;
+use futures_core::Stream;
 use serde::de::DeserializeOwned;
 
-use super::error::{ApiError, Dialect};
+use super::error::{ApiError, AuthScheme, Dialect};
 use crate::service::{auth, operators, Principal, ServiceError, Services};
 use crate::telemetry::RequestId;
 
-/// Largest request body accepted (1000 SHA-512 hashes in base64 fit many times over).
-const MAX_BODY: usize = 1024 * 1024;
+/// What the JSON of the CSC and lifecycle methods may weigh besides its hashes: identifiers, a SAD,
+/// a certificate choice, a few names. Generous: a real request is a few hundred bytes.
+const JSON_BODY_BASE: usize = 64 * 1024;
+/// Room per hash in a signHash or authorize body: a base64 SHA-512 digest is 88 characters, twice
+/// that if an encoder escapes every `/`, plus quotes, comma and indentation.
+const JSON_BODY_PER_HASH: usize = 256;
 
-/// A JSON body whose errors are CSC errors: a field of the wrong type is named in the answer, and
-/// an empty body counts as `{}` (CSC `info` allows it).
+/// Largest body of a CSC or lifecycle JSON method: enough for a signHash (or authorize) with the
+/// most hashes the server accepts (`security.max_hashes_per_request`; 1000 by default: 314 KiB).
+pub fn json_body_limit(services: Option<&Services>) -> usize {
+    let max_hashes = services.map_or_else(
+        || crate::config::SecurityConfig::default().max_hashes_per_request,
+        |s| s.config.security.max_hashes_per_request,
+    );
+    JSON_BODY_BASE.saturating_add(JSON_BODY_PER_HASH.saturating_mul(max_hashes))
+}
+
+/// Largest body of an identity-document upload: the document (at most
+/// [`crate::service::orders::MAX_DOCUMENT_BYTES`], 5 MiB) travels base64 inside JSON, which makes
+/// it 4/3 as long; 256 KiB more cover the other fields and escaped slashes (7,252,652 bytes).
+pub const UPLOAD_BODY_LIMIT: usize = crate::service::orders::MAX_DOCUMENT_BYTES.div_ceil(3) * 4 + 256 * 1024;
+
+/// Reads a whole request body of at most `limit` bytes (after any `Content-Encoding` is undone).
+/// Too large is 413, whether the `Content-Length` says so up front or the stream runs over.
+fn read_body(req: &HttpRequest, payload: &mut Payload, limit: usize) -> impl Future<Output = Result<Bytes, ApiError>> {
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let mut stream = Decompress::from_headers(payload.take(), req.headers());
+    async move {
+        if declared.is_some_and(|length| length > limit as u64) {
+            return Err(ApiError::payload_too_large(limit));
+        }
+        let mut body = BytesMut::new();
+        while let Some(chunk) = std::future::poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)).await {
+            let chunk = chunk.map_err(|e| match e {
+                PayloadError::Overflow => ApiError::payload_too_large(limit),
+                _ => ApiError::invalid_request("Unreadable request body"),
+            })?;
+            if body.len() + chunk.len() > limit {
+                return Err(ApiError::payload_too_large(limit));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    }
+}
+
+/// Deepest nesting of arrays and objects a request body may have. The deepest real request (a v2
+/// authorize's `authData` entries) has 3 levels.
+pub const MAX_JSON_DEPTH: usize = 32;
+
+/// Whether `body` nests arrays and objects deeper than `max` (brackets inside strings do not count).
+/// serde_json bounds the recursion of typed fields at 128 but skips unknown fields at any depth:
+/// this one check bounds both, before anything is parsed.
+fn nested_deeper_than(body: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &byte in body {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Parses a JSON body with CSC-worded errors: a field of the wrong type is named in the answer, and
+/// an empty body counts as `{}` (CSC `info` allows it). Nesting deeper than [`MAX_JSON_DEPTH`] is 400.
+fn parse_json<T: DeserializeOwned>(body: &[u8], content_type: Option<&str>) -> Result<T, ApiError> {
+    let text: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
+    if !body.is_empty() && !content_type.is_some_and(|c| c.starts_with("application/json")) {
+        return Err(ApiError::invalid_request("Content-Type must be application/json"));
+    }
+    if nested_deeper_than(text, MAX_JSON_DEPTH) {
+        return Err(ApiError::invalid_request(format!(
+            "Malformed JSON request body: nested deeper than {MAX_JSON_DEPTH} levels"
+        )));
+    }
+    let mut de = serde_json::Deserializer::from_slice(text);
+    match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Ok(value) => Ok(value),
+        Err(e) => {
+            let path = e.path().to_string();
+            let field = path.split(['.', '[']).next().unwrap_or_default();
+            if e.inner().is_syntax() || e.inner().is_eof() || field.is_empty() || field == "?" {
+                Err(ApiError::invalid_request("Malformed JSON request body"))
+            } else {
+                Err(ApiError::missing(field))
+            }
+        }
+    }
+}
+
+fn json_extractor<T: DeserializeOwned + 'static>(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    limit: usize,
+) -> Pin<Box<dyn Future<Output = Result<T, ApiError>>>> {
+    let body = read_body(req, payload, limit);
+    let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_ascii_lowercase);
+    Box::pin(async move { parse_json(&body.await?, content_type.as_deref()) })
+}
+
+/// A JSON body of a CSC or lifecycle method, at most [`json_body_limit`] bytes.
 pub struct CscJson<T>(pub T);
 
 impl<T: DeserializeOwned + 'static> FromRequest for CscJson<T> {
@@ -26,64 +146,151 @@ impl<T: DeserializeOwned + 'static> FromRequest for CscJson<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let body = Bytes::from_request(req, payload);
-        let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_ascii_lowercase);
+        let limit = json_body_limit(req.app_data::<Data<Services>>().map(|d| d.get_ref()));
+        let body = json_extractor::<T>(req, payload, limit);
+        Box::pin(async move { body.await.map(CscJson) })
+    }
+}
+
+/// A JSON body that carries an uploaded file, at most [`UPLOAD_BODY_LIMIT`] bytes.
+pub struct UploadJson<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for UploadJson<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = json_extractor::<T>(req, payload, UPLOAD_BODY_LIMIT);
+        Box::pin(async move { body.await.map(UploadJson) })
+    }
+}
+
+/// A raw body (webhooks, whose signature covers the exact bytes), at most [`json_body_limit`] bytes.
+pub struct RawBody(pub Bytes);
+
+impl FromRequest for RawBody {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = json_body_limit(req.app_data::<Data<Services>>().map(|d| d.get_ref()));
+        let body = read_body(req, payload, limit);
+        Box::pin(async move { body.await.map(RawBody) })
+    }
+}
+
+/// Who is calling a route that needs authentication.
+pub trait Authenticate: Sized + 'static {
+    fn authenticate(services: Data<Services>, req: HttpRequest) -> impl Future<Output = Result<Self, ApiError>>;
+}
+
+/// A caller and a body, in that order: the credentials are checked before a byte of the body is
+/// read, so a request without valid credentials is 401 whatever its body holds, and an anonymous
+/// caller cannot make the server read (or parse) a large body.
+pub struct Authed<A, B>(pub A, pub B);
+
+impl<A: Authenticate, B: FromRequest + 'static> FromRequest for Authed<A, B> {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, actix_web::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        // Creating the body's future takes the payload but reads nothing: it is polled only below.
+        let body = B::from_request(req, payload);
+        let req = req.clone();
         Box::pin(async move {
-            let body = body.await.map_err(|_| ApiError::invalid_request("Unreadable request body"))?;
-            if body.len() > MAX_BODY {
-                return Err(ApiError::invalid_request("Request body too large"));
-            }
-            let text: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &body };
-            if !body.is_empty() && !content_type.as_deref().is_some_and(|c| c.starts_with("application/json")) {
-                return Err(ApiError::invalid_request("Content-Type must be application/json"));
-            }
-            let mut de = serde_json::Deserializer::from_slice(text);
-            match serde_path_to_error::deserialize::<_, T>(&mut de) {
-                Ok(value) => Ok(CscJson(value)),
-                Err(e) => {
-                    let path = e.path().to_string();
-                    let field = path.split(['.', '[']).next().unwrap_or_default();
-                    if e.inner().is_syntax() || e.inner().is_eof() || field.is_empty() || field == "?" {
-                        Err(ApiError::invalid_request("Malformed JSON request body"))
-                    } else {
-                        Err(ApiError::missing(field))
-                    }
-                }
-            }
+            let services = req.app_data::<Data<Services>>().cloned().ok_or_else(ApiError::internal)?;
+            let caller = A::authenticate(services, req).await?;
+            let body = body.await.map_err(Into::into)?;
+            Ok(Authed(caller, body))
         })
     }
 }
 
-fn bearer_token(req: &HttpRequest) -> Result<String, ApiError> {
-    req.headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
+/// A CSC v1 caller: the bearer token from `/csc/v1/auth/login`.
+pub struct CscV1User(pub Principal);
+/// A CSC v2 caller: the bearer token from `/csc/v2/auth/login`.
+pub struct CscV2User(pub Principal);
+/// A lifecycle API caller: the session from `/api/v1/login`.
+pub struct PortalUser(pub Principal);
+/// An operator: an API key from `rssp operator create`.
+pub struct OperatorKey(pub operators::Operator);
+
+impl Authenticate for CscV1User {
+    async fn authenticate(services: Data<Services>, req: HttpRequest) -> Result<Self, ApiError> {
+        principal(&services, &req, Dialect::V1).await.map(CscV1User)
+    }
+}
+
+impl Authenticate for CscV2User {
+    async fn authenticate(services: Data<Services>, req: HttpRequest) -> Result<Self, ApiError> {
+        principal(&services, &req, Dialect::V2).await.map(CscV2User)
+    }
+}
+
+impl Authenticate for PortalUser {
+    async fn authenticate(services: Data<Services>, req: HttpRequest) -> Result<Self, ApiError> {
+        portal_principal(&services, &req).await.map(PortalUser)
+    }
+}
+
+impl Authenticate for OperatorKey {
+    async fn authenticate(services: Data<Services>, req: HttpRequest) -> Result<Self, ApiError> {
+        operator(&services, &req).await.map(OperatorKey)
+    }
+}
+
+/// What the `Authorization` header holds for a bearer-token route.
+enum BearerHeader {
+    Missing,
+    Malformed,
+    Token(String),
+}
+
+fn bearer_header(req: &HttpRequest) -> BearerHeader {
+    let Some(value) = req.headers().get("authorization") else {
+        return BearerHeader::Missing;
+    };
+    value
+        .to_str()
+        .ok()
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .map(str::to_string)
-        .ok_or_else(|| ApiError::invalid_request("Malformed authorization header"))
+        .map_or(BearerHeader::Malformed, |t| BearerHeader::Token(t.to_string()))
 }
 
-/// The bearer token of a CSC request: a malformed header is 400, a bad or expired token 401.
+/// No `Authorization` header at all: 401 with a bearer challenge (RFC 6750 §3.1).
+fn token_required(what: &str) -> ApiError {
+    ApiError::unauthenticated(AuthScheme::Bearer, "invalid_token", format!("{what} is required"))
+}
+
+/// The bearer token of a CSC request: none is 401 with a challenge; a header that is not
+/// `Bearer <token>` is 400, as the CSC method tables say (and RFC 6750 §3.1 for a malformed
+/// request); a bad or expired token 401.
 pub async fn principal(services: &Data<Services>, req: &HttpRequest, dialect: Dialect) -> Result<Principal, ApiError> {
-    let token = bearer_token(req)?;
+    let token = match bearer_header(req) {
+        BearerHeader::Token(token) => token,
+        BearerHeader::Missing => return Err(token_required("A bearer token")),
+        BearerHeader::Malformed => return Err(ApiError::invalid_request("Malformed authorization header")),
+    };
     run(services, dialect, move |s| auth::authenticate(s, &token)).await
 }
 
 /// The bearer token of a lifecycle API request: a session from `/api/v1/login`.
 pub async fn portal_principal(services: &Data<Services>, req: &HttpRequest) -> Result<Principal, ApiError> {
-    let token = bearer_token(req).map_err(|_| {
-        ApiError::new(actix_web::http::StatusCode::UNAUTHORIZED, "invalid_token", "A bearer token is required")
-    })?;
+    let token = match bearer_header(req) {
+        BearerHeader::Token(token) => token,
+        BearerHeader::Missing | BearerHeader::Malformed => return Err(token_required("A bearer token")),
+    };
     run(services, Dialect::Lifecycle, move |s| auth::authenticate_portal(s, &token)).await
 }
 
 /// The operator behind an admin API request (an API key from `rssp operator create`).
 pub async fn operator(services: &Data<Services>, req: &HttpRequest) -> Result<operators::Operator, ApiError> {
-    let key = bearer_token(req).map_err(|_| {
-        ApiError::new(actix_web::http::StatusCode::UNAUTHORIZED, "invalid_token", "An operator API key is required")
-    })?;
+    let key = match bearer_header(req) {
+        BearerHeader::Token(key) => key,
+        BearerHeader::Missing | BearerHeader::Malformed => return Err(token_required("An operator API key")),
+    };
     run(services, Dialect::Lifecycle, move |s| operators::authenticate(s, &key)).await
 }
 
@@ -127,4 +334,26 @@ pub fn decode_hashes(hashes: &[String], what: &str) -> Result<Vec<Vec<u8>>, ApiE
 
 pub fn encode_base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nesting_is_measured_outside_strings() {
+        let cases: &[(&str, usize, bool)] = &[
+            ("{}", 1, false),
+            ("{\"a\":[{\"b\":1}]}", 3, false),
+            ("{\"a\":[{\"b\":1}]}", 2, true),
+            ("{\"a\":\"[[[[[[\"}", 1, false),
+            ("{\"a\":\"\\\"[[[[\"}", 1, false),
+            ("[[[]]] [[[]]]", 3, false),
+            ("[[[[", 3, true),
+            ("]]]]{", 1, false),
+        ];
+        for (body, max, deeper) in cases {
+            assert_eq!(nested_deeper_than(body.as_bytes(), *max), *deeper, "{body} max {max}");
+        }
+    }
 }

@@ -1,13 +1,13 @@
 //! Webhooks of the payment and video-identification providers, authenticated by an HMAC-SHA256 of the
 //! raw body in `X-Rssp-Signature: sha256=<hex>`. A redelivered event changes nothing.
 
-use actix_web::web::{Bytes, Data, Json};
+use actix_web::web::{Data, Json};
 use actix_web::{post, HttpRequest};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, Dialect, ErrorBody};
-use super::extract::run;
+use super::extract::{run, RawBody};
 use crate::service::{identity as identity_checks, orders, Services};
 
 const TAG: &str = "Webhooks";
@@ -33,11 +33,11 @@ pub struct PaymentWebhookResponse {
 pub async fn payments(
     services: Data<Services>,
     req: HttpRequest,
-    body: Bytes,
+    body: RawBody,
 ) -> Result<Json<PaymentWebhookResponse>, ApiError> {
     let signature = signature(&req);
     let outcome =
-        run(&services, Dialect::Lifecycle, move |s| orders::payment_webhook(s, &body, signature.as_deref())).await?;
+        run(&services, Dialect::Lifecycle, move |s| orders::payment_webhook(s, &body.0, signature.as_deref())).await?;
     Ok(Json(PaymentWebhookResponse {
         order_id: outcome.order_id,
         status: outcome.status,
@@ -60,12 +60,13 @@ pub struct IdentityWebhookResponse {
 pub async fn identity(
     services: Data<Services>,
     req: HttpRequest,
-    body: Bytes,
+    body: RawBody,
 ) -> Result<Json<IdentityWebhookResponse>, ApiError> {
     let signature = signature(&req);
-    let outcome =
-        run(&services, Dialect::Lifecycle, move |s| identity_checks::identity_webhook(s, &body, signature.as_deref()))
-            .await?;
+    let outcome = run(&services, Dialect::Lifecycle, move |s| {
+        identity_checks::identity_webhook(s, &body.0, signature.as_deref())
+    })
+    .await?;
     Ok(Json(IdentityWebhookResponse {
         check_id: outcome.check_id,
         status: outcome.status,

@@ -53,10 +53,14 @@ impl Phone {
     }
 
     /// The number with all but the country code and last two digits hidden, for answers and logs.
+    /// Counted in characters, so that a stored value that is not a parsed number cannot make it panic.
     pub fn hint(number: &str) -> String {
-        let keep_start = number.len().min(4);
-        let keep_end = number.len().saturating_sub(2).max(keep_start);
-        format!("{}{}{}", &number[..keep_start], "*".repeat(keep_end - keep_start), &number[keep_end..])
+        let chars: Vec<char> = number.chars().collect();
+        let keep_start = chars.len().min(4);
+        let keep_end = chars.len().saturating_sub(2).max(keep_start);
+        let start: String = chars[..keep_start].iter().collect();
+        let end: String = chars[keep_end..].iter().collect();
+        format!("{start}{}{end}", "*".repeat(keep_end - keep_start))
     }
 }
 
@@ -165,10 +169,14 @@ impl Invoice {
             }
             Invoice::Company { company_name, vat_id, address, postal_code, city, country: c } => {
                 text(company_name, "company_name", 200)?;
-                let (prefix, number) = vat_id.split_at(vat_id.len().min(2));
-                let vat_ok = prefix.len() == 2
+                // Checked character by character: a byte index could fall inside a multi-byte
+                // character (`"Sé12345"`) and panic.
+                let mut chars = vat_id.chars();
+                let prefix: String = chars.by_ref().take(2).collect();
+                let number = chars.as_str();
+                let vat_ok = prefix.chars().count() == 2
                     && prefix.chars().all(|ch| ch.is_ascii_uppercase())
-                    && (2..=13).contains(&number.len())
+                    && (2..=13).contains(&number.chars().count())
                     && number.chars().all(|ch| ch.is_ascii_alphanumeric());
                 if !vat_ok {
                     return Err("invoice.vat_id: a VAT number with its country prefix, like SI12345678".into());
@@ -199,6 +207,50 @@ mod tests {
         assert_eq!(Phone::parse("+386 40 123-456").unwrap().as_str(), "+38640123456");
         assert!(Phone::parse("040123456").is_err());
         assert_eq!(Phone::hint("+38640123456"), "+386******56");
+    }
+
+    /// Multi-byte characters where a byte index would split one (the fuzzer's `"Sé12345"`): every
+    /// check answers, none panics.
+    #[test]
+    fn multi_byte_input_is_refused_or_accepted_without_panic() {
+        let company = |vat_id: &str, name: &str| Invoice::Company {
+            company_name: name.into(),
+            vat_id: vat_id.into(),
+            address: "Slovenska 1".into(),
+            postal_code: "1000".into(),
+            city: "Ljubljana".into(),
+            country: "SI".into(),
+        };
+        let cases: &[(&str, &str, bool)] = &[
+            ("Sé12345", "Novak d.o.o.", false),
+            ("é", "Novak d.o.o.", false),
+            ("éé12345", "Novak d.o.o.", false),
+            ("S€", "Novak d.o.o.", false),
+            ("SI1234€", "Novak d.o.o.", false),
+            ("SI€1234", "Novak d.o.o.", false),
+            ("🇸🇮12345678", "Novak d.o.o.", false),
+            ("S", "Novak d.o.o.", false),
+            ("", "Novak d.o.o.", false),
+            ("SI12345678", "Žabnik in Čebela d.o.o. 日本", true),
+            ("SI12345678", "Novak d.o.o.", true),
+            ("DE1234567890123", "Novak d.o.o.", true),
+            ("DE12345678901234", "Novak d.o.o.", false),
+        ];
+        for (vat_id, name, ok) in cases {
+            assert_eq!(company(vat_id, name).check().is_ok(), *ok, "vat_id {vat_id:?}, name {name:?}");
+        }
+        // A 200-character name counts characters, not bytes.
+        assert!(company("SI12345678", &"Ž".repeat(200)).check().is_ok());
+        assert!(company("SI12345678", &"Ž".repeat(201)).check().is_err());
+        for (number, hint) in [
+            ("+38640123456", "+386******56"),
+            ("+é", "+é"),
+            ("ééééééé", "éééé*éé"),
+            ("+386é0123€5", "+386*****€5"),
+            ("", ""),
+        ] {
+            assert_eq!(Phone::hint(number), hint, "{number:?}");
+        }
     }
 
     #[test]

@@ -90,9 +90,11 @@ pub struct GeneratedKey {
     pub public_key_der: Vec<u8>,
 }
 
+/// The PKCS#11 modules this process initialised, by path.
+static MODULES: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
+
 /// One PKCS#11 module may be initialised once per process; every key store shares it.
 fn module(path: &Path) -> Result<Pkcs11, HsmError> {
-    static MODULES: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
     let mut modules = MODULES.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
     if let Some(existing) = modules.get(path) {
         return Ok(existing.clone());
@@ -101,6 +103,22 @@ fn module(path: &Path) -> Result<Pkcs11, HsmError> {
     pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))?;
     modules.insert(path.to_path_buf(), pkcs11.clone());
     Ok(pkcs11)
+}
+
+/// Finalizes (`C_Finalize`) every module this process initialised: the last step of a shutdown, once
+/// every [`KeyStore`] is dropped (dropping one closes its sessions, and with the last one the token
+/// logs out). A network HSM then frees this client's sessions at once instead of when it notices
+/// the connection is gone. Returns how many modules were finalized.
+pub fn finalize_modules() -> usize {
+    let Some(modules) = MODULES.get() else { return 0 };
+    let modules: Vec<(PathBuf, Pkcs11)> = modules.lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
+    let count = modules.len();
+    for (path, pkcs11) in modules {
+        if let Err(e) = pkcs11.finalize() {
+            tracing::warn!(module = %path.display(), error = %e, "PKCS#11 finalize failed");
+        }
+    }
+    count
 }
 
 /// Token initialisation must not race within a process (tests start many servers at once).

@@ -289,7 +289,9 @@ pub fn start_payment(
                 _ => return Err(ServiceError::Conflict(format!("The order is {}", order.status))),
             }
             let year = chrono::DateTime::from_timestamp(now, 0).map(|t| t.format("%Y").to_string()).unwrap_or_default();
-            order.invoice_number = Some(format!("INV-{year}-{}", &order.id[..8].to_uppercase()));
+            // The id is a UUID made here; `get` keeps even a foreign one from panicking.
+            let short_id = order.id.get(..8).unwrap_or(&order.id).to_uppercase();
+            order.invoice_number = Some(format!("INV-{year}-{short_id}"));
             order.payment_ref = Some(secrets::new_token());
             order.status = AWAITING_PAYMENT.into();
             if !store::update_if(c, &order, CREATED)? {
