@@ -292,7 +292,7 @@ pub fn connect(url: &str, max_size: u32) -> Result<DbPool, DbError> {
 }
 
 /// Key of the PostgreSQL advisory lock held while migrations run.
-const MIGRATION_LOCK: i64 = 0x7273_7370_6d69_67; // "rsspmig"
+const MIGRATION_LOCK: i64 = 0x0072_7373_706d_6967; // "rsspmig"
 
 /// Runs the PostgreSQL migrations under a session advisory lock: nodes that start together queue here,
 /// and the ones after the first find nothing pending (two nodes running one migration at once would

@@ -60,7 +60,7 @@ echo "rssp serving at $url (pid $server_pid)"
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$server_pid/status"; }
 
 # Who the fuzzer is: a signer (CSC), a person with a lifecycle session, an operator (admin API).
-password="fuzzing password 42"
+password="schemathesis runs 42"
 "$rssp" provision-user --username fuzz --password "$password" --key ec-p256 --multisign 10 > "$work/signer.json"
 operator_key="$("$rssp" operator create --name fuzz | grep -o 'rsspop_[A-Za-z0-9_-]*' | head -n1)"
 [ -n "$operator_key" ] || { echo "rssp operator create printed no key"; exit 1; }
