@@ -32,6 +32,7 @@ use utoipa_actix_web::{scope, AppExt};
         license(name = "Apache-2.0")
     ),
     modifiers(&SecuritySchemes),
+    paths(ops::metrics),
     components(schemas(error::ErrorBody))
 )]
 struct ApiDoc;

@@ -137,14 +137,16 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         .map(TcpListener::local_addr)
         .transpose()
         .map_err(|e| StartError::Other(e.to_string()))?;
+    let production = config.mode == crate::config::Mode::Production;
     let workers = config.hsm.sessions.clamp(1, 8);
     let http = config.http.clone();
     let services = Data::new(open_services(config, clock, public_url).await?);
-    log_summary(&services, addr, metrics_addr);
+    log_summary(&services, addr, metrics_addr, production);
     let data = services.clone();
     let allowed = Data::new(edges::AllowedMethods::from_openapi(&api::routes().1));
-    // /metrics on the main listener only when no separate one is configured.
-    let metrics_here = metrics_addr.is_none();
+    // /metrics on the main listener only in development mode without a separate listener: in production
+    // the counts of signatures, refusals and pool pressure are for the operator, not the public.
+    let metrics_here = metrics_addr.is_none() && !production;
     let server = HttpServer::new(move || {
         let (app, openapi) = api::routes();
         let app = app
@@ -207,7 +209,12 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
 
 /// What an operator checks first in the log: which mode, data, database, HSM and CA this node runs
 /// on, and where it listens. The database appears by its kind only: its URL may hold a password.
-fn log_summary(services: &Services, addr: SocketAddr, metrics_addr: Option<SocketAddr>) {
+fn log_summary(services: &Services, addr: SocketAddr, metrics_addr: Option<SocketAddr>, production: bool) {
+    let metrics_listen = match metrics_addr {
+        Some(addr) => addr.to_string(),
+        None if production => "(off: production mode serves /metrics only on metrics_listen)".into(),
+        None => "(main listener)".into(),
+    };
     let config = &services.config;
     let database = if config.database_url().starts_with("sqlite://") { "sqlite" } else { "postgres" };
     tracing::info!(
@@ -220,7 +227,7 @@ fn log_summary(services: &Services, addr: SocketAddr, metrics_addr: Option<Socke
         ca_subject = %services.ca.issuing.name,
         public_url = %services.public_url,
         listen = %addr,
-        metrics_listen = %metrics_addr.map(|a| a.to_string()).unwrap_or_else(|| "(main listener)".into()),
+        metrics_listen = %metrics_listen,
         "rssp started"
     );
 }

@@ -405,3 +405,19 @@ async fn metrics_can_listen_apart_from_the_public_listener() {
     let response = server.http.get(format!("http://{metrics_addr}/healthz")).send().await.unwrap();
     assert_eq!(response.status(), 404);
 }
+
+#[tokio::test]
+async fn production_mode_serves_no_metrics_on_the_public_listener() {
+    let server = TestServer::start_with(|c| {
+        c.mode = rssp::config::Mode::Production;
+        c.notify.smtp_url = Some("smtp://127.0.0.1:1".into());
+        c.notify.sms_gateway_url = Some("http://127.0.0.1:1/sms".into());
+        c.payments.webhook_secret = Some("payment secret of the test".into());
+        c.identity.webhook_secret = Some("identity secret of the test".into());
+    })
+    .await;
+    let (status, _) = server.get("/metrics", None).await;
+    assert_eq!(status, 404, "signature and refusal counts are not public in production");
+    let (status, _) = server.get("/healthz", None).await;
+    assert_eq!(status, 200);
+}

@@ -92,8 +92,20 @@ pub async fn readyz(services: Data<Services>) -> HttpResponse {
     }
 }
 
-/// Prometheus metrics in the text format. Served on the main listener, or only on `metrics_listen`
-/// when that is set; not part of the OpenAPI document for that reason.
+/// Prometheus metrics in the text format. Where it is served depends on the configuration, so it is
+/// mounted by `startup` rather than `api::routes`, and listed in the document through `ApiDoc`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = TAG,
+    description = "Prometheus metrics (text format 0.0.4). Served on the main listener only in development mode \
+                   without `metrics_listen`; with `metrics_listen` set it is served on that address only, and in \
+                   production mode never on the main listener (404 there).",
+    responses(
+        (status = 200, description = "The metrics", content_type = "text/plain; version=0.0.4", body = String),
+        (status = 404, description = "Not served on this listener", body = crate::api::error::ErrorBody)
+    )
+)]
 pub async fn metrics(services: Data<Services>) -> HttpResponse {
     // The read gauges (pools, outbox backlog) are refreshed now; a failure only leaves them stale.
     let _ = run(&services, Dialect::Lifecycle, |s| {
