@@ -26,7 +26,7 @@ fn invalid(name: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { name: name.to_string(), reason: reason.into() }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// All local state: the SQLite file, the SoftHSM token, the HSM PIN of the embedded default.
@@ -156,7 +156,7 @@ pub struct PackageConfig {
 }
 
 /// Delivery of e-mail and SMS from the outbox (production mode).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NotifyConfig {
     /// Sender of e-mails, e.g. `rssp <no-reply@example.org>`.
@@ -173,7 +173,7 @@ pub struct NotifyConfig {
     pub max_attempts: i32,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PaymentsConfig {
     /// Shared secret of the payment provider's webhook (HMAC-SHA256 of the body).
@@ -182,7 +182,7 @@ pub struct PaymentsConfig {
     pub page_url: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IdentityConfig {
     /// Shared secret of the video-identification provider's webhook (HMAC-SHA256 of the body).
@@ -191,7 +191,7 @@ pub struct IdentityConfig {
     pub session_url: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HsmConfig {
     /// Path of the PKCS#11 module.
@@ -254,6 +254,148 @@ pub struct CaConfig {
     pub crl_lifetime_secs: i64,
     /// How long before nextUpdate the scheduler publishes the next CRL.
     pub crl_refresh_before_secs: i64,
+}
+
+/// An optional secret in a `Debug` form: whether it is set, never its value.
+pub struct Redacted<'a>(pub &'a Option<String>);
+
+impl std::fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(_) => f.write_str("Some(\"***\")"),
+            None => f.write_str("None"),
+        }
+    }
+}
+
+/// An optional URL in a `Debug` form, its passwords replaced (see `db::redact_url`).
+struct RedactedUrl<'a>(&'a Option<String>);
+
+impl std::fmt::Debug for RedactedUrl<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.as_deref().map(crate::db::redact_url).fmt(f)
+    }
+}
+
+// Hand-written `Debug` for everything holding a secret (PINs, tokens, webhook secrets, URLs with
+// passwords), so that no `{:?}` can print one. The fields are destructured: a new field does not
+// compile until it is placed here, as a secret or not.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Config {
+            data_dir,
+            listen,
+            metrics_listen,
+            database_url,
+            public_url,
+            service_name,
+            mode,
+            portal_url,
+            allow_embedded,
+            hsm,
+            security,
+            ca,
+            lifecycle,
+            notify,
+            payments,
+            identity,
+        } = self;
+        f.debug_struct("Config")
+            .field("data_dir", data_dir)
+            .field("listen", listen)
+            .field("metrics_listen", metrics_listen)
+            .field("database_url", &RedactedUrl(database_url))
+            .field("public_url", public_url)
+            .field("service_name", service_name)
+            .field("mode", mode)
+            .field("portal_url", portal_url)
+            .field("allow_embedded", allow_embedded)
+            .field("hsm", hsm)
+            .field("security", security)
+            .field("ca", ca)
+            .field("lifecycle", lifecycle)
+            .field("notify", notify)
+            .field("payments", payments)
+            .field("identity", identity)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for HsmConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let HsmConfig { module, token_label, pin, sessions, ca_token_label, ca_pin } = self;
+        f.debug_struct("HsmConfig")
+            .field("module", module)
+            .field("token_label", token_label)
+            .field("pin", &Redacted(pin))
+            .field("sessions", sessions)
+            .field("ca_token_label", ca_token_label)
+            .field("ca_pin", &Redacted(ca_pin))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for NotifyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let NotifyConfig {
+            email_from,
+            smtp_url,
+            sms_gateway_url,
+            sms_gateway_token,
+            delivery_interval_secs,
+            max_attempts,
+        } = self;
+        f.debug_struct("NotifyConfig")
+            .field("email_from", email_from)
+            .field("smtp_url", &RedactedUrl(smtp_url))
+            .field("sms_gateway_url", &RedactedUrl(sms_gateway_url))
+            .field("sms_gateway_token", &Redacted(sms_gateway_token))
+            .field("delivery_interval_secs", delivery_interval_secs)
+            .field("max_attempts", max_attempts)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for PaymentsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let PaymentsConfig { webhook_secret, page_url } = self;
+        f.debug_struct("PaymentsConfig")
+            .field("webhook_secret", &Redacted(webhook_secret))
+            .field("page_url", page_url)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for IdentityConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let IdentityConfig { webhook_secret, session_url } = self;
+        f.debug_struct("IdentityConfig")
+            .field("webhook_secret", &Redacted(webhook_secret))
+            .field("session_url", session_url)
+            .finish()
+    }
+}
+
+/// Whether the setting at this path may hold a secret (a PIN, a token, a webhook secret, a URL that can
+/// carry a password): its value is never repeated in an error.
+fn holds_secret(path: &str) -> bool {
+    let name = path.rsplit('.').next().unwrap_or(path);
+    ["pin", "secret", "token", "password", "url"]
+        .iter()
+        .any(|word| name == *word || name.ends_with(&format!("_{word}")))
+}
+
+/// serde's message without the value it quotes: "invalid type: integer `98765432`, expected a string"
+/// becomes "invalid type, expected a string (the value is not shown: the setting may hold a secret)".
+fn without_value(message: &str) -> String {
+    const NOT_SHOWN: &str = "the value is not shown: the setting may hold a secret";
+    match message.split_once(", expected ") {
+        Some((what, expected)) => {
+            let kind = what.split_once(':').map_or("invalid value", |(kind, _)| kind);
+            format!("{kind}, expected {expected} ({NOT_SHOWN})")
+        }
+        None => format!("invalid value ({NOT_SHOWN})"),
+    }
 }
 
 impl Default for Config {
@@ -460,8 +602,18 @@ impl Config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|cause| ConfigError::Read { path: path.to_path_buf(), cause })?;
-                text.parse::<toml::Table>()
-                    .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), cause: e.to_string() })?
+                // toml's own Display quotes the offending line, which may be `pin = "…` of a secret:
+                // the line number and the message say enough.
+                text.parse::<toml::Table>().map_err(|e| {
+                    let line = e
+                        .span()
+                        .map(|span| text.as_bytes().iter().take(span.start).filter(|b| **b == b'\n').count() + 1);
+                    let cause = match line {
+                        Some(line) => format!("line {line}: {}", e.message().trim_end()),
+                        None => e.message().trim_end().to_string(),
+                    };
+                    ConfigError::Parse { path: path.to_path_buf(), cause }
+                })?
             }
             None => toml::Table::new(),
         };
@@ -499,7 +651,11 @@ impl Config {
         let config: Config = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(
             |e: serde_path_to_error::Error<toml::de::Error>| {
                 let path = e.path().to_string();
-                let cause = e.inner().message().to_string();
+                let cause = if holds_secret(&path) {
+                    without_value(e.inner().message())
+                } else {
+                    e.inner().message().to_string()
+                };
                 match from_env.iter().find(|(setting, _)| *setting == path) {
                     Some((setting, variable)) => invalid(&format!("{setting} ({variable})"), cause),
                     None if path.is_empty() || path == "." => {
@@ -888,5 +1044,61 @@ mod tests {
         std::fs::write(&file, "lisen = \"127.0.0.1:9000\"\n").unwrap();
         let err = Config::from_sources(Some(&file), &[]).unwrap_err();
         assert!(err.to_string().contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn a_secret_of_the_wrong_type_is_named_without_its_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rssp.toml");
+        let cases = [
+            ("[hsm]\npin = 98765432\n", "hsm.pin"),
+            ("[hsm]\nca_pin = 98765433\n", "hsm.ca_pin"),
+            ("[payments]\nwebhook_secret = 98765434\n", "payments.webhook_secret"),
+            ("[identity]\nwebhook_secret = 98765435\n", "identity.webhook_secret"),
+            ("[notify]\nsms_gateway_token = 98765436\n", "notify.sms_gateway_token"),
+            ("[notify]\nsmtp_url = 98765437\n", "notify.smtp_url"),
+            ("database_url = 98765438\n", "database_url"),
+            ("[hsm]\npin = [\"987654\", \"39\"]\n", "hsm.pin"),
+            ("[hsm]\npin = { value = \"98765440\" }\n", "hsm.pin"),
+        ];
+        for (text, setting) in cases {
+            std::fs::write(&file, text).unwrap();
+            let err = Config::from_sources(Some(&file), &[]).unwrap_err().to_string();
+            assert!(err.contains(setting), "{text}: {err}");
+            assert!(err.contains("expected") || err.contains("invalid"), "{text}: what is wrong is said: {err}");
+            assert!(!err.contains("987654"), "{text}: the value is shown: {err}");
+        }
+        // A setting without a secret still shows its value.
+        std::fs::write(&file, "[hsm]\nsessions = \"many\"\n").unwrap();
+        let err = Config::from_sources(Some(&file), &[]).unwrap_err().to_string();
+        assert!(err.contains("many") && err.contains("hsm.sessions"), "{err}");
+        // A syntax error names the line, not its text.
+        std::fs::write(&file, "[hsm]\npin = \"98765441\n").unwrap();
+        let err = Config::from_sources(Some(&file), &[]).unwrap_err().to_string();
+        assert!(err.contains("line 2") && !err.contains("98765441"), "{err}");
+    }
+
+    #[test]
+    fn the_debug_form_shows_no_secret() {
+        let config = Config::from_sources(
+            None,
+            &env(&[
+                ("RSSP_HSM_PIN", "S3CRETPIN1"),
+                ("RSSP_HSM_CA_PIN", "S3CRETPIN2"),
+                ("RSSP_DATABASE_URL", "postgres://rssp:S3CRETDB@db/rssp?sslpassword=S3CRETSSL"),
+                ("RSSP_NOTIFY_SMTP_URL", "smtp://mail:S3CRETSMTP@mail.example:587"),
+                ("RSSP_NOTIFY_SMS_GATEWAY_TOKEN", "S3CRETSMS"),
+                ("RSSP_PAYMENTS_WEBHOOK_SECRET", "S3CRETPAYMENTS0123456789"),
+                ("RSSP_IDENTITY_WEBHOOK_SECRET", "S3CRETIDENTITY0123456789"),
+            ]),
+        )
+        .unwrap();
+        let shown = format!("{config:?} {config:#?}");
+        assert!(!shown.contains("S3CRET"), "{shown}");
+        assert!(shown.contains("db/rssp") && shown.contains("mail.example") && shown.contains("***"), "{shown}");
+        let secrets =
+            crate::service::WebhookSecrets { payments: config.payments.webhook_secret.clone(), identity: None };
+        let shown = format!("{secrets:?}");
+        assert!(!shown.contains("S3CRET") && shown.contains("***") && shown.contains("None"), "{shown}");
     }
 }

@@ -13,6 +13,7 @@ pub mod audit;
 pub mod ca;
 pub mod credentials;
 pub mod crls;
+pub mod installation;
 pub mod operators;
 pub mod orders;
 pub mod outbox;
@@ -69,11 +70,22 @@ const PG_CONNECT_TIMEOUT_SECS: u32 = 5;
 /// Opens connections of the one backend the URL names. diesel's `MultiConnection` would try every
 /// backend in turn and report only "Invalid connection url for multiconnection", hiding the server's
 /// own reason (refused port, unknown database or role, bad password).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DbManager {
     backend: Backend,
     /// What the backend's driver is given: a file path for SQLite, the URL for PostgreSQL.
     target: String,
+}
+
+/// The target without its passwords: r2d2's `Pool` prints its manager in its own `Debug`.
+impl std::fmt::Debug for DbManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let target = match self.backend {
+            Backend::Sqlite => self.target.clone(),
+            Backend::Postgres => redact_url(&self.target),
+        };
+        f.debug_struct("DbManager").field("backend", &self.backend).field("target", &target).finish()
+    }
 }
 
 impl DbManager {
@@ -128,39 +140,154 @@ impl ManageConnection for DbManager {
     }
 }
 
-/// The URL with its password replaced by `***`, for messages and logs.
+/// The URL with every password replaced by `***`, for messages and logs: the one in the user
+/// information and every query parameter whose name ends in `password` (`password`, `sslpassword`).
+///
+/// libpq takes the user information up to the first `@` before the first `/`, but a password may hold
+/// an unencoded `@`, `/`, `?` or `#` (libpq then misreads the URL, and its error may quote it). So the
+/// user information here ends at the last `@` before the first `?` that follows an `@`: whatever libpq
+/// would take for the password lies inside it, and at worst more than the password is hidden.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
-    // The authority ends at the first '/', '?' or '#'; user information ends at its last '@'.
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let Some(at) = authority.rfind('@') else {
-        return url.to_string();
+    let (user_info, after) = split_user_info(rest);
+    let user = match user_info {
+        Some(info) => match info.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@"),
+            None => format!("{info}@"),
+        },
+        None => String::new(),
     };
-    let (user_info, host) = authority.split_at(at);
-    let user = match user_info.split_once(':') {
-        Some((user, _password)) => format!("{user}:***"),
-        None => user_info.to_string(),
-    };
-    // A password can also be given as a query parameter.
-    let tail = redact_query_password(tail);
-    format!("{scheme}://{user}{host}{tail}")
+    format!("{scheme}://{user}{}", redact_password_parameters(after))
 }
 
-fn redact_query_password(tail: &str) -> String {
-    let Some((path, query)) = tail.split_once('?') else {
-        return tail.to_string();
+/// (user information, the rest after its `@`), see [`redact_url`] for where it ends.
+fn split_user_info(rest: &str) -> (Option<&str>, &str) {
+    let Some(first_at) = rest.find('@') else {
+        return (None, rest);
     };
-    let query: Vec<String> = query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
-            _ => pair.to_string(),
-        })
-        .collect();
-    format!("{path}?{}", query.join("&"))
+    let query = rest[first_at..].find('?').map_or(rest.len(), |i| first_at + i);
+    let at = rest[..query].rfind('@').unwrap_or(first_at);
+    (Some(&rest[..at]), &rest[at + 1..])
+}
+
+/// Every `name=value` between `?` and `&` whose (percent-decoded) name ends in `password` gets `***`.
+/// Both separators count anywhere, so a parameter is found also when the user information swallowed
+/// the `?` before it.
+fn redact_password_parameters(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut segment_start = 0;
+    for (i, c) in text.char_indices().chain(std::iter::once((text.len(), '&'))) {
+        if c != '?' && c != '&' {
+            continue;
+        }
+        let segment = &text[segment_start..i];
+        match segment.split_once('=') {
+            Some((name, _)) if segment_start > 0 && is_password_parameter(name) => {
+                out.push_str(name);
+                out.push_str("=***");
+            }
+            _ => out.push_str(segment),
+        }
+        if i < text.len() {
+            out.push(c);
+        }
+        segment_start = i + c.len_utf8();
+    }
+    out
+}
+
+fn is_password_parameter(name: &str) -> bool {
+    percent_decode(name).to_ascii_lowercase().ends_with("password")
+}
+
+/// `%XX` decoded (as libpq does for user information and parameters); anything else kept as it is.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Every form in which a password of the URL may appear in a driver's message: the URL itself, the
+/// password of the user information and of each password parameter, raw and percent-decoded.
+fn secret_candidates(url: &str) -> Vec<String> {
+    let mut candidates = vec![url.to_string()];
+    if let Some((_, rest)) = url.split_once("://") {
+        let (user_info, after) = split_user_info(rest);
+        if let Some((_, password)) = user_info.and_then(|info| info.split_once(':')) {
+            candidates.push(password.to_string());
+        }
+        for segment in after.split(['?', '&']).skip(1) {
+            if let Some((name, value)) = segment.split_once('=') {
+                if is_password_parameter(name) {
+                    candidates.push(value.to_string());
+                }
+            }
+        }
+    }
+    let decoded: Vec<String> = candidates.iter().map(|c| percent_decode(c)).collect();
+    candidates.extend(decoded);
+    candidates.retain(|c| !c.is_empty());
+    // Longest first, so that a password inside the URL does not break the URL's own replacement.
+    candidates.sort_by_key(|c| std::cmp::Reverse(c.len()));
+    candidates.dedup();
+    candidates
+}
+
+/// Names libpq quotes in its messages ("invalid integer value … for connection option \"port\"").
+const LIBPQ_OPTION_NAMES: &[&str] =
+    &["host", "hostaddr", "port", "dbname", "user", "connect_timeout", "sslmode", "options", "application_name"];
+
+/// A driver's error text made safe to show next to `redact_url(url)`: every secret candidate is
+/// replaced, and so is every double-quoted token that the redacted URL does not show anyway. libpq
+/// quotes what it failed to parse, and when it misreads a URL (a password with a `/`, a bad `%`
+/// escape, an unclosed `[`) the quoted part can be the password, a piece of it, or the whole URL.
+/// Tokens the redacted URL shows (host, port, user, database), libpq's option names and socket paths
+/// stay readable. Candidates shorter than 4 characters are replaced only as whole quoted tokens, so
+/// that a password `x` does not turn "exist" into "e***ist".
+pub fn scrub_driver_text(text: &str, url: &str) -> String {
+    let candidates = secret_candidates(url);
+    let mut text = text.to_string();
+    for candidate in candidates.iter().filter(|c| c.chars().count() >= 4) {
+        text = text.replace(candidate.as_str(), "***");
+    }
+    let shown = redact_url(url);
+    let readable = |token: &str| {
+        !candidates.iter().any(|c| c == token)
+            && (token.is_empty()
+                || token == "***"
+                || shown.contains(token)
+                || LIBPQ_OPTION_NAMES.contains(&token)
+                || token.contains(".s.PGSQL."))
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(open) = rest.find('"') {
+        let Some(len) = rest[open + 1..].find('"') else {
+            break;
+        };
+        let token = &rest[open + 1..open + 1 + len];
+        out.push_str(&rest[..=open]);
+        out.push_str(if readable(token) { token } else { "***" });
+        out.push('"');
+        rest = &rest[open + len + 2..];
+    }
+    out.push_str(rest);
+    out
 }
 
 thread_local! {
@@ -241,17 +368,16 @@ pub enum DbError {
     Setup(String),
 }
 
-/// SQLite behind a pool needs WAL (readers never wait for the writer) and a busy timeout.
+/// SQLite behind a pool needs WAL (readers never wait for the writer; set once by [`connect`], it
+/// stays in the file) and, on every connection, a busy timeout and foreign keys.
 #[derive(Debug)]
 struct SqlitePragmas;
 
 impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
         if let DbConnection::Sqlite(c) = conn {
-            c.batch_execute(
-                "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-            )
-            .map_err(diesel::r2d2::Error::QueryError)?;
+            c.batch_execute("PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+                .map_err(diesel::r2d2::Error::QueryError)?;
         }
         Ok(())
     }
@@ -267,21 +393,27 @@ const OPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 /// [`checkout_within`] with a short wait.
 pub fn connect(url: &str, max_size: u32) -> Result<DbPool, DbError> {
     let manager = DbManager::new(url)?;
-    let first = manager.establish().map_err(|e| {
+    let mut first = manager.establish().map_err(|e| {
         DbError::Setup(format!(
             "cannot connect to the {} database {}: {}",
             manager.backend.name(),
             redact_url(url),
-            e.to_string().trim_end()
+            scrub_driver_text(e.to_string().trim_end(), url)
         ))
     })?;
+    if let DbConnection::Sqlite(c) = &mut first {
+        // WAL is a property of the file: set once here, while no other connection exists. Setting it
+        // on every pooled connection made connections opened together fail with "database is locked".
+        c.batch_execute("PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL;")
+            .map_err(|e| DbError::Setup(format!("SQLite journal mode: {e}")))?;
+    }
     drop(first);
     let pool = Pool::builder()
         .max_size(max_size)
         .connection_timeout(OPEN_WAIT)
         .connection_customizer(Box::new(SqlitePragmas))
         .build(manager)
-        .map_err(|e| DbError::Setup(e.to_string()))?;
+        .map_err(|e| DbError::Setup(scrub_driver_text(&e.to_string(), url)))?;
     let mut conn = pool.get()?;
     let result = match &mut *conn {
         DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
@@ -400,5 +532,108 @@ mod tests {
         let manager = DbManager::new("postgres://u@h/db?sslmode=require&connect_timeout=2").unwrap();
         assert_eq!(manager.target, "postgres://u@h/db?sslmode=require&connect_timeout=2");
         assert!(DbManager::new("mysql://u:pw@h/db").unwrap_err().to_string().contains("u:***@h"));
+    }
+
+    /// (URL, its secret, what `redact_url` shows): a password in the user information with the
+    /// characters that cut URLs elsewhere, in parameters (any name ending in `password`), or both.
+    const SECRET_URLS: &[(&str, &str, &str)] = &[
+        ("postgres://db.invalid/rssp?password=S3CRETQ", "S3CRETQ", "postgres://db.invalid/rssp?password=***"),
+        ("postgres://rssp:pa#SS3CRET@127.0.0.1:1/rssp", "SS3CRET", "postgres://rssp:***@127.0.0.1:1/rssp"),
+        ("postgres://rssp:pa/SS3CRET@127.0.0.1:1/rssp", "SS3CRET", "postgres://rssp:***@127.0.0.1:1/rssp"),
+        ("postgres://rssp:pa?SS3CRET@127.0.0.1:1/rssp?x=1", "SS3CRET", "postgres://rssp:***@127.0.0.1:1/rssp?x=1"),
+        ("postgres://rssp:S3CR%zzET@127.0.0.1:1/rssp", "S3CR", "postgres://rssp:***@127.0.0.1:1/rssp"),
+        ("postgres://rssp:S3CRETV6@[::1/rssp", "S3CRETV6", "postgres://rssp:***@[::1/rssp"),
+        (
+            "postgres://rssp@127.0.0.1:1/rssp?sslmode=require&sslpassword=S3CRETK",
+            "S3CRETK",
+            "postgres://rssp@127.0.0.1:1/rssp?sslmode=require&sslpassword=***",
+        ),
+        (
+            "postgres://rssp@127.0.0.1:1/rssp?%70assword=S3CRETE",
+            "S3CRETE",
+            "postgres://rssp@127.0.0.1:1/rssp?%70assword=***",
+        ),
+        ("postgres://rssp:S3CRET%2FX@127.0.0.1:1/rssp", "S3CRET", "postgres://rssp:***@127.0.0.1:1/rssp"),
+        // An `@` only in the query: taken for the end of user information (a password may hold `/`
+        // and `?`), which hides more than needed but never the password parameter after it.
+        ("postgres://127.0.0.1:1/rssp?user=a@b&password=S3CRETU", "S3CRETU", "postgres://127.0.0.1:***@b&password=***"),
+    ];
+
+    #[test]
+    fn no_password_survives_redaction_in_any_position() {
+        for (url, secret, shown) in SECRET_URLS {
+            let redacted = redact_url(url);
+            assert_eq!(&redacted, shown, "{url}");
+            assert!(!redacted.contains(secret), "{url}: {redacted}");
+        }
+    }
+
+    #[test]
+    fn the_drivers_own_text_never_quotes_a_password() {
+        // The real libpq: each URL fails (bad syntax, or nothing listens on port 1), and its message
+        // is shown scrubbed.
+        for (url, secret, _) in SECRET_URLS {
+            let err = connect(url, 1).expect_err(url).to_string();
+            assert!(!err.contains(secret), "{url}: {err}");
+            assert!(!err.contains(url), "{url}: {err}");
+        }
+        // What it quotes that the URL shows anyway stays readable.
+        let url = "postgres://rssp:S3CRET@127.0.0.1:1/rssp";
+        let text = "connection to server at \"127.0.0.1\", port 1 failed: Connection refused";
+        assert_eq!(scrub_driver_text(text, url), text);
+        let text = "invalid integer value \"pa\" for connection option \"port\"";
+        assert_eq!(
+            scrub_driver_text(text, "postgres://rssp:pa/S3CRET@h/db"),
+            "invalid integer value \"***\" for connection option \"port\""
+        );
+        // A short password is not cut out of words, but never shown as a token.
+        let text = "FATAL:  role \"rssp\" does not exist; token \"x\"";
+        assert_eq!(
+            scrub_driver_text(text, "postgres://rssp:x@h/db"),
+            "FATAL:  role \"rssp\" does not exist; token \"***\""
+        );
+        let text = "invalid percent-encoded token: \"S3CR%zzET\"";
+        assert_eq!(scrub_driver_text(text, "postgres://rssp:S3CR%zzET@h/db"), "invalid percent-encoded token: \"***\"");
+    }
+
+    #[test]
+    fn the_debug_form_of_a_pool_hides_the_password() {
+        let manager = DbManager::new("postgres://rssp:S3CRETD@127.0.0.1:1/rssp?sslpassword=S3CRETS").unwrap();
+        let shown = format!("{manager:?}");
+        assert!(!shown.contains("S3CRET"), "{shown}");
+        assert!(shown.contains("127.0.0.1:1"), "{shown}");
+        let dir = tempfile::tempdir().unwrap();
+        let pool = connect(&format!("sqlite://{}", dir.path().join("x.sqlite").display()), 2).unwrap();
+        assert!(format!("{pool:?}").contains("DbManager"));
+        // A pool over PostgreSQL built without connecting: its Debug prints the manager.
+        let pool = Pool::builder().min_idle(Some(0)).build_unchecked(manager);
+        let shown = format!("{pool:?}");
+        assert!(!shown.contains("S3CRET") && shown.contains("***"), "{shown}");
+    }
+
+    #[test]
+    fn sqlite_is_in_wal_mode_and_each_connection_has_its_pragmas() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = connect(&format!("sqlite://{}", dir.path().join("x.sqlite").display()), 4).unwrap();
+        #[derive(QueryableByName)]
+        struct Mode {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            journal_mode: String,
+        }
+        #[derive(QueryableByName)]
+        struct Keys {
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            foreign_keys: i32,
+        }
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            let mut conn = pool.get().unwrap();
+            let DbConnection::Sqlite(c) = &mut *conn else { panic!("SQLite") };
+            let mode: Mode = diesel::sql_query("PRAGMA journal_mode").get_result(c).unwrap();
+            assert_eq!(mode.journal_mode, "wal");
+            let keys: Keys = diesel::sql_query("PRAGMA foreign_keys").get_result(c).unwrap();
+            assert_eq!(keys.foreign_keys, 1);
+            held.push(conn);
+        }
     }
 }

@@ -52,10 +52,44 @@ pub struct Services {
 }
 
 /// The shared secrets that authenticate the providers' webhooks (None: that webhook is refused).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct WebhookSecrets {
     pub payments: Option<String>,
     pub identity: Option<String>,
+}
+
+/// Says which secrets are set, never their values.
+impl std::fmt::Debug for WebhookSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookSecrets")
+            .field("payments", &crate::config::Redacted(&self.payments))
+            .field("identity", &crate::config::Redacted(&self.identity))
+            .finish()
+    }
+}
+
+/// A production start marks the database; a development start against a marked database is refused.
+/// Development mode generates an operator key into the shared `operators` table and lets the admin API
+/// read codes from the outbox: a production node that merely forgot `RSSP_MODE` must not do that.
+/// A database used in development first becomes marked at its first production start.
+fn check_installation_mode(pool: &DbPool, mode: Mode, now: i64) -> Result<(), StartError> {
+    let mut conn = db::checkout(pool)?;
+    match mode {
+        Mode::Production => db::installation::mark_production(&mut conn, now).map_err(db::DbError::from)?,
+        Mode::Development => {
+            if let Some(row) = db::installation::mode(&mut conn).map_err(db::DbError::from)? {
+                if row.mode == db::installation::PRODUCTION {
+                    return Err(StartError::Other(
+                        "this database was started in production mode: a development start is refused (it \
+                         would register a development operator key and expose codes through the outbox API). \
+                         Set RSSP_MODE=production (or mode = \"production\" in rssp.toml)"
+                            .into(),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +113,7 @@ impl Services {
         crate::data_dir::prepare(&config.data_dir).map_err(private)?;
         crate::data_dir::secure_sqlite_files(&config.database_url()).map_err(private)?;
         let db = db::connect(&config.database_url(), (config.hsm.sessions as u32 * 2).max(8))?;
+        check_installation_mode(&db, config.mode, clock.now())?;
         let pin = config.hsm.pin.clone().ok_or_else(|| {
             StartError::Other("bad setting hsm.pin (RSSP_HSM_PIN): the PIN of the HSM token is required".into())
         })?;

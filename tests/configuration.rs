@@ -472,3 +472,94 @@ async fn a_ca_creation_that_fails_half_way_leaves_no_key_on_the_token() {
     assert!(result.is_err(), "the creation must fail");
     assert_eq!(after, before, "the keys it generated are destroyed");
 }
+
+/// (URL, its secret): passwords where a naive redaction misses them, and URLs libpq fails to parse
+/// and then quotes (the password, a piece of it, or the whole URL).
+const SECRET_URLS: &[(&str, &str)] = &[
+    ("postgres://db.invalid/rssp?password=S3CRETQ", "S3CRETQ"),
+    ("postgres://rssp:pa#SS3CRET@127.0.0.1:1/rssp", "SS3CRET"),
+    ("postgres://rssp:pa/SS3CRET@127.0.0.1:1/rssp", "SS3CRET"),
+    ("postgres://rssp:S3CR%zzET@127.0.0.1:1/rssp", "S3CR"),
+    ("postgres://rssp:S3CRETV6@[::1/rssp", "S3CRETV6"),
+    ("postgres://rssp@127.0.0.1:1/rssp?sslpassword=S3CRETK", "S3CRETK"),
+    ("postgres://rssp:S3CRET%2FX@127.0.0.1:1/rssp", "S3CRET"),
+];
+
+#[test]
+fn no_form_of_a_database_password_is_printed_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    for (url, secret) in SECRET_URLS {
+        let out = rssp(dir.path(), &["serve"], &[("RSSP_DATABASE_URL", url), ("RSSP_LISTEN", "127.0.0.1:0")]);
+        let text = format!("{}{}", stderr(&out), String::from_utf8_lossy(&out.stdout));
+        assert!(!out.status.success(), "{url}: the start must fail");
+        assert!(text.contains("PostgreSQL"), "{url}: the cause is still said: {text}");
+        assert!(!text.contains(secret), "{url}: the password is printed: {text}");
+    }
+}
+
+#[test]
+fn a_secret_typed_as_a_number_in_the_file_is_not_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rssp.toml"), "[hsm]\npin = 98765432\n").unwrap();
+    let out = rssp(dir.path(), &["serve"], &[]);
+    assert!(!out.status.success());
+    let text = stderr(&out);
+    assert!(text.contains("hsm.pin") && text.contains("expected a string"), "{text}");
+    assert!(!text.contains("98765432"), "the PIN is printed: {text}");
+}
+
+/// A fresh PostgreSQL database when RSSP_TEST_POSTGRES_URL is set, else none.
+fn fresh_postgres_database() -> Option<String> {
+    use diesel::{Connection, RunQueryDsl};
+    let base = std::env::var("RSSP_TEST_POSTGRES_URL").ok().filter(|b| !b.is_empty())?;
+    let name = format!("rssp_test_{}", hex::encode(rssp::domain::secrets::random_bytes::<6>()));
+    let mut conn = diesel::PgConnection::establish(&base).expect("connect to RSSP_TEST_POSTGRES_URL");
+    diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn).expect("create test database");
+    let (prefix, _) = base.rsplit_once('/').expect("postgres URL with a database name");
+    Some(format!("{prefix}/{name}"))
+}
+
+#[test]
+fn a_database_started_in_production_refuses_a_development_start() {
+    let mut databases = vec![None];
+    match fresh_postgres_database() {
+        Some(url) => databases.push(Some(url)),
+        None => eprintln!("RSSP_TEST_POSTGRES_URL unset: SQLite only"),
+    }
+    for database in databases {
+        let dir = tempfile::tempdir().unwrap();
+        let mut base: Vec<(&str, &str)> = Vec::new();
+        if let Some(url) = &database {
+            base.push(("RSSP_DATABASE_URL", url));
+        }
+        let production: Vec<(&str, &str)> =
+            PRODUCTION.iter().copied().chain([("RSSP_ALLOW_EMBEDDED", "true")]).chain(base.iter().copied()).collect();
+        // A development start before any production one is fine, and marks nothing.
+        let out = rssp(dir.path(), &["pki", "root-cert"], &base);
+        assert!(out.status.success(), "{database:?}: {}", stderr(&out));
+        let out = rssp(dir.path(), &["pki", "root-cert"], &production);
+        assert!(out.status.success(), "{database:?}: {}", stderr(&out));
+        // Now the database is production's: forgetting RSSP_MODE is refused, with the variable named.
+        let out = rssp(dir.path(), &["pki", "root-cert"], &base);
+        assert!(!out.status.success(), "{database:?}: a development start is refused");
+        let text = stderr(&out);
+        assert!(text.contains("RSSP_MODE") && text.contains("production"), "{database:?}: {text}");
+        let out = rssp(dir.path(), &["serve"], &base);
+        assert!(!out.status.success() && stderr(&out).contains("RSSP_MODE"), "{database:?}: {}", stderr(&out));
+        // Production starts again.
+        let out = rssp(dir.path(), &["pki", "root-cert"], &production);
+        assert!(out.status.success(), "{database:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn starting_on_a_fresh_sqlite_database_logs_no_locked_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start(dir.path(), &[("RSSP_LOG", "info")]);
+    // The pool opens its connections in the background: give them time to fail, as they did.
+    std::thread::sleep(Duration::from_secs(2));
+    let log = served.log();
+    assert!(!log.is_empty(), "the log is written");
+    assert!(!log.contains("database is locked"), "{log}");
+    assert!(!log.contains("ERROR r2d2"), "{log}");
+}

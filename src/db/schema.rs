@@ -287,6 +287,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    installation (id) {
+        id -> Integer,
+        mode -> Text,
+        marked_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     totp_factors,
@@ -307,5 +315,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     outbox,
     operators,
     rekey_notices,
-    authenticator_resets
+    authenticator_resets,
+    installation
 );
