@@ -48,6 +48,7 @@ pub struct Config {
     pub service_name: String,
     /// `development` (the default: e-mail and SMS stay in the outbox, development secrets are generated)
     /// or `production` (messages are delivered; webhook secrets and delivery settings are required).
+    /// A production start marks the database; a development start against a marked one is refused.
     pub mode: Mode,
     /// Base URL of the front end (portal) that links in e-mails point to; defaults to the public URL.
     pub portal_url: Option<String>,
@@ -285,6 +286,7 @@ impl std::fmt::Debug for Config {
         let Config {
             data_dir,
             listen,
+            http,
             metrics_listen,
             database_url,
             public_url,
@@ -303,6 +305,7 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("data_dir", data_dir)
             .field("listen", listen)
+            .field("http", http)
             .field("metrics_listen", metrics_listen)
             .field("database_url", &RedactedUrl(database_url))
             .field("public_url", public_url)
