@@ -384,7 +384,15 @@ impl KeyStore {
             Some(session) => {
                 METRICS.hsm_sessions_in_use.inc();
                 let out = CheckedOut { store: self, session: Some(session) };
-                out.session().get_session_info()?;
+                match out.session().get_session_info() {
+                    Ok(_) => {}
+                    // A session the token closed is replaced by the next request that draws it (see
+                    // [`KeyStore::recover`]): no verdict on the node, so the token itself is asked.
+                    Err(CkError::Pkcs11(RvError::SessionHandleInvalid | RvError::SessionClosed, _)) => {
+                        self.pkcs11.get_token_info(self.slot)?;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
             None => {
                 self.pkcs11.get_token_info(self.slot)?;
