@@ -193,7 +193,7 @@ impl Services {
                 return;
             }
             // Nothing was checked: the request was turned away before it reached the database.
-            ServiceError::Unavailable => return,
+            ServiceError::Unavailable | ServiceError::HsmUnavailable => return,
             _ => {}
         }
         // The credential id may be whatever the client sent: keep the trail bounded.

@@ -503,3 +503,55 @@ async fn a_token_that_forgot_the_login_is_logged_in_again() {
         assert!(!found.is_empty(), "{round}: rssp did not log in again");
     }
 }
+
+/// A token that refuses the PIN when rssp logs in again (here the user PIN was changed behind rssp's back,
+/// then the token forgot the login): rssp tries once and stops, since every further try would count
+/// against the token's PIN retries and could lock the HSM user out for every node. Requests that need the
+/// HSM fail with a clear 503, /readyz says why, and no further C_Login is made.
+#[tokio::test]
+async fn a_refused_pin_is_tried_once_and_then_the_hsm_is_reported_unavailable() {
+    let mut label = String::new();
+    let server = TestServer::start_with(|c| label = c.hsm.token_label.clone()).await;
+    let pin = server.services().config.hsm.pin.clone().unwrap();
+    let signer = server.provision("pin-changed", KeyKind::EcP256, 3, None).await;
+    let token = server.login("v1", &signer).await;
+    let hashes = digests(1, "pin-changed");
+    let sad = server.authorize_v1(&token, &signer, &hashes, 1).await;
+    let (status, body) = server.sign_v1(&token, &signer.credential_id, &sad, &hashes, ES256).await;
+    assert_eq!(status, 200, "signHash with the login intact: {body}");
+    // Authorised while the HSM still opens the TOTP seal; a signature that fails in the HSM is refunded,
+    // so this SAD serves every try below.
+    let hashes = digests(1, "pin-changed later");
+    let sad = server.authorize_v1(&token, &signer, &hashes, 1).await;
+    assert_eq!(server.get("/readyz", None).await.0, 200);
+    let keystore = &server.services().keystore;
+    assert_eq!(keystore.relogin_attempts(), 0, "no login since the start");
+
+    // Another application of the process changes the user PIN, then logs out: the token forgets the login.
+    let other = open_token(&label, &pin);
+    let new_pin = format!("{pin}-changed");
+    other.session.set_pin(&AuthPin::new(pin.clone().into()), &AuthPin::new(new_pin.clone().into())).unwrap();
+    other.session.logout().unwrap();
+    let private = other.session.find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)]).unwrap();
+    assert!(private.is_empty(), "still logged in after C_Logout: {} private keys", private.len());
+
+    for round in ["first", "second", "third"] {
+        let (status, body) = server.sign_v1(&token, &signer.credential_id, &sad, &hashes, ES256).await;
+        assert_error(status, &body, 503, "temporarily_unavailable", "HSM is unavailable");
+        assert_eq!(keystore.relogin_attempts(), 1, "{round}: one login with the refused PIN, and no other");
+    }
+    let (status, body) = server.get("/readyz", None).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["checks"]["hsm"], "login refused", "{body}");
+    assert_eq!(keystore.relogin_attempts(), 1, "the readiness check does not log in");
+
+    // The token itself is still willing: the new PIN logs in, so rssp spent one try and no more.
+    other.session.login(UserType::User, Some(&AuthPin::new(new_pin.into()))).unwrap();
+    let found = other.session.find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)]).unwrap();
+    assert!(!found.is_empty(), "logged in with the new PIN");
+    // rssp stays refused until it restarts, even with the token logged in again by someone else.
+    let (status, body) = server.sign_v1(&token, &signer.credential_id, &sad, &hashes, ES256).await;
+    assert_error(status, &body, 503, "temporarily_unavailable", "HSM is unavailable");
+    assert_eq!(keystore.relogin_attempts(), 1);
+    other.session.logout().unwrap();
+}

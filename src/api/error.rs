@@ -219,6 +219,13 @@ impl ApiError {
                     )
                 }
             }
+            // Logged once by the key store when the token refused the PIN; no Retry-After, since only an
+            // operator ends it (a load balancer's /readyz check already takes this node out).
+            E::HsmUnavailable => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "The signing service's HSM is unavailable",
+            ),
             E::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 ApiError::internal()

@@ -45,7 +45,7 @@ pub async fn healthz() -> Json<HealthResponse> {
 pub struct ReadyChecks {
     /// The database answers and every migration is applied (`unreachable`, `migrations pending`).
     pub database: String,
-    /// An HSM session is obtainable and the token answers (`no session free`, `session error`).
+    /// The HSM token answers and rssp's login to it was not refused (`session error`, `login refused`).
     pub hsm: String,
     /// The CA certificates are loaded and valid (`certificate expired`).
     pub ca: String,
@@ -58,8 +58,8 @@ pub struct ReadyResponse {
     pub checks: ReadyChecks,
 }
 
-/// Readiness: whether this node can serve requests now (database reachable and migrated, HSM session
-/// obtainable, CA loaded). 503 names each failing check. Answers within a few seconds.
+/// Readiness: whether this node can serve requests now (database reachable and migrated, HSM token
+/// answering and logged in, CA loaded). 503 names each failing check. Answers within a few seconds.
 #[utoipa::path(get, tag = TAG,
     responses((status = 200, body = ReadyResponse), (status = 503, body = ReadyResponse)))]
 #[get("/readyz")]

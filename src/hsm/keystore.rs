@@ -1,8 +1,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, OnceLock};
-use std::time::Duration;
+use std::sync::{Condvar, Mutex, OnceLock, RwLock};
 
 use cryptoki::context::Function;
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -38,6 +37,10 @@ pub enum HsmError {
     SealBroken,
     #[error("no sealing key labelled {0:?} on the token, but the database holds seeds sealed with one: restore the HSM token (a new key would make every authenticator unusable)")]
     SealKeyNotFound(&'static str),
+    /// The token refused the user PIN when rssp logged in again (wrong, locked or expired PIN). rssp
+    /// stops logging in until it restarts, so that it cannot use up the token's PIN retries.
+    #[error("the HSM token refused the user PIN; rssp no longer logs in: correct the PIN and restart")]
+    LoginRefused,
 }
 
 /// Label of the subscriber (signing) keys: `rssp-subscriber-<credential id>`. CA keys carry their own
@@ -124,9 +127,54 @@ pub fn finalize_modules() -> usize {
 /// Token initialisation must not race within a process (tests start many servers at once).
 static TOKEN_INIT: Mutex<()> = Mutex::new(());
 
+/// What this store knows of its login to the token, behind [`KeyStore::login`].
+struct LoginState {
+    /// Counts the logins made since the store opened. Each one may change what a handle names.
+    generation: u64,
+    /// The token refused the PIN (wrong, locked, expired): no login is tried again until a restart.
+    refused: bool,
+}
+
+/// Why a handle cached by this store always names the object it was looked up for (a token may hand
+/// out the same handle numbers to other objects after a logout, and then a stale handle would sign with
+/// another subscriber's key):
+/// - every operation that looks a handle up, caches it or uses it runs inside [`KeyStore::with_session`],
+///   holding the read side of [`KeyStore::login`] from the lookup to the last use;
+/// - a new login (after the token forgot it, or with a replacement session) happens only under the write
+///   side, which empties the handle caches before logging in. No operation is in flight then, so none
+///   can use or cache a handle from before it, and every handle cached afterwards was looked up after it;
+/// - a logout and login that rssp does not make (another application of the process) cannot be ordered
+///   this way, so a cached signing key's `CKA_ID` is read back before it signs (see
+///   [`KeyStore::private_key`]).
+pub struct KeyStore {
+    pkcs11: Pkcs11,
+    slot: Slot,
+    /// The user PIN, kept to log in again when the token forgot the login (see [`KeyStore::with_session`]).
+    pin: AuthPin,
+    /// Idle logged-in sessions. A `Session` is `Send` but not `Sync`: each is used by one thread at a time.
+    idle: Mutex<Vec<Session>>,
+    returned: Condvar,
+    /// Private-key handles by key id, for the current login only (see [`LoginState`]).
+    handles: Mutex<HashMap<KeyId, ObjectHandle>>,
+    /// The sealing key's handle, once found (see [`KeyStore::prepare_seal_key`]); current login only.
+    seal_key: Mutex<Option<ObjectHandle>>,
+    /// Read-held by every operation, write-held by a new login: see the comment on this struct.
+    login: RwLock<LoginState>,
+    /// How often this store called C_Login after it opened (to log in again or with a new session).
+    relogin_attempts: AtomicU64,
+}
+
+/// A session checked out of the pool; back into it when dropped.
 struct CheckedOut<'a> {
     store: &'a KeyStore,
     session: Option<Session>,
+}
+
+impl CheckedOut<'_> {
+    fn session(&self) -> &Session {
+        // Present from check-out until drop; only a replacement swaps it, never leaving it empty.
+        self.session.as_ref().expect("present until drop")
+    }
 }
 
 impl Drop for CheckedOut<'_> {
@@ -137,22 +185,6 @@ impl Drop for CheckedOut<'_> {
             METRICS.hsm_sessions_in_use.dec();
         }
     }
-}
-
-pub struct KeyStore {
-    pkcs11: Pkcs11,
-    slot: Slot,
-    /// The user PIN, kept to log in again when the token forgot the login (see [`KeyStore::with_session`]).
-    pin: AuthPin,
-    /// Idle logged-in sessions. A `Session` is `Send` but not `Sync`: each is used by one thread at a time.
-    idle: Mutex<Vec<Session>>,
-    returned: Condvar,
-    /// Private-key handles by key id; handles stay valid for every session of this process.
-    handles: Mutex<HashMap<KeyId, ObjectHandle>>,
-    /// The sealing key's handle, once found (see [`KeyStore::prepare_seal_key`]).
-    seal_key: Mutex<Option<ObjectHandle>>,
-    /// How often this store logged in again after the token forgot the login.
-    relogins: AtomicU64,
 }
 
 impl KeyStore {
@@ -199,12 +231,53 @@ impl KeyStore {
             returned: Condvar::new(),
             handles: Mutex::new(HashMap::new()),
             seal_key: Mutex::new(None),
-            relogins: AtomicU64::new(0),
+            login: RwLock::new(LoginState { generation: 0, refused: false }),
+            relogin_attempts: AtomicU64::new(0),
         })
     }
 
     pub fn slot(&self) -> Slot {
         self.slot
+    }
+
+    /// How often this store called C_Login since it opened (the first logins excepted): an operator's
+    /// and the tests' view of whether it keeps trying.
+    pub fn relogin_attempts(&self) -> u64 {
+        self.relogin_attempts.load(Ordering::SeqCst)
+    }
+
+    /// An idle session, waiting for one when all are busy.
+    fn check_out(&self) -> CheckedOut<'_> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut waited = false;
+        let session = loop {
+            if let Some(session) = idle.pop() {
+                break session;
+            }
+            if !waited {
+                waited = true;
+                METRICS.hsm_session_waits.inc();
+            }
+            idle = self.returned.wait(idle).unwrap_or_else(|e| e.into_inner());
+        };
+        drop(idle);
+        METRICS.hsm_sessions_in_use.inc();
+        // The guard puts the session back even if the caller panics.
+        CheckedOut { store: self, session: Some(session) }
+    }
+
+    /// Runs `f` on the session under the read side of the login lock; with the login generation it ran in.
+    /// Refused at once when the token refused the PIN.
+    fn attempt<T>(
+        &self,
+        out: &CheckedOut<'_>,
+        f: &impl Fn(&Session) -> Result<T, HsmError>,
+    ) -> Result<(u64, Result<T, HsmError>), HsmError> {
+        let login = self.login.read().unwrap_or_else(|e| e.into_inner());
+        if login.refused {
+            return Err(HsmError::LoginRefused);
+        }
+        Ok((login.generation, f(out.session())))
     }
 
     /// Runs `f` with an idle session, waiting for one when all are busy.
@@ -216,80 +289,134 @@ impl KeyStore {
     /// once more; when the session itself is gone, a new logged-in session replaces it. Any other error,
     /// and a second failure, is returned as it is.
     fn with_session<T>(&self, f: impl Fn(&Session) -> Result<T, HsmError>) -> Result<T, HsmError> {
-        let session = {
-            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-            let mut waited = false;
-            loop {
-                if let Some(session) = idle.pop() {
-                    break session;
-                }
-                if !waited {
-                    waited = true;
-                    METRICS.hsm_session_waits.inc();
-                }
-                idle = self.returned.wait(idle).unwrap_or_else(|e| e.into_inner());
-            }
-        };
-        METRICS.hsm_sessions_in_use.inc();
-        // The guard puts the session back even if `f` panics.
-        let mut guard = CheckedOut { store: self, session: Some(session) };
-        let result = f(guard.session.as_ref().expect("present until drop"));
+        let mut out = self.check_out();
+        let (generation, result) = self.attempt(&out, &f)?;
         match result {
+            Err(e) => {
+                if self.recover(&mut out, &e, generation)? {
+                    self.attempt(&out, &f)?.1
+                } else {
+                    Err(e)
+                }
+            }
+            ok => ok,
+        }
+    }
+
+    /// Like [`KeyStore::with_session`], but `f` runs at most once (it makes something that must not be
+    /// made twice). A forgotten login or a dead session is mended before, found by asking the session's
+    /// state (one cheap call, on a path that is rare and slow anyway).
+    fn with_session_once<T>(&self, f: impl Fn(&Session) -> Result<T, HsmError>) -> Result<T, HsmError> {
+        let mut out = self.check_out();
+        let (generation, state) = self.attempt(&out, &|session| {
+            if is_logged_in(session)? {
+                Ok(())
+            } else {
+                Err(HsmError::Pkcs11(CkError::Pkcs11(RvError::UserNotLoggedIn, Function::GetSessionInfo)))
+            }
+        })?;
+        if let Err(e) = state {
+            if !self.recover(&mut out, &e, generation)? {
+                return Err(e);
+            }
+        }
+        self.attempt(&out, &f)?.1
+    }
+
+    /// After `error` from an operation that ran in login `generation`: mends the session when the error
+    /// says it lost its login or died, and tells whether the operation may run again. False: the error
+    /// stands as it is.
+    fn recover(&self, out: &mut CheckedOut<'_>, error: &HsmError, generation: u64) -> Result<bool, HsmError> {
+        match error {
             // A token that forgot the login hides private objects: lookups find nothing, cached handles
             // are invalid. Only then is the session's state asked (no cost on the ordinary path).
-            Err(e) if may_mean_logged_out(&e) => {
-                let session = guard.session.as_ref().expect("present until drop");
+            e if may_mean_logged_out(e) => {
+                let mut login = self.login.write().unwrap_or_else(|e| e.into_inner());
+                if login.refused {
+                    return Err(HsmError::LoginRefused);
+                }
+                // Another thread logged in again while the operation ran: it runs again, afresh.
+                if login.generation != generation {
+                    return Ok(true);
+                }
                 // Still logged in (or the state cannot be read): the error stands as it was.
-                if is_logged_in(session).unwrap_or(true) {
-                    return Err(e);
+                if is_logged_in(out.session()).unwrap_or(true) {
+                    return Ok(false);
                 }
                 tracing::warn!(slot = %self.slot, "the HSM token forgot the login; logging in again");
-                // A handle is only promised to stay the same while the object stays accessible; after a
-                // logout the token may hand out others, so every cached handle is looked up afresh.
-                self.forget_handles();
-                login(session, &self.pin)?;
-                f(session)
+                self.new_login(&mut login, || login_user(out.session(), &self.pin))?;
+                Ok(true)
             }
-            Err(HsmError::Pkcs11(CkError::Pkcs11(RvError::SessionHandleInvalid | RvError::SessionClosed, _))) => {
+            HsmError::Pkcs11(CkError::Pkcs11(RvError::SessionHandleInvalid | RvError::SessionClosed, _)) => {
                 tracing::warn!(slot = %self.slot, "an HSM session was closed by the token; opening a new one");
+                let mut login = self.login.write().unwrap_or_else(|e| e.into_inner());
+                if login.refused {
+                    return Err(HsmError::LoginRefused);
+                }
+                // A closed session may mean a restarted token, which logs in anew with the new session.
                 // Dropping the dead session tries C_CloseSession once more, which the token refuses harmlessly.
-                self.forget_handles();
-                guard.session = Some(open_logged_in(&self.pkcs11, self.slot, &self.pin)?);
-                f(guard.session.as_ref().expect("just replaced"))
+                self.new_login(&mut login, || {
+                    out.session = Some(open_logged_in(&self.pkcs11, self.slot, &self.pin)?);
+                    Ok(())
+                })?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Logs in with `log_in`, holding the write side of the login lock (`login`): first empties the
+    /// handle caches, since a handle is only promised to stay the same while the object stays accessible
+    /// and after a logout the token may hand out others. A PIN the token refuses is not tried again:
+    /// repeating it would use up the token's retries and lock the user out of the HSM for every node.
+    fn new_login(&self, login: &mut LoginState, log_in: impl FnOnce() -> Result<(), HsmError>) -> Result<(), HsmError> {
+        self.handles.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        *self.seal_key.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        login.generation += 1;
+        self.relogin_attempts.fetch_add(1, Ordering::SeqCst);
+        match log_in() {
+            Err(HsmError::Pkcs11(CkError::Pkcs11(rv, _))) if pin_refused(rv) => {
+                login.refused = true;
+                tracing::error!(
+                    slot = %self.slot,
+                    error = %rv,
+                    "the HSM token refused the user PIN: rssp stops logging in until it restarts, and every \
+                     request that needs the HSM fails with 503; correct the PIN (or unlock it) and restart"
+                );
+                Err(HsmError::LoginRefused)
             }
             other => other,
         }
     }
 
-    /// Called before logging in again: counts the new login (see [`KeyStore::sign_digests`]) first, so
-    /// that a signature made with a handle from before it is noticed, then empties the handle caches.
-    fn forget_handles(&self) {
-        self.relogins.fetch_add(1, Ordering::SeqCst);
-        self.handles.lock().unwrap_or_else(|e| e.into_inner()).clear();
-        *self.seal_key.lock().unwrap_or_else(|e| e.into_inner()) = None;
-    }
-
-    /// Readiness: a session comes free within `wait` and the token answers on it. Unlike the signing
-    /// paths this never waits longer than `wait`; `Ok(false)` when every session stayed busy.
-    pub fn check_session(&self, wait: Duration) -> Result<bool, HsmError> {
-        let deadline = std::time::Instant::now() + wait;
-        let session = {
-            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-            loop {
-                if let Some(session) = idle.pop() {
-                    break session;
+    /// Readiness, cheap and never in the way of signing: an idle session, if one is idle right now, is
+    /// asked its state (C_GetSessionInfo); when every session is busy, the token is asked its information
+    /// (C_GetTokenInfo, no session needed). Either fails when the module or the HSM behind it is gone. A
+    /// token that refused the PIN is [`HsmError::LoginRefused`] without asking it.
+    pub fn check(&self) -> Result<(), HsmError> {
+        if self.login.read().unwrap_or_else(|e| e.into_inner()).refused {
+            return Err(HsmError::LoginRefused);
+        }
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        match idle {
+            Some(session) => {
+                METRICS.hsm_sessions_in_use.inc();
+                let out = CheckedOut { store: self, session: Some(session) };
+                match out.session().get_session_info() {
+                    Ok(_) => {}
+                    // A session the token closed is replaced by the next request that draws it (see
+                    // [`KeyStore::recover`]): no verdict on the node, so the token itself is asked.
+                    Err(CkError::Pkcs11(RvError::SessionHandleInvalid | RvError::SessionClosed, _)) => {
+                        self.pkcs11.get_token_info(self.slot)?;
+                    }
+                    Err(e) => return Err(e.into()),
                 }
-                let left = deadline.saturating_duration_since(std::time::Instant::now());
-                if left.is_zero() {
-                    return Ok(false);
-                }
-                idle = self.returned.wait_timeout(idle, left).unwrap_or_else(|e| e.into_inner()).0;
             }
-        };
-        METRICS.hsm_sessions_in_use.inc();
-        let guard = CheckedOut { store: self, session: Some(session) };
-        guard.session.as_ref().expect("present until drop").get_session_info()?;
-        Ok(true)
+            None => {
+                self.pkcs11.get_token_info(self.slot)?;
+            }
+        }
+        Ok(())
     }
 
     /// Generates a subscriber's signing key pair on the token, labelled
@@ -333,19 +460,32 @@ impl KeyStore {
             public.push(Attribute::EcParams(curve_params(kind)?));
             Mechanism::EccKeyPairGen
         };
-        self.with_session(|session| {
+        // Run once, never again after a re-login: a pair may exist by then, and a second one under the
+        // same CKA_ID would make the id name two keys.
+        let generated = self.with_session_once(|session| {
             let (public_handle, private_handle) = session.generate_key_pair(&mechanism, &public, &private)?;
-            self.handles.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), private_handle);
             let public_key_der = read_public_key(session, public_handle, kind)?;
-            Ok(GeneratedKey { id: id.clone(), public_key_der })
-        })
+            self.handles.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), private_handle);
+            Ok(public_key_der)
+        });
+        match generated {
+            Ok(public_key_der) => Ok(GeneratedKey { id, public_key_der }),
+            Err(e) => {
+                // Whatever failed, objects may exist under this id (the public key could not be read, or a
+                // module made them and still answered an error): none may stay behind a failed generation.
+                if let Err(cleanup) = self.destroy(&id) {
+                    tracing::error!(key_id = %id.to_hex(), error = %cleanup, "a key pair whose generation failed could not be destroyed");
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Destroys the key pair with this id (private and public key objects): what an issuance that
     /// failed after generating the key leaves behind. True when there was anything to destroy.
     pub fn destroy(&self, id: &KeyId) -> Result<bool, HsmError> {
-        self.handles.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
         self.with_session(|session| {
+            self.handles.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
             let objects = session.find_objects(&[Attribute::Id(id.0.clone())])?;
             for object in &objects {
                 session.destroy_object(*object)?;
@@ -378,9 +518,21 @@ impl KeyStore {
         }
     }
 
+    /// The handle of the private key with this id. Called only inside [`KeyStore::with_session`], so no
+    /// new login can come between this lookup and the handle's use (see [`KeyStore`]). A cached handle's
+    /// `CKA_ID` is read back first (one attribute read per request, not per digest): a login rssp did not
+    /// make may have given the number to another object, and then the key is looked up again.
     fn private_key(&self, session: &Session, id: &KeyId) -> Result<ObjectHandle, HsmError> {
-        if let Some(handle) = self.handles.lock().unwrap_or_else(|e| e.into_inner()).get(id) {
-            return Ok(*handle);
+        let cached = self.handles.lock().unwrap_or_else(|e| e.into_inner()).get(id).copied();
+        if let Some(handle) = cached {
+            if let Ok(attributes) = session.get_attributes(handle, &[AttributeType::Class, AttributeType::Id]) {
+                let class_ok = attributes.iter().any(|a| matches!(a, Attribute::Class(ObjectClass::PRIVATE_KEY)));
+                let id_ok = attributes.iter().any(|a| matches!(a, Attribute::Id(found) if *found == id.0));
+                if class_ok && id_ok {
+                    return Ok(handle);
+                }
+            }
+            self.handles.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
         }
         let template = [Attribute::Class(ObjectClass::PRIVATE_KEY), Attribute::Id(id.0.clone())];
         let handle = *session.find_objects(&template)?.first().ok_or_else(|| HsmError::KeyNotFound(id.to_hex()))?;
@@ -395,27 +547,10 @@ impl KeyStore {
         scheme: SignatureScheme,
         digests: &[Vec<u8>],
     ) -> Result<Vec<Vec<u8>>, HsmError> {
+        // The lookup and every signature run under one read guard of the login lock (see [`KeyStore`]).
         self.with_session(|session| {
-            let relogins = self.relogins.load(Ordering::SeqCst);
             let key = self.private_key(session, id)?;
-            let signed = match digests.iter().map(|digest| sign_one(session, key, scheme, digest)).collect() {
-                // A cached handle can go stale (the HSM restarted, the key moved): look it up again once.
-                Err(HsmError::Pkcs11(CkError::Pkcs11(RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid, _))) => {
-                    self.handles.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
-                    let key = self.private_key(session, id)?;
-                    digests.iter().map(|digest| sign_one(session, key, scheme, digest)).collect()
-                }
-                other => other,
-            }?;
-            // Another thread logged in again while this one signed: the cached handle may be one the token
-            // has since given to another key, so these signatures are not trusted; sign again with the
-            // handle the token gives for this key's id now.
-            if self.relogins.load(Ordering::SeqCst) != relogins {
-                self.handles.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
-                let key = self.private_key(session, id)?;
-                return digests.iter().map(|digest| sign_one(session, key, scheme, digest)).collect();
-            }
-            Ok(signed)
+            digests.iter().map(|digest| sign_one(session, key, scheme, digest)).collect()
         })
     }
 
@@ -653,23 +788,35 @@ const SIGNING_MECHANISMS: [(MechanismType, &str); 5] = [
 const SEAL_MECHANISMS: [(MechanismType, &str); 2] =
     [(MechanismType::AES_KEY_GEN, "the TOTP seal key"), (MechanismType::AES_GCM, "sealing TOTP seeds")];
 
-/// The needed mechanisms a token does not list, named for an operator.
-fn missing_mechanisms(needed: &[(MechanismType, &str)], listed: &[MechanismType]) -> Vec<String> {
-    needed.iter().filter(|(m, _)| !listed.contains(m)).map(|(m, what)| format!("{m} ({what})")).collect()
+/// The needed mechanisms a token does not support (`supports` answers for one), named for an operator.
+fn missing_mechanisms(
+    needed: &[(MechanismType, &str)],
+    mut supports: impl FnMut(MechanismType) -> bool,
+) -> Vec<String> {
+    needed.iter().filter(|(m, _)| !supports(*m)).map(|(m, what)| format!("{m} ({what})")).collect()
 }
 
 /// Says at start which mechanisms a token lacks, so that an HSM that cannot serve rssp is named before
-/// the first request fails. A warning, not a refusal: a module may under-report its list, and the
-/// operation itself still answers for what the token really does.
+/// the first request fails. A warning, not a refusal: a module may under-report, and the operation
+/// itself still answers for what the token really does. Each needed mechanism is asked about by itself
+/// (C_GetMechanismInfo) rather than read from the token's whole list, whose vendor and unknown types
+/// the PKCS#11 crate logs an error for, one line each, at every start.
 fn warn_missing_mechanisms(pkcs11: &Pkcs11, slot: Slot, token: &str, needed: &[(MechanismType, &str)]) {
-    match pkcs11.get_mechanism_list(slot) {
-        Ok(listed) => {
-            let missing = missing_mechanisms(needed, &listed);
-            if !missing.is_empty() {
-                tracing::warn!(token, missing = %missing.join(", "), "the HSM token does not list mechanisms rssp uses");
-            }
+    let mut unanswered = None;
+    let missing = missing_mechanisms(needed, |mechanism| match pkcs11.get_mechanism_info(slot, mechanism) {
+        Ok(_) => true,
+        Err(CkError::Pkcs11(RvError::MechanismInvalid, _)) => false,
+        // Not a "no": counted as present, and said once below.
+        Err(e) => {
+            unanswered.get_or_insert(e);
+            true
         }
-        Err(e) => tracing::warn!(token, error = %e, "the HSM token's mechanisms cannot be listed"),
+    });
+    if !missing.is_empty() {
+        tracing::warn!(token, missing = %missing.join(", "), "the HSM token does not support mechanisms rssp uses");
+    }
+    if let Some(e) = unanswered {
+        tracing::warn!(token, error = %e, "the HSM token's mechanisms cannot be checked");
     }
 }
 
@@ -690,6 +837,20 @@ fn may_mean_logged_out(e: &HsmError) -> bool {
     )
 }
 
+/// What C_Login answers when the PIN itself is refused, as opposed to a token that is busy or gone:
+/// another try with the same PIN could only count against the token's retries.
+fn pin_refused(rv: RvError) -> bool {
+    matches!(
+        rv,
+        RvError::PinIncorrect
+            | RvError::PinLocked
+            | RvError::PinExpired
+            | RvError::PinInvalid
+            | RvError::PinLenRange
+            | RvError::UserPinNotInitialized
+    )
+}
+
 fn is_logged_in(session: &Session) -> Result<bool, HsmError> {
     Ok(matches!(session.get_session_info()?.session_state(), SessionState::RwUser | SessionState::RoUser))
 }
@@ -697,13 +858,13 @@ fn is_logged_in(session: &Session) -> Result<bool, HsmError> {
 /// A new R/W session on the slot, logged in as the user.
 fn open_logged_in(pkcs11: &Pkcs11, slot: Slot, pin: &AuthPin) -> Result<Session, HsmError> {
     let session = pkcs11.open_rw_session(slot)?;
-    login(&session, pin)?;
+    login_user(&session, pin)?;
     Ok(session)
 }
 
 /// Logs the user in. The login belongs to the application, not the session: once one session of this
 /// process logged in, the token answers the others CKR_USER_ALREADY_LOGGED_IN, which is success here.
-fn login(session: &Session, pin: &AuthPin) -> Result<(), HsmError> {
+fn login_user(session: &Session, pin: &AuthPin) -> Result<(), HsmError> {
     match session.login(UserType::User, Some(pin)) {
         Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
         Err(e) => Err(e.into()),
@@ -751,12 +912,23 @@ mod tests {
     #[test]
     fn missing_mechanisms_are_named_with_what_they_are_for() {
         let all: Vec<MechanismType> = SIGNING_MECHANISMS.iter().chain(&SEAL_MECHANISMS).map(|(m, _)| *m).collect();
-        assert!(missing_mechanisms(&SIGNING_MECHANISMS, &all).is_empty());
-        assert!(missing_mechanisms(&SEAL_MECHANISMS, &all).is_empty());
+        let supported_by = |list: Vec<MechanismType>| move |m: MechanismType| list.contains(&m);
+        assert!(missing_mechanisms(&SIGNING_MECHANISMS, supported_by(all.clone())).is_empty());
+        assert!(missing_mechanisms(&SEAL_MECHANISMS, supported_by(all.clone())).is_empty());
         // A YubiHSM 2, by its manual: no AES-GCM.
         let no_gcm: Vec<MechanismType> = all.iter().copied().filter(|m| *m != MechanismType::AES_GCM).collect();
-        assert_eq!(missing_mechanisms(&SEAL_MECHANISMS, &no_gcm), ["CKM_AES_GCM (sealing TOTP seeds)"]);
-        assert!(missing_mechanisms(&SIGNING_MECHANISMS, &no_gcm).is_empty());
-        assert_eq!(missing_mechanisms(&SIGNING_MECHANISMS, &[]).len(), SIGNING_MECHANISMS.len());
+        assert_eq!(
+            missing_mechanisms(&SEAL_MECHANISMS, supported_by(no_gcm.clone())),
+            ["CKM_AES_GCM (sealing TOTP seeds)"]
+        );
+        assert!(missing_mechanisms(&SIGNING_MECHANISMS, supported_by(no_gcm)).is_empty());
+        assert_eq!(missing_mechanisms(&SIGNING_MECHANISMS, |_| false).len(), SIGNING_MECHANISMS.len());
+        // Only the needed mechanisms are asked about, each once.
+        let mut asked = Vec::new();
+        missing_mechanisms(&SEAL_MECHANISMS, |m| {
+            asked.push(m);
+            true
+        });
+        assert_eq!(asked, [MechanismType::AES_KEY_GEN, MechanismType::AES_GCM]);
     }
 }

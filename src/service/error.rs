@@ -82,6 +82,10 @@ pub enum ServiceError {
     /// The service is overloaded (no database connection came free in time); retry shortly.
     #[error("service busy")]
     Unavailable,
+    /// The HSM refused rssp's login (see `HsmError::LoginRefused`): nothing that needs it can be served
+    /// until an operator corrects the PIN and restarts. Logged once, where it happened.
+    #[error("HSM unavailable")]
+    HsmUnavailable,
     /// Something that is not the client's fault; logged, never shown.
     #[error("internal error: {0}")]
     Internal(String),
@@ -121,6 +125,7 @@ impl ServiceError {
             ServiceError::RateLimited { .. } => "rate_limited",
             ServiceError::QuotaExhausted { .. } => "quota_exhausted",
             ServiceError::Unavailable => "unavailable",
+            ServiceError::HsmUnavailable => "hsm_unavailable",
             ServiceError::Internal(_) => "internal",
         }
     }
@@ -192,13 +197,19 @@ impl From<diesel::r2d2::PoolError> for ServiceError {
 
 impl From<crate::hsm::HsmError> for ServiceError {
     fn from(e: crate::hsm::HsmError) -> Self {
-        ServiceError::internal(e)
+        match e {
+            crate::hsm::HsmError::LoginRefused => ServiceError::HsmUnavailable,
+            e => ServiceError::internal(e),
+        }
     }
 }
 
 impl From<crate::pki::PkiError> for ServiceError {
     fn from(e: crate::pki::PkiError) -> Self {
-        ServiceError::internal(e)
+        match e {
+            crate::pki::PkiError::Hsm(e) => e.into(),
+            e => ServiceError::internal(e),
+        }
     }
 }
 

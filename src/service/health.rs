@@ -4,11 +4,12 @@
 use std::time::Duration;
 
 use crate::db;
+use crate::hsm::HsmError;
 use crate::metrics::METRICS;
 
 use super::Services;
 
-/// Longest wait for a pooled database connection or an HSM session in a readiness check.
+/// Longest wait for a pooled database connection in a readiness check.
 const CHECK_WAIT: Duration = Duration::from_secs(2);
 /// Longest wait for a connection to count the outbox backlog at a scrape.
 const SCRAPE_WAIT: Duration = Duration::from_millis(500);
@@ -38,7 +39,7 @@ impl Check {
 pub struct Readiness {
     /// Reachable, with every migration applied.
     pub database: Check,
-    /// A session of the signing token (and of the CA token, when separate) obtainable and answering.
+    /// The signing token (and the CA token, when separate) answering, and rssp's login not refused.
     pub hsm: Check,
     /// The CA certificates loaded and within their validity.
     pub ca: Check,
@@ -69,12 +70,16 @@ pub fn readiness(services: &Services) -> Readiness {
     readiness
 }
 
+/// The HSM check asks the token without taking a session from requests (see [`KeyStore::check`]).
+///
+/// [`KeyStore::check`]: crate::hsm::KeyStore::check
 fn hsm_check(services: &Services) -> Check {
     let stores = std::iter::once(&services.keystore).chain(services.ca_keystore.as_ref());
     for store in stores {
-        match store.check_session(CHECK_WAIT) {
-            Ok(true) => {}
-            Ok(false) => return Check::Failed("no session free"),
+        match store.check() {
+            Ok(()) => {}
+            // Logged once, when the token refused the PIN.
+            Err(HsmError::LoginRefused) => return Check::Failed("login refused"),
             Err(e) => {
                 tracing::warn!(error = %e, "HSM readiness check failed");
                 return Check::Failed("session error");

@@ -133,7 +133,12 @@ fn sign_hash_inner(
             Ok(signatures)
         }
         Err(e) => {
-            tracing::error!(error = %e, credential = %row.id, "HSM signing failed; refunding the SAD");
+            if matches!(e, crate::hsm::HsmError::LoginRefused) {
+                // Said at error level once, when the token refused the PIN; each request after is routine.
+                tracing::warn!(error = %e, credential = %row.id, "HSM unavailable; refunding the SAD");
+            } else {
+                tracing::error!(error = %e, credential = %row.id, "HSM signing failed; refunding the SAD");
+            }
             let refund = services.conn().and_then(|mut conn| {
                 db::write_transaction(&mut conn, |c| {
                     sads::refund(c, &sad_digest, count, &sad::encode_hashes(&request.hashes))?;
