@@ -49,6 +49,8 @@ pub struct Services {
     /// Base URL put into certificates (AIA, CRL distribution points).
     pub public_url: String,
     pub webhook_secrets: WebhookSecrets,
+    /// The last readiness result, so that a flood of unauthenticated probes costs one check a second.
+    pub readiness: health::ReadinessCache,
 }
 
 /// The shared secrets that authenticate the providers' webhooks (None: that webhook is refused).
@@ -149,7 +151,17 @@ impl Services {
             webhook_secrets.identity = Some(dev.identity_webhook_secret);
         }
         drop(conn);
-        let services = Services { config, db, keystore, ca_keystore, ca, clock, public_url, webhook_secrets };
+        let services = Services {
+            config,
+            db,
+            keystore,
+            ca_keystore,
+            ca,
+            clock,
+            public_url,
+            webhook_secrets,
+            readiness: health::ReadinessCache::default(),
+        };
         // Every CA has a stored CRL before the first request: serving a CRL reads it, never signs.
         ca::refresh_crls(&services).map_err(|e| StartError::Other(format!("publishing the CRLs: {e}")))?;
         Ok(services)

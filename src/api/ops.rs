@@ -67,7 +67,7 @@ pub async fn readyz(services: Data<Services>) -> HttpResponse {
     // The checks bound their own waits; this bounds the whole, blocking pool queue included.
     let checked = tokio::time::timeout(
         std::time::Duration::from_secs(5),
-        run(&services, Dialect::Lifecycle, |s| Ok(health::readiness(s))),
+        run(&services, Dialect::Lifecycle, |s| Ok(health::cached_readiness(s))),
     )
     .await;
     let readiness = match checked {

@@ -143,9 +143,10 @@ struct LoginState {
 /// - a new login (after the token forgot it, or with a replacement session) happens only under the write
 ///   side, which empties the handle caches before logging in. No operation is in flight then, so none
 ///   can use or cache a handle from before it, and every handle cached afterwards was looked up after it;
-/// - a logout and login that rssp does not make (another application of the process) cannot be ordered
-///   this way, so a cached signing key's `CKA_ID` is read back before it signs (see
-///   [`KeyStore::private_key`]).
+/// - rssp logs the user out nowhere else (only the security officer, while a new token is set up), so a
+///   logout it did not order this way cannot happen inside the process. A cached handle is therefore used
+///   as it is, without reading its `CKA_ID` back: on a network HSM that would be one more round trip on
+///   every signature.
 pub struct KeyStore {
     pkcs11: Pkcs11,
     slot: Slot,
@@ -519,20 +520,11 @@ impl KeyStore {
     }
 
     /// The handle of the private key with this id. Called only inside [`KeyStore::with_session`], so no
-    /// new login can come between this lookup and the handle's use (see [`KeyStore`]). A cached handle's
-    /// `CKA_ID` is read back first (one attribute read per request, not per digest): a login rssp did not
-    /// make may have given the number to another object, and then the key is looked up again.
+    /// new login can come between this lookup and the handle's use (see [`KeyStore`]).
     fn private_key(&self, session: &Session, id: &KeyId) -> Result<ObjectHandle, HsmError> {
         let cached = self.handles.lock().unwrap_or_else(|e| e.into_inner()).get(id).copied();
         if let Some(handle) = cached {
-            if let Ok(attributes) = session.get_attributes(handle, &[AttributeType::Class, AttributeType::Id]) {
-                let class_ok = attributes.iter().any(|a| matches!(a, Attribute::Class(ObjectClass::PRIVATE_KEY)));
-                let id_ok = attributes.iter().any(|a| matches!(a, Attribute::Id(found) if *found == id.0));
-                if class_ok && id_ok {
-                    return Ok(handle);
-                }
-            }
-            self.handles.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+            return Ok(handle);
         }
         let template = [Attribute::Class(ObjectClass::PRIVATE_KEY), Attribute::Id(id.0.clone())];
         let handle = *session.find_objects(&template)?.first().ok_or_else(|| HsmError::KeyNotFound(id.to_hex()))?;

@@ -1,7 +1,8 @@
 //! Readiness and the gauges refreshed when metrics are scraped. Every check waits briefly: a probe
 //! must answer within the load balancer's timeout, not the pool's.
 
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::db;
 use crate::hsm::HsmError;
@@ -49,6 +50,38 @@ impl Readiness {
     pub fn ready(&self) -> bool {
         self.database.is_ok() && self.hsm.is_ok() && self.ca.is_ok()
     }
+}
+
+/// How long a readiness result is reused.
+const READINESS_REUSE: Duration = Duration::from_secs(1);
+
+/// The last readiness result and the check in flight: probes are unauthenticated, so a flood of them
+/// must not turn into a flood of database connections and token calls.
+#[derive(Debug, Default)]
+pub struct ReadinessCache {
+    last: Mutex<Option<(Instant, Readiness)>>,
+    running: Mutex<()>,
+}
+
+/// Readiness as of at most a second ago. While one check runs, other probes get the last result
+/// instead of queueing behind it (only the very first probes, with no result yet, run their own).
+pub fn cached_readiness(services: &Services) -> Readiness {
+    let cache = &services.readiness;
+    let last = || *cache.last.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((at, readiness)) = last() {
+        if at.elapsed() < READINESS_REUSE {
+            return readiness;
+        }
+    }
+    let running = cache.running.try_lock();
+    if running.is_err() {
+        if let Some((_, readiness)) = last() {
+            return readiness;
+        }
+    }
+    let readiness = readiness(services);
+    *cache.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), readiness));
+    readiness
 }
 
 pub fn readiness(services: &Services) -> Readiness {
