@@ -15,14 +15,8 @@ use serde_json::{json, Value};
 /// The binary with a clean environment: no RSSP_* of the caller, the embedded SoftHSM configuration
 /// under the data directory, `dir` as working directory.
 fn rssp_command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_rssp"));
-    command.args(args).current_dir(dir).env_remove("SOFTHSM2_CONF").env("RSSP_DATA_DIR", dir.join("data"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("RSSP_") && key != "RSSP_DATA_DIR" {
-            command.env_remove(key);
-        }
-    }
-    command.envs(env.iter().copied());
+    let mut command = common::binary::rssp_command(dir);
+    command.args(args).envs(env.iter().copied());
     command
 }
 

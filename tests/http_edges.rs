@@ -6,7 +6,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::journey::Person;
@@ -235,25 +235,8 @@ async fn bodies_are_bounded_with_413_and_deep_json_is_400() {
 }
 
 /// A PDF of exactly `size` bytes: a valid structure with a comment to pad it.
-fn padded_pdf(size: usize) -> Vec<u8> {
-    let build = |padding: usize| {
-        let mut pdf = b"%PDF-1.4\n%".to_vec();
-        pdf.resize(pdf.len() + padding, b'x');
-        pdf.push(b'\n');
-        let catalog = pdf.len();
-        pdf.extend_from_slice(b"1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n");
-        let pages = pdf.len();
-        pdf.extend_from_slice(b"2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\n");
-        let xref = pdf.len();
-        pdf.extend_from_slice(
-            format!(
-                "xref\n0 3\n0000000000 65535 f \n{catalog:010} 00000 n \n{pages:010} 00000 n \n\
-                 trailer\n<< /Size 3 /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n"
-            )
-            .as_bytes(),
-        );
-        pdf
-    };
+fn pdf_of_size(size: usize) -> Vec<u8> {
+    let build = common::rekey::padded_pdf;
     // The structure's length depends on the padding only through the digits of `startxref`.
     let mut padding = size.saturating_sub(build(0).len());
     loop {
@@ -273,17 +256,17 @@ async fn identity_documents_up_to_5_mib_are_taken_and_larger_bodies_are_413() {
     let credential_id = credential["credential_id"].as_str().unwrap().to_string();
     let order = server.buy(&person, "rekey", Some(&credential_id)).await;
 
-    let document = padded_pdf(4_900 * 1024);
+    let document = pdf_of_size(4_900 * 1024);
     assert_eq!(document.len(), 4_900 * 1024);
     let (status, body) = server.rekey_document(&person, &order, "application/pdf", &document).await;
     assert_eq!(status, 201, "a 4.9 MiB document: {body}");
     assert_eq!(body["sha256"], hex::encode(common::sha256(&document)));
 
     // Exactly 5 MiB is the largest document; one byte more is refused by the service.
-    let (status, body) = server.rekey_document(&person, &order, "application/pdf", &padded_pdf(5 * 1024 * 1024)).await;
+    let (status, body) = server.rekey_document(&person, &order, "application/pdf", &pdf_of_size(5 * 1024 * 1024)).await;
     assert_eq!(status, 201, "5 MiB: {body}");
     let (status, body) =
-        server.rekey_document(&person, &order, "application/pdf", &padded_pdf(5 * 1024 * 1024 + 1)).await;
+        server.rekey_document(&person, &order, "application/pdf", &pdf_of_size(5 * 1024 * 1024 + 1)).await;
     assert_error(status, &body, 400, "invalid_request", "5 MiB");
 
     // A body over the upload limit is 413; the same body on a JSON method is 413 much earlier.
@@ -486,26 +469,10 @@ fn the_timeouts_are_settings_with_long_defaults() {
 #[test]
 fn sigterm_drains_the_request_in_flight_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_rssp"));
-    command.arg("serve").current_dir(dir.path()).env_remove("SOFTHSM2_CONF");
-    for (key, _) in std::env::vars() {
-        if key.starts_with("RSSP_") {
-            command.env_remove(key);
-        }
-    }
-    let mut child = command
-        .env("RSSP_DATA_DIR", dir.path().join("data"))
-        .env("RSSP_LISTEN", "127.0.0.1:0")
-        .env("RSSP_SHUTDOWN_GRACE_SECS", "20")
-        .env("RSSP_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let addr = line.trim().rsplit("http://").next().unwrap_or_else(|| panic!("no address in {line:?}")).to_string();
+    let mut command = common::binary::rssp_command(dir.path());
+    command.env("RSSP_SHUTDOWN_GRACE_SECS", "20").env("RSSP_LOG", "info");
+    let (mut child, url) = common::binary::serve(command);
+    let addr = url.strip_prefix("http://").unwrap_or_else(|| panic!("no address in {url:?}")).to_string();
 
     // A request in flight: its head and half its body are sent, the rest comes after the signal.
     let stream = TcpStream::connect(&addr).unwrap();

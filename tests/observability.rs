@@ -4,25 +4,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-
+use common::binary::{rssp_command, serve};
 use common::*;
 use rssp::domain::KeyKind;
 use serde_json::{json, Value};
 
 /// The binary on a fresh data directory, with no RSSP_* setting of the caller's environment.
-fn rssp_command(dir: &std::path::Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_rssp"));
-    command.current_dir(dir).env_remove("SOFTHSM2_CONF").env("RSSP_DATA_DIR", dir.join("data"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("RSSP_") && key != "RSSP_DATA_DIR" {
-            command.env_remove(key);
-        }
-    }
-    command
-}
-
 #[test]
 fn log_settings_work_for_every_command_and_bad_ones_are_named() {
     let dir = tempfile::tempdir().unwrap();
@@ -56,25 +43,9 @@ fn log_settings_work_for_every_command_and_bad_ones_are_named() {
 
 /// Starts `rssp serve` with JSON logs on port 0; returns the child and its base URL.
 fn serve_json(dir: &std::path::Path) -> (std::process::Child, String) {
-    let mut child = rssp_command(dir)
-        .arg("serve")
-        .env("RSSP_LISTEN", "127.0.0.1:0")
-        .env("RSSP_LOG_FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    let url = loop {
-        line.clear();
-        let n = stdout.read_line(&mut line).unwrap();
-        assert!(n > 0, "server exited before listening");
-        if let Some(url) = line.trim().strip_prefix("rssp listening on ") {
-            break url.to_string();
-        }
-    };
-    (child, url)
+    let mut command = rssp_command(dir);
+    command.env("RSSP_LOG_FORMAT", "json");
+    serve(command)
 }
 
 /// The request ids of a JSON log line's spans.

@@ -118,14 +118,7 @@ async fn the_committed_openapi_document_matches_the_code_and_is_served() {
 }
 
 fn rssp(data_dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_rssp"));
-    command.args(args).current_dir(data_dir).env_remove("SOFTHSM2_CONF").env("RSSP_DATA_DIR", data_dir.join("data"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("RSSP_") && key != "RSSP_DATA_DIR" {
-            command.env_remove(key);
-        }
-    }
-    command.envs(env.iter().copied()).output().unwrap()
+    binary::rssp_command(data_dir).args(args).envs(env.iter().copied()).output().unwrap()
 }
 
 #[test]

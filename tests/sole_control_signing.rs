@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-
 use common::journey::PERSON_PASSWORD;
 use common::*;
 use rssp::domain::KeyKind;
@@ -303,30 +301,7 @@ async fn an_exhausted_pool_answers_503_with_retry_after() {
 #[test]
 fn the_access_log_carries_no_personal_data_from_query_strings() {
     let dir = tempfile::tempdir().unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_rssp"));
-    command.arg("serve").current_dir(dir.path()).env_remove("SOFTHSM2_CONF");
-    for (key, _) in std::env::vars() {
-        if key.starts_with("RSSP_") {
-            command.env_remove(key);
-        }
-    }
-    let mut child = command
-        .env("RSSP_DATA_DIR", dir.path().join("data"))
-        .env("RSSP_LISTEN", "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    let url = loop {
-        line.clear();
-        let n = std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
-        assert!(n > 0, "server exited before listening");
-        if let Some(url) = line.trim().strip_prefix("rssp listening on ") {
-            break url.to_string();
-        }
-    };
+    let (mut child, url) = binary::serve(binary::rssp_command(dir.path()));
     let http = reqwest::blocking::Client::new();
     for path in
         ["/api/admin/v1/outbox?recipient=victim%40example.org", "/api/admin/v1/users?email=victim@example.org&x=1"]

@@ -378,6 +378,7 @@ pub fn assert_error(status: u16, body: &Value, want_status: u16, want_error: &st
     let description = body["error_description"].as_str().unwrap_or_default();
     assert!(description.contains(want_text), "description {description:?} should contain {want_text:?}");
 }
+pub mod binary;
 pub mod journey;
 pub mod loopback;
 pub mod pki;

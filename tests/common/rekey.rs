@@ -9,7 +9,14 @@ use super::TestServer;
 
 /// A minimal PDF with a correct cross-reference table and trailer.
 pub fn tiny_pdf() -> Vec<u8> {
-    let mut pdf = b"%PDF-1.4\n".to_vec();
+    padded_pdf(0)
+}
+
+/// [`tiny_pdf`] with a comment line of `padding` bytes after the header.
+pub fn padded_pdf(padding: usize) -> Vec<u8> {
+    let mut pdf = b"%PDF-1.4\n%".to_vec();
+    pdf.resize(pdf.len() + padding, b'x');
+    pdf.push(b'\n');
     let catalog = pdf.len();
     pdf.extend_from_slice(b"1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n");
     let pages = pdf.len();
