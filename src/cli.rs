@@ -48,7 +48,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the server (CSC API, PKI publication, OpenAPI at /openapi.json, Swagger UI at /docs/).
+    /// Run the server (CSC API, PKI publication, OpenAPI at /openapi.json, Swagger UI at /docs/, probes
+    /// /healthz and /readyz, Prometheus /metrics). SIGTERM or Ctrl-C stops it gracefully: no new
+    /// connections, requests in flight finish within http.shutdown_grace_secs, then the HSM sessions close.
     Serve,
     /// Create a ready signer: user, TOTP authenticator, key pair in the HSM, qualified certificate.
     /// Prints one JSON object: user_id, username, credential_id, totp_secret, totp_uri.
