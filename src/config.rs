@@ -75,9 +75,12 @@ pub struct HttpConfig {
     /// that keeps idle connections longer, like Go's default 90 s, must retry or be set shorter);
     /// 0 turns keep-alive off.
     pub keep_alive_secs: u64,
-    /// How long a client may take to send a request's head (line and headers) once it started;
-    /// a slower one gets 408 (this bounds slow-header attacks, not uploads).
+    /// How long a client may take to send a request's head (line and headers) once it started, and
+    /// then again its body; a slower one gets 408 (this bounds slow-header and slow-body attacks).
     pub request_timeout_secs: u64,
+    /// Most open client connections (all workers together); more wait in the listen backlog. Keeps
+    /// idle or slow connections from using up the file descriptors the database and HSM also need.
+    pub max_connections: usize,
     /// On SIGTERM or SIGINT the server stops accepting connections at once and lets requests in
     /// flight finish for at most this long, then stops the background jobs and closes the HSM
     /// sessions.
@@ -86,7 +89,7 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { keep_alive_secs: 75, request_timeout_secs: 30, shutdown_grace_secs: 30 }
+        HttpConfig { keep_alive_secs: 75, request_timeout_secs: 30, max_connections: 4096, shutdown_grace_secs: 30 }
     }
 }
 
@@ -545,6 +548,7 @@ const ENV_SETTINGS: &[(&str, &str, Kind)] = &[
     ("RSSP_LISTEN", "listen", Kind::Str),
     ("RSSP_HTTP_KEEP_ALIVE_SECS", "http.keep_alive_secs", Kind::Int),
     ("RSSP_HTTP_REQUEST_TIMEOUT_SECS", "http.request_timeout_secs", Kind::Int),
+    ("RSSP_HTTP_MAX_CONNECTIONS", "http.max_connections", Kind::Int),
     ("RSSP_SHUTDOWN_GRACE_SECS", "http.shutdown_grace_secs", Kind::Int),
     ("RSSP_METRICS_LISTEN", "metrics_listen", Kind::Str),
     ("RSSP_DATABASE_URL", "database_url", Kind::Str),
@@ -734,6 +738,7 @@ impl Config {
             ("lifecycle.login_lockout_secs", lifecycle.login_lockout_secs),
             ("lifecycle.scheduler_interval_secs", lifecycle.scheduler_interval_secs as i64),
             ("http.request_timeout_secs (RSSP_HTTP_REQUEST_TIMEOUT_SECS)", self.http.request_timeout_secs as i64),
+            ("http.max_connections (RSSP_HTTP_MAX_CONNECTIONS)", self.http.max_connections as i64),
             ("lifecycle.multisign", i64::from(lifecycle.multisign)),
             ("notify.delivery_interval_secs", self.notify.delivery_interval_secs as i64),
             ("notify.max_attempts", i64::from(self.notify.max_attempts)),

@@ -143,10 +143,11 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     let services = Data::new(open_services(config, clock, public_url).await?);
     log_summary(&services, addr, metrics_addr, production);
     let data = services.clone();
-    let allowed = Data::new(edges::AllowedMethods::from_openapi(&api::routes().1));
+    let allowed = edges::AllowedMethods::from_openapi(&api::routes().1);
     // /metrics on the main listener only in development mode without a separate listener: in production
     // the counts of signatures, refusals and pool pressure are for the operator, not the public.
     let metrics_here = metrics_addr.is_none() && !production;
+    let allowed = Data::new(if metrics_here { allowed } else { allowed.without("/metrics") });
     let server = HttpServer::new(move || {
         let (app, openapi) = api::routes();
         let app = app
@@ -172,6 +173,8 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         secs => actix_web::http::KeepAlive::Timeout(Duration::from_secs(secs)),
     })
     .client_request_timeout(Duration::from_secs(http.request_timeout_secs))
+    // actix counts connections per worker.
+    .max_connections(http.max_connections.div_ceil(workers).max(1))
     .shutdown_timeout(http.shutdown_grace_secs)
     .shutdown_signal(termination_signal(http.shutdown_grace_secs))
     .listen(listener)

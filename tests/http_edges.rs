@@ -296,11 +296,11 @@ async fn a_known_path_with_another_method_is_405_with_allow() {
     let cases = [
         ("GET", "/csc/v1/signatures/signHash", "POST"),
         ("PUT", "/csc/v2/info", "POST"),
-        ("DELETE", "/api/v1/orders", "GET, POST"),
+        ("DELETE", "/api/v1/orders", "GET, HEAD, POST"),
         ("POST", "/api/v1/orders/abc/invoice", "PUT"),
-        ("PATCH", "/api/admin/v1/users/abc", "GET"),
-        ("POST", "/pki/root-ca.crl", "GET"),
-        ("OPTIONS", "/api/v1/me", "GET"),
+        ("PATCH", "/api/admin/v1/users/abc", "GET, HEAD"),
+        ("POST", "/pki/root-ca.crl", "GET, HEAD"),
+        ("OPTIONS", "/api/v1/me", "GET, HEAD"),
     ];
     for (method, path, allow) in cases {
         let (status, headers, answer) = send(&server, method, path, None, None).await;
@@ -515,4 +515,108 @@ fn sigterm_drains_the_request_in_flight_and_exits_0() {
     for expected in ["SIGTERM", "HTTP server stopped", "background workers stopped", "HSM sessions closed"] {
         assert!(log.contains(expected), "{expected:?} not in the log:\n{log}");
     }
+}
+
+/// A compressed body is refused before anything is unpacked: a few kilobytes of zstd or gzip would
+/// unpack to gigabytes before a size limit could look at them.
+#[tokio::test]
+async fn compressed_bodies_are_415_before_anything_is_unpacked() {
+    let server = TestServer::start().await;
+    for encoding in ["gzip", "deflate", "br", "zstd", "GZIP"] {
+        let response = server
+            .http
+            .post(format!("{}/csc/v2/info", server.url))
+            .header("content-type", "application/json")
+            .header("content-encoding", encoding)
+            .body(vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0])
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let answer: Value = response.json().await.unwrap();
+        assert_error(status, &answer, 415, "invalid_request", "Compressed request bodies are not accepted");
+    }
+    // identity is no compression.
+    let response = server
+        .http
+        .post(format!("{}/csc/v2/info", server.url))
+        .header("content-type", "application/json")
+        .header("content-encoding", "identity")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+}
+
+/// A body that trickles in slower than `http.request_timeout_secs` is 408, not a connection held open.
+#[tokio::test]
+async fn a_body_that_trickles_in_is_408() {
+    let server = TestServer::start_with(|c| c.http.request_timeout_secs = 1).await;
+    let addr = server.url.trim_start_matches("http://").to_string();
+    tokio::task::spawn_blocking(move || {
+        let stream = TcpStream::connect(&addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        let started = Instant::now();
+        writer
+            .write_all(
+                b"POST /csc/v1/info HTTP/1.1\r\nHost: rssp\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+            )
+            .unwrap();
+        let (status, body) = read_response(&mut reader);
+        assert_eq!(status, 408, "{body}");
+        assert!(body.contains("did not arrive in time"), "{body}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    })
+    .await
+    .unwrap();
+}
+
+/// HEAD is GET without the body (RFC 9110 §9.3.2): load balancers probe with it, CRL fetchers use it.
+#[tokio::test]
+async fn head_answers_wherever_get_does() {
+    let server = TestServer::start().await;
+    for path in ["/healthz", "/readyz", "/pki/root-ca.cer", "/pki/issuing-ca.crl", "/logo.png"] {
+        let get = server.http.get(format!("{}{path}", server.url)).send().await.unwrap();
+        assert_eq!(get.status().as_u16(), 200, "GET {path}");
+        let get_length = get.bytes().await.unwrap().len();
+        let head = server.http.head(format!("{}{path}", server.url)).send().await.unwrap();
+        assert_eq!(head.status().as_u16(), 200, "HEAD {path}");
+        let length: usize = head.headers()["content-length"].to_str().unwrap().parse().unwrap();
+        assert_eq!(length, get_length, "HEAD {path} announces the GET's length");
+        assert!(head.bytes().await.unwrap().is_empty(), "HEAD {path} has no body");
+    }
+    // A path without GET still says which methods it takes.
+    let (status, headers, answer) = send(&server, "HEAD", "/csc/v1/signatures/signHash", None, None).await;
+    assert_eq!(status, 405, "{answer}");
+    assert_eq!(headers.get("allow").map(|v| v.to_str().unwrap()), Some("POST"));
+}
+
+/// Authentication scheme names are case-insensitive (RFC 9110 §11.1).
+#[tokio::test]
+async fn scheme_names_are_case_insensitive() {
+    let server = TestServer::start().await;
+    let signer = server.provision("casey", KeyKind::EcP256, 1, None).await;
+    let basic = b64(format!("{}:{}", signer.username, common::PASSWORD).as_bytes());
+    let response = server
+        .http
+        .post(format!("{}/csc/v1/auth/login", server.url))
+        .header("authorization", format!("basic {basic}"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200, "lower-case basic");
+    let token = response.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_string();
+    let response = server
+        .http
+        .post(format!("{}/csc/v1/credentials/list", server.url))
+        .header("authorization", format!("BEARER {token}"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200, "upper-case bearer");
 }

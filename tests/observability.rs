@@ -400,6 +400,8 @@ async fn production_mode_serves_no_metrics_on_the_public_listener() {
     .await;
     let (status, _) = server.get("/metrics", None).await;
     assert_eq!(status, 404, "signature and refusal counts are not public in production");
+    let (status, _) = server.post("/metrics", None, json!({})).await;
+    assert_eq!(status, 404, "not 405: nothing here says /metrics exists");
     let (status, _) = server.get("/healthz", None).await;
     assert_eq!(status, 200);
 }

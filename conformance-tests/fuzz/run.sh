@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Fuzzing in CI: schemathesis over the OpenAPI document that `rssp serve` itself serves, on the CSC
 # (v1, v2) and lifecycle (/api/v1, /api/admin/v1) surfaces, with the checks `not_a_server_error` and
-# `response_schema_conformance`: any 5xx, any answer that contradicts the document, or a server that
-# dies fails the run. Bounded in time (FUZZ_MAX_TIME seconds of generation, 150 by default, and a hard
-# stop after twice that). Builds nothing: it runs the debug binary that `cargo build --bin rssp` made
-# (or RSSP_TEST_BIN).
+# `response_schema_conformance`: any 5xx, any answer whose body contradicts the schema the document
+# gives for that status, or a server that dies fails the run. (An answer with a status the document
+# does not list is not checked: schemathesis' `status_code_conformance` is off, see the README here.)
+# A run that made fewer than 1000 requests, or got fewer than 100 2xx answers, fails too. Bounded in
+# time (FUZZ_MAX_TIME seconds of generation, 150 by default, and a hard stop after twice that). Builds
+# nothing: it runs the debug binary that `cargo build --bin rssp` made (or RSSP_TEST_BIN).
 #
 # It also watches the server's resident memory (VmRSS in /proc/<pid>/status): once before fuzzing (the
 # server has started, signed in and served a few requests) and again after the run has ended and the
@@ -127,10 +129,18 @@ for line in open(sys.argv[1]):
                 statuses[(interaction.get("response") or {}).get("status_code", "none")] += 1
 print(count)
 print(", ".join(f"{status}: {n}" for status, n in sorted(statuses.items(), key=lambda s: str(s[0]))))
+print(sum(n for status, n in statuses.items() if isinstance(status, int) and 200 <= status < 300))
 PY
 requests=$(sed -n 1p "$work/counts.txt")
 echo "answers by status: $(sed -n 2p "$work/counts.txt")"
 echo "generated requests: $requests"
+# A run that never got past authentication (a lost token, say) would pass the checks while testing
+# nothing: it must have made enough requests, and enough of them must have succeeded.
+successes=$(sed -n 3p "$work/counts.txt")
+if [ "${requests:-0}" -lt 1000 ] || [ "${successes:-0}" -lt 100 ]; then
+  echo "FAIL: too little was tested ($requests requests, $successes answered 2xx; at least 1000 and 100 expected)"
+  status=1
+fi
 
 # Let in-flight work and the background workers settle, then measure again.
 sleep 5

@@ -54,7 +54,7 @@ pub fn login_method(req: &HttpRequest, refresh_token: Option<String>) -> Result<
     let header = req.headers().get("authorization").and_then(|v| v.to_str().ok());
     match (header, refresh_token) {
         (Some(value), _) => {
-            let encoded = value.strip_prefix("Basic ").ok_or_else(|| {
+            let encoded = super::extract::credentials_of(value, "Basic").ok_or_else(|| {
                 ApiError::unauthenticated(AuthScheme::Basic, "invalid_request", "Malformed authentication parameter")
             })?;
             let decoded = decode_base64(encoded.trim(), "authorization")

@@ -26,7 +26,8 @@ impl AllowedMethods {
             .map(|(path, item)| {
                 let methods = [
                     ("GET", item.get.is_some()),
-                    ("HEAD", item.head.is_some()),
+                    // Every GET route answers HEAD too (see `ops::observe`).
+                    ("HEAD", item.head.is_some() || item.get.is_some()),
                     ("POST", item.post.is_some()),
                     ("PUT", item.put.is_some()),
                     ("PATCH", item.patch.is_some()),
@@ -38,6 +39,13 @@ impl AllowedMethods {
             })
             .collect();
         AllowedMethods { paths }
+    }
+
+    /// The table without `path`: for a documented route this listener does not serve (`/metrics`
+    /// apart from the public listener), which must answer 404 to every method, not 405.
+    pub fn without(mut self, path: &str) -> AllowedMethods {
+        self.paths.retain(|(def, _)| def.pattern() != Some(path));
+        self
     }
 
     /// The methods `path` takes (sorted, without repeats); empty for a path nothing serves.
@@ -81,7 +89,7 @@ pub fn path_config() -> web::PathConfig {
 }
 
 /// Adds the answers the extractors give on every route to the OpenAPI document: 401 with its
-/// `WWW-Authenticate` challenge where credentials are needed, 413 where a body is read.
+/// `WWW-Authenticate` challenge where credentials are needed; 408, 413 and 415 where a body is read.
 pub fn document_edge_responses(api: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr, ResponseBuilder};
     let json_limit = super::extract::json_body_limit(None);
@@ -135,6 +143,17 @@ pub fn document_edge_responses(api: &mut utoipa::openapi::OpenApi) {
                     .content("application/json", error_body())
                     .build();
                 operation.responses.responses.entry("413".to_string()).or_insert(RefOr::T(response));
+                let answers = [
+                    ("408", "The request body did not arrive within `http.request_timeout_secs` of its headers."),
+                    ("415", "The request body is compressed (`Content-Encoding` other than `identity`)."),
+                ];
+                for (status, description) in answers {
+                    let response = ResponseBuilder::new()
+                        .description(description)
+                        .content("application/json", error_body())
+                        .build();
+                    operation.responses.responses.entry(status.to_string()).or_insert(RefOr::T(response));
+                }
             }
         }
     }

@@ -5,8 +5,9 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::dev::{Decompress, Payload};
+use actix_web::dev::Payload;
 use actix_web::error::PayloadError;
+use actix_web::http::StatusCode;
 use actix_web::web::{Bytes, BytesMut, Data};
 use actix_web::{FromRequest, HttpRequest};
 use base64::Engine;
@@ -39,31 +40,54 @@ pub fn json_body_limit(services: Option<&Services>) -> usize {
 /// it 4/3 as long; 256 KiB more cover the other fields and escaped slashes (7,252,652 bytes).
 pub const UPLOAD_BODY_LIMIT: usize = crate::service::orders::MAX_DOCUMENT_BYTES.div_ceil(3) * 4 + 256 * 1024;
 
-/// Reads a whole request body of at most `limit` bytes (after any `Content-Encoding` is undone).
-/// Too large is 413, whether the `Content-Length` says so up front or the stream runs over.
+/// Reads a whole request body of at most `limit` bytes, within `http.request_timeout_secs`.
+/// Too large is 413, whether the `Content-Length` says so up front or the stream runs over; too slow
+/// is 408. A compressed body (`Content-Encoding` other than `identity`) is 415: a few kilobytes of
+/// zstd or gzip unpack to gigabytes before any limit could be checked, and no CSC client compresses
+/// requests.
 fn read_body(req: &HttpRequest, payload: &mut Payload, limit: usize) -> impl Future<Output = Result<Bytes, ApiError>> {
     let declared = req
         .headers()
         .get(actix_web::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let mut stream = Decompress::from_headers(payload.take(), req.headers());
+    let compressed = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_ENCODING)
+        .is_some_and(|v| !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity"));
+    let deadline = std::time::Duration::from_secs(req.app_data::<Data<Services>>().map_or_else(
+        || crate::config::HttpConfig::default().request_timeout_secs,
+        |s| s.config.http.request_timeout_secs,
+    ));
+    let mut stream = payload.take();
     async move {
+        if compressed {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "invalid_request",
+                "Compressed request bodies are not accepted (Content-Encoding)",
+            ));
+        }
         if declared.is_some_and(|length| length > limit as u64) {
             return Err(ApiError::payload_too_large(limit));
         }
-        let mut body = BytesMut::new();
-        while let Some(chunk) = std::future::poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)).await {
-            let chunk = chunk.map_err(|e| match e {
-                PayloadError::Overflow => ApiError::payload_too_large(limit),
-                _ => ApiError::invalid_request("Unreadable request body"),
-            })?;
-            if body.len() + chunk.len() > limit {
-                return Err(ApiError::payload_too_large(limit));
+        let read = async move {
+            let mut body = BytesMut::new();
+            while let Some(chunk) = std::future::poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)).await {
+                let chunk = chunk.map_err(|e| match e {
+                    PayloadError::Overflow => ApiError::payload_too_large(limit),
+                    _ => ApiError::invalid_request("Unreadable request body"),
+                })?;
+                if body.len() + chunk.len() > limit {
+                    return Err(ApiError::payload_too_large(limit));
+                }
+                body.extend_from_slice(&chunk);
             }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body.freeze())
+            Ok(body.freeze())
+        };
+        tokio::time::timeout(deadline, read).await.map_err(|_| {
+            ApiError::new(StatusCode::REQUEST_TIMEOUT, "invalid_request", "The request body did not arrive in time")
+        })?
     }
 }
 
@@ -246,6 +270,12 @@ enum BearerHeader {
     Token(String),
 }
 
+/// The credentials after an authentication scheme's name, which is case-insensitive (RFC 9110 §11.1).
+pub fn credentials_of<'a>(header: &'a str, scheme: &str) -> Option<&'a str> {
+    let (name, credentials) = header.split_once(' ')?;
+    name.eq_ignore_ascii_case(scheme).then_some(credentials)
+}
+
 fn bearer_header(req: &HttpRequest) -> BearerHeader {
     let Some(value) = req.headers().get("authorization") else {
         return BearerHeader::Missing;
@@ -253,7 +283,7 @@ fn bearer_header(req: &HttpRequest) -> BearerHeader {
     value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| credentials_of(v, "Bearer"))
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .map_or(BearerHeader::Malformed, |t| BearerHeader::Token(t.to_string()))

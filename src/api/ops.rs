@@ -7,6 +7,7 @@ use std::time::Instant;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::web::{Data, Json};
 use actix_web::{get, HttpResponse};
@@ -130,6 +131,12 @@ pub async fn observe(
     };
     let span = tracing::info_span!("request", request_id = %id);
     let line = super::access_log_line(req.method().as_str(), req.uri());
+    // HEAD is GET without the body (RFC 9110 §9.3.2): routed as GET; actix's HTTP codec noted the
+    // HEAD when it read the request and sends the headers only.
+    let mut req = req;
+    if req.method() == Method::HEAD {
+        req.head_mut().method = Method::GET;
+    }
     let response = span.in_scope(|| next.call(req));
     let mut response = with_request_id(id.clone(), response).instrument(span.clone()).await?;
     let status = response.status();
