@@ -169,8 +169,10 @@ mod tests {
         let table = AllowedMethods::from_openapi(&api);
         assert_eq!(table.allowed("/csc/v1/signatures/signHash"), vec!["POST"]);
         assert_eq!(table.allowed("/api/v1/orders/abc/invoice"), vec!["PUT"]);
-        assert_eq!(table.allowed("/api/v1/orders"), vec!["GET", "POST"]);
+        assert_eq!(table.allowed("/api/v1/orders"), vec!["GET", "HEAD", "POST"]);
+        assert!(table.allowed("/metrics").contains(&"GET"));
         assert!(table.allowed("/api/v1/orders/abc/nothing").is_empty());
         assert!(table.allowed("/csc/v1/signatures/signHash/extra").is_empty());
+        assert!(table.without("/metrics").allowed("/metrics").is_empty());
     }
 }
