@@ -42,22 +42,11 @@ cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; wait 2>/dev/
 trap cleanup EXIT
 
 # Only this run's settings: the embedded default (development mode) under a fresh data directory.
-unset SOFTHSM2_CONF RSSP_DATABASE_URL RSSP_HSM_MODULE RSSP_HSM_TOKEN_LABEL RSSP_HSM_PIN RSSP_CONFIG RSSP_MODE
-export RSSP_DATA_DIR="$work/data"
+. "$here/../start-rssp.sh"
 # No panic backtraces: symbolising one loads the debug binary's DWARF (~200 MB) into the process for good,
 # which would drown the memory figure. A panic's message and place are still logged (and its 500 fails
 # the run anyway).
-RUST_BACKTRACE=0 RSSP_LISTEN=127.0.0.1:0 "$rssp" serve > "$work/serve.out" 2> "$work/serve.err" &
-server_pid=$!
-url=""
-for _ in $(seq 1 150); do
-  url="$(sed -n 's/^rssp listening on //p' "$work/serve.out")"
-  [ -n "$url" ] && break
-  kill -0 "$server_pid" 2>/dev/null || { cat "$work/serve.err"; exit 1; }
-  sleep 0.2
-done
-[ -n "$url" ] || { echo "server did not start"; cat "$work/serve.err"; exit 1; }
-echo "rssp serving at $url (pid $server_pid)"
+start_rssp RUST_BACKTRACE=0
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$server_pid/status"; }
 

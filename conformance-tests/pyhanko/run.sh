@@ -24,18 +24,8 @@ cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; wait 2>/dev/
 trap cleanup EXIT
 
 # Only this run's settings: the embedded default under a fresh data directory.
-unset SOFTHSM2_CONF RSSP_DATABASE_URL RSSP_HSM_MODULE RSSP_HSM_TOKEN_LABEL RSSP_HSM_PIN RSSP_CONFIG
-export RSSP_DATA_DIR="$work/data"
-RSSP_LISTEN=127.0.0.1:0 "$rssp" serve > "$work/serve.out" 2> "$work/serve.err" &
-server_pid=$!
-for _ in $(seq 1 100); do
-  url="$(sed -n 's/^rssp listening on //p' "$work/serve.out")"
-  [ -n "$url" ] && break
-  kill -0 "$server_pid" 2>/dev/null || { cat "$work/serve.err"; exit 1; }
-  sleep 0.2
-done
-[ -n "$url" ] || { echo "server did not start"; cat "$work/serve.err"; exit 1; }
-echo "rssp serving at $url"
+. "$here/../start-rssp.sh"
+start_rssp
 
 "$rssp" pki root-cert > "$work/root.pem"
 status=0
