@@ -319,6 +319,9 @@ async fn reissue_issuing_ca_follows_the_public_url_and_keeps_the_old_certificate
         "it is current"
     );
     assert!(!stderr(&out).contains("reissue-issuing-ca"), "no more warning: {}", stderr(&out));
+    // Without a configured public URL there is nothing to compare with (development, port 0).
+    let out = rssp(dir.path(), &["pki", "root-cert"], &[]);
+    assert!(!stderr(&out).contains("reissue-issuing-ca"), "no configured URL, no warning: {}", stderr(&out));
 
     // A signer issued afterwards chains to root + new issuing CA; the old certificate is still served.
     let password = "A long secret 2026";

@@ -31,7 +31,11 @@ pub fn load_or_create(
                 "the issuing CA key is not on the configured HSM token: wrong token label, or a database from another installation".into(),
             ));
         }
-        warn_when_urls_differ(&ca, public_url);
+        // Only against a configured public URL: without one it is the listen address, which differs
+        // between a server on port 0 and every operator command, and the warning would be noise.
+        if config.public_url.is_some() {
+            warn_when_urls_differ(&ca, public_url);
+        }
         return Ok(ca);
     }
     let mut ca = CertificateAuthority::create(keystore, &config.ca.organization, &config.ca.country, public_url, now)?;
