@@ -117,6 +117,8 @@ pub enum PkiCommand {
     /// the current public URL, signed by the root, and make it the current one; prints it as PEM. The
     /// replaced certificate stays published at /pki/issuing-ca/<serial>.cer. Restart running nodes
     /// afterwards so they serve the new certificate.
+    // The doc comment is the --help text, which shows `<serial>` as it is: not an HTML tag.
+    #[allow(rustdoc::invalid_html_tags)]
     ReissueIssuingCa,
 }
 

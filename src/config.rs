@@ -206,6 +206,9 @@ pub struct HsmConfig {
     pub pin: Option<String>,
     /// Number of logged-in sessions kept open (the signing concurrency towards the HSM).
     pub sessions: usize,
+    /// Longest wait for a free session when all are busy, before the request is answered 503 with
+    /// `Retry-After` (an HSM that cannot keep up must not queue every request behind it).
+    pub session_wait_ms: u64,
     /// Label of a separate token (same module) for the CA keys, apart from the subscribers' keys.
     /// None: the CA keys live on `token_label` too (still under their own `rssp-ca-*` labels).
     pub ca_token_label: Option<String>,
@@ -329,12 +332,13 @@ impl std::fmt::Debug for Config {
 
 impl std::fmt::Debug for HsmConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let HsmConfig { module, token_label, pin, sessions, ca_token_label, ca_pin } = self;
+        let HsmConfig { module, token_label, pin, sessions, session_wait_ms, ca_token_label, ca_pin } = self;
         f.debug_struct("HsmConfig")
             .field("module", module)
             .field("token_label", token_label)
             .field("pin", &Redacted(pin))
             .field("sessions", sessions)
+            .field("session_wait_ms", session_wait_ms)
             .field("ca_token_label", ca_token_label)
             .field("ca_pin", &Redacted(ca_pin))
             .finish()
@@ -435,6 +439,7 @@ impl Default for HsmConfig {
             token_label: "rssp".to_string(),
             pin: None,
             sessions: 4,
+            session_wait_ms: 5000,
             ca_token_label: None,
             ca_pin: None,
         }
@@ -558,6 +563,7 @@ const ENV_SETTINGS: &[(&str, &str, Kind)] = &[
     ("RSSP_HSM_TOKEN_LABEL", "hsm.token_label", Kind::Str),
     ("RSSP_HSM_PIN", "hsm.pin", Kind::Str),
     ("RSSP_HSM_SESSIONS", "hsm.sessions", Kind::Int),
+    ("RSSP_HSM_SESSION_WAIT_MS", "hsm.session_wait_ms", Kind::Int),
     ("RSSP_HSM_CA_TOKEN_LABEL", "hsm.ca_token_label", Kind::Str),
     ("RSSP_HSM_CA_PIN", "hsm.ca_pin", Kind::Str),
     ("RSSP_ACCESS_TOKEN_LIFETIME_SECS", "security.access_token_lifetime_secs", Kind::Int),
@@ -710,6 +716,7 @@ impl Config {
             return Err(invalid("hsm.sessions (RSSP_HSM_SESSIONS)", "must be between 1 and 256"));
         }
         let positive = [
+            ("hsm.session_wait_ms (RSSP_HSM_SESSION_WAIT_MS)", self.hsm.session_wait_ms as i64),
             ("security.access_token_lifetime_secs", self.security.access_token_lifetime_secs),
             ("security.refresh_token_lifetime_secs", self.security.refresh_token_lifetime_secs),
             ("security.sad_lifetime_secs", self.security.sad_lifetime_secs),

@@ -611,6 +611,55 @@ mod tests {
         assert!(!shown.contains("S3CRET") && shown.contains("***"), "{shown}");
     }
 
+    /// The migrations of one backend's tree: each directory's name with the files it holds.
+    fn migration_tree(backend: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(backend);
+        let mut tree = std::collections::BTreeMap::new();
+        for entry in std::fs::read_dir(&root).unwrap_or_else(|e| panic!("{}: {e}", root.display())) {
+            let entry = entry.unwrap();
+            if !entry.file_type().unwrap().is_dir() {
+                continue;
+            }
+            let mut files: Vec<String> = std::fs::read_dir(entry.path())
+                .unwrap()
+                .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            files.sort();
+            tree.insert(entry.file_name().to_string_lossy().into_owned(), files);
+        }
+        tree
+    }
+
+    /// A node on PostgreSQL must end with the schema a node on SQLite has: every migration exists in
+    /// both trees under the same name, with an up.sql and, where one tree has it, a down.sql in both.
+    #[test]
+    fn sqlite_and_postgres_hold_the_same_migrations() {
+        let sqlite = migration_tree("sqlite");
+        let postgres = migration_tree("postgres");
+        assert!(!sqlite.is_empty(), "no migrations found under migrations/sqlite");
+        let names = |tree: &std::collections::BTreeMap<String, Vec<String>>| tree.keys().cloned().collect::<Vec<_>>();
+        assert_eq!(names(&sqlite), names(&postgres), "migration directories differ between sqlite and postgres");
+        for (name, files) in &sqlite {
+            assert!(files.contains(&"up.sql".to_string()), "migrations/sqlite/{name} has no up.sql");
+            assert_eq!(files, &postgres[name], "{name}: the files differ between sqlite and postgres");
+        }
+        // What the binary embeds (and runs) is the same list, in the same order, for both.
+        let embedded_sqlite: Vec<String> =
+            diesel::migration::MigrationSource::<diesel::sqlite::Sqlite>::migrations(&SQLITE_MIGRATIONS)
+                .unwrap()
+                .iter()
+                .map(|m| m.name().to_string())
+                .collect();
+        let embedded_postgres: Vec<String> =
+            diesel::migration::MigrationSource::<diesel::pg::Pg>::migrations(&POSTGRES_MIGRATIONS)
+                .unwrap()
+                .iter()
+                .map(|m| m.name().to_string())
+                .collect();
+        assert_eq!(embedded_sqlite, embedded_postgres);
+        assert_eq!(embedded_sqlite.len(), sqlite.len(), "{embedded_sqlite:?}");
+    }
+
     #[test]
     fn sqlite_is_in_wal_mode_and_each_connection_has_its_pragmas() {
         let dir = tempfile::tempdir().unwrap();

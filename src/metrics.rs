@@ -20,6 +20,7 @@ pub struct Metrics {
     pub otp_refusals: IntCounterVec,
     pub hsm_sessions_in_use: IntGauge,
     pub hsm_session_waits: IntCounter,
+    pub hsm_session_timeouts: IntCounter,
     pub db_connections: IntGaugeVec,
     pub db_pool_waits: IntCounter,
     pub db_pool_timeouts: IntCounter,
@@ -87,6 +88,10 @@ impl Metrics {
             hsm_session_waits: counter(
                 "rssp_hsm_session_waits_total",
                 "Times a request found every HSM session busy and waited for one.",
+            ),
+            hsm_session_timeouts: counter(
+                "rssp_hsm_session_timeouts_total",
+                "Times no HSM session came free within hsm.session_wait_ms (answered 503).",
             ),
             db_connections: reg(
                 &registry,

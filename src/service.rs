@@ -124,15 +124,19 @@ impl Services {
         } else {
             None
         };
+        let session_wait = std::time::Duration::from_millis(config.hsm.session_wait_ms);
         let keystore =
-            KeyStore::open(&config.hsm.module, &config.hsm.token_label, &pin, config.hsm.sessions, so_pin.as_deref())?;
+            KeyStore::open(&config.hsm.module, &config.hsm.token_label, &pin, config.hsm.sessions, so_pin.as_deref())?
+                .with_session_wait(session_wait);
         let seeds_sealed = db::users::any_totp_sealed(&mut *db::checkout(&db)?).map_err(db::DbError::from)?;
         keystore.prepare_seal_key(!seeds_sealed)?;
         // CA keys on a token of their own, when configured: a second, small session pool.
         let ca_keystore = match &config.hsm.ca_token_label {
             Some(label) => {
                 let ca_pin = config.hsm.ca_pin.as_deref().unwrap_or(&pin);
-                Some(KeyStore::open(&config.hsm.module, label, ca_pin, config.hsm.sessions.min(2), so_pin.as_deref())?)
+                let store =
+                    KeyStore::open(&config.hsm.module, label, ca_pin, config.hsm.sessions.min(2), so_pin.as_deref())?;
+                Some(store.with_session_wait(session_wait))
             }
             None => None,
         };

@@ -209,7 +209,7 @@ impl ApiError {
                 "Signature quota exhausted: the credential has {remaining} of its {total} signatures left"
             )),
             E::Unavailable => {
-                tracing::warn!("no database connection free in time: answered 503");
+                tracing::warn!("no database connection or HSM session free in time: answered 503");
                 ApiError {
                     retry_after: Some(1),
                     ..ApiError::new(

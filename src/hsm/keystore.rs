@@ -2,6 +2,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
 use cryptoki::context::Function;
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -41,6 +42,9 @@ pub enum HsmError {
     /// stops logging in until it restarts, so that it cannot use up the token's PIN retries.
     #[error("the HSM token refused the user PIN; rssp no longer logs in: correct the PIN and restart")]
     LoginRefused,
+    /// Every session stayed busy for the whole wait (`hsm.session_wait_ms`): the HSM is overloaded.
+    #[error("no HSM session came free in time")]
+    Busy,
 }
 
 /// Label of the subscriber (signing) keys: `rssp-subscriber-<credential id>`. CA keys carry their own
@@ -138,8 +142,8 @@ struct LoginState {
 /// Why a handle cached by this store always names the object it was looked up for (a token may hand
 /// out the same handle numbers to other objects after a logout, and then a stale handle would sign with
 /// another subscriber's key):
-/// - every operation that looks a handle up, caches it or uses it runs inside [`KeyStore::with_session`],
-///   holding the read side of [`KeyStore::login`] from the lookup to the last use;
+/// - every operation that looks a handle up, caches it or uses it runs inside `KeyStore::with_session`,
+///   holding the read side of `KeyStore::login` from the lookup to the last use;
 /// - a new login (after the token forgot it, or with a replacement session) happens only under the write
 ///   side, which empties the handle caches before logging in. No operation is in flight then, so none
 ///   can use or cache a handle from before it, and every handle cached afterwards was looked up after it;
@@ -152,9 +156,14 @@ pub struct KeyStore {
     slot: Slot,
     /// The user PIN, kept to log in again when the token forgot the login (see [`KeyStore::with_session`]).
     pin: AuthPin,
-    /// Idle logged-in sessions. A `Session` is `Send` but not `Sync`: each is used by one thread at a time.
-    idle: Mutex<Vec<Session>>,
+    /// The logged-in sessions, see [`Pool`].
+    pool: Mutex<Pool>,
+    /// Signalled whenever a session goes back to the pool or leaves it for good.
     returned: Condvar,
+    /// Most sessions open at once (`hsm.sessions`).
+    capacity: usize,
+    /// Longest wait for a free session (`hsm.session_wait_ms`); then [`HsmError::Busy`].
+    session_wait: Duration,
     /// Private-key handles by key id, for the current login only (see [`LoginState`]).
     handles: Mutex<HashMap<KeyId, ObjectHandle>>,
     /// The sealing key's handle, once found (see [`KeyStore::prepare_seal_key`]); current login only.
@@ -165,26 +174,69 @@ pub struct KeyStore {
     relogin_attempts: AtomicU64,
 }
 
-/// A session checked out of the pool; back into it when dropped.
+/// How long a request waits for a free HSM session unless configured (`hsm.session_wait_ms`).
+const DEFAULT_SESSION_WAIT: Duration = Duration::from_secs(5);
+
+/// The sessions of a [`KeyStore`]. A `Session` is `Send` but not `Sync`: each is used by one thread at a
+/// time, checked out of `idle` and put back when the operation ends. A session the token closed or whose
+/// device failed is not put back but discarded, and `open` counts it no more: the next check-out opens a
+/// new one in its place, so the pool never shrinks for good and never hands out a dead session twice.
+struct Pool {
+    idle: Vec<Session>,
+    /// Sessions open now, idle and checked out: at most [`KeyStore::capacity`].
+    open: usize,
+}
+
+/// A session checked out of the pool; back into it when dropped, unless it was discarded.
 struct CheckedOut<'a> {
     store: &'a KeyStore,
+    /// None once discarded (see [`CheckedOut::discard`]) and not replaced.
     session: Option<Session>,
 }
 
 impl CheckedOut<'_> {
     fn session(&self) -> &Session {
-        // Present from check-out until drop; only a replacement swaps it, never leaving it empty.
+        // Present from check-out until drop; only a discard empties it, and then the operation ends
+        // without using it again (see `recover`).
         self.session.as_ref().expect("present until drop")
+    }
+
+    /// Takes the session out of service: it does not go back to the pool, which opens a new one in its
+    /// place when one is next needed.
+    fn discard(&mut self, death: SessionDeath) {
+        let Some(session) = self.session.take() else { return };
+        match death {
+            // The token said the handle is gone: closing it again would close whatever session the
+            // token has handed the same number to since (a restarted token counts from 1 again), so
+            // the handle is let go without C_CloseSession.
+            SessionDeath::Closed => std::mem::forget(session),
+            // The device failed: the session may still exist there, so it is closed (best effort).
+            SessionDeath::DeviceFailed => drop(session),
+        }
+    }
+
+    /// Discards the session when `result` says it is dead; returns `result` as it is.
+    fn discard_if_dead<T>(&mut self, result: Result<T, HsmError>) -> Result<T, HsmError> {
+        if let Err(e) = &result {
+            if let Some(death) = session_death(e) {
+                tracing::warn!(slot = %self.store.slot, error = %e, "an HSM session failed; it is replaced by a new one");
+                self.discard(death);
+            }
+        }
+        result
     }
 }
 
 impl Drop for CheckedOut<'_> {
     fn drop(&mut self) {
-        if let Some(session) = self.session.take() {
-            self.store.idle.lock().unwrap_or_else(|e| e.into_inner()).push(session);
-            self.store.returned.notify_one();
-            METRICS.hsm_sessions_in_use.dec();
+        let mut pool = self.store.pool.lock().unwrap_or_else(|e| e.into_inner());
+        match self.session.take() {
+            Some(session) => pool.idle.push(session),
+            None => pool.open -= 1,
         }
+        drop(pool);
+        self.store.returned.notify_one();
+        METRICS.hsm_sessions_in_use.dec();
     }
 }
 
@@ -220,21 +272,30 @@ impl KeyStore {
         };
         warn_missing_mechanisms(&pkcs11, slot, label, &SIGNING_MECHANISMS);
         let pin = AuthPin::new(pin.into());
-        let mut idle = Vec::with_capacity(sessions);
-        for _ in 0..sessions.max(1) {
+        let capacity = sessions.max(1);
+        let mut idle = Vec::with_capacity(capacity);
+        for _ in 0..capacity {
             idle.push(open_logged_in(&pkcs11, slot, &pin)?);
         }
         Ok(KeyStore {
             pkcs11,
             slot,
             pin,
-            idle: Mutex::new(idle),
+            pool: Mutex::new(Pool { idle, open: capacity }),
             returned: Condvar::new(),
+            capacity,
+            session_wait: DEFAULT_SESSION_WAIT,
             handles: Mutex::new(HashMap::new()),
             seal_key: Mutex::new(None),
             login: RwLock::new(LoginState { generation: 0, refused: false }),
             relogin_attempts: AtomicU64::new(0),
         })
+    }
+
+    /// The store with another longest wait for a free session (`hsm.session_wait_ms`).
+    pub fn with_session_wait(mut self, wait: Duration) -> KeyStore {
+        self.session_wait = wait;
+        self
     }
 
     pub fn slot(&self) -> Slot {
@@ -247,24 +308,52 @@ impl KeyStore {
         self.relogin_attempts.load(Ordering::SeqCst)
     }
 
-    /// An idle session, waiting for one when all are busy.
-    fn check_out(&self) -> CheckedOut<'_> {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+    /// A session for one operation: an idle one; else a new one in place of one that was discarded;
+    /// else the first one put back within `session_wait`. No longer: a request that gets none is
+    /// refused with [`HsmError::Busy`] (503) instead of queueing behind an HSM that cannot keep up.
+    fn check_out(&self) -> Result<CheckedOut<'_>, HsmError> {
+        let deadline = Instant::now() + self.session_wait;
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
         let mut waited = false;
-        let session = loop {
-            if let Some(session) = idle.pop() {
-                break session;
+        loop {
+            if let Some(session) = pool.idle.pop() {
+                drop(pool);
+                METRICS.hsm_sessions_in_use.inc();
+                // The guard puts the session back even if the caller panics.
+                return Ok(CheckedOut { store: self, session: Some(session) });
+            }
+            if pool.open < self.capacity {
+                pool.open += 1;
+                drop(pool);
+                METRICS.hsm_sessions_in_use.inc();
+                // Counted in `open` already; a failed opening gives the place back when the guard drops.
+                let mut out = CheckedOut { store: self, session: None };
+                out.session = Some(self.open_replacement()?);
+                return Ok(out);
             }
             if !waited {
                 waited = true;
                 METRICS.hsm_session_waits.inc();
             }
-            idle = self.returned.wait(idle).unwrap_or_else(|e| e.into_inner());
-        };
-        drop(idle);
-        METRICS.hsm_sessions_in_use.inc();
-        // The guard puts the session back even if the caller panics.
-        CheckedOut { store: self, session: Some(session) }
+            let now = Instant::now();
+            if now >= deadline {
+                METRICS.hsm_session_timeouts.inc();
+                tracing::warn!(slot = %self.slot, wait_ms = self.session_wait.as_millis() as u64, "no HSM session came free in time");
+                return Err(HsmError::Busy);
+            }
+            pool = self.returned.wait_timeout(pool, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+        }
+    }
+
+    /// A new logged-in session in place of a discarded one. It logs in under the write side of the login
+    /// lock like any new login (see [`KeyStore`]): the token may have forgotten the login with the old
+    /// session (a restart closes every session), and then the cached handles are no longer promised.
+    fn open_replacement(&self) -> Result<Session, HsmError> {
+        let mut login = self.login.write().unwrap_or_else(|e| e.into_inner());
+        if login.refused {
+            return Err(HsmError::LoginRefused);
+        }
+        self.new_login(&mut login, || open_logged_in(&self.pkcs11, self.slot, &self.pin))
     }
 
     /// Runs `f` on the session under the read side of the login lock; with the login generation it ran in.
@@ -288,11 +377,11 @@ impl KeyStore {
     /// application of this process calling `C_Logout` (the login is shared by the whole application).
     /// When `f` fails because the session is no longer logged in, the session logs in again and `f` runs
     /// once more; when the session itself is gone, a new logged-in session replaces it. Any other error,
-    /// and a second failure, is returned as it is.
+    /// and a second failure, is returned as it is; a session that failed with its device is discarded.
     fn with_session<T>(&self, f: impl Fn(&Session) -> Result<T, HsmError>) -> Result<T, HsmError> {
-        let mut out = self.check_out();
+        let mut out = self.check_out()?;
         let (generation, result) = self.attempt(&out, &f)?;
-        match result {
+        let result = match result {
             Err(e) => {
                 if self.recover(&mut out, &e, generation)? {
                     self.attempt(&out, &f)?.1
@@ -301,14 +390,15 @@ impl KeyStore {
                 }
             }
             ok => ok,
-        }
+        };
+        out.discard_if_dead(result)
     }
 
     /// Like [`KeyStore::with_session`], but `f` runs at most once (it makes something that must not be
     /// made twice). A forgotten login or a dead session is mended before, found by asking the session's
     /// state (one cheap call, on a path that is rare and slow anyway).
     fn with_session_once<T>(&self, f: impl Fn(&Session) -> Result<T, HsmError>) -> Result<T, HsmError> {
-        let mut out = self.check_out();
+        let mut out = self.check_out()?;
         let (generation, state) = self.attempt(&out, &|session| {
             if is_logged_in(session)? {
                 Ok(())
@@ -318,10 +408,11 @@ impl KeyStore {
         })?;
         if let Err(e) = state {
             if !self.recover(&mut out, &e, generation)? {
-                return Err(e);
+                return out.discard_if_dead(Err(e));
             }
         }
-        self.attempt(&out, &f)?.1
+        let result = self.attempt(&out, &f)?.1;
+        out.discard_if_dead(result)
     }
 
     /// After `error` from an operation that ran in login `generation`: mends the session when the error
@@ -350,16 +441,11 @@ impl KeyStore {
             }
             HsmError::Pkcs11(CkError::Pkcs11(RvError::SessionHandleInvalid | RvError::SessionClosed, _)) => {
                 tracing::warn!(slot = %self.slot, "an HSM session was closed by the token; opening a new one");
-                let mut login = self.login.write().unwrap_or_else(|e| e.into_inner());
-                if login.refused {
-                    return Err(HsmError::LoginRefused);
-                }
+                // Let go of the dead one first, so that it never goes back to the pool, also when no new
+                // one can be opened (then the pool opens one at a later check-out).
+                out.discard(SessionDeath::Closed);
                 // A closed session may mean a restarted token, which logs in anew with the new session.
-                // Dropping the dead session tries C_CloseSession once more, which the token refuses harmlessly.
-                self.new_login(&mut login, || {
-                    out.session = Some(open_logged_in(&self.pkcs11, self.slot, &self.pin)?);
-                    Ok(())
-                })?;
+                out.session = Some(self.open_replacement()?);
                 Ok(true)
             }
             _ => Ok(false),
@@ -370,7 +456,11 @@ impl KeyStore {
     /// handle caches, since a handle is only promised to stay the same while the object stays accessible
     /// and after a logout the token may hand out others. A PIN the token refuses is not tried again:
     /// repeating it would use up the token's retries and lock the user out of the HSM for every node.
-    fn new_login(&self, login: &mut LoginState, log_in: impl FnOnce() -> Result<(), HsmError>) -> Result<(), HsmError> {
+    fn new_login<T>(
+        &self,
+        login: &mut LoginState,
+        log_in: impl FnOnce() -> Result<T, HsmError>,
+    ) -> Result<T, HsmError> {
         self.handles.lock().unwrap_or_else(|e| e.into_inner()).clear();
         *self.seal_key.lock().unwrap_or_else(|e| e.into_inner()) = None;
         login.generation += 1;
@@ -398,19 +488,22 @@ impl KeyStore {
         if self.login.read().unwrap_or_else(|e| e.into_inner()).refused {
             return Err(HsmError::LoginRefused);
         }
-        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let idle = self.pool.lock().unwrap_or_else(|e| e.into_inner()).idle.pop();
         match idle {
             Some(session) => {
                 METRICS.hsm_sessions_in_use.inc();
-                let out = CheckedOut { store: self, session: Some(session) };
-                match out.session().get_session_info() {
+                let mut out = CheckedOut { store: self, session: Some(session) };
+                match out.discard_if_dead(out.session().get_session_info().map_err(HsmError::from)) {
                     Ok(_) => {}
-                    // A session the token closed is replaced by the next request that draws it (see
-                    // [`KeyStore::recover`]): no verdict on the node, so the token itself is asked.
-                    Err(CkError::Pkcs11(RvError::SessionHandleInvalid | RvError::SessionClosed, _)) => {
+                    // A session the token closed is discarded, and the pool opens a new one at the next
+                    // check-out: no verdict on the node, so the token itself is asked.
+                    Err(HsmError::Pkcs11(CkError::Pkcs11(
+                        RvError::SessionHandleInvalid | RvError::SessionClosed,
+                        _,
+                    ))) => {
                         self.pkcs11.get_token_info(self.slot)?;
                     }
-                    Err(e) => return Err(e.into()),
+                    Err(e) => return Err(e),
                 }
             }
             None => {
@@ -829,6 +922,29 @@ fn may_mean_logged_out(e: &HsmError) -> bool {
     )
 }
 
+/// How a session died, which decides whether it is closed when discarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SessionDeath {
+    /// The token closed it (CKR_SESSION_HANDLE_INVALID, CKR_SESSION_CLOSED): the handle is no longer its.
+    Closed,
+    /// The device behind it failed or went away: a network HSM that lost its connection or restarted.
+    DeviceFailed,
+}
+
+/// Whether an error leaves the session it came from unusable, and how.
+fn session_death(e: &HsmError) -> Option<SessionDeath> {
+    match e {
+        HsmError::Pkcs11(CkError::Pkcs11(RvError::SessionHandleInvalid | RvError::SessionClosed, _)) => {
+            Some(SessionDeath::Closed)
+        }
+        HsmError::Pkcs11(CkError::Pkcs11(
+            RvError::DeviceError | RvError::DeviceRemoved | RvError::TokenNotPresent | RvError::TokenNotRecognized,
+            _,
+        )) => Some(SessionDeath::DeviceFailed),
+        _ => None,
+    }
+}
+
 /// What C_Login answers when the PIN itself is refused, as opposed to a token that is busy or gone:
 /// another try with the same PIN could only count against the token's retries.
 fn pin_refused(rv: RvError) -> bool {
@@ -900,6 +1016,143 @@ fn init_user_pin(pkcs11: &Pkcs11, slot: Slot, so_pin: &str, user_pin: &str) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::error::{ApiError, Dialect};
+    use crate::service::ServiceError;
+
+    const TEST_PIN: &str = "4321-pool";
+    const TEST_SO_PIN: &str = "8765-pool";
+
+    /// A SoftHSM module of this test's own: a copy of the library, which the dynamic loader loads as a
+    /// separate instance, so that a test may restart it (C_Finalize, C_Initialize) without touching any
+    /// other test's tokens or sessions. Its tokens live in a temporary directory.
+    fn private_softhsm(name: &str) -> PathBuf {
+        static CONF: OnceLock<PathBuf> = OnceLock::new();
+        let dir = CONF.get_or_init(|| {
+            let dir = std::env::temp_dir().join(format!("rssp-unit-hsm-{}", std::process::id()));
+            let tokens = dir.join("tokens");
+            std::fs::create_dir_all(&tokens).unwrap();
+            let conf = dir.join("softhsm2.conf");
+            std::fs::write(&conf, crate::hsm::softhsm_conf(&tokens)).unwrap();
+            // The same configuration the integration tests write: every SoftHSM instance of this process
+            // reads it when it is initialised.
+            std::env::set_var("SOFTHSM2_CONF", &conf);
+            dir
+        });
+        let module = dir.join(format!("libsofthsm2-{name}.so"));
+        std::fs::copy(crate::config::SOFTHSM_MODULE, &module).unwrap();
+        module
+    }
+
+    /// A store on a new token of a private module, with a P-256 key to sign with.
+    fn store_with_key(name: &str, sessions: usize) -> (KeyStore, KeyId) {
+        let module = private_softhsm(name);
+        // SoftHSM numbers a token's slot after its serial only when it reads the token at C_Initialize (a
+        // token made in this run keeps the number of the free slot it was made in). So the token is
+        // made, then the module restarted once: from then on a restart keeps the slot, as a network
+        // HSM's restart does.
+        drop(KeyStore::open(&module, name, TEST_PIN, 1, Some(TEST_SO_PIN)).unwrap());
+        restart_hsm(&super::module(&module).unwrap());
+        // Loaded: the copy on disk is no longer needed.
+        std::fs::remove_file(&module).unwrap();
+        let store = KeyStore::open(&module, name, TEST_PIN, sessions, Some(TEST_SO_PIN)).unwrap();
+        let key = store.generate(KeyKind::EcP256, name).unwrap();
+        (store, key.id)
+    }
+
+    fn sign(store: &KeyStore, key: &KeyId) -> Result<Vec<Vec<u8>>, HsmError> {
+        store.sign_digests(key, SignatureScheme::Ecdsa(HashAlgorithm::Sha256), &[vec![7; 32]])
+    }
+
+    /// What a restart of the HSM does to rssp's sessions: the module forgets every session and the login
+    /// (C_Finalize), and comes back (C_Initialize) with the tokens as they are on disk.
+    fn restart_hsm(pkcs11: &Pkcs11) {
+        pkcs11.clone().finalize().unwrap();
+        pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).unwrap();
+    }
+
+    #[test]
+    fn a_request_waits_for_a_session_at_most_the_session_wait_and_then_gets_503() {
+        let (store, key) = store_with_key("pool-wait", 1);
+        let wait = Duration::from_millis(300);
+        let store = store.with_session_wait(wait);
+        let held = store.check_out().unwrap();
+        let started = Instant::now();
+        let err = sign(&store, &key).expect_err("no session is free");
+        assert!(matches!(err, HsmError::Busy), "{err}");
+        assert!(started.elapsed() >= wait, "gave up after {:?}, before the wait", started.elapsed());
+        // To the client: 503 with Retry-After, not a 500.
+        let service = ServiceError::from(err);
+        assert!(matches!(service, ServiceError::Unavailable), "{service:?}");
+        let api = ApiError::from_service(service, Dialect::V1);
+        assert_eq!(api.status.as_u16(), 503);
+        assert_eq!(api.retry_after, Some(1));
+        // Nothing was lost while it waited: the session held comes back and serves the next request.
+        drop(held);
+        assert_eq!(sign(&store, &key).unwrap().len(), 1);
+
+        // A session put back during the wait goes to the request that waits for it.
+        let store = store.with_session_wait(Duration::from_secs(30));
+        let held = store.check_out().unwrap();
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| sign(&store, &key));
+            std::thread::sleep(Duration::from_millis(100));
+            drop(held);
+            assert_eq!(waiter.join().unwrap().unwrap().len(), 1);
+        });
+    }
+
+    #[test]
+    fn sessions_the_hsm_closed_are_replaced_and_the_next_signature_succeeds() {
+        let (store, key) = store_with_key("pool-restart", 2);
+        assert_eq!(sign(&store, &key).unwrap().len(), 1);
+
+        // Both pooled sessions die behind the pool's back. Each signature that draws one gets a new
+        // logged-in session in its place and succeeds: the first while the other dead one is held aside,
+        // the second with that one.
+        restart_hsm(&store.pkcs11);
+        let held = store.check_out().unwrap();
+        assert_eq!(sign(&store, &key).unwrap().len(), 1);
+        drop(held);
+        assert_eq!(sign(&store, &key).unwrap().len(), 1);
+        // No dead session is left in the pool.
+        let pool = store.pool.lock().unwrap();
+        assert_eq!((pool.open, pool.idle.len()), (2, 2));
+        for session in &pool.idle {
+            assert!(is_logged_in(session).unwrap(), "a pooled session is not logged in");
+        }
+    }
+
+    #[test]
+    fn a_dead_session_found_by_the_readiness_check_leaves_the_pool_and_a_new_one_takes_its_place() {
+        let (store, key) = store_with_key("pool-check", 1);
+        let logins = store.relogin_attempts();
+        restart_hsm(&store.pkcs11);
+        // The token answers, so the node is ready; the dead session is not put back.
+        store.check().unwrap();
+        {
+            let pool = store.pool.lock().unwrap();
+            assert_eq!((pool.open, pool.idle.len()), (0, 0), "the dead session went back to the pool");
+        }
+        // The next signature opens a new session in its place, logged in once.
+        assert_eq!(sign(&store, &key).unwrap().len(), 1);
+        assert_eq!(store.relogin_attempts(), logins + 1);
+        let pool = store.pool.lock().unwrap();
+        assert_eq!((pool.open, pool.idle.len()), (1, 1));
+    }
+
+    #[test]
+    fn failed_devices_and_closed_sessions_end_a_session_and_nothing_else_does() {
+        let error = |rv| HsmError::Pkcs11(CkError::Pkcs11(rv, Function::Sign));
+        assert_eq!(session_death(&error(RvError::SessionHandleInvalid)), Some(SessionDeath::Closed));
+        assert_eq!(session_death(&error(RvError::SessionClosed)), Some(SessionDeath::Closed));
+        assert_eq!(session_death(&error(RvError::DeviceError)), Some(SessionDeath::DeviceFailed));
+        assert_eq!(session_death(&error(RvError::DeviceRemoved)), Some(SessionDeath::DeviceFailed));
+        assert_eq!(session_death(&error(RvError::TokenNotPresent)), Some(SessionDeath::DeviceFailed));
+        // A login the token forgot is mended on the same session; a key's refusal is no fault of it.
+        assert_eq!(session_death(&error(RvError::UserNotLoggedIn)), None);
+        assert_eq!(session_death(&error(RvError::KeyFunctionNotPermitted)), None);
+        assert_eq!(session_death(&HsmError::KeyNotFound("00".into())), None);
+    }
 
     #[test]
     fn missing_mechanisms_are_named_with_what_they_are_for() {

@@ -79,7 +79,7 @@ pub enum ServiceError {
     /// The credential's signature quota does not cover the request.
     #[error("signature quota exhausted: {remaining} of {total} remain")]
     QuotaExhausted { remaining: i32, total: i32 },
-    /// The service is overloaded (no database connection came free in time); retry shortly.
+    /// The service is overloaded (no database connection or HSM session came free in time); retry shortly.
     #[error("service busy")]
     Unavailable,
     /// The HSM refused rssp's login (see `HsmError::LoginRefused`): nothing that needs it can be served
@@ -199,6 +199,7 @@ impl From<crate::hsm::HsmError> for ServiceError {
     fn from(e: crate::hsm::HsmError) -> Self {
         match e {
             crate::hsm::HsmError::LoginRefused => ServiceError::HsmUnavailable,
+            crate::hsm::HsmError::Busy => ServiceError::Unavailable,
             e => ServiceError::internal(e),
         }
     }

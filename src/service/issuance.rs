@@ -431,7 +431,7 @@ pub enum RekeyOutcome {
 /// Rekey submission: a paid rekey order for this credential, personal data confirmed, identity
 /// document uploaded, inside the window, signed with a TOTP code. Nothing is generated now: the
 /// submission opens an identity check of kind `rekey` with what was submitted, and the new key and
-/// certificate are issued when that check is accepted (see [`complete_accepted_rekey`]). A rekey whose
+/// certificate are issued when that check is accepted (see `complete_accepted_rekey`). A rekey whose
 /// personal data did not change also waits, unless `lifecycle.rekey_auto_accept_unchanged` is set.
 pub fn rekey(services: &Services, principal: &Principal, request: RekeyRequest) -> Result<RekeyOutcome, ServiceError> {
     let submitted = audited(services, "credential.rekey", Some(&principal.user_id), || {
