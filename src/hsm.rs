@@ -5,6 +5,7 @@
 //! only the module path, the token label and the PIN change.
 
 mod keystore;
+mod public_key;
 mod softhsm;
 
 pub use keystore::{

@@ -3,9 +3,11 @@
 pub mod ca;
 pub mod certificate;
 pub mod crl;
+pub mod hsm_signer;
 pub mod profile;
 
 pub use ca::{CertificateAuthority, IssuedCertificate};
+pub use hsm_signer::HsmSigner;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
@@ -15,6 +17,8 @@ pub enum PkiError {
     Db(#[from] crate::db::DbError),
     #[error("certificate encoding: {0}")]
     Encoding(#[from] der::Error),
+    #[error("certificate builder: {0}")]
+    Builder(#[from] x509_cert::builder::Error),
     #[error("{0}")]
     Invalid(String),
 }

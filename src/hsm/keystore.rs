@@ -14,12 +14,11 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
-use der::asn1::{BitString, ObjectIdentifier, OctetStringRef, UintRef};
-use der::{Decode, Encode, Sequence};
-use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+use der::Encode;
 use zeroize::Zeroizing;
 
-use crate::domain::algorithms::{ecdsa_raw_to_der, oid};
+use super::public_key;
+use crate::domain::algorithms::ecdsa_raw_to_der;
 use crate::domain::{secrets, HashAlgorithm, KeyKind, SignatureScheme};
 use crate::metrics::METRICS;
 
@@ -806,20 +805,13 @@ fn sign_one(session: &Session, key: ObjectHandle, scheme: SignatureScheme, diges
 }
 
 fn curve_params(kind: KeyKind) -> Result<Vec<u8>, HsmError> {
-    let curve = kind.curve_oid().ok_or_else(|| HsmError::BadKeyMaterial(format!("{kind} has no curve")))?;
-    let oid = ObjectIdentifier::new(curve).map_err(|e| HsmError::BadKeyMaterial(e.to_string()))?;
-    oid.to_der().map_err(|e| HsmError::BadKeyMaterial(e.to_string()))
-}
-
-#[derive(Sequence)]
-struct RsaPublicKey<'a> {
-    modulus: UintRef<'a>,
-    public_exponent: UintRef<'a>,
+    let curve = public_key::curve(kind).ok_or_else(|| HsmError::BadKeyMaterial(format!("{kind} has no curve")))?;
+    curve.to_der().map_err(|e| HsmError::BadKeyMaterial(e.to_string()))
 }
 
 fn read_public_key(session: &Session, handle: ObjectHandle, kind: KeyKind) -> Result<Vec<u8>, HsmError> {
     let bad = |e: der::Error| HsmError::BadKeyMaterial(e.to_string());
-    let (algorithm, key_bits) = if kind.is_rsa() {
+    if kind.is_rsa() {
         let attrs = session.get_attributes(handle, &[AttributeType::Modulus, AttributeType::PublicExponent])?;
         let (mut n, mut e) = (Vec::new(), Vec::new());
         for attr in attrs {
@@ -829,35 +821,16 @@ fn read_public_key(session: &Session, handle: ObjectHandle, kind: KeyKind) -> Re
                 _ => {}
             }
         }
-        let key =
-            RsaPublicKey { modulus: UintRef::new(&n).map_err(bad)?, public_exponent: UintRef::new(&e).map_err(bad)? };
-        let algorithm = AlgorithmIdentifierOwned {
-            oid: ObjectIdentifier::new_unwrap(oid::RSA_ENCRYPTION),
-            parameters: Some(der::asn1::Null.into()),
-        };
-        (algorithm, key.to_der().map_err(bad)?)
+        public_key::rsa_spki(&n, &e).map_err(bad)
     } else {
         let attrs = session.get_attributes(handle, &[AttributeType::EcPoint])?;
         let point = attrs
             .into_iter()
             .find_map(|a| if let Attribute::EcPoint(p) = a { Some(p) } else { None })
             .ok_or_else(|| HsmError::BadKeyMaterial("no EC point".into()))?;
-        // PKCS#11 wraps the point in a DER OCTET STRING; some HSMs return it bare.
-        let point = match <&OctetStringRef>::from_der(&point) {
-            Ok(inner) if inner.as_bytes().first() == Some(&0x04) => inner.as_bytes().to_vec(),
-            _ => point,
-        };
-        let curve = ObjectIdentifier::new(kind.curve_oid().unwrap_or_default())
-            .map_err(|e| HsmError::BadKeyMaterial(e.to_string()))?;
-        let algorithm = AlgorithmIdentifierOwned {
-            oid: ObjectIdentifier::new_unwrap("1.2.840.10045.2.1"),
-            parameters: Some(der::Any::encode_from(&curve).map_err(bad)?),
-        };
-        (algorithm, point)
-    };
-    let spki =
-        SubjectPublicKeyInfoOwned { algorithm, subject_public_key: BitString::from_bytes(&key_bits).map_err(bad)? };
-    spki.to_der().map_err(bad)
+        let curve = public_key::curve(kind).ok_or_else(|| HsmError::BadKeyMaterial(format!("{kind} has no curve")))?;
+        public_key::ec_spki(curve, &point).map_err(bad)
+    }
 }
 
 /// What rssp calls on every token it keeps keys on (subscribers' and CA), and what for.

@@ -7,10 +7,11 @@ use spki::SubjectPublicKeyInfoOwned;
 use x509_cert::name::Name;
 use x509_cert::Certificate;
 
-use super::certificate::{random_serial, validity, CaSigner, TbsCertificate};
-use super::profile::{self, Publication};
+use super::certificate::{self, random_serial, validity};
+use super::hsm_signer::HsmSigner;
+use super::profile::{self, CertificateKind, CertificateProfile, Publication};
 use super::PkiError;
-use crate::domain::KeyKind;
+use crate::domain::{HashAlgorithm, KeyKind, SignatureScheme};
 use crate::hsm::{CaKeyLabel, KeyId, KeyStore};
 
 /// CA keys are ECDSA P-384: strong, and cheap to sign with when certificates and CRLs are issued.
@@ -18,6 +19,15 @@ pub const CA_KEY_KIND: KeyKind = KeyKind::EcP384;
 const ROOT_YEARS: i64 = 20;
 const ISSUING_YEARS: i64 = 10;
 const DAY: i64 = 24 * 3600;
+
+/// How a CA key signs certificates and CRLs: RSA keys sha256WithRSAEncryption, EC keys ecdsa-with-SHA384.
+fn ca_scheme(kind: KeyKind) -> SignatureScheme {
+    if kind.is_rsa() {
+        SignatureScheme::RsaPkcs1(HashAlgorithm::Sha256)
+    } else {
+        SignatureScheme::Ecdsa(HashAlgorithm::Sha384)
+    }
+}
 
 /// Paths under the public URL where the CA publishes its certificates and CRLs (served by `api::pki`).
 pub mod paths {
@@ -34,7 +44,8 @@ pub struct CaLevel {
     pub kind: KeyKind,
     pub certificate_der: Vec<u8>,
     pub name: Name,
-    pub key_identifier: Vec<u8>,
+    /// The CA's public key, as its certificate carries it.
+    pub public_key: SubjectPublicKeyInfoOwned,
     /// The CA certificate's notAfter: nothing it issues may outlive it.
     pub not_after: i64,
 }
@@ -43,7 +54,7 @@ impl CaLevel {
     pub fn from_parts(key: KeyId, kind: KeyKind, certificate_der: Vec<u8>) -> Result<CaLevel, PkiError> {
         let cert = Certificate::from_der(&certificate_der)?;
         let name = cert.tbs_certificate().subject().clone();
-        let key_identifier = profile::key_identifier(cert.tbs_certificate().subject_public_key_info());
+        let public_key = cert.tbs_certificate().subject_public_key_info().clone();
         let not_after = cert
             .tbs_certificate()
             .validity()
@@ -53,11 +64,12 @@ impl CaLevel {
             .map_err(|_| PkiError::Invalid("CA certificate expires before 1970".into()))?
             .as_secs();
         let not_after = i64::try_from(not_after).map_err(|_| PkiError::Invalid("CA notAfter out of range".into()))?;
-        Ok(CaLevel { key, kind, certificate_der, name, key_identifier, not_after })
+        Ok(CaLevel { key, kind, certificate_der, name, public_key, not_after })
     }
 
-    pub fn signer<'a>(&self, keystore: &'a KeyStore) -> CaSigner<'a> {
-        CaSigner { keystore, key: self.key.clone(), kind: self.kind }
+    /// The signer of this CA: its key in the HSM, with its public key from its certificate.
+    pub fn signer<'a>(&self, keystore: &'a KeyStore) -> Result<HsmSigner<'a>, PkiError> {
+        HsmSigner::new(keystore, self.key.clone(), ca_scheme(self.kind), self.public_key.clone())
     }
 }
 
@@ -113,48 +125,35 @@ pub fn provider_serial_number(user_id: &str) -> String {
     format!("RSSP-{}", user_id.to_uppercase())
 }
 
-mod attr {
-    pub const COMMON_NAME: &str = "2.5.4.3";
-    pub const SURNAME: &str = "2.5.4.4";
-    pub const SERIAL_NUMBER: &str = "2.5.4.5";
-    pub const COUNTRY_NAME: &str = "2.5.4.6";
-    pub const GIVEN_NAME: &str = "2.5.4.42";
-}
-
 /// The subject of a natural person's certificate: countryName, surname, givenName, serialNumber and
 /// commonName ("given name surname"). Names are UTF8String; countryName and serialNumber PrintableString,
 /// as X.520 requires.
 pub fn person_name(person: &PersonSubject) -> Result<Name, PkiError> {
+    use const_oid::db::rfc4519::{COMMON_NAME, COUNTRY_NAME, GIVEN_NAME, SERIAL_NUMBER, SURNAME};
     use der::asn1::{ObjectIdentifier, PrintableStringRef, Utf8StringRef};
     use x509_cert::attr::AttributeTypeAndValue;
     use x509_cert::name::{RdnSequence, RelativeDistinguishedName};
 
-    let utf8 = |oid: &str, value: &str| -> Result<AttributeTypeAndValue, PkiError> {
+    let utf8 = |oid: ObjectIdentifier, value: &str| -> Result<AttributeTypeAndValue, PkiError> {
         if value.is_empty() || value.chars().count() > 64 || value.chars().any(char::is_control) {
             return Err(PkiError::Invalid(format!("subject attribute {oid}: 1 to 64 printable characters")));
         }
-        Ok(AttributeTypeAndValue {
-            oid: ObjectIdentifier::new_unwrap(oid),
-            value: der::Any::encode_from(&Utf8StringRef::new(value)?)?,
-        })
+        Ok(AttributeTypeAndValue { oid, value: der::Any::encode_from(&Utf8StringRef::new(value)?)? })
     };
-    let printable = |oid: &str, value: &str| -> Result<AttributeTypeAndValue, PkiError> {
-        Ok(AttributeTypeAndValue {
-            oid: ObjectIdentifier::new_unwrap(oid),
-            value: der::Any::encode_from(&PrintableStringRef::new(value)?)?,
-        })
+    let printable = |oid: ObjectIdentifier, value: &str| -> Result<AttributeTypeAndValue, PkiError> {
+        Ok(AttributeTypeAndValue { oid, value: der::Any::encode_from(&PrintableStringRef::new(value)?)? })
     };
-    let mut attributes = vec![printable(attr::COUNTRY_NAME, &person.country)?];
+    let mut attributes = vec![printable(COUNTRY_NAME, &person.country)?];
     let common_name = match &person.names {
         Some((given_name, surname)) => {
-            attributes.push(utf8(attr::SURNAME, surname)?);
-            attributes.push(utf8(attr::GIVEN_NAME, given_name)?);
+            attributes.push(utf8(SURNAME, surname)?);
+            attributes.push(utf8(GIVEN_NAME, given_name)?);
             format!("{given_name} {surname}")
         }
         None => person.fallback_common_name.clone(),
     };
-    attributes.push(printable(attr::SERIAL_NUMBER, &person.serial_number)?);
-    attributes.push(utf8(attr::COMMON_NAME, &common_name)?);
+    attributes.push(printable(SERIAL_NUMBER, &person.serial_number)?);
+    attributes.push(utf8(COMMON_NAME, &common_name)?);
     let mut rdns = RdnSequence::default();
     for attribute in attributes {
         rdns.push(RelativeDistinguishedName::try_from(vec![attribute])?);
@@ -189,19 +188,12 @@ fn issuing_certificate(
     validity: x509_cert::time::Validity,
     public_url: &str,
 ) -> Result<Vec<u8>, PkiError> {
-    let root_signer = root.signer(keystore);
-    let published = issuing_publication(public_url);
-    let tbs = TbsCertificate {
-        version: 2,
-        serial_number: random_serial()?,
-        signature: root_signer.algorithm(),
+    let profile = CertificateProfile {
         issuer: root.name.clone(),
-        validity,
         subject,
-        extensions: profile::ca_extensions(&spki, &root.key_identifier, Some(0), Some(&published))?,
-        subject_public_key_info: spki,
+        kind: CertificateKind::Ca { path_len: Some(0), published: Some(issuing_publication(public_url)) },
     };
-    root_signer.sign(tbs)
+    certificate::issue(&root.signer(keystore)?, profile, random_serial()?, validity, spki)
 }
 
 impl CertificateAuthority {
@@ -223,19 +215,16 @@ impl CertificateAuthority {
             let root_key = keystore.generate_ca(CA_KEY_KIND, CaKeyLabel::Root)?;
             generated.push(root_key.id.clone());
             let root_spki = SubjectPublicKeyInfoOwned::from_der(&root_key.public_key_der)?;
-            let root_key_id = profile::key_identifier(&root_spki);
-            let root_signer = CaSigner { keystore, key: root_key.id.clone(), kind: CA_KEY_KIND };
-            let tbs = TbsCertificate {
-                version: 2,
-                serial_number: random_serial()?,
-                signature: root_signer.algorithm(),
+            // Self-signed: the root's own key signs, so its authority key identifier is its subject's.
+            let root_signer = HsmSigner::new(keystore, root_key.id.clone(), ca_scheme(CA_KEY_KIND), root_spki.clone())?;
+            let profile = CertificateProfile {
                 issuer: root_name.clone(),
-                validity: validity(now - 60, now + ROOT_YEARS * 365 * DAY)?,
                 subject: root_name,
-                extensions: profile::ca_extensions(&root_spki, &root_key_id, Some(1), None)?,
-                subject_public_key_info: root_spki,
+                kind: CertificateKind::Ca { path_len: Some(1), published: None },
             };
-            let root = CaLevel::from_parts(root_key.id.clone(), CA_KEY_KIND, root_signer.sign(tbs)?)?;
+            let root_validity = validity(now - 60, now + ROOT_YEARS * 365 * DAY)?;
+            let root_der = certificate::issue(&root_signer, profile, random_serial()?, root_validity, root_spki)?;
+            let root = CaLevel::from_parts(root_key.id.clone(), CA_KEY_KIND, root_der)?;
 
             let issuing_key = keystore.generate_ca(CA_KEY_KIND, CaKeyLabel::Issuing)?;
             generated.push(issuing_key.id.clone());
@@ -298,7 +287,7 @@ impl CertificateAuthority {
         validity_days: i64,
     ) -> Result<IssuedCertificate, PkiError> {
         let spki = SubjectPublicKeyInfoOwned::from_der(public_key_der)?;
-        let signer = self.issuing.signer(keystore);
+        let signer = self.issuing.signer(keystore)?;
         let serial = random_serial()?;
         let serial_hex = hex::encode(serial.as_bytes());
         let not_after = now.saturating_add(validity_days.saturating_mul(DAY)).min(self.issuing.not_after);
@@ -309,22 +298,12 @@ impl CertificateAuthority {
             issuer_cert_url: format!("{public_url}{}", paths::ISSUING_CERT),
             crl_url: format!("{public_url}{}", paths::ISSUING_CRL),
         };
-        let tbs = TbsCertificate {
-            version: 2,
-            serial_number: serial,
-            signature: signer.algorithm(),
+        let profile = CertificateProfile {
             issuer: self.issuing.name.clone(),
-            validity: validity(now - 60, not_after)?,
             subject,
-            extensions: profile::qualified_end_entity_extensions(
-                &spki,
-                &self.issuing.key_identifier,
-                &published,
-                self.qc_sscd,
-            )?,
-            subject_public_key_info: spki,
+            kind: CertificateKind::QualifiedEndEntity { published, qc_sscd: self.qc_sscd },
         };
-        let der = signer.sign(tbs)?;
+        let der = certificate::issue(&signer, profile, serial, validity(now - 60, not_after)?, spki)?;
         // Parse what was produced, so a malformed certificate never leaves the CA.
         Certificate::from_der(&der)?.to_der()?;
         crate::metrics::METRICS.certificates_issued.inc();

@@ -1,33 +1,26 @@
 //! Certificate revocation lists (RFC 5280 §5), signed by a CA key in the HSM.
+//!
+//! x509-cert 0.3.0 has a `CrlBuilder`, but it copies the authorityKeyIdentifier of the issuer's
+//! *certificate* into the CRL. That names the issuer's issuer (for the issuing CA: the root), where
+//! RFC 5280 §5.2.1 wants the key that signed the CRL. So the CRL is built here with the crate's
+//! `TbsCertList`, through the crate's `Builder` trait, and signed by the same [`HsmSigner`] as certificates.
 
-use const_oid::AssociatedOid;
-use der::asn1::OctetString;
-use der::{Encode, Sequence};
-use spki::AlgorithmIdentifierOwned;
-use x509_cert::crl::RevokedCert;
+use der::asn1::BitString;
+use der::referenced::OwnedToRef;
+use der::Encode;
+use signature::Keypair;
+use spki::{DynSignatureAlgorithmIdentifier, EncodePublicKey, SubjectPublicKeyInfoOwned};
+use x509_cert::builder::{self, Builder};
+use x509_cert::certificate::Version;
+use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
 use x509_cert::ext::pkix::{AuthorityKeyIdentifier, CrlNumber};
-use x509_cert::ext::Extension;
-use x509_cert::name::Name;
+use x509_cert::ext::ToExtension;
 use x509_cert::serial_number::SerialNumber;
-use x509_cert::time::Time;
 
 use super::ca::CaLevel;
 use super::certificate::time;
 use super::PkiError;
 use crate::hsm::KeyStore;
-
-/// TBSCertList (RFC 5280 §5.1), version 2.
-#[derive(Sequence)]
-struct TbsCertList {
-    version: u8,
-    signature: AlgorithmIdentifierOwned,
-    issuer: Name,
-    this_update: Time,
-    next_update: Option<Time>,
-    revoked_certificates: Option<Vec<RevokedCert>>,
-    #[asn1(context_specific = "0", tag_mode = "EXPLICIT")]
-    crl_extensions: Vec<Extension>,
-}
 
 /// What goes into one CRL besides its entries.
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +31,40 @@ pub struct CrlTimes {
     pub next_update: i64,
 }
 
+/// A version 2 CRL before it is signed. Its extensions, authorityKeyIdentifier (of the signer's key)
+/// then cRLNumber, both non-critical, are added when the signer is known.
+struct UnsignedCrl {
+    number: CrlNumber,
+    tbs: TbsCertList,
+}
+
+impl Builder for UnsignedCrl {
+    type Output = CertificateList;
+
+    fn finalize<S>(&mut self, signer: &S) -> builder::Result<Vec<u8>>
+    where
+        S: Keypair + DynSignatureAlgorithmIdentifier,
+        S::VerifyingKey: EncodePublicKey,
+    {
+        let signer_key = SubjectPublicKeyInfoOwned::from_key(&signer.verifying_key())?;
+        let aki = AuthorityKeyIdentifier::try_from(signer_key.owned_to_ref())?;
+        let issuer = &self.tbs.issuer;
+        self.tbs.crl_extensions =
+            Some(vec![(false, &aki).to_extension(issuer, &[])?, (false, &self.number).to_extension(issuer, &[])?]);
+        self.tbs.signature = signer.signature_algorithm_identifier()?;
+        Ok(self.tbs.to_der()?)
+    }
+
+    fn assemble<S>(self, signature: BitString, _signer: &S) -> builder::Result<CertificateList>
+    where
+        S: Keypair + DynSignatureAlgorithmIdentifier,
+        S::VerifyingKey: EncodePublicKey,
+    {
+        let signature_algorithm = self.tbs.signature.clone();
+        Ok(CertificateList { tbs_cert_list: self.tbs, signature_algorithm, signature })
+    }
+}
+
 /// A signed CRL listing `revoked` (serial as hex, revocation time).
 pub fn build(
     keystore: &KeyStore,
@@ -45,10 +72,10 @@ pub fn build(
     revoked: &[(String, i64)],
     times: CrlTimes,
 ) -> Result<Vec<u8>, PkiError> {
-    if times.number < 1 {
-        return Err(PkiError::Invalid(format!("CRL number {} is not positive", times.number)));
-    }
-    let signer = issuer.signer(keystore);
+    let number = u64::try_from(times.number)
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| PkiError::Invalid(format!("CRL number {} is not positive", times.number)))?;
     let mut entries = Vec::with_capacity(revoked.len());
     for (serial_hex, at) in revoked {
         let bytes = hex::decode(serial_hex).map_err(|e| PkiError::Invalid(format!("stored serial: {e}")))?;
@@ -58,28 +85,19 @@ pub fn build(
             crl_entry_extensions: None,
         });
     }
-    let aki = AuthorityKeyIdentifier {
-        key_identifier: Some(OctetString::new(issuer.key_identifier.clone())?),
-        authority_cert_issuer: None,
-        authority_cert_serial_number: None,
-    };
-    let number = CrlNumber(der::asn1::Uint::new(&times.number.to_be_bytes())?);
-    let extensions = vec![
-        Extension {
-            extn_id: AuthorityKeyIdentifier::OID,
-            critical: false,
-            extn_value: OctetString::new(aki.to_der()?)?,
+    let signer = issuer.signer(keystore)?;
+    let crl = UnsignedCrl {
+        number: CrlNumber::try_from(number)?,
+        tbs: TbsCertList {
+            version: Version::V2,
+            // `finalize` sets it again from the signer that signs.
+            signature: signer.algorithm().clone(),
+            issuer: issuer.name.clone(),
+            this_update: time(times.this_update)?,
+            next_update: Some(time(times.next_update)?),
+            revoked_certificates: if entries.is_empty() { None } else { Some(entries) },
+            crl_extensions: None,
         },
-        Extension { extn_id: CrlNumber::OID, critical: false, extn_value: OctetString::new(number.to_der()?)? },
-    ];
-    let tbs = TbsCertList {
-        version: 1,
-        signature: signer.algorithm(),
-        issuer: issuer.name.clone(),
-        this_update: time(times.this_update)?,
-        next_update: Some(time(times.next_update)?),
-        revoked_certificates: if entries.is_empty() { None } else { Some(entries) },
-        crl_extensions: extensions,
     };
-    signer.sign(tbs)
+    Ok(signer.build(crl)?.to_der()?)
 }

@@ -1,10 +1,12 @@
 //! Certificate profiles as data: which extensions a CA and a qualified end-entity certificate carry.
 
+use const_oid::db::rfc5280::ID_AD_CA_ISSUERS;
 use const_oid::AssociatedOid;
-use der::asn1::{Ia5String, ObjectIdentifier, OctetString};
+use der::asn1::{Ia5String, ObjectIdentifier};
 use der::{Encode, Sequence};
-use sha1::{Digest, Sha1};
-use spki::SubjectPublicKeyInfoOwned;
+use spki::SubjectPublicKeyInfoRef;
+use x509_cert::builder::profile::BuilderProfile;
+use x509_cert::certificate::TbsCertificate;
 use x509_cert::ext::pkix::certpolicy::PolicyInformation;
 use x509_cert::ext::pkix::crl::dp::DistributionPoint;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
@@ -12,22 +14,25 @@ use x509_cert::ext::pkix::{
     AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints, CertificatePolicies,
     CrlDistributionPoints, KeyUsage, KeyUsages, SubjectKeyIdentifier,
 };
-use x509_cert::ext::Extension;
+use x509_cert::ext::{Extension, ToExtension};
+use x509_cert::name::Name;
 
 use super::PkiError;
 
-/// ETSI EN 319 412-5 QC statements and ETSI EN 319 411-2 policy identifiers.
+/// ETSI EN 319 412-5 QC statements and ETSI EN 319 411-2 policy identifiers (not in `const_oid::db`).
 pub mod oid {
-    pub const QC_STATEMENTS: &str = "1.3.6.1.5.5.7.1.3";
-    pub const QC_COMPLIANCE: &str = "0.4.0.1862.1.1";
-    pub const QC_SSCD: &str = "0.4.0.1862.1.4";
-    pub const QC_TYPE: &str = "0.4.0.1862.1.6";
-    pub const QC_TYPE_ESIGN: &str = "0.4.0.1862.1.6.1";
+    use der::asn1::ObjectIdentifier;
+
+    /// id-pe-qcStatements (RFC 3739).
+    pub const QC_STATEMENTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.1.3");
+    pub const QC_COMPLIANCE: ObjectIdentifier = ObjectIdentifier::new_unwrap("0.4.0.1862.1.1");
+    pub const QC_SSCD: ObjectIdentifier = ObjectIdentifier::new_unwrap("0.4.0.1862.1.4");
+    pub const QC_TYPE: ObjectIdentifier = ObjectIdentifier::new_unwrap("0.4.0.1862.1.6");
+    pub const QC_TYPE_ESIGN: ObjectIdentifier = ObjectIdentifier::new_unwrap("0.4.0.1862.1.6.1");
     /// QCP-n-qscd: qualified certificate for a natural person, key in a QSCD.
-    pub const POLICY_QCP_N_QSCD: &str = "0.4.0.194112.1.2";
+    pub const POLICY_QCP_N_QSCD: ObjectIdentifier = ObjectIdentifier::new_unwrap("0.4.0.194112.1.2");
     /// QCP-n: qualified certificate for a natural person (no QSCD claimed).
-    pub const POLICY_QCP_N: &str = "0.4.0.194112.1.0";
-    pub const AD_CA_ISSUERS: &str = "1.3.6.1.5.5.7.48.2";
+    pub const POLICY_QCP_N: ObjectIdentifier = ObjectIdentifier::new_unwrap("0.4.0.194112.1.0");
 }
 
 /// QCStatement ::= SEQUENCE { statementId OBJECT IDENTIFIER, statementInfo ANY OPTIONAL }
@@ -37,16 +42,33 @@ struct QcStatement {
     statement_info: Option<der::Any>,
 }
 
-fn extension(oid: ObjectIdentifier, critical: bool, value: &impl Encode) -> Result<Extension, PkiError> {
-    Ok(Extension { extn_id: oid, critical, extn_value: OctetString::new(value.to_der()?)? })
+/// QCStatements ::= SEQUENCE OF QCStatement (RFC 3739 §3.2.6), the value of the qcStatements extension.
+struct QcStatements(Vec<QcStatement>);
+
+impl AssociatedOid for QcStatements {
+    const OID: ObjectIdentifier = oid::QC_STATEMENTS;
 }
 
-/// The key identifier of a public key: SHA-1 of the subjectPublicKey bits (RFC 5280 §4.2.1.2, method 1).
-pub fn key_identifier(spki: &SubjectPublicKeyInfoOwned) -> Vec<u8> {
-    Sha1::digest(spki.subject_public_key.raw_bytes()).to_vec()
+impl der::EncodeValue for QcStatements {
+    fn value_len(&self) -> der::Result<der::Length> {
+        self.0.value_len()
+    }
+    fn encode_value(&self, writer: &mut impl der::Writer) -> der::Result<()> {
+        self.0.encode_value(writer)
+    }
 }
 
-fn uri(url: &str) -> Result<GeneralName, PkiError> {
+impl der::FixedTag for QcStatements {
+    const TAG: der::Tag = der::Tag::Sequence;
+}
+
+/// An extension with the criticality the profile gives it (the crate's defaults are not all ours:
+/// it marks basicConstraints critical even in an end-entity certificate).
+fn extension<T: AssociatedOid + Encode>(critical: bool, value: &T, subject: &Name) -> der::Result<Extension> {
+    (critical, value).to_extension(subject, &[])
+}
+
+fn uri(url: &str) -> der::Result<GeneralName> {
     Ok(GeneralName::UniformResourceIdentifier(Ia5String::new(url)?))
 }
 
@@ -57,19 +79,21 @@ pub struct Publication {
     pub crl_url: String,
 }
 
-fn key_ids(subject: &SubjectPublicKeyInfoOwned, issuer_key_id: &[u8]) -> Result<Vec<Extension>, PkiError> {
-    let ski = SubjectKeyIdentifier(OctetString::new(key_identifier(subject))?);
-    let aki = AuthorityKeyIdentifier {
-        key_identifier: Some(OctetString::new(issuer_key_id)?),
-        authority_cert_issuer: None,
-        authority_cert_serial_number: None,
-    };
-    Ok(vec![extension(SubjectKeyIdentifier::OID, false, &ski)?, extension(AuthorityKeyIdentifier::OID, false, &aki)?])
+/// subjectKeyIdentifier of the certified key and authorityKeyIdentifier of the key that signs, both
+/// the SHA-1 of the subjectPublicKey bits (RFC 5280 §4.2.1.2, method 1).
+fn key_ids(
+    subject: &Name,
+    subject_key: SubjectPublicKeyInfoRef<'_>,
+    issuer_key: SubjectPublicKeyInfoRef<'_>,
+) -> der::Result<Vec<Extension>> {
+    let ski = SubjectKeyIdentifier::try_from(subject_key)?;
+    let aki = AuthorityKeyIdentifier::try_from(issuer_key)?;
+    Ok(vec![extension(false, &ski, subject)?, extension(false, &aki, subject)?])
 }
 
-fn publication(publication: &Publication) -> Result<Vec<Extension>, PkiError> {
+fn publication(subject: &Name, publication: &Publication) -> der::Result<Vec<Extension>> {
     let aia = AuthorityInfoAccessSyntax(vec![AccessDescription {
-        access_method: ObjectIdentifier::new_unwrap(oid::AD_CA_ISSUERS),
+        access_method: ID_AD_CA_ISSUERS,
         access_location: uri(&publication.issuer_cert_url)?,
     }]);
     let cdp = CrlDistributionPoints(vec![DistributionPoint {
@@ -77,10 +101,7 @@ fn publication(publication: &Publication) -> Result<Vec<Extension>, PkiError> {
         reasons: None,
         crl_issuer: None,
     }]);
-    Ok(vec![
-        extension(AuthorityInfoAccessSyntax::OID, false, &aia)?,
-        extension(CrlDistributionPoints::OID, false, &cdp)?,
-    ])
+    Ok(vec![extension(false, &aia, subject)?, extension(false, &cdp, subject)?])
 }
 
 /// The URLs a certificate publishes: its AIA caIssuers URI and its first CRL distribution point URI.
@@ -101,7 +122,7 @@ pub fn published_urls(cert: &x509_cert::Certificate) -> Result<Option<Publicatio
             issuer_cert_url = aia
                 .0
                 .iter()
-                .filter(|d| d.access_method == ObjectIdentifier::new_unwrap(oid::AD_CA_ISSUERS))
+                .filter(|d| d.access_method == ID_AD_CA_ISSUERS)
                 .find_map(|d| first_uri(std::slice::from_ref(&d.access_location)));
         } else if ext.extn_id == CrlDistributionPoints::OID {
             let cdp = CrlDistributionPoints::from_der(ext.extn_value.as_bytes())?;
@@ -117,57 +138,83 @@ pub fn published_urls(cert: &x509_cert::Certificate) -> Result<Option<Publicatio
     })
 }
 
-/// A CA certificate: basicConstraints CA (critical), keyCertSign and cRLSign (critical).
-/// `issuer` is None for the self-signed root.
-pub fn ca_extensions(
-    subject: &SubjectPublicKeyInfoOwned,
-    issuer_key_id: &[u8],
-    path_len: Option<u8>,
-    published: Option<&Publication>,
-) -> Result<Vec<Extension>, PkiError> {
-    let mut extensions = vec![
-        extension(BasicConstraints::OID, true, &BasicConstraints { ca: true, path_len_constraint: path_len })?,
-        extension(KeyUsage::OID, true, &KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign))?,
-    ];
-    extensions.extend(key_ids(subject, issuer_key_id)?);
-    if let Some(published) = published {
-        extensions.extend(publication(published)?);
-    }
-    Ok(extensions)
+/// What a certificate is, for x509-cert's `CertificateBuilder`: its names and the extensions its
+/// kind carries. The crate's own profiles are CA/Browser Forum TLS profiles; these are rssp's.
+#[derive(Debug, Clone)]
+pub struct CertificateProfile {
+    pub issuer: Name,
+    pub subject: Name,
+    pub kind: CertificateKind,
 }
 
-/// A qualified end-entity signing certificate: nonRepudiation and digitalSignature (critical),
-/// QC statements (QcCompliance, QcType esign, and QcSSCD only when `qc_sscd`), the QCP-n-qscd policy
-/// (QCP-n without a QSCD), AKI/SKI, AIA and CDP.
-pub fn qualified_end_entity_extensions(
-    subject: &SubjectPublicKeyInfoOwned,
-    issuer_key_id: &[u8],
-    published: &Publication,
-    qc_sscd: bool,
-) -> Result<Vec<Extension>, PkiError> {
-    let esign = vec![ObjectIdentifier::new_unwrap(oid::QC_TYPE_ESIGN)];
-    let mut statements =
-        vec![QcStatement { statement_id: ObjectIdentifier::new_unwrap(oid::QC_COMPLIANCE), statement_info: None }];
+#[derive(Debug, Clone)]
+pub enum CertificateKind {
+    /// A CA certificate: basicConstraints CA with `path_len` (critical), keyCertSign and cRLSign
+    /// (critical), SKI/AKI, and where its issuer publishes (None for the self-signed root).
+    Ca { path_len: Option<u8>, published: Option<Publication> },
+    /// A qualified end-entity signing certificate: nonRepudiation and digitalSignature (critical),
+    /// QC statements (QcCompliance, QcType esign, and QcSSCD only when `qc_sscd`), the QCP-n-qscd policy
+    /// (QCP-n without a QSCD), SKI/AKI, AIA and CDP.
+    QualifiedEndEntity { published: Publication, qc_sscd: bool },
+}
+
+impl BuilderProfile for CertificateProfile {
+    fn get_issuer(&self, _subject: &Name) -> Name {
+        self.issuer.clone()
+    }
+
+    fn get_subject(&self) -> Name {
+        self.subject.clone()
+    }
+
+    /// `subject_key` is the certified key, `issuer_key` the public key of the signer: the key identifiers
+    /// come from them.
+    fn build_extensions(
+        &self,
+        subject_key: SubjectPublicKeyInfoRef<'_>,
+        issuer_key: SubjectPublicKeyInfoRef<'_>,
+        _tbs: &TbsCertificate,
+    ) -> x509_cert::builder::Result<Vec<Extension>> {
+        let subject = &self.subject;
+        let mut extensions = match &self.kind {
+            CertificateKind::Ca { path_len, .. } => vec![
+                extension(true, &BasicConstraints { ca: true, path_len_constraint: *path_len }, subject)?,
+                extension(true, &KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign), subject)?,
+            ],
+            CertificateKind::QualifiedEndEntity { qc_sscd, .. } => {
+                let policy = if *qc_sscd { oid::POLICY_QCP_N_QSCD } else { oid::POLICY_QCP_N };
+                let policies =
+                    CertificatePolicies(vec![PolicyInformation { policy_identifier: policy, policy_qualifiers: None }]);
+                vec![
+                    extension(false, &BasicConstraints { ca: false, path_len_constraint: None }, subject)?,
+                    extension(true, &KeyUsage(KeyUsages::DigitalSignature | KeyUsages::NonRepudiation), subject)?,
+                    extension(false, &policies, subject)?,
+                    extension(false, &qc_statements(*qc_sscd)?, subject)?,
+                ]
+            }
+        };
+        extensions.extend(key_ids(subject, subject_key, issuer_key)?);
+        let published = match &self.kind {
+            CertificateKind::Ca { published, .. } => published.as_ref(),
+            CertificateKind::QualifiedEndEntity { published, .. } => Some(published),
+        };
+        if let Some(published) = published {
+            extensions.extend(publication(subject, published)?);
+        }
+        Ok(extensions)
+    }
+}
+
+/// QcCompliance, QcSSCD when the key is in a QSCD, and QcType esign.
+fn qc_statements(qc_sscd: bool) -> der::Result<QcStatements> {
+    let mut statements = vec![QcStatement { statement_id: oid::QC_COMPLIANCE, statement_info: None }];
     // A key on SoftHSM is not in a qualified signature creation device: claiming one would be false.
     if qc_sscd {
-        statements.push(QcStatement { statement_id: ObjectIdentifier::new_unwrap(oid::QC_SSCD), statement_info: None });
+        statements.push(QcStatement { statement_id: oid::QC_SSCD, statement_info: None });
     }
     statements.push(QcStatement {
-        statement_id: ObjectIdentifier::new_unwrap(oid::QC_TYPE),
-        statement_info: Some(der::Any::encode_from(&esign)?),
+        statement_id: oid::QC_TYPE,
+        statement_info: Some(der::Any::encode_from(&vec![oid::QC_TYPE_ESIGN])?),
     });
-    let policy = if qc_sscd { oid::POLICY_QCP_N_QSCD } else { oid::POLICY_QCP_N };
-    let policies = CertificatePolicies(vec![PolicyInformation {
-        policy_identifier: ObjectIdentifier::new_unwrap(policy),
-        policy_qualifiers: None,
-    }]);
-    let mut extensions = vec![
-        extension(BasicConstraints::OID, false, &BasicConstraints { ca: false, path_len_constraint: None })?,
-        extension(KeyUsage::OID, true, &KeyUsage(KeyUsages::DigitalSignature | KeyUsages::NonRepudiation))?,
-        extension(CertificatePolicies::OID, false, &policies)?,
-        extension(ObjectIdentifier::new_unwrap(oid::QC_STATEMENTS), false, &statements)?,
-    ];
-    extensions.extend(key_ids(subject, issuer_key_id)?);
-    extensions.extend(publication(published)?);
-    Ok(extensions)
+    Ok(QcStatements(statements))
 }
