@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod auth;
 pub mod authenticator;
 pub mod ca;
+mod committed;
 pub mod credentials;
 pub mod dev_secrets;
 mod error;
@@ -23,6 +24,7 @@ pub mod totp_seal;
 
 use std::sync::Arc;
 
+pub(crate) use committed::Committed;
 pub use error::{Param, ServiceError};
 
 use crate::audit::{self, AuditEvent, Outcome};

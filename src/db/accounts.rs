@@ -83,18 +83,26 @@ pub fn set_names(conn: &mut DbConnection, id: &str, given_name: &str, surname: &
         .map(|_| ())
 }
 
+/// What [`reserve_login_attempt`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginAttempt {
+    /// One attempt is counted: check the password.
+    Reserved,
+    /// Logins are locked until then; nothing was counted.
+    Locked { until: i64 },
+}
+
 /// Reserves one password check for the account before the (slow) check runs, so that parallel
 /// guesses are counted one after the other: the attempt counts as a failure until the caller clears
 /// the counter after a successful login. The attempt that reaches `max_failures` locks logins until
-/// `lock_until` (it is still checked; a right password then clears the lock). `Err(until)` when
-/// logins are locked and no attempt was reserved.
+/// `lock_until` (it is still checked; a right password then clears the lock).
 pub fn reserve_login_attempt(
     conn: &mut DbConnection,
     id: &str,
     max_failures: i32,
     now: i64,
     lock_until: i64,
-) -> QueryResult<Result<(), i64>> {
+) -> QueryResult<LoginAttempt> {
     // The conditional update takes the row lock first; a concurrent attempt re-reads the row after it.
     let reserved = diesel::update(
         users::table.find(id).filter(users::login_locked_until.is_null().or(users::login_locked_until.le(now))),
@@ -103,12 +111,12 @@ pub fn reserve_login_attempt(
     .execute(conn)?;
     if reserved == 0 {
         let until: Option<i64> = users::table.find(id).select(users::login_locked_until).first(conn)?;
-        return Ok(Err(until.unwrap_or(lock_until)));
+        return Ok(LoginAttempt::Locked { until: until.unwrap_or(lock_until) });
     }
     diesel::update(users::table.find(id).filter(users::login_failures.ge(max_failures)))
         .set((users::login_locked_until.eq(Some(lock_until)), users::login_failures.eq(0)))
         .execute(conn)?;
-    Ok(Ok(()))
+    Ok(LoginAttempt::Reserved)
 }
 
 pub fn clear_login_failures(conn: &mut DbConnection, id: &str) -> QueryResult<()> {

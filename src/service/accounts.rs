@@ -9,7 +9,7 @@ use crate::notify::{self, templates};
 
 use super::auth::{self, burn_password_check, hash_password, IssuedTokens};
 use super::one_time::{self, CodeRequest};
-use super::{audited, second_factor, Param, Principal, ServiceError, Services};
+use super::{audited, second_factor, Committed, Param, Principal, ServiceError, Services};
 
 /// What a person enters to register.
 #[derive(Debug, Clone)]
@@ -306,15 +306,17 @@ pub fn activation_complete(
         }
         check_new_password(password, account.email.as_deref())?;
         let password_hash = hash_password(password)?;
-        db::write_transaction(&mut conn, |c| -> Result<Result<(), ServiceError>, ServiceError> {
-            if let Err(refusal) = one_time::use_link_with_code(services, c, &link, one_time::ACTIVATION_SMS, code, now)?
+        db::write_transaction(&mut conn, |c| -> Result<Committed<()>, ServiceError> {
+            if let Committed::Refused(refusal) =
+                one_time::use_link_with_code(services, c, &link, one_time::ACTIVATION_SMS, code, now)?
             {
-                return Ok(Err(refusal));
+                return Ok(Committed::Refused(refusal));
             }
             accounts::activate(c, &account.id, &password_hash)?;
             audit::success(c, now, "account.activate", Some(&account.id), None, "phone verified, password set")?;
-            Ok(Ok(()))
-        })??;
+            Ok(Committed::Done(()))
+        })?
+        .into_result()?;
         Ok(account.id.clone())
     })
 }
@@ -608,9 +610,11 @@ pub fn password_reset_complete(
             accounts::by_id(&mut conn, &link.user_id)?.ok_or_else(|| ServiceError::internal("link without account"))?;
         check_new_password(new_password, account.email.as_deref())?;
         let hash = hash_password(new_password)?;
-        db::write_transaction(&mut conn, |c| -> Result<Result<(), ServiceError>, ServiceError> {
-            if let Err(refusal) = one_time::use_link_with_code(services, c, &link, one_time::RESET_SMS, code, now)? {
-                return Ok(Err(refusal));
+        db::write_transaction(&mut conn, |c| -> Result<Committed<()>, ServiceError> {
+            if let Committed::Refused(refusal) =
+                one_time::use_link_with_code(services, c, &link, one_time::RESET_SMS, code, now)?
+            {
+                return Ok(Committed::Refused(refusal));
             }
             accounts::set_password(c, &account.id, &hash)?;
             tokens::revoke_all_of_user(c, &account.id, None)?;
@@ -626,8 +630,9 @@ pub fn password_reset_complete(
                 notify::enqueue(c, &services.config, now, Some(&account.id), templates::password_recovered_sms(phone))?;
             }
             audit::success(c, now, "account.password_reset_complete", Some(&account.id), None, "all sessions revoked")?;
-            Ok(Ok(()))
+            Ok(Committed::Done(()))
         })?
+        .into_result()
     })
 }
 
@@ -692,10 +697,10 @@ pub fn phone_change_verify_email(
         let mut conn = services.conn()?;
         let account = require_second_factor_ready(services, &mut conn, principal)?;
         let lifetime = services.config.lifecycle.phone_change_code_lifetime_secs;
-        db::write_transaction(&mut conn, |c| -> Result<Result<CodeSent, ServiceError>, ServiceError> {
+        db::write_transaction(&mut conn, |c| -> Result<Committed<CodeSent>, ServiceError> {
             let verified = match one_time::use_code(services, c, &account.id, one_time::PHONE_EMAIL, None, code, now)? {
-                Ok(row) => row,
-                Err(refusal) => return Ok(Err(refusal)),
+                Committed::Done(row) => row,
+                Committed::Refused(refusal) => return Ok(Committed::Refused(refusal)),
             };
             let new_phone =
                 verified.payload.clone().ok_or_else(|| ServiceError::internal("phone change without number"))?;
@@ -728,12 +733,13 @@ pub fn phone_change_verify_email(
                 None,
                 "SMS code sent to the new number",
             )?;
-            Ok(Ok(CodeSent {
+            Ok(Committed::Done(CodeSent {
                 destination_hint: Phone::hint(&new_phone),
                 code_expires_in: lifetime,
                 next_code_after: 0,
             }))
         })?
+        .into_result()
     })
 }
 
@@ -744,10 +750,10 @@ pub fn phone_change_confirm(services: &Services, principal: &Principal, code: &s
         let mut conn = services.conn()?;
         let account = require_second_factor_ready(services, &mut conn, principal)?;
         let email = email_of(&account)?.to_string();
-        db::write_transaction(&mut conn, |c| -> Result<Result<String, ServiceError>, ServiceError> {
+        db::write_transaction(&mut conn, |c| -> Result<Committed<String>, ServiceError> {
             let verified = match one_time::use_code(services, c, &account.id, one_time::PHONE_SMS, None, code, now)? {
-                Ok(row) => row,
-                Err(refusal) => return Ok(Err(refusal)),
+                Committed::Done(row) => row,
+                Committed::Refused(refusal) => return Ok(Committed::Refused(refusal)),
             };
             let new_phone = verified.payload.ok_or_else(|| ServiceError::internal("phone change without number"))?;
             accounts::set_phone(c, &account.id, &new_phone)?;
@@ -772,8 +778,9 @@ pub fn phone_change_confirm(services: &Services, principal: &Principal, code: &s
                 None,
                 format!("phone now {}", Phone::hint(&new_phone)),
             )?;
-            Ok(Ok(new_phone))
+            Ok(Committed::Done(new_phone))
         })?
+        .into_result()
     })
 }
 

@@ -149,7 +149,7 @@ pub(super) fn check_password_counted(
             now + lifecycle.login_lockout_secs,
         )
     })?;
-    if let Err(until) = reserved {
+    if let db::accounts::LoginAttempt::Locked { until } = reserved {
         burn_password_check(password);
         return Err(ServiceError::LoginLocked { until });
     }

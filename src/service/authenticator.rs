@@ -21,7 +21,7 @@ use super::accounts::{account_of, password_checked_account, CodeSent};
 use super::auth::{open_portal_session, IssuedTokens};
 use super::identity::{session_url, Decision};
 use super::one_time::{self, CodeRequest};
-use super::{audited, totp_seal, Principal, ServiceError, Services};
+use super::{audited, totp_seal, Committed, Principal, ServiceError, Services};
 
 /// A pairing in progress: what the app needs (the QR code is drawn by the api layer).
 #[derive(Debug, Clone)]
@@ -76,7 +76,8 @@ pub fn confirm_pairing(services: &Services, principal: &Principal, code: &str) -
         let mut conn = services.conn()?;
         let pairing = accounts::pairing(&mut conn, &principal.user_id)?
             .ok_or_else(|| ServiceError::Conflict("No pairing in progress; start one first".into()))?;
-        let seed = totp_seal::open(&services.keystore, &principal.user_id, &pairing.secret, &pairing.secret_seal)??;
+        let seed =
+            totp_seal::open(&services.keystore, &principal.user_id, &pairing.secret, &pairing.secret_seal)?.usable()?;
         let TotpCheck::Accepted { step } = totp::check(&seed, code, now, None) else {
             return Err(ServiceError::InvalidOtp);
         };
@@ -219,11 +220,11 @@ pub fn reset_confirm(
         let mut conn = services.conn()?;
         let now = services.now();
         let cooling_off = services.config.security.recovery_cooling_off_secs;
-        db::write_transaction(&mut conn, |c| -> Result<Result<_, ServiceError>, ServiceError> {
-            if let Err(refusal) =
+        db::write_transaction(&mut conn, |c| -> Result<Committed<_>, ServiceError> {
+            if let Committed::Refused(refusal) =
                 one_time::use_code(services, c, &account.id, one_time::TOTP_RESET_SMS, None, code, now)?
             {
-                return Ok(Err(refusal));
+                return Ok(Committed::Refused(refusal));
             }
             let previous = resets::latest_of_user(c, &account.id)?.map(|r| reset_status(&r)).transpose()?;
             let status = recovery::initial_status(resets::recovered_at(c, &account.id)?, previous, now, cooling_off);
@@ -271,8 +272,9 @@ pub fn reset_confirm(
                 None,
                 format!("old authenticator removed, all sessions revoked; reset {} {}", view.id, status.as_str()),
             )?;
-            Ok(Ok((session, pairing, view)))
+            Ok(Committed::Done((session, pairing, view)))
         })?
+        .into_result()
     })
 }
 

@@ -22,22 +22,33 @@ pub(super) fn seal(keystore: &KeyStore, user_id: &str, seed: &[u8]) -> Result<Se
     Ok(SealedSeed { secret, seal: SeedSeal::HsmAesGcmV1.as_str().to_string() })
 }
 
-/// Opens the seed stored in `user_id`'s row. The inner error is the refusal: a seed that does not open
-/// (altered, or copied from another user's row), or one left in clear, is never used.
-pub(super) fn open(
-    keystore: &KeyStore,
-    user_id: &str,
-    secret: &[u8],
-    seal: &str,
-) -> Result<Result<Zeroizing<Vec<u8>>, ServiceError>, ServiceError> {
-    let unusable = || {
-        Ok(Err(ServiceError::Forbidden(
-            "The authenticator of this account cannot be used; reset the authenticator".into(),
-        )))
-    };
+/// A stored seed after [`open`]. An unusable one is a refusal, not a failure: the caller decides when
+/// to refuse (a code check first counts a wrong PIN).
+pub(super) enum OpenedSeed {
+    Usable(Zeroizing<Vec<u8>>),
+    /// Never used: it does not open (altered, or copied from another user's row), or it was left in clear.
+    Unusable,
+}
+
+impl OpenedSeed {
+    /// The seed, or the refusal that sends the person to reset the authenticator.
+    pub(super) fn usable(self) -> Result<Zeroizing<Vec<u8>>, ServiceError> {
+        match self {
+            OpenedSeed::Usable(seed) => Ok(seed),
+            OpenedSeed::Unusable => Err(ServiceError::Forbidden(
+                "The authenticator of this account cannot be used; reset the authenticator".into(),
+            )),
+        }
+    }
+}
+
+/// Opens the seed stored in `user_id`'s row. The error is a failure (of the HSM); a seed that must not
+/// be used is [`OpenedSeed::Unusable`].
+pub(super) fn open(keystore: &KeyStore, user_id: &str, secret: &[u8], seal: &str) -> Result<OpenedSeed, ServiceError> {
+    let unusable = || Ok(OpenedSeed::Unusable);
     match SeedSeal::parse(seal) {
         Some(SeedSeal::HsmAesGcmV1) => match keystore.unseal(&SeedSeal::aad(user_id), secret) {
-            Ok(seed) => Ok(Ok(seed)),
+            Ok(seed) => Ok(OpenedSeed::Usable(seed)),
             Err(HsmError::SealBroken) => {
                 // Only a writer of the database can cause this: say so loudly (no secret in the line).
                 tracing::error!(user_id, "a sealed TOTP seed does not open: altered or moved between rows");
