@@ -21,6 +21,7 @@ pub mod provisioning;
 mod second_factor;
 pub mod signing;
 pub mod totp_seal;
+pub mod webhooks;
 
 use std::sync::Arc;
 

@@ -20,7 +20,7 @@ pub const MAX_ID_LEN: usize = 64;
 
 /// A credential as both CSC dialects describe it.
 #[derive(Debug, Clone)]
-pub struct CredentialView {
+pub struct CscCredential {
     pub id: String,
     pub key_kind: KeyKind,
     pub key_enabled: bool,
@@ -106,7 +106,7 @@ pub fn list(
     Ok((ids, next))
 }
 
-pub fn info(services: &Services, principal: &Principal, credential_id: &str) -> Result<CredentialView, ServiceError> {
+pub fn info(services: &Services, principal: &Principal, credential_id: &str) -> Result<CscCredential, ServiceError> {
     let row = owned(&mut *services.conn()?, principal, credential_id)?;
     view(services, row)
 }
@@ -117,17 +117,17 @@ pub fn describe_all(
     services: &Services,
     principal: &Principal,
     only_valid: bool,
-) -> Result<Vec<CredentialView>, ServiceError> {
+) -> Result<Vec<CscCredential>, ServiceError> {
     let rows = db::credentials::of_user(&mut *services.conn()?, &principal.user_id, MAX_PAGE)?;
     let views = rows.into_iter().map(|row| view(services, row)).collect::<Result<Vec<_>, _>>()?;
     Ok(views.into_iter().filter(|v| !only_valid || v.key_enabled).collect())
 }
 
-fn view(services: &Services, row: CredentialRow) -> Result<CredentialView, ServiceError> {
+fn view(services: &Services, row: CredentialRow) -> Result<CscCredential, ServiceError> {
     let cert = Certificate::from_der(&row.certificate).map_err(ServiceError::internal)?;
     let tbs = cert.tbs_certificate();
     let status = cert_status(&row, services.now());
-    Ok(CredentialView {
+    Ok(CscCredential {
         key_kind: key_kind(&row)?,
         key_enabled: row.status == STATUS_ENABLED && status == "valid",
         cert_status: status,
