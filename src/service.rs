@@ -129,7 +129,7 @@ impl Services {
         };
         let keystore =
             KeyStore::open(&config.hsm.module, &config.hsm.token_label, &pin, config.hsm.sessions, so_pin.as_deref())?;
-        let seeds_sealed = db::users::any_totp_sealed(&mut *db::checkout(&db)?).map_err(db::DbError::from)?;
+        let seeds_sealed = db::authenticators::any_totp_sealed(&mut *db::checkout(&db)?).map_err(db::DbError::from)?;
         keystore.prepare_seal_key(!seeds_sealed)?;
         // CA keys on a token of their own, when configured: a second, small session pool.
         let ca_keystore = match &config.hsm.ca_token_label {

@@ -3,7 +3,7 @@
 
 use crate::audit;
 use crate::db::accounts::{self, Account, Consent, STATUS_ACTIVE, STATUS_INVITED};
-use crate::db::{self, resets, tokens, DbConnection};
+use crate::db::{self, authenticators, resets, tokens, DbConnection};
 use crate::domain::enrolment::{self, Email, Phone};
 use crate::notify::{self, templates};
 
@@ -78,7 +78,7 @@ pub(super) fn require_second_factor_ready(
     principal: &Principal,
 ) -> Result<Account, ServiceError> {
     let account = account_of(conn, principal)?;
-    let paired = accounts::has_totp(conn, &account.id)?;
+    let paired = authenticators::has_totp(conn, &account.id)?;
     if totp_status(services, &account, paired, services.now()) == TotpStatus::Required {
         return Err(ServiceError::Forbidden(format!(
             "Pair an authenticator app first: it is mandatory after {}",
@@ -134,7 +134,7 @@ pub fn register(services: &Services, registration: Registration) -> Result<Strin
             // form must not tell who has an account); only its owner is told, by e-mail.
             let existing = match accounts::by_email(c, email.as_str())? {
                 Some(account) => Some(account.id),
-                None => db::users::by_username(c, email.as_str())?.map(|u| u.id),
+                None => db::accounts::by_username(c, email.as_str())?.map(|u| u.id),
             };
             if let Some(owner) = existing {
                 let portal = services.config.portal_url(&services.public_url);
@@ -350,7 +350,7 @@ pub fn login(services: &Services, email: &str, password: &str, otp: Option<&str>
         let account = check_password_login(services, email, password)?;
         *user_id = Some(account.id.clone());
         let mut conn = services.conn()?;
-        let paired = accounts::has_totp(&mut conn, &account.id)?;
+        let paired = authenticators::has_totp(&mut conn, &account.id)?;
         if paired {
             let otp = otp.ok_or(ServiceError::Missing(Param::Otp))?;
             second_factor::verify_otp(services, &mut conn, &account.id, otp)?;
@@ -415,7 +415,7 @@ pub struct Profile {
 pub fn profile(services: &Services, principal: &Principal) -> Result<Profile, ServiceError> {
     let mut conn = services.conn()?;
     let account = account_of(&mut conn, principal)?;
-    let paired = accounts::has_totp(&mut conn, &account.id)?;
+    let paired = authenticators::has_totp(&mut conn, &account.id)?;
     let consents = accounts::consents_of(&mut conn, &account.id)?;
     Ok(Profile { totp: totp_status(services, &account, paired, services.now()), account, consents })
 }
@@ -460,7 +460,7 @@ pub fn postpone_totp(services: &Services, principal: &Principal, postpone: Postp
         let now = services.now();
         let mandatory_from = totp_mandatory_from(services);
         let mut conn = services.conn()?;
-        if accounts::has_totp(&mut conn, &principal.user_id)? {
+        if authenticators::has_totp(&mut conn, &principal.user_id)? {
             return Err(ServiceError::Conflict("An authenticator is already paired".into()));
         }
         if now >= mandatory_from {
@@ -509,7 +509,7 @@ fn check_current_factors(
         other => other?,
     }
     let mut conn = services.conn()?;
-    if accounts::has_totp(&mut conn, &account.id)? {
+    if authenticators::has_totp(&mut conn, &account.id)? {
         second_factor::verify_otp(services, &mut conn, &account.id, otp.ok_or(ServiceError::Missing(Param::Otp))?)?;
     }
     Ok(())

@@ -4,7 +4,7 @@
 use crate::audit;
 use crate::db::credentials::{self, CredentialRow};
 use crate::db::orders::{self as store, OrderRow};
-use crate::db::{self, accounts, DbConnection};
+use crate::db::{self, accounts, authenticators, DbConnection};
 use crate::domain::renewal::{self, RekeyWindow};
 use crate::domain::KeyKind;
 use crate::hsm::KeyId;
@@ -375,7 +375,7 @@ pub fn issue(
         if !store::order_identity_accepted(&mut conn, &order.id)? {
             return Err(ServiceError::Conflict("The identity of the person is not verified yet".into()));
         }
-        if !accounts::has_totp(&mut conn, &account.id)? {
+        if !authenticators::has_totp(&mut conn, &account.id)? {
             return Err(ServiceError::Forbidden("Pair an authenticator app first".into()));
         }
         if request.issuance_terms_version != lifecycle.issuance_terms_version {

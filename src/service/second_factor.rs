@@ -1,7 +1,7 @@
 //! The person's second factor: the TOTP code (and a credential's PIN), with replay protection and
 //! lock-out. Used by `credentials/authorize` and by every lifecycle step that asks for a code.
 
-use crate::db::{self, users, DbConnection};
+use crate::db::{self, authenticators, DbConnection};
 use crate::domain::totp::{self, TotpCheck};
 
 use super::auth::verify_password;
@@ -29,7 +29,7 @@ pub(super) fn prepare(
     user_id: &str,
     pin: Option<(&str, &str)>,
 ) -> Result<PreparedFactors, ServiceError> {
-    let factor = match users::totp(conn, user_id)? {
+    let factor = match authenticators::factor(conn, user_id)? {
         Some(factor) => {
             let seed = totp_seal::open(&services.keystore, user_id, &factor.secret, &factor.secret_seal)?;
             Some(OpenedFactor { sealed: factor.secret, seed })
@@ -52,8 +52,9 @@ pub(super) fn check(
 ) -> Result<Committed<()>, ServiceError> {
     let security = &services.config.security;
     // Lock the factor's row first, so concurrent guesses are counted one after the other.
-    users::lock_totp(conn, user_id)?;
-    let (Some(factor), Some(OpenedFactor { sealed, seed })) = (users::totp(conn, user_id)?, prepared.factor) else {
+    authenticators::lock_totp(conn, user_id)?;
+    let (Some(factor), Some(OpenedFactor { sealed, seed })) = (authenticators::factor(conn, user_id)?, prepared.factor)
+    else {
         return Ok(Committed::Refused(ServiceError::Forbidden("No authenticator is paired with this account".into())));
     };
     // The authenticator was replaced between reading and locking: check nothing against the old one.
@@ -65,7 +66,7 @@ pub(super) fn check(
     }
     let fail = |conn: &mut DbConnection, refusal: ServiceError| -> Result<Committed<()>, ServiceError> {
         let lock_until = now + security.otp_lockout_secs;
-        let failures = users::record_totp_failure(conn, user_id, security.otp_max_failures, lock_until)?;
+        let failures = authenticators::record_totp_failure(conn, user_id, security.otp_max_failures, lock_until)?;
         if failures >= security.otp_max_failures {
             return Ok(Committed::Refused(ServiceError::OtpLocked { until: lock_until }));
         }
@@ -85,7 +86,7 @@ pub(super) fn check(
         TotpCheck::Replayed => Ok(Committed::Refused(ServiceError::OtpReplayed)),
         TotpCheck::Accepted { step } => {
             // Conditional on the step moving forward: of two requests racing with one code, one wins.
-            if users::accept_totp_step(conn, user_id, step)? {
+            if authenticators::accept_totp_step(conn, user_id, step)? {
                 Ok(Committed::Done(()))
             } else {
                 Ok(Committed::Refused(ServiceError::OtpReplayed))

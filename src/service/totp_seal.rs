@@ -4,7 +4,7 @@
 
 use zeroize::Zeroizing;
 
-use crate::db::{self, accounts, users, DbConnection};
+use crate::db::{self, authenticators, DbConnection};
 use crate::domain::totp::SeedSeal;
 use crate::hsm::{HsmError, KeyStore};
 
@@ -69,16 +69,17 @@ pub(super) fn open(keystore: &KeyStore, user_id: &str, secret: &[u8], seal: &str
 pub fn seal_clear_seeds(conn: &mut DbConnection, keystore: &KeyStore) -> Result<usize, StartError> {
     let clear = SeedSeal::Clear.as_str();
     let sealed_as = SeedSeal::HsmAesGcmV1.as_str();
-    let factors = users::totp_secrets_stored_as(conn, clear).map_err(db::DbError::from)?;
-    let pairings = accounts::pairing_secrets_stored_as(conn, clear).map_err(db::DbError::from)?;
+    let factors = authenticators::totp_secrets_stored_as(conn, clear).map_err(db::DbError::from)?;
+    let pairings = authenticators::pairing_secrets_stored_as(conn, clear).map_err(db::DbError::from)?;
     if factors.is_empty() && pairings.is_empty() {
         return Ok(0);
     }
     // Only the first start after the upgrade converts: once any seed is sealed, a clear one can only
     // have been written behind this server's back (a database writer planting a seed it knows), and
     // sealing it would make it a working factor. Such rows stay refused.
-    let already_sealed =
-        !users::totp_secrets_stored_as(conn, SeedSeal::HsmAesGcmV1.as_str()).map_err(db::DbError::from)?.is_empty();
+    let already_sealed = !authenticators::totp_secrets_stored_as(conn, SeedSeal::HsmAesGcmV1.as_str())
+        .map_err(db::DbError::from)?
+        .is_empty();
     if already_sealed {
         tracing::error!(
             factors = factors.len(),
@@ -97,14 +98,16 @@ pub fn seal_clear_seeds(conn: &mut DbConnection, keystore: &KeyStore) -> Result<
         let seed = Zeroizing::new(seed);
         let sealed = keystore.seal(&SeedSeal::aad(&user_id), &seed)?;
         // Conditional on the row still being clear: another node may have sealed it meanwhile.
-        if users::reseal_totp_secret(conn, &user_id, clear, &sealed, sealed_as).map_err(db::DbError::from)? {
+        if authenticators::reseal_totp_secret(conn, &user_id, clear, &sealed, sealed_as).map_err(db::DbError::from)? {
             count += 1;
         }
     }
     for (user_id, seed) in pairings {
         let seed = Zeroizing::new(seed);
         let sealed = keystore.seal(&SeedSeal::aad(&user_id), &seed)?;
-        if accounts::reseal_pairing_secret(conn, &user_id, clear, &sealed, sealed_as).map_err(db::DbError::from)? {
+        if authenticators::reseal_pairing_secret(conn, &user_id, clear, &sealed, sealed_as)
+            .map_err(db::DbError::from)?
+        {
             count += 1;
         }
     }
