@@ -12,12 +12,14 @@ pub mod dev_secrets;
 mod error;
 pub mod health;
 pub mod identity;
+pub mod identity_provider;
 pub mod issuance;
 pub mod lifecycle_jobs;
 mod one_time;
 pub mod operators;
 pub mod orders;
 pub mod provisioning;
+pub mod rekey;
 mod second_factor;
 pub mod signing;
 pub mod totp_seal;
@@ -35,6 +37,9 @@ use crate::db::{self, DbPool};
 use crate::hsm::KeyStore;
 use crate::metrics::METRICS;
 use crate::pki::CertificateAuthority;
+
+/// Most rows an admin listing returns.
+pub const MAX_ROWS: i64 = 500;
 
 /// Longest wait for a connection to record a refusal in the audit trail.
 const AUDIT_POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);

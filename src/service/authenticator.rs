@@ -19,7 +19,7 @@ use crate::notify::{self, templates};
 
 use super::accounts::{account_of, password_checked_account, CodeSent};
 use super::auth::{open_portal_session, IssuedTokens};
-use super::identity::{session_url, Decision};
+use super::identity_provider::{session_url, Decision};
 use super::one_time::{self, CodeRequest};
 use super::{audited, totp_seal, Committed, Principal, ServiceError, Services};
 
@@ -350,7 +350,7 @@ pub fn resets_for_operator(services: &Services, status: Option<&str>) -> Result<
             ));
         }
     }
-    let rows = resets::list(&mut *services.conn()?, status, super::operators::MAX_ROWS)?;
+    let rows = resets::list(&mut *services.conn()?, status, super::MAX_ROWS)?;
     rows.into_iter().map(|r| reset_view(services, r)).collect()
 }
 

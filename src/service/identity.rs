@@ -12,6 +12,7 @@ use crate::domain::renewal::RekeyWindow;
 use crate::domain::KeyKind;
 use crate::notify::{self, templates};
 
+use super::identity_provider::{session_url, Decision};
 use super::issuance::{self, CredentialSummary, SubjectNames};
 use super::orders::{check_rekey_window, AWAITING_DECISION, PAID};
 use super::{audited, Principal, ServiceError, Services};
@@ -24,11 +25,6 @@ pub const REJECTED: &str = "rejected";
 pub const KIND_IDENTITY: &str = "identity";
 /// A submitted rekey: its names and identity document, waiting for a decision.
 pub const KIND_REKEY: &str = "rekey";
-
-/// The provider's page for a check.
-pub fn session_url(services: &Services, check_id: &str) -> String {
-    services.config.identity.session_url.replace("{check_id}", check_id)
-}
 
 /// Opens a pending check for the order and e-mails the link (inside the caller's transaction).
 pub(super) fn open_check(
@@ -97,25 +93,6 @@ pub(super) fn open_rekey_check(
 
 pub fn checks_of(services: &Services, principal: &Principal) -> Result<Vec<IdentityCheckRow>, ServiceError> {
     Ok(store::checks_of_user(&mut *services.conn()?, &principal.user_id)?)
-}
-
-/// An operator's or the provider's verdict.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    Accept,
-    Reject { reasons: Vec<String> },
-}
-
-impl Decision {
-    /// Refuses rejection reasons that are empty, too long or too many.
-    pub(super) fn check_reasons(&self) -> Result<(), ServiceError> {
-        if let Decision::Reject { reasons } = self {
-            if reasons.len() > 20 || reasons.iter().any(|r| r.trim().is_empty() || r.chars().count() > 200) {
-                return Err(ServiceError::InvalidRequest("reasons: up to 20 reasons of 1 to 200 characters".into()));
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Decides a pending check. Accepting lets issuance go ahead (for a rekey: issues the new key and

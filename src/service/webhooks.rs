@@ -10,7 +10,8 @@ use crate::db::{self, accounts};
 use crate::domain::secrets;
 use crate::notify::{self, templates};
 
-use super::identity::{self, decide_once, Decision};
+use super::identity::{self, decide_once};
+use super::identity_provider::Decision;
 use super::orders::{changed_meanwhile, Purpose, AWAITING_PAYMENT, PAID};
 use super::{audited, ServiceError, Services};
 

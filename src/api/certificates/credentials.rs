@@ -8,7 +8,8 @@ use utoipa::ToSchema;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{portal_principal, run, Authed, CscJson, PortalUser};
 use crate::api::lifecycle_types::{CredentialView, CredentialsResponse, IdentityCheckView, OrderView};
-use crate::service::issuance::{self, IssueRequest, RekeyOutcome, RekeyRequest};
+use crate::service::issuance::{self, IssueRequest};
+use crate::service::rekey::{RekeyOutcome, RekeyRequest};
 use crate::service::Services;
 
 use super::{L, TAG};
@@ -95,7 +96,7 @@ pub async fn rekey(
     let b = body.0;
     let request =
         RekeyRequest { credential_id: id.into_inner(), order_id: b.order_id, otp: b.otp, key_type: b.key_type };
-    match run(&services, L, move |s| issuance::rekey(s, &principal, request)).await? {
+    match run(&services, L, move |s| crate::service::rekey::submit(s, &principal, request)).await? {
         RekeyOutcome::AwaitingDecision { order, check } => Ok(HttpResponse::Accepted().json(RekeySubmittedResponse {
             status: order.status.clone(),
             order: (*order).into(),
