@@ -10,6 +10,7 @@ use crate::metrics::METRICS;
 
 pub mod accounts;
 pub mod audit;
+pub mod authenticators;
 pub mod ca;
 pub mod credentials;
 pub mod crls;
@@ -21,7 +22,6 @@ pub mod resets;
 pub mod sads;
 pub mod schema;
 pub mod tokens;
-pub mod users;
 pub mod verifications;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");

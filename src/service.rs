@@ -6,23 +6,28 @@ pub mod accounts;
 pub mod auth;
 pub mod authenticator;
 pub mod ca;
+mod committed;
 pub mod credentials;
 pub mod dev_secrets;
 mod error;
 pub mod health;
 pub mod identity;
+pub mod identity_provider;
 pub mod issuance;
 pub mod lifecycle_jobs;
 mod one_time;
 pub mod operators;
 pub mod orders;
 pub mod provisioning;
+pub mod rekey;
 mod second_factor;
 pub mod signing;
 pub mod totp_seal;
+pub mod webhooks;
 
 use std::sync::Arc;
 
+pub(crate) use committed::Committed;
 pub use error::{Param, ServiceError};
 
 use crate::audit::{self, AuditEvent, Outcome};
@@ -32,6 +37,9 @@ use crate::db::{self, DbPool};
 use crate::hsm::KeyStore;
 use crate::metrics::METRICS;
 use crate::pki::CertificateAuthority;
+
+/// Most rows an admin listing returns.
+pub const MAX_ROWS: i64 = 500;
 
 /// Longest wait for a connection to record a refusal in the audit trail.
 const AUDIT_POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -128,7 +136,7 @@ impl Services {
         let keystore =
             KeyStore::open(&config.hsm.module, &config.hsm.token_label, &pin, config.hsm.sessions, so_pin.as_deref())?
                 .with_session_wait(session_wait);
-        let seeds_sealed = db::users::any_totp_sealed(&mut *db::checkout(&db)?).map_err(db::DbError::from)?;
+        let seeds_sealed = db::authenticators::any_totp_sealed(&mut *db::checkout(&db)?).map_err(db::DbError::from)?;
         keystore.prepare_seal_key(!seeds_sealed)?;
         // CA keys on a token of their own, when configured: a second, small session pool.
         let ca_keystore = match &config.hsm.ca_token_label {

@@ -13,7 +13,8 @@ use super::lifecycle_types::{
     rfc3339, CredentialView, IdentityCheckView, IdentityChecksResponse, OrderView, OrdersResponse,
 };
 use crate::db::accounts::Account;
-use crate::service::identity::{self, Decision};
+use crate::service::identity;
+use crate::service::identity_provider::Decision;
 use crate::service::{authenticator, issuance, lifecycle_jobs, operators, Services};
 
 const L: Dialect = Dialect::Lifecycle;
@@ -258,7 +259,7 @@ pub async fn audit(
     request: Authed<OperatorKey, Query<PageQuery>>,
 ) -> Result<Json<AuditResponse>, ApiError> {
     let Authed(OperatorKey(_), query) = request;
-    let (after, limit) = (query.after.unwrap_or(0), query.limit.unwrap_or(operators::MAX_ROWS));
+    let (after, limit) = (query.after.unwrap_or(0), query.limit.unwrap_or(crate::service::MAX_ROWS));
     let rows = run(&services, L, move |s| operators::audit_page(s, after, limit)).await?;
     let records = rows
         .into_iter()

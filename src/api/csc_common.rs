@@ -10,7 +10,7 @@ use actix_web::web::Data;
 use super::error::{ApiError, AuthScheme, Dialect};
 use super::extract::{decode_base64, encode_base64, run};
 use crate::service::auth::{self, IssuedTokens};
-use crate::service::credentials::CredentialView;
+use crate::service::credentials::CscCredential;
 use crate::service::Services;
 
 /// Methods implemented in both dialects (CSC `info.methods`).
@@ -155,7 +155,7 @@ pub struct CertInfo {
     pub valid_to: Option<String>,
 }
 
-pub fn key_info(view: &CredentialView) -> KeyInfo {
+pub fn key_info(view: &CscCredential) -> KeyInfo {
     KeyInfo {
         status: if view.key_enabled { "enabled" } else { "disabled" }.to_string(),
         algo: view.key_kind.signature_algorithms().iter().map(|s| s.to_string()).collect(),
@@ -164,7 +164,7 @@ pub fn key_info(view: &CredentialView) -> KeyInfo {
     }
 }
 
-pub fn cert_info(view: &CredentialView, wanted: CertificatesWanted, with_details: bool) -> CertInfo {
+pub fn cert_info(view: &CscCredential, wanted: CertificatesWanted, with_details: bool) -> CertInfo {
     let certificates = match wanted {
         CertificatesWanted::None => None,
         CertificatesWanted::Single => Some(vec![encode_base64(&view.chain[0])]),

@@ -15,7 +15,7 @@ use super::extract::{decode_base64, decode_hashes, encode_base64, run, Authed, C
 use crate::domain::algorithms::oid;
 use crate::domain::HashAlgorithm;
 use crate::service::auth;
-use crate::service::credentials::{self, AuthorizeRequest, CredentialView, ExtendRequest};
+use crate::service::credentials::{self, AuthorizeRequest, CscCredential, ExtendRequest};
 use crate::service::signing::{self, CscVersion, SignHashRequest};
 use crate::service::Services;
 
@@ -203,7 +203,7 @@ pub struct CredentialInfo {
 }
 
 fn credential_info(
-    view: CredentialView,
+    view: CscCredential,
     wanted: csc_common::CertificatesWanted,
     cert_details: bool,
     with_id: bool,

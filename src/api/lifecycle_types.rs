@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 
 use crate::db::orders::{IdentityCheckRow, OrderRow};
 use crate::domain::enrolment::Invoice;
-use crate::service::identity::session_url;
+use crate::service::identity_provider::session_url;
 use crate::service::issuance::CredentialSummary;
 use crate::service::Services;
 

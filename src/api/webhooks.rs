@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, Dialect, ErrorBody};
 use super::extract::{run, RawBody};
-use crate::service::{identity as identity_checks, orders, Services};
+use crate::service::{webhooks, Services};
 
 const TAG: &str = "Webhooks";
 pub const SIGNATURE_HEADER: &str = "x-rssp-signature";
@@ -37,7 +37,8 @@ pub async fn payments(
 ) -> Result<Json<PaymentWebhookResponse>, ApiError> {
     let signature = signature(&req);
     let outcome =
-        run(&services, Dialect::Lifecycle, move |s| orders::payment_webhook(s, &body.0, signature.as_deref())).await?;
+        run(&services, Dialect::Lifecycle, move |s| webhooks::payment_webhook(s, &body.0, signature.as_deref()))
+            .await?;
     Ok(Json(PaymentWebhookResponse {
         order_id: outcome.order_id,
         status: outcome.status,
@@ -63,10 +64,9 @@ pub async fn identity(
     body: RawBody,
 ) -> Result<Json<IdentityWebhookResponse>, ApiError> {
     let signature = signature(&req);
-    let outcome = run(&services, Dialect::Lifecycle, move |s| {
-        identity_checks::identity_webhook(s, &body.0, signature.as_deref())
-    })
-    .await?;
+    let outcome =
+        run(&services, Dialect::Lifecycle, move |s| webhooks::identity_webhook(s, &body.0, signature.as_deref()))
+            .await?;
     Ok(Json(IdentityWebhookResponse {
         check_id: outcome.check_id,
         status: outcome.status,

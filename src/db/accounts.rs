@@ -1,9 +1,10 @@
-//! People enrolled through the lifecycle API: profile, status, login lock-out, authenticator pairing
-//! and consents. (The `users` rows of operator-provisioned signers are read through `users`.)
+//! The `users` table, one row type for everyone in it: people enrolled through the lifecycle API
+//! (profile, status, login lock-out) and signers provisioned by an operator; and their consents.
+//! Their authenticators are in `authenticators`.
 
 use diesel::prelude::*;
 
-use super::schema::{consents, totp_factors, totp_pairings, users};
+use super::schema::{consents, users};
 use super::DbConnection;
 
 pub const STATUS_INVITED: &str = "invited";
@@ -39,6 +40,10 @@ pub fn by_id(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Account>> 
 
 pub fn by_email(conn: &mut DbConnection, email: &str) -> QueryResult<Option<Account>> {
     users::table.filter(users::email.eq(email)).select(Account::as_select()).first(conn).optional()
+}
+
+pub fn by_username(conn: &mut DbConnection, username: &str) -> QueryResult<Option<Account>> {
+    users::table.filter(users::username.eq(username)).select(Account::as_select()).first(conn).optional()
 }
 
 /// People, newest first, optionally only the one with this e-mail address.
@@ -83,18 +88,26 @@ pub fn set_names(conn: &mut DbConnection, id: &str, given_name: &str, surname: &
         .map(|_| ())
 }
 
+/// What [`reserve_login_attempt`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginAttempt {
+    /// One attempt is counted: check the password.
+    Reserved,
+    /// Logins are locked until then; nothing was counted.
+    Locked { until: i64 },
+}
+
 /// Reserves one password check for the account before the (slow) check runs, so that parallel
 /// guesses are counted one after the other: the attempt counts as a failure until the caller clears
 /// the counter after a successful login. The attempt that reaches `max_failures` locks logins until
-/// `lock_until` (it is still checked; a right password then clears the lock). `Err(until)` when
-/// logins are locked and no attempt was reserved.
+/// `lock_until` (it is still checked; a right password then clears the lock).
 pub fn reserve_login_attempt(
     conn: &mut DbConnection,
     id: &str,
     max_failures: i32,
     now: i64,
     lock_until: i64,
-) -> QueryResult<Result<(), i64>> {
+) -> QueryResult<LoginAttempt> {
     // The conditional update takes the row lock first; a concurrent attempt re-reads the row after it.
     let reserved = diesel::update(
         users::table.find(id).filter(users::login_locked_until.is_null().or(users::login_locked_until.le(now))),
@@ -103,12 +116,12 @@ pub fn reserve_login_attempt(
     .execute(conn)?;
     if reserved == 0 {
         let until: Option<i64> = users::table.find(id).select(users::login_locked_until).first(conn)?;
-        return Ok(Err(until.unwrap_or(lock_until)));
+        return Ok(LoginAttempt::Locked { until: until.unwrap_or(lock_until) });
     }
     diesel::update(users::table.find(id).filter(users::login_failures.ge(max_failures)))
         .set((users::login_locked_until.eq(Some(lock_until)), users::login_failures.eq(0)))
         .execute(conn)?;
-    Ok(Ok(()))
+    Ok(LoginAttempt::Reserved)
 }
 
 pub fn clear_login_failures(conn: &mut DbConnection, id: &str) -> QueryResult<()> {
@@ -128,39 +141,6 @@ pub fn set_totp_postpone(
         .set((users::totp_postpone.eq(mode), users::totp_remind_at.eq(remind_at)))
         .execute(conn)
         .map(|_| ())
-}
-
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = totp_pairings)]
-pub struct Pairing {
-    pub user_id: String,
-    pub secret: Vec<u8>,
-    pub created_at: i64,
-    /// How `secret` is stored: a `domain::totp::SeedSeal`, as text.
-    pub secret_seal: String,
-}
-
-/// Starts a pairing, replacing one that was never confirmed.
-pub fn start_pairing(conn: &mut DbConnection, pairing: &Pairing) -> QueryResult<()> {
-    diesel::delete(totp_pairings::table.find(&pairing.user_id)).execute(conn)?;
-    diesel::insert_into(totp_pairings::table).values(pairing).execute(conn).map(|_| ())
-}
-
-pub fn pairing(conn: &mut DbConnection, user_id: &str) -> QueryResult<Option<Pairing>> {
-    totp_pairings::table.find(user_id).select(Pairing::as_select()).first(conn).optional()
-}
-
-pub fn end_pairing(conn: &mut DbConnection, user_id: &str) -> QueryResult<()> {
-    diesel::delete(totp_pairings::table.find(user_id)).execute(conn).map(|_| ())
-}
-
-/// Removes the authenticator: its codes stop working at once.
-pub fn remove_totp(conn: &mut DbConnection, user_id: &str) -> QueryResult<()> {
-    diesel::delete(totp_factors::table.find(user_id)).execute(conn).map(|_| ())
-}
-
-pub fn has_totp(conn: &mut DbConnection, user_id: &str) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(totp_factors::table.find(user_id))).get_result(conn)
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -193,28 +173,4 @@ pub fn has_consent(conn: &mut DbConnection, user_id: &str, document: &str, versi
             .filter(consents::version.eq(version)),
     ))
     .get_result(conn)
-}
-
-/// Pairings whose seed is still stored as `seal` (the clear rows left from before sealing).
-pub fn pairing_secrets_stored_as(conn: &mut DbConnection, seal: &str) -> QueryResult<Vec<(String, Vec<u8>)>> {
-    totp_pairings::table
-        .filter(totp_pairings::secret_seal.eq(seal))
-        .select((totp_pairings::user_id, totp_pairings::secret))
-        .load(conn)
-}
-
-/// Replaces a pairing's seed stored as `from` by its sealed form; false when the row changed meanwhile.
-pub fn reseal_pairing_secret(
-    conn: &mut DbConnection,
-    user_id: &str,
-    from: &str,
-    secret: &[u8],
-    seal: &str,
-) -> QueryResult<bool> {
-    diesel::update(
-        totp_pairings::table.filter(totp_pairings::user_id.eq(user_id)).filter(totp_pairings::secret_seal.eq(from)),
-    )
-    .set((totp_pairings::secret.eq(secret), totp_pairings::secret_seal.eq(seal)))
-    .execute(conn)
-    .map(|n| n == 1)
 }

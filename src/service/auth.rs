@@ -4,7 +4,7 @@ use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 use crate::audit::{self, AuditEvent, Outcome};
-use crate::db::{self, tokens, users};
+use crate::db::{self, accounts, tokens};
 use crate::domain::secrets;
 
 use super::{Param, Principal, ServiceError, Services};
@@ -149,7 +149,7 @@ pub(super) fn check_password_counted(
             now + lifecycle.login_lockout_secs,
         )
     })?;
-    if let Err(until) = reserved {
+    if let db::accounts::LoginAttempt::Locked { until } = reserved {
         burn_password_check(password);
         return Err(ServiceError::LoginLocked { until });
     }
@@ -168,7 +168,7 @@ pub fn login_with_password(
     password: &str,
     remember_me: bool,
 ) -> Result<IssuedTokens, ServiceError> {
-    let user = users::by_username(&mut *services.conn()?, username)?;
+    let user = accounts::by_username(&mut *services.conn()?, username)?;
     let checked = match &user {
         Some(user) => check_password_counted(services, &user.id, &user.password_hash, password),
         None => {

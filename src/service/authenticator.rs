@@ -10,7 +10,7 @@
 
 use crate::audit;
 use crate::db::resets::{self, ResetRow};
-use crate::db::{self, accounts, tokens, users, DbConnection};
+use crate::db::{self, accounts, authenticators, tokens, DbConnection};
 use crate::domain::enrolment::Phone;
 use crate::domain::recovery::{self, ResetStatus};
 use crate::domain::secrets;
@@ -19,9 +19,9 @@ use crate::notify::{self, templates};
 
 use super::accounts::{account_of, password_checked_account, CodeSent};
 use super::auth::{open_portal_session, IssuedTokens};
-use super::identity::{session_url, Decision};
+use super::identity_provider::{session_url, Decision};
 use super::one_time::{self, CodeRequest};
-use super::{audited, totp_seal, Principal, ServiceError, Services};
+use super::{audited, totp_seal, Committed, Principal, ServiceError, Services};
 
 /// A pairing in progress: what the app needs (the QR code is drawn by the api layer).
 #[derive(Debug, Clone)]
@@ -39,9 +39,9 @@ fn new_pairing(
 ) -> Result<PairingStarted, ServiceError> {
     let seed = zeroize::Zeroizing::new(secrets::new_totp_seed());
     let sealed = totp_seal::seal(&services.keystore, user_id, &seed)?;
-    accounts::start_pairing(
+    authenticators::start_pairing(
         conn,
-        &accounts::Pairing {
+        &authenticators::Pairing {
             user_id: user_id.to_string(),
             secret: sealed.secret,
             created_at: now,
@@ -58,7 +58,7 @@ pub fn start_pairing(services: &Services, principal: &Principal) -> Result<Pairi
         let now = services.now();
         let mut conn = services.conn()?;
         let account = account_of(&mut conn, principal)?;
-        if accounts::has_totp(&mut conn, &account.id)? {
+        if authenticators::has_totp(&mut conn, &account.id)? {
             return Err(ServiceError::Conflict("An authenticator is already paired; reset it to pair another".into()));
         }
         db::write_transaction(&mut conn, |c| {
@@ -74,20 +74,21 @@ pub fn confirm_pairing(services: &Services, principal: &Principal, code: &str) -
     audited(services, "totp.paired", Some(&principal.user_id), || {
         let now = services.now();
         let mut conn = services.conn()?;
-        let pairing = accounts::pairing(&mut conn, &principal.user_id)?
+        let pairing = authenticators::pairing(&mut conn, &principal.user_id)?
             .ok_or_else(|| ServiceError::Conflict("No pairing in progress; start one first".into()))?;
-        let seed = totp_seal::open(&services.keystore, &principal.user_id, &pairing.secret, &pairing.secret_seal)??;
+        let seed =
+            totp_seal::open(&services.keystore, &principal.user_id, &pairing.secret, &pairing.secret_seal)?.usable()?;
         let TotpCheck::Accepted { step } = totp::check(&seed, code, now, None) else {
             return Err(ServiceError::InvalidOtp);
         };
         drop(seed);
         db::write_transaction(&mut conn, |c| {
-            if accounts::has_totp(c, &principal.user_id)? {
+            if authenticators::has_totp(c, &principal.user_id)? {
                 return Err(ServiceError::Conflict("An authenticator is already paired".into()));
             }
-            users::insert_totp(
+            authenticators::insert_totp(
                 c,
-                &users::TotpFactor {
+                &authenticators::TotpFactor {
                     user_id: principal.user_id.clone(),
                     // Sealed for this same user: the sealed bytes move from the pairing as they are.
                     secret: pairing.secret.clone(),
@@ -97,7 +98,7 @@ pub fn confirm_pairing(services: &Services, principal: &Principal, code: &str) -
                     secret_seal: pairing.secret_seal.clone(),
                 },
             )?;
-            accounts::end_pairing(c, &principal.user_id)?;
+            authenticators::end_pairing(c, &principal.user_id)?;
             accounts::set_totp_postpone(c, &principal.user_id, None, None)?;
             audit::success(c, now, "totp.paired", Some(&principal.user_id), None, "authenticator paired")
                 .map_err(ServiceError::from)
@@ -219,11 +220,11 @@ pub fn reset_confirm(
         let mut conn = services.conn()?;
         let now = services.now();
         let cooling_off = services.config.security.recovery_cooling_off_secs;
-        db::write_transaction(&mut conn, |c| -> Result<Result<_, ServiceError>, ServiceError> {
-            if let Err(refusal) =
+        db::write_transaction(&mut conn, |c| -> Result<Committed<_>, ServiceError> {
+            if let Committed::Refused(refusal) =
                 one_time::use_code(services, c, &account.id, one_time::TOTP_RESET_SMS, None, code, now)?
             {
-                return Ok(Err(refusal));
+                return Ok(Committed::Refused(refusal));
             }
             let previous = resets::latest_of_user(c, &account.id)?.map(|r| reset_status(&r)).transpose()?;
             let status = recovery::initial_status(resets::recovered_at(c, &account.id)?, previous, now, cooling_off);
@@ -237,7 +238,7 @@ pub fn reset_confirm(
                 decided_at: None,
             };
             resets::insert(c, &row)?;
-            accounts::remove_totp(c, &account.id)?;
+            authenticators::remove_totp(c, &account.id)?;
             tokens::revoke_all_of_user(c, &account.id, None)?;
             let pairing = new_pairing(services, c, &account.id, &account.username, now)?;
             let session = open_portal_session(services, c, &account.id, now)?;
@@ -271,8 +272,9 @@ pub fn reset_confirm(
                 None,
                 format!("old authenticator removed, all sessions revoked; reset {} {}", view.id, status.as_str()),
             )?;
-            Ok(Ok((session, pairing, view)))
+            Ok(Committed::Done((session, pairing, view)))
         })?
+        .into_result()
     })
 }
 
@@ -307,8 +309,8 @@ pub fn cancel_reset(services: &Services, token: &str) -> Result<ResetView, Servi
             )? {
                 return Err(ServiceError::Conflict("The reset changed meanwhile; try again".into()));
             }
-            accounts::remove_totp(c, &reset.user_id)?;
-            accounts::end_pairing(c, &reset.user_id)?;
+            authenticators::remove_totp(c, &reset.user_id)?;
+            authenticators::end_pairing(c, &reset.user_id)?;
             tokens::revoke_all_of_user(c, &reset.user_id, None)?;
             resets::set_recovered_at(c, &reset.user_id, now)?;
             let account = accounts::by_id(c, &reset.user_id)?;
@@ -348,7 +350,7 @@ pub fn resets_for_operator(services: &Services, status: Option<&str>) -> Result<
             ));
         }
     }
-    let rows = resets::list(&mut *services.conn()?, status, super::operators::MAX_ROWS)?;
+    let rows = resets::list(&mut *services.conn()?, status, super::MAX_ROWS)?;
     rows.into_iter().map(|r| reset_view(services, r)).collect()
 }
 

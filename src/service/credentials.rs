@@ -8,7 +8,7 @@ use crate::db::{self, credentials::CredentialRow, sads, DbConnection};
 use crate::domain::sad::{self, SadPolicyError, SignatureActivationRequest};
 use crate::domain::{renewal, secrets, HashAlgorithm, KeyKind};
 
-use super::{second_factor, Param, Principal, ServiceError, Services};
+use super::{second_factor, Committed, Param, Principal, ServiceError, Services};
 
 pub const STATUS_ENABLED: &str = "enabled";
 /// A key that must not sign: the credential of a certificate whose issuance did not complete.
@@ -20,7 +20,7 @@ pub const MAX_ID_LEN: usize = 64;
 
 /// A credential as both CSC dialects describe it.
 #[derive(Debug, Clone)]
-pub struct CredentialView {
+pub struct CscCredential {
     pub id: String,
     pub key_kind: KeyKind,
     pub key_enabled: bool,
@@ -106,7 +106,7 @@ pub fn list(
     Ok((ids, next))
 }
 
-pub fn info(services: &Services, principal: &Principal, credential_id: &str) -> Result<CredentialView, ServiceError> {
+pub fn info(services: &Services, principal: &Principal, credential_id: &str) -> Result<CscCredential, ServiceError> {
     let row = owned(&mut *services.conn()?, principal, credential_id)?;
     view(services, row)
 }
@@ -117,17 +117,17 @@ pub fn describe_all(
     services: &Services,
     principal: &Principal,
     only_valid: bool,
-) -> Result<Vec<CredentialView>, ServiceError> {
+) -> Result<Vec<CscCredential>, ServiceError> {
     let rows = db::credentials::of_user(&mut *services.conn()?, &principal.user_id, MAX_PAGE)?;
     let views = rows.into_iter().map(|row| view(services, row)).collect::<Result<Vec<_>, _>>()?;
     Ok(views.into_iter().filter(|v| !only_valid || v.key_enabled).collect())
 }
 
-fn view(services: &Services, row: CredentialRow) -> Result<CredentialView, ServiceError> {
+fn view(services: &Services, row: CredentialRow) -> Result<CscCredential, ServiceError> {
     let cert = Certificate::from_der(&row.certificate).map_err(ServiceError::internal)?;
     let tbs = cert.tbs_certificate();
     let status = cert_status(&row, services.now());
-    Ok(CredentialView {
+    Ok(CscCredential {
         key_kind: key_kind(&row)?,
         key_enabled: row.status == STATUS_ENABLED && status == "valid",
         cert_status: status,
@@ -218,10 +218,11 @@ fn authorize_inner(
     super::authenticator::require_signing_allowed(&mut conn, &principal.user_id)?;
     let pin = row.pin_hash.as_deref().zip(request.pin.as_deref());
     let prepared = second_factor::prepare(services, &mut conn, &principal.user_id, pin)?;
-    // The factor checks commit their counters even when they refuse, hence the nested result.
-    let outcome = db::write_transaction(&mut conn, |c| -> Result<Result<IssuedSad, ServiceError>, ServiceError> {
-        if let Err(refusal) = second_factor::check(services, c, &principal.user_id, otp, prepared, now)? {
-            return Ok(Err(refusal));
+    // The factor checks commit their counters even when they refuse (see `Committed`).
+    let outcome = db::write_transaction(&mut conn, |c| -> Result<Committed<IssuedSad>, ServiceError> {
+        if let Committed::Refused(refusal) = second_factor::check(services, c, &principal.user_id, otp, prepared, now)?
+        {
+            return Ok(Committed::Refused(refusal));
         }
         let sad = secrets::new_token();
         let security = &services.config.security;
@@ -252,9 +253,9 @@ fn authorize_inner(
                 detail: format!("numSignatures={} hashes={}", activation.num_signatures, activation.hashes.len()),
             },
         )?;
-        Ok(Ok(IssuedSad { sad, expires_in: expires_at - now }))
+        Ok(Committed::Done(IssuedSad { sad, expires_in: expires_at - now }))
     })?;
-    outcome
+    outcome.into_result()
 }
 
 /// What a client sends to `credentials/extendTransaction`, once parsed.

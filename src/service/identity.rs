@@ -12,8 +12,9 @@ use crate::domain::renewal::RekeyWindow;
 use crate::domain::KeyKind;
 use crate::notify::{self, templates};
 
+use super::identity_provider::{session_url, Decision};
 use super::issuance::{self, CredentialSummary, SubjectNames};
-use super::orders::{check_rekey_window, signed_event, AWAITING_DECISION, PAID};
+use super::orders::{check_rekey_window, AWAITING_DECISION, PAID};
 use super::{audited, Principal, ServiceError, Services};
 
 pub const PENDING: &str = "pending";
@@ -24,11 +25,6 @@ pub const REJECTED: &str = "rejected";
 pub const KIND_IDENTITY: &str = "identity";
 /// A submitted rekey: its names and identity document, waiting for a decision.
 pub const KIND_REKEY: &str = "rekey";
-
-/// The provider's page for a check.
-pub fn session_url(services: &Services, check_id: &str) -> String {
-    services.config.identity.session_url.replace("{check_id}", check_id)
-}
 
 /// Opens a pending check for the order and e-mails the link (inside the caller's transaction).
 pub(super) fn open_check(
@@ -99,25 +95,6 @@ pub fn checks_of(services: &Services, principal: &Principal) -> Result<Vec<Ident
     Ok(store::checks_of_user(&mut *services.conn()?, &principal.user_id)?)
 }
 
-/// An operator's or the provider's verdict.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    Accept,
-    Reject { reasons: Vec<String> },
-}
-
-impl Decision {
-    /// Refuses rejection reasons that are empty, too long or too many.
-    pub(super) fn check_reasons(&self) -> Result<(), ServiceError> {
-        if let Decision::Reject { reasons } = self {
-            if reasons.len() > 20 || reasons.iter().any(|r| r.trim().is_empty() || r.chars().count() > 200) {
-                return Err(ServiceError::InvalidRequest("reasons: up to 20 reasons of 1 to 200 characters".into()));
-            }
-        }
-        Ok(())
-    }
-}
-
 /// Decides a pending check. Accepting lets issuance go ahead (for a rekey: issues the new key and
 /// certificate); rejecting opens a new check (for a rekey: lets the person submit again). Both e-mail
 /// the person.
@@ -141,7 +118,7 @@ pub(super) fn decide_rekey_now(
 
 /// Decides a check; with `event_key`, only on the event's first delivery (the bool says it was a
 /// redelivery). An accepted rekey is issued after the decision's transaction, which reserved it.
-fn decide_once(
+pub(super) fn decide_once(
     services: &Services,
     check_id: &str,
     decision: Decision,
@@ -292,60 +269,4 @@ fn decide_rekey_in(
         format!("rekey check {} of order {} {status} by {decided_by}", check.id, order.id),
     )?;
     Ok(issue_now)
-}
-
-/// The identification provider's verdict.
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IdentityEvent {
-    pub event_id: String,
-    pub check_id: String,
-    /// `accepted` or `rejected`.
-    pub result: String,
-    #[serde(default)]
-    pub reasons: Vec<String>,
-}
-
-/// What the identity webhook did: the check decided, its status now, and whether it was a redelivery.
-#[derive(Debug, Clone)]
-pub struct WebhookOutcome {
-    pub check_id: String,
-    pub status: String,
-    pub duplicate: bool,
-}
-
-/// `POST /webhooks/identity`. A redelivered event changes nothing and says so. The check is an order's,
-/// or an authenticator reset's (see `authenticator`).
-pub fn identity_webhook(
-    services: &Services,
-    body: &[u8],
-    signature: Option<&str>,
-) -> Result<WebhookOutcome, ServiceError> {
-    let event: IdentityEvent = audited(services, "webhook.identity", None, || {
-        let event: IdentityEvent = signed_event(services.webhook_secrets.identity.as_deref(), body, signature)?;
-        if event.event_id.is_empty() || event.event_id.len() > 128 {
-            return Err(ServiceError::InvalidRequest("event_id: 1 to 128 characters".into()));
-        }
-        Ok(event)
-    })?;
-    let decision = match event.result.as_str() {
-        "accepted" => Decision::Accept,
-        "rejected" => Decision::Reject { reasons: event.reasons.clone() },
-        _ => return Err(ServiceError::InvalidRequest("result: accepted or rejected".into())),
-    };
-    let key = format!("identity:{}", event.event_id);
-    let by = "identification provider";
-    let is_reset = {
-        let mut conn = services.conn()?;
-        store::check(&mut conn, &event.check_id)?.is_none()
-            && crate::db::resets::by_id(&mut conn, &event.check_id)?.is_some()
-    };
-    if is_reset {
-        decision.check_reasons()?;
-        let (reset, duplicate) =
-            super::authenticator::decide_reset(services, &event.check_id, &decision, by, Some(&key))?;
-        return Ok(WebhookOutcome { check_id: reset.id, status: reset.status.as_str().to_string(), duplicate });
-    }
-    let (check, duplicate, _) = decide_once(services, &event.check_id, decision, by, Some(&key))?;
-    Ok(WebhookOutcome { check_id: check.id, status: check.status, duplicate })
 }

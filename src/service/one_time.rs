@@ -7,7 +7,7 @@ use crate::db::verifications::{self, Verification};
 use crate::db::DbConnection;
 use crate::domain::{enrolment, secrets};
 
-use super::{Param, ServiceError, Services};
+use super::{Committed, Param, ServiceError, Services};
 
 /// Purposes: which flow a link or code belongs to.
 pub const ACTIVATION_LINK: &str = "activation";
@@ -152,7 +152,7 @@ pub(super) fn new_code(
 }
 
 /// Checks a code against the newest one of the purpose (under `parent_id` when given) and uses it up.
-/// A wrong code counts toward the code's tries, so the caller must commit; the inner error is the refusal.
+/// A wrong code counts toward the code's tries, so the caller must commit (see [`Committed`]).
 pub(super) fn use_code(
     services: &Services,
     conn: &mut DbConnection,
@@ -161,8 +161,8 @@ pub(super) fn use_code(
     parent_id: Option<&str>,
     code: &str,
     now: i64,
-) -> Result<Result<Verification, ServiceError>, ServiceError> {
-    let refuse = |text: &str| Ok(Err(ServiceError::InvalidRequest(text.to_string())));
+) -> Result<Committed<Verification>, ServiceError> {
+    let refuse = |text: &str| Ok(Committed::Refused(ServiceError::InvalidRequest(text.to_string())));
     let Some(row) = verifications::latest(conn, user_id, purpose, parent_id)? else {
         return refuse("No code was sent; ask for one first");
     };
@@ -187,11 +187,11 @@ pub(super) fn use_code(
     if !verifications::mark_used(conn, &row.id, now)? {
         return refuse("The code was already used; ask for a new one");
     }
-    Ok(Ok(row))
+    Ok(Committed::Done(row))
 }
 
-/// Uses up a link together with the code sent for it (activation, password recovery). The inner error
-/// is the refusal; a wrong code's try is counted, so the caller must commit.
+/// Uses up a link together with the code sent for it (activation, password recovery). A wrong code's
+/// try is counted, so the caller must commit (see [`Committed`]).
 pub(super) fn use_link_with_code(
     services: &Services,
     conn: &mut DbConnection,
@@ -199,12 +199,14 @@ pub(super) fn use_link_with_code(
     code_purpose: &str,
     code: &str,
     now: i64,
-) -> Result<Result<(), ServiceError>, ServiceError> {
-    if let Err(refusal) = use_code(services, conn, &link.user_id, code_purpose, Some(&link.id), code, now)? {
-        return Ok(Err(refusal));
+) -> Result<Committed<()>, ServiceError> {
+    if let Committed::Refused(refusal) =
+        use_code(services, conn, &link.user_id, code_purpose, Some(&link.id), code, now)?
+    {
+        return Ok(Committed::Refused(refusal));
     }
     if !verifications::mark_used(conn, &link.id, now)? {
-        return Ok(Err(ServiceError::InvalidRequest("The link was already used".into())));
+        return Ok(Committed::Refused(ServiceError::InvalidRequest("The link was already used".into())));
     }
-    Ok(Ok(()))
+    Ok(Committed::Done(()))
 }

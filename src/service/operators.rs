@@ -59,12 +59,9 @@ pub fn authenticate(services: &Services, key: &str) -> Result<Operator, ServiceE
     }
 }
 
-/// Most rows an admin listing returns.
-pub const MAX_ROWS: i64 = 500;
-
 pub fn users(services: &Services, email: Option<&str>) -> Result<Vec<accounts::Account>, ServiceError> {
     let email = email.map(|e| e.trim().to_ascii_lowercase());
-    Ok(accounts::list(&mut *services.conn()?, email.as_deref(), MAX_ROWS)?)
+    Ok(accounts::list(&mut *services.conn()?, email.as_deref(), super::MAX_ROWS)?)
 }
 
 /// A person with their orders and credentials.
@@ -80,25 +77,25 @@ pub fn user(services: &Services, user_id: &str) -> Result<UserDetail, ServiceErr
 }
 
 pub fn orders(services: &Services, status: Option<&str>) -> Result<Vec<orders::OrderRow>, ServiceError> {
-    Ok(orders::list(&mut *services.conn()?, status, MAX_ROWS)?)
+    Ok(orders::list(&mut *services.conn()?, status, super::MAX_ROWS)?)
 }
 
 pub fn identity_checks(
     services: &Services,
     status: Option<&str>,
 ) -> Result<Vec<orders::IdentityCheckRow>, ServiceError> {
-    Ok(orders::checks(&mut *services.conn()?, status, MAX_ROWS)?)
+    Ok(orders::checks(&mut *services.conn()?, status, super::MAX_ROWS)?)
 }
 
 pub fn audit_page(services: &Services, after: i64, limit: i64) -> Result<Vec<db::audit::AuditRow>, ServiceError> {
-    Ok(db::audit::page(&mut *services.conn()?, after, limit.clamp(1, MAX_ROWS))?)
+    Ok(db::audit::page(&mut *services.conn()?, after, limit.clamp(1, super::MAX_ROWS))?)
 }
 
 /// The bodies of messages with codes or links are redacted unless in development mode
 /// (`notify::secret_bodies_visible`): an operator key must not be a way into people's accounts.
 pub fn outbox(services: &Services, recipient: Option<&str>, after: i64) -> Result<Vec<outbox::Message>, ServiceError> {
     let visible = crate::notify::secret_bodies_visible(&services.config);
-    let mut messages = outbox::list(&mut *services.conn()?, recipient, after, MAX_ROWS)?;
+    let mut messages = outbox::list(&mut *services.conn()?, recipient, after, super::MAX_ROWS)?;
     for message in messages.iter_mut().filter(|m| m.secret && !visible) {
         message.body = REDACTED_BODY.to_string();
     }

@@ -1,5 +1,6 @@
 //! Packages and orders: the catalogue, an order with invoice data, payment through the provider's
-//! page and its signed webhook, and what a rekey order needs (personal data, identity document).
+//! page (its webhook is handled in `webhooks`), and what a rekey order needs (personal data, identity
+//! document).
 
 use sha2::{Digest, Sha256};
 
@@ -11,7 +12,6 @@ use crate::domain::documents::{self, DocumentType};
 use crate::domain::enrolment::{self, Invoice};
 use crate::domain::renewal::RekeyWindow;
 use crate::domain::secrets;
-use crate::notify::{self, templates};
 
 use super::accounts::require_second_factor_ready;
 use super::{audited, Principal, ServiceError, Services};
@@ -217,7 +217,7 @@ pub fn create(services: &Services, principal: &Principal, order: NewOrder) -> Re
     })
 }
 
-fn changed_meanwhile() -> ServiceError {
+pub(super) fn changed_meanwhile() -> ServiceError {
     ServiceError::Conflict("The order was changed by another request meanwhile; reload it".into())
 }
 
@@ -308,103 +308,6 @@ pub fn start_payment(
             Ok(order)
         })?;
         Ok(PaymentStarted { payment_url: payment_url(services, &order), order })
-    })
-}
-
-/// The payment provider's confirmation, once its signature is checked.
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PaymentEvent {
-    pub event_id: String,
-    pub payment_ref: String,
-    /// `paid`; anything else is recorded and changes nothing.
-    pub status: String,
-    pub amount_cents: i64,
-    pub currency: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct PaymentOutcome {
-    pub order_id: String,
-    pub status: String,
-    pub duplicate: bool,
-}
-
-/// Checks a webhook's signature and parses its body.
-pub(super) fn signed_event<T: serde::de::DeserializeOwned>(
-    secret: Option<&str>,
-    body: &[u8],
-    signature: Option<&str>,
-) -> Result<T, ServiceError> {
-    let secret = secret.ok_or_else(|| ServiceError::Forbidden("This webhook is not configured".into()))?;
-    if !signature.is_some_and(|s| secrets::verify_webhook_signature(secret, body, s)) {
-        return Err(ServiceError::InvalidToken);
-    }
-    serde_json::from_slice(body).map_err(|e| ServiceError::InvalidRequest(format!("Malformed event: {e}")))
-}
-
-/// `POST /webhooks/payments`: marks the order paid (once, however often the event is delivered), and
-/// for a new certificate starts the identity verification.
-pub fn payment_webhook(
-    services: &Services,
-    body: &[u8],
-    signature: Option<&str>,
-) -> Result<PaymentOutcome, ServiceError> {
-    audited(services, "webhook.payment", None, || {
-        let event: PaymentEvent = signed_event(services.webhook_secrets.payments.as_deref(), body, signature)?;
-        if event.event_id.is_empty() || event.event_id.len() > 128 {
-            return Err(ServiceError::InvalidRequest("event_id: 1 to 128 characters".into()));
-        }
-        let now = services.now();
-        let mut conn = services.conn()?;
-        db::write_transaction(&mut conn, |c| {
-            let mut order = store::by_payment_ref(c, &event.payment_ref)?
-                .ok_or_else(|| ServiceError::NotFound("No order with this payment_ref".into()))?;
-            if !store::first_delivery(c, &format!("payment:{}", event.event_id), &order.id, now)? {
-                return Ok(PaymentOutcome { order_id: order.id, status: order.status, duplicate: true });
-            }
-            if event.status != "paid" {
-                audit::success(
-                    c,
-                    now,
-                    "webhook.payment",
-                    Some(&order.user_id),
-                    None,
-                    format!("order {} payment {}", order.id, event.status),
-                )?;
-                return Ok(PaymentOutcome { order_id: order.id, status: order.status, duplicate: false });
-            }
-            if event.amount_cents != order.gross_cents || event.currency != order.currency {
-                return Err(ServiceError::InvalidRequest(format!(
-                    "The amount does not match the order: expected {} {}",
-                    order.gross_cents, order.currency
-                )));
-            }
-            if order.status != AWAITING_PAYMENT {
-                return Err(ServiceError::Conflict(format!("The order is {}", order.status)));
-            }
-            order.status = PAID.into();
-            order.paid_at = Some(now);
-            if !store::update_if(c, &order, AWAITING_PAYMENT)? {
-                return Err(changed_meanwhile());
-            }
-            let account =
-                accounts::by_id(c, &order.user_id)?.ok_or_else(|| ServiceError::internal("order without account"))?;
-            if let Some(email) = &account.email {
-                notify::enqueue(
-                    c,
-                    &services.config,
-                    now,
-                    Some(&account.id),
-                    templates::payment_received(email, &order.id, order.gross_cents, &order.currency),
-                )?;
-            }
-            if order.purpose != Purpose::Rekey.as_str() {
-                super::identity::open_check(services, c, &order, account.email.as_deref(), now)?;
-            }
-            audit::success(c, now, "webhook.payment", Some(&order.user_id), None, format!("order {} paid", order.id))?;
-            Ok(PaymentOutcome { order_id: order.id, status: order.status, duplicate: false })
-        })
     })
 }
 

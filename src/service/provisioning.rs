@@ -2,7 +2,7 @@
 //! factor, a key pair in the HSM and a qualified certificate from our CA.
 
 use crate::audit::{self, AuditEvent, Outcome};
-use crate::db::{self, accounts, credentials::CredentialRow, users};
+use crate::db::{self, accounts, authenticators, credentials::CredentialRow};
 use crate::domain::{enrolment, secrets, totp, KeyKind};
 use crate::pki::ca::{person_name, provider_serial_number, PersonSubject};
 
@@ -68,7 +68,7 @@ pub fn provision(services: &Services, signer: NewSigner) -> Result<ProvisionedSi
         .map_err(ServiceError::InvalidRequest)?;
     let now = services.now();
     let mut conn = services.conn()?;
-    if users::by_username(&mut conn, &signer.username)?.is_some() {
+    if accounts::by_username(&mut conn, &signer.username)?.is_some() {
         return Err(ServiceError::InvalidRequest(format!("user {:?} already exists", signer.username)));
     }
     let user_id = uuid::Uuid::new_v4().to_string();
@@ -95,19 +95,30 @@ pub fn provision(services: &Services, signer: NewSigner) -> Result<ProvisionedSi
     )?;
 
     db::write_transaction(&mut conn, |c| {
-        users::insert(
+        // One row with everything an operator-provisioned signer has: no e-mail, no phone, active.
+        let (given_name, surname) = names.clone().unzip();
+        accounts::insert(
             c,
-            &users::User { id: user_id.clone(), username: signer.username.clone(), password_hash, created_at: now },
+            &accounts::Account {
+                id: user_id.clone(),
+                username: signer.username.clone(),
+                password_hash,
+                created_at: now,
+                given_name,
+                surname,
+                email: None,
+                phone: None,
+                status: accounts::STATUS_ACTIVE.into(),
+                login_failures: 0,
+                login_locked_until: None,
+                totp_postpone: None,
+                totp_remind_at: None,
+                country: country.clone(),
+            },
         )?;
-        if let Some((given_name, surname)) = &names {
-            accounts::set_names(c, &user_id, given_name, surname)?;
-        }
-        if let Some(country) = &country {
-            accounts::set_country(c, &user_id, country)?;
-        }
-        users::insert_totp(
+        authenticators::insert_totp(
             c,
-            &users::TotpFactor {
+            &authenticators::TotpFactor {
                 user_id: user_id.clone(),
                 secret: sealed.secret,
                 last_step: None,

@@ -1,13 +1,12 @@
 //! The person's second factor: the TOTP code (and a credential's PIN), with replay protection and
 //! lock-out. Used by `credentials/authorize` and by every lifecycle step that asks for a code.
 
-use crate::db::{self, users, DbConnection};
-use zeroize::Zeroizing;
-
+use crate::db::{self, authenticators, DbConnection};
 use crate::domain::totp::{self, TotpCheck};
 
 use super::auth::verify_password;
-use super::{totp_seal, ServiceError, Services};
+use super::totp_seal::{self, OpenedSeed};
+use super::{Committed, ServiceError, Services};
 
 /// What the slow part of a factor check found, before any transaction is open: the seed opened in the
 /// HSM and the PIN checked with Argon2. On SQLite a write transaction locks the whole database, so
@@ -17,10 +16,10 @@ pub(super) struct PreparedFactors {
     pin_ok: bool,
 }
 
-/// The sealed seed as read, and the seed it opened to (or the refusal if it does not open).
+/// The sealed seed as read, and what it opened to.
 struct OpenedFactor {
     sealed: Vec<u8>,
-    seed: Result<Zeroizing<Vec<u8>>, ServiceError>,
+    seed: OpenedSeed,
 }
 
 /// Opens the seed and checks the PIN (`(stored hash, given)`), outside any transaction.
@@ -30,7 +29,7 @@ pub(super) fn prepare(
     user_id: &str,
     pin: Option<(&str, &str)>,
 ) -> Result<PreparedFactors, ServiceError> {
-    let factor = match users::totp(conn, user_id)? {
+    let factor = match authenticators::factor(conn, user_id)? {
         Some(factor) => {
             let seed = totp_seal::open(&services.keystore, user_id, &factor.secret, &factor.secret_seal)?;
             Some(OpenedFactor { sealed: factor.secret, seed })
@@ -42,8 +41,7 @@ pub(super) fn prepare(
 }
 
 /// Checks the lock, the PIN and the TOTP code found by [`prepare`]. Wrong factors count toward the
-/// lock-out; the counters are written whatever the outcome, so the caller must commit. The inner error
-/// is the refusal.
+/// lock-out; the counters are written whatever the outcome, so the caller must commit (see [`Committed`]).
 pub(super) fn check(
     services: &Services,
     conn: &mut DbConnection,
@@ -51,46 +49,47 @@ pub(super) fn check(
     otp: &str,
     prepared: PreparedFactors,
     now: i64,
-) -> Result<Result<(), ServiceError>, ServiceError> {
+) -> Result<Committed<()>, ServiceError> {
     let security = &services.config.security;
     // Lock the factor's row first, so concurrent guesses are counted one after the other.
-    users::lock_totp(conn, user_id)?;
-    let (Some(factor), Some(OpenedFactor { sealed, seed })) = (users::totp(conn, user_id)?, prepared.factor) else {
-        return Ok(Err(ServiceError::Forbidden("No authenticator is paired with this account".into())));
+    authenticators::lock_totp(conn, user_id)?;
+    let (Some(factor), Some(OpenedFactor { sealed, seed })) = (authenticators::factor(conn, user_id)?, prepared.factor)
+    else {
+        return Ok(Committed::Refused(ServiceError::Forbidden("No authenticator is paired with this account".into())));
     };
     // The authenticator was replaced between reading and locking: check nothing against the old one.
     if factor.secret != sealed {
-        return Ok(Err(ServiceError::Conflict("The authenticator changed meanwhile; try again".into())));
+        return Ok(Committed::Refused(ServiceError::Conflict("The authenticator changed meanwhile; try again".into())));
     }
     if let Some(until) = factor.locked_until.filter(|until| *until > now) {
-        return Ok(Err(ServiceError::OtpLocked { until }));
+        return Ok(Committed::Refused(ServiceError::OtpLocked { until }));
     }
-    let fail = |conn: &mut DbConnection, refusal: ServiceError| -> Result<Result<(), ServiceError>, ServiceError> {
+    let fail = |conn: &mut DbConnection, refusal: ServiceError| -> Result<Committed<()>, ServiceError> {
         let lock_until = now + security.otp_lockout_secs;
-        let failures = users::record_totp_failure(conn, user_id, security.otp_max_failures, lock_until)?;
+        let failures = authenticators::record_totp_failure(conn, user_id, security.otp_max_failures, lock_until)?;
         if failures >= security.otp_max_failures {
-            return Ok(Err(ServiceError::OtpLocked { until: lock_until }));
+            return Ok(Committed::Refused(ServiceError::OtpLocked { until: lock_until }));
         }
-        Ok(Err(refusal))
+        Ok(Committed::Refused(refusal))
     };
     if !prepared.pin_ok {
         return fail(conn, ServiceError::InvalidPin);
     }
     // The seed was opened (in the HSM) before the transaction, and is zeroed when the check is done.
-    let seed = match seed {
+    let seed = match seed.usable() {
         Ok(seed) => seed,
-        Err(refusal) => return Ok(Err(refusal)),
+        Err(refusal) => return Ok(Committed::Refused(refusal)),
     };
     match totp::check(&seed, otp, now, factor.last_step) {
         TotpCheck::Wrong => fail(conn, ServiceError::InvalidOtp),
         // A code that was right but is used up is not a guess: refused, not counted toward the lock.
-        TotpCheck::Replayed => Ok(Err(ServiceError::OtpReplayed)),
+        TotpCheck::Replayed => Ok(Committed::Refused(ServiceError::OtpReplayed)),
         TotpCheck::Accepted { step } => {
             // Conditional on the step moving forward: of two requests racing with one code, one wins.
-            if users::accept_totp_step(conn, user_id, step)? {
-                Ok(Ok(()))
+            if authenticators::accept_totp_step(conn, user_id, step)? {
+                Ok(Committed::Done(()))
             } else {
-                Ok(Err(ServiceError::OtpReplayed))
+                Ok(Committed::Refused(ServiceError::OtpReplayed))
             }
         }
     }
@@ -106,5 +105,5 @@ pub(super) fn verify_otp(
 ) -> Result<(), ServiceError> {
     let now = services.now();
     let prepared = prepare(services, conn, user_id, None)?;
-    db::write_transaction(conn, |c| check(services, c, user_id, otp, prepared, now))?
+    db::write_transaction(conn, |c| check(services, c, user_id, otp, prepared, now))?.into_result()
 }

@@ -4,7 +4,7 @@
 
 use zeroize::Zeroizing;
 
-use crate::db::{self, accounts, users, DbConnection};
+use crate::db::{self, authenticators, DbConnection};
 use crate::domain::totp::SeedSeal;
 use crate::hsm::{HsmError, KeyStore};
 
@@ -22,22 +22,33 @@ pub(super) fn seal(keystore: &KeyStore, user_id: &str, seed: &[u8]) -> Result<Se
     Ok(SealedSeed { secret, seal: SeedSeal::HsmAesGcmV1.as_str().to_string() })
 }
 
-/// Opens the seed stored in `user_id`'s row. The inner error is the refusal: a seed that does not open
-/// (altered, or copied from another user's row), or one left in clear, is never used.
-pub(super) fn open(
-    keystore: &KeyStore,
-    user_id: &str,
-    secret: &[u8],
-    seal: &str,
-) -> Result<Result<Zeroizing<Vec<u8>>, ServiceError>, ServiceError> {
-    let unusable = || {
-        Ok(Err(ServiceError::Forbidden(
-            "The authenticator of this account cannot be used; reset the authenticator".into(),
-        )))
-    };
+/// A stored seed after [`open`]. An unusable one is a refusal, not a failure: the caller decides when
+/// to refuse (a code check first counts a wrong PIN).
+pub(super) enum OpenedSeed {
+    Usable(Zeroizing<Vec<u8>>),
+    /// Never used: it does not open (altered, or copied from another user's row), or it was left in clear.
+    Unusable,
+}
+
+impl OpenedSeed {
+    /// The seed, or the refusal that sends the person to reset the authenticator.
+    pub(super) fn usable(self) -> Result<Zeroizing<Vec<u8>>, ServiceError> {
+        match self {
+            OpenedSeed::Usable(seed) => Ok(seed),
+            OpenedSeed::Unusable => Err(ServiceError::Forbidden(
+                "The authenticator of this account cannot be used; reset the authenticator".into(),
+            )),
+        }
+    }
+}
+
+/// Opens the seed stored in `user_id`'s row. The error is a failure (of the HSM); a seed that must not
+/// be used is [`OpenedSeed::Unusable`].
+pub(super) fn open(keystore: &KeyStore, user_id: &str, secret: &[u8], seal: &str) -> Result<OpenedSeed, ServiceError> {
+    let unusable = || Ok(OpenedSeed::Unusable);
     match SeedSeal::parse(seal) {
         Some(SeedSeal::HsmAesGcmV1) => match keystore.unseal(&SeedSeal::aad(user_id), secret) {
-            Ok(seed) => Ok(Ok(seed)),
+            Ok(seed) => Ok(OpenedSeed::Usable(seed)),
             Err(HsmError::SealBroken) => {
                 // Only a writer of the database can cause this: say so loudly (no secret in the line).
                 tracing::error!(user_id, "a sealed TOTP seed does not open: altered or moved between rows");
@@ -58,16 +69,17 @@ pub(super) fn open(
 pub fn seal_clear_seeds(conn: &mut DbConnection, keystore: &KeyStore) -> Result<usize, StartError> {
     let clear = SeedSeal::Clear.as_str();
     let sealed_as = SeedSeal::HsmAesGcmV1.as_str();
-    let factors = users::totp_secrets_stored_as(conn, clear).map_err(db::DbError::from)?;
-    let pairings = accounts::pairing_secrets_stored_as(conn, clear).map_err(db::DbError::from)?;
+    let factors = authenticators::totp_secrets_stored_as(conn, clear).map_err(db::DbError::from)?;
+    let pairings = authenticators::pairing_secrets_stored_as(conn, clear).map_err(db::DbError::from)?;
     if factors.is_empty() && pairings.is_empty() {
         return Ok(0);
     }
     // Only the first start after the upgrade converts: once any seed is sealed, a clear one can only
     // have been written behind this server's back (a database writer planting a seed it knows), and
     // sealing it would make it a working factor. Such rows stay refused.
-    let already_sealed =
-        !users::totp_secrets_stored_as(conn, SeedSeal::HsmAesGcmV1.as_str()).map_err(db::DbError::from)?.is_empty();
+    let already_sealed = !authenticators::totp_secrets_stored_as(conn, SeedSeal::HsmAesGcmV1.as_str())
+        .map_err(db::DbError::from)?
+        .is_empty();
     if already_sealed {
         tracing::error!(
             factors = factors.len(),
@@ -86,14 +98,16 @@ pub fn seal_clear_seeds(conn: &mut DbConnection, keystore: &KeyStore) -> Result<
         let seed = Zeroizing::new(seed);
         let sealed = keystore.seal(&SeedSeal::aad(&user_id), &seed)?;
         // Conditional on the row still being clear: another node may have sealed it meanwhile.
-        if users::reseal_totp_secret(conn, &user_id, clear, &sealed, sealed_as).map_err(db::DbError::from)? {
+        if authenticators::reseal_totp_secret(conn, &user_id, clear, &sealed, sealed_as).map_err(db::DbError::from)? {
             count += 1;
         }
     }
     for (user_id, seed) in pairings {
         let seed = Zeroizing::new(seed);
         let sealed = keystore.seal(&SeedSeal::aad(&user_id), &seed)?;
-        if accounts::reseal_pairing_secret(conn, &user_id, clear, &sealed, sealed_as).map_err(db::DbError::from)? {
+        if authenticators::reseal_pairing_secret(conn, &user_id, clear, &sealed, sealed_as)
+            .map_err(db::DbError::from)?
+        {
             count += 1;
         }
     }

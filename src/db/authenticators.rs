@@ -1,16 +1,10 @@
+//! TOTP authenticators: the paired factor of a person (seed, last accepted step, lock-out) and a pairing
+//! in progress. Seeds are stored sealed (see `service::totp_seal`).
+
 use diesel::prelude::*;
 
-use super::schema::{totp_factors, users};
+use super::schema::{totp_factors, totp_pairings};
 use super::DbConnection;
-
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = users)]
-pub struct User {
-    pub id: String,
-    pub username: String,
-    pub password_hash: String,
-    pub created_at: i64,
-}
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = totp_factors)]
@@ -24,19 +18,11 @@ pub struct TotpFactor {
     pub secret_seal: String,
 }
 
-pub fn insert(conn: &mut DbConnection, user: &User) -> QueryResult<()> {
-    diesel::insert_into(users::table).values(user).execute(conn).map(|_| ())
-}
-
-pub fn by_username(conn: &mut DbConnection, username: &str) -> QueryResult<Option<User>> {
-    users::table.filter(users::username.eq(username)).select(User::as_select()).first(conn).optional()
-}
-
 pub fn insert_totp(conn: &mut DbConnection, factor: &TotpFactor) -> QueryResult<()> {
     diesel::insert_into(totp_factors::table).values(factor).execute(conn).map(|_| ())
 }
 
-pub fn totp(conn: &mut DbConnection, user_id: &str) -> QueryResult<Option<TotpFactor>> {
+pub fn factor(conn: &mut DbConnection, user_id: &str) -> QueryResult<Option<TotpFactor>> {
     totp_factors::table.find(user_id).select(TotpFactor::as_select()).first(conn).optional()
 }
 
@@ -109,9 +95,63 @@ pub fn reseal_totp_secret(
 pub fn any_totp_sealed(conn: &mut DbConnection) -> QueryResult<bool> {
     let sealed = crate::domain::totp::SeedSeal::HsmAesGcmV1.as_str();
     let factors: i64 = totp_factors::table.filter(totp_factors::secret_seal.eq(sealed)).count().get_result(conn)?;
-    let pairings: i64 = super::schema::totp_pairings::table
-        .filter(super::schema::totp_pairings::secret_seal.eq(sealed))
-        .count()
-        .get_result(conn)?;
+    let pairings: i64 = totp_pairings::table.filter(totp_pairings::secret_seal.eq(sealed)).count().get_result(conn)?;
     Ok(factors + pairings > 0)
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = totp_pairings)]
+pub struct Pairing {
+    pub user_id: String,
+    pub secret: Vec<u8>,
+    pub created_at: i64,
+    /// How `secret` is stored: a `domain::totp::SeedSeal`, as text.
+    pub secret_seal: String,
+}
+
+/// Starts a pairing, replacing one that was never confirmed.
+pub fn start_pairing(conn: &mut DbConnection, pairing: &Pairing) -> QueryResult<()> {
+    diesel::delete(totp_pairings::table.find(&pairing.user_id)).execute(conn)?;
+    diesel::insert_into(totp_pairings::table).values(pairing).execute(conn).map(|_| ())
+}
+
+pub fn pairing(conn: &mut DbConnection, user_id: &str) -> QueryResult<Option<Pairing>> {
+    totp_pairings::table.find(user_id).select(Pairing::as_select()).first(conn).optional()
+}
+
+pub fn end_pairing(conn: &mut DbConnection, user_id: &str) -> QueryResult<()> {
+    diesel::delete(totp_pairings::table.find(user_id)).execute(conn).map(|_| ())
+}
+
+/// Removes the authenticator: its codes stop working at once.
+pub fn remove_totp(conn: &mut DbConnection, user_id: &str) -> QueryResult<()> {
+    diesel::delete(totp_factors::table.find(user_id)).execute(conn).map(|_| ())
+}
+
+pub fn has_totp(conn: &mut DbConnection, user_id: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(totp_factors::table.find(user_id))).get_result(conn)
+}
+
+/// Pairings whose seed is still stored as `seal` (the clear rows left from before sealing).
+pub fn pairing_secrets_stored_as(conn: &mut DbConnection, seal: &str) -> QueryResult<Vec<(String, Vec<u8>)>> {
+    totp_pairings::table
+        .filter(totp_pairings::secret_seal.eq(seal))
+        .select((totp_pairings::user_id, totp_pairings::secret))
+        .load(conn)
+}
+
+/// Replaces a pairing's seed stored as `from` by its sealed form; false when the row changed meanwhile.
+pub fn reseal_pairing_secret(
+    conn: &mut DbConnection,
+    user_id: &str,
+    from: &str,
+    secret: &[u8],
+    seal: &str,
+) -> QueryResult<bool> {
+    diesel::update(
+        totp_pairings::table.filter(totp_pairings::user_id.eq(user_id)).filter(totp_pairings::secret_seal.eq(from)),
+    )
+    .set((totp_pairings::secret.eq(secret), totp_pairings::secret_seal.eq(seal)))
+    .execute(conn)
+    .map(|n| n == 1)
 }

@@ -1,0 +1,163 @@
+//! Registration and activation: the invitation link by e-mail, a code by SMS, then the password.
+
+use crate::audit;
+use crate::db;
+use crate::db::accounts::{self, Account, STATUS_INVITED};
+use crate::domain::enrolment::{self, Email, Phone};
+use crate::notify::{self, templates};
+use crate::service::auth::hash_password;
+use crate::service::one_time;
+use crate::service::{audited, Committed, ServiceError, Services};
+
+use super::{check_new_password, record_consent, send_code_for_link, CodeSent};
+
+/// What a person enters to register.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub given_name: String,
+    pub surname: String,
+    pub email: String,
+    pub phone: String,
+    pub privacy_accepted: bool,
+    pub privacy_version: String,
+    /// The person's country (ISO 3166-1 alpha-2) for the certificate; None: the configured default.
+    pub country: Option<String>,
+}
+
+pub fn register(services: &Services, registration: Registration) -> Result<String, ServiceError> {
+    audited(services, "account.register", None, || {
+        let lifecycle = &services.config.lifecycle;
+        let given_name =
+            enrolment::parse_name(&registration.given_name, "given_name").map_err(ServiceError::InvalidRequest)?;
+        let surname = enrolment::parse_name(&registration.surname, "surname").map_err(ServiceError::InvalidRequest)?;
+        let email = Email::parse(&registration.email).map_err(|e| ServiceError::InvalidRequest(e.into()))?;
+        let phone = Phone::parse(&registration.phone).map_err(|e| ServiceError::InvalidRequest(e.into()))?;
+        let country = registration
+            .country
+            .as_deref()
+            .map(|c| enrolment::parse_country(c, "country"))
+            .transpose()
+            .map_err(ServiceError::InvalidRequest)?;
+        if !registration.privacy_accepted {
+            return Err(ServiceError::InvalidRequest(
+                "privacy_consent: the privacy information note must be accepted".into(),
+            ));
+        }
+        if registration.privacy_version != lifecycle.privacy_version {
+            return Err(ServiceError::InvalidRequest(format!(
+                "privacy_consent.version: the current version is {}",
+                lifecycle.privacy_version
+            )));
+        }
+        let now = services.now();
+        let mut conn = services.conn()?;
+        let user_id = uuid::Uuid::new_v4().to_string();
+        db::write_transaction(&mut conn, |c| {
+            one_time::check_address_limit(services, c, email.as_str(), now)?;
+            // An address that has an account gets the same answer as a new one (the registration
+            // form must not tell who has an account); only its owner is told, by e-mail.
+            let existing = match accounts::by_email(c, email.as_str())? {
+                Some(account) => Some(account.id),
+                None => db::accounts::by_username(c, email.as_str())?.map(|u| u.id),
+            };
+            if let Some(owner) = existing {
+                let portal = services.config.portal_url(&services.public_url);
+                notify::enqueue(
+                    c,
+                    &services.config,
+                    now,
+                    Some(&owner),
+                    templates::already_registered(email.as_str(), &portal),
+                )?;
+                audit::success(
+                    c,
+                    now,
+                    "account.register",
+                    Some(&owner),
+                    None,
+                    "address already registered: owner told",
+                )?;
+                return Ok::<(), ServiceError>(());
+            }
+            accounts::insert(
+                c,
+                &Account {
+                    id: user_id.clone(),
+                    username: email.as_str().to_string(),
+                    password_hash: String::new(),
+                    created_at: now,
+                    given_name: Some(given_name.clone()),
+                    surname: Some(surname.clone()),
+                    email: Some(email.as_str().to_string()),
+                    phone: Some(phone.as_str().to_string()),
+                    status: STATUS_INVITED.into(),
+                    login_failures: 0,
+                    login_locked_until: None,
+                    totp_postpone: None,
+                    totp_remind_at: None,
+                    country: country.clone(),
+                },
+            )?;
+            record_consent(c, &user_id, "privacy", &registration.privacy_version, now)?;
+            let lifetime = lifecycle.activation_link_lifetime_secs;
+            let token = one_time::new_link(c, &user_id, one_time::ACTIVATION_LINK, email.as_str(), lifetime, now)?;
+            let link = format!("{}/activate?token={token}", services.config.portal_url(&services.public_url));
+            notify::enqueue(
+                c,
+                &services.config,
+                now,
+                Some(&user_id),
+                templates::invitation(email.as_str(), &given_name, &link, now + lifetime),
+            )?;
+            audit::success(c, now, "account.register", Some(&user_id), None, "invitation sent")?;
+            Ok(())
+        })?;
+        Ok(user_id)
+    })
+}
+
+pub fn activation_send_code(services: &Services, token: &str) -> Result<CodeSent, ServiceError> {
+    send_code_for_link(
+        services,
+        "account.activation_code",
+        one_time::ACTIVATION_LINK,
+        one_time::ACTIVATION_SMS,
+        "activate your account",
+        token,
+    )
+}
+
+/// Finishes activation: the SMS code proves the phone, the link the e-mail; the password is set.
+pub fn activation_complete(
+    services: &Services,
+    token: &str,
+    code: &str,
+    password: &str,
+) -> Result<String, ServiceError> {
+    let now = services.now();
+    let link = audited(services, "account.activate", None, || {
+        one_time::live_link(&mut *services.conn()?, one_time::ACTIVATION_LINK, token, now)
+    })?;
+    audited(services, "account.activate", Some(&link.user_id), || {
+        let mut conn = services.conn()?;
+        let account =
+            accounts::by_id(&mut conn, &link.user_id)?.ok_or_else(|| ServiceError::internal("link without account"))?;
+        if account.status != STATUS_INVITED {
+            return Err(ServiceError::Conflict("The account is already active".into()));
+        }
+        check_new_password(password, account.email.as_deref())?;
+        let password_hash = hash_password(password)?;
+        db::write_transaction(&mut conn, |c| -> Result<Committed<()>, ServiceError> {
+            if let Committed::Refused(refusal) =
+                one_time::use_link_with_code(services, c, &link, one_time::ACTIVATION_SMS, code, now)?
+            {
+                return Ok(Committed::Refused(refusal));
+            }
+            accounts::activate(c, &account.id, &password_hash)?;
+            audit::success(c, now, "account.activate", Some(&account.id), None, "phone verified, password set")?;
+            Ok(Committed::Done(()))
+        })?
+        .into_result()?;
+        Ok(account.id.clone())
+    })
+}
