@@ -11,16 +11,8 @@ pub use ca::{CertificateAuthority, IssuedCertificate};
 pub enum PkiError {
     #[error(transparent)]
     Hsm(#[from] crate::hsm::HsmError),
-    #[error(transparent)]
-    Db(#[from] crate::db::DbError),
     #[error("certificate encoding: {0}")]
     Encoding(#[from] der::Error),
     #[error("{0}")]
     Invalid(String),
-}
-
-impl From<diesel::result::Error> for PkiError {
-    fn from(e: diesel::result::Error) -> Self {
-        PkiError::Db(e.into())
-    }
 }

@@ -9,7 +9,7 @@ use crate::notify::{self, templates};
 
 use super::auth::{self, burn_password_check, hash_password, IssuedTokens};
 use super::one_time::{self, CodeRequest};
-use super::{audited, second_factor, Param, Principal, ServiceError, Services};
+use super::{audited, second_factor, Field, Param, Principal, ServiceError, Services};
 
 /// What a person enters to register.
 #[derive(Debug, Clone)]
@@ -97,23 +97,24 @@ fn phone_of(account: &Account) -> Result<&str, ServiceError> {
 }
 
 fn check_new_password(password: &str, email: Option<&str>) -> Result<(), ServiceError> {
-    enrolment::check_password(password, email).map_err(ServiceError::InvalidRequest)
+    enrolment::check_password(password, email).map_err(|why| ServiceError::invalid_field(Field::Password, why))
 }
 
 pub fn register(services: &Services, registration: Registration) -> Result<String, ServiceError> {
     audited(services, "account.register", None, || {
         let lifecycle = &services.config.lifecycle;
-        let given_name =
-            enrolment::parse_name(&registration.given_name, "given_name").map_err(ServiceError::InvalidRequest)?;
-        let surname = enrolment::parse_name(&registration.surname, "surname").map_err(ServiceError::InvalidRequest)?;
-        let email = Email::parse(&registration.email).map_err(|e| ServiceError::InvalidRequest(e.into()))?;
-        let phone = Phone::parse(&registration.phone).map_err(|e| ServiceError::InvalidRequest(e.into()))?;
+        let given_name = enrolment::parse_name(&registration.given_name)
+            .map_err(|why| ServiceError::invalid_field(Field::GivenName, why))?;
+        let surname = enrolment::parse_name(&registration.surname)
+            .map_err(|why| ServiceError::invalid_field(Field::Surname, why))?;
+        let email = Email::parse(&registration.email).map_err(|why| ServiceError::invalid_field(Field::Email, why))?;
+        let phone = Phone::parse(&registration.phone).map_err(|why| ServiceError::invalid_field(Field::Phone, why))?;
         let country = registration
             .country
             .as_deref()
-            .map(|c| enrolment::parse_country(c, "country"))
+            .map(enrolment::parse_country)
             .transpose()
-            .map_err(ServiceError::InvalidRequest)?;
+            .map_err(|why| ServiceError::invalid_field(Field::Country, why))?;
         if !registration.privacy_accepted {
             return Err(ServiceError::InvalidRequest(
                 "privacy_consent: the privacy information note must be accepted".into(),
@@ -234,7 +235,7 @@ fn send_code_for_link(
     audited(services, event, Some(&link.user_id), || {
         db::write_transaction(&mut *services.conn()?, |c| {
             let account =
-                accounts::by_id(c, &link.user_id)?.ok_or_else(|| ServiceError::internal("link without account"))?;
+                accounts::by_id(c, &link.user_id)?.ok_or_else(|| ServiceError::invariant("link without account"))?;
             let phone = phone_of(&account)?.to_string();
             let code = one_time::new_code(
                 services,
@@ -299,8 +300,8 @@ pub fn activation_complete(
     })?;
     audited(services, "account.activate", Some(&link.user_id), || {
         let mut conn = services.conn()?;
-        let account =
-            accounts::by_id(&mut conn, &link.user_id)?.ok_or_else(|| ServiceError::internal("link without account"))?;
+        let account = accounts::by_id(&mut conn, &link.user_id)?
+            .ok_or_else(|| ServiceError::invariant("link without account"))?;
         if account.status != STATUS_INVITED {
             return Err(ServiceError::Conflict("The account is already active".into()));
         }
@@ -542,9 +543,7 @@ pub fn change_password(
 /// Starts password recovery. The answer is the same whether or not the account exists.
 pub fn password_reset_request(services: &Services, email: &str) -> Result<(), ServiceError> {
     let now = services.now();
-    let Ok(email) = Email::parse(email) else {
-        return Err(ServiceError::InvalidRequest("email: not a valid e-mail address".into()));
-    };
+    let email = Email::parse(email).map_err(|why| ServiceError::invalid_field(Field::Email, why))?;
     let account = accounts::by_email(&mut *services.conn()?, email.as_str())?;
     let Some(account) = account.filter(|a| a.status == STATUS_ACTIVE) else {
         services.audit_refusal(
@@ -604,8 +603,8 @@ pub fn password_reset_complete(
     })?;
     audited(services, "account.password_reset_complete", Some(&link.user_id), || {
         let mut conn = services.conn()?;
-        let account =
-            accounts::by_id(&mut conn, &link.user_id)?.ok_or_else(|| ServiceError::internal("link without account"))?;
+        let account = accounts::by_id(&mut conn, &link.user_id)?
+            .ok_or_else(|| ServiceError::invariant("link without account"))?;
         check_new_password(new_password, account.email.as_deref())?;
         let hash = hash_password(new_password)?;
         db::write_transaction(&mut conn, |c| -> Result<Result<(), ServiceError>, ServiceError> {
@@ -642,11 +641,10 @@ pub fn phone_change_start(
 ) -> Result<CodeSent, ServiceError> {
     audited(services, "account.phone_change", Some(&principal.user_id), || {
         let now = services.now();
-        let phone =
-            Phone::parse(new_phone).map_err(|e| ServiceError::InvalidRequest(e.replace("phone", "new_phone")))?;
+        let phone = Phone::parse(new_phone).map_err(|why| ServiceError::invalid_field(Field::NewPhone, why))?;
         let account = require_second_factor_ready(services, &mut *services.conn()?, principal)?;
         if account.phone.as_deref() == Some(phone.as_str()) {
-            return Err(ServiceError::InvalidRequest("new_phone: that is already the account's number".into()));
+            return Err(ServiceError::invalid_field(Field::NewPhone, "that is already the account's number"));
         }
         // A session alone (or the mailbox) must not move the SMS codes to another SIM.
         check_current_factors(services, &account, password, otp)?;
@@ -698,7 +696,7 @@ pub fn phone_change_verify_email(
                 Err(refusal) => return Ok(Err(refusal)),
             };
             let new_phone =
-                verified.payload.clone().ok_or_else(|| ServiceError::internal("phone change without number"))?;
+                verified.payload.clone().ok_or_else(|| ServiceError::invariant("phone change without number"))?;
             let sms = one_time::new_code(
                 services,
                 c,
@@ -749,7 +747,7 @@ pub fn phone_change_confirm(services: &Services, principal: &Principal, code: &s
                 Ok(row) => row,
                 Err(refusal) => return Ok(Err(refusal)),
             };
-            let new_phone = verified.payload.ok_or_else(|| ServiceError::internal("phone change without number"))?;
+            let new_phone = verified.payload.ok_or_else(|| ServiceError::invariant("phone change without number"))?;
             accounts::set_phone(c, &account.id, &new_phone)?;
             // A new SIM can receive the codes of an authenticator reset: the cooling-off period starts.
             resets::set_recovered_at(c, &account.id, now)?;
