@@ -72,13 +72,16 @@ pub fn start(services: Arc<Services>) -> Result<Workers, StartError> {
                     d
                 }
                 Err(e) => {
-                    let _ = ready_tx.send(Err(e.to_string()));
+                    let _ = ready_tx.send(Err(e));
                     return;
                 }
             };
             deliver_until_stopped(&svc, &delivery, interval, &flag);
         })?);
-        ready_rx.recv().map_err(|e| StartError::Other(e.to_string()))?.map_err(StartError::Other)?;
+        ready_rx
+            .recv()
+            .map_err(|e| StartError::failed("the outbox worker ended before it started", e))?
+            .map_err(|e| StartError::failed("starting the outbox worker", e))?;
     }
     let interval = Duration::from_secs(services.config.lifecycle.scheduler_interval_secs);
     let flag = stop.clone();
@@ -92,7 +95,7 @@ pub fn start(services: Arc<Services>) -> Result<Workers, StartError> {
                     tracing::info!(?report, "lifecycle jobs")
                 }
                 Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "lifecycle jobs"),
+                Err(e) => tracing::error!(error = %crate::telemetry::error_chain(&e), "lifecycle jobs"),
             }
         }
     })?);
@@ -116,5 +119,8 @@ fn deliver_until_stopped(svc: &Services, delivery: &Delivery, interval: Duration
 }
 
 fn spawn(name: &str, work: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, StartError> {
-    std::thread::Builder::new().name(name.to_string()).spawn(work).map_err(|e| StartError::Other(e.to_string()))
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(work)
+        .map_err(|e| StartError::failed(format!("starting the {name} thread"), e))
 }

@@ -157,19 +157,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
 
 /// The error and its causes joined with ": ", leaving out a cause whose text the message already holds.
 pub fn error_text(error: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in error.chain() {
-        let part = cause.to_string();
-        let part = part.trim();
-        if part.is_empty() || text.contains(part) {
-            continue;
-        }
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(part);
-    }
-    text
+    crate::telemetry::error_chain(error.as_ref())
 }
 
 /// The password of `provision-user`: from the option, or the first line of standard input.

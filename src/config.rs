@@ -801,7 +801,7 @@ impl Config {
             return Err(invalid("ca.country (RSSP_CA_COUNTRY)", "must be a two-letter ISO 3166 code like SI"));
         }
         if let Some(country) = &self.ca.default_subject_country {
-            if crate::domain::enrolment::parse_country(country, "country").is_err() {
+            if crate::domain::enrolment::parse_country(country).is_err() {
                 return Err(invalid(
                     "ca.default_subject_country (RSSP_CA_DEFAULT_SUBJECT_COUNTRY)",
                     "must be a two-letter ISO 3166 code like SI",

@@ -13,18 +13,10 @@ pub use hsm_signer::HsmSigner;
 pub enum PkiError {
     #[error(transparent)]
     Hsm(#[from] crate::hsm::HsmError),
-    #[error(transparent)]
-    Db(#[from] crate::db::DbError),
     #[error("certificate encoding: {0}")]
     Encoding(#[from] der::Error),
     #[error("certificate builder: {0}")]
     Builder(#[from] x509_cert::builder::Error),
     #[error("{0}")]
     Invalid(String),
-}
-
-impl From<diesel::result::Error> for PkiError {
-    fn from(e: diesel::result::Error) -> Self {
-        PkiError::Db(e.into())
-    }
 }

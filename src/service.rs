@@ -28,7 +28,7 @@ pub mod webhooks;
 use std::sync::Arc;
 
 pub(crate) use committed::Committed;
-pub use error::{Param, ServiceError};
+pub use error::{BoxError, Field, Param, ServiceError};
 
 use crate::audit::{self, AuditEvent, Outcome};
 use crate::clock::Clock;
@@ -89,11 +89,10 @@ fn check_installation_mode(pool: &DbPool, mode: Mode, now: i64) -> Result<(), St
         Mode::Development => {
             if let Some(row) = db::installation::mode(&mut conn).map_err(db::DbError::from)? {
                 if row.mode == db::installation::PRODUCTION {
-                    return Err(StartError::Other(
+                    return Err(StartError::Refused(
                         "this database was started in production mode: a development start is refused (it \
                          would register a development operator key and expose codes through the outbox API). \
-                         Set RSSP_MODE=production (or mode = \"production\" in rssp.toml)"
-                            .into(),
+                         Set RSSP_MODE=production (or mode = \"production\" in rssp.toml)",
                     ));
                 }
             }
@@ -110,8 +109,31 @@ pub enum StartError {
     Hsm(#[from] crate::hsm::HsmError),
     #[error("CA: {0}")]
     Pki(#[from] crate::pki::PkiError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// A start refused for a reason the message states in full.
     #[error("{0}")]
-    Other(String),
+    Refused(&'static str),
+    /// Something failed underneath: what was being done, and the error, kept as the source.
+    #[error("{what}")]
+    Failed {
+        what: String,
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl StartError {
+    /// `source`, with what was being done when it failed.
+    pub fn failed(what: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> StartError {
+        StartError::Failed { what: what.into(), source: Box::new(source) }
+    }
+}
+
+impl From<diesel::result::Error> for StartError {
+    fn from(e: diesel::result::Error) -> Self {
+        StartError::Db(e.into())
+    }
 }
 
 impl Services {
@@ -119,13 +141,13 @@ impl Services {
     /// start) and the CA (creating it on first start).
     pub fn open(config: Config, clock: Arc<dyn Clock>, public_url: String) -> Result<Services, StartError> {
         let private =
-            |e: std::io::Error| StartError::Other(format!("data directory {}: {e}", config.data_dir.display()));
+            |e: std::io::Error| StartError::failed(format!("data directory {}", config.data_dir.display()), e);
         crate::data_dir::prepare(&config.data_dir).map_err(private)?;
         crate::data_dir::secure_sqlite_files(&config.database_url()).map_err(private)?;
         let db = db::connect(&config.database_url(), (config.hsm.sessions as u32 * 2).max(8))?;
         check_installation_mode(&db, config.mode, clock.now())?;
         let pin = config.hsm.pin.clone().ok_or_else(|| {
-            StartError::Other("bad setting hsm.pin (RSSP_HSM_PIN): the PIN of the HSM token is required".into())
+            StartError::Refused("bad setting hsm.pin (RSSP_HSM_PIN): the PIN of the HSM token is required")
         })?;
         let so_pin = if config.embedded_softhsm() {
             Some(crate::hsm::embedded_so_pin(&config.data_dir).map_err(private)?)
@@ -175,7 +197,7 @@ impl Services {
             readiness: health::ReadinessCache::default(),
         };
         // Every CA has a stored CRL before the first request: serving a CRL reads it, never signs.
-        ca::refresh_crls(&services).map_err(|e| StartError::Other(format!("publishing the CRLs: {e}")))?;
+        ca::refresh_crls(&services).map_err(|e| StartError::failed("publishing the CRLs", e))?;
         Ok(services)
     }
 
@@ -212,10 +234,8 @@ impl Services {
         detail: String,
     ) {
         match error {
-            ServiceError::Internal(_) => {
-                tracing::error!(event, %error, "internal error");
-                return;
-            }
+            // Not a refusal: logged once, with its causes, where it is mapped to an answer (`api::error`).
+            ServiceError::Internal(_) => return,
             // Nothing was checked: the request was turned away before it reached the database.
             ServiceError::Unavailable | ServiceError::HsmUnavailable => return,
             _ => {}
@@ -249,7 +269,7 @@ impl Services {
             })
         });
         if let Err(e) = result {
-            tracing::error!(event, error = %e, "could not write the audit record of a refusal");
+            tracing::error!(event, error = %crate::telemetry::error_chain(&e), "could not write the audit record of a refusal");
         }
     }
 }

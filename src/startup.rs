@@ -114,21 +114,21 @@ async fn termination_signal(grace_secs: u64) {
 pub async fn open_services(config: Config, clock: Arc<dyn Clock>, public_url: String) -> Result<Services, StartError> {
     tokio::task::spawn_blocking(move || Services::open(config, clock, public_url))
         .await
-        .map_err(|e| StartError::Other(e.to_string()))?
+        .map_err(|e| StartError::failed("opening the services", e))?
 }
 
 /// Binds the listen address, opens the services and starts serving.
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServer, StartError> {
-    let listen = config.listen_addr().map_err(|e| StartError::Other(e.to_string()))?;
+    let listen = config.listen_addr()?;
     let listener =
-        TcpListener::bind(listen).map_err(|e| StartError::Other(format!("cannot listen on {listen}: {e}")))?;
-    let addr = listener.local_addr().map_err(|e| StartError::Other(e.to_string()))?;
+        TcpListener::bind(listen).map_err(|e| StartError::failed(format!("cannot listen on {listen}"), e))?;
+    let addr = listener.local_addr().map_err(|e| StartError::failed("the listening address", e))?;
     let public_url =
         config.public_url.clone().map(|u| u.trim_end_matches('/').to_string()).unwrap_or(format!("http://{addr}"));
-    let metrics_listener = match config.metrics_listen_addr().map_err(|e| StartError::Other(e.to_string()))? {
+    let metrics_listener = match config.metrics_listen_addr()? {
         Some(metrics_listen) => Some(
             TcpListener::bind(metrics_listen)
-                .map_err(|e| StartError::Other(format!("cannot listen on {metrics_listen} (metrics_listen): {e}")))?,
+                .map_err(|e| StartError::failed(format!("cannot listen on {metrics_listen} (metrics_listen)"), e))?,
         ),
         None => None,
     };
@@ -136,7 +136,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         .as_ref()
         .map(TcpListener::local_addr)
         .transpose()
-        .map_err(|e| StartError::Other(e.to_string()))?;
+        .map_err(|e| StartError::failed("the metrics listening address", e))?;
     let production = config.mode == crate::config::Mode::Production;
     let workers = config.hsm.sessions.clamp(1, 8);
     let http = config.http.clone();
@@ -178,7 +178,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     .shutdown_timeout(http.shutdown_grace_secs)
     .shutdown_signal(termination_signal(http.shutdown_grace_secs))
     .listen(listener)
-    .map_err(|e| StartError::Other(e.to_string()))?
+    .map_err(|e| StartError::failed("serving HTTP", e))?
     .run();
     let handle = server.handle();
     let task = tokio::spawn(server);
@@ -191,7 +191,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
             .workers(1)
             .shutdown_timeout(5)
             .listen(listener)
-            .map_err(|e| StartError::Other(e.to_string()))?
+            .map_err(|e| StartError::failed("serving the metrics", e))?
             .run();
             Some((server.handle(), tokio::spawn(server)))
         }

@@ -63,6 +63,25 @@ pub fn init_logging() -> Result<(), LogSetupError> {
     result.map_err(|e| LogSetupError::Init(e.to_string()))
 }
 
+/// An error and its causes (each `source()`), joined with ": " for a log line or a message, leaving out
+/// a cause whose text is already there (many errors repeat their source in their own text).
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = String::new();
+    let mut next = Some(error);
+    while let Some(cause) = next {
+        let part = cause.to_string();
+        let part = part.trim();
+        if !part.is_empty() && !text.contains(part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(part);
+        }
+        next = cause.source();
+    }
+    text
+}
+
 /// Longest request id taken from a caller.
 pub const MAX_REQUEST_ID_LEN: usize = 64;
 
@@ -153,6 +172,21 @@ mod tests {
         assert_eq!(sane_request_id(b"a b"), None);
         assert_eq!(sane_request_id(b"a\nb"), None);
         assert_eq!(sane_request_id("é".as_bytes()), None);
+    }
+
+    #[test]
+    fn an_error_chain_names_each_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("{text}")]
+        struct E {
+            text: &'static str,
+            #[source]
+            source: Option<Box<E>>,
+        }
+        let c = E { text: "c", source: None };
+        let b = E { text: "b: c", source: Some(Box::new(c)) };
+        let a = E { text: "a", source: Some(Box::new(b)) };
+        assert_eq!(error_chain(&a), "a: b: c");
     }
 
     #[test]

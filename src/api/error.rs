@@ -152,6 +152,7 @@ impl ApiError {
         match error {
             E::Missing(p) => ApiError::missing(name(p)),
             E::Invalid(p) => ApiError::invalid(name(p)),
+            E::InvalidField { field, why } => ApiError::invalid_request(format!("{}: {why}", field.as_str())),
             E::InvalidRequest(text) => ApiError::invalid_request(text),
             E::InvalidToken => {
                 ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", "The access token is not valid")
@@ -226,8 +227,10 @@ impl ApiError {
                 "temporarily_unavailable",
                 "The signing service's HSM is unavailable",
             ),
-            E::Internal(cause) => {
-                tracing::error!(%cause, "internal error");
+            // The one place an internal error is logged: with every cause, inside the request's span (which
+            // carries its request id). The client learns nothing of it.
+            E::Internal(source) => {
+                tracing::error!(error = %crate::telemetry::error_chain(&*source), "internal error");
                 ApiError::internal()
             }
         }
@@ -282,5 +285,69 @@ fn param_kind(name: &str) -> &'static str {
         "hash" | "hashes" | "authData" => "array",
         "rememberMe" | "certInfo" | "authInfo" | "credentialInfo" | "onlyValid" => "boolean",
         _ => "string",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// What the log subscriber wrote.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{text}")]
+    struct Cause {
+        text: &'static str,
+        #[source]
+        source: Option<Box<Cause>>,
+    }
+
+    #[test]
+    fn an_internal_error_is_logged_once_with_its_causes_and_the_request_id_and_answered_opaquely() {
+        let inner = Cause { text: "CKR_DEVICE_ERROR", source: None };
+        let outer = Cause { text: "PKCS#11 sign", source: Some(Box::new(inner)) };
+        let error = ServiceError::internal_while("signing with credential c-1", outer);
+
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber =
+            tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).without_time().finish();
+        let api_error = tracing::subscriber::with_default(subscriber, || {
+            let _span = tracing::info_span!("request", request_id = "req-42").entered();
+            ApiError::from_service(error, Dialect::V1)
+        });
+
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains("internal error")).collect();
+        assert_eq!(lines.len(), 1, "{log}");
+        assert!(lines[0].contains("signing with credential c-1: PKCS#11 sign: CKR_DEVICE_ERROR"), "{log}");
+        assert!(lines[0].contains("req-42"), "{log}");
+
+        assert_eq!(api_error.status, StatusCode::INTERNAL_SERVER_ERROR);
+        let response = api_error.error_response();
+        let body = actix_web::rt::System::new()
+            .block_on(actix_web::body::to_bytes(response.into_body()))
+            .unwrap_or_else(|_| panic!("the body is in memory"));
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "error": "server_error",
+                "error_description": "The service could not complete the request",
+            })
+        );
     }
 }

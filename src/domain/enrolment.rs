@@ -1,5 +1,8 @@
 //! Rules for what a person enters when enrolling and caring for the account: e-mail address, phone
 //! number, names, the password policy, one-time codes, invoice data and prices.
+//!
+//! A refused value comes back as the rule it breaks, worded for the person; the service names the
+//! request field it came in.
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -24,7 +27,7 @@ impl Email {
         if valid {
             Ok(Email(text))
         } else {
-            Err("email: not a valid e-mail address")
+            Err("not a valid e-mail address")
         }
     }
 
@@ -44,7 +47,7 @@ impl Phone {
         if (8..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit()) && !digits.starts_with('0') {
             Ok(Phone(compact))
         } else {
-            Err("phone: an international number like +38640123456")
+            Err("an international number like +38640123456")
         }
     }
 
@@ -65,11 +68,11 @@ impl Phone {
 }
 
 /// A given name or surname as it goes into the certificate subject: letters, spaces, dots and dashes.
-pub fn parse_name(text: &str, field: &'static str) -> Result<String, String> {
+pub fn parse_name(text: &str) -> Result<String, &'static str> {
     let name = text.trim();
     let allowed = |c: char| c.is_alphabetic() || c == ' ' || c == '-' || c == '.';
     if name.is_empty() || name.chars().count() > 64 || !name.chars().all(allowed) {
-        return Err(format!("{field}: 1 to 64 letters, spaces, dots or dashes"));
+        return Err("1 to 64 letters, spaces, dots or dashes");
     }
     Ok(name.to_string())
 }
@@ -87,13 +90,13 @@ const ISO_3166_ALPHA_2: &str =
 
 /// A person's country as it goes into the certificate subject (countryName, ETSI EN 319 412-2 §4.2.4):
 /// an officially assigned ISO 3166-1 alpha-2 code, upper case.
-pub fn parse_country(text: &str, field: &'static str) -> Result<String, String> {
+pub fn parse_country(text: &str) -> Result<String, &'static str> {
     let code = text.trim();
     let known = code.len() == 2
         && code.chars().all(|c| c.is_ascii_uppercase())
         && ISO_3166_ALPHA_2.split_ascii_whitespace().any(|c| c == code);
     if !known {
-        return Err(format!("{field}: a two-letter ISO 3166-1 country code in capitals, like SI"));
+        return Err("a two-letter ISO 3166-1 country code in capitals, like SI");
     }
     Ok(code.to_string())
 }
@@ -102,7 +105,7 @@ pub fn parse_country(text: &str, field: &'static str) -> Result<String, String> 
 pub const PASSWORD_POLICY: &str =
     "at least 12 and at most 128 characters, with at least one letter and one digit, not containing the e-mail name";
 
-pub fn check_password(password: &str, email: Option<&str>) -> Result<(), String> {
+pub fn check_password(password: &str, email: Option<&str>) -> Result<(), &'static str> {
     let length = password.chars().count();
     let has_letter = password.chars().any(char::is_alphabetic);
     let has_digit = password.chars().any(|c| c.is_ascii_digit());
@@ -111,7 +114,7 @@ pub fn check_password(password: &str, email: Option<&str>) -> Result<(), String>
     if (12..=128).contains(&length) && has_letter && has_digit && !contains_email {
         Ok(())
     } else {
-        Err(format!("password: {PASSWORD_POLICY}"))
+        Err(PASSWORD_POLICY)
     }
 }
 
@@ -283,11 +286,11 @@ mod tests {
 
     #[test]
     fn countries_are_assigned_iso_3166_codes() {
-        assert_eq!(parse_country(" SI ", "country").unwrap(), "SI");
-        assert_eq!(parse_country("ZW", "country").unwrap(), "ZW");
-        assert_eq!(parse_country("AD", "country").unwrap(), "AD");
+        assert_eq!(parse_country(" SI ").unwrap(), "SI");
+        assert_eq!(parse_country("ZW").unwrap(), "ZW");
+        assert_eq!(parse_country("AD").unwrap(), "AD");
         for bad in ["si", "XX", "SVN", "", "S", "EL", "UK"] {
-            assert!(parse_country(bad, "country").unwrap_err().contains("country"), "{bad:?}");
+            assert!(parse_country(bad).unwrap_err().contains("country"), "{bad:?}");
         }
     }
 }

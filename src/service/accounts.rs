@@ -17,7 +17,7 @@ use crate::notify::{self, templates};
 
 use super::auth;
 use super::one_time::{self, CodeRequest};
-use super::{audited, second_factor, Param, Principal, ServiceError, Services};
+use super::{audited, second_factor, Field, Param, Principal, ServiceError, Services};
 
 pub(super) use pairing::require_second_factor_ready;
 pub use pairing::{postpone_totp, totp_mandatory_from, Postpone, TotpStatus};
@@ -41,7 +41,7 @@ fn phone_of(account: &Account) -> Result<&str, ServiceError> {
 }
 
 fn check_new_password(password: &str, email: Option<&str>) -> Result<(), ServiceError> {
-    enrolment::check_password(password, email).map_err(ServiceError::InvalidRequest)
+    enrolment::check_password(password, email).map_err(|why| ServiceError::invalid_field(Field::Password, why))
 }
 
 fn record_consent(
@@ -86,7 +86,7 @@ fn send_code_for_link(
     audited(services, event, Some(&link.user_id), || {
         db::write_transaction(&mut *services.conn()?, |c| {
             let account =
-                accounts::by_id(c, &link.user_id)?.ok_or_else(|| ServiceError::internal("link without account"))?;
+                accounts::by_id(c, &link.user_id)?.ok_or_else(|| ServiceError::invariant("link without account"))?;
             let phone = phone_of(&account)?.to_string();
             let code = one_time::new_code(
                 services,

@@ -178,7 +178,7 @@ fn reset_view(services: &Services, row: ResetRow) -> Result<ResetView, ServiceEr
 }
 
 fn reset_status(row: &ResetRow) -> Result<ResetStatus, ServiceError> {
-    ResetStatus::parse(&row.status).ok_or_else(|| ServiceError::internal(format!("reset status {:?}", row.status)))
+    ResetStatus::parse(&row.status).ok_or_else(|| ServiceError::invariant(format!("reset status {:?}", row.status)))
 }
 
 /// Refuses while the user's newest authenticator reset keeps the authenticator from authorising
@@ -287,10 +287,10 @@ pub fn cancel_reset(services: &Services, token: &str) -> Result<ResetView, Servi
         one_time::live_link(&mut *services.conn()?, one_time::TOTP_RESET_CANCEL_LINK, token, now)
     })?;
     audited(services, "totp.reset_cancel", Some(&link.user_id), || {
-        let reset_id = link.payload.clone().ok_or_else(|| ServiceError::internal("cancel link without reset"))?;
+        let reset_id = link.payload.clone().ok_or_else(|| ServiceError::invariant("cancel link without reset"))?;
         db::write_transaction(&mut *services.conn()?, |c| {
             let reset =
-                resets::by_id(c, &reset_id)?.ok_or_else(|| ServiceError::internal("cancel link without reset"))?;
+                resets::by_id(c, &reset_id)?.ok_or_else(|| ServiceError::invariant("cancel link without reset"))?;
             let status = reset_status(&reset)?;
             if !status.cancellable() {
                 return Err(ServiceError::Conflict("The reset was already cancelled".into()));

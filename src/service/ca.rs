@@ -8,13 +8,14 @@ use crate::hsm::{KeyId, KeyStore};
 use crate::pki::ca::CaLevel;
 use crate::pki::{crl, CertificateAuthority, PkiError};
 
-use super::{ServiceError, Services};
+use super::{ServiceError, Services, StartError};
 
-fn level(row: store::CaKeyRow) -> Result<CaLevel, PkiError> {
+fn level(row: store::CaKeyRow) -> Result<CaLevel, StartError> {
     let key =
         KeyId::from_hex(&row.key_id).ok_or_else(|| PkiError::Invalid(format!("stored key id of {}", row.name)))?;
-    let kind: KeyKind = row.key_kind.parse().map_err(|e| PkiError::Invalid(format!("{e}")))?;
-    CaLevel::from_parts(key, kind, row.certificate)
+    let kind: KeyKind =
+        row.key_kind.parse().map_err(|e| StartError::failed(format!("stored key kind of the {} CA", row.name), e))?;
+    Ok(CaLevel::from_parts(key, kind, row.certificate)?)
 }
 
 pub fn load_or_create(
@@ -23,13 +24,14 @@ pub fn load_or_create(
     config: &Config,
     public_url: &str,
     now: i64,
-) -> Result<CertificateAuthority, PkiError> {
+) -> Result<CertificateAuthority, StartError> {
     if let (Some(root), Some(issuing)) = (store::find(conn, store::ROOT)?, store::find(conn, store::ISSUING)?) {
         let ca = CertificateAuthority { root: level(root)?, issuing: level(issuing)?, qc_sscd: config.qc_sscd() };
-        if !keystore.has_key(&ca.issuing.key)? {
+        if !keystore.has_key(&ca.issuing.key).map_err(PkiError::from)? {
             return Err(PkiError::Invalid(
                 "the issuing CA key is not on the configured HSM token: wrong token label, or a database from another installation".into(),
-            ));
+            )
+            .into());
         }
         // Only against a configured public URL: without one it is the listen address, which differs
         // between a server on port 0 and every operator command, and the warning would be noise.
@@ -134,7 +136,7 @@ pub fn reissue_issuing_ca(services: &Services) -> Result<ReissuedCa, ServiceErro
         // The certificate replaced is the one in the database (another node may have reissued since
         // this process loaded the CA): keep that one in the history.
         let stored =
-            store::find(c, store::ISSUING)?.ok_or_else(|| ServiceError::internal("the issuing CA is not stored"))?;
+            store::find(c, store::ISSUING)?.ok_or_else(|| ServiceError::invariant("the issuing CA is not stored"))?;
         if stored.certificate != previous {
             return Err(ServiceError::Conflict(
                 "the issuing CA certificate changed since this process started; run the command again".into(),
@@ -150,7 +152,7 @@ pub fn reissue_issuing_ca(services: &Services) -> Result<ReissuedCa, ServiceErro
             },
         )?;
         if !store::replace_certificate(c, store::ISSUING, &level.certificate_der)? {
-            return Err(ServiceError::internal("the issuing CA is not stored"));
+            return Err(ServiceError::invariant("the issuing CA is not stored"));
         }
         audit::record(
             c,
@@ -240,7 +242,7 @@ impl From<crls::CrlRow> for PublishedCrl {
 pub fn current_crl(services: &Services, issuer: CrlIssuer) -> Result<Vec<u8>, ServiceError> {
     crls::latest(&mut *services.conn()?, issuer.as_str())?
         .map(|row| row.der)
-        .ok_or_else(|| ServiceError::internal(format!("no CRL of the {} CA is stored", issuer.as_str())))
+        .ok_or_else(|| ServiceError::invariant(format!("no CRL of the {} CA is stored", issuer.as_str())))
 }
 
 /// Makes, signs and stores a new CRL of `issuer`. The number is taken and the revoked certificates read
@@ -320,6 +322,9 @@ pub fn refresh_crls(services: &Services) -> Result<usize, ServiceError> {
 /// revocation in force and the CRL stale until the scheduler's next run, which notices the missing entry.
 pub fn publish_after_revocation(services: &Services) {
     if let Err(e) = publish_crl(services, CrlIssuer::Issuing) {
-        tracing::error!(error = %e, "publishing the CRL after a revocation; the scheduler will retry");
+        tracing::error!(
+            error = %crate::telemetry::error_chain(&e),
+            "publishing the CRL after a revocation; the scheduler will retry"
+        );
     }
 }

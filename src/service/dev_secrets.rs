@@ -56,8 +56,9 @@ pub fn load_or_create(
             && e.identity_webhook_secret == secrets.identity_webhook_secret
     });
     if !unchanged {
-        let text = serde_json::to_string_pretty(&secrets).map_err(|e| StartError::Other(e.to_string()))?;
-        write_private(&file, &text).map_err(|e| StartError::Other(format!("{}: {e}", file.display())))?;
+        let text = serde_json::to_string_pretty(&secrets)
+            .map_err(|e| StartError::failed("encoding the development secrets", e))?;
+        write_private(&file, &text).map_err(|e| StartError::failed(file.display().to_string(), e))?;
     }
     let digest = secrets::token_digest(&secrets.operator_key);
     let known = operators::by_key_digest(conn, &digest).map_err(db::DbError::from)?;

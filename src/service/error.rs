@@ -1,6 +1,12 @@
 //! The service layer's errors. Each refusal says what was wrong in terms of the request; `api::error`
 //! turns them into the CSC status and body once, naming fields in the caller's dialect.
 
+use std::borrow::Cow;
+
+/// The error underneath an internal error, kept whole so that the log shows its chain of causes
+/// (and, from the HSM, the PKCS#11 return code).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// A request field, named differently by the CSC dialects (see `api::error`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Param {
@@ -23,12 +29,44 @@ pub enum Param {
     UserId,
 }
 
+/// A field of a lifecycle or admin API request (`/api/...`, one snake_case dialect), named in a
+/// refusal of its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Email,
+    Phone,
+    NewPhone,
+    Password,
+    GivenName,
+    Surname,
+    Country,
+}
+
+impl Field {
+    /// The field's name in the request body, which the refusal's text starts with.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Field::Email => "email",
+            Field::Phone => "phone",
+            Field::NewPhone => "new_phone",
+            Field::Password => "password",
+            Field::GivenName => "given_name",
+            Field::Surname => "surname",
+            Field::Country => "country",
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     #[error("missing parameter {0:?}")]
     Missing(Param),
     #[error("invalid parameter {0:?}")]
     Invalid(Param),
+    /// A lifecycle request field whose value is refused; `why` states the rule, shown to the client
+    /// after the field's name.
+    #[error("{}: {why}", field.as_str())]
+    InvalidField { field: Field, why: &'static str },
     /// Any other malformed or refused request, with the description shown to the client.
     #[error("{0}")]
     InvalidRequest(String),
@@ -86,14 +124,44 @@ pub enum ServiceError {
     /// until an operator corrects the PIN and restarts. Logged once, where it happened.
     #[error("HSM unavailable")]
     HsmUnavailable,
-    /// Something that is not the client's fault; logged, never shown.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// Something that is not the client's fault: logged with its chain of causes where it is mapped
+    /// (`api::error`), never shown.
+    #[error("internal error")]
+    Internal(#[source] BoxError),
+}
+
+/// What went wrong in an internal error, in words, and the error underneath when there is one.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}")]
+struct Failure {
+    what: Cow<'static, str>,
+    #[source]
+    source: Option<BoxError>,
 }
 
 impl ServiceError {
-    pub fn internal(e: impl std::fmt::Display) -> ServiceError {
-        ServiceError::Internal(e.to_string())
+    /// An error from below that the use case cannot answer, kept as the source.
+    pub fn internal(source: impl std::error::Error + Send + Sync + 'static) -> ServiceError {
+        ServiceError::Internal(Box::new(source))
+    }
+
+    /// `source`, with what was being done when it failed.
+    pub fn internal_while(
+        what: impl Into<Cow<'static, str>>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> ServiceError {
+        ServiceError::Internal(Box::new(Failure { what: what.into(), source: Some(Box::new(source)) }))
+    }
+
+    /// A broken invariant with no error underneath: a row that must exist does not, a stored value
+    /// does not parse.
+    pub fn invariant(what: impl Into<Cow<'static, str>>) -> ServiceError {
+        ServiceError::Internal(Box::new(Failure { what: what.into(), source: None }))
+    }
+
+    /// A refused value of a lifecycle request field.
+    pub fn invalid_field(field: Field, why: &'static str) -> ServiceError {
+        ServiceError::InvalidField { field, why }
     }
 
     /// The kind of refusal as a fixed name, for logs and metrics: unlike the message, it can carry
@@ -103,7 +171,7 @@ impl ServiceError {
             ServiceError::Missing(_) => "missing_parameter",
             ServiceError::Invalid(Param::Sad) => "invalid_sad",
             ServiceError::Invalid(_) => "invalid_parameter",
-            ServiceError::InvalidRequest(_) => "invalid_request",
+            ServiceError::InvalidRequest(_) | ServiceError::InvalidField { .. } => "invalid_request",
             ServiceError::InvalidToken => "invalid_token",
             ServiceError::ExpiredToken => "expired_token",
             ServiceError::AuthenticationFailed => "authentication_failed",

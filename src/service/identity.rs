@@ -180,7 +180,7 @@ fn decide_identity_in(
     if !store::decide(c, &check.id, status, reasons.as_deref(), decided_by, now)? {
         return Err(ServiceError::Conflict(format!("The identity check was already {}", check.status)));
     }
-    let order = store::by_id(c, &check.order_id)?.ok_or_else(|| ServiceError::internal("check without order"))?;
+    let order = store::by_id(c, &check.order_id)?.ok_or_else(|| ServiceError::invariant("check without order"))?;
     let email = accounts::by_id(c, &check.user_id)?.and_then(|a| a.email);
     match (decision, email.as_deref()) {
         (Decision::Accept, Some(email)) => {
@@ -223,10 +223,10 @@ fn decide_rekey_in(
     decided_by: &str,
     now: i64,
 ) -> Result<bool, ServiceError> {
-    let order = store::by_id(c, &check.order_id)?.ok_or_else(|| ServiceError::internal("check without order"))?;
+    let order = store::by_id(c, &check.order_id)?.ok_or_else(|| ServiceError::invariant("check without order"))?;
     let old_id =
-        order.credential_id.as_deref().ok_or_else(|| ServiceError::internal("rekey order without credential"))?;
-    let old = credentials::by_id(c, old_id)?.ok_or_else(|| ServiceError::internal("rekey of a missing credential"))?;
+        order.credential_id.as_deref().ok_or_else(|| ServiceError::invariant("rekey order without credential"))?;
+    let old = credentials::by_id(c, old_id)?.ok_or_else(|| ServiceError::invariant("rekey of a missing credential"))?;
     let (status, reasons) = match decision {
         Decision::Accept => (ACCEPTED, None),
         Decision::Reject { reasons } => (REJECTED, Some(reasons.join("\n"))),

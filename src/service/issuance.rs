@@ -12,6 +12,7 @@ use crate::hsm::KeyId;
 use crate::metrics::METRICS;
 use crate::notify::{self, templates};
 use crate::pki::ca::{person_name, provider_serial_number, PersonSubject};
+use crate::telemetry::error_chain;
 
 use super::accounts::require_second_factor_ready;
 use super::credentials::{cert_status, STATUS_DISABLED, STATUS_ENABLED};
@@ -153,7 +154,7 @@ fn release(services: &Services, conn: &mut DbConnection, order: &OrderRow, to: &
                 outcome: audit::Outcome::Refused,
                 user_id: Some(&order.user_id),
                 credential_id: None,
-                detail: format!("order {} back to {to}: {why}", order.id),
+                detail: format!("order {} back to {to}: {}", order.id, error_chain(why)),
             },
         )
     });
@@ -249,7 +250,7 @@ fn issue_reserved(
         Ok(issued) => issued,
         Err(e) => {
             let e = ServiceError::from(e);
-            discard_key(services, conn, &account.id, &key.id, &e.to_string());
+            discard_key(services, conn, &account.id, &key.id, &error_chain(&e));
             return Err(e);
         }
     };
@@ -259,8 +260,8 @@ fn issue_reserved(
         record_issuance(services, c, account, order, &row, names, replaces, now)
     });
     if let Err(e) = recorded {
-        discard_key(services, conn, &account.id, &key.id, &e.to_string());
-        record_unissued_certificate(services, conn, &row, &e.to_string());
+        discard_key(services, conn, &account.id, &key.id, &error_chain(&e));
+        record_unissued_certificate(services, conn, &row, &error_chain(&e));
         return Err(e);
     }
     Ok(row)
@@ -283,7 +284,7 @@ fn record_issuance(
         return Err(ServiceError::Conflict("The order was fulfilled meanwhile".into()));
     }
     credentials::insert(c, row)?;
-    let mut fulfilled = store::by_id(c, &order.id)?.ok_or_else(|| ServiceError::internal("order vanished"))?;
+    let mut fulfilled = store::by_id(c, &order.id)?.ok_or_else(|| ServiceError::invariant("order vanished"))?;
     fulfilled.new_credential_id = Some(row.id.clone());
     fulfilled.fulfilled_at = Some(now);
     store::update_if(c, &fulfilled, FULFILLED)?;
@@ -426,15 +427,15 @@ pub(super) fn complete_accepted_rekey(
     let now = services.now();
     let mut conn = services.conn()?;
     let order =
-        store::by_id(&mut conn, &check.order_id)?.ok_or_else(|| ServiceError::internal("check without order"))?;
+        store::by_id(&mut conn, &check.order_id)?.ok_or_else(|| ServiceError::invariant("check without order"))?;
     let result = (|| {
         let account = accounts::by_id(&mut conn, &check.user_id)?
-            .ok_or_else(|| ServiceError::internal("check without account"))?;
+            .ok_or_else(|| ServiceError::invariant("check without account"))?;
         let old =
-            order.credential_id.clone().ok_or_else(|| ServiceError::internal("rekey order without credential"))?;
+            order.credential_id.clone().ok_or_else(|| ServiceError::invariant("rekey order without credential"))?;
         let names = SubjectNames {
-            given_name: check.given_name.clone().ok_or_else(|| ServiceError::internal("rekey check without names"))?,
-            surname: check.surname.clone().ok_or_else(|| ServiceError::internal("rekey check without names"))?,
+            given_name: check.given_name.clone().ok_or_else(|| ServiceError::invariant("rekey check without names"))?,
+            surname: check.surname.clone().ok_or_else(|| ServiceError::invariant("rekey check without names"))?,
         };
         let kind = key_kind(services, check.key_type.as_deref())?;
         issue_reserved(services, &mut conn, &account, &order, kind, &names, Some(&old), |_| Ok(()))
@@ -504,7 +505,7 @@ pub fn revoke_own(
         db::write_transaction(&mut conn, |c| revoke_in(services, c, &row, reason, "the holder", now))?;
         METRICS.certificates_revoked.inc();
         let row =
-            credentials::by_id(&mut conn, &row.id)?.ok_or_else(|| ServiceError::internal("credential vanished"))?;
+            credentials::by_id(&mut conn, &row.id)?.ok_or_else(|| ServiceError::invariant("credential vanished"))?;
         // The revocation has committed; the CRL is published with no connection of ours held.
         drop(conn);
         ca::publish_after_revocation(services);
@@ -533,7 +534,7 @@ pub fn revoke_by_operator(
         })?;
         METRICS.certificates_revoked.inc();
         let row =
-            credentials::by_id(&mut conn, &row.id)?.ok_or_else(|| ServiceError::internal("credential vanished"))?;
+            credentials::by_id(&mut conn, &row.id)?.ok_or_else(|| ServiceError::invariant("credential vanished"))?;
         drop(conn);
         ca::publish_after_revocation(services);
         Ok(summary(services, row, now))

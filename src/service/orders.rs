@@ -14,7 +14,7 @@ use crate::domain::renewal::RekeyWindow;
 use crate::domain::secrets;
 
 use super::accounts::require_second_factor_ready;
-use super::{audited, Principal, ServiceError, Services};
+use super::{audited, Field, Principal, ServiceError, Services};
 
 pub const CREATED: &str = "created";
 pub const AWAITING_PAYMENT: &str = "awaiting_payment";
@@ -329,8 +329,9 @@ pub fn confirm_personal_data(
 ) -> Result<OrderRow, ServiceError> {
     audited(services, "order.personal_data", Some(&principal.user_id), || {
         let now = services.now();
-        let given_name = enrolment::parse_name(given_name, "given_name").map_err(ServiceError::InvalidRequest)?;
-        let surname = enrolment::parse_name(surname, "surname").map_err(ServiceError::InvalidRequest)?;
+        let given_name =
+            enrolment::parse_name(given_name).map_err(|why| ServiceError::invalid_field(Field::GivenName, why))?;
+        let surname = enrolment::parse_name(surname).map_err(|why| ServiceError::invalid_field(Field::Surname, why))?;
         db::write_transaction(&mut *services.conn()?, |c| {
             let mut order = owned_order(c, principal, order_id)?;
             // Only a rekey takes the names as the person states them; for an issuance or reissue the

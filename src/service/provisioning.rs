@@ -8,7 +8,7 @@ use crate::pki::ca::{person_name, provider_serial_number, PersonSubject};
 
 use super::auth::hash_password;
 use super::credentials::STATUS_ENABLED;
-use super::{totp_seal, ServiceError, Services};
+use super::{totp_seal, Field, ServiceError, Services};
 
 #[derive(Debug, Clone)]
 pub struct NewSigner {
@@ -43,7 +43,8 @@ pub fn provision(services: &Services, signer: NewSigner) -> Result<ProvisionedSi
         return Err(ServiceError::InvalidRequest("username: 1 to 64 of A-Z a-z 0-9 . _ - @".into()));
     }
     // The lifecycle API's policy; the username stands in for the e-mail name it must not contain.
-    enrolment::check_password(&signer.password, Some(&signer.username)).map_err(ServiceError::InvalidRequest)?;
+    enrolment::check_password(&signer.password, Some(&signer.username))
+        .map_err(|why| ServiceError::invalid_field(Field::Password, why))?;
     if !(1..=1_000_000).contains(&signer.multisign) {
         return Err(ServiceError::InvalidRequest("multisign: between 1 and 1000000".into()));
     }
@@ -55,17 +56,17 @@ pub fn provision(services: &Services, signer: NewSigner) -> Result<ProvisionedSi
     }
     let names = match &signer.names {
         Some((given_name, surname)) => Some((
-            enrolment::parse_name(given_name, "given_name").map_err(ServiceError::InvalidRequest)?,
-            enrolment::parse_name(surname, "surname").map_err(ServiceError::InvalidRequest)?,
+            enrolment::parse_name(given_name).map_err(|why| ServiceError::invalid_field(Field::GivenName, why))?,
+            enrolment::parse_name(surname).map_err(|why| ServiceError::invalid_field(Field::Surname, why))?,
         )),
         None => None,
     };
     let country = signer
         .country
         .as_deref()
-        .map(|c| enrolment::parse_country(c, "country"))
+        .map(enrolment::parse_country)
         .transpose()
-        .map_err(ServiceError::InvalidRequest)?;
+        .map_err(|why| ServiceError::invalid_field(Field::Country, why))?;
     let now = services.now();
     let mut conn = services.conn()?;
     if accounts::by_username(&mut conn, &signer.username)?.is_some() {

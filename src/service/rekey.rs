@@ -96,14 +96,14 @@ pub fn submit(services: &Services, principal: &Principal, request: RekeyRequest)
             )?;
             Ok(check)
         })?;
-        let order = store::by_id(&mut conn, &order.id)?.ok_or_else(|| ServiceError::internal("order vanished"))?;
+        let order = store::by_id(&mut conn, &order.id)?.ok_or_else(|| ServiceError::invariant("order vanished"))?;
         Ok((order, check, unchanged))
     })?;
     let (order, check, unchanged) = submitted;
     if unchanged && services.config.lifecycle.rekey_auto_accept_unchanged {
         let by = "rekey policy: unchanged personal data";
         let (_, issued) = identity::decide_rekey_now(services, &check.id, by)?;
-        let summary = issued.ok_or_else(|| ServiceError::internal("an accepted rekey issued nothing"))?;
+        let summary = issued.ok_or_else(|| ServiceError::invariant("an accepted rekey issued nothing"))?;
         return Ok(RekeyOutcome::Issued(Box::new(summary)));
     }
     Ok(RekeyOutcome::AwaitingDecision { order: Box::new(order), check: Box::new(check) })

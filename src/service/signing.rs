@@ -123,7 +123,7 @@ fn sign_hash_inner(
     })?;
     // The HSM works outside the transaction and without a pooled connection held.
     drop(conn);
-    let key = KeyId::from_hex(&row.key_id).ok_or_else(|| ServiceError::internal("stored key id"))?;
+    let key = KeyId::from_hex(&row.key_id).ok_or_else(|| ServiceError::invariant("stored key id"))?;
     match services.keystore.sign_digests(&key, scheme, &request.hashes) {
         Ok(signatures) => {
             METRICS
@@ -133,11 +133,11 @@ fn sign_hash_inner(
             Ok(signatures)
         }
         Err(e) => {
-            if matches!(e, crate::hsm::HsmError::LoginRefused) {
-                // Said at error level once, when the token refused the PIN; each request after is routine.
+            // Said at error level once, when the token refused the PIN; each request after is routine. Any
+            // other failure is logged once, with its causes, where the request is answered (`api::error`).
+            let refused_login = matches!(e, crate::hsm::HsmError::LoginRefused);
+            if refused_login {
                 tracing::warn!(error = %e, credential = %row.id, "HSM unavailable; refunding the SAD");
-            } else {
-                tracing::error!(error = %e, credential = %row.id, "HSM signing failed; refunding the SAD");
             }
             let refund = services.conn().and_then(|mut conn| {
                 db::write_transaction(&mut conn, |c| {
@@ -158,9 +158,12 @@ fn sign_hash_inner(
                 })
             });
             if let Err(refund_error) = refund {
-                tracing::error!(error = %refund_error, "could not refund the SAD");
+                tracing::error!(error = %crate::telemetry::error_chain(&refund_error), "could not refund the SAD");
             }
-            Err(e.into())
+            if refused_login {
+                return Err(e.into());
+            }
+            Err(ServiceError::internal_while(format!("HSM signing with credential {}", row.id), e))
         }
     }
 }

@@ -93,7 +93,7 @@ pub fn payment_webhook(
                 return Err(changed_meanwhile());
             }
             let account =
-                accounts::by_id(c, &order.user_id)?.ok_or_else(|| ServiceError::internal("order without account"))?;
+                accounts::by_id(c, &order.user_id)?.ok_or_else(|| ServiceError::invariant("order without account"))?;
             if let Some(email) = &account.email {
                 notify::enqueue(
                     c,

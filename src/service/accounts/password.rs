@@ -7,7 +7,7 @@ use crate::domain::enrolment::Email;
 use crate::notify::{self, templates};
 use crate::service::auth::hash_password;
 use crate::service::one_time;
-use crate::service::{audited, Committed, Principal, ServiceError, Services};
+use crate::service::{audited, Committed, Field, Principal, ServiceError, Services};
 
 use super::{account_of, check_current_factors, check_new_password, send_code_for_link, CodeSent};
 
@@ -40,9 +40,7 @@ pub fn change_password(
 /// Starts password recovery. The answer is the same whether or not the account exists.
 pub fn password_reset_request(services: &Services, email: &str) -> Result<(), ServiceError> {
     let now = services.now();
-    let Ok(email) = Email::parse(email) else {
-        return Err(ServiceError::InvalidRequest("email: not a valid e-mail address".into()));
-    };
+    let email = Email::parse(email).map_err(|why| ServiceError::invalid_field(Field::Email, why))?;
     let account = accounts::by_email(&mut *services.conn()?, email.as_str())?;
     let Some(account) = account.filter(|a| a.status == STATUS_ACTIVE) else {
         services.audit_refusal(
@@ -103,7 +101,7 @@ pub fn password_reset_complete(
     audited(services, "account.password_reset_complete", Some(&link.user_id), || {
         let mut conn = services.conn()?;
         let account =
-            accounts::by_id(&mut conn, &link.user_id)?.ok_or_else(|| ServiceError::internal("link without account"))?;
+            accounts::by_id(&mut conn, &link.user_id)?.ok_or_else(|| ServiceError::invariant("link without account"))?;
         check_new_password(new_password, account.email.as_deref())?;
         let hash = hash_password(new_password)?;
         db::write_transaction(&mut conn, |c| -> Result<Committed<()>, ServiceError> {

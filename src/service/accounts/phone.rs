@@ -6,7 +6,7 @@ use crate::db::{self, resets};
 use crate::domain::enrolment::Phone;
 use crate::notify::{self, templates};
 use crate::service::one_time::{self, CodeRequest};
-use crate::service::{audited, Committed, Principal, ServiceError, Services};
+use crate::service::{audited, Committed, Field, Principal, ServiceError, Services};
 
 use super::pairing::require_second_factor_ready;
 use super::{check_current_factors, email_of, CodeSent};
@@ -23,10 +23,10 @@ pub fn phone_change_start(
     audited(services, "account.phone_change", Some(&principal.user_id), || {
         let now = services.now();
         let phone =
-            Phone::parse(new_phone).map_err(|e| ServiceError::InvalidRequest(e.replace("phone", "new_phone")))?;
+            Phone::parse(new_phone).map_err(|why| ServiceError::invalid_field(Field::NewPhone, why))?;
         let account = require_second_factor_ready(services, &mut *services.conn()?, principal)?;
         if account.phone.as_deref() == Some(phone.as_str()) {
-            return Err(ServiceError::InvalidRequest("new_phone: that is already the account's number".into()));
+            return Err(ServiceError::invalid_field(Field::NewPhone, "that is already the account's number"));
         }
         // A session alone (or the mailbox) must not move the SMS codes to another SIM.
         check_current_factors(services, &account, password, otp)?;
@@ -78,7 +78,7 @@ pub fn phone_change_verify_email(
                 Committed::Refused(refusal) => return Ok(Committed::Refused(refusal)),
             };
             let new_phone =
-                verified.payload.clone().ok_or_else(|| ServiceError::internal("phone change without number"))?;
+                verified.payload.clone().ok_or_else(|| ServiceError::invariant("phone change without number"))?;
             let sms = one_time::new_code(
                 services,
                 c,
@@ -130,7 +130,7 @@ pub fn phone_change_confirm(services: &Services, principal: &Principal, code: &s
                 Committed::Done(row) => row,
                 Committed::Refused(refusal) => return Ok(Committed::Refused(refusal)),
             };
-            let new_phone = verified.payload.ok_or_else(|| ServiceError::internal("phone change without number"))?;
+            let new_phone = verified.payload.ok_or_else(|| ServiceError::invariant("phone change without number"))?;
             accounts::set_phone(c, &account.id, &new_phone)?;
             // A new SIM can receive the codes of an authenticator reset: the cooling-off period starts.
             resets::set_recovered_at(c, &account.id, now)?;

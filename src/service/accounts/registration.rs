@@ -7,7 +7,7 @@ use crate::domain::enrolment::{self, Email, Phone};
 use crate::notify::{self, templates};
 use crate::service::auth::hash_password;
 use crate::service::one_time;
-use crate::service::{audited, Committed, ServiceError, Services};
+use crate::service::{audited, Committed, Field, ServiceError, Services};
 
 use super::{check_new_password, record_consent, send_code_for_link, CodeSent};
 
@@ -28,16 +28,18 @@ pub fn register(services: &Services, registration: Registration) -> Result<Strin
     audited(services, "account.register", None, || {
         let lifecycle = &services.config.lifecycle;
         let given_name =
-            enrolment::parse_name(&registration.given_name, "given_name").map_err(ServiceError::InvalidRequest)?;
-        let surname = enrolment::parse_name(&registration.surname, "surname").map_err(ServiceError::InvalidRequest)?;
-        let email = Email::parse(&registration.email).map_err(|e| ServiceError::InvalidRequest(e.into()))?;
-        let phone = Phone::parse(&registration.phone).map_err(|e| ServiceError::InvalidRequest(e.into()))?;
+            enrolment::parse_name(&registration.given_name)
+            .map_err(|why| ServiceError::invalid_field(Field::GivenName, why))?;
+        let surname = enrolment::parse_name(&registration.surname)
+            .map_err(|why| ServiceError::invalid_field(Field::Surname, why))?;
+        let email = Email::parse(&registration.email).map_err(|why| ServiceError::invalid_field(Field::Email, why))?;
+        let phone = Phone::parse(&registration.phone).map_err(|why| ServiceError::invalid_field(Field::Phone, why))?;
         let country = registration
             .country
             .as_deref()
-            .map(|c| enrolment::parse_country(c, "country"))
+            .map(enrolment::parse_country)
             .transpose()
-            .map_err(ServiceError::InvalidRequest)?;
+            .map_err(|why| ServiceError::invalid_field(Field::Country, why))?;
         if !registration.privacy_accepted {
             return Err(ServiceError::InvalidRequest(
                 "privacy_consent: the privacy information note must be accepted".into(),
@@ -141,7 +143,7 @@ pub fn activation_complete(
     audited(services, "account.activate", Some(&link.user_id), || {
         let mut conn = services.conn()?;
         let account =
-            accounts::by_id(&mut conn, &link.user_id)?.ok_or_else(|| ServiceError::internal("link without account"))?;
+            accounts::by_id(&mut conn, &link.user_id)?.ok_or_else(|| ServiceError::invariant("link without account"))?;
         if account.status != STATUS_INVITED {
             return Err(ServiceError::Conflict("The account is already active".into()));
         }
