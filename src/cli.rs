@@ -239,7 +239,16 @@ fn run_command(cli: Cli) -> anyhow::Result<i32> {
                     let password = password.unwrap_or_default();
                     let signer = provisioning::provision(
                         &services,
-                        NewSigner { username, password, key_kind: key, multisign, pin, quota, names, country },
+                        NewSigner {
+                            username,
+                            password: password.into(),
+                            key_kind: key,
+                            multisign,
+                            pin: pin.map(Into::into),
+                            quota,
+                            names,
+                            country,
+                        },
                     )?;
                     println!("{}", serde_json::to_string(&signer)?);
                     Ok(0)

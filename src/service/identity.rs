@@ -322,7 +322,7 @@ pub fn identity_webhook(
     signature: Option<&str>,
 ) -> Result<WebhookOutcome, ServiceError> {
     let event: IdentityEvent = audited(services, "webhook.identity", None, || {
-        let event: IdentityEvent = signed_event(services.webhook_secrets.identity.as_deref(), body, signature)?;
+        let event: IdentityEvent = signed_event(services.webhook_secrets.identity.as_ref(), body, signature)?;
         if event.event_id.is_empty() || event.event_id.len() > 128 {
             return Err(ServiceError::InvalidRequest("event_id: 1 to 128 characters".into()));
         }

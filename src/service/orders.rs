@@ -1,6 +1,7 @@
 //! Packages and orders: the catalogue, an order with invoice data, payment through the provider's
 //! page and its signed webhook, and what a rekey order needs (personal data, identity document).
 
+use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 use crate::audit;
@@ -332,12 +333,12 @@ pub struct PaymentOutcome {
 
 /// Checks a webhook's signature and parses its body.
 pub(super) fn signed_event<T: serde::de::DeserializeOwned>(
-    secret: Option<&str>,
+    secret: Option<&SecretString>,
     body: &[u8],
     signature: Option<&str>,
 ) -> Result<T, ServiceError> {
     let secret = secret.ok_or_else(|| ServiceError::Forbidden("This webhook is not configured".into()))?;
-    if !signature.is_some_and(|s| secrets::verify_webhook_signature(secret, body, s)) {
+    if !signature.is_some_and(|s| secrets::verify_webhook_signature(secret.expose_secret(), body, s)) {
         return Err(ServiceError::InvalidToken);
     }
     serde_json::from_slice(body).map_err(|e| ServiceError::InvalidRequest(format!("Malformed event: {e}")))
@@ -351,7 +352,7 @@ pub fn payment_webhook(
     signature: Option<&str>,
 ) -> Result<PaymentOutcome, ServiceError> {
     audited(services, "webhook.payment", None, || {
-        let event: PaymentEvent = signed_event(services.webhook_secrets.payments.as_deref(), body, signature)?;
+        let event: PaymentEvent = signed_event(services.webhook_secrets.payments.as_ref(), body, signature)?;
         if event.event_id.is_empty() || event.event_id.len() > 128 {
             return Err(ServiceError::InvalidRequest("event_id: 1 to 128 characters".into()));
         }
