@@ -3,6 +3,7 @@
 
 use actix_web::web::{Data, Json};
 use actix_web::{get, post, HttpRequest, HttpResponse};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -88,7 +89,8 @@ pub async fn register(services: Data<Services>, body: CscJson<RegistrationReques
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     /// The token of the link from the e-mail.
-    pub token: String,
+    #[schema(value_type = String)]
+    pub token: SecretString,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -118,18 +120,21 @@ pub async fn activation_send_code(
     services: Data<Services>,
     body: CscJson<TokenRequest>,
 ) -> Result<Json<CodeSentResponse>, ApiError> {
-    let sent = run(&services, L, move |s| accounts::activation_send_code(s, &body.0.token)).await?;
+    let sent = run(&services, L, move |s| accounts::activation_send_code(s, body.0.token.expose_secret())).await?;
     Ok(Json(sent.into()))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActivationRequest {
-    pub token: String,
+    #[schema(value_type = String)]
+    pub token: SecretString,
     /// The SMS code.
-    pub code: String,
+    #[schema(value_type = String)]
+    pub code: SecretString,
     /// The new password (at least 12 characters, a letter and a digit, not the e-mail name).
-    pub password: String,
+    #[schema(value_type = String)]
+    pub password: SecretString,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -146,7 +151,10 @@ pub async fn activation_complete(
     body: CscJson<ActivationRequest>,
 ) -> Result<Json<RegistrationResponse>, ApiError> {
     let b = body.0;
-    let user_id = run(&services, L, move |s| accounts::activation_complete(s, &b.token, &b.code, &b.password)).await?;
+    let user_id = run(&services, L, move |s| {
+        accounts::activation_complete(s, b.token.expose_secret(), b.code.expose_secret(), b.password.expose_secret())
+    })
+    .await?;
     Ok(Json(RegistrationResponse { user_id, status: "active".into() }))
 }
 
@@ -170,9 +178,11 @@ fn totp_view(services: &Services, status: TotpStatus) -> TotpView {
 #[schema(as = AccountLoginRequest)]
 pub struct LoginRequest {
     pub email: String,
-    pub password: String,
+    #[schema(value_type = String)]
+    pub password: SecretString,
     /// The authenticator's code; required once an authenticator is paired.
-    pub otp: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub otp: Option<SecretString>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -194,7 +204,10 @@ fn session(tokens: IssuedTokens) -> (String, String, i64) {
 #[post("/login")]
 pub async fn login(services: Data<Services>, body: CscJson<LoginRequest>) -> Result<Json<LoginResponse>, ApiError> {
     let b = body.0;
-    let login = run(&services, L, move |s| accounts::login(s, &b.email, &b.password, b.otp.as_deref())).await?;
+    let login = run(&services, L, move |s| {
+        accounts::login(s, &b.email, b.password.expose_secret(), b.otp.as_ref().map(ExposeSecret::expose_secret))
+    })
+    .await?;
     let (access_token, token_type, expires_in) = session(login.tokens);
     Ok(Json(LoginResponse { access_token, token_type, expires_in, totp: totp_view(&services, login.totp) }))
 }
@@ -310,7 +323,8 @@ pub async fn start_pairing(services: Data<Services>, req: HttpRequest) -> Result
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodeRequest {
-    pub code: String,
+    #[schema(value_type = String)]
+    pub code: SecretString,
 }
 
 /// Confirms the pairing with one code from the app.
@@ -322,7 +336,7 @@ pub async fn confirm_pairing(
     request: Authed<PortalUser, CscJson<CodeRequest>>,
 ) -> Result<Json<StatusResponse>, ApiError> {
     let Authed(PortalUser(principal), body) = request;
-    run(&services, L, move |s| authenticator::confirm_pairing(s, &principal, &body.0.code)).await?;
+    run(&services, L, move |s| authenticator::confirm_pairing(s, &principal, body.0.code.expose_secret())).await?;
     Ok(Json(StatusResponse { status: "paired".into() }))
 }
 
@@ -362,7 +376,8 @@ pub async fn postpone(
 #[serde(deny_unknown_fields)]
 pub struct TotpResetRequest {
     pub email: String,
-    pub password: String,
+    #[schema(value_type = String)]
+    pub password: SecretString,
 }
 
 /// Authenticator lost, step 1: e-mail and password; an SMS code goes to the phone.
@@ -374,7 +389,7 @@ pub async fn totp_reset(
     body: CscJson<TotpResetRequest>,
 ) -> Result<Json<CodeSentResponse>, ApiError> {
     let b = body.0;
-    let sent = run(&services, L, move |s| authenticator::reset_start(s, &b.email, &b.password)).await?;
+    let sent = run(&services, L, move |s| authenticator::reset_start(s, &b.email, b.password.expose_secret())).await?;
     Ok(Json(sent.into()))
 }
 
@@ -382,9 +397,11 @@ pub async fn totp_reset(
 #[serde(deny_unknown_fields)]
 pub struct TotpResetConfirmRequest {
     pub email: String,
-    pub password: String,
+    #[schema(value_type = String)]
+    pub password: SecretString,
     /// The SMS code.
-    pub code: String,
+    #[schema(value_type = String)]
+    pub code: SecretString,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -445,8 +462,10 @@ pub async fn totp_reset_confirm(
     body: CscJson<TotpResetConfirmRequest>,
 ) -> Result<Json<TotpResetResponse>, ApiError> {
     let b = body.0;
-    let (tokens, pairing, reset) =
-        run(&services, L, move |s| authenticator::reset_confirm(s, &b.email, &b.password, &b.code)).await?;
+    let (tokens, pairing, reset) = run(&services, L, move |s| {
+        authenticator::reset_confirm(s, &b.email, b.password.expose_secret(), b.code.expose_secret())
+    })
+    .await?;
     let (access_token, token_type, expires_in) = session(tokens);
     Ok(Json(TotpResetResponse {
         access_token,
@@ -467,7 +486,7 @@ pub async fn totp_reset_cancel(
     services: Data<Services>,
     body: CscJson<TokenRequest>,
 ) -> Result<Json<AuthenticatorResetView>, ApiError> {
-    let reset = run(&services, L, move |s| authenticator::cancel_reset(s, &body.0.token)).await?;
+    let reset = run(&services, L, move |s| authenticator::cancel_reset(s, body.0.token.expose_secret())).await?;
     Ok(Json(reset.into()))
 }
 
@@ -487,10 +506,13 @@ pub async fn totp_resets(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordChangeRequest {
-    pub current_password: String,
-    pub new_password: String,
+    #[schema(value_type = String)]
+    pub current_password: SecretString,
+    #[schema(value_type = String)]
+    pub new_password: SecretString,
     /// Required once an authenticator is paired.
-    pub otp: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub otp: Option<SecretString>,
 }
 
 /// Changes the password; the person's other sessions end.
@@ -504,7 +526,13 @@ pub async fn change_password(
     let Authed(PortalUser(principal), body) = request;
     let b = body.0;
     run(&services, L, move |s| {
-        accounts::change_password(s, &principal, &b.current_password, &b.new_password, b.otp.as_deref())
+        accounts::change_password(
+            s,
+            &principal,
+            b.current_password.expose_secret(),
+            b.new_password.expose_secret(),
+            b.otp.as_ref().map(ExposeSecret::expose_secret),
+        )
     })
     .await?;
     Ok(Json(StatusResponse { status: "password_changed".into() }))
@@ -532,16 +560,19 @@ pub async fn password_reset_send_code(
     services: Data<Services>,
     body: CscJson<TokenRequest>,
 ) -> Result<Json<CodeSentResponse>, ApiError> {
-    let sent = run(&services, L, move |s| accounts::password_reset_send_code(s, &body.0.token)).await?;
+    let sent = run(&services, L, move |s| accounts::password_reset_send_code(s, body.0.token.expose_secret())).await?;
     Ok(Json(sent.into()))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordResetCompleteRequest {
-    pub token: String,
-    pub code: String,
-    pub new_password: String,
+    #[schema(value_type = String)]
+    pub token: SecretString,
+    #[schema(value_type = String)]
+    pub code: SecretString,
+    #[schema(value_type = String)]
+    pub new_password: SecretString,
 }
 
 /// Password recovery, step 3: the SMS code and the new password; every session of the account ends.
@@ -553,7 +584,15 @@ pub async fn password_reset_complete(
     body: CscJson<PasswordResetCompleteRequest>,
 ) -> Result<Json<StatusResponse>, ApiError> {
     let b = body.0;
-    run(&services, L, move |s| accounts::password_reset_complete(s, &b.token, &b.code, &b.new_password)).await?;
+    run(&services, L, move |s| {
+        accounts::password_reset_complete(
+            s,
+            b.token.expose_secret(),
+            b.code.expose_secret(),
+            b.new_password.expose_secret(),
+        )
+    })
+    .await?;
     Ok(Json(StatusResponse { status: "password_changed".into() }))
 }
 
@@ -562,9 +601,11 @@ pub async fn password_reset_complete(
 pub struct PhoneChangeRequest {
     pub new_phone: String,
     /// The account's current password (required).
-    pub password: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub password: Option<SecretString>,
     /// A code from the authenticator app; required once one is paired.
-    pub otp: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub otp: Option<SecretString>,
 }
 
 /// Phone change, step 1: the password and (once paired) a TOTP code; a code by e-mail, valid 5 minutes.
@@ -581,7 +622,13 @@ pub async fn phone_change(
         ApiError::invalid_request("password: the current password is needed to change the phone number")
     })?;
     let sent = run(&services, L, move |s| {
-        accounts::phone_change_start(s, &principal, &b.new_phone, &password, b.otp.as_deref())
+        accounts::phone_change_start(
+            s,
+            &principal,
+            &b.new_phone,
+            password.expose_secret(),
+            b.otp.as_ref().map(ExposeSecret::expose_secret),
+        )
     })
     .await?;
     Ok(Json(sent.into()))
@@ -596,7 +643,9 @@ pub async fn phone_change_verify_email(
     request: Authed<PortalUser, CscJson<CodeRequest>>,
 ) -> Result<Json<CodeSentResponse>, ApiError> {
     let Authed(PortalUser(principal), body) = request;
-    let sent = run(&services, L, move |s| accounts::phone_change_verify_email(s, &principal, &body.0.code)).await?;
+    let sent =
+        run(&services, L, move |s| accounts::phone_change_verify_email(s, &principal, body.0.code.expose_secret()))
+            .await?;
     Ok(Json(sent.into()))
 }
 
@@ -614,6 +663,7 @@ pub async fn phone_change_confirm(
     request: Authed<PortalUser, CscJson<CodeRequest>>,
 ) -> Result<Json<PhoneResponse>, ApiError> {
     let Authed(PortalUser(principal), body) = request;
-    let phone = run(&services, L, move |s| accounts::phone_change_confirm(s, &principal, &body.0.code)).await?;
+    let phone =
+        run(&services, L, move |s| accounts::phone_change_confirm(s, &principal, body.0.code.expose_secret())).await?;
     Ok(Json(PhoneResponse { phone }))
 }

@@ -1,6 +1,8 @@
 //! Certificates of the lifecycle: issuance (and reissue) after payment and identity verification,
 //! rekey before expiry, revocation, and the credentials as a person sees them (status, quota, window).
 
+use secrecy::{ExposeSecret, SecretString};
+
 use crate::audit;
 use crate::db::credentials::{self, CredentialRow};
 use crate::db::orders::{self as store, OrderRow};
@@ -348,7 +350,7 @@ fn credential_row(
 pub struct IssueRequest {
     pub order_id: String,
     pub issuance_terms_version: String,
-    pub otp: String,
+    pub otp: SecretString,
     pub key_type: Option<String>,
 }
 
@@ -387,7 +389,8 @@ pub fn issue(
         let kind = key_kind(services, request.key_type.as_deref())?;
         super::authenticator::require_signing_allowed(&mut conn, &account.id)?;
         db::write_transaction(&mut conn, |c| reserve(c, &order.id, PAID))?;
-        let result = second_factor::verify_otp(services, &mut conn, &account.id, &request.otp).and_then(|()| {
+        let otp = request.otp.expose_secret();
+        let result = second_factor::verify_otp(services, &mut conn, &account.id, otp).and_then(|()| {
             let consent = accounts::Consent {
                 id: uuid::Uuid::new_v4().to_string(),
                 user_id: account.id.clone(),
@@ -415,7 +418,7 @@ pub fn issue(
 pub struct RekeyRequest {
     pub credential_id: String,
     pub order_id: String,
-    pub otp: String,
+    pub otp: SecretString,
     pub key_type: Option<String>,
 }
 
@@ -461,7 +464,7 @@ pub fn rekey(services: &Services, principal: &Principal, request: RekeyRequest) 
         };
         let kind = key_kind(services, request.key_type.as_deref())?;
         super::authenticator::require_signing_allowed(&mut conn, &account.id)?;
-        second_factor::verify_otp(services, &mut conn, &account.id, &request.otp)?;
+        second_factor::verify_otp(services, &mut conn, &account.id, request.otp.expose_secret())?;
         let unchanged = account.given_name.as_deref() == Some(given_name.as_str())
             && account.surname.as_deref() == Some(surname.as_str());
         let names = SubjectNames { given_name: given_name.clone(), surname: surname.clone() };
@@ -580,7 +583,7 @@ pub fn revoke_own(
     services: &Services,
     principal: &Principal,
     credential_id: &str,
-    otp: &str,
+    otp: &SecretString,
     reason: Option<&str>,
 ) -> Result<CredentialSummary, ServiceError> {
     audited(services, "credential.revoke", Some(&principal.user_id), || {
@@ -592,7 +595,7 @@ pub fn revoke_own(
         if row.revoked_at.is_some() {
             return Err(ServiceError::Conflict("The credential is already revoked".into()));
         }
-        second_factor::verify_otp(services, &mut conn, &principal.user_id, otp)?;
+        second_factor::verify_otp(services, &mut conn, &principal.user_id, otp.expose_secret())?;
         db::write_transaction(&mut conn, |c| revoke_in(services, c, &row, reason, "the holder", now))?;
         METRICS.certificates_revoked.inc();
         let row =
