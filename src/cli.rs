@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use secrecy::SecretString;
 
 use crate::clock::SystemClock;
 use crate::config::Config;
@@ -60,8 +61,8 @@ pub enum Command {
         #[arg(long)]
         username: String,
         /// The person's password (visible to other local users in the process list: prefer --password-stdin).
-        #[arg(long, required_unless_present = "password_stdin", conflicts_with = "password_stdin")]
-        password: Option<String>,
+        #[arg(long, required_unless_present = "password_stdin", conflicts_with = "password_stdin", value_parser = secret_arg)]
+        password: Option<SecretString>,
         /// Read the password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
@@ -72,8 +73,8 @@ pub enum Command {
         #[arg(long, default_value_t = 100)]
         multisign: i32,
         /// Optional signing PIN (digits), asked for on every authorisation besides the one-time code.
-        #[arg(long)]
-        pin: Option<String>,
+        #[arg(long, value_parser = secret_arg)]
+        pin: Option<SecretString>,
         /// Signatures the credential may make in all, like a package's transactions (default: no limit).
         #[arg(long)]
         quota: Option<i32>,
@@ -160,18 +161,24 @@ pub fn error_text(error: &anyhow::Error) -> String {
     crate::telemetry::error_chain(error.as_ref())
 }
 
+/// A password or PIN given as an option: a secret from the start, so the parsed command's `Debug`
+/// form does not show it.
+fn secret_arg(value: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(value.into())
+}
+
 /// The password of `provision-user`: from the option, or the first line of standard input.
-fn read_password(password: Option<String>, from_stdin: bool) -> anyhow::Result<String> {
+fn read_password(password: Option<SecretString>, from_stdin: bool) -> anyhow::Result<SecretString> {
     match password {
         Some(password) if !from_stdin => Ok(password),
         _ => {
-            let mut line = String::new();
+            let mut line = zeroize::Zeroizing::new(String::new());
             std::io::stdin().read_line(&mut line)?;
-            let password = line.trim_end_matches(['\n', '\r']).to_string();
+            let password = line.trim_end_matches(['\n', '\r']);
             if password.is_empty() {
                 anyhow::bail!("--password-stdin: standard input held no password");
             }
-            Ok(password)
+            Ok(password.into())
         }
     }
 }
@@ -227,7 +234,16 @@ fn run_command(cli: Cli) -> anyhow::Result<i32> {
                     let password = password.unwrap_or_default();
                     let signer = provisioning::provision(
                         &services,
-                        NewSigner { username, password, key_kind: key, multisign, pin, quota, names, country },
+                        NewSigner {
+                            username,
+                            password,
+                            key_kind: key,
+                            multisign,
+                            pin,
+                            quota,
+                            names,
+                            country,
+                        },
                     )?;
                     println!("{}", serde_json::to_string(&signer)?);
                     Ok(0)

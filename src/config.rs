@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 /// The default PKCS#11 module: Debian's SoftHSM 2.
@@ -170,32 +171,32 @@ pub struct NotifyConfig {
     /// HTTP SMS gateway: rssp POSTs `{"to": "+386...", "text": "..."}` as JSON.
     pub sms_gateway_url: Option<String>,
     /// Bearer token for the SMS gateway.
-    pub sms_gateway_token: Option<String>,
+    pub sms_gateway_token: Option<SecretString>,
     /// How often the outbox is delivered.
     pub delivery_interval_secs: u64,
     /// Tries before a message is given up (status `failed`).
     pub max_attempts: i32,
 }
 
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PaymentsConfig {
     /// Shared secret of the payment provider's webhook (HMAC-SHA256 of the body).
-    pub webhook_secret: Option<String>,
+    pub webhook_secret: Option<SecretString>,
     /// The provider's payment page; `{payment_ref}`, `{gross_cents}` and `{currency}` are filled in.
     pub page_url: String,
 }
 
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IdentityConfig {
     /// Shared secret of the video-identification provider's webhook (HMAC-SHA256 of the body).
-    pub webhook_secret: Option<String>,
+    pub webhook_secret: Option<SecretString>,
     /// The provider's identification session; `{check_id}` is filled in.
     pub session_url: String,
 }
 
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HsmConfig {
     /// Path of the PKCS#11 module.
@@ -203,7 +204,7 @@ pub struct HsmConfig {
     /// Label of the token holding the CA and signing keys.
     pub token_label: String,
     /// User PIN of the token. The embedded default generates one under the data directory.
-    pub pin: Option<String>,
+    pub pin: Option<SecretString>,
     /// Number of logged-in sessions kept open (the signing concurrency towards the HSM).
     pub sessions: usize,
     /// Longest wait for a free session when all are busy, before the request is answered 503 with
@@ -213,7 +214,7 @@ pub struct HsmConfig {
     /// None: the CA keys live on `token_label` too (still under their own `rssp-ca-*` labels).
     pub ca_token_label: Option<String>,
     /// User PIN of the CA token; defaults to `pin`.
-    pub ca_pin: Option<String>,
+    pub ca_pin: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -263,18 +264,6 @@ pub struct CaConfig {
     pub crl_refresh_before_secs: i64,
 }
 
-/// An optional secret in a `Debug` form: whether it is set, never its value.
-pub struct Redacted<'a>(pub &'a Option<String>);
-
-impl std::fmt::Debug for Redacted<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Some(_) => f.write_str("Some(\"***\")"),
-            None => f.write_str("None"),
-        }
-    }
-}
-
 /// An optional URL in a `Debug` form, its passwords replaced (see `db::redact_url`).
 struct RedactedUrl<'a>(&'a Option<String>);
 
@@ -284,9 +273,10 @@ impl std::fmt::Debug for RedactedUrl<'_> {
     }
 }
 
-// Hand-written `Debug` for everything holding a secret (PINs, tokens, webhook secrets, URLs with
-// passwords), so that no `{:?}` can print one. The fields are destructured: a new field does not
-// compile until it is placed here, as a secret or not.
+// PINs, tokens and webhook secrets are `SecretString`s, whose `Debug` prints a redaction. URLs may
+// carry a password in their text, so what holds one has a hand-written `Debug` that shows the URL
+// with its passwords replaced. The fields are destructured: a new field does not compile until it is
+// placed here, as a URL or not.
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let Config {
@@ -330,21 +320,6 @@ impl std::fmt::Debug for Config {
     }
 }
 
-impl std::fmt::Debug for HsmConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let HsmConfig { module, token_label, pin, sessions, session_wait_ms, ca_token_label, ca_pin } = self;
-        f.debug_struct("HsmConfig")
-            .field("module", module)
-            .field("token_label", token_label)
-            .field("pin", &Redacted(pin))
-            .field("sessions", sessions)
-            .field("session_wait_ms", session_wait_ms)
-            .field("ca_token_label", ca_token_label)
-            .field("ca_pin", &Redacted(ca_pin))
-            .finish()
-    }
-}
-
 impl std::fmt::Debug for NotifyConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let NotifyConfig {
@@ -359,29 +334,9 @@ impl std::fmt::Debug for NotifyConfig {
             .field("email_from", email_from)
             .field("smtp_url", &RedactedUrl(smtp_url))
             .field("sms_gateway_url", &RedactedUrl(sms_gateway_url))
-            .field("sms_gateway_token", &Redacted(sms_gateway_token))
+            .field("sms_gateway_token", sms_gateway_token)
             .field("delivery_interval_secs", delivery_interval_secs)
             .field("max_attempts", max_attempts)
-            .finish()
-    }
-}
-
-impl std::fmt::Debug for PaymentsConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let PaymentsConfig { webhook_secret, page_url } = self;
-        f.debug_struct("PaymentsConfig")
-            .field("webhook_secret", &Redacted(webhook_secret))
-            .field("page_url", page_url)
-            .finish()
-    }
-}
-
-impl std::fmt::Debug for IdentityConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let IdentityConfig { webhook_secret, session_url } = self;
-        f.debug_struct("IdentityConfig")
-            .field("webhook_secret", &Redacted(webhook_secret))
-            .field("session_url", session_url)
             .finish()
     }
 }
@@ -780,7 +735,7 @@ impl Config {
             ("identity.webhook_secret (RSSP_IDENTITY_WEBHOOK_SECRET)", &self.identity.webhook_secret),
         ];
         for (name, value) in secrets {
-            match value.as_deref() {
+            match value.as_ref().map(ExposeSecret::expose_secret) {
                 // Empty is unset: development mode generates it, production mode says it is required.
                 None | Some("") => {}
                 Some(secret) if secret.chars().count() < MIN_SECRET_CHARS => {
@@ -824,32 +779,32 @@ impl Config {
         let required = [
             (
                 "public_url (RSSP_PUBLIC_URL)",
-                &self.public_url,
+                self.public_url.as_deref(),
                 "the base URL clients and relying parties reach (it goes into the CA certificates and CRL URLs)",
             ),
             (
                 "payments.webhook_secret (RSSP_PAYMENTS_WEBHOOK_SECRET)",
-                &self.payments.webhook_secret,
+                self.payments.webhook_secret.as_ref().map(ExposeSecret::expose_secret),
                 "the secret shared with the payment provider",
             ),
             (
                 "identity.webhook_secret (RSSP_IDENTITY_WEBHOOK_SECRET)",
-                &self.identity.webhook_secret,
+                self.identity.webhook_secret.as_ref().map(ExposeSecret::expose_secret),
                 "the secret shared with the identification provider",
             ),
             (
                 "notify.smtp_url (RSSP_NOTIFY_SMTP_URL)",
-                &self.notify.smtp_url,
+                self.notify.smtp_url.as_deref(),
                 "URL required: e-mail is delivered through it",
             ),
             (
                 "notify.sms_gateway_url (RSSP_NOTIFY_SMS_GATEWAY_URL)",
-                &self.notify.sms_gateway_url,
+                self.notify.sms_gateway_url.as_deref(),
                 "URL required: SMS is delivered through it",
             ),
         ];
         for (name, value, what) in required {
-            if value.as_deref().is_none_or(|v| v.trim().is_empty()) {
+            if value.is_none_or(|v| v.trim().is_empty()) {
                 return Err(invalid(name, format!("{WHY}: {what}")));
             }
         }

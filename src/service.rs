@@ -27,6 +27,8 @@ pub mod webhooks;
 
 use std::sync::Arc;
 
+use secrecy::{ExposeSecret, SecretString};
+
 pub(crate) use committed::Committed;
 pub use error::{BoxError, Field, Param, ServiceError};
 
@@ -64,16 +66,17 @@ pub struct Services {
 /// The shared secrets that authenticate the providers' webhooks (None: that webhook is refused).
 #[derive(Clone, Default)]
 pub struct WebhookSecrets {
-    pub payments: Option<String>,
-    pub identity: Option<String>,
+    pub payments: Option<SecretString>,
+    pub identity: Option<SecretString>,
 }
 
-/// Says which secrets are set, never their values.
+/// Says which secrets are set, in the form the configuration's URLs use (`***`).
 impl std::fmt::Debug for WebhookSecrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |secret: &Option<SecretString>| secret.as_ref().map(|_| "***");
         f.debug_struct("WebhookSecrets")
-            .field("payments", &crate::config::Redacted(&self.payments))
-            .field("identity", &crate::config::Redacted(&self.identity))
+            .field("payments", &set(&self.payments))
+            .field("identity", &set(&self.identity))
             .finish()
     }
 }
@@ -155,17 +158,16 @@ impl Services {
             None
         };
         let session_wait = std::time::Duration::from_millis(config.hsm.session_wait_ms);
-        let keystore =
-            KeyStore::open(&config.hsm.module, &config.hsm.token_label, &pin, config.hsm.sessions, so_pin.as_deref())?
-                .with_session_wait(session_wait);
+        let so_pin = so_pin.as_ref().map(ExposeSecret::expose_secret);
+        let keystore = KeyStore::open(&config.hsm.module, &config.hsm.token_label, &pin, config.hsm.sessions, so_pin)?
+            .with_session_wait(session_wait);
         let seeds_sealed = db::authenticators::any_totp_sealed(&mut *db::checkout(&db)?).map_err(db::DbError::from)?;
         keystore.prepare_seal_key(!seeds_sealed)?;
         // CA keys on a token of their own, when configured: a second, small session pool.
         let ca_keystore = match &config.hsm.ca_token_label {
             Some(label) => {
-                let ca_pin = config.hsm.ca_pin.as_deref().unwrap_or(&pin);
-                let store =
-                    KeyStore::open(&config.hsm.module, label, ca_pin, config.hsm.sessions.min(2), so_pin.as_deref())?;
+                let ca_pin = config.hsm.ca_pin.as_ref().unwrap_or(&pin);
+                let store = KeyStore::open(&config.hsm.module, label, ca_pin, config.hsm.sessions.min(2), so_pin)?;
                 Some(store.with_session_wait(session_wait))
             }
             None => None,
@@ -181,8 +183,8 @@ impl Services {
         if config.mode == Mode::Development {
             // Configured secrets win; only missing ones are generated (see dev_secrets).
             let dev = dev_secrets::load_or_create(&config.data_dir, &mut conn, clock.now(), &webhook_secrets)?;
-            webhook_secrets.payments = Some(dev.payment_webhook_secret);
-            webhook_secrets.identity = Some(dev.identity_webhook_secret);
+            webhook_secrets.payments = Some(dev.payment_webhook_secret.into());
+            webhook_secrets.identity = Some(dev.identity_webhook_secret.into());
         }
         drop(conn);
         let services = Services {

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
 /// The binary with a clean environment: no RSSP_* of the caller, the embedded SoftHSM configuration
@@ -409,8 +410,11 @@ async fn development_mode_uses_the_webhook_secrets_of_the_configuration() {
     assert_eq!(secrets.payment_webhook_secret, payments, "the file shows the secret in force");
     assert_ne!(secrets.identity_webhook_secret, payments, "the other one is generated");
     let services = server.services();
-    assert_eq!(services.webhook_secrets.payments.as_deref(), Some(payments));
-    assert_eq!(services.webhook_secrets.identity.as_deref(), Some(secrets.identity_webhook_secret.as_str()));
+    assert_eq!(services.webhook_secrets.payments.as_ref().map(|s| s.expose_secret()), Some(payments));
+    assert_eq!(
+        services.webhook_secrets.identity.as_ref().map(|s| s.expose_secret()),
+        Some(secrets.identity_webhook_secret.as_str())
+    );
     // A webhook signed with another secret is refused, one signed with the configured secret is not
     // refused for its signature.
     let body = json!({"event_id": "e1", "payment_ref": "nothing", "status": "paid"});

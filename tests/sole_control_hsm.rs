@@ -20,6 +20,7 @@ use cryptoki::types::AuthPin;
 use diesel::prelude::*;
 use rssp::db::schema::{totp_factors, totp_pairings};
 use rssp::domain::{secrets, KeyKind};
+use secrecy::ExposeSecret;
 use serde_json::json;
 
 const ES256: &str = "1.2.840.10045.4.3.2";
@@ -292,7 +293,7 @@ fn assert_signs_only(session: &Session, key: ObjectHandle, kind: KeyKind, what: 
 async fn signing_keys_sign_and_nothing_else_and_the_seal_key_stays_in_the_hsm() {
     let mut label = String::new();
     let server = TestServer::start_with(|c| label = c.hsm.token_label.clone()).await;
-    let pin = server.services().config.hsm.pin.clone().unwrap();
+    let pin = server.services().config.hsm.pin.as_ref().unwrap().expose_secret().to_string();
     let rsa = server.provision("keys-rsa", KeyKind::Rsa2048, 1, None).await;
     let ec = server.provision("keys-ec", KeyKind::EcP256, 1, None).await;
     let token = open_token(&label, &pin);
@@ -446,7 +447,7 @@ async fn ca_keys_can_live_on_a_token_of_their_own() {
         c.hsm.ca_token_label = Some(ca_label.clone());
     })
     .await;
-    let pin = server.services().config.hsm.pin.clone().unwrap();
+    let pin = server.services().config.hsm.pin.as_ref().unwrap().expose_secret().to_string();
     // Issuance and CRLs are signed with the CA token's keys.
     let signer = server.provision("ca-apart", KeyKind::EcP256, 1, None).await;
     for crl in ["/pki/root-ca.crl", "/pki/issuing-ca.crl"] {
@@ -482,7 +483,7 @@ async fn ca_keys_can_live_on_a_token_of_their_own() {
 async fn a_token_that_forgot_the_login_is_logged_in_again() {
     let mut label = String::new();
     let server = TestServer::start_with(|c| label = c.hsm.token_label.clone()).await;
-    let pin = server.services().config.hsm.pin.clone().unwrap();
+    let pin = server.services().config.hsm.pin.as_ref().unwrap().expose_secret().to_string();
     let signer = server.provision("relogin", KeyKind::EcP256, 2, None).await;
     let token = server.login("v1", &signer).await;
     let key_label = format!("rssp-subscriber-{}", signer.credential_id);
@@ -512,7 +513,7 @@ async fn a_token_that_forgot_the_login_is_logged_in_again() {
 async fn a_refused_pin_is_tried_once_and_then_the_hsm_is_reported_unavailable() {
     let mut label = String::new();
     let server = TestServer::start_with(|c| label = c.hsm.token_label.clone()).await;
-    let pin = server.services().config.hsm.pin.clone().unwrap();
+    let pin = server.services().config.hsm.pin.as_ref().unwrap().expose_secret().to_string();
     let signer = server.provision("pin-changed", KeyKind::EcP256, 3, None).await;
     let token = server.login("v1", &signer).await;
     let hashes = digests(1, "pin-changed");

@@ -9,6 +9,7 @@ mod registration;
 mod session;
 mod totp;
 
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -30,7 +31,8 @@ const TAG: &str = "Account";
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     /// The token of the link from the e-mail.
-    pub token: String,
+    #[schema(value_type = String)]
+    pub token: SecretString,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -75,5 +77,6 @@ fn totp_view(services: &Services, status: TotpStatus) -> TotpView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodeRequest {
-    pub code: String,
+    #[schema(value_type = String)]
+    pub code: SecretString,
 }

@@ -2,6 +2,7 @@
 //! the list of implemented methods. Wire types that differ between v1 and v2 live in their modules.
 
 use actix_web::{get, HttpRequest};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -45,12 +46,12 @@ pub async fn logo() -> actix_web::HttpResponse {
 
 /// How `auth/login` was asked to authenticate.
 pub enum LoginMethod {
-    Password { username: String, password: String },
-    RefreshToken(String),
+    Password { username: String, password: SecretString },
+    RefreshToken(SecretString),
 }
 
 /// HTTP Basic in the header, or a refresh token in the body (CSC §11.2).
-pub fn login_method(req: &HttpRequest, refresh_token: Option<String>) -> Result<LoginMethod, ApiError> {
+pub fn login_method(req: &HttpRequest, refresh_token: Option<SecretString>) -> Result<LoginMethod, ApiError> {
     let header = req.headers().get("authorization").and_then(|v| v.to_str().ok());
     match (header, refresh_token) {
         (Some(value), _) => {
@@ -60,12 +61,15 @@ pub fn login_method(req: &HttpRequest, refresh_token: Option<String>) -> Result<
             let decoded = decode_base64(encoded.trim(), "authorization")
                 .ok()
                 .and_then(|bytes| String::from_utf8(bytes).ok())
+                .map(SecretString::from)
                 .ok_or_else(|| ApiError::invalid_request("Malformed username-password"))?;
-            let (username, password) =
-                decoded.split_once(':').ok_or_else(|| ApiError::invalid_request("Malformed username-password"))?;
-            Ok(LoginMethod::Password { username: username.to_string(), password: password.to_string() })
+            let (username, password) = decoded
+                .expose_secret()
+                .split_once(':')
+                .ok_or_else(|| ApiError::invalid_request("Malformed username-password"))?;
+            Ok(LoginMethod::Password { username: username.to_string(), password: password.into() })
         }
-        (None, Some(token)) if !token.is_empty() => Ok(LoginMethod::RefreshToken(token)),
+        (None, Some(token)) if !token.expose_secret().is_empty() => Ok(LoginMethod::RefreshToken(token)),
         (None, Some(_)) => Err(ApiError::invalid_request("Invalid string parameter refresh_token")),
         (None, None) => {
             Err(ApiError::unauthenticated(AuthScheme::Basic, "invalid_request", "Malformed authentication parameter"))
@@ -77,16 +81,19 @@ pub fn login_method(req: &HttpRequest, refresh_token: Option<String>) -> Result<
 pub async fn login(
     services: &Data<Services>,
     req: &HttpRequest,
-    refresh_token: Option<String>,
+    refresh_token: Option<SecretString>,
     remember_me: bool,
     dialect: Dialect,
 ) -> Result<IssuedTokens, ApiError> {
     let tokens = match login_method(req, refresh_token)? {
         LoginMethod::Password { username, password } => {
-            run(services, dialect, move |s| auth::login_with_password(s, &username, &password, remember_me)).await
+            run(services, dialect, move |s| {
+                auth::login_with_password(s, &username, password.expose_secret(), remember_me)
+            })
+            .await
         }
         LoginMethod::RefreshToken(token) => {
-            run(services, dialect, move |s| auth::login_with_refresh_token(s, &token)).await
+            run(services, dialect, move |s| auth::login_with_refresh_token(s, token.expose_secret())).await
         }
     };
     // A refused refresh token is a 401 too; this route asks for Basic credentials instead.
@@ -179,5 +186,67 @@ pub fn cert_info(view: &CscCredential, wanted: CertificatesWanted, with_details:
         subject_dn: detail(&view.subject_dn),
         valid_from: detail(&view.valid_from),
         valid_to: detail(&view.valid_to),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use crate::api::{csc_v1, csc_v2};
+    use crate::config::Config;
+    use crate::service::credentials::AuthorizeRequest;
+
+    /// The secrets a client sends (PIN, OTP, SAD, tokens) and the configured ones (PINs, webhook
+    /// secrets, the SMS token) never show in a `Debug` form, so no `{:?}` can carry them into a log.
+    #[test]
+    fn no_debug_form_shows_a_secret() {
+        let env: Vec<(String, String)> = [
+            ("RSSP_HSM_PIN", "S3CRET-HSM-PIN"),
+            ("RSSP_HSM_CA_PIN", "S3CRET-CA-PIN"),
+            ("RSSP_NOTIFY_SMS_GATEWAY_TOKEN", "S3CRET-SMS-TOKEN"),
+            ("RSSP_NOTIFY_SMTP_URL", "smtp://mail:S3CRET-SMTP@mail.example:587"),
+            ("RSSP_PAYMENTS_WEBHOOK_SECRET", "S3CRET-PAYMENTS-0123456789"),
+            ("RSSP_IDENTITY_WEBHOOK_SECRET", "S3CRET-IDENTITY-0123456789"),
+        ]
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect();
+        let config = Config::from_sources(None, &env).unwrap();
+        assert_eq!(config.hsm.pin.as_ref().map(|p| p.expose_secret()), Some("S3CRET-HSM-PIN"));
+
+        let v1: csc_v1::AuthorizeRequestBody = serde_json::from_value(serde_json::json!({
+            "credentialID": "c1", "numSignatures": 1, "hash": ["AAAA"],
+            "PIN": "S3CRET-V1-PIN", "OTP": "S3CRET-V1-OTP",
+        }))
+        .unwrap();
+        assert_eq!(v1.otp.as_ref().map(|o| o.expose_secret()), Some("S3CRET-V1-OTP"));
+        let v2: csc_v2::AuthorizeRequestBody = serde_json::from_value(serde_json::json!({
+            "credentialID": "c1", "numSignatures": 1, "hashes": ["AAAA"], "hashAlgorithmOID": "2.16.840.1.101.3.4.2.1",
+            "authData": [{"id": "PIN", "value": "S3CRET-V2-PIN"}, {"id": "OTP", "value": "S3CRET-V2-OTP"}],
+        }))
+        .unwrap();
+        let parsed = AuthorizeRequest {
+            credential_id: "c1".into(),
+            num_signatures: 1,
+            hashes: vec![vec![0; 32]],
+            hash_algo: None,
+            otp: v1.otp.clone(),
+            pin: v1.pin.clone(),
+        };
+        let sign_hash: csc_v1::SignHashRequestBody =
+            serde_json::from_value(serde_json::json!({"credentialID": "c1", "SAD": "S3CRET-SAD", "hash": ["AAAA"]}))
+                .unwrap();
+        let login: csc_v2::LoginRequest =
+            serde_json::from_value(serde_json::json!({"refresh_token": "S3CRET-REFRESH"})).unwrap();
+        let revoke: csc_v1::RevokeRequest =
+            serde_json::from_value(serde_json::json!({"token": "S3CRET-TOKEN"})).unwrap();
+
+        let shown = format!(
+            "{config:?} {config:#?} {v1:?} {v2:#?} {parsed:?} {sign_hash:?} {login:?} {revoke:?} {:?}",
+            config.hsm
+        );
+        assert!(!shown.contains("S3CRET"), "{shown}");
+        assert!(shown.contains("c1") && shown.contains("mail.example"), "the rest is shown: {shown}");
     }
 }

@@ -6,6 +6,7 @@
 
 use actix_web::web::{Data, Json};
 use actix_web::{post, HttpRequest, HttpResponse};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -62,7 +63,8 @@ pub async fn info(services: Data<Services>, _body: CscJson<InfoRequest>) -> Json
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[schema(as = CscV1LoginRequest)]
 pub struct LoginRequest {
-    pub refresh_token: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub refresh_token: Option<SecretString>,
     #[serde(rename = "rememberMe")]
     pub remember_me: Option<bool>,
     #[serde(rename = "clientData")]
@@ -101,7 +103,8 @@ pub async fn login(
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(as = CscV1RevokeRequest)]
 pub struct RevokeRequest {
-    pub token: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub token: Option<SecretString>,
     pub token_type_hint: Option<String>,
     #[serde(rename = "clientData")]
     pub client_data: Option<String>,
@@ -125,9 +128,9 @@ pub async fn revoke(
     request: Authed<CscV1User, CscJson<RevokeRequest>>,
 ) -> Result<HttpResponse, ApiError> {
     let Authed(CscV1User(principal), body) = request;
-    let token = body.0.token.filter(|t| !t.is_empty()).ok_or_else(|| ApiError::missing("token"))?;
+    let token = body.0.token.filter(|t| !t.expose_secret().is_empty()).ok_or_else(|| ApiError::missing("token"))?;
     let hint = token_type_hint(body.0.token_type_hint.as_deref())?;
-    run(&services, V1, move |s| auth::revoke(s, &principal, &token, hint)).await?;
+    run(&services, V1, move |s| auth::revoke(s, &principal, token.expose_secret(), hint)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -290,9 +293,11 @@ pub struct AuthorizeRequestBody {
     /// Base64 digests the SAD is bound to (SCAL2: required).
     pub hash: Option<Vec<String>>,
     #[serde(rename = "PIN")]
-    pub pin: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub pin: Option<SecretString>,
     #[serde(rename = "OTP")]
-    pub otp: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub otp: Option<SecretString>,
     pub description: Option<String>,
     #[serde(rename = "clientData")]
     pub client_data: Option<String>,
@@ -344,7 +349,8 @@ pub struct ExtendTransactionRequest {
     /// never lives past `security.sad_max_lifetime_secs` after the code.
     pub hash: Option<Vec<String>>,
     #[serde(rename = "SAD")]
-    pub sad: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub sad: Option<SecretString>,
     #[serde(rename = "clientData")]
     pub client_data: Option<String>,
 }
@@ -376,7 +382,8 @@ pub struct SignHashRequestBody {
     #[serde(rename = "credentialID")]
     pub credential_id: Option<String>,
     #[serde(rename = "SAD")]
-    pub sad: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub sad: Option<SecretString>,
     /// Base64 digests to sign.
     pub hash: Option<Vec<String>>,
     /// Digest OID; required with `signAlgo` 1.2.840.113549.1.1.1.

@@ -5,6 +5,7 @@
 
 use actix_web::web::{Data, Json};
 use actix_web::{post, HttpRequest, HttpResponse};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -101,7 +102,8 @@ pub async fn info(services: Data<Services>, _body: CscJson<InfoRequest>) -> Json
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[schema(as = CscV2LoginRequest)]
 pub struct LoginRequest {
-    pub refresh_token: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub refresh_token: Option<SecretString>,
     #[serde(rename = "rememberMe")]
     pub remember_me: Option<bool>,
     #[serde(rename = "clientData")]
@@ -139,7 +141,8 @@ pub async fn login(
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(as = CscV2RevokeRequest)]
 pub struct RevokeRequest {
-    pub token: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub token: Option<SecretString>,
     pub token_type_hint: Option<String>,
     #[serde(rename = "clientData")]
     pub client_data: Option<String>,
@@ -154,9 +157,9 @@ pub async fn revoke(
     request: Authed<CscV2User, CscJson<RevokeRequest>>,
 ) -> Result<HttpResponse, ApiError> {
     let Authed(CscV2User(principal), body) = request;
-    let token = body.0.token.filter(|t| !t.is_empty()).ok_or_else(|| ApiError::missing("token"))?;
+    let token = body.0.token.filter(|t| !t.expose_secret().is_empty()).ok_or_else(|| ApiError::missing("token"))?;
     let hint = token_type_hint(body.0.token_type_hint.as_deref())?;
-    run(&services, V2, move |s| auth::revoke(s, &principal, &token, hint)).await?;
+    run(&services, V2, move |s| auth::revoke(s, &principal, token.expose_secret(), hint)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -339,7 +342,8 @@ pub async fn credential_info_handler(
 #[schema(as = CscV2AuthDataEntry)]
 pub struct AuthDataEntry {
     pub id: Option<String>,
-    pub value: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub value: Option<SecretString>,
 }
 
 /// `credentials/authorize` request (§11.6).
@@ -379,7 +383,7 @@ fn hash_algorithm(oid: Option<String>, hashes_given: bool) -> Result<Option<Hash
 }
 
 /// Picks the values of `authData` by object id; an unknown id or a repeated one is refused.
-fn auth_values(auth_data: Vec<AuthDataEntry>) -> Result<(Option<String>, Option<String>), ApiError> {
+fn auth_values(auth_data: Vec<AuthDataEntry>) -> Result<(Option<SecretString>, Option<SecretString>), ApiError> {
     let (mut otp, mut pin) = (None, None);
     for entry in auth_data {
         let slot = match entry.id.as_deref() {
@@ -431,7 +435,8 @@ pub struct ExtendTransactionRequest {
     #[serde(rename = "hashAlgorithmOID")]
     pub hash_algorithm_oid: Option<String>,
     #[serde(rename = "SAD")]
-    pub sad: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub sad: Option<SecretString>,
     #[serde(rename = "clientData")]
     pub client_data: Option<String>,
 }
@@ -464,7 +469,8 @@ pub struct SignHashRequestBody {
     #[serde(rename = "credentialID")]
     pub credential_id: Option<String>,
     #[serde(rename = "SAD")]
-    pub sad: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub sad: Option<SecretString>,
     pub hashes: Option<Vec<String>>,
     #[serde(rename = "hashAlgorithmOID")]
     pub hash_algorithm_oid: Option<String>,

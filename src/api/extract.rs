@@ -12,6 +12,7 @@ use actix_web::web::{Bytes, BytesMut, Data};
 use actix_web::{FromRequest, HttpRequest};
 use base64::Engine;
 use futures_core::Stream;
+use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, AuthScheme, Dialect};
@@ -267,7 +268,7 @@ impl Authenticate for OperatorKey {
 enum BearerHeader {
     Missing,
     Malformed,
-    Token(String),
+    Token(SecretString),
 }
 
 /// The credentials after an authentication scheme's name, which is case-insensitive (RFC 9110 §11.1).
@@ -286,7 +287,7 @@ fn bearer_header(req: &HttpRequest) -> BearerHeader {
         .and_then(|v| credentials_of(v, "Bearer"))
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .map_or(BearerHeader::Malformed, |t| BearerHeader::Token(t.to_string()))
+        .map_or(BearerHeader::Malformed, |t| BearerHeader::Token(t.into()))
 }
 
 /// No `Authorization` header at all: 401 with a bearer challenge (RFC 6750 §3.1).
@@ -303,7 +304,7 @@ pub async fn principal(services: &Data<Services>, req: &HttpRequest, dialect: Di
         BearerHeader::Missing => return Err(token_required("A bearer token")),
         BearerHeader::Malformed => return Err(ApiError::invalid_request("Malformed authorization header")),
     };
-    run(services, dialect, move |s| auth::authenticate(s, &token)).await
+    run(services, dialect, move |s| auth::authenticate(s, token.expose_secret())).await
 }
 
 /// The bearer token of a lifecycle API request: a session from `/api/v1/login`.
@@ -312,7 +313,7 @@ pub async fn portal_principal(services: &Data<Services>, req: &HttpRequest) -> R
         BearerHeader::Token(token) => token,
         BearerHeader::Missing | BearerHeader::Malformed => return Err(token_required("A bearer token")),
     };
-    run(services, Dialect::Lifecycle, move |s| auth::authenticate_portal(s, &token)).await
+    run(services, Dialect::Lifecycle, move |s| auth::authenticate_portal(s, token.expose_secret())).await
 }
 
 /// The operator behind an admin API request (an API key from `rssp operator create`).
@@ -321,7 +322,7 @@ pub async fn operator(services: &Data<Services>, req: &HttpRequest) -> Result<op
         BearerHeader::Token(key) => key,
         BearerHeader::Missing | BearerHeader::Malformed => return Err(token_required("An operator API key")),
     };
-    run(services, Dialect::Lifecycle, move |s| operators::authenticate(s, &key)).await
+    run(services, Dialect::Lifecycle, move |s| operators::authenticate(s, key.expose_secret())).await
 }
 
 /// Runs a use case on a blocking thread (diesel and PKCS#11 block) and maps its error. The audit

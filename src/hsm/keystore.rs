@@ -241,11 +241,12 @@ impl Drop for CheckedOut<'_> {
 
 impl KeyStore {
     /// Opens the token labelled `label`, logs in and keeps `sessions` sessions open. With `init_so_pin`,
-    /// a missing token is created in a free slot first (the embedded SoftHSM default).
+    /// a missing token is created in a free slot first (the embedded SoftHSM default). The user PIN
+    /// stays a secret type (cryptoki's `AuthPin` is one) all the way to C_Login and C_InitPIN.
     pub fn open(
         module_path: &Path,
         label: &str,
-        pin: &str,
+        pin: &AuthPin,
         sessions: usize,
         init_so_pin: Option<&str>,
     ) -> Result<KeyStore, HsmError> {
@@ -270,7 +271,7 @@ impl KeyStore {
             }
         };
         warn_missing_mechanisms(&pkcs11, slot, label, &SIGNING_MECHANISMS);
-        let pin = AuthPin::new(pin.into());
+        let pin = pin.clone();
         let capacity = sessions.max(1);
         let mut idle = Vec::with_capacity(capacity);
         for _ in 0..capacity {
@@ -964,7 +965,7 @@ fn find_token(pkcs11: &Pkcs11, label: &str) -> Result<Option<Slot>, HsmError> {
 
 /// Initialises a token in the first free slot and sets its user PIN. SoftHSM then moves the token to
 /// a new slot id, so it is looked up again by label.
-fn init_token(pkcs11: &Pkcs11, label: &str, so_pin: &str, user_pin: &str) -> Result<Slot, HsmError> {
+fn init_token(pkcs11: &Pkcs11, label: &str, so_pin: &str, user_pin: &AuthPin) -> Result<Slot, HsmError> {
     let free = pkcs11
         .get_slots_with_token()?
         .into_iter()
@@ -977,10 +978,10 @@ fn init_token(pkcs11: &Pkcs11, label: &str, so_pin: &str, user_pin: &str) -> Res
 }
 
 /// Sets the user PIN of a token as its security officer.
-fn init_user_pin(pkcs11: &Pkcs11, slot: Slot, so_pin: &str, user_pin: &str) -> Result<(), HsmError> {
+fn init_user_pin(pkcs11: &Pkcs11, slot: Slot, so_pin: &str, user_pin: &AuthPin) -> Result<(), HsmError> {
     let session = pkcs11.open_rw_session(slot)?;
     session.login(UserType::So, Some(&AuthPin::new(so_pin.into())))?;
-    let result = session.init_pin(&AuthPin::new(user_pin.into()));
+    let result = session.init_pin(user_pin);
     // Log out whatever happened: the next attempt logs in as SO again.
     let _ = session.logout();
     Ok(result?)
@@ -1023,11 +1024,11 @@ mod tests {
         // token made in this run keeps the number of the free slot it was made in). So the token is
         // made, then the module restarted once: from then on a restart keeps the slot, as a network
         // HSM's restart does.
-        drop(KeyStore::open(&module, name, TEST_PIN, 1, Some(TEST_SO_PIN)).unwrap());
+        drop(KeyStore::open(&module, name, &TEST_PIN.into(), 1, Some(TEST_SO_PIN)).unwrap());
         restart_hsm(&super::module(&module).unwrap());
         // Loaded: the copy on disk is no longer needed.
         std::fs::remove_file(&module).unwrap();
-        let store = KeyStore::open(&module, name, TEST_PIN, sessions, Some(TEST_SO_PIN)).unwrap();
+        let store = KeyStore::open(&module, name, &TEST_PIN.into(), sessions, Some(TEST_SO_PIN)).unwrap();
         let key = store.generate(KeyKind::EcP256, name).unwrap();
         (store, key.id)
     }

@@ -2,6 +2,8 @@
 
 use std::path::Path;
 
+use secrecy::SecretString;
+
 use crate::config::Config;
 use crate::domain::secrets;
 
@@ -43,14 +45,14 @@ pub fn prepare_embedded_softhsm(config: &mut Config) -> std::io::Result<()> {
 }
 
 /// The security officer PIN of an embedded token rssp initialises itself.
-pub(crate) fn embedded_so_pin(data_dir: &Path) -> std::io::Result<String> {
+pub(crate) fn embedded_so_pin(data_dir: &Path) -> std::io::Result<SecretString> {
     read_or_create_secret(&data_dir.join("hsm").join("so.pin"))
 }
 
-fn read_or_create_secret(path: &Path) -> std::io::Result<String> {
-    if let Ok(existing) = std::fs::read_to_string(path) {
+fn read_or_create_secret(path: &Path) -> std::io::Result<SecretString> {
+    if let Ok(existing) = std::fs::read_to_string(path).map(zeroize::Zeroizing::new) {
         if !existing.trim().is_empty() {
-            return Ok(existing.trim().to_string());
+            return Ok(existing.trim().into());
         }
     }
     if let Some(parent) = path.parent() {
@@ -63,7 +65,7 @@ fn read_or_create_secret(path: &Path) -> std::io::Result<String> {
     let _ = std::fs::remove_file(&partial);
     write_private(&partial, &secret)?;
     std::fs::rename(&partial, path)?;
-    Ok(secret)
+    Ok(secret.into())
 }
 
 #[cfg(unix)]

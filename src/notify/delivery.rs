@@ -6,6 +6,7 @@ use std::time::Duration;
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
 use lettre::{SmtpTransport, Transport};
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::clock::Clock;
 use crate::config::NotifyConfig;
@@ -34,7 +35,7 @@ pub struct Delivery {
     smtp: SmtpTransport,
     from: Mailbox,
     sms_url: String,
-    sms_token: Option<String>,
+    sms_token: Option<SecretString>,
     http: reqwest::blocking::Client,
     max_attempts: i32,
 }
@@ -88,7 +89,7 @@ impl Delivery {
                     .post(&self.sms_url)
                     .json(&serde_json::json!({"to": message.recipient, "text": message.body}));
                 if let Some(token) = &self.sms_token {
-                    request = request.bearer_auth(token);
+                    request = request.bearer_auth(token.expose_secret());
                 }
                 let response = request.send().map_err(|e| send_error("sms_gateway", format!("SMS gateway: {e}")))?;
                 if response.status().is_success() {

@@ -192,7 +192,7 @@ mod tests {
             std::env::set_var("SOFTHSM2_CONF", &conf);
             dir
         });
-        KeyStore::open(Path::new(crate::config::SOFTHSM_MODULE), label, "1234", 1, Some("12345678")).unwrap()
+        KeyStore::open(Path::new(crate::config::SOFTHSM_MODULE), label, &"1234".into(), 1, Some("12345678")).unwrap()
     }
 
     fn now() -> i64 {

@@ -1,6 +1,7 @@
 //! `credentials/list`, `credentials/info`, `credentials/authorize` and `credentials/extendTransaction`.
 
 use der::Decode;
+use secrecy::{ExposeSecret, SecretString};
 use x509_cert::Certificate;
 
 use crate::audit::{self, AuditEvent, Outcome};
@@ -151,8 +152,8 @@ pub struct AuthorizeRequest {
     pub hashes: Vec<Vec<u8>>,
     /// v2 names the digest algorithm; v1 does not.
     pub hash_algo: Option<HashAlgorithm>,
-    pub otp: Option<String>,
-    pub pin: Option<String>,
+    pub otp: Option<SecretString>,
+    pub pin: Option<SecretString>,
 }
 
 /// A SAD handed to the client.
@@ -210,13 +211,13 @@ fn authorize_inner(
             return Err(quota_exhausted(&row));
         }
     }
-    let otp = request.otp.as_deref().ok_or(ServiceError::Missing(Param::Otp))?;
+    let otp = request.otp.as_ref().map(ExposeSecret::expose_secret).ok_or(ServiceError::Missing(Param::Otp))?;
     if row.pin_hash.is_some() && request.pin.is_none() {
         return Err(ServiceError::Missing(Param::Pin));
     }
     // A new authenticator paired soon after a password recovery or phone change waits for an identity check.
     super::authenticator::require_signing_allowed(&mut conn, &principal.user_id)?;
-    let pin = row.pin_hash.as_deref().zip(request.pin.as_deref());
+    let pin = row.pin_hash.as_deref().zip(request.pin.as_ref().map(ExposeSecret::expose_secret));
     let prepared = second_factor::prepare(services, &mut conn, &principal.user_id, pin)?;
     // The factor checks commit their counters even when they refuse (see `Committed`).
     let outcome = db::write_transaction(&mut conn, |c| -> Result<Committed<IssuedSad>, ServiceError> {
@@ -262,7 +263,7 @@ fn authorize_inner(
 #[derive(Debug, Clone)]
 pub struct ExtendRequest {
     pub credential_id: String,
-    pub sad: String,
+    pub sad: SecretString,
     /// Hashes the renewed SAD is to keep: they must be among the hashes the SAD still authorises (a
     /// subset; new hashes need `credentials/authorize` and a new code). Empty keeps them all.
     pub hashes: Vec<Vec<u8>>,
@@ -300,7 +301,7 @@ fn extend_inner(
         return Err(ServiceError::DigestLength);
     }
     check_hash_lengths(&request.hashes, request.hash_algo)?;
-    let old_digest = secrets::token_digest(&request.sad);
+    let old_digest = secrets::token_digest(request.sad.expose_secret());
     db::write_transaction(&mut conn, |c| {
         let old = live_sad(c, principal, &row.id, &old_digest, now)?;
         if old.chain_expires_at <= now {

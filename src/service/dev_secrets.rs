@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::db::{self, operators, DbConnection};
@@ -17,11 +18,19 @@ use crate::domain::secrets;
 
 use super::{StartError, WebhookSecrets};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The file's content, in clear: the file is how local runs and tests learn the secrets. Its `Debug`
+/// form shows none of them.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct DevSecrets {
     pub operator_key: String,
     pub payment_webhook_secret: String,
     pub identity_webhook_secret: String,
+}
+
+impl std::fmt::Debug for DevSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevSecrets").finish_non_exhaustive()
+    }
 }
 
 pub fn path(data_dir: &Path) -> PathBuf {
@@ -43,7 +52,9 @@ pub fn load_or_create(
         payment_webhook_secret: secrets::new_token(),
         identity_webhook_secret: secrets::new_token(),
     });
-    let set = |value: &Option<String>| value.as_deref().filter(|v| !v.is_empty()).map(str::to_string);
+    let set = |value: &Option<SecretString>| {
+        value.as_ref().map(ExposeSecret::expose_secret).filter(|v| !v.is_empty()).map(str::to_string)
+    };
     if let Some(secret) = set(&configured.payments) {
         secrets.payment_webhook_secret = secret;
     }

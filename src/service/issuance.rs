@@ -2,6 +2,8 @@
 //! the issuance of an accepted rekey (its submission is in `rekey`), revocation, and the credentials
 //! as a person sees them (status, quota, window).
 
+use secrecy::{ExposeSecret, SecretString};
+
 use crate::audit;
 use crate::db::credentials::{self, CredentialRow};
 use crate::db::orders::{self as store, OrderRow};
@@ -354,7 +356,7 @@ fn credential_row(
 pub struct IssueRequest {
     pub order_id: String,
     pub issuance_terms_version: String,
-    pub otp: String,
+    pub otp: SecretString,
     pub key_type: Option<String>,
 }
 
@@ -393,7 +395,8 @@ pub fn issue(
         let kind = key_kind(services, request.key_type.as_deref())?;
         super::authenticator::require_signing_allowed(&mut conn, &account.id)?;
         db::write_transaction(&mut conn, |c| reserve(c, &order.id, PAID))?;
-        let result = second_factor::verify_otp(services, &mut conn, &account.id, &request.otp).and_then(|()| {
+        let otp = request.otp.expose_secret();
+        let result = second_factor::verify_otp(services, &mut conn, &account.id, otp).and_then(|()| {
             let consent = accounts::Consent {
                 id: uuid::Uuid::new_v4().to_string(),
                 user_id: account.id.clone(),
@@ -489,7 +492,7 @@ pub fn revoke_own(
     services: &Services,
     principal: &Principal,
     credential_id: &str,
-    otp: &str,
+    otp: &SecretString,
     reason: Option<&str>,
 ) -> Result<CredentialSummary, ServiceError> {
     audited(services, "credential.revoke", Some(&principal.user_id), || {
@@ -501,7 +504,7 @@ pub fn revoke_own(
         if row.revoked_at.is_some() {
             return Err(ServiceError::Conflict("The credential is already revoked".into()));
         }
-        second_factor::verify_otp(services, &mut conn, &principal.user_id, otp)?;
+        second_factor::verify_otp(services, &mut conn, &principal.user_id, otp.expose_secret())?;
         db::write_transaction(&mut conn, |c| revoke_in(services, c, &row, reason, "the holder", now))?;
         METRICS.certificates_revoked.inc();
         let row =

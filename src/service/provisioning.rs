@@ -1,6 +1,8 @@
 //! Creating a ready signer in one step (the operator's `rssp provision-user`): the user, the TOTP
 //! factor, a key pair in the HSM and a qualified certificate from our CA.
 
+use secrecy::{ExposeSecret, SecretString};
+
 use crate::audit::{self, AuditEvent, Outcome};
 use crate::db::{self, accounts, authenticators, credentials::CredentialRow};
 use crate::domain::{enrolment, secrets, totp, KeyKind};
@@ -13,10 +15,10 @@ use super::{totp_seal, Field, ServiceError, Services};
 #[derive(Debug, Clone)]
 pub struct NewSigner {
     pub username: String,
-    pub password: String,
+    pub password: SecretString,
     pub key_kind: KeyKind,
     pub multisign: i32,
-    pub pin: Option<String>,
+    pub pin: Option<SecretString>,
     /// Signatures the credential may make in all (None: no limit).
     pub quota: Option<i32>,
     /// Given name and surname for the certificate subject; without them its commonName is the username.
@@ -43,7 +45,7 @@ pub fn provision(services: &Services, signer: NewSigner) -> Result<ProvisionedSi
         return Err(ServiceError::InvalidRequest("username: 1 to 64 of A-Z a-z 0-9 . _ - @".into()));
     }
     // The lifecycle API's policy; the username stands in for the e-mail name it must not contain.
-    enrolment::check_password(&signer.password, Some(&signer.username))
+    enrolment::check_password(signer.password.expose_secret(), Some(&signer.username))
         .map_err(|why| ServiceError::invalid_field(Field::Password, why))?;
     if !(1..=1_000_000).contains(&signer.multisign) {
         return Err(ServiceError::InvalidRequest("multisign: between 1 and 1000000".into()));
@@ -51,7 +53,8 @@ pub fn provision(services: &Services, signer: NewSigner) -> Result<ProvisionedSi
     if signer.quota.is_some_and(|q| q < 1) {
         return Err(ServiceError::InvalidRequest("quota: at least 1".into()));
     }
-    if signer.pin.as_deref().is_some_and(|p| p.len() < 4 || !p.chars().all(|c| c.is_ascii_digit())) {
+    let pin = signer.pin.as_ref().map(ExposeSecret::expose_secret);
+    if pin.is_some_and(|p| p.len() < 4 || !p.chars().all(|c| c.is_ascii_digit())) {
         return Err(ServiceError::InvalidRequest("pin: at least 4 digits".into()));
     }
     let names = match &signer.names {
@@ -74,8 +77,8 @@ pub fn provision(services: &Services, signer: NewSigner) -> Result<ProvisionedSi
     }
     let user_id = uuid::Uuid::new_v4().to_string();
     let credential_id = uuid::Uuid::new_v4().to_string();
-    let password_hash = hash_password(&signer.password)?;
-    let pin_hash = signer.pin.as_deref().map(hash_password).transpose()?;
+    let password_hash = hash_password(signer.password.expose_secret())?;
+    let pin_hash = pin.map(hash_password).transpose()?;
     let seed = zeroize::Zeroizing::new(secrets::new_totp_seed());
     let sealed = totp_seal::seal(&services.keystore, &user_id, &seed)?;
 

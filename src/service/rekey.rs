@@ -2,6 +2,7 @@
 //! the rekey's identity check; the new key and certificate are issued when the check is accepted
 //! (`identity` decides, `issuance` issues), at once when the policy accepts unchanged personal data.
 
+use secrecy::{ExposeSecret, SecretString};
 use crate::audit;
 use crate::db;
 use crate::db::orders::{self as store, OrderRow};
@@ -17,7 +18,7 @@ use super::{audited, authenticator, identity, second_factor, Principal, ServiceE
 pub struct RekeyRequest {
     pub credential_id: String,
     pub order_id: String,
-    pub otp: String,
+    pub otp: SecretString,
     pub key_type: Option<String>,
 }
 
@@ -63,7 +64,7 @@ pub fn submit(services: &Services, principal: &Principal, request: RekeyRequest)
         };
         let kind = key_kind(services, request.key_type.as_deref())?;
         authenticator::require_signing_allowed(&mut conn, &account.id)?;
-        second_factor::verify_otp(services, &mut conn, &account.id, &request.otp)?;
+        second_factor::verify_otp(services, &mut conn, &account.id, request.otp.expose_secret())?;
         let unchanged = account.given_name.as_deref() == Some(given_name.as_str())
             && account.surname.as_deref() == Some(surname.as_str());
         let names = SubjectNames { given_name: given_name.clone(), surname: surname.clone() };

@@ -1,5 +1,7 @@
 //! `signatures/signHash`: spends the SAD's budget atomically, then signs in the HSM.
 
+use secrecy::{ExposeSecret, SecretString};
+
 use crate::audit::{self, AuditEvent, Outcome};
 use crate::db::{self, sads};
 use crate::domain::algorithms::resolve_scheme;
@@ -14,7 +16,7 @@ use super::{Param, Principal, ServiceError, Services};
 #[derive(Debug, Clone)]
 pub struct SignHashRequest {
     pub credential_id: String,
-    pub sad: String,
+    pub sad: SecretString,
     pub hashes: Vec<Vec<u8>>,
     pub sign_algo: String,
     pub hash_algo: Option<String>,
@@ -83,7 +85,7 @@ fn sign_hash_inner(
         return Err(ServiceError::DigestLength);
     }
     ensure_usable(&row, now)?;
-    let sad_digest = secrets::token_digest(&request.sad);
+    let sad_digest = secrets::token_digest(request.sad.expose_secret());
     let count = i32::try_from(request.hashes.len()).map_err(ServiceError::internal)?;
     db::write_transaction(&mut conn, |c| {
         // Each authorised hash occurrence signs once: [H, H] needs H authorised twice. The spend is

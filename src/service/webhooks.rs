@@ -4,6 +4,7 @@
 //! often it is delivered. This module uses orders, identity and authenticator, so that those need not
 //! use each other.
 
+use secrecy::{ExposeSecret, SecretString};
 use crate::audit;
 use crate::db::orders as store;
 use crate::db::{self, accounts};
@@ -17,12 +18,12 @@ use super::{audited, ServiceError, Services};
 
 /// Checks a webhook's signature and parses its body.
 fn signed_event<T: serde::de::DeserializeOwned>(
-    secret: Option<&str>,
+    secret: Option<&SecretString>,
     body: &[u8],
     signature: Option<&str>,
 ) -> Result<T, ServiceError> {
     let secret = secret.ok_or_else(|| ServiceError::Forbidden("This webhook is not configured".into()))?;
-    if !signature.is_some_and(|s| secrets::verify_webhook_signature(secret, body, s)) {
+    if !signature.is_some_and(|s| secrets::verify_webhook_signature(secret.expose_secret(), body, s)) {
         return Err(ServiceError::InvalidToken);
     }
     serde_json::from_slice(body).map_err(|e| ServiceError::InvalidRequest(format!("Malformed event: {e}")))
@@ -55,7 +56,7 @@ pub fn payment_webhook(
     signature: Option<&str>,
 ) -> Result<PaymentOutcome, ServiceError> {
     audited(services, "webhook.payment", None, || {
-        let event: PaymentEvent = signed_event(services.webhook_secrets.payments.as_deref(), body, signature)?;
+        let event: PaymentEvent = signed_event(services.webhook_secrets.payments.as_ref(), body, signature)?;
         if event.event_id.is_empty() || event.event_id.len() > 128 {
             return Err(ServiceError::InvalidRequest("event_id: 1 to 128 characters".into()));
         }
@@ -140,7 +141,7 @@ pub fn identity_webhook(
     signature: Option<&str>,
 ) -> Result<WebhookOutcome, ServiceError> {
     let event: IdentityEvent = audited(services, "webhook.identity", None, || {
-        let event: IdentityEvent = signed_event(services.webhook_secrets.identity.as_deref(), body, signature)?;
+        let event: IdentityEvent = signed_event(services.webhook_secrets.identity.as_ref(), body, signature)?;
         if event.event_id.is_empty() || event.event_id.len() > 128 {
             return Err(ServiceError::InvalidRequest("event_id: 1 to 128 characters".into()));
         }

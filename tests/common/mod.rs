@@ -177,7 +177,7 @@ impl TestServer {
             password: PASSWORD.into(),
             key_kind: key,
             multisign,
-            pin: pin.map(str::to_string),
+            pin: pin.map(Into::into),
             quota,
             names: None,
             country: None,

@@ -1,5 +1,6 @@
 //! The password: change and recovery.
 
+use secrecy::{ExposeSecret, SecretString};
 use actix_web::web::{Data, Json};
 use actix_web::{post, HttpResponse};
 use serde::Deserialize;
@@ -15,10 +16,13 @@ use super::{CodeSentResponse, StatusResponse, TokenRequest, L, TAG};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordChangeRequest {
-    pub current_password: String,
-    pub new_password: String,
+    #[schema(value_type = String)]
+    pub current_password: SecretString,
+    #[schema(value_type = String)]
+    pub new_password: SecretString,
     /// Required once an authenticator is paired.
-    pub otp: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub otp: Option<SecretString>,
 }
 
 /// Changes the password; the person's other sessions end.
@@ -32,7 +36,13 @@ pub async fn change_password(
     let Authed(PortalUser(principal), body) = request;
     let b = body.0;
     run(&services, L, move |s| {
-        accounts::change_password(s, &principal, &b.current_password, &b.new_password, b.otp.as_deref())
+        accounts::change_password(
+            s,
+            &principal,
+            b.current_password.expose_secret(),
+            b.new_password.expose_secret(),
+            b.otp.as_ref().map(ExposeSecret::expose_secret),
+        )
     })
     .await?;
     Ok(Json(StatusResponse { status: "password_changed".into() }))
@@ -60,16 +70,19 @@ pub async fn password_reset_send_code(
     services: Data<Services>,
     body: CscJson<TokenRequest>,
 ) -> Result<Json<CodeSentResponse>, ApiError> {
-    let sent = run(&services, L, move |s| accounts::password_reset_send_code(s, &body.0.token)).await?;
+    let sent = run(&services, L, move |s| accounts::password_reset_send_code(s, body.0.token.expose_secret())).await?;
     Ok(Json(sent.into()))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordResetCompleteRequest {
-    pub token: String,
-    pub code: String,
-    pub new_password: String,
+    #[schema(value_type = String)]
+    pub token: SecretString,
+    #[schema(value_type = String)]
+    pub code: SecretString,
+    #[schema(value_type = String)]
+    pub new_password: SecretString,
 }
 
 /// Password recovery, step 3: the SMS code and the new password; every session of the account ends.
@@ -81,6 +94,14 @@ pub async fn password_reset_complete(
     body: CscJson<PasswordResetCompleteRequest>,
 ) -> Result<Json<StatusResponse>, ApiError> {
     let b = body.0;
-    run(&services, L, move |s| accounts::password_reset_complete(s, &b.token, &b.code, &b.new_password)).await?;
+    run(&services, L, move |s| {
+        accounts::password_reset_complete(
+            s,
+            b.token.expose_secret(),
+            b.code.expose_secret(),
+            b.new_password.expose_secret(),
+        )
+    })
+    .await?;
     Ok(Json(StatusResponse { status: "password_changed".into() }))
 }

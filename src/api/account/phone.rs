@@ -1,5 +1,6 @@
 //! Phone change, in three steps.
 
+use secrecy::{ExposeSecret, SecretString};
 use actix_web::post;
 use actix_web::web::{Data, Json};
 use serde::{Deserialize, Serialize};
@@ -17,9 +18,11 @@ use super::{CodeRequest, CodeSentResponse, L, TAG};
 pub struct PhoneChangeRequest {
     pub new_phone: String,
     /// The account's current password (required).
-    pub password: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub password: Option<SecretString>,
     /// A code from the authenticator app; required once one is paired.
-    pub otp: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub otp: Option<SecretString>,
 }
 
 /// Phone change, step 1: the password and (once paired) a TOTP code; a code by e-mail, valid 5 minutes.
@@ -36,7 +39,13 @@ pub async fn phone_change(
         ApiError::invalid_request("password: the current password is needed to change the phone number")
     })?;
     let sent = run(&services, L, move |s| {
-        accounts::phone_change_start(s, &principal, &b.new_phone, &password, b.otp.as_deref())
+        accounts::phone_change_start(
+            s,
+            &principal,
+            &b.new_phone,
+            password.expose_secret(),
+            b.otp.as_ref().map(ExposeSecret::expose_secret),
+        )
     })
     .await?;
     Ok(Json(sent.into()))
@@ -51,7 +60,9 @@ pub async fn phone_change_verify_email(
     request: Authed<PortalUser, CscJson<CodeRequest>>,
 ) -> Result<Json<CodeSentResponse>, ApiError> {
     let Authed(PortalUser(principal), body) = request;
-    let sent = run(&services, L, move |s| accounts::phone_change_verify_email(s, &principal, &body.0.code)).await?;
+    let sent =
+        run(&services, L, move |s| accounts::phone_change_verify_email(s, &principal, body.0.code.expose_secret()))
+            .await?;
     Ok(Json(sent.into()))
 }
 
@@ -69,6 +80,7 @@ pub async fn phone_change_confirm(
     request: Authed<PortalUser, CscJson<CodeRequest>>,
 ) -> Result<Json<PhoneResponse>, ApiError> {
     let Authed(PortalUser(principal), body) = request;
-    let phone = run(&services, L, move |s| accounts::phone_change_confirm(s, &principal, &body.0.code)).await?;
+    let phone =
+        run(&services, L, move |s| accounts::phone_change_confirm(s, &principal, body.0.code.expose_secret())).await?;
     Ok(Json(PhoneResponse { phone }))
 }

@@ -1,5 +1,6 @@
 //! Registration and activation.
 
+use secrecy::{ExposeSecret, SecretString};
 use actix_web::web::{Data, Json};
 use actix_web::{get, post, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -87,18 +88,21 @@ pub async fn activation_send_code(
     services: Data<Services>,
     body: CscJson<TokenRequest>,
 ) -> Result<Json<CodeSentResponse>, ApiError> {
-    let sent = run(&services, L, move |s| accounts::activation_send_code(s, &body.0.token)).await?;
+    let sent = run(&services, L, move |s| accounts::activation_send_code(s, body.0.token.expose_secret())).await?;
     Ok(Json(sent.into()))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActivationRequest {
-    pub token: String,
+    #[schema(value_type = String)]
+    pub token: SecretString,
     /// The SMS code.
-    pub code: String,
+    #[schema(value_type = String)]
+    pub code: SecretString,
     /// The new password (at least 12 characters, a letter and a digit, not the e-mail name).
-    pub password: String,
+    #[schema(value_type = String)]
+    pub password: SecretString,
 }
 
 /// Activation, step 2: the SMS code and the password; the account can log in afterwards.
@@ -110,6 +114,9 @@ pub async fn activation_complete(
     body: CscJson<ActivationRequest>,
 ) -> Result<Json<RegistrationResponse>, ApiError> {
     let b = body.0;
-    let user_id = run(&services, L, move |s| accounts::activation_complete(s, &b.token, &b.code, &b.password)).await?;
+    let user_id = run(&services, L, move |s| {
+        accounts::activation_complete(s, b.token.expose_secret(), b.code.expose_secret(), b.password.expose_secret())
+    })
+    .await?;
     Ok(Json(RegistrationResponse { user_id, status: "active".into() }))
 }

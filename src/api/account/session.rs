@@ -1,5 +1,6 @@
 //! Login (password and, once paired, a TOTP code) and logout.
 
+use secrecy::{ExposeSecret, SecretString};
 use actix_web::web::{Data, Json};
 use actix_web::{post, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -18,9 +19,11 @@ use super::{totp_view, TotpView, L, TAG};
 #[schema(as = AccountLoginRequest)]
 pub struct LoginRequest {
     pub email: String,
-    pub password: String,
+    #[schema(value_type = String)]
+    pub password: SecretString,
     /// The authenticator's code; required once an authenticator is paired.
-    pub otp: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub otp: Option<SecretString>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -42,7 +45,10 @@ pub(super) fn session(tokens: IssuedTokens) -> (String, String, i64) {
 #[post("/login")]
 pub async fn login(services: Data<Services>, body: CscJson<LoginRequest>) -> Result<Json<LoginResponse>, ApiError> {
     let b = body.0;
-    let login = run(&services, L, move |s| accounts::login(s, &b.email, &b.password, b.otp.as_deref())).await?;
+    let login = run(&services, L, move |s| {
+        accounts::login(s, &b.email, b.password.expose_secret(), b.otp.as_ref().map(ExposeSecret::expose_secret))
+    })
+    .await?;
     let (access_token, token_type, expires_in) = session(login.tokens);
     Ok(Json(LoginResponse { access_token, token_type, expires_in, totp: totp_view(&services, login.totp) }))
 }

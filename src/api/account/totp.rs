@@ -1,5 +1,6 @@
 //! The authenticator app: pairing, postponing it, and the reset when it is lost.
 
+use secrecy::{ExposeSecret, SecretString};
 use actix_web::web::{Data, Json};
 use actix_web::{get, post, HttpRequest};
 use serde::{Deserialize, Serialize};
@@ -52,7 +53,7 @@ pub async fn confirm_pairing(
     request: Authed<PortalUser, CscJson<CodeRequest>>,
 ) -> Result<Json<StatusResponse>, ApiError> {
     let Authed(PortalUser(principal), body) = request;
-    run(&services, L, move |s| authenticator::confirm_pairing(s, &principal, &body.0.code)).await?;
+    run(&services, L, move |s| authenticator::confirm_pairing(s, &principal, body.0.code.expose_secret())).await?;
     Ok(Json(StatusResponse { status: "paired".into() }))
 }
 
@@ -92,7 +93,8 @@ pub async fn postpone(
 #[serde(deny_unknown_fields)]
 pub struct TotpResetRequest {
     pub email: String,
-    pub password: String,
+    #[schema(value_type = String)]
+    pub password: SecretString,
 }
 
 /// Authenticator lost, step 1: e-mail and password; an SMS code goes to the phone.
@@ -104,7 +106,7 @@ pub async fn totp_reset(
     body: CscJson<TotpResetRequest>,
 ) -> Result<Json<CodeSentResponse>, ApiError> {
     let b = body.0;
-    let sent = run(&services, L, move |s| authenticator::reset_start(s, &b.email, &b.password)).await?;
+    let sent = run(&services, L, move |s| authenticator::reset_start(s, &b.email, b.password.expose_secret())).await?;
     Ok(Json(sent.into()))
 }
 
@@ -112,9 +114,11 @@ pub async fn totp_reset(
 #[serde(deny_unknown_fields)]
 pub struct TotpResetConfirmRequest {
     pub email: String,
-    pub password: String,
+    #[schema(value_type = String)]
+    pub password: SecretString,
     /// The SMS code.
-    pub code: String,
+    #[schema(value_type = String)]
+    pub code: SecretString,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -175,8 +179,10 @@ pub async fn totp_reset_confirm(
     body: CscJson<TotpResetConfirmRequest>,
 ) -> Result<Json<TotpResetResponse>, ApiError> {
     let b = body.0;
-    let (tokens, pairing, reset) =
-        run(&services, L, move |s| authenticator::reset_confirm(s, &b.email, &b.password, &b.code)).await?;
+    let (tokens, pairing, reset) = run(&services, L, move |s| {
+        authenticator::reset_confirm(s, &b.email, b.password.expose_secret(), b.code.expose_secret())
+    })
+    .await?;
     let (access_token, token_type, expires_in) = session(tokens);
     Ok(Json(TotpResetResponse {
         access_token,
@@ -197,7 +203,7 @@ pub async fn totp_reset_cancel(
     services: Data<Services>,
     body: CscJson<TokenRequest>,
 ) -> Result<Json<AuthenticatorResetView>, ApiError> {
-    let reset = run(&services, L, move |s| authenticator::cancel_reset(s, &body.0.token)).await?;
+    let reset = run(&services, L, move |s| authenticator::cancel_reset(s, body.0.token.expose_secret())).await?;
     Ok(Json(reset.into()))
 }
 

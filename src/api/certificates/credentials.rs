@@ -1,5 +1,6 @@
 //! Credentials: issuance, the list, rekey and revocation.
 
+use secrecy::SecretString;
 use actix_web::web::{Data, Json, Path};
 use actix_web::{get, post, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -22,7 +23,8 @@ pub struct IssueRequestBody {
     /// The version of the issuance terms accepted (see `GET /api/v1/documents`).
     pub issuance_terms_version: String,
     /// The authenticator's code, authorising the issuance.
-    pub otp: String,
+    #[schema(value_type = String)]
+    pub otp: SecretString,
     /// `rsa-2048` (default), `rsa-3072`, `ec-p256` or `ec-p384`.
     pub key_type: Option<String>,
 }
@@ -64,7 +66,8 @@ pub async fn list_credentials(
 pub struct RekeyRequestBody {
     /// The paid rekey order of this credential.
     pub order_id: String,
-    pub otp: String,
+    #[schema(value_type = String)]
+    pub otp: SecretString,
     pub key_type: Option<String>,
 }
 
@@ -109,7 +112,8 @@ pub async fn rekey(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeRequestBody {
-    pub otp: String,
+    #[schema(value_type = String)]
+    pub otp: SecretString,
     pub reason: Option<String>,
 }
 
