@@ -2,10 +2,8 @@
 //! the request id in the response header and the audit trail, the health and readiness probes (the
 //! database going away on PostgreSQL), and the Prometheus metrics.
 
-mod common;
-
-use common::binary::{rssp_command, serve};
-use common::*;
+use crate::common::binary::{rssp_command, serve};
+use crate::common::*;
 use rssp::domain::KeyKind;
 use serde_json::{json, Value};
 

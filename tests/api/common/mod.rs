@@ -1,7 +1,6 @@
 //! The test harness: the real application on port 0, a real SoftHSM token (or another PKCS#11
 //! implementation, see [`TestPkcs11`]), a real SQLite file (or a
 //! fresh PostgreSQL database when RSSP_TEST_POSTGRES_URL is set). Tests speak HTTP like a client.
-#![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -110,25 +109,30 @@ impl TestPkcs11 {
     }
 }
 
-fn database_url(data_dir: &std::path::Path) -> String {
-    match std::env::var("RSSP_TEST_POSTGRES_URL") {
-        Ok(base) if !base.is_empty() => {
-            use diesel::{Connection, RunQueryDsl};
-            let name = format!("rssp_test_{}", hex::encode(secrets::random_bytes::<6>()));
-            let mut conn = diesel::PgConnection::establish(&base).expect("connect to RSSP_TEST_POSTGRES_URL");
-            diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn).expect("create test database");
-            let (prefix, _) = base.rsplit_once('/').expect("postgres URL with a database name");
-            format!("{prefix}/{name}")
-        }
-        _ => format!("sqlite://{}", data_dir.join("rssp.sqlite").display()),
-    }
+/// A fresh PostgreSQL database when RSSP_TEST_POSTGRES_URL is set, else none.
+pub fn fresh_postgres_database() -> Option<String> {
+    use diesel::{Connection, RunQueryDsl};
+    let base = std::env::var("RSSP_TEST_POSTGRES_URL").ok().filter(|b| !b.is_empty())?;
+    let name = format!("rssp_test_{}", hex::encode(secrets::random_bytes::<6>()));
+    let mut conn = diesel::PgConnection::establish(&base).expect("connect to RSSP_TEST_POSTGRES_URL");
+    diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn).expect("create test database");
+    let (prefix, _) = base.rsplit_once('/').expect("postgres URL with a database name");
+    Some(format!("{prefix}/{name}"))
 }
 
+fn database_url(data_dir: &std::path::Path) -> String {
+    fresh_postgres_database().unwrap_or_else(|| format!("sqlite://{}", data_dir.join("rssp.sqlite").display()))
+}
+
+/// A server of one test, stopped when it is dropped.
 pub struct TestServer {
     pub server: Option<RunningServer>,
     pub url: String,
     pub clock: Arc<ManualClock>,
     pub http: reqwest::Client,
+    /// The runtime the server runs on. Its own, not the test's: dropping the test server blocks the
+    /// test's thread until the server has stopped, and the server must go on running meanwhile.
+    runtime: Option<tokio::runtime::Runtime>,
     _data: tempfile::TempDir,
 }
 
@@ -150,9 +154,22 @@ impl TestServer {
         adjust(&mut config);
         pkcs11.init_tokens(&config);
         let clock = Arc::new(ManualClock::default());
-        let server = startup::start(config, clock.clone()).await.expect("server starts");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("test-server")
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = runtime.spawn(startup::start(config, clock.clone())).await.unwrap().expect("server starts");
         let url = server.base_url();
-        TestServer { server: Some(server), url, clock, http: reqwest::Client::new(), _data: data }
+        TestServer {
+            server: Some(server),
+            url,
+            clock,
+            http: reqwest::Client::new(),
+            runtime: Some(runtime),
+            _data: data,
+        }
     }
 
     pub fn services(&self) -> &rssp::service::Services {
@@ -187,44 +204,47 @@ impl TestServer {
         Signer::new(provisioned)
     }
 
-    /// POST JSON and return (status, body as JSON or Null).
-    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-        let mut request = self.http.post(format!("{}{path}", self.url)).json(&body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
+    /// Sends a request; (status, body as JSON or Null).
+    async fn send(&self, request: reqwest::RequestBuilder) -> (u16, Value) {
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
         let text = response.text().await.unwrap();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// POST JSON and return (status, body as JSON or Null).
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        let mut request = self.http.post(format!("{}{path}", self.url)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request).await
+    }
+
     /// POST a raw body with a content type.
     pub async fn post_raw(&self, path: &str, token: &str, body: &str) -> (u16, Value) {
-        let response = self
+        let request = self
             .http
             .post(format!("{}{path}", self.url))
             .bearer_auth(token)
             .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+            .body(body.to_string());
+        self.send(request).await
+    }
+
+    /// CSC `auth/login` (`version` v1 or v2) with HTTP Basic credentials and a JSON body.
+    pub async fn basic_login(&self, version: &str, username: &str, password: &str, body: Value) -> (u16, Value) {
+        let request = self
+            .http
+            .post(format!("{}/csc/{version}/auth/login", self.url))
+            .basic_auth(username, Some(password))
+            .json(&body);
+        self.send(request).await
     }
 
     pub async fn login(&self, version: &str, signer: &Signer) -> String {
-        let response = self
-            .http
-            .post(format!("{}/csc/{version}/auth/login", self.url))
-            .basic_auth(&signer.username, Some(PASSWORD))
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 200);
-        let body: Value = response.json().await.unwrap();
+        let (status, body) = self.basic_login(version, &signer.username, PASSWORD, json!({})).await;
+        assert_eq!(status, 200);
         body["access_token"].as_str().unwrap().to_string()
     }
 
@@ -257,33 +277,24 @@ impl TestServer {
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        self.send(request).await
     }
 
     /// PUT JSON with a bearer token.
     pub async fn put(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
-        let response =
-            self.http.put(format!("{}{path}", self.url)).bearer_auth(token).json(&body).send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        self.send(self.http.put(format!("{}{path}", self.url)).bearer_auth(token).json(&body)).await
     }
 
     /// POSTs a webhook body signed with `secret`.
     pub async fn webhook(&self, path: &str, secret: &str, body: &Value) -> (u16, Value) {
         let bytes = serde_json::to_vec(body).unwrap();
-        let response = self
+        let request = self
             .http
             .post(format!("{}{path}", self.url))
             .header("content-type", "application/json")
             .header("x-rssp-signature", secrets::webhook_signature(secret, &bytes))
-            .body(bytes)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+            .body(bytes);
+        self.send(request).await
     }
 
     pub fn now(&self) -> i64 {
@@ -314,15 +325,23 @@ impl TestServer {
 }
 
 impl Drop for TestServer {
+    /// Stops the server before the test ends: requests in flight finish, the background workers stop
+    /// and the server's HSM sessions close. Left running, its actix workers would close those sessions
+    /// at some later moment, perhaps while the process exits and SoftHSM's own teardown runs, which
+    /// crashes inside SoftHSM.
     fn drop(&mut self) {
-        // Keep the services (and their HSM sessions) alive until the process ends: otherwise an
-        // actix worker thread may close its sessions while the test process is already exiting and
-        // SoftHSM's own teardown runs, which crashes inside SoftHSM.
-        static KEEP: std::sync::Mutex<Vec<actix_web::web::Data<rssp::service::Services>>> =
-            std::sync::Mutex::new(Vec::new());
-        if let Some(server) = self.server.take() {
-            KEEP.lock().unwrap_or_else(|e| e.into_inner()).push(server.services.clone());
+        let (Some(server), Some(runtime)) = (self.server.take(), self.runtime.take()) else { return };
+        let (stopped, wait) = std::sync::mpsc::channel();
+        runtime.spawn(async move {
+            server.stop().await;
+            let _ = stopped.send(());
+        });
+        if wait.recv_timeout(std::time::Duration::from_secs(60)).is_err() {
+            eprintln!("the test server at {} did not stop within 60 s", self.url);
         }
+        // Everything on it has ended; this only lets its threads go (dropping would block, not allowed
+        // inside the test's runtime).
+        runtime.shutdown_background();
     }
 }
 
@@ -342,6 +361,14 @@ impl Signer {
             credential_id: p.credential_id,
         }
     }
+}
+
+/// ECDSA with SHA-256, the algorithm of the P-256 signers most tests use.
+pub const ES256: &str = "1.2.840.10045.4.3.2";
+
+/// v1 signHash with ES256.
+pub async fn sign(server: &TestServer, token: &str, credential: &str, sad: &str, hashes: &[Vec<u8>]) -> (u16, Value) {
+    server.sign_v1(token, credential, sad, hashes, ES256).await
 }
 
 pub fn b64(bytes: &[u8]) -> String {
