@@ -3,7 +3,7 @@
 //! fresh PostgreSQL database when RSSP_TEST_POSTGRES_URL is set). Tests speak HTTP like a client.
 
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use base64::Engine;
 use rssp::clock::ManualClock;
@@ -30,8 +30,9 @@ pub enum TestPkcs11 {
 
 /// The SO PIN of the tokens the harness initialises on a second implementation.
 const TEST_SO_PIN: &str = "12345678";
-/// Slots of the Kryoptic configuration: each server takes one (two with a CA token of its own).
-const KRYOPTIC_SLOTS: u32 = 64;
+/// Slots of the Kryoptic configuration: each server takes one (two with a CA token of its own), and the
+/// whole integration suite, one process, starts about a hundred servers.
+const KRYOPTIC_SLOTS: u32 = 256;
 
 /// The implementation of this test process, configured once (a module reads its configuration when it is
 /// first initialised).
@@ -124,6 +125,55 @@ fn database_url(data_dir: &std::path::Path) -> String {
     fresh_postgres_database().unwrap_or_else(|| format!("sqlite://{}", data_dir.join("rssp.sqlite").display()))
 }
 
+/// Which test servers may run beside each other. rssp counts its metrics per process
+/// (`rssp::metrics::METRICS`), and every test of this binary shares the process: a test that reads counts
+/// takes a server that runs alone ([`alone::TestServer`]), which waits until no other test server runs,
+/// and the others wait while it runs. Others never wait for each other, nor for an alone server that is
+/// only waiting (a test with two servers takes two turns; letting a waiting one go first could deadlock).
+struct Turns {
+    /// (test servers running beside each other, whether one runs alone)
+    running: Mutex<(usize, bool)>,
+    changed: Condvar,
+}
+
+static TURNS: Turns = Turns { running: Mutex::new((0, false)), changed: Condvar::new() };
+
+/// A test server's turn, held while it runs.
+enum Turn {
+    Shared,
+    Alone,
+}
+
+impl Turn {
+    fn take(alone: bool) -> Turn {
+        let mut running = TURNS.running.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            match *running {
+                (0, false) if alone => {
+                    running.1 = true;
+                    return Turn::Alone;
+                }
+                (shared, false) if !alone => {
+                    running.0 = shared + 1;
+                    return Turn::Shared;
+                }
+                _ => running = TURNS.changed.wait(running).unwrap_or_else(|e| e.into_inner()),
+            }
+        }
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let mut running = TURNS.running.lock().unwrap_or_else(|e| e.into_inner());
+        match self {
+            Turn::Shared => running.0 -= 1,
+            Turn::Alone => running.1 = false,
+        }
+        TURNS.changed.notify_all();
+    }
+}
+
 /// A server of one test, stopped when it is dropped.
 pub struct TestServer {
     pub server: Option<RunningServer>,
@@ -134,6 +184,8 @@ pub struct TestServer {
     /// test's thread until the server has stopped, and the server must go on running meanwhile.
     runtime: Option<tokio::runtime::Runtime>,
     _data: tempfile::TempDir,
+    /// Given back once the server has stopped (fields drop after `drop`).
+    _turn: Turn,
 }
 
 impl TestServer {
@@ -142,6 +194,10 @@ impl TestServer {
     }
 
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        Self::start_in_turn(Turn::take(false), adjust).await
+    }
+
+    async fn start_in_turn(turn: Turn, adjust: impl FnOnce(&mut Config)) -> TestServer {
         let pkcs11 = test_pkcs11();
         let data = tempfile::tempdir().unwrap();
         let mut config =
@@ -169,6 +225,7 @@ impl TestServer {
             http: reqwest::Client::new(),
             runtime: Some(runtime),
             _data: data,
+            _turn: turn,
         }
     }
 
@@ -405,6 +462,34 @@ pub fn assert_error(status: u16, body: &Value, want_status: u16, want_error: &st
     let description = body["error_description"].as_str().unwrap_or_default();
     assert!(description.contains(want_text), "description {description:?} should contain {want_text:?}");
 }
+/// Test servers that run alone in the process, for the tests that read rssp's metrics (counted per
+/// process): the same [`TestServer`](super::TestServer) otherwise.
+pub mod alone {
+    use rssp::config::Config;
+
+    use super::Turn;
+
+    pub struct TestServer(super::TestServer);
+
+    impl TestServer {
+        pub async fn start() -> TestServer {
+            Self::start_with(|_| {}).await
+        }
+
+        pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+            TestServer(super::TestServer::start_in_turn(Turn::take(true), adjust).await)
+        }
+    }
+
+    impl std::ops::Deref for TestServer {
+        type Target = super::TestServer;
+
+        fn deref(&self) -> &super::TestServer {
+            &self.0
+        }
+    }
+}
+
 pub mod binary;
 pub mod journey;
 pub mod loopback;
