@@ -387,3 +387,6 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod proptests;
