@@ -50,7 +50,9 @@ impl RunningServer {
         served
     }
 
-    /// Stops serving (requests in flight finish first) and stops the background workers.
+    /// Stops serving (requests in flight finish first), stops the background workers and closes this
+    /// server's HSM sessions. The PKCS#11 module stays initialised: other servers in the same process
+    /// (the tests start many) may still use it.
     pub async fn stop(self) {
         self.handle.stop(true).await;
         let _ = self.task.await;
@@ -59,6 +61,13 @@ impl RunningServer {
             let _ = task.await;
         }
         stop_workers(self.workers).await;
+        match last_copy(self.services).await {
+            // Closing sessions calls into the module: off the async threads.
+            Some(services) => {
+                let _ = tokio::task::spawn_blocking(move || drop(services)).await;
+            }
+            None => tracing::warn!("a request outlived the grace period: its HSM sessions close when it ends"),
+        }
     }
 }
 
@@ -69,30 +78,36 @@ async fn stop_workers(workers: background::Workers) {
     }
 }
 
-/// Drops the services (their key stores close every HSM session) and finalizes the module. The HTTP
-/// workers release their copies as their threads end, so this waits a moment for the last one.
-async fn close_hsm(services: Data<Services>) {
+/// The services once every other copy is gone. The HTTP workers release theirs as their threads end,
+/// so this waits a moment for the last one; None when a request still holds a copy after 5 s.
+async fn last_copy(services: Data<Services>) -> Option<Services> {
     let mut services = services.into_inner();
     for _ in 0..50 {
         match Arc::try_unwrap(services) {
-            Ok(only) => {
-                let closed = tokio::task::spawn_blocking(move || {
-                    drop(only);
-                    hsm::finalize_modules()
-                })
-                .await;
-                if closed.is_ok() {
-                    tracing::info!("HSM sessions closed");
-                }
-                return;
-            }
+            Ok(only) => return Some(only),
             Err(shared) => {
                 services = shared;
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }
-    tracing::warn!("a request outlived the grace period: its HSM sessions close when the process exits");
+    None
+}
+
+/// Drops the services (their key stores close every HSM session) and finalizes the module.
+async fn close_hsm(services: Data<Services>) {
+    let Some(only) = last_copy(services).await else {
+        tracing::warn!("a request outlived the grace period: its HSM sessions close when the process exits");
+        return;
+    };
+    let closed = tokio::task::spawn_blocking(move || {
+        drop(only);
+        hsm::finalize_modules()
+    })
+    .await;
+    if closed.is_ok() {
+        tracing::info!("HSM sessions closed");
+    }
 }
 
 /// Resolves on the first SIGTERM (service managers, orchestrators) or SIGINT (a terminal's ctrl-C);

@@ -2,14 +2,14 @@
 # Runs rssp's integration tests against a second PKCS#11 implementation, Kryoptic (a software token in
 # Rust, from crates.io), to show that rssp is not tied to SoftHSM. See hsm-config/second-pkcs11/README.md.
 #
-#   hsm-config/second-pkcs11/run.sh                 # every integration test (tests/*.rs) on Kryoptic
-#   hsm-config/second-pkcs11/run.sh --test csc_signing   # or any `cargo test` selection
+#   hsm-config/second-pkcs11/run.sh                           # every integration test (tests/api/) on Kryoptic
+#   hsm-config/second-pkcs11/run.sh --test api csc_signing::  # or any `cargo test` selection
 #
 # It installs what the build needs (Debian: libclang-dev for bindgen, libssl-dev, pkg-config,
 # libsqlite3-dev), builds Kryoptic's module once into $RSSP_TEST_KRYOPTIC_DIR (default:
 # <target dir>/kryoptic; a later run reuses it; the RSSP_TEST_ prefix keeps `rssp serve`, which the tests
 # also start, from refusing it as an unknown setting), and runs the tests with RSSP_TEST_PKCS11=kryoptic:
-# the harness (tests/common/mod.rs) writes a Kryoptic configuration with empty slots and initialises one
+# the harness (tests/api/common/mod.rs) writes a Kryoptic configuration with empty slots and initialises one
 # token per test server through rssp's own PKCS#11 code. The tests run on SQLite (the database is not
 # what is tried here).
 set -euo pipefail
@@ -72,7 +72,7 @@ export RSSP_TEST_PKCS11_MODULE="$module"
 export RSSP_TEST_POSTGRES_URL=
 
 if [ $# -eq 0 ]; then
-  set -- --test '*'
+  set -- --test api
 fi
 echo "== rssp integration tests on Kryoptic $KRYOPTIC_VERSION ($module): cargo test $*"
 started=$SECONDS
@@ -80,5 +80,5 @@ cargo test --quiet "$@"
 # Kryoptic hands out EC points bare by default; a token that wraps them in a DER OCTET STRING (as the
 # standard says and SoftHSM does) is the other case: the key generation and signing tests again with that.
 echo "== again with EC points DER-wrapped (KRYOPTIC_EC_POINT_ENCODING=DER): hsm_algorithms, sole_control_hsm"
-KRYOPTIC_EC_POINT_ENCODING=DER cargo test --quiet --test hsm_algorithms --test sole_control_hsm
+KRYOPTIC_EC_POINT_ENCODING=DER cargo test --quiet --test api -- hsm_algorithms:: sole_control_hsm::
 echo "== the tests passed on Kryoptic in $((SECONDS - started)) s"

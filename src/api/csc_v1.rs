@@ -1,7 +1,7 @@
 //! CSC API v1.0.4.0 under `/csc/v1`: the dialect pyHanko and most deployed clients speak.
 //! Wire types mirror the specification's tables (section numbers in the doc comments).
 //! Schema names in the OpenAPI document are global while v2 reuses these type names, so every wire
-//! type here is named `CscV1…` there (`#[schema(as = ...)]`); tests/openapi_truth.rs checks the
+//! type here is named `CscV1…` there (`#[schema(as = ...)]`); tests/api/openapi_truth.rs checks the
 //! names stay unique.
 
 use actix_web::web::{Data, Json};

@@ -11,7 +11,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use super::error::ApiError;
 
 /// The methods each documented path takes, read from the OpenAPI document: every route is
-/// registered through it (tests/platform.rs checks that the document is complete), so the two
+/// registered through it (tests/api/platform.rs checks that the document is complete), so the two
 /// cannot disagree.
 pub struct AllowedMethods {
     paths: Vec<(ResourceDef, Vec<&'static str>)>,

@@ -331,3 +331,6 @@ mod tests {
         assert_eq!(&der[2..5], &[0x02, 0x21, 0x00]);
     }
 }
+
+#[cfg(test)]
+mod proptests;

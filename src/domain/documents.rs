@@ -221,3 +221,6 @@ mod tests {
         assert!(check(DocumentType::Jpeg, &jpeg[..jpeg.len() / 2]).is_err(), "truncated JPEG");
     }
 }
+
+#[cfg(test)]
+mod proptests;

@@ -713,7 +713,7 @@ impl KeyStore {
             Ok(plain) => Ok(Zeroizing::new(plain)),
             // What a module answers to a tag that does not verify, from C_Decrypt itself:
             // CKR_ENCRYPTED_DATA_INVALID in the standard; SoftHSM 2.6 answers CKR_GENERAL_ERROR (proven by
-            // tests/sole_control_hsm.rs). The same codes from any other call are no verdict on the value:
+            // tests/api/sole_control_hsm.rs). The same codes from any other call are no verdict on the value:
             // Kryoptic, for one, answers C_DecryptInit with CKR_GENERAL_ERROR when the token forgot the
             // login, and calling that a broken seal would send the person to reset a sound authenticator.
             Err(HsmError::Pkcs11(CkError::Pkcs11(

@@ -2,15 +2,15 @@
 //! checked before the body), body limits (413), deep JSON, methods a path does not take (405),
 //! multi-byte input, `/docs`, idle keep-alive connections, and a graceful stop on SIGTERM.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::journey::Person;
-use common::{assert_error, b64, TestServer};
+use crate::common::journey::Person;
+use crate::common::{assert_error, b64, TestServer};
 use rssp::domain::KeyKind;
 use serde_json::{json, Value};
 

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use rssp::config::Config;
 
-const SAMPLE: &str = include_str!("../deploy/rssp.toml");
+const SAMPLE: &str = include_str!("../../deploy/rssp.toml");
 
 /// The sample with every `#name = value` setting (and the lines of a commented multi-line array)
 /// uncommented.
@@ -99,8 +99,8 @@ fn every_environment_variable_the_sample_names_is_one_rssp_reads() {
 
 #[test]
 fn the_license_file_is_the_one_cargo_declares() {
-    let cargo = include_str!("../Cargo.toml");
-    let license = include_str!("../LICENSE");
+    let cargo = include_str!("../../Cargo.toml");
+    let license = include_str!("../../LICENSE");
     assert!(cargo.contains("license = \"Apache-2.0\""));
     assert!(license.contains("Apache License") && license.contains("Version 2.0, January 2004"));
 }

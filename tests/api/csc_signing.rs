@@ -1,17 +1,10 @@
 //! CSC signing end to end: login, list, info, authorize with a TOTP code bound to the hashes, signHash;
 //! every signature verified in software against the certificate the server returned.
 
-mod common;
-
-use common::*;
-use der::{Decode, Encode};
+use crate::common::pki::spki_of;
+use crate::common::*;
 use rssp::domain::KeyKind;
 use serde_json::json;
-
-fn spki_of(cert_b64: &str) -> Vec<u8> {
-    let cert = x509_cert::Certificate::from_der(&unb64(cert_b64)).unwrap();
-    cert.tbs_certificate().subject_public_key_info().to_der().unwrap()
-}
 
 fn verify_rsa_pkcs1(spki: &[u8], digest: &[u8], signature: &[u8]) {
     use rsa::pkcs8::DecodePublicKey;

@@ -2,10 +2,8 @@
 //! service decides before anything is issued, and issuance never leaves a key or certificate that no
 //! record knows. The real server, SoftHSM token and database; the attacker speaks HTTP.
 
-mod common;
-
-use common::rekey::{tiny_jpeg, tiny_pdf, tiny_png};
-use common::{assert_error, TestServer};
+use crate::common::rekey::{tiny_jpeg, tiny_pdf, tiny_png};
+use crate::common::{assert_error, TestServer};
 use rssp::domain::KeyKind;
 use serde_json::{json, Value};
 

@@ -4,12 +4,10 @@
 //! dialects, successes and errors, validate against the document the server serves at
 //! `/openapi.json`; the request fields it documents are the ones the server reads.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use rssp::domain::KeyKind;
 use serde_json::{json, Value};
 

@@ -1,7 +1,6 @@
 //! Helpers for the account-recovery tests: recovering a password, resetting the authenticator,
 //! authorising on both CSC dialects, and a production-mode server whose e-mail and SMS go to loopback
 //! listeners (the person's mailbox and phone), so that the outbox is delivered and wiped.
-#![allow(dead_code)]
 
 use std::time::Duration;
 
@@ -9,7 +8,7 @@ use rssp::config::Mode;
 use rssp::domain::secrets;
 use serde_json::{json, Value};
 
-use super::journey::{invoice, link_token, six_digits, Person, PERSON_PASSWORD};
+use super::journey::{csc_authorize, invoice, link_token, six_digits, Person, PERSON_PASSWORD};
 use super::loopback::{sms_gateway, smtp_listener, Inbox};
 use super::{b64_all, TestServer};
 
@@ -61,10 +60,7 @@ impl TestServer {
 
     /// `credentials/authorize` on CSC v1 with the person's next code.
     pub async fn authorize_person_v1(&self, person: &Person, credential: &str, hashes: &[Vec<u8>]) -> (u16, Value) {
-        let otp = self.person_otp(person);
-        let body =
-            json!({"credentialID": credential, "numSignatures": hashes.len(), "hash": b64_all(hashes), "OTP": otp});
-        self.post("/csc/v1/credentials/authorize", Some(&person.token), body).await
+        csc_authorize(self, &person.token, person, credential, hashes).await
     }
 
     /// `credentials/authorize` on CSC v2 with the person's next code.
@@ -77,16 +73,8 @@ impl TestServer {
 
     /// A CSC `auth/login` with `rememberMe`: (access token, refresh token).
     pub async fn csc_session_with_refresh(&self, person: &Person) -> (String, String) {
-        let response = self
-            .http
-            .post(format!("{}/csc/v1/auth/login", self.url))
-            .basic_auth(&person.email, Some(&person.password))
-            .json(&json!({"rememberMe": true}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 200);
-        let body: Value = response.json().await.unwrap();
+        let (status, body) = self.basic_login("v1", &person.email, &person.password, json!({"rememberMe": true})).await;
+        assert_eq!(status, 200);
         (body["access_token"].as_str().unwrap().to_string(), body["refresh_token"].as_str().unwrap().to_string())
     }
 

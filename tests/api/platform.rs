@@ -1,25 +1,12 @@
 //! What surrounds the CSC API: certificates and CRLs checked with openssl, the OpenAPI document, the
 //! operator commands and the configuration, driven through the real binary.
 
-mod common;
-
-use std::process::Command;
-
-use common::*;
+use crate::common::binary::rssp;
+use crate::common::pki::{openssl, pem};
+use crate::common::*;
 use der::{Decode, Encode};
 use rssp::domain::KeyKind;
 use serde_json::{json, Value};
-
-fn openssl(args: &[&str]) -> (bool, String) {
-    let out = Command::new("openssl").args(args).output().expect("openssl is installed");
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-}
-
-fn pem(der: &[u8]) -> String {
-    let b64 = b64(der);
-    let lines: Vec<String> = b64.as_bytes().chunks(64).map(|c| String::from_utf8(c.to_vec()).unwrap()).collect();
-    format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"))
-}
 
 #[derive(der::Sequence)]
 struct QcStatement {
@@ -115,10 +102,6 @@ async fn the_committed_openapi_document_matches_the_code_and_is_served() {
     assert!(docs.text().await.unwrap().contains("swagger"), "Swagger UI is served from the binary");
     let (status, body) = server.post("/csc/v1/nothing", None, json!({})).await;
     assert_error(status, &body, 404, "invalid_request", "Unknown");
-}
-
-fn rssp(data_dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    binary::rssp_command(data_dir).args(args).envs(env.iter().copied()).output().unwrap()
 }
 
 #[test]

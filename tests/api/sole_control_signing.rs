@@ -3,18 +3,10 @@
 //! once for every login, a flood cannot stall the service, and what the person relies on from
 //! pyHanko (RSASSA-PSS with the longest salt) works.
 
-mod common;
-
-use common::journey::PERSON_PASSWORD;
-use common::*;
+use crate::common::journey::PERSON_PASSWORD;
+use crate::common::*;
 use rssp::domain::KeyKind;
 use serde_json::{json, Value};
-
-const ES256: &str = "1.2.840.10045.4.3.2";
-
-async fn sign(server: &TestServer, token: &str, credential: &str, sad: &str, hashes: &[Vec<u8>]) -> (u16, Value) {
-    server.sign_v1(token, credential, sad, hashes, ES256).await
-}
 
 async fn extend(server: &TestServer, token: &str, credential: &str, sad: &str, hashes: &[Vec<u8>]) -> (u16, Value) {
     server
@@ -172,16 +164,7 @@ async fn rsassa_pss_accepts_every_salt_length_rfc_8017_allows() {
 }
 
 async fn csc_login(server: &TestServer, username: &str, password: &str) -> (u16, Value) {
-    let response = server
-        .http
-        .post(format!("{}/csc/v1/auth/login", server.url))
-        .basic_auth(username, Some(password))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    server.basic_login("v1", username, password, json!({})).await
 }
 
 #[tokio::test]

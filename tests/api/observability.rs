@@ -2,10 +2,10 @@
 //! the request id in the response header and the audit trail, the health and readiness probes (the
 //! database going away on PostgreSQL), and the Prometheus metrics.
 
-mod common;
-
-use common::binary::{rssp_command, serve};
-use common::*;
+use crate::common::binary::{rssp_command, serve};
+use crate::common::*;
+// rssp counts its metrics per process, and these tests read them: their servers run alone.
+use crate::common::alone::TestServer;
 use rssp::domain::KeyKind;
 use serde_json::{json, Value};
 
@@ -286,8 +286,15 @@ fn parse_metrics(text: &str) -> Vec<Sample> {
         let mut rest = &line[name_end..];
         let mut labels = Vec::new();
         if let Some(after) = rest.strip_prefix('{') {
-            let close = after.find('}').unwrap_or_else(|| panic!("unclosed labels: {line}"));
-            for pair in after[..close].split(',').filter(|p| !p.is_empty()) {
+            let close = outside_quotes(after, '}').next().unwrap_or_else(|| panic!("unclosed labels: {line}"));
+            let labels_text = &after[..close];
+            let mut start = 0;
+            for end in outside_quotes(labels_text, ',').chain([labels_text.len()]) {
+                let pair = &labels_text[start..end];
+                start = end + 1;
+                if pair.is_empty() {
+                    continue;
+                }
                 let (key, value) = pair.split_once('=').unwrap_or_else(|| panic!("label {pair:?} in {line}"));
                 assert!(value.len() >= 2 && value.starts_with('"') && value.ends_with('"'), "quoted: {line}");
                 labels.push((key.to_string(), value[1..value.len() - 1].to_string()));
@@ -303,6 +310,22 @@ fn parse_metrics(text: &str) -> Vec<Sample> {
         samples.push((name.to_string(), labels, value));
     }
     samples
+}
+
+/// Where `wanted` occurs in `text` outside double-quoted label values (which may hold any character, a
+/// route template's `{id}` for one, and escape `"` and `\\` with a backslash).
+fn outside_quotes(text: &str, wanted: char) -> impl Iterator<Item = usize> + '_ {
+    let (mut quoted, mut escaped) = (false, false);
+    text.char_indices().filter_map(move |(i, c)| {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            c if c == wanted && !quoted => return Some(i),
+            _ => {}
+        }
+        None
+    })
 }
 
 fn sample(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {

@@ -2,15 +2,15 @@
 //! their user; signing keys can sign and nothing else; CA keys are labelled apart; the data directory
 //! and the database file are private to the service account.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::journey::Person;
-use common::*;
+use crate::common::journey::Person;
+use crate::common::*;
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::{Mechanism, MechanismType};
@@ -22,8 +22,6 @@ use rssp::db::schema::{totp_factors, totp_pairings};
 use rssp::domain::{secrets, KeyKind};
 use secrecy::ExposeSecret;
 use serde_json::json;
-
-const ES256: &str = "1.2.840.10045.4.3.2";
 
 /// (user id, stored secret, seal) of every TOTP factor, read straight from the database.
 fn stored_factors(server: &TestServer) -> Vec<(String, Vec<u8>, String)> {

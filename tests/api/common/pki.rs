@@ -1,5 +1,4 @@
 //! Helpers of the PKI tests: registration with a country, CRLs and certificates taken apart.
-#![allow(dead_code)]
 
 use der::{Decode, Encode};
 use x509_cert::crl::CertificateList;
@@ -48,6 +47,25 @@ pub fn crl_facts(der_bytes: &[u8]) -> CrlFacts {
 
 pub fn normal_serial(hex: &str) -> String {
     hex.to_lowercase().trim_start_matches('0').to_string()
+}
+
+/// The DER SubjectPublicKeyInfo of a base64 certificate (as CSC `credentials/info` returns it).
+pub fn spki_of(cert_b64: &str) -> Vec<u8> {
+    let cert = Certificate::from_der(&super::unb64(cert_b64)).unwrap();
+    cert.tbs_certificate().subject_public_key_info().to_der().unwrap()
+}
+
+/// Runs openssl; (success, stdout and stderr).
+pub fn openssl(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new("openssl").args(args).output().expect("openssl is installed");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// A DER certificate as PEM.
+pub fn pem(der: &[u8]) -> String {
+    let b64 = super::b64(der);
+    let lines: Vec<String> = b64.as_bytes().chunks(64).map(|c| String::from_utf8(c.to_vec()).unwrap()).collect();
+    format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"))
 }
 
 pub fn not_after(certificate_der: &[u8]) -> i64 {

@@ -1,10 +1,9 @@
 //! The test harness: the real application on port 0, a real SoftHSM token (or another PKCS#11
 //! implementation, see [`TestPkcs11`]), a real SQLite file (or a
 //! fresh PostgreSQL database when RSSP_TEST_POSTGRES_URL is set). Tests speak HTTP like a client.
-#![allow(dead_code)]
 
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use base64::Engine;
 use rssp::clock::ManualClock;
@@ -31,8 +30,9 @@ pub enum TestPkcs11 {
 
 /// The SO PIN of the tokens the harness initialises on a second implementation.
 const TEST_SO_PIN: &str = "12345678";
-/// Slots of the Kryoptic configuration: each server takes one (two with a CA token of its own).
-const KRYOPTIC_SLOTS: u32 = 64;
+/// Slots of the Kryoptic configuration: each server takes one (two with a CA token of its own), and the
+/// whole integration suite, one process, starts about a hundred servers.
+const KRYOPTIC_SLOTS: u32 = 256;
 
 /// The implementation of this test process, configured once (a module reads its configuration when it is
 /// first initialised).
@@ -110,26 +110,82 @@ impl TestPkcs11 {
     }
 }
 
+/// A fresh PostgreSQL database when RSSP_TEST_POSTGRES_URL is set, else none.
+pub fn fresh_postgres_database() -> Option<String> {
+    use diesel::{Connection, RunQueryDsl};
+    let base = std::env::var("RSSP_TEST_POSTGRES_URL").ok().filter(|b| !b.is_empty())?;
+    let name = format!("rssp_test_{}", hex::encode(secrets::random_bytes::<6>()));
+    let mut conn = diesel::PgConnection::establish(&base).expect("connect to RSSP_TEST_POSTGRES_URL");
+    diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn).expect("create test database");
+    let (prefix, _) = base.rsplit_once('/').expect("postgres URL with a database name");
+    Some(format!("{prefix}/{name}"))
+}
+
 fn database_url(data_dir: &std::path::Path) -> String {
-    match std::env::var("RSSP_TEST_POSTGRES_URL") {
-        Ok(base) if !base.is_empty() => {
-            use diesel::{Connection, RunQueryDsl};
-            let name = format!("rssp_test_{}", hex::encode(secrets::random_bytes::<6>()));
-            let mut conn = diesel::PgConnection::establish(&base).expect("connect to RSSP_TEST_POSTGRES_URL");
-            diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn).expect("create test database");
-            let (prefix, _) = base.rsplit_once('/').expect("postgres URL with a database name");
-            format!("{prefix}/{name}")
+    fresh_postgres_database().unwrap_or_else(|| format!("sqlite://{}", data_dir.join("rssp.sqlite").display()))
+}
+
+/// Which test servers may run beside each other. rssp counts its metrics per process
+/// (`rssp::metrics::METRICS`), and every test of this binary shares the process: a test that reads counts
+/// takes a server that runs alone ([`alone::TestServer`]), which waits until no other test server runs,
+/// and the others wait while it runs. Others never wait for each other, nor for an alone server that is
+/// only waiting (a test with two servers takes two turns; letting a waiting one go first could deadlock).
+struct Turns {
+    /// (test servers running beside each other, whether one runs alone)
+    running: Mutex<(usize, bool)>,
+    changed: Condvar,
+}
+
+static TURNS: Turns = Turns { running: Mutex::new((0, false)), changed: Condvar::new() };
+
+/// A test server's turn, held while it runs.
+enum Turn {
+    Shared,
+    Alone,
+}
+
+impl Turn {
+    fn take(alone: bool) -> Turn {
+        let mut running = TURNS.running.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            match *running {
+                (0, false) if alone => {
+                    running.1 = true;
+                    return Turn::Alone;
+                }
+                (shared, false) if !alone => {
+                    running.0 = shared + 1;
+                    return Turn::Shared;
+                }
+                _ => running = TURNS.changed.wait(running).unwrap_or_else(|e| e.into_inner()),
+            }
         }
-        _ => format!("sqlite://{}", data_dir.join("rssp.sqlite").display()),
     }
 }
 
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let mut running = TURNS.running.lock().unwrap_or_else(|e| e.into_inner());
+        match self {
+            Turn::Shared => running.0 -= 1,
+            Turn::Alone => running.1 = false,
+        }
+        TURNS.changed.notify_all();
+    }
+}
+
+/// A server of one test, stopped when it is dropped.
 pub struct TestServer {
     pub server: Option<RunningServer>,
     pub url: String,
     pub clock: Arc<ManualClock>,
     pub http: reqwest::Client,
+    /// The runtime the server runs on. Its own, not the test's: dropping the test server blocks the
+    /// test's thread until the server has stopped, and the server must go on running meanwhile.
+    runtime: Option<tokio::runtime::Runtime>,
     _data: tempfile::TempDir,
+    /// Given back once the server has stopped (fields drop after `drop`).
+    _turn: Turn,
 }
 
 impl TestServer {
@@ -138,6 +194,10 @@ impl TestServer {
     }
 
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        Self::start_in_turn(Turn::take(false), adjust).await
+    }
+
+    async fn start_in_turn(turn: Turn, adjust: impl FnOnce(&mut Config)) -> TestServer {
         let pkcs11 = test_pkcs11();
         let data = tempfile::tempdir().unwrap();
         let mut config =
@@ -150,9 +210,23 @@ impl TestServer {
         adjust(&mut config);
         pkcs11.init_tokens(&config);
         let clock = Arc::new(ManualClock::default());
-        let server = startup::start(config, clock.clone()).await.expect("server starts");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("test-server")
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = runtime.spawn(startup::start(config, clock.clone())).await.unwrap().expect("server starts");
         let url = server.base_url();
-        TestServer { server: Some(server), url, clock, http: reqwest::Client::new(), _data: data }
+        TestServer {
+            server: Some(server),
+            url,
+            clock,
+            http: reqwest::Client::new(),
+            runtime: Some(runtime),
+            _data: data,
+            _turn: turn,
+        }
     }
 
     pub fn services(&self) -> &rssp::service::Services {
@@ -187,44 +261,47 @@ impl TestServer {
         Signer::new(provisioned)
     }
 
-    /// POST JSON and return (status, body as JSON or Null).
-    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-        let mut request = self.http.post(format!("{}{path}", self.url)).json(&body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
+    /// Sends a request; (status, body as JSON or Null).
+    async fn send(&self, request: reqwest::RequestBuilder) -> (u16, Value) {
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
         let text = response.text().await.unwrap();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// POST JSON and return (status, body as JSON or Null).
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        let mut request = self.http.post(format!("{}{path}", self.url)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request).await
+    }
+
     /// POST a raw body with a content type.
     pub async fn post_raw(&self, path: &str, token: &str, body: &str) -> (u16, Value) {
-        let response = self
+        let request = self
             .http
             .post(format!("{}{path}", self.url))
             .bearer_auth(token)
             .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+            .body(body.to_string());
+        self.send(request).await
+    }
+
+    /// CSC `auth/login` (`version` v1 or v2) with HTTP Basic credentials and a JSON body.
+    pub async fn basic_login(&self, version: &str, username: &str, password: &str, body: Value) -> (u16, Value) {
+        let request = self
+            .http
+            .post(format!("{}/csc/{version}/auth/login", self.url))
+            .basic_auth(username, Some(password))
+            .json(&body);
+        self.send(request).await
     }
 
     pub async fn login(&self, version: &str, signer: &Signer) -> String {
-        let response = self
-            .http
-            .post(format!("{}/csc/{version}/auth/login", self.url))
-            .basic_auth(&signer.username, Some(PASSWORD))
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 200);
-        let body: Value = response.json().await.unwrap();
+        let (status, body) = self.basic_login(version, &signer.username, PASSWORD, json!({})).await;
+        assert_eq!(status, 200);
         body["access_token"].as_str().unwrap().to_string()
     }
 
@@ -257,33 +334,24 @@ impl TestServer {
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        self.send(request).await
     }
 
     /// PUT JSON with a bearer token.
     pub async fn put(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
-        let response =
-            self.http.put(format!("{}{path}", self.url)).bearer_auth(token).json(&body).send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        self.send(self.http.put(format!("{}{path}", self.url)).bearer_auth(token).json(&body)).await
     }
 
     /// POSTs a webhook body signed with `secret`.
     pub async fn webhook(&self, path: &str, secret: &str, body: &Value) -> (u16, Value) {
         let bytes = serde_json::to_vec(body).unwrap();
-        let response = self
+        let request = self
             .http
             .post(format!("{}{path}", self.url))
             .header("content-type", "application/json")
             .header("x-rssp-signature", secrets::webhook_signature(secret, &bytes))
-            .body(bytes)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+            .body(bytes);
+        self.send(request).await
     }
 
     pub fn now(&self) -> i64 {
@@ -314,15 +382,23 @@ impl TestServer {
 }
 
 impl Drop for TestServer {
+    /// Stops the server before the test ends: requests in flight finish, the background workers stop
+    /// and the server's HSM sessions close. Left running, its actix workers would close those sessions
+    /// at some later moment, perhaps while the process exits and SoftHSM's own teardown runs, which
+    /// crashes inside SoftHSM.
     fn drop(&mut self) {
-        // Keep the services (and their HSM sessions) alive until the process ends: otherwise an
-        // actix worker thread may close its sessions while the test process is already exiting and
-        // SoftHSM's own teardown runs, which crashes inside SoftHSM.
-        static KEEP: std::sync::Mutex<Vec<actix_web::web::Data<rssp::service::Services>>> =
-            std::sync::Mutex::new(Vec::new());
-        if let Some(server) = self.server.take() {
-            KEEP.lock().unwrap_or_else(|e| e.into_inner()).push(server.services.clone());
+        let (Some(server), Some(runtime)) = (self.server.take(), self.runtime.take()) else { return };
+        let (stopped, wait) = std::sync::mpsc::channel();
+        runtime.spawn(async move {
+            server.stop().await;
+            let _ = stopped.send(());
+        });
+        if wait.recv_timeout(std::time::Duration::from_secs(60)).is_err() {
+            eprintln!("the test server at {} did not stop within 60 s", self.url);
         }
+        // Everything on it has ended; this only lets its threads go (dropping would block, not allowed
+        // inside the test's runtime).
+        runtime.shutdown_background();
     }
 }
 
@@ -342,6 +418,14 @@ impl Signer {
             credential_id: p.credential_id,
         }
     }
+}
+
+/// ECDSA with SHA-256, the algorithm of the P-256 signers most tests use.
+pub const ES256: &str = "1.2.840.10045.4.3.2";
+
+/// v1 signHash with ES256.
+pub async fn sign(server: &TestServer, token: &str, credential: &str, sad: &str, hashes: &[Vec<u8>]) -> (u16, Value) {
+    server.sign_v1(token, credential, sad, hashes, ES256).await
 }
 
 pub fn b64(bytes: &[u8]) -> String {
@@ -378,6 +462,34 @@ pub fn assert_error(status: u16, body: &Value, want_status: u16, want_error: &st
     let description = body["error_description"].as_str().unwrap_or_default();
     assert!(description.contains(want_text), "description {description:?} should contain {want_text:?}");
 }
+/// Test servers that run alone in the process, for the tests that read rssp's metrics (counted per
+/// process): the same [`TestServer`](super::TestServer) otherwise.
+pub mod alone {
+    use rssp::config::Config;
+
+    use super::Turn;
+
+    pub struct TestServer(super::TestServer);
+
+    impl TestServer {
+        pub async fn start() -> TestServer {
+            Self::start_with(|_| {}).await
+        }
+
+        pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+            TestServer(super::TestServer::start_in_turn(Turn::take(true), adjust).await)
+        }
+    }
+
+    impl std::ops::Deref for TestServer {
+        type Target = super::TestServer;
+
+        fn deref(&self) -> &super::TestServer {
+            &self.0
+        }
+    }
+}
+
 pub mod binary;
 pub mod journey;
 pub mod loopback;

@@ -1,13 +1,11 @@
 //! Production mode delivers the outbox: e-mail to a real SMTP listener and SMS to an HTTP gateway,
 //! both on loopback.
 
-mod common;
-
 use std::time::Duration;
 
-use common::journey::{link_token, six_digits};
-use common::loopback::{sms_gateway, smtp_listener};
-use common::TestServer;
+use crate::common::journey::{link_token, six_digits};
+use crate::common::loopback::{sms_gateway, smtp_listener};
+use crate::common::TestServer;
 use rssp::config::Mode;
 use serde_json::json;
 

@@ -8,11 +8,10 @@
 //! This is the core of the second-PKCS#11 run (`hsm-config/second-pkcs11/run.sh`): the same file runs
 //! against SoftHSM in the ordinary suite.
 
-mod common;
-
-use common::*;
+use crate::common::pki::spki_of;
+use crate::common::*;
 use der::asn1::{AnyRef, ObjectIdentifier};
-use der::{Decode, Encode, Sequence};
+use der::{Encode, Sequence};
 use rssp::domain::{HashAlgorithm, KeyKind};
 use serde_json::json;
 use spki::AlgorithmIdentifierOwned;
@@ -43,11 +42,6 @@ fn pss_params(hash: HashAlgorithm) -> String {
     };
     let params = PssParams { hash: alg(hash.oid()), mask_gen, salt_len: hash.digest_len() as u32 };
     b64(&params.to_der().unwrap())
-}
-
-fn spki_of(cert_b64: &str) -> Vec<u8> {
-    let cert = x509_cert::Certificate::from_der(&unb64(cert_b64)).unwrap();
-    cert.tbs_certificate().subject_public_key_info().to_der().unwrap()
 }
 
 /// What a request asks for, and how the answer is checked.

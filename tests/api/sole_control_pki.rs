@@ -3,12 +3,12 @@
 //! and a person's certificate names them the way ETSI EN 319 412-2 asks (givenName, surname,
 //! serialNumber, countryName), with the QcSSCD statement only where the key really is in a QSCD.
 
-mod common;
+use crate::common;
 
-use common::pki::{
+use crate::common::pki::{
     crl_facts, extension_value, normal_serial, not_after, oid_der, openssl_subject, subject_attribute, CrlFacts,
 };
-use common::{assert_error, TestServer};
+use crate::common::{assert_error, TestServer};
 use rssp::service::ca::{self, CrlIssuer};
 use serde_json::json;
 

@@ -4,11 +4,9 @@
 //! - someone with the mailbox and the SIM recovers the password, resets the authenticator and pairs
 //!   their own: it may not authorise signatures until an identity check of the reset is accepted.
 
-mod common;
-
-use common::journey::{link_token, six_digits, Person};
-use common::recovery::ProductionServer;
-use common::{assert_error, digests, TestServer};
+use crate::common::journey::{link_token, six_digits, Person};
+use crate::common::recovery::ProductionServer;
+use crate::common::{assert_error, digests, TestServer};
 use serde_json::{json, Value};
 
 const NEW_PASSWORD: &str = "Attacker-chosen-2026";

@@ -3,8 +3,6 @@
 //! start that leaves nothing behind to trip the next one, `provision-user`'s password policy, and
 //! `rssp pki reissue-issuing-ca` after the public URL changed, checked with openssl.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -12,6 +10,11 @@ use std::time::{Duration, Instant};
 
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
+
+use crate::common;
+use crate::common::binary::rssp;
+use crate::common::fresh_postgres_database;
+use crate::common::pki::{openssl, pem};
 
 /// The binary with a clean environment: no RSSP_* of the caller, the embedded SoftHSM configuration
 /// under the data directory, `dir` as working directory.
@@ -21,23 +24,8 @@ fn rssp_command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
     command
 }
 
-fn rssp(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    rssp_command(dir, args, env).output().unwrap()
-}
-
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn openssl(args: &[&str]) -> (bool, String) {
-    let out = Command::new("openssl").args(args).output().expect("openssl is installed");
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-}
-
-fn pem(der: &[u8]) -> String {
-    let b64 = common::b64(der);
-    let lines: Vec<String> = b64.as_bytes().chunks(64).map(|c| String::from_utf8(c.to_vec()).unwrap()).collect();
-    format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"))
 }
 
 /// Whether a PostgreSQL server answers on 127.0.0.1:5432 (the cases that need one are skipped otherwise).
@@ -507,17 +495,6 @@ fn a_secret_typed_as_a_number_in_the_file_is_not_echoed() {
     let text = stderr(&out);
     assert!(text.contains("hsm.pin") && text.contains("expected a string"), "{text}");
     assert!(!text.contains("98765432"), "the PIN is printed: {text}");
-}
-
-/// A fresh PostgreSQL database when RSSP_TEST_POSTGRES_URL is set, else none.
-fn fresh_postgres_database() -> Option<String> {
-    use diesel::{Connection, RunQueryDsl};
-    let base = std::env::var("RSSP_TEST_POSTGRES_URL").ok().filter(|b| !b.is_empty())?;
-    let name = format!("rssp_test_{}", hex::encode(rssp::domain::secrets::random_bytes::<6>()));
-    let mut conn = diesel::PgConnection::establish(&base).expect("connect to RSSP_TEST_POSTGRES_URL");
-    diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn).expect("create test database");
-    let (prefix, _) = base.rsplit_once('/').expect("postgres URL with a database name");
-    Some(format!("{prefix}/{name}"))
 }
 
 #[test]

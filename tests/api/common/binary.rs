@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 /// `rssp` with no `RSSP_*` setting and no `SOFTHSM2_CONF` of the caller, `dir` as working directory and
 /// `dir/data` as data directory.
@@ -16,6 +16,11 @@ pub fn rssp_command(dir: &Path) -> Command {
         }
     }
     command
+}
+
+/// Runs `rssp args…` as [`rssp_command`] makes it, with `env` added, to its end.
+pub fn rssp(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    rssp_command(dir).args(args).envs(env.iter().copied()).output().unwrap()
 }
 
 /// Starts `rssp serve` from `command` on port 0 with stdout and stderr piped; returns the child and the

@@ -1,6 +1,5 @@
 //! Rekey helpers: identity document files that really are what they say, the submission, and the
 //! operator's decision.
-#![allow(dead_code)]
 
 use serde_json::{json, Value};
 
@@ -47,7 +46,7 @@ pub fn tiny_png() -> Vec<u8> {
 
 /// A 16x16 baseline JPEG.
 pub fn tiny_jpeg() -> Vec<u8> {
-    include_bytes!("../data/tiny.jpg").to_vec()
+    include_bytes!("../../data/tiny.jpg").to_vec()
 }
 
 impl TestServer {
@@ -103,38 +102,9 @@ impl TestServer {
 impl TestServer {
     /// Like `certified_person`, with the person's own names in the certificate.
     pub async fn certified_named(&self, email: &str, phone: &str, given_name: &str, surname: &str) -> (Person, Value) {
-        let (status, body) = self
-            .post(
-                "/api/v1/registrations",
-                None,
-                json!({"given_name": given_name, "surname": surname, "email": email, "phone": phone,
-                       "privacy_consent": {"accepted": true, "version": "2026-01"}}),
-            )
-            .await;
-        assert_eq!(status, 201, "register: {body}");
-        let user_id = body["user_id"].as_str().unwrap().to_string();
-        let token = super::journey::link_token(&self.last_message(email).await);
-        let (status, body) = self.post("/api/v1/activation/send-code", None, json!({"token": token})).await;
-        assert_eq!(status, 200, "send-code: {body}");
-        let code = super::journey::six_digits(&self.last_message(phone).await);
-        let password = super::journey::PERSON_PASSWORD;
-        let (status, body) = self
-            .post("/api/v1/activation/complete", None, json!({"token": token, "code": code, "password": password}))
-            .await;
-        assert_eq!(status, 200, "activate: {body}");
-        let mut person = Person {
-            email: email.into(),
-            phone: phone.into(),
-            password: password.into(),
-            user_id,
-            token: String::new(),
-            totp_seed: None,
-        };
-        person.token = self.portal_login(&person).await;
-        self.pair(&mut person).await;
-        let order = self.buy(&person, "issuance", None).await;
-        self.accept_identity(&person, &order).await;
-        let credential = self.issue(&person, &order).await;
+        let user_id = self.register_as(given_name, surname, email, phone, None).await;
+        let mut person = self.activate(email, phone, user_id).await;
+        let credential = self.certify(&mut person).await;
         (person, credential)
     }
 

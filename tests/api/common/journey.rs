@@ -1,10 +1,9 @@
 //! A person walking the lifecycle API, for the lifecycle tests: each step asserts it worked.
-#![allow(dead_code)]
 
 use rssp::domain::{secrets, totp};
 use serde_json::{json, Value};
 
-use super::TestServer;
+use super::{b64_all, TestServer};
 
 pub const PERSON_PASSWORD: &str = "Journey-password-2026";
 
@@ -47,7 +46,19 @@ impl TestServer {
 
     /// Registers, naming the person's country (ISO 3166) when given.
     pub async fn register_in(&self, email: &str, phone: &str, country: Option<&str>) -> String {
-        let mut registration = json!({"given_name": "Ana", "surname": "Novak", "email": email, "phone": phone,
+        self.register_as("Ana", "Novak", email, phone, country).await
+    }
+
+    /// Registers a person with these names (and country, when given); returns the user id.
+    pub async fn register_as(
+        &self,
+        given_name: &str,
+        surname: &str,
+        email: &str,
+        phone: &str,
+        country: Option<&str>,
+    ) -> String {
+        let mut registration = json!({"given_name": given_name, "surname": surname, "email": email, "phone": phone,
                                       "privacy_consent": {"accepted": true, "version": "2026-01"}});
         if let Some(country) = country {
             registration["country"] = json!(country);
@@ -65,6 +76,12 @@ impl TestServer {
     /// Registers (with the person's country, when given), activates and logs in.
     pub async fn enrol_in(&self, email: &str, phone: &str, country: Option<&str>) -> Person {
         let user_id = self.register_in(email, phone, country).await;
+        self.activate(email, phone, user_id).await
+    }
+
+    /// Activates a registered account (the link by e-mail, the code by SMS, [`PERSON_PASSWORD`]) and
+    /// logs in.
+    pub async fn activate(&self, email: &str, phone: &str, user_id: String) -> Person {
         let token = link_token(&self.last_message(email).await);
         let (status, body) = self.post("/api/v1/activation/send-code", None, json!({"token": token})).await;
         assert_eq!(status, 200, "send-code: {body}");
@@ -188,12 +205,34 @@ impl TestServer {
     /// Enrols, pairs, buys, passes identity and gets a certificate.
     pub async fn certified_person(&self, email: &str, phone: &str) -> (Person, Value) {
         let mut person = self.enrol(email, phone).await;
-        self.pair(&mut person).await;
-        let order = self.buy(&person, "issuance", None).await;
-        self.accept_identity(&person, &order).await;
-        let credential = self.issue(&person, &order).await;
+        let credential = self.certify(&mut person).await;
         (person, credential)
     }
+
+    /// Pairs an enrolled person's authenticator, buys, passes identity and gets a certificate.
+    pub async fn certify(&self, person: &mut Person) -> Value {
+        self.pair(person).await;
+        let order = self.buy(person, "issuance", None).await;
+        self.accept_identity(person, &order).await;
+        self.issue(person, &order).await
+    }
+}
+
+/// `credentials/authorize` on CSC v1 with the person's next code, on a session of theirs.
+pub async fn csc_authorize(
+    ts: &TestServer,
+    token: &str,
+    person: &Person,
+    credential: &str,
+    hashes: &[Vec<u8>],
+) -> (u16, Value) {
+    let otp = ts.person_otp(person);
+    ts.post(
+        "/csc/v1/credentials/authorize",
+        Some(token),
+        json!({"credentialID": credential, "numSignatures": hashes.len(), "hash": b64_all(hashes), "OTP": otp}),
+    )
+    .await
 }
 
 /// The token of the link in a message.

@@ -1,17 +1,9 @@
 //! The refusals a user relies on: replayed and wrong codes, lock-out, SAD binding, budget and
 //! expiry, other users' credentials, bad input. Each leaves nothing changed.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rssp::domain::{totp, KeyKind};
 use serde_json::{json, Value};
-
-const ES256: &str = "1.2.840.10045.4.3.2";
-
-async fn sign(server: &TestServer, token: &str, credential: &str, sad: &str, hashes: &[Vec<u8>]) -> (u16, Value) {
-    server.sign_v1(token, credential, sad, hashes, ES256).await
-}
 
 #[tokio::test]
 async fn a_totp_code_is_accepted_once() {
