@@ -33,6 +33,45 @@ pub enum DbConnection {
     Sqlite(diesel::SqliteConnection),
 }
 
+/// Stores the domain's text enums as `TEXT`: written with `as_str`, read with `FromStr`. A stored text
+/// that is none of the values is a deserialization error naming it, never a silent default. Each
+/// backend gets the impls: `MultiConnection` builds some statements (inserts) for the inner backend.
+macro_rules! text_columns {
+    ($($ty:ty),+ $(,)?) => {$(
+        text_columns!(@backend $ty, MultiBackend);
+        text_columns!(@backend $ty, diesel::sqlite::Sqlite);
+        text_columns!(@backend $ty, diesel::pg::Pg);
+    )+};
+    (@backend $ty:ty, $backend:ty) => {
+        impl diesel::deserialize::FromSql<diesel::sql_types::Text, $backend> for $ty {
+            fn from_sql(bytes: <$backend as diesel::backend::Backend>::RawValue<'_>) -> diesel::deserialize::Result<Self> {
+                let text = <String as diesel::deserialize::FromSql<diesel::sql_types::Text, $backend>>::from_sql(bytes)?;
+                Ok(text.parse::<$ty>()?)
+            }
+        }
+
+        impl diesel::serialize::ToSql<diesel::sql_types::Text, $backend> for $ty {
+            fn to_sql<'b>(&'b self, out: &mut diesel::serialize::Output<'b, '_, $backend>) -> diesel::serialize::Result {
+                <str as diesel::serialize::ToSql<diesel::sql_types::Text, $backend>>::to_sql(self.as_str(), out)
+            }
+        }
+    };
+}
+
+text_columns!(
+    crate::domain::AccountStatus,
+    crate::domain::CaName,
+    crate::domain::Channel,
+    crate::domain::CheckKind,
+    crate::domain::CheckStatus,
+    crate::domain::CredentialStatus,
+    crate::domain::OrderStatus,
+    crate::domain::OutboxStatus,
+    crate::domain::Purpose,
+    crate::domain::TotpPostponement,
+    crate::domain::VerificationPurpose,
+);
+
 pub type DbPool = Pool<DbManager>;
 pub type PooledDb = PooledConnection<DbManager>;
 

@@ -10,7 +10,12 @@ pub mod recovery;
 pub mod renewal;
 pub mod sad;
 pub mod secrets;
+pub mod states;
 pub mod totp;
 
 pub use algorithms::{HashAlgorithm, SignatureScheme};
 pub use key_kind::KeyKind;
+pub use states::{
+    AccountStatus, CaName, CertificateStatus, Channel, CheckKind, CheckStatus, CredentialStatus, OrderStatus,
+    OutboxStatus, Purpose, TotpPostponement, VerificationPurpose,
+};

@@ -13,14 +13,12 @@ pub mod templates;
 use crate::config::{Config, Mode};
 use crate::db::outbox::{self, NewMessage};
 use crate::db::DbConnection;
-
-pub const EMAIL: &str = "email";
-pub const SMS: &str = "sms";
+use crate::domain::{Channel, OutboxStatus};
 
 /// A message to one person.
 #[derive(Debug, Clone)]
 pub struct Notice {
-    pub channel: &'static str,
+    pub channel: Channel,
     pub to: String,
     pub subject: String,
     pub body: String,
@@ -31,11 +29,17 @@ pub struct Notice {
 
 impl Notice {
     pub fn email(to: &str, subject: impl Into<String>, body: impl Into<String>) -> Notice {
-        Notice { channel: EMAIL, to: to.to_string(), subject: subject.into(), body: body.into(), secret: false }
+        Notice {
+            channel: Channel::Email,
+            to: to.to_string(),
+            subject: subject.into(),
+            body: body.into(),
+            secret: false,
+        }
     }
 
     pub fn sms(to: &str, body: impl Into<String>) -> Notice {
-        Notice { channel: SMS, to: to.to_string(), subject: String::new(), body: body.into(), secret: false }
+        Notice { channel: Channel::Sms, to: to.to_string(), subject: String::new(), body: body.into(), secret: false }
     }
 
     /// Marks the notice as carrying a code or a link.
@@ -59,18 +63,18 @@ pub fn enqueue(
     notice: Notice,
 ) -> diesel::QueryResult<()> {
     let status = match config.mode {
-        Mode::Development => outbox::HELD,
-        Mode::Production => outbox::PENDING,
+        Mode::Development => OutboxStatus::Held,
+        Mode::Production => OutboxStatus::Pending,
     };
     outbox::insert(
         conn,
         &NewMessage {
-            channel: notice.channel.to_string(),
+            channel: notice.channel,
             recipient: notice.to,
             subject: notice.subject,
             body: notice.body,
             user_id: user_id.map(str::to_string),
-            status: status.to_string(),
+            status,
             next_attempt_at: now,
             created_at: now,
             secret: notice.secret,

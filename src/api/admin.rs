@@ -13,6 +13,7 @@ use super::lifecycle_types::{
     rfc3339, CredentialView, IdentityCheckView, IdentityChecksResponse, OrderView, OrdersResponse,
 };
 use crate::db::accounts::Account;
+use crate::domain::{AccountStatus, Channel, CheckStatus, OrderStatus, OutboxStatus};
 use crate::service::identity;
 use crate::service::identity_provider::Decision;
 use crate::service::{authenticator, issuance, lifecycle_jobs, operators, Services};
@@ -28,8 +29,7 @@ pub struct UserView {
     pub given_name: Option<String>,
     pub surname: Option<String>,
     pub phone: Option<String>,
-    /// `invited` or `active`.
-    pub status: String,
+    pub status: AccountStatus,
     pub created_at: String,
 }
 
@@ -103,27 +103,53 @@ pub struct StatusQuery {
     pub status: Option<String>,
 }
 
-#[utoipa::path(get, tag = TAG, security(("bearer" = [])), params(StatusQuery),
+/// The `status` filter of the orders list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OrderStatusQuery {
+    /// Only those in this status (an unknown status matches none).
+    #[param(value_type = Option<OrderStatus>)]
+    pub status: Option<String>,
+}
+
+/// The `status` filter of the identity checks list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CheckStatusQuery {
+    /// Only those in this status (an unknown status matches none).
+    #[param(value_type = Option<CheckStatus>)]
+    pub status: Option<String>,
+}
+
+#[utoipa::path(get, tag = TAG, security(("bearer" = [])), params(OrderStatusQuery),
     responses((status = 200, body = OrdersResponse), (status = 401, body = ErrorBody)))]
 #[get("/orders")]
 pub async fn orders(
     services: Data<Services>,
-    request: Authed<OperatorKey, Query<StatusQuery>>,
+    request: Authed<OperatorKey, Query<OrderStatusQuery>>,
 ) -> Result<Json<OrdersResponse>, ApiError> {
     let Authed(OperatorKey(_), query) = request;
-    let rows = run(&services, L, move |s| operators::orders(s, query.status.as_deref())).await?;
+    let status = match query.status.as_deref().map(str::parse::<OrderStatus>).transpose() {
+        Ok(status) => status,
+        Err(_) => return Ok(Json(OrdersResponse { orders: Vec::new() })),
+    };
+    let rows = run(&services, L, move |s| operators::orders(s, status)).await?;
     Ok(Json(OrdersResponse { orders: rows.into_iter().map(OrderView::from).collect() }))
 }
 
-#[utoipa::path(get, operation_id = "admin_identity_checks", tag = TAG, security(("bearer" = [])), params(StatusQuery),
+#[utoipa::path(get, operation_id = "admin_identity_checks", tag = TAG, security(("bearer" = [])), params(CheckStatusQuery),
     responses((status = 200, body = IdentityChecksResponse), (status = 401, body = ErrorBody)))]
 #[get("/identity-checks")]
 pub async fn identity_checks(
     services: Data<Services>,
-    request: Authed<OperatorKey, Query<StatusQuery>>,
+    request: Authed<OperatorKey, Query<CheckStatusQuery>>,
 ) -> Result<Json<IdentityChecksResponse>, ApiError> {
     let Authed(OperatorKey(_), query) = request;
-    let rows = run(&services, L, move |s| operators::identity_checks(s, query.status.as_deref())).await?;
+    let status = match query.status.as_deref().map(str::parse::<CheckStatus>).transpose() {
+        Ok(status) => status,
+        Err(_) => return Ok(Json(IdentityChecksResponse { identity_checks: Vec::new() })),
+    };
+    let rows = run(&services, L, move |s| operators::identity_checks(s, status)).await?;
     Ok(Json(IdentityChecksResponse {
         identity_checks: rows.into_iter().map(|c| IdentityCheckView::new(&services, c)).collect(),
     }))
@@ -290,13 +316,12 @@ pub struct OutboxQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MessageView {
     pub id: i64,
-    /// `email` or `sms`.
-    pub channel: String,
+    pub channel: Channel,
     pub recipient: String,
     pub subject: String,
     pub body: String,
     /// `held` (development mode), `pending`, `sending`, `sent` or `failed`.
-    pub status: String,
+    pub status: OutboxStatus,
     pub attempts: i32,
     pub last_error: Option<String>,
     pub created_at: String,

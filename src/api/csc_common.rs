@@ -10,6 +10,7 @@ use actix_web::web::Data;
 
 use super::error::{ApiError, AuthScheme, Dialect};
 use super::extract::{decode_base64, encode_base64, run};
+use crate::domain::{CertificateStatus, CredentialStatus};
 use crate::service::auth::{self, IssuedTokens};
 use crate::service::credentials::CscCredential;
 use crate::service::Services;
@@ -127,8 +128,7 @@ pub fn certificates_wanted(value: Option<&str>) -> Result<CertificatesWanted, Ap
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(as = CscKeyInfo)]
 pub struct KeyInfo {
-    /// `enabled` or `disabled`.
-    pub status: String,
+    pub status: CredentialStatus,
     /// Signature algorithm OIDs the key can be used with.
     pub algo: Vec<String>,
     /// Key length in bits.
@@ -142,9 +142,8 @@ pub struct KeyInfo {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[schema(as = CscCertInfo)]
 pub struct CertInfo {
-    /// `valid`, `expired` or `revoked`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
+    pub status: Option<CertificateStatus>,
     /// Base64 DER certificates, end entity first.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub certificates: Option<Vec<String>>,
@@ -164,7 +163,7 @@ pub struct CertInfo {
 
 pub fn key_info(view: &CscCredential) -> KeyInfo {
     KeyInfo {
-        status: if view.key_enabled { "enabled" } else { "disabled" }.to_string(),
+        status: if view.key_enabled { CredentialStatus::Enabled } else { CredentialStatus::Disabled },
         algo: view.key_kind.signature_algorithms().iter().map(|s| s.to_string()).collect(),
         len: view.key_kind.bits(),
         curve: view.key_kind.curve_oid().map(str::to_string),
@@ -179,7 +178,7 @@ pub fn cert_info(view: &CscCredential, wanted: CertificatesWanted, with_details:
     };
     let detail = |s: &str| with_details.then(|| s.to_string());
     CertInfo {
-        status: Some(view.cert_status.to_string()),
+        status: Some(view.cert_status),
         certificates,
         issuer_dn: detail(&view.issuer_dn),
         serial_number: detail(&view.serial_hex),

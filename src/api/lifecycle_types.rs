@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 
 use crate::db::orders::{IdentityCheckRow, OrderRow};
 use crate::domain::enrolment::Invoice;
+use crate::domain::{CertificateStatus, CheckKind, CheckStatus, OrderStatus, Purpose};
 use crate::service::identity_provider::session_url;
 use crate::service::issuance::CredentialSummary;
 use crate::service::Services;
@@ -18,11 +19,8 @@ pub struct OrderView {
     pub id: String,
     pub user_id: String,
     pub package_id: String,
-    /// `issuance`, `rekey` or `reissue`.
-    pub purpose: String,
-    /// `created`, `awaiting_payment`, `paid`, `awaiting_decision` (a submitted rekey), `issuing`,
-    /// `fulfilled` or `refund_due`.
-    pub status: String,
+    pub purpose: Purpose,
+    pub status: OrderStatus,
     pub net_cents: i64,
     pub vat_cents: i64,
     pub gross_cents: i64,
@@ -97,8 +95,7 @@ pub struct RekeyWindowView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CredentialView {
     pub credential_id: String,
-    /// `valid`, `expired` or `revoked`.
-    pub status: String,
+    pub status: CertificateStatus,
     pub key_type: String,
     pub serial: String,
     pub subject: String,
@@ -114,7 +111,7 @@ pub struct CredentialView {
 impl CredentialView {
     pub fn new(c: CredentialSummary) -> CredentialView {
         CredentialView {
-            status: c.status.to_string(),
+            status: c.status,
             key_type: c.row.key_kind,
             serial: c.row.serial_hex.to_uppercase(),
             subject: c.subject,
@@ -141,10 +138,9 @@ pub struct IdentityCheckView {
     pub id: String,
     pub user_id: String,
     pub order_id: String,
-    /// `pending`, `accepted` or `rejected`.
-    pub status: String,
+    pub status: CheckStatus,
     /// `identity` (video identification before an issuance or reissue) or `rekey` (a submitted rekey).
-    pub kind: String,
+    pub kind: CheckKind,
     /// Where the person goes for the video identification.
     pub session_url: String,
     /// Rekey: the names submitted for the new certificate.

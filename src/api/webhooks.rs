@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, Dialect, ErrorBody};
 use super::extract::{run, RawBody};
+use crate::domain::OrderStatus;
 use crate::service::{webhooks, Services};
 
 const TAG: &str = "Webhooks";
@@ -20,7 +21,7 @@ fn signature(req: &HttpRequest) -> Option<String> {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PaymentWebhookResponse {
     pub order_id: String,
-    pub status: String,
+    pub status: OrderStatus,
     /// True when this event was handled before (nothing changed now).
     pub duplicate: bool,
 }

@@ -6,9 +6,7 @@ use diesel::prelude::*;
 
 use super::schema::{consents, users};
 use super::DbConnection;
-
-pub const STATUS_INVITED: &str = "invited";
-pub const STATUS_ACTIVE: &str = "active";
+use crate::domain::{AccountStatus, TotpPostponement};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = users)]
@@ -21,10 +19,10 @@ pub struct Account {
     pub surname: Option<String>,
     pub email: Option<String>,
     pub phone: Option<String>,
-    pub status: String,
+    pub status: AccountStatus,
     pub login_failures: i32,
     pub login_locked_until: Option<i64>,
-    pub totp_postpone: Option<String>,
+    pub totp_postpone: Option<TotpPostponement>,
     pub totp_remind_at: Option<i64>,
     /// ISO 3166-1 alpha-2; None: `ca.default_subject_country`.
     pub country: Option<String>,
@@ -57,7 +55,7 @@ pub fn list(conn: &mut DbConnection, email: Option<&str>, limit: i64) -> QueryRe
 
 pub fn activate(conn: &mut DbConnection, id: &str, password_hash: &str) -> QueryResult<()> {
     diesel::update(users::table.find(id))
-        .set((users::password_hash.eq(password_hash), users::status.eq(STATUS_ACTIVE)))
+        .set((users::password_hash.eq(password_hash), users::status.eq(AccountStatus::Active)))
         .execute(conn)
         .map(|_| ())
 }
@@ -134,7 +132,7 @@ pub fn clear_login_failures(conn: &mut DbConnection, id: &str) -> QueryResult<()
 pub fn set_totp_postpone(
     conn: &mut DbConnection,
     id: &str,
-    mode: Option<&str>,
+    mode: Option<TotpPostponement>,
     remind_at: Option<i64>,
 ) -> QueryResult<()> {
     diesel::update(users::table.find(id))

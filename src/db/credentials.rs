@@ -2,6 +2,7 @@ use diesel::prelude::*;
 
 use super::schema::{credentials, rekey_notices};
 use super::DbConnection;
+use crate::domain::CredentialStatus;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = credentials)]
@@ -15,7 +16,7 @@ pub struct CredentialRow {
     pub not_after: i64,
     pub pin_hash: Option<String>,
     pub multisign: i32,
-    pub status: String,
+    pub status: CredentialStatus,
     pub revoked_at: Option<i64>,
     pub created_at: i64,
     /// Signatures the credential may still make in all: the package's transactions (None: no limit).

@@ -4,11 +4,12 @@ use diesel::prelude::*;
 
 use super::schema::{crl_numbers, crls};
 use super::DbConnection;
+use crate::domain::CaName;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = crls)]
 pub struct CrlRow {
-    pub issuer: String,
+    pub issuer: CaName,
     pub crl_number: i64,
     pub this_update: i64,
     pub next_update: i64,
@@ -19,7 +20,7 @@ pub struct CrlRow {
 
 /// Takes the next CRL number of `issuer`. Call it inside a write transaction: the counter row stays
 /// locked until the transaction ends, so numbers only grow, whichever node takes them.
-pub fn next_number(conn: &mut DbConnection, issuer: &str) -> QueryResult<i64> {
+pub fn next_number(conn: &mut DbConnection, issuer: CaName) -> QueryResult<i64> {
     let changed = diesel::update(crl_numbers::table.find(issuer))
         .set(crl_numbers::last_number.eq(crl_numbers::last_number + 1))
         .execute(conn)?;
@@ -34,7 +35,7 @@ pub fn insert(conn: &mut DbConnection, row: &CrlRow) -> QueryResult<()> {
 }
 
 /// The CRL with the highest number: the one served.
-pub fn latest(conn: &mut DbConnection, issuer: &str) -> QueryResult<Option<CrlRow>> {
+pub fn latest(conn: &mut DbConnection, issuer: CaName) -> QueryResult<Option<CrlRow>> {
     crls::table
         .filter(crls::issuer.eq(issuer))
         .order(crls::crl_number.desc())
@@ -44,6 +45,6 @@ pub fn latest(conn: &mut DbConnection, issuer: &str) -> QueryResult<Option<CrlRo
 }
 
 /// The numbers of all stored CRLs of `issuer`, lowest first.
-pub fn numbers(conn: &mut DbConnection, issuer: &str) -> QueryResult<Vec<i64>> {
+pub fn numbers(conn: &mut DbConnection, issuer: CaName) -> QueryResult<Vec<i64>> {
     crls::table.filter(crls::issuer.eq(issuer)).order(crls::crl_number.asc()).select(crls::crl_number).load(conn)
 }

@@ -4,6 +4,7 @@ use diesel::prelude::*;
 
 use super::schema::{identity_checks, identity_documents, orders, webhook_events};
 use super::DbConnection;
+use crate::domain::{CheckKind, CheckStatus, OrderStatus, Purpose};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = orders)]
@@ -11,8 +12,8 @@ pub struct OrderRow {
     pub id: String,
     pub user_id: String,
     pub package_id: String,
-    pub purpose: String,
-    pub status: String,
+    pub purpose: Purpose,
+    pub status: OrderStatus,
     pub validity_years: i32,
     pub transactions: i32,
     pub net_cents: i64,
@@ -66,10 +67,10 @@ pub fn of_user(conn: &mut DbConnection, user_id: &str) -> QueryResult<Vec<OrderR
         .load(conn)
 }
 
-pub fn list(conn: &mut DbConnection, status: Option<&str>, limit: i64) -> QueryResult<Vec<OrderRow>> {
+pub fn list(conn: &mut DbConnection, status: Option<OrderStatus>, limit: i64) -> QueryResult<Vec<OrderRow>> {
     let mut query = orders::table.select(OrderRow::as_select()).into_boxed();
     if let Some(status) = status {
-        query = query.filter(orders::status.eq(status.to_string()));
+        query = query.filter(orders::status.eq(status));
     }
     query.order((orders::created_at.desc(), orders::id.asc())).limit(limit).load(conn)
 }
@@ -78,8 +79,8 @@ pub fn list(conn: &mut DbConnection, status: Option<&str>, limit: i64) -> QueryR
 pub fn open_rekeys_of(conn: &mut DbConnection, credential_id: &str) -> QueryResult<Vec<OrderRow>> {
     orders::table
         .filter(orders::credential_id.eq(credential_id))
-        .filter(orders::purpose.eq("rekey"))
-        .filter(orders::status.eq("paid"))
+        .filter(orders::purpose.eq(Purpose::Rekey))
+        .filter(orders::status.eq(OrderStatus::Paid))
         .select(OrderRow::as_select())
         .load(conn)
 }
@@ -90,8 +91,8 @@ pub fn stranded_rekeys(conn: &mut DbConnection, now: i64) -> QueryResult<Vec<Ord
     use super::schema::credentials;
     orders::table
         .inner_join(credentials::table.on(orders::credential_id.eq(credentials::id.nullable())))
-        .filter(orders::purpose.eq("rekey"))
-        .filter(orders::status.eq_any(["paid", "awaiting_decision"]))
+        .filter(orders::purpose.eq(Purpose::Rekey))
+        .filter(orders::status.eq_any([OrderStatus::Paid, OrderStatus::AwaitingDecision]))
         .filter(credentials::not_after.le(now))
         .select(OrderRow::as_select())
         .load(conn)
@@ -99,10 +100,10 @@ pub fn stranded_rekeys(conn: &mut DbConnection, now: i64) -> QueryResult<Vec<Ord
 
 /// Writes the order back, only if it is still in `expected_status` (the status it was read in): false
 /// when a concurrent request changed it meanwhile.
-pub fn update_if(conn: &mut DbConnection, row: &OrderRow, expected_status: &str) -> QueryResult<bool> {
+pub fn update_if(conn: &mut DbConnection, row: &OrderRow, expected_status: OrderStatus) -> QueryResult<bool> {
     let changed = diesel::update(orders::table.find(&row.id).filter(orders::status.eq(expected_status)))
         .set((
-            orders::status.eq(&row.status),
+            orders::status.eq(row.status),
             orders::invoice.eq(&row.invoice),
             orders::invoice_number.eq(&row.invoice_number),
             orders::payment_ref.eq(&row.payment_ref),
@@ -119,7 +120,7 @@ pub fn update_if(conn: &mut DbConnection, row: &OrderRow, expected_status: &str)
 }
 
 /// Moves the order from one status to the next; false when it was no longer in `from` (a race lost).
-pub fn transition(conn: &mut DbConnection, id: &str, from: &str, to: &str) -> QueryResult<bool> {
+pub fn transition(conn: &mut DbConnection, id: &str, from: OrderStatus, to: OrderStatus) -> QueryResult<bool> {
     let changed = diesel::update(orders::table.find(id).filter(orders::status.eq(from)))
         .set(orders::status.eq(to))
         .execute(conn)?;
@@ -157,13 +158,13 @@ pub struct IdentityCheckRow {
     pub id: String,
     pub user_id: String,
     pub order_id: String,
-    pub status: String,
+    pub status: CheckStatus,
     pub reasons: Option<String>,
     pub decided_by: Option<String>,
     pub created_at: i64,
     pub decided_at: Option<i64>,
     /// `identity` (video identification for an issuance or reissue) or `rekey` (a submitted rekey).
-    pub kind: String,
+    pub kind: CheckKind,
     /// Rekey: the names, identity document and key type submitted, as the decision sees them.
     pub given_name: Option<String>,
     pub surname: Option<String>,
@@ -187,10 +188,10 @@ pub fn checks_of_user(conn: &mut DbConnection, user_id: &str) -> QueryResult<Vec
         .load(conn)
 }
 
-pub fn checks(conn: &mut DbConnection, status: Option<&str>, limit: i64) -> QueryResult<Vec<IdentityCheckRow>> {
+pub fn checks(conn: &mut DbConnection, status: Option<CheckStatus>, limit: i64) -> QueryResult<Vec<IdentityCheckRow>> {
     let mut query = identity_checks::table.select(IdentityCheckRow::as_select()).into_boxed();
     if let Some(status) = status {
-        query = query.filter(identity_checks::status.eq(status.to_string()));
+        query = query.filter(identity_checks::status.eq(status));
     }
     query.order((identity_checks::created_at.asc(), identity_checks::id.asc())).limit(limit).load(conn)
 }
@@ -199,8 +200,8 @@ pub fn order_identity_accepted(conn: &mut DbConnection, order_id: &str) -> Query
     diesel::select(diesel::dsl::exists(
         identity_checks::table
             .filter(identity_checks::order_id.eq(order_id))
-            .filter(identity_checks::kind.eq("identity"))
-            .filter(identity_checks::status.eq("accepted")),
+            .filter(identity_checks::kind.eq(CheckKind::Identity))
+            .filter(identity_checks::status.eq(CheckStatus::Accepted)),
     ))
     .get_result(conn)
 }
@@ -209,19 +210,20 @@ pub fn order_identity_accepted(conn: &mut DbConnection, order_id: &str) -> Query
 pub fn decide(
     conn: &mut DbConnection,
     id: &str,
-    status: &str,
+    status: CheckStatus,
     reasons: Option<&str>,
     decided_by: &str,
     now: i64,
 ) -> QueryResult<bool> {
-    let changed = diesel::update(identity_checks::table.find(id).filter(identity_checks::status.eq("pending")))
-        .set((
-            identity_checks::status.eq(status),
-            identity_checks::reasons.eq(reasons),
-            identity_checks::decided_by.eq(Some(decided_by)),
-            identity_checks::decided_at.eq(Some(now)),
-        ))
-        .execute(conn)?;
+    let changed =
+        diesel::update(identity_checks::table.find(id).filter(identity_checks::status.eq(CheckStatus::Pending)))
+            .set((
+                identity_checks::status.eq(status),
+                identity_checks::reasons.eq(reasons),
+                identity_checks::decided_by.eq(Some(decided_by)),
+                identity_checks::decided_at.eq(Some(now)),
+            ))
+            .execute(conn)?;
     Ok(changed == 1)
 }
 
@@ -249,13 +251,14 @@ pub fn order_has_document(conn: &mut DbConnection, order_id: &str) -> QueryResul
 /// Undoes an acceptance whose issuance failed, so the decision can be taken again; false when the
 /// check was not accepted.
 pub fn reopen_check(conn: &mut DbConnection, id: &str) -> QueryResult<bool> {
-    let changed = diesel::update(identity_checks::table.find(id).filter(identity_checks::status.eq("accepted")))
-        .set((
-            identity_checks::status.eq("pending"),
-            identity_checks::decided_by.eq(None::<String>),
-            identity_checks::decided_at.eq(None::<i64>),
-        ))
-        .execute(conn)?;
+    let changed =
+        diesel::update(identity_checks::table.find(id).filter(identity_checks::status.eq(CheckStatus::Accepted)))
+            .set((
+                identity_checks::status.eq(CheckStatus::Pending),
+                identity_checks::decided_by.eq(None::<String>),
+                identity_checks::decided_at.eq(None::<i64>),
+            ))
+            .execute(conn)?;
     Ok(changed == 1)
 }
 

@@ -5,13 +5,7 @@ use diesel::prelude::*;
 
 use super::schema::outbox;
 use super::DbConnection;
-
-pub const PENDING: &str = "pending";
-/// Development mode: kept in the outbox, never delivered.
-pub const HELD: &str = "held";
-pub const SENDING: &str = "sending";
-pub const SENT: &str = "sent";
-pub const FAILED: &str = "failed";
+use crate::domain::{Channel, OutboxStatus};
 
 /// What a secret-bearing message's body becomes once it left (production mode): the code or link it
 /// carried exists in clear only on its way to the person.
@@ -20,12 +14,12 @@ pub const WIPED_BODY: &str = "[wiped after delivery: the message carried a code 
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = outbox)]
 pub struct NewMessage {
-    pub channel: String,
+    pub channel: Channel,
     pub recipient: String,
     pub subject: String,
     pub body: String,
     pub user_id: Option<String>,
-    pub status: String,
+    pub status: OutboxStatus,
     pub next_attempt_at: i64,
     pub created_at: i64,
     /// Carries a code or a link (see `notify::Notice::secret`).
@@ -36,12 +30,12 @@ pub struct NewMessage {
 #[diesel(table_name = outbox)]
 pub struct Message {
     pub id: i64,
-    pub channel: String,
+    pub channel: Channel,
     pub recipient: String,
     pub subject: String,
     pub body: String,
     pub user_id: Option<String>,
-    pub status: String,
+    pub status: OutboxStatus,
     pub attempts: i32,
     pub next_attempt_at: i64,
     pub last_error: Option<String>,
@@ -56,7 +50,7 @@ pub fn insert(conn: &mut DbConnection, message: &NewMessage) -> QueryResult<()> 
 
 /// Messages waiting to go out (pending, or claimed and being sent): the delivery backlog.
 pub fn backlog(conn: &mut DbConnection) -> QueryResult<i64> {
-    outbox::table.filter(outbox::status.eq_any([PENDING, SENDING])).count().get_result(conn)
+    outbox::table.filter(outbox::status.eq_any([OutboxStatus::Pending, OutboxStatus::Sending])).count().get_result(conn)
 }
 
 /// Messages oldest first, after id `after`, optionally to one recipient.
@@ -71,7 +65,7 @@ pub fn list(conn: &mut DbConnection, recipient: Option<&str>, after: i64, limit:
 /// Messages due for delivery: pending, or claimed by a worker that did not finish in time.
 pub fn due(conn: &mut DbConnection, now: i64, limit: i64) -> QueryResult<Vec<Message>> {
     outbox::table
-        .filter(outbox::status.eq(PENDING).or(outbox::status.eq(SENDING)))
+        .filter(outbox::status.eq(OutboxStatus::Pending).or(outbox::status.eq(OutboxStatus::Sending)))
         .filter(outbox::next_attempt_at.le(now))
         .order(outbox::id.asc())
         .limit(limit)
@@ -84,11 +78,11 @@ pub fn claim(conn: &mut DbConnection, message: &Message, lease_until: i64) -> Qu
     let changed = diesel::update(
         outbox::table
             .find(message.id)
-            .filter(outbox::status.eq(&message.status))
+            .filter(outbox::status.eq(message.status))
             .filter(outbox::attempts.eq(message.attempts)),
     )
     .set((
-        outbox::status.eq(SENDING),
+        outbox::status.eq(OutboxStatus::Sending),
         outbox::attempts.eq(message.attempts + 1),
         outbox::next_attempt_at.eq(lease_until),
     ))
@@ -100,7 +94,7 @@ pub fn claim(conn: &mut DbConnection, message: &Message, lease_until: i64) -> Qu
 pub fn mark_sent(conn: &mut DbConnection, message: &Message, now: i64) -> QueryResult<()> {
     diesel::update(outbox::table.find(message.id))
         .set((
-            outbox::status.eq(SENT),
+            outbox::status.eq(OutboxStatus::Sent),
             outbox::sent_at.eq(Some(now)),
             outbox::last_error.eq(None::<String>),
             outbox::body.eq(body_after_delivery(message)),
@@ -118,7 +112,7 @@ pub fn mark_failed(
     retry_at: i64,
     give_up: bool,
 ) -> QueryResult<()> {
-    let status = if give_up { FAILED } else { PENDING };
+    let status = if give_up { OutboxStatus::Failed } else { OutboxStatus::Pending };
     let body = if give_up { body_after_delivery(message) } else { message.body.clone() };
     diesel::update(outbox::table.find(message.id))
         .set((

@@ -5,13 +5,14 @@ use diesel::prelude::*;
 
 use super::schema::verifications;
 use super::DbConnection;
+use crate::domain::VerificationPurpose;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = verifications)]
 pub struct Verification {
     pub id: String,
     pub user_id: String,
-    pub purpose: String,
+    pub purpose: VerificationPurpose,
     pub target: String,
     pub secret_digest: String,
     pub parent_id: Option<String>,
@@ -26,7 +27,11 @@ pub fn insert(conn: &mut DbConnection, row: &Verification) -> QueryResult<()> {
     diesel::insert_into(verifications::table).values(row).execute(conn).map(|_| ())
 }
 
-pub fn by_digest(conn: &mut DbConnection, purpose: &str, digest: &str) -> QueryResult<Option<Verification>> {
+pub fn by_digest(
+    conn: &mut DbConnection,
+    purpose: VerificationPurpose,
+    digest: &str,
+) -> QueryResult<Option<Verification>> {
     verifications::table
         .filter(verifications::secret_digest.eq(digest))
         .filter(verifications::purpose.eq(purpose))
@@ -39,7 +44,7 @@ pub fn by_digest(conn: &mut DbConnection, purpose: &str, digest: &str) -> QueryR
 pub fn latest(
     conn: &mut DbConnection,
     user_id: &str,
-    purpose: &str,
+    purpose: VerificationPurpose,
     parent_id: Option<&str>,
 ) -> QueryResult<Option<Verification>> {
     let mut query = verifications::table
@@ -79,7 +84,12 @@ pub fn record_attempt(conn: &mut DbConnection, id: &str) -> QueryResult<i32> {
 }
 
 /// Uses up every open verification of these purposes for the user (e.g. when a new code replaces them).
-pub fn retire_open(conn: &mut DbConnection, user_id: &str, purposes: &[&str], now: i64) -> QueryResult<()> {
+pub fn retire_open(
+    conn: &mut DbConnection,
+    user_id: &str,
+    purposes: &[VerificationPurpose],
+    now: i64,
+) -> QueryResult<()> {
     diesel::update(
         verifications::table
             .filter(verifications::user_id.eq(user_id))

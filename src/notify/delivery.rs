@@ -12,6 +12,7 @@ use crate::clock::Clock;
 use crate::config::NotifyConfig;
 use crate::db::outbox::{self, Message};
 use crate::db::{self, DbPool};
+use crate::domain::Channel;
 
 /// How long a worker may hold a claimed message before another may try it.
 const LEASE_SECS: i64 = 120;
@@ -68,8 +69,8 @@ impl Delivery {
     }
 
     fn send(&self, message: &Message) -> Result<(), DeliveryError> {
-        match message.channel.as_str() {
-            super::EMAIL => {
+        match message.channel {
+            Channel::Email => {
                 let to = message
                     .recipient
                     .parse::<Mailbox>()
@@ -83,7 +84,7 @@ impl Delivery {
                     .map_err(|e| send_error("message", e.to_string()))?;
                 self.smtp.send(&email).map(|_| ()).map_err(|e| send_error("smtp", format!("SMTP: {e}")))
             }
-            super::SMS => {
+            Channel::Sms => {
                 let mut request = self
                     .http
                     .post(&self.sms_url)
@@ -98,7 +99,6 @@ impl Delivery {
                     Err(send_error("sms_gateway", format!("SMS gateway answered {}", response.status())))
                 }
             }
-            other => Err(send_error("channel", format!("unknown channel {other}"))),
         }
     }
 

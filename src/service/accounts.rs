@@ -13,6 +13,7 @@ use crate::audit;
 use crate::db::accounts::{self, Account, Consent};
 use crate::db::{self, authenticators, DbConnection};
 use crate::domain::enrolment::{self, Phone};
+use crate::domain::VerificationPurpose;
 use crate::notify::{self, templates};
 
 use super::auth;
@@ -74,8 +75,8 @@ pub struct CodeSent {
 fn send_code_for_link(
     services: &Services,
     event: &str,
-    link_purpose: &str,
-    code_purpose: &str,
+    link_purpose: VerificationPurpose,
+    code_purpose: VerificationPurpose,
     what: &str,
     token: &str,
 ) -> Result<CodeSent, ServiceError> {

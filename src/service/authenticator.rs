@@ -15,6 +15,7 @@ use crate::domain::enrolment::Phone;
 use crate::domain::recovery::{self, ResetStatus};
 use crate::domain::secrets;
 use crate::domain::totp::{self, TotpCheck};
+use crate::domain::VerificationPurpose;
 use crate::notify::{self, templates};
 
 use super::accounts::{account_of, password_checked_account, CodeSent};
@@ -123,7 +124,7 @@ pub fn reset_start(services: &Services, email: &str, password: &str) -> Result<C
                 c,
                 CodeRequest {
                     user_id: &account.id,
-                    purpose: one_time::TOTP_RESET_SMS,
+                    purpose: VerificationPurpose::TotpResetSms,
                     target: &phone,
                     parent_id: None,
                     payload: None,
@@ -222,7 +223,7 @@ pub fn reset_confirm(
         let cooling_off = services.config.security.recovery_cooling_off_secs;
         db::write_transaction(&mut conn, |c| -> Result<Committed<_>, ServiceError> {
             if let Committed::Refused(refusal) =
-                one_time::use_code(services, c, &account.id, one_time::TOTP_RESET_SMS, None, code, now)?
+                one_time::use_code(services, c, &account.id, VerificationPurpose::TotpResetSms, None, code, now)?
             {
                 return Ok(Committed::Refused(refusal));
             }
@@ -247,7 +248,7 @@ pub fn reset_confirm(
             let token = one_time::new_link_about(
                 c,
                 &account.id,
-                one_time::TOTP_RESET_CANCEL_LINK,
+                VerificationPurpose::TotpResetCancelLink,
                 contact,
                 Some(&view.id),
                 cooling_off,
@@ -284,7 +285,7 @@ pub fn reset_confirm(
 pub fn cancel_reset(services: &Services, token: &str) -> Result<ResetView, ServiceError> {
     let now = services.now();
     let link = audited(services, "totp.reset_cancel", None, || {
-        one_time::live_link(&mut *services.conn()?, one_time::TOTP_RESET_CANCEL_LINK, token, now)
+        one_time::live_link(&mut *services.conn()?, VerificationPurpose::TotpResetCancelLink, token, now)
     })?;
     audited(services, "totp.reset_cancel", Some(&link.user_id), || {
         let reset_id = link.payload.clone().ok_or_else(|| ServiceError::invariant("cancel link without reset"))?;

@@ -3,6 +3,7 @@
 use crate::audit::{self, AuditEvent, Outcome};
 use crate::config::Config;
 use crate::db::{self, ca as store, credentials, crls, DbConnection};
+use crate::domain::CaName;
 use crate::domain::KeyKind;
 use crate::hsm::{KeyId, KeyStore};
 use crate::pki::ca::CaLevel;
@@ -25,7 +26,7 @@ pub fn load_or_create(
     public_url: &str,
     now: i64,
 ) -> Result<CertificateAuthority, StartError> {
-    if let (Some(root), Some(issuing)) = (store::find(conn, store::ROOT)?, store::find(conn, store::ISSUING)?) {
+    if let (Some(root), Some(issuing)) = (store::find(conn, CaName::Root)?, store::find(conn, CaName::Issuing)?) {
         let ca = CertificateAuthority { root: level(root)?, issuing: level(issuing)?, qc_sscd: config.qc_sscd() };
         if !keystore.has_key(&ca.issuing.key).map_err(PkiError::from)? {
             return Err(PkiError::Invalid(
@@ -43,11 +44,11 @@ pub fn load_or_create(
     let mut ca = CertificateAuthority::create(keystore, &config.ca.organization, &config.ca.country, public_url, now)?;
     ca.qc_sscd = config.qc_sscd();
     let stored = db::write_transaction(conn, |c| {
-        for (name, level) in [(store::ROOT, &ca.root), (store::ISSUING, &ca.issuing)] {
+        for (name, level) in [(CaName::Root, &ca.root), (CaName::Issuing, &ca.issuing)] {
             store::insert(
                 c,
                 &store::CaKeyRow {
-                    name: name.to_string(),
+                    name,
                     key_kind: level.kind.to_string(),
                     key_id: level.key.to_hex(),
                     certificate: level.certificate_der.clone(),
@@ -71,7 +72,7 @@ pub fn load_or_create(
         // Keys that no database row names would only confuse the next start: remove them, but only
         // when the database is seen not to name them (a COMMIT can fail after it took effect; a
         // stored CA whose keys were destroyed could never sign again).
-        match store::find(conn, store::ROOT) {
+        match store::find(conn, CaName::Root) {
             Ok(None) => crate::pki::ca::discard_keys(keystore, &ca.key_ids()),
             // Another node stored its CA first: ours is named nowhere.
             Ok(Some(row)) if row.key_id != ca.root.key.to_hex() => {
@@ -136,7 +137,7 @@ pub fn reissue_issuing_ca(services: &Services) -> Result<ReissuedCa, ServiceErro
         // The certificate replaced is the one in the database (another node may have reissued since
         // this process loaded the CA): keep that one in the history.
         let stored =
-            store::find(c, store::ISSUING)?.ok_or_else(|| ServiceError::invariant("the issuing CA is not stored"))?;
+            store::find(c, CaName::Issuing)?.ok_or_else(|| ServiceError::invariant("the issuing CA is not stored"))?;
         if stored.certificate != previous {
             return Err(ServiceError::Conflict(
                 "the issuing CA certificate changed since this process started; run the command again".into(),
@@ -146,12 +147,12 @@ pub fn reissue_issuing_ca(services: &Services) -> Result<ReissuedCa, ServiceErro
             c,
             &store::HistoryRow {
                 serial: previous_serial_hex.clone(),
-                ca_name: store::ISSUING.to_string(),
+                ca_name: CaName::Issuing,
                 certificate: previous.clone(),
                 superseded_at: now,
             },
         )?;
-        if !store::replace_certificate(c, store::ISSUING, &level.certificate_der)? {
+        if !store::replace_certificate(c, CaName::Issuing, &level.certificate_der)? {
             return Err(ServiceError::invariant("the issuing CA is not stored"));
         }
         audit::record(
@@ -186,12 +187,12 @@ pub fn issuing_certificate_by_serial(services: &Services, serial: &str) -> Resul
     let mut conn = services.conn()?;
     // A node started before a reissue still knows the older certificate as current: the database has
     // the newer one.
-    if let Some(current) = store::find(&mut conn, store::ISSUING)? {
+    if let Some(current) = store::find(&mut conn, CaName::Issuing)? {
         if serial_hex(&current.certificate)? == serial {
             return Ok(Some(current.certificate));
         }
     }
-    Ok(store::history_by_serial(&mut conn, store::ISSUING, &serial)?.map(|row| row.certificate))
+    Ok(store::history_by_serial(&mut conn, CaName::Issuing, &serial)?.map(|row| row.certificate))
 }
 
 /// Which CA a CRL is for.
@@ -203,10 +204,10 @@ pub enum CrlIssuer {
 
 impl CrlIssuer {
     /// The name the CRL store and the CA key store use for this CA.
-    pub fn as_str(self) -> &'static str {
+    pub fn ca_name(self) -> CaName {
         match self {
-            CrlIssuer::Root => store::ROOT,
-            CrlIssuer::Issuing => store::ISSUING,
+            CrlIssuer::Root => CaName::Root,
+            CrlIssuer::Issuing => CaName::Issuing,
         }
     }
 
@@ -240,9 +241,9 @@ impl From<crls::CrlRow> for PublishedCrl {
 
 /// The stored CRL with the highest number, as published. Serving it signs nothing.
 pub fn current_crl(services: &Services, issuer: CrlIssuer) -> Result<Vec<u8>, ServiceError> {
-    crls::latest(&mut *services.conn()?, issuer.as_str())?
+    crls::latest(&mut *services.conn()?, issuer.ca_name())?
         .map(|row| row.der)
-        .ok_or_else(|| ServiceError::invariant(format!("no CRL of the {} CA is stored", issuer.as_str())))
+        .ok_or_else(|| ServiceError::invariant(format!("no CRL of the {} CA is stored", issuer.ca_name())))
 }
 
 /// Makes, signs and stores a new CRL of `issuer`. The number is taken and the revoked certificates read
@@ -251,7 +252,7 @@ pub fn current_crl(services: &Services, issuer: CrlIssuer) -> Result<Vec<u8>, Se
 pub fn publish_crl(services: &Services, issuer: CrlIssuer) -> Result<PublishedCrl, ServiceError> {
     let now = services.now();
     let (number, revoked) = db::write_transaction(&mut *services.conn()?, |c| -> Result<_, ServiceError> {
-        let number = crls::next_number(c, issuer.as_str())?;
+        let number = crls::next_number(c, issuer.ca_name())?;
         // The root certifies only the issuing CA, which is never revoked here: its CRL stays empty.
         let revoked = match issuer {
             CrlIssuer::Root => Vec::new(),
@@ -262,7 +263,7 @@ pub fn publish_crl(services: &Services, issuer: CrlIssuer) -> Result<PublishedCr
     let times = crl::CrlTimes { number, this_update: now, next_update: now + services.config.ca.crl_lifetime_secs };
     let der = crl::build(services.ca_keys(), issuer.level(&services.ca), &revoked, times)?;
     let row = crls::CrlRow {
-        issuer: issuer.as_str().to_string(),
+        issuer: issuer.ca_name(),
         crl_number: number,
         this_update: times.this_update,
         next_update: times.next_update,
@@ -279,7 +280,7 @@ pub fn publish_crl(services: &Services, issuer: CrlIssuer) -> Result<PublishedCr
                 outcome: Outcome::Success,
                 user_id: None,
                 credential_id: None,
-                detail: format!("{} CA CRL number {number}, {} entries", issuer.as_str(), row.entries),
+                detail: format!("{} CA CRL number {number}, {} entries", issuer.ca_name(), row.entries),
             },
         )?;
         Ok(())
@@ -290,7 +291,7 @@ pub fn publish_crl(services: &Services, issuer: CrlIssuer) -> Result<PublishedCr
 /// Why a CRL is published now, or None when the stored one is still good.
 fn refresh_reason(services: &Services, issuer: CrlIssuer, now: i64) -> Result<Option<&'static str>, ServiceError> {
     let mut conn = services.conn()?;
-    let Some(latest) = crls::latest(&mut conn, issuer.as_str())? else {
+    let Some(latest) = crls::latest(&mut conn, issuer.ca_name())? else {
         return Ok(Some("none stored"));
     };
     if now >= latest.next_update - services.config.ca.crl_refresh_before_secs {
@@ -311,7 +312,7 @@ pub fn refresh_crls(services: &Services) -> Result<usize, ServiceError> {
     for issuer in [CrlIssuer::Root, CrlIssuer::Issuing] {
         if let Some(reason) = refresh_reason(services, issuer, services.now())? {
             let crl = publish_crl(services, issuer)?;
-            tracing::info!(issuer = issuer.as_str(), number = crl.number, reason, "CRL published");
+            tracing::info!(issuer = issuer.ca_name().as_str(), number = crl.number, reason, "CRL published");
             published += 1;
         }
     }

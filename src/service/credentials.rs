@@ -8,12 +8,10 @@ use crate::audit::{self, AuditEvent, Outcome};
 use crate::db::{self, credentials::CredentialRow, sads, DbConnection};
 use crate::domain::sad::{self, SadPolicyError, SignatureActivationRequest};
 use crate::domain::{renewal, secrets, HashAlgorithm, KeyKind};
+use crate::domain::{CertificateStatus, CredentialStatus};
 
 use super::{second_factor, Committed, Param, Principal, ServiceError, Services};
 
-pub const STATUS_ENABLED: &str = "enabled";
-/// A key that must not sign: the credential of a certificate whose issuance did not complete.
-pub const STATUS_DISABLED: &str = "disabled";
 /// Credential ids per page of `credentials/list` when the client asks for no limit or too many.
 pub const MAX_PAGE: i64 = 100;
 /// Credential ids are UUIDs; anything much longer is refused before it reaches a query or the audit trail.
@@ -25,8 +23,7 @@ pub struct CscCredential {
     pub id: String,
     pub key_kind: KeyKind,
     pub key_enabled: bool,
-    /// `valid`, `expired` or `revoked`.
-    pub cert_status: &'static str,
+    pub cert_status: CertificateStatus,
     /// End entity first, then the issuing CA (the root is the client's trust anchor).
     pub chain: Vec<Vec<u8>>,
     pub subject_dn: String,
@@ -44,14 +41,14 @@ fn generalized(time: &x509_cert::time::Time) -> String {
     dt.format("%Y%m%d%H%M%SZ").to_string()
 }
 
-/// `valid`, `expired` or `revoked`: the state of the credential's certificate at `now`.
-pub(super) fn cert_status(row: &CredentialRow, now: i64) -> &'static str {
+/// The state of the credential's certificate at `now`.
+pub(super) fn cert_status(row: &CredentialRow, now: i64) -> CertificateStatus {
     if row.revoked_at.is_some() {
-        "revoked"
+        CertificateStatus::Revoked
     } else if row.not_after <= now {
-        "expired"
+        CertificateStatus::Expired
     } else {
-        "valid"
+        CertificateStatus::Valid
     }
 }
 
@@ -72,8 +69,8 @@ pub(super) fn key_kind(row: &CredentialRow) -> Result<KeyKind, ServiceError> {
 /// A credential that may sign now: enabled, certificate neither revoked nor expired.
 pub(super) fn ensure_usable(row: &CredentialRow, now: i64) -> Result<(), ServiceError> {
     match cert_status(row, now) {
-        "valid" if row.status == STATUS_ENABLED => Ok(()),
-        "expired" => Err(ServiceError::CertificateExpired { subject: subject_dn(&row.certificate) }),
+        CertificateStatus::Valid if row.status == CredentialStatus::Enabled => Ok(()),
+        CertificateStatus::Expired => Err(ServiceError::CertificateExpired { subject: subject_dn(&row.certificate) }),
         _ => Err(ServiceError::CredentialDisabled),
     }
 }
@@ -130,7 +127,7 @@ fn view(services: &Services, row: CredentialRow) -> Result<CscCredential, Servic
     let status = cert_status(&row, services.now());
     Ok(CscCredential {
         key_kind: key_kind(&row)?,
-        key_enabled: row.status == STATUS_ENABLED && status == "valid",
+        key_enabled: row.status == CredentialStatus::Enabled && status == CertificateStatus::Valid,
         cert_status: status,
         chain: vec![row.certificate.clone(), services.ca.issuing.certificate_der.clone()],
         subject_dn: tbs.subject().to_string(),

@@ -10,21 +10,13 @@ use crate::db::orders::{self as store, IdentityCheckRow, OrderRow};
 use crate::db::{self, accounts, credentials, DbConnection};
 use crate::domain::renewal::RekeyWindow;
 use crate::domain::KeyKind;
+use crate::domain::{CheckKind, CheckStatus, OrderStatus};
 use crate::notify::{self, templates};
 
 use super::identity_provider::{session_url, Decision};
 use super::issuance::{self, CredentialSummary, SubjectNames};
-use super::orders::{check_rekey_window, AWAITING_DECISION, PAID};
+use super::orders::check_rekey_window;
 use super::{audited, Principal, ServiceError, Services};
-
-pub const PENDING: &str = "pending";
-pub const ACCEPTED: &str = "accepted";
-pub const REJECTED: &str = "rejected";
-
-/// A check of the person's identity before an issuance or reissue (video identification).
-pub const KIND_IDENTITY: &str = "identity";
-/// A submitted rekey: its names and identity document, waiting for a decision.
-pub const KIND_REKEY: &str = "rekey";
 
 /// Opens a pending check for the order and e-mails the link (inside the caller's transaction).
 pub(super) fn open_check(
@@ -38,12 +30,12 @@ pub(super) fn open_check(
         id: uuid::Uuid::new_v4().to_string(),
         user_id: order.user_id.clone(),
         order_id: order.id.clone(),
-        status: PENDING.into(),
+        status: CheckStatus::Pending,
         reasons: None,
         decided_by: None,
         created_at: now,
         decided_at: None,
-        kind: KIND_IDENTITY.into(),
+        kind: CheckKind::Identity,
         given_name: None,
         surname: None,
         document_id: None,
@@ -76,12 +68,12 @@ pub(super) fn open_rekey_check(
         id: uuid::Uuid::new_v4().to_string(),
         user_id: order.user_id.clone(),
         order_id: order.id.clone(),
-        status: PENDING.into(),
+        status: CheckStatus::Pending,
         reasons: None,
         decided_by: None,
         created_at: now,
         decided_at: None,
-        kind: KIND_REKEY.into(),
+        kind: CheckKind::Rekey,
         given_name: Some(names.given_name.clone()),
         surname: Some(names.surname.clone()),
         document_id: Some(document_id.to_string()),
@@ -138,7 +130,7 @@ pub(super) fn decide_once(
                         return Ok((check, true, false));
                     }
                 }
-                if check.kind == KIND_REKEY {
+                if check.kind == CheckKind::Rekey {
                     let issue_now = decide_rekey_in(services, c, &check, &decision, decided_by, now)?;
                     return Ok((check, false, issue_now));
                 }
@@ -174,8 +166,8 @@ fn decide_identity_in(
     now: i64,
 ) -> Result<(), ServiceError> {
     let (status, reasons) = match decision {
-        Decision::Accept => (ACCEPTED, None),
-        Decision::Reject { reasons } => (REJECTED, Some(reasons.join("\n"))),
+        Decision::Accept => (CheckStatus::Accepted, None),
+        Decision::Reject { reasons } => (CheckStatus::Rejected, Some(reasons.join("\n"))),
     };
     if !store::decide(c, &check.id, status, reasons.as_deref(), decided_by, now)? {
         return Err(ServiceError::Conflict(format!("The identity check was already {}", check.status)));
@@ -228,8 +220,8 @@ fn decide_rekey_in(
         order.credential_id.as_deref().ok_or_else(|| ServiceError::invariant("rekey order without credential"))?;
     let old = credentials::by_id(c, old_id)?.ok_or_else(|| ServiceError::invariant("rekey of a missing credential"))?;
     let (status, reasons) = match decision {
-        Decision::Accept => (ACCEPTED, None),
-        Decision::Reject { reasons } => (REJECTED, Some(reasons.join("\n"))),
+        Decision::Accept => (CheckStatus::Accepted, None),
+        Decision::Reject { reasons } => (CheckStatus::Rejected, Some(reasons.join("\n"))),
     };
     if !store::decide(c, &check.id, status, reasons.as_deref(), decided_by, now)? {
         return Err(ServiceError::Conflict(format!("The identity check was already {}", check.status)));
@@ -239,11 +231,11 @@ fn decide_rekey_in(
         Decision::Accept => {
             // A window that closed while the rekey waited cannot be reopened by a decision.
             check_rekey_window(services, &old, now)?;
-            issuance::reserve(c, &order.id, AWAITING_DECISION)?;
+            issuance::reserve(c, &order.id, OrderStatus::AwaitingDecision)?;
             true
         }
         Decision::Reject { reasons } => {
-            if !store::transition(c, &order.id, AWAITING_DECISION, PAID)? {
+            if !store::transition(c, &order.id, OrderStatus::AwaitingDecision, OrderStatus::Paid)? {
                 return Err(ServiceError::Conflict(format!("The order is {}", order.status)));
             }
             if let Some(email) = email.as_deref() {

@@ -10,6 +10,7 @@ use crate::db::orders::{self as store, OrderRow};
 use crate::db::{self, accounts, authenticators, DbConnection};
 use crate::domain::renewal::{self, RekeyWindow};
 use crate::domain::KeyKind;
+use crate::domain::{CertificateStatus, CredentialStatus, OrderStatus, Purpose};
 use crate::hsm::KeyId;
 use crate::metrics::METRICS;
 use crate::notify::{self, templates};
@@ -17,16 +18,15 @@ use crate::pki::ca::{person_name, provider_serial_number, PersonSubject};
 use crate::telemetry::error_chain;
 
 use super::accounts::require_second_factor_ready;
-use super::credentials::{cert_status, STATUS_DISABLED, STATUS_ENABLED};
-use super::orders::{owned_order, Purpose, AWAITING_DECISION, FULFILLED, ISSUING, PAID};
+use super::credentials::cert_status;
+use super::orders::owned_order;
 use super::{audited, ca, second_factor, Principal, ServiceError, Services};
 
 /// A credential as the lifecycle API shows it.
 #[derive(Debug, Clone)]
 pub struct CredentialSummary {
     pub row: CredentialRow,
-    /// `valid`, `expired` or `revoked`.
-    pub status: &'static str,
+    pub status: CertificateStatus,
     pub quota_remaining: Option<i32>,
     pub rekey_window: RekeyWindow,
     /// Whether a rekey may be ordered now: valid, not yet replaced, window open.
@@ -42,7 +42,7 @@ fn summary(services: &Services, row: CredentialRow, now: i64) -> CredentialSumma
     CredentialSummary {
         status,
         quota_remaining: renewal::remaining(row.quota_total, row.quota_used),
-        rekey_open: status == "valid" && row.replaced_by.is_none() && rekey_window.is_open(now),
+        rekey_open: status == CertificateStatus::Valid && row.replaced_by.is_none() && rekey_window.is_open(now),
         rekey_window,
         subject,
         not_before,
@@ -134,8 +134,8 @@ impl SubjectNames {
 /// Reserves the order for one issuance: `from` -> `issuing`, conditionally, before anything is
 /// generated. Of two requests racing for one order, the second is refused here and never reaches
 /// the HSM.
-pub(super) fn reserve(c: &mut DbConnection, order_id: &str, from: &str) -> Result<(), ServiceError> {
-    if !store::transition(c, order_id, from, ISSUING)? {
+pub(super) fn reserve(c: &mut DbConnection, order_id: &str, from: OrderStatus) -> Result<(), ServiceError> {
+    if !store::transition(c, order_id, from, OrderStatus::Issuing)? {
         return Err(ServiceError::Conflict(
             "The order is being issued by another request, or is no longer open for issuance".into(),
         ));
@@ -144,10 +144,10 @@ pub(super) fn reserve(c: &mut DbConnection, order_id: &str, from: &str) -> Resul
 }
 
 /// Hands a reservation back after a failed issuance (the order goes back to `to`), recording why.
-fn release(services: &Services, conn: &mut DbConnection, order: &OrderRow, to: &str, why: &ServiceError) {
+fn release(services: &Services, conn: &mut DbConnection, order: &OrderRow, to: OrderStatus, why: &ServiceError) {
     let now = services.now();
     let result = db::write_transaction(conn, |c| {
-        store::transition(c, &order.id, ISSUING, to)?;
+        store::transition(c, &order.id, OrderStatus::Issuing, to)?;
         audit::record(
             c,
             now,
@@ -200,7 +200,7 @@ fn discard_key(services: &Services, conn: &mut DbConnection, user_id: &str, key_
 fn record_unissued_certificate(services: &Services, conn: &mut DbConnection, row: &CredentialRow, why: &str) {
     let now = services.now();
     let mut revoked = row.clone();
-    revoked.status = STATUS_DISABLED.into();
+    revoked.status = CredentialStatus::Disabled;
     revoked.revoked_at = Some(now);
     revoked.revocation_reason = Some("issuance not completed".into());
     let result = db::write_transaction(conn, |c| {
@@ -282,14 +282,14 @@ fn record_issuance(
     replaces: Option<&str>,
     now: i64,
 ) -> Result<(), ServiceError> {
-    if !store::transition(c, &order.id, ISSUING, FULFILLED)? {
+    if !store::transition(c, &order.id, OrderStatus::Issuing, OrderStatus::Fulfilled)? {
         return Err(ServiceError::Conflict("The order was fulfilled meanwhile".into()));
     }
     credentials::insert(c, row)?;
     let mut fulfilled = store::by_id(c, &order.id)?.ok_or_else(|| ServiceError::invariant("order vanished"))?;
     fulfilled.new_credential_id = Some(row.id.clone());
     fulfilled.fulfilled_at = Some(now);
-    store::update_if(c, &fulfilled, FULFILLED)?;
+    store::update_if(c, &fulfilled, OrderStatus::Fulfilled)?;
     if let Some(old) = replaces {
         if !credentials::set_replaced_by(c, old, &row.id)? {
             return Err(ServiceError::Conflict("The certificate was already rekeyed".into()));
@@ -340,7 +340,7 @@ fn credential_row(
         not_after: issued.not_after,
         pin_hash: None,
         multisign: services.config.lifecycle.multisign,
-        status: STATUS_ENABLED.into(),
+        status: CredentialStatus::Enabled,
         revoked_at: None,
         created_at: now,
         quota_total: Some(order.transactions),
@@ -374,10 +374,10 @@ pub fn issue(
         let mut conn = services.conn()?;
         let account = require_second_factor_ready(services, &mut conn, principal)?;
         let order = owned_order(&mut conn, principal, &request.order_id)?;
-        if order.purpose == Purpose::Rekey.as_str() {
+        if order.purpose == Purpose::Rekey {
             return Err(ServiceError::Conflict("A rekey order is completed with the credential's rekey".into()));
         }
-        if order.status != PAID {
+        if order.status != OrderStatus::Paid {
             return Err(ServiceError::Conflict(format!("The order is {}; it must be paid", order.status)));
         }
         if !store::order_identity_accepted(&mut conn, &order.id)? {
@@ -394,7 +394,7 @@ pub fn issue(
         }
         let kind = key_kind(services, request.key_type.as_deref())?;
         super::authenticator::require_signing_allowed(&mut conn, &account.id)?;
-        db::write_transaction(&mut conn, |c| reserve(c, &order.id, PAID))?;
+        db::write_transaction(&mut conn, |c| reserve(c, &order.id, OrderStatus::Paid))?;
         let otp = request.otp.expose_secret();
         let result = second_factor::verify_otp(services, &mut conn, &account.id, otp).and_then(|()| {
             let consent = accounts::Consent {
@@ -412,7 +412,7 @@ pub fn issue(
         match result {
             Ok(row) => Ok(summary(services, row, now)),
             Err(e) => {
-                release(services, &mut conn, &order, PAID, &e);
+                release(services, &mut conn, &order, OrderStatus::Paid, &e);
                 Err(e)
             }
         }
@@ -446,7 +446,7 @@ pub(super) fn complete_accepted_rekey(
     match result {
         Ok(row) => Ok(summary(services, row, now)),
         Err(e) => {
-            release(services, &mut conn, &order, AWAITING_DECISION, &e);
+            release(services, &mut conn, &order, OrderStatus::AwaitingDecision, &e);
             let reopened = db::write_transaction(&mut conn, |c| store::reopen_check(c, &check.id));
             if let Err(re) = reopened {
                 tracing::error!(check = %check.id, error = %re, "could not reopen the rekey check");

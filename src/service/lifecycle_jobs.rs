@@ -7,9 +7,9 @@ use crate::audit;
 use crate::db::orders as store;
 use crate::db::{self, accounts, credentials};
 use crate::domain::renewal::{self, RekeyWindow};
+use crate::domain::OrderStatus;
 use crate::notify::{self, templates};
 
-use super::orders::REFUND_DUE;
 use super::{ServiceError, Services};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -61,7 +61,7 @@ pub fn run(services: &Services) -> Result<JobReport, ServiceError> {
     for order in store::stranded_rekeys(&mut conn, now)? {
         let marked = db::write_transaction(&mut conn, |c| -> Result<bool, ServiceError> {
             // Paid, or submitted and still waiting for its decision (which can no longer accept it).
-            if !store::transition(c, &order.id, &order.status, REFUND_DUE)? {
+            if !store::transition(c, &order.id, order.status, OrderStatus::RefundDue)? {
                 return Ok(false);
             }
             if let Some(email) = accounts::by_id(c, &order.user_id)?.and_then(|a| a.email) {

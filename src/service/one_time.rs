@@ -5,20 +5,9 @@ use subtle::ConstantTimeEq;
 
 use crate::db::verifications::{self, Verification};
 use crate::db::DbConnection;
-use crate::domain::{enrolment, secrets};
+use crate::domain::{enrolment, secrets, VerificationPurpose};
 
 use super::{Committed, Param, ServiceError, Services};
-
-/// Purposes: which flow a link or code belongs to.
-pub const ACTIVATION_LINK: &str = "activation";
-pub const ACTIVATION_SMS: &str = "activation_sms";
-pub const RESET_LINK: &str = "password_reset";
-pub const RESET_SMS: &str = "password_reset_sms";
-pub const PHONE_EMAIL: &str = "phone_change_email";
-pub const PHONE_SMS: &str = "phone_change_sms";
-pub const TOTP_RESET_SMS: &str = "totp_reset_sms";
-/// The link in an authenticator reset's notices that cancels it (payload: the reset's id).
-pub const TOTP_RESET_CANCEL_LINK: &str = "totp_reset_cancel";
 
 /// Refuses when too many codes or links went to `target` in the last hour, whoever asked.
 pub(super) fn check_address_limit(
@@ -41,7 +30,7 @@ pub(super) fn check_address_limit(
 pub(super) fn new_link(
     conn: &mut DbConnection,
     user_id: &str,
-    purpose: &str,
+    purpose: VerificationPurpose,
     target: &str,
     lifetime: i64,
     now: i64,
@@ -53,7 +42,7 @@ pub(super) fn new_link(
 pub(super) fn new_link_about(
     conn: &mut DbConnection,
     user_id: &str,
-    purpose: &str,
+    purpose: VerificationPurpose,
     target: &str,
     payload: Option<&str>,
     lifetime: i64,
@@ -65,7 +54,7 @@ pub(super) fn new_link_about(
         &Verification {
             id: uuid::Uuid::new_v4().to_string(),
             user_id: user_id.to_string(),
-            purpose: purpose.to_string(),
+            purpose,
             target: target.to_string(),
             secret_digest: secrets::token_digest(&token),
             parent_id: None,
@@ -82,7 +71,7 @@ pub(super) fn new_link_about(
 /// The link behind a token, if it can still be used.
 pub(super) fn live_link(
     conn: &mut DbConnection,
-    purpose: &str,
+    purpose: VerificationPurpose,
     token: &str,
     now: i64,
 ) -> Result<Verification, ServiceError> {
@@ -103,7 +92,7 @@ pub(super) fn live_link(
 /// What a flow asks of a new code.
 pub(super) struct CodeRequest<'a> {
     pub user_id: &'a str,
-    pub purpose: &'a str,
+    pub purpose: VerificationPurpose,
     pub target: &'a str,
     pub parent_id: Option<&'a str>,
     pub payload: Option<&'a str>,
@@ -138,7 +127,7 @@ pub(super) fn new_code(
             secret_digest: secrets::code_digest(&id, &code),
             id,
             user_id: request.user_id.to_string(),
-            purpose: request.purpose.to_string(),
+            purpose: request.purpose,
             target: request.target.to_string(),
             parent_id: request.parent_id.map(str::to_string),
             payload: request.payload.map(str::to_string),
@@ -157,7 +146,7 @@ pub(super) fn use_code(
     services: &Services,
     conn: &mut DbConnection,
     user_id: &str,
-    purpose: &str,
+    purpose: VerificationPurpose,
     parent_id: Option<&str>,
     code: &str,
     now: i64,
@@ -196,7 +185,7 @@ pub(super) fn use_link_with_code(
     services: &Services,
     conn: &mut DbConnection,
     link: &Verification,
-    code_purpose: &str,
+    code_purpose: VerificationPurpose,
     code: &str,
     now: i64,
 ) -> Result<Committed<()>, ServiceError> {

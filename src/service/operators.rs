@@ -2,7 +2,7 @@
 
 use crate::audit;
 use crate::db::{self, accounts, operators, orders, outbox};
-use crate::domain::secrets;
+use crate::domain::{secrets, CheckStatus, OrderStatus};
 
 use super::{ServiceError, Services};
 
@@ -76,13 +76,13 @@ pub fn user(services: &Services, user_id: &str) -> Result<UserDetail, ServiceErr
     Ok((account, orders, credentials))
 }
 
-pub fn orders(services: &Services, status: Option<&str>) -> Result<Vec<orders::OrderRow>, ServiceError> {
+pub fn orders(services: &Services, status: Option<OrderStatus>) -> Result<Vec<orders::OrderRow>, ServiceError> {
     Ok(orders::list(&mut *services.conn()?, status, super::MAX_ROWS)?)
 }
 
 pub fn identity_checks(
     services: &Services,
-    status: Option<&str>,
+    status: Option<CheckStatus>,
 ) -> Result<Vec<orders::IdentityCheckRow>, ServiceError> {
     Ok(orders::checks(&mut *services.conn()?, status, super::MAX_ROWS)?)
 }

@@ -12,50 +12,10 @@ use crate::domain::documents::{self, DocumentType};
 use crate::domain::enrolment::{self, Invoice};
 use crate::domain::renewal::RekeyWindow;
 use crate::domain::secrets;
+use crate::domain::{OrderStatus, Purpose};
 
 use super::accounts::require_second_factor_ready;
 use super::{audited, Field, Principal, ServiceError, Services};
-
-pub const CREATED: &str = "created";
-pub const AWAITING_PAYMENT: &str = "awaiting_payment";
-pub const PAID: &str = "paid";
-/// A rekey submitted with a TOTP code, waiting for the identity decision (operator or provider).
-pub const AWAITING_DECISION: &str = "awaiting_decision";
-/// Reserved by one issuance that is generating the key and certificate now: any other issuance of
-/// the order is refused until it is fulfilled or released.
-pub const ISSUING: &str = "issuing";
-pub const FULFILLED: &str = "fulfilled";
-pub const REFUND_DUE: &str = "refund_due";
-
-/// Why a package is bought.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Purpose {
-    /// The first certificate.
-    Issuance,
-    /// A new key and certificate before the current one expires.
-    Rekey,
-    /// A new certificate after the last one expired or was revoked (new identity check).
-    Reissue,
-}
-
-impl Purpose {
-    pub fn parse(text: &str) -> Option<Purpose> {
-        match text {
-            "issuance" => Some(Purpose::Issuance),
-            "rekey" => Some(Purpose::Rekey),
-            "reissue" => Some(Purpose::Reissue),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Purpose::Issuance => "issuance",
-            Purpose::Rekey => "rekey",
-            Purpose::Reissue => "reissue",
-        }
-    }
-}
 
 /// A package with its price including VAT.
 #[derive(Debug, Clone)]
@@ -181,8 +141,8 @@ pub fn create(services: &Services, principal: &Principal, order: NewOrder) -> Re
             id: uuid::Uuid::new_v4().to_string(),
             user_id: principal.user_id.clone(),
             package_id: package.id.clone(),
-            purpose: order.purpose.as_str().to_string(),
-            status: CREATED.into(),
+            purpose: order.purpose,
+            status: OrderStatus::Created,
             validity_years: i32::try_from(package.validity_years).map_err(ServiceError::internal)?,
             transactions: package.transactions,
             net_cents: package.net_cents,
@@ -241,11 +201,11 @@ pub fn update_invoice(
         let mut conn = services.conn()?;
         db::write_transaction(&mut conn, |c| {
             let mut order = owned_order(c, principal, order_id)?;
-            if order.status != CREATED || order.invoice_number.is_some() {
+            if order.status != OrderStatus::Created || order.invoice_number.is_some() {
                 return Err(ServiceError::Conflict("The invoice data are frozen once the invoice is issued".into()));
             }
             order.invoice = serde_json::to_string(&invoice).map_err(ServiceError::internal)?;
-            if !store::update_if(c, &order, CREATED)? {
+            if !store::update_if(c, &order, OrderStatus::Created)? {
                 return Err(changed_meanwhile());
             }
             audit::success(c, now, "order.invoice", Some(&principal.user_id), None, format!("order {}", order.id))?;
@@ -283,9 +243,9 @@ pub fn start_payment(
         let mut conn = services.conn()?;
         let order = db::write_transaction(&mut conn, |c| {
             let mut order = owned_order(c, principal, order_id)?;
-            match order.status.as_str() {
-                CREATED => {}
-                AWAITING_PAYMENT => return Ok(order),
+            match order.status {
+                OrderStatus::Created => {}
+                OrderStatus::AwaitingPayment => return Ok(order),
                 _ => return Err(ServiceError::Conflict(format!("The order is {}", order.status))),
             }
             let year = chrono::DateTime::from_timestamp(now, 0).map(|t| t.format("%Y").to_string()).unwrap_or_default();
@@ -293,8 +253,8 @@ pub fn start_payment(
             let short_id = order.id.get(..8).unwrap_or(&order.id).to_uppercase();
             order.invoice_number = Some(format!("INV-{year}-{short_id}"));
             order.payment_ref = Some(secrets::new_token());
-            order.status = AWAITING_PAYMENT.into();
-            if !store::update_if(c, &order, CREATED)? {
+            order.status = OrderStatus::AwaitingPayment;
+            if !store::update_if(c, &order, OrderStatus::Created)? {
                 return Err(changed_meanwhile());
             }
             audit::success(
@@ -314,7 +274,8 @@ pub fn start_payment(
 /// Whether the rekey order may still take personal data and a document: paid or not yet paid, and
 /// not submitted (what was submitted is what the decision sees).
 fn rekey_editable(order: &OrderRow) -> bool {
-    order.purpose == Purpose::Rekey.as_str() && matches!(order.status.as_str(), CREATED | AWAITING_PAYMENT | PAID)
+    order.purpose == Purpose::Rekey
+        && matches!(order.status, OrderStatus::Created | OrderStatus::AwaitingPayment | OrderStatus::Paid)
 }
 
 /// Rekey: the person confirms (or corrects) the names that go into the new certificate. They are kept
@@ -344,8 +305,8 @@ pub fn confirm_personal_data(
             order.requested_given_name = Some(given_name.clone());
             order.requested_surname = Some(surname.clone());
             order.personal_data_confirmed = true;
-            let status = order.status.clone();
-            if !store::update_if(c, &order, &status)? {
+            let status = order.status;
+            if !store::update_if(c, &order, status)? {
                 return Err(changed_meanwhile());
             }
             audit::success(
@@ -401,8 +362,8 @@ pub fn upload_identity_document(
             store::insert_document(c, &row)?;
             // The last upload is the one a submission carries.
             order.requested_document_id = Some(row.id.clone());
-            let status = order.status.clone();
-            if !store::update_if(c, &order, &status)? {
+            let status = order.status;
+            if !store::update_if(c, &order, status)? {
                 return Err(changed_meanwhile());
             }
             audit::success(

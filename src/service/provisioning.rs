@@ -6,10 +6,10 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::audit::{self, AuditEvent, Outcome};
 use crate::db::{self, accounts, authenticators, credentials::CredentialRow};
 use crate::domain::{enrolment, secrets, totp, KeyKind};
+use crate::domain::{AccountStatus, CredentialStatus};
 use crate::pki::ca::{person_name, provider_serial_number, PersonSubject};
 
 use super::auth::hash_password;
-use super::credentials::STATUS_ENABLED;
 use super::{totp_seal, Field, ServiceError, Services};
 
 #[derive(Debug, Clone)]
@@ -112,7 +112,7 @@ pub fn provision(services: &Services, signer: NewSigner) -> Result<ProvisionedSi
                 surname,
                 email: None,
                 phone: None,
-                status: accounts::STATUS_ACTIVE.into(),
+                status: AccountStatus::Active,
                 login_failures: 0,
                 login_locked_until: None,
                 totp_postpone: None,
@@ -143,7 +143,7 @@ pub fn provision(services: &Services, signer: NewSigner) -> Result<ProvisionedSi
                 not_after: issued.not_after,
                 pin_hash,
                 multisign: signer.multisign,
-                status: STATUS_ENABLED.into(),
+                status: CredentialStatus::Enabled,
                 revoked_at: None,
                 created_at: now,
                 quota_total: signer.quota,

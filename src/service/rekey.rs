@@ -2,15 +2,16 @@
 //! the rekey's identity check; the new key and certificate are issued when the check is accepted
 //! (`identity` decides, `issuance` issues), at once when the policy accepts unchanged personal data.
 
-use secrecy::{ExposeSecret, SecretString};
 use crate::audit;
 use crate::db;
 use crate::db::orders::{self as store, OrderRow};
+use crate::domain::{OrderStatus, Purpose};
 use crate::notify::{self, templates};
+use secrecy::{ExposeSecret, SecretString};
 
 use super::accounts::require_second_factor_ready;
 use super::issuance::{key_kind, owned_credential, CredentialSummary, SubjectNames};
-use super::orders::{check_rekey_window, owned_order, Purpose, AWAITING_DECISION, PAID};
+use super::orders::{check_rekey_window, owned_order};
 use super::{audited, authenticator, identity, second_factor, Principal, ServiceError, Services};
 
 /// What a person sends to rekey a credential.
@@ -44,13 +45,13 @@ pub fn submit(services: &Services, principal: &Principal, request: RekeyRequest)
         let old = owned_credential(&mut conn, principal, &request.credential_id)?;
         check_rekey_window(services, &old, now)?;
         let order = owned_order(&mut conn, principal, &request.order_id)?;
-        if order.purpose != Purpose::Rekey.as_str() || order.credential_id.as_deref() != Some(old.id.as_str()) {
+        if order.purpose != Purpose::Rekey || order.credential_id.as_deref() != Some(old.id.as_str()) {
             return Err(ServiceError::Conflict("The order is not a rekey of this credential".into()));
         }
-        if order.status == AWAITING_DECISION {
+        if order.status == OrderStatus::AwaitingDecision {
             return Err(ServiceError::Conflict("The rekey was submitted and waits for a decision".into()));
         }
-        if order.status != PAID {
+        if order.status != OrderStatus::Paid {
             return Err(ServiceError::Conflict(format!("The order is {}; it must be paid", order.status)));
         }
         let (Some(given_name), Some(surname)) = (&order.requested_given_name, &order.requested_surname) else {
@@ -69,7 +70,7 @@ pub fn submit(services: &Services, principal: &Principal, request: RekeyRequest)
             && account.surname.as_deref() == Some(surname.as_str());
         let names = SubjectNames { given_name: given_name.clone(), surname: surname.clone() };
         let check = db::write_transaction(&mut conn, |c| {
-            if !store::transition(c, &order.id, PAID, AWAITING_DECISION)? {
+            if !store::transition(c, &order.id, OrderStatus::Paid, OrderStatus::AwaitingDecision)? {
                 return Err(ServiceError::Conflict("The order was changed by another request meanwhile".into()));
             }
             let check = identity::open_rekey_check(c, &order, &names, &document_id, kind, now)?;

@@ -4,16 +4,17 @@
 //! often it is delivered. This module uses orders, identity and authenticator, so that those need not
 //! use each other.
 
-use secrecy::{ExposeSecret, SecretString};
 use crate::audit;
 use crate::db::orders as store;
 use crate::db::{self, accounts};
 use crate::domain::secrets;
+use crate::domain::{CheckStatus, OrderStatus, Purpose};
 use crate::notify::{self, templates};
+use secrecy::{ExposeSecret, SecretString};
 
 use super::identity::{self, decide_once};
 use super::identity_provider::Decision;
-use super::orders::{changed_meanwhile, Purpose, AWAITING_PAYMENT, PAID};
+use super::orders::changed_meanwhile;
 use super::{audited, ServiceError, Services};
 
 /// Checks a webhook's signature and parses its body.
@@ -44,7 +45,7 @@ pub struct PaymentEvent {
 #[derive(Debug, Clone)]
 pub struct PaymentOutcome {
     pub order_id: String,
-    pub status: String,
+    pub status: OrderStatus,
     pub duplicate: bool,
 }
 
@@ -85,12 +86,12 @@ pub fn payment_webhook(
                     order.gross_cents, order.currency
                 )));
             }
-            if order.status != AWAITING_PAYMENT {
+            if order.status != OrderStatus::AwaitingPayment {
                 return Err(ServiceError::Conflict(format!("The order is {}", order.status)));
             }
-            order.status = PAID.into();
+            order.status = OrderStatus::Paid;
             order.paid_at = Some(now);
-            if !store::update_if(c, &order, AWAITING_PAYMENT)? {
+            if !store::update_if(c, &order, OrderStatus::AwaitingPayment)? {
                 return Err(changed_meanwhile());
             }
             let account =
@@ -104,7 +105,7 @@ pub fn payment_webhook(
                     templates::payment_received(email, &order.id, order.gross_cents, &order.currency),
                 )?;
             }
-            if order.purpose != Purpose::Rekey.as_str() {
+            if order.purpose != Purpose::Rekey {
                 identity::open_check(services, c, &order, account.email.as_deref(), now)?;
             }
             audit::success(c, now, "webhook.payment", Some(&order.user_id), None, format!("order {} paid", order.id))?;
@@ -147,9 +148,9 @@ pub fn identity_webhook(
         }
         Ok(event)
     })?;
-    let decision = match event.result.as_str() {
-        "accepted" => Decision::Accept,
-        "rejected" => Decision::Reject { reasons: event.reasons.clone() },
+    let decision = match event.result.parse::<CheckStatus>() {
+        Ok(CheckStatus::Accepted) => Decision::Accept,
+        Ok(CheckStatus::Rejected) => Decision::Reject { reasons: event.reasons.clone() },
         _ => return Err(ServiceError::InvalidRequest("result: accepted or rejected".into())),
     };
     let key = format!("identity:{}", event.event_id);
@@ -166,5 +167,5 @@ pub fn identity_webhook(
         return Ok(WebhookOutcome { check_id: reset.id, status: reset.status.as_str().to_string(), duplicate });
     }
     let (check, duplicate, _) = decide_once(services, &event.check_id, decision, by, Some(&key))?;
-    Ok(WebhookOutcome { check_id: check.id, status: check.status, duplicate })
+    Ok(WebhookOutcome { check_id: check.id, status: check.status.to_string(), duplicate })
 }

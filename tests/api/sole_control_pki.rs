@@ -29,7 +29,7 @@ async fn server(adjust: impl FnOnce(&mut rssp::config::Config)) -> TestServer {
 
 fn stored_numbers(ts: &TestServer, issuer: CrlIssuer) -> Vec<i64> {
     let mut conn = ts.services().db.get().unwrap();
-    rssp::db::crls::numbers(&mut conn, issuer.as_str()).unwrap()
+    rssp::db::crls::numbers(&mut conn, issuer.ca_name()).unwrap()
 }
 
 async fn run_jobs(ts: &TestServer) -> serde_json::Value {

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{portal_principal, run, Authed, CscJson, PortalUser};
 use crate::api::lifecycle_types::rfc3339;
+use crate::domain::AccountStatus;
 use crate::service::accounts;
 use crate::service::Services;
 
@@ -30,7 +31,7 @@ pub struct ProfileResponse {
     pub phone: Option<String>,
     /// The country that goes into the person's certificates (ISO 3166-1 alpha-2).
     pub country: String,
-    pub status: String,
+    pub status: AccountStatus,
     pub totp: TotpView,
     pub consents: Vec<ConsentView>,
 }

@@ -1,13 +1,14 @@
 //! Registration and activation.
 
-use secrecy::{ExposeSecret, SecretString};
 use actix_web::web::{Data, Json};
 use actix_web::{get, post, HttpResponse};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{run, CscJson};
+use crate::domain::AccountStatus;
 use crate::service::accounts::{self, Registration};
 use crate::service::Services;
 
@@ -58,7 +59,7 @@ pub struct RegistrationRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RegistrationResponse {
     pub user_id: String,
-    pub status: String,
+    pub status: AccountStatus,
 }
 
 /// Registers a person; an invitation e-mail carries the single-use activation link.
@@ -77,7 +78,7 @@ pub async fn register(services: Data<Services>, body: CscJson<RegistrationReques
         country: b.country,
     };
     let user_id = run(&services, L, move |s| accounts::register(s, registration)).await?;
-    Ok(HttpResponse::Created().json(RegistrationResponse { user_id, status: "invited".into() }))
+    Ok(HttpResponse::Created().json(RegistrationResponse { user_id, status: AccountStatus::Invited }))
 }
 
 /// Activation, step 1: sends the 6-digit SMS code to the registered phone.
@@ -118,5 +119,5 @@ pub async fn activation_complete(
         accounts::activation_complete(s, b.token.expose_secret(), b.code.expose_secret(), b.password.expose_secret())
     })
     .await?;
-    Ok(Json(RegistrationResponse { user_id, status: "active".into() }))
+    Ok(Json(RegistrationResponse { user_id, status: AccountStatus::Active }))
 }

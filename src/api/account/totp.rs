@@ -1,14 +1,15 @@
 //! The authenticator app: pairing, postponing it, and the reset when it is lost.
 
-use secrecy::{ExposeSecret, SecretString};
 use actix_web::web::{Data, Json};
 use actix_web::{get, post, HttpRequest};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{portal_principal, run, Authed, CscJson, PortalUser};
 use crate::api::lifecycle_types::rfc3339;
+use crate::domain::TotpPostponement;
 use crate::service::accounts::{self, Postpone};
 use crate::service::authenticator::{self, PairingStarted};
 use crate::service::Services;
@@ -61,6 +62,7 @@ pub async fn confirm_pairing(
 #[serde(deny_unknown_fields)]
 pub struct PostponeRequest {
     /// `until` (with `date`), `next_login` or `never` (until pairing becomes mandatory).
+    #[schema(value_type = TotpPostponement)]
     pub mode: String,
     /// `YYYY-MM-DD`, for `until`.
     pub date: Option<String>,
@@ -76,13 +78,13 @@ pub async fn postpone(
 ) -> Result<Json<TotpView>, ApiError> {
     let Authed(PortalUser(principal), body) = request;
     let b = body.0;
-    let postpone = match (b.mode.as_str(), b.date.as_deref()) {
-        ("until", Some(date)) => {
+    let postpone = match (b.mode.parse::<TotpPostponement>(), b.date.as_deref()) {
+        (Ok(TotpPostponement::Until), Some(date)) => {
             Postpone::Until(date.parse().map_err(|_| ApiError::invalid_request("date: a day as YYYY-MM-DD"))?)
         }
-        ("until", None) => return Err(ApiError::missing("date")),
-        ("next_login", None) => Postpone::NextLogin,
-        ("never", None) => Postpone::Never,
+        (Ok(TotpPostponement::Until), None) => return Err(ApiError::missing("date")),
+        (Ok(TotpPostponement::NextLogin), None) => Postpone::NextLogin,
+        (Ok(TotpPostponement::Never), None) => Postpone::Never,
         _ => return Err(ApiError::invalid_request("mode: until (with date), next_login or never")),
     };
     let profile = run(&services, L, move |s| accounts::postpone_totp(s, &principal, postpone)).await?;

@@ -1,14 +1,15 @@
 //! Credentials: issuance, the list, rekey and revocation.
 
-use secrecy::SecretString;
 use actix_web::web::{Data, Json, Path};
 use actix_web::{get, post, HttpRequest, HttpResponse};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{portal_principal, run, Authed, CscJson, PortalUser};
 use crate::api::lifecycle_types::{CredentialView, CredentialsResponse, IdentityCheckView, OrderView};
+use crate::domain::OrderStatus;
 use crate::service::issuance::{self, IssueRequest};
 use crate::service::rekey::{RekeyOutcome, RekeyRequest};
 use crate::service::Services;
@@ -75,7 +76,7 @@ pub struct RekeyRequestBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RekeySubmittedResponse {
     /// `awaiting_decision`.
-    pub status: String,
+    pub status: OrderStatus,
     pub order: OrderView,
     /// The rekey's identity check, decided by an operator or the identification provider.
     pub identity_check: IdentityCheckView,
@@ -101,7 +102,7 @@ pub async fn rekey(
         RekeyRequest { credential_id: id.into_inner(), order_id: b.order_id, otp: b.otp, key_type: b.key_type };
     match run(&services, L, move |s| crate::service::rekey::submit(s, &principal, request)).await? {
         RekeyOutcome::AwaitingDecision { order, check } => Ok(HttpResponse::Accepted().json(RekeySubmittedResponse {
-            status: order.status.clone(),
+            status: order.status,
             order: (*order).into(),
             identity_check: IdentityCheckView::new(&services, *check),
         })),

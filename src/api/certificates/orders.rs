@@ -9,7 +9,8 @@ use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{portal_principal, run, Authed, CscJson, PortalUser};
 use crate::api::lifecycle_types::{OrderView, OrdersResponse};
 use crate::domain::enrolment::Invoice;
-use crate::service::orders::{self, NewOrder, Purpose};
+use crate::domain::Purpose;
+use crate::service::orders::{self, NewOrder};
 use crate::service::Services;
 
 use super::{L, TAG};
@@ -75,7 +76,7 @@ pub async fn create_order(
     let Authed(PortalUser(principal), body) = request;
     let b = body.0;
     let purpose =
-        Purpose::parse(&b.purpose).ok_or_else(|| ApiError::invalid_request("purpose: issuance, rekey or reissue"))?;
+        b.purpose.parse::<Purpose>().map_err(|_| ApiError::invalid_request("purpose: issuance, rekey or reissue"))?;
     let order = NewOrder { package_id: b.package_id, purpose, credential_id: b.credential_id, invoice: b.invoice };
     let row = run(&services, L, move |s| orders::create(s, &principal, order)).await?;
     Ok(HttpResponse::Created().json(OrderView::from(row)))

@@ -4,6 +4,7 @@
 use crate::audit;
 use crate::db::accounts::{self, Account};
 use crate::db::{self, authenticators, DbConnection};
+use crate::domain::TotpPostponement;
 use crate::service::{audited, Principal, ServiceError, Services};
 
 use super::account_of;
@@ -45,9 +46,9 @@ pub(super) fn totp_status(services: &Services, account: &Account, paired: bool, 
     if now >= totp_mandatory_from(services) {
         return TotpStatus::Required;
     }
-    match account.totp_postpone.as_deref() {
-        Some("never") | Some("next_login") => TotpStatus::Postponed,
-        Some("until") if account.totp_remind_at.is_some_and(|at| at > now) => TotpStatus::Postponed,
+    match account.totp_postpone {
+        Some(TotpPostponement::Never | TotpPostponement::NextLogin) => TotpStatus::Postponed,
+        Some(TotpPostponement::Until) if account.totp_remind_at.is_some_and(|at| at > now) => TotpStatus::Postponed,
         _ => TotpStatus::Optional,
     }
 }
@@ -100,14 +101,14 @@ pub fn postpone_totp(services: &Services, principal: &Principal, postpone: Postp
                         services.config.lifecycle.totp_mandatory_after
                     )));
                 }
-                ("until", Some(at))
+                (TotpPostponement::Until, Some(at))
             }
-            Postpone::NextLogin => ("next_login", None),
-            Postpone::Never => ("never", None),
+            Postpone::NextLogin => (TotpPostponement::NextLogin, None),
+            Postpone::Never => (TotpPostponement::Never, None),
         };
         db::write_transaction(&mut conn, |c| {
             accounts::set_totp_postpone(c, &principal.user_id, Some(mode), remind_at)?;
-            audit::success(c, now, "account.totp_postpone", Some(&principal.user_id), None, mode)
+            audit::success(c, now, "account.totp_postpone", Some(&principal.user_id), None, mode.as_str())
                 .map_err(ServiceError::from)
         })?;
         drop(conn);

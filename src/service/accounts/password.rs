@@ -1,9 +1,10 @@
 //! The password: change (with the current one) and recovery (a link by e-mail, a code by SMS).
 
 use crate::audit;
-use crate::db::accounts::{self, STATUS_ACTIVE};
+use crate::db::accounts;
 use crate::db::{self, resets, tokens};
 use crate::domain::enrolment::Email;
+use crate::domain::{AccountStatus, VerificationPurpose};
 use crate::notify::{self, templates};
 use crate::service::auth::hash_password;
 use crate::service::one_time;
@@ -42,7 +43,7 @@ pub fn password_reset_request(services: &Services, email: &str) -> Result<(), Se
     let now = services.now();
     let email = Email::parse(email).map_err(|why| ServiceError::invalid_field(Field::Email, why))?;
     let account = accounts::by_email(&mut *services.conn()?, email.as_str())?;
-    let Some(account) = account.filter(|a| a.status == STATUS_ACTIVE) else {
+    let Some(account) = account.filter(|a| a.status == AccountStatus::Active) else {
         services.audit_refusal(
             "account.password_reset",
             None,
@@ -54,7 +55,7 @@ pub fn password_reset_request(services: &Services, email: &str) -> Result<(), Se
     let result = db::write_transaction(&mut *services.conn()?, |c| {
         one_time::check_address_limit(services, c, email.as_str(), now)?;
         let lifetime = services.config.lifecycle.password_reset_link_lifetime_secs;
-        let token = one_time::new_link(c, &account.id, one_time::RESET_LINK, email.as_str(), lifetime, now)?;
+        let token = one_time::new_link(c, &account.id, VerificationPurpose::ResetLink, email.as_str(), lifetime, now)?;
         let link = format!("{}/reset-password?token={token}", services.config.portal_url(&services.public_url));
         notify::enqueue(
             c,
@@ -80,8 +81,8 @@ pub fn password_reset_send_code(services: &Services, token: &str) -> Result<Code
     send_code_for_link(
         services,
         "account.password_reset_code",
-        one_time::RESET_LINK,
-        one_time::RESET_SMS,
+        VerificationPurpose::ResetLink,
+        VerificationPurpose::ResetSms,
         "reset your password",
         token,
     )
@@ -96,17 +97,17 @@ pub fn password_reset_complete(
 ) -> Result<(), ServiceError> {
     let now = services.now();
     let link = audited(services, "account.password_reset_complete", None, || {
-        one_time::live_link(&mut *services.conn()?, one_time::RESET_LINK, token, now)
+        one_time::live_link(&mut *services.conn()?, VerificationPurpose::ResetLink, token, now)
     })?;
     audited(services, "account.password_reset_complete", Some(&link.user_id), || {
         let mut conn = services.conn()?;
-        let account =
-            accounts::by_id(&mut conn, &link.user_id)?.ok_or_else(|| ServiceError::invariant("link without account"))?;
+        let account = accounts::by_id(&mut conn, &link.user_id)?
+            .ok_or_else(|| ServiceError::invariant("link without account"))?;
         check_new_password(new_password, account.email.as_deref())?;
         let hash = hash_password(new_password)?;
         db::write_transaction(&mut conn, |c| -> Result<Committed<()>, ServiceError> {
             if let Committed::Refused(refusal) =
-                one_time::use_link_with_code(services, c, &link, one_time::RESET_SMS, code, now)?
+                one_time::use_link_with_code(services, c, &link, VerificationPurpose::ResetSms, code, now)?
             {
                 return Ok(Committed::Refused(refusal));
             }

@@ -4,6 +4,7 @@ use crate::audit;
 use crate::db::accounts;
 use crate::db::{self, resets};
 use crate::domain::enrolment::Phone;
+use crate::domain::VerificationPurpose;
 use crate::notify::{self, templates};
 use crate::service::one_time::{self, CodeRequest};
 use crate::service::{audited, Committed, Field, Principal, ServiceError, Services};
@@ -22,8 +23,7 @@ pub fn phone_change_start(
 ) -> Result<CodeSent, ServiceError> {
     audited(services, "account.phone_change", Some(&principal.user_id), || {
         let now = services.now();
-        let phone =
-            Phone::parse(new_phone).map_err(|why| ServiceError::invalid_field(Field::NewPhone, why))?;
+        let phone = Phone::parse(new_phone).map_err(|why| ServiceError::invalid_field(Field::NewPhone, why))?;
         let account = require_second_factor_ready(services, &mut *services.conn()?, principal)?;
         if account.phone.as_deref() == Some(phone.as_str()) {
             return Err(ServiceError::invalid_field(Field::NewPhone, "that is already the account's number"));
@@ -39,7 +39,7 @@ pub fn phone_change_start(
                 c,
                 CodeRequest {
                     user_id: &account.id,
-                    purpose: one_time::PHONE_EMAIL,
+                    purpose: VerificationPurpose::PhoneEmail,
                     target: &email,
                     parent_id: None,
                     payload: Some(phone.as_str()),
@@ -73,10 +73,11 @@ pub fn phone_change_verify_email(
         let account = require_second_factor_ready(services, &mut conn, principal)?;
         let lifetime = services.config.lifecycle.phone_change_code_lifetime_secs;
         db::write_transaction(&mut conn, |c| -> Result<Committed<CodeSent>, ServiceError> {
-            let verified = match one_time::use_code(services, c, &account.id, one_time::PHONE_EMAIL, None, code, now)? {
-                Committed::Done(row) => row,
-                Committed::Refused(refusal) => return Ok(Committed::Refused(refusal)),
-            };
+            let verified =
+                match one_time::use_code(services, c, &account.id, VerificationPurpose::PhoneEmail, None, code, now)? {
+                    Committed::Done(row) => row,
+                    Committed::Refused(refusal) => return Ok(Committed::Refused(refusal)),
+                };
             let new_phone =
                 verified.payload.clone().ok_or_else(|| ServiceError::invariant("phone change without number"))?;
             let sms = one_time::new_code(
@@ -84,7 +85,7 @@ pub fn phone_change_verify_email(
                 c,
                 CodeRequest {
                     user_id: &account.id,
-                    purpose: one_time::PHONE_SMS,
+                    purpose: VerificationPurpose::PhoneSms,
                     target: &new_phone,
                     parent_id: Some(&verified.id),
                     payload: Some(&new_phone),
@@ -126,10 +127,11 @@ pub fn phone_change_confirm(services: &Services, principal: &Principal, code: &s
         let account = require_second_factor_ready(services, &mut conn, principal)?;
         let email = email_of(&account)?.to_string();
         db::write_transaction(&mut conn, |c| -> Result<Committed<String>, ServiceError> {
-            let verified = match one_time::use_code(services, c, &account.id, one_time::PHONE_SMS, None, code, now)? {
-                Committed::Done(row) => row,
-                Committed::Refused(refusal) => return Ok(Committed::Refused(refusal)),
-            };
+            let verified =
+                match one_time::use_code(services, c, &account.id, VerificationPurpose::PhoneSms, None, code, now)? {
+                    Committed::Done(row) => row,
+                    Committed::Refused(refusal) => return Ok(Committed::Refused(refusal)),
+                };
             let new_phone = verified.payload.ok_or_else(|| ServiceError::invariant("phone change without number"))?;
             accounts::set_phone(c, &account.id, &new_phone)?;
             // A new SIM can receive the codes of an authenticator reset: the cooling-off period starts.

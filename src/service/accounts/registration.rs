@@ -2,8 +2,9 @@
 
 use crate::audit;
 use crate::db;
-use crate::db::accounts::{self, Account, STATUS_INVITED};
+use crate::db::accounts::{self, Account};
 use crate::domain::enrolment::{self, Email, Phone};
+use crate::domain::{AccountStatus, VerificationPurpose};
 use crate::notify::{self, templates};
 use crate::service::auth::hash_password;
 use crate::service::one_time;
@@ -27,8 +28,7 @@ pub struct Registration {
 pub fn register(services: &Services, registration: Registration) -> Result<String, ServiceError> {
     audited(services, "account.register", None, || {
         let lifecycle = &services.config.lifecycle;
-        let given_name =
-            enrolment::parse_name(&registration.given_name)
+        let given_name = enrolment::parse_name(&registration.given_name)
             .map_err(|why| ServiceError::invalid_field(Field::GivenName, why))?;
         let surname = enrolment::parse_name(&registration.surname)
             .map_err(|why| ServiceError::invalid_field(Field::Surname, why))?;
@@ -92,7 +92,7 @@ pub fn register(services: &Services, registration: Registration) -> Result<Strin
                     surname: Some(surname.clone()),
                     email: Some(email.as_str().to_string()),
                     phone: Some(phone.as_str().to_string()),
-                    status: STATUS_INVITED.into(),
+                    status: AccountStatus::Invited,
                     login_failures: 0,
                     login_locked_until: None,
                     totp_postpone: None,
@@ -102,7 +102,8 @@ pub fn register(services: &Services, registration: Registration) -> Result<Strin
             )?;
             record_consent(c, &user_id, "privacy", &registration.privacy_version, now)?;
             let lifetime = lifecycle.activation_link_lifetime_secs;
-            let token = one_time::new_link(c, &user_id, one_time::ACTIVATION_LINK, email.as_str(), lifetime, now)?;
+            let token =
+                one_time::new_link(c, &user_id, VerificationPurpose::ActivationLink, email.as_str(), lifetime, now)?;
             let link = format!("{}/activate?token={token}", services.config.portal_url(&services.public_url));
             notify::enqueue(
                 c,
@@ -122,8 +123,8 @@ pub fn activation_send_code(services: &Services, token: &str) -> Result<CodeSent
     send_code_for_link(
         services,
         "account.activation_code",
-        one_time::ACTIVATION_LINK,
-        one_time::ACTIVATION_SMS,
+        VerificationPurpose::ActivationLink,
+        VerificationPurpose::ActivationSms,
         "activate your account",
         token,
     )
@@ -138,20 +139,20 @@ pub fn activation_complete(
 ) -> Result<String, ServiceError> {
     let now = services.now();
     let link = audited(services, "account.activate", None, || {
-        one_time::live_link(&mut *services.conn()?, one_time::ACTIVATION_LINK, token, now)
+        one_time::live_link(&mut *services.conn()?, VerificationPurpose::ActivationLink, token, now)
     })?;
     audited(services, "account.activate", Some(&link.user_id), || {
         let mut conn = services.conn()?;
-        let account =
-            accounts::by_id(&mut conn, &link.user_id)?.ok_or_else(|| ServiceError::invariant("link without account"))?;
-        if account.status != STATUS_INVITED {
+        let account = accounts::by_id(&mut conn, &link.user_id)?
+            .ok_or_else(|| ServiceError::invariant("link without account"))?;
+        if account.status != AccountStatus::Invited {
             return Err(ServiceError::Conflict("The account is already active".into()));
         }
         check_new_password(password, account.email.as_deref())?;
         let password_hash = hash_password(password)?;
         db::write_transaction(&mut conn, |c| -> Result<Committed<()>, ServiceError> {
             if let Committed::Refused(refusal) =
-                one_time::use_link_with_code(services, c, &link, one_time::ACTIVATION_SMS, code, now)?
+                one_time::use_link_with_code(services, c, &link, VerificationPurpose::ActivationSms, code, now)?
             {
                 return Ok(Committed::Refused(refusal));
             }

@@ -2,9 +2,10 @@
 //! flows that run without a session.
 
 use crate::audit;
-use crate::db::accounts::{self, Account, STATUS_ACTIVE};
+use crate::db::accounts::{self, Account};
 use crate::db::{self, authenticators, tokens};
 use crate::domain::enrolment::Email;
+use crate::domain::{AccountStatus, TotpPostponement};
 use crate::service::auth::{self, burn_password_check, IssuedTokens};
 use crate::service::{second_factor, Param, Principal, ServiceError, Services};
 
@@ -24,7 +25,7 @@ fn check_password_login(services: &Services, email: &str, password: &str) -> Res
         Ok(e) => accounts::by_email(&mut *services.conn()?, e.as_str())?,
         Err(_) => None,
     };
-    let Some(account) = account.filter(|a| a.status == STATUS_ACTIVE) else {
+    let Some(account) = account.filter(|a| a.status == AccountStatus::Active) else {
         burn_password_check(password);
         return Err(ServiceError::AuthenticationFailed);
     };
@@ -48,7 +49,7 @@ pub fn login(services: &Services, email: &str, password: &str, otp: Option<&str>
         db::write_transaction(&mut conn, |c| {
             accounts::clear_login_failures(c, &account.id)?;
             // "Remind me at next login": this is that login, so the reminder is due now.
-            if account.totp_postpone.as_deref() == Some("next_login") {
+            if account.totp_postpone == Some(TotpPostponement::NextLogin) {
                 accounts::set_totp_postpone(c, &account.id, None, None)?;
             }
             let tokens = auth::open_portal_session(services, c, &account.id, now)?;
@@ -60,7 +61,8 @@ pub fn login(services: &Services, email: &str, password: &str, otp: Option<&str>
                 None,
                 if paired { "password and TOTP" } else { "password" },
             )?;
-            let totp = if status == TotpStatus::Postponed && account.totp_postpone.as_deref() == Some("next_login") {
+            let totp = if status == TotpStatus::Postponed && account.totp_postpone == Some(TotpPostponement::NextLogin)
+            {
                 TotpStatus::Optional
             } else {
                 status

@@ -204,7 +204,10 @@ impl ProductionServer {
             let services = self.ts.server.as_ref().unwrap().services.clone();
             let pending = tokio::task::spawn_blocking(move || {
                 let mut conn = services.conn().unwrap();
-                rssp::db::outbox::list(&mut conn, None, 0, 10_000).unwrap().into_iter().any(|m| m.status != "sent")
+                rssp::db::outbox::list(&mut conn, None, 0, 10_000)
+                    .unwrap()
+                    .into_iter()
+                    .any(|m| m.status != rssp::domain::OutboxStatus::Sent)
             })
             .await
             .unwrap();

@@ -1,0 +1,273 @@
+//! The states and names the service stores as text: order status and purpose, identity-check status
+//! and kind, certificate and credential status, TOTP postponement, verification purposes, outbox
+//! status and channel, account status, CA names. Each is an enum whose `as_str` is exactly the text
+//! in the database and on the wire; parsing any other text is an error that names it.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Text that is not one of an enum's values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {text:?}")]
+pub struct UnknownValue {
+    /// What was parsed ("order status", ...).
+    pub what: &'static str,
+    /// The text that matched no value.
+    pub text: String,
+}
+
+/// Defines an enum stored and sent as text: `as_str`, `FromStr`, `Display`, serde and OpenAPI with
+/// the same text, and diesel `Text` expressions (the `FromSql`/`ToSql` impls live in `db`). The
+/// OpenAPI schema is written here rather than derived: utoipa's derive does not see a `rename` whose
+/// text comes from a macro fragment, and would list the variant names instead. `ToSchema` (the
+/// schema's name) is implemented below, outside the macro, where `tests/api/openapi_truth.rs` sees it.
+macro_rules! text_enum {
+    (
+        $(#[doc = $doc:literal])*
+        $name:ident ($what:literal) {
+            $( $(#[$vmeta:meta])* $variant:ident = $text:literal, )+
+        }
+    ) => {
+        $(#[doc = $doc])*
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash,
+            serde::Serialize, serde::Deserialize,
+            diesel::AsExpression, diesel::FromSqlRow,
+        )]
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        pub enum $name {
+            $( $(#[$vmeta])* #[serde(rename = $text)] $variant, )+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The text stored in the database and sent on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( $name::$variant => $text, )+
+                }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownValue;
+
+            fn from_str(text: &str) -> Result<Self, UnknownValue> {
+                match text {
+                    $( $text => Ok($name::$variant), )+
+                    _ => Err(UnknownValue { what: $what, text: text.to_string() }),
+                }
+            }
+        }
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                let doc = [$($doc),*].iter().map(|line: &&str| line.trim()).collect::<Vec<_>>().join("\n");
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .description(Some(doc))
+                    .enum_values(Some([$($text),+]))
+                    .into()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum! {
+    /// Where an order stands, from creation to fulfilment.
+    OrderStatus("order status") {
+        /// Created; the invoice data may still change.
+        Created = "created",
+        /// The invoice is issued and the payment page is open.
+        AwaitingPayment = "awaiting_payment",
+        /// Paid; waiting for the identity check or the rekey submission.
+        Paid = "paid",
+        /// A rekey submitted with a TOTP code, waiting for the identity decision (operator or provider).
+        AwaitingDecision = "awaiting_decision",
+        /// Reserved by one issuance that is generating the key and certificate now: any other
+        /// issuance of the order is refused until it is fulfilled or released.
+        Issuing = "issuing",
+        /// The certificate was issued.
+        Fulfilled = "fulfilled",
+        /// Paid but can no longer be fulfilled (the certificate to rekey expired): to be refunded.
+        RefundDue = "refund_due",
+    }
+}
+
+text_enum! {
+    /// Why a package is bought.
+    Purpose("order purpose") {
+        /// The first certificate.
+        Issuance = "issuance",
+        /// A new key and certificate before the current one expires.
+        Rekey = "rekey",
+        /// A new certificate after the last one expired or was revoked (new identity check).
+        Reissue = "reissue",
+    }
+}
+
+text_enum! {
+    /// Where an identity check stands.
+    CheckStatus("identity check status") {
+        /// Waiting for the provider's or an operator's decision.
+        Pending = "pending",
+        /// The identity was confirmed.
+        Accepted = "accepted",
+        /// The identity was not confirmed; a new check may follow.
+        Rejected = "rejected",
+    }
+}
+
+text_enum! {
+    /// What an identity check decides on.
+    CheckKind("identity check kind") {
+        /// A check of the person's identity before an issuance or reissue (video identification).
+        Identity = "identity",
+        /// A submitted rekey: its names and identity document, waiting for a decision.
+        Rekey = "rekey",
+    }
+}
+
+text_enum! {
+    /// The state of a certificate at a moment, computed from its dates and revocation.
+    CertificateStatus("certificate status") {
+        /// Within its validity period and not revoked.
+        Valid = "valid",
+        /// Past its `notAfter`.
+        Expired = "expired",
+        /// Revoked.
+        Revoked = "revoked",
+    }
+}
+
+text_enum! {
+    /// Whether a credential's key may be used (CSC `key/status`).
+    CredentialStatus("credential status") {
+        /// The key may sign.
+        Enabled = "enabled",
+        /// The key is disabled (its certificate was revoked).
+        Disabled = "disabled",
+    }
+}
+
+text_enum! {
+    /// How a person postponed pairing an authenticator app.
+    TotpPostponement("TOTP postponement") {
+        /// Not asked again.
+        Never = "never",
+        /// Asked again at the next login.
+        NextLogin = "next_login",
+        /// Asked again after a date.
+        Until = "until",
+    }
+}
+
+text_enum! {
+    /// What a one-time link or code is for.
+    VerificationPurpose("verification purpose") {
+        /// The account activation link.
+        ActivationLink = "activation",
+        /// The SMS code that goes with the activation link.
+        ActivationSms = "activation_sms",
+        /// The password reset link.
+        ResetLink = "password_reset",
+        /// The SMS code that goes with the password reset link.
+        ResetSms = "password_reset_sms",
+        /// The e-mail link confirming a phone number change.
+        PhoneEmail = "phone_change_email",
+        /// The SMS code sent to the new phone number.
+        PhoneSms = "phone_change_sms",
+        /// The SMS code confirming an authenticator reset.
+        TotpResetSms = "totp_reset_sms",
+        /// The e-mail link cancelling an authenticator reset.
+        TotpResetCancelLink = "totp_reset_cancel",
+    }
+}
+
+text_enum! {
+    /// Where an outbox message stands.
+    OutboxStatus("outbox status") {
+        /// Waiting for delivery.
+        Pending = "pending",
+        /// Development mode: kept in the outbox, never delivered.
+        Held = "held",
+        /// Claimed by a delivery worker.
+        Sending = "sending",
+        /// Delivered.
+        Sent = "sent",
+        /// Given up after the last attempt.
+        Failed = "failed",
+    }
+}
+
+text_enum! {
+    /// How a message reaches a person.
+    Channel("notification channel") {
+        /// By e-mail (SMTP).
+        Email = "email",
+        /// By SMS (the HTTP gateway).
+        Sms = "sms",
+    }
+}
+
+text_enum! {
+    /// Whether an account may log in.
+    AccountStatus("account status") {
+        /// Registered, not activated yet.
+        Invited = "invited",
+        /// Activated.
+        Active = "active",
+    }
+}
+
+text_enum! {
+    /// The CA keys rssp keeps.
+    CaName("CA name") {
+        /// The root CA.
+        Root = "root",
+        /// The issuing CA that signs subscriber certificates.
+        Issuing = "issuing",
+    }
+}
+
+// The schema names in the OpenAPI document: each the type's own name.
+impl utoipa::ToSchema for OrderStatus {}
+impl utoipa::ToSchema for Purpose {}
+impl utoipa::ToSchema for CheckStatus {}
+impl utoipa::ToSchema for CheckKind {}
+impl utoipa::ToSchema for CertificateStatus {}
+impl utoipa::ToSchema for CredentialStatus {}
+impl utoipa::ToSchema for TotpPostponement {}
+impl utoipa::ToSchema for VerificationPurpose {}
+impl utoipa::ToSchema for OutboxStatus {}
+impl utoipa::ToSchema for Channel {}
+impl utoipa::ToSchema for AccountStatus {}
+impl utoipa::ToSchema for CaName {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_round_trips() {
+        for status in OrderStatus::ALL {
+            assert_eq!(status.as_str().parse::<OrderStatus>(), Ok(*status));
+            assert_eq!(serde_json::to_value(status).ok(), Some(serde_json::json!(status.as_str())));
+        }
+        for purpose in VerificationPurpose::ALL {
+            assert_eq!(purpose.as_str().parse::<VerificationPurpose>(), Ok(*purpose));
+        }
+        assert_eq!(
+            "bogus".parse::<CheckStatus>(),
+            Err(UnknownValue { what: "identity check status", text: "bogus".into() })
+        );
+    }
+}
