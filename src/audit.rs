@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 
 use crate::db::audit::{self as store, AuditRow};
 use crate::db::DbConnection;
+use crate::domain::AuditEventName;
 
 /// The hash before the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -28,7 +29,7 @@ impl Outcome {
 /// One security event, before it is chained.
 #[derive(Debug, Clone)]
 pub struct AuditEvent<'a> {
-    pub event: &'a str,
+    pub event: AuditEventName,
     pub outcome: Outcome,
     pub user_id: Option<&'a str>,
     pub credential_id: Option<&'a str>,
@@ -59,7 +60,7 @@ fn record_hash(row: &AuditRow) -> String {
 pub fn success(
     conn: &mut DbConnection,
     at: i64,
-    event: &str,
+    event: AuditEventName,
     user_id: Option<&str>,
     credential_id: Option<&str>,
     detail: impl Into<String>,
@@ -74,7 +75,7 @@ pub fn record(conn: &mut DbConnection, at: i64, event: AuditEvent<'_>) -> diesel
     let mut row = AuditRow {
         seq: last_seq + 1,
         at,
-        event: event.event.to_string(),
+        event: event.event.as_str().to_string(),
         outcome: event.outcome.as_str().to_string(),
         user_id: event.user_id.map(str::to_string),
         credential_id: event.credential_id.map(str::to_string),
@@ -88,7 +89,12 @@ pub fn record(conn: &mut DbConnection, at: i64, event: AuditEvent<'_>) -> diesel
     // Refusals are logged where they are recorded (`Services::audit_refusal`), with their reason. The
     // detail stays in the trail: it may name things (an order, a reason typed by a person) a log need not.
     if event.outcome == Outcome::Success {
-        tracing::info!(event = event.event, user_id = event.user_id, credential_id = event.credential_id, "audit");
+        tracing::info!(
+            event = event.event.as_str(),
+            user_id = event.user_id,
+            credential_id = event.credential_id,
+            "audit"
+        );
     }
     Ok(())
 }

@@ -16,6 +16,6 @@ pub mod totp;
 pub use algorithms::{HashAlgorithm, SignatureScheme};
 pub use key_kind::KeyKind;
 pub use states::{
-    AccountStatus, CaName, CertificateStatus, Channel, CheckKind, CheckStatus, CredentialStatus, OrderStatus,
-    OutboxStatus, Purpose, TotpPostponement, VerificationPurpose,
+    AccountStatus, AuditEventName, CaName, CertificateStatus, Channel, CheckKind, CheckStatus, CredentialStatus,
+    OrderStatus, OutboxStatus, Purpose, TotpPostponement, VerificationPurpose,
 };

@@ -36,6 +36,7 @@ use crate::audit::{self, AuditEvent, Outcome};
 use crate::clock::Clock;
 use crate::config::{Config, Mode};
 use crate::db::{self, DbPool};
+use crate::domain::AuditEventName;
 use crate::hsm::KeyStore;
 use crate::metrics::METRICS;
 use crate::pki::CertificateAuthority;
@@ -221,7 +222,13 @@ impl Services {
 
     /// Records a refused request in the audit trail, in a transaction of its own (the refused request
     /// itself changed nothing). Internal errors are logged, not audited as refusals.
-    pub fn audit_refusal(&self, event: &str, user_id: Option<&str>, credential_id: Option<&str>, error: &ServiceError) {
+    pub fn audit_refusal(
+        &self,
+        event: AuditEventName,
+        user_id: Option<&str>,
+        credential_id: Option<&str>,
+        error: &ServiceError,
+    ) {
         self.audit_refusal_detailed(event, user_id, credential_id, error, error.to_string());
     }
 
@@ -229,7 +236,7 @@ impl Services {
     /// refusal itself, which the log line and the metrics name.
     pub fn audit_refusal_detailed(
         &self,
-        event: &str,
+        event: AuditEventName,
         user_id: Option<&str>,
         credential_id: Option<&str>,
         error: &ServiceError,
@@ -248,9 +255,9 @@ impl Services {
         // sent, and the trail (not the log) is where the detail belongs.
         let reason = error.reason();
         if error.is_security_refusal() {
-            tracing::warn!(event, user_id, credential_id, reason, "refused");
+            tracing::warn!(event = event.as_str(), user_id, credential_id, reason, "refused");
         } else {
-            tracing::info!(event, user_id, credential_id, reason, "refused");
+            tracing::info!(event = event.as_str(), user_id, credential_id, reason, "refused");
         }
         if let Some(why) = error.sad_refusal() {
             METRICS.sad_refusals.with_label_values(&[why]).inc();
@@ -271,7 +278,7 @@ impl Services {
             })
         });
         if let Err(e) = result {
-            tracing::error!(event, error = %crate::telemetry::error_chain(&e), "could not write the audit record of a refusal");
+            tracing::error!(event = event.as_str(), error = %crate::telemetry::error_chain(&e), "could not write the audit record of a refusal");
         }
     }
 }
@@ -279,7 +286,7 @@ impl Services {
 /// Runs a use case and records its refusal, if it is refused, in the audit trail.
 pub(crate) fn audited<T>(
     services: &Services,
-    event: &str,
+    event: AuditEventName,
     user_id: Option<&str>,
     f: impl FnOnce() -> Result<T, ServiceError>,
 ) -> Result<T, ServiceError> {

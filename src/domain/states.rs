@@ -238,6 +238,112 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// The security events of the audit trail; the text is what a record's `event` holds.
+    AuditEventName("audit event") {
+        /// `account.activate`.
+        AccountActivate = "account.activate",
+        /// `account.activation_code`.
+        AccountActivationCode = "account.activation_code",
+        /// `account.consent`.
+        AccountConsent = "account.consent",
+        /// `account.login`.
+        AccountLogin = "account.login",
+        /// `account.logout`.
+        AccountLogout = "account.logout",
+        /// `account.password_change`.
+        AccountPasswordChange = "account.password_change",
+        /// `account.password_reset`.
+        AccountPasswordReset = "account.password_reset",
+        /// `account.password_reset_code`.
+        AccountPasswordResetCode = "account.password_reset_code",
+        /// `account.password_reset_complete`.
+        AccountPasswordResetComplete = "account.password_reset_complete",
+        /// `account.phone_change`.
+        AccountPhoneChange = "account.phone_change",
+        /// `account.phone_change_confirm`.
+        AccountPhoneChangeConfirm = "account.phone_change_confirm",
+        /// `account.phone_change_email`.
+        AccountPhoneChangeEmail = "account.phone_change_email",
+        /// `account.register`.
+        AccountRegister = "account.register",
+        /// `account.totp_postpone`.
+        AccountTotpPostpone = "account.totp_postpone",
+        /// `auth.login`.
+        AuthLogin = "auth.login",
+        /// `auth.revoke`.
+        AuthRevoke = "auth.revoke",
+        /// `ca.created`.
+        CaCreated = "ca.created",
+        /// `ca.issuing_reissued`.
+        CaIssuingReissued = "ca.issuing_reissued",
+        /// `credential.issuance_failed`.
+        CredentialIssuanceFailed = "credential.issuance_failed",
+        /// `credential.issue`.
+        CredentialIssue = "credential.issue",
+        /// `credential.issued`.
+        CredentialIssued = "credential.issued",
+        /// `credential.key_discarded`.
+        CredentialKeyDiscarded = "credential.key_discarded",
+        /// `credential.rekey`.
+        CredentialRekey = "credential.rekey",
+        /// `credential.rekey_notice`.
+        CredentialRekeyNotice = "credential.rekey_notice",
+        /// `credential.revoke`.
+        CredentialRevoke = "credential.revoke",
+        /// `credential.revoked`.
+        CredentialRevoked = "credential.revoked",
+        /// `credential.unissued`.
+        CredentialUnissued = "credential.unissued",
+        /// `credentials.authorize`.
+        CredentialsAuthorize = "credentials.authorize",
+        /// `credentials.extendTransaction`.
+        CredentialsExtendTransaction = "credentials.extendTransaction",
+        /// `crl.published`.
+        CrlPublished = "crl.published",
+        /// `identity.decision`.
+        IdentityDecision = "identity.decision",
+        /// `operator.auth`.
+        OperatorAuth = "operator.auth",
+        /// `operator.create`.
+        OperatorCreate = "operator.create",
+        /// `operator.revoke`.
+        OperatorRevoke = "operator.revoke",
+        /// `order.create`.
+        OrderCreate = "order.create",
+        /// `order.identity_document`.
+        OrderIdentityDocument = "order.identity_document",
+        /// `order.invoice`.
+        OrderInvoice = "order.invoice",
+        /// `order.payment`.
+        OrderPayment = "order.payment",
+        /// `order.personal_data`.
+        OrderPersonalData = "order.personal_data",
+        /// `order.refund_due`.
+        OrderRefundDue = "order.refund_due",
+        /// `rekey.submitted`.
+        RekeySubmitted = "rekey.submitted",
+        /// `signatures.signHash`.
+        SignaturesSignHash = "signatures.signHash",
+        /// `totp.paired`.
+        TotpPaired = "totp.paired",
+        /// `totp.pairing`.
+        TotpPairing = "totp.pairing",
+        /// `totp.reset`.
+        TotpReset = "totp.reset",
+        /// `totp.reset_cancel`.
+        TotpResetCancel = "totp.reset_cancel",
+        /// `totp.reset_confirm`.
+        TotpResetConfirm = "totp.reset_confirm",
+        /// `totp.reset_identity`.
+        TotpResetIdentity = "totp.reset_identity",
+        /// `webhook.identity`.
+        WebhookIdentity = "webhook.identity",
+        /// `webhook.payment`.
+        WebhookPayment = "webhook.payment",
+    }
+}
+
 // The schema names in the OpenAPI document: each the type's own name.
 impl utoipa::ToSchema for OrderStatus {}
 impl utoipa::ToSchema for Purpose {}

@@ -13,7 +13,7 @@ use crate::audit;
 use crate::db::accounts::{self, Account, Consent};
 use crate::db::{self, authenticators, DbConnection};
 use crate::domain::enrolment::{self, Phone};
-use crate::domain::VerificationPurpose;
+use crate::domain::{AuditEventName, VerificationPurpose};
 use crate::notify::{self, templates};
 
 use super::auth;
@@ -74,7 +74,7 @@ pub struct CodeSent {
 /// Sends an SMS code for a link (activation or password recovery).
 fn send_code_for_link(
     services: &Services,
-    event: &str,
+    event: AuditEventName,
     link_purpose: VerificationPurpose,
     code_purpose: VerificationPurpose,
     what: &str,

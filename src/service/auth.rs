@@ -5,7 +5,7 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 use crate::audit::{self, AuditEvent, Outcome};
 use crate::db::{self, accounts, tokens};
-use crate::domain::secrets;
+use crate::domain::{secrets, AuditEventName};
 
 use super::{Param, Principal, ServiceError, Services};
 
@@ -182,7 +182,13 @@ pub fn login_with_password(
             let refusal = result.err().unwrap_or(ServiceError::AuthenticationFailed);
             // The trail names the username tried; the log line only the user id and the reason.
             let detail = format!("failed login for {:?}: {refusal}", username.chars().take(64).collect::<String>());
-            services.audit_refusal_detailed("auth.login", user.as_ref().map(|u| u.id.as_str()), None, &refusal, detail);
+            services.audit_refusal_detailed(
+                AuditEventName::AuthLogin,
+                user.as_ref().map(|u| u.id.as_str()),
+                None,
+                &refusal,
+                detail,
+            );
             Err(refusal)
         }
     }
@@ -194,7 +200,7 @@ pub fn login_with_refresh_token(services: &Services, refresh_token: &str) -> Res
     let row = tokens::find(&mut *services.conn()?, &digest)?
         .filter(|t| t.kind == tokens::REFRESH && !t.revoked && t.expires_at > services.now());
     let Some(row) = row else {
-        services.audit_refusal("auth.login", None, None, &ServiceError::Invalid(Param::RefreshToken));
+        services.audit_refusal(AuditEventName::AuthLogin, None, None, &ServiceError::Invalid(Param::RefreshToken));
         return Err(ServiceError::Invalid(Param::RefreshToken));
     };
     issue(services, &mut *services.conn()?, &row.user_id, false, Some(digest))
@@ -249,7 +255,7 @@ fn issue(
             c,
             now,
             AuditEvent {
-                event: "auth.login",
+                event: AuditEventName::AuthLogin,
                 outcome: Outcome::Success,
                 user_id: Some(user_id),
                 credential_id: None,
@@ -339,7 +345,7 @@ pub fn revoke(
                 c,
                 services.now(),
                 AuditEvent {
-                    event: "auth.revoke",
+                    event: AuditEventName::AuthRevoke,
                     outcome: Outcome::Success,
                     user_id: Some(&principal.user_id),
                     credential_id: None,
@@ -350,7 +356,7 @@ pub fn revoke(
         })
     })();
     if let Err(e) = &result {
-        services.audit_refusal("auth.revoke", Some(&principal.user_id), None, e);
+        services.audit_refusal(AuditEventName::AuthRevoke, Some(&principal.user_id), None, e);
     }
     result
 }

@@ -13,9 +13,9 @@ use crate::db::resets::{self, ResetRow};
 use crate::db::{self, accounts, authenticators, tokens, DbConnection};
 use crate::domain::enrolment::Phone;
 use crate::domain::recovery::{self, ResetStatus};
-use crate::domain::secrets;
 use crate::domain::totp::{self, TotpCheck};
 use crate::domain::VerificationPurpose;
+use crate::domain::{secrets, AuditEventName};
 use crate::notify::{self, templates};
 
 use super::accounts::{account_of, password_checked_account, CodeSent};
@@ -55,7 +55,7 @@ fn new_pairing(
 }
 
 pub fn start_pairing(services: &Services, principal: &Principal) -> Result<PairingStarted, ServiceError> {
-    audited(services, "totp.pairing", Some(&principal.user_id), || {
+    audited(services, AuditEventName::TotpPairing, Some(&principal.user_id), || {
         let now = services.now();
         let mut conn = services.conn()?;
         let account = account_of(&mut conn, principal)?;
@@ -64,7 +64,7 @@ pub fn start_pairing(services: &Services, principal: &Principal) -> Result<Pairi
         }
         db::write_transaction(&mut conn, |c| {
             let started = new_pairing(services, c, &account.id, &account.username, now)?;
-            audit::success(c, now, "totp.pairing", Some(&account.id), None, "pairing started")?;
+            audit::success(c, now, AuditEventName::TotpPairing, Some(&account.id), None, "pairing started")?;
             Ok(started)
         })
     })
@@ -72,7 +72,7 @@ pub fn start_pairing(services: &Services, principal: &Principal) -> Result<Pairi
 
 /// Confirms the pairing with one code from the app; from now on logins and signatures need a code.
 pub fn confirm_pairing(services: &Services, principal: &Principal, code: &str) -> Result<(), ServiceError> {
-    audited(services, "totp.paired", Some(&principal.user_id), || {
+    audited(services, AuditEventName::TotpPaired, Some(&principal.user_id), || {
         let now = services.now();
         let mut conn = services.conn()?;
         let pairing = authenticators::pairing(&mut conn, &principal.user_id)?
@@ -101,7 +101,7 @@ pub fn confirm_pairing(services: &Services, principal: &Principal, code: &str) -
             )?;
             authenticators::end_pairing(c, &principal.user_id)?;
             accounts::set_totp_postpone(c, &principal.user_id, None, None)?;
-            audit::success(c, now, "totp.paired", Some(&principal.user_id), None, "authenticator paired")
+            audit::success(c, now, AuditEventName::TotpPaired, Some(&principal.user_id), None, "authenticator paired")
                 .map_err(ServiceError::from)
         })
     })
@@ -110,9 +110,9 @@ pub fn confirm_pairing(services: &Services, principal: &Principal, code: &str) -
 /// TOTP reset, step 1 (no session: the app is lost): e-mail and password, then an SMS code.
 pub fn reset_start(services: &Services, email: &str, password: &str) -> Result<CodeSent, ServiceError> {
     let account = password_checked_account(services, email, password).inspect_err(|e| {
-        services.audit_refusal("totp.reset", None, None, e);
+        services.audit_refusal(AuditEventName::TotpReset, None, None, e);
     })?;
-    audited(services, "totp.reset", Some(&account.id), || {
+    audited(services, AuditEventName::TotpReset, Some(&account.id), || {
         let mut conn = services.conn()?;
         let now = services.now();
         let lifecycle = &services.config.lifecycle;
@@ -140,7 +140,7 @@ pub fn reset_start(services: &Services, email: &str, password: &str) -> Result<C
                 Some(&account.id),
                 templates::sms_code(&phone, &code, "reset your authenticator", lifecycle.sms_code_lifetime_secs / 60),
             )?;
-            audit::success(c, now, "totp.reset", Some(&account.id), None, "SMS code sent")?;
+            audit::success(c, now, AuditEventName::TotpReset, Some(&account.id), None, "SMS code sent")?;
             Ok(CodeSent {
                 destination_hint: Phone::hint(&phone),
                 code_expires_in: lifecycle.sms_code_lifetime_secs,
@@ -215,9 +215,9 @@ pub fn reset_confirm(
     code: &str,
 ) -> Result<(IssuedTokens, PairingStarted, ResetView), ServiceError> {
     let account = password_checked_account(services, email, password).inspect_err(|e| {
-        services.audit_refusal("totp.reset_confirm", None, None, e);
+        services.audit_refusal(AuditEventName::TotpResetConfirm, None, None, e);
     })?;
-    audited(services, "totp.reset_confirm", Some(&account.id), || {
+    audited(services, AuditEventName::TotpResetConfirm, Some(&account.id), || {
         let mut conn = services.conn()?;
         let now = services.now();
         let cooling_off = services.config.security.recovery_cooling_off_secs;
@@ -268,7 +268,7 @@ pub fn reset_confirm(
             audit::success(
                 c,
                 now,
-                "totp.reset_confirm",
+                AuditEventName::TotpResetConfirm,
                 Some(&account.id),
                 None,
                 format!("old authenticator removed, all sessions revoked; reset {} {}", view.id, status.as_str()),
@@ -284,10 +284,10 @@ pub fn reset_confirm(
 /// the next reset needs an identity check.
 pub fn cancel_reset(services: &Services, token: &str) -> Result<ResetView, ServiceError> {
     let now = services.now();
-    let link = audited(services, "totp.reset_cancel", None, || {
+    let link = audited(services, AuditEventName::TotpResetCancel, None, || {
         one_time::live_link(&mut *services.conn()?, VerificationPurpose::TotpResetCancelLink, token, now)
     })?;
-    audited(services, "totp.reset_cancel", Some(&link.user_id), || {
+    audited(services, AuditEventName::TotpResetCancel, Some(&link.user_id), || {
         let reset_id = link.payload.clone().ok_or_else(|| ServiceError::invariant("cancel link without reset"))?;
         db::write_transaction(&mut *services.conn()?, |c| {
             let reset =
@@ -331,7 +331,7 @@ pub fn cancel_reset(services: &Services, token: &str) -> Result<ResetView, Servi
             audit::success(
                 c,
                 now,
-                "totp.reset_cancel",
+                AuditEventName::TotpResetCancel,
                 Some(&reset.user_id),
                 None,
                 format!("reset {} cancelled; authenticator removed, all sessions revoked", reset.id),
@@ -370,7 +370,7 @@ pub(super) fn decide_reset(
     decided_by: &str,
     event_key: Option<&str>,
 ) -> Result<(ResetView, bool), ServiceError> {
-    audited(services, "totp.reset_identity", None, || {
+    audited(services, AuditEventName::TotpResetIdentity, None, || {
         let now = services.now();
         db::write_transaction(&mut *services.conn()?, |c| {
             let reset =
@@ -401,7 +401,7 @@ pub(super) fn decide_reset(
             audit::success(
                 c,
                 now,
-                "totp.reset_identity",
+                AuditEventName::TotpResetIdentity,
                 Some(&reset.user_id),
                 None,
                 format!("reset {} {} by {decided_by}", reset.id, to.as_str()),

@@ -3,8 +3,8 @@
 use crate::audit::{self, AuditEvent, Outcome};
 use crate::config::Config;
 use crate::db::{self, ca as store, credentials, crls, DbConnection};
-use crate::domain::CaName;
 use crate::domain::KeyKind;
+use crate::domain::{AuditEventName, CaName};
 use crate::hsm::{KeyId, KeyStore};
 use crate::pki::ca::CaLevel;
 use crate::pki::{crl, CertificateAuthority, PkiError};
@@ -60,7 +60,7 @@ pub fn load_or_create(
             c,
             now,
             AuditEvent {
-                event: "ca.created",
+                event: AuditEventName::CaCreated,
                 outcome: Outcome::Success,
                 user_id: None,
                 credential_id: None,
@@ -159,7 +159,7 @@ pub fn reissue_issuing_ca(services: &Services) -> Result<ReissuedCa, ServiceErro
             c,
             now,
             AuditEvent {
-                event: "ca.issuing_reissued",
+                event: AuditEventName::CaIssuingReissued,
                 outcome: Outcome::Success,
                 user_id: None,
                 credential_id: None,
@@ -276,7 +276,7 @@ pub fn publish_crl(services: &Services, issuer: CrlIssuer) -> Result<PublishedCr
             c,
             now,
             AuditEvent {
-                event: "crl.published",
+                event: AuditEventName::CrlPublished,
                 outcome: Outcome::Success,
                 user_id: None,
                 credential_id: None,

@@ -7,7 +7,7 @@ use x509_cert::Certificate;
 use crate::audit::{self, AuditEvent, Outcome};
 use crate::db::{self, credentials::CredentialRow, sads, DbConnection};
 use crate::domain::sad::{self, SadPolicyError, SignatureActivationRequest};
-use crate::domain::{renewal, secrets, HashAlgorithm, KeyKind};
+use crate::domain::{renewal, secrets, AuditEventName, HashAlgorithm, KeyKind};
 use crate::domain::{CertificateStatus, CredentialStatus};
 
 use super::{second_factor, Committed, Param, Principal, ServiceError, Services};
@@ -185,7 +185,12 @@ pub fn authorize(
 ) -> Result<IssuedSad, ServiceError> {
     let result = authorize_inner(services, principal, &request);
     if let Err(e) = &result {
-        services.audit_refusal("credentials.authorize", Some(&principal.user_id), Some(&request.credential_id), e);
+        services.audit_refusal(
+            AuditEventName::CredentialsAuthorize,
+            Some(&principal.user_id),
+            Some(&request.credential_id),
+            e,
+        );
     }
     result
 }
@@ -244,7 +249,7 @@ fn authorize_inner(
             c,
             now,
             AuditEvent {
-                event: "credentials.authorize",
+                event: AuditEventName::CredentialsAuthorize,
                 outcome: Outcome::Success,
                 user_id: Some(&principal.user_id),
                 credential_id: Some(&row.id),
@@ -276,7 +281,7 @@ pub fn extend(services: &Services, principal: &Principal, request: ExtendRequest
     let result = extend_inner(services, principal, &request);
     if let Err(e) = &result {
         services.audit_refusal(
-            "credentials.extendTransaction",
+            AuditEventName::CredentialsExtendTransaction,
             Some(&principal.user_id),
             Some(&request.credential_id),
             e,
@@ -341,7 +346,7 @@ fn extend_inner(
             c,
             now,
             AuditEvent {
-                event: "credentials.extendTransaction",
+                event: AuditEventName::CredentialsExtendTransaction,
                 outcome: Outcome::Success,
                 user_id: Some(&principal.user_id),
                 credential_id: Some(&row.id),

@@ -10,7 +10,7 @@ use crate::db::orders::{self as store, IdentityCheckRow, OrderRow};
 use crate::db::{self, accounts, credentials, DbConnection};
 use crate::domain::renewal::RekeyWindow;
 use crate::domain::KeyKind;
-use crate::domain::{CheckKind, CheckStatus, OrderStatus};
+use crate::domain::{AuditEventName, CheckKind, CheckStatus, OrderStatus};
 use crate::notify::{self, templates};
 
 use super::identity_provider::{session_url, Decision};
@@ -117,7 +117,7 @@ pub(super) fn decide_once(
     decided_by: &str,
     event_key: Option<&str>,
 ) -> Result<(IdentityCheckRow, bool, Option<CredentialSummary>), ServiceError> {
-    audited(services, "identity.decision", None, || {
+    audited(services, AuditEventName::IdentityDecision, None, || {
         decision.check_reasons()?;
         let now = services.now();
         // Each step takes its own connection: issuing the rekey takes one too.
@@ -196,7 +196,7 @@ fn decide_identity_in(
     audit::success(
         c,
         now,
-        "identity.decision",
+        AuditEventName::IdentityDecision,
         Some(&check.user_id),
         None,
         format!("check {} {status} by {decided_by}", check.id),
@@ -255,7 +255,7 @@ fn decide_rekey_in(
     audit::success(
         c,
         now,
-        "identity.decision",
+        AuditEventName::IdentityDecision,
         Some(&check.user_id),
         Some(&old.id),
         format!("rekey check {} of order {} {status} by {decided_by}", check.id, order.id),

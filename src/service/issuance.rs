@@ -10,7 +10,7 @@ use crate::db::orders::{self as store, OrderRow};
 use crate::db::{self, accounts, authenticators, DbConnection};
 use crate::domain::renewal::{self, RekeyWindow};
 use crate::domain::KeyKind;
-use crate::domain::{CertificateStatus, CredentialStatus, OrderStatus, Purpose};
+use crate::domain::{AuditEventName, CertificateStatus, CredentialStatus, OrderStatus, Purpose};
 use crate::hsm::KeyId;
 use crate::metrics::METRICS;
 use crate::notify::{self, templates};
@@ -152,7 +152,7 @@ fn release(services: &Services, conn: &mut DbConnection, order: &OrderRow, to: O
             c,
             now,
             audit::AuditEvent {
-                event: "credential.issuance_failed",
+                event: AuditEventName::CredentialIssuanceFailed,
                 outcome: audit::Outcome::Refused,
                 user_id: Some(&order.user_id),
                 credential_id: None,
@@ -181,7 +181,7 @@ fn discard_key(services: &Services, conn: &mut DbConnection, user_id: &str, key_
             c,
             now,
             audit::AuditEvent {
-                event: "credential.key_discarded",
+                event: AuditEventName::CredentialKeyDiscarded,
                 outcome: audit::Outcome::Refused,
                 user_id: Some(user_id),
                 credential_id: None,
@@ -209,7 +209,7 @@ fn record_unissued_certificate(services: &Services, conn: &mut DbConnection, row
             c,
             now,
             audit::AuditEvent {
-                event: "credential.unissued",
+                event: AuditEventName::CredentialUnissued,
                 outcome: audit::Outcome::Refused,
                 user_id: Some(&row.user_id),
                 credential_id: Some(&row.id),
@@ -312,7 +312,7 @@ fn record_issuance(
     audit::success(
         c,
         now,
-        "credential.issued",
+        AuditEventName::CredentialIssued,
         Some(&account.id),
         Some(&row.id),
         format!("{how}: key {} serial {}", row.key_kind, row.serial_hex),
@@ -368,7 +368,7 @@ pub fn issue(
     principal: &Principal,
     request: IssueRequest,
 ) -> Result<CredentialSummary, ServiceError> {
-    audited(services, "credential.issue", Some(&principal.user_id), || {
+    audited(services, AuditEventName::CredentialIssue, Some(&principal.user_id), || {
         let now = services.now();
         let lifecycle = &services.config.lifecycle;
         let mut conn = services.conn()?;
@@ -476,7 +476,14 @@ fn revoke_in(
             templates::certificate_revoked(&email, &row.serial_hex.to_uppercase(), reason),
         )?;
     }
-    audit::success(c, now, "credential.revoked", Some(&row.user_id), Some(&row.id), format!("by {by}: {reason}"))?;
+    audit::success(
+        c,
+        now,
+        AuditEventName::CredentialRevoked,
+        Some(&row.user_id),
+        Some(&row.id),
+        format!("by {by}: {reason}"),
+    )?;
     Ok(())
 }
 
@@ -495,7 +502,7 @@ pub fn revoke_own(
     otp: &SecretString,
     reason: Option<&str>,
 ) -> Result<CredentialSummary, ServiceError> {
-    audited(services, "credential.revoke", Some(&principal.user_id), || {
+    audited(services, AuditEventName::CredentialRevoke, Some(&principal.user_id), || {
         let now = services.now();
         let reason = reason.unwrap_or("revoked by the holder");
         check_reason(reason)?;
@@ -523,7 +530,7 @@ pub fn revoke_by_operator(
     credential_id: &str,
     reason: &str,
 ) -> Result<CredentialSummary, ServiceError> {
-    audited(services, "credential.revoke", None, || {
+    audited(services, AuditEventName::CredentialRevoke, None, || {
         let now = services.now();
         check_reason(reason)?;
         if reason.trim().is_empty() {

@@ -7,7 +7,7 @@ use crate::audit;
 use crate::db::orders as store;
 use crate::db::{self, accounts, credentials};
 use crate::domain::renewal::{self, RekeyWindow};
-use crate::domain::OrderStatus;
+use crate::domain::{AuditEventName, OrderStatus};
 use crate::notify::{self, templates};
 
 use super::{ServiceError, Services};
@@ -49,7 +49,7 @@ pub fn run(services: &Services) -> Result<JobReport, ServiceError> {
             audit::success(
                 c,
                 now,
-                "credential.rekey_notice",
+                AuditEventName::CredentialRekeyNotice,
                 Some(&row.user_id),
                 Some(&row.id),
                 format!("{days} days before expiry"),
@@ -76,7 +76,7 @@ pub fn run(services: &Services) -> Result<JobReport, ServiceError> {
             audit::success(
                 c,
                 now,
-                "order.refund_due",
+                AuditEventName::OrderRefundDue,
                 Some(&order.user_id),
                 order.credential_id.as_deref(),
                 format!("order {}: certificate expired before the rekey", order.id),

@@ -2,7 +2,7 @@
 
 use crate::audit;
 use crate::db::{self, accounts, operators, orders, outbox};
-use crate::domain::{secrets, CheckStatus, OrderStatus};
+use crate::domain::{secrets, AuditEventName, CheckStatus, OrderStatus};
 
 use super::{ServiceError, Services};
 
@@ -33,7 +33,8 @@ pub fn create(services: &Services, name: &str) -> Result<String, ServiceError> {
                 revoked_at: None,
             },
         )?;
-        audit::success(c, now, "operator.create", None, None, format!("operator {name}")).map_err(ServiceError::from)
+        audit::success(c, now, AuditEventName::OperatorCreate, None, None, format!("operator {name}"))
+            .map_err(ServiceError::from)
     })?;
     Ok(key)
 }
@@ -44,7 +45,8 @@ pub fn revoke(services: &Services, name: &str) -> Result<(), ServiceError> {
         if !operators::revoke(c, name, now)? {
             return Err(ServiceError::NotFound(format!("no active operator {name:?}")));
         }
-        audit::success(c, now, "operator.revoke", None, None, format!("operator {name}")).map_err(ServiceError::from)
+        audit::success(c, now, AuditEventName::OperatorRevoke, None, None, format!("operator {name}"))
+            .map_err(ServiceError::from)
     })
 }
 
@@ -53,7 +55,7 @@ pub fn authenticate(services: &Services, key: &str) -> Result<Operator, ServiceE
     match row {
         Some(op) if op.revoked_at.is_none() => Ok(Operator { name: op.name }),
         _ => {
-            services.audit_refusal("operator.auth", None, None, &ServiceError::InvalidToken);
+            services.audit_refusal(AuditEventName::OperatorAuth, None, None, &ServiceError::InvalidToken);
             Err(ServiceError::InvalidToken)
         }
     }

@@ -12,7 +12,7 @@ use crate::domain::documents::{self, DocumentType};
 use crate::domain::enrolment::{self, Invoice};
 use crate::domain::renewal::RekeyWindow;
 use crate::domain::secrets;
-use crate::domain::{OrderStatus, Purpose};
+use crate::domain::{AuditEventName, OrderStatus, Purpose};
 
 use super::accounts::require_second_factor_ready;
 use super::{audited, Field, Principal, ServiceError, Services};
@@ -84,7 +84,7 @@ pub(super) fn check_rekey_window(
 }
 
 pub fn create(services: &Services, principal: &Principal, order: NewOrder) -> Result<OrderRow, ServiceError> {
-    audited(services, "order.create", Some(&principal.user_id), || {
+    audited(services, AuditEventName::OrderCreate, Some(&principal.user_id), || {
         let now = services.now();
         let lifecycle = &services.config.lifecycle;
         let mut conn = services.conn()?;
@@ -167,7 +167,7 @@ pub fn create(services: &Services, principal: &Principal, order: NewOrder) -> Re
             audit::success(
                 c,
                 now,
-                "order.create",
+                AuditEventName::OrderCreate,
                 Some(&principal.user_id),
                 row.credential_id.as_deref(),
                 format!("order {} {} {}", row.id, row.purpose, row.package_id),
@@ -195,7 +195,7 @@ pub fn update_invoice(
     order_id: &str,
     invoice: Invoice,
 ) -> Result<OrderRow, ServiceError> {
-    audited(services, "order.invoice", Some(&principal.user_id), || {
+    audited(services, AuditEventName::OrderInvoice, Some(&principal.user_id), || {
         let now = services.now();
         invoice.check().map_err(ServiceError::InvalidRequest)?;
         let mut conn = services.conn()?;
@@ -208,7 +208,14 @@ pub fn update_invoice(
             if !store::update_if(c, &order, OrderStatus::Created)? {
                 return Err(changed_meanwhile());
             }
-            audit::success(c, now, "order.invoice", Some(&principal.user_id), None, format!("order {}", order.id))?;
+            audit::success(
+                c,
+                now,
+                AuditEventName::OrderInvoice,
+                Some(&principal.user_id),
+                None,
+                format!("order {}", order.id),
+            )?;
             Ok(order)
         })
     })
@@ -238,7 +245,7 @@ pub fn start_payment(
     principal: &Principal,
     order_id: &str,
 ) -> Result<PaymentStarted, ServiceError> {
-    audited(services, "order.payment", Some(&principal.user_id), || {
+    audited(services, AuditEventName::OrderPayment, Some(&principal.user_id), || {
         let now = services.now();
         let mut conn = services.conn()?;
         let order = db::write_transaction(&mut conn, |c| {
@@ -260,7 +267,7 @@ pub fn start_payment(
             audit::success(
                 c,
                 now,
-                "order.payment",
+                AuditEventName::OrderPayment,
                 Some(&principal.user_id),
                 None,
                 format!("order {} invoice {}", order.id, order.invoice_number.as_deref().unwrap_or_default()),
@@ -288,7 +295,7 @@ pub fn confirm_personal_data(
     given_name: &str,
     surname: &str,
 ) -> Result<OrderRow, ServiceError> {
-    audited(services, "order.personal_data", Some(&principal.user_id), || {
+    audited(services, AuditEventName::OrderPersonalData, Some(&principal.user_id), || {
         let now = services.now();
         let given_name =
             enrolment::parse_name(given_name).map_err(|why| ServiceError::invalid_field(Field::GivenName, why))?;
@@ -312,7 +319,7 @@ pub fn confirm_personal_data(
             audit::success(
                 c,
                 now,
-                "order.personal_data",
+                AuditEventName::OrderPersonalData,
                 Some(&principal.user_id),
                 None,
                 format!("order {}", order.id),
@@ -333,7 +340,7 @@ pub fn upload_identity_document(
     content_type: &str,
     data: Vec<u8>,
 ) -> Result<IdentityDocumentRow, ServiceError> {
-    audited(services, "order.identity_document", Some(&principal.user_id), || {
+    audited(services, AuditEventName::OrderIdentityDocument, Some(&principal.user_id), || {
         let now = services.now();
         let kind = DocumentType::parse(content_type).ok_or_else(|| {
             ServiceError::InvalidRequest("content_type: application/pdf, image/jpeg or image/png".into())
@@ -369,7 +376,7 @@ pub fn upload_identity_document(
             audit::success(
                 c,
                 now,
-                "order.identity_document",
+                AuditEventName::OrderIdentityDocument,
                 Some(&principal.user_id),
                 None,
                 format!("order {} document sha256 {}", order.id, row.sha256),

@@ -5,7 +5,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::audit::{self, AuditEvent, Outcome};
 use crate::db::{self, accounts, authenticators, credentials::CredentialRow};
-use crate::domain::{enrolment, secrets, totp, KeyKind};
+use crate::domain::{enrolment, secrets, totp, AuditEventName, KeyKind};
 use crate::domain::{AccountStatus, CredentialStatus};
 use crate::pki::ca::{person_name, provider_serial_number, PersonSubject};
 
@@ -157,7 +157,7 @@ pub fn provision(services: &Services, signer: NewSigner) -> Result<ProvisionedSi
             c,
             now,
             AuditEvent {
-                event: "credential.issued",
+                event: AuditEventName::CredentialIssued,
                 outcome: Outcome::Success,
                 user_id: Some(&user_id),
                 credential_id: Some(&credential_id),

@@ -5,7 +5,7 @@
 use crate::audit;
 use crate::db;
 use crate::db::orders::{self as store, OrderRow};
-use crate::domain::{OrderStatus, Purpose};
+use crate::domain::{AuditEventName, OrderStatus, Purpose};
 use crate::notify::{self, templates};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -38,7 +38,7 @@ pub enum RekeyOutcome {
 /// certificate are issued when that check is accepted (see `issuance::complete_accepted_rekey`). A rekey whose
 /// personal data did not change also waits, unless `lifecycle.rekey_auto_accept_unchanged` is set.
 pub fn submit(services: &Services, principal: &Principal, request: RekeyRequest) -> Result<RekeyOutcome, ServiceError> {
-    let submitted = audited(services, "credential.rekey", Some(&principal.user_id), || {
+    let submitted = audited(services, AuditEventName::CredentialRekey, Some(&principal.user_id), || {
         let now = services.now();
         let mut conn = services.conn()?;
         let account = require_second_factor_ready(services, &mut conn, principal)?;
@@ -86,7 +86,7 @@ pub fn submit(services: &Services, principal: &Principal, request: RekeyRequest)
             audit::success(
                 c,
                 now,
-                "rekey.submitted",
+                AuditEventName::RekeySubmitted,
                 Some(&account.id),
                 Some(&old.id),
                 format!(

@@ -5,7 +5,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::audit::{self, AuditEvent, Outcome};
 use crate::db::{self, sads};
 use crate::domain::algorithms::resolve_scheme;
-use crate::domain::{sad, secrets};
+use crate::domain::{sad, secrets, AuditEventName};
 use crate::hsm::KeyId;
 use crate::metrics::METRICS;
 
@@ -49,7 +49,12 @@ pub fn sign_hash(
 ) -> Result<Vec<Vec<u8>>, ServiceError> {
     let result = sign_hash_inner(services, principal, &request);
     if let Err(e) = &result {
-        services.audit_refusal("signatures.signHash", Some(&principal.user_id), Some(&request.credential_id), e);
+        services.audit_refusal(
+            AuditEventName::SignaturesSignHash,
+            Some(&principal.user_id),
+            Some(&request.credential_id),
+            e,
+        );
     }
     result
 }
@@ -114,7 +119,7 @@ fn sign_hash_inner(
             c,
             now,
             AuditEvent {
-                event: "signatures.signHash",
+                event: AuditEventName::SignaturesSignHash,
                 outcome: Outcome::Success,
                 user_id: Some(&principal.user_id),
                 credential_id: Some(&row.id),
@@ -149,7 +154,7 @@ fn sign_hash_inner(
                         c,
                         services.now(),
                         AuditEvent {
-                            event: "signatures.signHash",
+                            event: AuditEventName::SignaturesSignHash,
                             outcome: Outcome::Refused,
                             user_id: Some(&principal.user_id),
                             credential_id: Some(&row.id),

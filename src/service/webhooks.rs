@@ -8,7 +8,7 @@ use crate::audit;
 use crate::db::orders as store;
 use crate::db::{self, accounts};
 use crate::domain::secrets;
-use crate::domain::{CheckStatus, OrderStatus, Purpose};
+use crate::domain::{AuditEventName, CheckStatus, OrderStatus, Purpose};
 use crate::notify::{self, templates};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -56,7 +56,7 @@ pub fn payment_webhook(
     body: &[u8],
     signature: Option<&str>,
 ) -> Result<PaymentOutcome, ServiceError> {
-    audited(services, "webhook.payment", None, || {
+    audited(services, AuditEventName::WebhookPayment, None, || {
         let event: PaymentEvent = signed_event(services.webhook_secrets.payments.as_ref(), body, signature)?;
         if event.event_id.is_empty() || event.event_id.len() > 128 {
             return Err(ServiceError::InvalidRequest("event_id: 1 to 128 characters".into()));
@@ -73,7 +73,7 @@ pub fn payment_webhook(
                 audit::success(
                     c,
                     now,
-                    "webhook.payment",
+                    AuditEventName::WebhookPayment,
                     Some(&order.user_id),
                     None,
                     format!("order {} payment {}", order.id, event.status),
@@ -108,7 +108,14 @@ pub fn payment_webhook(
             if order.purpose != Purpose::Rekey {
                 identity::open_check(services, c, &order, account.email.as_deref(), now)?;
             }
-            audit::success(c, now, "webhook.payment", Some(&order.user_id), None, format!("order {} paid", order.id))?;
+            audit::success(
+                c,
+                now,
+                AuditEventName::WebhookPayment,
+                Some(&order.user_id),
+                None,
+                format!("order {} paid", order.id),
+            )?;
             Ok(PaymentOutcome { order_id: order.id, status: order.status, duplicate: false })
         })
     })
@@ -141,7 +148,7 @@ pub fn identity_webhook(
     body: &[u8],
     signature: Option<&str>,
 ) -> Result<WebhookOutcome, ServiceError> {
-    let event: IdentityEvent = audited(services, "webhook.identity", None, || {
+    let event: IdentityEvent = audited(services, AuditEventName::WebhookIdentity, None, || {
         let event: IdentityEvent = signed_event(services.webhook_secrets.identity.as_ref(), body, signature)?;
         if event.event_id.is_empty() || event.event_id.len() > 128 {
             return Err(ServiceError::InvalidRequest("event_id: 1 to 128 characters".into()));

@@ -4,7 +4,7 @@
 use crate::audit;
 use crate::db::accounts::{self, Account};
 use crate::db::{self, authenticators, DbConnection};
-use crate::domain::TotpPostponement;
+use crate::domain::{AuditEventName, TotpPostponement};
 use crate::service::{audited, Principal, ServiceError, Services};
 
 use super::account_of;
@@ -79,7 +79,7 @@ pub enum Postpone {
 }
 
 pub fn postpone_totp(services: &Services, principal: &Principal, postpone: Postpone) -> Result<Profile, ServiceError> {
-    audited(services, "account.totp_postpone", Some(&principal.user_id), || {
+    audited(services, AuditEventName::AccountTotpPostpone, Some(&principal.user_id), || {
         let now = services.now();
         let mandatory_from = totp_mandatory_from(services);
         let mut conn = services.conn()?;
@@ -108,7 +108,7 @@ pub fn postpone_totp(services: &Services, principal: &Principal, postpone: Postp
         };
         db::write_transaction(&mut conn, |c| {
             accounts::set_totp_postpone(c, &principal.user_id, Some(mode), remind_at)?;
-            audit::success(c, now, "account.totp_postpone", Some(&principal.user_id), None, mode.as_str())
+            audit::success(c, now, AuditEventName::AccountTotpPostpone, Some(&principal.user_id), None, mode.as_str())
                 .map_err(ServiceError::from)
         })?;
         drop(conn);

@@ -4,7 +4,7 @@ use crate::audit;
 use crate::db::accounts;
 use crate::db::{self, resets, tokens};
 use crate::domain::enrolment::Email;
-use crate::domain::{AccountStatus, VerificationPurpose};
+use crate::domain::{AccountStatus, AuditEventName, VerificationPurpose};
 use crate::notify::{self, templates};
 use crate::service::auth::hash_password;
 use crate::service::one_time;
@@ -20,7 +20,7 @@ pub fn change_password(
     new_password: &str,
     otp: Option<&str>,
 ) -> Result<(), ServiceError> {
-    audited(services, "account.password_change", Some(&principal.user_id), || {
+    audited(services, AuditEventName::AccountPasswordChange, Some(&principal.user_id), || {
         let now = services.now();
         let account = account_of(&mut *services.conn()?, principal)?;
         check_new_password(new_password, account.email.as_deref())?;
@@ -32,8 +32,15 @@ pub fn change_password(
             if let Some(email) = &account.email {
                 notify::enqueue(c, &services.config, now, Some(&account.id), templates::password_changed(email))?;
             }
-            audit::success(c, now, "account.password_change", Some(&account.id), None, "other sessions revoked")
-                .map_err(ServiceError::from)
+            audit::success(
+                c,
+                now,
+                AuditEventName::AccountPasswordChange,
+                Some(&account.id),
+                None,
+                "other sessions revoked",
+            )
+            .map_err(ServiceError::from)
         })
     })
 }
@@ -45,7 +52,7 @@ pub fn password_reset_request(services: &Services, email: &str) -> Result<(), Se
     let account = accounts::by_email(&mut *services.conn()?, email.as_str())?;
     let Some(account) = account.filter(|a| a.status == AccountStatus::Active) else {
         services.audit_refusal(
-            "account.password_reset",
+            AuditEventName::AccountPasswordReset,
             None,
             None,
             &ServiceError::NotFound("no active account for the address".into()),
@@ -64,13 +71,13 @@ pub fn password_reset_request(services: &Services, email: &str) -> Result<(), Se
             Some(&account.id),
             templates::password_reset(email.as_str(), &link, now + lifetime),
         )?;
-        audit::success(c, now, "account.password_reset", Some(&account.id), None, "recovery link sent")
+        audit::success(c, now, AuditEventName::AccountPasswordReset, Some(&account.id), None, "recovery link sent")
             .map_err(ServiceError::from)
     });
     match result {
         // Rate limiting is not revealed either: the address owner already has links to use.
         Err(e @ ServiceError::RateLimited { .. }) => {
-            services.audit_refusal("account.password_reset", Some(&account.id), None, &e);
+            services.audit_refusal(AuditEventName::AccountPasswordReset, Some(&account.id), None, &e);
             Ok(())
         }
         other => other,
@@ -80,7 +87,7 @@ pub fn password_reset_request(services: &Services, email: &str) -> Result<(), Se
 pub fn password_reset_send_code(services: &Services, token: &str) -> Result<CodeSent, ServiceError> {
     send_code_for_link(
         services,
-        "account.password_reset_code",
+        AuditEventName::AccountPasswordResetCode,
         VerificationPurpose::ResetLink,
         VerificationPurpose::ResetSms,
         "reset your password",
@@ -96,10 +103,10 @@ pub fn password_reset_complete(
     new_password: &str,
 ) -> Result<(), ServiceError> {
     let now = services.now();
-    let link = audited(services, "account.password_reset_complete", None, || {
+    let link = audited(services, AuditEventName::AccountPasswordResetComplete, None, || {
         one_time::live_link(&mut *services.conn()?, VerificationPurpose::ResetLink, token, now)
     })?;
-    audited(services, "account.password_reset_complete", Some(&link.user_id), || {
+    audited(services, AuditEventName::AccountPasswordResetComplete, Some(&link.user_id), || {
         let mut conn = services.conn()?;
         let account = accounts::by_id(&mut conn, &link.user_id)?
             .ok_or_else(|| ServiceError::invariant("link without account"))?;
@@ -124,7 +131,14 @@ pub fn password_reset_complete(
             if let Some(phone) = &account.phone {
                 notify::enqueue(c, &services.config, now, Some(&account.id), templates::password_recovered_sms(phone))?;
             }
-            audit::success(c, now, "account.password_reset_complete", Some(&account.id), None, "all sessions revoked")?;
+            audit::success(
+                c,
+                now,
+                AuditEventName::AccountPasswordResetComplete,
+                Some(&account.id),
+                None,
+                "all sessions revoked",
+            )?;
             Ok(Committed::Done(()))
         })?
         .into_result()

@@ -4,7 +4,7 @@ use crate::audit;
 use crate::db::accounts;
 use crate::db::{self, resets};
 use crate::domain::enrolment::Phone;
-use crate::domain::VerificationPurpose;
+use crate::domain::{AuditEventName, VerificationPurpose};
 use crate::notify::{self, templates};
 use crate::service::one_time::{self, CodeRequest};
 use crate::service::{audited, Committed, Field, Principal, ServiceError, Services};
@@ -21,7 +21,7 @@ pub fn phone_change_start(
     password: &str,
     otp: Option<&str>,
 ) -> Result<CodeSent, ServiceError> {
-    audited(services, "account.phone_change", Some(&principal.user_id), || {
+    audited(services, AuditEventName::AccountPhoneChange, Some(&principal.user_id), || {
         let now = services.now();
         let phone = Phone::parse(new_phone).map_err(|why| ServiceError::invalid_field(Field::NewPhone, why))?;
         let account = require_second_factor_ready(services, &mut *services.conn()?, principal)?;
@@ -55,7 +55,7 @@ pub fn phone_change_start(
                 Some(&account.id),
                 templates::email_code(&email, &code, "change your phone number", lifetime / 60),
             )?;
-            audit::success(c, now, "account.phone_change", Some(&account.id), None, "e-mail code sent")?;
+            audit::success(c, now, AuditEventName::AccountPhoneChange, Some(&account.id), None, "e-mail code sent")?;
             Ok(CodeSent { destination_hint: email.clone(), code_expires_in: lifetime, next_code_after: 60 })
         })
     })
@@ -67,7 +67,7 @@ pub fn phone_change_verify_email(
     principal: &Principal,
     code: &str,
 ) -> Result<CodeSent, ServiceError> {
-    audited(services, "account.phone_change_email", Some(&principal.user_id), || {
+    audited(services, AuditEventName::AccountPhoneChangeEmail, Some(&principal.user_id), || {
         let now = services.now();
         let mut conn = services.conn()?;
         let account = require_second_factor_ready(services, &mut conn, principal)?;
@@ -104,7 +104,7 @@ pub fn phone_change_verify_email(
             audit::success(
                 c,
                 now,
-                "account.phone_change_email",
+                AuditEventName::AccountPhoneChangeEmail,
                 Some(&account.id),
                 None,
                 "SMS code sent to the new number",
@@ -121,7 +121,7 @@ pub fn phone_change_verify_email(
 
 /// Phone change, step 3: the SMS code from the new number; the number changes and an e-mail confirms it.
 pub fn phone_change_confirm(services: &Services, principal: &Principal, code: &str) -> Result<String, ServiceError> {
-    audited(services, "account.phone_change_confirm", Some(&principal.user_id), || {
+    audited(services, AuditEventName::AccountPhoneChangeConfirm, Some(&principal.user_id), || {
         let now = services.now();
         let mut conn = services.conn()?;
         let account = require_second_factor_ready(services, &mut conn, principal)?;
@@ -150,7 +150,7 @@ pub fn phone_change_confirm(services: &Services, principal: &Principal, code: &s
             audit::success(
                 c,
                 now,
-                "account.phone_change_confirm",
+                AuditEventName::AccountPhoneChangeConfirm,
                 Some(&account.id),
                 None,
                 format!("phone now {}", Phone::hint(&new_phone)),

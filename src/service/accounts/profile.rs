@@ -3,6 +3,7 @@
 use crate::audit;
 use crate::db::accounts::{self, Account, Consent};
 use crate::db::{self, authenticators};
+use crate::domain::AuditEventName;
 use crate::service::{audited, Principal, ServiceError, Services};
 
 use super::pairing::{totp_status, TotpStatus};
@@ -30,7 +31,7 @@ pub fn accept_consent(
     document: &str,
     version: &str,
 ) -> Result<Consent, ServiceError> {
-    audited(services, "account.consent", Some(&principal.user_id), || {
+    audited(services, AuditEventName::AccountConsent, Some(&principal.user_id), || {
         let lifecycle = &services.config.lifecycle;
         let current = match document {
             "privacy" => &lifecycle.privacy_version,
@@ -45,7 +46,14 @@ pub fn accept_consent(
         let now = services.now();
         db::write_transaction(&mut *services.conn()?, |c| {
             let consent = record_consent(c, &principal.user_id, document, version, now)?;
-            audit::success(c, now, "account.consent", Some(&principal.user_id), None, format!("{document} {version}"))?;
+            audit::success(
+                c,
+                now,
+                AuditEventName::AccountConsent,
+                Some(&principal.user_id),
+                None,
+                format!("{document} {version}"),
+            )?;
             Ok(consent)
         })
     })

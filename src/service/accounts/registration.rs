@@ -4,7 +4,7 @@ use crate::audit;
 use crate::db;
 use crate::db::accounts::{self, Account};
 use crate::domain::enrolment::{self, Email, Phone};
-use crate::domain::{AccountStatus, VerificationPurpose};
+use crate::domain::{AccountStatus, AuditEventName, VerificationPurpose};
 use crate::notify::{self, templates};
 use crate::service::auth::hash_password;
 use crate::service::one_time;
@@ -26,7 +26,7 @@ pub struct Registration {
 }
 
 pub fn register(services: &Services, registration: Registration) -> Result<String, ServiceError> {
-    audited(services, "account.register", None, || {
+    audited(services, AuditEventName::AccountRegister, None, || {
         let lifecycle = &services.config.lifecycle;
         let given_name = enrolment::parse_name(&registration.given_name)
             .map_err(|why| ServiceError::invalid_field(Field::GivenName, why))?;
@@ -74,7 +74,7 @@ pub fn register(services: &Services, registration: Registration) -> Result<Strin
                 audit::success(
                     c,
                     now,
-                    "account.register",
+                    AuditEventName::AccountRegister,
                     Some(&owner),
                     None,
                     "address already registered: owner told",
@@ -112,7 +112,7 @@ pub fn register(services: &Services, registration: Registration) -> Result<Strin
                 Some(&user_id),
                 templates::invitation(email.as_str(), &given_name, &link, now + lifetime),
             )?;
-            audit::success(c, now, "account.register", Some(&user_id), None, "invitation sent")?;
+            audit::success(c, now, AuditEventName::AccountRegister, Some(&user_id), None, "invitation sent")?;
             Ok(())
         })?;
         Ok(user_id)
@@ -122,7 +122,7 @@ pub fn register(services: &Services, registration: Registration) -> Result<Strin
 pub fn activation_send_code(services: &Services, token: &str) -> Result<CodeSent, ServiceError> {
     send_code_for_link(
         services,
-        "account.activation_code",
+        AuditEventName::AccountActivationCode,
         VerificationPurpose::ActivationLink,
         VerificationPurpose::ActivationSms,
         "activate your account",
@@ -138,10 +138,10 @@ pub fn activation_complete(
     password: &str,
 ) -> Result<String, ServiceError> {
     let now = services.now();
-    let link = audited(services, "account.activate", None, || {
+    let link = audited(services, AuditEventName::AccountActivate, None, || {
         one_time::live_link(&mut *services.conn()?, VerificationPurpose::ActivationLink, token, now)
     })?;
-    audited(services, "account.activate", Some(&link.user_id), || {
+    audited(services, AuditEventName::AccountActivate, Some(&link.user_id), || {
         let mut conn = services.conn()?;
         let account = accounts::by_id(&mut conn, &link.user_id)?
             .ok_or_else(|| ServiceError::invariant("link without account"))?;
@@ -157,7 +157,14 @@ pub fn activation_complete(
                 return Ok(Committed::Refused(refusal));
             }
             accounts::activate(c, &account.id, &password_hash)?;
-            audit::success(c, now, "account.activate", Some(&account.id), None, "phone verified, password set")?;
+            audit::success(
+                c,
+                now,
+                AuditEventName::AccountActivate,
+                Some(&account.id),
+                None,
+                "phone verified, password set",
+            )?;
             Ok(Committed::Done(()))
         })?
         .into_result()?;

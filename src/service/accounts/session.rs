@@ -5,7 +5,7 @@ use crate::audit;
 use crate::db::accounts::{self, Account};
 use crate::db::{self, authenticators, tokens};
 use crate::domain::enrolment::Email;
-use crate::domain::{AccountStatus, TotpPostponement};
+use crate::domain::{AccountStatus, AuditEventName, TotpPostponement};
 use crate::service::auth::{self, burn_password_check, IssuedTokens};
 use crate::service::{second_factor, Param, Principal, ServiceError, Services};
 
@@ -35,7 +35,7 @@ fn check_password_login(services: &Services, email: &str, password: &str) -> Res
 
 pub fn login(services: &Services, email: &str, password: &str, otp: Option<&str>) -> Result<Login, ServiceError> {
     let mut user_id = None;
-    audited_with(services, "account.login", &mut user_id, |user_id| {
+    audited_with(services, AuditEventName::AccountLogin, &mut user_id, |user_id| {
         let now = services.now();
         let account = check_password_login(services, email, password)?;
         *user_id = Some(account.id.clone());
@@ -56,7 +56,7 @@ pub fn login(services: &Services, email: &str, password: &str, otp: Option<&str>
             audit::success(
                 c,
                 now,
-                "account.login",
+                AuditEventName::AccountLogin,
                 Some(&account.id),
                 None,
                 if paired { "password and TOTP" } else { "password" },
@@ -75,7 +75,7 @@ pub fn login(services: &Services, email: &str, password: &str, otp: Option<&str>
 /// Like `audited`, for flows that learn who the user is part way through.
 fn audited_with<T>(
     services: &Services,
-    event: &str,
+    event: AuditEventName,
     user_id: &mut Option<String>,
     f: impl FnOnce(&mut Option<String>) -> Result<T, ServiceError>,
 ) -> Result<T, ServiceError> {
@@ -90,7 +90,7 @@ pub fn logout(services: &Services, principal: &Principal) -> Result<(), ServiceE
     let now = services.now();
     db::write_transaction(&mut *services.conn()?, |c| {
         tokens::revoke(c, &principal.token_digest)?;
-        audit::success(c, now, "account.logout", Some(&principal.user_id), None, "session ended")
+        audit::success(c, now, AuditEventName::AccountLogout, Some(&principal.user_id), None, "session ended")
             .map_err(ServiceError::from)
     })
 }
