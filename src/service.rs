@@ -23,6 +23,7 @@ pub mod rekey;
 mod second_factor;
 pub mod signing;
 pub mod totp_seal;
+pub mod views;
 pub mod webhooks;
 
 use std::sync::Arc;

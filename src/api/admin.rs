@@ -12,10 +12,10 @@ use super::extract::{operator, run, Authed, CscJson, OperatorKey};
 use super::lifecycle_types::{
     rfc3339, CredentialView, IdentityCheckView, IdentityChecksResponse, OrderView, OrdersResponse,
 };
-use crate::db::accounts::Account;
 use crate::domain::{AccountStatus, Channel, CheckStatus, OrderStatus, OutboxStatus};
 use crate::service::identity;
 use crate::service::identity_provider::Decision;
+use crate::service::views::Person;
 use crate::service::{authenticator, issuance, lifecycle_jobs, operators, Services};
 
 const L: Dialect = Dialect::Lifecycle;
@@ -33,8 +33,8 @@ pub struct UserView {
     pub created_at: String,
 }
 
-impl From<Account> for UserView {
-    fn from(a: Account) -> Self {
+impl From<Person> for UserView {
+    fn from(a: Person) -> Self {
         UserView {
             user_id: a.id,
             username: a.username,

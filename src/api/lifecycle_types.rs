@@ -4,11 +4,11 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::db::orders::{IdentityCheckRow, OrderRow};
 use crate::domain::enrolment::Invoice;
 use crate::domain::{CertificateStatus, CheckKind, CheckStatus, OrderStatus, Purpose};
 use crate::service::identity_provider::session_url;
 use crate::service::issuance::CredentialSummary;
+use crate::service::views::{IdentityCheck, Order};
 use crate::service::Services;
 
 pub use crate::clock::rfc3339;
@@ -43,10 +43,10 @@ pub struct OrderView {
     pub fulfilled_at: Option<String>,
 }
 
-impl From<OrderRow> for OrderView {
-    fn from(o: OrderRow) -> Self {
+impl From<Order> for OrderView {
+    fn from(o: Order) -> Self {
         OrderView {
-            invoice: serde_json::from_str(&o.invoice).ok(),
+            invoice: o.invoice,
             id: o.id,
             user_id: o.user_id,
             package_id: o.package_id,
@@ -112,17 +112,21 @@ impl CredentialView {
     pub fn new(c: CredentialSummary) -> CredentialView {
         CredentialView {
             status: c.status,
-            key_type: c.row.key_kind,
-            serial: c.row.serial_hex.to_uppercase(),
+            key_type: c.credential.key_kind,
+            serial: c.credential.serial_hex.to_uppercase(),
             subject: c.subject,
             not_before: rfc3339(c.not_before),
-            not_after: rfc3339(c.row.not_after),
-            quota: QuotaView { total: c.row.quota_total, used: c.row.quota_used, remaining: c.quota_remaining },
+            not_after: rfc3339(c.credential.not_after),
+            quota: QuotaView {
+                total: c.credential.quota_total,
+                used: c.credential.quota_used,
+                remaining: c.quota_remaining,
+            },
             rekey_window: RekeyWindowView { closes: rfc3339(c.rekey_window.closes_at), open: c.rekey_open },
-            replaced_by: c.row.replaced_by,
-            order_id: c.row.order_id,
-            revocation_reason: c.row.revocation_reason,
-            credential_id: c.row.id,
+            replaced_by: c.credential.replaced_by,
+            order_id: c.credential.order_id,
+            revocation_reason: c.credential.revocation_reason,
+            credential_id: c.credential.id,
         }
     }
 }
@@ -157,10 +161,10 @@ pub struct IdentityCheckView {
 }
 
 impl IdentityCheckView {
-    pub fn new(services: &Services, c: IdentityCheckRow) -> IdentityCheckView {
+    pub fn new(services: &Services, c: IdentityCheck) -> IdentityCheckView {
         IdentityCheckView {
             session_url: session_url(services, &c.id),
-            reasons: c.reasons.map(|r| r.lines().map(str::to_string).collect()).unwrap_or_default(),
+            reasons: c.reasons,
             id: c.id,
             user_id: c.user_id,
             order_id: c.order_id,

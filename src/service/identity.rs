@@ -16,6 +16,7 @@ use crate::notify::{self, templates};
 use super::identity_provider::{session_url, Decision};
 use super::issuance::{self, CredentialSummary, SubjectNames};
 use super::orders::check_rekey_window;
+use super::views::IdentityCheck;
 use super::{audited, Principal, ServiceError, Services};
 
 /// Opens a pending check for the order and e-mails the link (inside the caller's transaction).
@@ -83,8 +84,11 @@ pub(super) fn open_rekey_check(
     Ok(row)
 }
 
-pub fn checks_of(services: &Services, principal: &Principal) -> Result<Vec<IdentityCheckRow>, ServiceError> {
-    Ok(store::checks_of_user(&mut *services.conn()?, &principal.user_id)?)
+pub fn checks_of(services: &Services, principal: &Principal) -> Result<Vec<IdentityCheck>, ServiceError> {
+    Ok(store::checks_of_user(&mut *services.conn()?, &principal.user_id)?
+        .into_iter()
+        .map(IdentityCheck::from)
+        .collect())
 }
 
 /// Decides a pending check. Accepting lets issuance go ahead (for a rekey: issues the new key and
@@ -95,8 +99,8 @@ pub fn decide(
     check_id: &str,
     decision: Decision,
     decided_by: &str,
-) -> Result<IdentityCheckRow, ServiceError> {
-    decide_once(services, check_id, decision, decided_by, None).map(|(check, _, _)| check)
+) -> Result<IdentityCheck, ServiceError> {
+    decide_once(services, check_id, decision, decided_by, None).map(|(check, _, _)| check.into())
 }
 
 /// Accepts a rekey check at once (the auto-accept policy for unchanged personal data).

@@ -20,12 +20,13 @@ use crate::telemetry::error_chain;
 use super::accounts::require_second_factor_ready;
 use super::credentials::cert_status;
 use super::orders::owned_order;
+use super::views::Credential;
 use super::{audited, ca, second_factor, Principal, ServiceError, Services};
 
 /// A credential as the lifecycle API shows it.
 #[derive(Debug, Clone)]
 pub struct CredentialSummary {
-    pub row: CredentialRow,
+    pub credential: Credential,
     pub status: CertificateStatus,
     pub quota_remaining: Option<i32>,
     pub rekey_window: RekeyWindow,
@@ -46,7 +47,7 @@ fn summary(services: &Services, row: CredentialRow, now: i64) -> CredentialSumma
         rekey_window,
         subject,
         not_before,
-        row,
+        credential: row.into(),
     }
 }
 

@@ -4,6 +4,7 @@ use crate::audit;
 use crate::db::{self, accounts, operators, orders, outbox};
 use crate::domain::{secrets, AuditEventName, CheckStatus, OrderStatus};
 
+use super::views::{AuditRecord, IdentityCheck, Order, OutboxMessage, Person};
 use super::{ServiceError, Services};
 
 /// An authenticated operator.
@@ -61,13 +62,16 @@ pub fn authenticate(services: &Services, key: &str) -> Result<Operator, ServiceE
     }
 }
 
-pub fn users(services: &Services, email: Option<&str>) -> Result<Vec<accounts::Account>, ServiceError> {
+pub fn users(services: &Services, email: Option<&str>) -> Result<Vec<Person>, ServiceError> {
     let email = email.map(|e| e.trim().to_ascii_lowercase());
-    Ok(accounts::list(&mut *services.conn()?, email.as_deref(), super::MAX_ROWS)?)
+    Ok(accounts::list(&mut *services.conn()?, email.as_deref(), super::MAX_ROWS)?
+        .into_iter()
+        .map(Person::from)
+        .collect())
 }
 
 /// A person with their orders and credentials.
-pub type UserDetail = (accounts::Account, Vec<orders::OrderRow>, Vec<super::issuance::CredentialSummary>);
+pub type UserDetail = (Person, Vec<Order>, Vec<super::issuance::CredentialSummary>);
 
 pub fn user(services: &Services, user_id: &str) -> Result<UserDetail, ServiceError> {
     let mut conn = services.conn()?;
@@ -75,33 +79,31 @@ pub fn user(services: &Services, user_id: &str) -> Result<UserDetail, ServiceErr
     let orders = orders::of_user(&mut conn, user_id)?;
     drop(conn);
     let credentials = super::issuance::of_user(services, user_id)?;
-    Ok((account, orders, credentials))
+    Ok((account.into(), orders.into_iter().map(Order::from).collect(), credentials))
 }
 
-pub fn orders(services: &Services, status: Option<OrderStatus>) -> Result<Vec<orders::OrderRow>, ServiceError> {
-    Ok(orders::list(&mut *services.conn()?, status, super::MAX_ROWS)?)
+pub fn orders(services: &Services, status: Option<OrderStatus>) -> Result<Vec<Order>, ServiceError> {
+    Ok(orders::list(&mut *services.conn()?, status, super::MAX_ROWS)?.into_iter().map(Order::from).collect())
 }
 
-pub fn identity_checks(
-    services: &Services,
-    status: Option<CheckStatus>,
-) -> Result<Vec<orders::IdentityCheckRow>, ServiceError> {
-    Ok(orders::checks(&mut *services.conn()?, status, super::MAX_ROWS)?)
+pub fn identity_checks(services: &Services, status: Option<CheckStatus>) -> Result<Vec<IdentityCheck>, ServiceError> {
+    Ok(orders::checks(&mut *services.conn()?, status, super::MAX_ROWS)?.into_iter().map(IdentityCheck::from).collect())
 }
 
-pub fn audit_page(services: &Services, after: i64, limit: i64) -> Result<Vec<db::audit::AuditRow>, ServiceError> {
-    Ok(db::audit::page(&mut *services.conn()?, after, limit.clamp(1, super::MAX_ROWS))?)
+pub fn audit_page(services: &Services, after: i64, limit: i64) -> Result<Vec<AuditRecord>, ServiceError> {
+    let rows = db::audit::page(&mut *services.conn()?, after, limit.clamp(1, super::MAX_ROWS))?;
+    Ok(rows.into_iter().map(AuditRecord::from).collect())
 }
 
 /// The bodies of messages with codes or links are redacted unless in development mode
 /// (`notify::secret_bodies_visible`): an operator key must not be a way into people's accounts.
-pub fn outbox(services: &Services, recipient: Option<&str>, after: i64) -> Result<Vec<outbox::Message>, ServiceError> {
+pub fn outbox(services: &Services, recipient: Option<&str>, after: i64) -> Result<Vec<OutboxMessage>, ServiceError> {
     let visible = crate::notify::secret_bodies_visible(&services.config);
     let mut messages = outbox::list(&mut *services.conn()?, recipient, after, super::MAX_ROWS)?;
     for message in messages.iter_mut().filter(|m| m.secret && !visible) {
         message.body = REDACTED_BODY.to_string();
     }
-    Ok(messages)
+    Ok(messages.into_iter().map(OutboxMessage::from).collect())
 }
 
 /// What the admin API shows instead of a body that carries a code or a link (production mode).

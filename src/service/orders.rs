@@ -15,6 +15,7 @@ use crate::domain::secrets;
 use crate::domain::{AuditEventName, OrderStatus, Purpose};
 
 use super::accounts::require_second_factor_ready;
+use super::views::{IdentityDocument, Order};
 use super::{audited, Field, Principal, ServiceError, Services};
 
 /// A package with its price including VAT.
@@ -83,7 +84,7 @@ pub(super) fn check_rekey_window(
     Ok(())
 }
 
-pub fn create(services: &Services, principal: &Principal, order: NewOrder) -> Result<OrderRow, ServiceError> {
+pub fn create(services: &Services, principal: &Principal, order: NewOrder) -> Result<Order, ServiceError> {
     audited(services, AuditEventName::OrderCreate, Some(&principal.user_id), || {
         let now = services.now();
         let lifecycle = &services.config.lifecycle;
@@ -175,18 +176,19 @@ pub fn create(services: &Services, principal: &Principal, order: NewOrder) -> Re
             Ok(row.clone())
         })
     })
+    .map(Order::from)
 }
 
 pub(super) fn changed_meanwhile() -> ServiceError {
     ServiceError::Conflict("The order was changed by another request meanwhile; reload it".into())
 }
 
-pub fn list(services: &Services, principal: &Principal) -> Result<Vec<OrderRow>, ServiceError> {
-    Ok(store::of_user(&mut *services.conn()?, &principal.user_id)?)
+pub fn list(services: &Services, principal: &Principal) -> Result<Vec<Order>, ServiceError> {
+    Ok(store::of_user(&mut *services.conn()?, &principal.user_id)?.into_iter().map(Order::from).collect())
 }
 
-pub fn get(services: &Services, principal: &Principal, order_id: &str) -> Result<OrderRow, ServiceError> {
-    owned_order(&mut *services.conn()?, principal, order_id)
+pub fn get(services: &Services, principal: &Principal, order_id: &str) -> Result<Order, ServiceError> {
+    owned_order(&mut *services.conn()?, principal, order_id).map(Order::from)
 }
 
 pub fn update_invoice(
@@ -194,7 +196,7 @@ pub fn update_invoice(
     principal: &Principal,
     order_id: &str,
     invoice: Invoice,
-) -> Result<OrderRow, ServiceError> {
+) -> Result<Order, ServiceError> {
     audited(services, AuditEventName::OrderInvoice, Some(&principal.user_id), || {
         let now = services.now();
         invoice.check().map_err(ServiceError::InvalidRequest)?;
@@ -219,12 +221,13 @@ pub fn update_invoice(
             Ok(order)
         })
     })
+    .map(Order::from)
 }
 
 /// Where to pay.
 #[derive(Debug, Clone)]
 pub struct PaymentStarted {
-    pub order: OrderRow,
+    pub order: Order,
     pub payment_url: String,
 }
 
@@ -274,7 +277,7 @@ pub fn start_payment(
             )?;
             Ok(order)
         })?;
-        Ok(PaymentStarted { payment_url: payment_url(services, &order), order })
+        Ok(PaymentStarted { payment_url: payment_url(services, &order), order: order.into() })
     })
 }
 
@@ -294,7 +297,7 @@ pub fn confirm_personal_data(
     order_id: &str,
     given_name: &str,
     surname: &str,
-) -> Result<OrderRow, ServiceError> {
+) -> Result<Order, ServiceError> {
     audited(services, AuditEventName::OrderPersonalData, Some(&principal.user_id), || {
         let now = services.now();
         let given_name =
@@ -327,6 +330,7 @@ pub fn confirm_personal_data(
             Ok(order)
         })
     })
+    .map(Order::from)
 }
 
 /// Largest identity document copy accepted.
@@ -339,7 +343,7 @@ pub fn upload_identity_document(
     order_id: &str,
     content_type: &str,
     data: Vec<u8>,
-) -> Result<IdentityDocumentRow, ServiceError> {
+) -> Result<IdentityDocument, ServiceError> {
     audited(services, AuditEventName::OrderIdentityDocument, Some(&principal.user_id), || {
         let now = services.now();
         let kind = DocumentType::parse(content_type).ok_or_else(|| {
@@ -384,4 +388,5 @@ pub fn upload_identity_document(
             Ok(row)
         })
     })
+    .map(IdentityDocument::from)
 }

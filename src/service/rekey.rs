@@ -4,7 +4,7 @@
 
 use crate::audit;
 use crate::db;
-use crate::db::orders::{self as store, OrderRow};
+use crate::db::orders as store;
 use crate::domain::{AuditEventName, OrderStatus, Purpose};
 use crate::notify::{self, templates};
 use secrecy::{ExposeSecret, SecretString};
@@ -12,6 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::accounts::require_second_factor_ready;
 use super::issuance::{key_kind, owned_credential, CredentialSummary, SubjectNames};
 use super::orders::{check_rekey_window, owned_order};
+use super::views::{IdentityCheck, Order};
 use super::{audited, authenticator, identity, second_factor, Principal, ServiceError, Services};
 
 /// What a person sends to rekey a credential.
@@ -27,7 +28,7 @@ pub struct RekeyRequest {
 #[derive(Debug, Clone)]
 pub enum RekeyOutcome {
     /// Submitted: the rekey's identity check waits for the operator or the provider.
-    AwaitingDecision { order: Box<OrderRow>, check: Box<store::IdentityCheckRow> },
+    AwaitingDecision { order: Box<Order>, check: Box<IdentityCheck> },
     /// Accepted at once (unchanged personal data, with `lifecycle.rekey_auto_accept_unchanged`).
     Issued(Box<CredentialSummary>),
 }
@@ -108,5 +109,5 @@ pub fn submit(services: &Services, principal: &Principal, request: RekeyRequest)
         let summary = issued.ok_or_else(|| ServiceError::invariant("an accepted rekey issued nothing"))?;
         return Ok(RekeyOutcome::Issued(Box::new(summary)));
     }
-    Ok(RekeyOutcome::AwaitingDecision { order: Box::new(order), check: Box::new(check) })
+    Ok(RekeyOutcome::AwaitingDecision { order: Box::new(order.into()), check: Box::new(check.into()) })
 }

@@ -10,6 +10,7 @@ use crate::api::extract::{portal_principal, run, Authed, CscJson, PortalUser};
 use crate::api::lifecycle_types::rfc3339;
 use crate::domain::AccountStatus;
 use crate::service::accounts;
+use crate::service::views::Consent;
 use crate::service::Services;
 
 use super::{totp_view, TotpView, L, TAG};
@@ -36,7 +37,7 @@ pub struct ProfileResponse {
     pub consents: Vec<ConsentView>,
 }
 
-fn consent_view(c: crate::db::accounts::Consent) -> ConsentView {
+fn consent_view(c: Consent) -> ConsentView {
     ConsentView { document: c.document, version: c.version, accepted_at: rfc3339(c.accepted_at) }
 }
 

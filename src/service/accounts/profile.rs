@@ -1,9 +1,10 @@
 //! What `GET /me` shows, and the consents a person gives.
 
 use crate::audit;
-use crate::db::accounts::{self, Account, Consent};
+use crate::db::accounts;
 use crate::db::{self, authenticators};
 use crate::domain::AuditEventName;
+use crate::service::views::{Consent, Person};
 use crate::service::{audited, Principal, ServiceError, Services};
 
 use super::pairing::{totp_status, TotpStatus};
@@ -12,8 +13,11 @@ use super::{account_of, record_consent};
 /// What `GET /me` shows.
 #[derive(Debug, Clone)]
 pub struct Profile {
-    pub account: Account,
+    /// The person.
+    pub account: Person,
+    /// Where pairing an authenticator stands.
     pub totp: TotpStatus,
+    /// The documents accepted.
     pub consents: Vec<Consent>,
 }
 
@@ -22,7 +26,11 @@ pub fn profile(services: &Services, principal: &Principal) -> Result<Profile, Se
     let account = account_of(&mut conn, principal)?;
     let paired = authenticators::has_totp(&mut conn, &account.id)?;
     let consents = accounts::consents_of(&mut conn, &account.id)?;
-    Ok(Profile { totp: totp_status(services, &account, paired, services.now()), account, consents })
+    Ok(Profile {
+        totp: totp_status(services, &account, paired, services.now()),
+        account: account.into(),
+        consents: consents.into_iter().map(Consent::from).collect(),
+    })
 }
 
 pub fn accept_consent(
@@ -54,7 +62,7 @@ pub fn accept_consent(
                 None,
                 format!("{document} {version}"),
             )?;
-            Ok(consent)
+            Ok(consent.into())
         })
     })
 }
