@@ -5,6 +5,7 @@
 pub mod algorithms;
 pub mod documents;
 pub mod enrolment;
+pub mod ids;
 pub mod key_kind;
 pub mod recovery;
 pub mod renewal;
@@ -14,6 +15,7 @@ pub mod states;
 pub mod totp;
 
 pub use algorithms::{HashAlgorithm, SignatureScheme};
+pub use ids::{CheckId, CredentialId, OrderId, UserId};
 pub use key_kind::KeyKind;
 pub use states::{
     AccountStatus, AuditEventName, CaName, CertificateStatus, Channel, CheckKind, CheckStatus, CredentialStatus,

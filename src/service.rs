@@ -37,7 +37,7 @@ use crate::audit::{self, AuditEvent, Outcome};
 use crate::clock::Clock;
 use crate::config::{Config, Mode};
 use crate::db::{self, DbPool};
-use crate::domain::AuditEventName;
+use crate::domain::{AuditEventName, UserId};
 use crate::hsm::KeyStore;
 use crate::metrics::METRICS;
 use crate::pki::CertificateAuthority;
@@ -301,6 +301,6 @@ pub(crate) fn audited<T>(
 /// The authenticated caller of a request: whose token it is.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    pub user_id: String,
+    pub user_id: UserId,
     pub token_digest: String,
 }

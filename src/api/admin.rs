@@ -12,7 +12,7 @@ use super::extract::{operator, run, Authed, CscJson, OperatorKey};
 use super::lifecycle_types::{
     rfc3339, CredentialView, IdentityCheckView, IdentityChecksResponse, OrderView, OrdersResponse,
 };
-use crate::domain::{AccountStatus, Channel, CheckStatus, OrderStatus, OutboxStatus};
+use crate::domain::{AccountStatus, Channel, CheckId, CheckStatus, CredentialId, OrderStatus, OutboxStatus, UserId};
 use crate::service::identity;
 use crate::service::identity_provider::Decision;
 use crate::service::views::Person;
@@ -36,7 +36,7 @@ pub struct UserView {
 impl From<Person> for UserView {
     fn from(a: Person) -> Self {
         UserView {
-            user_id: a.id,
+            user_id: a.id.into(),
             username: a.username,
             email: a.email,
             given_name: a.given_name,
@@ -85,7 +85,7 @@ pub struct UserDetailResponse {
 pub async fn user(
     services: Data<Services>,
     req: HttpRequest,
-    id: Path<String>,
+    id: Path<UserId>,
 ) -> Result<Json<UserDetailResponse>, ApiError> {
     operator(&services, &req).await?;
     let (account, placed, credentials) = run(&services, L, move |s| operators::user(s, &id)).await?;
@@ -171,7 +171,7 @@ pub struct DecisionRequest {
 #[post("/identity-checks/{id}/decision")]
 pub async fn decide(
     services: Data<Services>,
-    id: Path<String>,
+    id: Path<CheckId>,
     request: Authed<OperatorKey, CscJson<DecisionRequest>>,
 ) -> Result<Json<IdentityCheckView>, ApiError> {
     let Authed(OperatorKey(op), body) = request;
@@ -239,7 +239,7 @@ pub struct AdminRevokeRequest {
 #[post("/credentials/{id}/revoke")]
 pub async fn revoke(
     services: Data<Services>,
-    id: Path<String>,
+    id: Path<CredentialId>,
     request: Authed<OperatorKey, CscJson<AdminRevokeRequest>>,
 ) -> Result<Json<CredentialView>, ApiError> {
     let Authed(OperatorKey(op), body) = request;
@@ -294,8 +294,8 @@ pub async fn audit(
             at: rfc3339(r.at),
             event: r.event,
             outcome: r.outcome,
-            user_id: r.user_id,
-            credential_id: r.credential_id,
+            user_id: r.user_id.map(String::from),
+            credential_id: r.credential_id.map(String::from),
             detail: r.detail,
             hash: r.hash,
             request_id: r.request_id,

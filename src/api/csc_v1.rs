@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use super::csc_common::{self, cert_info, certificates_wanted, key_info, CertInfo, KeyInfo};
 use super::error::{ApiError, Dialect, ErrorBody};
 use super::extract::{decode_base64, decode_hashes, encode_base64, run, Authed, CscJson, CscV1User};
+use crate::domain::CredentialId;
 use crate::service::auth::{self, TokenTypeHint};
 use crate::service::credentials::{self, AuthorizeRequest, ExtendRequest};
 use crate::service::signing::{self, CscVersion, SignHashRequest};
@@ -253,7 +254,7 @@ pub async fn credential_info(
 ) -> Result<Json<CredentialInfoResponse>, ApiError> {
     let Authed(CscV1User(principal), body) = request;
     let body = body.0;
-    let id = body.credential_id.ok_or_else(|| ApiError::missing("credentialID"))?;
+    let id = CredentialId::new(body.credential_id.ok_or_else(|| ApiError::missing("credentialID"))?);
     let wanted = certificates_wanted(body.certificates.as_deref())?;
     let view = run(&services, V1, move |s| credentials::info(s, &principal, &id)).await?;
     Ok(Json(CredentialInfoResponse {

@@ -14,7 +14,7 @@ use super::csc_v1::token_type_hint;
 use super::error::{ApiError, Dialect, ErrorBody};
 use super::extract::{decode_base64, decode_hashes, encode_base64, run, Authed, CscJson, CscV2User};
 use crate::domain::algorithms::oid;
-use crate::domain::HashAlgorithm;
+use crate::domain::{CredentialId, HashAlgorithm};
 use crate::service::auth;
 use crate::service::credentials::{self, AuthorizeRequest, CscCredential, ExtendRequest};
 use crate::service::signing::{self, CscVersion, SignHashRequest};
@@ -331,7 +331,7 @@ pub async fn credential_info_handler(
 ) -> Result<Json<CredentialInfo>, ApiError> {
     let Authed(CscV2User(principal), body) = request;
     let body = body.0;
-    let id = body.credential_id.ok_or_else(|| ApiError::missing("credentialID"))?;
+    let id = CredentialId::new(body.credential_id.ok_or_else(|| ApiError::missing("credentialID"))?);
     let wanted = certificates_wanted(body.certificates.as_deref())?;
     let view = run(&services, V2, move |s| credentials::info(s, &principal, &id)).await?;
     Ok(Json(credential_info(view, wanted, body.cert_info.unwrap_or(false), false)))

@@ -47,8 +47,8 @@ impl From<Order> for OrderView {
     fn from(o: Order) -> Self {
         OrderView {
             invoice: o.invoice,
-            id: o.id,
-            user_id: o.user_id,
+            id: o.id.into(),
+            user_id: o.user_id.into(),
             package_id: o.package_id,
             purpose: o.purpose,
             status: o.status,
@@ -58,8 +58,8 @@ impl From<Order> for OrderView {
             currency: o.currency,
             invoice_number: o.invoice_number,
             payment_ref: o.payment_ref,
-            credential_id: o.credential_id,
-            new_credential_id: o.new_credential_id,
+            credential_id: o.credential_id.map(String::from),
+            new_credential_id: o.new_credential_id.map(String::from),
             personal_data_confirmed: o.personal_data_confirmed,
             requested_given_name: o.requested_given_name,
             requested_surname: o.requested_surname,
@@ -123,10 +123,10 @@ impl CredentialView {
                 remaining: c.quota_remaining,
             },
             rekey_window: RekeyWindowView { closes: rfc3339(c.rekey_window.closes_at), open: c.rekey_open },
-            replaced_by: c.credential.replaced_by,
-            order_id: c.credential.order_id,
+            replaced_by: c.credential.replaced_by.map(String::from),
+            order_id: c.credential.order_id.map(String::from),
             revocation_reason: c.credential.revocation_reason,
-            credential_id: c.credential.id,
+            credential_id: c.credential.id.into(),
         }
     }
 }
@@ -165,9 +165,9 @@ impl IdentityCheckView {
         IdentityCheckView {
             session_url: session_url(services, &c.id),
             reasons: c.reasons,
-            id: c.id,
-            user_id: c.user_id,
-            order_id: c.order_id,
+            id: c.id.into(),
+            user_id: c.user_id.into(),
+            order_id: c.order_id.into(),
             status: c.status,
             kind: c.kind,
             given_name: c.given_name,

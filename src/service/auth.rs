@@ -5,7 +5,7 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 use crate::audit::{self, AuditEvent, Outcome};
 use crate::db::{self, accounts, tokens};
-use crate::domain::{secrets, AuditEventName};
+use crate::domain::{secrets, AuditEventName, UserId};
 
 use super::{Param, Principal, ServiceError, Services};
 
@@ -308,7 +308,7 @@ fn check_bearer(services: &Services, bearer: &str, kinds: &[&str]) -> Result<Pri
             if t.revoked || t.expires_at <= services.now() {
                 Err(ServiceError::ExpiredToken)
             } else {
-                Ok(Principal { user_id: t.user_id, token_digest: digest })
+                Ok(Principal { user_id: UserId::new(t.user_id), token_digest: digest })
             }
         }
         _ => Err(ServiceError::InvalidToken),
@@ -332,7 +332,7 @@ pub fn revoke(
     let result = (|| {
         let mut conn = services.conn()?;
         let digest = secrets::token_digest(token);
-        let row = tokens::find(&mut conn, &digest)?.filter(|t| t.user_id == principal.user_id && !t.revoked);
+        let row = tokens::find(&mut conn, &digest)?.filter(|t| principal.user_id == t.user_id && !t.revoked);
         let kind_matches = |kind: &str| match hint {
             Some(TokenTypeHint::AccessToken) => kind == tokens::ACCESS,
             Some(TokenTypeHint::RefreshToken) => kind == tokens::REFRESH,

@@ -90,7 +90,7 @@ pub fn confirm_pairing(services: &Services, principal: &Principal, code: &str) -
             authenticators::insert_totp(
                 c,
                 &authenticators::TotpFactor {
-                    user_id: principal.user_id.clone(),
+                    user_id: principal.user_id.to_string(),
                     // Sealed for this same user: the sealed bytes move from the pairing as they are.
                     secret: pairing.secret.clone(),
                     last_step: Some(step),

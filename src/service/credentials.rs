@@ -7,7 +7,7 @@ use x509_cert::Certificate;
 use crate::audit::{self, AuditEvent, Outcome};
 use crate::db::{self, credentials::CredentialRow, sads, DbConnection};
 use crate::domain::sad::{self, SadPolicyError, SignatureActivationRequest};
-use crate::domain::{renewal, secrets, AuditEventName, HashAlgorithm, KeyKind};
+use crate::domain::{renewal, secrets, AuditEventName, CredentialId, HashAlgorithm, KeyKind};
 use crate::domain::{CertificateStatus, CredentialStatus};
 
 use super::{second_factor, Committed, Param, Principal, ServiceError, Services};
@@ -104,7 +104,11 @@ pub fn list(
     Ok((ids, next))
 }
 
-pub fn info(services: &Services, principal: &Principal, credential_id: &str) -> Result<CscCredential, ServiceError> {
+pub fn info(
+    services: &Services,
+    principal: &Principal,
+    credential_id: &CredentialId,
+) -> Result<CscCredential, ServiceError> {
     let row = owned(&mut *services.conn()?, principal, credential_id)?;
     view(services, row)
 }
@@ -235,7 +239,7 @@ fn authorize_inner(
             c,
             &sads::SadRow {
                 digest: secrets::token_digest(&sad),
-                user_id: principal.user_id.clone(),
+                user_id: principal.user_id.to_string(),
                 credential_id: row.id.clone(),
                 hashes: sad::encode_hashes(&activation.hashes),
                 num_signatures: activation.num_signatures,
@@ -332,7 +336,7 @@ fn extend_inner(
             c,
             &sads::SadRow {
                 digest: secrets::token_digest(&sad),
-                user_id: principal.user_id.clone(),
+                user_id: principal.user_id.to_string(),
                 credential_id: row.id.clone(),
                 hashes: sad::encode_hashes(&hashes),
                 num_signatures: old.num_signatures,
@@ -374,7 +378,7 @@ pub(super) fn live_sad(
     now: i64,
 ) -> Result<sads::SadRow, ServiceError> {
     let sad = sads::find(conn, digest)?
-        .filter(|s| s.user_id == principal.user_id && s.credential_id == credential_id)
+        .filter(|s| principal.user_id == s.user_id && s.credential_id == credential_id)
         .ok_or(ServiceError::Invalid(Param::Sad))?;
     if sad.expires_at <= now {
         return Err(ServiceError::SadExpired);

@@ -10,7 +10,7 @@ use crate::db::orders::{self as store, IdentityCheckRow, OrderRow};
 use crate::db::{self, accounts, credentials, DbConnection};
 use crate::domain::renewal::RekeyWindow;
 use crate::domain::KeyKind;
-use crate::domain::{AuditEventName, CheckKind, CheckStatus, OrderStatus};
+use crate::domain::{AuditEventName, CheckId, CheckKind, CheckStatus, OrderStatus};
 use crate::notify::{self, templates};
 
 use super::identity_provider::{session_url, Decision};
@@ -96,7 +96,7 @@ pub fn checks_of(services: &Services, principal: &Principal) -> Result<Vec<Ident
 /// the person.
 pub fn decide(
     services: &Services,
-    check_id: &str,
+    check_id: &CheckId,
     decision: Decision,
     decided_by: &str,
 ) -> Result<IdentityCheck, ServiceError> {

@@ -10,7 +10,7 @@ use crate::db::orders::{self as store, OrderRow};
 use crate::db::{self, accounts, authenticators, DbConnection};
 use crate::domain::renewal::{self, RekeyWindow};
 use crate::domain::KeyKind;
-use crate::domain::{AuditEventName, CertificateStatus, CredentialStatus, OrderStatus, Purpose};
+use crate::domain::{AuditEventName, CertificateStatus, CredentialId, CredentialStatus, OrderStatus, Purpose, UserId};
 use crate::hsm::KeyId;
 use crate::metrics::METRICS;
 use crate::notify::{self, templates};
@@ -499,7 +499,7 @@ fn check_reason(reason: &str) -> Result<(), ServiceError> {
 pub fn revoke_own(
     services: &Services,
     principal: &Principal,
-    credential_id: &str,
+    credential_id: &CredentialId,
     otp: &SecretString,
     reason: Option<&str>,
 ) -> Result<CredentialSummary, ServiceError> {
@@ -528,7 +528,7 @@ pub fn revoke_own(
 pub fn revoke_by_operator(
     services: &Services,
     operator: &str,
-    credential_id: &str,
+    credential_id: &CredentialId,
     reason: &str,
 ) -> Result<CredentialSummary, ServiceError> {
     audited(services, AuditEventName::CredentialRevoke, None, || {
@@ -553,7 +553,7 @@ pub fn revoke_by_operator(
 }
 
 /// Credentials of any user, for operators.
-pub fn of_user(services: &Services, user_id: &str) -> Result<Vec<CredentialSummary>, ServiceError> {
+pub fn of_user(services: &Services, user_id: &UserId) -> Result<Vec<CredentialSummary>, ServiceError> {
     let rows = credentials::of_user(&mut *services.conn()?, user_id, i64::MAX)?;
     let now = services.now();
     Ok(rows.into_iter().map(|row| summary(services, row, now)).collect())

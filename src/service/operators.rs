@@ -2,7 +2,7 @@
 
 use crate::audit;
 use crate::db::{self, accounts, operators, orders, outbox};
-use crate::domain::{secrets, AuditEventName, CheckStatus, OrderStatus};
+use crate::domain::{secrets, AuditEventName, CheckStatus, OrderStatus, UserId};
 
 use super::views::{AuditRecord, IdentityCheck, Order, OutboxMessage, Person};
 use super::{ServiceError, Services};
@@ -73,7 +73,7 @@ pub fn users(services: &Services, email: Option<&str>) -> Result<Vec<Person>, Se
 /// A person with their orders and credentials.
 pub type UserDetail = (Person, Vec<Order>, Vec<super::issuance::CredentialSummary>);
 
-pub fn user(services: &Services, user_id: &str) -> Result<UserDetail, ServiceError> {
+pub fn user(services: &Services, user_id: &UserId) -> Result<UserDetail, ServiceError> {
     let mut conn = services.conn()?;
     let account = accounts::by_id(&mut conn, user_id)?.ok_or_else(|| ServiceError::NotFound("No such user".into()))?;
     let orders = orders::of_user(&mut conn, user_id)?;

@@ -12,7 +12,7 @@ use crate::domain::documents::{self, DocumentType};
 use crate::domain::enrolment::{self, Invoice};
 use crate::domain::renewal::RekeyWindow;
 use crate::domain::secrets;
-use crate::domain::{AuditEventName, OrderStatus, Purpose};
+use crate::domain::{AuditEventName, OrderId, OrderStatus, Purpose};
 
 use super::accounts::require_second_factor_ready;
 use super::views::{IdentityDocument, Order};
@@ -140,7 +140,7 @@ pub fn create(services: &Services, principal: &Principal, order: NewOrder) -> Re
         let vat_cents = enrolment::vat_cents(package.net_cents, lifecycle.vat_percent);
         let row = OrderRow {
             id: uuid::Uuid::new_v4().to_string(),
-            user_id: principal.user_id.clone(),
+            user_id: principal.user_id.to_string(),
             package_id: package.id.clone(),
             purpose: order.purpose,
             status: OrderStatus::Created,
@@ -187,14 +187,14 @@ pub fn list(services: &Services, principal: &Principal) -> Result<Vec<Order>, Se
     Ok(store::of_user(&mut *services.conn()?, &principal.user_id)?.into_iter().map(Order::from).collect())
 }
 
-pub fn get(services: &Services, principal: &Principal, order_id: &str) -> Result<Order, ServiceError> {
+pub fn get(services: &Services, principal: &Principal, order_id: &OrderId) -> Result<Order, ServiceError> {
     owned_order(&mut *services.conn()?, principal, order_id).map(Order::from)
 }
 
 pub fn update_invoice(
     services: &Services,
     principal: &Principal,
-    order_id: &str,
+    order_id: &OrderId,
     invoice: Invoice,
 ) -> Result<Order, ServiceError> {
     audited(services, AuditEventName::OrderInvoice, Some(&principal.user_id), || {
@@ -246,7 +246,7 @@ fn payment_url(services: &Services, order: &OrderRow) -> String {
 pub fn start_payment(
     services: &Services,
     principal: &Principal,
-    order_id: &str,
+    order_id: &OrderId,
 ) -> Result<PaymentStarted, ServiceError> {
     audited(services, AuditEventName::OrderPayment, Some(&principal.user_id), || {
         let now = services.now();
@@ -294,7 +294,7 @@ fn rekey_editable(order: &OrderRow) -> bool {
 pub fn confirm_personal_data(
     services: &Services,
     principal: &Principal,
-    order_id: &str,
+    order_id: &OrderId,
     given_name: &str,
     surname: &str,
 ) -> Result<Order, ServiceError> {
@@ -340,7 +340,7 @@ pub const MAX_DOCUMENT_BYTES: usize = 5 * 1024 * 1024;
 pub fn upload_identity_document(
     services: &Services,
     principal: &Principal,
-    order_id: &str,
+    order_id: &OrderId,
     content_type: &str,
     data: Vec<u8>,
 ) -> Result<IdentityDocument, ServiceError> {
@@ -363,7 +363,7 @@ pub fn upload_identity_document(
             }
             let row = IdentityDocumentRow {
                 id: uuid::Uuid::new_v4().to_string(),
-                user_id: principal.user_id.clone(),
+                user_id: principal.user_id.to_string(),
                 order_id: order.id.clone(),
                 content_type: content_type.to_string(),
                 sha256: hex::encode(Sha256::digest(&data)),

@@ -11,14 +11,15 @@ use crate::domain::enrolment::Invoice;
 use crate::domain::{
     AccountStatus, Channel, CheckKind, CheckStatus, CredentialStatus, OrderStatus, OutboxStatus, Purpose,
 };
+use crate::domain::{CheckId, CredentialId, OrderId, UserId};
 
 /// An order of a package.
 #[derive(Debug, Clone)]
 pub struct Order {
     /// The order's id.
-    pub id: String,
+    pub id: OrderId,
     /// Whose order it is.
-    pub user_id: String,
+    pub user_id: UserId,
     /// The package bought.
     pub package_id: String,
     /// Why the package is bought.
@@ -40,9 +41,9 @@ pub struct Order {
     /// The payment provider's reference, once payment started.
     pub payment_ref: Option<String>,
     /// Rekey: the credential renewed.
-    pub credential_id: Option<String>,
+    pub credential_id: Option<CredentialId>,
     /// The credential the order produced.
-    pub new_credential_id: Option<String>,
+    pub new_credential_id: Option<CredentialId>,
     /// Rekey: the person confirmed the names for the new certificate.
     pub personal_data_confirmed: bool,
     /// Rekey: the given name asked for.
@@ -63,8 +64,8 @@ impl From<OrderRow> for Order {
     fn from(o: OrderRow) -> Order {
         Order {
             invoice: serde_json::from_str(&o.invoice).ok(),
-            id: o.id,
-            user_id: o.user_id,
+            id: o.id.into(),
+            user_id: o.user_id.into(),
             package_id: o.package_id,
             purpose: o.purpose,
             status: o.status,
@@ -74,8 +75,8 @@ impl From<OrderRow> for Order {
             currency: o.currency,
             invoice_number: o.invoice_number,
             payment_ref: o.payment_ref,
-            credential_id: o.credential_id,
-            new_credential_id: o.new_credential_id,
+            credential_id: o.credential_id.map(CredentialId::from),
+            new_credential_id: o.new_credential_id.map(CredentialId::from),
             personal_data_confirmed: o.personal_data_confirmed,
             requested_given_name: o.requested_given_name,
             requested_surname: o.requested_surname,
@@ -91,11 +92,11 @@ impl From<OrderRow> for Order {
 #[derive(Debug, Clone)]
 pub struct IdentityCheck {
     /// The check's id.
-    pub id: String,
+    pub id: CheckId,
     /// Whose identity is checked.
-    pub user_id: String,
+    pub user_id: UserId,
     /// The order it belongs to.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// Where the check stands.
     pub status: CheckStatus,
     /// What it decides on.
@@ -122,9 +123,9 @@ impl From<IdentityCheckRow> for IdentityCheck {
     fn from(c: IdentityCheckRow) -> IdentityCheck {
         IdentityCheck {
             reasons: c.reasons.map(|r| r.lines().map(str::to_string).collect()).unwrap_or_default(),
-            id: c.id,
-            user_id: c.user_id,
-            order_id: c.order_id,
+            id: c.id.into(),
+            user_id: c.user_id.into(),
+            order_id: c.order_id.into(),
             status: c.status,
             kind: c.kind,
             decided_by: c.decided_by,
@@ -157,9 +158,9 @@ impl From<IdentityDocumentRow> for IdentityDocument {
 #[derive(Debug, Clone)]
 pub struct Credential {
     /// The credential's id.
-    pub id: String,
+    pub id: CredentialId,
     /// Whose credential it is.
-    pub user_id: String,
+    pub user_id: UserId,
     /// The key type (`rsa-3072`, `ec-p256`, ...).
     pub key_kind: String,
     /// The certificate's serial number, lowercase hex.
@@ -177,16 +178,16 @@ pub struct Credential {
     /// Signatures made.
     pub quota_used: i32,
     /// The order it was issued for (None: provisioned by an operator).
-    pub order_id: Option<String>,
+    pub order_id: Option<OrderId>,
     /// The credential that a rekey issued in its place.
-    pub replaced_by: Option<String>,
+    pub replaced_by: Option<CredentialId>,
 }
 
 impl From<CredentialRow> for Credential {
     fn from(c: CredentialRow) -> Credential {
         Credential {
-            id: c.id,
-            user_id: c.user_id,
+            id: c.id.into(),
+            user_id: c.user_id.into(),
             key_kind: c.key_kind,
             serial_hex: c.serial_hex,
             not_after: c.not_after,
@@ -195,8 +196,8 @@ impl From<CredentialRow> for Credential {
             revocation_reason: c.revocation_reason,
             quota_total: c.quota_total,
             quota_used: c.quota_used,
-            order_id: c.order_id,
-            replaced_by: c.replaced_by,
+            order_id: c.order_id.map(OrderId::from),
+            replaced_by: c.replaced_by.map(CredentialId::from),
         }
     }
 }
@@ -205,7 +206,7 @@ impl From<CredentialRow> for Credential {
 #[derive(Debug, Clone)]
 pub struct Person {
     /// The user id.
-    pub id: String,
+    pub id: UserId,
     /// The login name (the e-mail address for people enrolled through the lifecycle API).
     pub username: String,
     /// Given name, once known.
@@ -227,7 +228,7 @@ pub struct Person {
 impl From<Account> for Person {
     fn from(a: Account) -> Person {
         Person {
-            id: a.id,
+            id: a.id.into(),
             username: a.username,
             given_name: a.given_name,
             surname: a.surname,
@@ -311,9 +312,9 @@ pub struct AuditRecord {
     /// `success` or `refused`.
     pub outcome: String,
     /// Whose event it is.
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
     /// The credential concerned.
-    pub credential_id: Option<String>,
+    pub credential_id: Option<CredentialId>,
     /// What happened, in words.
     pub detail: String,
     /// The record's chained hash.
@@ -329,8 +330,8 @@ impl From<AuditRow> for AuditRecord {
             at: r.at,
             event: r.event,
             outcome: r.outcome,
-            user_id: r.user_id,
-            credential_id: r.credential_id,
+            user_id: r.user_id.map(UserId::from),
+            credential_id: r.credential_id.map(CredentialId::from),
             detail: r.detail,
             hash: r.hash,
             request_id: r.request_id,

@@ -45,7 +45,7 @@ fn profile_response(services: &Services, p: accounts::Profile) -> ProfileRespons
     ProfileResponse {
         totp: totp_view(services, p.totp),
         consents: p.consents.into_iter().map(consent_view).collect(),
-        user_id: p.account.id,
+        user_id: p.account.id.into(),
         given_name: p.account.given_name,
         surname: p.account.surname,
         email: p.account.email,

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{portal_principal, run, Authed, CscJson, PortalUser};
 use crate::api::lifecycle_types::{CredentialView, CredentialsResponse, IdentityCheckView, OrderView};
-use crate::domain::OrderStatus;
+use crate::domain::{CredentialId, OrderStatus};
 use crate::service::issuance::{self, IssueRequest};
 use crate::service::rekey::{RekeyOutcome, RekeyRequest};
 use crate::service::Services;
@@ -124,7 +124,7 @@ pub struct RevokeRequestBody {
 #[post("/credentials/{id}/revoke")]
 pub async fn revoke(
     services: Data<Services>,
-    id: Path<String>,
+    id: Path<CredentialId>,
     request: Authed<PortalUser, CscJson<RevokeRequestBody>>,
 ) -> Result<Json<CredentialView>, ApiError> {
     let Authed(PortalUser(principal), body) = request;

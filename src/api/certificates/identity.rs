@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{decode_base64, portal_principal, run, Authed, CscJson, PortalUser, UploadJson};
 use crate::api::lifecycle_types::{IdentityCheckView, IdentityChecksResponse, OrderView};
+use crate::domain::OrderId;
 use crate::service::orders;
 use crate::service::{identity, Services};
 
@@ -28,7 +29,7 @@ pub struct PersonalDataRequest {
 #[post("/orders/{id}/personal-data")]
 pub async fn personal_data(
     services: Data<Services>,
-    id: Path<String>,
+    id: Path<OrderId>,
     request: Authed<PortalUser, CscJson<PersonalDataRequest>>,
 ) -> Result<Json<OrderView>, ApiError> {
     let Authed(PortalUser(principal), body) = request;
@@ -60,7 +61,7 @@ pub struct DocumentResponse {
 #[post("/orders/{id}/identity-document")]
 pub async fn identity_document(
     services: Data<Services>,
-    id: Path<String>,
+    id: Path<OrderId>,
     request: Authed<PortalUser, UploadJson<DocumentUploadRequest>>,
 ) -> Result<HttpResponse, ApiError> {
     let Authed(PortalUser(principal), body) = request;

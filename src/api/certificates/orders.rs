@@ -9,7 +9,7 @@ use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{portal_principal, run, Authed, CscJson, PortalUser};
 use crate::api::lifecycle_types::{OrderView, OrdersResponse};
 use crate::domain::enrolment::Invoice;
-use crate::domain::Purpose;
+use crate::domain::{OrderId, Purpose};
 use crate::service::orders::{self, NewOrder};
 use crate::service::Services;
 
@@ -97,7 +97,7 @@ pub async fn list_orders(services: Data<Services>, req: HttpRequest) -> Result<J
 pub async fn get_order(
     services: Data<Services>,
     req: HttpRequest,
-    id: Path<String>,
+    id: Path<OrderId>,
 ) -> Result<Json<OrderView>, ApiError> {
     let principal = portal_principal(&services, &req).await?;
     let row = run(&services, L, move |s| orders::get(s, &principal, &id)).await?;
@@ -110,7 +110,7 @@ pub async fn get_order(
 #[put("/orders/{id}/invoice")]
 pub async fn update_invoice(
     services: Data<Services>,
-    id: Path<String>,
+    id: Path<OrderId>,
     request: Authed<PortalUser, CscJson<Invoice>>,
 ) -> Result<Json<OrderView>, ApiError> {
     let Authed(PortalUser(principal), body) = request;

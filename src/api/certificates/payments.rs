@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{portal_principal, run};
+use crate::domain::OrderId;
 use crate::service::orders;
 use crate::service::Services;
 
@@ -30,12 +31,12 @@ pub struct PaymentResponse {
 pub async fn start_payment(
     services: Data<Services>,
     req: HttpRequest,
-    id: Path<String>,
+    id: Path<OrderId>,
 ) -> Result<Json<PaymentResponse>, ApiError> {
     let principal = portal_principal(&services, &req).await?;
     let started = run(&services, L, move |s| orders::start_payment(s, &principal, &id)).await?;
     Ok(Json(PaymentResponse {
-        order_id: started.order.id,
+        order_id: started.order.id.into(),
         payment_ref: started.order.payment_ref.unwrap_or_default(),
         payment_url: started.payment_url,
         gross_cents: started.order.gross_cents,
