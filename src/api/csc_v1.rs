@@ -325,7 +325,7 @@ pub async fn authorize(
     let Authed(CscV1User(principal), body) = request;
     let body = body.0;
     let request = AuthorizeRequest {
-        credential_id: body.credential_id.ok_or_else(|| ApiError::missing("credentialID"))?,
+        credential_id: body.credential_id.ok_or_else(|| ApiError::missing("credentialID"))?.into(),
         num_signatures: body.num_signatures.ok_or_else(|| ApiError::missing("numSignatures"))?,
         hashes: decode_hashes(&body.hash.ok_or_else(|| ApiError::missing("hash"))?, "hash")?,
         hash_algo: None,
@@ -367,7 +367,7 @@ pub async fn extend_transaction(
     let Authed(CscV1User(principal), body) = request;
     let body = body.0;
     let request = ExtendRequest {
-        credential_id: body.credential_id.ok_or_else(|| ApiError::missing("credentialID"))?,
+        credential_id: body.credential_id.ok_or_else(|| ApiError::missing("credentialID"))?.into(),
         sad: body.sad.ok_or_else(|| ApiError::missing("SAD"))?,
         hashes: decode_hashes(&body.hash.unwrap_or_default(), "hash")?,
         hash_algo: None,
@@ -417,7 +417,7 @@ pub async fn sign_hash(
     let Authed(CscV1User(principal), body) = request;
     let body = body.0;
     let request = SignHashRequest {
-        credential_id: body.credential_id.ok_or_else(|| ApiError::missing("credentialID"))?,
+        credential_id: body.credential_id.ok_or_else(|| ApiError::missing("credentialID"))?.into(),
         sad: body.sad.ok_or_else(|| ApiError::missing("SAD"))?,
         hashes: decode_hashes(&body.hash.ok_or_else(|| ApiError::missing("hash"))?, "hash")?,
         sign_algo: body.sign_algo.ok_or_else(|| ApiError::missing("signAlgo"))?,

@@ -231,7 +231,7 @@ fn credential_info(
         description: "The 6-digit code from your authenticator app".into(),
     });
     CredentialInfo {
-        credential_id: with_id.then(|| view.id.clone()),
+        credential_id: with_id.then(|| view.id.to_string()),
         description: format!("Qualified signing key {}", view.key_kind),
         signature_qualifier: "eu_eidas_qes".into(),
         key: key_info(&view),
@@ -298,7 +298,7 @@ pub async fn list(
     let cert_details = body.cert_info.unwrap_or(false);
     let views = run(&services, V2, move |s| credentials::describe_all(s, &principal, only_valid)).await?;
     Ok(Json(ListResponse {
-        credential_ids: views.iter().map(|v| v.id.clone()).collect(),
+        credential_ids: views.iter().map(|v| v.id.to_string()).collect(),
         credential_infos: with_info
             .then(|| views.into_iter().map(|v| credential_info(v, wanted, cert_details, true)).collect()),
         only_valid: only_valid.then_some(true),
@@ -417,7 +417,7 @@ pub async fn authorize(
     if body.description.is_some_and(|d| d.chars().count() > 500) {
         return Err(ApiError::invalid("description"));
     }
-    let request = AuthorizeRequest { credential_id, num_signatures, hashes, hash_algo, otp, pin };
+    let request = AuthorizeRequest { credential_id: credential_id.into(), num_signatures, hashes, hash_algo, otp, pin };
     let issued = run(&services, V2, move |s| credentials::authorize(s, &principal, request)).await?;
     Ok(Json(SadResponse { sad: issued.sad, expires_in: issued.expires_in }))
 }
@@ -453,7 +453,7 @@ pub async fn extend_transaction(
     let body = body.0;
     let hashes = decode_hashes(&body.hashes.unwrap_or_default(), "hashes")?;
     let request = ExtendRequest {
-        credential_id: body.credential_id.ok_or_else(|| ApiError::missing("credentialID"))?,
+        credential_id: body.credential_id.ok_or_else(|| ApiError::missing("credentialID"))?.into(),
         sad: body.sad.ok_or_else(|| ApiError::missing("SAD"))?,
         hash_algo: hash_algorithm(body.hash_algorithm_oid, !hashes.is_empty())?,
         hashes,
@@ -508,7 +508,7 @@ pub async fn sign_hash(
     }
     let hashes = decode_hashes(&body.hashes.ok_or_else(|| ApiError::missing("hashes"))?, "hashes")?;
     let request = SignHashRequest {
-        credential_id: body.credential_id.ok_or_else(|| ApiError::missing("credentialID"))?,
+        credential_id: body.credential_id.ok_or_else(|| ApiError::missing("credentialID"))?.into(),
         sad: body.sad.ok_or_else(|| ApiError::missing("SAD"))?,
         hashes,
         sign_algo: body.sign_algo.ok_or_else(|| ApiError::missing("signAlgo"))?,

@@ -41,7 +41,7 @@ pub async fn payments(
         run(&services, Dialect::Lifecycle, move |s| webhooks::payment_webhook(s, &body.0, signature.as_deref()))
             .await?;
     Ok(Json(PaymentWebhookResponse {
-        order_id: outcome.order_id,
+        order_id: outcome.order_id.into(),
         status: outcome.status,
         duplicate: outcome.duplicate,
     }))

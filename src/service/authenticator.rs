@@ -15,7 +15,7 @@ use crate::domain::enrolment::Phone;
 use crate::domain::recovery::{self, ResetStatus};
 use crate::domain::totp::{self, TotpCheck};
 use crate::domain::VerificationPurpose;
-use crate::domain::{secrets, AuditEventName};
+use crate::domain::{secrets, AuditEventName, UserId};
 use crate::notify::{self, templates};
 
 use super::accounts::{account_of, password_checked_account, CodeSent};
@@ -154,7 +154,7 @@ pub fn reset_start(services: &Services, email: &str, password: &str) -> Result<C
 #[derive(Debug, Clone)]
 pub struct ResetView {
     pub id: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub status: ResetStatus,
     /// The identification provider's session for this reset's identity check, while one is needed.
     pub session_url: Option<String>,
@@ -170,7 +170,7 @@ fn reset_view(services: &Services, row: ResetRow) -> Result<ResetView, ServiceEr
         session_url: (status == ResetStatus::PendingIdentity).then(|| session_url(services, &row.id)),
         reasons: row.reasons.map(|r| r.lines().map(str::to_string).collect()).unwrap_or_default(),
         id: row.id,
-        user_id: row.user_id,
+        user_id: row.user_id.into(),
         status,
         decided_by: row.decided_by,
         created_at: row.created_at,

@@ -20,7 +20,7 @@ pub const MAX_ID_LEN: usize = 64;
 /// A credential as both CSC dialects describe it.
 #[derive(Debug, Clone)]
 pub struct CscCredential {
-    pub id: String,
+    pub id: CredentialId,
     pub key_kind: KeyKind,
     pub key_enabled: bool,
     pub cert_status: CertificateStatus,
@@ -141,14 +141,14 @@ fn view(services: &Services, row: CredentialRow) -> Result<CscCredential, Servic
         valid_to: generalized(&tbs.validity().not_after),
         has_pin: row.pin_hash.is_some(),
         multisign: row.multisign,
-        id: row.id,
+        id: row.id.into(),
     })
 }
 
 /// What a client sends to `credentials/authorize`, once parsed.
 #[derive(Debug, Clone)]
 pub struct AuthorizeRequest {
-    pub credential_id: String,
+    pub credential_id: CredentialId,
     pub num_signatures: i32,
     pub hashes: Vec<Vec<u8>>,
     /// v2 names the digest algorithm; v1 does not.
@@ -268,7 +268,7 @@ fn authorize_inner(
 /// What a client sends to `credentials/extendTransaction`, once parsed.
 #[derive(Debug, Clone)]
 pub struct ExtendRequest {
-    pub credential_id: String,
+    pub credential_id: CredentialId,
     pub sad: SecretString,
     /// Hashes the renewed SAD is to keep: they must be among the hashes the SAD still authorises (a
     /// subset; new hashes need `credentials/authorize` and a new code). Empty keeps them all.

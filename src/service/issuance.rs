@@ -10,7 +10,9 @@ use crate::db::orders::{self as store, OrderRow};
 use crate::db::{self, accounts, authenticators, DbConnection};
 use crate::domain::renewal::{self, RekeyWindow};
 use crate::domain::KeyKind;
-use crate::domain::{AuditEventName, CertificateStatus, CredentialId, CredentialStatus, OrderStatus, Purpose, UserId};
+use crate::domain::{
+    AuditEventName, CertificateStatus, CredentialId, CredentialStatus, OrderId, OrderStatus, Purpose, UserId,
+};
 use crate::hsm::KeyId;
 use crate::metrics::METRICS;
 use crate::notify::{self, templates};
@@ -355,7 +357,7 @@ fn credential_row(
 /// What a person sends to have the certificate issued.
 #[derive(Debug, Clone)]
 pub struct IssueRequest {
-    pub order_id: String,
+    pub order_id: OrderId,
     pub issuance_terms_version: String,
     pub otp: SecretString,
     pub key_type: Option<String>,

@@ -12,7 +12,7 @@ use crate::domain::documents::{self, DocumentType};
 use crate::domain::enrolment::{self, Invoice};
 use crate::domain::renewal::RekeyWindow;
 use crate::domain::secrets;
-use crate::domain::{AuditEventName, OrderId, OrderStatus, Purpose};
+use crate::domain::{AuditEventName, CredentialId, OrderId, OrderStatus, Purpose};
 
 use super::accounts::require_second_factor_ready;
 use super::views::{IdentityDocument, Order};
@@ -45,7 +45,7 @@ pub fn catalogue(services: &Services) -> Vec<PackageView> {
 pub struct NewOrder {
     pub package_id: String,
     pub purpose: Purpose,
-    pub credential_id: Option<String>,
+    pub credential_id: Option<CredentialId>,
     pub invoice: Invoice,
 }
 
@@ -153,7 +153,7 @@ pub fn create(services: &Services, principal: &Principal, order: NewOrder) -> Re
             invoice: serde_json::to_string(&order.invoice).map_err(ServiceError::internal)?,
             invoice_number: None,
             payment_ref: None,
-            credential_id: order.credential_id.clone(),
+            credential_id: order.credential_id.as_ref().map(CredentialId::to_string),
             new_credential_id: None,
             personal_data_confirmed: false,
             created_at: now,

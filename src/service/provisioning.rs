@@ -5,7 +5,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::audit::{self, AuditEvent, Outcome};
 use crate::db::{self, accounts, authenticators, credentials::CredentialRow};
-use crate::domain::{enrolment, secrets, totp, AuditEventName, KeyKind};
+use crate::domain::{enrolment, secrets, totp, AuditEventName, CredentialId, KeyKind, UserId};
 use crate::domain::{AccountStatus, CredentialStatus};
 use crate::pki::ca::{person_name, provider_serial_number, PersonSubject};
 
@@ -29,9 +29,9 @@ pub struct NewSigner {
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ProvisionedSigner {
-    pub user_id: String,
+    pub user_id: UserId,
     pub username: String,
-    pub credential_id: String,
+    pub credential_id: CredentialId,
     pub totp_secret: String,
     pub totp_uri: String,
 }
@@ -168,5 +168,11 @@ pub fn provision(services: &Services, signer: NewSigner) -> Result<ProvisionedSi
     })?;
     let totp_secret = secrets::base32(&seed);
     let totp_uri = totp::otpauth_uri(&services.config.service_name, &signer.username, &totp_secret);
-    Ok(ProvisionedSigner { user_id, username: signer.username, credential_id, totp_secret, totp_uri })
+    Ok(ProvisionedSigner {
+        user_id: user_id.into(),
+        username: signer.username,
+        credential_id: credential_id.into(),
+        totp_secret,
+        totp_uri,
+    })
 }

@@ -5,7 +5,7 @@
 use crate::audit;
 use crate::db;
 use crate::db::orders as store;
-use crate::domain::{AuditEventName, OrderStatus, Purpose};
+use crate::domain::{AuditEventName, CredentialId, OrderId, OrderStatus, Purpose};
 use crate::notify::{self, templates};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -18,8 +18,8 @@ use super::{audited, authenticator, identity, second_factor, Principal, ServiceE
 /// What a person sends to rekey a credential.
 #[derive(Debug, Clone)]
 pub struct RekeyRequest {
-    pub credential_id: String,
-    pub order_id: String,
+    pub credential_id: CredentialId,
+    pub order_id: OrderId,
     pub otp: SecretString,
     pub key_type: Option<String>,
 }

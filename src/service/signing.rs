@@ -5,7 +5,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::audit::{self, AuditEvent, Outcome};
 use crate::db::{self, sads};
 use crate::domain::algorithms::resolve_scheme;
-use crate::domain::{sad, secrets, AuditEventName};
+use crate::domain::{sad, secrets, AuditEventName, CredentialId};
 use crate::hsm::KeyId;
 use crate::metrics::METRICS;
 
@@ -15,7 +15,7 @@ use super::{Param, Principal, ServiceError, Services};
 /// What a client sends to `signatures/signHash`, once parsed.
 #[derive(Debug, Clone)]
 pub struct SignHashRequest {
-    pub credential_id: String,
+    pub credential_id: CredentialId,
     pub sad: SecretString,
     pub hashes: Vec<Vec<u8>>,
     pub sign_algo: String,

@@ -8,7 +8,7 @@ use crate::audit;
 use crate::db::orders as store;
 use crate::db::{self, accounts};
 use crate::domain::secrets;
-use crate::domain::{AuditEventName, CheckStatus, OrderStatus, Purpose};
+use crate::domain::{AuditEventName, CheckStatus, OrderId, OrderStatus, Purpose};
 use crate::notify::{self, templates};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -44,7 +44,7 @@ pub struct PaymentEvent {
 
 #[derive(Debug, Clone)]
 pub struct PaymentOutcome {
-    pub order_id: String,
+    pub order_id: OrderId,
     pub status: OrderStatus,
     pub duplicate: bool,
 }
@@ -67,7 +67,7 @@ pub fn payment_webhook(
             let mut order = store::by_payment_ref(c, &event.payment_ref)?
                 .ok_or_else(|| ServiceError::NotFound("No order with this payment_ref".into()))?;
             if !store::first_delivery(c, &format!("payment:{}", event.event_id), &order.id, now)? {
-                return Ok(PaymentOutcome { order_id: order.id, status: order.status, duplicate: true });
+                return Ok(PaymentOutcome { order_id: order.id.into(), status: order.status, duplicate: true });
             }
             if event.status != "paid" {
                 audit::success(
@@ -78,7 +78,7 @@ pub fn payment_webhook(
                     None,
                     format!("order {} payment {}", order.id, event.status),
                 )?;
-                return Ok(PaymentOutcome { order_id: order.id, status: order.status, duplicate: false });
+                return Ok(PaymentOutcome { order_id: order.id.into(), status: order.status, duplicate: false });
             }
             if event.amount_cents != order.gross_cents || event.currency != order.currency {
                 return Err(ServiceError::InvalidRequest(format!(
@@ -116,7 +116,7 @@ pub fn payment_webhook(
                 None,
                 format!("order {} paid", order.id),
             )?;
-            Ok(PaymentOutcome { order_id: order.id, status: order.status, duplicate: false })
+            Ok(PaymentOutcome { order_id: order.id.into(), status: order.status, duplicate: false })
         })
     })
 }

@@ -156,7 +156,7 @@ impl From<authenticator::ResetView> for AuthenticatorResetView {
     fn from(r: authenticator::ResetView) -> Self {
         AuthenticatorResetView {
             id: r.id,
-            user_id: r.user_id,
+            user_id: r.user_id.into(),
             status: r.status.as_str().to_string(),
             session_url: r.session_url,
             reasons: r.reasons,

@@ -41,7 +41,7 @@ pub async fn issue(
     let Authed(PortalUser(principal), body) = request;
     let b = body.0;
     let request = IssueRequest {
-        order_id: b.order_id,
+        order_id: b.order_id.into(),
         issuance_terms_version: b.issuance_terms_version,
         otp: b.otp,
         key_type: b.key_type,
@@ -98,8 +98,12 @@ pub async fn rekey(
 ) -> Result<HttpResponse, ApiError> {
     let Authed(PortalUser(principal), body) = request;
     let b = body.0;
-    let request =
-        RekeyRequest { credential_id: id.into_inner(), order_id: b.order_id, otp: b.otp, key_type: b.key_type };
+    let request = RekeyRequest {
+        credential_id: id.into_inner().into(),
+        order_id: b.order_id.into(),
+        otp: b.otp,
+        key_type: b.key_type,
+    };
     match run(&services, L, move |s| crate::service::rekey::submit(s, &principal, request)).await? {
         RekeyOutcome::AwaitingDecision { order, check } => Ok(HttpResponse::Accepted().json(RekeySubmittedResponse {
             status: order.status,

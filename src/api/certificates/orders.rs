@@ -9,7 +9,7 @@ use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{portal_principal, run, Authed, CscJson, PortalUser};
 use crate::api::lifecycle_types::{OrderView, OrdersResponse};
 use crate::domain::enrolment::Invoice;
-use crate::domain::{OrderId, Purpose};
+use crate::domain::{CredentialId, OrderId, Purpose};
 use crate::service::orders::{self, NewOrder};
 use crate::service::Services;
 
@@ -77,7 +77,12 @@ pub async fn create_order(
     let b = body.0;
     let purpose =
         b.purpose.parse::<Purpose>().map_err(|_| ApiError::invalid_request("purpose: issuance, rekey or reissue"))?;
-    let order = NewOrder { package_id: b.package_id, purpose, credential_id: b.credential_id, invoice: b.invoice };
+    let order = NewOrder {
+        package_id: b.package_id,
+        purpose,
+        credential_id: b.credential_id.map(CredentialId::from),
+        invoice: b.invoice,
+    };
     let row = run(&services, L, move |s| orders::create(s, &principal, order)).await?;
     Ok(HttpResponse::Created().json(OrderView::from(row)))
 }

@@ -413,9 +413,9 @@ impl Signer {
     fn new(p: ProvisionedSigner) -> Signer {
         Signer {
             totp_seed: secrets::from_base32(&p.totp_secret).unwrap(),
-            user_id: p.user_id,
+            user_id: p.user_id.into(),
             username: p.username,
-            credential_id: p.credential_id,
+            credential_id: p.credential_id.into(),
         }
     }
 }
