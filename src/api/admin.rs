@@ -29,6 +29,7 @@ pub struct UserView {
     pub given_name: Option<String>,
     pub surname: Option<String>,
     pub phone: Option<String>,
+    /// Whether the account is activated.
     pub status: AccountStatus,
     pub created_at: String,
 }
@@ -316,6 +317,7 @@ pub struct OutboxQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MessageView {
     pub id: i64,
+    /// E-mail or SMS.
     pub channel: Channel,
     pub recipient: String,
     pub subject: String,

@@ -128,6 +128,7 @@ pub fn certificates_wanted(value: Option<&str>) -> Result<CertificatesWanted, Ap
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(as = CscKeyInfo)]
 pub struct KeyInfo {
+    /// Whether the key may be used.
     pub status: CredentialStatus,
     /// Signature algorithm OIDs the key can be used with.
     pub algo: Vec<String>,
@@ -142,6 +143,7 @@ pub struct KeyInfo {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[schema(as = CscCertInfo)]
 pub struct CertInfo {
+    /// The certificate's state now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<CertificateStatus>,
     /// Base64 DER certificates, end entity first.

@@ -19,7 +19,9 @@ pub struct OrderView {
     pub id: String,
     pub user_id: String,
     pub package_id: String,
+    /// Why the package is bought.
     pub purpose: Purpose,
+    /// Where the order stands (`awaiting_decision`: a submitted rekey).
     pub status: OrderStatus,
     pub net_cents: i64,
     pub vat_cents: i64,
@@ -95,6 +97,7 @@ pub struct RekeyWindowView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CredentialView {
     pub credential_id: String,
+    /// The certificate's state now.
     pub status: CertificateStatus,
     pub key_type: String,
     pub serial: String,
@@ -142,6 +145,7 @@ pub struct IdentityCheckView {
     pub id: String,
     pub user_id: String,
     pub order_id: String,
+    /// Where the check stands.
     pub status: CheckStatus,
     /// `identity` (video identification before an issuance or reissue) or `rekey` (a submitted rekey).
     pub kind: CheckKind,
