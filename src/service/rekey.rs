@@ -2,11 +2,11 @@
 //! the rekey's identity check; the new key and certificate are issued when the check is accepted
 //! (`identity` decides, `issuance` issues), at once when the policy accepts unchanged personal data.
 
-use secrecy::{ExposeSecret, SecretString};
 use crate::audit;
 use crate::db;
 use crate::db::orders::{self as store, OrderRow};
 use crate::notify::{self, templates};
+use secrecy::{ExposeSecret, SecretString};
 
 use super::accounts::require_second_factor_ready;
 use super::issuance::{key_kind, owned_credential, CredentialSummary, SubjectNames};

@@ -4,12 +4,12 @@
 //! often it is delivered. This module uses orders, identity and authenticator, so that those need not
 //! use each other.
 
-use secrecy::{ExposeSecret, SecretString};
 use crate::audit;
 use crate::db::orders as store;
 use crate::db::{self, accounts};
 use crate::domain::secrets;
 use crate::notify::{self, templates};
+use secrecy::{ExposeSecret, SecretString};
 
 use super::identity::{self, decide_once};
 use super::identity_provider::Decision;

@@ -1,8 +1,8 @@
 //! The password: change and recovery.
 
-use secrecy::{ExposeSecret, SecretString};
 use actix_web::web::{Data, Json};
 use actix_web::{post, HttpResponse};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use utoipa::ToSchema;
 

@@ -1,8 +1,8 @@
 //! Phone change, in three steps.
 
-use secrecy::{ExposeSecret, SecretString};
 use actix_web::post;
 use actix_web::web::{Data, Json};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

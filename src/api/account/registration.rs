@@ -1,8 +1,8 @@
 //! Registration and activation.
 
-use secrecy::{ExposeSecret, SecretString};
 use actix_web::web::{Data, Json};
 use actix_web::{get, post, HttpResponse};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

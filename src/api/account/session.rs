@@ -1,8 +1,8 @@
 //! Login (password and, once paired, a TOTP code) and logout.
 
-use secrecy::{ExposeSecret, SecretString};
 use actix_web::web::{Data, Json};
 use actix_web::{post, HttpRequest, HttpResponse};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

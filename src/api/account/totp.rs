@@ -1,8 +1,8 @@
 //! The authenticator app: pairing, postponing it, and the reset when it is lost.
 
-use secrecy::{ExposeSecret, SecretString};
 use actix_web::web::{Data, Json};
 use actix_web::{get, post, HttpRequest};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

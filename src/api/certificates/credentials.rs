@@ -1,8 +1,8 @@
 //! Credentials: issuance, the list, rekey and revocation.
 
-use secrecy::SecretString;
 use actix_web::web::{Data, Json, Path};
 use actix_web::{get, post, HttpRequest, HttpResponse};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

@@ -100,8 +100,8 @@ pub fn password_reset_complete(
     })?;
     audited(services, "account.password_reset_complete", Some(&link.user_id), || {
         let mut conn = services.conn()?;
-        let account =
-            accounts::by_id(&mut conn, &link.user_id)?.ok_or_else(|| ServiceError::invariant("link without account"))?;
+        let account = accounts::by_id(&mut conn, &link.user_id)?
+            .ok_or_else(|| ServiceError::invariant("link without account"))?;
         check_new_password(new_password, account.email.as_deref())?;
         let hash = hash_password(new_password)?;
         db::write_transaction(&mut conn, |c| -> Result<Committed<()>, ServiceError> {

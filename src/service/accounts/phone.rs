@@ -22,8 +22,7 @@ pub fn phone_change_start(
 ) -> Result<CodeSent, ServiceError> {
     audited(services, "account.phone_change", Some(&principal.user_id), || {
         let now = services.now();
-        let phone =
-            Phone::parse(new_phone).map_err(|why| ServiceError::invalid_field(Field::NewPhone, why))?;
+        let phone = Phone::parse(new_phone).map_err(|why| ServiceError::invalid_field(Field::NewPhone, why))?;
         let account = require_second_factor_ready(services, &mut *services.conn()?, principal)?;
         if account.phone.as_deref() == Some(phone.as_str()) {
             return Err(ServiceError::invalid_field(Field::NewPhone, "that is already the account's number"));

@@ -27,8 +27,7 @@ pub struct Registration {
 pub fn register(services: &Services, registration: Registration) -> Result<String, ServiceError> {
     audited(services, "account.register", None, || {
         let lifecycle = &services.config.lifecycle;
-        let given_name =
-            enrolment::parse_name(&registration.given_name)
+        let given_name = enrolment::parse_name(&registration.given_name)
             .map_err(|why| ServiceError::invalid_field(Field::GivenName, why))?;
         let surname = enrolment::parse_name(&registration.surname)
             .map_err(|why| ServiceError::invalid_field(Field::Surname, why))?;
@@ -142,8 +141,8 @@ pub fn activation_complete(
     })?;
     audited(services, "account.activate", Some(&link.user_id), || {
         let mut conn = services.conn()?;
-        let account =
-            accounts::by_id(&mut conn, &link.user_id)?.ok_or_else(|| ServiceError::invariant("link without account"))?;
+        let account = accounts::by_id(&mut conn, &link.user_id)?
+            .ok_or_else(|| ServiceError::invariant("link without account"))?;
         if account.status != STATUS_INVITED {
             return Err(ServiceError::Conflict("The account is already active".into()));
         }
