@@ -477,6 +477,8 @@ where
     };
     conn.batch_execute(begin)?;
     let mut open = OpenTransaction { conn: Some(conn) };
+    // The guard holds the connection so that it can roll back on drop; it was set just above.
+    #[allow(clippy::expect_used)]
     let conn = open.conn.as_deref_mut().expect("set just above");
     let result = f(conn);
     let outcome = match result {

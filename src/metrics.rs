@@ -38,10 +38,11 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 impl Metrics {
+    // The names and label sets are constants: registering them cannot fail but on a programming
+    // error, which the unit test below would show.
+    #[allow(clippy::expect_used)]
     fn new() -> Metrics {
         let registry = Registry::new();
-        // The names and label sets are constants: registering them cannot fail but on a programming
-        // error, which the unit test below would show.
         fn reg<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
             registry.register(Box::new(metric.clone())).expect("metric names are unique constants");
             metric

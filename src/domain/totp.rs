@@ -54,6 +54,7 @@ impl SeedSeal {
 /// The code for one time step.
 pub fn code_at_step(secret: &[u8], step: i64) -> String {
     // HMAC accepts keys of any length, so this cannot fail.
+    #[allow(clippy::expect_used)]
     let mut mac = <Hmac<sha1::Sha1> as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length");
     mac.update(&step.to_be_bytes());
     let digest = mac.finalize().into_bytes();

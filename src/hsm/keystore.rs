@@ -194,9 +194,10 @@ struct CheckedOut<'a> {
 }
 
 impl CheckedOut<'_> {
+    // Present from check-out until drop; only a discard empties it, and then the operation ends
+    // without using it again (see `recover`).
+    #[allow(clippy::expect_used)]
     fn session(&self) -> &Session {
-        // Present from check-out until drop; only a discard empties it, and then the operation ends
-        // without using it again (see `recover`).
         self.session.as_ref().expect("present until drop")
     }
 
