@@ -8,7 +8,7 @@ pub trait Clock: Send + Sync {
 }
 
 #[derive(Debug, Default)]
-pub struct SystemClock;
+pub(crate) struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> i64 {

@@ -140,8 +140,8 @@ pub struct LifecycleConfig {
     pub multisign: i32,
     /// Current versions of the documents a person accepts.
     pub privacy_version: String,
-    pub terms_version: String,
-    pub issuance_terms_version: String,
+    pub(crate) terms_version: String,
+    pub(crate) issuance_terms_version: String,
     /// The package catalogue.
     pub packages: Vec<PackageConfig>,
     /// ISO 4217 currency of the prices.
@@ -843,7 +843,7 @@ impl Config {
             .transpose()
     }
 
-    pub fn listen_addr(&self) -> Result<std::net::SocketAddr, ConfigError> {
+    pub(crate) fn listen_addr(&self) -> Result<std::net::SocketAddr, ConfigError> {
         self.listen.parse().map_err(|_| invalid("listen (RSSP_LISTEN)", "must be address:port, e.g. 127.0.0.1:8080"))
     }
 

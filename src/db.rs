@@ -8,21 +8,21 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::metrics::METRICS;
 
-pub mod accounts;
+pub(crate) mod accounts;
 pub mod audit;
-pub mod authenticators;
-pub mod ca;
+pub(crate) mod authenticators;
+pub(crate) mod ca;
 pub mod credentials;
 pub mod crls;
-pub mod installation;
-pub mod operators;
-pub mod orders;
+pub(crate) mod installation;
+pub(crate) mod operators;
+pub(crate) mod orders;
 pub mod outbox;
-pub mod resets;
+pub(crate) mod resets;
 pub mod sads;
 pub mod schema;
-pub mod tokens;
-pub mod verifications;
+pub(crate) mod tokens;
+pub(crate) mod verifications;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -33,8 +33,8 @@ pub enum DbConnection {
     Sqlite(diesel::SqliteConnection),
 }
 
-pub type DbPool = Pool<DbManager>;
-pub type PooledDb = PooledConnection<DbManager>;
+pub(crate) type DbPool = Pool<DbManager>;
+pub(crate) type PooledDb = PooledConnection<DbManager>;
 
 /// The database behind a URL, told by its scheme alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,10 +109,6 @@ impl DbManager {
                 redact_url(url)
             ))),
         }
-    }
-
-    pub fn backend(&self) -> Backend {
-        self.backend
     }
 
     fn establish(&self) -> diesel::ConnectionResult<DbConnection> {

@@ -1,10 +1,10 @@
 //! Our own CA: root and issuing CA keys in the HSM, certificates with the qualified profile, and CRLs.
 
 pub mod ca;
-pub mod certificate;
-pub mod crl;
-pub mod hsm_signer;
-pub mod profile;
+pub(crate) mod certificate;
+pub(crate) mod crl;
+pub(crate) mod hsm_signer;
+pub(crate) mod profile;
 
 pub use ca::{CertificateAuthority, IssuedCertificate};
 pub use hsm_signer::HsmSigner;

@@ -2,28 +2,28 @@
 //! writes the audit record in the same transaction, and returns domain values. All of it is blocking
 //! (diesel, PKCS#11): the api layer runs it on blocking threads.
 
-pub mod accounts;
-pub mod auth;
-pub mod authenticator;
+pub(crate) mod accounts;
+pub(crate) mod auth;
+pub(crate) mod authenticator;
 pub mod ca;
 mod committed;
-pub mod credentials;
+pub(crate) mod credentials;
 pub mod dev_secrets;
 mod error;
-pub mod health;
-pub mod identity;
-pub mod identity_provider;
-pub mod issuance;
-pub mod lifecycle_jobs;
+pub(crate) mod health;
+pub(crate) mod identity;
+pub(crate) mod identity_provider;
+pub(crate) mod issuance;
+pub(crate) mod lifecycle_jobs;
 mod one_time;
 pub mod operators;
-pub mod orders;
+pub(crate) mod orders;
 pub mod provisioning;
-pub mod rekey;
+pub(crate) mod rekey;
 mod second_factor;
-pub mod signing;
+pub(crate) mod signing;
 pub mod totp_seal;
-pub mod webhooks;
+pub(crate) mod webhooks;
 
 use std::sync::Arc;
 
@@ -294,5 +294,5 @@ pub(crate) fn audited<T>(
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub user_id: String,
-    pub token_digest: String,
+    pub(crate) token_digest: String,
 }

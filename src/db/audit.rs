@@ -7,13 +7,13 @@ use super::DbConnection;
 #[diesel(table_name = audit_log)]
 pub struct AuditRow {
     pub seq: i64,
-    pub at: i64,
+    pub(crate) at: i64,
     pub event: String,
     pub outcome: String,
     pub user_id: Option<String>,
     pub credential_id: Option<String>,
     pub detail: String,
-    pub prev_hash: String,
+    pub(crate) prev_hash: String,
     pub hash: String,
     /// The HTTP request that wrote the record (`X-Request-Id`); None for commands, jobs and older records.
     pub request_id: Option<String>,
@@ -31,7 +31,7 @@ pub fn head(conn: &mut DbConnection) -> QueryResult<(i64, String)> {
     audit_head::table.find(1).select((audit_head::seq, audit_head::hash)).first(conn)
 }
 
-pub fn append(conn: &mut DbConnection, row: &AuditRow) -> QueryResult<()> {
+pub(crate) fn append(conn: &mut DbConnection, row: &AuditRow) -> QueryResult<()> {
     diesel::insert_into(audit_log::table).values(row).execute(conn)?;
     diesel::update(audit_head::table.find(1))
         .set((audit_head::seq.eq(row.seq), audit_head::hash.eq(&row.hash)))

@@ -13,19 +13,19 @@ pub struct CredentialRow {
     pub certificate: Vec<u8>,
     pub serial_hex: String,
     pub not_after: i64,
-    pub pin_hash: Option<String>,
+    pub(crate) pin_hash: Option<String>,
     pub multisign: i32,
     pub status: String,
-    pub revoked_at: Option<i64>,
-    pub created_at: i64,
+    pub(crate) revoked_at: Option<i64>,
+    pub(crate) created_at: i64,
     /// Signatures the credential may still make in all: the package's transactions (None: no limit).
     pub quota_total: Option<i32>,
-    pub quota_used: i32,
+    pub(crate) quota_used: i32,
     /// The order it was issued for (None: provisioned by an operator).
     pub order_id: Option<String>,
     /// The credential that a rekey issued in its place.
     pub replaced_by: Option<String>,
-    pub revocation_reason: Option<String>,
+    pub(crate) revocation_reason: Option<String>,
 }
 
 pub fn insert(conn: &mut DbConnection, row: &CredentialRow) -> QueryResult<()> {
@@ -66,7 +66,7 @@ pub fn of_user(conn: &mut DbConnection, user_id: &str, limit: i64) -> QueryResul
         .load(conn)
 }
 
-pub fn revoked(conn: &mut DbConnection) -> QueryResult<Vec<(String, i64)>> {
+pub(crate) fn revoked(conn: &mut DbConnection) -> QueryResult<Vec<(String, i64)>> {
     credentials::table
         .filter(credentials::revoked_at.is_not_null())
         .select((credentials::serial_hex, credentials::revoked_at.assume_not_null()))

@@ -9,7 +9,7 @@ use super::DbConnection;
 #[diesel(table_name = crls)]
 pub struct CrlRow {
     pub issuer: String,
-    pub crl_number: i64,
+    pub(crate) crl_number: i64,
     pub this_update: i64,
     pub next_update: i64,
     /// How many revoked certificates it lists.

@@ -6,12 +6,12 @@ use diesel::prelude::*;
 use super::schema::outbox;
 use super::DbConnection;
 
-pub const PENDING: &str = "pending";
+pub(crate) const PENDING: &str = "pending";
 /// Development mode: kept in the outbox, never delivered.
 pub const HELD: &str = "held";
-pub const SENDING: &str = "sending";
-pub const SENT: &str = "sent";
-pub const FAILED: &str = "failed";
+pub(crate) const SENDING: &str = "sending";
+pub(crate) const SENT: &str = "sent";
+pub(crate) const FAILED: &str = "failed";
 
 /// What a secret-bearing message's body becomes once it left (production mode): the code or link it
 /// carried exists in clear only on its way to the person.
@@ -20,14 +20,14 @@ pub const WIPED_BODY: &str = "[wiped after delivery: the message carried a code 
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = outbox)]
 pub struct NewMessage {
-    pub channel: String,
+    pub(crate) channel: String,
     pub recipient: String,
     pub subject: String,
     pub body: String,
     pub user_id: Option<String>,
     pub status: String,
-    pub next_attempt_at: i64,
-    pub created_at: i64,
+    pub(crate) next_attempt_at: i64,
+    pub(crate) created_at: i64,
     /// Carries a code or a link (see `notify::Notice::secret`).
     pub secret: bool,
 }
@@ -36,16 +36,16 @@ pub struct NewMessage {
 #[diesel(table_name = outbox)]
 pub struct Message {
     pub id: i64,
-    pub channel: String,
+    pub(crate) channel: String,
     pub recipient: String,
     pub subject: String,
     pub body: String,
     pub user_id: Option<String>,
     pub status: String,
-    pub attempts: i32,
+    pub(crate) attempts: i32,
     pub next_attempt_at: i64,
-    pub last_error: Option<String>,
-    pub created_at: i64,
+    pub(crate) last_error: Option<String>,
+    pub(crate) created_at: i64,
     pub sent_at: Option<i64>,
     pub secret: bool,
 }

@@ -32,7 +32,7 @@ pub enum HashAlgorithm {
 }
 
 impl HashAlgorithm {
-    pub fn from_oid(oid: &str) -> Option<HashAlgorithm> {
+    pub(crate) fn from_oid(oid: &str) -> Option<HashAlgorithm> {
         match oid {
             oid::SHA256 => Some(HashAlgorithm::Sha256),
             oid::SHA384 => Some(HashAlgorithm::Sha384),

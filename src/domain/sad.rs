@@ -51,7 +51,7 @@ pub fn encode_hashes(hashes: &[Vec<u8>]) -> String {
     hashes.iter().map(hex::encode).collect::<Vec<_>>().join(",")
 }
 
-pub fn decode_hashes(stored: &str) -> Vec<Vec<u8>> {
+pub(crate) fn decode_hashes(stored: &str) -> Vec<Vec<u8>> {
     stored.split(',').filter(|s| !s.is_empty()).filter_map(|h| hex::decode(h).ok()).collect()
 }
 

@@ -5,7 +5,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use subtle::ConstantTimeEq;
 
 pub const STEP_SECONDS: i64 = 30;
-pub const DIGITS: u32 = 6;
+pub(crate) const DIGITS: u32 = 6;
 /// Steps either side of now that are still accepted, for clock drift between phone and server.
 const DRIFT_STEPS: i64 = 1;
 

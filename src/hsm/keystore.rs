@@ -78,13 +78,13 @@ const SEAL_TAG_BITS: u64 = 128;
 pub struct KeyId(Vec<u8>);
 
 impl KeyId {
-    pub fn random() -> KeyId {
+    pub(crate) fn random() -> KeyId {
         KeyId(secrets::random_bytes::<16>().to_vec())
     }
     pub fn from_hex(text: &str) -> Option<KeyId> {
         hex::decode(text).ok().filter(|b| !b.is_empty()).map(KeyId)
     }
-    pub fn to_hex(&self) -> String {
+    pub(crate) fn to_hex(&self) -> String {
         hex::encode(&self.0)
     }
 }
@@ -93,7 +93,7 @@ impl KeyId {
 #[derive(Debug, Clone)]
 pub struct GeneratedKey {
     pub id: KeyId,
-    pub public_key_der: Vec<u8>,
+    pub(crate) public_key_der: Vec<u8>,
 }
 
 /// The PKCS#11 modules this process initialised, by path.
@@ -297,10 +297,6 @@ impl KeyStore {
     pub fn with_session_wait(mut self, wait: Duration) -> KeyStore {
         self.session_wait = wait;
         self
-    }
-
-    pub fn slot(&self) -> Slot {
-        self.slot
     }
 
     /// How often this store called C_Login since it opened (the first logins excepted): an operator's

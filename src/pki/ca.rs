@@ -31,8 +31,8 @@ fn ca_scheme(kind: KeyKind) -> SignatureScheme {
 
 /// Paths under the public URL where the CA publishes its certificates and CRLs (served by `api::pki`).
 pub mod paths {
-    pub const ROOT_CERT: &str = "/pki/root-ca.cer";
-    pub const ISSUING_CERT: &str = "/pki/issuing-ca.cer";
+    pub(crate) const ROOT_CERT: &str = "/pki/root-ca.cer";
+    pub(crate) const ISSUING_CERT: &str = "/pki/issuing-ca.cer";
     pub const ROOT_CRL: &str = "/pki/root-ca.crl";
     pub const ISSUING_CRL: &str = "/pki/issuing-ca.crl";
 }
@@ -51,7 +51,7 @@ pub struct CaLevel {
 }
 
 impl CaLevel {
-    pub fn from_parts(key: KeyId, kind: KeyKind, certificate_der: Vec<u8>) -> Result<CaLevel, PkiError> {
+    pub(crate) fn from_parts(key: KeyId, kind: KeyKind, certificate_der: Vec<u8>) -> Result<CaLevel, PkiError> {
         let cert = Certificate::from_der(&certificate_der)?;
         let name = cert.tbs_certificate().subject().clone();
         let public_key = cert.tbs_certificate().subject_public_key_info().clone();

@@ -18,7 +18,7 @@ fn level(row: store::CaKeyRow) -> Result<CaLevel, StartError> {
     Ok(CaLevel::from_parts(key, kind, row.certificate)?)
 }
 
-pub fn load_or_create(
+pub(crate) fn load_or_create(
     conn: &mut DbConnection,
     keystore: &KeyStore,
     config: &Config,

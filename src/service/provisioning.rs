@@ -33,7 +33,7 @@ pub struct ProvisionedSigner {
     pub username: String,
     pub credential_id: String,
     pub totp_secret: String,
-    pub totp_uri: String,
+    pub(crate) totp_uri: String,
 }
 
 fn valid_username(name: &str) -> bool {
