@@ -206,6 +206,7 @@ impl FromRequest for RawBody {
 
 /// Who is calling a route that needs authentication.
 pub trait Authenticate: Sized + 'static {
+    /// Authenticates the request's caller from its headers, before the body is read.
     fn authenticate(services: Data<Services>, req: HttpRequest) -> impl Future<Output = Result<Self, ApiError>>;
 }
 

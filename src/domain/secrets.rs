@@ -24,10 +24,12 @@ pub fn new_totp_seed() -> Vec<u8> {
     bytes
 }
 
+/// Base32 without padding (RFC 4648), as authenticator apps take TOTP seeds.
 pub fn base32(bytes: &[u8]) -> String {
     data_encoding::BASE32_NOPAD.encode(bytes)
 }
 
+/// Decodes [`base32`], with or without padding; None when the text is not base32.
 pub fn from_base32(text: &str) -> Option<Vec<u8>> {
     data_encoding::BASE32_NOPAD.decode(text.trim_end_matches('=').as_bytes()).ok()
 }

@@ -9,6 +9,7 @@ use super::{ServiceError, Services};
 /// An authenticated operator.
 #[derive(Debug, Clone)]
 pub struct Operator {
+    /// The name the operator was created with.
     pub name: String,
 }
 
@@ -38,6 +39,7 @@ pub fn create(services: &Services, name: &str) -> Result<String, ServiceError> {
     Ok(key)
 }
 
+/// Revokes the operator's API key (`rssp operator revoke`); the operator's audit records stay.
 pub fn revoke(services: &Services, name: &str) -> Result<(), ServiceError> {
     let now = services.now();
     db::write_transaction(&mut *services.conn()?, |c| {
