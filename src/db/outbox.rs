@@ -6,50 +6,67 @@ use diesel::prelude::*;
 use super::schema::outbox;
 use super::DbConnection;
 
-pub const PENDING: &str = "pending";
+pub(crate) const PENDING: &str = "pending";
 /// Development mode: kept in the outbox, never delivered.
 pub const HELD: &str = "held";
-pub const SENDING: &str = "sending";
-pub const SENT: &str = "sent";
-pub const FAILED: &str = "failed";
+pub(crate) const SENDING: &str = "sending";
+pub(crate) const SENT: &str = "sent";
+pub(crate) const FAILED: &str = "failed";
 
 /// What a secret-bearing message's body becomes once it left (production mode): the code or link it
 /// carried exists in clear only on its way to the person.
 pub const WIPED_BODY: &str = "[wiped after delivery: the message carried a code or link for the person only]";
 
+/// A message to put into the outbox.
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = outbox)]
 pub struct NewMessage {
-    pub channel: String,
+    pub(crate) channel: String,
+    /// The e-mail address or phone number.
     pub recipient: String,
+    /// E-mail subject (empty for SMS).
     pub subject: String,
+    /// The text.
     pub body: String,
+    /// The user it is for, if any.
     pub user_id: Option<String>,
+    /// Where it starts: pending, or [`HELD`] in development mode.
     pub status: String,
-    pub next_attempt_at: i64,
-    pub created_at: i64,
+    pub(crate) next_attempt_at: i64,
+    pub(crate) created_at: i64,
     /// Carries a code or a link (see `notify::Notice::secret`).
     pub secret: bool,
 }
 
+/// A message in the outbox.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = outbox)]
 pub struct Message {
+    /// The outbox's sequence number.
     pub id: i64,
-    pub channel: String,
+    pub(crate) channel: String,
+    /// The e-mail address or phone number.
     pub recipient: String,
+    /// E-mail subject (empty for SMS).
     pub subject: String,
+    /// The text, or [`WIPED_BODY`] once a secret-bearing message was delivered.
     pub body: String,
+    /// The user it is for, if any.
     pub user_id: Option<String>,
+    /// pending, held, sending, sent or failed.
     pub status: String,
-    pub attempts: i32,
+    pub(crate) attempts: i32,
+    /// When the next delivery attempt is due, Unix seconds.
     pub next_attempt_at: i64,
-    pub last_error: Option<String>,
-    pub created_at: i64,
+    pub(crate) last_error: Option<String>,
+    pub(crate) created_at: i64,
+    /// When it was delivered, Unix seconds.
     pub sent_at: Option<i64>,
+    /// Carries a code or a link for the person only.
     pub secret: bool,
 }
 
+/// Puts a message into the outbox (in the transaction of the change it tells about).
 pub fn insert(conn: &mut DbConnection, message: &NewMessage) -> QueryResult<()> {
     diesel::insert_into(outbox::table).values(message).execute(conn).map(|_| ())
 }

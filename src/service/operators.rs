@@ -9,6 +9,7 @@ use super::{ServiceError, Services};
 /// An authenticated operator.
 #[derive(Debug, Clone)]
 pub struct Operator {
+    /// The name the operator was created with.
     pub name: String,
 }
 
@@ -38,6 +39,7 @@ pub fn create(services: &Services, name: &str) -> Result<String, ServiceError> {
     Ok(key)
 }
 
+/// Revokes the operator's API key (`rssp operator revoke`); the operator's audit records stay.
 pub fn revoke(services: &Services, name: &str) -> Result<(), ServiceError> {
     let now = services.now();
     db::write_transaction(&mut *services.conn()?, |c| {
@@ -48,7 +50,7 @@ pub fn revoke(services: &Services, name: &str) -> Result<(), ServiceError> {
     })
 }
 
-pub fn authenticate(services: &Services, key: &str) -> Result<Operator, ServiceError> {
+pub(crate) fn authenticate(services: &Services, key: &str) -> Result<Operator, ServiceError> {
     let row = operators::by_key_digest(&mut *services.conn()?, &secrets::token_digest(key))?;
     match row {
         Some(op) if op.revoked_at.is_none() => Ok(Operator { name: op.name }),
@@ -59,7 +61,7 @@ pub fn authenticate(services: &Services, key: &str) -> Result<Operator, ServiceE
     }
 }
 
-pub fn users(services: &Services, email: Option<&str>) -> Result<Vec<accounts::Account>, ServiceError> {
+pub(crate) fn users(services: &Services, email: Option<&str>) -> Result<Vec<accounts::Account>, ServiceError> {
     let email = email.map(|e| e.trim().to_ascii_lowercase());
     Ok(accounts::list(&mut *services.conn()?, email.as_deref(), super::MAX_ROWS)?)
 }
@@ -67,7 +69,7 @@ pub fn users(services: &Services, email: Option<&str>) -> Result<Vec<accounts::A
 /// A person with their orders and credentials.
 pub type UserDetail = (accounts::Account, Vec<orders::OrderRow>, Vec<super::issuance::CredentialSummary>);
 
-pub fn user(services: &Services, user_id: &str) -> Result<UserDetail, ServiceError> {
+pub(crate) fn user(services: &Services, user_id: &str) -> Result<UserDetail, ServiceError> {
     let mut conn = services.conn()?;
     let account = accounts::by_id(&mut conn, user_id)?.ok_or_else(|| ServiceError::NotFound("No such user".into()))?;
     let orders = orders::of_user(&mut conn, user_id)?;
@@ -76,18 +78,22 @@ pub fn user(services: &Services, user_id: &str) -> Result<UserDetail, ServiceErr
     Ok((account, orders, credentials))
 }
 
-pub fn orders(services: &Services, status: Option<&str>) -> Result<Vec<orders::OrderRow>, ServiceError> {
+pub(crate) fn orders(services: &Services, status: Option<&str>) -> Result<Vec<orders::OrderRow>, ServiceError> {
     Ok(orders::list(&mut *services.conn()?, status, super::MAX_ROWS)?)
 }
 
-pub fn identity_checks(
+pub(crate) fn identity_checks(
     services: &Services,
     status: Option<&str>,
 ) -> Result<Vec<orders::IdentityCheckRow>, ServiceError> {
     Ok(orders::checks(&mut *services.conn()?, status, super::MAX_ROWS)?)
 }
 
-pub fn audit_page(services: &Services, after: i64, limit: i64) -> Result<Vec<db::audit::AuditRow>, ServiceError> {
+pub(crate) fn audit_page(
+    services: &Services,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<db::audit::AuditRow>, ServiceError> {
     Ok(db::audit::page(&mut *services.conn()?, after, limit.clamp(1, super::MAX_ROWS))?)
 }
 
