@@ -1008,24 +1008,14 @@ mod tests {
     /// separate instance, so that a test may restart it (C_Finalize, C_Initialize) without touching any
     /// other test's tokens or sessions. Its tokens live in a temporary directory.
     fn private_softhsm(name: &str) -> PathBuf {
-        static CONF: OnceLock<PathBuf> = OnceLock::new();
-        let dir = CONF.get_or_init(|| {
-            let dir = std::env::temp_dir().join(format!("rssp-unit-hsm-{}", std::process::id()));
-            let tokens = dir.join("tokens");
-            std::fs::create_dir_all(&tokens).unwrap();
-            let conf = dir.join("softhsm2.conf");
-            std::fs::write(&conf, crate::hsm::softhsm_conf(&tokens)).unwrap();
-            // The same configuration the integration tests write: every SoftHSM instance of this process
-            // reads it when it is initialised.
-            std::env::set_var("SOFTHSM2_CONF", &conf);
-            dir
-        });
+        let dir = crate::hsm::test_support::softhsm_dir();
         let module = dir.join(format!("libsofthsm2-{name}.so"));
         std::fs::copy(crate::config::SOFTHSM_MODULE, &module).unwrap();
         module
     }
 
     /// A store on a new token of a private module, with a P-256 key to sign with.
+    /// The caller holds `test_support::exclusive()`.
     fn store_with_key(name: &str, sessions: usize) -> (KeyStore, KeyId) {
         let module = private_softhsm(name);
         // SoftHSM numbers a token's slot after its serial only when it reads the token at C_Initialize (a
@@ -1054,6 +1044,7 @@ mod tests {
 
     #[test]
     fn a_request_waits_for_a_session_at_most_the_session_wait_and_then_gets_503() {
+        let _hsm = crate::hsm::test_support::exclusive();
         let (store, key) = store_with_key("pool-wait", 1);
         let wait = Duration::from_millis(300);
         let store = store.with_session_wait(wait);
@@ -1085,6 +1076,7 @@ mod tests {
 
     #[test]
     fn sessions_the_hsm_closed_are_replaced_and_the_next_signature_succeeds() {
+        let _hsm = crate::hsm::test_support::exclusive();
         let (store, key) = store_with_key("pool-restart", 2);
         assert_eq!(sign(&store, &key).unwrap().len(), 1);
 
@@ -1106,6 +1098,7 @@ mod tests {
 
     #[test]
     fn a_dead_session_found_by_the_readiness_check_leaves_the_pool_and_a_new_one_takes_its_place() {
+        let _hsm = crate::hsm::test_support::exclusive();
         let (store, key) = store_with_key("pool-check", 1);
         let logins = store.relogin_attempts();
         restart_hsm(&store.pkcs11);
