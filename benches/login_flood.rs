@@ -7,6 +7,10 @@
 //!
 //! A measurement, not a test: nothing here asserts a speed.
 
+// A separate crate that inherits [lints]: here a panic is a failed test or run, which is what it
+// should be, and nothing outside uses its items, so they need no docs.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -16,6 +16,10 @@
 //! server's status and body) and exits with status 1. The server accepts each 30-second authenticator
 //! time step once, and the tour needs about a dozen codes, so a run takes a few minutes.
 
+// A separate crate that inherits [lints]: here a panic is a failed test or run, which is what it
+// should be, and nothing outside uses its items, so they need no docs.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::thread::sleep;
@@ -349,7 +353,7 @@ impl Tour {
         Auth::Bearer(&self.csc_token)
     }
 
-    fn request(&self, method: Method, path: &str, auth: Auth) -> RequestBuilder {
+    fn request(&self, method: Method, path: &str, auth: Auth<'_>) -> RequestBuilder {
         let builder = self.http.request(method, format!("{}{path}", self.base));
         match auth {
             Auth::None => builder,
@@ -359,7 +363,7 @@ impl Tour {
     }
 
     /// Any status is an answer here; callers that expect a refusal look at it themselves.
-    fn call(&self, method: Method, path: &str, auth: Auth, body: Option<&Value>) -> Result<(u16, Value), String> {
+    fn call(&self, method: Method, path: &str, auth: Auth<'_>, body: Option<&Value>) -> Result<(u16, Value), String> {
         let what = format!("{method} {path}");
         let mut builder = self.request(method, path, auth);
         if let Some(body) = body {
@@ -368,12 +372,12 @@ impl Tour {
         exchange(&what, builder)
     }
 
-    fn post(&self, path: &str, auth: Auth, body: Value, wanted: u16) -> Result<Value, String> {
+    fn post(&self, path: &str, auth: Auth<'_>, body: Value, wanted: u16) -> Result<Value, String> {
         let (status, answer) = self.call(Method::POST, path, auth, Some(&body))?;
         check_status(&format!("POST {path}"), wanted, status, answer)
     }
 
-    fn get(&self, path: &str, auth: Auth) -> Result<Value, String> {
+    fn get(&self, path: &str, auth: Auth<'_>) -> Result<Value, String> {
         let (status, answer) = self.call(Method::GET, path, auth, None)?;
         check_status(&format!("GET {path}"), 200, status, answer)
     }

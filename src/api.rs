@@ -1,20 +1,20 @@
 //! HTTP only: parse the request into domain types, call one service function, shape the response.
 //! One module per surface; `error` maps every error once.
 
-pub mod account;
-pub mod admin;
-pub mod certificates;
-pub mod csc_common;
-pub mod csc_v1;
-pub mod csc_v2;
-pub mod edges;
-pub mod error;
+pub(crate) mod account;
+pub(crate) mod admin;
+pub(crate) mod certificates;
+pub(crate) mod csc_common;
+pub(crate) mod csc_v1;
+pub(crate) mod csc_v2;
+pub(crate) mod edges;
+pub(crate) mod error;
 pub mod extract;
-pub mod lifecycle_types;
-pub mod ops;
-pub mod pki;
-pub mod qr;
-pub mod webhooks;
+pub(crate) mod lifecycle_types;
+pub(crate) mod ops;
+pub(crate) mod pki;
+pub(crate) mod qr;
+pub(crate) mod webhooks;
 
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::App;

@@ -11,9 +11,12 @@ use crate::domain::AuditEventName;
 /// The hash before the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// Whether the event succeeded or was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
+    /// The action took place.
     Success,
+    /// The action was refused (bad code, locked account, ...).
     Refused,
 }
 
@@ -29,10 +32,15 @@ impl Outcome {
 /// One security event, before it is chained.
 #[derive(Debug, Clone)]
 pub struct AuditEvent<'a> {
+    /// What happened, as a dotted name (`auth.login`, `credential.sign`, ...).
     pub event: AuditEventName,
+    /// Whether it succeeded.
     pub outcome: Outcome,
+    /// The user it concerns, if any.
     pub user_id: Option<&'a str>,
+    /// The credential it concerns, if any.
     pub credential_id: Option<&'a str>,
+    /// Anything else worth keeping, in words; never a secret.
     pub detail: String,
 }
 
@@ -102,16 +110,21 @@ pub fn record(conn: &mut DbConnection, at: i64, event: AuditEvent<'_>) -> diesel
 /// The result of checking the whole chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChainReport {
+    /// Every link and hash holds.
     Intact {
+        /// How many records were checked.
         records: i64,
     },
     /// The first record whose link or hash does not hold.
     Broken {
+        /// The broken record's sequence number.
         seq: i64,
+        /// What does not hold, in words.
         reason: String,
     },
 }
 
+/// Checks the hash chain of the audit trail from the first record to the head (`rssp audit verify`).
 pub fn verify(conn: &mut DbConnection) -> diesel::QueryResult<ChainReport> {
     // The head is read first: records appended while the check runs are left for the next check.
     let (head_seq, head_hash) = store::head(conn)?;

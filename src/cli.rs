@@ -39,16 +39,17 @@ use crate::{audit, hsm, startup};
                   several nodes need them there).\n\nWhen the public URL changes, `rssp pki reissue-issuing-ca` gives \
                   the issuing CA a certificate with the new URLs (the start warns until then)."
 )]
+/// The `rssp` command line.
 pub struct Cli {
     /// Configuration file (default: rssp.toml in the working directory, or RSSP_CONFIG).
     #[arg(long, global = true)]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run the server (CSC API, PKI publication, OpenAPI at /openapi.json, Swagger UI at /docs/, probes
     /// /healthz and /readyz, Prometheus /metrics). SIGTERM or Ctrl-C stops it gracefully: no new
     /// connections, requests in flight finish within http.shutdown_grace_secs, then the HSM sessions close.
@@ -109,7 +110,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum PkiCommand {
+pub(crate) enum PkiCommand {
     /// Print the root CA certificate as PEM (the trust anchor for validating signatures).
     RootCert,
     /// Print the issuing CA certificate as PEM.
@@ -124,7 +125,7 @@ pub enum PkiCommand {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum OperatorCommand {
+pub(crate) enum OperatorCommand {
     /// Create an operator; prints its API key once (use it as `Authorization: Bearer <key>`).
     Create {
         #[arg(long)]
@@ -138,7 +139,7 @@ pub enum OperatorCommand {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum AuditCommand {
+pub(crate) enum AuditCommand {
     /// Check the hash chain of the audit trail; reports the first broken link. Exit code 1 when broken.
     Verify,
 }

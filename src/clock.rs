@@ -2,13 +2,14 @@
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
+/// The source of the current time, so that tests can move it (see [`ManualClock`]).
 pub trait Clock: Send + Sync {
     /// Seconds since the Unix epoch.
     fn now(&self) -> i64;
 }
 
 #[derive(Debug, Default)]
-pub struct SystemClock;
+pub(crate) struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> i64 {
@@ -23,6 +24,7 @@ pub struct ManualClock {
 }
 
 impl ManualClock {
+    /// Moves the clock forward by `seconds` (backward when negative).
     pub fn advance(&self, seconds: i64) {
         self.offset.fetch_add(seconds, Ordering::SeqCst);
     }

@@ -13,20 +13,40 @@ pub const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 /// Shortest webhook secret accepted (HMAC keys guessed by nobody).
 pub const MIN_SECRET_CHARS: usize = 16;
 
+/// Why the configuration was refused; the message names the file or the setting.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The configuration file cannot be read.
     #[error("cannot read configuration file {path}: {cause}")]
-    Read { path: PathBuf, cause: std::io::Error },
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why it could not be read.
+        cause: std::io::Error,
+    },
+    /// The configuration file is no valid TOML for rssp's settings.
     #[error("configuration file {path}: {cause}")]
-    Parse { path: PathBuf, cause: String },
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong in it, with its position.
+        cause: String,
+    },
+    /// A setting's value is refused.
     #[error("bad setting {name}: {reason}")]
-    Invalid { name: String, reason: String },
+    Invalid {
+        /// The setting, with its environment variable where it has one.
+        name: String,
+        /// What the value must be.
+        reason: String,
+    },
 }
 
 fn invalid(name: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { name: name.to_string(), reason: reason.into() }
 }
 
+/// rssp's settings: defaults, then the file, then `RSSP_*` environment variables (see the README).
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -57,12 +77,19 @@ pub struct Config {
     /// the data directory, and SQLite) unless this is true: for a single-machine deployment that
     /// chose it knowingly.
     pub allow_embedded: bool,
+    /// The PKCS#11 module, token and session pool (`[hsm]`).
     pub hsm: HsmConfig,
+    /// Tokens, codes, lockouts and limits (`[security]`).
     pub security: SecurityConfig,
+    /// The CA's names, key types and validity (`[ca]`).
     pub ca: CaConfig,
+    /// Packages, orders and the account lifecycle (`[lifecycle]`).
     pub lifecycle: LifecycleConfig,
+    /// E-mail and SMS delivery (`[notify]`).
     pub notify: NotifyConfig,
+    /// The payment provider (`[payments]`).
     pub payments: PaymentsConfig,
+    /// The video-identification provider (`[identity]`).
     pub identity: IdentityConfig,
 }
 
@@ -94,10 +121,13 @@ impl Default for HttpConfig {
     }
 }
 
+/// Development (local runs, outbox readable, embedded set-up allowed) or production.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
+    /// The default: e-mail and SMS stay in the outbox, development secrets are written to the data directory.
     Development,
+    /// A real deployment: see [`Config::mode`] for what it requires and refuses.
     Production,
 }
 
@@ -140,8 +170,8 @@ pub struct LifecycleConfig {
     pub multisign: i32,
     /// Current versions of the documents a person accepts.
     pub privacy_version: String,
-    pub terms_version: String,
-    pub issuance_terms_version: String,
+    pub(crate) terms_version: String,
+    pub(crate) issuance_terms_version: String,
     /// The package catalogue.
     pub packages: Vec<PackageConfig>,
     /// ISO 4217 currency of the prices.
@@ -150,11 +180,15 @@ pub struct LifecycleConfig {
     pub vat_percent: i64,
 }
 
+/// A certificate package a person can order (`[[lifecycle.packages]]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PackageConfig {
+    /// The package's id, as orders name it.
     pub id: String,
+    /// Validity of the certificate issued for it, in years.
     pub validity_years: i64,
+    /// Signatures the credential may make in all.
     pub transactions: i32,
     /// Price without VAT, in cents.
     pub net_cents: i64,
@@ -178,6 +212,7 @@ pub struct NotifyConfig {
     pub max_attempts: i32,
 }
 
+/// The payment provider (`[payments]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PaymentsConfig {
@@ -187,6 +222,7 @@ pub struct PaymentsConfig {
     pub page_url: String,
 }
 
+/// The video-identification provider (`[identity]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IdentityConfig {
@@ -196,6 +232,7 @@ pub struct IdentityConfig {
     pub session_url: String,
 }
 
+/// The PKCS#11 module and token that hold the keys (`[hsm]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HsmConfig {
@@ -217,6 +254,7 @@ pub struct HsmConfig {
     pub ca_pin: Option<SecretString>,
 }
 
+/// Tokens, codes, lockouts and limits (`[security]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecurityConfig {
@@ -244,6 +282,7 @@ pub struct SecurityConfig {
     pub recovery_cooling_off_secs: i64,
 }
 
+/// The CA (`[ca]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CaConfig {
@@ -843,10 +882,11 @@ impl Config {
             .transpose()
     }
 
-    pub fn listen_addr(&self) -> Result<std::net::SocketAddr, ConfigError> {
+    pub(crate) fn listen_addr(&self) -> Result<std::net::SocketAddr, ConfigError> {
         self.listen.parse().map_err(|_| invalid("listen (RSSP_LISTEN)", "must be address:port, e.g. 127.0.0.1:8080"))
     }
 
+    /// The database URL: the one configured, or SQLite in the data directory.
     pub fn database_url(&self) -> String {
         match &self.database_url {
             Some(url) => url.clone(),

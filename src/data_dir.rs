@@ -114,7 +114,9 @@ pub fn secure_sqlite_files(database_url: &str) -> io::Result<()> {
     Ok(())
 }
 
-#[cfg(all(test, unix))]
+// Two attributes, not `all(test, unix)`: clippy recognises only a plain `cfg(test)` as test code.
+#[cfg(test)]
+#[cfg(unix)]
 mod tests {
     use super::*;
 

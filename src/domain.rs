@@ -2,13 +2,13 @@
 //! enrolment input (contact details, password policy, invoices) and renewal rules (rekey window, quota).
 //! Parse, don't validate: once a value is one of these types it is valid.
 
-pub mod algorithms;
-pub mod documents;
-pub mod enrolment;
+pub(crate) mod algorithms;
+pub(crate) mod documents;
+pub(crate) mod enrolment;
 pub mod ids;
-pub mod key_kind;
-pub mod recovery;
-pub mod renewal;
+pub(crate) mod key_kind;
+pub(crate) mod recovery;
+pub(crate) mod renewal;
 pub mod sad;
 pub mod secrets;
 pub mod states;

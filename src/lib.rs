@@ -3,16 +3,16 @@
 
 pub mod api;
 pub mod audit;
-pub mod background;
+pub(crate) mod background;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod data_dir;
+pub(crate) mod data_dir;
 pub mod db;
 pub mod domain;
 pub mod hsm;
 pub mod metrics;
-pub mod notify;
+pub(crate) mod notify;
 pub mod pki;
 pub mod service;
 pub mod startup;

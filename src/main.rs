@@ -1,3 +1,5 @@
+//! The `rssp` command: `rssp serve` and the operator commands (see `rssp --help`).
+
 use clap::Parser;
 
 fn main() {

@@ -13,22 +13,22 @@ use prometheus::{
 /// Every metric of the process.
 pub struct Metrics {
     registry: Registry,
-    pub http_requests: IntCounterVec,
-    pub http_duration: HistogramVec,
-    pub signatures: IntCounterVec,
-    pub sad_refusals: IntCounterVec,
-    pub otp_refusals: IntCounterVec,
-    pub hsm_sessions_in_use: IntGauge,
-    pub hsm_session_waits: IntCounter,
-    pub hsm_session_timeouts: IntCounter,
-    pub db_connections: IntGaugeVec,
-    pub db_pool_waits: IntCounter,
-    pub db_pool_timeouts: IntCounter,
-    pub outbox_backlog: IntGauge,
-    pub outbox_delivery_failures: IntCounter,
-    pub certificates_issued: IntCounter,
-    pub certificates_revoked: IntCounter,
-    pub scheduler_runs: IntCounterVec,
+    pub(crate) http_requests: IntCounterVec,
+    pub(crate) http_duration: HistogramVec,
+    pub(crate) signatures: IntCounterVec,
+    pub(crate) sad_refusals: IntCounterVec,
+    pub(crate) otp_refusals: IntCounterVec,
+    pub(crate) hsm_sessions_in_use: IntGauge,
+    pub(crate) hsm_session_waits: IntCounter,
+    pub(crate) hsm_session_timeouts: IntCounter,
+    pub(crate) db_connections: IntGaugeVec,
+    pub(crate) db_pool_waits: IntCounter,
+    pub(crate) db_pool_timeouts: IntCounter,
+    pub(crate) outbox_backlog: IntGauge,
+    pub(crate) outbox_delivery_failures: IntCounter,
+    pub(crate) certificates_issued: IntCounter,
+    pub(crate) certificates_revoked: IntCounter,
+    pub(crate) scheduler_runs: IntCounterVec,
 }
 
 /// The process's metrics.
@@ -38,10 +38,11 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 impl Metrics {
+    // The names and label sets are constants: registering them cannot fail but on a programming
+    // error, which the unit test below would show.
+    #[allow(clippy::expect_used)]
     fn new() -> Metrics {
         let registry = Registry::new();
-        // The names and label sets are constants: registering them cannot fail but on a programming
-        // error, which the unit test below would show.
         fn reg<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
             registry.register(Box::new(metric.clone())).expect("metric names are unique constants");
             metric

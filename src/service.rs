@@ -2,29 +2,29 @@
 //! writes the audit record in the same transaction, and returns domain values. All of it is blocking
 //! (diesel, PKCS#11): the api layer runs it on blocking threads.
 
-pub mod accounts;
-pub mod auth;
-pub mod authenticator;
+pub(crate) mod accounts;
+pub(crate) mod auth;
+pub(crate) mod authenticator;
 pub mod ca;
 mod committed;
-pub mod credentials;
+pub(crate) mod credentials;
 pub mod dev_secrets;
 mod error;
-pub mod health;
-pub mod identity;
-pub mod identity_provider;
-pub mod issuance;
-pub mod lifecycle_jobs;
+pub(crate) mod health;
+pub(crate) mod identity;
+pub(crate) mod identity_provider;
+pub(crate) mod issuance;
+pub(crate) mod lifecycle_jobs;
 mod one_time;
 pub mod operators;
-pub mod orders;
+pub(crate) mod orders;
 pub mod provisioning;
-pub mod rekey;
+pub(crate) mod rekey;
 mod second_factor;
-pub mod signing;
+pub(crate) mod signing;
 pub mod totp_seal;
 pub mod views;
-pub mod webhooks;
+pub(crate) mod webhooks;
 
 use std::sync::Arc;
 
@@ -50,16 +50,21 @@ const AUDIT_POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Everything a use case needs; shared by all requests.
 pub struct Services {
+    /// The configuration the process started with.
     pub config: Config,
+    /// The database connection pool; take connections through [`Services::conn`].
     pub db: DbPool,
     /// The subscribers' signing keys (and the seal key of TOTP seeds).
     pub keystore: KeyStore,
     /// The CA keys' own token when `hsm.ca_token_label` is set; see [`Services::ca_keys`].
     pub ca_keystore: Option<KeyStore>,
+    /// The root and issuing CA.
     pub ca: CertificateAuthority,
+    /// The clock every use case reads the time from (a manual one in tests).
     pub clock: Arc<dyn Clock>,
     /// Base URL put into certificates (AIA, CRL distribution points).
     pub public_url: String,
+    /// The secrets that authenticate the provider webhooks.
     pub webhook_secrets: WebhookSecrets,
     /// The last readiness result, so that a flood of unauthenticated probes costs one check a second.
     pub readiness: health::ReadinessCache,
@@ -68,7 +73,9 @@ pub struct Services {
 /// The shared secrets that authenticate the providers' webhooks (None: that webhook is refused).
 #[derive(Clone, Default)]
 pub struct WebhookSecrets {
+    /// Secret of the payment provider's webhook.
     pub payments: Option<SecretString>,
+    /// Secret of the identity provider's webhook.
     pub identity: Option<SecretString>,
 }
 
@@ -106,14 +113,19 @@ fn check_installation_mode(pool: &DbPool, mode: Mode, now: i64) -> Result<(), St
     Ok(())
 }
 
+/// Why the server (or a command) could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The database could not be opened or migrated.
     #[error(transparent)]
     Db(#[from] db::DbError),
+    /// The HSM could not be opened or refused a key operation at start.
     #[error("HSM: {0}")]
     Hsm(#[from] crate::hsm::HsmError),
+    /// The CA could not be created or loaded.
     #[error("CA: {0}")]
     Pki(#[from] crate::pki::PkiError),
+    /// The configuration is unreadable or refused.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     /// A start refused for a reason the message states in full.
@@ -122,7 +134,9 @@ pub enum StartError {
     /// Something failed underneath: what was being done, and the error, kept as the source.
     #[error("{what}")]
     Failed {
+        /// What was being done, in words.
         what: String,
+        /// The error underneath.
         #[source]
         source: BoxError,
     },
@@ -217,6 +231,7 @@ impl Services {
         Ok(db::checkout_within(&self.db, wait)?)
     }
 
+    /// The current time, Unix seconds, from [`Services::clock`].
     pub fn now(&self) -> i64 {
         self.clock.now()
     }
@@ -301,6 +316,7 @@ pub(crate) fn audited<T>(
 /// The authenticated caller of a request: whose token it is.
 #[derive(Debug, Clone)]
 pub struct Principal {
+    /// The user whose token it is.
     pub user_id: UserId,
-    pub token_digest: String,
+    pub(crate) token_digest: String,
 }

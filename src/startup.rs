@@ -22,6 +22,7 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// The address of the separate metrics listener, when `metrics_listen` is set.
     pub metrics_addr: Option<SocketAddr>,
+    /// The use cases the server runs on, for tests to reach past HTTP.
     pub services: Data<Services>,
     handle: ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -30,6 +31,7 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
+    /// `http://` and the bound address: where a client reaches the server.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
     }

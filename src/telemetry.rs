@@ -16,16 +16,21 @@ use tracing_subscriber::EnvFilter;
 /// The filter used when `RSSP_LOG` is unset: info for rssp, quiet actix worker chatter.
 const DEFAULT_FILTER: &str = "info,actix_server=warn";
 
+/// Why logging could not be set up; the message names the setting.
 #[derive(Debug, thiserror::Error)]
 pub enum LogSetupError {
+    /// `RSSP_LOG` is no valid tracing filter.
     #[error("bad setting RSSP_LOG: {0}")]
     Filter(String),
+    /// `RSSP_LOG_FORMAT` is neither `json` nor `text`.
     #[error("bad setting RSSP_LOG_FORMAT: {0:?} is not one of json, text")]
     Format(String),
+    /// The global subscriber could not be installed.
     #[error("logging: {0}")]
     Init(String),
 }
 
+/// How log lines are written (`RSSP_LOG_FORMAT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     /// Human-readable lines; coloured only when standard error is a terminal.
@@ -130,6 +135,7 @@ impl RequestId {
         RequestId(from_task.or_else(|| THREAD_REQUEST_ID.with(|id| id.borrow().clone())))
     }
 
+    /// The id, when there is one.
     pub fn as_deref(&self) -> Option<&str> {
         self.0.as_deref()
     }

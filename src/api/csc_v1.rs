@@ -41,6 +41,7 @@ pub struct InfoResponse {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[schema(as = CscV1InfoRequest)]
 pub struct InfoRequest {
+    #[allow(dead_code)] // in the spec's request: accepted, not used
     pub lang: Option<String>,
 }
 
@@ -69,6 +70,7 @@ pub struct LoginRequest {
     #[serde(rename = "rememberMe")]
     pub remember_me: Option<bool>,
     #[serde(rename = "clientData")]
+    #[allow(dead_code)] // in the spec's request: accepted, not used
     pub client_data: Option<String>,
 }
 
@@ -108,6 +110,7 @@ pub struct RevokeRequest {
     pub token: Option<SecretString>,
     pub token_type_hint: Option<String>,
     #[serde(rename = "clientData")]
+    #[allow(dead_code)] // in the spec's request: accepted, not used
     pub client_data: Option<String>,
 }
 
@@ -146,6 +149,7 @@ pub struct ListRequest {
     #[serde(rename = "pageToken")]
     pub page_token: Option<String>,
     #[serde(rename = "clientData")]
+    #[allow(dead_code)] // in the spec's request: accepted, not used
     pub client_data: Option<String>,
 }
 
@@ -190,9 +194,12 @@ pub struct CredentialInfoRequest {
     #[serde(rename = "certInfo")]
     pub cert_info: Option<bool>,
     #[serde(rename = "authInfo")]
+    #[allow(dead_code)] // in the spec's request: accepted, not used
     pub auth_info: Option<bool>,
+    #[allow(dead_code)] // in the spec's request: accepted, not used
     pub lang: Option<String>,
     #[serde(rename = "clientData")]
+    #[allow(dead_code)] // in the spec's request: accepted, not used
     pub client_data: Option<String>,
 }
 
@@ -301,6 +308,7 @@ pub struct AuthorizeRequestBody {
     pub otp: Option<SecretString>,
     pub description: Option<String>,
     #[serde(rename = "clientData")]
+    #[allow(dead_code)] // in the spec's request: accepted, not used
     pub client_data: Option<String>,
 }
 
@@ -353,6 +361,7 @@ pub struct ExtendTransactionRequest {
     #[schema(value_type = Option<String>)]
     pub sad: Option<SecretString>,
     #[serde(rename = "clientData")]
+    #[allow(dead_code)] // in the spec's request: accepted, not used
     pub client_data: Option<String>,
 }
 
@@ -396,6 +405,7 @@ pub struct SignHashRequestBody {
     #[serde(rename = "signAlgoParams")]
     pub sign_algo_params: Option<String>,
     #[serde(rename = "clientData")]
+    #[allow(dead_code)] // in the spec's request: accepted, not used
     pub client_data: Option<String>,
 }
 

@@ -64,6 +64,7 @@ pub struct InfoResponse {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[schema(as = CscV2InfoRequest)]
 pub struct InfoRequest {
+    #[allow(dead_code)] // in the spec's request: accepted, not used
     pub lang: Option<String>,
 }
 
@@ -107,6 +108,7 @@ pub struct LoginRequest {
     #[serde(rename = "rememberMe")]
     pub remember_me: Option<bool>,
     #[serde(rename = "clientData")]
+    #[allow(dead_code)] // in the spec's request: accepted, not used
     pub client_data: Option<String>,
 }
 
@@ -145,6 +147,7 @@ pub struct RevokeRequest {
     pub token: Option<SecretString>,
     pub token_type_hint: Option<String>,
     #[serde(rename = "clientData")]
+    #[allow(dead_code)] // in the spec's request: accepted, not used
     pub client_data: Option<String>,
 }
 
@@ -259,11 +262,14 @@ pub struct ListRequest {
     #[serde(rename = "certInfo")]
     pub cert_info: Option<bool>,
     #[serde(rename = "authInfo")]
+    #[allow(dead_code)] // in the spec's request: accepted, not used
     pub auth_info: Option<bool>,
     #[serde(rename = "onlyValid")]
     pub only_valid: Option<bool>,
+    #[allow(dead_code)] // in the spec's request: accepted, not used
     pub lang: Option<String>,
     #[serde(rename = "clientData")]
+    #[allow(dead_code)] // in the spec's request: accepted, not used
     pub client_data: Option<String>,
 }
 
@@ -315,9 +321,12 @@ pub struct CredentialInfoRequest {
     #[serde(rename = "certInfo")]
     pub cert_info: Option<bool>,
     #[serde(rename = "authInfo")]
+    #[allow(dead_code)] // in the spec's request: accepted, not used
     pub auth_info: Option<bool>,
+    #[allow(dead_code)] // in the spec's request: accepted, not used
     pub lang: Option<String>,
     #[serde(rename = "clientData")]
+    #[allow(dead_code)] // in the spec's request: accepted, not used
     pub client_data: Option<String>,
 }
 
@@ -361,6 +370,7 @@ pub struct AuthorizeRequestBody {
     pub auth_data: Option<Vec<AuthDataEntry>>,
     pub description: Option<String>,
     #[serde(rename = "clientData")]
+    #[allow(dead_code)] // in the spec's request: accepted, not used
     pub client_data: Option<String>,
 }
 
@@ -438,6 +448,7 @@ pub struct ExtendTransactionRequest {
     #[schema(value_type = Option<String>)]
     pub sad: Option<SecretString>,
     #[serde(rename = "clientData")]
+    #[allow(dead_code)] // in the spec's request: accepted, not used
     pub client_data: Option<String>,
 }
 
@@ -481,9 +492,12 @@ pub struct SignHashRequestBody {
     /// Only `S` (synchronous) is offered: `info.asynchronousOperationMode` is false.
     #[serde(rename = "operationMode")]
     pub operation_mode: Option<String>,
+    #[allow(dead_code)] // in the spec's request: accepted, not used
     pub validity_period: Option<i64>,
+    #[allow(dead_code)] // in the spec's request: accepted, not used
     pub response_uri: Option<String>,
     #[serde(rename = "clientData")]
+    #[allow(dead_code)] // in the spec's request: accepted, not used
     pub client_data: Option<String>,
 }
 

@@ -37,7 +37,7 @@ pub fn json_body_limit(services: Option<&Services>) -> usize {
 }
 
 /// Largest body of an identity-document upload: the document (at most
-/// [`crate::service::orders::MAX_DOCUMENT_BYTES`], 5 MiB) travels base64 inside JSON, which makes
+/// `service::orders::MAX_DOCUMENT_BYTES`, 5 MiB) travels base64 inside JSON, which makes
 /// it 4/3 as long; 256 KiB more cover the other fields and escaped slashes (7,252,652 bytes).
 pub const UPLOAD_BODY_LIMIT: usize = crate::service::orders::MAX_DOCUMENT_BYTES.div_ceil(3) * 4 + 256 * 1024;
 
@@ -206,6 +206,7 @@ impl FromRequest for RawBody {
 
 /// Who is calling a route that needs authentication.
 pub trait Authenticate: Sized + 'static {
+    /// Authenticates the request's caller from its headers, before the body is read.
     fn authenticate(services: Data<Services>, req: HttpRequest) -> impl Future<Output = Result<Self, ApiError>>;
 }
 
@@ -359,11 +360,11 @@ pub fn decode_base64(text: &str, what: &str) -> Result<Vec<u8>, ApiError> {
         .map_err(|_| ApiError::invalid_request(format!("Invalid Base64 {what} string parameter")))
 }
 
-pub fn decode_hashes(hashes: &[String], what: &str) -> Result<Vec<Vec<u8>>, ApiError> {
+pub(crate) fn decode_hashes(hashes: &[String], what: &str) -> Result<Vec<Vec<u8>>, ApiError> {
     hashes.iter().map(|h| decode_base64(h, what)).collect()
 }
 
-pub fn encode_base64(bytes: &[u8]) -> String {
+pub(crate) fn encode_base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 

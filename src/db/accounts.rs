@@ -75,10 +75,6 @@ pub fn set_phone(conn: &mut DbConnection, id: &str, phone: &str) -> QueryResult<
     diesel::update(users::table.find(id)).set(users::phone.eq(phone)).execute(conn).map(|_| ())
 }
 
-pub fn set_country(conn: &mut DbConnection, id: &str, country: &str) -> QueryResult<()> {
-    diesel::update(users::table.find(id)).set(users::country.eq(country)).execute(conn).map(|_| ())
-}
-
 pub fn set_names(conn: &mut DbConnection, id: &str, given_name: &str, surname: &str) -> QueryResult<()> {
     diesel::update(users::table.find(id))
         .set((users::given_name.eq(given_name), users::surname.eq(surname)))

@@ -1,19 +1,29 @@
+//! The audit trail's records and its head.
+
 use diesel::prelude::*;
 
 use super::schema::{audit_head, audit_log};
 use super::DbConnection;
 
+/// One record of the audit trail (`audit_log`), chained to the one before by its hash.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = audit_log)]
 pub struct AuditRow {
+    /// Position in the chain, from 1.
     pub seq: i64,
-    pub at: i64,
+    pub(crate) at: i64,
+    /// See [`crate::audit::AuditEvent::event`].
     pub event: String,
+    /// `success` or `refused`.
     pub outcome: String,
+    /// The user it concerns, if any.
     pub user_id: Option<String>,
+    /// The credential it concerns, if any.
     pub credential_id: Option<String>,
+    /// Anything else worth keeping, in words.
     pub detail: String,
-    pub prev_hash: String,
+    pub(crate) prev_hash: String,
+    /// SHA-256 (hex) over this record's fields and the previous record's hash.
     pub hash: String,
     /// The HTTP request that wrote the record (`X-Request-Id`); None for commands, jobs and older records.
     pub request_id: Option<String>,
@@ -31,7 +41,7 @@ pub fn head(conn: &mut DbConnection) -> QueryResult<(i64, String)> {
     audit_head::table.find(1).select((audit_head::seq, audit_head::hash)).first(conn)
 }
 
-pub fn append(conn: &mut DbConnection, row: &AuditRow) -> QueryResult<()> {
+pub(crate) fn append(conn: &mut DbConnection, row: &AuditRow) -> QueryResult<()> {
     diesel::insert_into(audit_log::table).values(row).execute(conn)?;
     diesel::update(audit_head::table.find(1))
         .set((audit_head::seq.eq(row.seq), audit_head::hash.eq(&row.hash)))

@@ -1,34 +1,47 @@
+//! Credentials: a key in the HSM and its certificate, per user.
+
 use diesel::prelude::*;
 
 use super::schema::{credentials, rekey_notices};
 use super::DbConnection;
 use crate::domain::CredentialStatus;
 
+/// A credential (`credentials`): a key pair in the HSM and its certificate.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = credentials)]
 pub struct CredentialRow {
+    /// The CSC `credentialID`.
     pub id: String,
+    /// The owner.
     pub user_id: String,
+    /// A [`crate::domain::KeyKind`] name (`rsa-2048`, `ec-p256`, ...).
     pub key_kind: String,
+    /// The key pair's `CKA_ID` in the HSM, hex.
     pub key_id: String,
+    /// The certificate, DER.
     pub certificate: Vec<u8>,
+    /// The certificate's serial number, hex.
     pub serial_hex: String,
+    /// The certificate's notAfter, Unix seconds.
     pub not_after: i64,
-    pub pin_hash: Option<String>,
+    pub(crate) pin_hash: Option<String>,
+    /// Most signatures one SAD may cover (CSC `multisign`).
     pub multisign: i32,
+    /// Whether the key may be used (CSC `key.status`); revocation is `revoked_at`.
     pub status: CredentialStatus,
-    pub revoked_at: Option<i64>,
-    pub created_at: i64,
+    pub(crate) revoked_at: Option<i64>,
+    pub(crate) created_at: i64,
     /// Signatures the credential may still make in all: the package's transactions (None: no limit).
     pub quota_total: Option<i32>,
-    pub quota_used: i32,
+    pub(crate) quota_used: i32,
     /// The order it was issued for (None: provisioned by an operator).
     pub order_id: Option<String>,
     /// The credential that a rekey issued in its place.
     pub replaced_by: Option<String>,
-    pub revocation_reason: Option<String>,
+    pub(crate) revocation_reason: Option<String>,
 }
 
+/// Stores a new credential.
 pub fn insert(conn: &mut DbConnection, row: &CredentialRow) -> QueryResult<()> {
     diesel::insert_into(credentials::table).values(row).execute(conn).map(|_| ())
 }
@@ -67,7 +80,7 @@ pub fn of_user(conn: &mut DbConnection, user_id: &str, limit: i64) -> QueryResul
         .load(conn)
 }
 
-pub fn revoked(conn: &mut DbConnection) -> QueryResult<Vec<(String, i64)>> {
+pub(crate) fn revoked(conn: &mut DbConnection) -> QueryResult<Vec<(String, i64)>> {
     credentials::table
         .filter(credentials::revoked_at.is_not_null())
         .select((credentials::serial_hex, credentials::revoked_at.assume_not_null()))
@@ -79,6 +92,7 @@ pub fn revoked_count(conn: &mut DbConnection) -> QueryResult<i64> {
     credentials::table.filter(credentials::revoked_at.is_not_null()).count().get_result(conn)
 }
 
+/// The credential with this id, if any (whoever owns it).
 pub fn by_id(conn: &mut DbConnection, id: &str) -> QueryResult<Option<CredentialRow>> {
     credentials::table.find(id).select(CredentialRow::as_select()).first(conn).optional()
 }

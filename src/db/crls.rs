@@ -6,15 +6,20 @@ use super::schema::{crl_numbers, crls};
 use super::DbConnection;
 use crate::domain::CaName;
 
+/// A CRL as issued (`crls`).
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = crls)]
 pub struct CrlRow {
+    /// The CA that issued it.
     pub issuer: CaName,
-    pub crl_number: i64,
+    pub(crate) crl_number: i64,
+    /// thisUpdate, Unix seconds.
     pub this_update: i64,
+    /// nextUpdate, Unix seconds.
     pub next_update: i64,
     /// How many revoked certificates it lists.
     pub entries: i64,
+    /// The CRL, DER.
     pub der: Vec<u8>,
 }
 
@@ -30,6 +35,7 @@ pub fn next_number(conn: &mut DbConnection, issuer: CaName) -> QueryResult<i64> 
     crl_numbers::table.find(issuer).select(crl_numbers::last_number).first(conn)
 }
 
+/// Stores an issued CRL.
 pub fn insert(conn: &mut DbConnection, row: &CrlRow) -> QueryResult<()> {
     diesel::insert_into(crls::table).values(row).execute(conn).map(|_| ())
 }

@@ -75,16 +75,6 @@ pub fn list(conn: &mut DbConnection, status: Option<OrderStatus>, limit: i64) ->
     query.order((orders::created_at.desc(), orders::id.asc())).limit(limit).load(conn)
 }
 
-/// Rekey orders that are paid and not fulfilled, for the credential.
-pub fn open_rekeys_of(conn: &mut DbConnection, credential_id: &str) -> QueryResult<Vec<OrderRow>> {
-    orders::table
-        .filter(orders::credential_id.eq(credential_id))
-        .filter(orders::purpose.eq(Purpose::Rekey))
-        .filter(orders::status.eq(OrderStatus::Paid))
-        .select(OrderRow::as_select())
-        .load(conn)
-}
-
 /// Paid rekey orders (also those submitted and waiting for a decision) whose credential has expired
 /// before they were fulfilled.
 pub fn stranded_rekeys(conn: &mut DbConnection, now: i64) -> QueryResult<Vec<OrderRow>> {
@@ -125,10 +115,6 @@ pub fn transition(conn: &mut DbConnection, id: &str, from: OrderStatus, to: Orde
         .set(orders::status.eq(to))
         .execute(conn)?;
     Ok(changed == 1)
-}
-
-pub fn count_invoiced(conn: &mut DbConnection) -> QueryResult<i64> {
-    orders::table.filter(orders::invoice_number.is_not_null()).count().get_result(conn)
 }
 
 /// Records a webhook event; false when it was handled before (the redelivery must change nothing).
@@ -243,11 +229,6 @@ pub fn insert_document(conn: &mut DbConnection, row: &IdentityDocumentRow) -> Qu
     diesel::insert_into(identity_documents::table).values(row).execute(conn).map(|_| ())
 }
 
-pub fn order_has_document(conn: &mut DbConnection, order_id: &str) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(identity_documents::table.filter(identity_documents::order_id.eq(order_id))))
-        .get_result(conn)
-}
-
 /// Undoes an acceptance whose issuance failed, so the decision can be taken again; false when the
 /// check was not accepted.
 pub fn reopen_check(conn: &mut DbConnection, id: &str) -> QueryResult<bool> {
@@ -260,8 +241,4 @@ pub fn reopen_check(conn: &mut DbConnection, id: &str) -> QueryResult<bool> {
             ))
             .execute(conn)?;
     Ok(changed == 1)
-}
-
-pub fn document(conn: &mut DbConnection, id: &str) -> QueryResult<Option<IdentityDocumentRow>> {
-    identity_documents::table.find(id).select(IdentityDocumentRow::as_select()).first(conn).optional()
 }

@@ -11,39 +11,58 @@ use crate::domain::{Channel, OutboxStatus};
 /// carried exists in clear only on its way to the person.
 pub const WIPED_BODY: &str = "[wiped after delivery: the message carried a code or link for the person only]";
 
+/// A message to put into the outbox.
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = outbox)]
 pub struct NewMessage {
+    /// E-mail or SMS.
     pub channel: Channel,
+    /// The e-mail address or phone number.
     pub recipient: String,
+    /// E-mail subject (empty for SMS).
     pub subject: String,
+    /// The text.
     pub body: String,
+    /// The user it is for, if any.
     pub user_id: Option<String>,
+    /// Where it starts: pending, or held in development mode.
     pub status: OutboxStatus,
-    pub next_attempt_at: i64,
-    pub created_at: i64,
+    pub(crate) next_attempt_at: i64,
+    pub(crate) created_at: i64,
     /// Carries a code or a link (see `notify::Notice::secret`).
     pub secret: bool,
 }
 
+/// A message in the outbox.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = outbox)]
 pub struct Message {
+    /// The outbox's sequence number.
     pub id: i64,
+    /// E-mail or SMS.
     pub channel: Channel,
+    /// The e-mail address or phone number.
     pub recipient: String,
+    /// E-mail subject (empty for SMS).
     pub subject: String,
+    /// The text, or [`WIPED_BODY`] once a secret-bearing message was delivered.
     pub body: String,
+    /// The user it is for, if any.
     pub user_id: Option<String>,
+    /// Where the message stands.
     pub status: OutboxStatus,
-    pub attempts: i32,
+    pub(crate) attempts: i32,
+    /// When the next delivery attempt is due, Unix seconds.
     pub next_attempt_at: i64,
-    pub last_error: Option<String>,
-    pub created_at: i64,
+    pub(crate) last_error: Option<String>,
+    pub(crate) created_at: i64,
+    /// When it was delivered, Unix seconds.
     pub sent_at: Option<i64>,
+    /// Carries a code or a link for the person only.
     pub secret: bool,
 }
 
+/// Puts a message into the outbox (in the transaction of the change it tells about).
 pub fn insert(conn: &mut DbConnection, message: &NewMessage) -> QueryResult<()> {
     diesel::insert_into(outbox::table).values(message).execute(conn).map(|_| ())
 }

@@ -1,28 +1,41 @@
+//! Signature activation data (SADs) and what each still covers.
+
 use diesel::prelude::*;
 
 use super::schema::sads;
 use super::DbConnection;
 
+/// A signature activation data (`sads`): what one authorisation still covers.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = sads)]
 pub struct SadRow {
+    /// SHA-256 of the SAD (it is stored only as a digest).
     pub digest: String,
+    /// The user it was issued to.
     pub user_id: String,
+    /// The credential it authorises.
     pub credential_id: String,
+    /// The bound hashes not yet signed (SCAL2), as [`crate::domain::sad::encode_hashes`] writes them.
     pub hashes: String,
+    /// Signatures it covers in all.
     pub num_signatures: i32,
+    /// Signatures made with it so far.
     pub used: i32,
+    /// When it expires, Unix seconds.
     pub expires_at: i64,
+    /// Retired (replaced through extendTransaction) or revoked: signs nothing more.
     pub revoked: bool,
     /// The end of the chain of renewals that the one-time code started (`extendTransaction` never
     /// renews past it).
     pub chain_expires_at: i64,
 }
 
+/// Stores a new SAD.
 pub fn insert(conn: &mut DbConnection, row: &SadRow) -> QueryResult<()> {
     diesel::insert_into(sads::table).values(row).execute(conn).map(|_| ())
 }
 
+/// The SAD with this digest, if any.
 pub fn find(conn: &mut DbConnection, digest: &str) -> QueryResult<Option<SadRow>> {
     sads::table.find(digest).select(SadRow::as_select()).first(conn).optional()
 }

@@ -24,15 +24,19 @@ pub mod oid {
     pub const P384: &str = "1.3.132.0.34";
 }
 
+/// The digest algorithms signHash accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HashAlgorithm {
+    /// SHA-256.
     Sha256,
+    /// SHA-384.
     Sha384,
+    /// SHA-512.
     Sha512,
 }
 
 impl HashAlgorithm {
-    pub fn from_oid(oid: &str) -> Option<HashAlgorithm> {
+    pub(crate) fn from_oid(oid: &str) -> Option<HashAlgorithm> {
         match oid {
             oid::SHA256 => Some(HashAlgorithm::Sha256),
             oid::SHA384 => Some(HashAlgorithm::Sha384),
@@ -41,6 +45,7 @@ impl HashAlgorithm {
         }
     }
 
+    /// The algorithm's OID, dotted (CSC `hashAlgo`).
     pub fn oid(self) -> &'static str {
         match self {
             HashAlgorithm::Sha256 => oid::SHA256,
@@ -49,6 +54,7 @@ impl HashAlgorithm {
         }
     }
 
+    /// Length of its digest in bytes.
     pub fn digest_len(self) -> usize {
         match self {
             HashAlgorithm::Sha256 => 32,
@@ -93,12 +99,18 @@ pub enum SignatureScheme {
     /// RSASSA-PKCS1-v1_5: the DigestInfo is built here, the HSM pads and signs it.
     RsaPkcs1(HashAlgorithm),
     /// RSASSA-PSS with MGF1 over the same hash.
-    RsaPss { hash: HashAlgorithm, salt_len: u32 },
+    RsaPss {
+        /// The digest algorithm, also that of MGF1.
+        hash: HashAlgorithm,
+        /// Salt length in bytes.
+        salt_len: u32,
+    },
     /// ECDSA over the digest; the value returned to clients is a DER `ECDSA-Sig-Value`.
     Ecdsa(HashAlgorithm),
 }
 
 impl SignatureScheme {
+    /// The digest algorithm the scheme signs over.
     pub fn hash(self) -> HashAlgorithm {
         match self {
             SignatureScheme::RsaPkcs1(h) | SignatureScheme::Ecdsa(h) => h,

@@ -21,14 +21,6 @@ impl DocumentType {
             _ => None,
         }
     }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DocumentType::Pdf => "application/pdf",
-            DocumentType::Jpeg => "image/jpeg",
-            DocumentType::Png => "image/png",
-        }
-    }
 }
 
 /// Most memory an image may decode into (a small file can claim huge dimensions).

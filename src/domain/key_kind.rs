@@ -5,15 +5,21 @@ use std::str::FromStr;
 
 use super::algorithms::oid;
 
+/// The kind of key pair generated for a credential (or a CA).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KeyKind {
+    /// RSA, 2048 bits.
     Rsa2048,
+    /// RSA, 3072 bits.
     Rsa3072,
+    /// ECDSA on NIST P-256.
     EcP256,
+    /// ECDSA on NIST P-384.
     EcP384,
 }
 
 impl KeyKind {
+    /// Every kind, in this order.
     pub const ALL: [KeyKind; 4] = [KeyKind::Rsa2048, KeyKind::Rsa3072, KeyKind::EcP256, KeyKind::EcP384];
 
     /// The name used on the command line and in the database.
@@ -26,6 +32,7 @@ impl KeyKind {
         }
     }
 
+    /// RSA (as opposed to EC).
     pub fn is_rsa(self) -> bool {
         matches!(self, KeyKind::Rsa2048 | KeyKind::Rsa3072)
     }

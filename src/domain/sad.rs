@@ -3,19 +3,25 @@
 /// A client's request to authorise a credential, checked against the credential.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignatureActivationRequest {
+    /// How many signatures the SAD is to authorise (CSC `numSignatures`).
     pub num_signatures: i32,
     /// The digests the SAD is bound to (SCAL2). Never empty.
     pub hashes: Vec<Vec<u8>>,
 }
 
+/// Why a SAD request is refused; the message is the refusal shown to the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SadPolicyError {
+    /// `numSignatures` is below 1 or above the credential's `multisign`.
     #[error("numSignatures must be between 1 and the credential's multisign")]
     NumSignaturesOutOfRange,
+    /// A SCAL2 credential was asked for a SAD without the hashes it will sign.
     #[error("SCAL2 needs the hashes to be signed")]
     MissingHashes,
+    /// More hashes than `numSignatures` allows.
     #[error("more hashes than numSignatures")]
     TooManyHashes,
+    /// A hash whose length is no supported digest's (SHA-256, -384, -512).
     #[error("a hash has the wrong length for any supported digest")]
     BadHashLength,
 }
@@ -51,7 +57,7 @@ pub fn encode_hashes(hashes: &[Vec<u8>]) -> String {
     hashes.iter().map(hex::encode).collect::<Vec<_>>().join(",")
 }
 
-pub fn decode_hashes(stored: &str) -> Vec<Vec<u8>> {
+pub(crate) fn decode_hashes(stored: &str) -> Vec<Vec<u8>> {
     stored.split(',').filter(|s| !s.is_empty()).filter_map(|h| hex::decode(h).ok()).collect()
 }
 

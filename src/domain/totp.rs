@@ -4,8 +4,9 @@
 use hmac::{Hmac, KeyInit, Mac};
 use subtle::ConstantTimeEq;
 
+/// Length of a time step in seconds (RFC 6238 `X`).
 pub const STEP_SECONDS: i64 = 30;
-pub const DIGITS: u32 = 6;
+pub(crate) const DIGITS: u32 = 6;
 /// Steps either side of now that are still accepted, for clock drift between phone and server.
 const DRIFT_STEPS: i64 = 1;
 
@@ -13,7 +14,10 @@ const DRIFT_STEPS: i64 = 1;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TotpCheck {
     /// The code matched this time step, which is later than any accepted before.
-    Accepted { step: i64 },
+    Accepted {
+        /// The step to record as the last accepted.
+        step: i64,
+    },
     /// The code matched, but its step was already used (or is older than one that was).
     Replayed,
     /// The code matches no step in the window.
@@ -31,6 +35,7 @@ pub enum SeedSeal {
 }
 
 impl SeedSeal {
+    /// The name stored in the database's `secret_seal` column.
     pub fn as_str(self) -> &'static str {
         match self {
             SeedSeal::Clear => "clear",
@@ -38,6 +43,7 @@ impl SeedSeal {
         }
     }
 
+    /// The seal named by a `secret_seal` column; None for a name rssp does not know.
     pub fn parse(text: &str) -> Option<SeedSeal> {
         [SeedSeal::Clear, SeedSeal::HsmAesGcmV1].into_iter().find(|s| s.as_str() == text)
     }
@@ -54,6 +60,7 @@ impl SeedSeal {
 /// The code for one time step.
 pub fn code_at_step(secret: &[u8], step: i64) -> String {
     // HMAC accepts keys of any length, so this cannot fail.
+    #[allow(clippy::expect_used)]
     let mut mac = <Hmac<sha1::Sha1> as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length");
     mac.update(&step.to_be_bytes());
     let digest = mac.finalize().into_bytes();
@@ -62,6 +69,7 @@ pub fn code_at_step(secret: &[u8], step: i64) -> String {
     format!("{:0width$}", bin % 10u32.pow(DIGITS), width = DIGITS as usize)
 }
 
+/// The time step that `unix_seconds` falls in.
 pub fn step_of(unix_seconds: i64) -> i64 {
     unix_seconds.div_euclid(STEP_SECONDS)
 }

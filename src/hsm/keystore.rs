@@ -22,19 +22,25 @@ use crate::domain::algorithms::ecdsa_raw_to_der;
 use crate::domain::{secrets, HashAlgorithm, KeyKind, SignatureScheme};
 use crate::metrics::METRICS;
 
+/// A failure of the HSM or of what rssp expected of it.
 #[derive(Debug, thiserror::Error)]
 pub enum HsmError {
+    /// The PKCS#11 module returned an error (its return code is in the message).
     #[error("PKCS#11: {0}")]
     Pkcs11(#[from] CkError),
+    /// No token with the configured label.
     #[error("no token labelled {0:?} on the PKCS#11 module")]
     TokenNotFound(String),
+    /// No key with this `CKA_ID` (hex) on the token.
     #[error("no key with id {0} on the token")]
     KeyNotFound(String),
+    /// A public key or signature from the HSM that rssp cannot read.
     #[error("unexpected key material from the HSM: {0}")]
     BadKeyMaterial(String),
     /// A sealed value that does not open: altered, moved to another row, or sealed under another key.
     #[error("a sealed value does not open (altered, moved or sealed by another key)")]
     SealBroken,
+    /// The seal key is missing although sealed seeds exist; the label is named.
     #[error("no sealing key labelled {0:?} on the token, but the database holds seeds sealed with one: restore the HSM token (a new key would make every authenticator unusable)")]
     SealKeyNotFound(&'static str),
     /// The token refused the user PIN when rssp logged in again (wrong, locked or expired PIN). rssp
@@ -53,11 +59,14 @@ pub const SUBSCRIBER_KEY_LABEL_PREFIX: &str = "rssp-subscriber-";
 /// The labels of the CA keys, distinct from every subscriber label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CaKeyLabel {
+    /// The root CA key.
     Root,
+    /// The issuing CA key.
     Issuing,
 }
 
 impl CaKeyLabel {
+    /// The `CKA_LABEL` on the token.
     pub fn as_str(self) -> &'static str {
         match self {
             CaKeyLabel::Root => "rssp-ca-root",
@@ -78,13 +87,14 @@ const SEAL_TAG_BITS: u64 = 128;
 pub struct KeyId(Vec<u8>);
 
 impl KeyId {
-    pub fn random() -> KeyId {
+    pub(crate) fn random() -> KeyId {
         KeyId(secrets::random_bytes::<16>().to_vec())
     }
+    /// A key id from its hex form; None when not hex or empty.
     pub fn from_hex(text: &str) -> Option<KeyId> {
         hex::decode(text).ok().filter(|b| !b.is_empty()).map(KeyId)
     }
-    pub fn to_hex(&self) -> String {
+    pub(crate) fn to_hex(&self) -> String {
         hex::encode(&self.0)
     }
 }
@@ -92,8 +102,9 @@ impl KeyId {
 /// A key pair generated in the HSM: its id and its public key as DER SubjectPublicKeyInfo.
 #[derive(Debug, Clone)]
 pub struct GeneratedKey {
+    /// The `CKA_ID` of the pair.
     pub id: KeyId,
-    pub public_key_der: Vec<u8>,
+    pub(crate) public_key_der: Vec<u8>,
 }
 
 /// The PKCS#11 modules this process initialised, by path.
@@ -194,9 +205,10 @@ struct CheckedOut<'a> {
 }
 
 impl CheckedOut<'_> {
+    // Present from check-out until drop; only a discard empties it, and then the operation ends
+    // without using it again (see `recover`).
+    #[allow(clippy::expect_used)]
     fn session(&self) -> &Session {
-        // Present from check-out until drop; only a discard empties it, and then the operation ends
-        // without using it again (see `recover`).
         self.session.as_ref().expect("present until drop")
     }
 
@@ -296,10 +308,6 @@ impl KeyStore {
     pub fn with_session_wait(mut self, wait: Duration) -> KeyStore {
         self.session_wait = wait;
         self
-    }
-
-    pub fn slot(&self) -> Slot {
-        self.slot
     }
 
     /// How often this store called C_Login since it opened (the first logins excepted): an operator's
@@ -1000,24 +1008,14 @@ mod tests {
     /// separate instance, so that a test may restart it (C_Finalize, C_Initialize) without touching any
     /// other test's tokens or sessions. Its tokens live in a temporary directory.
     fn private_softhsm(name: &str) -> PathBuf {
-        static CONF: OnceLock<PathBuf> = OnceLock::new();
-        let dir = CONF.get_or_init(|| {
-            let dir = std::env::temp_dir().join(format!("rssp-unit-hsm-{}", std::process::id()));
-            let tokens = dir.join("tokens");
-            std::fs::create_dir_all(&tokens).unwrap();
-            let conf = dir.join("softhsm2.conf");
-            std::fs::write(&conf, crate::hsm::softhsm_conf(&tokens)).unwrap();
-            // The same configuration the integration tests write: every SoftHSM instance of this process
-            // reads it when it is initialised.
-            std::env::set_var("SOFTHSM2_CONF", &conf);
-            dir
-        });
+        let dir = crate::hsm::test_support::softhsm_dir();
         let module = dir.join(format!("libsofthsm2-{name}.so"));
         std::fs::copy(crate::config::SOFTHSM_MODULE, &module).unwrap();
         module
     }
 
     /// A store on a new token of a private module, with a P-256 key to sign with.
+    /// The caller holds `test_support::exclusive()`.
     fn store_with_key(name: &str, sessions: usize) -> (KeyStore, KeyId) {
         let module = private_softhsm(name);
         // SoftHSM numbers a token's slot after its serial only when it reads the token at C_Initialize (a
@@ -1046,6 +1044,7 @@ mod tests {
 
     #[test]
     fn a_request_waits_for_a_session_at_most_the_session_wait_and_then_gets_503() {
+        let _hsm = crate::hsm::test_support::exclusive();
         let (store, key) = store_with_key("pool-wait", 1);
         let wait = Duration::from_millis(300);
         let store = store.with_session_wait(wait);
@@ -1077,6 +1076,7 @@ mod tests {
 
     #[test]
     fn sessions_the_hsm_closed_are_replaced_and_the_next_signature_succeeds() {
+        let _hsm = crate::hsm::test_support::exclusive();
         let (store, key) = store_with_key("pool-restart", 2);
         assert_eq!(sign(&store, &key).unwrap().len(), 1);
 
@@ -1098,6 +1098,7 @@ mod tests {
 
     #[test]
     fn a_dead_session_found_by_the_readiness_check_leaves_the_pool_and_a_new_one_takes_its_place() {
+        let _hsm = crate::hsm::test_support::exclusive();
         let (store, key) = store_with_key("pool-check", 1);
         let logins = store.relogin_attempts();
         restart_hsm(&store.pkcs11);

@@ -31,18 +31,24 @@ fn ca_scheme(kind: KeyKind) -> SignatureScheme {
 
 /// Paths under the public URL where the CA publishes its certificates and CRLs (served by `api::pki`).
 pub mod paths {
-    pub const ROOT_CERT: &str = "/pki/root-ca.cer";
-    pub const ISSUING_CERT: &str = "/pki/issuing-ca.cer";
+    pub(crate) const ROOT_CERT: &str = "/pki/root-ca.cer";
+    pub(crate) const ISSUING_CERT: &str = "/pki/issuing-ca.cer";
+    /// The root CA's CRL.
     pub const ROOT_CRL: &str = "/pki/root-ca.crl";
+    /// The issuing CA's CRL.
     pub const ISSUING_CRL: &str = "/pki/issuing-ca.crl";
 }
 
 /// One CA level: its key in the HSM and its certificate.
 #[derive(Debug, Clone)]
 pub struct CaLevel {
+    /// The CA key's id in the HSM.
     pub key: KeyId,
+    /// The CA key's kind.
     pub kind: KeyKind,
+    /// The CA certificate, DER.
     pub certificate_der: Vec<u8>,
+    /// The CA's subject name, as it signs as issuer.
     pub name: Name,
     /// The CA's public key, as its certificate carries it.
     pub public_key: SubjectPublicKeyInfoOwned,
@@ -51,7 +57,7 @@ pub struct CaLevel {
 }
 
 impl CaLevel {
-    pub fn from_parts(key: KeyId, kind: KeyKind, certificate_der: Vec<u8>) -> Result<CaLevel, PkiError> {
+    pub(crate) fn from_parts(key: KeyId, kind: KeyKind, certificate_der: Vec<u8>) -> Result<CaLevel, PkiError> {
         let cert = Certificate::from_der(&certificate_der)?;
         let name = cert.tbs_certificate().subject().clone();
         let public_key = cert.tbs_certificate().subject_public_key_info().clone();
@@ -73,9 +79,12 @@ impl CaLevel {
     }
 }
 
+/// rssp's two-level CA: a root and the issuing CA that signs end-entity certificates and CRLs.
 #[derive(Debug, Clone)]
 pub struct CertificateAuthority {
+    /// The root CA: signs the issuing CA's certificate and its own CRL.
     pub root: CaLevel,
+    /// The issuing CA: signs subscriber certificates and their CRL.
     pub issuing: CaLevel,
     /// Whether end-entity certificates claim a QSCD (QcSSCD statement, QCP-n-qscd policy); resolved from
     /// the configuration at start (off on SoftHSM, which is no QSCD).
@@ -85,8 +94,11 @@ pub struct CertificateAuthority {
 /// What the CA issued for an end entity.
 #[derive(Debug, Clone)]
 pub struct IssuedCertificate {
+    /// The certificate, DER.
     pub der: Vec<u8>,
+    /// Its serial number, hex.
     pub serial_hex: String,
+    /// Its notAfter, Unix seconds.
     pub not_after: i64,
 }
 

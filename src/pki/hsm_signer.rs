@@ -164,7 +164,6 @@ impl signature::Signer<HsmSignature> for HsmSigner<'_> {
 mod tests {
     use std::path::{Path, PathBuf};
     use std::process::Command;
-    use std::sync::OnceLock;
 
     use cms::builder::{SignedDataBuilder, SignerInfoBuilder};
     use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
@@ -179,19 +178,8 @@ mod tests {
     use crate::pki::ca::distinguished_name;
     use crate::pki::CertificateAuthority;
 
-    /// A fresh SoftHSM token of this test process (the module reads `SOFTHSM2_CONF` once, when the
-    /// first store of the process opens it).
+    /// A fresh SoftHSM token (the caller holds `test_support::exclusive()`).
     fn keystore(label: &str) -> KeyStore {
-        static TOKENS: OnceLock<PathBuf> = OnceLock::new();
-        TOKENS.get_or_init(|| {
-            let dir = std::env::temp_dir().join(format!("rssp-lib-hsm-{}", std::process::id()));
-            let tokens = dir.join("tokens");
-            std::fs::create_dir_all(&tokens).unwrap();
-            let conf = dir.join("softhsm2.conf");
-            std::fs::write(&conf, crate::hsm::softhsm_conf(&tokens)).unwrap();
-            std::env::set_var("SOFTHSM2_CONF", &conf);
-            dir
-        });
         KeyStore::open(Path::new(crate::config::SOFTHSM_MODULE), label, &"1234".into(), 1, Some("12345678")).unwrap()
     }
 
@@ -258,6 +246,7 @@ mod tests {
     /// the root.
     #[test]
     fn cms_signed_data_made_with_the_hsm_signer_verifies_with_openssl() {
+        let _hsm = crate::hsm::test_support::exclusive();
         let keystore = keystore("pki-signer-cms");
         let dir = tempfile::tempdir().unwrap();
         let ca = CertificateAuthority::create(&keystore, "Signer Test", "SI", "https://rssp.test", now()).unwrap();
@@ -292,6 +281,7 @@ mod tests {
 
     #[test]
     fn a_signer_refuses_pss_and_a_scheme_of_the_other_key_type() {
+        let _hsm = crate::hsm::test_support::exclusive();
         let keystore = keystore("pki-signer-refusals");
         let key = keystore.generate(KeyKind::EcP256, "refusals").unwrap();
         let spki = SubjectPublicKeyInfoOwned::from_der(&key.public_key_der).unwrap();

@@ -21,13 +21,13 @@ use super::one_time::{self, CodeRequest};
 use super::{audited, second_factor, Field, Param, Principal, ServiceError, Services};
 
 pub(super) use pairing::require_second_factor_ready;
-pub use pairing::{postpone_totp, totp_mandatory_from, Postpone, TotpStatus};
+pub use pairing::{postpone_totp, Postpone, TotpStatus};
 pub use password::{change_password, password_reset_complete, password_reset_request, password_reset_send_code};
 pub use phone::{phone_change_confirm, phone_change_start, phone_change_verify_email};
 pub use profile::{accept_consent, profile, Profile};
 pub use registration::{activation_complete, activation_send_code, register, Registration};
 pub(super) use session::password_checked_account;
-pub use session::{login, logout, Login};
+pub use session::{login, logout};
 
 pub(super) fn account_of(conn: &mut DbConnection, principal: &Principal) -> Result<Account, ServiceError> {
     accounts::by_id(conn, &principal.user_id)?.ok_or(ServiceError::InvalidToken)

@@ -65,7 +65,7 @@ impl Argon2Turns {
 impl Argon2Turn {
     /// Argon2 over this turn's memory, sized once for the parameters (a stored hash with other
     /// parameters resizes it). The memory is wiped afterwards: it is derived from the password.
-    fn hash_into(&mut self, argon2: &Argon2, password: &[u8], salt: &[u8], out: &mut [u8]) -> argon2::Result<()> {
+    fn hash_into(&mut self, argon2: &Argon2<'_>, password: &[u8], salt: &[u8], out: &mut [u8]) -> argon2::Result<()> {
         let blocks = argon2.params().block_count();
         if self.memory.len() != blocks {
             self.memory = vec![Block::new(); blocks];

@@ -19,7 +19,7 @@ fn level(row: store::CaKeyRow) -> Result<CaLevel, StartError> {
     Ok(CaLevel::from_parts(key, kind, row.certificate)?)
 }
 
-pub fn load_or_create(
+pub(crate) fn load_or_create(
     conn: &mut DbConnection,
     keystore: &KeyStore,
     config: &Config,
@@ -112,6 +112,7 @@ fn warn_when_urls_differ(ca: &CertificateAuthority, public_url: &str) {
 pub struct ReissuedCa {
     /// The new current certificate (DER).
     pub certificate: Vec<u8>,
+    /// The new certificate's serial number, hex.
     pub serial_hex: String,
     /// The serial of the certificate it replaced, which stays published under its serial.
     pub previous_serial_hex: String,
@@ -198,7 +199,9 @@ pub fn issuing_certificate_by_serial(services: &Services, serial: &str) -> Resul
 /// Which CA a CRL is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CrlIssuer {
+    /// The root CA.
     Root,
+    /// The issuing CA.
     Issuing,
 }
 
@@ -222,9 +225,13 @@ impl CrlIssuer {
 /// A CRL as stored and served.
 #[derive(Debug, Clone)]
 pub struct PublishedCrl {
+    /// The CRL number (RFC 5280 §5.2.3).
     pub number: i64,
+    /// thisUpdate, Unix seconds.
     pub this_update: i64,
+    /// nextUpdate, Unix seconds.
     pub next_update: i64,
+    /// The CRL, DER.
     pub der: Vec<u8>,
 }
 

@@ -22,8 +22,11 @@ use super::{StartError, WebhookSecrets};
 /// form shows none of them.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct DevSecrets {
+    /// The operator API key of development mode.
     pub operator_key: String,
+    /// Secret of the payment provider's webhook.
     pub payment_webhook_secret: String,
+    /// Secret of the identity provider's webhook.
     pub identity_webhook_secret: String,
 }
 
@@ -33,6 +36,7 @@ impl std::fmt::Debug for DevSecrets {
     }
 }
 
+/// Where the development secrets file lives in the data directory.
 pub fn path(data_dir: &Path) -> PathBuf {
     data_dir.join("dev-secrets.json")
 }

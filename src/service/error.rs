@@ -10,22 +10,39 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// A request field, named differently by the CSC dialects (see `api::error`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Param {
+    /// CSC `credentialID`.
     CredentialId,
+    /// CSC `SAD`.
     Sad,
+    /// CSC `hash` (v1) or `hashes` (v2).
     Hash,
+    /// CSC `hashAlgo` (v1) or `hashAlgorithmOID` (v2).
     HashAlgo,
+    /// CSC `signAlgo`.
     SignAlgo,
+    /// CSC `signAlgoParams`.
     SignAlgoParams,
+    /// CSC `numSignatures`.
     NumSignatures,
+    /// CSC `OTP` (v1; v2 carries it in `authData`).
     Otp,
+    /// CSC `PIN` (v1; v2 carries it in `authData`).
     Pin,
+    /// CSC v2 `authData`.
     AuthData,
+    /// CSC `pageToken`.
     PageToken,
+    /// CSC `maxResults`.
     MaxResults,
+    /// CSC `certificates`.
     Certificates,
+    /// The token of `auth/revoke`.
     Token,
+    /// `token_type_hint` of `auth/revoke`.
     TokenTypeHint,
+    /// `refresh_token` of `auth/login`.
     RefreshToken,
+    /// CSC `userID`.
     UserId,
 }
 
@@ -33,12 +50,19 @@ pub enum Param {
 /// refusal of its value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
+    /// `email`.
     Email,
+    /// `phone`.
     Phone,
+    /// `new_phone`.
     NewPhone,
+    /// `password`.
     Password,
+    /// `given_name`.
     GivenName,
+    /// `surname`.
     Surname,
+    /// `country`.
     Country,
 }
 
@@ -57,48 +81,78 @@ impl Field {
     }
 }
 
+/// Why a use case refused or failed a request; `api::error` maps each to a status and CSC error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
+    /// A required request field is absent.
     #[error("missing parameter {0:?}")]
     Missing(Param),
+    /// A request field's value is refused.
     #[error("invalid parameter {0:?}")]
     Invalid(Param),
     /// A lifecycle request field whose value is refused; `why` states the rule, shown to the client
     /// after the field's name.
     #[error("{}: {why}", field.as_str())]
-    InvalidField { field: Field, why: &'static str },
+    InvalidField {
+        /// The field.
+        field: Field,
+        /// The rule its value breaks.
+        why: &'static str,
+    },
     /// Any other malformed or refused request, with the description shown to the client.
     #[error("{0}")]
     InvalidRequest(String),
+    /// The bearer token (access token, operator key) or the webhook signature is not valid.
     #[error("access token not valid")]
     InvalidToken,
+    /// The access token has expired or was revoked.
     #[error("access token expired or revoked")]
     ExpiredToken,
+    /// Wrong username or password.
     #[error("authentication failed")]
     AuthenticationFailed,
     /// Too many wrong passwords: logins (CSC and lifecycle alike) are locked until then.
     #[error("logins locked until {until}")]
-    LoginLocked { until: i64 },
+    LoginLocked {
+        /// Unix seconds.
+        until: i64,
+    },
+    /// The one-time code is wrong.
     #[error("the OTP is invalid")]
     InvalidOtp,
+    /// The one-time code's time step was already used.
     #[error("the OTP has already been used")]
     OtpReplayed,
+    /// Too many wrong codes: codes are refused until then.
     #[error("OTP locked until {until}")]
-    OtpLocked { until: i64 },
+    OtpLocked {
+        /// Unix seconds.
+        until: i64,
+    },
+    /// The signing PIN is wrong.
     #[error("the PIN is invalid")]
     InvalidPin,
+    /// The credential is disabled (CSC `key.status`).
     #[error("the credential is disabled")]
     CredentialDisabled,
+    /// The SAD, or the chain of renewals it belongs to, has expired.
     #[error("SAD expired")]
     SadExpired,
+    /// The SAD's signatures are spent.
     #[error("the SAD does not cover that many signatures")]
     SadBudgetSpent,
+    /// A hash the SAD is not bound to.
     #[error("hash not authorised by the SAD")]
     HashNotAuthorized,
+    /// A hash whose length fits no supported digest, or not the given hash algorithm.
     #[error("invalid digest value length")]
     DigestLength,
+    /// The credential's certificate has expired.
     #[error("signing certificate {subject} is expired")]
-    CertificateExpired { subject: String },
+    CertificateExpired {
+        /// The certificate's subject DN.
+        subject: String,
+    },
     /// The thing asked for does not exist (or is not the caller's).
     #[error("{0}")]
     NotFound(String),
@@ -113,10 +167,20 @@ pub enum ServiceError {
     Forbidden(String),
     /// Too many requests of this kind; a new one is accepted `retry_after` seconds from now.
     #[error("{text}")]
-    RateLimited { text: String, retry_after: i64 },
+    RateLimited {
+        /// The refusal, shown to the client.
+        text: String,
+        /// Seconds until a new request is accepted (`Retry-After`).
+        retry_after: i64,
+    },
     /// The credential's signature quota does not cover the request.
     #[error("signature quota exhausted: {remaining} of {total} remain")]
-    QuotaExhausted { remaining: i32, total: i32 },
+    QuotaExhausted {
+        /// Signatures the quota still allows.
+        remaining: i32,
+        /// The quota.
+        total: i32,
+    },
     /// The service is overloaded (no database connection or HSM session came free in time); retry shortly.
     #[error("service busy")]
     Unavailable,

@@ -10,6 +10,7 @@ use super::{ServiceError, Services};
 /// An authenticated operator.
 #[derive(Debug, Clone)]
 pub struct Operator {
+    /// The name the operator was created with.
     pub name: String,
 }
 
@@ -40,6 +41,7 @@ pub fn create(services: &Services, name: &str) -> Result<String, ServiceError> {
     Ok(key)
 }
 
+/// Revokes the operator's API key (`rssp operator revoke`); the operator's audit records stay.
 pub fn revoke(services: &Services, name: &str) -> Result<(), ServiceError> {
     let now = services.now();
     db::write_transaction(&mut *services.conn()?, |c| {
@@ -51,7 +53,7 @@ pub fn revoke(services: &Services, name: &str) -> Result<(), ServiceError> {
     })
 }
 
-pub fn authenticate(services: &Services, key: &str) -> Result<Operator, ServiceError> {
+pub(crate) fn authenticate(services: &Services, key: &str) -> Result<Operator, ServiceError> {
     let row = operators::by_key_digest(&mut *services.conn()?, &secrets::token_digest(key))?;
     match row {
         Some(op) if op.revoked_at.is_none() => Ok(Operator { name: op.name }),
@@ -62,7 +64,7 @@ pub fn authenticate(services: &Services, key: &str) -> Result<Operator, ServiceE
     }
 }
 
-pub fn users(services: &Services, email: Option<&str>) -> Result<Vec<Person>, ServiceError> {
+pub(crate) fn users(services: &Services, email: Option<&str>) -> Result<Vec<Person>, ServiceError> {
     let email = email.map(|e| e.trim().to_ascii_lowercase());
     Ok(accounts::list(&mut *services.conn()?, email.as_deref(), super::MAX_ROWS)?
         .into_iter()
@@ -73,7 +75,7 @@ pub fn users(services: &Services, email: Option<&str>) -> Result<Vec<Person>, Se
 /// A person with their orders and credentials.
 pub type UserDetail = (Person, Vec<Order>, Vec<super::issuance::CredentialSummary>);
 
-pub fn user(services: &Services, user_id: &UserId) -> Result<UserDetail, ServiceError> {
+pub(crate) fn user(services: &Services, user_id: &UserId) -> Result<UserDetail, ServiceError> {
     let mut conn = services.conn()?;
     let account = accounts::by_id(&mut conn, user_id)?.ok_or_else(|| ServiceError::NotFound("No such user".into()))?;
     let orders = orders::of_user(&mut conn, user_id)?;
@@ -82,15 +84,18 @@ pub fn user(services: &Services, user_id: &UserId) -> Result<UserDetail, Service
     Ok((account.into(), orders.into_iter().map(Order::from).collect(), credentials))
 }
 
-pub fn orders(services: &Services, status: Option<OrderStatus>) -> Result<Vec<Order>, ServiceError> {
+pub(crate) fn orders(services: &Services, status: Option<OrderStatus>) -> Result<Vec<Order>, ServiceError> {
     Ok(orders::list(&mut *services.conn()?, status, super::MAX_ROWS)?.into_iter().map(Order::from).collect())
 }
 
-pub fn identity_checks(services: &Services, status: Option<CheckStatus>) -> Result<Vec<IdentityCheck>, ServiceError> {
+pub(crate) fn identity_checks(
+    services: &Services,
+    status: Option<CheckStatus>,
+) -> Result<Vec<IdentityCheck>, ServiceError> {
     Ok(orders::checks(&mut *services.conn()?, status, super::MAX_ROWS)?.into_iter().map(IdentityCheck::from).collect())
 }
 
-pub fn audit_page(services: &Services, after: i64, limit: i64) -> Result<Vec<AuditRecord>, ServiceError> {
+pub(crate) fn audit_page(services: &Services, after: i64, limit: i64) -> Result<Vec<AuditRecord>, ServiceError> {
     let rows = db::audit::page(&mut *services.conn()?, after, limit.clamp(1, super::MAX_ROWS))?;
     Ok(rows.into_iter().map(AuditRecord::from).collect())
 }

@@ -12,12 +12,18 @@ use crate::pki::ca::{person_name, provider_serial_number, PersonSubject};
 use super::auth::hash_password;
 use super::{totp_seal, Field, ServiceError, Services};
 
+/// A signer to create with `rssp provision-user` (or in tests).
 #[derive(Debug, Clone)]
 pub struct NewSigner {
+    /// The login name: 1 to 64 of A-Z a-z 0-9 . _ - @.
     pub username: String,
+    /// The password, under the lifecycle API's policy.
     pub password: SecretString,
+    /// The kind of the signing key.
     pub key_kind: KeyKind,
+    /// Most signatures one SAD may cover.
     pub multisign: i32,
+    /// Optional signing PIN, asked for on every authorisation besides the one-time code.
     pub pin: Option<SecretString>,
     /// Signatures the credential may make in all (None: no limit).
     pub quota: Option<i32>,
@@ -27,19 +33,25 @@ pub struct NewSigner {
     pub country: Option<String>,
 }
 
+/// The signer created, printed as JSON by `rssp provision-user`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ProvisionedSigner {
+    /// The new user's id.
     pub user_id: UserId,
+    /// The login name.
     pub username: String,
+    /// The CSC `credentialID` of the signing credential.
     pub credential_id: CredentialId,
+    /// The TOTP seed, base32, for an authenticator app.
     pub totp_secret: String,
-    pub totp_uri: String,
+    pub(crate) totp_uri: String,
 }
 
 fn valid_username(name: &str) -> bool {
     (1..=64).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c))
 }
 
+/// Creates a ready signer: user, paired TOTP authenticator, key pair in the HSM, certificate.
 pub fn provision(services: &Services, signer: NewSigner) -> Result<ProvisionedSigner, ServiceError> {
     if !valid_username(&signer.username) {
         return Err(ServiceError::InvalidRequest("username: 1 to 64 of A-Z a-z 0-9 . _ - @".into()));

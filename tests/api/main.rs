@@ -4,6 +4,10 @@
 //!
 //! Pick tests by module path: `cargo test --test api csc_signing::`, `cargo test --test api lifecycle::`.
 
+// A separate crate that inherits [lints]: here a panic is a failed test or run, which is what it
+// should be, and nothing outside uses its items, so they need no docs.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
 mod common;
 
 mod configuration;
