@@ -743,4 +743,46 @@ mod tests {
             held.push(conn);
         }
     }
+
+    #[test]
+    fn a_state_is_stored_as_its_text_and_an_unknown_stored_text_fails_the_read() {
+        use crate::domain::{AccountStatus, TotpPostponement};
+        let dir = tempfile::tempdir().unwrap();
+        let pool = connect(&format!("sqlite://{}", dir.path().join("x.sqlite").display()), 1).unwrap();
+        let mut conn = pool.get().unwrap();
+        let account = accounts::Account {
+            id: "u1".into(),
+            username: "u1@mail.example".into(),
+            password_hash: "x".into(),
+            created_at: 0,
+            given_name: None,
+            surname: None,
+            email: None,
+            phone: None,
+            status: AccountStatus::Invited,
+            login_failures: 0,
+            login_locked_until: None,
+            totp_postpone: Some(TotpPostponement::NextLogin),
+            totp_remind_at: None,
+            country: None,
+        };
+        accounts::insert(&mut conn, &account).unwrap();
+        #[derive(QueryableByName)]
+        struct Stored {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            status: String,
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            totp_postpone: String,
+        }
+        let stored: Stored =
+            diesel::sql_query("SELECT status, totp_postpone FROM users").get_result(&mut *conn).unwrap();
+        assert_eq!((stored.status.as_str(), stored.totp_postpone.as_str()), ("invited", "next_login"));
+        let read = accounts::by_id(&mut conn, "u1").unwrap().unwrap();
+        assert_eq!((read.status, read.totp_postpone), (AccountStatus::Invited, Some(TotpPostponement::NextLogin)));
+
+        diesel::sql_query("UPDATE users SET status = 'suspended'").execute(&mut *conn).unwrap();
+        let error = accounts::by_id(&mut conn, "u1").unwrap_err();
+        let chain = crate::telemetry::error_chain(&error);
+        assert!(chain.contains("status") && chain.contains("unknown account status \"suspended\""), "{chain}");
+    }
 }

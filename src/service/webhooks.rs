@@ -30,6 +30,10 @@ fn signed_event<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(body).map_err(|e| ServiceError::InvalidRequest(format!("Malformed event: {e}")))
 }
 
+/// The payment provider's status of a completed payment (its protocol's word; anything else it sends
+/// is recorded and changes nothing).
+const PROVIDER_PAID: &str = "paid";
+
 /// The payment provider's confirmation, once its signature is checked.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -69,7 +73,7 @@ pub fn payment_webhook(
             if !store::first_delivery(c, &format!("payment:{}", event.event_id), &order.id, now)? {
                 return Ok(PaymentOutcome { order_id: order.id.into(), status: order.status, duplicate: true });
             }
-            if event.status != "paid" {
+            if event.status != PROVIDER_PAID {
                 audit::success(
                     c,
                     now,
