@@ -145,33 +145,68 @@ pub enum Invoice {
     },
 }
 
+/// A field of the invoice data, named in a refusal of its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvoiceField {
+    /// `name` (a person's invoice).
+    Name,
+    /// `company_name`.
+    CompanyName,
+    /// `vat_id`.
+    VatId,
+    /// `address`.
+    Address,
+    /// `postal_code`.
+    PostalCode,
+    /// `city`.
+    City,
+    /// `country`.
+    Country,
+}
+
+impl InvoiceField {
+    /// The field's path in a request body: `invoice.<field>`.
+    pub fn path(self) -> &'static str {
+        match self {
+            InvoiceField::Name => "invoice.name",
+            InvoiceField::CompanyName => "invoice.company_name",
+            InvoiceField::VatId => "invoice.vat_id",
+            InvoiceField::Address => "invoice.address",
+            InvoiceField::PostalCode => "invoice.postal_code",
+            InvoiceField::City => "invoice.city",
+            InvoiceField::Country => "invoice.country",
+        }
+    }
+}
+
 impl Invoice {
-    pub fn check(&self) -> Result<(), String> {
-        let text = |value: &str, field: &str, max: usize| -> Result<(), String> {
+    /// The first field whose value breaks its rule, with the rule.
+    pub fn check(&self) -> Result<(), (InvoiceField, String)> {
+        let text = |value: &str, field: InvoiceField, max: usize| -> Result<(), (InvoiceField, String)> {
             let count = value.trim().chars().count();
             if count == 0 || count > max || value.chars().any(|c| c.is_control()) {
-                Err(format!("invoice.{field}: 1 to {max} characters"))
+                Err((field, format!("1 to {max} characters")))
             } else {
                 Ok(())
             }
         };
-        let country = |value: &str| -> Result<(), String> {
+        let country = |value: &str| -> Result<(), (InvoiceField, String)> {
             if value.len() == 2 && value.chars().all(|c| c.is_ascii_uppercase()) {
                 Ok(())
             } else {
-                Err("invoice.country: a two-letter ISO 3166 code like SI".to_string())
+                Err((InvoiceField::Country, "a two-letter ISO 3166 code like SI".to_string()))
             }
         };
         match self {
             Invoice::Person { name, address, postal_code, city, country: c } => {
-                text(name, "name", 128)?;
-                text(address, "address", 200)?;
-                text(postal_code, "postal_code", 16)?;
-                text(city, "city", 100)?;
+                text(name, InvoiceField::Name, 128)?;
+                text(address, InvoiceField::Address, 200)?;
+                text(postal_code, InvoiceField::PostalCode, 16)?;
+                text(city, InvoiceField::City, 100)?;
                 country(c)
             }
             Invoice::Company { company_name, vat_id, address, postal_code, city, country: c } => {
-                text(company_name, "company_name", 200)?;
+                text(company_name, InvoiceField::CompanyName, 200)?;
                 // Checked character by character: a byte index could fall inside a multi-byte
                 // character (`"Sé12345"`) and panic.
                 let mut chars = vat_id.chars();
@@ -182,11 +217,14 @@ impl Invoice {
                     && (2..=13).contains(&number.chars().count())
                     && number.chars().all(|ch| ch.is_ascii_alphanumeric());
                 if !vat_ok {
-                    return Err("invoice.vat_id: a VAT number with its country prefix, like SI12345678".into());
+                    return Err((
+                        InvoiceField::VatId,
+                        "a VAT number with its country prefix, like SI12345678".to_string(),
+                    ));
                 }
-                text(address, "address", 200)?;
-                text(postal_code, "postal_code", 16)?;
-                text(city, "city", 100)?;
+                text(address, InvoiceField::Address, 200)?;
+                text(postal_code, InvoiceField::PostalCode, 16)?;
+                text(city, InvoiceField::City, 100)?;
                 country(c)
             }
         }
@@ -279,7 +317,7 @@ mod tests {
             unreachable!()
         };
         let bad = Invoice::Company { vat_id: "12345678".into(), company_name, address, postal_code, city, country };
-        assert!(bad.check().unwrap_err().contains("vat_id"));
+        assert_eq!(bad.check().unwrap_err().0, InvoiceField::VatId);
         assert_eq!(vat_cents(3900, 22), 858);
         assert_eq!(vat_cents(5, 50), 3);
     }

@@ -139,7 +139,7 @@ fn check_current_factors(
 ) -> Result<(), ServiceError> {
     match auth::check_password_counted(services, &account.id, &account.password_hash, current) {
         Err(ServiceError::AuthenticationFailed) => {
-            return Err(ServiceError::InvalidRequest("current_password: wrong password".into()))
+            return Err(ServiceError::invalid_field(Field::CurrentPassword, "wrong password"))
         }
         other => other?,
     }

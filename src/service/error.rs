@@ -3,6 +3,8 @@
 
 use std::borrow::Cow;
 
+use crate::domain::enrolment::InvoiceField;
+
 /// The error underneath an internal error, kept whole so that the log shows its chain of causes
 /// (and, from the HSM, the PKCS#11 return code).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -58,12 +60,50 @@ pub enum Field {
     NewPhone,
     /// `password`.
     Password,
+    /// `current_password`.
+    CurrentPassword,
     /// `given_name`.
     GivenName,
     /// `surname`.
     Surname,
     /// `country`.
     Country,
+    /// `privacy_consent`.
+    PrivacyConsent,
+    /// `privacy_consent.version`.
+    PrivacyConsentVersion,
+    /// `document`.
+    Document,
+    /// `package_id`.
+    PackageId,
+    /// `credential_id`.
+    CredentialId,
+    /// `key_type`.
+    KeyType,
+    /// `content_type`.
+    ContentType,
+    /// `data`.
+    Data,
+    /// `reason`.
+    Reason,
+    /// `reasons`.
+    Reasons,
+    /// `name`.
+    Name,
+    /// `username`.
+    Username,
+    /// `multisign`.
+    Multisign,
+    /// `quota`.
+    Quota,
+    /// `pin`.
+    Pin,
+    /// `event_id`.
+    EventId,
+    /// `result`.
+    Result,
+    /// A field of the order's invoice data (`invoice.<field>`).
+    Invoice(InvoiceField),
 }
 
 impl Field {
@@ -74,9 +114,28 @@ impl Field {
             Field::Phone => "phone",
             Field::NewPhone => "new_phone",
             Field::Password => "password",
+            Field::CurrentPassword => "current_password",
             Field::GivenName => "given_name",
             Field::Surname => "surname",
             Field::Country => "country",
+            Field::PrivacyConsent => "privacy_consent",
+            Field::PrivacyConsentVersion => "privacy_consent.version",
+            Field::Document => "document",
+            Field::PackageId => "package_id",
+            Field::CredentialId => "credential_id",
+            Field::KeyType => "key_type",
+            Field::ContentType => "content_type",
+            Field::Data => "data",
+            Field::Reason => "reason",
+            Field::Reasons => "reasons",
+            Field::Name => "name",
+            Field::Username => "username",
+            Field::Multisign => "multisign",
+            Field::Quota => "quota",
+            Field::Pin => "pin",
+            Field::EventId => "event_id",
+            Field::Result => "result",
+            Field::Invoice(field) => field.path(),
         }
     }
 }
@@ -97,7 +156,7 @@ pub enum ServiceError {
         /// The field.
         field: Field,
         /// The rule its value breaks.
-        why: &'static str,
+        why: Cow<'static, str>,
     },
     /// Any other malformed or refused request, with the description shown to the client.
     #[error("{0}")]
@@ -224,8 +283,8 @@ impl ServiceError {
     }
 
     /// A refused value of a lifecycle request field.
-    pub fn invalid_field(field: Field, why: &'static str) -> ServiceError {
-        ServiceError::InvalidField { field, why }
+    pub fn invalid_field(field: Field, why: impl Into<Cow<'static, str>>) -> ServiceError {
+        ServiceError::InvalidField { field, why: why.into() }
     }
 
     /// The kind of refusal as a fixed name, for logs and metrics: unlike the message, it can carry

@@ -1,7 +1,7 @@
 //! The video-identification provider as identity checks and authenticator resets both use it: the
 //! page where a check is done, and a verdict (the provider's or an operator's).
 
-use super::{ServiceError, Services};
+use super::{Field, ServiceError, Services};
 
 /// The provider's page for a check.
 pub fn session_url(services: &Services, check_id: &str) -> String {
@@ -20,7 +20,7 @@ impl Decision {
     pub(super) fn check_reasons(&self) -> Result<(), ServiceError> {
         if let Decision::Reject { reasons } = self {
             if reasons.len() > 20 || reasons.iter().any(|r| r.trim().is_empty() || r.chars().count() > 200) {
-                return Err(ServiceError::InvalidRequest("reasons: up to 20 reasons of 1 to 200 characters".into()));
+                return Err(ServiceError::invalid_field(Field::Reasons, "up to 20 reasons of 1 to 200 characters"));
             }
         }
         Ok(())

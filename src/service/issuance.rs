@@ -23,7 +23,7 @@ use super::accounts::require_second_factor_ready;
 use super::credentials::cert_status;
 use super::orders::owned_order;
 use super::views::Credential;
-use super::{audited, ca, second_factor, Principal, ServiceError, Services};
+use super::{audited, ca, second_factor, Field, Principal, ServiceError, Services};
 
 /// A credential as the lifecycle API shows it.
 #[derive(Debug, Clone)]
@@ -94,7 +94,7 @@ pub(super) fn key_kind(services: &Services, requested: Option<&str>) -> Result<K
     requested
         .unwrap_or(&services.config.lifecycle.default_key_type)
         .parse()
-        .map_err(|_| ServiceError::InvalidRequest("key_type: rsa-2048, rsa-3072, ec-p256 or ec-p384".into()))
+        .map_err(|_| ServiceError::invalid_field(Field::KeyType, "rsa-2048, rsa-3072, ec-p256 or ec-p384"))
 }
 
 /// The subject of the person's certificate (ETSI EN 319 412-2 §4.2.4): given name, surname, the person's
@@ -492,7 +492,7 @@ fn revoke_in(
 
 fn check_reason(reason: &str) -> Result<(), ServiceError> {
     if reason.chars().count() > 200 || reason.chars().any(char::is_control) {
-        return Err(ServiceError::InvalidRequest("reason: at most 200 characters".into()));
+        return Err(ServiceError::invalid_field(Field::Reason, "at most 200 characters"));
     }
     Ok(())
 }
@@ -537,7 +537,7 @@ pub fn revoke_by_operator(
         let now = services.now();
         check_reason(reason)?;
         if reason.trim().is_empty() {
-            return Err(ServiceError::InvalidRequest("reason: required".into()));
+            return Err(ServiceError::invalid_field(Field::Reason, "required"));
         }
         let mut conn = services.conn()?;
         let row = credentials::by_id(&mut conn, credential_id)?

@@ -5,7 +5,7 @@ use crate::db::{self, accounts, operators, orders, outbox};
 use crate::domain::{secrets, AuditEventName, CheckStatus, OrderStatus, UserId};
 
 use super::views::{AuditRecord, IdentityCheck, Order, OutboxMessage, Person};
-use super::{ServiceError, Services};
+use super::{Field, ServiceError, Services};
 
 /// An authenticated operator.
 #[derive(Debug, Clone)]
@@ -17,7 +17,7 @@ pub struct Operator {
 /// Creates an operator and returns the API key, which is shown this once and stored only as a digest.
 pub fn create(services: &Services, name: &str) -> Result<String, ServiceError> {
     if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c)) {
-        return Err(ServiceError::InvalidRequest("name: 1 to 64 of A-Z a-z 0-9 . _ - @".into()));
+        return Err(ServiceError::invalid_field(Field::Name, "1 to 64 of A-Z a-z 0-9 . _ - @"));
     }
     let now = services.now();
     let key = format!("rsspop_{}", secrets::new_token());

@@ -100,8 +100,8 @@ pub fn create(services: &Services, principal: &Principal, order: NewOrder) -> Re
             .packages
             .iter()
             .find(|p| p.id == order.package_id)
-            .ok_or_else(|| ServiceError::InvalidRequest("package_id: no such package".into()))?;
-        order.invoice.check().map_err(ServiceError::InvalidRequest)?;
+            .ok_or_else(|| ServiceError::invalid_field(Field::PackageId, "no such package"))?;
+        order.invoice.check().map_err(|(field, why)| ServiceError::invalid_field(Field::Invoice(field), why))?;
         let mine = db::credentials::of_user(&mut conn, &principal.user_id, i64::MAX)?;
         match order.purpose {
             Purpose::Issuance if !mine.is_empty() => {
@@ -114,7 +114,7 @@ pub fn create(services: &Services, principal: &Principal, order: NewOrder) -> Re
                 let id = order
                     .credential_id
                     .as_deref()
-                    .ok_or_else(|| ServiceError::InvalidRequest("credential_id: required for a rekey".into()))?;
+                    .ok_or_else(|| ServiceError::invalid_field(Field::CredentialId, "required for a rekey"))?;
                 let credential = mine
                     .iter()
                     .find(|c| c.id == id)
@@ -135,7 +135,7 @@ pub fn create(services: &Services, principal: &Principal, order: NewOrder) -> Re
             }
         }
         if order.purpose != Purpose::Rekey && order.credential_id.is_some() {
-            return Err(ServiceError::InvalidRequest("credential_id: only for a rekey".into()));
+            return Err(ServiceError::invalid_field(Field::CredentialId, "only for a rekey"));
         }
         let vat_cents = enrolment::vat_cents(package.net_cents, lifecycle.vat_percent);
         let row = OrderRow {
@@ -199,7 +199,7 @@ pub fn update_invoice(
 ) -> Result<Order, ServiceError> {
     audited(services, AuditEventName::OrderInvoice, Some(&principal.user_id), || {
         let now = services.now();
-        invoice.check().map_err(ServiceError::InvalidRequest)?;
+        invoice.check().map_err(|(field, why)| ServiceError::invalid_field(Field::Invoice(field), why))?;
         let mut conn = services.conn()?;
         db::write_transaction(&mut conn, |c| {
             let mut order = owned_order(c, principal, order_id)?;
@@ -347,13 +347,13 @@ pub fn upload_identity_document(
     audited(services, AuditEventName::OrderIdentityDocument, Some(&principal.user_id), || {
         let now = services.now();
         let kind = DocumentType::parse(content_type).ok_or_else(|| {
-            ServiceError::InvalidRequest("content_type: application/pdf, image/jpeg or image/png".into())
+            ServiceError::invalid_field(Field::ContentType, "application/pdf, image/jpeg or image/png")
         })?;
         if data.is_empty() || data.len() > MAX_DOCUMENT_BYTES {
-            return Err(ServiceError::InvalidRequest("data: 1 byte to 5 MiB".into()));
+            return Err(ServiceError::invalid_field(Field::Data, "1 byte to 5 MiB"));
         }
         documents::check(kind, &data)
-            .map_err(|why| ServiceError::InvalidRequest(format!("data: not a {content_type} file ({why})")))?;
+            .map_err(|why| ServiceError::invalid_field(Field::Data, format!("not a {content_type} file ({why})")))?;
         db::write_transaction(&mut *services.conn()?, |c| {
             let mut order = owned_order(c, principal, order_id)?;
             if !rekey_editable(&order) {

@@ -54,20 +54,20 @@ fn valid_username(name: &str) -> bool {
 /// Creates a ready signer: user, paired TOTP authenticator, key pair in the HSM, certificate.
 pub fn provision(services: &Services, signer: NewSigner) -> Result<ProvisionedSigner, ServiceError> {
     if !valid_username(&signer.username) {
-        return Err(ServiceError::InvalidRequest("username: 1 to 64 of A-Z a-z 0-9 . _ - @".into()));
+        return Err(ServiceError::invalid_field(Field::Username, "1 to 64 of A-Z a-z 0-9 . _ - @"));
     }
     // The lifecycle API's policy; the username stands in for the e-mail name it must not contain.
     enrolment::check_password(signer.password.expose_secret(), Some(&signer.username))
         .map_err(|why| ServiceError::invalid_field(Field::Password, why))?;
     if !(1..=1_000_000).contains(&signer.multisign) {
-        return Err(ServiceError::InvalidRequest("multisign: between 1 and 1000000".into()));
+        return Err(ServiceError::invalid_field(Field::Multisign, "between 1 and 1000000"));
     }
     if signer.quota.is_some_and(|q| q < 1) {
-        return Err(ServiceError::InvalidRequest("quota: at least 1".into()));
+        return Err(ServiceError::invalid_field(Field::Quota, "at least 1"));
     }
     let pin = signer.pin.as_ref().map(ExposeSecret::expose_secret);
     if pin.is_some_and(|p| p.len() < 4 || !p.chars().all(|c| c.is_ascii_digit())) {
-        return Err(ServiceError::InvalidRequest("pin: at least 4 digits".into()));
+        return Err(ServiceError::invalid_field(Field::Pin, "at least 4 digits"));
     }
     let names = match &signer.names {
         Some((given_name, surname)) => Some((

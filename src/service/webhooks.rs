@@ -15,7 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::identity::{self, decide_once};
 use super::identity_provider::Decision;
 use super::orders::changed_meanwhile;
-use super::{audited, ServiceError, Services};
+use super::{audited, Field, ServiceError, Services};
 
 /// Checks a webhook's signature and parses its body.
 fn signed_event<T: serde::de::DeserializeOwned>(
@@ -63,7 +63,7 @@ pub fn payment_webhook(
     audited(services, AuditEventName::WebhookPayment, None, || {
         let event: PaymentEvent = signed_event(services.webhook_secrets.payments.as_ref(), body, signature)?;
         if event.event_id.is_empty() || event.event_id.len() > 128 {
-            return Err(ServiceError::InvalidRequest("event_id: 1 to 128 characters".into()));
+            return Err(ServiceError::invalid_field(Field::EventId, "1 to 128 characters"));
         }
         let now = services.now();
         let mut conn = services.conn()?;
@@ -155,14 +155,14 @@ pub fn identity_webhook(
     let event: IdentityEvent = audited(services, AuditEventName::WebhookIdentity, None, || {
         let event: IdentityEvent = signed_event(services.webhook_secrets.identity.as_ref(), body, signature)?;
         if event.event_id.is_empty() || event.event_id.len() > 128 {
-            return Err(ServiceError::InvalidRequest("event_id: 1 to 128 characters".into()));
+            return Err(ServiceError::invalid_field(Field::EventId, "1 to 128 characters"));
         }
         Ok(event)
     })?;
     let decision = match event.result.parse::<CheckStatus>() {
         Ok(CheckStatus::Accepted) => Decision::Accept,
         Ok(CheckStatus::Rejected) => Decision::Reject { reasons: event.reasons.clone() },
-        _ => return Err(ServiceError::InvalidRequest("result: accepted or rejected".into())),
+        _ => return Err(ServiceError::invalid_field(Field::Result, "accepted or rejected")),
     };
     let key = format!("identity:{}", event.event_id);
     let by = "identification provider";

@@ -5,7 +5,7 @@ use crate::db::accounts;
 use crate::db::{self, authenticators};
 use crate::domain::AuditEventName;
 use crate::service::views::{Consent, Person};
-use crate::service::{audited, Principal, ServiceError, Services};
+use crate::service::{audited, Field, Principal, ServiceError, Services};
 
 use super::pairing::{totp_status, TotpStatus};
 use super::{account_of, record_consent};
@@ -44,7 +44,7 @@ pub fn accept_consent(
         let current = match document {
             "privacy" => &lifecycle.privacy_version,
             "terms" => &lifecycle.terms_version,
-            _ => return Err(ServiceError::InvalidRequest("document: privacy or terms".into())),
+            _ => return Err(ServiceError::invalid_field(Field::Document, "privacy or terms")),
         };
         if version != current {
             return Err(ServiceError::InvalidRequest(format!(

@@ -41,15 +41,16 @@ pub fn register(services: &Services, registration: Registration) -> Result<Strin
             .transpose()
             .map_err(|why| ServiceError::invalid_field(Field::Country, why))?;
         if !registration.privacy_accepted {
-            return Err(ServiceError::InvalidRequest(
-                "privacy_consent: the privacy information note must be accepted".into(),
+            return Err(ServiceError::invalid_field(
+                Field::PrivacyConsent,
+                "the privacy information note must be accepted",
             ));
         }
         if registration.privacy_version != lifecycle.privacy_version {
-            return Err(ServiceError::InvalidRequest(format!(
-                "privacy_consent.version: the current version is {}",
-                lifecycle.privacy_version
-            )));
+            return Err(ServiceError::invalid_field(
+                Field::PrivacyConsentVersion,
+                format!("the current version is {}", lifecycle.privacy_version),
+            ));
         }
         let now = services.now();
         let mut conn = services.conn()?;
