@@ -46,6 +46,9 @@ fn invalid(name: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { name: name.to_string(), reason: reason.into() }
 }
 
+/// The longest a request may wait for a database connection or an HSM session, in milliseconds.
+const MAX_WAIT_MS: u64 = 600_000;
+
 /// rssp's settings: defaults, then the file, then `RSSP_*` environment variables (see the README).
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -708,6 +711,17 @@ impl Config {
         }
         if !(1..=256).contains(&self.hsm.sessions) {
             return Err(invalid("hsm.sessions (RSSP_HSM_SESSIONS)", "must be between 1 and 256"));
+        }
+        // A longer wait bounds nothing (the HTTP request times out first), and a huge one would overflow
+        // the clock when a request computes its deadline.
+        let waits = [
+            ("hsm.session_wait_ms (RSSP_HSM_SESSION_WAIT_MS)", self.hsm.session_wait_ms),
+            ("security.db_pool_wait_ms (RSSP_DB_POOL_WAIT_MS)", self.security.db_pool_wait_ms),
+        ];
+        for (name, value) in waits {
+            if value > MAX_WAIT_MS {
+                return Err(invalid(name, "must be at most 600000 (10 minutes)"));
+            }
         }
         let positive = [
             ("hsm.session_wait_ms (RSSP_HSM_SESSION_WAIT_MS)", self.hsm.session_wait_ms as i64),

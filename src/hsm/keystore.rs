@@ -572,6 +572,9 @@ impl KeyStore {
         });
         match generated {
             Ok(public_key_der) => Ok(GeneratedKey { id, public_key_der }),
+            // No session came free: nothing was generated, so there is nothing to clean up (and waiting
+            // for a session again to look would only double the wait).
+            Err(HsmError::Busy) => Err(HsmError::Busy),
             Err(e) => {
                 // Whatever failed, objects may exist under this id (the public key could not be read, or a
                 // module made them and still answered an error): none may stay behind a failed generation.

@@ -143,6 +143,8 @@ fn sign_hash_inner(
             // Said at error level once, when the token refused the PIN; each request after is routine. Any
             // other failure is logged once, with its causes, where the request is answered (`api::error`).
             let refused_login = matches!(e, crate::hsm::HsmError::LoginRefused);
+            // No session came free in time: the HSM is overloaded, which the client may retry (503).
+            let busy = matches!(e, crate::hsm::HsmError::Busy);
             if refused_login {
                 tracing::warn!(error = %e, credential = %row.id, "HSM unavailable; refunding the SAD");
             }
@@ -167,7 +169,7 @@ fn sign_hash_inner(
             if let Err(refund_error) = refund {
                 tracing::error!(error = %crate::telemetry::error_chain(&refund_error), "could not refund the SAD");
             }
-            if refused_login {
+            if refused_login || busy {
                 return Err(e.into());
             }
             Err(ServiceError::internal_while(format!("HSM signing with credential {}", row.id), e))

@@ -139,8 +139,13 @@ fn operator_commands_work_on_the_embedded_default() {
 #[test]
 fn a_bad_setting_stops_the_start_and_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    for (name, value) in [("RSSP_LISTEN", "nowhere"), ("RSSP_DATABASE_URL", "mysql://x"), ("RSSP_HSM_SESSIONS", "lots")]
-    {
+    for (name, value) in [
+        ("RSSP_LISTEN", "nowhere"),
+        ("RSSP_DATABASE_URL", "mysql://x"),
+        ("RSSP_HSM_SESSIONS", "lots"),
+        ("RSSP_HSM_SESSION_WAIT_MS", "18446744073709551"),
+        ("RSSP_DB_POOL_WAIT_MS", "600001"),
+    ] {
         let out = rssp(dir.path(), &["serve"], &[(name, value)]);
         assert!(!out.status.success());
         let stderr = String::from_utf8_lossy(&out.stderr);

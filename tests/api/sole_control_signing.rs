@@ -281,6 +281,59 @@ async fn an_exhausted_pool_answers_503_with_retry_after() {
     assert_eq!(status, 200, "{body}");
 }
 
+/// A signHash that finds every HSM session busy for longer than `hsm.session_wait_ms` is answered like
+/// a full database pool (503 with Retry-After, not a 500), and its SAD is refunded: the same hash signs
+/// once the HSM is free.
+#[tokio::test]
+async fn a_busy_hsm_answers_sign_hash_with_503_and_refunds_the_sad() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let server = TestServer::start_with(|c| {
+        c.hsm.sessions = 1;
+        c.hsm.session_wait_ms = 1;
+    })
+    .await;
+    let signer = server.provision("hsm-busy", KeyKind::EcP256, 1, None).await;
+    let token = server.login("v1", &signer).await;
+    let h = sha256(b"signed while the HSM is busy");
+    let sad = server.authorize_v1(&token, &signer, std::slice::from_ref(&h), 1).await;
+
+    // Another thread keeps the one HSM session busy generating RSA keys (each takes many milliseconds)
+    // until told to stop.
+    let stop = Arc::new(AtomicBool::new(false));
+    let busy = {
+        let (services, stop) = (server.services_shared(), stop.clone());
+        std::thread::spawn(move || {
+            let mut generated = 0;
+            while !stop.load(Ordering::SeqCst) {
+                services.keystore.generate(KeyKind::Rsa2048, "keeps-the-hsm-busy").unwrap();
+                generated += 1;
+            }
+            generated
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let response = server
+        .http
+        .post(format!("{}/csc/v1/signatures/signHash", server.url))
+        .bearer_auth(&token)
+        .json(&json!({"credentialID": signer.credential_id, "SAD": sad, "hash": b64_all(std::slice::from_ref(&h)), "signAlgo": ES256}))
+        .send()
+        .await
+        .unwrap();
+    stop.store(true, Ordering::SeqCst);
+    assert!(busy.join().unwrap() >= 1);
+    assert_eq!(response.status().as_u16(), 503);
+    assert!(response.headers().get("retry-after").is_some(), "Retry-After is set");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+
+    // The SAD and the quota were refunded: the hash signs now.
+    let (status, body) = sign(&server, &token, &signer.credential_id, &sad, std::slice::from_ref(&h)).await;
+    assert_eq!(status, 200, "{body}");
+}
+
 #[test]
 fn the_access_log_carries_no_personal_data_from_query_strings() {
     let dir = tempfile::tempdir().unwrap();

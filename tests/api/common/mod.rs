@@ -233,6 +233,11 @@ impl TestServer {
         &self.server.as_ref().unwrap().services
     }
 
+    /// The services, for a thread of the test's own that outlives a borrow.
+    pub fn services_shared(&self) -> std::sync::Arc<rssp::service::Services> {
+        self.server.as_ref().unwrap().services.clone().into_inner()
+    }
+
     pub async fn provision(&self, username: &str, key: KeyKind, multisign: i32, pin: Option<&str>) -> Signer {
         self.provision_with_quota(username, key, multisign, pin, None).await
     }
