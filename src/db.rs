@@ -24,7 +24,7 @@ pub mod sads;
 // the documentation, and the file is regenerated, not edited.
 #[allow(missing_docs)]
 pub mod schema;
-pub(crate) mod tokens;
+pub mod tokens;
 pub(crate) mod verifications;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");

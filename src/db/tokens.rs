@@ -1,28 +1,41 @@
+//! Access, refresh and lifecycle session tokens, stored only as digests.
+
 use diesel::prelude::*;
 
 use super::schema::access_tokens;
 use super::DbConnection;
 
+/// A CSC access token (`auth/login`).
 pub const ACCESS: &str = "access";
+/// A CSC refresh token.
 pub const REFRESH: &str = "refresh";
 /// A session of the lifecycle API (password and, once paired, a TOTP code); also valid on the CSC API.
 pub const PORTAL: &str = "portal";
 
+/// A bearer token (`access_tokens`).
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = access_tokens)]
 pub struct TokenRow {
+    /// SHA-256 of the token (the token itself is never stored).
     pub digest: String,
+    /// The user it was issued to.
     pub user_id: String,
+    /// [`ACCESS`], [`REFRESH`] or [`PORTAL`].
     pub kind: String,
+    /// The refresh token an access token was minted with, if any.
     pub refresh_digest: Option<String>,
+    /// When it expires, Unix seconds.
     pub expires_at: i64,
+    /// Revoked (`auth/revoke`, logout, password change).
     pub revoked: bool,
 }
 
+/// Stores a new token.
 pub fn insert(conn: &mut DbConnection, row: &TokenRow) -> QueryResult<()> {
     diesel::insert_into(access_tokens::table).values(row).execute(conn).map(|_| ())
 }
 
+/// The token with this digest, if any.
 pub fn find(conn: &mut DbConnection, digest: &str) -> QueryResult<Option<TokenRow>> {
     access_tokens::table.find(digest).select(TokenRow::as_select()).first(conn).optional()
 }
