@@ -154,28 +154,64 @@ fn mint_sad(services: &Services, person: &Person, hash: &[u8]) -> String {
     token
 }
 
-async fn post(client: &reqwest::Client, url: &str, token: &str, body: Value) -> Value {
+/// The JSON answer of a POST; an answer other than 200 is an error naming its status and body.
+async fn post(client: &reqwest::Client, url: &str, token: &str, body: Value) -> Result<Value, String> {
     let response = client.post(url).bearer_auth(token).json(&body).send().await.expect("request");
     let status = response.status();
     let answer: Value = response.json().await.expect("JSON answer");
-    assert!(status.is_success(), "{url} failed with {status}: {answer} for {body}");
-    answer
+    if status.is_success() {
+        Ok(answer)
+    } else {
+        Err(format!("{status} {}", answer["error"]))
+    }
 }
 
-/// signHash for each person in turn, with a SAD minted just before; the request latencies.
-async fn sign_each(services: &Services, url: &str, people: &[Person], round: usize) -> Vec<Duration> {
+/// What a measurement saw: latencies of the requests (or rounds) that succeeded, sorted, and the
+/// failures by answer.
+#[derive(Default)]
+struct Outcome {
+    latencies: Vec<Duration>,
+    failures: std::collections::BTreeMap<String, usize>,
+}
+
+impl Outcome {
+    fn record(&mut self, result: Result<Duration, String>) {
+        match result {
+            Ok(latency) => self.latencies.push(latency),
+            Err(why) => *self.failures.entry(why).or_default() += 1,
+        }
+    }
+
+    fn merge(&mut self, other: Outcome) {
+        self.latencies.extend(other.latencies);
+        for (why, n) in other.failures {
+            *self.failures.entry(why).or_default() += n;
+        }
+    }
+
+    fn failed(&self) -> String {
+        if self.failures.is_empty() {
+            String::new()
+        } else {
+            format!("; FAILED: {:?}", self.failures)
+        }
+    }
+}
+
+/// signHash for each person in turn, with a SAD minted just before.
+async fn sign_each(services: &Services, url: &str, people: &[Person], round: usize) -> Outcome {
     let client = reqwest::Client::new();
-    let mut latencies = Vec::new();
+    let mut outcome = Outcome::default();
     for (i, person) in people.iter().enumerate() {
         let hash = HashAlgorithm::Sha256.digest(format!("first-{round}-{i}").as_bytes());
         let sad = mint_sad(services, person, &hash);
         let body = json!({"credentialID": person.credential_id, "SAD": sad, "hash": [b64(&hash)], "signAlgo": P256});
         let t = Instant::now();
-        post(&client, &format!("{url}/csc/v1/signatures/signHash"), &person.access_token, body).await;
-        latencies.push(t.elapsed());
+        let result = post(&client, &format!("{url}/csc/v1/signatures/signHash"), &person.access_token, body).await;
+        outcome.record(result.map(|_| t.elapsed()));
     }
-    latencies.sort();
-    latencies
+    outcome.latencies.sort();
+    outcome
 }
 
 /// Full SCAL2 rounds by `concurrency` clients for `secs` at most: each round takes the next person,
@@ -188,7 +224,7 @@ async fn rounds(
     people: &[Person],
     concurrency: usize,
     secs: f64,
-) -> (f64, Duration, Duration, usize) {
+) -> (f64, Outcome) {
     let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap();
     let people = Arc::new(people.to_vec());
     // The codes of the step before were used by the measurement before.
@@ -201,7 +237,7 @@ async fn rounds(
     for worker in 0..concurrency {
         let (client, url, people, cursor) = (client.clone(), url.to_string(), people.clone(), cursor.clone());
         tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
+            let mut outcome = Outcome::default();
             let mut n = 0;
             while Instant::now() < deadline {
                 let Some(person) = people.get(cursor.fetch_add(1, Ordering::SeqCst)).cloned() else { break };
@@ -216,26 +252,28 @@ async fn rounds(
                     json!({"credentialID": person.credential_id, "numSignatures": 1, "hash": [b64(&hash)], "OTP": code}),
                 )
                 .await;
-                let sad = authorized["SAD"].as_str().expect("SAD").to_string();
-                post(
-                    &client,
-                    &format!("{url}/csc/v1/signatures/signHash"),
-                    &person.access_token,
-                    json!({"credentialID": person.credential_id, "SAD": sad, "hash": [b64(&hash)], "signAlgo": P256}),
-                )
-                .await;
-                latencies.push(t.elapsed());
+                let signed = match authorized {
+                    Ok(authorized) => {
+                        let sad = authorized["SAD"].as_str().expect("SAD").to_string();
+                        let body = json!({"credentialID": person.credential_id, "SAD": sad, "hash": [b64(&hash)], "signAlgo": P256});
+                        post(&client, &format!("{url}/csc/v1/signatures/signHash"), &person.access_token, body)
+                            .await
+                            .map_err(|e| format!("signHash {e}"))
+                    }
+                    Err(e) => Err(format!("authorize {e}")),
+                };
+                outcome.record(signed.map(|_| t.elapsed()));
             }
-            latencies
+            outcome
         }));
     }
-    let mut latencies = Vec::new();
+    let mut outcome = Outcome::default();
     for task in tasks {
-        latencies.extend(task.await.unwrap());
+        outcome.merge(task.await.unwrap());
     }
     let elapsed = start.elapsed().as_secs_f64();
-    latencies.sort();
-    (latencies.len() as f64 / elapsed, percentile(&latencies, 0.5), percentile(&latencies, 0.99), latencies.len())
+    outcome.latencies.sort();
+    (outcome.latencies.len() as f64 / elapsed, outcome)
 }
 
 fn main() {
@@ -328,21 +366,25 @@ fn main() {
             }
             println!("server start on the token: {:.0} ms", ms(start_time));
             println!(
-                "signHash, first for the credential since the start: p50 {:.2} ms, p99 {:.2} ms ({} credentials)",
-                ms(percentile(&first, 0.5)),
-                ms(percentile(&first, 0.99)),
-                first.len()
+                "signHash, first for the credential since the start: p50 {:.2} ms, p99 {:.2} ms ({} credentials){}",
+                ms(percentile(&first.latencies, 0.5)),
+                ms(percentile(&first.latencies, 0.99)),
+                first.latencies.len(),
+                first.failed()
             );
             println!(
-                "signHash, the same credentials again:               p50 {:.2} ms, p99 {:.2} ms",
-                ms(percentile(&again, 0.5)),
-                ms(percentile(&again, 0.99))
+                "signHash, the same credentials again:               p50 {:.2} ms, p99 {:.2} ms{}",
+                ms(percentile(&again.latencies, 0.5)),
+                ms(percentile(&again.latencies, 0.99)),
+                again.failed()
             );
-            for (concurrency, (per_second, p50, p99, n)) in &round_rows {
+            for (concurrency, (per_second, outcome)) in &round_rows {
                 println!(
-                    "SCAL2 rounds (authorize + signHash), concurrency {concurrency:>2}: {per_second:>6.0}/s, p50 {:.1} ms, p99 {:.1} ms ({n} rounds)",
-                    ms(*p50),
-                    ms(*p99)
+                    "SCAL2 rounds (authorize + signHash), concurrency {concurrency:>2}: {per_second:>6.0}/s, p50 {:.1} ms, p99 {:.1} ms ({} rounds){}",
+                    ms(percentile(&outcome.latencies, 0.5)),
+                    ms(percentile(&outcome.latencies, 0.99)),
+                    outcome.latencies.len(),
+                    outcome.failed()
                 );
             }
             println!("resident memory: {rss:.0} MiB");
