@@ -464,8 +464,13 @@ pub fn connect(url: &str, max_size: u32) -> Result<DbPool, DbError> {
             .map_err(|e| DbError::Setup(format!("SQLite journal mode: {e}")))?;
     }
     drop(first);
+    // A PostgreSQL connection may have died with its server or network since it was last used: asked
+    // (`SELECT 1`) when checked out, so that no request gets a dead one. A SQLite connection is a file
+    // handle in this process and cannot die so; the check would be one statement more per checkout.
+    let test_on_check_out = manager.backend == Backend::Postgres;
     let pool = Pool::builder()
         .max_size(max_size)
+        .test_on_check_out(test_on_check_out)
         .connection_timeout(OPEN_WAIT)
         .connection_customizer(Box::new(SqlitePragmas))
         .build(manager)
@@ -527,10 +532,11 @@ where
 {
     // PostgreSQL: READ COMMITTED explicitly, because the conditional updates (SAD budget, TOTP step,
     // audit head) rely on re-reading the row after waiting for its lock.
-    let begin = match conn {
-        DbConnection::Sqlite(_) => "BEGIN IMMEDIATE",
-        DbConnection::Pg(_) => "BEGIN ISOLATION LEVEL READ COMMITTED",
+    let (begin, _writer) = match conn {
+        DbConnection::Sqlite(_) => ("BEGIN IMMEDIATE", Some(SqliteWriterTurn::take())),
+        DbConnection::Pg(_) => ("BEGIN ISOLATION LEVEL READ COMMITTED", None),
     };
+    // `_writer` is dropped after `open` below: the turn ends once the transaction is committed or rolled back.
     conn.batch_execute(begin)?;
     let mut open = OpenTransaction { conn: Some(conn) };
     // The guard holds the connection so that it can roll back on drop; it was set just above.
@@ -547,6 +553,53 @@ where
         open.conn = None;
     }
     outcome
+}
+
+/// The writers of this process take turns before `BEGIN IMMEDIATE` on SQLite.
+///
+/// SQLite lets one writer at a time into a database file; the others wait in its busy handler, which
+/// sleeps (1, 2, 5, 10 ms and longer) and polls. Under many concurrent requests those sleeps, not the
+/// writes, set the pace: measured, a few hundred signatures per second with most of the time asleep.
+/// Waiting here instead hands the file to the next writer as soon as the last one commits. The busy
+/// handler still arbitrates between processes (an operator's command beside the server).
+///
+/// One turn for every SQLite database of the process: a server has one (tests start several servers in
+/// one process, whose short writes then also take turns). A writer waits at most as long as SQLite's
+/// own busy timeout, then goes ahead to `BEGIN IMMEDIATE`, so a turn that is never given back (a thread
+/// that opened a second write transaction inside the first, which the connection checkout forbids)
+/// costs time, not a deadlock.
+struct SqliteWriterTurn;
+
+/// Whether a writer holds the turn, and the writers waiting for it.
+static SQLITE_WRITER: (std::sync::Mutex<bool>, std::sync::Condvar) =
+    (std::sync::Mutex::new(false), std::sync::Condvar::new());
+
+/// The longest wait for the turn: SQLite's busy timeout on every connection (`PRAGMA busy_timeout`).
+const SQLITE_WRITER_WAIT: std::time::Duration = std::time::Duration::from_millis(10_000);
+
+impl SqliteWriterTurn {
+    /// Waits for the turn (at most [`SQLITE_WRITER_WAIT`]); None when it did not come in time.
+    fn take() -> Option<SqliteWriterTurn> {
+        let (held, released) = &SQLITE_WRITER;
+        let guard = held.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut guard, timeout) = released
+            .wait_timeout_while(guard, SQLITE_WRITER_WAIT, |held| *held)
+            .unwrap_or_else(|e| e.into_inner());
+        if timeout.timed_out() {
+            tracing::warn!("no SQLite write turn within the busy timeout; writing without one");
+            return None;
+        }
+        *guard = true;
+        Some(SqliteWriterTurn)
+    }
+}
+
+impl Drop for SqliteWriterTurn {
+    fn drop(&mut self) {
+        let (held, released) = &SQLITE_WRITER;
+        *held.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        released.notify_one();
+    }
 }
 
 /// Rolls back a transaction that was not committed, also when the work inside it panicked, so no

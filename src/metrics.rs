@@ -21,6 +21,7 @@ pub struct Metrics {
     pub(crate) hsm_sessions_in_use: IntGauge,
     pub(crate) hsm_session_waits: IntCounter,
     pub(crate) hsm_session_timeouts: IntCounter,
+    pub(crate) hsm_key_searches: IntCounterVec,
     pub(crate) db_connections: IntGaugeVec,
     pub(crate) db_pool_waits: IntCounter,
     pub(crate) db_pool_timeouts: IntCounter,
@@ -93,6 +94,13 @@ impl Metrics {
             hsm_session_timeouts: counter(
                 "rssp_hsm_session_timeouts_total",
                 "Times no HSM session came free within hsm.session_wait_ms (answered 503).",
+            ),
+            hsm_key_searches: counter_vec(
+                "rssp_hsm_key_searches_total",
+                "Searches of the HSM token for keys (kind: all, every key read into the index at a start or \
+                 after a new login; one, a key the index does not know, made on another node). Signing with \
+                 a key the index knows searches nothing.",
+                &["kind"],
             ),
             db_connections: reg(
                 &registry,

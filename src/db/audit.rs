@@ -29,11 +29,14 @@ pub struct AuditRow {
     pub request_id: Option<String>,
 }
 
-/// Locks the head of the chain for this transaction and returns (last seq, last hash). The no-op update
-/// takes the row lock on PostgreSQL; on SQLite the write transaction already excludes other writers.
+/// Locks the head of the chain for this transaction and returns (last seq, last hash), in one statement:
+/// `SELECT … FOR UPDATE` on PostgreSQL; on SQLite the write transaction already excludes other writers.
 pub fn lock_head(conn: &mut DbConnection) -> QueryResult<(i64, String)> {
-    diesel::update(audit_head::table.find(1)).set(audit_head::seq.eq(audit_head::seq)).execute(conn)?;
-    audit_head::table.find(1).select((audit_head::seq, audit_head::hash)).first(conn)
+    let head = audit_head::table.find(1).select((audit_head::seq, audit_head::hash));
+    match conn {
+        DbConnection::Pg(pg) => head.for_update().first(pg),
+        DbConnection::Sqlite(sqlite) => head.first(sqlite),
+    }
 }
 
 /// The end of the chain, without locking it.

@@ -3,7 +3,8 @@
 
 use diesel::prelude::*;
 
-use super::schema::{totp_factors, totp_pairings};
+use super::credentials::CredentialRow;
+use super::schema::{credentials, totp_factors, totp_pairings};
 use super::DbConnection;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -18,6 +19,23 @@ pub struct TotpFactor {
     pub secret_seal: String,
 }
 
+/// The user's credential and, with it, the user's TOTP factor (None when none is paired): what
+/// `credentials/authorize` reads before it opens the seed, in one query. None when the user has no
+/// such credential.
+pub(crate) fn credential_with_factor(
+    conn: &mut DbConnection,
+    user_id: &str,
+    credential_id: &str,
+) -> QueryResult<Option<(CredentialRow, Option<TotpFactor>)>> {
+    credentials::table
+        .left_join(totp_factors::table.on(totp_factors::user_id.eq(credentials::user_id)))
+        .filter(credentials::id.eq(credential_id))
+        .filter(credentials::user_id.eq(user_id))
+        .select((CredentialRow::as_select(), Option::<TotpFactor>::as_select()))
+        .first(conn)
+        .optional()
+}
+
 pub fn insert_totp(conn: &mut DbConnection, factor: &TotpFactor) -> QueryResult<()> {
     diesel::insert_into(totp_factors::table).values(factor).execute(conn).map(|_| ())
 }
@@ -26,13 +44,15 @@ pub fn factor(conn: &mut DbConnection, user_id: &str) -> QueryResult<Option<Totp
     totp_factors::table.find(user_id).select(TotpFactor::as_select()).first(conn).optional()
 }
 
-/// Takes the factor's row lock for the rest of the transaction (a no-op update; SQLite's write
-/// transaction already excludes other writers).
-pub fn lock_totp(conn: &mut DbConnection, user_id: &str) -> QueryResult<()> {
-    diesel::update(totp_factors::table.find(user_id))
-        .set(totp_factors::failures.eq(totp_factors::failures))
-        .execute(conn)?;
-    Ok(())
+/// The factor, its row locked for the rest of the transaction, so that concurrent checks of one
+/// person's codes run one after the other: `SELECT … FOR UPDATE` on PostgreSQL; on SQLite the write
+/// transaction already excludes other writers.
+pub fn lock_factor(conn: &mut DbConnection, user_id: &str) -> QueryResult<Option<TotpFactor>> {
+    let factor = totp_factors::table.find(user_id);
+    match conn {
+        DbConnection::Pg(pg) => factor.select(TotpFactor::as_select()).for_update().first(pg).optional(),
+        DbConnection::Sqlite(sqlite) => factor.select(TotpFactor::as_select()).first(sqlite).optional(),
+    }
 }
 
 /// Records an accepted code. The update only happens when the step moves forward, so two requests

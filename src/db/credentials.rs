@@ -33,7 +33,8 @@ pub struct CredentialRow {
     pub(crate) created_at: i64,
     /// Signatures the credential may still make in all: the package's transactions (None: no limit).
     pub quota_total: Option<i32>,
-    pub(crate) quota_used: i32,
+    /// Signatures made so far (those a failure refunded excepted).
+    pub quota_used: i32,
     /// The order it was issued for (None: provisioned by an operator).
     pub order_id: Option<String>,
     /// The credential that a rekey issued in its place.

@@ -2,7 +2,8 @@
 
 use diesel::prelude::*;
 
-use super::schema::sads;
+use super::credentials::CredentialRow;
+use super::schema::{credentials, sads};
 use super::DbConnection;
 
 /// A signature activation data (`sads`): what one authorisation still covers.
@@ -38,6 +39,29 @@ pub fn insert(conn: &mut DbConnection, row: &SadRow) -> QueryResult<()> {
 /// The SAD with this digest, if any.
 pub fn find(conn: &mut DbConnection, digest: &str) -> QueryResult<Option<SadRow>> {
     sads::table.find(digest).select(SadRow::as_select()).first(conn).optional()
+}
+
+/// The user's credential and, with it, the SAD with this digest when it was issued to that user for
+/// that credential: what `signatures/signHash` needs, in one query. None when the user has no such
+/// credential; the SAD is None when it is unknown or was issued for another user or credential.
+pub fn credential_with_sad(
+    conn: &mut DbConnection,
+    user_id: &str,
+    credential_id: &str,
+    digest: &str,
+) -> QueryResult<Option<(CredentialRow, Option<SadRow>)>> {
+    credentials::table
+        .left_join(
+            sads::table.on(sads::digest
+                .eq(digest)
+                .and(sads::credential_id.eq(credentials::id))
+                .and(sads::user_id.eq(credentials::user_id))),
+        )
+        .filter(credentials::id.eq(credential_id))
+        .filter(credentials::user_id.eq(user_id))
+        .select((CredentialRow::as_select(), Option::<SadRow>::as_select()))
+        .first(conn)
+        .optional()
 }
 
 /// Spends one signature for each of the SAD's bound hash occurrences that a request uses: the budget

@@ -174,14 +174,40 @@ pub struct KeyStore {
     capacity: usize,
     /// Longest wait for a free session (`hsm.session_wait_ms`); then [`HsmError::Busy`].
     session_wait: Duration,
-    /// Private-key handles by key id, for the current login only (see [`LoginState`]).
-    handles: Mutex<HashMap<KeyId, ObjectHandle>>,
+    /// Private-key handles by key id, for the current login only (see [`LoginState`] and [`KeyIndex`]).
+    index: Mutex<KeyIndex>,
     /// The sealing key's handle, once found (see [`KeyStore::prepare_seal_key`]); current login only.
     seal_key: Mutex<Option<ObjectHandle>>,
     /// Read-held by every operation, write-held by a new login: see the comment on this struct.
     login: RwLock<LoginState>,
     /// How often this store called C_Login after it opened (to log in again or with a new session).
     relogin_attempts: AtomicU64,
+    /// Searches of the token for every key, and for one key (see [`KeySearches`]).
+    searches_all: AtomicU64,
+    searches_one: AtomicU64,
+}
+
+/// How often a [`KeyStore`] searched its token for keys since it opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeySearches {
+    /// Every key read into the index: at the start, and at the first lookup after a new login.
+    pub all: u64,
+    /// One key searched for by its id: a key the index did not know (made by another node).
+    pub one: u64,
+}
+
+/// Handles fetched per C_FindObjects call when every key is indexed.
+const INDEX_BATCH: std::num::NonZeroUsize = match std::num::NonZeroUsize::new(1024) {
+    Some(n) => n,
+    None => unreachable!(),
+};
+
+/// The private keys' handles this store knows, by key id, for the current login.
+#[derive(Default)]
+struct KeyIndex {
+    handles: HashMap<KeyId, ObjectHandle>,
+    /// Every private key on the token was read into `handles` in this login (see [`KeyStore::private_key`]).
+    complete: bool,
 }
 
 /// How long a request waits for a free HSM session unless configured (`hsm.session_wait_ms`).
@@ -297,10 +323,19 @@ impl KeyStore {
             returned: Condvar::new(),
             capacity,
             session_wait: DEFAULT_SESSION_WAIT,
-            handles: Mutex::new(HashMap::new()),
+            index: Mutex::new(KeyIndex::default()),
             seal_key: Mutex::new(None),
             login: RwLock::new(LoginState { generation: 0, refused: false }),
             relogin_attempts: AtomicU64::new(0),
+            searches_all: AtomicU64::new(0),
+            searches_one: AtomicU64::new(0),
+        })
+        .and_then(|store| {
+            // Every key is indexed now, so that no request pays for a search of the token.
+            let started = Instant::now();
+            let keys = store.with_session(|session| store.index_all_keys(session))?;
+            tracing::info!(token = label, keys, ms = started.elapsed().as_millis() as u64, "indexed the private keys on the token");
+            Ok(store)
         })
     }
 
@@ -314,6 +349,11 @@ impl KeyStore {
     /// and the tests' view of whether it keeps trying.
     pub fn relogin_attempts(&self) -> u64 {
         self.relogin_attempts.load(Ordering::SeqCst)
+    }
+
+    /// How often this store searched its token for keys since it opened.
+    pub fn key_searches(&self) -> KeySearches {
+        KeySearches { all: self.searches_all.load(Ordering::SeqCst), one: self.searches_one.load(Ordering::SeqCst) }
     }
 
     /// A session for one operation: an idle one; else a new one in place of one that was discarded;
@@ -469,7 +509,7 @@ impl KeyStore {
         login: &mut LoginState,
         log_in: impl FnOnce() -> Result<T, HsmError>,
     ) -> Result<T, HsmError> {
-        self.handles.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        *self.index.lock().unwrap_or_else(|e| e.into_inner()) = KeyIndex::default();
         *self.seal_key.lock().unwrap_or_else(|e| e.into_inner()) = None;
         login.generation += 1;
         self.relogin_attempts.fetch_add(1, Ordering::SeqCst);
@@ -567,7 +607,7 @@ impl KeyStore {
         let generated = self.with_session_once(|session| {
             let (public_handle, private_handle) = session.generate_key_pair(&mechanism, &public, &private)?;
             let public_key_der = read_public_key(session, public_handle, kind)?;
-            self.handles.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), private_handle);
+            self.index.lock().unwrap_or_else(|e| e.into_inner()).handles.insert(id.clone(), private_handle);
             Ok(public_key_der)
         });
         match generated {
@@ -590,7 +630,7 @@ impl KeyStore {
     /// failed after generating the key leaves behind. True when there was anything to destroy.
     pub fn destroy(&self, id: &KeyId) -> Result<bool, HsmError> {
         self.with_session(|session| {
-            self.handles.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+            self.forget(id);
             let objects = session.find_objects(&[Attribute::Id(id.0.clone())])?;
             for object in &objects {
                 session.destroy_object(*object)?;
@@ -625,18 +665,76 @@ impl KeyStore {
 
     /// The handle of the private key with this id. Called only inside [`KeyStore::with_session`], so no
     /// new login can come between this lookup and the handle's use (see [`KeyStore`]).
+    ///
+    /// From the index when it knows the key. Otherwise, when the index is not complete for this login
+    /// (a new login emptied it), every key is read into it first, in one pass: a search of the token
+    /// costs about as much as reading every key once on SoftHSM, whose object store checks each object
+    /// file on every search. A key the complete index does not know was made since it was read (on
+    /// another node) or does not exist, and is searched for by its id.
     fn private_key(&self, session: &Session, id: &KeyId) -> Result<ObjectHandle, HsmError> {
-        let cached = self.handles.lock().unwrap_or_else(|e| e.into_inner()).get(id).copied();
-        if let Some(handle) = cached {
-            return Ok(handle);
+        let complete = {
+            let index = self.index.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(handle) = index.handles.get(id) {
+                return Ok(*handle);
+            }
+            index.complete
+        };
+        if !complete {
+            self.index_all_keys(session)?;
+            if let Some(handle) = self.index.lock().unwrap_or_else(|e| e.into_inner()).handles.get(id) {
+                return Ok(*handle);
+            }
         }
+        METRICS.hsm_key_searches.with_label_values(&["one"]).inc();
+        self.searches_one.fetch_add(1, Ordering::SeqCst);
         let template = [Attribute::Class(ObjectClass::PRIVATE_KEY), Attribute::Id(id.0.clone())];
         let handle = *session.find_objects(&template)?.first().ok_or_else(|| HsmError::KeyNotFound(id.to_hex()))?;
-        self.handles.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), handle);
+        self.index.lock().unwrap_or_else(|e| e.into_inner()).handles.insert(id.clone(), handle);
         Ok(handle)
     }
 
+    /// Reads the id of every private key on the token into the index, which is complete afterwards for
+    /// this login; returns how many keys there are. One search, then one read per key (C_GetAttributeValue):
+    /// the cost of a start, or of the first lookup after a new login, never of each request.
+    fn index_all_keys(&self, session: &Session) -> Result<usize, HsmError> {
+        METRICS.hsm_key_searches.with_label_values(&["all"]).inc();
+        self.searches_all.fetch_add(1, Ordering::SeqCst);
+        let template = [Attribute::Token(true), Attribute::Class(ObjectClass::PRIVATE_KEY)];
+        let mut found = HashMap::new();
+        // Handles in batches of up to 1,024 per C_FindObjects: one round trip per batch to a network HSM.
+        for handle in session.iter_objects_with_cache_size(&template, INDEX_BATCH)? {
+            let handle = handle?;
+            match session.get_attributes(handle, &[AttributeType::Id]) {
+                Ok(attributes) => {
+                    if let Some(Attribute::Id(id)) = attributes.into_iter().next() {
+                        if !id.is_empty() {
+                            found.insert(KeyId(id), handle);
+                        }
+                    }
+                }
+                // Destroyed (by another node) between the search and the read: not a key any more.
+                Err(CkError::Pkcs11(RvError::ObjectHandleInvalid, _)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let keys = found.len();
+        let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
+        // Keys made or found by other requests meanwhile stay; the search's view wins where both know one.
+        index.handles.extend(found);
+        index.complete = true;
+        Ok(keys)
+    }
+
+    /// Drops the key's handle from the index: the key was destroyed, or its handle no longer names it.
+    fn forget(&self, id: &KeyId) {
+        self.index.lock().unwrap_or_else(|e| e.into_inner()).handles.remove(id);
+    }
+
     /// Signs each digest with the key, in order. ECDSA values come back DER-encoded.
+    ///
+    /// A handle the token no longer knows (the key was destroyed by another node, or the token renumbered
+    /// its objects) is dropped from the index and the key searched for again, once: a key that is gone is
+    /// [`HsmError::KeyNotFound`], and nothing is signed with whatever the old handle may name now.
     pub fn sign_digests(
         &self,
         id: &KeyId,
@@ -645,8 +743,15 @@ impl KeyStore {
     ) -> Result<Vec<Vec<u8>>, HsmError> {
         // The lookup and every signature run under one read guard of the login lock (see [`KeyStore`]).
         self.with_session(|session| {
+            let sign_all = |key| digests.iter().map(|digest| sign_one(session, key, scheme, digest)).collect();
             let key = self.private_key(session, id)?;
-            digests.iter().map(|digest| sign_one(session, key, scheme, digest)).collect()
+            match sign_all(key) {
+                Err(HsmError::Pkcs11(CkError::Pkcs11(RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid, _))) => {
+                    self.forget(id);
+                    sign_all(self.private_key(session, id)?)
+                }
+                signed => signed,
+            }
         })
     }
 
@@ -1116,6 +1221,68 @@ mod tests {
         assert_eq!(store.relogin_attempts(), logins + 1);
         let pool = store.pool.lock().unwrap();
         assert_eq!((pool.open, pool.idle.len()), (1, 1));
+    }
+
+    /// Another store on the token of `store_with_key(name, ..)`: another node, or this one after a restart.
+    fn second_store(name: &str) -> KeyStore {
+        let module = crate::hsm::test_support::softhsm_dir().join(format!("libsofthsm2-{name}.so"));
+        KeyStore::open(&module, name, &TEST_PIN.into(), 1, None).unwrap()
+    }
+
+    #[test]
+    fn keys_on_the_token_are_indexed_when_a_store_opens_and_sign_without_a_search() {
+        let _hsm = crate::hsm::test_support::exclusive();
+        let (a, first) = store_with_key("index-open", 1);
+        let mut keys = vec![first];
+        for i in 0..4 {
+            keys.push(a.generate(KeyKind::EcP256, &format!("index-open-{i}")).unwrap().id);
+        }
+        // Keys this store made are known without a search.
+        for key in &keys {
+            assert_eq!(sign(&a, key).unwrap().len(), 1);
+        }
+        assert_eq!(a.key_searches(), KeySearches { all: 1, one: 0 });
+
+        // A store that opens on the token (a restart, another node) reads every key once, at its start.
+        let b = second_store("index-open");
+        assert_eq!(b.key_searches(), KeySearches { all: 1, one: 0 });
+        for key in &keys {
+            assert_eq!(sign(&b, key).unwrap().len(), 1);
+        }
+        assert_eq!(b.key_searches(), KeySearches { all: 1, one: 0 }, "a known key was searched for");
+
+        // After a new login the handles are forgotten; the first lookup reads every key again, once.
+        restart_hsm(&b.pkcs11);
+        for key in &keys {
+            assert_eq!(sign(&b, key).unwrap().len(), 1);
+        }
+        assert_eq!(b.key_searches(), KeySearches { all: 2, one: 0 });
+    }
+
+    #[test]
+    fn a_key_made_on_another_node_signs_at_once_and_a_destroyed_one_never_signs_through_its_old_handle() {
+        let _hsm = crate::hsm::test_support::exclusive();
+        let (a, key) = store_with_key("index-nodes", 1);
+        let b = second_store("index-nodes");
+
+        // Made on B after A's start: A searches for it once, and knows it from then on.
+        let made_on_b = b.generate(KeyKind::EcP256, "index-nodes-b").unwrap().id;
+        assert_eq!(sign(&a, &made_on_b).unwrap().len(), 1);
+        assert_eq!(sign(&a, &made_on_b).unwrap().len(), 1);
+        assert_eq!(a.key_searches().one, 1);
+
+        // A signed with `key`, so it holds its handle. B destroys the key; A's next signature finds the
+        // handle dead, drops it, searches, and refuses: the key is gone.
+        assert_eq!(sign(&a, &key).unwrap().len(), 1);
+        assert!(b.destroy(&key).unwrap());
+        let err = sign(&a, &key).expect_err("the key was destroyed");
+        assert!(matches!(err, HsmError::KeyNotFound(_)), "{err}");
+        assert!(!a.index.lock().unwrap().handles.contains_key(&key), "the dead handle stayed in the index");
+        // Keys made afterwards take no part in it: the destroyed key stays refused, the others sign.
+        let newer = b.generate(KeyKind::EcP256, "index-nodes-newer").unwrap().id;
+        assert!(matches!(sign(&a, &key), Err(HsmError::KeyNotFound(_))));
+        assert_eq!(sign(&a, &newer).unwrap().len(), 1);
+        assert_eq!(sign(&a, &made_on_b).unwrap().len(), 1);
     }
 
     #[test]

@@ -205,8 +205,13 @@ fn authorize_inner(
     request: &AuthorizeRequest,
 ) -> Result<IssuedSad, ServiceError> {
     let now = services.now();
+    if request.credential_id.len() > MAX_ID_LEN {
+        return Err(ServiceError::Invalid(Param::CredentialId));
+    }
     let mut conn = services.conn()?;
-    let row = owned(&mut conn, principal, &request.credential_id)?;
+    // The credential and the person's factor in one query; the factor is used once the request passed.
+    let (row, factor) = db::authenticators::credential_with_factor(&mut conn, &principal.user_id, &request.credential_id)?
+        .ok_or(ServiceError::Invalid(Param::CredentialId))?;
     ensure_usable(&row, now)?;
     let activation = SignatureActivationRequest::new(request.num_signatures, request.hashes.clone(), row.multisign)
         .map_err(policy_error)?;
@@ -224,7 +229,7 @@ fn authorize_inner(
     // A new authenticator paired soon after a password recovery or phone change waits for an identity check.
     super::authenticator::require_signing_allowed(&mut conn, &principal.user_id)?;
     let pin = row.pin_hash.as_deref().zip(request.pin.as_ref().map(ExposeSecret::expose_secret));
-    let prepared = second_factor::prepare(services, &mut conn, &principal.user_id, pin)?;
+    let prepared = second_factor::prepare_factor(services, &principal.user_id, factor, pin)?;
     // The factor checks commit their counters even when they refuse (see `Committed`).
     let outcome = db::write_transaction(&mut conn, |c| -> Result<Committed<IssuedSad>, ServiceError> {
         if let Committed::Refused(refusal) = second_factor::check(services, c, &principal.user_id, otp, prepared, now)?
@@ -377,9 +382,13 @@ pub(super) fn live_sad(
     digest: &str,
     now: i64,
 ) -> Result<sads::SadRow, ServiceError> {
-    let sad = sads::find(conn, digest)?
-        .filter(|s| principal.user_id == s.user_id && s.credential_id == credential_id)
-        .ok_or(ServiceError::Invalid(Param::Sad))?;
+    let sad = sads::find(conn, digest)?.filter(|s| principal.user_id == s.user_id && s.credential_id == credential_id);
+    usable_sad(sad, now)
+}
+
+/// The SAD found for the caller and the credential, if it can still be used.
+pub(super) fn usable_sad(sad: Option<sads::SadRow>, now: i64) -> Result<sads::SadRow, ServiceError> {
+    let sad = sad.ok_or(ServiceError::Invalid(Param::Sad))?;
     if sad.expires_at <= now {
         return Err(ServiceError::SadExpired);
     }

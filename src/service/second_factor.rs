@@ -29,7 +29,18 @@ pub(super) fn prepare(
     user_id: &str,
     pin: Option<(&str, &str)>,
 ) -> Result<PreparedFactors, ServiceError> {
-    let factor = match authenticators::factor(conn, user_id)? {
+    let factor = authenticators::factor(conn, user_id)?;
+    prepare_factor(services, user_id, factor, pin)
+}
+
+/// [`prepare`] with the factor already read (`authenticators::factor`), None when none is paired.
+pub(super) fn prepare_factor(
+    services: &Services,
+    user_id: &str,
+    factor: Option<authenticators::TotpFactor>,
+    pin: Option<(&str, &str)>,
+) -> Result<PreparedFactors, ServiceError> {
+    let factor = match factor {
         Some(factor) => {
             let seed = totp_seal::open(&services.keystore, user_id, &factor.secret, &factor.secret_seal)?;
             Some(OpenedFactor { sealed: factor.secret, seed })
@@ -51,9 +62,8 @@ pub(super) fn check(
     now: i64,
 ) -> Result<Committed<()>, ServiceError> {
     let security = &services.config.security;
-    // Lock the factor's row first, so concurrent guesses are counted one after the other.
-    authenticators::lock_totp(conn, user_id)?;
-    let (Some(factor), Some(OpenedFactor { sealed, seed })) = (authenticators::factor(conn, user_id)?, prepared.factor)
+    // Lock the factor's row as it is read, so concurrent guesses are counted one after the other.
+    let (Some(factor), Some(OpenedFactor { sealed, seed })) = (authenticators::lock_factor(conn, user_id)?, prepared.factor)
     else {
         return Ok(Committed::Refused(ServiceError::Forbidden("No authenticator is paired with this account".into())));
     };

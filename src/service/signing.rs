@@ -9,7 +9,7 @@ use crate::domain::{sad, secrets, AuditEventName, CredentialId};
 use crate::hsm::KeyId;
 use crate::metrics::METRICS;
 
-use super::credentials::{ensure_usable, key_kind, live_sad, quota_exhausted, MAX_ID_LEN};
+use super::credentials::{ensure_usable, key_kind, live_sad, quota_exhausted, usable_sad, MAX_ID_LEN};
 use super::{Param, Principal, ServiceError, Services};
 
 /// What a client sends to `signatures/signHash`, once parsed.
@@ -77,8 +77,10 @@ fn sign_hash_inner(
             services.config.security.max_hashes_per_request
         )));
     }
+    let sad_digest = secrets::token_digest(request.sad.expose_secret());
     let mut conn = services.conn()?;
-    let row = db::credentials::owned_by(&mut conn, &principal.user_id, &request.credential_id)?
+    // The credential and the SAD in one query; the SAD is judged after the request's own checks.
+    let (row, sad_row) = sads::credential_with_sad(&mut conn, &principal.user_id, &request.credential_id, &sad_digest)?
         .ok_or(ServiceError::Invalid(Param::CredentialId))?;
     let scheme = resolve_scheme(
         key_kind(&row)?,
@@ -90,15 +92,19 @@ fn sign_hash_inner(
         return Err(ServiceError::DigestLength);
     }
     ensure_usable(&row, now)?;
-    let sad_digest = secrets::token_digest(request.sad.expose_secret());
+    let sad_row = usable_sad(sad_row, now)?;
     let count = i32::try_from(request.hashes.len()).map_err(ServiceError::internal)?;
     db::write_transaction(&mut conn, |c| {
         // Each authorised hash occurrence signs once: [H, H] needs H authorised twice. The spend is
-        // conditional on the hashes read; on PostgreSQL a concurrent request on the same SAD may win
-        // in between, so read again (a few times) before refusing.
+        // conditional on the hashes read (before the transaction, so the write lock is held for
+        // the writes alone): a concurrent request on the same SAD may have spent in between, and
+        // then the SAD is read again (a few times) before refusing.
         let mut spent = false;
-        for _ in 0..3 {
-            let sad_row = live_sad(c, principal, &row.id, &sad_digest, now)?;
+        let mut sad_row = sad_row;
+        for attempt in 0..3 {
+            if attempt > 0 {
+                sad_row = live_sad(c, principal, &row.id, &sad_digest, now)?;
+            }
             let Some(remaining) = sad::take(&sad::decode_hashes(&sad_row.hashes), &request.hashes) else {
                 return Err(ServiceError::HashNotAuthorized);
             };

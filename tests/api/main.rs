@@ -22,6 +22,7 @@ mod observability;
 mod openapi_truth;
 mod platform;
 mod postgres_migrations;
+mod scale_out;
 mod sole_control_hsm;
 mod sole_control_pki;
 mod sole_control_recovery;
