@@ -308,6 +308,7 @@ fn main() {
                 let (services, people) = (server.services.clone(), people.clone());
                 tokio::task::spawn_blocking(move || grow(&services, &people, size)).await.unwrap()
             };
+            eprintln!("[{size}] provisioned; measuring");
             let mut provision_times = grown.clone();
             provision_times.sort();
             // The key generation alone, 50 times at this size (the keys stay on the token).
@@ -344,6 +345,7 @@ fn main() {
             let again = sign_each(&server.services, &url, &sample, 1).await;
 
             let population: Vec<Person> = people.lock().unwrap().clone();
+            eprintln!("[{size}] SCAL2 rounds");
             let mut round_rows = Vec::new();
             for concurrency in ROUND_CONCURRENCY {
                 // A person may have one round in flight at a time (a second code of the same person

@@ -8,6 +8,9 @@
 //!
 //!     cargo bench --bench signing            (RSSP_BENCH_SECS=3 per measurement by default)
 //!
+//! `RSSP_BENCH_KEYS=ec-p256`, `RSSP_BENCH_CONCURRENCY=16,64` and `RSSP_BENCH_HASHES=1` narrow the run to
+//! some of the measurements (comma-separated; all of them by default).
+//!
 //! A measurement, not a test: nothing here asserts a speed.
 
 // A separate crate that inherits [lints]: here a panic is a failed test or run, which is what it
@@ -164,6 +167,17 @@ async fn json_answer(request: reqwest::RequestBuilder) -> Value {
 mod support;
 use support::percentile;
 
+/// The values of a comma-separated environment variable that are among `all`; all when it is unset.
+fn chosen<T: Copy + std::fmt::Display>(var: &str, all: &[T]) -> Vec<T> {
+    match std::env::var(var) {
+        Ok(list) => {
+            let wanted: Vec<&str> = list.split(',').map(str::trim).collect();
+            all.iter().copied().filter(|v| wanted.contains(&v.to_string().as_str())).collect()
+        }
+        Err(_) => all.to_vec(),
+    }
+}
+
 fn main() {
     // Logging as a server runs it (info, every line formatted), written nowhere: its cost is part of the path.
     tracing_subscriber::fmt().with_env_filter("info,actix_server=warn").with_writer(std::io::sink).init();
@@ -189,8 +203,9 @@ fn main() {
             "key", "hashes", "conc", "raw sig/s", "http sig/s", "ratio", "p50", "p99"
         );
 
-        for (kind, sign_algo) in [(KeyKind::Rsa2048, "1.2.840.113549.1.1.11"), (KeyKind::EcP256, "1.2.840.10045.4.3.2")]
-        {
+        let kinds = chosen("RSSP_BENCH_KEYS", &[KeyKind::Rsa2048, KeyKind::EcP256]);
+        for kind in kinds {
+            let sign_algo = if kind.is_rsa() { "1.2.840.113549.1.1.11" } else { "1.2.840.10045.4.3.2" };
             let username = format!("bench-{}", kind.as_str());
             let provisioned = {
                 let services = services.clone();
@@ -228,13 +243,13 @@ fn main() {
             .await;
             let token = login["access_token"].as_str().unwrap().to_string();
 
-            for concurrency in CONCURRENCY {
+            for concurrency in chosen("RSSP_BENCH_CONCURRENCY", &CONCURRENCY) {
                 let raw_rate = {
                     let services = services.clone();
                     let key = key.clone();
                     tokio::task::spawn_blocking(move || raw(&services, &key, scheme, concurrency, secs)).await.unwrap()
                 };
-                for batch in BATCHES {
+                for batch in chosen("RSSP_BENCH_HASHES", &BATCHES) {
                     let hashes: Vec<Vec<u8>> = (0..batch).map(digest).collect();
                     let encoded: Vec<String> = hashes.iter().map(|h| b64(h)).collect();
                     // One SAD per request, enough for well above the fastest rates seen here (about

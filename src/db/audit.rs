@@ -44,12 +44,9 @@ pub fn head(conn: &mut DbConnection) -> QueryResult<(i64, String)> {
     audit_head::table.find(1).select((audit_head::seq, audit_head::hash)).first(conn)
 }
 
+/// Appends the record and moves the head to it (inside the transaction that locked the head).
 pub(crate) fn append(conn: &mut DbConnection, row: &AuditRow) -> QueryResult<()> {
-    diesel::insert_into(audit_log::table).values(row).execute(conn)?;
-    diesel::update(audit_head::table.find(1))
-        .set((audit_head::seq.eq(row.seq), audit_head::hash.eq(&row.hash)))
-        .execute(conn)?;
-    Ok(())
+    super::prepared::append_audit(conn, row)
 }
 
 /// Records in order, `limit` at a time from `after`.

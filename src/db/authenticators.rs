@@ -58,14 +58,7 @@ pub fn lock_factor(conn: &mut DbConnection, user_id: &str) -> QueryResult<Option
 /// Records an accepted code. The update only happens when the step moves forward, so two requests
 /// racing with the same code cannot both win: exactly one row changes for the winner.
 pub fn accept_totp_step(conn: &mut DbConnection, user_id: &str, step: i64) -> QueryResult<bool> {
-    let changed = diesel::update(
-        totp_factors::table
-            .filter(totp_factors::user_id.eq(user_id))
-            .filter(totp_factors::last_step.is_null().or(totp_factors::last_step.lt(step))),
-    )
-    .set((totp_factors::last_step.eq(step), totp_factors::failures.eq(0), totp_factors::locked_until.eq(None::<i64>)))
-    .execute(conn)?;
-    Ok(changed == 1)
+    Ok(super::prepared::accept_totp_step(conn, user_id, step)? == 1)
 }
 
 /// Counts a wrong code; at `max_failures` the factor locks until `lock_until`. Returns the failures so far.

@@ -100,16 +100,7 @@ pub fn by_id(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Credential
 
 /// Spends `count` of the quota; false (and nothing spent) when less than that remains.
 pub fn spend_quota(conn: &mut DbConnection, id: &str, count: i32) -> QueryResult<bool> {
-    let changed = diesel::update(
-        credentials::table.find(id).filter(
-            credentials::quota_total
-                .is_null()
-                .or((credentials::quota_used + count).le(credentials::quota_total.assume_not_null())),
-        ),
-    )
-    .set(credentials::quota_used.eq(credentials::quota_used + count))
-    .execute(conn)?;
-    Ok(changed == 1)
+    Ok(super::prepared::spend_quota(conn, id, count)? == 1)
 }
 
 /// Gives back quota spent for signatures the HSM did not make.

@@ -76,17 +76,7 @@ pub fn spend(
     remaining: &str,
     now: i64,
 ) -> QueryResult<bool> {
-    let changed = diesel::update(
-        sads::table
-            .filter(sads::digest.eq(digest))
-            .filter(sads::revoked.eq(false))
-            .filter(sads::expires_at.gt(now))
-            .filter(sads::hashes.eq(before))
-            .filter((sads::used + n).le(sads::num_signatures)),
-    )
-    .set((sads::used.eq(sads::used + n), sads::hashes.eq(remaining)))
-    .execute(conn)?;
-    Ok(changed == 1)
+    Ok(super::prepared::spend_sad(conn, digest, n, before, remaining, now)? == 1)
 }
 
 /// Gives back what a request spent when the HSM then failed: the budget and the hash occurrences.
