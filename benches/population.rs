@@ -12,6 +12,8 @@
 //!   and one hash, then `signatures/signHash` with the SAD, at concurrency 1, 16 and 64;
 //! - the process's resident memory (server and this client together).
 //!
+//! Run it with:
+//!
 //!     cargo bench --bench population
 //!     RSSP_BENCH_SIZES=10,1000 RSSP_BENCH_SECS=3 cargo bench --bench population
 //!

@@ -559,13 +559,15 @@ where
 /// The writers of this process take turns before `BEGIN IMMEDIATE` on SQLite.
 ///
 /// SQLite lets one writer at a time into a database file; the others wait in its busy handler, which
-/// sleeps (1, 2, 5, 10 ms and longer) and polls. Under many concurrent requests those sleeps, not the
-/// writes, set the pace: measured, a few hundred signatures per second with most of the time asleep.
-/// Waiting here instead hands the file to the next writer as soon as the last one commits. The busy
-/// handler still arbitrates between processes (an operator's command beside the server).
+/// sleeps (1, 2, 5, 10 ms and longer between tries) while a signature's transaction takes a fraction
+/// of a millisecond. Waiting here instead hands the file to the next writer as soon as the last one
+/// commits. The busy handler still arbitrates between processes (an operator's command beside the
+/// server).
 ///
 /// One turn for every SQLite database of the process: a server has one (tests start several servers in
-/// one process, whose short writes then also take turns). A writer waits at most as long as SQLite's
+/// one process, whose short writes then also take turns). A writer asks for the turn while it holds a
+/// pooled connection, so no more writers wait than the pools have connections; the turn is not handed
+/// out in order of arrival, which with so few waiters costs a writer a turn or two, not its wait. A writer waits at most as long as SQLite's
 /// own busy timeout, then goes ahead to `BEGIN IMMEDIATE`, so a turn that is never given back (a thread
 /// that opened a second write transaction inside the first, which the connection checkout forbids)
 /// costs time, not a deadlock.
@@ -583,9 +585,8 @@ impl SqliteWriterTurn {
     fn take() -> Option<SqliteWriterTurn> {
         let (held, released) = &SQLITE_WRITER;
         let guard = held.lock().unwrap_or_else(|e| e.into_inner());
-        let (mut guard, timeout) = released
-            .wait_timeout_while(guard, SQLITE_WRITER_WAIT, |held| *held)
-            .unwrap_or_else(|e| e.into_inner());
+        let (mut guard, timeout) =
+            released.wait_timeout_while(guard, SQLITE_WRITER_WAIT, |held| *held).unwrap_or_else(|e| e.into_inner());
         if timeout.timed_out() {
             tracing::warn!("no SQLite write turn within the busy timeout; writing without one");
             return None;

@@ -30,11 +30,12 @@ pub struct AuditRow {
 }
 
 /// Locks the head of the chain for this transaction and returns (last seq, last hash), in one statement:
-/// `SELECT … FOR UPDATE` on PostgreSQL; on SQLite the write transaction already excludes other writers.
+/// `SELECT … FOR NO KEY UPDATE` on PostgreSQL (the lock an UPDATE takes); on SQLite the write transaction
+/// already excludes other writers.
 pub fn lock_head(conn: &mut DbConnection) -> QueryResult<(i64, String)> {
     let head = audit_head::table.find(1).select((audit_head::seq, audit_head::hash));
     match conn {
-        DbConnection::Pg(pg) => head.for_update().first(pg),
+        DbConnection::Pg(pg) => head.for_no_key_update().first(pg),
         DbConnection::Sqlite(sqlite) => head.first(sqlite),
     }
 }

@@ -45,12 +45,12 @@ pub fn factor(conn: &mut DbConnection, user_id: &str) -> QueryResult<Option<Totp
 }
 
 /// The factor, its row locked for the rest of the transaction, so that concurrent checks of one
-/// person's codes run one after the other: `SELECT … FOR UPDATE` on PostgreSQL; on SQLite the write
+/// person's codes run one after the other: `SELECT … FOR NO KEY UPDATE` on PostgreSQL; on SQLite the write
 /// transaction already excludes other writers.
 pub fn lock_factor(conn: &mut DbConnection, user_id: &str) -> QueryResult<Option<TotpFactor>> {
     let factor = totp_factors::table.find(user_id);
     match conn {
-        DbConnection::Pg(pg) => factor.select(TotpFactor::as_select()).for_update().first(pg).optional(),
+        DbConnection::Pg(pg) => factor.select(TotpFactor::as_select()).for_no_key_update().first(pg).optional(),
         DbConnection::Sqlite(sqlite) => factor.select(TotpFactor::as_select()).first(sqlite).optional(),
     }
 }

@@ -143,7 +143,13 @@ pub(super) fn append_audit(conn: &mut DbConnection, row: &super::audit::AuditRow
     )?;
     execute::<MoveAuditHead>(
         conn,
-        vec![Sql("UPDATE audit_head SET seq = "), Long(row.seq), Sql(", hash = "), Text(&row.hash), Sql(" WHERE id = 1")],
+        vec![
+            Sql("UPDATE audit_head SET seq = "),
+            Long(row.seq),
+            Sql(", hash = "),
+            Text(&row.hash),
+            Sql(" WHERE id = 1"),
+        ],
     )?;
     Ok(())
 }

@@ -143,7 +143,7 @@ static TOKEN_INIT: Mutex<()> = Mutex::new(());
 
 /// What this store knows of its login to the token, behind [`KeyStore::login`].
 struct LoginState {
-    /// Counts the logins made since the store opened. Each one may change what a handle names.
+    /// Counts the new logins since the store opened (and failed attempts). Each may change what a handle names.
     generation: u64,
     /// The token refused the PIN (wrong, locked, expired): no login is tried again until a restart.
     refused: bool,
@@ -154,13 +154,20 @@ struct LoginState {
 /// another subscriber's key):
 /// - every operation that looks a handle up, caches it or uses it runs inside `KeyStore::with_session`,
 ///   holding the read side of `KeyStore::login` from the lookup to the last use;
-/// - a new login (after the token forgot it, or with a replacement session) happens only under the write
-///   side, which empties the handle caches before logging in. No operation is in flight then, so none
-///   can use or cache a handle from before it, and every handle cached afterwards was looked up after it;
+/// - a login (after the token forgot it, or with a replacement session) happens only under the write
+///   side; when the token takes it as a new login (the application was logged out), the handle caches
+///   are emptied before the write side is let go. No operation is in flight then, so none can use or
+///   cache a handle from before it, and every handle cached afterwards was looked up after it. When the
+///   token answers that the application is logged in already, no logout happened and the handles stand;
 /// - rssp logs the user out nowhere else (only the security officer, while a new token is set up), so a
 ///   logout it did not order this way cannot happen inside the process. A cached handle is therefore used
 ///   as it is, without reading its `CKA_ID` back: on a network HSM that would be one more round trip on
-///   every signature.
+///   every signature;
+/// - a key destroyed by this store leaves the index at once and never comes back into it; a key destroyed
+///   elsewhere leaves it when the token says its handle is invalid (see [`KeyStore::sign_digests`]). The
+///   token must not give a destroyed object's handle number to another object while the application
+///   stays logged in (SoftHSM never reuses one): rssp destroys only keys that back no credential, so a
+///   live credential's handle goes stale only if its key is destroyed behind rssp's back.
 pub struct KeyStore {
     pkcs11: Pkcs11,
     slot: Slot,
@@ -176,6 +183,9 @@ pub struct KeyStore {
     session_wait: Duration,
     /// Private-key handles by key id, for the current login only (see [`LoginState`] and [`KeyIndex`]).
     index: Mutex<KeyIndex>,
+    /// Held by the one request that reads every key into an incomplete index; the others search for
+    /// their own key meanwhile (see [`KeyStore::private_key`]).
+    rebuilding: Mutex<()>,
     /// The sealing key's handle, once found (see [`KeyStore::prepare_seal_key`]); current login only.
     seal_key: Mutex<Option<ObjectHandle>>,
     /// Read-held by every operation, write-held by a new login: see the comment on this struct.
@@ -208,6 +218,17 @@ struct KeyIndex {
     handles: HashMap<KeyId, ObjectHandle>,
     /// Every private key on the token was read into `handles` in this login (see [`KeyStore::private_key`]).
     complete: bool,
+    /// Keys this store destroyed (a few: issuances that failed), for the life of the store: a read of
+    /// every key that began before a destroy must not put the destroyed key's handle back.
+    destroyed: std::collections::HashSet<KeyId>,
+}
+
+impl KeyIndex {
+    /// The index of a new login: no handle is promised any more; what was destroyed stays destroyed.
+    fn forget_handles(&mut self) {
+        self.handles.clear();
+        self.complete = false;
+    }
 }
 
 /// How long a request waits for a free HSM session unless configured (`hsm.session_wait_ms`).
@@ -313,7 +334,7 @@ impl KeyStore {
         let capacity = sessions.max(1);
         let mut idle = Vec::with_capacity(capacity);
         for _ in 0..capacity {
-            idle.push(open_logged_in(&pkcs11, slot, &pin)?);
+            idle.push(open_logged_in(&pkcs11, slot, &pin)?.0);
         }
         Ok(KeyStore {
             pkcs11,
@@ -324,6 +345,7 @@ impl KeyStore {
             capacity,
             session_wait: DEFAULT_SESSION_WAIT,
             index: Mutex::new(KeyIndex::default()),
+            rebuilding: Mutex::new(()),
             seal_key: Mutex::new(None),
             login: RwLock::new(LoginState { generation: 0, refused: false }),
             relogin_attempts: AtomicU64::new(0),
@@ -334,7 +356,12 @@ impl KeyStore {
             // Every key is indexed now, so that no request pays for a search of the token.
             let started = Instant::now();
             let keys = store.with_session(|session| store.index_all_keys(session))?;
-            tracing::info!(token = label, keys, ms = started.elapsed().as_millis() as u64, "indexed the private keys on the token");
+            tracing::info!(
+                token = label,
+                keys,
+                ms = started.elapsed().as_millis() as u64,
+                "indexed the private keys on the token"
+            );
             Ok(store)
         })
     }
@@ -396,6 +423,8 @@ impl KeyStore {
     /// A new logged-in session in place of a discarded one. It logs in under the write side of the login
     /// lock like any new login (see [`KeyStore`]): the token may have forgotten the login with the old
     /// session (a restart closes every session), and then the cached handles are no longer promised.
+    /// When the token still knows the login (another session of this store logged in again already, or
+    /// only this session died), the handles stand.
     fn open_replacement(&self) -> Result<Session, HsmError> {
         let mut login = self.login.write().unwrap_or_else(|e| e.into_inner());
         if login.refused {
@@ -484,7 +513,7 @@ impl KeyStore {
                     return Ok(false);
                 }
                 tracing::warn!(slot = %self.slot, "the HSM token forgot the login; logging in again");
-                self.new_login(&mut login, || login_user(out.session(), &self.pin))?;
+                self.new_login(&mut login, || Ok(((), login_user(out.session(), &self.pin)?)))?;
                 Ok(true)
             }
             HsmError::Pkcs11(CkError::Pkcs11(RvError::SessionHandleInvalid | RvError::SessionClosed, _)) => {
@@ -500,20 +529,27 @@ impl KeyStore {
         }
     }
 
-    /// Logs in with `log_in`, holding the write side of the login lock (`login`): first empties the
-    /// handle caches, since a handle is only promised to stay the same while the object stays accessible
-    /// and after a logout the token may hand out others. A PIN the token refuses is not tried again:
-    /// repeating it would use up the token's retries and lock the user out of the HSM for every node.
+    /// Logs in with `log_in`, holding the write side of the login lock (`login`). When the token took a
+    /// new login (`log_in` says [`Login::New`]), the handle caches are emptied, since a handle is only
+    /// promised to stay the same while the object stays accessible and after a logout the token may hand
+    /// out others; no operation runs meanwhile (the write side is held). When the token still knew the
+    /// login ([`Login::Kept`]), nothing was logged out and every handle stands. A PIN the token refuses is
+    /// not tried again: repeating it would use up the token's retries and lock the user out of the HSM
+    /// for every node.
     fn new_login<T>(
         &self,
         login: &mut LoginState,
-        log_in: impl FnOnce() -> Result<T, HsmError>,
+        log_in: impl FnOnce() -> Result<(T, Login), HsmError>,
     ) -> Result<T, HsmError> {
-        *self.index.lock().unwrap_or_else(|e| e.into_inner()) = KeyIndex::default();
-        *self.seal_key.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        login.generation += 1;
         self.relogin_attempts.fetch_add(1, Ordering::SeqCst);
         match log_in() {
+            Ok((value, Login::New)) => {
+                self.index.lock().unwrap_or_else(|e| e.into_inner()).forget_handles();
+                *self.seal_key.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                login.generation += 1;
+                Ok(value)
+            }
+            Ok((value, Login::Kept)) => Ok(value),
             Err(HsmError::Pkcs11(CkError::Pkcs11(rv, _))) if pin_refused(rv) => {
                 login.refused = true;
                 tracing::error!(
@@ -524,7 +560,13 @@ impl KeyStore {
                 );
                 Err(HsmError::LoginRefused)
             }
-            other => other,
+            Err(e) => {
+                // Whatever the token did, the handles are not promised any more.
+                self.index.lock().unwrap_or_else(|e| e.into_inner()).forget_handles();
+                *self.seal_key.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                login.generation += 1;
+                Err(e)
+            }
         }
     }
 
@@ -630,7 +672,11 @@ impl KeyStore {
     /// failed after generating the key leaves behind. True when there was anything to destroy.
     pub fn destroy(&self, id: &KeyId) -> Result<bool, HsmError> {
         self.with_session(|session| {
-            self.forget(id);
+            {
+                let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
+                index.destroyed.insert(id.clone());
+                index.handles.remove(id);
+            }
             let objects = session.find_objects(&[Attribute::Id(id.0.clone())])?;
             for object in &objects {
                 session.destroy_object(*object)?;
@@ -667,10 +713,11 @@ impl KeyStore {
     /// new login can come between this lookup and the handle's use (see [`KeyStore`]).
     ///
     /// From the index when it knows the key. Otherwise, when the index is not complete for this login
-    /// (a new login emptied it), every key is read into it first, in one pass: a search of the token
-    /// costs about as much as reading every key once on SoftHSM, whose object store checks each object
-    /// file on every search. A key the complete index does not know was made since it was read (on
-    /// another node) or does not exist, and is searched for by its id.
+    /// (a new login emptied it), one request reads every key into it, in one pass, while the others
+    /// search for their own key: a search of the token costs about as much as reading every key once on
+    /// SoftHSM, whose object store checks each object file on every search. A key the complete index
+    /// does not know was made since it was read (on another node) or does not exist, and is searched
+    /// for by its id.
     fn private_key(&self, session: &Session, id: &KeyId) -> Result<ObjectHandle, HsmError> {
         let complete = {
             let index = self.index.lock().unwrap_or_else(|e| e.into_inner());
@@ -680,7 +727,15 @@ impl KeyStore {
             index.complete
         };
         if !complete {
-            self.index_all_keys(session)?;
+            let rebuilder = match self.rebuilding.try_lock() {
+                Ok(guard) => Some(guard),
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            };
+            // Read again under the rebuild lock: the request before may have completed the index.
+            if rebuilder.is_some() && !self.index.lock().unwrap_or_else(|e| e.into_inner()).complete {
+                self.index_all_keys(session)?;
+            }
             if let Some(handle) = self.index.lock().unwrap_or_else(|e| e.into_inner()).handles.get(id) {
                 return Ok(*handle);
             }
@@ -700,10 +755,12 @@ impl KeyStore {
         METRICS.hsm_key_searches.with_label_values(&["all"]).inc();
         self.searches_all.fetch_add(1, Ordering::SeqCst);
         let template = [Attribute::Token(true), Attribute::Class(ObjectClass::PRIVATE_KEY)];
+        // Handles in batches of up to 1,024 per C_FindObjects (one round trip per batch to a network HSM),
+        // all of them before any is read: the search ends (C_FindObjectsFinal) before the first
+        // C_GetAttributeValue, which some tokens refuse while a search is open on the session.
+        let handles = session.iter_objects_with_cache_size(&template, INDEX_BATCH)?.collect::<Result<Vec<_>, _>>()?;
         let mut found = HashMap::new();
-        // Handles in batches of up to 1,024 per C_FindObjects: one round trip per batch to a network HSM.
-        for handle in session.iter_objects_with_cache_size(&template, INDEX_BATCH)? {
-            let handle = handle?;
+        for handle in handles {
             match session.get_attributes(handle, &[AttributeType::Id]) {
                 Ok(attributes) => {
                     if let Some(Attribute::Id(id)) = attributes.into_iter().next() {
@@ -719,7 +776,9 @@ impl KeyStore {
         }
         let keys = found.len();
         let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
-        // Keys made or found by other requests meanwhile stay; the search's view wins where both know one.
+        // Keys made or found by other requests meanwhile stay; the search's view wins where both know
+        // one; a key destroyed since the search began does not come back.
+        found.retain(|id, _| !index.destroyed.contains(id));
         index.handles.extend(found);
         index.complete = true;
         Ok(keys)
@@ -1053,18 +1112,28 @@ fn is_logged_in(session: &Session) -> Result<bool, HsmError> {
     Ok(matches!(session.get_session_info()?.session_state(), SessionState::RwUser | SessionState::RoUser))
 }
 
+/// Whether a login was new to the token, or the token already had this application logged in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Login {
+    /// C_Login succeeded: the application was logged out until now, so its handles may have changed.
+    New,
+    /// CKR_USER_ALREADY_LOGGED_IN: the application's login went on, and its handles with it.
+    Kept,
+}
+
 /// A new R/W session on the slot, logged in as the user.
-fn open_logged_in(pkcs11: &Pkcs11, slot: Slot, pin: &AuthPin) -> Result<Session, HsmError> {
+fn open_logged_in(pkcs11: &Pkcs11, slot: Slot, pin: &AuthPin) -> Result<(Session, Login), HsmError> {
     let session = pkcs11.open_rw_session(slot)?;
-    login_user(&session, pin)?;
-    Ok(session)
+    let login = login_user(&session, pin)?;
+    Ok((session, login))
 }
 
 /// Logs the user in. The login belongs to the application, not the session: once one session of this
 /// process logged in, the token answers the others CKR_USER_ALREADY_LOGGED_IN, which is success here.
-fn login_user(session: &Session, pin: &AuthPin) -> Result<(), HsmError> {
+fn login_user(session: &Session, pin: &AuthPin) -> Result<Login, HsmError> {
     match session.login(UserType::User, Some(pin)) {
-        Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
+        Ok(()) => Ok(Login::New),
+        Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(Login::Kept),
         Err(e) => Err(e.into()),
     }
 }
@@ -1223,10 +1292,13 @@ mod tests {
         assert_eq!((pool.open, pool.idle.len()), (1, 1));
     }
 
-    /// Another store on the token of `store_with_key(name, ..)`: another node, or this one after a restart.
+    /// Another store on the token of `store_with_key(name, ..)`, through a copy of the library of its
+    /// own: its own handles and its own login, as another node (or this one after a restart) has.
     fn second_store(name: &str) -> KeyStore {
-        let module = crate::hsm::test_support::softhsm_dir().join(format!("libsofthsm2-{name}.so"));
-        KeyStore::open(&module, name, &TEST_PIN.into(), 1, None).unwrap()
+        let module = private_softhsm(&format!("{name}-second"));
+        let store = KeyStore::open(&module, name, &TEST_PIN.into(), 1, None).unwrap();
+        std::fs::remove_file(&module).unwrap();
+        store
     }
 
     #[test]
@@ -1257,6 +1329,32 @@ mod tests {
             assert_eq!(sign(&b, key).unwrap().len(), 1);
         }
         assert_eq!(b.key_searches(), KeySearches { all: 2, one: 0 });
+    }
+
+    #[test]
+    fn after_the_token_restarts_every_key_is_read_again_once_not_once_per_session() {
+        let _hsm = crate::hsm::test_support::exclusive();
+        let (store, first) = store_with_key("index-restart", 3);
+        let mut keys = vec![first];
+        for i in 0..5 {
+            keys.push(store.generate(KeyKind::EcP256, &format!("index-restart-{i}")).unwrap().id);
+        }
+        // Every session dies. Each of the three is replaced when it is next used: the first replacement
+        // is a new login (the index is emptied and read again), the others find the login kept.
+        restart_hsm(&store.pkcs11);
+        let (held_a, held_b) = (store.check_out().unwrap(), store.check_out().unwrap());
+        assert_eq!(sign(&store, &keys[0]).unwrap().len(), 1);
+        drop(held_a);
+        assert_eq!(sign(&store, &keys[1]).unwrap().len(), 1);
+        drop(held_b);
+        for key in &keys {
+            assert_eq!(sign(&store, key).unwrap().len(), 1);
+        }
+        // Every key was read once at the start and once after the restart, never once per session.
+        assert_eq!(store.key_searches(), KeySearches { all: 2, one: 0 });
+        assert_eq!(store.relogin_attempts(), 3, "three sessions replaced");
+        let pool = store.pool.lock().unwrap();
+        assert_eq!((pool.open, pool.idle.len()), (3, 3));
     }
 
     #[test]

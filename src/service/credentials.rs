@@ -210,8 +210,9 @@ fn authorize_inner(
     }
     let mut conn = services.conn()?;
     // The credential and the person's factor in one query; the factor is used once the request passed.
-    let (row, factor) = db::authenticators::credential_with_factor(&mut conn, &principal.user_id, &request.credential_id)?
-        .ok_or(ServiceError::Invalid(Param::CredentialId))?;
+    let (row, factor) =
+        db::authenticators::credential_with_factor(&mut conn, &principal.user_id, &request.credential_id)?
+            .ok_or(ServiceError::Invalid(Param::CredentialId))?;
     ensure_usable(&row, now)?;
     let activation = SignatureActivationRequest::new(request.num_signatures, request.hashes.clone(), row.multisign)
         .map_err(policy_error)?;

@@ -63,7 +63,8 @@ pub(super) fn check(
 ) -> Result<Committed<()>, ServiceError> {
     let security = &services.config.security;
     // Lock the factor's row as it is read, so concurrent guesses are counted one after the other.
-    let (Some(factor), Some(OpenedFactor { sealed, seed })) = (authenticators::lock_factor(conn, user_id)?, prepared.factor)
+    let (Some(factor), Some(OpenedFactor { sealed, seed })) =
+        (authenticators::lock_factor(conn, user_id)?, prepared.factor)
     else {
         return Ok(Committed::Refused(ServiceError::Forbidden("No authenticator is paired with this account".into())));
     };

@@ -11,14 +11,34 @@ use rssp::domain::KeyKind;
 use rssp::hsm::KeyId;
 
 /// A second node: the database and the token of `first`, its own process state (key index, sessions).
+/// On SoftHSM it loads a copy of the library, which the dynamic loader loads as a separate instance: its
+/// own handle numbers and its own login, as in another process. (A second implementation is shared.)
 async fn second_node(first: &TestServer) -> TestServer {
     let config = &first.services().config;
     let (database_url, token_label) = (config.database_url.clone(), config.hsm.token_label.clone());
-    TestServer::start_with(move |c| {
+    let copy = match test_pkcs11() {
+        TestPkcs11::SoftHsm => {
+            let copy = std::env::temp_dir()
+                .join(format!("rssp-second-node-{}.so", hex::encode(rssp::domain::secrets::random_bytes::<6>())));
+            std::fs::copy(&config.hsm.module, &copy).unwrap();
+            Some(copy)
+        }
+        TestPkcs11::Other { .. } => None,
+    };
+    let module = copy.clone();
+    let node = TestServer::start_with(move |c| {
         c.database_url = database_url;
         c.hsm.token_label = token_label;
+        if let Some(module) = module {
+            c.hsm.module = module;
+        }
     })
-    .await
+    .await;
+    // Loaded: the copy on disk is no longer needed.
+    if let Some(copy) = copy {
+        std::fs::remove_file(copy).unwrap();
+    }
+    node
 }
 
 /// The credential's row as the database holds it.
@@ -89,8 +109,8 @@ async fn a_key_destroyed_by_another_node_is_never_used_through_the_handle_a_node
     let (status, body) = sign(&a, &token, &signer.credential_id, &sad, &hashes).await;
     assert_eq!(status, 200, "{body}");
 
-    // Node B destroys the key (as it cleans up after an issuance that failed), then makes other keys:
-    // whatever handles the token hands out now, none may sign for this credential.
+    // Node B destroys the key (as it cleans up after an issuance that failed), then makes other keys.
+    // Node A's handle for it is dead now: A drops it, searches, finds nothing, and refuses.
     let row = credential(&a, &signer.credential_id);
     assert!(b.services().keystore.destroy(&KeyId::from_hex(&row.key_id).unwrap()).unwrap());
     let others: Vec<Signer> = {
