@@ -774,6 +774,44 @@ mod tests {
     }
 
     #[test]
+    fn sqlite_writers_take_turns_and_a_writer_that_panics_gives_its_turn_back() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let pool = connect(&format!("sqlite://{}", dir.path().join("x.sqlite").display()), 4).unwrap();
+        // A write transaction that panics inside rolls back and lets the next writer in.
+        let pool_ref = &pool;
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut conn = checkout(pool_ref).unwrap();
+            let _: Result<(), diesel::result::Error> =
+                write_transaction(&mut conn, |_| panic!("inside the transaction"));
+        }));
+        assert!(panicked.is_err());
+        // Four writers at once: each sees no other inside its transaction, and none waits out the turn's
+        // time-out (which would log and then write without a turn).
+        let inside = AtomicUsize::new(0);
+        let started = std::time::Instant::now();
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..20 {
+                        let mut conn = checkout(&pool).unwrap();
+                        write_transaction(&mut conn, |c| {
+                            assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two writers inside at once");
+                            c.batch_execute(
+                                "CREATE TABLE IF NOT EXISTS turns (n INTEGER); INSERT INTO turns VALUES (1)",
+                            )?;
+                            inside.fetch_sub(1, Ordering::SeqCst);
+                            Ok::<_, diesel::result::Error>(())
+                        })
+                        .unwrap();
+                    }
+                });
+            }
+        });
+        assert!(started.elapsed() < SQLITE_WRITER_WAIT, "a writer waited out the turn");
+    }
+
+    #[test]
     fn sqlite_is_in_wal_mode_and_each_connection_has_its_pragmas() {
         let dir = tempfile::tempdir().unwrap();
         let pool = connect(&format!("sqlite://{}", dir.path().join("x.sqlite").display()), 4).unwrap();
