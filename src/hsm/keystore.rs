@@ -192,6 +192,11 @@ pub struct KeyStore {
     login: RwLock<LoginState>,
     /// How often this store called C_Login after it opened (to log in again or with a new session).
     relogin_attempts: AtomicU64,
+    /// Counts the times the token was seen closing a session of the latest epoch (see [`Pool`]). Raised
+    /// without a lock when a session is discarded as closed; a session of an older epoch is refused in
+    /// [`KeyStore::attempt`], under the read side of the login lock, while a replacement session (which
+    /// may get an old number) is opened under the write side: no old session is in use then.
+    session_epoch: AtomicU64,
     /// Searches of the token for every key, and for one key (see [`KeySearches`]).
     searches_all: AtomicU64,
     searches_one: AtomicU64,
@@ -238,8 +243,14 @@ const DEFAULT_SESSION_WAIT: Duration = Duration::from_secs(5);
 /// time, checked out of `idle` and put back when the operation ends. A session the token closed or whose
 /// device failed is not put back but discarded, and `open` counts it no more: the next check-out opens a
 /// new one in its place, so the pool never shrinks for good and never hands out a dead session twice.
+///
+/// A token that closed one session may have closed them all (a restart), and then it hands out the old
+/// numbers again to the sessions opened since: a session kept from before would name another thread's
+/// session. So each session carries the epoch it was opened in (see [`KeyStore::session_epoch`]), and
+/// one from before the token was last seen closing a session is never used again.
 struct Pool {
-    idle: Vec<Session>,
+    /// Idle sessions, each with the epoch it was opened in.
+    idle: Vec<(Session, u64)>,
     /// Sessions open now, idle and checked out: at most [`KeyStore::capacity`].
     open: usize,
 }
@@ -249,6 +260,8 @@ struct CheckedOut<'a> {
     store: &'a KeyStore,
     /// None once discarded (see [`CheckedOut::discard`]) and not replaced.
     session: Option<Session>,
+    /// The epoch the session was opened in (see [`Pool`]).
+    epoch: u64,
 }
 
 impl CheckedOut<'_> {
@@ -266,11 +279,23 @@ impl CheckedOut<'_> {
         match death {
             // The token said the handle is gone: closing it again would close whatever session the
             // token has handed the same number to since (a restarted token counts from 1 again), so
-            // the handle is let go without C_CloseSession.
-            SessionDeath::Closed => std::mem::forget(session),
+            // the handle is let go without C_CloseSession. Every session opened until now may be gone
+            // with it: a new epoch begins (unless one began since this session was opened).
+            SessionDeath::Closed => {
+                self.store.session_epoch.fetch_max(self.epoch + 1, Ordering::SeqCst);
+                std::mem::forget(session);
+            }
             // The device failed: the session may still exist there, so it is closed (best effort).
             SessionDeath::DeviceFailed => drop(session),
         }
+    }
+
+    /// A new logged-in session in the place of none (a discarded one, or a free place in the pool).
+    fn replace(&mut self) -> Result<(), HsmError> {
+        let (session, epoch) = self.store.open_replacement()?;
+        self.session = Some(session);
+        self.epoch = epoch;
+        Ok(())
     }
 
     /// Discards the session when `result` says it is dead; returns `result` as it is.
@@ -289,7 +314,7 @@ impl Drop for CheckedOut<'_> {
     fn drop(&mut self) {
         let mut pool = self.store.pool.lock().unwrap_or_else(|e| e.into_inner());
         match self.session.take() {
-            Some(session) => pool.idle.push(session),
+            Some(session) => pool.idle.push((session, self.epoch)),
             None => pool.open -= 1,
         }
         drop(pool);
@@ -334,7 +359,7 @@ impl KeyStore {
         let capacity = sessions.max(1);
         let mut idle = Vec::with_capacity(capacity);
         for _ in 0..capacity {
-            idle.push(open_logged_in(&pkcs11, slot, &pin)?.0);
+            idle.push((open_logged_in(&pkcs11, slot, &pin)?.0, 0));
         }
         Ok(KeyStore {
             pkcs11,
@@ -349,6 +374,7 @@ impl KeyStore {
             seal_key: Mutex::new(None),
             login: RwLock::new(LoginState { generation: 0, refused: false }),
             relogin_attempts: AtomicU64::new(0),
+            session_epoch: AtomicU64::new(0),
             searches_all: AtomicU64::new(0),
             searches_one: AtomicU64::new(0),
         })
@@ -391,19 +417,19 @@ impl KeyStore {
         let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
         let mut waited = false;
         loop {
-            if let Some(session) = pool.idle.pop() {
+            if let Some((session, epoch)) = pool.idle.pop() {
                 drop(pool);
                 METRICS.hsm_sessions_in_use.inc();
                 // The guard puts the session back even if the caller panics.
-                return Ok(CheckedOut { store: self, session: Some(session) });
+                return Ok(CheckedOut { store: self, session: Some(session), epoch });
             }
             if pool.open < self.capacity {
                 pool.open += 1;
                 drop(pool);
                 METRICS.hsm_sessions_in_use.inc();
                 // Counted in `open` already; a failed opening gives the place back when the guard drops.
-                let mut out = CheckedOut { store: self, session: None };
-                out.session = Some(self.open_replacement()?);
+                let mut out = CheckedOut { store: self, session: None, epoch: 0 };
+                out.replace()?;
                 return Ok(out);
             }
             if !waited {
@@ -425,12 +451,15 @@ impl KeyStore {
     /// session (a restart closes every session), and then the cached handles are no longer promised.
     /// When the token still knows the login (another session of this store logged in again already, or
     /// only this session died), the handles stand.
-    fn open_replacement(&self) -> Result<Session, HsmError> {
+    /// Returns it with the epoch it was opened in.
+    fn open_replacement(&self) -> Result<(Session, u64), HsmError> {
         let mut login = self.login.write().unwrap_or_else(|e| e.into_inner());
         if login.refused {
             return Err(HsmError::LoginRefused);
         }
-        self.new_login(&mut login, || open_logged_in(&self.pkcs11, self.slot, &self.pin))
+        let epoch = self.session_epoch.load(Ordering::SeqCst);
+        let session = self.new_login(&mut login, || open_logged_in(&self.pkcs11, self.slot, &self.pin))?;
+        Ok((session, epoch))
     }
 
     /// Runs `f` on the session under the read side of the login lock; with the login generation it ran in.
@@ -443,6 +472,12 @@ impl KeyStore {
         let login = self.login.read().unwrap_or_else(|e| e.into_inner());
         if login.refused {
             return Err(HsmError::LoginRefused);
+        }
+        if out.epoch < self.session_epoch.load(Ordering::SeqCst) {
+            // Opened before the token closed sessions: its number may name another session now. It is
+            // answered as closed, so that `recover` lets it go (without closing it) and opens a new one.
+            let stale = HsmError::Pkcs11(CkError::Pkcs11(RvError::SessionHandleInvalid, Function::GetSessionInfo));
+            return Ok((login.generation, Err(stale)));
         }
         Ok((login.generation, f(out.session())))
     }
@@ -499,6 +534,12 @@ impl KeyStore {
         match error {
             // A token that forgot the login hides private objects: lookups find nothing, cached handles
             // are invalid. Only then is the session's state asked (no cost on the ordinary path).
+            // A session from before the token closed sessions: its state would be another session's.
+            e if may_mean_logged_out(e) && out.epoch < self.session_epoch.load(Ordering::SeqCst) => {
+                out.discard(SessionDeath::Closed);
+                out.replace()?;
+                Ok(true)
+            }
             e if may_mean_logged_out(e) => {
                 let mut login = self.login.write().unwrap_or_else(|e| e.into_inner());
                 if login.refused {
@@ -522,7 +563,7 @@ impl KeyStore {
                 // one can be opened (then the pool opens one at a later check-out).
                 out.discard(SessionDeath::Closed);
                 // A closed session may mean a restarted token, which logs in anew with the new session.
-                out.session = Some(self.open_replacement()?);
+                out.replace()?;
                 Ok(true)
             }
             _ => Ok(false),
@@ -580,9 +621,9 @@ impl KeyStore {
         }
         let idle = self.pool.lock().unwrap_or_else(|e| e.into_inner()).idle.pop();
         match idle {
-            Some(session) => {
+            Some((session, epoch)) => {
                 METRICS.hsm_sessions_in_use.inc();
-                let mut out = CheckedOut { store: self, session: Some(session) };
+                let mut out = CheckedOut { store: self, session: Some(session), epoch };
                 match out.discard_if_dead(out.session().get_session_info().map_err(HsmError::from)) {
                     Ok(_) => {}
                     // A session the token closed is discarded, and the pool opens a new one at the next
@@ -1268,7 +1309,7 @@ mod tests {
         // No dead session is left in the pool.
         let pool = store.pool.lock().unwrap();
         assert_eq!((pool.open, pool.idle.len()), (2, 2));
-        for session in &pool.idle {
+        for (session, _) in &pool.idle {
             assert!(is_logged_in(session).unwrap(), "a pooled session is not logged in");
         }
     }
@@ -1355,6 +1396,36 @@ mod tests {
         assert_eq!(store.relogin_attempts(), 3, "three sessions replaced");
         let pool = store.pool.lock().unwrap();
         assert_eq!((pool.open, pool.idle.len()), (3, 3));
+    }
+
+    #[test]
+    fn after_the_token_restarts_no_two_requests_share_a_session_whose_number_it_gave_out_again() {
+        let _hsm = crate::hsm::test_support::exclusive();
+        let (store, first) = store_with_key("pool-epoch", 3);
+        let mut keys = vec![first];
+        for i in 0..5 {
+            keys.push(store.generate(KeyKind::EcP256, &format!("pool-epoch-{i}")).unwrap().id);
+        }
+        // The restarted token numbers its new sessions from 1 again: the first replacement gets the
+        // number of a dead session another thread still holds. That one must not be used (two threads
+        // on one session fail with CKR_OPERATION_ACTIVE, or worse), only let go and replaced.
+        for round in 0..5 {
+            restart_hsm(&store.pkcs11);
+            std::thread::scope(|scope| {
+                for chunk in keys.chunks(2) {
+                    let store = &store;
+                    scope.spawn(move || {
+                        for key in chunk {
+                            let signed = sign(store, key);
+                            assert!(signed.is_ok(), "round {round}: {signed:?}");
+                        }
+                    });
+                }
+            });
+        }
+        let pool = store.pool.lock().unwrap();
+        assert_eq!(pool.open, pool.idle.len());
+        assert!(pool.open <= 3);
     }
 
     #[test]
