@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use cryptoki::context::Function;
@@ -107,19 +107,29 @@ pub struct GeneratedKey {
     pub(crate) public_key_der: Vec<u8>,
 }
 
+/// A PKCS#11 module this process initialised, shared by every key store on it.
+#[derive(Clone)]
+struct Module {
+    pkcs11: Pkcs11,
+    /// The session epoch (see [`Pool`]). Session numbers belong to the module, not to one store: the
+    /// subscribers' store and a CA store on the same module draw from one count.
+    session_epoch: Arc<AtomicU64>,
+}
+
 /// The PKCS#11 modules this process initialised, by path.
-static MODULES: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
+static MODULES: OnceLock<Mutex<HashMap<PathBuf, Module>>> = OnceLock::new();
 
 /// One PKCS#11 module may be initialised once per process; every key store shares it.
-fn module(path: &Path) -> Result<Pkcs11, HsmError> {
+fn module(path: &Path) -> Result<Module, HsmError> {
     let mut modules = MODULES.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
     if let Some(existing) = modules.get(path) {
         return Ok(existing.clone());
     }
     let pkcs11 = Pkcs11::new(path)?;
     pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))?;
-    modules.insert(path.to_path_buf(), pkcs11.clone());
-    Ok(pkcs11)
+    let module = Module { pkcs11, session_epoch: Arc::new(AtomicU64::new(0)) };
+    modules.insert(path.to_path_buf(), module.clone());
+    Ok(module)
 }
 
 /// Finalizes (`C_Finalize`) every module this process initialised: the last step of a shutdown, once
@@ -128,10 +138,10 @@ fn module(path: &Path) -> Result<Pkcs11, HsmError> {
 /// the connection is gone. Returns how many modules were finalized.
 pub fn finalize_modules() -> usize {
     let Some(modules) = MODULES.get() else { return 0 };
-    let modules: Vec<(PathBuf, Pkcs11)> = modules.lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
+    let modules: Vec<(PathBuf, Module)> = modules.lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
     let count = modules.len();
-    for (path, pkcs11) in modules {
-        if let Err(e) = pkcs11.finalize() {
+    for (path, module) in modules {
+        if let Err(e) = module.pkcs11.finalize() {
             tracing::warn!(module = %path.display(), error = %e, "PKCS#11 finalize failed");
         }
     }
@@ -192,11 +202,12 @@ pub struct KeyStore {
     login: RwLock<LoginState>,
     /// How often this store called C_Login after it opened (to log in again or with a new session).
     relogin_attempts: AtomicU64,
-    /// Counts the times the token was seen closing a session of the latest epoch (see [`Pool`]). Raised
-    /// without a lock when a session is discarded as closed; a session of an older epoch is refused in
-    /// [`KeyStore::attempt`], under the read side of the login lock, while a replacement session (which
-    /// may get an old number) is opened under the write side: no old session is in use then.
-    session_epoch: AtomicU64,
+    /// The module's session epoch (see [`Pool`]): raised when a session of the latest epoch is discarded
+    /// as dead, and when a replacement session finds the application logged out (a restarted token). A
+    /// session of an older epoch is refused in [`KeyStore::attempt`], under the read side of the login
+    /// lock, while this store opens a replacement (which may get an old number) under the write side.
+    /// Handles looked up in an older epoch are forgotten too (see [`KeyStore::index`]).
+    session_epoch: Arc<AtomicU64>,
     /// Searches of the token for every key, and for one key (see [`KeySearches`]).
     searches_all: AtomicU64,
     searches_one: AtomicU64,
@@ -226,6 +237,8 @@ struct KeyIndex {
     /// Keys this store destroyed (a few: issuances that failed), for the life of the store: a read of
     /// every key that began before a destroy must not put the destroyed key's handle back.
     destroyed: std::collections::HashSet<KeyId>,
+    /// The session epoch the handles were looked up in.
+    epoch: u64,
 }
 
 impl KeyIndex {
@@ -285,8 +298,13 @@ impl CheckedOut<'_> {
                 self.store.session_epoch.fetch_max(self.epoch + 1, Ordering::SeqCst);
                 std::mem::forget(session);
             }
-            // The device failed: the session may still exist there, so it is closed (best effort).
-            SessionDeath::DeviceFailed => drop(session),
+            // The device failed or went away (a failover): the session may be gone, and its number
+            // given to a session opened since, so it is let go like a closed one (the HSM ends what is
+            // left of it with the connection).
+            SessionDeath::DeviceFailed => {
+                self.store.session_epoch.fetch_max(self.epoch + 1, Ordering::SeqCst);
+                std::mem::forget(session);
+            }
         }
     }
 
@@ -334,7 +352,7 @@ impl KeyStore {
         sessions: usize,
         init_so_pin: Option<&str>,
     ) -> Result<KeyStore, HsmError> {
-        let pkcs11 = module(module_path)?;
+        let Module { pkcs11, session_epoch } = module(module_path)?;
         let slot = {
             let _guard = TOKEN_INIT.lock().unwrap_or_else(|e| e.into_inner());
             match find_token(&pkcs11, label)? {
@@ -374,7 +392,7 @@ impl KeyStore {
             seal_key: Mutex::new(None),
             login: RwLock::new(LoginState { generation: 0, refused: false }),
             relogin_attempts: AtomicU64::new(0),
-            session_epoch: AtomicU64::new(0),
+            session_epoch,
             searches_all: AtomicU64::new(0),
             searches_one: AtomicU64::new(0),
         })
@@ -457,9 +475,14 @@ impl KeyStore {
         if login.refused {
             return Err(HsmError::LoginRefused);
         }
-        let epoch = self.session_epoch.load(Ordering::SeqCst);
+        let generation = login.generation;
         let session = self.new_login(&mut login, || open_logged_in(&self.pkcs11, self.slot, &self.pin))?;
-        Ok((session, epoch))
+        if login.generation != generation {
+            // The application was logged out: the token restarted (or logged it out), and every session
+            // opened before may be gone, its number free for new ones such as this.
+            self.session_epoch.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok((session, self.session_epoch.load(Ordering::SeqCst)))
     }
 
     /// Runs `f` on the session under the read side of the login lock; with the login generation it ran in.
@@ -624,6 +647,18 @@ impl KeyStore {
             Some((session, epoch)) => {
                 METRICS.hsm_sessions_in_use.inc();
                 let mut out = CheckedOut { store: self, session: Some(session), epoch };
+                // A session from before the token closed sessions is let go unasked (its number may be
+                // another's now); while a replacement is being opened, the token is asked instead.
+                if epoch < self.session_epoch.load(Ordering::SeqCst) {
+                    out.discard(SessionDeath::Closed);
+                    self.pkcs11.get_token_info(self.slot)?;
+                    return Ok(());
+                }
+                let Ok(_login) = self.login.try_read() else {
+                    drop(out);
+                    self.pkcs11.get_token_info(self.slot)?;
+                    return Ok(());
+                };
                 match out.discard_if_dead(out.session().get_session_info().map_err(HsmError::from)) {
                     Ok(_) => {}
                     // A session the token closed is discarded, and the pool opens a new one at the next
@@ -688,9 +723,10 @@ impl KeyStore {
         // Run once, never again after a re-login: a pair may exist by then, and a second one under the
         // same CKA_ID would make the id name two keys.
         let generated = self.with_session_once(|session| {
+            let epoch = self.session_epoch.load(Ordering::SeqCst);
             let (public_handle, private_handle) = session.generate_key_pair(&mechanism, &public, &private)?;
             let public_key_der = read_public_key(session, public_handle, kind)?;
-            self.index.lock().unwrap_or_else(|e| e.into_inner()).handles.insert(id.clone(), private_handle);
+            self.remember(epoch, &id, private_handle);
             Ok(public_key_der)
         });
         match generated {
@@ -714,7 +750,7 @@ impl KeyStore {
     pub fn destroy(&self, id: &KeyId) -> Result<bool, HsmError> {
         self.with_session(|session| {
             {
-                let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
+                let mut index = self.index();
                 index.destroyed.insert(id.clone());
                 index.handles.remove(id);
             }
@@ -761,7 +797,7 @@ impl KeyStore {
     /// for by its id.
     fn private_key(&self, session: &Session, id: &KeyId) -> Result<ObjectHandle, HsmError> {
         let complete = {
-            let index = self.index.lock().unwrap_or_else(|e| e.into_inner());
+            let index = self.index();
             if let Some(handle) = index.handles.get(id) {
                 return Ok(*handle);
             }
@@ -774,18 +810,19 @@ impl KeyStore {
                 Err(std::sync::TryLockError::WouldBlock) => None,
             };
             // Read again under the rebuild lock: the request before may have completed the index.
-            if rebuilder.is_some() && !self.index.lock().unwrap_or_else(|e| e.into_inner()).complete {
+            if rebuilder.is_some() && !self.index().complete {
                 self.index_all_keys(session)?;
             }
-            if let Some(handle) = self.index.lock().unwrap_or_else(|e| e.into_inner()).handles.get(id) {
+            if let Some(handle) = self.index().handles.get(id) {
                 return Ok(*handle);
             }
         }
         METRICS.hsm_key_searches.with_label_values(&["one"]).inc();
         self.searches_one.fetch_add(1, Ordering::SeqCst);
+        let epoch = self.session_epoch.load(Ordering::SeqCst);
         let template = [Attribute::Class(ObjectClass::PRIVATE_KEY), Attribute::Id(id.0.clone())];
         let handle = *session.find_objects(&template)?.first().ok_or_else(|| HsmError::KeyNotFound(id.to_hex()))?;
-        self.index.lock().unwrap_or_else(|e| e.into_inner()).handles.insert(id.clone(), handle);
+        self.remember(epoch, id, handle);
         Ok(handle)
     }
 
@@ -795,6 +832,7 @@ impl KeyStore {
     fn index_all_keys(&self, session: &Session) -> Result<usize, HsmError> {
         METRICS.hsm_key_searches.with_label_values(&["all"]).inc();
         self.searches_all.fetch_add(1, Ordering::SeqCst);
+        let epoch = self.session_epoch.load(Ordering::SeqCst);
         let template = [Attribute::Token(true), Attribute::Class(ObjectClass::PRIVATE_KEY)];
         // Handles in batches of up to 1,024 per C_FindObjects (one round trip per batch to a network HSM),
         // all of them before any is read: the search ends (C_FindObjectsFinal) before the first
@@ -816,7 +854,11 @@ impl KeyStore {
             }
         }
         let keys = found.len();
-        let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
+        let mut index = self.index();
+        // The token restarted meanwhile (a new epoch): what was read may name other objects now.
+        if index.epoch != epoch {
+            return Ok(keys);
+        }
         // Keys made or found by other requests meanwhile stay; the search's view wins where both know
         // one; a key destroyed since the search began does not come back.
         found.retain(|id, _| !index.destroyed.contains(id));
@@ -825,9 +867,30 @@ impl KeyStore {
         Ok(keys)
     }
 
+    /// The key index, its handles forgotten first when they were looked up in an older session epoch:
+    /// after a restart the token may number its objects anew (a new login of another store on the same
+    /// module empties this one's index this way).
+    fn index(&self) -> MutexGuard<'_, KeyIndex> {
+        let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
+        let epoch = self.session_epoch.load(Ordering::SeqCst);
+        if index.epoch != epoch {
+            index.forget_handles();
+            index.epoch = epoch;
+        }
+        index
+    }
+
+    /// Keeps a handle looked up in session epoch `epoch`, unless a new epoch began meanwhile.
+    fn remember(&self, epoch: u64, id: &KeyId, handle: ObjectHandle) {
+        let mut index = self.index();
+        if index.epoch == epoch {
+            index.handles.insert(id.clone(), handle);
+        }
+    }
+
     /// Drops the key's handle from the index: the key was destroyed, or its handle no longer names it.
     fn forget(&self, id: &KeyId) {
-        self.index.lock().unwrap_or_else(|e| e.into_inner()).handles.remove(id);
+        self.index().handles.remove(id);
     }
 
     /// Signs each digest with the key, in order. ECDSA values come back DER-encoded.
@@ -1241,7 +1304,7 @@ mod tests {
         // made, then the module restarted once: from then on a restart keeps the slot, as a network
         // HSM's restart does.
         drop(KeyStore::open(&module, name, &TEST_PIN.into(), 1, Some(TEST_SO_PIN)).unwrap());
-        restart_hsm(&super::module(&module).unwrap());
+        restart_hsm(&super::module(&module).unwrap().pkcs11);
         // Loaded: the copy on disk is no longer needed.
         std::fs::remove_file(&module).unwrap();
         let store = KeyStore::open(&module, name, &TEST_PIN.into(), sessions, Some(TEST_SO_PIN)).unwrap();
@@ -1396,6 +1459,33 @@ mod tests {
         assert_eq!(store.relogin_attempts(), 3, "three sessions replaced");
         let pool = store.pool.lock().unwrap();
         assert_eq!((pool.open, pool.idle.len()), (3, 3));
+    }
+
+    #[test]
+    fn a_session_from_before_the_token_restarted_is_never_used_again() {
+        let _hsm = crate::hsm::test_support::exclusive();
+        let (store, key) = store_with_key("pool-epoch-held", 2);
+        let held = store.check_out().unwrap();
+        restart_hsm(&store.pkcs11);
+        // The other session is found dead and replaced: a new login, so a new epoch.
+        assert_eq!(sign(&store, &key).unwrap().len(), 1);
+        // The held one (its number may be the replacement's now) is answered as closed, unused.
+        let ran = std::sync::atomic::AtomicBool::new(false);
+        let (_, answer) = store
+            .attempt(&held, &|_| {
+                ran.store(true, Ordering::SeqCst);
+                Ok(())
+            })
+            .unwrap();
+        assert!(!ran.load(Ordering::SeqCst), "a session from before the restart was used");
+        assert!(
+            matches!(answer, Err(HsmError::Pkcs11(CkError::Pkcs11(RvError::SessionHandleInvalid, _)))),
+            "{answer:?}"
+        );
+        drop(held);
+        // Put back, it is let go at its next use and replaced; signing goes on.
+        assert_eq!(sign(&store, &key).unwrap().len(), 1);
+        assert_eq!(sign(&store, &key).unwrap().len(), 1);
     }
 
     #[test]
