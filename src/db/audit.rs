@@ -46,8 +46,45 @@ pub fn head(conn: &mut DbConnection) -> QueryResult<(i64, String)> {
 }
 
 /// Appends the record and moves the head to it (inside the transaction that locked the head).
+/// Written out as a fixed statement (see `db::prepared`): it runs on every signature.
 pub(crate) fn append(conn: &mut DbConnection, row: &AuditRow) -> QueryResult<()> {
-    super::prepared::append_audit(conn, row)
+    struct InsertAuditRecord;
+    struct MoveAuditHead;
+    use super::prepared::{execute, Part::*};
+    let record = vec![
+        Sql("INSERT INTO audit_log (seq, at, event, outcome, user_id, credential_id, detail, prev_hash, hash, \
+             request_id) VALUES ("),
+        Long(row.seq),
+        Sql(", "),
+        Long(row.at),
+        Sql(", "),
+        Text(&row.event),
+        Sql(", "),
+        Text(&row.outcome),
+        Sql(", "),
+        OptionalText(row.user_id.as_deref()),
+        Sql(", "),
+        OptionalText(row.credential_id.as_deref()),
+        Sql(", "),
+        Text(&row.detail),
+        Sql(", "),
+        Text(&row.prev_hash),
+        Sql(", "),
+        Text(&row.hash),
+        Sql(", "),
+        OptionalText(row.request_id.as_deref()),
+        Sql(")"),
+    ];
+    execute::<InsertAuditRecord>(conn, record)?;
+    let head = vec![
+        Sql("UPDATE audit_head SET seq = "),
+        Long(row.seq),
+        Sql(", hash = "),
+        Text(&row.hash),
+        Sql(" WHERE id = 1"),
+    ];
+    execute::<MoveAuditHead>(conn, head)?;
+    Ok(())
 }
 
 /// Records in order, `limit` at a time from `after`.

@@ -57,8 +57,20 @@ pub fn lock_factor(conn: &mut DbConnection, user_id: &str) -> QueryResult<Option
 
 /// Records an accepted code. The update only happens when the step moves forward, so two requests
 /// racing with the same code cannot both win: exactly one row changes for the winner.
+/// Written out as a fixed statement (see `db::prepared`): it runs on every authorisation.
 pub fn accept_totp_step(conn: &mut DbConnection, user_id: &str, step: i64) -> QueryResult<bool> {
-    Ok(super::prepared::accept_totp_step(conn, user_id, step)? == 1)
+    struct AcceptTotpStep;
+    use super::prepared::Part::*;
+    let parts = vec![
+        Sql("UPDATE totp_factors SET last_step = "),
+        Long(step),
+        Sql(", failures = 0, locked_until = NULL WHERE user_id = "),
+        Text(user_id),
+        Sql(" AND (last_step IS NULL OR last_step < "),
+        Long(step),
+        Sql(")"),
+    ];
+    Ok(super::prepared::execute::<AcceptTotpStep>(conn, parts)? == 1)
 }
 
 /// Counts a wrong code; at `max_failures` the factor locks until `lock_until`. Returns the failures so far.

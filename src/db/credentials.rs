@@ -99,8 +99,20 @@ pub fn by_id(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Credential
 }
 
 /// Spends `count` of the quota; false (and nothing spent) when less than that remains.
+/// Written out as a fixed statement (see `db::prepared`): it runs on every signature.
 pub fn spend_quota(conn: &mut DbConnection, id: &str, count: i32) -> QueryResult<bool> {
-    Ok(super::prepared::spend_quota(conn, id, count)? == 1)
+    struct SpendQuota;
+    use super::prepared::Part::*;
+    let parts = vec![
+        Sql("UPDATE credentials SET quota_used = quota_used + "),
+        Int(count),
+        Sql(" WHERE id = "),
+        Text(id),
+        Sql(" AND (quota_total IS NULL OR quota_used + "),
+        Int(count),
+        Sql(" <= quota_total)"),
+    ];
+    Ok(super::prepared::execute::<SpendQuota>(conn, parts)? == 1)
 }
 
 /// Gives back quota spent for signatures the HSM did not make.

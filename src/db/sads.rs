@@ -68,6 +68,7 @@ pub fn credential_with_sad(
 /// grows by `n` and the bound hashes become `remaining`, if, and only if, the SAD is live, the budget
 /// covers them and nobody spent from it since `before` was read (a conditional update, so concurrent
 /// requests can never overspend or sign one authorised hash twice). True when spent.
+/// Written out as a fixed statement (see `db::prepared`): it runs on every signature.
 pub fn spend(
     conn: &mut DbConnection,
     digest: &str,
@@ -76,7 +77,24 @@ pub fn spend(
     remaining: &str,
     now: i64,
 ) -> QueryResult<bool> {
-    Ok(super::prepared::spend_sad(conn, digest, n, before, remaining, now)? == 1)
+    struct SpendSad;
+    use super::prepared::Part::*;
+    let parts = vec![
+        Sql("UPDATE sads SET used = used + "),
+        Int(n),
+        Sql(", hashes = "),
+        Text(remaining),
+        Sql(" WHERE digest = "),
+        Text(digest),
+        Sql(" AND revoked = FALSE AND expires_at > "),
+        Long(now),
+        Sql(" AND hashes = "),
+        Text(before),
+        Sql(" AND used + "),
+        Int(n),
+        Sql(" <= num_signatures"),
+    ];
+    Ok(super::prepared::execute::<SpendSad>(conn, parts)? == 1)
 }
 
 /// Gives back what a request spent when the HSM then failed: the budget and the hash occurrences.

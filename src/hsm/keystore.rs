@@ -287,25 +287,15 @@ impl CheckedOut<'_> {
 
     /// Takes the session out of service: it does not go back to the pool, which opens a new one in its
     /// place when one is next needed.
-    fn discard(&mut self, death: SessionDeath) {
+    fn discard(&mut self) {
         let Some(session) = self.session.take() else { return };
-        match death {
-            // The token said the handle is gone: closing it again would close whatever session the
-            // token has handed the same number to since (a restarted token counts from 1 again), so
-            // the handle is let go without C_CloseSession. Every session opened until now may be gone
-            // with it: a new epoch begins (unless one began since this session was opened).
-            SessionDeath::Closed => {
-                self.store.session_epoch.fetch_max(self.epoch + 1, Ordering::SeqCst);
-                std::mem::forget(session);
-            }
-            // The device failed or went away (a failover): the session may be gone, and its number
-            // given to a session opened since, so it is let go like a closed one (the HSM ends what is
-            // left of it with the connection).
-            SessionDeath::DeviceFailed => {
-                self.store.session_epoch.fetch_max(self.epoch + 1, Ordering::SeqCst);
-                std::mem::forget(session);
-            }
-        }
+        // Whether the token closed it or its device failed (a restart, a failover), the session's number
+        // may have been given to a session opened since (a restarted token counts from 1 again), and
+        // closing it would close that one: it is let go without C_CloseSession (the HSM ends what is
+        // left of it with the connection). Every session opened until now may be gone with it, so a new
+        // epoch begins (unless one began since this session was opened).
+        self.store.session_epoch.fetch_max(self.epoch + 1, Ordering::SeqCst);
+        std::mem::forget(session);
     }
 
     /// A new logged-in session in the place of none (a discarded one, or a free place in the pool).
@@ -319,9 +309,9 @@ impl CheckedOut<'_> {
     /// Discards the session when `result` says it is dead; returns `result` as it is.
     fn discard_if_dead<T>(&mut self, result: Result<T, HsmError>) -> Result<T, HsmError> {
         if let Err(e) = &result {
-            if let Some(death) = session_death(e) {
+            if session_death(e).is_some() {
                 tracing::warn!(slot = %self.store.slot, error = %e, "an HSM session failed; it is replaced by a new one");
-                self.discard(death);
+                self.discard();
             }
         }
         result
@@ -468,8 +458,7 @@ impl KeyStore {
     /// lock like any new login (see [`KeyStore`]): the token may have forgotten the login with the old
     /// session (a restart closes every session), and then the cached handles are no longer promised.
     /// When the token still knows the login (another session of this store logged in again already, or
-    /// only this session died), the handles stand.
-    /// Returns it with the epoch it was opened in.
+    /// only this session died), the handles stand. Returns the session with the epoch it was opened in.
     fn open_replacement(&self) -> Result<(Session, u64), HsmError> {
         let mut login = self.login.write().unwrap_or_else(|e| e.into_inner());
         if login.refused {
@@ -555,14 +544,14 @@ impl KeyStore {
     /// stands as it is.
     fn recover(&self, out: &mut CheckedOut<'_>, error: &HsmError, generation: u64) -> Result<bool, HsmError> {
         match error {
-            // A token that forgot the login hides private objects: lookups find nothing, cached handles
-            // are invalid. Only then is the session's state asked (no cost on the ordinary path).
             // A session from before the token closed sessions: its state would be another session's.
             e if may_mean_logged_out(e) && out.epoch < self.session_epoch.load(Ordering::SeqCst) => {
-                out.discard(SessionDeath::Closed);
+                out.discard();
                 out.replace()?;
                 Ok(true)
             }
+            // A token that forgot the login hides private objects: lookups find nothing, cached handles
+            // are invalid. Only then is the session's state asked (no cost on the ordinary path).
             e if may_mean_logged_out(e) => {
                 let mut login = self.login.write().unwrap_or_else(|e| e.into_inner());
                 if login.refused {
@@ -584,7 +573,7 @@ impl KeyStore {
                 tracing::warn!(slot = %self.slot, "an HSM session was closed by the token; opening a new one");
                 // Let go of the dead one first, so that it never goes back to the pool, also when no new
                 // one can be opened (then the pool opens one at a later check-out).
-                out.discard(SessionDeath::Closed);
+                out.discard();
                 // A closed session may mean a restarted token, which logs in anew with the new session.
                 out.replace()?;
                 Ok(true)
@@ -608,9 +597,7 @@ impl KeyStore {
         self.relogin_attempts.fetch_add(1, Ordering::SeqCst);
         match log_in() {
             Ok((value, Login::New)) => {
-                self.index.lock().unwrap_or_else(|e| e.into_inner()).forget_handles();
-                *self.seal_key.lock().unwrap_or_else(|e| e.into_inner()) = None;
-                login.generation += 1;
+                self.forget_login(login);
                 Ok(value)
             }
             Ok((value, Login::Kept)) => Ok(value),
@@ -626,12 +613,17 @@ impl KeyStore {
             }
             Err(e) => {
                 // Whatever the token did, the handles are not promised any more.
-                self.index.lock().unwrap_or_else(|e| e.into_inner()).forget_handles();
-                *self.seal_key.lock().unwrap_or_else(|e| e.into_inner()) = None;
-                login.generation += 1;
+                self.forget_login(login);
                 Err(e)
             }
         }
+    }
+
+    /// Forgets every handle of the login that ended (keys and the seal key) and starts the next one.
+    fn forget_login(&self, login: &mut LoginState) {
+        self.index.lock().unwrap_or_else(|e| e.into_inner()).forget_handles();
+        *self.seal_key.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        login.generation += 1;
     }
 
     /// Readiness, cheap and never in the way of signing: an idle session, if one is idle right now, is
@@ -650,7 +642,7 @@ impl KeyStore {
                 // A session from before the token closed sessions is let go unasked (its number may be
                 // another's now); while a replacement is being opened, the token is asked instead.
                 if epoch < self.session_epoch.load(Ordering::SeqCst) {
-                    out.discard(SessionDeath::Closed);
+                    out.discard();
                     self.pkcs11.get_token_info(self.slot)?;
                     return Ok(());
                 }
@@ -1175,7 +1167,7 @@ fn may_mean_logged_out(e: &HsmError) -> bool {
     )
 }
 
-/// How a session died, which decides whether it is closed when discarded.
+/// How a session died (either way it is let go, never closed: see [`CheckedOut::discard`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SessionDeath {
     /// The token closed it (CKR_SESSION_HANDLE_INVALID, CKR_SESSION_CLOSED): the handle is no longer its.
