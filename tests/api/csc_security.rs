@@ -130,6 +130,32 @@ async fn another_users_credential_looks_like_a_missing_one() {
 }
 
 #[tokio::test]
+async fn a_sad_signs_only_for_the_person_and_credential_it_was_issued_to() {
+    let server = TestServer::start().await;
+    let owner = server.provision("sad-owner", KeyKind::EcP256, 5, None).await;
+    let thief = server.provision("sad-thief", KeyKind::EcP256, 5, None).await;
+    let owner_token = server.login("v1", &owner).await;
+    let thief_token = server.login("v1", &thief).await;
+    let hashes = digests(1, "owned");
+    let sad = server.authorize_v1(&owner_token, &owner, &hashes, 1).await;
+
+    // Someone who got hold of the owner's SAD cannot use it with their own login: not on their own
+    // credential (the SAD is not theirs) and not on the owner's (the credential is not theirs).
+    let (status, body) = sign(&server, &thief_token, &thief.credential_id, &sad, &hashes).await;
+    assert_error(status, &body, 400, "invalid_request", "Invalid parameter SAD");
+    let (status, body) = sign(&server, &thief_token, &owner.credential_id, &sad, &hashes).await;
+    assert_error(status, &body, 400, "invalid_request", "Invalid parameter credentialID");
+    // Nor by the owner on a credential that is not theirs.
+    let (status, body) = sign(&server, &owner_token, &thief.credential_id, &sad, &hashes).await;
+    assert_error(status, &body, 400, "invalid_request", "Invalid parameter credentialID");
+    // The attempts spent nothing: the owner signs with it once, then it is used up.
+    let (status, body) = sign(&server, &owner_token, &owner.credential_id, &sad, &hashes).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = sign(&server, &owner_token, &owner.credential_id, &sad, &hashes).await;
+    assert_error(status, &body, 400, "invalid_request", "SAD");
+}
+
+#[tokio::test]
 async fn bad_input_gets_a_csc_error_and_changes_nothing() {
     let server = TestServer::start().await;
     let signer = server.provision("careful", KeyKind::Rsa2048, 5, None).await;
