@@ -14,6 +14,7 @@ pub(crate) mod lifecycle_types;
 pub(crate) mod ops;
 pub(crate) mod pki;
 pub(crate) mod qr;
+pub(crate) mod tsa;
 pub(crate) mod webhooks;
 
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
@@ -78,7 +79,8 @@ pub fn routes() -> (
                 .service(csc_v1::credential_info)
                 .service(csc_v1::authorize)
                 .service(csc_v1::extend_transaction)
-                .service(csc_v1::sign_hash),
+                .service(csc_v1::sign_hash)
+                .service(csc_v1::timestamp),
         )
         .service(
             scope::scope("/csc/v2")
@@ -89,7 +91,8 @@ pub fn routes() -> (
                 .service(csc_v2::credential_info_handler)
                 .service(csc_v2::authorize)
                 .service(csc_v2::extend_transaction)
-                .service(csc_v2::sign_hash),
+                .service(csc_v2::sign_hash)
+                .service(csc_v2::timestamp),
         )
         .service(
             scope::scope("/api/v1")
@@ -140,6 +143,7 @@ pub fn routes() -> (
                 .service(admin::decide)
                 .service(admin::revoke)
                 .service(admin::audit)
+                .service(admin::timestamps)
                 .service(admin::outbox)
                 .service(admin::authenticator_resets)
                 .service(admin::decide_authenticator_reset)
@@ -154,8 +158,10 @@ pub fn routes() -> (
                 .service(pki::issuing_certificate)
                 .service(pki::issuing_certificate_by_serial)
                 .service(pki::root_crl)
-                .service(pki::issuing_crl),
+                .service(pki::issuing_crl)
+                .service(pki::tsa_certificate),
         )
+        .service(tsa::time_stamp)
         .split_for_parts();
     let (app, mut api) = (app, api);
     edges::document_edge_responses(&mut api);

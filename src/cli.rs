@@ -95,7 +95,7 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: OperatorCommand,
     },
-    /// The CA.
+    /// The CA and the time-stamping unit.
     Pki {
         #[command(subcommand)]
         command: PkiCommand,
@@ -115,6 +115,8 @@ pub(crate) enum PkiCommand {
     RootCert,
     /// Print the issuing CA certificate as PEM.
     IssuingCert,
+    /// Print the time-stamping unit's certificate as PEM (what `openssl ts -verify -untrusted` takes).
+    TsaCert,
     /// Issue a new issuing CA certificate for the same key with the URLs (AIA, CRL distribution point) of
     /// the current public URL, signed by the root, and make it the current one; prints it as PEM. The
     /// replaced certificate stays published at /pki/issuing-ca/<serial>.cer. Restart running nodes
@@ -265,6 +267,10 @@ fn run_command(cli: Cli) -> anyhow::Result<i32> {
                 }
                 Command::Pki { command: PkiCommand::IssuingCert } => {
                     print!("{}", pem("CERTIFICATE", &services.ca.issuing.certificate_der));
+                    Ok(0)
+                }
+                Command::Pki { command: PkiCommand::TsaCert } => {
+                    print!("{}", pem("CERTIFICATE", &services.tsa.unit.certificate_der));
                     Ok(0)
                 }
                 Command::Pki { command: PkiCommand::ReissueIssuingCa } => {

@@ -86,6 +86,8 @@ pub struct Config {
     pub security: SecurityConfig,
     /// The CA's names, key types and validity (`[ca]`).
     pub ca: CaConfig,
+    /// The time-stamping authority (`[tsa]`).
+    pub tsa: TsaConfig,
     /// Packages, orders and the account lifecycle (`[lifecycle]`).
     pub lifecycle: LifecycleConfig,
     /// E-mail and SMS delivery (`[notify]`).
@@ -306,6 +308,74 @@ pub struct CaConfig {
     pub crl_refresh_before_secs: i64,
 }
 
+/// Who may ask `POST /tsa` for a time-stamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TsaAccess {
+    /// Anyone: relying parties and signing tools without an account (RFC 3161 clients send no credentials).
+    Open,
+    /// Only with an operator API key (`Authorization: Bearer <key>`).
+    Bearer,
+    /// Not served: 404. People still get time-stamps through CSC `signatures/timestamp`.
+    Off,
+}
+
+/// The time-stamping authority (`[tsa]`): RFC 3161 over `POST /tsa` and CSC `signatures/timestamp`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TsaConfig {
+    /// Who may use `POST /tsa`. Unset: `bearer` in production, `open` in development.
+    pub access: Option<TsaAccess>,
+    /// The TSA policy OID every token names (TSTInfo policy); a request naming another is rejected.
+    /// Default: ETSI EN 319 421's best-practices policy, 0.4.0.2023.1.1.
+    pub policy_oid: String,
+    /// The accuracy the tokens state, in milliseconds (TSTInfo accuracy): how far genTime may be from
+    /// UTC. genTime has whole seconds, so at least 1000.
+    pub accuracy_millis: u32,
+    /// Whether tokens claim to be qualified electronic time-stamps (ETSI EN 319 422 esi4-qtstStatement-1).
+    /// Only a TSA on the EU trusted list may say so.
+    pub qualified: bool,
+    /// The kind of the TSA key, when it is generated (first start): rsa-2048, rsa-3072, ec-p256 or
+    /// ec-p384. RSA-3072 by default: tokens must verify for decades.
+    pub key_kind: String,
+}
+
+impl TsaConfig {
+    /// Who may use `POST /tsa` in `mode`.
+    pub fn access(&self, mode: Mode) -> TsaAccess {
+        self.access.unwrap_or(match mode {
+            Mode::Production => TsaAccess::Bearer,
+            Mode::Development => TsaAccess::Open,
+        })
+    }
+
+    /// The key kind of the TSA key.
+    pub fn key_kind(&self) -> Result<crate::domain::KeyKind, ConfigError> {
+        self.key_kind
+            .parse()
+            .map_err(|_| invalid("tsa.key_kind (RSSP_TSA_KEY_KIND)", "must be rsa-2048, rsa-3072, ec-p256 or ec-p384"))
+    }
+
+    /// The policy OID.
+    pub fn policy(&self) -> Result<der::asn1::ObjectIdentifier, ConfigError> {
+        self.policy_oid
+            .parse()
+            .map_err(|_| invalid("tsa.policy_oid (RSSP_TSA_POLICY_OID)", "must be a dotted object identifier"))
+    }
+}
+
+impl Default for TsaConfig {
+    fn default() -> Self {
+        TsaConfig {
+            access: None,
+            policy_oid: "0.4.0.2023.1.1".to_string(),
+            accuracy_millis: 1000,
+            qualified: false,
+            key_kind: "rsa-3072".to_string(),
+        }
+    }
+}
+
 /// An optional URL in a `Debug` form, its passwords replaced (see `db::redact_url`).
 struct RedactedUrl<'a>(&'a Option<String>);
 
@@ -335,6 +405,7 @@ impl std::fmt::Debug for Config {
             hsm,
             security,
             ca,
+            tsa,
             lifecycle,
             notify,
             payments,
@@ -354,6 +425,7 @@ impl std::fmt::Debug for Config {
             .field("hsm", hsm)
             .field("security", security)
             .field("ca", ca)
+            .field("tsa", tsa)
             .field("lifecycle", lifecycle)
             .field("notify", notify)
             .field("payments", payments)
@@ -421,6 +493,7 @@ impl Default for Config {
             hsm: HsmConfig::default(),
             security: SecurityConfig::default(),
             ca: CaConfig::default(),
+            tsa: TsaConfig::default(),
             lifecycle: LifecycleConfig::default(),
             notify: NotifyConfig::default(),
             payments: PaymentsConfig::default(),
@@ -578,6 +651,11 @@ const ENV_SETTINGS: &[(&str, &str, Kind)] = &[
     ("RSSP_CA_DEFAULT_SUBJECT_COUNTRY", "ca.default_subject_country", Kind::Str),
     ("RSSP_CA_CRL_LIFETIME_SECS", "ca.crl_lifetime_secs", Kind::Int),
     ("RSSP_CA_CRL_REFRESH_BEFORE_SECS", "ca.crl_refresh_before_secs", Kind::Int),
+    ("RSSP_TSA_ACCESS", "tsa.access", Kind::Str),
+    ("RSSP_TSA_POLICY_OID", "tsa.policy_oid", Kind::Str),
+    ("RSSP_TSA_ACCURACY_MILLIS", "tsa.accuracy_millis", Kind::Int),
+    ("RSSP_TSA_QUALIFIED", "tsa.qualified", Kind::Bool),
+    ("RSSP_TSA_KEY_KIND", "tsa.key_kind", Kind::Str),
     ("RSSP_MODE", "mode", Kind::Str),
     ("RSSP_PORTAL_URL", "portal_url", Kind::Str),
     ("RSSP_ALLOW_EMBEDDED", "allow_embedded", Kind::Bool),
@@ -820,6 +898,14 @@ impl Config {
             return Err(invalid(
                 "ca.crl_refresh_before_secs (RSSP_CA_CRL_REFRESH_BEFORE_SECS)",
                 "must be at least 1 and less than ca.crl_lifetime_secs",
+            ));
+        }
+        self.tsa.key_kind()?;
+        self.tsa.policy()?;
+        if !(1000..=60_000).contains(&self.tsa.accuracy_millis) {
+            return Err(invalid(
+                "tsa.accuracy_millis (RSSP_TSA_ACCURACY_MILLIS)",
+                "must be 1000 to 60000: genTime has whole seconds",
             ));
         }
         Ok(())

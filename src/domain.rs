@@ -19,5 +19,5 @@ pub use ids::{CheckId, CredentialId, OrderId, UserId};
 pub use key_kind::KeyKind;
 pub use states::{
     AccountStatus, AuditEventName, CaName, CertificateStatus, Channel, CheckKind, CheckStatus, CredentialStatus,
-    OrderStatus, OutboxStatus, Purpose, TotpPostponement, VerificationPurpose,
+    OrderStatus, OutboxStatus, Purpose, TimeStampRequester, TotpPostponement, TrustServiceName, VerificationPurpose,
 };

@@ -9,7 +9,7 @@ mod public_key;
 mod softhsm;
 
 pub use keystore::{
-    allowed_mechanisms, finalize_modules, CaKeyLabel, GeneratedKey, HsmError, KeyId, KeyStore, SEAL_KEY_LABEL,
+    allowed_mechanisms, finalize_modules, AuthorityKeyLabel, GeneratedKey, HsmError, KeyId, KeyStore, SEAL_KEY_LABEL,
     SUBSCRIBER_KEY_LABEL_PREFIX,
 };
 pub(crate) use softhsm::embedded_so_pin;

@@ -16,6 +16,8 @@ pub struct Metrics {
     pub(crate) http_requests: IntCounterVec,
     pub(crate) http_duration: HistogramVec,
     pub(crate) signatures: IntCounterVec,
+    pub(crate) timestamps_issued: IntCounterVec,
+    pub(crate) timestamps_rejected: IntCounterVec,
     pub(crate) sad_refusals: IntCounterVec,
     pub(crate) otp_refusals: IntCounterVec,
     pub(crate) hsm_sessions_in_use: IntGauge,
@@ -75,6 +77,16 @@ impl Metrics {
                 "rssp_signatures_total",
                 "Signatures made by signHash, by signature algorithm and CSC dialect (csc_v1, csc_v2).",
                 &["algorithm", "dialect"],
+            ),
+            timestamps_issued: counter_vec(
+                "rssp_timestamps_total",
+                "Time-stamp tokens issued, by way: tsa (POST /tsa) or csc (signatures/timestamp).",
+                &["through"],
+            ),
+            timestamps_rejected: counter_vec(
+                "rssp_timestamp_rejections_total",
+                "RFC 3161 requests rejected, by PKIFailureInfo (badAlg, badRequest, badDataFormat, ...).",
+                &["failure"],
             ),
             sad_refusals: counter_vec(
                 "rssp_sad_refusals_total",

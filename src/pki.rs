@@ -1,10 +1,15 @@
-//! Our own CA: root and issuing CA keys in the HSM, certificates with the qualified profile, and CRLs.
+//! Our own CA: root and issuing CA keys in the HSM, certificates with the qualified profile, and CRLs;
+//! and the time-stamping authority, its key in the HSM and its certificate from the issuing CA.
 
 pub mod ca;
 pub(crate) mod certificate;
 pub(crate) mod crl;
 pub(crate) mod hsm_signer;
 pub(crate) mod profile;
+pub mod tsa;
+// One struct per RFC structure, each field named as the RFC names it: the RFC is their documentation.
+#[allow(missing_docs)]
+pub mod tsp;
 
 pub use ca::{CertificateAuthority, IssuedCertificate};
 pub use hsm_signer::HsmSigner;

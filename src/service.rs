@@ -22,6 +22,7 @@ pub mod provisioning;
 pub(crate) mod rekey;
 mod second_factor;
 pub(crate) mod signing;
+pub mod timestamps;
 pub mod totp_seal;
 pub mod views;
 pub(crate) mod webhooks;
@@ -60,6 +61,8 @@ pub struct Services {
     pub ca_keystore: Option<KeyStore>,
     /// The root and issuing CA.
     pub ca: CertificateAuthority,
+    /// The time-stamping authority (its key on the CA's token).
+    pub tsa: timestamps::TimeStampingAuthority,
     /// The clock every use case reads the time from (a manual one in tests).
     pub clock: Arc<dyn Clock>,
     /// Base URL put into certificates (AIA, CRL distribution points).
@@ -192,6 +195,7 @@ impl Services {
         totp_seal::seal_clear_seeds(&mut conn, &keystore)?;
         let ca_keys = ca_keystore.as_ref().unwrap_or(&keystore);
         let ca = ca::load_or_create(&mut conn, ca_keys, &config, &public_url, clock.now())?;
+        let tsa = timestamps::load_or_create(&mut conn, ca_keys, &ca, &config, &public_url, clock.now())?;
         let mut webhook_secrets = WebhookSecrets {
             payments: config.payments.webhook_secret.clone(),
             identity: config.identity.webhook_secret.clone(),
@@ -209,6 +213,7 @@ impl Services {
             keystore,
             ca_keystore,
             ca,
+            tsa,
             clock,
             public_url,
             webhook_secrets,

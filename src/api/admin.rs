@@ -12,7 +12,9 @@ use super::extract::{operator, run, Authed, CscJson, OperatorKey};
 use super::lifecycle_types::{
     rfc3339, CredentialView, IdentityCheckView, IdentityChecksResponse, OrderView, OrdersResponse,
 };
-use crate::domain::{AccountStatus, Channel, CheckId, CheckStatus, CredentialId, OrderStatus, OutboxStatus, UserId};
+use crate::domain::{
+    AccountStatus, Channel, CheckId, CheckStatus, CredentialId, OrderStatus, OutboxStatus, TimeStampRequester, UserId,
+};
 use crate::service::identity;
 use crate::service::identity_provider::Decision;
 use crate::service::views::Person;
@@ -246,6 +248,63 @@ pub async fn revoke(
     let Authed(OperatorKey(op), body) = request;
     let summary = run(&services, L, move |s| issuance::revoke_by_operator(s, &op.name, &id, &body.0.reason)).await?;
     Ok(Json(CredentialView::new(summary)))
+}
+
+/// A time-stamp the TSA issued.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TimeStampView {
+    /// Position in the log: the `after` of the next page.
+    pub seq: i64,
+    /// TSTInfo serialNumber, lowercase hex.
+    pub serial: String,
+    /// genTime (RFC 3339).
+    pub gen_time: String,
+    /// The TSA policy OID.
+    pub policy: String,
+    /// The message imprint's hash algorithm OID.
+    pub hash_algorithm: String,
+    /// The hashed message that was time-stamped, lowercase hex.
+    pub imprint: String,
+    /// Who asked: `anonymous` (POST /tsa, open), `operator` (POST /tsa with an API key) or `person`
+    /// (CSC signatures/timestamp).
+    pub requester: TimeStampRequester,
+    /// The operator's name, or the person's user id.
+    pub requester_id: Option<String>,
+    /// The credential whose transaction the time-stamp spent (a person's).
+    pub credential_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TimeStampsResponse {
+    pub timestamps: Vec<TimeStampView>,
+}
+
+/// The log of every time-stamp the TSA issued, oldest first.
+#[utoipa::path(get, tag = TAG, security(("bearer" = [])), params(PageQuery),
+    responses((status = 200, body = TimeStampsResponse), (status = 401, body = ErrorBody)))]
+#[get("/timestamps")]
+pub async fn timestamps(
+    services: Data<Services>,
+    request: Authed<OperatorKey, Query<PageQuery>>,
+) -> Result<Json<TimeStampsResponse>, ApiError> {
+    let Authed(OperatorKey(_), query) = request;
+    let (after, limit) = (query.after.unwrap_or(0), query.limit.unwrap_or(crate::service::MAX_ROWS));
+    let rows = run(&services, L, move |s| crate::service::timestamps::log_page(s, after, limit)).await?;
+    let timestamps = rows
+        .into_iter()
+        .map(|r| TimeStampView {
+            seq: r.seq,
+            serial: r.serial,
+            gen_time: rfc3339(r.gen_time),
+            policy: r.policy,
+            hash_algorithm: r.hash_algorithm,
+            imprint: r.imprint,
+            requester: r.requester,
+            requester_id: r.requester_id,
+            credential_id: r.credential_id,
+        })
+        .collect();
+    Ok(Json(TimeStampsResponse { timestamps }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

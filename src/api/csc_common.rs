@@ -13,6 +13,7 @@ use super::extract::{decode_base64, encode_base64, run};
 use crate::domain::{CertificateStatus, CredentialStatus};
 use crate::service::auth::{self, IssuedTokens};
 use crate::service::credentials::CscCredential;
+use crate::service::timestamps::CscTimestampRequest;
 use crate::service::Services;
 
 /// Methods implemented in both dialects (CSC `info.methods`).
@@ -24,7 +25,33 @@ pub const METHODS: &[&str] = &[
     "credentials/authorize",
     "credentials/extendTransaction",
     "signatures/signHash",
+    "signatures/timestamp",
 ];
+
+/// The fields of a `signatures/timestamp` request (v1 §11.10, v2 §11.13), checked for presence and
+/// base64; `hash_algo_name` is the name the dialect gives the algorithm field.
+pub fn timestamp_request(
+    hash: Option<String>,
+    hash_algo: Option<String>,
+    hash_algo_name: &str,
+    nonce: Option<String>,
+) -> Result<CscTimestampRequest, ApiError> {
+    let hash = hash.ok_or_else(|| ApiError::missing_in("/signatures/timestamp", "hash"))?;
+    if hash.is_empty() {
+        return Err(ApiError::invalid_request("Empty hash parameter"));
+    }
+    Ok(CscTimestampRequest {
+        hash: decode_base64(&hash, "hash")?,
+        hash_algo: hash_algo.ok_or_else(|| ApiError::missing(hash_algo_name))?,
+        nonce,
+    })
+}
+
+/// `signatures/timestamp` response: the base64 DER TimeStampToken (RFC 3161 as updated by RFC 5816).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TimestampResponse {
+    pub timestamp: String,
+}
 
 /// The service's logo, built into the binary and served at `/logo.png`: CSC `info.logo` is required
 /// (a PNG or JPEG of at most 256x256 pixels) and must point to something that exists.

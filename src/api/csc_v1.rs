@@ -10,13 +10,16 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::csc_common::{self, cert_info, certificates_wanted, key_info, CertInfo, KeyInfo};
+use super::csc_common::{
+    self, cert_info, certificates_wanted, key_info, timestamp_request, CertInfo, KeyInfo, TimestampResponse,
+};
 use super::error::{ApiError, Dialect, ErrorBody};
 use super::extract::{decode_base64, decode_hashes, encode_base64, run, Authed, CscJson, CscV1User};
 use crate::domain::CredentialId;
 use crate::service::auth::{self, TokenTypeHint};
 use crate::service::credentials::{self, AuthorizeRequest, ExtendRequest};
 use crate::service::signing::{self, CscVersion, SignHashRequest};
+use crate::service::timestamps;
 use crate::service::Services;
 
 const V1: Dialect = Dialect::V1;
@@ -383,6 +386,38 @@ pub async fn extend_transaction(
     };
     let issued = run(&services, V1, move |s| credentials::extend(s, &principal, request)).await?;
     Ok(Json(SadResponse { sad: issued.sad, expires_in: issued.expires_in }))
+}
+
+/// `signatures/timestamp` request (§11.10).
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = CscV1TimestampRequestBody)]
+pub struct TimestampRequestBody {
+    /// The base64 hash to time-stamp (MessageImprint.hashedMessage).
+    pub hash: Option<String>,
+    /// Its algorithm's OID (MessageImprint.hashAlgorithm): SHA-256, SHA-384 or SHA-512.
+    #[serde(rename = "hashAlgo")]
+    pub hash_algo: Option<String>,
+    /// A hex nonce, echoed in the token.
+    pub nonce: Option<String>,
+    #[serde(rename = "clientData")]
+    #[allow(dead_code)] // in the spec's request: accepted, not used
+    pub client_data: Option<String>,
+}
+
+/// A time-stamp token for a hash. It spends one transaction of the caller's credential whose
+/// certificate expires first among those that can sign now with a transaction left.
+#[utoipa::path(post, operation_id = "csc_v1_timestamp", tag = TAG, request_body = TimestampRequestBody,
+    security(("bearer" = [])),
+    responses((status = 200, body = TimestampResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[post("/signatures/timestamp")]
+pub async fn timestamp(
+    services: Data<Services>,
+    request: Authed<CscV1User, CscJson<TimestampRequestBody>>,
+) -> Result<Json<TimestampResponse>, ApiError> {
+    let Authed(CscV1User(principal), CscJson(body)) = request;
+    let request = timestamp_request(body.hash, body.hash_algo, "hashAlgo", body.nonce)?;
+    let token = run(&services, V1, move |s| timestamps::csc_timestamp(s, &principal, request)).await?;
+    Ok(Json(TimestampResponse { timestamp: encode_base64(&token) }))
 }
 
 /// `signatures/signHash` request (§11.9).

@@ -9,7 +9,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::csc_common::{self, cert_info, certificates_wanted, key_info, CertInfo, KeyInfo};
+use super::csc_common::{
+    self, cert_info, certificates_wanted, key_info, timestamp_request, CertInfo, KeyInfo, TimestampResponse,
+};
 use super::csc_v1::token_type_hint;
 use super::error::{ApiError, Dialect, ErrorBody};
 use super::extract::{decode_base64, decode_hashes, encode_base64, run, Authed, CscJson, CscV2User};
@@ -18,6 +20,7 @@ use crate::domain::{CredentialId, HashAlgorithm};
 use crate::service::auth;
 use crate::service::credentials::{self, AuthorizeRequest, CscCredential, ExtendRequest};
 use crate::service::signing::{self, CscVersion, SignHashRequest};
+use crate::service::timestamps;
 use crate::service::Services;
 
 const V2: Dialect = Dialect::V2;
@@ -471,6 +474,46 @@ pub async fn extend_transaction(
     };
     let issued = run(&services, V2, move |s| credentials::extend(s, &principal, request)).await?;
     Ok(Json(SadResponse { sad: issued.sad, expires_in: issued.expires_in }))
+}
+
+/// `signatures/timestamp` request (§11.13). The algorithm is `hashAlgorithmOID`, as everywhere else in
+/// v2; v2.0.0.2's own table still says `hashAlgo`, which is accepted too.
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = CscV2TimestampRequestBody)]
+pub struct TimestampRequestBody {
+    /// The base64 hash to time-stamp (MessageImprint.hashedMessage).
+    pub hash: Option<String>,
+    /// Its algorithm's OID (MessageImprint.hashAlgorithm): SHA-256, SHA-384 or SHA-512.
+    #[serde(rename = "hashAlgorithmOID")]
+    pub hash_algorithm_oid: Option<String>,
+    /// The same, under the name of v2.0.0.2's table for this method.
+    #[serde(rename = "hashAlgo")]
+    pub hash_algo: Option<String>,
+    /// A hex nonce, echoed in the token.
+    pub nonce: Option<String>,
+    #[serde(rename = "clientData")]
+    #[allow(dead_code)] // in the spec's request: accepted, not used
+    pub client_data: Option<String>,
+}
+
+/// A time-stamp token for a hash. It spends one transaction of the caller's credential whose
+/// certificate expires first among those that can sign now with a transaction left.
+#[utoipa::path(post, operation_id = "csc_v2_timestamp", tag = TAG, request_body = TimestampRequestBody,
+    security(("bearer" = [])),
+    responses((status = 200, body = TimestampResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[post("/signatures/timestamp")]
+pub async fn timestamp(
+    services: Data<Services>,
+    request: Authed<CscV2User, CscJson<TimestampRequestBody>>,
+) -> Result<Json<TimestampResponse>, ApiError> {
+    let Authed(CscV2User(principal), CscJson(body)) = request;
+    if body.hash_algorithm_oid.is_some() && body.hash_algo.is_some() && body.hash_algorithm_oid != body.hash_algo {
+        return Err(ApiError::invalid("hashAlgorithmOID"));
+    }
+    let hash_algo = body.hash_algorithm_oid.or(body.hash_algo);
+    let request = timestamp_request(body.hash, hash_algo, "hashAlgorithmOID", body.nonce)?;
+    let token = run(&services, V2, move |s| timestamps::csc_timestamp(s, &principal, request)).await?;
+    Ok(Json(TimestampResponse { timestamp: encode_base64(&token) }))
 }
 
 /// `signatures/signHash` request (§11.10).

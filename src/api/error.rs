@@ -133,7 +133,12 @@ impl ApiError {
 
     /// "Missing (or invalid type) string parameter credentialID", as the CSC error tables word it.
     pub fn missing(name: &str) -> ApiError {
-        ApiError::invalid_request(format!("Missing (or invalid type) {} parameter {name}", param_kind(name)))
+        ApiError::missing_in("", name)
+    }
+
+    /// The same, for a field of the method at `path` (a field's type can differ between methods).
+    pub fn missing_in(path: &str, name: &str) -> ApiError {
+        ApiError::invalid_request(format!("Missing (or invalid type) {} parameter {name}", param_kind(path, name)))
     }
 
     pub fn invalid(name: &str) -> ApiError {
@@ -209,6 +214,10 @@ impl ApiError {
             E::QuotaExhausted { remaining, total } => ApiError::invalid_request(format!(
                 "Signature quota exhausted: the credential has {remaining} of its {total} signatures left"
             )),
+            E::NoTransactionLeft => ApiError::invalid_request(
+                "No credential with a transaction left: a time-stamp spends one transaction of a credential that \
+                 can sign now",
+            ),
             E::Unavailable => {
                 tracing::warn!("no database connection or HSM session free in time: answered 503");
                 ApiError {
@@ -271,6 +280,7 @@ pub fn param_name(param: Param, dialect: Dialect) -> &'static str {
         Param::PageToken => "pageToken",
         Param::MaxResults => "maxResults",
         Param::Certificates => "certificates",
+        Param::Nonce => "nonce",
         Param::Token => "token",
         Param::TokenTypeHint => "token_type_hint",
         Param::RefreshToken => "refresh_token",
@@ -279,8 +289,10 @@ pub fn param_name(param: Param, dialect: Dialect) -> &'static str {
 }
 
 /// The JSON type of a request field, for the "Missing (or invalid type) <kind> parameter" wording.
-fn param_kind(name: &str) -> &'static str {
+fn param_kind(path: &str, name: &str) -> &'static str {
     match name {
+        // signatures/timestamp takes one hash; signHash and authorize (v1) an array of them.
+        "hash" if path.ends_with("/signatures/timestamp") => "string",
         "numSignatures" | "maxResults" | "validity_period" => "integer",
         "hash" | "hashes" | "authData" => "array",
         "rememberMe" | "certInfo" | "authInfo" | "credentialInfo" | "onlyValid" => "boolean",

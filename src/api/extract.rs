@@ -92,6 +92,15 @@ fn read_body(req: &HttpRequest, payload: &mut Payload, limit: usize) -> impl Fut
     }
 }
 
+/// A whole request body of at most `limit` bytes (413 beyond, 408 when too slow, 415 when compressed).
+pub(crate) fn read_limited_body(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    limit: usize,
+) -> impl Future<Output = Result<Bytes, ApiError>> {
+    read_body(req, payload, limit)
+}
+
 /// Deepest nesting of arrays and objects a request body may have. The deepest real request (a v2
 /// authorize's `authData` entries) has 3 levels.
 pub const MAX_JSON_DEPTH: usize = 32;
@@ -126,9 +135,10 @@ fn nested_deeper_than(body: &[u8], max: usize) -> bool {
     false
 }
 
-/// Parses a JSON body with CSC-worded errors: a field of the wrong type is named in the answer, and
-/// an empty body counts as `{}` (CSC `info` allows it). Nesting deeper than [`MAX_JSON_DEPTH`] is 400.
-fn parse_json<T: DeserializeOwned>(body: &[u8], content_type: Option<&str>) -> Result<T, ApiError> {
+/// Parses a JSON body with CSC-worded errors: a field of the wrong type is named in the answer (with
+/// its type in the method at path `method`), and an empty body counts as `{}` (CSC `info` allows it).
+/// Nesting deeper than [`MAX_JSON_DEPTH`] is 400.
+fn parse_json<T: DeserializeOwned>(body: &[u8], content_type: Option<&str>, method: &str) -> Result<T, ApiError> {
     let text: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
     if !body.is_empty() && !content_type.is_some_and(|c| c.starts_with("application/json")) {
         return Err(ApiError::invalid_request("Content-Type must be application/json"));
@@ -147,7 +157,7 @@ fn parse_json<T: DeserializeOwned>(body: &[u8], content_type: Option<&str>) -> R
             if e.inner().is_syntax() || e.inner().is_eof() || field.is_empty() || field == "?" {
                 Err(ApiError::invalid_request("Malformed JSON request body"))
             } else {
-                Err(ApiError::missing(field))
+                Err(ApiError::missing_in(method, field))
             }
         }
     }
@@ -160,7 +170,8 @@ fn json_extractor<T: DeserializeOwned + 'static>(
 ) -> Pin<Box<dyn Future<Output = Result<T, ApiError>>>> {
     let body = read_body(req, payload, limit);
     let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_ascii_lowercase);
-    Box::pin(async move { parse_json(&body.await?, content_type.as_deref()) })
+    let path = req.path().to_string();
+    Box::pin(async move { parse_json(&body.await?, content_type.as_deref(), &path) })
 }
 
 /// A JSON body of a CSC or lifecycle method, at most [`json_body_limit`] bytes.

@@ -30,6 +30,14 @@ pub async fn issuing_certificate(services: Data<Services>) -> HttpResponse {
 }
 
 #[utoipa::path(get, tag = TAG,
+    responses((status = 200, description = "The certificate of the time-stamping unit (`POST /tsa`), DER",
+        content_type = "application/pkix-cert")))]
+#[get("/tsa.cer")]
+pub async fn tsa_certificate(services: Data<Services>) -> HttpResponse {
+    der("application/pkix-cert", services.tsa.unit.certificate_der.clone())
+}
+
+#[utoipa::path(get, tag = TAG,
     params(("serial" = String, Path, description = "Serial number of the certificate, hex")),
     responses((status = 200, description = "A certificate of the issuing CA by serial number, DER: the current one \
                 or one it replaced (`rssp pki reissue-issuing-ca`), kept published for validation",

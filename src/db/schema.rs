@@ -295,6 +295,30 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    trust_service_keys (name) {
+        name -> Text,
+        key_kind -> Text,
+        key_id -> Text,
+        certificate -> Binary,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    timestamps (seq) {
+        seq -> BigInt,
+        serial -> Text,
+        gen_time -> BigInt,
+        policy -> Text,
+        hash_algorithm -> Text,
+        imprint -> Text,
+        requester -> Text,
+        requester_id -> Nullable<Text>,
+        credential_id -> Nullable<Text>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     totp_factors,
@@ -316,5 +340,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     operators,
     rekey_notices,
     authenticator_resets,
-    installation
+    installation,
+    trust_service_keys,
+    timestamps
 );

@@ -239,6 +239,26 @@ text_enum! {
 }
 
 text_enum! {
+    /// The keys of the trust services other than the CA, each with a certificate from the issuing CA.
+    TrustServiceName("trust service") {
+        /// The time-stamping unit of the TSA (RFC 3161).
+        Tsa = "tsa",
+    }
+}
+
+text_enum! {
+    /// Who asked for a time-stamp.
+    TimeStampRequester("time-stamp requester") {
+        /// Anyone, through `POST /tsa` when `tsa.access` is `open`.
+        Anonymous = "anonymous",
+        /// An operator, through `POST /tsa` with an operator API key.
+        Operator = "operator",
+        /// A person, through CSC `signatures/timestamp`: it spent a transaction of their credential.
+        Person = "person",
+    }
+}
+
+text_enum! {
     /// The security events of the audit trail; the text is what a record's `event` holds.
     AuditEventName("audit event") {
         /// `account.activate`.
@@ -325,6 +345,10 @@ text_enum! {
         RekeySubmitted = "rekey.submitted",
         /// `signatures.signHash`.
         SignaturesSignHash = "signatures.signHash",
+        /// `signatures.timestamp`.
+        SignaturesTimestamp = "signatures.timestamp",
+        /// `tsa.created`.
+        TsaCreated = "tsa.created",
         /// `totp.paired`.
         TotpPaired = "totp.paired",
         /// `totp.pairing`.
@@ -357,6 +381,8 @@ impl utoipa::ToSchema for OutboxStatus {}
 impl utoipa::ToSchema for Channel {}
 impl utoipa::ToSchema for AccountStatus {}
 impl utoipa::ToSchema for CaName {}
+impl utoipa::ToSchema for TrustServiceName {}
+impl utoipa::ToSchema for TimeStampRequester {}
 
 #[cfg(test)]
 mod tests {

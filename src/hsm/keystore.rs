@@ -53,24 +53,27 @@ pub enum HsmError {
 }
 
 /// Label of the subscriber (signing) keys: `rssp-subscriber-<credential id>`. CA keys carry their own
-/// `rssp-ca-*` labels (see [`CaKeyLabel`]), so the two are told apart on the token.
+/// `rssp-ca-*` and `rssp-tsa` labels (see [`AuthorityKeyLabel`]), so they are told apart on the token.
 pub const SUBSCRIBER_KEY_LABEL_PREFIX: &str = "rssp-subscriber-";
 
-/// The labels of the CA keys, distinct from every subscriber label.
+/// The labels of the keys rssp signs with as an authority (CA, TSA), distinct from every subscriber label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CaKeyLabel {
+pub enum AuthorityKeyLabel {
     /// The root CA key.
     Root,
     /// The issuing CA key.
     Issuing,
+    /// The time-stamping unit's key.
+    TimeStamping,
 }
 
-impl CaKeyLabel {
+impl AuthorityKeyLabel {
     /// The `CKA_LABEL` on the token.
     pub fn as_str(self) -> &'static str {
         match self {
-            CaKeyLabel::Root => "rssp-ca-root",
-            CaKeyLabel::Issuing => "rssp-ca-issuing",
+            AuthorityKeyLabel::Root => "rssp-ca-root",
+            AuthorityKeyLabel::Issuing => "rssp-ca-issuing",
+            AuthorityKeyLabel::TimeStamping => "rssp-tsa",
         }
     }
 }
@@ -677,8 +680,8 @@ impl KeyStore {
         self.generate_labelled(kind, &format!("{SUBSCRIBER_KEY_LABEL_PREFIX}{label}"))
     }
 
-    /// Generates a CA key pair on the token under its own `rssp-ca-*` label.
-    pub fn generate_ca(&self, kind: KeyKind, label: CaKeyLabel) -> Result<GeneratedKey, HsmError> {
+    /// Generates an authority's key pair (CA, TSA) on the token under its own label.
+    pub fn generate_authority(&self, kind: KeyKind, label: AuthorityKeyLabel) -> Result<GeneratedKey, HsmError> {
         self.generate_labelled(kind, label.as_str())
     }
 

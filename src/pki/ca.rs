@@ -12,7 +12,7 @@ use super::hsm_signer::HsmSigner;
 use super::profile::{self, CertificateKind, CertificateProfile, Publication};
 use super::PkiError;
 use crate::domain::{HashAlgorithm, KeyKind, SignatureScheme};
-use crate::hsm::{CaKeyLabel, KeyId, KeyStore};
+use crate::hsm::{AuthorityKeyLabel, KeyId, KeyStore};
 
 /// CA keys are ECDSA P-384: strong, and cheap to sign with when certificates and CRLs are issued.
 pub const CA_KEY_KIND: KeyKind = KeyKind::EcP384;
@@ -224,7 +224,7 @@ impl CertificateAuthority {
         // destroys them, so a failed first start leaves no stray CA key on the token.
         let mut generated: Vec<KeyId> = Vec::new();
         let result = (|| {
-            let root_key = keystore.generate_ca(CA_KEY_KIND, CaKeyLabel::Root)?;
+            let root_key = keystore.generate_authority(CA_KEY_KIND, AuthorityKeyLabel::Root)?;
             generated.push(root_key.id.clone());
             let root_spki = SubjectPublicKeyInfoOwned::from_der(&root_key.public_key_der)?;
             // Self-signed: the root's own key signs, so its authority key identifier is its subject's.
@@ -238,7 +238,7 @@ impl CertificateAuthority {
             let root_der = certificate::issue(&root_signer, profile, random_serial()?, root_validity, root_spki)?;
             let root = CaLevel::from_parts(root_key.id.clone(), CA_KEY_KIND, root_der)?;
 
-            let issuing_key = keystore.generate_ca(CA_KEY_KIND, CaKeyLabel::Issuing)?;
+            let issuing_key = keystore.generate_authority(CA_KEY_KIND, AuthorityKeyLabel::Issuing)?;
             generated.push(issuing_key.id.clone());
             let issuing_spki = SubjectPublicKeyInfoOwned::from_der(&issuing_key.public_key_der)?;
             let validity = validity(now - 60, now + ISSUING_YEARS * 365 * DAY)?;

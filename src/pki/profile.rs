@@ -1,6 +1,6 @@
 //! Certificate profiles as data: which extensions a CA and a qualified end-entity certificate carry.
 
-use const_oid::db::rfc5280::ID_AD_CA_ISSUERS;
+use const_oid::db::rfc5280::{ID_AD_CA_ISSUERS, ID_KP_TIME_STAMPING};
 use const_oid::AssociatedOid;
 use der::asn1::{Ia5String, ObjectIdentifier};
 use der::{Encode, Sequence};
@@ -12,7 +12,7 @@ use x509_cert::ext::pkix::crl::dp::DistributionPoint;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{
     AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints, CertificatePolicies,
-    CrlDistributionPoints, KeyUsage, KeyUsages, SubjectKeyIdentifier,
+    CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectKeyIdentifier,
 };
 use x509_cert::ext::{Extension, ToExtension};
 use x509_cert::name::Name;
@@ -156,6 +156,9 @@ pub enum CertificateKind {
     /// QC statements (QcCompliance, QcType esign, and QcSSCD only when `qc_sscd`), the QCP-n-qscd policy
     /// (QCP-n without a QSCD), SKI/AKI, AIA and CDP.
     QualifiedEndEntity { published: Publication, qc_sscd: bool },
+    /// A time-stamping unit (RFC 3161 §2.3, ETSI EN 319 422 §7): extended key usage timeStamping alone
+    /// and critical, digitalSignature (critical), SKI/AKI, AIA and CDP.
+    TimeStamping { published: Publication },
 }
 
 impl BuilderProfile for CertificateProfile {
@@ -192,11 +195,18 @@ impl BuilderProfile for CertificateProfile {
                     extension(false, &qc_statements(*qc_sscd)?, subject)?,
                 ]
             }
+            CertificateKind::TimeStamping { .. } => vec![
+                extension(false, &BasicConstraints { ca: false, path_len_constraint: None }, subject)?,
+                extension(true, &KeyUsage(KeyUsages::DigitalSignature.into()), subject)?,
+                extension(true, &ExtendedKeyUsage(vec![ID_KP_TIME_STAMPING]), subject)?,
+            ],
         };
         extensions.extend(key_ids(subject, subject_key, issuer_key)?);
         let published = match &self.kind {
             CertificateKind::Ca { published, .. } => published.as_ref(),
-            CertificateKind::QualifiedEndEntity { published, .. } => Some(published),
+            CertificateKind::QualifiedEndEntity { published, .. } | CertificateKind::TimeStamping { published } => {
+                Some(published)
+            }
         };
         if let Some(published) = published {
             extensions.extend(publication(subject, published)?);

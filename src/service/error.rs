@@ -38,6 +38,8 @@ pub enum Param {
     MaxResults,
     /// CSC `certificates`.
     Certificates,
+    /// CSC `nonce` (`signatures/timestamp`).
+    Nonce,
     /// The token of `auth/revoke`.
     Token,
     /// `token_type_hint` of `auth/revoke`.
@@ -240,6 +242,9 @@ pub enum ServiceError {
         /// The quota.
         total: i32,
     },
+    /// A time-stamp for a person who has no credential that can sign now with a transaction left.
+    #[error("no credential with a transaction left")]
+    NoTransactionLeft,
     /// The service is overloaded (no database connection or HSM session came free in time); retry shortly.
     #[error("service busy")]
     Unavailable,
@@ -314,7 +319,7 @@ impl ServiceError {
             ServiceError::ReissueRequired(_) => "reissue_required",
             ServiceError::Forbidden(_) => "forbidden",
             ServiceError::RateLimited { .. } => "rate_limited",
-            ServiceError::QuotaExhausted { .. } => "quota_exhausted",
+            ServiceError::QuotaExhausted { .. } | ServiceError::NoTransactionLeft => "quota_exhausted",
             ServiceError::Unavailable => "unavailable",
             ServiceError::HsmUnavailable => "hsm_unavailable",
             ServiceError::Internal(_) => "internal",

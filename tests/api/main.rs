@@ -28,3 +28,4 @@ mod sole_control_pki;
 mod sole_control_recovery;
 mod sole_control_rekey;
 mod sole_control_signing;
+mod time_stamping;

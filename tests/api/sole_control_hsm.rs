@@ -309,18 +309,23 @@ async fn signing_keys_sign_and_nothing_else_and_the_seal_key_stays_in_the_hsm() 
         subscriber_labels.push(key_label);
     }
 
-    // The CA keys: their own labels, the same restrictions.
+    // The CA keys and the TSA key: their own labels, the same restrictions.
     let mut ca_labels = Vec::new();
-    for ca_label in ["rssp-ca-root", "rssp-ca-issuing"] {
+    let tsa_kind = server.services().tsa.unit.kind;
+    for (ca_label, kind) in [
+        ("rssp-ca-root", rssp::pki::ca::CA_KEY_KIND),
+        ("rssp-ca-issuing", rssp::pki::ca::CA_KEY_KIND),
+        ("rssp-tsa", tsa_kind),
+    ] {
         let key = find(session, ObjectClass::PRIVATE_KEY, ca_label);
-        assert_signs_only(session, key, rssp::pki::ca::CA_KEY_KIND, ca_label);
+        assert_signs_only(session, key, kind, ca_label);
         ca_labels.push(ca_label.to_string());
     }
     for handle in session.find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)]).unwrap() {
         let l = label_of(session, handle);
         assert!(
-            l.starts_with("rssp-subscriber-") || l.starts_with("rssp-ca-"),
-            "every private key is labelled as a subscriber or a CA key: {l}"
+            l.starts_with("rssp-subscriber-") || l.starts_with("rssp-ca-") || l == "rssp-tsa",
+            "every private key is labelled as a subscriber, a CA or the TSA key: {l}"
         );
         assert!(!(ca_labels.contains(&l) && subscriber_labels.contains(&l)));
     }
@@ -456,12 +461,15 @@ async fn ca_keys_can_live_on_a_token_of_their_own() {
     let subscribers = open_token(&label, &pin);
     let labels = private_key_labels(&subscribers.session);
     assert!(labels.contains(&format!("rssp-subscriber-{}", signer.credential_id)), "{labels:?}");
-    assert!(!labels.iter().any(|l| l.starts_with("rssp-ca-")), "CA keys on the subscribers' token: {labels:?}");
+    assert!(
+        !labels.iter().any(|l| l.starts_with("rssp-ca-") || l == "rssp-tsa"),
+        "CA or TSA keys on the subscribers' token: {labels:?}"
+    );
 
     let ca = open_token(&ca_label, &pin);
     let mut labels = private_key_labels(&ca.session);
     labels.sort();
-    assert_eq!(labels, ["rssp-ca-issuing", "rssp-ca-root"], "only the CA keys on the CA token");
+    assert_eq!(labels, ["rssp-ca-issuing", "rssp-ca-root", "rssp-tsa"], "only the CA and TSA keys on the CA token");
     let seal = ca.session.find_objects(&[Attribute::Label(b"rssp-totp-seal".to_vec())]).unwrap();
     assert!(seal.is_empty(), "the seal key stays with the subscribers' token");
 

@@ -121,7 +121,7 @@ fn body_bytes() -> impl Strategy<Value = Vec<u8>> {
 /// value. So "well-formed" is judged as serde_json skips a value, not by building one: a number such as
 /// 1e400 in an unknown field is well-formed JSON that no f64 holds.)
 fn parse_as<T: DeserializeOwned>(body: &[u8]) -> Result<Option<T>, TestCaseError> {
-    match parse_json::<T>(body, Some("application/json")) {
+    match parse_json::<T>(body, Some("application/json"), "/csc/v1/signatures/signHash") {
         Ok(value) => {
             let blank = body.iter().all(u8::is_ascii_whitespace);
             let first = serde_json::Deserializer::from_slice(body).into_iter::<serde::de::IgnoredAny>().next();

@@ -1,0 +1,2 @@
+DROP TABLE timestamps;
+DROP TABLE trust_service_keys;

@@ -1,0 +1,324 @@
+//! The time-stamping authority: its unit (created on first start), RFC 3161 requests from relying
+//! parties (`POST /tsa`), and CSC `signatures/timestamp`, where each time-stamp spends a transaction
+//! of one of the person's credentials. Every token issued is logged (`timestamps`) before it leaves.
+
+use der::asn1::Int;
+
+use crate::audit::{self, AuditEvent, Outcome};
+use crate::config::Config;
+use crate::db::{self, timestamps as store, DbConnection};
+use crate::domain::{AuditEventName, HashAlgorithm, KeyKind, TimeStampRequester, TrustServiceName};
+use crate::hsm::{KeyId, KeyStore};
+use crate::pki::tsa::{self, Rejection, TimeStampQuery, TimeStampingUnit, TsaPolicy};
+use crate::pki::tsp::FailureInfo;
+use crate::pki::{CertificateAuthority, PkiError};
+
+use super::{Param, Principal, ServiceError, Services, StartError};
+
+/// The TSA as the service runs it: the unit and what every token states.
+#[derive(Debug, Clone)]
+pub struct TimeStampingAuthority {
+    /// The key and certificate that sign.
+    pub unit: TimeStampingUnit,
+    /// What every token states.
+    pub policy: TsaPolicy,
+}
+
+/// Loads the TSA unit, or on first start generates its key (on the CA's token) and has the issuing
+/// CA certify it. Two nodes starting at once: the one that stores its unit first wins, the other
+/// destroys its key and loads the winner's.
+pub(crate) fn load_or_create(
+    conn: &mut DbConnection,
+    keystore: &KeyStore,
+    ca: &CertificateAuthority,
+    config: &Config,
+    public_url: &str,
+    now: i64,
+) -> Result<TimeStampingAuthority, StartError> {
+    let policy = TsaPolicy {
+        policy: config.tsa.policy()?,
+        accuracy_millis: config.tsa.accuracy_millis,
+        qualified: config.tsa.qualified,
+    };
+    if let Some(row) = store::find_key(conn, TrustServiceName::Tsa)? {
+        let unit = unit_of(row)?;
+        if !keystore.has_key(&unit.key).map_err(PkiError::from)? {
+            return Err(PkiError::Invalid(
+                "the TSA key is not on the CA's HSM token: wrong token label, or a database from another installation"
+                    .into(),
+            )
+            .into());
+        }
+        return Ok(TimeStampingAuthority { unit, policy });
+    }
+    let kind = config.tsa.key_kind()?;
+    let unit =
+        TimeStampingUnit::create(keystore, ca, kind, &config.ca.organization, &config.ca.country, public_url, now)?;
+    let row = store::TrustServiceKeyRow {
+        name: TrustServiceName::Tsa,
+        key_kind: kind.to_string(),
+        key_id: unit.key.to_hex(),
+        certificate: unit.certificate_der.clone(),
+        created_at: now,
+    };
+    let stored = db::write_transaction(conn, |c| -> Result<(), diesel::result::Error> {
+        store::insert_key(c, &row)?;
+        audit::record(
+            c,
+            now,
+            AuditEvent {
+                event: AuditEventName::TsaCreated,
+                outcome: Outcome::Success,
+                user_id: None,
+                credential_id: None,
+                detail: format!("time-stamping unit, {kind} key, certified by the issuing CA"),
+            },
+        )
+    });
+    let Err(e) = stored else {
+        return Ok(TimeStampingAuthority { unit, policy });
+    };
+    // Another node may have stored its unit first (the insert then failed on the primary key): use
+    // that one. A key no row names is destroyed; one the database might hold is kept (a COMMIT can
+    // fail after it took effect).
+    match store::find_key(conn, TrustServiceName::Tsa) {
+        Ok(Some(winner)) if winner.key_id != unit.key.to_hex() => {
+            crate::pki::ca::discard_keys(keystore, std::slice::from_ref(&unit.key));
+            Ok(TimeStampingAuthority { unit: unit_of(winner)?, policy })
+        }
+        Ok(Some(_)) => Ok(TimeStampingAuthority { unit, policy }),
+        Ok(None) => {
+            crate::pki::ca::discard_keys(keystore, std::slice::from_ref(&unit.key));
+            Err(e.into())
+        }
+        Err(_) => Err(e.into()),
+    }
+}
+
+fn unit_of(row: store::TrustServiceKeyRow) -> Result<TimeStampingUnit, StartError> {
+    let key = KeyId::from_hex(&row.key_id).ok_or_else(|| PkiError::Invalid("stored TSA key id".into()))?;
+    let kind: KeyKind = row.key_kind.parse().map_err(|e| StartError::failed("stored key kind of the TSA", e))?;
+    Ok(TimeStampingUnit::from_parts(key, kind, row.certificate)?)
+}
+
+/// Who sent a request to `POST /tsa`.
+#[derive(Debug, Clone)]
+pub enum RelyingParty {
+    /// Nobody said who (`tsa.access = open`).
+    Anonymous,
+    /// An operator, by the name its API key was created with.
+    Operator(String),
+}
+
+/// The answer to an RFC 3161 request: a TimeStampResp, DER, granted or rejected.
+#[derive(Debug)]
+pub enum TsaAnswer {
+    /// status granted, with the token.
+    Granted(Vec<u8>),
+    /// status rejection, with the reason.
+    Rejected(Vec<u8>),
+}
+
+/// Answers a DER TimeStampReq from a relying party. A request the TSA cannot serve is a rejection
+/// (RFC 3161 §2.4.2), never an error; a database or HSM failure is an error (the caller answers 503
+/// or 500).
+pub fn respond(services: &Services, request: &[u8], requester: RelyingParty) -> Result<TsaAnswer, ServiceError> {
+    let rejected = |rejection: &Rejection| -> Result<TsaAnswer, ServiceError> {
+        crate::metrics::METRICS.timestamps_rejected.with_label_values(&[rejection.failure.name()]).inc();
+        Ok(TsaAnswer::Rejected(tsa::rejected(rejection)?))
+    };
+    let query = match TimeStampQuery::from_der(request, &services.tsa.policy.policy) {
+        Ok(query) => query,
+        Err(rejection) => return rejected(&rejection),
+    };
+    let (kind, id) = match &requester {
+        RelyingParty::Anonymous => (TimeStampRequester::Anonymous, None),
+        RelyingParty::Operator(name) => (TimeStampRequester::Operator, Some(name.as_str())),
+    };
+    let signed = sign(services, &query)?;
+    store::log(&mut *services.conn()?, &signed.log_row(services, kind, id, None))?;
+    count_issued("tsa");
+    Ok(TsaAnswer::Granted(tsa::granted(&signed.token)?))
+}
+
+/// What a CSC client sends to `signatures/timestamp`, once parsed.
+#[derive(Debug, Clone)]
+pub struct CscTimestampRequest {
+    /// The hash to time-stamp.
+    pub hash: Vec<u8>,
+    /// Its algorithm, dotted OID.
+    pub hash_algo: String,
+    /// The nonce as hex, if any.
+    pub nonce: Option<String>,
+}
+
+/// CSC `signatures/timestamp`: a token for the person's hash, which spends one transaction of the
+/// person's credential whose certificate expires first among those that can sign now and have a
+/// transaction left (the package running out soonest is used first). The token is made, then the
+/// transaction spent and the token logged in one database transaction: a token leaves only when its
+/// transaction was spent, and none is spent for a token that does not leave.
+pub fn csc_timestamp(
+    services: &Services,
+    principal: &Principal,
+    request: CscTimestampRequest,
+) -> Result<Vec<u8>, ServiceError> {
+    let result = csc_timestamp_inner(services, principal, &request);
+    if let Err(e) = &result {
+        services.audit_refusal(AuditEventName::SignaturesTimestamp, Some(&principal.user_id), None, e);
+    }
+    result
+}
+
+fn csc_timestamp_inner(
+    services: &Services,
+    principal: &Principal,
+    request: &CscTimestampRequest,
+) -> Result<Vec<u8>, ServiceError> {
+    let hash = HashAlgorithm::from_oid(&request.hash_algo).ok_or(ServiceError::Invalid(Param::HashAlgo))?;
+    if request.hash.is_empty() {
+        return Err(ServiceError::InvalidRequest("Empty hash parameter".into()));
+    }
+    if request.hash.len() != hash.digest_len() {
+        return Err(ServiceError::DigestLength);
+    }
+    let nonce: Option<Int> = match &request.nonce {
+        Some(text) => Some(tsa::nonce_from_hex(text).ok_or(ServiceError::Invalid(Param::Nonce))?),
+        None => None,
+    };
+    let query = TimeStampQuery::for_digest(hash, &request.hash, nonce)
+        .map_err(|rejection| ServiceError::InvalidRequest(rejection.text))?;
+    // A person with nothing to charge gets no HSM work done.
+    let now = services.now();
+    if store::credential_to_charge(&mut *services.conn()?, &principal.user_id, now)?.is_none() {
+        return Err(ServiceError::NoTransactionLeft);
+    }
+    let signed = sign(services, &query)?;
+    db::write_transaction(&mut *services.conn()?, |c| -> Result<(), ServiceError> {
+        // The credential chosen above may have spent its last transaction since: choose again.
+        let mut charged = None;
+        for _ in 0..3 {
+            let Some(credential) = store::credential_to_charge(c, &principal.user_id, now)? else { break };
+            if db::credentials::spend_quota(c, &credential, 1)? {
+                charged = Some(credential);
+                break;
+            }
+        }
+        let credential = charged.ok_or(ServiceError::NoTransactionLeft)?;
+        store::log(
+            c,
+            &signed.log_row(services, TimeStampRequester::Person, Some(&principal.user_id), Some(&credential)),
+        )?;
+        audit::record(
+            c,
+            now,
+            AuditEvent {
+                event: AuditEventName::SignaturesTimestamp,
+                outcome: Outcome::Success,
+                user_id: Some(&principal.user_id),
+                credential_id: Some(&credential),
+                detail: format!("time-stamp {} spent one transaction", signed.serial),
+            },
+        )?;
+        Ok(())
+    })?;
+    count_issued("csc");
+    Ok(signed.token)
+}
+
+/// A signed token for `query` with a fresh serial, stamped with the service clock.
+fn sign(services: &Services, query: &TimeStampQuery) -> Result<Signed, ServiceError> {
+    let serial = tsa::random_serial_number()?;
+    let serial_hex = hex::encode(serial.as_bytes());
+    let gen_time = services.now();
+    let token = tsa::time_stamp(services.ca_keys(), &services.tsa.unit, &services.tsa.policy, query, serial, gen_time)?;
+    Ok(Signed {
+        serial: serial_hex,
+        imprint: hex::encode(query.imprint.hashed_message.as_bytes()),
+        hash: query.hash,
+        gen_time,
+        token,
+    })
+}
+
+/// A token made for `query`: its serial, the imprint in hex, and the signed token.
+struct Signed {
+    serial: String,
+    imprint: String,
+    hash: HashAlgorithm,
+    gen_time: i64,
+    token: Vec<u8>,
+}
+
+impl Signed {
+    fn log_row<'a>(
+        &'a self,
+        services: &'a Services,
+        requester: TimeStampRequester,
+        requester_id: Option<&'a str>,
+        credential_id: Option<&'a str>,
+    ) -> store::NewTimeStamp<'a> {
+        store::NewTimeStamp {
+            serial: &self.serial,
+            gen_time: self.gen_time,
+            policy: &services.config.tsa.policy_oid,
+            hash_algorithm: self.hash.oid(),
+            imprint: &self.imprint,
+            requester,
+            requester_id,
+            credential_id,
+        }
+    }
+}
+
+fn count_issued(through: &str) {
+    crate::metrics::METRICS.timestamps_issued.with_label_values(&[through]).inc();
+}
+
+/// Why an RFC 3161 request failed for want of the system (database or HSM), as a TimeStampResp with
+/// systemFailure: RFC 3161 clients read the reply body, whatever the HTTP status.
+pub fn system_failure() -> Vec<u8> {
+    let rejection = Rejection { failure: FailureInfo::SystemFailure, text: "the TSA cannot answer now; retry".into() };
+    tsa::rejected(&rejection).unwrap_or_default()
+}
+
+/// A time-stamp the TSA issued, as the log keeps it.
+#[derive(Debug, Clone)]
+pub struct LoggedTimeStamp {
+    /// Position in the log.
+    pub seq: i64,
+    /// TSTInfo serialNumber, lowercase hex.
+    pub serial: String,
+    /// genTime, Unix seconds.
+    pub gen_time: i64,
+    /// The policy OID.
+    pub policy: String,
+    /// The imprint's hash algorithm OID.
+    pub hash_algorithm: String,
+    /// The hashed message, lowercase hex.
+    pub imprint: String,
+    /// Who asked.
+    pub requester: TimeStampRequester,
+    /// The operator's name or the person's id.
+    pub requester_id: Option<String>,
+    /// The credential whose transaction it spent.
+    pub credential_id: Option<String>,
+}
+
+/// A page of the time-stamp log, oldest first, for auditors.
+pub fn log_page(services: &Services, after: i64, limit: i64) -> Result<Vec<LoggedTimeStamp>, ServiceError> {
+    let rows = store::page(&mut *services.conn()?, after, limit.clamp(1, super::MAX_ROWS))?;
+    Ok(rows
+        .into_iter()
+        .map(|r| LoggedTimeStamp {
+            seq: r.seq,
+            serial: r.serial,
+            gen_time: r.gen_time,
+            policy: r.policy,
+            hash_algorithm: r.hash_algorithm,
+            imprint: r.imprint,
+            requester: r.requester,
+            requester_id: r.requester_id,
+            credential_id: r.credential_id,
+        })
+        .collect())
+}
