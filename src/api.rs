@@ -11,6 +11,7 @@ pub(crate) mod edges;
 pub(crate) mod error;
 pub mod extract;
 pub(crate) mod lifecycle_types;
+pub(crate) mod ocsp;
 pub(crate) mod ops;
 pub(crate) mod pki;
 pub(crate) mod qr;
@@ -162,6 +163,8 @@ pub fn routes() -> (
                 .service(pki::tsa_certificate),
         )
         .service(tsa::time_stamp)
+        .service(ocsp::ocsp_post)
+        .service(ocsp::ocsp_get)
         .split_for_parts();
     let (app, mut api) = (app, api);
     edges::document_edge_responses(&mut api);

@@ -36,6 +36,13 @@ impl Clock for ManualClock {
     }
 }
 
+/// Unix seconds as an HTTP date (RFC 9110 §5.6.7, IMF-fixdate): `Tue, 01 Dec 2026 16:00:00 GMT`.
+pub fn http_date(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|t| t.format("%a, %d %b %Y %H:%M:%S GMT").to_string())
+        .unwrap_or_default()
+}
+
 /// A unix time as RFC 3339 (UTC), as the APIs and messages show times.
 pub fn rfc3339(unix: i64) -> String {
     chrono::DateTime::from_timestamp(unix, 0).map(|t| t.to_rfc3339()).unwrap_or_default()

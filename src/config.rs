@@ -88,6 +88,8 @@ pub struct Config {
     pub ca: CaConfig,
     /// The time-stamping authority (`[tsa]`).
     pub tsa: TsaConfig,
+    /// The OCSP responder (`[ocsp]`).
+    pub ocsp: OcspConfig,
     /// Packages, orders and the account lifecycle (`[lifecycle]`).
     pub lifecycle: LifecycleConfig,
     /// E-mail and SMS delivery (`[notify]`).
@@ -376,6 +378,35 @@ impl Default for TsaConfig {
     }
 }
 
+/// The OCSP responder (`[ocsp]`) at `/ocsp`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OcspConfig {
+    /// From a response's thisUpdate to its nextUpdate. A response is signed once and served from the
+    /// cache until half of this has passed or the certificate's status changes.
+    pub response_validity_secs: i64,
+    /// How often a node looks for revocations and issuances made by other nodes before it serves a
+    /// cached response: a revocation shows in every node's answers at most this long after it
+    /// committed (at once on the node that revoked). 0: on every request.
+    pub status_poll_ms: u64,
+    /// Validity of the delegated responder's certificate (it carries id-pkix-ocsp-nocheck, so it is
+    /// kept short).
+    pub responder_validity_days: i64,
+    /// The responder's certificate is renewed (same key) when it has fewer days left than this.
+    pub responder_renew_before_days: i64,
+}
+
+impl Default for OcspConfig {
+    fn default() -> Self {
+        OcspConfig {
+            response_validity_secs: 4 * 3600,
+            status_poll_ms: 250,
+            responder_validity_days: 7,
+            responder_renew_before_days: 2,
+        }
+    }
+}
+
 /// An optional URL in a `Debug` form, its passwords replaced (see `db::redact_url`).
 struct RedactedUrl<'a>(&'a Option<String>);
 
@@ -406,6 +437,7 @@ impl std::fmt::Debug for Config {
             security,
             ca,
             tsa,
+            ocsp,
             lifecycle,
             notify,
             payments,
@@ -426,6 +458,7 @@ impl std::fmt::Debug for Config {
             .field("security", security)
             .field("ca", ca)
             .field("tsa", tsa)
+            .field("ocsp", ocsp)
             .field("lifecycle", lifecycle)
             .field("notify", notify)
             .field("payments", payments)
@@ -494,6 +527,7 @@ impl Default for Config {
             security: SecurityConfig::default(),
             ca: CaConfig::default(),
             tsa: TsaConfig::default(),
+            ocsp: OcspConfig::default(),
             lifecycle: LifecycleConfig::default(),
             notify: NotifyConfig::default(),
             payments: PaymentsConfig::default(),
@@ -656,6 +690,10 @@ const ENV_SETTINGS: &[(&str, &str, Kind)] = &[
     ("RSSP_TSA_ACCURACY_MILLIS", "tsa.accuracy_millis", Kind::Int),
     ("RSSP_TSA_QUALIFIED", "tsa.qualified", Kind::Bool),
     ("RSSP_TSA_KEY_KIND", "tsa.key_kind", Kind::Str),
+    ("RSSP_OCSP_RESPONSE_VALIDITY_SECS", "ocsp.response_validity_secs", Kind::Int),
+    ("RSSP_OCSP_STATUS_POLL_MS", "ocsp.status_poll_ms", Kind::Int),
+    ("RSSP_OCSP_RESPONDER_VALIDITY_DAYS", "ocsp.responder_validity_days", Kind::Int),
+    ("RSSP_OCSP_RESPONDER_RENEW_BEFORE_DAYS", "ocsp.responder_renew_before_days", Kind::Int),
     ("RSSP_MODE", "mode", Kind::Str),
     ("RSSP_PORTAL_URL", "portal_url", Kind::Str),
     ("RSSP_ALLOW_EMBEDDED", "allow_embedded", Kind::Bool),
@@ -906,6 +944,24 @@ impl Config {
             return Err(invalid(
                 "tsa.accuracy_millis (RSSP_TSA_ACCURACY_MILLIS)",
                 "must be 1000 to 60000: genTime has whole seconds",
+            ));
+        }
+        if !(60..=7 * 24 * 3600).contains(&self.ocsp.response_validity_secs) {
+            return Err(invalid(
+                "ocsp.response_validity_secs (RSSP_OCSP_RESPONSE_VALIDITY_SECS)",
+                "must be 60 to 604800 (RFC 5019 clients cache responses until nextUpdate)",
+            ));
+        }
+        if self.ocsp.status_poll_ms > 60_000 {
+            return Err(invalid("ocsp.status_poll_ms (RSSP_OCSP_STATUS_POLL_MS)", "must be 0 to 60000"));
+        }
+        if self.ocsp.responder_validity_days < 2
+            || self.ocsp.responder_renew_before_days < 1
+            || self.ocsp.responder_renew_before_days >= self.ocsp.responder_validity_days
+        {
+            return Err(invalid(
+                "ocsp.responder_renew_before_days (RSSP_OCSP_RESPONDER_RENEW_BEFORE_DAYS)",
+                "must be at least 1 and less than ocsp.responder_validity_days (at least 2)",
             ));
         }
         Ok(())

@@ -18,6 +18,8 @@ pub struct Metrics {
     pub(crate) signatures: IntCounterVec,
     pub(crate) timestamps_issued: IntCounterVec,
     pub(crate) timestamps_rejected: IntCounterVec,
+    pub(crate) ocsp_responses_signed: IntCounter,
+    pub(crate) ocsp_responses: IntCounterVec,
     pub(crate) sad_refusals: IntCounterVec,
     pub(crate) otp_refusals: IntCounterVec,
     pub(crate) hsm_sessions_in_use: IntGauge,
@@ -87,6 +89,15 @@ impl Metrics {
                 "rssp_timestamp_rejections_total",
                 "RFC 3161 requests rejected, by PKIFailureInfo (badAlg, badRequest, badDataFormat, ...).",
                 &["failure"],
+            ),
+            ocsp_responses_signed: counter(
+                "rssp_ocsp_responses_signed_total",
+                "OCSP responses signed (those served from the cache are not counted here).",
+            ),
+            ocsp_responses: counter_vec(
+                "rssp_ocsp_responses_total",
+                "OCSP responses served, by how: cached, signed, or the unsigned status (malformed, unauthorized, ...).",
+                &["served"],
             ),
             sad_refusals: counter_vec(
                 "rssp_sad_refusals_total",

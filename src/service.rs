@@ -15,6 +15,7 @@ pub(crate) mod identity;
 pub(crate) mod identity_provider;
 pub(crate) mod issuance;
 pub(crate) mod lifecycle_jobs;
+pub mod ocsp;
 mod one_time;
 pub mod operators;
 pub(crate) mod orders;
@@ -63,6 +64,8 @@ pub struct Services {
     pub ca: CertificateAuthority,
     /// The time-stamping authority (its key on the CA's token).
     pub tsa: timestamps::TimeStampingAuthority,
+    /// The OCSP responder (its key on the CA's token) and its cache of signed responses.
+    pub ocsp: ocsp::OcspResponder,
     /// The clock every use case reads the time from (a manual one in tests).
     pub clock: Arc<dyn Clock>,
     /// Base URL put into certificates (AIA, CRL distribution points).
@@ -196,6 +199,15 @@ impl Services {
         let ca_keys = ca_keystore.as_ref().unwrap_or(&keystore);
         let ca = ca::load_or_create(&mut conn, ca_keys, &config, &public_url, clock.now())?;
         let tsa = timestamps::load_or_create(&mut conn, ca_keys, &ca, &config, &public_url, clock.now())?;
+        let ocsp = ocsp::load_or_create(
+            &mut conn,
+            ca_keys,
+            &ca,
+            &tsa.unit.certificate_der,
+            &config,
+            &public_url,
+            clock.now(),
+        )?;
         let mut webhook_secrets = WebhookSecrets {
             payments: config.payments.webhook_secret.clone(),
             identity: config.identity.webhook_secret.clone(),
@@ -214,6 +226,7 @@ impl Services {
             ca_keystore,
             ca,
             tsa,
+            ocsp,
             clock,
             public_url,
             webhook_secrets,
@@ -221,6 +234,9 @@ impl Services {
         };
         // Every CA has a stored CRL before the first request: serving a CRL reads it, never signs.
         ca::refresh_crls(&services).map_err(|e| StartError::failed("publishing the CRLs", e))?;
+        // A node that was down past the responder certificate's renewal time renews it before it answers.
+        ocsp::renew_responder_if_due(&services)
+            .map_err(|e| StartError::failed("renewing the OCSP responder certificate", e))?;
         Ok(services)
     }
 

@@ -88,6 +88,23 @@ pub(crate) fn revoked(conn: &mut DbConnection) -> QueryResult<Vec<(String, i64)>
         .load(conn)
 }
 
+/// The revocation of the certificate with serial `serial_hex` (lowercase hex): None when no credential
+/// has it, Some(None) when it is not revoked, Some(Some(time)) when it is.
+pub fn revocation_by_serial(conn: &mut DbConnection, serial_hex: &str) -> QueryResult<Option<Option<i64>>> {
+    credentials::table
+        .filter(credentials::serial_hex.eq(serial_hex))
+        .select(credentials::revoked_at)
+        .first(conn)
+        .optional()
+}
+
+/// How many certificates were issued and how many of them are revoked: both only grow, so a change
+/// of either says that some certificate's status may have changed.
+pub fn status_generation(conn: &mut DbConnection) -> QueryResult<(i64, i64)> {
+    use diesel::dsl::{count, count_star};
+    credentials::table.select((count_star(), count(credentials::revoked_at))).first(conn)
+}
+
 /// How many certificates are revoked (they never come back, so the count only grows).
 pub fn revoked_count(conn: &mut DbConnection) -> QueryResult<i64> {
     credentials::table.filter(credentials::revoked_at.is_not_null()).count().get_result(conn)

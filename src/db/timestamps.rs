@@ -1,36 +1,10 @@
-//! The time-stamping unit's key and certificate, and the log of every time-stamp issued.
+//! The log of every time-stamp issued, and the credential a person's time-stamp is charged to.
 
 use diesel::prelude::*;
 
-use super::schema::{credentials, timestamps, trust_service_keys};
+use super::schema::{credentials, timestamps};
 use super::DbConnection;
-use crate::domain::{CredentialStatus, TimeStampRequester, TrustServiceName};
-
-/// A trust service's key in the HSM and its current certificate (`trust_service_keys`).
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = trust_service_keys)]
-pub struct TrustServiceKeyRow {
-    /// Which trust service.
-    pub name: TrustServiceName,
-    /// A [`crate::domain::KeyKind`] name.
-    pub key_kind: String,
-    /// The key pair's `CKA_ID`, hex.
-    pub key_id: String,
-    /// The certificate, DER.
-    pub certificate: Vec<u8>,
-    /// When it was stored, Unix seconds.
-    pub created_at: i64,
-}
-
-/// The key and certificate of trust service `name`, if stored.
-pub fn find_key(conn: &mut DbConnection, name: TrustServiceName) -> QueryResult<Option<TrustServiceKeyRow>> {
-    trust_service_keys::table.find(name).select(TrustServiceKeyRow::as_select()).first(conn).optional()
-}
-
-/// Stores the key of a trust service (a second one of the same name fails: the primary key).
-pub fn insert_key(conn: &mut DbConnection, row: &TrustServiceKeyRow) -> QueryResult<()> {
-    diesel::insert_into(trust_service_keys::table).values(row).execute(conn).map(|_| ())
-}
+use crate::domain::{CredentialStatus, TimeStampRequester};
 
 /// One time-stamp issued (`timestamps`).
 #[derive(Debug, Clone, Insertable)]

@@ -243,6 +243,8 @@ text_enum! {
     TrustServiceName("trust service") {
         /// The time-stamping unit of the TSA (RFC 3161).
         Tsa = "tsa",
+        /// The delegated OCSP responder (RFC 6960).
+        Ocsp = "ocsp",
     }
 }
 
@@ -323,6 +325,8 @@ text_enum! {
         CrlPublished = "crl.published",
         /// `identity.decision`.
         IdentityDecision = "identity.decision",
+        /// `ocsp.responder_certified`.
+        OcspResponderCertified = "ocsp.responder_certified",
         /// `operator.auth`.
         OperatorAuth = "operator.auth",
         /// `operator.create`.

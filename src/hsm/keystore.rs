@@ -65,6 +65,8 @@ pub enum AuthorityKeyLabel {
     Issuing,
     /// The time-stamping unit's key.
     TimeStamping,
+    /// The delegated OCSP responder's key.
+    OcspResponder,
 }
 
 impl AuthorityKeyLabel {
@@ -74,6 +76,7 @@ impl AuthorityKeyLabel {
             AuthorityKeyLabel::Root => "rssp-ca-root",
             AuthorityKeyLabel::Issuing => "rssp-ca-issuing",
             AuthorityKeyLabel::TimeStamping => "rssp-tsa",
+            AuthorityKeyLabel::OcspResponder => "rssp-ocsp",
         }
     }
 }

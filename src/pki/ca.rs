@@ -37,6 +37,8 @@ pub mod paths {
     pub const ROOT_CRL: &str = "/pki/root-ca.crl";
     /// The issuing CA's CRL.
     pub const ISSUING_CRL: &str = "/pki/issuing-ca.crl";
+    /// The OCSP responder (POST, and GET with the request in the path).
+    pub const OCSP: &str = "/ocsp";
 }
 
 /// One CA level: its key in the HSM and its certificate.
@@ -186,6 +188,7 @@ pub fn discard_keys(keystore: &KeyStore, keys: &[KeyId]) {
 /// What the issuing CA certificate publishes: where the root's certificate and CRL are.
 fn issuing_publication(public_url: &str) -> Publication {
     Publication {
+        ocsp_url: None,
         issuer_cert_url: format!("{public_url}{}", paths::ROOT_CERT),
         crl_url: format!("{public_url}{}", paths::ROOT_CRL),
     }
@@ -283,7 +286,9 @@ impl CertificateAuthority {
         Ok(match current {
             Some(current) if current == wanted => None,
             Some(current) => Some((current, wanted)),
-            None => Some((Publication { issuer_cert_url: String::new(), crl_url: String::new() }, wanted)),
+            None => {
+                Some((Publication { issuer_cert_url: String::new(), crl_url: String::new(), ocsp_url: None }, wanted))
+            }
         })
     }
 
@@ -307,6 +312,7 @@ impl CertificateAuthority {
             return Err(PkiError::Invalid("the issuing CA certificate has expired".into()));
         }
         let published = Publication {
+            ocsp_url: Some(format!("{public_url}{}", paths::OCSP)),
             issuer_cert_url: format!("{public_url}{}", paths::ISSUING_CERT),
             crl_url: format!("{public_url}{}", paths::ISSUING_CRL),
         };

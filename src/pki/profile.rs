@@ -1,6 +1,6 @@
 //! Certificate profiles as data: which extensions a CA and a qualified end-entity certificate carry.
 
-use const_oid::db::rfc5280::{ID_AD_CA_ISSUERS, ID_KP_TIME_STAMPING};
+use const_oid::db::rfc5280::{ID_AD_CA_ISSUERS, ID_AD_OCSP, ID_KP_OCSP_SIGNING, ID_KP_TIME_STAMPING};
 use const_oid::AssociatedOid;
 use der::asn1::{Ia5String, ObjectIdentifier};
 use der::{Encode, Sequence};
@@ -72,11 +72,13 @@ fn uri(url: &str) -> der::Result<GeneralName> {
     Ok(GeneralName::UniformResourceIdentifier(Ia5String::new(url)?))
 }
 
-/// Where the issuer's certificate and the CRL covering this certificate are published.
+/// Where the issuer's certificate and the CRL covering this certificate are published, and the OCSP
+/// responder that answers for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Publication {
     pub issuer_cert_url: String,
     pub crl_url: String,
+    pub ocsp_url: Option<String>,
 }
 
 /// subjectKeyIdentifier of the certified key and authorityKeyIdentifier of the key that signs, both
@@ -92,10 +94,15 @@ fn key_ids(
 }
 
 fn publication(subject: &Name, publication: &Publication) -> der::Result<Vec<Extension>> {
-    let aia = AuthorityInfoAccessSyntax(vec![AccessDescription {
+    let mut access = Vec::new();
+    if let Some(ocsp_url) = &publication.ocsp_url {
+        access.push(AccessDescription { access_method: ID_AD_OCSP, access_location: uri(ocsp_url)? });
+    }
+    access.push(AccessDescription {
         access_method: ID_AD_CA_ISSUERS,
         access_location: uri(&publication.issuer_cert_url)?,
-    }]);
+    });
+    let aia = AuthorityInfoAccessSyntax(access);
     let cdp = CrlDistributionPoints(vec![DistributionPoint {
         distribution_point: Some(DistributionPointName::FullName(vec![uri(&publication.crl_url)?])),
         reasons: None,
@@ -110,6 +117,7 @@ pub fn published_urls(cert: &x509_cert::Certificate) -> Result<Option<Publicatio
     use der::Decode;
     let mut issuer_cert_url = None;
     let mut crl_url = None;
+    let mut ocsp_url = None;
     let first_uri = |names: &[GeneralName]| {
         names.iter().find_map(|name| match name {
             GeneralName::UniformResourceIdentifier(uri) => Some(uri.to_string()),
@@ -124,6 +132,11 @@ pub fn published_urls(cert: &x509_cert::Certificate) -> Result<Option<Publicatio
                 .iter()
                 .filter(|d| d.access_method == ID_AD_CA_ISSUERS)
                 .find_map(|d| first_uri(std::slice::from_ref(&d.access_location)));
+            ocsp_url = aia
+                .0
+                .iter()
+                .filter(|d| d.access_method == ID_AD_OCSP)
+                .find_map(|d| first_uri(std::slice::from_ref(&d.access_location)));
         } else if ext.extn_id == CrlDistributionPoints::OID {
             let cdp = CrlDistributionPoints::from_der(ext.extn_value.as_bytes())?;
             crl_url = cdp.0.iter().find_map(|dp| match &dp.distribution_point {
@@ -134,7 +147,9 @@ pub fn published_urls(cert: &x509_cert::Certificate) -> Result<Option<Publicatio
     }
     Ok(match (issuer_cert_url, crl_url) {
         (None, None) => None,
-        (a, c) => Some(Publication { issuer_cert_url: a.unwrap_or_default(), crl_url: c.unwrap_or_default() }),
+        (a, c) => {
+            Some(Publication { issuer_cert_url: a.unwrap_or_default(), crl_url: c.unwrap_or_default(), ocsp_url })
+        }
     })
 }
 
@@ -159,6 +174,10 @@ pub enum CertificateKind {
     /// A time-stamping unit (RFC 3161 §2.3, ETSI EN 319 422 §7): extended key usage timeStamping alone
     /// and critical, digitalSignature (critical), SKI/AKI, AIA and CDP.
     TimeStamping { published: Publication },
+    /// A delegated OCSP responder (RFC 6960 §4.2.2.2): extended key usage OCSPSigning, digitalSignature
+    /// (critical), id-pkix-ocsp-nocheck (its own status is never asked: its validity is short), SKI/AKI,
+    /// AIA and CDP.
+    OcspResponder { published: Publication },
 }
 
 impl BuilderProfile for CertificateProfile {
@@ -200,13 +219,23 @@ impl BuilderProfile for CertificateProfile {
                 extension(true, &KeyUsage(KeyUsages::DigitalSignature.into()), subject)?,
                 extension(true, &ExtendedKeyUsage(vec![ID_KP_TIME_STAMPING]), subject)?,
             ],
+            CertificateKind::OcspResponder { .. } => vec![
+                extension(false, &BasicConstraints { ca: false, path_len_constraint: None }, subject)?,
+                extension(true, &KeyUsage(KeyUsages::DigitalSignature.into()), subject)?,
+                extension(false, &ExtendedKeyUsage(vec![ID_KP_OCSP_SIGNING]), subject)?,
+                Extension {
+                    extn_id: super::ocsp::asn1::oid::NOCHECK,
+                    critical: false,
+                    extn_value: der::asn1::OctetString::new(der::asn1::Null.to_der()?)?,
+                },
+            ],
         };
         extensions.extend(key_ids(subject, subject_key, issuer_key)?);
         let published = match &self.kind {
             CertificateKind::Ca { published, .. } => published.as_ref(),
-            CertificateKind::QualifiedEndEntity { published, .. } | CertificateKind::TimeStamping { published } => {
-                Some(published)
-            }
+            CertificateKind::QualifiedEndEntity { published, .. }
+            | CertificateKind::TimeStamping { published }
+            | CertificateKind::OcspResponder { published } => Some(published),
         };
         if let Some(published) = published {
             extensions.extend(publication(subject, published)?);

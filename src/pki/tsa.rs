@@ -92,6 +92,7 @@ impl TimeStampingUnit {
                 subject,
                 kind: CertificateKind::TimeStamping {
                     published: Publication {
+                        ocsp_url: Some(format!("{public_url}{}", paths::OCSP)),
                         issuer_cert_url: format!("{public_url}{}", paths::ISSUING_CERT),
                         crl_url: format!("{public_url}{}", paths::ISSUING_CRL),
                     },

@@ -329,6 +329,7 @@ pub fn refresh_crls(services: &Services) -> Result<usize, ServiceError> {
 /// After a revocation committed: the issuing CA's CRL lists it at once. A failure here leaves the
 /// revocation in force and the CRL stale until the scheduler's next run, which notices the missing entry.
 pub fn publish_after_revocation(services: &Services) {
+    super::ocsp::after_revocation(services);
     if let Err(e) = publish_crl(services, CrlIssuer::Issuing) {
         tracing::error!(
             error = %crate::telemetry::error_chain(&e),

@@ -17,13 +17,18 @@ pub struct JobReport {
     pub rekey_notices_sent: usize,
     pub orders_marked_for_refund: usize,
     pub crls_published: usize,
+    pub ocsp_responder_renewed: bool,
 }
 
 pub fn run(services: &Services) -> Result<JobReport, ServiceError> {
     let now = services.now();
     let lifecycle = &services.config.lifecycle;
     // Before taking a connection here: publishing takes its own, one at a time.
-    let mut report = JobReport { crls_published: super::ca::refresh_crls(services)?, ..JobReport::default() };
+    let mut report = JobReport {
+        crls_published: super::ca::refresh_crls(services)?,
+        ocsp_responder_renewed: super::ocsp::renew_responder_if_due(services)?,
+        ..JobReport::default()
+    };
     let mut conn = services.conn()?;
     let horizon = lifecycle.rekey_notice_days.iter().copied().max().unwrap_or(0) * 86_400;
     for row in credentials::expiring_between(&mut conn, now, now + horizon)? {

@@ -6,7 +6,7 @@ use der::asn1::Int;
 
 use crate::audit::{self, AuditEvent, Outcome};
 use crate::config::Config;
-use crate::db::{self, timestamps as store, DbConnection};
+use crate::db::{self, timestamps as store, trust_services, DbConnection};
 use crate::domain::{AuditEventName, HashAlgorithm, KeyKind, TimeStampRequester, TrustServiceName};
 use crate::hsm::{KeyId, KeyStore};
 use crate::pki::tsa::{self, Rejection, TimeStampQuery, TimeStampingUnit, TsaPolicy};
@@ -40,7 +40,7 @@ pub(crate) fn load_or_create(
         accuracy_millis: config.tsa.accuracy_millis,
         qualified: config.tsa.qualified,
     };
-    if let Some(row) = store::find_key(conn, TrustServiceName::Tsa)? {
+    if let Some(row) = trust_services::find_key(conn, TrustServiceName::Tsa)? {
         let unit = unit_of(row)?;
         if !keystore.has_key(&unit.key).map_err(PkiError::from)? {
             return Err(PkiError::Invalid(
@@ -54,7 +54,7 @@ pub(crate) fn load_or_create(
     let kind = config.tsa.key_kind()?;
     let unit =
         TimeStampingUnit::create(keystore, ca, kind, &config.ca.organization, &config.ca.country, public_url, now)?;
-    let row = store::TrustServiceKeyRow {
+    let row = trust_services::TrustServiceKeyRow {
         name: TrustServiceName::Tsa,
         key_kind: kind.to_string(),
         key_id: unit.key.to_hex(),
@@ -62,7 +62,7 @@ pub(crate) fn load_or_create(
         created_at: now,
     };
     let stored = db::write_transaction(conn, |c| -> Result<(), diesel::result::Error> {
-        store::insert_key(c, &row)?;
+        trust_services::insert_key(c, &row)?;
         audit::record(
             c,
             now,
@@ -81,7 +81,7 @@ pub(crate) fn load_or_create(
     // Another node may have stored its unit first (the insert then failed on the primary key): use
     // that one. A key no row names is destroyed; one the database might hold is kept (a COMMIT can
     // fail after it took effect).
-    match store::find_key(conn, TrustServiceName::Tsa) {
+    match trust_services::find_key(conn, TrustServiceName::Tsa) {
         Ok(Some(winner)) if winner.key_id != unit.key.to_hex() => {
             crate::pki::ca::discard_keys(keystore, std::slice::from_ref(&unit.key));
             Ok(TimeStampingAuthority { unit: unit_of(winner)?, policy })
@@ -95,7 +95,7 @@ pub(crate) fn load_or_create(
     }
 }
 
-fn unit_of(row: store::TrustServiceKeyRow) -> Result<TimeStampingUnit, StartError> {
+fn unit_of(row: trust_services::TrustServiceKeyRow) -> Result<TimeStampingUnit, StartError> {
     let key = KeyId::from_hex(&row.key_id).ok_or_else(|| PkiError::Invalid("stored TSA key id".into()))?;
     let kind: KeyKind = row.key_kind.parse().map_err(|e| StartError::failed("stored key kind of the TSA", e))?;
     Ok(TimeStampingUnit::from_parts(key, kind, row.certificate)?)

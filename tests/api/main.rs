@@ -19,6 +19,7 @@ mod http_edges;
 mod lifecycle;
 mod notify_delivery;
 mod observability;
+mod ocsp;
 mod openapi_truth;
 mod platform;
 mod postgres_migrations;

@@ -14,6 +14,11 @@ use rssp::hsm::KeyId;
 /// On SoftHSM it loads a copy of the library, which the dynamic loader loads as a separate instance: its
 /// own handle numbers and its own login, as in another process. (A second implementation is shared.)
 async fn second_node(first: &TestServer) -> TestServer {
+    second_node_with(first, |_| {}).await
+}
+
+/// A second node with settings of its own.
+async fn second_node_with(first: &TestServer, adjust: impl FnOnce(&mut rssp::config::Config)) -> TestServer {
     let config = &first.services().config;
     let (database_url, token_label) = (config.database_url.clone(), config.hsm.token_label.clone());
     let copy = match test_pkcs11() {
@@ -32,6 +37,7 @@ async fn second_node(first: &TestServer) -> TestServer {
         if let Some(module) = module {
             c.hsm.module = module;
         }
+        adjust(c);
     })
     .await;
     // Loaded: the copy on disk is no longer needed.
@@ -141,4 +147,66 @@ async fn a_key_destroyed_by_another_node_is_never_used_through_the_handle_a_node
         assert_eq!(status, 200, "{body}");
         assert_signed_by(&credential(&a, &other.credential_id), &hashes, &body["signatures"]);
     }
+}
+
+/// Revocation reaches every relying party at once (rssp issue 11): a revocation made on one node shows
+/// in the next CRL every node serves, and in the next OCSP answer of another node that had the good
+/// answer cached. Node B reads the status generation before every cached answer
+/// (`ocsp.status_poll_ms = 0`), so "next" is exact; with the default, a node reads it at most 250 ms
+/// before an answer.
+#[tokio::test]
+async fn a_revocation_on_one_node_shows_in_the_ocsp_and_crl_answers_of_another() {
+    let a = TestServer::start().await;
+    let b = second_node_with(&a, |c| c.ocsp.status_poll_ms = 0).await;
+    let signer = a.provision("revoked-elsewhere", KeyKind::EcP256, 1, None).await;
+    let row = credential(&a, &signer.credential_id);
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let issuing = write("issuing.pem", crate::common::pki::pem(&a.services().ca.issuing.certificate_der).as_bytes());
+    let ee = write("ee.pem", crate::common::pki::pem(&row.certificate).as_bytes());
+    let request = dir.path().join("req.der").to_str().unwrap().to_string();
+    let (ok, out) =
+        crate::common::pki::openssl(&["ocsp", "-issuer", &issuing, "-cert", &ee, "-no_nonce", "-reqout", &request]);
+    assert!(ok, "{out}");
+    let request = std::fs::read(&request).unwrap();
+    let status_on_b = || async {
+        let response = b
+            .http
+            .post(format!("{}/ocsp", b.url))
+            .header("content-type", "application/ocsp-request")
+            .body(request.clone())
+            .send()
+            .await
+            .unwrap();
+        let der = response.bytes().await.unwrap().to_vec();
+        let path = write("resp.der", &der);
+        let (ok, out) =
+            crate::common::pki::openssl(&["ocsp", "-respin", &path, "-issuer", &issuing, "-cert", &ee, "-noverify"]);
+        assert!(ok, "{out}");
+        (der, out.contains(&format!("{ee}: revoked")))
+    };
+    let (good, revoked) = status_on_b().await;
+    assert!(!revoked);
+    assert_eq!(status_on_b().await.0, good, "node B serves its cached answer");
+
+    let (status, body) = a
+        .post(
+            &format!("/api/admin/v1/credentials/{}/revoke", signer.credential_id),
+            Some(&a.operator_key()),
+            serde_json::json!({"reason": "revoked on node A"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // The CRL node B serves next lists it.
+    let crl = b.get_der("/pki/issuing-ca.crl").await;
+    let facts = crate::common::pki::crl_facts(&crl);
+    assert!(facts.serials.contains(&crate::common::pki::normal_serial(&row.serial_hex)), "{facts:?}");
+    // Node B's next OCSP answer says revoked.
+    let (after, revoked) = status_on_b().await;
+    assert!(revoked, "node B's next answer after the revocation");
+    assert_ne!(after, good);
 }

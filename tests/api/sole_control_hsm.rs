@@ -324,8 +324,8 @@ async fn signing_keys_sign_and_nothing_else_and_the_seal_key_stays_in_the_hsm() 
     for handle in session.find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)]).unwrap() {
         let l = label_of(session, handle);
         assert!(
-            l.starts_with("rssp-subscriber-") || l.starts_with("rssp-ca-") || l == "rssp-tsa",
-            "every private key is labelled as a subscriber, a CA or the TSA key: {l}"
+            l.starts_with("rssp-subscriber-") || l.starts_with("rssp-ca-") || l == "rssp-tsa" || l == "rssp-ocsp",
+            "every private key is labelled as a subscriber, a CA, the TSA or the OCSP responder key: {l}"
         );
         assert!(!(ca_labels.contains(&l) && subscriber_labels.contains(&l)));
     }
@@ -462,14 +462,18 @@ async fn ca_keys_can_live_on_a_token_of_their_own() {
     let labels = private_key_labels(&subscribers.session);
     assert!(labels.contains(&format!("rssp-subscriber-{}", signer.credential_id)), "{labels:?}");
     assert!(
-        !labels.iter().any(|l| l.starts_with("rssp-ca-") || l == "rssp-tsa"),
-        "CA or TSA keys on the subscribers' token: {labels:?}"
+        !labels.iter().any(|l| l.starts_with("rssp-ca-") || l == "rssp-tsa" || l == "rssp-ocsp"),
+        "CA, TSA or OCSP keys on the subscribers' token: {labels:?}"
     );
 
     let ca = open_token(&ca_label, &pin);
     let mut labels = private_key_labels(&ca.session);
     labels.sort();
-    assert_eq!(labels, ["rssp-ca-issuing", "rssp-ca-root", "rssp-tsa"], "only the CA and TSA keys on the CA token");
+    assert_eq!(
+        labels,
+        ["rssp-ca-issuing", "rssp-ca-root", "rssp-ocsp", "rssp-tsa"],
+        "only the CA, TSA and OCSP keys on the CA token"
+    );
     let seal = ca.session.find_objects(&[Attribute::Label(b"rssp-totp-seal".to_vec())]).unwrap();
     assert!(seal.is_empty(), "the seal key stays with the subscribers' token");
 

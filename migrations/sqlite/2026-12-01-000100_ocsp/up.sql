@@ -1,0 +1,2 @@
+-- The OCSP responder reads a certificate's status by its serial number.
+CREATE INDEX credentials_serial ON credentials(serial_hex);
