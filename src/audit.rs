@@ -79,6 +79,12 @@ pub fn success(
 /// Appends an event. Call it inside the write transaction of the change it records. The record carries
 /// the id of the HTTP request being served on this thread, if any (see `telemetry`).
 pub fn record(conn: &mut DbConnection, at: i64, event: AuditEvent<'_>) -> diesel::QueryResult<()> {
+    record_numbered(conn, at, event).map(|_| ())
+}
+
+/// [`record`], returning the record's sequence number: a number that orders what the transaction
+/// wrote among all audited changes, given out under the chain's lock, so it commits in order.
+pub fn record_numbered(conn: &mut DbConnection, at: i64, event: AuditEvent<'_>) -> diesel::QueryResult<i64> {
     let (last_seq, last_hash) = store::lock_head(conn)?;
     let mut row = AuditRow {
         seq: last_seq + 1,
@@ -104,7 +110,7 @@ pub fn record(conn: &mut DbConnection, at: i64, event: AuditEvent<'_>) -> diesel
             "audit"
         );
     }
-    Ok(())
+    Ok(row.seq)
 }
 
 /// The result of checking the whole chain.

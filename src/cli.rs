@@ -9,7 +9,7 @@ use secrecy::SecretString;
 
 use crate::clock::SystemClock;
 use crate::config::Config;
-use crate::domain::KeyKind;
+use crate::domain::{ApiKeyRole, KeyKind};
 use crate::service::provisioning::{self, NewSigner};
 use crate::service::{ca, operators};
 use crate::{audit, hsm, startup};
@@ -95,6 +95,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: OperatorCommand,
     },
+    /// API keys of relying parties' time-stamping tools (POST /tsa when tsa.access = bearer).
+    TsaClient {
+        #[command(subcommand)]
+        command: TsaClientCommand,
+    },
     /// The CA and the time-stamping unit.
     Pki {
         #[command(subcommand)]
@@ -134,6 +139,21 @@ pub(crate) enum OperatorCommand {
         name: String,
     },
     /// Revoke an operator's API key.
+    Revoke {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TsaClientCommand {
+    /// Create a TSA client; prints its API key once (its tool sends it as `Authorization: Bearer <key>`
+    /// to POST /tsa). The key opens nothing else.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+    /// Revoke a TSA client's API key.
     Revoke {
         #[arg(long)]
         name: String,
@@ -257,8 +277,18 @@ fn run_command(cli: Cli) -> anyhow::Result<i32> {
                     Ok(0)
                 }
                 Command::Operator { command: OperatorCommand::Revoke { name } } => {
-                    operators::revoke(&services, &name)?;
+                    operators::revoke(&services, &name, ApiKeyRole::Admin)?;
                     println!("operator {name} revoked");
+                    Ok(0)
+                }
+                Command::TsaClient { command: TsaClientCommand::Create { name } } => {
+                    let key = operators::create_key(&services, &name, ApiKeyRole::TsaClient)?;
+                    println!("{key}");
+                    Ok(0)
+                }
+                Command::TsaClient { command: TsaClientCommand::Revoke { name } } => {
+                    operators::revoke(&services, &name, ApiKeyRole::TsaClient)?;
+                    println!("TSA client {name} revoked");
                     Ok(0)
                 }
                 Command::Pki { command: PkiCommand::RootCert } => {

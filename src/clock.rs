@@ -6,6 +6,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 pub trait Clock: Send + Sync {
     /// Seconds since the Unix epoch.
     fn now(&self) -> i64;
+
+    /// Milliseconds since the Unix epoch (a time-stamp's genTime is rounded from it).
+    fn now_millis(&self) -> i64 {
+        self.now().saturating_mul(1000)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -14,6 +19,10 @@ pub(crate) struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> i64 {
         chrono::Utc::now().timestamp()
+    }
+
+    fn now_millis(&self) -> i64 {
+        chrono::Utc::now().timestamp_millis()
     }
 }
 
@@ -33,6 +42,10 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> i64 {
         chrono::Utc::now().timestamp() + self.offset.load(Ordering::SeqCst)
+    }
+
+    fn now_millis(&self) -> i64 {
+        chrono::Utc::now().timestamp_millis() + self.offset.load(Ordering::SeqCst) * 1000
     }
 }
 

@@ -939,7 +939,13 @@ impl Config {
             ));
         }
         self.tsa.key_kind()?;
-        self.tsa.policy()?;
+        if self.tsa.policy()? == crate::pki::tsp::oid::BEST_PRACTICES_TS_POLICY && self.tsa.accuracy_millis > 1000 {
+            return Err(invalid(
+                "tsa.accuracy_millis (RSSP_TSA_ACCURACY_MILLIS)",
+                "must be at most 1000 under the best-practices policy 0.4.0.2023.1.1 (ETSI EN 319 421): \
+                 name a policy of your own for a coarser accuracy",
+            ));
+        }
         if !(1000..=60_000).contains(&self.tsa.accuracy_millis) {
             return Err(invalid(
                 "tsa.accuracy_millis (RSSP_TSA_ACCURACY_MILLIS)",

@@ -76,6 +76,7 @@ macro_rules! text_columns {
 
 text_columns!(
     crate::domain::AccountStatus,
+    crate::domain::ApiKeyRole,
     crate::domain::CaName,
     crate::domain::Channel,
     crate::domain::CheckKind,

@@ -18,6 +18,7 @@ pub use algorithms::{HashAlgorithm, SignatureScheme};
 pub use ids::{CheckId, CredentialId, OrderId, UserId};
 pub use key_kind::KeyKind;
 pub use states::{
-    AccountStatus, AuditEventName, CaName, CertificateStatus, Channel, CheckKind, CheckStatus, CredentialStatus,
-    OrderStatus, OutboxStatus, Purpose, TimeStampRequester, TotpPostponement, TrustServiceName, VerificationPurpose,
+    AccountStatus, ApiKeyRole, AuditEventName, CaName, CertificateStatus, Channel, CheckKind, CheckStatus,
+    CredentialStatus, OrderStatus, OutboxStatus, Purpose, TimeStampRequester, TotpPostponement, TrustServiceName,
+    VerificationPurpose,
 };

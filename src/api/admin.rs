@@ -253,7 +253,7 @@ pub async fn revoke(
 /// A time-stamp the TSA issued.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TimeStampView {
-    /// Position in the log: the `after` of the next page.
+    /// The sequence number of the token's record in the audit trail: the `after` of the next page.
     pub seq: i64,
     /// TSTInfo serialNumber, lowercase hex.
     pub serial: String,
@@ -265,10 +265,10 @@ pub struct TimeStampView {
     pub hash_algorithm: String,
     /// The hashed message that was time-stamped, lowercase hex.
     pub imprint: String,
-    /// Who asked: `anonymous` (POST /tsa, open), `operator` (POST /tsa with an API key) or `person`
-    /// (CSC signatures/timestamp).
+    /// Who asked: `anonymous` (POST /tsa, open), `client` (POST /tsa with a TSA client's key) or
+    /// `person` (CSC signatures/timestamp).
     pub requester: TimeStampRequester,
-    /// The operator's name, or the person's user id.
+    /// The TSA client's name, or the person's user id.
     pub requester_id: Option<String>,
     /// The credential whose transaction the time-stamp spent (a person's).
     pub credential_id: Option<String>,

@@ -16,6 +16,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, AuthScheme, Dialect};
+use crate::domain::ApiKeyRole;
 use crate::service::{auth, operators, Principal, ServiceError, Services};
 use crate::telemetry::RequestId;
 
@@ -330,11 +331,25 @@ pub async fn portal_principal(services: &Data<Services>, req: &HttpRequest) -> R
 
 /// The operator behind an admin API request (an API key from `rssp operator create`).
 pub async fn operator(services: &Data<Services>, req: &HttpRequest) -> Result<operators::Operator, ApiError> {
+    api_key(services, req, ApiKeyRole::Admin, "An operator API key").await
+}
+
+/// The TSA client behind a `POST /tsa` (an API key from `rssp tsa-client create`).
+pub async fn tsa_client(services: &Data<Services>, req: &HttpRequest) -> Result<operators::Operator, ApiError> {
+    api_key(services, req, ApiKeyRole::TsaClient, "A TSA client API key").await
+}
+
+async fn api_key(
+    services: &Data<Services>,
+    req: &HttpRequest,
+    role: ApiKeyRole,
+    what: &str,
+) -> Result<operators::Operator, ApiError> {
     let key = match bearer_header(req) {
         BearerHeader::Token(key) => key,
-        BearerHeader::Missing | BearerHeader::Malformed => return Err(token_required("An operator API key")),
+        BearerHeader::Missing | BearerHeader::Malformed => return Err(token_required(what)),
     };
-    run(services, Dialect::Lifecycle, move |s| operators::authenticate(s, key.expose_secret())).await
+    run(services, Dialect::Lifecycle, move |s| operators::authenticate(s, key.expose_secret(), role)).await
 }
 
 /// Runs a use case on a blocking thread (diesel and PKCS#11 block) and maps its error. The audit

@@ -1,6 +1,6 @@
 //! `POST /tsa`: the RFC 3161 HTTP binding (§3.4) of the time-stamping authority, for relying parties
-//! and signing tools. Who may use it is `tsa.access`: anyone, operators (an API key as bearer token),
-//! or nobody.
+//! and signing tools. Who may use it is `tsa.access`: anyone, TSA clients (an API key from
+//! `rssp tsa-client create` as bearer token; an operator's key is refused), or nobody.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -49,7 +49,7 @@ impl FromRequest for TsaRequest {
                     .into())
                 }
                 TsaAccess::Open => RelyingParty::Anonymous,
-                TsaAccess::Bearer => RelyingParty::Operator(extract::operator(&services, &req).await?.name),
+                TsaAccess::Bearer => RelyingParty::Client(extract::tsa_client(&services, &req).await?.name),
             };
             let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
             let media_type = content_type.split(';').next().unwrap_or_default().trim();
@@ -76,7 +76,7 @@ impl FromRequest for TsaRequest {
     responses(
         (status = 200, description = "A DER TimeStampResp: granted with the token, or rejected with badAlg, \
             badRequest, badDataFormat, unacceptedPolicy or unacceptedExtension", content_type = "application/timestamp-reply"),
-        (status = 401, description = "`tsa.access = bearer` and no valid operator API key", body = ErrorBody),
+        (status = 401, description = "`tsa.access = bearer` and no valid TSA client API key", body = ErrorBody),
         (status = 404, description = "`tsa.access = off`", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/timestamp-query", body = ErrorBody),
         (status = 503, description = "A DER TimeStampResp with systemFailure: no HSM session or database \

@@ -132,6 +132,27 @@ pub fn spend_quota(conn: &mut DbConnection, id: &str, count: i32) -> QueryResult
     Ok(super::prepared::execute::<SpendQuota>(conn, parts)? == 1)
 }
 
+/// Spends `count` of the credential's transactions only if it can sign at `now` (enabled, not revoked,
+/// certificate not expired) and has them left: one conditional statement, so a revocation or another
+/// spend committed in between is never overtaken.
+pub fn spend_quota_if_usable(conn: &mut DbConnection, id: &str, count: i32, now: i64) -> QueryResult<bool> {
+    let changed = diesel::update(
+        credentials::table
+            .find(id)
+            .filter(credentials::status.eq(CredentialStatus::Enabled))
+            .filter(credentials::revoked_at.is_null())
+            .filter(credentials::not_after.gt(now))
+            .filter(
+                credentials::quota_total
+                    .is_null()
+                    .or(credentials::quota_used.le(credentials::quota_total.assume_not_null() - count)),
+            ),
+    )
+    .set(credentials::quota_used.eq(credentials::quota_used + count))
+    .execute(conn)?;
+    Ok(changed == 1)
+}
+
 /// Gives back quota spent for signatures the HSM did not make.
 pub fn refund_quota(conn: &mut DbConnection, id: &str, count: i32) -> QueryResult<()> {
     diesel::update(credentials::table.find(id).filter(credentials::quota_used.ge(count)))

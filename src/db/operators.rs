@@ -4,6 +4,7 @@ use diesel::prelude::*;
 
 use super::schema::operators;
 use super::DbConnection;
+use crate::domain::ApiKeyRole;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = operators)]
@@ -13,6 +14,7 @@ pub struct OperatorRow {
     pub key_digest: String,
     pub created_at: i64,
     pub revoked_at: Option<i64>,
+    pub role: ApiKeyRole,
 }
 
 pub fn insert(conn: &mut DbConnection, row: &OperatorRow) -> QueryResult<()> {
@@ -27,10 +29,14 @@ pub fn by_name(conn: &mut DbConnection, name: &str) -> QueryResult<Option<Operat
     operators::table.filter(operators::name.eq(name)).select(OperatorRow::as_select()).first(conn).optional()
 }
 
-pub fn revoke(conn: &mut DbConnection, name: &str, now: i64) -> QueryResult<bool> {
-    let changed =
-        diesel::update(operators::table.filter(operators::name.eq(name)).filter(operators::revoked_at.is_null()))
-            .set(operators::revoked_at.eq(Some(now)))
-            .execute(conn)?;
+pub fn revoke(conn: &mut DbConnection, name: &str, role: ApiKeyRole, now: i64) -> QueryResult<bool> {
+    let changed = diesel::update(
+        operators::table
+            .filter(operators::name.eq(name))
+            .filter(operators::role.eq(role))
+            .filter(operators::revoked_at.is_null()),
+    )
+    .set(operators::revoked_at.eq(Some(now)))
+    .execute(conn)?;
     Ok(changed == 1)
 }

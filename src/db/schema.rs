@@ -246,6 +246,7 @@ diesel::table! {
         key_digest -> Text,
         created_at -> BigInt,
         revoked_at -> Nullable<BigInt>,
+        role -> Text,
     }
 }
 

@@ -10,6 +10,8 @@ use crate::domain::{CredentialStatus, TimeStampRequester};
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = timestamps)]
 pub struct NewTimeStamp<'a> {
+    /// The sequence number of the token's audit record.
+    pub seq: i64,
     /// TSTInfo serialNumber, lowercase hex.
     pub serial: &'a str,
     /// genTime, Unix seconds.
@@ -56,6 +58,11 @@ pub struct TimeStampRow {
 /// serial repeats one is never handed out.
 pub fn log(conn: &mut DbConnection, row: &NewTimeStamp<'_>) -> QueryResult<()> {
     diesel::insert_into(timestamps::table).values(row).execute(conn).map(|_| ())
+}
+
+/// Removes the log entry of a token that was never handed out (the HSM failed to sign it).
+pub fn unlog(conn: &mut DbConnection, seq: i64) -> QueryResult<()> {
+    diesel::delete(timestamps::table.find(seq)).execute(conn).map(|_| ())
 }
 
 /// Logged time-stamps oldest first, after sequence number `after`.

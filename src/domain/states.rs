@@ -249,12 +249,22 @@ text_enum! {
 }
 
 text_enum! {
+    /// What an API key may be used for.
+    ApiKeyRole("API key role") {
+        /// An operator: the admin API (`/api/admin/v1`).
+        Admin = "admin",
+        /// A relying party's time-stamping tool: `POST /tsa` (when `tsa.access = bearer`) and nothing else.
+        TsaClient = "tsa_client",
+    }
+}
+
+text_enum! {
     /// Who asked for a time-stamp.
     TimeStampRequester("time-stamp requester") {
         /// Anyone, through `POST /tsa` when `tsa.access` is `open`.
         Anonymous = "anonymous",
-        /// An operator, through `POST /tsa` with an operator API key.
-        Operator = "operator",
+        /// A TSA client, through `POST /tsa` with its API key (`rssp tsa-client create`).
+        Client = "client",
         /// A person, through CSC `signatures/timestamp`: it spent a transaction of their credential.
         Person = "person",
     }
@@ -353,6 +363,8 @@ text_enum! {
         SignaturesTimestamp = "signatures.timestamp",
         /// `tsa.created`.
         TsaCreated = "tsa.created",
+        /// `tsa.timestamp`: a token issued through `POST /tsa`.
+        TsaTimestamp = "tsa.timestamp",
         /// `totp.paired`.
         TotpPaired = "totp.paired",
         /// `totp.pairing`.
@@ -387,6 +399,7 @@ impl utoipa::ToSchema for AccountStatus {}
 impl utoipa::ToSchema for CaName {}
 impl utoipa::ToSchema for TrustServiceName {}
 impl utoipa::ToSchema for TimeStampRequester {}
+impl utoipa::ToSchema for ApiKeyRole {}
 
 #[cfg(test)]
 mod tests {

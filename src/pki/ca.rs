@@ -175,12 +175,12 @@ pub fn person_name(person: &PersonSubject) -> Result<Name, PkiError> {
     Ok(Name::from_der(&rdns.to_der()?)?)
 }
 
-/// Destroys CA keys that were generated but never recorded (a CA creation that failed). Best effort:
-/// a key left behind is unused and logged.
+/// Destroys authority keys (CA, TSA, OCSP responder) that were generated but never recorded: a
+/// creation that failed, or that another node won. Best effort: a key left behind is unused and logged.
 pub fn discard_keys(keystore: &KeyStore, keys: &[KeyId]) {
     for key in keys {
         if let Err(e) = keystore.destroy(key) {
-            tracing::warn!(key = %key.to_hex(), error = %e, "could not destroy an unused CA key of a failed CA creation");
+            tracing::warn!(key = %key.to_hex(), error = %e, "could not destroy an authority key that nothing records");
         }
     }
 }

@@ -53,6 +53,8 @@ pub struct TimeStampingUnit {
     certificate: Certificate,
     /// ESSCertIDv2 of the certificate: what every token's signingCertificateV2 names.
     ess_cert_id: EssCertIdV2,
+    /// The certificate's validity, Unix seconds: no token is made outside it.
+    valid: (i64, i64),
 }
 
 impl TimeStampingUnit {
@@ -65,7 +67,17 @@ impl TimeStampingUnit {
                 serial_number: certificate.tbs_certificate().serial_number().clone(),
             }),
         };
-        Ok(TimeStampingUnit { key, kind, certificate_der, certificate, ess_cert_id })
+        let unix = |time: &x509_cert::time::Time| -> Result<i64, PkiError> {
+            let seconds = time
+                .to_system_time()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_err(|_| PkiError::Invalid("TSA certificate time before 1970".into()))?
+                .as_secs();
+            i64::try_from(seconds).map_err(|_| PkiError::Invalid("TSA certificate time out of range".into()))
+        };
+        let validity = certificate.tbs_certificate().validity();
+        let valid = (unix(&validity.not_before)?, unix(&validity.not_after)?);
+        Ok(TimeStampingUnit { key, kind, certificate_der, certificate, ess_cert_id, valid })
     }
 
     /// Generates the TSA key in `keystore` and has the issuing CA certify it. A failure after the key
@@ -118,9 +130,14 @@ impl TimeStampingUnit {
         HsmSigner::new(keystore, self.key.clone(), tsa_scheme(self.kind), spki)
     }
 
-    /// The scheme the unit signs with (for the benchmark's raw comparison).
+    /// The scheme the unit signs with (the benchmark compares with raw signing in it).
     pub fn scheme(&self) -> SignatureScheme {
         tsa_scheme(self.kind)
+    }
+
+    /// Whether its certificate is valid at `unix`: a token made outside it would not verify.
+    pub fn valid_at(&self, unix: i64) -> bool {
+        self.valid.0 <= unix && unix < self.valid.1
     }
 
     /// The certificate's subject, as tokens name the TSA.
@@ -179,7 +196,7 @@ impl TimeStampQuery {
     /// A DER TimeStampReq, checked against what this TSA offers.
     pub fn from_der(der: &[u8], policy: &ObjectIdentifier) -> Result<TimeStampQuery, Rejection> {
         let request = TimeStampReq::from_der(der)
-            .map_err(|e| Rejection::new(FailureInfo::BadDataFormat, format!("not a DER TimeStampReq: {e}")))?;
+            .map_err(|_| Rejection::new(FailureInfo::BadDataFormat, "not a DER TimeStampReq"))?;
         if request.version != 1 {
             return Err(Rejection::new(FailureInfo::BadRequest, format!("version {} (only 1)", request.version)));
         }

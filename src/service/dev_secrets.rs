@@ -79,6 +79,7 @@ pub fn load_or_create(
     let known = operators::by_key_digest(conn, &digest).map_err(db::DbError::from)?;
     if known.is_none() {
         let row = operators::OperatorRow {
+            role: crate::domain::ApiKeyRole::Admin,
             id: uuid::Uuid::new_v4().to_string(),
             name: format!("development-{}", hex::encode(secrets::random_bytes::<4>())),
             key_digest: digest,

@@ -2,25 +2,35 @@
 
 use crate::audit;
 use crate::db::{self, accounts, operators, orders, outbox};
-use crate::domain::{secrets, AuditEventName, CheckStatus, OrderStatus, UserId};
+use crate::domain::{secrets, ApiKeyRole, AuditEventName, CheckStatus, OrderStatus, UserId};
 
 use super::views::{AuditRecord, IdentityCheck, Order, OutboxMessage, Person};
 use super::{Field, ServiceError, Services};
 
-/// An authenticated operator.
+/// An authenticated operator (or TSA client).
 #[derive(Debug, Clone)]
 pub struct Operator {
-    /// The name the operator was created with.
+    /// The name the key was created with.
     pub name: String,
 }
 
 /// Creates an operator and returns the API key, which is shown this once and stored only as a digest.
 pub fn create(services: &Services, name: &str) -> Result<String, ServiceError> {
+    create_key(services, name, ApiKeyRole::Admin)
+}
+
+/// Creates an API key of `role` under `name` (unique across roles); returns the key, shown this once
+/// and stored only as a digest.
+pub fn create_key(services: &Services, name: &str, role: ApiKeyRole) -> Result<String, ServiceError> {
     if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c)) {
         return Err(ServiceError::invalid_field(Field::Name, "1 to 64 of A-Z a-z 0-9 . _ - @"));
     }
     let now = services.now();
-    let key = format!("rsspop_{}", secrets::new_token());
+    let prefix = match role {
+        ApiKeyRole::Admin => "rsspop",
+        ApiKeyRole::TsaClient => "rssptsa",
+    };
+    let key = format!("{prefix}_{}", secrets::new_token());
     db::write_transaction(&mut *services.conn()?, |c| {
         if operators::by_name(c, name)?.is_some() {
             return Err(ServiceError::Conflict(format!("operator {name:?} already exists")));
@@ -33,30 +43,34 @@ pub fn create(services: &Services, name: &str) -> Result<String, ServiceError> {
                 key_digest: secrets::token_digest(&key),
                 created_at: now,
                 revoked_at: None,
+                role,
             },
         )?;
-        audit::success(c, now, AuditEventName::OperatorCreate, None, None, format!("operator {name}"))
+        audit::success(c, now, AuditEventName::OperatorCreate, None, None, format!("{role} key {name}"))
             .map_err(ServiceError::from)
     })?;
     Ok(key)
 }
 
-/// Revokes the operator's API key (`rssp operator revoke`); the operator's audit records stay.
-pub fn revoke(services: &Services, name: &str) -> Result<(), ServiceError> {
+/// Revokes the API key of `role` named `name` (`rssp operator revoke`, `rssp tsa-client revoke`); the
+/// audit records made with it stay.
+pub fn revoke(services: &Services, name: &str, role: ApiKeyRole) -> Result<(), ServiceError> {
     let now = services.now();
     db::write_transaction(&mut *services.conn()?, |c| {
-        if !operators::revoke(c, name, now)? {
-            return Err(ServiceError::NotFound(format!("no active operator {name:?}")));
+        if !operators::revoke(c, name, role, now)? {
+            return Err(ServiceError::NotFound(format!("no active {role} key {name:?}")));
         }
-        audit::success(c, now, AuditEventName::OperatorRevoke, None, None, format!("operator {name}"))
+        audit::success(c, now, AuditEventName::OperatorRevoke, None, None, format!("{role} key {name}"))
             .map_err(ServiceError::from)
     })
 }
 
-pub(crate) fn authenticate(services: &Services, key: &str) -> Result<Operator, ServiceError> {
+/// The holder of an API key of `role`. A key of another role is refused like an unknown one: a TSA
+/// client's key opens nothing of the admin API, nor an operator's key `POST /tsa`.
+pub(crate) fn authenticate(services: &Services, key: &str, role: ApiKeyRole) -> Result<Operator, ServiceError> {
     let row = operators::by_key_digest(&mut *services.conn()?, &secrets::token_digest(key))?;
     match row {
-        Some(op) if op.revoked_at.is_none() => Ok(Operator { name: op.name }),
+        Some(op) if op.revoked_at.is_none() && op.role == role => Ok(Operator { name: op.name }),
         _ => {
             services.audit_refusal(AuditEventName::OperatorAuth, None, None, &ServiceError::InvalidToken);
             Err(ServiceError::InvalidToken)

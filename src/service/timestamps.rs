@@ -2,7 +2,7 @@
 //! parties (`POST /tsa`), and CSC `signatures/timestamp`, where each time-stamp spends a transaction
 //! of one of the person's credentials. Every token issued is logged (`timestamps`) before it leaves.
 
-use der::asn1::Int;
+use der::asn1::{Int, Uint};
 
 use crate::audit::{self, AuditEvent, Outcome};
 use crate::config::Config;
@@ -106,8 +106,8 @@ fn unit_of(row: trust_services::TrustServiceKeyRow) -> Result<TimeStampingUnit, 
 pub enum RelyingParty {
     /// Nobody said who (`tsa.access = open`).
     Anonymous,
-    /// An operator, by the name its API key was created with.
-    Operator(String),
+    /// A TSA client, by the name its API key was created with (`rssp tsa-client create`).
+    Client(String),
 }
 
 /// The answer to an RFC 3161 request: a TimeStampResp, DER, granted or rejected.
@@ -121,24 +121,38 @@ pub enum TsaAnswer {
 
 /// Answers a DER TimeStampReq from a relying party. A request the TSA cannot serve is a rejection
 /// (RFC 3161 §2.4.2), never an error; a database or HSM failure is an error (the caller answers 503
-/// or 500).
+/// or 500). The token is recorded in the audit chain and the log before it leaves.
 pub fn respond(services: &Services, request: &[u8], requester: RelyingParty) -> Result<TsaAnswer, ServiceError> {
-    let rejected = |rejection: &Rejection| -> Result<TsaAnswer, ServiceError> {
-        crate::metrics::METRICS.timestamps_rejected.with_label_values(&[rejection.failure.name()]).inc();
-        Ok(TsaAnswer::Rejected(tsa::rejected(rejection)?))
-    };
     let query = match TimeStampQuery::from_der(request, &services.tsa.policy.policy) {
         Ok(query) => query,
-        Err(rejection) => return rejected(&rejection),
+        Err(rejection) => {
+            crate::metrics::METRICS.timestamps_rejected.with_label_values(&[rejection.failure.name()]).inc();
+            return Ok(TsaAnswer::Rejected(tsa::rejected(&rejection)?));
+        }
     };
     let (kind, id) = match &requester {
         RelyingParty::Anonymous => (TimeStampRequester::Anonymous, None),
-        RelyingParty::Operator(name) => (TimeStampRequester::Operator, Some(name.as_str())),
+        RelyingParty::Client(name) => (TimeStampRequester::Client, Some(name.as_str())),
     };
-    let signed = sign(services, &query)?;
-    store::log(&mut *services.conn()?, &signed.log_row(services, kind, id, None))?;
+    let stamp = Stamp::new(services, &query)?;
+    let token = stamp.sign(services, &query)?;
+    db::write_transaction(&mut *services.conn()?, |c| -> Result<(), ServiceError> {
+        let seq = audit::record_numbered(
+            c,
+            stamp.gen_time,
+            AuditEvent {
+                event: AuditEventName::TsaTimestamp,
+                outcome: Outcome::Success,
+                user_id: None,
+                credential_id: None,
+                detail: stamp.describe(kind, id),
+            },
+        )?;
+        store::log(c, &stamp.log_row(services, seq, kind, id, None))?;
+        Ok(())
+    })?;
     count_issued("tsa");
-    Ok(TsaAnswer::Granted(tsa::granted(&signed.token)?))
+    Ok(TsaAnswer::Granted(tsa::granted(&token)?))
 }
 
 /// What a CSC client sends to `signatures/timestamp`, once parsed.
@@ -154,9 +168,10 @@ pub struct CscTimestampRequest {
 
 /// CSC `signatures/timestamp`: a token for the person's hash, which spends one transaction of the
 /// person's credential whose certificate expires first among those that can sign now and have a
-/// transaction left (the package running out soonest is used first). The token is made, then the
-/// transaction spent and the token logged in one database transaction: a token leaves only when its
-/// transaction was spent, and none is spent for a token that does not leave.
+/// transaction left (the package running out soonest is used first). As for a signature, the
+/// transaction is spent (with the audit record and the log entry) before the HSM signs, and given back
+/// if it fails: a token leaves only when its transaction was spent, and a transaction stays spent only
+/// for a token that left.
 pub fn csc_timestamp(
     services: &Services,
     principal: &Principal,
@@ -187,78 +202,126 @@ fn csc_timestamp_inner(
     };
     let query = TimeStampQuery::for_digest(hash, &request.hash, nonce)
         .map_err(|rejection| ServiceError::InvalidRequest(rejection.text))?;
-    // A person with nothing to charge gets no HSM work done.
-    let now = services.now();
-    if store::credential_to_charge(&mut *services.conn()?, &principal.user_id, now)?.is_none() {
-        return Err(ServiceError::NoTransactionLeft);
-    }
-    let signed = sign(services, &query)?;
-    db::write_transaction(&mut *services.conn()?, |c| -> Result<(), ServiceError> {
-        // The credential chosen above may have spent its last transaction since: choose again.
+    let stamp = Stamp::new(services, &query)?;
+    let user = Some(principal.user_id.as_str());
+    let (seq, credential) = db::write_transaction(&mut *services.conn()?, |c| -> Result<_, ServiceError> {
+        // The spend is conditional on the credential still being usable with a transaction left; one
+        // chosen a moment ago may have lost its last transaction to a concurrent request: choose again.
         let mut charged = None;
         for _ in 0..3 {
-            let Some(credential) = store::credential_to_charge(c, &principal.user_id, now)? else { break };
-            if db::credentials::spend_quota(c, &credential, 1)? {
+            let Some(credential) = store::credential_to_charge(c, &principal.user_id, stamp.gen_time)? else { break };
+            if db::credentials::spend_quota_if_usable(c, &credential, 1, stamp.gen_time)? {
                 charged = Some(credential);
                 break;
             }
         }
         let credential = charged.ok_or(ServiceError::NoTransactionLeft)?;
-        store::log(
+        let seq = audit::record_numbered(
             c,
-            &signed.log_row(services, TimeStampRequester::Person, Some(&principal.user_id), Some(&credential)),
-        )?;
-        audit::record(
-            c,
-            now,
+            stamp.gen_time,
             AuditEvent {
                 event: AuditEventName::SignaturesTimestamp,
                 outcome: Outcome::Success,
-                user_id: Some(&principal.user_id),
+                user_id: user,
                 credential_id: Some(&credential),
-                detail: format!("time-stamp {} spent one transaction", signed.serial),
+                detail: format!("{}; one transaction spent", stamp.describe(TimeStampRequester::Person, user)),
             },
         )?;
-        Ok(())
+        store::log(c, &stamp.log_row(services, seq, TimeStampRequester::Person, user, Some(&credential)))?;
+        Ok((seq, credential))
     })?;
-    count_issued("csc");
-    Ok(signed.token)
+    match stamp.sign(services, &query) {
+        Ok(token) => {
+            count_issued("csc");
+            Ok(token)
+        }
+        Err(e) => {
+            let refund = services.conn().and_then(|mut conn| {
+                db::write_transaction(&mut conn, |c| -> Result<(), ServiceError> {
+                    db::credentials::refund_quota(c, &credential, 1)?;
+                    store::unlog(c, seq)?;
+                    audit::record(
+                        c,
+                        services.now(),
+                        AuditEvent {
+                            event: AuditEventName::SignaturesTimestamp,
+                            outcome: Outcome::Refused,
+                            user_id: user,
+                            credential_id: Some(&credential),
+                            detail: format!(
+                                "time-stamp {} not made (HSM failure); its transaction refunded",
+                                stamp.serial_hex
+                            ),
+                        },
+                    )?;
+                    Ok(())
+                })
+            });
+            if let Err(refund_error) = refund {
+                tracing::error!(error = %crate::telemetry::error_chain(&refund_error), "could not refund a time-stamp");
+            }
+            Err(e)
+        }
+    }
 }
 
-/// A signed token for `query` with a fresh serial, stamped with the service clock.
-fn sign(services: &Services, query: &TimeStampQuery) -> Result<Signed, ServiceError> {
-    let serial = tsa::random_serial_number()?;
-    let serial_hex = hex::encode(serial.as_bytes());
-    let gen_time = services.now();
-    let token = tsa::time_stamp(services.ca_keys(), &services.tsa.unit, &services.tsa.policy, query, serial, gen_time)?;
-    Ok(Signed {
-        serial: serial_hex,
-        imprint: hex::encode(query.imprint.hashed_message.as_bytes()),
-        hash: query.hash,
-        gen_time,
-        token,
-    })
-}
-
-/// A token made for `query`: its serial, the imprint in hex, and the signed token.
-struct Signed {
-    serial: String,
+/// A token about to be made: its serial and genTime, chosen before anything is written.
+struct Stamp {
+    serial: Uint,
+    serial_hex: String,
     imprint: String,
     hash: HashAlgorithm,
+    /// genTime, Unix seconds: the service clock rounded to the nearest second, so it is off by at most
+    /// half a second (plus the clock's own error) and the stated accuracy of 1 s holds.
     gen_time: i64,
-    token: Vec<u8>,
 }
 
-impl Signed {
+impl Stamp {
+    fn new(services: &Services, query: &TimeStampQuery) -> Result<Stamp, ServiceError> {
+        let gen_time = (services.clock.now_millis() + 500).div_euclid(1000);
+        if !services.tsa.unit.valid_at(gen_time) {
+            return Err(ServiceError::invariant(
+                "the TSA certificate is not valid now: no time-stamp is made (a new TSA unit is needed)",
+            ));
+        }
+        let serial = tsa::random_serial_number()?;
+        Ok(Stamp {
+            serial_hex: hex::encode(serial.as_bytes()),
+            serial,
+            imprint: hex::encode(query.imprint.hashed_message.as_bytes()),
+            hash: query.hash,
+            gen_time,
+        })
+    }
+
+    /// Signs the token in the HSM.
+    fn sign(&self, services: &Services, query: &TimeStampQuery) -> Result<Vec<u8>, ServiceError> {
+        let tsa = &services.tsa;
+        Ok(tsa::time_stamp(services.ca_keys(), &tsa.unit, &tsa.policy, query, self.serial.clone(), self.gen_time)?)
+    }
+
+    /// The audit record's words: serial, imprint and who asked (never a secret).
+    fn describe(&self, requester: TimeStampRequester, id: Option<&str>) -> String {
+        format!(
+            "time-stamp {} of {} imprint {} for {requester}{}",
+            self.serial_hex,
+            self.hash.oid(),
+            self.imprint,
+            id.map(|id| format!(" {id}")).unwrap_or_default()
+        )
+    }
+
     fn log_row<'a>(
         &'a self,
         services: &'a Services,
+        seq: i64,
         requester: TimeStampRequester,
         requester_id: Option<&'a str>,
         credential_id: Option<&'a str>,
     ) -> store::NewTimeStamp<'a> {
         store::NewTimeStamp {
-            serial: &self.serial,
+            seq,
+            serial: &self.serial_hex,
             gen_time: self.gen_time,
             policy: &services.config.tsa.policy_oid,
             hash_algorithm: self.hash.oid(),

@@ -149,21 +149,33 @@ async fn openssl_verifies_the_tokens_of_post_tsa_with_and_without_nonce_and_cert
     let signed: cms::signed_data::SignedData = token.content.decode_as().expect("SignedData");
     assert!(signed.certificates.is_none(), "certReq false: no certificate in the token");
 
-    // genTime is the service clock's.
+    // genTime is the service clock's, to the second (rounded).
     server.clock.advance(10 * 24 * 3600);
+    let before = server.now();
     let query = openssl_query(&anchors, "later", data, &["-sha256"]);
     let (_, _, reply) = post_tsa(&server, query, QUERY, None).await;
+    let after = server.now() + 1;
     let reply_path = anchors.file("later.tsr", &reply);
     let (_, text) = openssl(&["ts", "-reply", "-in", &reply_path, "-text"]);
-    let expected = chrono::DateTime::from_timestamp(server.now(), 0).unwrap().format("%b %e %H:%M").to_string();
-    assert!(text.contains(&expected), "genTime {expected} in {text}");
+    let shown = |t: i64| {
+        chrono::DateTime::from_timestamp(t, 0).unwrap().format("Time stamp: %b %e %H:%M:%S %Y GMT").to_string()
+    };
+    assert!((before..=after).any(|t| text.contains(&shown(t))), "genTime in {before}..={after}: {text}");
 
-    // Each token is logged with a distinct serial, as anonymous.
+    // Each token is logged with its own serial, as anonymous, and is in the audit chain.
     let logged = log(&server).await;
     assert_eq!(logged.len(), 3, "{logged:?}");
     let mut serials: Vec<&str> = logged.iter().map(|t| t["serial"].as_str().unwrap()).collect();
+    serials.sort_unstable();
     serials.dedup();
     assert_eq!(serials.len(), 3);
+    let (_, audit) = server.get("/api/admin/v1/audit?limit=500", Some(&server.operator_key())).await;
+    let records = audit["records"].as_array().unwrap();
+    for entry in &logged {
+        let record = records.iter().find(|r| r["seq"] == entry["seq"]).expect("the audit record of the token");
+        assert_eq!(record["event"], "tsa.timestamp");
+        assert!(record["detail"].as_str().unwrap().contains(entry["serial"].as_str().unwrap()), "{record}");
+    }
     assert!(logged.iter().all(|t| t["requester"] == "anonymous" && t["credential_id"].is_null()), "{logged:?}");
     assert_eq!(logged[0]["imprint"], hex::encode(sha256(data)));
     assert_eq!(logged[0]["hash_algorithm"], "2.16.840.1.101.3.4.2.1");
@@ -212,14 +224,14 @@ async fn requests_the_tsa_cannot_serve_are_rejected_with_200_and_the_rfc_3161_re
         critical: false,
         extn_value: der::asn1::OctetString::new(vec![5, 0]).unwrap(),
     }]);
-    let mut md5_with_parameters = request();
-    md5_with_parameters.message_imprint.hash_algorithm.parameters = Some(der::Any::encode_from(&1u8).unwrap());
+    let mut sha256_with_parameters = request();
+    sha256_with_parameters.message_imprint.hash_algorithm.parameters = Some(der::Any::encode_from(&1u8).unwrap());
     let cases: Vec<(&str, Vec<u8>, Vec<u8>)> = vec![
         ("garbage", b"not DER at all".to_vec(), bad_data_format.clone()),
         ("empty", Vec::new(), bad_data_format.clone()),
         ("truncated", request().to_der().unwrap()[..20].to_vec(), bad_data_format.clone()),
         ("SHA-1", sha1, bad_alg.clone()),
-        ("parameters on SHA-256", md5_with_parameters.to_der().unwrap(), bad_alg),
+        ("parameters on SHA-256", sha256_with_parameters.to_der().unwrap(), bad_alg),
         ("a 31-byte SHA-256", wrong_length.to_der().unwrap(), bad_data_format),
         ("version 2", version_2.to_der().unwrap(), bad_request),
         ("another policy", other_policy.to_der().unwrap(), unaccepted_policy),
@@ -254,39 +266,60 @@ async fn requests_the_tsa_cannot_serve_are_rejected_with_200_and_the_rfc_3161_re
         let body: Value = serde_json::from_slice(&body).unwrap();
         assert!(body["error_description"].as_str().unwrap().contains("application/timestamp-query"), "{body}");
     }
-    // Too large: 413.
+    // Too large: 413. Compressed: 415.
     let (status, _, _) = post_tsa(&server, vec![0x30; 64 * 1024], QUERY, None).await;
     assert_eq!(status, 413);
+    let response = server
+        .http
+        .post(format!("{}/tsa", server.url))
+        .header("content-type", QUERY)
+        .header("content-encoding", "gzip")
+        .body(request().to_der().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 415);
     // Only the granted request was logged.
     assert_eq!(log(&server).await.len(), 1);
 }
 
 #[tokio::test]
 async fn post_tsa_is_open_bearer_only_or_off_as_configured() {
-    // Production's default, bearer: an operator key is needed, and the log names the operator.
+    // Production's default, bearer: a TSA client's key is needed, and the log names the client.
     let server = TestServer::start_with(|c| c.tsa.access = Some(TsaAccess::Bearer)).await;
+    let services = server.services_shared();
+    let tsa_key = tokio::task::spawn_blocking(move || {
+        rssp::service::operators::create_key(&services, "archive-tool", rssp::domain::ApiKeyRole::TsaClient)
+    })
+    .await
+    .unwrap()
+    .unwrap();
     let body = request().to_der().unwrap();
     let (status, _, answer) = post_tsa(&server, body.clone(), QUERY, None).await;
     assert_eq!(status, 401, "{}", String::from_utf8_lossy(&answer));
     let (status, _, _) = post_tsa(&server, body.clone(), QUERY, Some("not-a-key")).await;
     assert_eq!(status, 401);
-    // A person's CSC access token is not an operator key.
+    // Neither a person's CSC access token nor an operator's admin key is a TSA client's key.
     let signer = server.provision("tsa-person", KeyKind::EcP256, 1, None).await;
     let token = server.login("v1", &signer).await;
-    let (status, _, _) = post_tsa(&server, body.clone(), QUERY, Some(&token)).await;
+    for other in [token.as_str(), &server.operator_key()] {
+        let (status, _, _) = post_tsa(&server, body.clone(), QUERY, Some(other)).await;
+        assert_eq!(status, 401);
+    }
+    // And a TSA client's key opens nothing of the admin API.
+    let (status, _) = server.get("/api/admin/v1/timestamps", Some(&tsa_key)).await;
     assert_eq!(status, 401);
-    let (status, _, reply) = post_tsa(&server, body.clone(), QUERY, Some(&server.operator_key())).await;
+    let (status, _, reply) = post_tsa(&server, body.clone(), QUERY, Some(&tsa_key)).await;
     assert_eq!(status, 200);
     assert_eq!(status_of(&reply).0, PkiStatus::Granted);
     let logged = log(&server).await;
     assert_eq!(logged.len(), 1);
-    assert_eq!(logged[0]["requester"], "operator");
-    // The development operator (its key from dev-secrets.json).
-    assert!(logged[0]["requester_id"].as_str().unwrap().starts_with("development-"), "{logged:?}");
+    assert_eq!(logged[0]["requester"], "client");
+    assert_eq!(logged[0]["requester_id"], "archive-tool");
 
     // Off: 404, whoever asks; people still get time-stamps through the CSC API.
     let server = TestServer::start_with(|c| c.tsa.access = Some(TsaAccess::Off)).await;
-    let (status, _, _) = post_tsa(&server, body.clone(), QUERY, Some(&server.operator_key())).await;
+    let (status, _, _) = post_tsa(&server, body.clone(), QUERY, None).await;
     assert_eq!(status, 404);
     let signer = server.provision_with_quota("tsa-off", KeyKind::EcP256, 1, None, Some(3)).await;
     let token = server.login("v1", &signer).await;
@@ -508,4 +541,22 @@ async fn the_tsa_certificate_is_for_time_stamping_only_and_qualified_tokens_say_
     let token = TimeStampResp::from_der(&reply).unwrap().time_stamp_token.unwrap().to_der().unwrap();
     let statement = der::asn1::ObjectIdentifier::new_unwrap("0.4.0.19422.1.1").to_der().unwrap();
     assert!(token.windows(statement.len()).any(|w| w == statement), "esi4-qtstStatement-1 in the token");
+}
+
+#[tokio::test]
+async fn tokens_are_qualified_only_when_configured_and_an_ecdsa_tsa_verifies_too() {
+    let server = TestServer::start_with(|c| c.tsa.key_kind = "ec-p384".into()).await;
+    let anchors = Anchors::of(&server);
+    let query = openssl_query(&anchors, "ec", b"ecdsa", &["-sha384", "-cert"]);
+    let (_, _, reply) = post_tsa(&server, query.clone(), QUERY, None).await;
+    let reply_path = anchors.file("ec.tsr", &reply);
+    let query_path = anchors.file("ec.tsq", &query);
+    let (ok, out) = anchors.verify(&["-queryfile", &query_path, "-in", &reply_path]);
+    assert!(ok, "{out}");
+    let (_, text) = openssl(&["x509", "-in", anchors.untrusted.to_str().unwrap(), "-noout", "-text"]);
+    assert!(text.contains("ASN1 OID: secp384r1"), "{text}");
+    // Not configured as qualified: no esi4-qtstStatement-1.
+    let token = TimeStampResp::from_der(&reply).unwrap().time_stamp_token.unwrap().to_der().unwrap();
+    let statement = der::asn1::ObjectIdentifier::new_unwrap("0.4.0.19422.1.1").to_der().unwrap();
+    assert!(!token.windows(statement.len()).any(|w| w == statement));
 }

@@ -9,14 +9,16 @@ CREATE TABLE trust_service_keys (
     created_at BIGINT NOT NULL
 );
 
--- Every time-stamp token the TSA issued, for auditors (GET /api/admin/v1/timestamps).
+-- Every time-stamp token the TSA issued, for auditors (GET /api/admin/v1/timestamps). seq: the
+-- sequence number of the token's record in the audit chain (written in the same transaction), so the
+-- log is as complete as the chain, and paging by seq misses nothing committed later.
 -- serial: TSTInfo serialNumber, lowercase hex (unique across nodes: the primary key refuses a repeat);
 -- gen_time: TSTInfo genTime, Unix seconds; hash_algorithm: dotted OID of the message imprint;
 -- imprint: the hashed message, lowercase hex; requester: 'anonymous' (POST /tsa open), 'operator'
 -- (POST /tsa with an operator key) or 'person' (signatures/timestamp); requester_id: the operator's or
 -- the person's id; credential_id: the credential whose quota the time-stamp spent.
 CREATE TABLE timestamps (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    seq BIGINT PRIMARY KEY NOT NULL,
     serial TEXT NOT NULL UNIQUE,
     gen_time BIGINT NOT NULL,
     policy TEXT NOT NULL,
