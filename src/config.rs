@@ -970,6 +970,12 @@ impl Config {
                 "must be at least 1 and less than ocsp.responder_validity_days (at least 2)",
             ));
         }
+        if self.ocsp.response_validity_secs >= self.ocsp.responder_renew_before_days * 86_400 {
+            return Err(invalid(
+                "ocsp.response_validity_secs (RSSP_OCSP_RESPONSE_VALIDITY_SECS)",
+                "must be shorter than ocsp.responder_renew_before_days: a response must not outlive the certificate that signed it",
+            ));
+        }
         Ok(())
     }
 

@@ -234,9 +234,11 @@ impl Services {
         };
         // Every CA has a stored CRL before the first request: serving a CRL reads it, never signs.
         ca::refresh_crls(&services).map_err(|e| StartError::failed("publishing the CRLs", e))?;
-        // A node that was down past the responder certificate's renewal time renews it before it answers.
-        ocsp::renew_responder_if_due(&services)
-            .map_err(|e| StartError::failed("renewing the OCSP responder certificate", e))?;
+        // A node that was down past the responder certificate's renewal time renews it before it answers;
+        // a failure is retried by the scheduler (once the certificate has expired, answers fail until then).
+        if let Err(e) = ocsp::renew_responder_if_due(&services) {
+            tracing::warn!(error = %crate::telemetry::error_chain(&e), "renewing the OCSP responder certificate at start");
+        }
         Ok(services)
     }
 

@@ -3,8 +3,6 @@
 //! that may be cached is served without leaving the async runtime; any other one is made on a blocking
 //! thread.
 
-use std::time::Duration;
-
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::web::Data;
@@ -14,8 +12,6 @@ use base64::Engine;
 use super::error::{ApiError, Dialect, ErrorBody};
 use super::extract::{self, run};
 use crate::clock::http_date;
-use crate::pki::ocsp::asn1::OcspResponseStatus;
-use crate::pki::ocsp::{self as protocol, OcspQuery};
 use crate::service::ocsp::{self, OcspAnswer};
 use crate::service::Services;
 
@@ -29,9 +25,7 @@ pub const OCSP_BODY_LIMIT: usize = 16 * 1024;
 /// Answers a DER request: from the cache when it may be, otherwise through the service.
 async fn answer(services: Data<Services>, der: Vec<u8>, cacheable_over_http: bool) -> HttpResponse {
     let now = services.now();
-    let poll = Duration::from_millis(services.config.ocsp.status_poll_ms);
-    let cached = OcspQuery::from_der(&der).and_then(|query| services.ocsp.cached(&query, now, poll));
-    let (answer, served) = match cached {
+    let (answer, served) = match ocsp::cached_answer(&services, &der) {
         Some(answer) => (Ok(answer), "cached"),
         None => (run(&services, Dialect::Lifecycle, move |s| ocsp::respond(s, &der)).await, "computed"),
     };
@@ -43,15 +37,13 @@ async fn answer(services: Data<Services>, der: Vec<u8>, cacheable_over_http: boo
         Err(error) => {
             // The service error's own status (503 with Retry-After, or 500), the body an OCSP client reads.
             let response = error.error_response();
-            let status = match response.status() {
-                StatusCode::SERVICE_UNAVAILABLE => OcspResponseStatus::TryLater,
-                _ => OcspResponseStatus::InternalError,
-            };
+            let temporary = response.status() == StatusCode::SERVICE_UNAVAILABLE;
             let mut reply = HttpResponse::build(response.status());
             if let Some(retry) = response.headers().get("retry-after") {
                 reply.insert_header(("retry-after", retry.clone()));
             }
-            reply.content_type(RESPONSE_TYPE).body(protocol::status_response(status))
+            reply.insert_header(("cache-control", "no-store"));
+            reply.content_type(RESPONSE_TYPE).body(ocsp::failure_response(temporary))
         }
     }
 }
@@ -134,9 +126,7 @@ pub async fn ocsp_get(services: Data<Services>, req: HttpRequest) -> HttpRespons
     });
     match der {
         Some(der) if der.len() <= OCSP_BODY_LIMIT => answer(services, der, true).await,
-        _ => HttpResponse::Ok()
-            .content_type(RESPONSE_TYPE)
-            .body(protocol::status_response(OcspResponseStatus::MalformedRequest)),
+        _ => ok(ocsp::malformed(), 0, false),
     }
 }
 

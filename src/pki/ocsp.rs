@@ -104,7 +104,7 @@ pub struct OcspQuery {
 
 impl OcspQuery {
     /// A DER OCSPRequest; None when it is malformed (not DER, no or too many certificates, a CertID with
-    /// an unknown hash, or a nonce outside RFC 8954's 1 to 32 octets).
+    /// an unknown hash, or a nonce outside RFC 9654's 1 to 128 octets).
     pub fn from_der(der: &[u8]) -> Option<OcspQuery> {
         let request = OcspRequest::from_der(der).ok()?;
         let tbs = request.tbs_request;
@@ -119,7 +119,8 @@ impl OcspQuery {
         if let Some(nonce) = &nonce {
             // The value is the DER of an OCTET STRING holding the nonce (RFC 8954 §2.1).
             let value = OctetString::from_der(nonce.extn_value.as_bytes()).ok()?;
-            if !(1..=32).contains(&value.as_bytes().len()) {
+            // RFC 9654 (which replaced RFC 8954): 1 to 128 octets.
+            if !(1..=128).contains(&value.as_bytes().len()) {
                 return None;
             }
         }

@@ -26,7 +26,11 @@ pub fn run(services: &Services) -> Result<JobReport, ServiceError> {
     // Before taking a connection here: publishing takes its own, one at a time.
     let mut report = JobReport {
         crls_published: super::ca::refresh_crls(services)?,
-        ocsp_responder_renewed: super::ocsp::renew_responder_if_due(services)?,
+        // A failed renewal is retried at the next run, and does not hold up the rest of the work.
+        ocsp_responder_renewed: super::ocsp::renew_responder_if_due(services).unwrap_or_else(|e| {
+            tracing::error!(error = %crate::telemetry::error_chain(&e), "renewing the OCSP responder certificate");
+            false
+        }),
         ..JobReport::default()
     };
     let mut conn = services.conn()?;

@@ -25,9 +25,9 @@ use crate::pki::{CertificateAuthority, PkiError};
 
 use super::{ServiceError, Services, StartError};
 
-/// Most responses a node keeps: past it the cache starts again empty (a client asking about many
-/// unknown serials cannot make it grow without end).
-const MAX_CACHED: usize = 100_000;
+/// Most responses a node keeps (each about a kilobyte: the responder's certificate is in it): past it
+/// the cache starts again empty. Unknown serials are not cached, so only real certificates fill it.
+const MAX_CACHED: usize = 20_000;
 
 /// A response as served.
 #[derive(Debug, Clone)]
@@ -69,6 +69,9 @@ pub struct OcspResponder {
     issuing_serial: String,
     cache: Mutex<HashMap<Vec<u8>, Cached>>,
     generation: Mutex<Generation>,
+    /// Responses being made now: past the limit an anonymous flood gets tryLater instead of HSM time,
+    /// database connections and blocking threads that signing needs.
+    in_flight: std::sync::atomic::AtomicUsize,
 }
 
 impl OcspResponder {
@@ -85,8 +88,8 @@ impl OcspResponder {
 
     /// The cached answer to `query`, when it may be served without reading the database: one
     /// certificate, no nonce, the generation read recently and unchanged since the response was made.
-    pub fn cached(&self, query: &OcspQuery, now: i64, poll: Duration) -> Option<OcspAnswer> {
-        let key = cache_key(query)?;
+    fn cached(&self, query: &OcspQuery, now: i64, poll: Duration) -> Option<OcspAnswer> {
+        let key = cache_key(self, query)?;
         let generation = *self.generation.lock().unwrap_or_else(|e| e.into_inner());
         if generation.read_at.is_none_or(|at| at.elapsed() > poll) {
             return None;
@@ -97,18 +100,42 @@ impl OcspResponder {
             .then(|| OcspAnswer { der: Arc::clone(&entry.der), validity: Some((entry.this_update, entry.next_update)) })
     }
 
-    fn note_generation(&self, value: (i64, i64)) {
-        *self.generation.lock().unwrap_or_else(|e| e.into_inner()) =
-            Generation { value, read_at: Some(Instant::now()) };
+    /// Takes note of a generation read from the database by a query that started at `started`. Both
+    /// counts only grow, so the larger of two readings is the later one: a slow reader that read before a
+    /// revocation cannot put back the generation read after it.
+    fn note_generation(&self, value: (i64, i64), started: Instant) {
+        let mut generation = self.generation.lock().unwrap_or_else(|e| e.into_inner());
+        let newer = (value.0.max(generation.value.0), value.1.max(generation.value.1));
+        let read_at = generation.read_at.map_or(started, |at| at.max(started));
+        *generation = Generation { value: newer, read_at: Some(read_at) };
+    }
+
+    fn current_generation(&self) -> (i64, i64) {
+        self.generation.lock().unwrap_or_else(|e| e.into_inner()).value
     }
 }
 
-/// The key of a cacheable query: the DER of its one CertID, when it has one and no nonce.
-fn cache_key(query: &OcspQuery) -> Option<Vec<u8>> {
-    match (query.cert_ids.as_slice(), &query.nonce) {
-        ([cert_id], None) => cert_id.to_der().ok(),
+/// The key of a cacheable query: the DER of its one CertID, when it has one and no nonce. The root
+/// answers only about the issuing CA and ignores nonces (RFC 5019 §2.2.1): its key signs such a
+/// response once per half validity, never on a stranger's demand.
+fn cache_key(responder: &OcspResponder, query: &OcspQuery) -> Option<Vec<u8>> {
+    match query.cert_ids.as_slice() {
+        [cert_id] if query.nonce.is_none() || responder.root.named_by(cert_id) => cert_id.to_der().ok(),
         _ => None,
     }
+}
+
+/// The answer to a DER request from this node's cache, when it may be served without the database,
+/// the HSM or a blocking thread (see the module's documentation). None: ask [`respond`].
+pub fn cached_answer(services: &Services, request: &[u8]) -> Option<OcspAnswer> {
+    let query = OcspQuery::from_der(request)?;
+    let poll = Duration::from_millis(services.config.ocsp.status_poll_ms);
+    services.ocsp.cached(&query, services.now(), poll)
+}
+
+/// The answer to a GET whose path is not a base64 request.
+pub fn malformed() -> OcspAnswer {
+    unsigned(OcspResponseStatus::MalformedRequest)
 }
 
 /// Loads the delegated responder, or on first start generates its key (on the CA's token) and has
@@ -143,6 +170,7 @@ pub(crate) fn load_or_create(
         issuing_serial: serial_of(&certificate(&ca.issuing.certificate_der)?),
         cache: Mutex::new(HashMap::new()),
         generation: Mutex::new(Generation { value: (0, 0), read_at: None }),
+        in_flight: std::sync::atomic::AtomicUsize::new(0),
     };
     Ok(responder)
 }
@@ -227,7 +255,16 @@ pub fn renew_responder_if_due(services: &Services) -> Result<bool, ServiceError>
     let row = trust_services::find_key(&mut conn, TrustServiceName::Ocsp)?
         .ok_or_else(|| ServiceError::invariant("the OCSP responder is not stored"))?;
     let stored = responder_of(row).map_err(ServiceError::internal)?;
-    if stored.not_after - now >= config.responder_renew_before_days * 86_400 {
+    // Near the issuing CA's own end a new certificate would end no later than this one: renewing
+    // would only churn. The issuing CA needs a new key then, which is an operator's ceremony.
+    let due = stored.not_after - now < config.responder_renew_before_days * 86_400;
+    if !due || stored.not_after >= services.ca.issuing.not_after {
+        if due {
+            tracing::warn!(
+                "the OCSP responder certificate cannot be renewed past the issuing CA's notAfter; it expires {}",
+                crate::clock::rfc3339(stored.not_after)
+            );
+        }
         if stored.certificate_der != services.ocsp.delegated().certificate_der {
             services.ocsp.set_delegated(stored);
         }
@@ -250,16 +287,24 @@ pub fn renew_responder_if_due(services: &Services) -> Result<bool, ServiceError>
     })?;
     if replaced {
         services.ocsp.set_delegated(renewed);
-    } else if let Some(row) = trust_services::find_key(&mut *services.conn()?, TrustServiceName::Ocsp)? {
-        services.ocsp.set_delegated(responder_of(row).map_err(ServiceError::internal)?);
+    } else {
+        // Another node renewed first: the certificate the issuing CA signed for this node is recorded
+        // as made and never used.
+        db::write_transaction(&mut *services.conn()?, |c| {
+            audit::record(c, now, certified_event(&renewed, "discarded unused: another node renewed first"))
+        })?;
+        if let Some(row) = trust_services::find_key(&mut *services.conn()?, TrustServiceName::Ocsp)? {
+            services.ocsp.set_delegated(responder_of(row).map_err(ServiceError::internal)?);
+        }
     }
     Ok(replaced)
 }
 
 /// After a revocation committed on this node: its next answers read the new status.
 pub fn after_revocation(services: &Services) {
+    let started = Instant::now();
     match services.conn().and_then(|mut c| Ok(credentials::status_generation(&mut c)?)) {
-        Ok(value) => services.ocsp.note_generation(value),
+        Ok(value) => services.ocsp.note_generation(value, started),
         Err(e) => {
             // The cache is no longer trusted until the generation is read again.
             *services.ocsp.generation.lock().unwrap_or_else(|e| e.into_inner()) =
@@ -284,6 +329,34 @@ pub fn respond(services: &Services, request: &[u8]) -> Result<OcspAnswer, Servic
     let Some(query) = OcspQuery::from_der(request) else {
         return Ok(unsigned(OcspResponseStatus::MalformedRequest));
     };
+    // At most as many responses in the making as the HSM has sessions: the rest may retry.
+    let Some(_turn) = InFlight::enter(&services.ocsp.in_flight, services.config.hsm.sessions.max(1)) else {
+        return Ok(unsigned(OcspResponseStatus::TryLater));
+    };
+    respond_to(services, &query)
+}
+
+/// One response in the making, counted while it lives.
+struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(count: &'a std::sync::atomic::AtomicUsize, limit: usize) -> Option<InFlight<'a>> {
+        use std::sync::atomic::Ordering;
+        if count.fetch_add(1, Ordering::SeqCst) >= limit {
+            count.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(InFlight(count))
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn respond_to(services: &Services, query: &OcspQuery) -> Result<OcspAnswer, ServiceError> {
     let responder = &services.ocsp;
     let issuer = if query.cert_ids.iter().all(|id| responder.issuing.named_by(id)) {
         Issuer::Issuing
@@ -294,8 +367,9 @@ pub fn respond(services: &Services, request: &[u8]) -> Result<OcspAnswer, Servic
     };
     let now = services.now();
     let mut conn = services.conn()?;
+    let started = Instant::now();
     let generation = credentials::status_generation(&mut conn)?;
-    responder.note_generation(generation);
+    responder.note_generation(generation, started);
     let mut statuses = Vec::with_capacity(query.cert_ids.len());
     for cert_id in &query.cert_ids {
         let serial = hex::encode(cert_id.serial_number.as_bytes());
@@ -305,7 +379,7 @@ pub fn respond(services: &Services, request: &[u8]) -> Result<OcspAnswer, Servic
         });
     }
     drop(conn);
-    let key = cache_key(&query);
+    let key = cache_key(responder, query);
     if let (Some(key), [status]) = (&key, statuses.as_slice()) {
         let mut cache = responder.cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(entry) = cache.get_mut(key) {
@@ -319,31 +393,40 @@ pub fn respond(services: &Services, request: &[u8]) -> Result<OcspAnswer, Servic
             }
         }
     }
-    let validity = services.config.ocsp.response_validity_secs;
+    let keystore = services.ca_keys();
+    let delegated = responder.delegated();
+    // A response is never relied on past the certificate that signed it.
+    let next_update = match issuer {
+        Issuer::Issuing => {
+            if delegated.not_after <= now {
+                return Err(ServiceError::invariant(
+                    "the OCSP responder certificate has expired and could not be renewed: no response is signed",
+                ));
+            }
+            (now + services.config.ocsp.response_validity_secs).min(delegated.not_after)
+        }
+        Issuer::Root => (now + services.config.ocsp.response_validity_secs).min(services.ca.root.not_after),
+    };
     let answers: Vec<Answer> = query
         .cert_ids
         .iter()
         .zip(&statuses)
-        .map(|(cert_id, status)| Answer {
-            cert_id: cert_id.clone(),
-            status: *status,
-            this_update: now,
-            next_update: now + validity,
-        })
+        .map(|(cert_id, status)| Answer { cert_id: cert_id.clone(), status: *status, this_update: now, next_update })
         .collect();
-    let keystore = services.ca_keys();
     let der = match issuer {
-        Issuer::Issuing => {
-            let delegated = responder.delegated();
-            ocsp::signed_response(&delegated.signer(keystore)?, now, &answers, query.nonce.as_ref())?
-        }
-        Issuer::Root => {
-            ocsp::signed_response(&ocsp::root_signer(&services.ca, keystore)?, now, &answers, query.nonce.as_ref())?
-        }
+        Issuer::Issuing => ocsp::signed_response(&delegated.signer(keystore)?, now, &answers, query.nonce.as_ref())?,
+        // The root ignores nonces (see `cache_key`).
+        Issuer::Root => ocsp::signed_response(&ocsp::root_signer(&services.ca, keystore)?, now, &answers, None)?,
     };
     let der = Arc::new(der);
     crate::metrics::METRICS.ocsp_responses_signed.inc();
     let Some(key) = key else { return Ok(OcspAnswer { der, validity: None }) };
+    let validity = Some((now, next_update));
+    // Unknown serials are not kept (a stranger could fill the cache with them); nor a response whose
+    // generation was overtaken while it was made (a revocation in between).
+    if statuses[0] == Status::Unknown || responder.current_generation() != generation {
+        return Ok(OcspAnswer { der, validity });
+    }
     let mut cache = responder.cache.lock().unwrap_or_else(|e| e.into_inner());
     if cache.len() >= MAX_CACHED {
         cache.clear();
@@ -355,11 +438,11 @@ pub fn respond(services: &Services, request: &[u8]) -> Result<OcspAnswer, Servic
             status: statuses[0],
             generation,
             this_update: now,
-            next_update: now + validity,
-            refresh_at: now + validity / 2,
+            next_update,
+            refresh_at: now + (next_update - now) / 2,
         },
     );
-    Ok(OcspAnswer { der, validity: Some((now, now + validity)) })
+    Ok(OcspAnswer { der, validity })
 }
 
 fn unsigned(status: OcspResponseStatus) -> OcspAnswer {
@@ -402,12 +485,8 @@ fn serial_of(certificate: &x509_cert::Certificate) -> String {
     hex::encode(certificate.tbs_certificate().serial_number().as_bytes())
 }
 
-/// The body of an answer that failed for want of the database or HSM: tryLater when busy,
-/// internalError otherwise (RFC 6960 §2.3).
-pub fn failure_response(error: &ServiceError) -> Vec<u8> {
-    let status = match error {
-        ServiceError::Unavailable | ServiceError::HsmUnavailable => OcspResponseStatus::TryLater,
-        _ => OcspResponseStatus::InternalError,
-    };
-    ocsp::status_response(status)
+/// The body of an answer that failed for want of the database or HSM: tryLater when that is
+/// temporary (503), internalError otherwise (RFC 6960 §2.3).
+pub fn failure_response(temporary: bool) -> Vec<u8> {
+    ocsp::status_response(if temporary { OcspResponseStatus::TryLater } else { OcspResponseStatus::InternalError })
 }

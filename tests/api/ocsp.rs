@@ -134,7 +134,9 @@ async fn openssl_reads_good_then_revoked_with_sha1_and_sha256_cert_ids_and_nonce
 
 #[tokio::test]
 async fn one_signed_response_is_served_until_the_status_changes_and_get_carries_http_caching() {
-    let server = TestServer::start().await;
+    // A minute between readings of the status generation: only the revoking node's own note of the
+    // revocation can make its next answer say revoked.
+    let server = TestServer::start_with(|c| c.ocsp.status_poll_ms = 60_000).await;
     let pki = pki(&server);
     let signer = server.provision("ocsp-cache", KeyKind::EcP256, 1, None).await;
     let ee = pki.files.pem("ee.pem", &server.credential_certificate(&signer.credential_id));
@@ -236,12 +238,18 @@ async fn unknown_serials_foreign_issuers_and_garbage_get_the_rfc_6960_answers() 
     let response = server.http.get(format!("{}/ocsp/not!base64", server.url)).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 200);
     assert_eq!(response_status(&response.bytes().await.unwrap()), OcspResponseStatus::MalformedRequest);
-    // A nonce longer than RFC 8954's 32 octets is malformed too; one of 32 is answered.
+    // A nonce of no octet or of more than 128 is malformed; 1 to 128 are answered.
     let request_path = pki.files.path("nonce.der");
     let (ok, out) = openssl(&["ocsp", "-issuer", &pki.issuing, "-serial", "1", "-nonce", "-reqout", &request_path]);
     assert!(ok, "{out}");
     let request = OcspRequest::from_der(&std::fs::read(&request_path).unwrap()).unwrap();
-    for (length, want) in [(33, OcspResponseStatus::MalformedRequest), (32, OcspResponseStatus::Successful)] {
+    // RFC 9654: 1 to 128 octets.
+    for (length, want) in [
+        (129, OcspResponseStatus::MalformedRequest),
+        (0, OcspResponseStatus::MalformedRequest),
+        (128, OcspResponseStatus::Successful),
+        (1, OcspResponseStatus::Successful),
+    ] {
         let mut changed = request.clone();
         let nonce = changed.tbs_request.request_extensions.as_mut().unwrap().iter_mut().next().unwrap();
         nonce.extn_value =
@@ -318,4 +326,63 @@ async fn the_delegated_responder_certificate_is_short_lived_for_ocsp_signing_onl
     let renewed_pem = pem(&renewed.certificate_der);
     let body_lines: Vec<&str> = renewed_pem.lines().filter(|l| !l.starts_with("-----")).collect();
     assert!(out.contains(body_lines[1]), "the response carries the renewed certificate");
+}
+
+#[tokio::test]
+async fn too_many_certificates_mixed_issuers_and_the_roots_nonce_policy() {
+    let server = TestServer::start().await;
+    let pki = pki(&server);
+    let signer = server.provision("ocsp-mixed", KeyKind::EcP256, 1, None).await;
+    let ee = pki.files.pem("ee.pem", &server.credential_certificate(&signer.credential_id));
+
+    // Sixteen certificates in one request are answered; seventeen are malformed.
+    for (count, want) in [(16, OcspResponseStatus::Successful), (17, OcspResponseStatus::MalformedRequest)] {
+        let mut args = vec!["ocsp".to_string(), "-issuer".into(), pki.issuing.clone()];
+        for i in 0..count {
+            args.extend(["-serial".to_string(), format!("{}", 1000 + i)]);
+        }
+        let path = pki.files.path(&format!("many-{count}.der"));
+        args.extend(["-no_nonce".to_string(), "-reqout".into(), path.clone()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, out) = openssl(&args);
+        assert!(ok, "{out}");
+        let (_, _, answer) = post(&server, std::fs::read(&path).unwrap(), "application/ocsp-request").await;
+        assert_eq!(response_status(&answer), want, "{count} certificates");
+    }
+
+    // One request about a certificate of the issuing CA and one of the root: no single responder may
+    // answer both.
+    let path = pki.files.path("mixed.der");
+    let (ok, out) = openssl(&[
+        "ocsp",
+        "-issuer",
+        &pki.issuing,
+        "-cert",
+        &ee,
+        "-issuer",
+        &pki.root,
+        "-cert",
+        &pki.issuing,
+        "-reqout",
+        &path,
+    ]);
+    assert!(ok, "{out}");
+    let (_, _, answer) = post(&server, std::fs::read(&path).unwrap(), "application/ocsp-request").await;
+    assert_eq!(response_status(&answer), OcspResponseStatus::Unauthorized);
+
+    // The root answers with its one cached response whatever nonce is sent: its key does not sign on
+    // a stranger's demand. openssl says so (no nonce in the response) and verifies it.
+    let mut answers = Vec::new();
+    for round in 0..2 {
+        let path = pki.files.path(&format!("root-{round}.der"));
+        let (ok, out) = openssl(&["ocsp", "-issuer", &pki.root, "-cert", &pki.issuing, "-reqout", &path]);
+        assert!(ok, "{out}");
+        let (_, _, answer) = post(&server, std::fs::read(&path).unwrap(), "application/ocsp-request").await;
+        answers.push(answer);
+    }
+    assert_eq!(answers[0], answers[1], "one signed response for any nonce");
+    let response = pki.files.write("root.resp", &answers[0]);
+    let (ok, out) =
+        openssl(&["ocsp", "-respin", &response, "-issuer", &pki.root, "-cert", &pki.issuing, "-CAfile", &pki.root]);
+    assert!(ok && out.contains("Response verify OK") && out.contains(": good"), "{out}");
 }
