@@ -18,9 +18,10 @@ use crate::{audit, hsm, startup};
 #[command(
     name = "rssp",
     version,
-    about = "rssp: a remote signing server speaking the CSC API, keys in a PKCS#11 HSM, with its own CA.",
+    about = "rssp: a remote signing server speaking the CSC API, keys in a PKCS#11 HSM, with its own CA, TSA and OCSP responder.",
     long_about = "rssp: a remote signing server speaking the Cloud Signature Consortium API (v1.0.4.0 at /csc/v1, \
-                  v2.0.0.2 at /csc/v2), keys in a PKCS#11 HSM, with its own CA.\n\n\
+                  v2.0.0.2 at /csc/v2), keys in a PKCS#11 HSM, with its own CA, an RFC 3161 time-stamping authority \
+                  (POST /tsa; CSC signatures/timestamp) and an OCSP responder (/ocsp).\n\n\
                   With no configuration it runs on its embedded default: SQLite and a SoftHSM token under ./rssp-data, \
                   listening on 127.0.0.1:8080. Settings come from defaults, then rssp.toml (or --config), then \
                   RSSP_* environment variables: RSSP_DATA_DIR, RSSP_LISTEN, RSSP_DATABASE_URL (sqlite://... or \

@@ -85,6 +85,7 @@ text_columns!(
     crate::domain::OrderStatus,
     crate::domain::OutboxStatus,
     crate::domain::Purpose,
+    crate::domain::RevocationReason,
     crate::domain::TimeStampRequester,
     crate::domain::TotpPostponement,
     crate::domain::TrustServiceName,

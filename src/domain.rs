@@ -19,6 +19,6 @@ pub use ids::{CheckId, CredentialId, OrderId, UserId};
 pub use key_kind::KeyKind;
 pub use states::{
     AccountStatus, ApiKeyRole, AuditEventName, CaName, CertificateStatus, Channel, CheckKind, CheckStatus,
-    CredentialStatus, OrderStatus, OutboxStatus, Purpose, TimeStampRequester, TotpPostponement, TrustServiceName,
-    VerificationPurpose,
+    CredentialStatus, OrderStatus, OutboxStatus, Purpose, RevocationReason, TimeStampRequester, TotpPostponement,
+    TrustServiceName, VerificationPurpose,
 };

@@ -13,7 +13,8 @@ use super::lifecycle_types::{
     rfc3339, CredentialView, IdentityCheckView, IdentityChecksResponse, OrderView, OrdersResponse,
 };
 use crate::domain::{
-    AccountStatus, Channel, CheckId, CheckStatus, CredentialId, OrderStatus, OutboxStatus, TimeStampRequester, UserId,
+    AccountStatus, Channel, CheckId, CheckStatus, CredentialId, OrderStatus, OutboxStatus, RevocationReason,
+    TimeStampRequester, UserId,
 };
 use crate::service::identity;
 use crate::service::identity_provider::Decision;
@@ -233,7 +234,10 @@ pub async fn decide_authenticator_reset(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdminRevokeRequest {
+    /// Why, in words: told to the person and kept in the audit trail.
     pub reason: String,
+    /// The CRL reason the CRL entry and the OCSP answer give (RFC 5280 §5.3.1); none: unspecified.
+    pub reason_code: Option<RevocationReason>,
 }
 
 /// Revokes any credential.
@@ -246,7 +250,9 @@ pub async fn revoke(
     request: Authed<OperatorKey, CscJson<AdminRevokeRequest>>,
 ) -> Result<Json<CredentialView>, ApiError> {
     let Authed(OperatorKey(op), body) = request;
-    let summary = run(&services, L, move |s| issuance::revoke_by_operator(s, &op.name, &id, &body.0.reason)).await?;
+    let summary =
+        run(&services, L, move |s| issuance::revoke_by_operator(s, &op.name, &id, &body.0.reason, body.0.reason_code))
+            .await?;
     Ok(Json(CredentialView::new(summary)))
 }
 

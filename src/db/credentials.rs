@@ -4,7 +4,7 @@ use diesel::prelude::*;
 
 use super::schema::{credentials, rekey_notices};
 use super::DbConnection;
-use crate::domain::CredentialStatus;
+use crate::domain::{CredentialStatus, RevocationReason};
 
 /// A credential (`credentials`): a key pair in the HSM and its certificate.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -40,6 +40,8 @@ pub struct CredentialRow {
     /// The credential that a rekey issued in its place.
     pub replaced_by: Option<String>,
     pub(crate) revocation_reason: Option<String>,
+    /// The CRL reason of the revocation (None: unspecified).
+    pub revocation_code: Option<RevocationReason>,
 }
 
 /// Stores a new credential.
@@ -81,19 +83,33 @@ pub fn of_user(conn: &mut DbConnection, user_id: &str, limit: i64) -> QueryResul
         .load(conn)
 }
 
-pub(crate) fn revoked(conn: &mut DbConnection) -> QueryResult<Vec<(String, i64)>> {
+/// A revoked certificate as a CRL lists it.
+#[derive(Debug, Clone, Queryable)]
+pub struct RevokedCertificate {
+    /// Serial number, hex.
+    pub serial_hex: String,
+    /// Unix seconds.
+    pub at: i64,
+    /// The CRL reason (None: unspecified).
+    pub code: Option<RevocationReason>,
+}
+
+pub(crate) fn revoked(conn: &mut DbConnection) -> QueryResult<Vec<RevokedCertificate>> {
     credentials::table
         .filter(credentials::revoked_at.is_not_null())
-        .select((credentials::serial_hex, credentials::revoked_at.assume_not_null()))
+        .select((credentials::serial_hex, credentials::revoked_at.assume_not_null(), credentials::revocation_code))
         .load(conn)
 }
 
 /// The revocation of the certificate with serial `serial_hex` (lowercase hex): None when no credential
-/// has it, Some(None) when it is not revoked, Some(Some(time)) when it is.
-pub fn revocation_by_serial(conn: &mut DbConnection, serial_hex: &str) -> QueryResult<Option<Option<i64>>> {
+/// has it, Some((None, _)) when it is not revoked, Some((Some(time), reason)) when it is.
+pub fn revocation_by_serial(
+    conn: &mut DbConnection,
+    serial_hex: &str,
+) -> QueryResult<Option<(Option<i64>, Option<RevocationReason>)>> {
     credentials::table
         .filter(credentials::serial_hex.eq(serial_hex))
-        .select(credentials::revoked_at)
+        .select((credentials::revoked_at, credentials::revocation_code))
         .first(conn)
         .optional()
 }
@@ -162,9 +178,19 @@ pub fn refund_quota(conn: &mut DbConnection, id: &str, count: i32) -> QueryResul
 }
 
 /// Revokes the credential; false when it was already revoked.
-pub fn revoke(conn: &mut DbConnection, id: &str, reason: &str, now: i64) -> QueryResult<bool> {
+pub fn revoke(
+    conn: &mut DbConnection,
+    id: &str,
+    reason: &str,
+    code: Option<RevocationReason>,
+    now: i64,
+) -> QueryResult<bool> {
     let changed = diesel::update(credentials::table.find(id).filter(credentials::revoked_at.is_null()))
-        .set((credentials::revoked_at.eq(Some(now)), credentials::revocation_reason.eq(Some(reason))))
+        .set((
+            credentials::revoked_at.eq(Some(now)),
+            credentials::revocation_reason.eq(Some(reason)),
+            credentials::revocation_code.eq(code),
+        ))
         .execute(conn)?;
     Ok(changed == 1)
 }

@@ -50,6 +50,7 @@ diesel::table! {
         order_id -> Nullable<Text>,
         replaced_by -> Nullable<Text>,
         revocation_reason -> Nullable<Text>,
+        revocation_code -> Nullable<Text>,
     }
 }
 

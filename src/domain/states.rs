@@ -249,6 +249,23 @@ text_enum! {
 }
 
 text_enum! {
+    /// Why a certificate was revoked: the CRL reasons (RFC 5280 §5.3.1) that apply to a person's signing
+    /// certificate. Unspecified is no value: the reason is then left out of the CRL entry and OCSP answer.
+    RevocationReason("revocation reason") {
+        /// The private key is, or may be, known to someone else.
+        KeyCompromise = "key_compromise",
+        /// The person's name or other certified data changed.
+        AffiliationChanged = "affiliation_changed",
+        /// Replaced by another certificate.
+        Superseded = "superseded",
+        /// No longer needed.
+        CessationOfOperation = "cessation_of_operation",
+        /// The trust service withdrew it (an operator's decision).
+        PrivilegeWithdrawn = "privilege_withdrawn",
+    }
+}
+
+text_enum! {
     /// What an API key may be used for.
     ApiKeyRole("API key role") {
         /// An operator: the admin API (`/api/admin/v1`).
@@ -400,6 +417,7 @@ impl utoipa::ToSchema for CaName {}
 impl utoipa::ToSchema for TrustServiceName {}
 impl utoipa::ToSchema for TimeStampRequester {}
 impl utoipa::ToSchema for ApiKeyRole {}
+impl utoipa::ToSchema for RevocationReason {}
 
 #[cfg(test)]
 mod tests {

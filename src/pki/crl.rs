@@ -20,7 +20,10 @@ use x509_cert::serial_number::SerialNumber;
 use super::ca::CaLevel;
 use super::certificate::time;
 use super::PkiError;
+use crate::db::credentials::RevokedCertificate;
+use crate::domain::RevocationReason;
 use crate::hsm::KeyStore;
+use x509_cert::ext::pkix::crl::CrlReason;
 
 /// What goes into one CRL besides its entries.
 #[derive(Debug, Clone, Copy)]
@@ -65,11 +68,23 @@ impl Builder for UnsignedCrl {
     }
 }
 
-/// A signed CRL listing `revoked` (serial as hex, revocation time).
+/// The CRL reason code of a revocation reason (RFC 5280 §5.3.1).
+pub fn crl_reason(reason: RevocationReason) -> CrlReason {
+    match reason {
+        RevocationReason::KeyCompromise => CrlReason::KeyCompromise,
+        RevocationReason::AffiliationChanged => CrlReason::AffiliationChanged,
+        RevocationReason::Superseded => CrlReason::Superseded,
+        RevocationReason::CessationOfOperation => CrlReason::CessationOfOperation,
+        RevocationReason::PrivilegeWithdrawn => CrlReason::PrivilegeWithdrawn,
+    }
+}
+
+/// A signed CRL listing `revoked`: each entry with its reasonCode, unless unspecified (RFC 5280 §5.3.1
+/// wants it left out then).
 pub fn build(
     keystore: &KeyStore,
     issuer: &CaLevel,
-    revoked: &[(String, i64)],
+    revoked: &[RevokedCertificate],
     times: CrlTimes,
 ) -> Result<Vec<u8>, PkiError> {
     let number = u64::try_from(times.number)
@@ -77,12 +92,16 @@ pub fn build(
         .filter(|n| *n >= 1)
         .ok_or_else(|| PkiError::Invalid(format!("CRL number {} is not positive", times.number)))?;
     let mut entries = Vec::with_capacity(revoked.len());
-    for (serial_hex, at) in revoked {
-        let bytes = hex::decode(serial_hex).map_err(|e| PkiError::Invalid(format!("stored serial: {e}")))?;
+    for entry in revoked {
+        let bytes = hex::decode(&entry.serial_hex).map_err(|e| PkiError::Invalid(format!("stored serial: {e}")))?;
+        let reason = match entry.code {
+            Some(code) => Some(vec![(false, &crl_reason(code)).to_extension(&issuer.name, &[])?]),
+            None => None,
+        };
         entries.push(RevokedCert {
             serial_number: SerialNumber::new(&bytes)?,
-            revocation_date: time(*at)?,
-            crl_entry_extensions: None,
+            revocation_date: time(entry.at)?,
+            crl_entry_extensions: reason,
         });
     }
     let signer = issuer.signer(keystore)?;

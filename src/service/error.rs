@@ -88,6 +88,8 @@ pub enum Field {
     Data,
     /// `reason`.
     Reason,
+    /// `reason_code`.
+    ReasonCode,
     /// `reasons`.
     Reasons,
     /// `name`.
@@ -129,6 +131,7 @@ impl Field {
             Field::ContentType => "content_type",
             Field::Data => "data",
             Field::Reason => "reason",
+            Field::ReasonCode => "reason_code",
             Field::Reasons => "reasons",
             Field::Name => "name",
             Field::Username => "username",

@@ -11,7 +11,8 @@ use crate::db::{self, accounts, authenticators, DbConnection};
 use crate::domain::renewal::{self, RekeyWindow};
 use crate::domain::KeyKind;
 use crate::domain::{
-    AuditEventName, CertificateStatus, CredentialId, CredentialStatus, OrderId, OrderStatus, Purpose, UserId,
+    AuditEventName, CertificateStatus, CredentialId, CredentialStatus, OrderId, OrderStatus, Purpose, RevocationReason,
+    UserId,
 };
 use crate::hsm::KeyId;
 use crate::metrics::METRICS;
@@ -206,6 +207,7 @@ fn record_unissued_certificate(services: &Services, conn: &mut DbConnection, row
     revoked.status = CredentialStatus::Disabled;
     revoked.revoked_at = Some(now);
     revoked.revocation_reason = Some("issuance not completed".into());
+    revoked.revocation_code = Some(RevocationReason::CessationOfOperation);
     let result = db::write_transaction(conn, |c| {
         credentials::insert(c, &revoked)?;
         audit::record(
@@ -351,6 +353,7 @@ fn credential_row(
         order_id: Some(order.id.clone()),
         replaced_by: None,
         revocation_reason: None,
+        revocation_code: None,
     }
 }
 
@@ -459,15 +462,25 @@ pub(super) fn complete_accepted_rekey(
     }
 }
 
+/// Why a revocation is made: the words (shown to the person and kept in the trail) and the CRL reason.
+#[derive(Debug, Clone, Copy)]
+pub struct Revocation<'a> {
+    /// In words.
+    pub reason: &'a str,
+    /// The CRL reason; None: unspecified.
+    pub code: Option<RevocationReason>,
+}
+
 fn revoke_in(
     services: &Services,
     c: &mut DbConnection,
     row: &CredentialRow,
-    reason: &str,
+    revocation: Revocation<'_>,
     by: &str,
     now: i64,
 ) -> Result<(), ServiceError> {
-    if !credentials::revoke(c, &row.id, reason, now)? {
+    let reason = revocation.reason;
+    if !credentials::revoke(c, &row.id, reason, revocation.code, now)? {
         return Err(ServiceError::Conflict("The credential is already revoked".into()));
     }
     if let Some(email) = accounts::by_id(c, &row.user_id)?.and_then(|a| a.email) {
@@ -485,7 +498,10 @@ fn revoke_in(
         AuditEventName::CredentialRevoked,
         Some(&row.user_id),
         Some(&row.id),
-        format!("by {by}: {reason}"),
+        match revocation.code {
+            Some(code) => format!("by {by}: {reason} ({code})"),
+            None => format!("by {by}: {reason}"),
+        },
     )?;
     Ok(())
 }
@@ -504,18 +520,27 @@ pub fn revoke_own(
     credential_id: &CredentialId,
     otp: &SecretString,
     reason: Option<&str>,
+    code: Option<RevocationReason>,
 ) -> Result<CredentialSummary, ServiceError> {
     audited(services, AuditEventName::CredentialRevoke, Some(&principal.user_id), || {
         let now = services.now();
         let reason = reason.unwrap_or("revoked by the holder");
         check_reason(reason)?;
+        // Withdrawing a certificate is the trust service's decision, not the holder's.
+        if code == Some(RevocationReason::PrivilegeWithdrawn) {
+            return Err(ServiceError::invalid_field(
+                Field::ReasonCode,
+                "key_compromise, affiliation_changed, superseded or cessation_of_operation",
+            ));
+        }
         let mut conn = services.conn()?;
         let row = owned_credential(&mut conn, principal, credential_id)?;
         if row.revoked_at.is_some() {
             return Err(ServiceError::Conflict("The credential is already revoked".into()));
         }
         second_factor::verify_otp(services, &mut conn, &principal.user_id, otp.expose_secret())?;
-        db::write_transaction(&mut conn, |c| revoke_in(services, c, &row, reason, "the holder", now))?;
+        let revocation = Revocation { reason, code };
+        db::write_transaction(&mut conn, |c| revoke_in(services, c, &row, revocation, "the holder", now))?;
         METRICS.certificates_revoked.inc();
         let row =
             credentials::by_id(&mut conn, &row.id)?.ok_or_else(|| ServiceError::invariant("credential vanished"))?;
@@ -532,6 +557,7 @@ pub fn revoke_by_operator(
     operator: &str,
     credential_id: &CredentialId,
     reason: &str,
+    code: Option<RevocationReason>,
 ) -> Result<CredentialSummary, ServiceError> {
     audited(services, AuditEventName::CredentialRevoke, None, || {
         let now = services.now();
@@ -543,7 +569,7 @@ pub fn revoke_by_operator(
         let row = credentials::by_id(&mut conn, credential_id)?
             .ok_or_else(|| ServiceError::NotFound("No such credential".into()))?;
         db::write_transaction(&mut conn, |c| {
-            revoke_in(services, c, &row, reason, &format!("operator {operator}"), now)
+            revoke_in(services, c, &row, Revocation { reason, code }, &format!("operator {operator}"), now)
         })?;
         METRICS.certificates_revoked.inc();
         let row =

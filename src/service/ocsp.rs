@@ -69,8 +69,8 @@ pub struct OcspResponder {
     issuing_serial: String,
     cache: Mutex<HashMap<Vec<u8>, Cached>>,
     generation: Mutex<Generation>,
-    /// Responses being made now: past the limit an anonymous flood gets tryLater instead of HSM time,
-    /// database connections and blocking threads that signing needs.
+    /// Responses being signed now: past the limit an anonymous flood gets tryLater instead of the HSM
+    /// time that signing needs.
     in_flight: std::sync::atomic::AtomicUsize,
 }
 
@@ -329,10 +329,6 @@ pub fn respond(services: &Services, request: &[u8]) -> Result<OcspAnswer, Servic
     let Some(query) = OcspQuery::from_der(request) else {
         return Ok(unsigned(OcspResponseStatus::MalformedRequest));
     };
-    // At most as many responses in the making as the HSM has sessions: the rest may retry.
-    let Some(_turn) = InFlight::enter(&services.ocsp.in_flight, services.config.hsm.sessions.max(1)) else {
-        return Ok(unsigned(OcspResponseStatus::TryLater));
-    };
     respond_to(services, &query)
 }
 
@@ -393,6 +389,11 @@ fn respond_to(services: &Services, query: &OcspQuery) -> Result<OcspAnswer, Serv
             }
         }
     }
+    // At most as many responses being signed as the HSM has sessions: the rest may retry. (A cached
+    // response that only needed its status read again never waits here.)
+    let Some(_turn) = InFlight::enter(&responder.in_flight, services.config.hsm.sessions.max(1)) else {
+        return Ok(unsigned(OcspResponseStatus::TryLater));
+    };
     let keystore = services.ca_keys();
     let delegated = responder.delegated();
     // A response is never relied on past the certificate that signed it.
@@ -453,9 +454,9 @@ fn unsigned(status: OcspResponseStatus) -> OcspAnswer {
 /// the responder's own certificates, unknown for anything else.
 fn issued_status(services: &Services, conn: &mut DbConnection, serial: &str) -> Result<Status, ServiceError> {
     Ok(match credentials::revocation_by_serial(conn, serial)? {
-        Some(None) => Status::Good,
-        // rssp records reasons in words only: the reason code is left out, as RFC 5280 wants for unspecified.
-        Some(Some(at)) => Status::Revoked { at, reason: None },
+        Some((None, _)) => Status::Good,
+        // An unspecified reason is left out, as RFC 5280 §5.3.1 wants.
+        Some((Some(at), code)) => Status::Revoked { at, reason: code.map(crate::pki::crl::crl_reason) },
         None if services.ocsp.tsa_serial == serial => Status::Good,
         None if services.ocsp.delegated().serial_hex() == serial => Status::Good,
         None => Status::Unknown,

@@ -163,6 +163,7 @@ pub fn provision(services: &Services, signer: NewSigner) -> Result<ProvisionedSi
                 order_id: None,
                 replaced_by: None,
                 revocation_reason: None,
+                revocation_code: None,
             },
         )?;
         audit::record(

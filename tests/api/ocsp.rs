@@ -117,7 +117,7 @@ async fn openssl_reads_good_then_revoked_with_sha1_and_sha256_cert_ids_and_nonce
         .post(
             &format!("/api/admin/v1/credentials/{}/revoke", signer.credential_id),
             Some(&server.operator_key()),
-            json!({"reason": "key compromise reported by the holder"}),
+            json!({"reason": "key compromise reported by the holder", "reason_code": "key_compromise"}),
         )
         .await;
     assert_eq!(status, 200, "{body}");
@@ -129,7 +129,35 @@ async fn openssl_reads_good_then_revoked_with_sha1_and_sha256_cert_ids_and_nonce
         assert!(ok && out.contains("Response verify OK"), "{out}");
         assert!(out.contains(&format!("{ee}: revoked")), "{out}");
         assert!(out.contains("Revocation Time:"), "{out}");
+        assert!(out.contains("Reason: keyCompromise"), "{out}");
     }
+    // The CRL says the same.
+    let crl = pki.files.write("issuing.crl", &server.get_der("/pki/issuing-ca.crl").await);
+    let (ok, text) = openssl(&["crl", "-inform", "DER", "-in", &crl, "-noout", "-text"]);
+    assert!(ok && text.contains("Key Compromise"), "{text}");
+}
+
+#[tokio::test]
+async fn a_holder_revokes_with_a_reason_of_theirs_and_relying_parties_read_it() {
+    let server = TestServer::start().await;
+    let pki = pki(&server);
+    let (person, credential) = server.certified_named("ocsp-holder@example.org", "+38640200088", "Ana", "Novak").await;
+    let id = credential["credential_id"].as_str().unwrap().to_string();
+    let ee = pki.files.pem("ee.pem", &server.credential_certificate(&id));
+    let revoke = |code: &str| json!({"otp": server.person_otp(&person), "reason": "new phone", "reason_code": code});
+    // Withdrawal is the trust service's word, not the holder's; an unknown code is refused too.
+    for code in ["privilege_withdrawn", "certificate_hold"] {
+        let (status, body) =
+            server.post(&format!("/api/v1/credentials/{id}/revoke"), Some(&person.token), revoke(code)).await;
+        assert_eq!(status, 400, "{code}: {body}");
+    }
+    let (ok, out) = ask(&server, &["-issuer", &pki.issuing, "-cert", &ee, "-CAfile", &pki.root]);
+    assert!(ok && out.contains(&format!("{ee}: good")), "nothing was revoked: {out}");
+    let (status, body) =
+        server.post(&format!("/api/v1/credentials/{id}/revoke"), Some(&person.token), revoke("superseded")).await;
+    assert_eq!(status, 200, "{body}");
+    let (ok, out) = ask(&server, &["-issuer", &pki.issuing, "-cert", &ee, "-CAfile", &pki.root]);
+    assert!(ok && out.contains(&format!("{ee}: revoked")) && out.contains("Reason: superseded"), "{out}");
 }
 
 #[tokio::test]

@@ -162,7 +162,7 @@ async fn the_scheduler_publishes_new_crls_before_next_update() {
     let signer = ts.provision("stopped-node", rssp::domain::KeyKind::EcP256, 1, None).await;
     let serial = {
         let mut conn = ts.services().db.get().unwrap();
-        assert!(rssp::db::credentials::revoke(&mut conn, &signer.credential_id, "test", ts.now()).unwrap());
+        assert!(rssp::db::credentials::revoke(&mut conn, &signer.credential_id, "test", None, ts.now()).unwrap());
         rssp::db::credentials::by_id(&mut conn, &signer.credential_id).unwrap().unwrap().serial_hex
     };
     let before = crl_facts(&ts.get_der(ISSUING_CRL).await);

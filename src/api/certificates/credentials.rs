@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{portal_principal, run, Authed, CscJson, PortalUser};
 use crate::api::lifecycle_types::{CredentialView, CredentialsResponse, IdentityCheckView, OrderView};
-use crate::domain::{CredentialId, OrderStatus};
+use crate::domain::{CredentialId, OrderStatus, RevocationReason};
 use crate::service::issuance::{self, IssueRequest};
 use crate::service::rekey::{RekeyOutcome, RekeyRequest};
 use crate::service::Services;
@@ -119,7 +119,11 @@ pub async fn rekey(
 pub struct RevokeRequestBody {
     #[schema(value_type = String)]
     pub otp: SecretString,
+    /// Why, in words (kept in the audit trail and told back by e-mail).
     pub reason: Option<String>,
+    /// The CRL reason the CRL entry and the OCSP answer give: `key_compromise`, `affiliation_changed`,
+    /// `superseded` or `cessation_of_operation` (`privilege_withdrawn` is an operator's); none: unspecified.
+    pub reason_code: Option<RevocationReason>,
 }
 
 /// Revokes the credential; the CRL lists it from now on.
@@ -133,7 +137,9 @@ pub async fn revoke(
 ) -> Result<Json<CredentialView>, ApiError> {
     let Authed(PortalUser(principal), body) = request;
     let b = body.0;
-    let summary =
-        run(&services, L, move |s| issuance::revoke_own(s, &principal, &id, &b.otp, b.reason.as_deref())).await?;
+    let summary = run(&services, L, move |s| {
+        issuance::revoke_own(s, &principal, &id, &b.otp, b.reason.as_deref(), b.reason_code)
+    })
+    .await?;
     Ok(Json(CredentialView::new(summary)))
 }
