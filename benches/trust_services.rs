@@ -107,7 +107,10 @@ fn raw(services: &rssp::service::Services, concurrency: usize, secs: f64) -> f64
                     let mut done = 0;
                     let digest = unit.scheme().hash().digest(format!("raw-{t}").as_bytes());
                     while Instant::now() < deadline {
-                        services.ca_keys().sign_digests(&unit.key, unit.scheme(), &[digest.clone()]).expect("raw sign");
+                        services
+                            .ca_keys()
+                            .sign_digests(&unit.key, unit.scheme(), std::slice::from_ref(&digest))
+                            .expect("raw sign");
                         done += 1;
                     }
                     done
