@@ -441,9 +441,12 @@ pub struct JobsResponse {
     pub orders_marked_for_refund: usize,
     /// CRLs published because their nextUpdate came near or a revocation was not yet listed.
     pub crls_published: usize,
+    /// Whether this run renewed the OCSP responder's certificate (it was near its end).
+    pub ocsp_responder_renewed: bool,
 }
 
-/// Runs the lifecycle jobs now (rekey notices, refunds of stranded rekeys, CRLs due); they also run on a timer.
+/// Runs the lifecycle jobs now (rekey notices, refunds of stranded rekeys, CRLs due, the OCSP responder's
+/// certificate when due); they also run on a timer.
 #[utoipa::path(post, tag = TAG, security(("bearer" = [])), responses((status = 200, body = JobsResponse), (status = 401, body = ErrorBody)))]
 #[post("/scheduler/run")]
 pub async fn run_jobs(services: Data<Services>, req: HttpRequest) -> Result<Json<JobsResponse>, ApiError> {
@@ -453,5 +456,6 @@ pub async fn run_jobs(services: Data<Services>, req: HttpRequest) -> Result<Json
         rekey_notices_sent: report.rekey_notices_sent,
         orders_marked_for_refund: report.orders_marked_for_refund,
         crls_published: report.crls_published,
+        ocsp_responder_renewed: report.ocsp_responder_renewed,
     }))
 }

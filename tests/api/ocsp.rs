@@ -326,6 +326,9 @@ async fn the_delegated_responder_certificate_is_short_lived_for_ocsp_signing_onl
     server.clock.advance(5 * 86_400 + 3600);
     let (status, body) = server.post("/api/admin/v1/scheduler/run", Some(&server.operator_key()), json!({})).await;
     assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ocsp_responder_renewed"], true, "{body}");
+    let (_, again) = server.post("/api/admin/v1/scheduler/run", Some(&server.operator_key()), json!({})).await;
+    assert_eq!(again["ocsp_responder_renewed"], false, "renewed once: {again}");
     let renewed = server.services().ocsp.delegated();
     assert_ne!(renewed.certificate_der, certificate);
     assert_eq!(renewed.key, responder.key);

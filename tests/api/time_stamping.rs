@@ -373,15 +373,23 @@ async fn csc_timestamp_answers_a_token_openssl_verifies_and_spends_one_transacti
     }
     assert_eq!(quota_used(&server, &signer.credential_id), 3);
 
+    // Another person's credential is never charged, and a credential without a limit is charged too
+    // (its count grows, it never runs out).
+    let other = server.provision_with_quota("stamper-other", KeyKind::EcP256, 1, None, Some(3)).await;
+    let unlimited = server.provision("stamper-unlimited", KeyKind::EcP256, 1, None).await;
+    let (status, _) = timestamp_v1(&server, &server.login("v1", &unlimited).await, &hash, None).await;
+    assert_eq!(status, 200);
+    assert_eq!((quota_used(&server, &other.credential_id), quota_used(&server, &unlimited.credential_id)), (0, 1));
+
     // The quota is spent: refused, and nothing more is spent or logged.
     let (status, body) = timestamp_v1(&server, &server.login("v1", &signer).await, &hash, None).await;
     assert_error(status, &body, 400, "invalid_request", "No credential with a transaction left");
     assert_eq!(quota_used(&server, &signer.credential_id), 3);
     let logged = log(&server).await;
-    assert_eq!(logged.len(), 3);
-    assert!(logged.iter().all(|t| t["requester"] == "person"
-        && t["requester_id"] == signer.user_id.as_str()
-        && t["credential_id"] == signer.credential_id.as_str()));
+    assert_eq!(logged.len(), 4);
+    let mine: Vec<&Value> = logged.iter().filter(|t| t["requester_id"] == signer.user_id.as_str()).collect();
+    assert_eq!(mine.len(), 3);
+    assert!(mine.iter().all(|t| t["requester"] == "person" && t["credential_id"] == signer.credential_id.as_str()));
 }
 
 #[tokio::test]
