@@ -30,7 +30,19 @@ from pyhanko.sign.signers.csc_signer import (
     fetch_certs_in_csc_credential,
 )
 from pyhanko.sign.validation import async_validate_pdf_signature
+from pyhanko.sign.validation.ades import ades_lta_validation
 from pyhanko.sign.validation.dss import DocumentSecurityStore
+from pyhanko.sign.validation.policy_decl import (
+    PdfSignatureValidationSpec,
+    RevinfoOnlineFetchingRule,
+    RevocationInfoGatheringSpec,
+    SignatureValidationSpec,
+)
+from pyhanko.sign.ades.report import AdESPassed
+from pyhanko_certvalidator.registry import SimpleTrustManager
+from pyhanko_certvalidator.context import CertValidationPolicySpec
+from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
+from pyhanko_certvalidator.policy_decl import REQUIRE_REVINFO, CertRevTrustPolicy, FreshnessReqType
 from pyhanko_certvalidator import ValidationContext
 
 from sign_and_validate import (
@@ -119,6 +131,32 @@ async def validate(args) -> None:
     status = await async_validate_pdf_signature(sig, signer_validation_context=offline, ts_validation_context=offline)
     check(status, "offline validation (rssp stopped)")
     print(f"OK   B-LT validates offline from its DSS: {summary(status)}")
+
+    # The ETSI EN 319 102-1 validation `pyhanko sign adesverify` runs, with adesverify's revocation
+    # policy, but told to use what the document holds (LOCAL_ONLY): with online fetching allowed,
+    # pyHanko 0.38 asks the OCSP responder named in a certificate and, when that fails, does not fall
+    # back to the responses in the DSS (RevinfoManager.async_retrieve_ocsps), so adesverify on its own
+    # cannot judge a B-LT file offline whose certificates name an OCSP responder.
+    revocation = CertRevTrustPolicy(
+        REQUIRE_REVINFO, freshness=None, freshness_req_type=FreshnessReqType.MAX_DIFF_REVOCATION_VALIDATION
+    )
+    spec = PdfSignatureValidationSpec(
+        signature_validation_spec=SignatureValidationSpec(
+            cert_validation_policy=CertValidationPolicySpec(
+                trust_manager=SimpleTrustManager.build(trust_roots=[root]), revinfo_policy=revocation
+            ),
+            revinfo_gathering_policy=RevocationInfoGatheringSpec(
+                online_fetching_rule=RevinfoOnlineFetchingRule.LOCAL_ONLY
+            ),
+        )
+    )
+    result = await ades_lta_validation(sig, spec, timing_info=ValidationTimingInfo.now())
+    ades = result.api_status
+    if not (ades.bottom_line and ades.trusted and result.ades_subindic == AdESPassed.OK):
+        raise InteropError(
+            f"AdES validation (local only): {ades.summary()} {result.ades_subindic}\n{ades.pretty_print_details()}"
+        )
+    print(f"OK   AdES (EN 319 102-1) validation from the document alone: {ades.summary()}")
 
 
 def main() -> int:

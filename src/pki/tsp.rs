@@ -124,7 +124,7 @@ pub struct Accuracy {
 }
 
 /// TSTInfo (RFC 3161 §2.4.2): what the TSA signs. `ordering` is DEFAULT FALSE and rssp never sets it.
-/// `tsa` is a GeneralName, a CHOICE, so its [0] tag is explicit.
+/// `tsa` is a GeneralName, a CHOICE, so its `[0]` tag is explicit.
 #[derive(Clone, Debug, Eq, PartialEq, Sequence)]
 pub struct TstInfo {
     /// v1(1).
