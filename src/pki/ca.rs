@@ -63,15 +63,7 @@ impl CaLevel {
         let cert = Certificate::from_der(&certificate_der)?;
         let name = cert.tbs_certificate().subject().clone();
         let public_key = cert.tbs_certificate().subject_public_key_info().clone();
-        let not_after = cert
-            .tbs_certificate()
-            .validity()
-            .not_after
-            .to_system_time()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_err(|_| PkiError::Invalid("CA certificate expires before 1970".into()))?
-            .as_secs();
-        let not_after = i64::try_from(not_after).map_err(|_| PkiError::Invalid("CA notAfter out of range".into()))?;
+        let not_after = certificate::unix_seconds(&cert.tbs_certificate().validity().not_after)?;
         Ok(CaLevel { key, kind, certificate_der, name, public_key, not_after })
     }
 

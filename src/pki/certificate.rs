@@ -40,6 +40,16 @@ pub fn time(unix_seconds: i64) -> Result<Time, PkiError> {
     Ok(Time::try_from(std::time::UNIX_EPOCH + duration)?)
 }
 
+/// A certificate time as Unix seconds (a time before 1970 is refused: rssp never makes one).
+pub fn unix_seconds(time: &Time) -> Result<i64, PkiError> {
+    let seconds = time
+        .to_system_time()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| PkiError::Invalid("certificate time before 1970".into()))?
+        .as_secs();
+    i64::try_from(seconds).map_err(|_| PkiError::Invalid("certificate time out of range".into()))
+}
+
 pub fn validity(not_before: i64, not_after: i64) -> Result<Validity, PkiError> {
     Ok(Validity::new(time(not_before)?, time(not_after)?))
 }

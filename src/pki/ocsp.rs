@@ -249,15 +249,7 @@ impl DelegatedResponder {
     pub(crate) fn from_parts(key: KeyId, kind: KeyKind, certificate_der: Vec<u8>) -> Result<Self, PkiError> {
         let certificate = Certificate::from_der(&certificate_der)?;
         let key_hash = key_hash(certificate.tbs_certificate().subject_public_key_info());
-        let not_after = certificate
-            .tbs_certificate()
-            .validity()
-            .not_after
-            .to_system_time()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_err(|_| PkiError::Invalid("responder certificate expires before 1970".into()))?
-            .as_secs();
-        let not_after = i64::try_from(not_after).map_err(|_| PkiError::Invalid("notAfter out of range".into()))?;
+        let not_after = certificate::unix_seconds(&certificate.tbs_certificate().validity().not_after)?;
         Ok(DelegatedResponder { key, kind, certificate_der, certificate, key_hash, not_after })
     }
 

@@ -67,16 +67,8 @@ impl TimeStampingUnit {
                 serial_number: certificate.tbs_certificate().serial_number().clone(),
             }),
         };
-        let unix = |time: &x509_cert::time::Time| -> Result<i64, PkiError> {
-            let seconds = time
-                .to_system_time()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_err(|_| PkiError::Invalid("TSA certificate time before 1970".into()))?
-                .as_secs();
-            i64::try_from(seconds).map_err(|_| PkiError::Invalid("TSA certificate time out of range".into()))
-        };
         let validity = certificate.tbs_certificate().validity();
-        let valid = (unix(&validity.not_before)?, unix(&validity.not_after)?);
+        let valid = (certificate::unix_seconds(&validity.not_before)?, certificate::unix_seconds(&validity.not_after)?);
         Ok(TimeStampingUnit { key, kind, certificate_der, certificate, ess_cert_id, valid })
     }
 
