@@ -1,6 +1,7 @@
 //! The time-stamping authority: its unit (created on first start), RFC 3161 requests from relying
 //! parties (`POST /tsa`), and CSC `signatures/timestamp`, where each time-stamp spends a transaction
-//! of one of the person's credentials. Every token issued is logged (`timestamps`) before it leaves.
+//! of one of the person's credentials. Every token issued is recorded in the audit chain and the
+//! time-stamp log (`timestamps`) before it leaves.
 
 use der::asn1::{Int, Uint};
 
