@@ -90,13 +90,10 @@ impl OcspResponder {
     /// certificate, no nonce, the generation read recently and unchanged since the response was made.
     fn cached(&self, query: &OcspQuery, now: i64, poll: Duration) -> Option<OcspAnswer> {
         let key = cache_key(self, query)?;
-        let generation = *self.generation.lock().unwrap_or_else(|e| e.into_inner());
-        if generation.read_at.is_none_or(|at| at.elapsed() > poll) {
-            return None;
-        }
+        let generation = self.recent_generation(poll)?;
         let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         let entry = cache.get(&key)?;
-        (entry.generation == generation.value && now < entry.refresh_at)
+        (entry.generation == generation && now < entry.refresh_at)
             .then(|| OcspAnswer { der: Arc::clone(&entry.der), validity: Some((entry.this_update, entry.next_update)) })
     }
 
@@ -112,6 +109,12 @@ impl OcspResponder {
 
     fn current_generation(&self) -> (i64, i64) {
         self.generation.lock().unwrap_or_else(|e| e.into_inner()).value
+    }
+
+    /// This node's reading of the generation, when it is younger than `poll`.
+    fn recent_generation(&self, poll: Duration) -> Option<(i64, i64)> {
+        let generation = *self.generation.lock().unwrap_or_else(|e| e.into_inner());
+        generation.read_at.filter(|at| at.elapsed() <= poll).map(|_| generation.value)
     }
 }
 
@@ -363,9 +366,19 @@ fn respond_to(services: &Services, query: &OcspQuery) -> Result<OcspAnswer, Serv
     };
     let now = services.now();
     let mut conn = services.conn()?;
-    let started = Instant::now();
-    let generation = credentials::status_generation(&mut conn)?;
-    responder.note_generation(generation, started);
+    // The generation is read again only when this node's reading is older than the poll: the statuses
+    // below are read fresh in any case, and the reading only tags what is cached (a stranger asking
+    // about random serials costs an indexed read each, not a count over every certificate).
+    let poll = Duration::from_millis(services.config.ocsp.status_poll_ms);
+    let generation = match responder.recent_generation(poll) {
+        Some(generation) => generation,
+        None => {
+            let started = Instant::now();
+            let generation = credentials::status_generation(&mut conn)?;
+            responder.note_generation(generation, started);
+            responder.current_generation()
+        }
+    };
     let mut statuses = Vec::with_capacity(query.cert_ids.len());
     for cert_id in &query.cert_ids {
         let serial = hex::encode(cert_id.serial_number.as_bytes());
