@@ -96,7 +96,7 @@ impl Metrics {
             ),
             ocsp_responses: counter_vec(
                 "rssp_ocsp_responses_total",
-                "OCSP responses served, by how: cached, signed, or the unsigned status (malformed, unauthorized, ...).",
+                "OCSP responses served, by how: cached (from this node's cache, on the async runtime) or computed (on a blocking thread: signed, revalidated, or an unsigned status such as malformedRequest).",
                 &["served"],
             ),
             sad_refusals: counter_vec(

@@ -25,6 +25,7 @@ mod second_factor;
 pub(crate) mod signing;
 pub mod timestamps;
 pub mod totp_seal;
+mod trust_services;
 pub mod views;
 pub(crate) mod webhooks;
 

@@ -112,6 +112,16 @@ impl ApiError {
         self.with_header(WWW_AUTHENTICATE, challenge)
     }
 
+    /// This error's status and `Retry-After`, with `body` (of `content_type`) in place of the CSC error
+    /// body: for protocols whose clients read only their own error format (RFC 3161, OCSP).
+    pub fn with_protocol_body(&self, content_type: &str, body: Vec<u8>) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        if let Some(seconds) = self.retry_after {
+            response.insert_header(("Retry-After", seconds.max(1).to_string()));
+        }
+        response.insert_header(("Cache-Control", "no-store")).content_type(content_type).body(body)
+    }
+
     /// A method the path does not take (RFC 9110 §15.5.6): `allow` lists the ones it does.
     pub fn method_not_allowed(allow: &str) -> ApiError {
         ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "invalid_request", "Method not allowed on this path")

@@ -6,7 +6,7 @@
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::web::Data;
-use actix_web::{get, post, FromRequest, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{get, post, FromRequest, HttpRequest, HttpResponse};
 use base64::Engine;
 
 use super::error::{ApiError, Dialect, ErrorBody};
@@ -34,16 +34,10 @@ async fn answer(services: Data<Services>, der: Vec<u8>, cacheable_over_http: boo
             crate::metrics::METRICS.ocsp_responses.with_label_values(&[served]).inc();
             ok(answer, now, cacheable_over_http)
         }
+        // The service error's own status (503 with Retry-After, or 500), the body an OCSP client reads.
         Err(error) => {
-            // The service error's own status (503 with Retry-After, or 500), the body an OCSP client reads.
-            let response = error.error_response();
-            let temporary = response.status() == StatusCode::SERVICE_UNAVAILABLE;
-            let mut reply = HttpResponse::build(response.status());
-            if let Some(retry) = response.headers().get("retry-after") {
-                reply.insert_header(("retry-after", retry.clone()));
-            }
-            reply.insert_header(("cache-control", "no-store"));
-            reply.content_type(RESPONSE_TYPE).body(ocsp::failure_response(temporary))
+            let temporary = error.status == StatusCode::SERVICE_UNAVAILABLE;
+            error.with_protocol_body(RESPONSE_TYPE, ocsp::failure_response(temporary))
         }
     }
 }

@@ -8,7 +8,7 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::web::{Bytes, Data};
-use actix_web::{post, FromRequest, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{post, FromRequest, HttpRequest, HttpResponse};
 
 use super::error::{ApiError, Dialect, ErrorBody};
 use super::extract::{self, run};
@@ -88,15 +88,6 @@ pub async fn time_stamp(services: Data<Services>, request: TsaRequest) -> HttpRe
         Ok(TsaAnswer::Granted(body) | TsaAnswer::Rejected(body)) => {
             HttpResponse::Ok().content_type(REPLY_TYPE).body(body)
         }
-        Err(error) => {
-            let mut response = error.error_response();
-            let status = response.status();
-            let headers = std::mem::take(response.headers_mut());
-            let mut answer = HttpResponse::build(status);
-            for (name, value) in headers.iter().filter(|(name, _)| *name != actix_web::http::header::CONTENT_TYPE) {
-                answer.insert_header((name.clone(), value.clone()));
-            }
-            answer.content_type(REPLY_TYPE).body(timestamps::system_failure())
-        }
+        Err(error) => error.with_protocol_body(REPLY_TYPE, timestamps::system_failure()),
     }
 }

@@ -221,8 +221,9 @@ impl TimeStampQuery {
         Ok(TimeStampQuery { imprint, hash, nonce, cert_req })
     }
 
-    /// A request for `digest` made with `hash`: the imprint names the algorithm without parameters
-    /// (RFC 5754 §2).
+    /// A request for `digest` made with `hash` (CSC `signatures/timestamp`): the imprint names the
+    /// algorithm without parameters (RFC 5754 §2), and the token carries the TSA certificate, since a
+    /// CSC client embeds the token as it is.
     pub fn for_digest(hash: HashAlgorithm, digest: &[u8], nonce: Option<Int>) -> Result<TimeStampQuery, Rejection> {
         let imprint = MessageImprint {
             hash_algorithm: AlgorithmIdentifierOwned {

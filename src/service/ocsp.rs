@@ -207,23 +207,10 @@ fn create(
         certificate: responder.certificate_der.clone(),
         created_at: now,
     };
-    let stored = db::write_transaction(conn, |c| -> Result<(), diesel::result::Error> {
-        trust_services::insert_key(c, &row)?;
-        audit::record(c, now, certified_event(&responder, "key generated"))
-    });
-    let Err(e) = stored else { return Ok(responder) };
-    // Another node stored its responder first: use that one (see `timestamps::load_or_create`).
-    match trust_services::find_key(conn, TrustServiceName::Ocsp) {
-        Ok(Some(winner)) if winner.key_id != responder.key.to_hex() => {
-            crate::pki::ca::discard_keys(keystore, std::slice::from_ref(&responder.key));
-            responder_of(winner)
-        }
-        Ok(Some(_)) => Ok(responder),
-        Ok(None) => {
-            crate::pki::ca::discard_keys(keystore, std::slice::from_ref(&responder.key));
-            Err(e.into())
-        }
-        Err(_) => Err(e.into()),
+    let event = certified_event(&responder, "key generated");
+    match super::trust_services::store_created(conn, keystore, &row, event)? {
+        None => Ok(responder),
+        Some(winner) => responder_of(winner),
     }
 }
 

@@ -62,37 +62,16 @@ pub(crate) fn load_or_create(
         certificate: unit.certificate_der.clone(),
         created_at: now,
     };
-    let stored = db::write_transaction(conn, |c| -> Result<(), diesel::result::Error> {
-        trust_services::insert_key(c, &row)?;
-        audit::record(
-            c,
-            now,
-            AuditEvent {
-                event: AuditEventName::TsaCreated,
-                outcome: Outcome::Success,
-                user_id: None,
-                credential_id: None,
-                detail: format!("time-stamping unit, {kind} key, certified by the issuing CA"),
-            },
-        )
-    });
-    let Err(e) = stored else {
-        return Ok(TimeStampingAuthority { unit, policy });
+    let event = AuditEvent {
+        event: AuditEventName::TsaCreated,
+        outcome: Outcome::Success,
+        user_id: None,
+        credential_id: None,
+        detail: format!("time-stamping unit, {kind} key, certified by the issuing CA"),
     };
-    // Another node may have stored its unit first (the insert then failed on the primary key): use
-    // that one. A key no row names is destroyed; one the database might hold is kept (a COMMIT can
-    // fail after it took effect).
-    match trust_services::find_key(conn, TrustServiceName::Tsa) {
-        Ok(Some(winner)) if winner.key_id != unit.key.to_hex() => {
-            crate::pki::ca::discard_keys(keystore, std::slice::from_ref(&unit.key));
-            Ok(TimeStampingAuthority { unit: unit_of(winner)?, policy })
-        }
-        Ok(Some(_)) => Ok(TimeStampingAuthority { unit, policy }),
-        Ok(None) => {
-            crate::pki::ca::discard_keys(keystore, std::slice::from_ref(&unit.key));
-            Err(e.into())
-        }
-        Err(_) => Err(e.into()),
+    match super::trust_services::store_created(conn, keystore, &row, event)? {
+        None => Ok(TimeStampingAuthority { unit, policy }),
+        Some(winner) => Ok(TimeStampingAuthority { unit: unit_of(winner)?, policy }),
     }
 }
 
