@@ -102,6 +102,20 @@ pub(crate) fn read_limited_body(
     read_body(req, payload, limit)
 }
 
+/// 415 unless the request's `Content-Type` is `media_type` (parameters and letter case aside): for the
+/// binary protocols (RFC 3161, OCSP), whose bodies are DER of one kind.
+pub(crate) fn require_media_type(req: &HttpRequest, media_type: &str) -> Result<(), ApiError> {
+    let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if content_type.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case(media_type) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "invalid_request",
+        format!("Content-Type must be {media_type}"),
+    ))
+}
+
 /// Deepest nesting of arrays and objects a request body may have. The deepest real request (a v2
 /// authorize's `authData` entries) has 3 levels.
 pub const MAX_JSON_DEPTH: usize = 32;

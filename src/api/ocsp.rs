@@ -9,7 +9,7 @@ use actix_web::web::Data;
 use actix_web::{get, post, FromRequest, HttpRequest, HttpResponse};
 use base64::Engine;
 
-use super::error::{ApiError, Dialect, ErrorBody};
+use super::error::{Dialect, ErrorBody};
 use super::extract::{self, run};
 use crate::clock::http_date;
 use crate::service::ocsp::{self, OcspAnswer};
@@ -71,18 +71,9 @@ impl FromRequest for OcspPost {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let body = extract::read_limited_body(req, payload, OCSP_BODY_LIMIT);
-        let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
-        let media_type_ok =
-            content_type.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case(REQUEST_TYPE);
+        let media_type = extract::require_media_type(req, REQUEST_TYPE);
         Box::pin(async move {
-            if !media_type_ok {
-                return Err(ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "invalid_request",
-                    format!("Content-Type must be {REQUEST_TYPE}"),
-                )
-                .into());
-            }
+            media_type?;
             Ok(OcspPost(body.await?.to_vec()))
         })
     }

@@ -51,16 +51,7 @@ impl FromRequest for TsaRequest {
                 TsaAccess::Open => RelyingParty::Anonymous,
                 TsaAccess::Bearer => RelyingParty::Client(extract::tsa_client(&services, &req).await?.name),
             };
-            let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
-            let media_type = content_type.split(';').next().unwrap_or_default().trim();
-            if !media_type.eq_ignore_ascii_case(QUERY_TYPE) {
-                return Err(ApiError::new(
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "invalid_request",
-                    format!("Content-Type must be {QUERY_TYPE}"),
-                )
-                .into());
-            }
+            extract::require_media_type(&req, QUERY_TYPE)?;
             Ok(TsaRequest { requester, der: body.await? })
         })
     }
