@@ -75,6 +75,8 @@ pub struct Services {
     pub webhook_secrets: WebhookSecrets,
     /// The last readiness result, so that a flood of unauthenticated probes costs one check a second.
     pub readiness: health::ReadinessCache,
+    /// The CSC bearer tokens this node found valid, so that their requests need one blocking call, not two.
+    pub(crate) seen_tokens: auth::SeenTokens,
 }
 
 /// The shared secrets that authenticate the providers' webhooks (None: that webhook is refused).
@@ -232,6 +234,7 @@ impl Services {
             public_url,
             webhook_secrets,
             readiness: health::ReadinessCache::default(),
+            seen_tokens: auth::SeenTokens::default(),
         };
         // Every CA has a stored CRL before the first request: serving a CRL reads it, never signs.
         ca::refresh_crls(&services).map_err(|e| StartError::failed("publishing the CRLs", e))?;

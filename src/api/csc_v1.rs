@@ -14,7 +14,7 @@ use super::csc_common::{
     self, cert_info, certificates_wanted, key_info, timestamp_request, CertInfo, KeyInfo, TimestampResponse,
 };
 use super::error::{ApiError, Dialect, ErrorBody};
-use super::extract::{decode_base64, decode_hashes, encode_base64, run, Authed, CscJson, CscV1User};
+use super::extract::{decode_base64, decode_hashes, encode_base64, run_as, Authed, CscJson, CscV1User};
 use crate::domain::CredentialId;
 use crate::service::auth::{self, TokenTypeHint};
 use crate::service::credentials::{self, AuthorizeRequest, ExtendRequest};
@@ -134,10 +134,10 @@ pub async fn revoke(
     services: Data<Services>,
     request: Authed<CscV1User, CscJson<RevokeRequest>>,
 ) -> Result<HttpResponse, ApiError> {
-    let Authed(CscV1User(principal), body) = request;
+    let Authed(CscV1User(caller), body) = request;
     let token = body.0.token.filter(|t| !t.expose_secret().is_empty()).ok_or_else(|| ApiError::missing("token"))?;
     let hint = token_type_hint(body.0.token_type_hint.as_deref())?;
-    run(&services, V1, move |s| auth::revoke(s, &principal, token.expose_secret(), hint)).await?;
+    run_as(&services, V1, caller, move |s, principal| auth::revoke(s, principal, token.expose_secret(), hint)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -174,15 +174,16 @@ pub async fn list(
     services: Data<Services>,
     request: Authed<CscV1User, CscJson<ListRequest>>,
 ) -> Result<Json<ListResponse>, ApiError> {
-    let Authed(CscV1User(principal), body) = request;
+    let Authed(CscV1User(caller), body) = request;
     let body = body.0;
     // Authorisation is user-specific (basic): the user is the token's, never a parameter.
     if body.user_id.is_some() {
         return Err(ApiError::invalid_request("userID parameter MUST be null"));
     }
-    let (ids, next) =
-        run(&services, V1, move |s| credentials::list(s, &principal, body.max_results, body.page_token.as_deref()))
-            .await?;
+    let (ids, next) = run_as(&services, V1, caller, move |s, principal| {
+        credentials::list(s, principal, body.max_results, body.page_token.as_deref())
+    })
+    .await?;
     Ok(Json(ListResponse { credential_ids: ids, next_page_token: next }))
 }
 
@@ -262,11 +263,11 @@ pub async fn credential_info(
     services: Data<Services>,
     request: Authed<CscV1User, CscJson<CredentialInfoRequest>>,
 ) -> Result<Json<CredentialInfoResponse>, ApiError> {
-    let Authed(CscV1User(principal), body) = request;
+    let Authed(CscV1User(caller), body) = request;
     let body = body.0;
     let id = CredentialId::new(body.credential_id.ok_or_else(|| ApiError::missing("credentialID"))?);
     let wanted = certificates_wanted(body.certificates.as_deref())?;
-    let view = run(&services, V1, move |s| credentials::info(s, &principal, &id)).await?;
+    let view = run_as(&services, V1, caller, move |s, principal| credentials::info(s, principal, &id)).await?;
     Ok(Json(CredentialInfoResponse {
         description: format!("Qualified signing key {}", view.key_kind),
         key: key_info(&view),
@@ -333,7 +334,7 @@ pub async fn authorize(
     services: Data<Services>,
     request: Authed<CscV1User, CscJson<AuthorizeRequestBody>>,
 ) -> Result<Json<SadResponse>, ApiError> {
-    let Authed(CscV1User(principal), body) = request;
+    let Authed(CscV1User(caller), body) = request;
     let body = body.0;
     let request = AuthorizeRequest {
         credential_id: body.credential_id.ok_or_else(|| ApiError::missing("credentialID"))?.into(),
@@ -346,7 +347,8 @@ pub async fn authorize(
     if body.description.is_some_and(|d| d.chars().count() > 500) {
         return Err(ApiError::invalid("description"));
     }
-    let issued = run(&services, V1, move |s| credentials::authorize(s, &principal, request)).await?;
+    let issued =
+        run_as(&services, V1, caller, move |s, principal| credentials::authorize(s, principal, request)).await?;
     Ok(Json(SadResponse { sad: issued.sad, expires_in: issued.expires_in }))
 }
 
@@ -376,7 +378,7 @@ pub async fn extend_transaction(
     services: Data<Services>,
     request: Authed<CscV1User, CscJson<ExtendTransactionRequest>>,
 ) -> Result<Json<SadResponse>, ApiError> {
-    let Authed(CscV1User(principal), body) = request;
+    let Authed(CscV1User(caller), body) = request;
     let body = body.0;
     let request = ExtendRequest {
         credential_id: body.credential_id.ok_or_else(|| ApiError::missing("credentialID"))?.into(),
@@ -384,7 +386,7 @@ pub async fn extend_transaction(
         hashes: decode_hashes(&body.hash.unwrap_or_default(), "hash")?,
         hash_algo: None,
     };
-    let issued = run(&services, V1, move |s| credentials::extend(s, &principal, request)).await?;
+    let issued = run_as(&services, V1, caller, move |s, principal| credentials::extend(s, principal, request)).await?;
     Ok(Json(SadResponse { sad: issued.sad, expires_in: issued.expires_in }))
 }
 
@@ -414,9 +416,10 @@ pub async fn timestamp(
     services: Data<Services>,
     request: Authed<CscV1User, CscJson<TimestampRequestBody>>,
 ) -> Result<Json<TimestampResponse>, ApiError> {
-    let Authed(CscV1User(principal), CscJson(body)) = request;
+    let Authed(CscV1User(caller), CscJson(body)) = request;
     let request = timestamp_request(body.hash, body.hash_algo, "hashAlgo", body.nonce)?;
-    let token = run(&services, V1, move |s| timestamps::csc_timestamp(s, &principal, request)).await?;
+    let token =
+        run_as(&services, V1, caller, move |s, principal| timestamps::csc_timestamp(s, principal, request)).await?;
     Ok(Json(TimestampResponse { timestamp: encode_base64(&token) }))
 }
 
@@ -459,7 +462,7 @@ pub async fn sign_hash(
     services: Data<Services>,
     request: Authed<CscV1User, CscJson<SignHashRequestBody>>,
 ) -> Result<Json<SignHashResponse>, ApiError> {
-    let Authed(CscV1User(principal), body) = request;
+    let Authed(CscV1User(caller), body) = request;
     let body = body.0;
     let request = SignHashRequest {
         credential_id: body.credential_id.ok_or_else(|| ApiError::missing("credentialID"))?.into(),
@@ -470,6 +473,7 @@ pub async fn sign_hash(
         sign_algo_params: body.sign_algo_params.map(|p| decode_base64(&p, "signAlgoParams")).transpose()?,
         dialect: CscVersion::V1,
     };
-    let signatures = run(&services, V1, move |s| signing::sign_hash(s, &principal, request)).await?;
+    let signatures =
+        run_as(&services, V1, caller, move |s, principal| signing::sign_hash(s, principal, request)).await?;
     Ok(Json(SignHashResponse { signatures: signatures.iter().map(|s| encode_base64(s)).collect() }))
 }

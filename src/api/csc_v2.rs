@@ -14,7 +14,7 @@ use super::csc_common::{
 };
 use super::csc_v1::token_type_hint;
 use super::error::{ApiError, Dialect, ErrorBody};
-use super::extract::{decode_base64, decode_hashes, encode_base64, run, Authed, CscJson, CscV2User};
+use super::extract::{decode_base64, decode_hashes, encode_base64, run_as, Authed, CscJson, CscV2User};
 use crate::domain::algorithms::oid;
 use crate::domain::{CredentialId, HashAlgorithm};
 use crate::service::auth;
@@ -162,10 +162,10 @@ pub async fn revoke(
     services: Data<Services>,
     request: Authed<CscV2User, CscJson<RevokeRequest>>,
 ) -> Result<HttpResponse, ApiError> {
-    let Authed(CscV2User(principal), body) = request;
+    let Authed(CscV2User(caller), body) = request;
     let token = body.0.token.filter(|t| !t.expose_secret().is_empty()).ok_or_else(|| ApiError::missing("token"))?;
     let hint = token_type_hint(body.0.token_type_hint.as_deref())?;
-    run(&services, V2, move |s| auth::revoke(s, &principal, token.expose_secret(), hint)).await?;
+    run_as(&services, V2, caller, move |s, principal| auth::revoke(s, principal, token.expose_secret(), hint)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -296,7 +296,7 @@ pub async fn list(
     services: Data<Services>,
     request: Authed<CscV2User, CscJson<ListRequest>>,
 ) -> Result<Json<ListResponse>, ApiError> {
-    let Authed(CscV2User(principal), body) = request;
+    let Authed(CscV2User(caller), body) = request;
     let body = body.0;
     if body.user_id.is_some() {
         return Err(ApiError::invalid_request("userID parameter MUST be null"));
@@ -305,7 +305,8 @@ pub async fn list(
     let with_info = body.credential_info.unwrap_or(false);
     let only_valid = body.only_valid.unwrap_or(false);
     let cert_details = body.cert_info.unwrap_or(false);
-    let views = run(&services, V2, move |s| credentials::describe_all(s, &principal, only_valid)).await?;
+    let views =
+        run_as(&services, V2, caller, move |s, principal| credentials::describe_all(s, principal, only_valid)).await?;
     Ok(Json(ListResponse {
         credential_ids: views.iter().map(|v| v.id.to_string()).collect(),
         credential_infos: with_info
@@ -341,11 +342,11 @@ pub async fn credential_info_handler(
     services: Data<Services>,
     request: Authed<CscV2User, CscJson<CredentialInfoRequest>>,
 ) -> Result<Json<CredentialInfo>, ApiError> {
-    let Authed(CscV2User(principal), body) = request;
+    let Authed(CscV2User(caller), body) = request;
     let body = body.0;
     let id = CredentialId::new(body.credential_id.ok_or_else(|| ApiError::missing("credentialID"))?);
     let wanted = certificates_wanted(body.certificates.as_deref())?;
-    let view = run(&services, V2, move |s| credentials::info(s, &principal, &id)).await?;
+    let view = run_as(&services, V2, caller, move |s, principal| credentials::info(s, principal, &id)).await?;
     Ok(Json(credential_info(view, wanted, body.cert_info.unwrap_or(false), false)))
 }
 
@@ -420,7 +421,7 @@ pub async fn authorize(
     services: Data<Services>,
     request: Authed<CscV2User, CscJson<AuthorizeRequestBody>>,
 ) -> Result<Json<SadResponse>, ApiError> {
-    let Authed(CscV2User(principal), body) = request;
+    let Authed(CscV2User(caller), body) = request;
     let body = body.0;
     let credential_id = body.credential_id.ok_or_else(|| ApiError::missing("credentialID"))?;
     let num_signatures = body.num_signatures.ok_or_else(|| ApiError::missing("numSignatures"))?;
@@ -431,7 +432,8 @@ pub async fn authorize(
         return Err(ApiError::invalid("description"));
     }
     let request = AuthorizeRequest { credential_id: credential_id.into(), num_signatures, hashes, hash_algo, otp, pin };
-    let issued = run(&services, V2, move |s| credentials::authorize(s, &principal, request)).await?;
+    let issued =
+        run_as(&services, V2, caller, move |s, principal| credentials::authorize(s, principal, request)).await?;
     Ok(Json(SadResponse { sad: issued.sad, expires_in: issued.expires_in }))
 }
 
@@ -463,7 +465,7 @@ pub async fn extend_transaction(
     services: Data<Services>,
     request: Authed<CscV2User, CscJson<ExtendTransactionRequest>>,
 ) -> Result<Json<SadResponse>, ApiError> {
-    let Authed(CscV2User(principal), body) = request;
+    let Authed(CscV2User(caller), body) = request;
     let body = body.0;
     let hashes = decode_hashes(&body.hashes.unwrap_or_default(), "hashes")?;
     let request = ExtendRequest {
@@ -472,7 +474,7 @@ pub async fn extend_transaction(
         hash_algo: hash_algorithm(body.hash_algorithm_oid, !hashes.is_empty())?,
         hashes,
     };
-    let issued = run(&services, V2, move |s| credentials::extend(s, &principal, request)).await?;
+    let issued = run_as(&services, V2, caller, move |s, principal| credentials::extend(s, principal, request)).await?;
     Ok(Json(SadResponse { sad: issued.sad, expires_in: issued.expires_in }))
 }
 
@@ -506,13 +508,14 @@ pub async fn timestamp(
     services: Data<Services>,
     request: Authed<CscV2User, CscJson<TimestampRequestBody>>,
 ) -> Result<Json<TimestampResponse>, ApiError> {
-    let Authed(CscV2User(principal), CscJson(body)) = request;
+    let Authed(CscV2User(caller), CscJson(body)) = request;
     if body.hash_algorithm_oid.is_some() && body.hash_algo.is_some() && body.hash_algorithm_oid != body.hash_algo {
         return Err(ApiError::invalid("hashAlgorithmOID"));
     }
     let hash_algo = body.hash_algorithm_oid.or(body.hash_algo);
     let request = timestamp_request(body.hash, hash_algo, "hashAlgorithmOID", body.nonce)?;
-    let token = run(&services, V2, move |s| timestamps::csc_timestamp(s, &principal, request)).await?;
+    let token =
+        run_as(&services, V2, caller, move |s, principal| timestamps::csc_timestamp(s, principal, request)).await?;
     Ok(Json(TimestampResponse { timestamp: encode_base64(&token) }))
 }
 
@@ -558,7 +561,7 @@ pub async fn sign_hash(
     services: Data<Services>,
     request: Authed<CscV2User, CscJson<SignHashRequestBody>>,
 ) -> Result<Json<SignHashResponse>, ApiError> {
-    let Authed(CscV2User(principal), body) = request;
+    let Authed(CscV2User(caller), body) = request;
     let body = body.0;
     if body.operation_mode.as_deref().is_some_and(|m| m != "S") {
         return Err(ApiError::invalid("operationMode"));
@@ -573,6 +576,7 @@ pub async fn sign_hash(
         sign_algo_params: body.sign_algo_params.map(|p| decode_base64(&p, "signAlgoParams")).transpose()?,
         dialect: CscVersion::V2,
     };
-    let signatures = run(&services, V2, move |s| signing::sign_hash(s, &principal, request)).await?;
+    let signatures =
+        run_as(&services, V2, caller, move |s, principal| signing::sign_hash(s, principal, request)).await?;
     Ok(Json(SignHashResponse { signatures: signatures.iter().map(|s| encode_base64(s)).collect() }))
 }

@@ -259,9 +259,9 @@ impl<A: Authenticate, B: FromRequest + 'static> FromRequest for Authed<A, B> {
 }
 
 /// A CSC v1 caller: the bearer token from `/csc/v1/auth/login`.
-pub struct CscV1User(pub Principal);
+pub struct CscV1User(pub Caller);
 /// A CSC v2 caller: the bearer token from `/csc/v2/auth/login`.
-pub struct CscV2User(pub Principal);
+pub struct CscV2User(pub Caller);
 /// A lifecycle API caller: the session from `/api/v1/login`.
 pub struct PortalUser(pub Principal);
 /// An operator: an API key from `rssp operator create`.
@@ -269,13 +269,13 @@ pub struct OperatorKey(pub operators::Operator);
 
 impl Authenticate for CscV1User {
     async fn authenticate(services: Data<Services>, req: HttpRequest) -> Result<Self, ApiError> {
-        principal(&services, &req, Dialect::V1).await.map(CscV1User)
+        csc_caller(&services, &req, Dialect::V1).await.map(CscV1User)
     }
 }
 
 impl Authenticate for CscV2User {
     async fn authenticate(services: Data<Services>, req: HttpRequest) -> Result<Self, ApiError> {
-        principal(&services, &req, Dialect::V2).await.map(CscV2User)
+        csc_caller(&services, &req, Dialect::V2).await.map(CscV2User)
     }
 }
 
@@ -322,16 +322,47 @@ fn token_required(what: &str) -> ApiError {
     ApiError::unauthenticated(AuthScheme::Bearer, "invalid_token", format!("{what} is required"))
 }
 
+/// The caller of a CSC request, known only to [`run_as`]: the principal of a token checked before the
+/// body was read, or a token this node found valid recently, checked in the use case's own blocking
+/// call (see `auth::SeenTokens`).
+pub struct Caller {
+    token: SecretString,
+    checked: Option<Principal>,
+}
+
 /// The bearer token of a CSC request: none is 401 with a challenge; a header that is not
 /// `Bearer <token>` is 400, as the CSC method tables say (and RFC 6750 §3.1 for a malformed
-/// request); a bad or expired token 401.
-pub async fn principal(services: &Data<Services>, req: &HttpRequest, dialect: Dialect) -> Result<Principal, ApiError> {
+/// request); a bad or expired token 401, before the body is read unless this node saw the token valid.
+pub async fn csc_caller(services: &Data<Services>, req: &HttpRequest, dialect: Dialect) -> Result<Caller, ApiError> {
     let token = match bearer_header(req) {
         BearerHeader::Token(token) => token,
         BearerHeader::Missing => return Err(token_required("A bearer token")),
         BearerHeader::Malformed => return Err(ApiError::invalid_request("Malformed authorization header")),
     };
-    run(services, dialect, move |s| auth::authenticate(s, token.expose_secret())).await
+    if auth::seen_recently(services, token.expose_secret()) {
+        return Ok(Caller { token, checked: None });
+    }
+    let bearer = token.clone();
+    let principal = run(services, dialect, move |s| auth::authenticate(s, bearer.expose_secret())).await?;
+    Ok(Caller { token, checked: Some(principal) })
+}
+
+/// Runs a CSC use case for its caller on a blocking thread, like [`run`]: a token not checked yet is
+/// checked there first, so a use case only ever runs for a token the store holds valid.
+pub async fn run_as<T: Send + 'static>(
+    services: &Data<Services>,
+    dialect: Dialect,
+    caller: Caller,
+    f: impl FnOnce(&Services, &Principal) -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, ApiError> {
+    run(services, dialect, move |s| {
+        let principal = match caller.checked {
+            Some(principal) => principal,
+            None => auth::authenticate(s, caller.token.expose_secret())?,
+        };
+        f(s, &principal)
+    })
+    .await
 }
 
 /// The bearer token of a lifecycle API request: a session from `/api/v1/login`.

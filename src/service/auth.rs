@@ -290,17 +290,27 @@ pub(super) fn open_portal_session(
     Ok(IssuedTokens { access_token, refresh_token: None, expires_in: lifetime })
 }
 
-/// Checks a bearer access token of the CSC API (a CSC login or a lifecycle session).
+/// Checks a bearer access token of the CSC API (a CSC login or a lifecycle session), and remembers a
+/// valid one in [`SeenTokens`].
 pub fn authenticate(services: &Services, bearer: &str) -> Result<Principal, ServiceError> {
-    check_bearer(services, bearer, &[tokens::ACCESS, tokens::PORTAL])
+    let (principal, expires_at) = check_bearer(services, bearer, &[tokens::ACCESS, tokens::PORTAL])?;
+    services.seen_tokens.remember(&principal.token_digest, expires_at, services.now());
+    Ok(principal)
+}
+
+/// Whether this node found the CSC bearer token valid by [`authenticate`] earlier and it has not expired
+/// since. It decides only *when* the token is checked, never whether: see [`SeenTokens`].
+pub fn seen_recently(services: &Services, bearer: &str) -> bool {
+    services.seen_tokens.seen(&secrets::token_digest(bearer), services.now())
 }
 
 /// Checks a bearer token of the lifecycle API: only a lifecycle session, which needed the second factor.
 pub fn authenticate_portal(services: &Services, bearer: &str) -> Result<Principal, ServiceError> {
-    check_bearer(services, bearer, &[tokens::PORTAL])
+    check_bearer(services, bearer, &[tokens::PORTAL]).map(|(principal, _)| principal)
 }
 
-fn check_bearer(services: &Services, bearer: &str, kinds: &[&str]) -> Result<Principal, ServiceError> {
+/// The principal of a valid bearer token of one of `kinds`, and when the token expires.
+fn check_bearer(services: &Services, bearer: &str, kinds: &[&str]) -> Result<(Principal, i64), ServiceError> {
     let digest = secrets::token_digest(bearer);
     let row = tokens::find(&mut *services.conn()?, &digest)?;
     match row {
@@ -308,10 +318,48 @@ fn check_bearer(services: &Services, bearer: &str, kinds: &[&str]) -> Result<Pri
             if t.revoked || t.expires_at <= services.now() {
                 Err(ServiceError::ExpiredToken)
             } else {
-                Ok(Principal { user_id: UserId::new(t.user_id), token_digest: digest })
+                Ok((Principal { user_id: UserId::new(t.user_id), token_digest: digest }, t.expires_at))
             }
         }
         _ => Err(ServiceError::InvalidToken),
+    }
+}
+
+/// The CSC bearer tokens this node has found valid, by digest, with their expiry.
+///
+/// A CSC request is checked before its body is read, so that a caller without a valid token cannot
+/// make the server read or parse a body: one hop onto a blocking thread for the token, another for the
+/// use case. A client signing many times with one token pays that first hop on every request. A token
+/// seen here (and not expired) lets the request read its body first and have the token checked in the
+/// use case's own blocking call, against the store as always: a token revoked since (on any node) is
+/// still refused there, before the use case runs. Only the order changes, and only for a caller that
+/// held a valid token. Bounded: when full, expired entries go, and if none had expired, all of them.
+#[derive(Debug, Default)]
+pub struct SeenTokens {
+    expiries: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+}
+
+/// Most tokens [`SeenTokens`] keeps (about 10 MiB).
+const SEEN_TOKENS_MAX: usize = 65_536;
+
+impl SeenTokens {
+    fn remember(&self, digest: &str, expires_at: i64, now: i64) {
+        let mut expiries = self.expiries.lock().unwrap_or_else(|e| e.into_inner());
+        if expiries.contains_key(digest) {
+            return;
+        }
+        if expiries.len() >= SEEN_TOKENS_MAX {
+            expiries.retain(|_, expires_at| *expires_at > now);
+            if expiries.len() >= SEEN_TOKENS_MAX {
+                expiries.clear();
+            }
+        }
+        expiries.insert(digest.to_owned(), expires_at);
+    }
+
+    fn seen(&self, digest: &str, now: i64) -> bool {
+        let expiries = self.expiries.lock().unwrap_or_else(|e| e.into_inner());
+        expiries.get(digest).is_some_and(|expires_at| *expires_at > now)
     }
 }
 

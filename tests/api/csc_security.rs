@@ -309,3 +309,59 @@ async fn every_event_is_in_a_hash_chain_that_detects_tampering() {
         other => panic!("tampering not detected: {other:?}"),
     }
 }
+
+/// A node that has seen a token valid checks it again, against the store, in the same blocking call as
+/// the use case (it only reads the body first). A token revoked since, here by another node sharing the
+/// store (the row written directly, as that node would), signs nothing and spends nothing, in both
+/// dialects; a token expired since is refused before its body is read.
+#[tokio::test]
+async fn a_token_revoked_elsewhere_after_this_node_saw_it_signs_nothing() {
+    let server = TestServer::start().await;
+    let signer = server.provision("seen", KeyKind::EcP256, 5, None).await;
+    let hashes = digests(1, "seen");
+    for version in ["v1", "v2"] {
+        let token = server.login(version, &signer).await;
+        // Seen valid by this node: the list and the authorisation run with it.
+        assert_eq!(server.post(&format!("/csc/{version}/credentials/list"), Some(&token), json!({})).await.0, 200);
+        let sad = server.authorize_v1(&server.login("v1", &signer).await, &signer, &hashes, 1).await;
+        let revoked = {
+            let mut conn = server.services().conn().unwrap();
+            rssp::db::tokens::revoke(&mut conn, &rssp::domain::secrets::token_digest(&token)).unwrap();
+            rssp::db::sads::find(&mut conn, &rssp::domain::secrets::token_digest(&sad)).unwrap().unwrap().used
+        };
+        assert_eq!(revoked, 0);
+        let body = match version {
+            "v1" => {
+                json!({"credentialID": signer.credential_id, "SAD": sad, "hash": b64_all(&hashes), "signAlgo": ES256})
+            }
+            _ => {
+                json!({"credentialID": signer.credential_id, "SAD": sad, "hashes": b64_all(&hashes), "signAlgo": ES256})
+            }
+        };
+        let (status, answer) = server.post(&format!("/csc/{version}/signatures/signHash"), Some(&token), body).await;
+        assert_error(status, &answer, 401, "expired_token", "");
+        for path in ["credentials/list", "credentials/info", "auth/revoke"] {
+            let body = json!({"credentialID": signer.credential_id, "token": token});
+            let (status, answer) = server.post(&format!("/csc/{version}/{path}"), Some(&token), body).await;
+            assert_error(status, &answer, 401, "expired_token", "");
+        }
+        // Nothing was spent: the SAD still signs, once, with a token that is valid.
+        let fresh = server.login("v1", &signer).await;
+        let (status, answer) = sign(&server, &fresh, &signer.credential_id, &sad, &hashes).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    // Expired since it was seen: refused before the body, whatever the body holds.
+    let token = server.login("v1", &signer).await;
+    assert_eq!(server.post("/csc/v1/credentials/list", Some(&token), json!({})).await.0, 200);
+    server.clock.advance(3601);
+    let response = server
+        .http
+        .post(format!("{}/csc/v1/signatures/signHash", server.url))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(vec![b' '; 2 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+}
