@@ -85,32 +85,79 @@ pub fn record(conn: &mut DbConnection, at: i64, event: AuditEvent<'_>) -> diesel
 /// [`record`], returning the record's sequence number: a number that orders what the transaction
 /// wrote among all audited changes, given out under the chain's lock, so it commits in order.
 pub fn record_numbered(conn: &mut DbConnection, at: i64, event: AuditEvent<'_>) -> diesel::QueryResult<i64> {
-    let (last_seq, last_hash) = store::lock_head(conn)?;
-    let mut row = AuditRow {
-        seq: last_seq + 1,
-        at,
-        event: event.event.as_str().to_string(),
-        outcome: event.outcome.as_str().to_string(),
-        user_id: event.user_id.map(str::to_string),
-        credential_id: event.credential_id.map(str::to_string),
-        detail: event.detail,
-        prev_hash: last_hash,
-        hash: String::new(),
-        request_id: crate::telemetry::current_request_id(),
-    };
-    row.hash = record_hash(&row);
-    store::append(conn, &row)?;
-    // Refusals are logged where they are recorded (`Services::audit_refusal`), with their reason. The
-    // detail stays in the trail: it may name things (an order, a reason typed by a person) a log need not.
-    if event.outcome == Outcome::Success {
-        tracing::info!(
-            event = event.event.as_str(),
-            user_id = event.user_id,
-            credential_id = event.credential_id,
-            "audit"
-        );
+    let mut appender = Appender::lock(conn)?;
+    let seq = appender.append(conn, at, event, crate::telemetry::current_request_id())?;
+    appender.finish(conn)?;
+    Ok(seq)
+}
+
+/// Appends records to the chain inside one write transaction: the head is locked and read once, each
+/// record links to the one before, and the head moves once, to the last, in [`Appender::finish`]. A
+/// transaction that writes the records of several requests (the signature ledger) pays for the head
+/// once; what `rssp audit verify` checks is the same.
+#[derive(Debug)]
+pub struct Appender {
+    seq: i64,
+    hash: String,
+    appended: bool,
+}
+
+impl Appender {
+    /// Locks the head of the chain for this transaction.
+    pub fn lock(conn: &mut DbConnection) -> diesel::QueryResult<Appender> {
+        let (seq, hash) = store::lock_head(conn)?;
+        Ok(Appender { seq, hash, appended: false })
     }
-    Ok(row.seq)
+
+    /// Appends a record for the request `request_id` (the request being served, for one written on its
+    /// own thread); its sequence number.
+    pub fn append(
+        &mut self,
+        conn: &mut DbConnection,
+        at: i64,
+        event: AuditEvent<'_>,
+        request_id: Option<String>,
+    ) -> diesel::QueryResult<i64> {
+        let mut row = AuditRow {
+            seq: self.seq + 1,
+            at,
+            event: event.event.as_str().to_string(),
+            outcome: event.outcome.as_str().to_string(),
+            user_id: event.user_id.map(str::to_string),
+            credential_id: event.credential_id.map(str::to_string),
+            detail: event.detail,
+            prev_hash: std::mem::take(&mut self.hash),
+            hash: String::new(),
+            request_id,
+        };
+        row.hash = record_hash(&row);
+        let inserted = store::insert_record(conn, &row);
+        // The chain moves on in memory only once the record is in: a failed insert fails the transaction.
+        self.seq = row.seq;
+        self.hash = row.hash;
+        inserted?;
+        self.appended = true;
+        // Refusals are logged where they are recorded (`Services::audit_refusal`), with their reason. The
+        // detail stays in the trail: it may name things (an order, a reason typed by a person) a log need not.
+        if event.outcome == Outcome::Success {
+            tracing::info!(
+                event = event.event.as_str(),
+                user_id = event.user_id,
+                credential_id = event.credential_id,
+                request_id = row.request_id.as_deref(),
+                "audit"
+            );
+        }
+        Ok(row.seq)
+    }
+
+    /// Moves the head to the last record appended.
+    pub fn finish(self, conn: &mut DbConnection) -> diesel::QueryResult<()> {
+        if self.appended {
+            store::move_head(conn, self.seq, &self.hash)?;
+        }
+        Ok(())
+    }
 }
 
 /// The result of checking the whole chain.

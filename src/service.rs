@@ -77,6 +77,8 @@ pub struct Services {
     pub readiness: health::ReadinessCache,
     /// The CSC bearer tokens this node found valid, so that their requests need one blocking call, not two.
     pub(crate) seen_tokens: auth::SeenTokens,
+    /// The signHash reservations of concurrent requests, written together.
+    pub signature_ledger: signing::ledger::SignatureLedger,
 }
 
 /// The shared secrets that authenticate the providers' webhooks (None: that webhook is refused).
@@ -235,6 +237,7 @@ impl Services {
             webhook_secrets,
             readiness: health::ReadinessCache::default(),
             seen_tokens: auth::SeenTokens::default(),
+            signature_ledger: signing::ledger::SignatureLedger::default(),
         };
         // Every CA has a stored CRL before the first request: serving a CRL reads it, never signs.
         ca::refresh_crls(&services).map_err(|e| StartError::failed("publishing the CRLs", e))?;

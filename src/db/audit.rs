@@ -45,11 +45,10 @@ pub fn head(conn: &mut DbConnection) -> QueryResult<(i64, String)> {
     audit_head::table.find(1).select((audit_head::seq, audit_head::hash)).first(conn)
 }
 
-/// Appends the record and moves the head to it (inside the transaction that locked the head).
+/// Inserts a record (inside the transaction that locked the head; [`move_head`] follows).
 /// Written out as a fixed statement (see `db::prepared`): it runs on every signature.
-pub(crate) fn append(conn: &mut DbConnection, row: &AuditRow) -> QueryResult<()> {
+pub(crate) fn insert_record(conn: &mut DbConnection, row: &AuditRow) -> QueryResult<()> {
     struct InsertAuditRecord;
-    struct MoveAuditHead;
     use super::prepared::{execute, Part::*};
     let record = vec![
         Sql("INSERT INTO audit_log (seq, at, event, outcome, user_id, credential_id, detail, prev_hash, hash, \
@@ -75,16 +74,15 @@ pub(crate) fn append(conn: &mut DbConnection, row: &AuditRow) -> QueryResult<()>
         OptionalText(row.request_id.as_deref()),
         Sql(")"),
     ];
-    execute::<InsertAuditRecord>(conn, record)?;
-    let head = vec![
-        Sql("UPDATE audit_head SET seq = "),
-        Long(row.seq),
-        Sql(", hash = "),
-        Text(&row.hash),
-        Sql(" WHERE id = 1"),
-    ];
-    execute::<MoveAuditHead>(conn, head)?;
-    Ok(())
+    execute::<InsertAuditRecord>(conn, record).map(|_| ())
+}
+
+/// Moves the head to the last record inserted (inside the transaction that locked it).
+pub(crate) fn move_head(conn: &mut DbConnection, seq: i64, hash: &str) -> QueryResult<()> {
+    struct MoveAuditHead;
+    use super::prepared::{execute, Part::*};
+    let head = vec![Sql("UPDATE audit_head SET seq = "), Long(seq), Sql(", hash = "), Text(hash), Sql(" WHERE id = 1")];
+    execute::<MoveAuditHead>(conn, head).map(|_| ())
 }
 
 /// Records in order, `limit` at a time from `after`.

@@ -97,6 +97,15 @@ pub fn spend(
     Ok(super::prepared::execute::<SpendSad>(conn, parts)? == 1)
 }
 
+/// Undoes a [`spend`] made earlier in the same transaction (the quota then refused the request): the
+/// budget and the hashes as they were, only if nothing spent since.
+pub fn unspend(conn: &mut DbConnection, digest: &str, n: i32, before: &str, remaining: &str) -> QueryResult<()> {
+    diesel::update(sads::table.find(digest).filter(sads::hashes.eq(remaining)))
+        .set((sads::used.eq(sads::used - n), sads::hashes.eq(before)))
+        .execute(conn)
+        .map(|_| ())
+}
+
 /// Gives back what a request spent when the HSM then failed: the budget and the hash occurrences.
 pub fn refund(conn: &mut DbConnection, digest: &str, n: i32, hashes: &str) -> QueryResult<()> {
     diesel::update(sads::table.find(digest))

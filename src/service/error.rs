@@ -368,15 +368,17 @@ impl ServiceError {
 
 impl From<diesel::result::Error> for ServiceError {
     fn from(e: diesel::result::Error) -> Self {
-        // SQLite gives up waiting for its write lock after the busy timeout: the service is overloaded,
-        // which the client may retry, not an internal error.
-        if let diesel::result::Error::DatabaseError(_, info) = &e {
-            if info.message().contains("database is locked") {
-                return ServiceError::Unavailable;
-            }
+        if gave_up_waiting(&e) {
+            return ServiceError::Unavailable;
         }
         ServiceError::internal(e)
     }
+}
+
+/// SQLite gave up waiting for its write lock after the busy timeout: the service is overloaded, which
+/// the client may retry, not an internal error.
+pub(crate) fn gave_up_waiting(e: &diesel::result::Error) -> bool {
+    matches!(e, diesel::result::Error::DatabaseError(_, info) if info.message().contains("database is locked"))
 }
 
 impl From<crate::db::DbError> for ServiceError {

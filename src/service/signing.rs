@@ -1,4 +1,6 @@
-//! `signatures/signHash`: spends the SAD's budget atomically, then signs in the HSM.
+//! `signatures/signHash`: spends the SAD's budget atomically (in the [`ledger`]), then signs in the HSM.
+
+pub mod ledger;
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -9,7 +11,7 @@ use crate::domain::{sad, secrets, AuditEventName, CredentialId};
 use crate::hsm::KeyId;
 use crate::metrics::METRICS;
 
-use super::credentials::{ensure_usable, key_kind, live_sad, quota_exhausted, usable_sad, MAX_ID_LEN};
+use super::credentials::{ensure_usable, key_kind, usable_sad, MAX_ID_LEN};
 use super::{Param, Principal, ServiceError, Services};
 
 /// What a client sends to `signatures/signHash`, once parsed.
@@ -94,48 +96,23 @@ fn sign_hash_inner(
     ensure_usable(&row, now)?;
     let sad_row = usable_sad(sad_row, now)?;
     let count = i32::try_from(request.hashes.len()).map_err(ServiceError::internal)?;
-    db::write_transaction(&mut conn, |c| {
-        // Each authorised hash occurrence signs once: [H, H] needs H authorised twice. The spend is
-        // conditional on the hashes read (before the transaction, so the write lock is held for
-        // the writes alone): a concurrent request on the same SAD may have spent in between, and
-        // then the SAD is read again (a few times) before refusing.
-        let mut spent = false;
-        let mut sad_row = sad_row;
-        for attempt in 0..3 {
-            if attempt > 0 {
-                sad_row = live_sad(c, principal, &row.id, &sad_digest, now)?;
-            }
-            let Some(remaining) = sad::take(&sad::decode_hashes(&sad_row.hashes), &request.hashes) else {
-                return Err(ServiceError::HashNotAuthorized);
-            };
-            if sads::spend(c, &sad_digest, count, &sad_row.hashes, &sad::encode_hashes(&remaining), now)? {
-                spent = true;
-                break;
-            }
-        }
-        if !spent {
-            return Err(ServiceError::SadBudgetSpent);
-        }
-        // Every hash spends one of the credential's transactions, in the same transaction as the SAD.
-        if !db::credentials::spend_quota(c, &row.id, count)? {
-            let current = db::credentials::by_id(c, &row.id)?.unwrap_or_else(|| row.clone());
-            return Err(quota_exhausted(&current));
-        }
-        audit::record(
-            c,
-            now,
-            AuditEvent {
-                event: AuditEventName::SignaturesSignHash,
-                outcome: Outcome::Success,
-                user_id: Some(&principal.user_id),
-                credential_id: Some(&row.id),
-                detail: format!("signatures={count} signAlgo={}", request.sign_algo),
-            },
-        )?;
-        Ok(())
-    })?;
-    // The HSM works outside the transaction and without a pooled connection held.
+    // The SAD, the quota and the audit record are written with those of other requests signing now.
     drop(conn);
+    services.signature_ledger.reserve(
+        services,
+        ledger::Reservation {
+            principal: principal.clone(),
+            credential: row.clone(),
+            sad_digest: sad_digest.clone(),
+            sad: sad_row,
+            hashes: request.hashes.clone(),
+            count,
+            now,
+            sign_algo: request.sign_algo.clone(),
+            request_id: crate::telemetry::current_request_id(),
+        },
+    )?;
+    // The HSM works outside the transaction and without a pooled connection held.
     let key = KeyId::from_hex(&row.key_id).ok_or_else(|| ServiceError::invariant("stored key id"))?;
     match services.keystore.sign_digests(&key, scheme, &request.hashes) {
         Ok(signatures) => {

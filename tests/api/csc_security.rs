@@ -103,6 +103,31 @@ async fn concurrent_sign_hash_calls_never_overspend_the_sad() {
     let statuses = futures::future::join_all(attempts).await;
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 3, "exactly the budget is signed: {statuses:?}");
     assert!(statuses.iter().all(|s| *s == 200 || *s == 400), "{statuses:?}");
+
+    // The same in one batch of the signature ledger: the reservations are judged one after the other.
+    let sad = server.authorize_v1(&token, &signer, &hashes, 3).await;
+    let attempts = (0..12).map(|i| {
+        let hash = vec![hashes[i % 3].clone()];
+        let (server, token, sad, id) = (&server, token.clone(), sad.clone(), signer.credential_id.clone());
+        async move { sign(server, &token, &id, &sad, &hash).await.0 }
+    });
+    let ledger = &server.services().signature_ledger;
+    let turn = ledger.hold_turn();
+    let release = async move {
+        for _ in 0..1000 {
+            if ledger.queued() == 12 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let queued = ledger.queued();
+        drop(turn);
+        queued
+    };
+    let (statuses, queued) = tokio::join!(futures::future::join_all(attempts), release);
+    assert_eq!(queued, 12, "all twelve were queued together");
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 3, "exactly the budget is signed: {statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 400), "{statuses:?}");
 }
 
 #[tokio::test]
@@ -364,4 +389,85 @@ async fn a_token_revoked_elsewhere_after_this_node_saw_it_signs_nothing() {
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 401);
+}
+
+/// Concurrent signHash requests on one credential are written together (the signature ledger), and each
+/// is judged as if alone: with a quota of 4 and 8 requests at once, each with a SAD of its own, exactly 4
+/// sign, the 4 refused leave their SADs exactly as they were (budget and hashes), the audit chain stays
+/// intact, and each success's audit record carries its own request's id.
+#[tokio::test]
+async fn concurrent_signatures_spend_the_quota_exactly_once_and_a_refusal_leaves_its_sad_untouched() {
+    let server = TestServer::start().await;
+    let signer = server.provision_with_quota("ledger", KeyKind::EcP256, 5, None, Some(4)).await;
+    let token = server.login("v1", &signer).await;
+    let mut sads = Vec::new();
+    for i in 0..8 {
+        let hashes = digests(2, &format!("ledger-{i}"));
+        sads.push((server.authorize_v1(&token, &signer, &hashes, 2).await, hashes));
+    }
+    let attempts = sads.iter().enumerate().map(|(i, (sad, hashes))| {
+        let hash = vec![hashes[0].clone()];
+        let request_id = format!("ledger-request-{i}");
+        let (server, token, id) = (&server, token.clone(), signer.credential_id.clone());
+        async move {
+            let body = json!({"credentialID": id, "SAD": sad, "hash": b64_all(&hash), "signAlgo": ES256});
+            let response = server
+                .http
+                .post(format!("{}/csc/v1/signatures/signHash", server.url))
+                .bearer_auth(&token)
+                .header("x-request-id", &request_id)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap(), request_id)
+        }
+    });
+    // The ledger's turn is held until all 8 wait, so that they are written in one batch.
+    let ledger = &server.services().signature_ledger;
+    let turn = ledger.hold_turn();
+    let release = async move {
+        for _ in 0..1000 {
+            if ledger.queued() == 8 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let queued = ledger.queued();
+        drop(turn);
+        queued
+    };
+    let (answers, queued) = tokio::join!(futures::future::join_all(attempts), release);
+    assert_eq!(queued, 8, "all eight reservations were queued together");
+    let signed: Vec<&String> = answers.iter().filter(|(status, _, _)| *status == 200).map(|(_, _, id)| id).collect();
+    assert_eq!(signed.len(), 4, "exactly the quota signs: {answers:?}");
+    for (status, body, _) in answers.iter().filter(|(status, _, _)| *status != 200) {
+        assert_error(*status, body, 400, "invalid_request", "quota exhausted");
+    }
+
+    let mut conn = server.services().conn().unwrap();
+    for ((status, _, _), (sad, hashes)) in answers.iter().zip(&sads) {
+        let row = rssp::db::sads::find(&mut conn, &rssp::domain::secrets::token_digest(sad)).unwrap().unwrap();
+        let encoded = rssp::domain::sad::encode_hashes;
+        if *status == 200 {
+            assert_eq!((row.used, row.hashes), (1, encoded(&hashes[1..])), "a signature spends its hash");
+        } else {
+            assert_eq!((row.used, row.hashes), (0, encoded(hashes)), "a refusal leaves its SAD as it was");
+        }
+    }
+    let records = rssp::db::audit::page(&mut conn, 0, 1000).unwrap();
+    let mut recorded: Vec<String> = records
+        .iter()
+        .filter(|r| r.event == "signatures.signHash" && r.outcome == "success")
+        .filter_map(|r| r.request_id.clone())
+        .collect();
+    recorded.sort();
+    let mut signed: Vec<String> = signed.into_iter().cloned().collect();
+    signed.sort();
+    assert_eq!(recorded, signed, "each success is recorded with its own request's id");
+    assert_eq!(
+        rssp::audit::verify(&mut conn).unwrap(),
+        rssp::audit::ChainReport::Intact { records: records.len() as i64 }
+    );
 }
