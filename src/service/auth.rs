@@ -264,6 +264,9 @@ fn issue(
         )
         .map_err(ServiceError::from)
     })?;
+    // Committed: valid from now on, so its first request needs one blocking call too (see `SeenTokens`).
+    let expires_at = now + security.access_token_lifetime_secs;
+    services.seen_tokens.remember(&secrets::token_digest(&access_token), expires_at, now);
     Ok(IssuedTokens { access_token, refresh_token, expires_in: security.access_token_lifetime_secs })
 }
 
@@ -291,7 +294,7 @@ pub(super) fn open_portal_session(
 }
 
 /// Checks a bearer access token of the CSC API (a CSC login or a lifecycle session), and remembers a
-/// valid one in [`SeenTokens`].
+/// valid one in [`SeenTokens`] (as `auth/login` remembers the tokens it issues).
 pub fn authenticate(services: &Services, bearer: &str) -> Result<Principal, ServiceError> {
     let (principal, expires_at) = check_bearer(services, bearer, &[tokens::ACCESS, tokens::PORTAL])?;
     services.seen_tokens.remember(&principal.token_digest, expires_at, services.now());
@@ -325,7 +328,7 @@ fn check_bearer(services: &Services, bearer: &str, kinds: &[&str]) -> Result<(Pr
     }
 }
 
-/// The CSC bearer tokens this node has found valid, by digest, with their expiry.
+/// The CSC bearer tokens this node has found valid, or issued, by digest, with their expiry.
 ///
 /// A CSC request is checked before its body is read, so that a caller without a valid token cannot
 /// make the server read or parse a body: one hop onto a blocking thread for the token, another for the
