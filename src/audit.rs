@@ -131,11 +131,13 @@ impl Appender {
             request_id,
         };
         row.hash = record_hash(&row);
-        let inserted = store::insert_record(conn, &row);
-        // The chain moves on in memory only once the record is in: a failed insert fails the transaction.
+        if let Err(e) = store::insert_record(conn, &row) {
+            // The record is not in: the chain stays where it was (and the caller's transaction fails).
+            self.hash = row.prev_hash;
+            return Err(e);
+        }
         self.seq = row.seq;
         self.hash = row.hash;
-        inserted?;
         self.appended = true;
         // Refusals are logged where they are recorded (`Services::audit_refusal`), with their reason. The
         // detail stays in the trail: it may name things (an order, a reason typed by a person) a log need not.

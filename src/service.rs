@@ -224,6 +224,7 @@ impl Services {
             webhook_secrets.identity = Some(dev.identity_webhook_secret.into());
         }
         drop(conn);
+        let signature_ledger = signing::ledger::SignatureLedger::for_database(&config.database_url());
         let services = Services {
             config,
             db,
@@ -237,7 +238,7 @@ impl Services {
             webhook_secrets,
             readiness: health::ReadinessCache::default(),
             seen_tokens: auth::SeenTokens::default(),
-            signature_ledger: signing::ledger::SignatureLedger::default(),
+            signature_ledger,
         };
         // Every CA has a stored CRL before the first request: serving a CRL reads it, never signs.
         ca::refresh_crls(&services).map_err(|e| StartError::failed("publishing the CRLs", e))?;

@@ -131,42 +131,27 @@ pub fn by_id(conn: &mut DbConnection, id: &str) -> QueryResult<Option<Credential
     credentials::table.find(id).select(CredentialRow::as_select()).first(conn).optional()
 }
 
-/// Spends `count` of the quota; false (and nothing spent) when less than that remains.
+/// Spends `count` of the credential's transactions only if it can sign at `now` (enabled, not revoked,
+/// certificate not expired) and has them left: one conditional statement, so a revocation or another
+/// spend committed in between is never overtaken. False (and nothing spent) otherwise.
 /// Written out as a fixed statement (see `db::prepared`): it runs on every signature.
-pub fn spend_quota(conn: &mut DbConnection, id: &str, count: i32) -> QueryResult<bool> {
-    struct SpendQuota;
+pub fn spend_quota_if_usable(conn: &mut DbConnection, id: &str, count: i32, now: i64) -> QueryResult<bool> {
+    struct SpendQuotaIfUsable;
     use super::prepared::Part::*;
     let parts = vec![
         Sql("UPDATE credentials SET quota_used = quota_used + "),
         Int(count),
         Sql(" WHERE id = "),
         Text(id),
+        Sql(" AND status = "),
+        Text(CredentialStatus::Enabled.as_str()),
+        Sql(" AND revoked_at IS NULL AND not_after > "),
+        Long(now),
         Sql(" AND (quota_total IS NULL OR quota_used + "),
         Int(count),
         Sql(" <= quota_total)"),
     ];
-    Ok(super::prepared::execute::<SpendQuota>(conn, parts)? == 1)
-}
-
-/// Spends `count` of the credential's transactions only if it can sign at `now` (enabled, not revoked,
-/// certificate not expired) and has them left: one conditional statement, so a revocation or another
-/// spend committed in between is never overtaken.
-pub fn spend_quota_if_usable(conn: &mut DbConnection, id: &str, count: i32, now: i64) -> QueryResult<bool> {
-    let changed = diesel::update(
-        credentials::table
-            .find(id)
-            .filter(credentials::status.eq(CredentialStatus::Enabled))
-            .filter(credentials::revoked_at.is_null())
-            .filter(credentials::not_after.gt(now))
-            .filter(
-                credentials::quota_total
-                    .is_null()
-                    .or(credentials::quota_used.le(credentials::quota_total.assume_not_null() - count)),
-            ),
-    )
-    .set(credentials::quota_used.eq(credentials::quota_used + count))
-    .execute(conn)?;
-    Ok(changed == 1)
+    Ok(super::prepared::execute::<SpendQuotaIfUsable>(conn, parts)? == 1)
 }
 
 /// Gives back quota spent for signatures the HSM did not make.

@@ -99,11 +99,16 @@ pub fn spend(
 
 /// Undoes a [`spend`] made earlier in the same transaction (the quota then refused the request): the
 /// budget and the hashes as they were, only if nothing spent since.
+/// Anything else (the row changed since) is an error, so that the transaction rolls back.
 pub fn unspend(conn: &mut DbConnection, digest: &str, n: i32, before: &str, remaining: &str) -> QueryResult<()> {
-    diesel::update(sads::table.find(digest).filter(sads::hashes.eq(remaining)))
+    let changed = diesel::update(sads::table.find(digest).filter(sads::hashes.eq(remaining)))
         .set((sads::used.eq(sads::used - n), sads::hashes.eq(before)))
-        .execute(conn)
-        .map(|_| ())
+        .execute(conn)?;
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(diesel::result::Error::NotFound)
+    }
 }
 
 /// Gives back what a request spent when the HSM then failed: the budget and the hash occurrences.

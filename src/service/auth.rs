@@ -296,9 +296,17 @@ pub(super) fn open_portal_session(
 /// Checks a bearer access token of the CSC API (a CSC login or a lifecycle session), and remembers a
 /// valid one in [`SeenTokens`] (as `auth/login` remembers the tokens it issues).
 pub fn authenticate(services: &Services, bearer: &str) -> Result<Principal, ServiceError> {
-    let (principal, expires_at) = check_bearer(services, bearer, &[tokens::ACCESS, tokens::PORTAL])?;
-    services.seen_tokens.remember(&principal.token_digest, expires_at, services.now());
-    Ok(principal)
+    match check_bearer(services, bearer, &[tokens::ACCESS, tokens::PORTAL]) {
+        Ok((principal, expires_at)) => {
+            services.seen_tokens.remember(&principal.token_digest, expires_at, services.now());
+            Ok(principal)
+        }
+        Err(refused) => {
+            // Revoked (perhaps on another node) since it was seen: its next request is checked first again.
+            services.seen_tokens.forget(&secrets::token_digest(bearer));
+            Err(refused)
+        }
+    }
 }
 
 /// Whether this node found the CSC bearer token valid by [`authenticate`] earlier and it has not expired
@@ -358,6 +366,10 @@ impl SeenTokens {
             }
         }
         expiries.insert(digest.to_owned(), expires_at);
+    }
+
+    fn forget(&self, digest: &str) {
+        self.expiries.lock().unwrap_or_else(|e| e.into_inner()).remove(digest);
     }
 
     fn seen(&self, digest: &str, now: i64) -> bool {

@@ -9,10 +9,17 @@
 //! answer. A request whose reservation was written by another comes out with its answer at once.
 //!
 //! Nothing becomes weaker: each reservation is a conditional write on the rows as they stand in that
-//! transaction, so the same SAD in two reservations of one batch is spent once per authorised
-//! occurrence, as in two transactions; a refused reservation leaves nothing behind; an answer is handed
-//! out only after the COMMIT, and a failed COMMIT fails every reservation of the batch (nothing of it was
-//! spent). The audit records chain one after the other as before, each with its own request's id.
+//! transaction, judged at the time the batch is written, so the same SAD in two reservations of one batch
+//! is spent once per authorised occurrence, as in two transactions; a refused reservation leaves nothing
+//! behind; an answer is handed out only after the COMMIT. A database error in any reservation, or a
+//! failed COMMIT, fails every request of the batch (the transaction rolled back; if the connection broke
+//! during the COMMIT its outcome is unknown, which costs at most the budget of those requests, never an
+//! extra signature). The audit records chain one after the other as before, each with its own request's
+//! id, after the batch's row writes (the head is locked last, as in every audited write).
+//!
+//! On SQLite, whose single writer takes the whole database at `BEGIN IMMEDIATE`, reservations are batched.
+//! On PostgreSQL each is written alone (see `write_alone`): row locks taken for several credentials in one
+//! transaction could deadlock with another node's batch.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -20,7 +27,7 @@ use crate::audit::{Appender, AuditEvent, Outcome};
 use crate::db::{self, credentials::CredentialRow, sads, DbConnection};
 use crate::domain::{sad, AuditEventName};
 
-use super::super::credentials::{quota_exhausted, usable_sad};
+use super::super::credentials::{ensure_usable, quota_exhausted, usable_sad};
 use super::super::error::gave_up_waiting;
 use super::super::{Principal, ServiceError, Services};
 
@@ -46,8 +53,9 @@ struct Entry {
 }
 
 /// The queue of reservations and the turn to write them (one per server).
-#[derive(Default)]
 pub struct SignatureLedger {
+    /// Whether reservations are written in batches (SQLite) or each alone (PostgreSQL).
+    batched: bool,
     queued: Mutex<Vec<Arc<Entry>>>,
     turn: Mutex<()>,
 }
@@ -64,22 +72,37 @@ fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl SignatureLedger {
+    /// The ledger for the server's database: batched on SQLite, each reservation alone on PostgreSQL.
+    pub fn for_database(url: &str) -> SignatureLedger {
+        let postgres = url.starts_with("postgres:") || url.starts_with("postgresql:");
+        SignatureLedger { batched: !postgres, queued: Mutex::default(), turn: Mutex::default() }
+    }
+
+    /// Whether reservations are written in batches (on SQLite).
+    pub fn batched(&self) -> bool {
+        self.batched
+    }
+
     /// Writes the reservation (with whatever else is queued). Ok once it is committed; the reason
     /// otherwise, and then nothing of it was written. A request waits for the turn without a pooled
     /// connection; the one that writes a batch takes one for it.
     pub(super) fn reserve(&self, services: &Services, reservation: Reservation) -> Result<(), ServiceError> {
+        if !self.batched {
+            return write_alone(services, &reservation);
+        }
         let entry = Arc::new(Entry { reservation, answer: Mutex::new(None) });
         locked(&self.queued).push(entry.clone());
         let _turn = locked(&self.turn);
         if let Some(answer) = locked(&entry.answer).take() {
             return answer;
         }
-        // Not written yet, so still queued: this request writes the batch, its own reservation included.
+        // No answer: the entry is still queued (this request writes the batch, its own reservation
+        // included), or a batch that held it panicked (it then gets the invariant error below).
         let batch = std::mem::take(&mut *locked(&self.queued));
-        let written = services
-            .conn()
-            .map_err(BatchFailed::Connection)
-            .and_then(|mut conn| write(&mut conn, &batch).map_err(|e| BatchFailed::Transaction(Arc::new(e))));
+        let reservations: Vec<&Reservation> = batch.iter().map(|entry| &entry.reservation).collect();
+        let written = services.conn().map_err(BatchFailed::Connection).and_then(|mut conn| {
+            write(&mut conn, &reservations, services.now()).map_err(|e| BatchFailed::Transaction(Arc::new(e)))
+        });
         match written {
             Ok(answers) => {
                 for (queued, answer) in batch.iter().zip(answers) {
@@ -95,6 +118,16 @@ impl SignatureLedger {
         let answer = locked(&entry.answer).take();
         answer.unwrap_or_else(|| Err(ServiceError::invariant("a written reservation's answer")))
     }
+}
+
+/// PostgreSQL: each reservation in a transaction of its own, as every other audited write (its rows, then
+/// the audit head). A batch there would lock the rows of several credentials in one transaction, in an
+/// order no other transaction follows, and could deadlock with a batch on another node. Several nodes'
+/// writers run in parallel there anyway; the batch is for SQLite's single writer.
+fn write_alone(services: &Services, reservation: &Reservation) -> Result<(), ServiceError> {
+    let mut conn = services.conn()?;
+    let answers = write(&mut conn, &[reservation], services.now())?;
+    answers.into_iter().next().unwrap_or_else(|| Err(ServiceError::invariant("the reservation's answer")))
 }
 
 impl SignatureLedger {
@@ -113,28 +146,43 @@ impl SignatureLedger {
 }
 
 /// One transaction for the batch; an answer per reservation, in order. Err (nothing written) when the
-/// database failed.
+/// database failed, for any of them. The rows first, reservation after reservation, then the audit
+/// records, chained in the same order: the head is locked last, as in every audited write.
 fn write(
     conn: &mut DbConnection,
-    batch: &[Arc<Entry>],
+    batch: &[&Reservation],
+    now: i64,
 ) -> Result<Vec<Result<(), ServiceError>>, diesel::result::Error> {
     db::write_transaction(conn, |c| {
-        let mut chain = Appender::lock(c)?;
         let mut answers = Vec::with_capacity(batch.len());
-        for entry in batch {
-            answers.push(reserve_one(c, &mut chain, &entry.reservation)?);
+        for reservation in batch {
+            answers.push(reserve_one(c, reservation, now.max(reservation.now))?);
         }
-        chain.finish(c)?;
+        if answers.iter().any(Result::is_ok) {
+            let mut chain = Appender::lock(c)?;
+            for (r, _) in batch.iter().zip(&answers).filter(|(_, answer)| answer.is_ok()) {
+                let event = AuditEvent {
+                    event: AuditEventName::SignaturesSignHash,
+                    outcome: Outcome::Success,
+                    user_id: Some(&r.principal.user_id),
+                    credential_id: Some(&r.credential.id),
+                    detail: format!("signatures={} signAlgo={}", r.count, r.sign_algo),
+                };
+                chain.append(c, r.now, event, r.request_id.clone())?;
+            }
+            chain.finish(c)?;
+        }
         Ok(answers)
     })
 }
 
-/// Spends the SAD's hash occurrences and budget, then the quota, then records the success; a refusal
-/// (the inner Err) leaves the rows as they were.
+/// Spends the SAD's hash occurrences and budget, then the quota, judged at `now` (when the batch is
+/// written, so that a revocation or an expiry while the request waited counts); a refusal (the inner
+/// Err) leaves the rows as they were.
 fn reserve_one(
     c: &mut DbConnection,
-    chain: &mut Appender,
     r: &Reservation,
+    now: i64,
 ) -> Result<Result<(), ServiceError>, diesel::result::Error> {
     // Each authorised hash occurrence signs once: [H, H] needs H authorised twice. The spend is
     // conditional on the hashes read: another request on the same SAD may have spent in between (in an
@@ -145,7 +193,7 @@ fn reserve_one(
         if attempt > 0 {
             let found = sads::find(c, &r.sad_digest)?
                 .filter(|s| r.principal.user_id == s.user_id && s.credential_id == r.credential.id);
-            before = match usable_sad(found, r.now) {
+            before = match usable_sad(found, now) {
                 Ok(sad) => sad,
                 Err(refused) => return Ok(Err(refused)),
             };
@@ -154,7 +202,7 @@ fn reserve_one(
             return Ok(Err(ServiceError::HashNotAuthorized));
         };
         let remaining = sad::encode_hashes(&remaining);
-        if sads::spend(c, &r.sad_digest, r.count, &before.hashes, &remaining, r.now)? {
+        if sads::spend(c, &r.sad_digest, r.count, &before.hashes, &remaining, now)? {
             spent = Some(remaining);
             break;
         }
@@ -162,20 +210,17 @@ fn reserve_one(
     let Some(remaining) = spent else {
         return Ok(Err(ServiceError::SadBudgetSpent));
     };
-    // Every hash spends one of the credential's transactions, with the SAD: no quota, no spend.
-    if !db::credentials::spend_quota(c, &r.credential.id, r.count)? {
+    // Every hash spends one of the credential's transactions, with the SAD, if the credential can still
+    // sign: no quota (or revoked, disabled or expired since it was read), no spend.
+    if !db::credentials::spend_quota_if_usable(c, &r.credential.id, r.count, now)? {
         sads::unspend(c, &r.sad_digest, r.count, &before.hashes, &remaining)?;
         let current = db::credentials::by_id(c, &r.credential.id)?.unwrap_or_else(|| r.credential.clone());
-        return Ok(Err(quota_exhausted(&current)));
+        let refusal = match ensure_usable(&current, now) {
+            Err(unusable) => unusable,
+            Ok(()) => quota_exhausted(&current),
+        };
+        return Ok(Err(refusal));
     }
-    let event = AuditEvent {
-        event: AuditEventName::SignaturesSignHash,
-        outcome: Outcome::Success,
-        user_id: Some(&r.principal.user_id),
-        credential_id: Some(&r.credential.id),
-        detail: format!("signatures={} signAlgo={}", r.count, r.sign_algo),
-    };
-    chain.append(c, r.now, event, r.request_id.clone())?;
     Ok(Ok(()))
 }
 
