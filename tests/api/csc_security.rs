@@ -115,20 +115,7 @@ async fn concurrent_sign_hash_calls_never_overspend_the_sad() {
         let (server, token, sad, id) = (&server, token.clone(), sad.clone(), signer.credential_id.clone());
         async move { sign(server, &token, &id, &sad, &hash).await.0 }
     });
-    let ledger = &server.services().signature_ledger;
-    let turn = ledger.hold_turn();
-    let release = async move {
-        for _ in 0..1000 {
-            if ledger.queued() == 12 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        let queued = ledger.queued();
-        drop(turn);
-        queued
-    };
-    let (statuses, queued) = tokio::join!(futures::future::join_all(attempts), release);
+    let (statuses, queued) = in_one_batch(&server, 12, futures::future::join_all(attempts)).await;
     assert_eq!(queued, 12, "all twelve were queued together");
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 3, "exactly the budget is signed: {statuses:?}");
     assert!(statuses.iter().all(|s| *s == 200 || *s == 400), "{statuses:?}");
@@ -361,16 +348,7 @@ async fn a_token_revoked_elsewhere_after_this_node_saw_it_signs_nothing() {
         assert_eq!(revoked, 0);
         // Seen valid, so its body is read first: a malformed one is judged before the token is checked.
         let path = format!("/csc/{version}/signatures/signHash");
-        let response = server
-            .http
-            .post(format!("{}{path}", server.url))
-            .bearer_auth(&token)
-            .header("content-type", "application/json")
-            .body("{not json")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 400, "a seen token's body is read before the check");
+        assert_eq!(malformed(&server, &path, &token).await, 400, "a seen token's body is read before the check");
         let body = match version {
             "v1" => {
                 json!({"credentialID": signer.credential_id, "SAD": sad, "hash": b64_all(&hashes), "signAlgo": ES256})
@@ -387,16 +365,7 @@ async fn a_token_revoked_elsewhere_after_this_node_saw_it_signs_nothing() {
             assert_error(status, &answer, 401, "expired_token", "");
         }
         // Refused once, it is no longer taken as seen: checked before the body again.
-        let response = server
-            .http
-            .post(format!("{}{path}", server.url))
-            .bearer_auth(&token)
-            .header("content-type", "application/json")
-            .body("{not json")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 401, "a refused token is checked before its body again");
+        assert_eq!(malformed(&server, &path, &token).await, 401, "a refused token is checked before its body again");
         // Nothing was spent: the SAD still signs, once, with a token that is valid.
         let fresh = server.login("v1", &signer).await;
         let (status, answer) = sign(&server, &fresh, &signer.credential_id, &sad, &hashes).await;
@@ -406,16 +375,36 @@ async fn a_token_revoked_elsewhere_after_this_node_saw_it_signs_nothing() {
     let token = server.login("v1", &signer).await;
     assert_eq!(server.post("/csc/v1/credentials/list", Some(&token), json!({})).await.0, 200);
     server.clock.advance(3601);
-    let response = server
-        .http
-        .post(format!("{}/csc/v1/signatures/signHash", server.url))
-        .bearer_auth(&token)
-        .header("content-type", "application/json")
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 401, "an expired token is checked before its body");
+    let status = malformed(&server, "/csc/v1/signatures/signHash", &token).await;
+    assert_eq!(status, 401, "an expired token is checked before its body");
+}
+
+/// POSTs a body that is not JSON with the token; the status.
+async fn malformed(server: &TestServer, path: &str, token: &str) -> u16 {
+    let request = server.http.post(format!("{}{path}", server.url)).bearer_auth(token);
+    let request = request.header("content-type", "application/json").body("{not json");
+    request.send().await.unwrap().status().as_u16()
+}
+
+/// Runs `requests` while the signature ledger's turn is held until `n` reservations wait, so that they are
+/// written in one batch (on SQLite; on PostgreSQL, which writes each alone, they simply race). How many
+/// waited together (`n` when batched).
+async fn in_one_batch<T>(server: &TestServer, n: usize, requests: impl std::future::Future<Output = T>) -> (T, usize) {
+    let ledger = &server.services().signature_ledger;
+    let batched = ledger.batched();
+    let turn = batched.then(|| ledger.hold_turn());
+    let release = async move {
+        for _ in 0..1000 {
+            if !batched || ledger.queued() == n {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let queued = if batched { ledger.queued() } else { n };
+        drop(turn);
+        queued
+    };
+    tokio::join!(requests, release)
 }
 
 /// Concurrent signHash requests on one credential are written together (the signature ledger, on SQLite),
@@ -451,26 +440,9 @@ async fn concurrent_signatures_spend_the_quota_exactly_once_and_a_refusal_leaves
             (status, response.json::<Value>().await.unwrap(), request_id)
         }
     });
-    // The ledger's turn is held until all 8 wait, so that they are written in one batch (SQLite; on
-    // PostgreSQL each is written alone, and the 8 race each other).
-    let ledger = &server.services().signature_ledger;
-    let batched = ledger.batched();
-    let turn = batched.then(|| ledger.hold_turn());
-    let release = async move {
-        for _ in 0..1000 {
-            if !batched || ledger.queued() == 8 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        let queued = ledger.queued();
-        drop(turn);
-        queued
-    };
-    let (answers, queued) = tokio::join!(futures::future::join_all(attempts), release);
-    if batched {
-        assert_eq!(queued, 8, "all eight reservations were queued together");
-    }
+    // Written in one batch on SQLite (see `in_one_batch`).
+    let (answers, queued) = in_one_batch(&server, 8, futures::future::join_all(attempts)).await;
+    assert_eq!(queued, 8, "all eight reservations were queued together");
     let signed: Vec<&String> = answers.iter().filter(|(status, _, _)| *status == 200).map(|(_, _, id)| id).collect();
     assert_eq!(signed.len(), 4, "exactly the quota signs: {answers:?}");
     for (status, body, _) in answers.iter().filter(|(status, _, _)| *status != 200) {
