@@ -1,6 +1,7 @@
 //! Request extraction shared by the CSC dialects and the lifecycle API: the caller (checked before
-//! the body), the JSON body with its size limit and CSC-worded errors, base64, and running a use
-//! case on a blocking thread.
+//! the body, unless this node saw its CSC token valid: then in the use case's own call, see [`run_as`]),
+//! the JSON body with its size limit and CSC-worded errors, base64, and running a use case on a
+//! blocking thread.
 
 use std::future::Future;
 use std::pin::Pin;

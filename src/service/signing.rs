@@ -96,13 +96,16 @@ fn sign_hash_inner(
     ensure_usable(&row, now)?;
     let sad_row = usable_sad(sad_row, now)?;
     let count = i32::try_from(request.hashes.len()).map_err(ServiceError::internal)?;
+    // Before anything is spent: a key id that does not parse could never sign.
+    let key = KeyId::from_hex(&row.key_id).ok_or_else(|| ServiceError::invariant("stored key id"))?;
+    let credential_id = row.id.clone();
     // The SAD, the quota and the audit record are written with those of other requests signing now.
     drop(conn);
     services.signature_ledger.reserve(
         services,
         ledger::Reservation {
             principal: principal.clone(),
-            credential: row.clone(),
+            credential: row,
             sad_digest: sad_digest.clone(),
             sad: sad_row,
             hashes: request.hashes.clone(),
@@ -113,7 +116,6 @@ fn sign_hash_inner(
         },
     )?;
     // The HSM works outside the transaction and without a pooled connection held.
-    let key = KeyId::from_hex(&row.key_id).ok_or_else(|| ServiceError::invariant("stored key id"))?;
     match services.keystore.sign_digests(&key, scheme, &request.hashes) {
         Ok(signatures) => {
             METRICS
@@ -129,12 +131,12 @@ fn sign_hash_inner(
             // No session came free in time: the HSM is overloaded, which the client may retry (503).
             let busy = matches!(e, crate::hsm::HsmError::Busy);
             if refused_login {
-                tracing::warn!(error = %e, credential = %row.id, "HSM unavailable; refunding the SAD");
+                tracing::warn!(error = %e, credential = %credential_id, "HSM unavailable; refunding the SAD");
             }
             let refund = services.conn().and_then(|mut conn| {
                 db::write_transaction(&mut conn, |c| {
                     sads::refund(c, &sad_digest, count, &sad::encode_hashes(&request.hashes))?;
-                    db::credentials::refund_quota(c, &row.id, count)?;
+                    db::credentials::refund_quota(c, &credential_id, count)?;
                     audit::record(
                         c,
                         services.now(),
@@ -142,7 +144,7 @@ fn sign_hash_inner(
                             event: AuditEventName::SignaturesSignHash,
                             outcome: Outcome::Refused,
                             user_id: Some(&principal.user_id),
-                            credential_id: Some(&row.id),
+                            credential_id: Some(&credential_id),
                             detail: format!("HSM failure after authorisation; {count} signatures refunded"),
                         },
                     )
@@ -155,7 +157,7 @@ fn sign_hash_inner(
             if refused_login || busy {
                 return Err(e.into());
             }
-            Err(ServiceError::internal_while(format!("HSM signing with credential {}", row.id), e))
+            Err(ServiceError::internal_while(format!("HSM signing with credential {}", credential_id), e))
         }
     }
 }

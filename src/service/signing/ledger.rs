@@ -118,19 +118,7 @@ impl SignatureLedger {
         let answer = locked(&entry.answer).take();
         answer.unwrap_or_else(|| Err(ServiceError::invariant("a written reservation's answer")))
     }
-}
 
-/// PostgreSQL: each reservation in a transaction of its own, as every other audited write (its rows, then
-/// the audit head). A batch there would lock the rows of several credentials in one transaction, in an
-/// order no other transaction follows, and could deadlock with a batch on another node. Several nodes'
-/// writers run in parallel there anyway; the batch is for SQLite's single writer.
-fn write_alone(services: &Services, reservation: &Reservation) -> Result<(), ServiceError> {
-    let mut conn = services.conn()?;
-    let answers = write(&mut conn, &[reservation], services.now())?;
-    answers.into_iter().next().unwrap_or_else(|| Err(ServiceError::invariant("the reservation's answer")))
-}
-
-impl SignatureLedger {
     /// Holds the turn until the guard is dropped: reservations queue meanwhile, and the next request to
     /// get the turn writes them all in one batch. For tests that need a batch of a known size.
     #[doc(hidden)]
@@ -143,6 +131,16 @@ impl SignatureLedger {
     pub fn queued(&self) -> usize {
         locked(&self.queued).len()
     }
+}
+
+/// PostgreSQL: each reservation in a transaction of its own, as every other audited write (its rows, then
+/// the audit head). A batch there would lock the rows of several credentials in one transaction, in an
+/// order no other transaction follows, and could deadlock with a batch on another node. Several nodes'
+/// writers run in parallel there anyway; the batch is for SQLite's single writer.
+fn write_alone(services: &Services, reservation: &Reservation) -> Result<(), ServiceError> {
+    let mut conn = services.conn()?;
+    let answers = write(&mut conn, &[reservation], services.now())?;
+    answers.into_iter().next().unwrap_or_else(|| Err(ServiceError::invariant("the reservation's answer")))
 }
 
 /// One transaction for the batch; an answer per reservation, in order. Err (nothing written) when the
