@@ -25,7 +25,7 @@
 // items, so they need no docs.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,7 +37,7 @@ use rssp::service::Services;
 use serde_json::{json, Value};
 
 mod support;
-use support::percentile;
+use support::{percentile, process_cpu};
 
 const P256: &str = "1.2.840.10045.4.3.2";
 const PASSWORD: &str = "bench password 2026";
@@ -164,7 +164,7 @@ async fn post(client: &reqwest::Client, url: &str, token: &str, body: Value) -> 
     if status.is_success() {
         Ok(answer)
     } else {
-        Err(format!("{status} {}", answer["error"]))
+        Err(format!("{status} {} {}", answer["error"], answer["error_description"]))
     }
 }
 
@@ -174,6 +174,8 @@ async fn post(client: &reqwest::Client, url: &str, token: &str, body: Value) -> 
 struct Outcome {
     latencies: Vec<Duration>,
     failures: std::collections::BTreeMap<String, usize>,
+    /// The process's CPU time (server and client) over the measurement, where measured.
+    cpu: Duration,
 }
 
 impl Outcome {
@@ -216,10 +218,11 @@ async fn sign_each(services: &Services, url: &str, people: &[Person], round: usi
     outcome
 }
 
-/// Full SCAL2 rounds by `concurrency` clients for `secs` at most: each round takes the next person,
-/// asks `credentials/authorize` with the person's current code and one hash, and signs it. Each person
-/// has one round per measurement (a code is good once per time step, and the clock stands still while
-/// rounds are in flight): a population smaller than the rate allows ends the measurement early.
+/// Full SCAL2 rounds by `concurrency` clients for `secs`: each round takes the next person, asks
+/// `credentials/authorize` with the person's current code and one hash, and signs it. A code is good once
+/// per time step, so each pass over the population moves the clock one step on: a person's next round
+/// uses the next step's code. A person whose round of the pass before is still in flight (its code
+/// would make that one a replay) is skipped in this pass.
 async fn rounds(
     url: &str,
     clock: &Arc<ManualClock>,
@@ -230,19 +233,40 @@ async fn rounds(
     let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap();
     let people = Arc::new(people.to_vec());
     // The codes of the step before were used by the measurement before.
-    clock.advance(30);
-    let step = totp::step_of(clock.now());
+    clock.advance(totp::STEP_SECONDS);
+    // The time step of each pass begun: one later than the pass before (the server's clock also moves
+    // with real time, which may have moved it on already).
+    let passes = Arc::new(Mutex::new(vec![totp::step_of(clock.now())]));
     let cursor = Arc::new(AtomicUsize::new(0));
+    let in_flight: Arc<Vec<AtomicBool>> = Arc::new(people.iter().map(|_| AtomicBool::new(false)).collect());
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let start = Instant::now();
+    let cpu_before = process_cpu();
     let mut tasks = Vec::new();
     for worker in 0..concurrency {
         let (client, url, people, cursor) = (client.clone(), url.to_string(), people.clone(), cursor.clone());
+        let (clock, passes, in_flight) = (clock.clone(), passes.clone(), in_flight.clone());
         tasks.push(tokio::spawn(async move {
             let mut outcome = Outcome::default();
             let mut n = 0;
             while Instant::now() < deadline {
-                let Some(person) = people.get(cursor.fetch_add(1, Ordering::SeqCst)).cloned() else { break };
+                let index = cursor.fetch_add(1, Ordering::SeqCst);
+                let (pass, person) = (index / people.len(), &people[index % people.len()]);
+                let busy = &in_flight[index % people.len()];
+                if busy.swap(true, Ordering::SeqCst) {
+                    continue;
+                }
+                let step = {
+                    let mut steps = passes.lock().unwrap();
+                    while steps.len() <= pass {
+                        let next = (steps[steps.len() - 1] + 1).max(totp::step_of(clock.now()));
+                        while totp::step_of(clock.now()) < next {
+                            clock.advance(totp::STEP_SECONDS);
+                        }
+                        steps.push(next);
+                    }
+                    steps[pass]
+                };
                 let code = totp::code_at_step(&person.seed, step);
                 let hash = HashAlgorithm::Sha256.digest(format!("round-{worker}-{n}").as_bytes());
                 n += 1;
@@ -265,6 +289,7 @@ async fn rounds(
                     Err(e) => Err(format!("authorize {e}")),
                 };
                 outcome.record(signed.map(|_| t.elapsed()));
+                busy.store(false, Ordering::SeqCst);
             }
             outcome
         }));
@@ -274,6 +299,7 @@ async fn rounds(
         outcome.merge(task.await.unwrap());
     }
     let elapsed = start.elapsed().as_secs_f64();
+    outcome.cpu = process_cpu().saturating_sub(cpu_before);
     outcome.latencies.sort();
     (outcome.latencies.len() as f64 / elapsed, outcome)
 }
@@ -384,10 +410,12 @@ fn main() {
             );
             for (concurrency, (per_second, outcome)) in &round_rows {
                 println!(
-                    "SCAL2 rounds (authorize + signHash), concurrency {concurrency:>2}: {per_second:>6.0}/s, p50 {:.1} ms, p99 {:.1} ms ({} rounds){}",
+                    "SCAL2 rounds (authorize + signHash), concurrency {concurrency:>2}: {per_second:>6.0}/s, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} rounds, CPU {:.2} ms per round){}",
                     ms(percentile(&outcome.latencies, 0.5)),
                     ms(percentile(&outcome.latencies, 0.99)),
+                    ms(outcome.latencies.last().copied().unwrap_or_default()),
                     outcome.latencies.len(),
+                    ms(outcome.cpu) / outcome.latencies.len().max(1) as f64,
                     outcome.failed()
                 );
             }

@@ -28,3 +28,17 @@ pub fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration
     }
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
+
+/// The CPU time this process (server and client together) has used so far, from `/proc/self/stat`
+/// (user and system time in USER_HZ ticks, 100 a second on Linux); zero where that file is missing.
+// Each bench compiles this module; not all of them measure CPU.
+#[allow(dead_code)]
+pub fn process_cpu() -> std::time::Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name (which is in parentheses and may hold spaces).
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    std::time::Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
