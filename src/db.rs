@@ -29,6 +29,9 @@ pub mod trust_services;
 pub mod schema;
 pub mod tokens;
 pub(crate) mod verifications;
+mod wal_checkpointer;
+
+pub use wal_checkpointer::WalCheckpointer;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -434,13 +437,19 @@ pub enum DbError {
 /// SQLite behind a pool needs WAL (readers never wait for the writer; set once by [`connect`], it
 /// stays in the file) and, on every connection, a busy timeout and foreign keys.
 #[derive(Debug)]
-struct SqlitePragmas;
+struct SqlitePragmas {
+    /// A [`WalCheckpointer`] copies the log: the pool's connections leave it to that thread.
+    background_checkpoint: bool,
+}
 
 impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
         if let DbConnection::Sqlite(c) = conn {
             c.batch_execute("PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
                 .map_err(diesel::r2d2::Error::QueryError)?;
+            if self.background_checkpoint {
+                c.batch_execute("PRAGMA wal_autocheckpoint = 0;").map_err(diesel::r2d2::Error::QueryError)?;
+            }
         }
         Ok(())
     }
@@ -455,6 +464,21 @@ const OPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 /// wait up to 30 s for its first connections, and so may [`checkout`]; requests use
 /// [`checkout_within`] with a short wait.
 pub fn connect(url: &str, max_size: u32) -> Result<DbPool, DbError> {
+    connect_with(url, max_size, false)
+}
+
+/// [`connect`] for the server: on SQLite, a [`WalCheckpointer`] copies the log into the database file
+/// on a thread of its own (it stops when dropped), so that no request waits for that copy.
+pub fn connect_for_server(url: &str, max_size: u32) -> Result<(DbPool, Option<WalCheckpointer>), DbError> {
+    let manager = DbManager::new(url)?;
+    if manager.backend != Backend::Sqlite {
+        return Ok((connect(url, max_size)?, None));
+    }
+    let pool = connect_with(url, max_size, true)?;
+    Ok((pool, Some(WalCheckpointer::start(&manager.target)?)))
+}
+
+fn connect_with(url: &str, max_size: u32, background_checkpoint: bool) -> Result<DbPool, DbError> {
     let manager = DbManager::new(url)?;
     let mut first = manager.establish().map_err(|e| {
         DbError::Setup(format!(
@@ -479,7 +503,7 @@ pub fn connect(url: &str, max_size: u32) -> Result<DbPool, DbError> {
         .max_size(max_size)
         .test_on_check_out(test_on_check_out)
         .connection_timeout(OPEN_WAIT)
-        .connection_customizer(Box::new(SqlitePragmas))
+        .connection_customizer(Box::new(SqlitePragmas { background_checkpoint }))
         .build(manager)
         .map_err(|e| DbError::Setup(scrub_driver_text(&e.to_string(), url)))?;
     let mut conn = pool.get()?;
@@ -841,6 +865,73 @@ mod tests {
             assert_eq!(keys.foreign_keys, 1);
             held.push(conn);
         }
+    }
+
+    /// The server's connections never checkpoint; the checkpointer copies the log while writers go on,
+    /// and the log starts again from its beginning instead of growing. Once it is dropped, nothing copies.
+    #[test]
+    fn the_checkpointer_copies_the_log_off_the_writers_path_and_it_starts_again() {
+        #[derive(QueryableByName)]
+        struct Checkpoint {
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            log: i32,
+        }
+        #[derive(QueryableByName)]
+        struct AutoCheckpoint {
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            wal_autocheckpoint: i32,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("x.sqlite").display());
+        let (pool, checkpointer) = connect_for_server(&url, 2).unwrap();
+        let write = |n: usize| {
+            for i in 0..n {
+                let mut conn = checkout(&pool).unwrap();
+                write_transaction(&mut conn, |c| {
+                    c.batch_execute(&format!(
+                        "CREATE TABLE IF NOT EXISTS rows (n INTEGER, pad TEXT); \
+                         INSERT INTO rows VALUES ({i}, '{}')",
+                        "x".repeat(3000)
+                    ))
+                })
+                .unwrap();
+            }
+        };
+        // Frames in the log (after a passive checkpoint of its own, which does not restart the log).
+        let log_frames = || {
+            let mut conn = checkout(&pool).unwrap();
+            let DbConnection::Sqlite(c) = &mut *conn else { panic!("SQLite") };
+            diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result::<Checkpoint>(c).unwrap().log
+        };
+        {
+            let mut conn = checkout(&pool).unwrap();
+            let DbConnection::Sqlite(c) = &mut *conn else { panic!("SQLite") };
+            let setting: AutoCheckpoint = diesel::sql_query("PRAGMA wal_autocheckpoint").get_result(c).unwrap();
+            assert_eq!(setting.wal_autocheckpoint, 0, "the pool's connections leave the copy to the thread");
+        }
+        write(200);
+        // The checkpointer copies everything meanwhile; the next writer starts the log again.
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        write(1);
+        let after_restart = log_frames();
+        assert!(after_restart < 20, "the log started again: {after_restart} frames");
+
+        // Writers one after the other without a pause: the log still starts again, between two of them.
+        let started = std::time::Instant::now();
+        let mut writes = 0;
+        while started.elapsed() < std::time::Duration::from_millis(1500) {
+            write(1);
+            writes += 1;
+        }
+        let under_load = log_frames();
+        assert!(under_load < writes, "the log starts again under load: {under_load} frames after {writes} writes");
+
+        drop(checkpointer);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        write(200);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let grown = log_frames();
+        assert!(grown > 200, "no thread copies once dropped, and no connection does: {grown} frames");
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub(crate) mod health;
 pub(crate) mod identity;
 pub(crate) mod identity_provider;
 pub(crate) mod issuance;
+pub mod ledger;
 pub(crate) mod lifecycle_jobs;
 pub mod ocsp;
 mod one_time;
@@ -77,8 +78,11 @@ pub struct Services {
     pub readiness: health::ReadinessCache,
     /// The CSC bearer tokens this node found valid, so that their requests need one blocking call, not two.
     pub(crate) seen_tokens: auth::SeenTokens,
-    /// The signHash reservations of concurrent requests, written together.
-    pub signature_ledger: signing::ledger::SignatureLedger,
+    /// The hot path's writes (signHash reservations, authorize's code and SAD) of concurrent requests,
+    /// made together.
+    pub ledger: ledger::Ledger,
+    /// SQLite: copies the write-ahead log into the database file, off the requests' path (stops when dropped).
+    _wal_checkpointer: Option<db::WalCheckpointer>,
 }
 
 /// The shared secrets that authenticate the providers' webhooks (None: that webhook is refused).
@@ -174,7 +178,8 @@ impl Services {
             |e: std::io::Error| StartError::failed(format!("data directory {}", config.data_dir.display()), e);
         crate::data_dir::prepare(&config.data_dir).map_err(private)?;
         crate::data_dir::secure_sqlite_files(&config.database_url()).map_err(private)?;
-        let db = db::connect(&config.database_url(), (config.hsm.sessions as u32 * 2).max(8))?;
+        let (db, wal_checkpointer) =
+            db::connect_for_server(&config.database_url(), (config.hsm.sessions as u32 * 2).max(8))?;
         check_installation_mode(&db, config.mode, clock.now())?;
         let pin = config.hsm.pin.clone().ok_or_else(|| {
             StartError::Refused("bad setting hsm.pin (RSSP_HSM_PIN): the PIN of the HSM token is required")
@@ -224,7 +229,7 @@ impl Services {
             webhook_secrets.identity = Some(dev.identity_webhook_secret.into());
         }
         drop(conn);
-        let signature_ledger = signing::ledger::SignatureLedger::for_database(&config.database_url());
+        let ledger = ledger::Ledger::for_database(&config.database_url());
         let services = Services {
             config,
             db,
@@ -238,7 +243,8 @@ impl Services {
             webhook_secrets,
             readiness: health::ReadinessCache::default(),
             seen_tokens: auth::SeenTokens::default(),
-            signature_ledger,
+            ledger,
+            _wal_checkpointer: wal_checkpointer,
         };
         // Every CA has a stored CRL before the first request: serving a CRL reads it, never signs.
         ca::refresh_crls(&services).map_err(|e| StartError::failed("publishing the CRLs", e))?;

@@ -10,6 +10,7 @@ use crate::domain::sad::{self, SadPolicyError, SignatureActivationRequest};
 use crate::domain::{renewal, secrets, AuditEventName, CredentialId, HashAlgorithm, KeyKind};
 use crate::domain::{CertificateStatus, CredentialStatus};
 
+use super::ledger::{LedgerWrite, SuccessRecord, Written};
 use super::{second_factor, Committed, Param, Principal, ServiceError, Services};
 
 /// Credential ids per page of `credentials/list` when the client asks for no limit or too many.
@@ -231,44 +232,78 @@ fn authorize_inner(
     super::authenticator::require_signing_allowed(&mut conn, &principal.user_id)?;
     let pin = row.pin_hash.as_deref().zip(request.pin.as_ref().map(ExposeSecret::expose_secret));
     let prepared = second_factor::prepare_factor(services, &principal.user_id, factor, pin)?;
-    // The factor checks commit their counters even when they refuse (see `Committed`).
-    let outcome = db::write_transaction(&mut conn, |c| -> Result<Committed<IssuedSad>, ServiceError> {
-        if let Committed::Refused(refusal) = second_factor::check(services, c, &principal.user_id, otp, prepared, now)?
+    drop(conn);
+    // The code's check and the SAD are written with those of other requests authorising or signing now.
+    services.ledger.write(
+        services,
+        Activation {
+            principal: principal.clone(),
+            credential_id: row.id,
+            otp: otp.to_string().into(),
+            prepared,
+            activation,
+            now,
+            request_id: crate::telemetry::current_request_id(),
+        },
+    )
+}
+
+/// An authorize's write in the [`Ledger`](super::ledger::Ledger): the code checked against the factor
+/// (its step used up, or a failure counted toward the lock-out), then the SAD and its audit record.
+struct Activation {
+    principal: Principal,
+    credential_id: String,
+    otp: SecretString,
+    /// The seed opened and the PIN checked before the request queued (no HSM call or Argon2 in a transaction).
+    prepared: second_factor::PreparedFactors,
+    activation: SignatureActivationRequest,
+    now: i64,
+    /// The request's id, for its audit record.
+    request_id: Option<String>,
+}
+
+impl LedgerWrite for Activation {
+    type Output = IssuedSad;
+
+    fn write(self, services: &Services, c: &mut DbConnection, now: i64) -> Result<Written<IssuedSad>, ServiceError> {
+        // Judged when the batch is written: a code used meanwhile, or a lock-out, counts.
+        let now = now.max(self.now);
+        let user_id = &self.principal.user_id;
+        // The factor's counters are written whatever the outcome, and committed with the batch.
+        if let Committed::Refused(refusal) =
+            second_factor::check(services, c, user_id, self.otp.expose_secret(), self.prepared, now)?
         {
-            return Ok(Committed::Refused(refusal));
+            return Ok(Written::refused(refusal));
         }
         let sad = secrets::new_token();
         let security = &services.config.security;
         let chain_expires_at = now + security.sad_max_lifetime_secs;
         let expires_at = sad::renewed_expiry(now, security.sad_lifetime_secs, chain_expires_at);
+        let SignatureActivationRequest { num_signatures, hashes } = self.activation;
         sads::insert(
             c,
             &sads::SadRow {
                 digest: secrets::token_digest(&sad),
-                user_id: principal.user_id.to_string(),
-                credential_id: row.id.clone(),
-                hashes: sad::encode_hashes(&activation.hashes),
-                num_signatures: activation.num_signatures,
+                user_id: user_id.to_string(),
+                credential_id: self.credential_id.clone(),
+                hashes: sad::encode_hashes(&hashes),
+                num_signatures,
                 used: 0,
                 expires_at,
                 revoked: false,
                 chain_expires_at,
             },
         )?;
-        audit::record(
-            c,
-            now,
-            AuditEvent {
-                event: AuditEventName::CredentialsAuthorize,
-                outcome: Outcome::Success,
-                user_id: Some(&principal.user_id),
-                credential_id: Some(&row.id),
-                detail: format!("numSignatures={} hashes={}", activation.num_signatures, activation.hashes.len()),
-            },
-        )?;
-        Ok(Committed::Done(IssuedSad { sad, expires_in: expires_at - now }))
-    })?;
-    outcome.into_result()
+        let record = SuccessRecord {
+            at: now,
+            event: AuditEventName::CredentialsAuthorize,
+            user_id: user_id.to_string(),
+            credential_id: self.credential_id,
+            detail: format!("numSignatures={num_signatures} hashes={}", hashes.len()),
+            request_id: self.request_id,
+        };
+        Ok(Written { answer: Ok(IssuedSad { sad, expires_in: expires_at - now }), record: Some(record) })
+    }
 }
 
 /// What a client sends to `credentials/extendTransaction`, once parsed.

@@ -1,6 +1,7 @@
-//! `signatures/signHash`: spends the SAD's budget atomically (in the [`ledger`]), then signs in the HSM.
+//! `signatures/signHash`: spends the SAD's budget atomically (its [`reservation`] in the
+//! [`Ledger`](super::ledger::Ledger)), then signs in the HSM.
 
-pub mod ledger;
+mod reservation;
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -101,9 +102,9 @@ fn sign_hash_inner(
     let credential_id = row.id.clone();
     // The SAD, the quota and the audit record are written with those of other requests signing now.
     drop(conn);
-    services.signature_ledger.reserve(
+    services.ledger.write(
         services,
-        ledger::Reservation {
+        reservation::Reservation {
             principal: principal.clone(),
             credential: row,
             sad_digest: sad_digest.clone(),

@@ -2,6 +2,7 @@
 //! expiry, other users' credentials, bad input. Each leaves nothing changed.
 
 use crate::common::*;
+use diesel::RunQueryDsl;
 use rssp::domain::{totp, KeyKind};
 use serde_json::{json, Value};
 
@@ -106,7 +107,7 @@ async fn concurrent_sign_hash_calls_never_overspend_the_sad() {
 
     // The same in one batch of the signature ledger (SQLite: PostgreSQL writes each reservation alone),
     // where the reservations are judged one after the other.
-    if !server.services().signature_ledger.batched() {
+    if !server.services().ledger.batched() {
         return;
     }
     let sad = server.authorize_v1(&token, &signer, &hashes, 3).await;
@@ -288,7 +289,6 @@ async fn service_authorisation_errors_and_token_revocation() {
 
 #[tokio::test]
 async fn every_event_is_in_a_hash_chain_that_detects_tampering() {
-    use diesel::RunQueryDsl;
     let server = TestServer::start().await;
     let signer = server.provision("audited", KeyKind::EcP256, 5, None).await;
     let token = server.login("v1", &signer).await;
@@ -390,7 +390,7 @@ async fn malformed(server: &TestServer, path: &str, token: &str) -> u16 {
 /// written in one batch (on SQLite; on PostgreSQL, which writes each alone, they simply race). How many
 /// waited together (`n` when batched).
 async fn in_one_batch<T>(server: &TestServer, n: usize, requests: impl std::future::Future<Output = T>) -> (T, usize) {
-    let ledger = &server.services().signature_ledger;
+    let ledger = &server.services().ledger;
     let batched = ledger.batched();
     let turn = batched.then(|| ledger.hold_turn());
     let release = async move {
@@ -473,4 +473,139 @@ async fn concurrent_signatures_spend_the_quota_exactly_once_and_a_refusal_leaves
         rssp::audit::verify(&mut conn).unwrap(),
         rssp::audit::ChainReport::Intact { records: records.len() as i64 }
     );
+}
+
+/// Concurrent authorisations are written together too (on SQLite, with signatures in the same batch), and
+/// each code is judged as if alone: four requests with one code, queued with a signature of another
+/// person, get exactly one SAD; the others are refused as a replay and leave no SAD; the signature
+/// is written; the audit chain stays intact with one authorisation and one signature in it.
+#[tokio::test]
+async fn concurrent_authorizations_with_one_code_issue_one_sad_even_in_one_batch() {
+    let server = TestServer::start().await;
+    let signer = server.provision("one-code", KeyKind::EcP256, 5, None).await;
+    let other = server.provision("other-signer", KeyKind::EcP256, 5, None).await;
+    let token = server.login("v1", &signer).await;
+    let other_token = server.login("v1", &other).await;
+    let other_hashes = digests(1, "other");
+    let other_sad = server.authorize_v1(&other_token, &other, &other_hashes, 1).await;
+    let otp = server.next_otp(&signer);
+    let authorizations = (0..4).map(|i| {
+        let hashes = digests(1, &format!("one-code-{i}"));
+        let body =
+            json!({"credentialID": signer.credential_id, "numSignatures": 1, "hash": b64_all(&hashes), "OTP": otp});
+        let (server, token) = (&server, token.clone());
+        async move { server.post("/csc/v1/credentials/authorize", Some(&token), body).await }
+    });
+    let signature = server.post(
+        "/csc/v1/signatures/signHash",
+        Some(&other_token),
+        json!({"credentialID": other.credential_id, "SAD": other_sad, "hash": b64_all(&other_hashes), "signAlgo": ES256}),
+    );
+    let records_before = rssp::db::audit::page(&mut server.services().conn().unwrap(), 0, 1000).unwrap().len();
+    let ((answers, signed), queued) =
+        in_one_batch(&server, 5, futures::future::join(futures::future::join_all(authorizations), signature)).await;
+    assert_eq!(queued, 5, "the four authorisations and the signature were queued together");
+    assert_eq!(signed.0, 200, "the other person's signature is written in the same batch: {}", signed.1);
+    let issued: Vec<&Value> = answers.iter().filter(|(status, _)| *status == 200).map(|(_, body)| body).collect();
+    assert_eq!(issued.len(), 1, "one code, one SAD: {answers:?}");
+    for (status, body) in answers.iter().filter(|(status, _)| *status != 200) {
+        assert_error(*status, body, 400, "invalid_otp", "already been used");
+    }
+    // The one SAD signs; the refusals left none behind (the SAD table holds that one and the other person's).
+    let sad = issued[0]["SAD"].as_str().unwrap();
+    let mut conn = server.services().conn().unwrap();
+    let hashes: Vec<Vec<u8>> =
+        (0..4).map(|i| digests(1, &format!("one-code-{i}"))).find(|h| sad_binds(&mut conn, sad, h)).unwrap();
+    let (status, body) = server
+        .post(
+            "/csc/v1/signatures/signHash",
+            Some(&token),
+            json!({"credentialID": signer.credential_id, "SAD": sad, "hash": b64_all(&hashes), "signAlgo": ES256}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // An update that changes nothing counts the rows it matches.
+    let sads_of_signer = diesel::sql_query(format!(
+        "UPDATE sads SET revoked = revoked WHERE credential_id = '{}'",
+        signer.credential_id
+    ))
+    .execute(&mut *conn)
+    .unwrap();
+    assert_eq!(sads_of_signer, 1, "the replays stored no SAD");
+    let records = rssp::db::audit::page(&mut conn, 0, 1000).unwrap();
+    let new = &records[records_before..];
+    let successes = |event: &str| new.iter().filter(|r| r.event == event && r.outcome == "success").count();
+    assert_eq!((successes("credentials.authorize"), successes("signatures.signHash")), (1, 2));
+    assert_eq!(
+        rssp::audit::verify(&mut conn).unwrap(),
+        rssp::audit::ChainReport::Intact { records: records.len() as i64 }
+    );
+}
+
+/// Whether the SAD was issued for exactly these hashes.
+fn sad_binds(conn: &mut rssp::db::DbConnection, sad: &str, hashes: &[Vec<u8>]) -> bool {
+    let row = rssp::db::sads::find(conn, &rssp::domain::secrets::token_digest(sad)).unwrap().unwrap();
+    row.hashes == rssp::domain::sad::encode_hashes(hashes)
+}
+
+/// Wrong codes queued in one batch count toward the lock-out one after the other, and a right code queued
+/// behind them finds the factor locked: the counters a refusal writes are seen by the next request in the
+/// same transaction and committed with it.
+#[tokio::test]
+async fn wrong_codes_in_one_batch_lock_the_factor_before_a_right_code_queued_behind_them() {
+    let server = TestServer::start_with(|c| {
+        c.security.otp_max_failures = 3;
+        c.security.otp_lockout_secs = 600;
+    })
+    .await;
+    let signer = server.provision("batch-lock", KeyKind::EcP256, 5, None).await;
+    let token = server.login("v1", &signer).await;
+    let hashes = digests(1, "batch-lock");
+    let attempt = |otp: String| {
+        let body =
+            json!({"credentialID": signer.credential_id, "numSignatures": 1, "hash": b64_all(&hashes), "OTP": otp});
+        let (server, token) = (&server, token.clone());
+        async move { server.post("/csc/v1/credentials/authorize", Some(&token), body).await }
+    };
+    let right = server.next_otp(&signer);
+    let wrong = futures::future::join_all((0..3).map(|_| attempt("000000".into())));
+    let ledger = &server.services().ledger;
+    let (wrong, (status, body)) = if ledger.batched() {
+        // The three wrong codes queue first, then the right one: one batch, in that order.
+        let turn = ledger.hold_turn();
+        let right_behind = async {
+            wait_until(|| ledger.queued() == 3).await;
+            attempt(right.clone()).await
+        };
+        let release = async {
+            wait_until(|| ledger.queued() == 4).await;
+            assert_eq!(ledger.queued(), 4, "all four queued together");
+            drop(turn);
+        };
+        let (wrong, right, ()) = tokio::join!(wrong, right_behind, release);
+        (wrong, right)
+    } else {
+        (wrong.await, attempt(right.clone()).await)
+    };
+    let mut refusals: Vec<String> = wrong.iter().map(|(_, body)| body["error_description"].to_string()).collect();
+    refusals.sort();
+    assert!(wrong.iter().all(|(status, _)| *status == 400), "{wrong:?}");
+    assert_eq!(refusals.iter().filter(|d| d.contains("OTP locked")).count(), 1, "the third failure locks: {wrong:?}");
+    assert_error(status, &body, 400, "invalid_request", "OTP locked");
+    // The lock was committed: the next right code is refused too, until the lock-out time has passed.
+    let (status, body) = attempt(server.next_otp(&signer)).await;
+    assert_error(status, &body, 400, "invalid_request", "OTP locked");
+    server.clock.advance(600);
+    let (status, body) = attempt(server.next_otp(&signer)).await;
+    assert_eq!(status, 200, "unlocked after the lock-out time: {body}");
+}
+
+/// Polls `ready` (every 10 ms, at most 10 s).
+async fn wait_until(ready: impl Fn() -> bool) {
+    for _ in 0..1000 {
+        if ready() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }

@@ -1,0 +1,67 @@
+//! SQLite: copies the write-ahead log into the database file on a thread of its own.
+//!
+//! By default SQLite does that copy (a checkpoint) in whichever commit grows the log past 1,000 pages,
+//! inside that COMMIT: the committing request waits for the copy and its fsyncs, and since this process
+//! lets one writer in at a time (`SqliteWriterTurn`), so does every request that writes after it. Under
+//! signing load that was a stall of about 20 ms several times a second, the slowest 1% of requests.
+//! Here the server's connections never checkpoint (`wal_autocheckpoint = 0`, set in the pool's pragmas
+//! when a checkpointer runs) and this thread does it every [`INTERVAL`]: first while writers go on (the
+//! bulk of the copy and the fsyncs), then, holding the writer turn for a moment, the few pages committed
+//! meanwhile, so that the log is wholly copied and the next writer starts it again from its beginning
+//! instead of letting it grow.
+//!
+//! Other processes on the same file (operator commands) keep SQLite's default; it is a setting of each
+//! connection, not of the file.
+
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::Connection;
+
+use super::{DbError, SqliteWriterTurn};
+
+/// How often the log is copied: at full signing load a few thousand pages (some megabytes of log).
+const INTERVAL: Duration = Duration::from_millis(250);
+
+/// The running checkpointer; it stops when this is dropped (with the server's services).
+#[derive(Debug)]
+pub struct WalCheckpointer {
+    _stop: mpsc::Sender<()>,
+}
+
+impl WalCheckpointer {
+    /// Starts the thread on a connection of its own to the SQLite file at `path`.
+    pub(super) fn start(path: &str) -> Result<WalCheckpointer, DbError> {
+        let mut conn = diesel::SqliteConnection::establish(path)
+            .map_err(|e| DbError::Setup(format!("SQLite checkpoint connection: {e}")))?;
+        conn.batch_execute("PRAGMA busy_timeout = 10000; PRAGMA wal_autocheckpoint = 0;")
+            .map_err(|e| DbError::Setup(format!("SQLite checkpoint connection: {e}")))?;
+        let (stop, stopped) = mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || run(&mut conn, &stopped))
+            .map_err(|e| DbError::Setup(format!("SQLite checkpoint thread: {e}")))?;
+        Ok(WalCheckpointer { _stop: stop })
+    }
+}
+
+fn run(conn: &mut diesel::SqliteConnection, stopped: &mpsc::Receiver<()>) {
+    loop {
+        match stopped.recv_timeout(INTERVAL) {
+            Err(RecvTimeoutError::Timeout) => {}
+            // The sender was dropped: the server stopped. (Nothing is ever sent.)
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+        }
+        // The bulk, while writers go on; then the rest between two writers. A failure (the disk, a lock
+        // held past the busy timeout) is logged and tried again at the next turn: the log only grows
+        // meanwhile, nothing is lost.
+        let copied = conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE)").and_then(|()| {
+            let _turn = SqliteWriterTurn::take();
+            conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE)")
+        });
+        if let Err(e) = copied {
+            tracing::warn!(error = %e, "SQLite checkpoint failed; trying again");
+        }
+    }
+}
