@@ -93,7 +93,7 @@ pub fn record_numbered(conn: &mut DbConnection, at: i64, event: AuditEvent<'_>) 
 
 /// Appends records to the chain inside one write transaction: the head is locked and read once, each
 /// record links to the one before, and the head moves once, to the last, in [`Appender::finish`]. A
-/// transaction that writes the records of several requests (the signature ledger) pays for the head
+/// transaction that writes the records of several requests (the ledger, `service::ledger`) pays for the head
 /// once; what `rssp audit verify` checks is the same.
 #[derive(Debug)]
 pub struct Appender {

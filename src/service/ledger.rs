@@ -19,7 +19,7 @@
 //! id, after the batch's row writes (the head is locked last, as in every audited write).
 //!
 //! On SQLite, whose single writer takes the whole database at `BEGIN IMMEDIATE`, writes are batched. On
-//! PostgreSQL each is made alone (see [`Ledger::write`]): row locks taken for several people in one
+//! PostgreSQL each is made alone (see `Ledger::write`): row locks taken for several people in one
 //! transaction could deadlock with another node's batch.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

@@ -105,7 +105,7 @@ async fn concurrent_sign_hash_calls_never_overspend_the_sad() {
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 3, "exactly the budget is signed: {statuses:?}");
     assert!(statuses.iter().all(|s| *s == 200 || *s == 400), "{statuses:?}");
 
-    // The same in one batch of the signature ledger (SQLite: PostgreSQL writes each reservation alone),
+    // The same in one batch of the ledger (SQLite: PostgreSQL writes each reservation alone),
     // where the reservations are judged one after the other.
     if !server.services().ledger.batched() {
         return;
@@ -386,7 +386,7 @@ async fn malformed(server: &TestServer, path: &str, token: &str) -> u16 {
     request.send().await.unwrap().status().as_u16()
 }
 
-/// Runs `requests` while the signature ledger's turn is held until `n` reservations wait, so that they are
+/// Runs `requests` while the ledger's turn is held until `n` writes wait, so that they are
 /// written in one batch (on SQLite; on PostgreSQL, which writes each alone, they simply race). How many
 /// waited together (`n` when batched).
 async fn in_one_batch<T>(server: &TestServer, n: usize, requests: impl std::future::Future<Output = T>) -> (T, usize) {
@@ -407,7 +407,7 @@ async fn in_one_batch<T>(server: &TestServer, n: usize, requests: impl std::futu
     tokio::join!(requests, release)
 }
 
-/// Concurrent signHash requests on one credential are written together (the signature ledger, on SQLite),
+/// Concurrent signHash requests on one credential are written together (the ledger, on SQLite),
 /// and each is judged as if alone: with a quota of 4 and 8 requests at once, each with a SAD of its own, exactly 4
 /// sign, the 4 refused leave their SADs exactly as they were (budget and hashes), the audit chain stays
 /// intact, and each success's audit record carries its own request's id.
