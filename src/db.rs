@@ -438,7 +438,8 @@ pub enum DbError {
 /// stays in the file) and, on every connection, a busy timeout and foreign keys.
 #[derive(Debug)]
 struct SqlitePragmas {
-    /// A [`WalCheckpointer`] copies the log: the pool's connections leave it to that thread.
+    /// A [`WalCheckpointer`] copies the log: the pool's connections leave it to that thread, and copy
+    /// it themselves only past [`FALLBACK_CHECKPOINT_PAGES`] (should that thread have stopped).
     background_checkpoint: bool,
 }
 
@@ -448,7 +449,8 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
             c.batch_execute("PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
                 .map_err(diesel::r2d2::Error::QueryError)?;
             if self.background_checkpoint {
-                c.batch_execute("PRAGMA wal_autocheckpoint = 0;").map_err(diesel::r2d2::Error::QueryError)?;
+                c.batch_execute(&format!("PRAGMA wal_autocheckpoint = {FALLBACK_CHECKPOINT_PAGES};"))
+                    .map_err(diesel::r2d2::Error::QueryError)?;
             }
         }
         Ok(())
@@ -467,15 +469,24 @@ pub fn connect(url: &str, max_size: u32) -> Result<DbPool, DbError> {
     connect_with(url, max_size, false)
 }
 
-/// [`connect`] for the server: on SQLite, a [`WalCheckpointer`] copies the log into the database file
-/// on a thread of its own (it stops when dropped), so that no request waits for that copy.
-pub fn connect_for_server(url: &str, max_size: u32) -> Result<(DbPool, Option<WalCheckpointer>), DbError> {
+/// The log size (in pages) past which a server's SQLite connection copies the log itself: ten times
+/// SQLite's default, reached only if the [`WalCheckpointer`] stopped.
+const FALLBACK_CHECKPOINT_PAGES: u32 = 10_000;
+
+/// [`connect`] for the server, whose SQLite log a [`WalCheckpointer`] copies into the database file
+/// (start it with [`start_wal_checkpointer`]) so that no request waits for that copy.
+pub fn connect_for_server(url: &str, max_size: u32) -> Result<DbPool, DbError> {
+    connect_with(url, max_size, true)
+}
+
+/// On SQLite, starts the thread that copies the log of the database at `url` (it stops when dropped);
+/// None on PostgreSQL.
+pub fn start_wal_checkpointer(url: &str) -> Result<Option<WalCheckpointer>, DbError> {
     let manager = DbManager::new(url)?;
-    if manager.backend != Backend::Sqlite {
-        return Ok((connect(url, max_size)?, None));
+    match manager.backend {
+        Backend::Sqlite => Ok(Some(WalCheckpointer::start(&manager.target)?)),
+        Backend::Postgres => Ok(None),
     }
-    let pool = connect_with(url, max_size, true)?;
-    Ok((pool, Some(WalCheckpointer::start(&manager.target)?)))
 }
 
 fn connect_with(url: &str, max_size: u32, background_checkpoint: bool) -> Result<DbPool, DbError> {
@@ -883,7 +894,8 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("x.sqlite").display());
-        let (pool, checkpointer) = connect_for_server(&url, 2).unwrap();
+        let pool = connect_for_server(&url, 2).unwrap();
+        let checkpointer = start_wal_checkpointer(&url).unwrap();
         let write = |n: usize| {
             for i in 0..n {
                 let mut conn = checkout(&pool).unwrap();
@@ -907,7 +919,7 @@ mod tests {
             let mut conn = checkout(&pool).unwrap();
             let DbConnection::Sqlite(c) = &mut *conn else { panic!("SQLite") };
             let setting: AutoCheckpoint = diesel::sql_query("PRAGMA wal_autocheckpoint").get_result(c).unwrap();
-            assert_eq!(setting.wal_autocheckpoint, 0, "the pool's connections leave the copy to the thread");
+            assert_eq!(setting.wal_autocheckpoint as u32, FALLBACK_CHECKPOINT_PAGES, "left to the thread");
         }
         write(200);
         // The checkpointer copies everything meanwhile; the next writer starts the log again.
@@ -931,7 +943,10 @@ mod tests {
         write(200);
         std::thread::sleep(std::time::Duration::from_millis(300));
         let grown = log_frames();
-        assert!(grown > 200, "no thread copies once dropped, and no connection does: {grown} frames");
+        assert!(
+            grown > 200,
+            "no thread copies once dropped, and no connection below its fallback size: {grown} frames"
+        );
     }
 
     #[test]

@@ -178,8 +178,7 @@ impl Services {
             |e: std::io::Error| StartError::failed(format!("data directory {}", config.data_dir.display()), e);
         crate::data_dir::prepare(&config.data_dir).map_err(private)?;
         crate::data_dir::secure_sqlite_files(&config.database_url()).map_err(private)?;
-        let (db, wal_checkpointer) =
-            db::connect_for_server(&config.database_url(), (config.hsm.sessions as u32 * 2).max(8))?;
+        let db = db::connect_for_server(&config.database_url(), (config.hsm.sessions as u32 * 2).max(8))?;
         check_installation_mode(&db, config.mode, clock.now())?;
         let pin = config.hsm.pin.clone().ok_or_else(|| {
             StartError::Refused("bad setting hsm.pin (RSSP_HSM_PIN): the PIN of the HSM token is required")
@@ -206,6 +205,9 @@ impl Services {
         };
         let mut conn = db::checkout(&db)?;
         totp_seal::seal_clear_seeds(&mut conn, &keystore)?;
+        // After the sealing, whose own checkpoint must empty the log of the seeds' clear copies: with the
+        // checkpointer running it could find the log busy.
+        let wal_checkpointer = db::start_wal_checkpointer(&config.database_url())?;
         let ca_keys = ca_keystore.as_ref().unwrap_or(&keystore);
         let ca = ca::load_or_create(&mut conn, ca_keys, &config, &public_url, clock.now())?;
         let tsa = timestamps::load_or_create(&mut conn, ca_keys, &ca, &config, &public_url, clock.now())?;

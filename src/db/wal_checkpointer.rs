@@ -4,17 +4,18 @@
 //! inside that COMMIT: the committing request waits for the copy and its fsyncs, and since this process
 //! lets one writer in at a time (`SqliteWriterTurn`), so does every request that writes after it. Under
 //! signing load that was a stall of about 20 ms several times a second, the slowest 1% of requests.
-//! Here the server's connections never checkpoint (`wal_autocheckpoint = 0`, set in the pool's pragmas
-//! when a checkpointer runs) and this thread does it every [`INTERVAL`]: first while writers go on (the
-//! bulk of the copy and the fsyncs), then, holding the writer turn for a moment, the few pages committed
-//! meanwhile, so that the log is wholly copied and the next writer starts it again from its beginning
-//! instead of letting it grow.
+//! Here the server's connections leave the copy to this thread (`wal_autocheckpoint` raised to
+//! `FALLBACK_CHECKPOINT_PAGES`, which only a stopped thread would let the log reach), and it copies every
+//! [`INTERVAL`]: first while writers go on (the bulk of the copy and its fsyncs), then, holding the writer
+//! turn for a moment, what was committed meanwhile (a few pages, and the fsyncs again), so that the log is
+//! wholly copied and the next writer starts it again from its beginning instead of letting it grow.
 //!
-//! Other processes on the same file (operator commands) keep SQLite's default; it is a setting of each
-//! connection, not of the file.
+//! Operator commands that open the server's services (`rssp ...` with the data directory) run one too;
+//! two checkpointers on one file simply take turns. A connection opened alone (`db::connect`) keeps
+//! SQLite's default.
 
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
 use diesel::Connection;
@@ -23,6 +24,8 @@ use super::{DbError, SqliteWriterTurn};
 
 /// How often the log is copied: at full signing load a few thousand pages (some megabytes of log).
 const INTERVAL: Duration = Duration::from_millis(250);
+/// How often a failing checkpoint is logged.
+const WARNING_EVERY: Duration = Duration::from_secs(60);
 
 /// The running checkpointer; it stops when this is dropped (with the server's services).
 #[derive(Debug)]
@@ -47,6 +50,7 @@ impl WalCheckpointer {
 }
 
 fn run(conn: &mut diesel::SqliteConnection, stopped: &mpsc::Receiver<()>) {
+    let mut last_warning: Option<Instant> = None;
     loop {
         match stopped.recv_timeout(INTERVAL) {
             Err(RecvTimeoutError::Timeout) => {}
@@ -54,14 +58,18 @@ fn run(conn: &mut diesel::SqliteConnection, stopped: &mpsc::Receiver<()>) {
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
         }
         // The bulk, while writers go on; then the rest between two writers. A failure (the disk, a lock
-        // held past the busy timeout) is logged and tried again at the next turn: the log only grows
-        // meanwhile, nothing is lost.
+        // held past the busy timeout) is tried again at the next turn: the log only grows meanwhile (and
+        // the connections copy it themselves past their fallback size), nothing is lost.
         let copied = conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE)").and_then(|()| {
             let _turn = SqliteWriterTurn::take();
             conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE)")
         });
         if let Err(e) = copied {
-            tracing::warn!(error = %e, "SQLite checkpoint failed; trying again");
+            // Said once a minute, not four times a second.
+            if last_warning.is_none_or(|at| at.elapsed() >= WARNING_EVERY) {
+                tracing::warn!(error = %e, "SQLite checkpoint failed; trying again");
+                last_warning = Some(Instant::now());
+            }
         }
     }
 }

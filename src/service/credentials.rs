@@ -265,7 +265,12 @@ struct Activation {
 impl LedgerWrite for Activation {
     type Output = IssuedSad;
 
-    fn write(self, services: &Services, c: &mut DbConnection, now: i64) -> Result<Written<IssuedSad>, ServiceError> {
+    fn write(
+        self,
+        services: &Services,
+        c: &mut DbConnection,
+        now: i64,
+    ) -> Result<Written<IssuedSad>, diesel::result::Error> {
         // Judged when the batch is written: a code used meanwhile, or a lock-out, counts.
         let now = now.max(self.now);
         let user_id = &self.principal.user_id;

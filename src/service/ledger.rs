@@ -28,6 +28,7 @@ use crate::audit::{Appender, AuditEvent, Outcome};
 use crate::db::{self, DbConnection};
 use crate::domain::AuditEventName;
 
+use super::error::gave_up_waiting;
 use super::{ServiceError, Services};
 
 /// One request's write, made in a transaction that may hold the writes of other requests.
@@ -37,8 +38,14 @@ pub(super) trait LedgerWrite: Send + 'static {
 
     /// Writes this request's rows, judged at `now` (the batch's time) as if alone in the transaction.
     /// `Ok` with a refusal in [`Written::answer`] commits what the refusal leaves (nothing, or a failure
-    /// counter); `Err` (the database failed) rolls the whole batch back.
-    fn write(self, services: &Services, c: &mut DbConnection, now: i64) -> Result<Written<Self::Output>, ServiceError>;
+    /// counter). `Err` is the database's only, and rolls the whole batch back: a refusal cannot fail the
+    /// other requests of the batch.
+    fn write(
+        self,
+        services: &Services,
+        c: &mut DbConnection,
+        now: i64,
+    ) -> Result<Written<Self::Output>, diesel::result::Error>;
 }
 
 /// What a [`LedgerWrite`] did: the request's answer and, when it went through, its audit record.
@@ -68,14 +75,23 @@ pub(super) struct SuccessRecord {
 /// A queued write and, once its batch is written, its answer.
 struct Entry<W: LedgerWrite> {
     write: Mutex<Option<W>>,
+    /// What the write found, until the batch's COMMIT.
+    pending: Mutex<Option<Result<W::Output, ServiceError>>>,
+    /// The answer the request takes: what the write found once committed, or the batch's failure.
     answer: Mutex<Option<Result<W::Output, ServiceError>>>,
 }
 
 /// A queued write of any kind, as the batch sees it.
 trait Queued: Send + Sync {
-    /// Makes the write (once) and keeps its answer; the record to chain, if it went through.
-    fn write(&self, services: &Services, c: &mut DbConnection, now: i64)
-        -> Result<Option<SuccessRecord>, ServiceError>;
+    /// Makes the write (once) and keeps what it found, pending; the record to chain, if it went through.
+    fn write(
+        &self,
+        services: &Services,
+        c: &mut DbConnection,
+        now: i64,
+    ) -> Result<Option<SuccessRecord>, diesel::result::Error>;
+    /// The batch committed: what the write found becomes the answer.
+    fn commit(&self);
     /// The batch failed: the answer is that, whatever the write found.
     fn fail(&self, failed: &BatchFailed);
 }
@@ -86,16 +102,23 @@ impl<W: LedgerWrite> Queued for Entry<W> {
         services: &Services,
         c: &mut DbConnection,
         now: i64,
-    ) -> Result<Option<SuccessRecord>, ServiceError> {
+    ) -> Result<Option<SuccessRecord>, diesel::result::Error> {
+        // Taken once: an entry of a batch that panicked has no write left (and gets no answer from it).
         let Some(write) = locked(&self.write).take() else {
-            return Err(ServiceError::invariant("a ledger write made twice"));
+            return Ok(None);
         };
         let written = write.write(services, c, now)?;
-        *locked(&self.answer) = Some(written.answer);
+        *locked(&self.pending) = Some(written.answer);
         Ok(written.record)
     }
 
+    fn commit(&self) {
+        let found = locked(&self.pending).take();
+        *locked(&self.answer) = Some(found.unwrap_or_else(|| Err(ServiceError::invariant("a written ledger entry"))));
+    }
+
     fn fail(&self, failed: &BatchFailed) {
+        locked(&self.pending).take();
         *locked(&self.answer) = Some(Err(failed.answer()));
     }
 }
@@ -135,7 +158,8 @@ impl Ledger {
     /// and then nothing of it was written. A request waits for the turn without a pooled connection; the
     /// one that writes a batch takes one for it.
     pub(super) fn write<W: LedgerWrite>(&self, services: &Services, write: W) -> Result<W::Output, ServiceError> {
-        let entry = Arc::new(Entry { write: Mutex::new(Some(write)), answer: Mutex::new(None) });
+        let entry =
+            Arc::new(Entry { write: Mutex::new(Some(write)), pending: Mutex::new(None), answer: Mutex::new(None) });
         if !self.batched {
             // PostgreSQL: a transaction of its own, as every other audited write (its rows, then the audit
             // head). A batch there would lock the rows of several people in one transaction, in an order no
@@ -149,7 +173,8 @@ impl Ledger {
         let _turn = locked(&self.turn);
         if locked(&entry.answer).is_none() {
             // No answer: the entry is still queued (this request writes the batch, its own write included),
-            // or a batch that held it panicked (it then gets the invariant error below).
+            // or a batch that held it panicked before it was answered (it then gets the invariant error
+            // below: what a write found is handed out only once committed).
             let batch = std::mem::take(&mut *locked(&self.queued));
             write_batch(services, &batch);
         }
@@ -175,23 +200,22 @@ fn take_answer<W: LedgerWrite>(entry: &Entry<W>) -> Result<W::Output, ServiceErr
     answer.unwrap_or_else(|| Err(ServiceError::invariant("a written ledger entry's answer")))
 }
 
-/// Makes the batch in one transaction and leaves each entry its answer: its own when the transaction
+/// Makes the batch in one transaction and leaves each entry its answer: its own once the transaction
 /// committed, the batch's failure otherwise (then nothing of it was written).
 fn write_batch(services: &Services, batch: &[Arc<dyn Queued>]) {
     let written = services
         .conn()
         .map_err(BatchFailed::Connection)
         .and_then(|mut conn| write(services, &mut conn, batch).map_err(|e| BatchFailed::Transaction(Arc::new(e))));
-    if let Err(failed) = written {
-        for queued in batch {
-            queued.fail(&failed);
-        }
+    match written {
+        Ok(()) => batch.iter().for_each(|queued| queued.commit()),
+        Err(failed) => batch.iter().for_each(|queued| queued.fail(&failed)),
     }
 }
 
 /// One transaction for the batch. The rows first, write after write, then the audit records, chained in
 /// the same order: the head is locked last, as in every audited write.
-fn write(services: &Services, conn: &mut DbConnection, batch: &[Arc<dyn Queued>]) -> Result<(), ServiceError> {
+fn write(services: &Services, conn: &mut DbConnection, batch: &[Arc<dyn Queued>]) -> Result<(), diesel::result::Error> {
     db::write_transaction(conn, |c| {
         let now = services.now();
         let mut records = Vec::with_capacity(batch.len());
@@ -221,13 +245,13 @@ enum BatchFailed {
     /// No pooled connection came free in time.
     Connection(ServiceError),
     /// The transaction failed (and rolled back).
-    Transaction(Arc<ServiceError>),
+    Transaction(Arc<diesel::result::Error>),
 }
 
 /// The cause of a [`BatchFailed::Transaction`], kept for each request's error.
 #[derive(Debug, thiserror::Error)]
 #[error("the ledger's transaction failed")]
-struct TransactionFailed(#[source] Arc<ServiceError>);
+struct TransactionFailed(#[source] Arc<diesel::result::Error>);
 
 impl BatchFailed {
     fn answer(&self) -> ServiceError {
@@ -235,7 +259,7 @@ impl BatchFailed {
             BatchFailed::Connection(ServiceError::Unavailable) => ServiceError::Unavailable,
             BatchFailed::Connection(_) => ServiceError::invariant("a database connection for the ledger"),
             // SQLite gave up waiting for its lock: overloaded, which the client may retry.
-            BatchFailed::Transaction(e) if matches!(**e, ServiceError::Unavailable) => ServiceError::Unavailable,
+            BatchFailed::Transaction(e) if gave_up_waiting(e) => ServiceError::Unavailable,
             BatchFailed::Transaction(e) => ServiceError::internal(TransactionFailed(e.clone())),
         }
     }

@@ -53,6 +53,7 @@ pub(super) fn prepare_factor(
 
 /// Checks the lock, the PIN and the TOTP code found by [`prepare`]. Wrong factors count toward the
 /// lock-out; the counters are written whatever the outcome, so the caller must commit (see [`Committed`]).
+/// A refusal is `Committed::Refused`; `Err` is the database's only.
 pub(super) fn check(
     services: &Services,
     conn: &mut DbConnection,
@@ -60,7 +61,7 @@ pub(super) fn check(
     otp: &str,
     prepared: PreparedFactors,
     now: i64,
-) -> Result<Committed<()>, ServiceError> {
+) -> Result<Committed<()>, diesel::result::Error> {
     let security = &services.config.security;
     // Lock the factor's row as it is read, so concurrent guesses are counted one after the other.
     let (Some(factor), Some(OpenedFactor { sealed, seed })) =
@@ -75,7 +76,7 @@ pub(super) fn check(
     if let Some(until) = factor.locked_until.filter(|until| *until > now) {
         return Ok(Committed::Refused(ServiceError::OtpLocked { until }));
     }
-    let fail = |conn: &mut DbConnection, refusal: ServiceError| -> Result<Committed<()>, ServiceError> {
+    let fail = |conn: &mut DbConnection, refusal: ServiceError| -> Result<Committed<()>, diesel::result::Error> {
         let lock_until = now + security.otp_lockout_secs;
         let failures = authenticators::record_totp_failure(conn, user_id, security.otp_max_failures, lock_until)?;
         if failures >= security.otp_max_failures {
@@ -116,5 +117,6 @@ pub(super) fn verify_otp(
 ) -> Result<(), ServiceError> {
     let now = services.now();
     let prepared = prepare(services, conn, user_id, None)?;
-    db::write_transaction(conn, |c| check(services, c, user_id, otp, prepared, now))?.into_result()
+    let checked: Committed<()> = db::write_transaction(conn, |c| check(services, c, user_id, otp, prepared, now))?;
+    checked.into_result()
 }

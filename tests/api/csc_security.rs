@@ -574,7 +574,7 @@ async fn wrong_codes_in_one_batch_lock_the_factor_before_a_right_code_queued_beh
         // The three wrong codes queue first, then the right one: one batch, in that order.
         let turn = ledger.hold_turn();
         let right_behind = async {
-            wait_until(|| ledger.queued() == 3).await;
+            assert!(wait_until(|| ledger.queued() == 3).await, "the three wrong codes queued first");
             attempt(right.clone()).await
         };
         let release = async {
@@ -600,12 +600,13 @@ async fn wrong_codes_in_one_batch_lock_the_factor_before_a_right_code_queued_beh
     assert_eq!(status, 200, "unlocked after the lock-out time: {body}");
 }
 
-/// Polls `ready` (every 10 ms, at most 10 s).
-async fn wait_until(ready: impl Fn() -> bool) {
+/// Polls `ready` (every 10 ms, at most 10 s); whether it became true.
+async fn wait_until(ready: impl Fn() -> bool) -> bool {
     for _ in 0..1000 {
         if ready() {
-            return;
+            return true;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+    false
 }

@@ -26,13 +26,14 @@ pub(super) struct Reservation {
 impl LedgerWrite for Reservation {
     type Output = ();
 
-    fn write(self, _: &Services, c: &mut DbConnection, now: i64) -> Result<Written<()>, ServiceError> {
+    fn write(self, _: &Services, c: &mut DbConnection, now: i64) -> Result<Written<()>, diesel::result::Error> {
         // Judged when the batch is written, so that a revocation or an expiry while the request waited counts.
-        if let Err(refusal) = reserve(c, &self, now.max(self.now))? {
+        let now = now.max(self.now);
+        if let Err(refusal) = reserve(c, &self, now)? {
             return Ok(Written::refused(refusal));
         }
         let record = SuccessRecord {
-            at: self.now,
+            at: now,
             event: AuditEventName::SignaturesSignHash,
             user_id: self.principal.user_id.to_string(),
             credential_id: self.credential.id,
