@@ -32,21 +32,9 @@ async fn a_totp_code_is_accepted_once() {
 
 #[tokio::test]
 async fn repeated_wrong_codes_lock_the_factor_for_the_configured_time() {
-    let server = TestServer::start_with(|c| {
-        c.security.otp_max_failures = 3;
-        c.security.otp_lockout_secs = 600;
-    })
-    .await;
-    let signer = server.provision("locky", KeyKind::EcP256, 5, None).await;
-    let token = server.login("v1", &signer).await;
+    let (server, signer, token) = server_locking_after_three("locky").await;
     let hashes = digests(1, "lock");
-    let attempt = |otp: String| {
-        let body =
-            json!({"credentialID": signer.credential_id, "numSignatures": 1, "hash": b64_all(&hashes), "OTP": otp});
-        let server = &server;
-        let token = token.clone();
-        async move { server.post("/csc/v1/credentials/authorize", Some(&token), body).await }
-    };
+    let attempt = |otp: String| authorize_with(&server, &token, &signer, &hashes, otp);
     for _ in 0..2 {
         let (status, body) = attempt("000000".into()).await;
         assert_error(status, &body, 400, "invalid_otp", "invalid");
@@ -553,20 +541,9 @@ fn sad_binds(conn: &mut rssp::db::DbConnection, sad: &str, hashes: &[Vec<u8>]) -
 /// same transaction and committed with it.
 #[tokio::test]
 async fn wrong_codes_in_one_batch_lock_the_factor_before_a_right_code_queued_behind_them() {
-    let server = TestServer::start_with(|c| {
-        c.security.otp_max_failures = 3;
-        c.security.otp_lockout_secs = 600;
-    })
-    .await;
-    let signer = server.provision("batch-lock", KeyKind::EcP256, 5, None).await;
-    let token = server.login("v1", &signer).await;
+    let (server, signer, token) = server_locking_after_three("batch-lock").await;
     let hashes = digests(1, "batch-lock");
-    let attempt = |otp: String| {
-        let body =
-            json!({"credentialID": signer.credential_id, "numSignatures": 1, "hash": b64_all(&hashes), "OTP": otp});
-        let (server, token) = (&server, token.clone());
-        async move { server.post("/csc/v1/credentials/authorize", Some(&token), body).await }
-    };
+    let attempt = |otp: String| authorize_with(&server, &token, &signer, &hashes, otp);
     let right = server.next_otp(&signer);
     let wrong = futures::future::join_all((0..3).map(|_| attempt("000000".into())));
     let ledger = &server.services().ledger;
@@ -609,4 +586,28 @@ async fn wait_until(ready: impl Fn() -> bool) -> bool {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     false
+}
+
+/// A server whose factor locks after three wrong codes, for 600 s; a signer on it and its v1 token.
+async fn server_locking_after_three(name: &str) -> (TestServer, Signer, String) {
+    let server = TestServer::start_with(|c| {
+        c.security.otp_max_failures = 3;
+        c.security.otp_lockout_secs = 600;
+    })
+    .await;
+    let signer = server.provision(name, KeyKind::EcP256, 5, None).await;
+    let token = server.login("v1", &signer).await;
+    (server, signer, token)
+}
+
+/// A v1 `credentials/authorize` of one signature over `hashes` with `otp`.
+async fn authorize_with(
+    server: &TestServer,
+    token: &str,
+    signer: &Signer,
+    hashes: &[Vec<u8>],
+    otp: String,
+) -> (u16, Value) {
+    let body = json!({"credentialID": signer.credential_id, "numSignatures": 1, "hash": b64_all(hashes), "OTP": otp});
+    server.post("/csc/v1/credentials/authorize", Some(token), body).await
 }
