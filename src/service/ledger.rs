@@ -145,7 +145,7 @@ fn locked<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Ledger {
     /// The ledger for the server's database: batched on SQLite, each write alone on PostgreSQL.
     pub fn for_database(url: &str) -> Ledger {
-        let postgres = url.starts_with("postgres:") || url.starts_with("postgresql:");
+        let postgres = db::Backend::of_url(url) == Some(db::Backend::Postgres);
         Ledger { batched: !postgres, queued: Mutex::default(), turn: Mutex::default() }
     }
 
