@@ -39,9 +39,17 @@ fn digest(i: usize) -> Vec<u8> {
 }
 
 /// Raw: `concurrency` threads signing one digest at a time through the key store until the deadline.
-fn raw(services: &rssp::service::Services, key: &KeyId, scheme: SignatureScheme, concurrency: usize, secs: f64) -> f64 {
+/// Signatures per second, and the process's CPU time per signature.
+fn raw(
+    services: &rssp::service::Services,
+    key: &KeyId,
+    scheme: SignatureScheme,
+    concurrency: usize,
+    secs: f64,
+) -> (f64, Duration) {
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let start = Instant::now();
+    let cpu_before = process_cpu();
     let total: usize = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..concurrency)
             .map(|t| {
@@ -57,13 +65,18 @@ fn raw(services: &rssp::service::Services, key: &KeyId, scheme: SignatureScheme,
             .collect();
         handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
     });
-    total as f64 / start.elapsed().as_secs_f64()
+    let cpu = process_cpu().saturating_sub(cpu_before) / total.max(1) as u32;
+    (total as f64 / start.elapsed().as_secs_f64(), cpu)
 }
 
 struct HttpResult {
     per_second: f64,
     p50: Duration,
     p99: Duration,
+    /// The process's CPU time (server and client together) per request that succeeded.
+    cpu_per_request: Duration,
+    /// Requests answered with an error (an overloaded server's 503, say), by status and error code.
+    failures: std::collections::BTreeMap<String, usize>,
 }
 
 /// SADs for `count` requests, each bound to `hashes`, written straight into the store.
@@ -117,6 +130,7 @@ async fn http(
     let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap();
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let start = Instant::now();
+    let cpu_before = process_cpu();
     let sads = Arc::new(std::sync::Mutex::new(sads));
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
@@ -124,7 +138,7 @@ async fn http(
             (client.clone(), url.to_string(), token.to_string(), credential.to_string(), sads.clone());
         let (hashes, sign_algo) = (hashes.to_vec(), sign_algo.to_string());
         tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
+            let (mut latencies, mut failures) = (Vec::new(), std::collections::BTreeMap::<String, usize>::new());
             while Instant::now() < deadline {
                 let Some(sad) = sads.lock().unwrap().pop() else {
                     eprintln!("ran out of SADs before the deadline: the figure covers the time until then");
@@ -141,22 +155,32 @@ async fn http(
                     .expect("request");
                 let status = response.status();
                 let answer: Value = response.json().await.expect("json");
-                assert!(status.is_success(), "signHash failed: {answer}");
-                latencies.push(t.elapsed());
+                if status.is_success() {
+                    latencies.push(t.elapsed());
+                } else {
+                    *failures.entry(format!("{status} {}", answer["error"])).or_default() += 1;
+                }
             }
-            latencies
+            (latencies, failures)
         }));
     }
-    let mut latencies = Vec::new();
+    let (mut latencies, mut failures) = (Vec::new(), std::collections::BTreeMap::new());
     for task in tasks {
-        latencies.extend(task.await.unwrap());
+        let (done, failed) = task.await.unwrap();
+        latencies.extend(done);
+        for (why, n) in failed {
+            *failures.entry(why).or_default() += n;
+        }
     }
     let elapsed = start.elapsed().as_secs_f64();
+    let cpu = process_cpu().saturating_sub(cpu_before);
     latencies.sort();
     HttpResult {
         per_second: (latencies.len() * hashes.len()) as f64 / elapsed,
         p50: percentile(&latencies, 0.50),
         p99: percentile(&latencies, 0.99),
+        cpu_per_request: cpu / latencies.len().max(1) as u32,
+        failures,
     }
 }
 
@@ -165,7 +189,7 @@ async fn json_answer(request: reqwest::RequestBuilder) -> Value {
 }
 
 mod support;
-use support::percentile;
+use support::{percentile, process_cpu};
 
 /// The values of a comma-separated environment variable that are among `all`; all when it is unset.
 fn chosen<T: Copy + std::fmt::Display>(var: &str, all: &[T]) -> Vec<T> {
@@ -199,9 +223,10 @@ fn main() {
             cfg!(debug_assertions)
         );
         println!(
-            "{:<9} {:>7} {:>5} {:>12} {:>12} {:>7} {:>10} {:>10}",
-            "key", "hashes", "conc", "raw sig/s", "http sig/s", "ratio", "p50", "p99"
+            "{:<9} {:>7} {:>5} {:>12} {:>12} {:>7} {:>10} {:>10} {:>9} {:>9}",
+            "key", "hashes", "conc", "raw sig/s", "http sig/s", "ratio", "p50", "p99", "raw cpu", "http cpu"
         );
+        println!("(cpu: the process's CPU time, server and client together, per raw signature and per request)");
 
         let kinds = chosen("RSSP_BENCH_KEYS", &[KeyKind::Rsa2048, KeyKind::EcP256]);
         for kind in kinds {
@@ -244,7 +269,7 @@ fn main() {
             let token = login["access_token"].as_str().unwrap().to_string();
 
             for concurrency in chosen("RSSP_BENCH_CONCURRENCY", &CONCURRENCY) {
-                let raw_rate = {
+                let (raw_rate, raw_cpu) = {
                     let services = services.clone();
                     let key = key.clone();
                     tokio::task::spawn_blocking(move || raw(&services, &key, scheme, concurrency, secs)).await.unwrap()
@@ -266,8 +291,13 @@ fn main() {
                     let result =
                         http(&url, &token, &provisioned.credential_id, sads, &encoded, sign_algo, concurrency, secs)
                             .await;
+                    let failed = if result.failures.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" FAILED: {:?}", result.failures)
+                    };
                     println!(
-                        "{:<9} {:>7} {:>5} {:>12.0} {:>12.0} {:>6.0}% {:>8.1}ms {:>8.1}ms",
+                        "{:<9} {:>7} {:>5} {:>12.0} {:>12.0} {:>6.0}% {:>8.1}ms {:>8.1}ms {:>7}µs {:>7}µs{failed}",
                         kind.as_str(),
                         batch,
                         concurrency,
@@ -275,7 +305,9 @@ fn main() {
                         result.per_second,
                         100.0 * result.per_second / raw_rate,
                         result.p50.as_secs_f64() * 1000.0,
-                        result.p99.as_secs_f64() * 1000.0
+                        result.p99.as_secs_f64() * 1000.0,
+                        raw_cpu.as_micros(),
+                        result.cpu_per_request.as_micros(),
                     );
                 }
             }
