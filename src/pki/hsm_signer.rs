@@ -162,9 +162,6 @@ impl signature::Signer<HsmSignature> for HsmSigner<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::{Path, PathBuf};
-    use std::process::Command;
-
     use cms::builder::{SignedDataBuilder, SignerInfoBuilder};
     use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
     use cms::signed_data::{EncapsulatedContentInfo, SignerIdentifier};
@@ -176,31 +173,8 @@ mod tests {
     use super::*;
     use crate::domain::KeyKind;
     use crate::pki::ca::distinguished_name;
+    use crate::pki::test_support::{keystore, now, openssl_cms_verify, pem};
     use crate::pki::CertificateAuthority;
-
-    /// A fresh SoftHSM token (the caller holds `test_support::exclusive()`).
-    fn keystore(label: &str) -> KeyStore {
-        KeyStore::open(Path::new(crate::config::SOFTHSM_MODULE), label, &"1234".into(), 1, Some("12345678")).unwrap()
-    }
-
-    fn now() -> i64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
-    }
-
-    fn pem(dir: &Path, name: &str, certificate_der: &[u8]) -> PathBuf {
-        let der_path = dir.join(format!("{name}.der"));
-        let pem_path = dir.join(format!("{name}.pem"));
-        std::fs::write(&der_path, certificate_der).unwrap();
-        let out = Command::new("openssl")
-            .args(["x509", "-inform", "DER", "-in"])
-            .arg(&der_path)
-            .arg("-out")
-            .arg(&pem_path)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "openssl x509: {}", String::from_utf8_lossy(&out.stderr));
-        pem_path
-    }
 
     /// A CMS SignedData over `content` made by cms's builder, carrying the signer's certificate and
     /// the CA certificates above it (`chain`, without the root).
@@ -224,22 +198,6 @@ mod tests {
         builder.add_signer_info::<_, HsmSignature>(signer_info, signer).unwrap().build().unwrap().to_der().unwrap()
     }
 
-    /// `openssl cms -verify` of a DER SignedData against the root certificate: the signed content, or
-    /// None when openssl does not verify it.
-    fn openssl_cms_verify(dir: &Path, name: &str, cms_der: &[u8], root_pem: &Path) -> Option<Vec<u8>> {
-        let path = dir.join(format!("{name}.p7m"));
-        std::fs::write(&path, cms_der).unwrap();
-        let out = Command::new("openssl")
-            .args(["cms", "-verify", "-inform", "DER", "-purpose", "any", "-in"])
-            .arg(&path)
-            .arg("-CAfile")
-            .arg(root_pem)
-            .output()
-            .unwrap();
-        let verified = out.status.success() && String::from_utf8_lossy(&out.stderr).contains("Verification successful");
-        verified.then_some(out.stdout)
-    }
-
     /// The signer that makes certificates and CRLs also serves cms's builder (time-stamps, OCSP and
     /// CAdES next): SignedData signed in the HSM by the issuing CA's key (ECDSA P-384, SHA-384) and by
     /// an RSA-2048 key with a certificate of that CA (PKCS#1 v1.5, SHA-256) verify with openssl up to
@@ -254,14 +212,14 @@ mod tests {
 
         let ca_signer = ca.issuing.signer(&keystore).unwrap();
         let cms = signed_data(&ca_signer, &ca.issuing.certificate_der, &[], b"signed by the issuing CA");
-        let content = openssl_cms_verify(dir.path(), "ec", &cms, &root_pem);
+        let content = openssl_cms_verify(dir.path(), "ec", &cms, &root_pem, None);
         assert_eq!(content.as_deref(), Some(&b"signed by the issuing CA"[..]));
         // The check has teeth: one changed byte of content and openssl refuses it.
         let mut tampered = cms.clone();
         let content = b"signed by the issuing CA";
         let at = tampered.windows(content.len()).position(|w| w == content).unwrap();
         tampered[at] ^= 0x20;
-        assert_eq!(openssl_cms_verify(dir.path(), "ec-tampered", &tampered, &root_pem), None);
+        assert_eq!(openssl_cms_verify(dir.path(), "ec-tampered", &tampered, &root_pem, None), None);
 
         let key = keystore.generate(KeyKind::Rsa2048, "cms-rsa").unwrap();
         let subject = distinguished_name("CMS Signer", None, "SI").unwrap();
@@ -275,7 +233,7 @@ mod tests {
         )
         .unwrap();
         let cms = signed_data(&rsa_signer, &issued.der, &[&ca.issuing.certificate_der], b"signed by an RSA key");
-        let content = openssl_cms_verify(dir.path(), "rsa", &cms, &root_pem);
+        let content = openssl_cms_verify(dir.path(), "rsa", &cms, &root_pem, None);
         assert_eq!(content.as_deref(), Some(&b"signed by an RSA key"[..]));
     }
 

@@ -10,7 +10,6 @@ use const_oid::db::rfc5911::ID_SIGNED_DATA;
 use der::asn1::{GeneralizedTime, Int, ObjectIdentifier, OctetString, SetOfVec, Uint};
 use der::{Decode, Encode, Tagged};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
-use x509_cert::attr::Attribute;
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::Extension;
 use x509_cert::Certificate;
@@ -20,7 +19,7 @@ use super::certificate::{self, random_serial, validity};
 use super::hsm_signer::HsmSigner;
 use super::profile::{CertificateKind, CertificateProfile, Publication};
 use super::tsp::{
-    oid, Accuracy, EssCertIdV2, FailureInfo, IssuerSerial, MessageImprint, PkiStatus, PkiStatusInfo, QcStatement,
+    oid, Accuracy, EssCertIdV2, FailureInfo, MessageImprint, PkiStatus, PkiStatusInfo, QcStatement,
     SigningCertificateV2, TimeStampReq, TimeStampResp, TstInfo,
 };
 use super::PkiError;
@@ -60,13 +59,7 @@ pub struct TimeStampingUnit {
 impl TimeStampingUnit {
     pub(crate) fn from_parts(key: KeyId, kind: KeyKind, certificate_der: Vec<u8>) -> Result<Self, PkiError> {
         let certificate = Certificate::from_der(&certificate_der)?;
-        let ess_cert_id = EssCertIdV2 {
-            cert_hash: OctetString::new(HashAlgorithm::Sha256.digest(&certificate_der))?,
-            issuer_serial: Some(IssuerSerial {
-                issuer: vec![GeneralName::DirectoryName(certificate.tbs_certificate().issuer().clone())],
-                serial_number: certificate.tbs_certificate().serial_number().clone(),
-            }),
-        };
+        let ess_cert_id = EssCertIdV2::of(&certificate, &certificate_der)?;
         let validity = certificate.tbs_certificate().validity();
         let valid = (certificate::unix_seconds(&validity.not_before)?, certificate::unix_seconds(&validity.not_after)?);
         Ok(TimeStampingUnit { key, kind, certificate_der, certificate, ess_cert_id, valid })
@@ -306,12 +299,8 @@ pub fn time_stamp(
     });
     let mut signer_info = SignerInfoBuilder::new(sid, signer.digest_algorithm(), &content, None)
         .map_err(|e| PkiError::Invalid(format!("SignerInfo: {e}")))?;
-    let signing_certificate = SigningCertificateV2 { certs: vec![unit.ess_cert_id.clone()] };
     signer_info
-        .add_signed_attribute(Attribute {
-            oid: oid::SIGNING_CERTIFICATE_V2,
-            values: SetOfVec::try_from(vec![der::Any::encode_from(&signing_certificate)?])?,
-        })
+        .add_signed_attribute(SigningCertificateV2::attribute(unit.ess_cert_id.clone())?)
         .map_err(|e| PkiError::Invalid(format!("SignerInfo: {e}")))?;
     // Signed through the HsmSigner, so an HSM that is busy or refuses stays a typed HSM error.
     let signer_info = signer.build(signer_info)?;

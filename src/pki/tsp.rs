@@ -158,11 +158,36 @@ pub struct EssCertIdV2 {
     pub issuer_serial: Option<IssuerSerial>,
 }
 
+impl EssCertIdV2 {
+    /// The ESSCertIDv2 of a certificate (`der`, its encoding): its SHA-256 hash, and its issuer and serial
+    /// number (ETSI EN 319 122-1 §5.2.2.3 wants issuerSerial present).
+    pub fn of(certificate: &x509_cert::Certificate, der: &[u8]) -> der::Result<Self> {
+        Ok(EssCertIdV2 {
+            cert_hash: OctetString::new(crate::domain::HashAlgorithm::Sha256.digest(der))?,
+            issuer_serial: Some(IssuerSerial {
+                issuer: vec![GeneralName::DirectoryName(certificate.tbs_certificate().issuer().clone())],
+                serial_number: certificate.tbs_certificate().serial_number().clone(),
+            }),
+        })
+    }
+}
+
 /// SigningCertificateV2 (RFC 5035 §3): binds the signature to the signer's certificate. rssp names
 /// no policies.
 #[derive(Clone, Debug, Eq, PartialEq, Sequence)]
 pub struct SigningCertificateV2 {
     pub certs: Vec<EssCertIdV2>,
+}
+
+impl SigningCertificateV2 {
+    /// The signed attribute naming one certificate.
+    pub fn attribute(certificate: EssCertIdV2) -> der::Result<x509_cert::attr::Attribute> {
+        let value = SigningCertificateV2 { certs: vec![certificate] };
+        Ok(x509_cert::attr::Attribute {
+            oid: oid::SIGNING_CERTIFICATE_V2,
+            values: der::asn1::SetOfVec::try_from(vec![der::Any::encode_from(&value)?])?,
+        })
+    }
 }
 
 /// ObjectIdentifier of a statement and its optional info: a QCStatement (RFC 3739 §3.2.6), here the

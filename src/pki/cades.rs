@@ -1,0 +1,253 @@
+//! CAdES baseline signatures (ETSI EN 319 122-1), level B-B: a CMS SignedData (RFC 5652) with one
+//! SignerInfo whose signed attributes bind the content (content-type, message-digest), the signer's
+//! certificate (signing-certificate-v2, RFC 5035) and, for CAdES, the claimed signing time; signed in the
+//! HSM through [`HsmSigner`]. B-T and B-LT add unsigned attributes and values to what this makes.
+//!
+//! The same SignedData without signing-time is what a PAdES signature embeds (ETSI EN 319 142-1 §5.4:
+//! the time is the PDF's /M), hence [`Signed::signing_time`] is optional.
+
+use cms::builder::SignerInfoBuilder;
+use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
+use cms::content_info::{CmsVersion, ContentInfo};
+use cms::signed_data::{CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfos};
+use const_oid::db::rfc5911::{ID_DATA, ID_SIGNED_DATA, ID_SIGNING_TIME};
+use der::asn1::{OctetString, SetOfVec};
+use der::{DateTime, Decode, Encode};
+use signature::Keypair;
+use x509_cert::attr::Attribute;
+use x509_cert::time::Time;
+use x509_cert::Certificate;
+
+use super::hsm_signer::HsmSigner;
+use super::tsp::{EssCertIdV2, SigningCertificateV2};
+use super::PkiError;
+
+/// What the signature covers.
+#[derive(Debug, Clone, Copy)]
+pub enum Content<'a> {
+    /// Detached (a `.p7s` beside the file, or a PDF's /ByteRange): only the content's digest, made with
+    /// the signer's hash algorithm; the SignedData carries no content.
+    Detached {
+        /// The digest of the content.
+        digest: &'a [u8],
+    },
+    /// Attached (enveloping): the content itself, inside the SignedData.
+    Attached {
+        /// The content.
+        content: &'a [u8],
+    },
+}
+
+/// A CAdES-B-B signature to make.
+#[derive(Debug, Clone, Copy)]
+pub struct Signed<'a> {
+    /// The signer's certificate, DER: named by the signed signing-certificate-v2 attribute and carried
+    /// in the SignedData.
+    pub certificate_der: &'a [u8],
+    /// The CA certificates above it, up to (not including) the root, DER, nearest first.
+    pub chain_der: &'a [Vec<u8>],
+    /// What is signed.
+    pub content: Content<'a>,
+    /// The claimed signing time (Unix seconds) as the signing-time attribute: required by CAdES
+    /// (EN 319 122-1 §5.2.1), absent from a PAdES signature.
+    pub signing_time: Option<i64>,
+}
+
+/// Makes a CAdES-B-B signature: a DER ContentInfo of SignedData. The certificate must be the signer's
+/// (same public key), and a detached digest must be of the signer's hash algorithm.
+pub fn sign_b_b(signer: &HsmSigner<'_>, signed: Signed<'_>) -> Result<Vec<u8>, PkiError> {
+    let certificate = Certificate::from_der(signed.certificate_der)?;
+    if certificate.tbs_certificate().subject_public_key_info() != signer.verifying_key().spki() {
+        return Err(PkiError::Invalid("the certificate is not the signing key's".into()));
+    }
+    let (encapsulated, external_digest) = match signed.content {
+        Content::Detached { digest } => {
+            let expected = signer.hash().digest_len();
+            if digest.len() != expected {
+                return Err(PkiError::Invalid(format!(
+                    "a digest of {} bytes for a {}-byte hash",
+                    digest.len(),
+                    expected
+                )));
+            }
+            (EncapsulatedContentInfo { econtent_type: ID_DATA, econtent: None }, Some(digest))
+        }
+        Content::Attached { content } => {
+            let econtent = der::Any::encode_from(&OctetString::new(content)?)?;
+            (EncapsulatedContentInfo { econtent_type: ID_DATA, econtent: Some(econtent) }, None)
+        }
+    };
+    let tbs = certificate.tbs_certificate();
+    let sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
+        issuer: tbs.issuer().clone(),
+        serial_number: tbs.serial_number().clone(),
+    });
+    let mut signer_info = SignerInfoBuilder::new(sid, signer.digest_algorithm(), &encapsulated, external_digest)
+        .map_err(|e| PkiError::Invalid(format!("SignerInfo: {e}")))?;
+    signer_info
+        .add_signed_attribute(SigningCertificateV2::attribute(EssCertIdV2::of(&certificate, signed.certificate_der)?)?)
+        .map_err(|e| PkiError::Invalid(format!("SignerInfo: {e}")))?;
+    if let Some(at) = signed.signing_time {
+        signer_info
+            .add_signed_attribute(signing_time(at)?)
+            .map_err(|e| PkiError::Invalid(format!("SignerInfo: {e}")))?;
+    }
+    // Signed through the HsmSigner, so that an HSM that is busy or refuses stays a typed HSM error.
+    let signer_info = signer.build(signer_info)?;
+    let mut certificates = vec![CertificateChoices::Certificate(certificate)];
+    for ca in signed.chain_der {
+        certificates.push(CertificateChoices::Certificate(Certificate::from_der(ca)?));
+    }
+    let signed_data = SignedData {
+        // RFC 5652 §5.1: version 1, as the content is id-data, the signer is named by issuer and serial
+        // number and only X.509 certificates are carried.
+        version: CmsVersion::V1,
+        digest_algorithms: SetOfVec::try_from(vec![signer.digest_algorithm()])?,
+        encap_content_info: encapsulated,
+        certificates: Some(CertificateSet::try_from(certificates)?),
+        crls: None,
+        signer_infos: SignerInfos::try_from(vec![signer_info])?,
+    };
+    Ok(ContentInfo { content_type: ID_SIGNED_DATA, content: der::Any::encode_from(&signed_data)? }.to_der()?)
+}
+
+/// The signing-time attribute (RFC 5652 §11.3): UTCTime up to 2049, GeneralizedTime after.
+fn signing_time(unix: i64) -> Result<Attribute, PkiError> {
+    let seconds = u64::try_from(unix).map_err(|_| PkiError::Invalid("a signing time before 1970".into()))?;
+    let time = Time::from(DateTime::from_unix_duration(std::time::Duration::from_secs(seconds))?);
+    Ok(Attribute { oid: ID_SIGNING_TIME, values: SetOfVec::try_from(vec![der::Any::encode_from(&time)?])? })
+}
+
+#[cfg(test)]
+mod tests {
+    use cms::signed_data::SignedData;
+    use const_oid::db::rfc5911::ID_MESSAGE_DIGEST;
+    use spki::SubjectPublicKeyInfoOwned;
+
+    use super::*;
+    use crate::domain::{HashAlgorithm, KeyKind, SignatureScheme};
+    use crate::hsm::KeyStore;
+    use crate::pki::ca::distinguished_name;
+    use crate::pki::test_support::{keystore, now, openssl_cms_verify, pem};
+    use crate::pki::tsp::oid::SIGNING_CERTIFICATE_V2;
+    use crate::pki::CertificateAuthority;
+
+    /// A person's key of `kind` with a certificate of the issuing CA: the signer, and the certificate.
+    fn person<'a>(keystore: &'a KeyStore, ca: &CertificateAuthority, kind: KeyKind) -> (HsmSigner<'a>, Vec<u8>) {
+        let key = keystore.generate(kind, &format!("cades-{}", kind.as_str())).unwrap();
+        let subject = distinguished_name("CAdES Signer", None, "SI").unwrap();
+        let issued =
+            ca.issue_end_entity(keystore, &key.public_key_der, subject, "https://rssp.test", now(), 30).unwrap();
+        let scheme = if kind.is_rsa() {
+            SignatureScheme::RsaPkcs1(HashAlgorithm::Sha256)
+        } else {
+            SignatureScheme::Ecdsa(HashAlgorithm::Sha256)
+        };
+        let spki = SubjectPublicKeyInfoOwned::from_der(&key.public_key_der).unwrap();
+        (HsmSigner::new(keystore, key.id, scheme, spki).unwrap(), issued.der)
+    }
+
+    /// The signed attributes of the one SignerInfo, by type.
+    fn signed_attribute(cms_der: &[u8], oid: der::asn1::ObjectIdentifier) -> Option<der::Any> {
+        let info = ContentInfo::from_der(cms_der).unwrap();
+        let signed_data: SignedData = info.content.decode_as().unwrap();
+        let signer_info = signed_data.signer_infos.0.get(0).unwrap().clone();
+        let attributes = signer_info.signed_attrs.unwrap();
+        attributes.iter().find(|a| a.oid == oid).map(|a| a.values.get(0).unwrap().clone())
+    }
+
+    /// A detached CAdES-B-B (`.p7s`) and an attached one, by an RSA and an EC person key, verify with
+    /// `openssl cms -verify` up to the root; the detached one only against the very content signed; they
+    /// carry the signer's certificate hash in signing-certificate-v2, the claimed time in signing-time
+    /// (none when not asked: PAdES), and the content's digest in message-digest.
+    #[test]
+    fn cades_b_b_detached_and_attached_verify_with_openssl() {
+        let _hsm = crate::hsm::test_support::exclusive();
+        let keystore = keystore("pki-cades");
+        let dir = tempfile::tempdir().unwrap();
+        let ca = CertificateAuthority::create(&keystore, "CAdES Test", "SI", "https://rssp.test", now()).unwrap();
+        let root_pem = pem(dir.path(), "root", &ca.root.certificate_der);
+        let chain = vec![ca.issuing.certificate_der.clone()];
+        let document = b"%PDF-1.7 or anything else: the content a person approved".to_vec();
+        let at = 1_796_000_000; // 2026-11-30
+
+        for kind in [KeyKind::Rsa2048, KeyKind::EcP256] {
+            let (signer, certificate_der) = person(&keystore, &ca, kind);
+            let digest = HashAlgorithm::Sha256.digest(&document);
+            let detached = sign_b_b(
+                &signer,
+                Signed {
+                    certificate_der: &certificate_der,
+                    chain_der: &chain,
+                    content: Content::Detached { digest: &digest },
+                    signing_time: Some(at),
+                },
+            )
+            .unwrap();
+            let name = format!("{}-detached", kind.as_str());
+            assert_eq!(
+                openssl_cms_verify(dir.path(), &name, &detached, &root_pem, Some(&document)),
+                Some(document.clone())
+            );
+            let mut other = document.clone();
+            other[0] ^= 1;
+            assert_eq!(
+                openssl_cms_verify(dir.path(), &format!("{name}-other"), &detached, &root_pem, Some(&other)),
+                None
+            );
+
+            let certificate_hash = HashAlgorithm::Sha256.digest(&certificate_der);
+            let signing_certificate: SigningCertificateV2 =
+                signed_attribute(&detached, SIGNING_CERTIFICATE_V2).unwrap().decode_as().unwrap();
+            assert_eq!(signing_certificate.certs[0].cert_hash.as_bytes(), &certificate_hash[..]);
+            let time: Time = signed_attribute(&detached, ID_SIGNING_TIME).unwrap().decode_as().unwrap();
+            assert_eq!(time.to_unix_duration().as_secs(), at as u64);
+            let message_digest: OctetString =
+                signed_attribute(&detached, ID_MESSAGE_DIGEST).unwrap().decode_as().unwrap();
+            assert_eq!(message_digest.as_bytes(), &digest[..]);
+
+            let attached = sign_b_b(
+                &signer,
+                Signed {
+                    certificate_der: &certificate_der,
+                    chain_der: &chain,
+                    content: Content::Attached { content: &document },
+                    signing_time: None,
+                },
+            )
+            .unwrap();
+            let name = format!("{}-attached", kind.as_str());
+            assert_eq!(openssl_cms_verify(dir.path(), &name, &attached, &root_pem, None), Some(document.clone()));
+            assert!(signed_attribute(&attached, ID_SIGNING_TIME).is_none(), "no signing-time unless asked");
+            assert!(signed_attribute(&attached, SIGNING_CERTIFICATE_V2).is_some());
+        }
+    }
+
+    /// A certificate of another key, or a digest of the wrong length, is refused before the HSM signs.
+    #[test]
+    fn cades_refuses_a_foreign_certificate_and_a_digest_of_the_wrong_length() {
+        let _hsm = crate::hsm::test_support::exclusive();
+        let keystore = keystore("pki-cades-refusals");
+        let ca = CertificateAuthority::create(&keystore, "CAdES Test", "SI", "https://rssp.test", now()).unwrap();
+        let (signer, own_certificate) = person(&keystore, &ca, KeyKind::EcP256);
+        let (_, foreign_certificate) = person(&keystore, &ca, KeyKind::Rsa2048);
+        let digest = HashAlgorithm::Sha256.digest(b"content");
+        let signed = |certificate_der: &[u8], digest: &[u8]| {
+            sign_b_b(
+                &signer,
+                Signed {
+                    certificate_der,
+                    chain_der: &[],
+                    content: Content::Detached { digest },
+                    signing_time: Some(now()),
+                },
+            )
+        };
+        let foreign = signed(&foreign_certificate, &digest).unwrap_err();
+        assert!(foreign.to_string().contains("not the signing key's"), "{foreign}");
+        assert!(signed(&ca.issuing.certificate_der, &digest).is_err(), "nor is the CA's certificate");
+        assert!(signed(&own_certificate, &digest).is_ok());
+        let short = signed(&own_certificate, &digest[..20]).unwrap_err();
+        assert!(short.to_string().contains("a digest of 20 bytes for a 32-byte hash"), "{short}");
+    }
+}
