@@ -73,7 +73,7 @@ struct HttpResult {
     per_second: f64,
     p50: Duration,
     p99: Duration,
-    /// The process's CPU time (server and client together) per request that succeeded.
+    /// The process's CPU time (server and client together) per request answered.
     cpu_per_request: Duration,
     /// Requests answered with an error (an overloaded server's 503, say), by status and error code.
     failures: std::collections::BTreeMap<String, usize>,
@@ -179,7 +179,7 @@ async fn http(
         per_second: (latencies.len() * hashes.len()) as f64 / elapsed,
         p50: percentile(&latencies, 0.50),
         p99: percentile(&latencies, 0.99),
-        cpu_per_request: cpu / latencies.len().max(1) as u32,
+        cpu_per_request: cpu / (latencies.len() + failures.values().sum::<usize>()).max(1) as u32,
         failures,
     }
 }

@@ -449,8 +449,10 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
             c.batch_execute("PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
                 .map_err(diesel::r2d2::Error::QueryError)?;
             // A connection drops its page cache whenever another one has written since its last read, so
-            // under load each read transaction fetches its pages again: mapped, that is a memory access
-            // instead of a read(2) and a copy per page. The mapping is of the file's existing pages only.
+            // under load each read transaction fetches its pages again: those of the database file, mapped,
+            // are a memory access instead of a read(2) and a copy (pages still in the log are read from
+            // it as before). The trade-off: a read error on the mapped file stops the process (SIGBUS)
+            // instead of failing one request. The file is local anyway: WAL needs memory shared with it.
             c.batch_execute(&format!("PRAGMA mmap_size = {SQLITE_MMAP_BYTES};"))
                 .map_err(diesel::r2d2::Error::QueryError)?;
             if self.background_checkpoint {
@@ -889,7 +891,7 @@ mod tests {
             let keys: Keys = diesel::sql_query("PRAGMA foreign_keys").get_result(c).unwrap();
             assert_eq!(keys.foreign_keys, 1);
             let mapped: Mapped = diesel::sql_query("PRAGMA mmap_size").get_result(c).unwrap();
-            assert_eq!(mapped.mmap_size, SQLITE_MMAP_BYTES as i64, "pages are read through the mapping");
+            assert_eq!(mapped.mmap_size, SQLITE_MMAP_BYTES as i64, "each connection maps the file");
             held.push(conn);
         }
     }

@@ -4,7 +4,7 @@
 //! HSM through [`HsmSigner`]. B-T and B-LT add unsigned attributes and values to what this makes.
 //!
 //! The same SignedData without signing-time is what a PAdES signature embeds (ETSI EN 319 142-1 §5.4:
-//! the time is the PDF's /M), hence [`Signed::signing_time`] is optional.
+//! the time is the PDF's /M): [`Baseline`] says which of the two is made.
 
 use cms::builder::SignerInfoBuilder;
 use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
@@ -38,7 +38,19 @@ pub enum Content<'a> {
     },
 }
 
-/// A CAdES-B-B signature to make.
+/// Which baseline signature the SignedData is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Baseline {
+    /// CAdES-B-B (EN 319 122-1 §6.3): the claimed signing time (Unix seconds) in signing-time, required.
+    Cades {
+        /// The claimed signing time, Unix seconds.
+        signing_time: i64,
+    },
+    /// The CMS of a PAdES signature (EN 319 142-1 §5.4): no signing-time; the time is the PDF's /M.
+    PadesCms,
+}
+
+/// A baseline signature to make.
 #[derive(Debug, Clone, Copy)]
 pub struct Signed<'a> {
     /// The signer's certificate, DER: named by the signed signing-certificate-v2 attribute and carried
@@ -48,15 +60,18 @@ pub struct Signed<'a> {
     pub chain_der: &'a [Vec<u8>],
     /// What is signed.
     pub content: Content<'a>,
-    /// The claimed signing time (Unix seconds) as the signing-time attribute: required by CAdES
-    /// (EN 319 122-1 §5.2.1), absent from a PAdES signature.
-    pub signing_time: Option<i64>,
+    /// CAdES or the CMS of a PAdES signature.
+    pub baseline: Baseline,
 }
 
-/// Makes a CAdES-B-B signature: a DER ContentInfo of SignedData. The certificate must be the signer's
-/// (same public key), and a detached digest must be of the signer's hash algorithm.
+/// Makes a B-B signature: a DER ContentInfo of SignedData. The certificate must be the signer's (same
+/// public key, in DER as it was issued), and a detached digest must be of the signer's hash algorithm.
 pub fn sign_b_b(signer: &HsmSigner<'_>, signed: Signed<'_>) -> Result<Vec<u8>, PkiError> {
     let certificate = Certificate::from_der(signed.certificate_der)?;
+    // signing-certificate-v2 hashes the bytes given; the SignedData carries the certificate re-encoded.
+    if certificate.to_der()? != signed.certificate_der {
+        return Err(PkiError::Invalid("the signer's certificate is not in DER".into()));
+    }
     if certificate.tbs_certificate().subject_public_key_info() != signer.verifying_key().spki() {
         return Err(PkiError::Invalid("the certificate is not the signing key's".into()));
     }
@@ -85,9 +100,9 @@ pub fn sign_b_b(signer: &HsmSigner<'_>, signed: Signed<'_>) -> Result<Vec<u8>, P
     let mut signer_info = SignerInfoBuilder::new(sid, signer.digest_algorithm(), &encapsulated, external_digest)
         .map_err(|e| PkiError::Invalid(format!("SignerInfo: {e}")))?;
     signer_info
-        .add_signed_attribute(SigningCertificateV2::attribute(EssCertIdV2::of(&certificate, signed.certificate_der)?)?)
+        .add_signed_attribute(SigningCertificateV2::attribute(EssCertIdV2::hash_only(signed.certificate_der)?)?)
         .map_err(|e| PkiError::Invalid(format!("SignerInfo: {e}")))?;
-    if let Some(at) = signed.signing_time {
+    if let Baseline::Cades { signing_time: at } = signed.baseline {
         signer_info
             .add_signed_attribute(signing_time(at)?)
             .map_err(|e| PkiError::Invalid(format!("SignerInfo: {e}")))?;
@@ -180,7 +195,7 @@ mod tests {
                     certificate_der: &certificate_der,
                     chain_der: &chain,
                     content: Content::Detached { digest: &digest },
-                    signing_time: Some(at),
+                    baseline: Baseline::Cades { signing_time: at },
                 },
             )
             .unwrap();
@@ -200,7 +215,10 @@ mod tests {
             let signing_certificate: SigningCertificateV2 =
                 signed_attribute(&detached, SIGNING_CERTIFICATE_V2).unwrap().decode_as().unwrap();
             assert_eq!(signing_certificate.certs[0].cert_hash.as_bytes(), &certificate_hash[..]);
-            let time: Time = signed_attribute(&detached, ID_SIGNING_TIME).unwrap().decode_as().unwrap();
+            assert_eq!(signing_certificate.certs[0].issuer_serial, None, "EN 319 122-1 §6.3 g");
+            let time = signed_attribute(&detached, ID_SIGNING_TIME).unwrap();
+            assert_eq!(der::Tagged::tag(&time), der::Tag::UtcTime, "RFC 5652 §11.3: UTCTime before 2050");
+            let time: Time = time.decode_as().unwrap();
             assert_eq!(time.to_unix_duration().as_secs(), at as u64);
             let message_digest: OctetString =
                 signed_attribute(&detached, ID_MESSAGE_DIGEST).unwrap().decode_as().unwrap();
@@ -212,13 +230,13 @@ mod tests {
                     certificate_der: &certificate_der,
                     chain_der: &chain,
                     content: Content::Attached { content: &document },
-                    signing_time: None,
+                    baseline: Baseline::PadesCms,
                 },
             )
             .unwrap();
             let name = format!("{}-attached", kind.as_str());
             assert_eq!(openssl_cms_verify(dir.path(), &name, &attached, &root_pem, None), Some(document.clone()));
-            assert!(signed_attribute(&attached, ID_SIGNING_TIME).is_none(), "no signing-time unless asked");
+            assert!(signed_attribute(&attached, ID_SIGNING_TIME).is_none(), "a PAdES CMS has no signing-time");
             assert!(signed_attribute(&attached, SIGNING_CERTIFICATE_V2).is_some());
         }
     }
@@ -239,7 +257,7 @@ mod tests {
                     certificate_der,
                     chain_der: &[],
                     content: Content::Detached { digest },
-                    signing_time: Some(now()),
+                    baseline: Baseline::Cades { signing_time: now() },
                 },
             )
         };

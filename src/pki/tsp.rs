@@ -160,7 +160,7 @@ pub struct EssCertIdV2 {
 
 impl EssCertIdV2 {
     /// The ESSCertIDv2 of a certificate (`der`, its encoding): its SHA-256 hash, and its issuer and serial
-    /// number (ETSI EN 319 122-1 §5.2.2.3 wants issuerSerial present).
+    /// number, as a time-stamp token names its TSA's certificate (RFC 5816).
     pub fn of(certificate: &x509_cert::Certificate, der: &[u8]) -> der::Result<Self> {
         Ok(EssCertIdV2 {
             cert_hash: OctetString::new(crate::domain::HashAlgorithm::Sha256.digest(der))?,
@@ -168,6 +168,15 @@ impl EssCertIdV2 {
                 issuer: vec![GeneralName::DirectoryName(certificate.tbs_certificate().issuer().clone())],
                 serial_number: certificate.tbs_certificate().serial_number().clone(),
             }),
+        })
+    }
+
+    /// The ESSCertIDv2 of a certificate by its SHA-256 hash alone, as a baseline signature names its
+    /// signer's certificate (ETSI EN 319 122-1 §6.3 g: issuerSerial should not be included).
+    pub fn hash_only(der: &[u8]) -> der::Result<Self> {
+        Ok(EssCertIdV2 {
+            cert_hash: OctetString::new(crate::domain::HashAlgorithm::Sha256.digest(der))?,
+            issuer_serial: None,
         })
     }
 }
