@@ -201,6 +201,19 @@ struct RsaPssParams {
     trailer_field: Option<u32>,
 }
 
+/// The DER RSASSA-PSS-params of MGF1 over `hash` with `salt_len` (what a SignerInfo or certificate names
+/// with id-RSASSA-PSS): every field written but the trailer field, whose default is the only value. The
+/// hash identifiers carry no parameters (RFC 5754 §2; RFC 4055 §2.1 accepts that).
+pub fn pss_params_der(hash: HashAlgorithm, salt_len: u32) -> der::Result<Vec<u8>> {
+    use der::Encode;
+    let hash_id = AlgorithmIdentifierOwned { oid: ObjectIdentifier::new_unwrap(hash.oid()), parameters: None };
+    let mgf = AlgorithmIdentifierOwned {
+        oid: ObjectIdentifier::new_unwrap(oid::MGF1),
+        parameters: Some(der::Any::encode_from(&hash_id)?),
+    };
+    RsaPssParams { hash: Some(hash_id), mask_gen: Some(mgf), salt_len: Some(salt_len), trailer_field: None }.to_der()
+}
+
 /// The longest salt RSASSA-PSS allows for a modulus of `modulus_bits` and a hash (RFC 8017 §9.1.1:
 /// emLen ≥ hLen + sLen + 2, emLen = ⌈(modBits − 1)/8⌉). pyHanko asks for exactly this maximum.
 pub fn max_pss_salt_len(modulus_bits: u32, hash: HashAlgorithm) -> usize {
@@ -262,6 +275,15 @@ mod tests {
         RsaPssParams { hash: Some(alg(hash)), mask_gen: Some(mgf), salt_len: Some(salt), trailer_field: None }
             .to_der()
             .unwrap()
+    }
+
+    /// What rssp writes for a PSS signature of its own is what it accepts from a client, field for field.
+    #[test]
+    fn pss_params_written_read_back_as_the_same_scheme() {
+        for (hash, salt_len) in [(HashAlgorithm::Sha256, 32), (HashAlgorithm::Sha384, 48), (HashAlgorithm::Sha512, 0)] {
+            let written = pss_params_der(hash, salt_len).unwrap();
+            assert_eq!(parse_pss_params(&written, 2048), Ok(SignatureScheme::RsaPss { hash, salt_len }));
+        }
     }
 
     #[test]

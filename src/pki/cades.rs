@@ -147,7 +147,8 @@ mod tests {
     use crate::pki::tsp::oid::SIGNING_CERTIFICATE_V2;
     use crate::pki::CertificateAuthority;
 
-    /// A person's key of `kind` with a certificate of the issuing CA: the signer, and the certificate.
+    /// A person's key of `kind` with a certificate of the issuing CA: the signer (PKCS#1 v1.5 or ECDSA,
+    /// SHA-256), and the certificate.
     fn person<'a>(keystore: &'a KeyStore, ca: &CertificateAuthority, kind: KeyKind) -> (HsmSigner<'a>, Vec<u8>) {
         let key = keystore.generate(kind, &format!("cades-{}", kind.as_str())).unwrap();
         let subject = distinguished_name("CAdES Signer", None, "SI").unwrap();
@@ -239,6 +240,43 @@ mod tests {
             assert!(signed_attribute(&attached, ID_SIGNING_TIME).is_none(), "a PAdES CMS has no signing-time");
             assert!(signed_attribute(&attached, SIGNING_CERTIFICATE_V2).is_some());
         }
+    }
+
+    /// An RSASSA-PSS signature (SHA-256, MGF1-SHA-256, salt 32: what pyHanko asks of a CSC service) names
+    /// id-RSASSA-PSS with its parameters in the SignerInfo, and openssl verifies it.
+    #[test]
+    fn cades_b_b_with_rsassa_pss_verifies_with_openssl() {
+        let _hsm = crate::hsm::test_support::exclusive();
+        let keystore = keystore("pki-cades-pss");
+        let dir = tempfile::tempdir().unwrap();
+        let ca = CertificateAuthority::create(&keystore, "CAdES Test", "SI", "https://rssp.test", now()).unwrap();
+        let root_pem = pem(dir.path(), "root", &ca.root.certificate_der);
+        let key = keystore.generate(KeyKind::Rsa2048, "cades-pss").unwrap();
+        let subject = distinguished_name("CAdES PSS Signer", None, "SI").unwrap();
+        let issued =
+            ca.issue_end_entity(&keystore, &key.public_key_der, subject, "https://rssp.test", now(), 30).unwrap();
+        let scheme = SignatureScheme::RsaPss { hash: HashAlgorithm::Sha256, salt_len: 32 };
+        let spki = SubjectPublicKeyInfoOwned::from_der(&key.public_key_der).unwrap();
+        let signer = HsmSigner::new(&keystore, key.id, scheme, spki).unwrap();
+        let document = b"a document signed with RSASSA-PSS".to_vec();
+        let digest = HashAlgorithm::Sha256.digest(&document);
+        let cms_der = sign_b_b(
+            &signer,
+            Signed {
+                certificate_der: &issued.der,
+                chain_der: std::slice::from_ref(&ca.issuing.certificate_der),
+                content: Content::Detached { digest: &digest },
+                baseline: Baseline::Cades { signing_time: now() },
+            },
+        )
+        .unwrap();
+        let verified = openssl_cms_verify(dir.path(), "pss", &cms_der, &root_pem, Some(&document));
+        assert_eq!(verified, Some(document.clone()));
+        let signed_data: SignedData = ContentInfo::from_der(&cms_der).unwrap().content.decode_as().unwrap();
+        let algorithm = signed_data.signer_infos.0.get(0).unwrap().signature_algorithm.clone();
+        assert_eq!(algorithm.oid, const_oid::db::rfc5912::ID_RSASSA_PSS);
+        let params = algorithm.parameters.unwrap().to_der().unwrap();
+        assert_eq!(params, crate::domain::algorithms::pss_params_der(HashAlgorithm::Sha256, 32).unwrap());
     }
 
     /// A certificate of another key, or a digest of the wrong length, is refused before the HSM signs.

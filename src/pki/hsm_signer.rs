@@ -7,11 +7,12 @@
 //! call blocks: use the signer on a blocking thread, never in an async handler.
 
 use const_oid::db::rfc5912::{
-    ECDSA_WITH_SHA_256, ECDSA_WITH_SHA_384, ECDSA_WITH_SHA_512, ID_EC_PUBLIC_KEY, ID_SHA_256, ID_SHA_384, ID_SHA_512,
-    RSA_ENCRYPTION, SHA_256_WITH_RSA_ENCRYPTION, SHA_384_WITH_RSA_ENCRYPTION, SHA_512_WITH_RSA_ENCRYPTION,
+    ECDSA_WITH_SHA_256, ECDSA_WITH_SHA_384, ECDSA_WITH_SHA_512, ID_EC_PUBLIC_KEY, ID_RSASSA_PSS, ID_SHA_256,
+    ID_SHA_384, ID_SHA_512, RSA_ENCRYPTION, SHA_256_WITH_RSA_ENCRYPTION, SHA_384_WITH_RSA_ENCRYPTION,
+    SHA_512_WITH_RSA_ENCRYPTION,
 };
 use der::asn1::BitString;
-use der::Document;
+use der::{Decode, Document};
 use spki::{AlgorithmIdentifierOwned, EncodePublicKey, SignatureBitStringEncoding, SubjectPublicKeyInfoOwned};
 use x509_cert::builder::Builder;
 
@@ -64,8 +65,8 @@ impl SignatureBitStringEncoding for HsmSignature {
 
 impl<'a> HsmSigner<'a> {
     /// A signer for the key `key` whose public key is `public_key`. The scheme must suit the key (RSA
-    /// PKCS#1 v1.5 for an RSA key, ECDSA for an EC key); RSASSA-PSS is refused: its AlgorithmIdentifier
-    /// carries parameters this signer does not write, and no authority key of rssp signs with it.
+    /// PKCS#1 v1.5 or RSASSA-PSS for an RSA key, ECDSA for an EC key). No authority key of rssp signs
+    /// with PSS; a person's key may (a CAdES signature asked for with it).
     pub fn new(
         keystore: &'a KeyStore,
         key: KeyId,
@@ -74,16 +75,19 @@ impl<'a> HsmSigner<'a> {
     ) -> Result<Self, PkiError> {
         use HashAlgorithm::*;
         // RFC 4055 §5: the sha*WithRSAEncryption identifiers carry NULL parameters; RFC 5758 §3.2: the
-        // ECDSA ones carry none.
-        let (key_algorithm, oid, null_parameters) = match scheme {
-            SignatureScheme::RsaPkcs1(Sha256) => (RSA_ENCRYPTION, SHA_256_WITH_RSA_ENCRYPTION, true),
-            SignatureScheme::RsaPkcs1(Sha384) => (RSA_ENCRYPTION, SHA_384_WITH_RSA_ENCRYPTION, true),
-            SignatureScheme::RsaPkcs1(Sha512) => (RSA_ENCRYPTION, SHA_512_WITH_RSA_ENCRYPTION, true),
-            SignatureScheme::Ecdsa(Sha256) => (ID_EC_PUBLIC_KEY, ECDSA_WITH_SHA_256, false),
-            SignatureScheme::Ecdsa(Sha384) => (ID_EC_PUBLIC_KEY, ECDSA_WITH_SHA_384, false),
-            SignatureScheme::Ecdsa(Sha512) => (ID_EC_PUBLIC_KEY, ECDSA_WITH_SHA_512, false),
-            SignatureScheme::RsaPss { .. } => {
-                return Err(PkiError::Invalid("an authority signer does not sign with RSASSA-PSS".into()))
+        // ECDSA ones carry none; RFC 4055 §3.1: id-RSASSA-PSS carries its RSASSA-PSS-params.
+        let named = |oid| AlgorithmIdentifierOwned { oid, parameters: None };
+        let with_null = |oid| AlgorithmIdentifierOwned { oid, parameters: Some(der::asn1::Null.into()) };
+        let (key_algorithm, algorithm) = match scheme {
+            SignatureScheme::RsaPkcs1(Sha256) => (RSA_ENCRYPTION, with_null(SHA_256_WITH_RSA_ENCRYPTION)),
+            SignatureScheme::RsaPkcs1(Sha384) => (RSA_ENCRYPTION, with_null(SHA_384_WITH_RSA_ENCRYPTION)),
+            SignatureScheme::RsaPkcs1(Sha512) => (RSA_ENCRYPTION, with_null(SHA_512_WITH_RSA_ENCRYPTION)),
+            SignatureScheme::Ecdsa(Sha256) => (ID_EC_PUBLIC_KEY, named(ECDSA_WITH_SHA_256)),
+            SignatureScheme::Ecdsa(Sha384) => (ID_EC_PUBLIC_KEY, named(ECDSA_WITH_SHA_384)),
+            SignatureScheme::Ecdsa(Sha512) => (ID_EC_PUBLIC_KEY, named(ECDSA_WITH_SHA_512)),
+            SignatureScheme::RsaPss { hash, salt_len } => {
+                let parameters = der::Any::from_der(&crate::domain::algorithms::pss_params_der(hash, salt_len)?)?;
+                (RSA_ENCRYPTION, AlgorithmIdentifierOwned { oid: ID_RSASSA_PSS, parameters: Some(parameters) })
             }
         };
         if public_key.algorithm.oid != key_algorithm {
@@ -93,7 +97,6 @@ impl<'a> HsmSigner<'a> {
                 public_key.algorithm.oid
             )));
         }
-        let algorithm = AlgorithmIdentifierOwned { oid, parameters: null_parameters.then(|| der::asn1::Null.into()) };
         Ok(HsmSigner { keystore, key, scheme, algorithm, public_key: HsmPublicKey(public_key) })
     }
 
@@ -238,14 +241,14 @@ mod tests {
     }
 
     #[test]
-    fn a_signer_refuses_pss_and_a_scheme_of_the_other_key_type() {
+    fn a_signer_refuses_a_scheme_of_the_other_key_type() {
         let _hsm = crate::hsm::test_support::exclusive();
         let keystore = keystore("pki-signer-refusals");
         let key = keystore.generate(KeyKind::EcP256, "refusals").unwrap();
         let spki = SubjectPublicKeyInfoOwned::from_der(&key.public_key_der).unwrap();
         let make = |scheme| HsmSigner::new(&keystore, key.id.clone(), scheme, spki.clone());
         assert!(make(SignatureScheme::RsaPkcs1(HashAlgorithm::Sha256)).is_err());
-        assert!(make(SignatureScheme::RsaPss { hash: HashAlgorithm::Sha256, salt_len: 32 }).is_err());
+        assert!(make(SignatureScheme::RsaPss { hash: HashAlgorithm::Sha256, salt_len: 32 }).is_err(), "PSS is RSA's");
         let signer = make(SignatureScheme::Ecdsa(HashAlgorithm::Sha256)).unwrap();
         assert_eq!(signer.algorithm().oid, ECDSA_WITH_SHA_256);
         assert_eq!(signer.algorithm().parameters, None);
