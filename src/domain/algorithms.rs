@@ -201,17 +201,25 @@ struct RsaPssParams {
     trailer_field: Option<u32>,
 }
 
+/// The salt length RSASSA-PSS-params name when they leave it out (RFC 8017 A.2.3).
+const DEFAULT_PSS_SALT_LEN: u32 = 20;
+
 /// The DER RSASSA-PSS-params of MGF1 over `hash` with `salt_len` (what a SignerInfo or certificate names
-/// with id-RSASSA-PSS): every field written but the trailer field, whose default is the only value. The
-/// hash identifiers carry no parameters (RFC 5754 §2; RFC 4055 §2.1 accepts that).
+/// with id-RSASSA-PSS). DER leaves out a field at its default: the trailer field always, the salt
+/// length at 20 (rssp's hashes are never the SHA-1 defaults). The hash identifiers carry NULL, as RFC
+/// 4055 §2.1's sha*Identifier values and OpenSSL write them.
 pub fn pss_params_der(hash: HashAlgorithm, salt_len: u32) -> der::Result<Vec<u8>> {
     use der::Encode;
-    let hash_id = AlgorithmIdentifierOwned { oid: ObjectIdentifier::new_unwrap(hash.oid()), parameters: None };
+    let hash_id = AlgorithmIdentifierOwned {
+        oid: ObjectIdentifier::new_unwrap(hash.oid()),
+        parameters: Some(der::asn1::Null.into()),
+    };
     let mgf = AlgorithmIdentifierOwned {
         oid: ObjectIdentifier::new_unwrap(oid::MGF1),
         parameters: Some(der::Any::encode_from(&hash_id)?),
     };
-    RsaPssParams { hash: Some(hash_id), mask_gen: Some(mgf), salt_len: Some(salt_len), trailer_field: None }.to_der()
+    let salt_len = (salt_len != DEFAULT_PSS_SALT_LEN).then_some(salt_len);
+    RsaPssParams { hash: Some(hash_id), mask_gen: Some(mgf), salt_len, trailer_field: None }.to_der()
 }
 
 /// The longest salt RSASSA-PSS allows for a modulus of `modulus_bits` and a hash (RFC 8017 §9.1.1:
@@ -235,7 +243,7 @@ fn parse_pss_params(der_bytes: &[u8], modulus_bits: u32) -> Result<SignatureSche
     if mgf_hash != Some(hash) {
         return Err(AlgorithmError::InvalidSignAlgoParams);
     }
-    let salt_len = params.salt_len.unwrap_or(20);
+    let salt_len = params.salt_len.unwrap_or(DEFAULT_PSS_SALT_LEN);
     if salt_len as usize > max_pss_salt_len(modulus_bits, hash) || params.trailer_field.unwrap_or(1) != 1 {
         return Err(AlgorithmError::InvalidSignAlgoParams);
     }
@@ -277,13 +285,24 @@ mod tests {
             .unwrap()
     }
 
-    /// What rssp writes for a PSS signature of its own is what it accepts from a client, field for field.
+    /// What rssp writes for a PSS signature of its own reads back as the same scheme; it is the encoding
+    /// openssl writes (checked against `openssl genpkey`'s output: SHA-256, MGF1-SHA-256, salt 32); and
+    /// the default salt length 20 is left out, as DER requires.
     #[test]
     fn pss_params_written_read_back_as_the_same_scheme() {
-        for (hash, salt_len) in [(HashAlgorithm::Sha256, 32), (HashAlgorithm::Sha384, 48), (HashAlgorithm::Sha512, 0)] {
+        for (hash, salt_len) in [
+            (HashAlgorithm::Sha256, 32),
+            (HashAlgorithm::Sha384, 48),
+            (HashAlgorithm::Sha512, 0),
+            (HashAlgorithm::Sha256, 20),
+        ] {
             let written = pss_params_der(hash, salt_len).unwrap();
             assert_eq!(parse_pss_params(&written, 2048), Ok(SignatureScheme::RsaPss { hash, salt_len }));
         }
+        let sha256_salt_32 = "3034a00f300d06096086480165030402010500a11c301a06092a864886f70d010108300d06096086480165030402010500a203020120";
+        assert_eq!(hex::encode(pss_params_der(HashAlgorithm::Sha256, 32).unwrap()), sha256_salt_32);
+        let salt_20 = pss_params_der(HashAlgorithm::Sha256, 20).unwrap();
+        assert_eq!(hex::encode(&salt_20), sha256_salt_32[..sha256_salt_32.len() - 10].replacen("3034", "302f", 1));
     }
 
     #[test]

@@ -242,7 +242,7 @@ mod tests {
         }
     }
 
-    /// An RSASSA-PSS signature (SHA-256, MGF1-SHA-256, salt 32: what pyHanko asks of a CSC service) names
+    /// An RSASSA-PSS signature (SHA-256, MGF1-SHA-256, salt 32) names
     /// id-RSASSA-PSS with its parameters in the SignerInfo, and openssl verifies it.
     #[test]
     fn cades_b_b_with_rsassa_pss_verifies_with_openssl() {

@@ -1,6 +1,6 @@
-//! One signer for everything rssp signs as an authority (certificates and CRLs today; time-stamps,
-//! OCSP responses and CAdES next): a key in the HSM behind the RustCrypto traits that x509-cert's and
-//! cms's builders take (`Keypair`, `DynSignatureAlgorithmIdentifier`, `Signer`).
+//! One signer for everything rssp signs with a key of its HSM, as an authority (certificates, CRLs,
+//! time-stamps, OCSP responses) or for a person (CAdES signatures): the key behind the RustCrypto traits
+//! that x509-cert's and cms's builders take (`Keypair`, `DynSignatureAlgorithmIdentifier`, `Signer`).
 //!
 //! The builders hand over the whole to-be-signed encoding; it is hashed here in software and only the
 //! digest goes to the HSM (`KeyStore::sign_digests`), as for every other signature rssp makes. The HSM
@@ -46,8 +46,8 @@ impl EncodePublicKey for HsmPublicKey {
     }
 }
 
-/// A signature value as the HSM returned it: PKCS#1 v1.5 bytes, or a DER `ECDSA-Sig-Value` (the key
-/// store converts PKCS#11's raw r‖s). Either goes into a BIT STRING as it is.
+/// A signature value as the HSM returned it: PKCS#1 v1.5 or PSS bytes, or a DER `ECDSA-Sig-Value` (the
+/// key store converts PKCS#11's raw r‖s). Each goes into a BIT STRING as it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HsmSignature(Vec<u8>);
 
