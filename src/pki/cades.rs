@@ -150,15 +150,25 @@ mod tests {
     /// A person's key of `kind` with a certificate of the issuing CA: the signer (PKCS#1 v1.5 or ECDSA,
     /// SHA-256), and the certificate.
     fn person<'a>(keystore: &'a KeyStore, ca: &CertificateAuthority, kind: KeyKind) -> (HsmSigner<'a>, Vec<u8>) {
-        let key = keystore.generate(kind, &format!("cades-{}", kind.as_str())).unwrap();
-        let subject = distinguished_name("CAdES Signer", None, "SI").unwrap();
-        let issued =
-            ca.issue_end_entity(keystore, &key.public_key_der, subject, "https://rssp.test", now(), 30).unwrap();
         let scheme = if kind.is_rsa() {
             SignatureScheme::RsaPkcs1(HashAlgorithm::Sha256)
         } else {
             SignatureScheme::Ecdsa(HashAlgorithm::Sha256)
         };
+        person_signing_with(keystore, ca, kind, scheme)
+    }
+
+    /// [`person`] with the scheme given.
+    fn person_signing_with<'a>(
+        keystore: &'a KeyStore,
+        ca: &CertificateAuthority,
+        kind: KeyKind,
+        scheme: SignatureScheme,
+    ) -> (HsmSigner<'a>, Vec<u8>) {
+        let key = keystore.generate(kind, &format!("cades-{}", kind.as_str())).unwrap();
+        let subject = distinguished_name("CAdES Signer", None, "SI").unwrap();
+        let issued =
+            ca.issue_end_entity(keystore, &key.public_key_der, subject, "https://rssp.test", now(), 30).unwrap();
         let spki = SubjectPublicKeyInfoOwned::from_der(&key.public_key_der).unwrap();
         (HsmSigner::new(keystore, key.id, scheme, spki).unwrap(), issued.der)
     }
@@ -251,19 +261,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ca = CertificateAuthority::create(&keystore, "CAdES Test", "SI", "https://rssp.test", now()).unwrap();
         let root_pem = pem(dir.path(), "root", &ca.root.certificate_der);
-        let key = keystore.generate(KeyKind::Rsa2048, "cades-pss").unwrap();
-        let subject = distinguished_name("CAdES PSS Signer", None, "SI").unwrap();
-        let issued =
-            ca.issue_end_entity(&keystore, &key.public_key_der, subject, "https://rssp.test", now(), 30).unwrap();
         let scheme = SignatureScheme::RsaPss { hash: HashAlgorithm::Sha256, salt_len: 32 };
-        let spki = SubjectPublicKeyInfoOwned::from_der(&key.public_key_der).unwrap();
-        let signer = HsmSigner::new(&keystore, key.id, scheme, spki).unwrap();
+        let (signer, certificate_der) = person_signing_with(&keystore, &ca, KeyKind::Rsa2048, scheme);
         let document = b"a document signed with RSASSA-PSS".to_vec();
         let digest = HashAlgorithm::Sha256.digest(&document);
         let cms_der = sign_b_b(
             &signer,
             Signed {
-                certificate_der: &issued.der,
+                certificate_der: &certificate_der,
                 chain_der: std::slice::from_ref(&ca.issuing.certificate_der),
                 content: Content::Detached { digest: &digest },
                 baseline: Baseline::Cades { signing_time: now() },
