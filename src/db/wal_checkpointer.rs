@@ -27,10 +27,22 @@ const INTERVAL: Duration = Duration::from_millis(250);
 /// How often a failing checkpoint is logged.
 const WARNING_EVERY: Duration = Duration::from_secs(60);
 
-/// The running checkpointer; it stops when this is dropped (with the server's services).
+/// The running checkpointer; it stops when this is dropped (with the server's services), after the copy
+/// it may be doing: once dropped, nothing copies.
 #[derive(Debug)]
 pub struct WalCheckpointer {
-    _stop: mpsc::Sender<()>,
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for WalCheckpointer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            // At most one checkpoint's time; a thread that panicked has nothing left to stop.
+            let _ = thread.join();
+        }
+    }
 }
 
 impl WalCheckpointer {
@@ -41,11 +53,11 @@ impl WalCheckpointer {
         conn.batch_execute("PRAGMA busy_timeout = 10000; PRAGMA wal_autocheckpoint = 0;")
             .map_err(|e| DbError::Setup(format!("SQLite checkpoint connection: {e}")))?;
         let (stop, stopped) = mpsc::channel::<()>();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || run(&mut conn, &stopped))
             .map_err(|e| DbError::Setup(format!("SQLite checkpoint thread: {e}")))?;
-        Ok(WalCheckpointer { _stop: stop })
+        Ok(WalCheckpointer { stop: Some(stop), thread: Some(thread) })
     }
 }
 
