@@ -2,6 +2,7 @@
 //! enrolment input (contact details, password policy, invoices) and renewal rules (rekey window, quota).
 //! Parse, don't validate: once a value is one of these types it is valid.
 
+pub mod ades;
 pub(crate) mod algorithms;
 pub(crate) mod documents;
 pub(crate) mod enrolment;

@@ -1,7 +1,8 @@
 //! CAdES baseline signatures (ETSI EN 319 122-1), level B-B: a CMS SignedData (RFC 5652) with one
 //! SignerInfo whose signed attributes bind the content (content-type, message-digest), the signer's
 //! certificate (signing-certificate-v2, RFC 5035) and, for CAdES, the claimed signing time; signed in the
-//! HSM through [`HsmSigner`]. B-T and B-LT add unsigned attributes and values to what this makes.
+//! HSM through [`HsmSigner`]. B-T adds the signature time-stamp as an unsigned attribute
+//! ([`with_signature_time_stamp`]); B-LT would add certificate and revocation values.
 //!
 //! The same SignedData without signing-time is what a PAdES signature embeds (ETSI EN 319 142-1 §5.4:
 //! the time is the PDF's /M): [`Baseline`] says which of the two is made.
@@ -124,6 +125,69 @@ pub fn sign_b_b(signer: &HsmSigner<'_>, signed: Signed<'_>) -> Result<Vec<u8>, P
         signer_infos: SignerInfos::try_from(vec![signer_info])?,
     };
     Ok(ContentInfo { content_type: ID_SIGNED_DATA, content: der::Any::encode_from(&signed_data)? }.to_der()?)
+}
+
+/// id-aa-signatureTimeStampToken (RFC 3161 appendix A, EN 319 122-1 §5.3): the unsigned attribute that
+/// makes a B-B signature B-T.
+pub const SIGNATURE_TIME_STAMP_TOKEN: der::asn1::ObjectIdentifier =
+    der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.14");
+
+/// What a signature time-stamp covers: the signature value of the one SignerInfo (RFC 3161 appendix A).
+pub fn signature_value(cms_der: &[u8]) -> Result<Vec<u8>, PkiError> {
+    let (_, signed_data) = signed_data_of(cms_der)?;
+    let signer_info = signed_data.signer_infos.0.get(0).ok_or_else(|| PkiError::Invalid("no SignerInfo".into()))?;
+    Ok(signer_info.signature.as_bytes().to_vec())
+}
+
+/// Adds `token` (a TimeStampToken: DER ContentInfo of SignedData over a TSTInfo) to the one SignerInfo
+/// as its signature time-stamp: B-B becomes B-T. The token must cover that SignerInfo's signature value
+/// (its imprint is checked against it), so that a token for another signature is never attached.
+pub fn with_signature_time_stamp(cms_der: &[u8], token: &[u8]) -> Result<Vec<u8>, PkiError> {
+    let (content_info, mut signed_data) = signed_data_of(cms_der)?;
+    let imprint = time_stamp_imprint(token)?;
+    let hash = crate::domain::HashAlgorithm::from_oid(&imprint.hash_algorithm.oid.to_string())
+        .ok_or_else(|| PkiError::Invalid("a time-stamp with a hash algorithm rssp does not use".into()))?;
+    let mut signer_infos = signed_data.signer_infos.0.into_vec();
+    let [signer_info] = signer_infos.as_mut_slice() else {
+        return Err(PkiError::Invalid("a SignedData without exactly one SignerInfo".into()));
+    };
+    if imprint.hashed_message.as_bytes() != hash.digest(signer_info.signature.as_bytes()).as_slice() {
+        return Err(PkiError::Invalid("the time-stamp does not cover this signature".into()));
+    }
+    let attribute =
+        Attribute { oid: SIGNATURE_TIME_STAMP_TOKEN, values: SetOfVec::try_from(vec![der::Any::from_der(token)?])? };
+    let mut unsigned = signer_info.unsigned_attrs.take().map(|a| a.into_vec()).unwrap_or_default();
+    if unsigned.iter().any(|a| a.oid == SIGNATURE_TIME_STAMP_TOKEN) {
+        return Err(PkiError::Invalid("the signature already has a time-stamp".into()));
+    }
+    unsigned.push(attribute);
+    signer_info.unsigned_attrs = Some(SetOfVec::try_from(unsigned)?);
+    signed_data.signer_infos = SignerInfos::try_from(signer_infos)?;
+    Ok(ContentInfo { content_type: content_info.content_type, content: der::Any::encode_from(&signed_data)? }
+        .to_der()?)
+}
+
+fn signed_data_of(cms_der: &[u8]) -> Result<(ContentInfo, SignedData), PkiError> {
+    let content_info = ContentInfo::from_der(cms_der)?;
+    if content_info.content_type != ID_SIGNED_DATA {
+        return Err(PkiError::Invalid("a CMS that is not SignedData".into()));
+    }
+    let signed_data = content_info.content.decode_as()?;
+    Ok((content_info, signed_data))
+}
+
+/// The message imprint of a TimeStampToken.
+fn time_stamp_imprint(token: &[u8]) -> Result<super::tsp::MessageImprint, PkiError> {
+    let (_, signed_data) = signed_data_of(token)?;
+    let content = &signed_data.encap_content_info;
+    if content.econtent_type != super::tsp::oid::TST_INFO {
+        return Err(PkiError::Invalid("a time-stamp token without a TSTInfo".into()));
+    }
+    let econtent =
+        content.econtent.as_ref().ok_or_else(|| PkiError::Invalid("a time-stamp token without content".into()))?;
+    let octets: OctetString = econtent.decode_as()?;
+    let tst_info = super::tsp::TstInfo::from_der(octets.as_bytes())?;
+    Ok(tst_info.message_imprint)
 }
 
 /// The signing-time attribute (RFC 5652 §11.3): UTCTime up to 2049, GeneralizedTime after.
@@ -282,6 +346,76 @@ mod tests {
         assert_eq!(algorithm.oid, const_oid::db::rfc5912::ID_RSASSA_PSS);
         let params = algorithm.parameters.unwrap().to_der().unwrap();
         assert_eq!(params, crate::domain::algorithms::pss_params_der(HashAlgorithm::Sha256, 32).unwrap());
+    }
+
+    /// B-T: a token of rssp's TSA over the signature value, attached as the signature time-stamp: openssl
+    /// still verifies the CMS, and `openssl ts -verify` the token against the signature value up to the
+    /// root. A token over anything else, or a second one, is refused.
+    #[test]
+    fn a_signature_time_stamp_makes_b_t_and_only_one_over_this_signature_is_attached() {
+        use crate::pki::tsa::{self, TimeStampQuery, TimeStampingUnit, TsaPolicy};
+        let _hsm = crate::hsm::test_support::exclusive();
+        let keystore = keystore("pki-cades-b-t");
+        let dir = tempfile::tempdir().unwrap();
+        let ca = CertificateAuthority::create(&keystore, "CAdES Test", "SI", "https://rssp.test", now()).unwrap();
+        let root_pem = pem(dir.path(), "root", &ca.root.certificate_der);
+        let unit =
+            TimeStampingUnit::create(&keystore, &ca, KeyKind::EcP256, "CAdES Test", "SI", "https://rssp.test", now())
+                .unwrap();
+        let policy = TsaPolicy {
+            policy: crate::pki::tsp::oid::BEST_PRACTICES_TS_POLICY,
+            accuracy_millis: 1000,
+            qualified: false,
+        };
+        let stamp = |digest: &[u8]| {
+            let query = TimeStampQuery::for_digest(HashAlgorithm::Sha256, digest, None).unwrap();
+            tsa::time_stamp(&keystore, &unit, &policy, &query, tsa::random_serial_number().unwrap(), now()).unwrap()
+        };
+        let (signer, certificate_der) = person(&keystore, &ca, KeyKind::EcP256);
+        let document = b"a document signed at B-T".to_vec();
+        let digest = HashAlgorithm::Sha256.digest(&document);
+        let b_b = sign_b_b(
+            &signer,
+            Signed {
+                certificate_der: &certificate_der,
+                chain_der: std::slice::from_ref(&ca.issuing.certificate_der),
+                content: Content::Detached { digest: &digest },
+                baseline: Baseline::Cades { signing_time: now() },
+            },
+        )
+        .unwrap();
+        let value = signature_value(&b_b).unwrap();
+        let token = stamp(&HashAlgorithm::Sha256.digest(&value));
+        let b_t = with_signature_time_stamp(&b_b, &token).unwrap();
+        assert_eq!(openssl_cms_verify(dir.path(), "b-t", &b_t, &root_pem, Some(&document)), Some(document.clone()));
+
+        let signed_data: SignedData = ContentInfo::from_der(&b_t).unwrap().content.decode_as().unwrap();
+        let signer_info = signed_data.signer_infos.0.get(0).unwrap();
+        let unsigned = signer_info.unsigned_attrs.as_ref().unwrap();
+        let attached = unsigned.iter().find(|a| a.oid == SIGNATURE_TIME_STAMP_TOKEN).unwrap();
+        let attached = attached.values.get(0).unwrap().to_der().unwrap();
+        assert_eq!(attached, token);
+        std::fs::write(dir.path().join("token.der"), &attached).unwrap();
+        let issuing_pem = pem(dir.path(), "issuing", &ca.issuing.certificate_der);
+        let out = std::process::Command::new("openssl")
+            .args(["ts", "-verify", "-token_in", "-digest"])
+            .arg(hex::encode(HashAlgorithm::Sha256.digest(signer_info.signature.as_bytes())))
+            .arg("-in")
+            .arg(dir.path().join("token.der"))
+            .arg("-CAfile")
+            .arg(&root_pem)
+            .arg("-untrusted")
+            .arg(&issuing_pem)
+            .output()
+            .unwrap();
+        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && said.contains("Verification: OK"), "openssl ts -verify: {said}");
+
+        let other = stamp(&HashAlgorithm::Sha256.digest(b"another signature value"));
+        let refused = with_signature_time_stamp(&b_b, &other).unwrap_err();
+        assert!(refused.to_string().contains("does not cover this signature"), "{refused}");
+        let twice = with_signature_time_stamp(&b_t, &token).unwrap_err();
+        assert!(twice.to_string().contains("already has a time-stamp"), "{twice}");
     }
 
     /// A certificate of another key, or a digest of the wrong length, is refused before the HSM signs.
