@@ -93,6 +93,7 @@ pub fn routes() -> (
                 .service(csc_v2::authorize)
                 .service(csc_v2::extend_transaction)
                 .service(csc_v2::sign_hash)
+                .service(csc_v2::sign_doc)
                 .service(csc_v2::timestamp),
         )
         .service(

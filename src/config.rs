@@ -278,8 +278,10 @@ pub struct SecurityConfig {
     pub otp_max_failures: i32,
     /// How long a locked OTP factor stays locked.
     pub otp_lockout_secs: i64,
-    /// Most hashes accepted in one request.
+    /// Most hashes accepted in one request (and most signatures in one signDoc).
     pub max_hashes_per_request: usize,
+    /// Most document bytes one `signatures/signDoc` may carry, all its documents together (before base64).
+    pub max_signdoc_document_bytes: usize,
     /// Longest wait for a pooled database connection before a request is answered 503 with
     /// `Retry-After` (a flood must not queue every other request behind it).
     pub db_pool_wait_ms: u64,
@@ -560,6 +562,7 @@ impl Default for SecurityConfig {
             otp_max_failures: 5,
             otp_lockout_secs: 900,
             max_hashes_per_request: 1000,
+            max_signdoc_document_bytes: 20 * 1024 * 1024,
             db_pool_wait_ms: 2000,
             recovery_cooling_off_secs: 7 * 24 * 3600,
         }
@@ -678,6 +681,7 @@ const ENV_SETTINGS: &[(&str, &str, Kind)] = &[
     ("RSSP_OTP_MAX_FAILURES", "security.otp_max_failures", Kind::Int),
     ("RSSP_OTP_LOCKOUT_SECS", "security.otp_lockout_secs", Kind::Int),
     ("RSSP_MAX_HASHES_PER_REQUEST", "security.max_hashes_per_request", Kind::Int),
+    ("RSSP_MAX_SIGNDOC_DOCUMENT_BYTES", "security.max_signdoc_document_bytes", Kind::Int),
     ("RSSP_RECOVERY_COOLING_OFF_SECS", "security.recovery_cooling_off_secs", Kind::Int),
     ("RSSP_CA_ORGANIZATION", "ca.organization", Kind::Str),
     ("RSSP_CA_COUNTRY", "ca.country", Kind::Str),
@@ -849,6 +853,7 @@ impl Config {
             ("security.otp_lockout_secs", self.security.otp_lockout_secs),
             ("security.otp_max_failures", i64::from(self.security.otp_max_failures)),
             ("security.max_hashes_per_request", self.security.max_hashes_per_request as i64),
+            ("security.max_signdoc_document_bytes", self.security.max_signdoc_document_bytes as i64),
             ("security.recovery_cooling_off_secs", self.security.recovery_cooling_off_secs),
             ("ca.end_entity_validity_days", self.ca.end_entity_validity_days),
         ];

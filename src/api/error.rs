@@ -200,6 +200,12 @@ impl ApiError {
             E::SadExpired => ApiError::invalid_request("SAD expired"),
             E::SadBudgetSpent => ApiError::invalid_request("The SAD does not cover that many signatures"),
             E::HashNotAuthorized => ApiError::invalid_request("Hash is not authorized by the SAD."),
+            // v2.0.0.2 §11.11's one 403.
+            E::DocumentNotAuthorized => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "invalid_hash",
+                "Document or documentDigest does not match authorized hash",
+            ),
             E::DigestLength => ApiError::invalid_request("Invalid digest value length"),
             E::CertificateExpired { subject } => {
                 ApiError::invalid_request(format!("Signing certificate '{subject}' is expired."))

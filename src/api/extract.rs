@@ -38,6 +38,17 @@ pub fn json_body_limit(services: Option<&Services>) -> usize {
     JSON_BODY_BASE.saturating_add(JSON_BODY_PER_HASH.saturating_mul(max_hashes))
 }
 
+/// Largest body of a `signatures/signDoc`: its documents (at most
+/// `security.max_signdoc_document_bytes` in all, 20 MiB by default) travel base64, 4/3 as long, beside
+/// as many digests as a signHash may carry.
+pub fn signdoc_body_limit(services: Option<&Services>) -> usize {
+    let documents = services.map_or_else(
+        || crate::config::SecurityConfig::default().max_signdoc_document_bytes,
+        |s| s.config.security.max_signdoc_document_bytes,
+    );
+    documents.div_ceil(3).saturating_mul(4).saturating_add(json_body_limit(services))
+}
+
 /// Largest body of an identity-document upload: the document (at most
 /// `service::orders::MAX_DOCUMENT_BYTES`, 5 MiB) travels base64 inside JSON, which makes
 /// it 4/3 as long; 256 KiB more cover the other fields and escaped slashes (7,252,652 bytes).
@@ -214,6 +225,20 @@ impl<T: DeserializeOwned + 'static> FromRequest for UploadJson<T> {
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let body = json_extractor::<T>(req, payload, UPLOAD_BODY_LIMIT);
         Box::pin(async move { body.await.map(UploadJson) })
+    }
+}
+
+/// The JSON body of `signatures/signDoc`, at most [`signdoc_body_limit`] bytes: it may carry documents.
+pub struct SignDocJson<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for SignDocJson<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = signdoc_body_limit(req.app_data::<Data<Services>>().map(|d| d.get_ref()));
+        let body = json_extractor::<T>(req, payload, limit);
+        Box::pin(async move { body.await.map(SignDocJson) })
     }
 }
 

@@ -376,6 +376,8 @@ text_enum! {
         RekeySubmitted = "rekey.submitted",
         /// `signatures.signHash`.
         SignaturesSignHash = "signatures.signHash",
+        /// `signatures.signDoc`.
+        SignaturesSignDoc = "signatures.signDoc",
         /// `signatures.timestamp`.
         SignaturesTimestamp = "signatures.timestamp",
         /// `tsa.created`.

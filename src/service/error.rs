@@ -208,6 +208,9 @@ pub enum ServiceError {
     /// A hash the SAD is not bound to.
     #[error("hash not authorised by the SAD")]
     HashNotAuthorized,
+    /// signDoc: a document or digest the SAD is not bound to.
+    #[error("document or digest not authorised by the SAD")]
+    DocumentNotAuthorized,
     /// A hash whose length fits no supported digest, or not the given hash algorithm.
     #[error("invalid digest value length")]
     DigestLength,
@@ -315,6 +318,7 @@ impl ServiceError {
             ServiceError::SadExpired => "sad_expired",
             ServiceError::SadBudgetSpent => "sad_budget_spent",
             ServiceError::HashNotAuthorized => "hash_not_authorized",
+            ServiceError::DocumentNotAuthorized => "document_not_authorized",
             ServiceError::DigestLength => "digest_length",
             ServiceError::CertificateExpired { .. } => "certificate_expired",
             ServiceError::NotFound(_) => "not_found",
@@ -335,7 +339,7 @@ impl ServiceError {
             ServiceError::Invalid(Param::Sad) => Some("invalid"),
             ServiceError::SadExpired => Some("expired"),
             ServiceError::SadBudgetSpent => Some("budget_spent"),
-            ServiceError::HashNotAuthorized => Some("hash_not_authorized"),
+            ServiceError::HashNotAuthorized | ServiceError::DocumentNotAuthorized => Some("hash_not_authorized"),
             _ => None,
         }
     }

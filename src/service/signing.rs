@@ -1,7 +1,11 @@
-//! `signatures/signHash`: spends the SAD's budget atomically (its [`reservation`] in the
-//! [`Ledger`](super::ledger::Ledger)), then signs in the HSM.
+//! `signatures/signHash` and `signatures/signDoc` ([`documents`]): spend the SAD's budget atomically
+//! (their [`reservation`] in the [`Ledger`](super::ledger::Ledger)), then sign in the HSM, and give
+//! back what they spent if the HSM fails.
 
+mod documents;
 mod reservation;
+
+pub use documents::{sign_doc, Input, SignDocRequest, Signed, ToSign};
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -111,8 +115,10 @@ fn sign_hash_inner(
             sad: sad_row,
             hashes: request.hashes.clone(),
             count,
+            quota: count,
             now,
-            sign_algo: request.sign_algo.clone(),
+            event: AuditEventName::SignaturesSignHash,
+            detail: format!("signatures={count} signAlgo={}", request.sign_algo),
             request_id: crate::telemetry::current_request_id(),
         },
     )?;
@@ -134,31 +140,63 @@ fn sign_hash_inner(
             if refused_login {
                 tracing::warn!(error = %e, credential = %credential_id, "HSM unavailable; refunding the SAD");
             }
-            let refund = services.conn().and_then(|mut conn| {
-                db::write_transaction(&mut conn, |c| {
-                    sads::refund(c, &sad_digest, count, &sad::encode_hashes(&request.hashes))?;
-                    db::credentials::refund_quota(c, &credential_id, count)?;
-                    audit::record(
-                        c,
-                        services.now(),
-                        AuditEvent {
-                            event: AuditEventName::SignaturesSignHash,
-                            outcome: Outcome::Refused,
-                            user_id: Some(&principal.user_id),
-                            credential_id: Some(&credential_id),
-                            detail: format!("HSM failure after authorisation; {count} signatures refunded"),
-                        },
-                    )
-                    .map_err(ServiceError::from)
-                })
-            });
-            if let Err(refund_error) = refund {
-                tracing::error!(error = %crate::telemetry::error_chain(&refund_error), "could not refund the SAD");
-            }
+            refund(
+                services,
+                Spent {
+                    principal,
+                    credential_id: &credential_id,
+                    sad_digest: &sad_digest,
+                    hashes: &request.hashes,
+                    count,
+                    quota: count,
+                    event: AuditEventName::SignaturesSignHash,
+                },
+            );
             if refused_login || busy {
                 return Err(e.into());
             }
             Err(ServiceError::internal_while(format!("HSM signing with credential {}", credential_id), e))
         }
+    }
+}
+
+/// What a reservation spent, to give back when the HSM fails after it.
+struct Spent<'a> {
+    principal: &'a Principal,
+    credential_id: &'a str,
+    sad_digest: &'a str,
+    hashes: &'a [Vec<u8>],
+    count: i32,
+    quota: i32,
+    event: AuditEventName,
+}
+
+/// Gives the SAD's hashes and budget and the credential's transactions back, with an audit record, after
+/// the HSM failed: nothing left, so nothing stays spent. A failure to refund is logged (the request
+/// fails anyway, with the HSM's error).
+fn refund(services: &Services, spent: Spent<'_>) {
+    let refund = services.conn().and_then(|mut conn| {
+        db::write_transaction(&mut conn, |c| {
+            sads::refund(c, spent.sad_digest, spent.count, &sad::encode_hashes(spent.hashes))?;
+            db::credentials::refund_quota(c, spent.credential_id, spent.quota)?;
+            audit::record(
+                c,
+                services.now(),
+                AuditEvent {
+                    event: spent.event,
+                    outcome: Outcome::Refused,
+                    user_id: Some(&spent.principal.user_id),
+                    credential_id: Some(spent.credential_id),
+                    detail: format!(
+                        "HSM failure after authorisation; {} signatures and {} transactions refunded",
+                        spent.count, spent.quota
+                    ),
+                },
+            )
+            .map_err(ServiceError::from)
+        })
+    });
+    if let Err(refund_error) = refund {
+        tracing::error!(error = %crate::telemetry::error_chain(&refund_error), "could not refund the SAD");
     }
 }

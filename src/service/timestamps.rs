@@ -245,6 +245,64 @@ fn csc_timestamp_inner(
     }
 }
 
+/// A signature time-stamp made for signDoc (B-T). Its transaction was spent with the signature's; it
+/// leaves only once [`record_signature_time_stamps`] has written it to the audit chain and the log.
+pub(crate) struct SignatureTimeStamp {
+    /// The TimeStampToken, DER.
+    pub(crate) token: Vec<u8>,
+    stamp: Stamp,
+}
+
+/// Makes a token over the digest (with `hash`) of a signature value, for a signDoc at B-T.
+pub(crate) fn signature_time_stamp(
+    services: &Services,
+    hash: HashAlgorithm,
+    signature_value: &[u8],
+) -> Result<SignatureTimeStamp, ServiceError> {
+    let query = TimeStampQuery::for_digest(hash, &hash.digest(signature_value), None)
+        .map_err(|rejection| ServiceError::invariant(format!("signature time-stamp: {}", rejection.text)))?;
+    let stamp = Stamp::new(services, &query)?;
+    let token = stamp.sign(services, &query)?;
+    Ok(SignatureTimeStamp { token, stamp })
+}
+
+/// Records signDoc's time-stamps (audit chain and log, in one transaction) before they leave.
+pub(crate) fn record_signature_time_stamps(
+    services: &Services,
+    principal: &Principal,
+    credential_id: &str,
+    stamps: &[&SignatureTimeStamp],
+) -> Result<(), ServiceError> {
+    if stamps.is_empty() {
+        return Ok(());
+    }
+    let user = Some(principal.user_id.as_str());
+    db::write_transaction(&mut *services.conn()?, |c| -> Result<(), ServiceError> {
+        for SignatureTimeStamp { stamp, .. } in stamps {
+            let seq = audit::record_numbered(
+                c,
+                stamp.gen_time,
+                AuditEvent {
+                    event: AuditEventName::SignaturesTimestamp,
+                    outcome: Outcome::Success,
+                    user_id: user,
+                    credential_id: Some(credential_id),
+                    detail: format!(
+                        "{}; a signature time-stamp of signDoc, its transaction spent with the signature",
+                        stamp.describe(TimeStampRequester::Person, user)
+                    ),
+                },
+            )?;
+            store::log(c, &stamp.log_row(services, seq, TimeStampRequester::Person, user, Some(credential_id)))?;
+        }
+        Ok(())
+    })?;
+    for _ in stamps {
+        count_issued("csc_signdoc");
+    }
+    Ok(())
+}
+
 /// A token about to be made: its serial and genTime, chosen before anything is written.
 struct Stamp {
     serial: Uint,

@@ -14,6 +14,7 @@ mod configuration;
 mod csc_security;
 mod csc_signing;
 mod deployment;
+mod document_signing;
 mod hsm_algorithms;
 mod http_edges;
 mod lifecycle;

@@ -1,5 +1,5 @@
-//! A signHash's write in the [`Ledger`](super::super::ledger::Ledger): the SAD's hashes and budget, the
-//! credential's quota and the audit record, before the HSM signs.
+//! A signature request's write in the [`Ledger`](super::super::ledger::Ledger) (signHash, signDoc): the
+//! SAD's hashes and budget, the credential's quota and the audit record, before the HSM signs.
 
 use crate::db::{self, credentials::CredentialRow, sads, DbConnection};
 use crate::domain::{sad, AuditEventName};
@@ -8,7 +8,7 @@ use super::super::credentials::{ensure_usable, quota_exhausted, usable_sad};
 use super::super::ledger::{LedgerWrite, SuccessRecord, Written};
 use super::super::{Principal, ServiceError, Services};
 
-/// What one signHash asks the ledger to write.
+/// What one signHash or signDoc asks the ledger to write.
 pub(super) struct Reservation {
     pub principal: Principal,
     pub credential: CredentialRow,
@@ -16,9 +16,14 @@ pub(super) struct Reservation {
     /// The SAD as read before: the spend is conditional on its hashes still being these.
     pub sad: sads::SadRow,
     pub hashes: Vec<Vec<u8>>,
+    /// Signatures made: spent from the SAD's budget.
     pub count: i32,
+    /// Transactions spent from the credential's quota: each signature, and each time-stamp made with one.
+    pub quota: i32,
     pub now: i64,
-    pub sign_algo: String,
+    /// The audit record's event and words.
+    pub event: AuditEventName,
+    pub detail: String,
     /// The request's id, for its audit record.
     pub request_id: Option<String>,
 }
@@ -34,10 +39,10 @@ impl LedgerWrite for Reservation {
         }
         let record = SuccessRecord {
             at: now,
-            event: AuditEventName::SignaturesSignHash,
+            event: self.event,
             user_id: self.principal.user_id.to_string(),
             credential_id: self.credential.id,
-            detail: format!("signatures={} signAlgo={}", self.count, self.sign_algo),
+            detail: self.detail,
             request_id: self.request_id,
         };
         Ok(Written { answer: Ok(()), record: Some(record) })
@@ -73,9 +78,9 @@ fn reserve(c: &mut DbConnection, r: &Reservation, now: i64) -> Result<Result<(),
     let Some(remaining) = spent else {
         return Ok(Err(ServiceError::SadBudgetSpent));
     };
-    // Every hash spends one of the credential's transactions, with the SAD, if the credential can still
-    // sign: no quota (or revoked, disabled or expired since it was read), no spend.
-    if !db::credentials::spend_quota_if_usable(c, &r.credential.id, r.count, now)? {
+    // Every signature (and time-stamp) spends one of the credential's transactions, with the SAD, if the
+    // credential can still sign: no quota (or revoked, disabled or expired since it was read), no spend.
+    if !db::credentials::spend_quota_if_usable(c, &r.credential.id, r.quota, now)? {
         sads::unspend(c, &r.sad_digest, r.count, &before.hashes, &remaining)?;
         let current = db::credentials::by_id(c, &r.credential.id)?.unwrap_or_else(|| r.credential.clone());
         let refusal = match ensure_usable(&current, now) {

@@ -1,0 +1,289 @@
+//! `signatures/signDoc` (CSC v2.0.0.2 §11.11): AdES signatures made on the server.
+//!
+//! - CAdES (`C`) of a whole document, attached (the document inside the CMS) or detached (a `.p7s`), or
+//!   of a digest the client made of its content (detached only);
+//! - the CMS of a PAdES (`P`) signature for a PDF the client prepared: the digest is that of its
+//!   /ByteRange, the answer the CMS the client puts in the signature dictionary's /Contents;
+//! - at `Ades-B-B`, or `Ades-B-T` with a signature time-stamp from rssp's own TSA.
+//!
+//! Authorised as signHash: under SCAL2 the SAD is bound to each digest sent, or for a document to its
+//! digest made with the signature algorithm's hash. The SAD, the quota (one transaction per signature and
+//! one per time-stamp) and the audit record are written in the ledger before the HSM signs, and given
+//! back if the HSM fails. A time-stamp leaves only once the audit chain and the time-stamp log hold it.
+
+use secrecy::{ExposeSecret, SecretString};
+use x509_cert::der::Decode;
+
+use crate::db::sads;
+use crate::domain::ades::{ConformanceLevel, Packaging, SignatureFormat};
+use crate::domain::algorithms::resolve_scheme;
+use crate::domain::{secrets, AuditEventName, CredentialId, SignatureScheme};
+use crate::hsm::KeyId;
+use crate::metrics::METRICS;
+use crate::pki::cades::{self, Baseline, Content};
+use crate::pki::hsm_signer::HsmSigner;
+use crate::pki::PkiError;
+
+use super::super::credentials::{ensure_usable, key_kind, usable_sad, MAX_ID_LEN};
+use super::super::timestamps::{self, SignatureTimeStamp};
+use super::super::{Principal, ServiceError, Services};
+use super::{refund, reservation, Spent};
+
+/// What a client sends to `signatures/signDoc`, once parsed: each signature to make, in the order of
+/// the request (each hash of a `documentDigests` entry is one).
+#[derive(Debug, Clone)]
+pub struct SignDocRequest {
+    pub credential_id: CredentialId,
+    pub sad: SecretString,
+    pub items: Vec<ToSign>,
+}
+
+/// What one signature covers.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A digest the client made: of the content (CAdES) or of the PDF's /ByteRange (PAdES).
+    Digest(Vec<u8>),
+    /// The whole document.
+    Document(Vec<u8>),
+}
+
+/// One signature to make.
+#[derive(Debug, Clone)]
+pub struct ToSign {
+    pub input: Input,
+    pub format: SignatureFormat,
+    pub level: ConformanceLevel,
+    /// None: the format's default (for a digest, the only packaging possible).
+    pub packaging: Option<Packaging>,
+    pub sign_algo: String,
+    pub hash_algo: Option<String>,
+    pub sign_algo_params: Option<Vec<u8>>,
+}
+
+/// One signature made, as signDoc answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signed {
+    /// `DocumentWithSignature`: the signed document itself (CAdES attached: the CMS with the document).
+    DocumentWithSignature(Vec<u8>),
+    /// `SignatureObject`: a signature apart from what it signs (a detached CMS).
+    SignatureObject(Vec<u8>),
+}
+
+/// One signature, planned: everything checked, nothing spent.
+struct Plan<'a> {
+    item: &'a ToSign,
+    scheme: SignatureScheme,
+    packaging: Packaging,
+    /// What the SAD must cover, and the CMS's message-digest (for a PAdES CMS, the /ByteRange digest).
+    digest: Vec<u8>,
+}
+
+/// Signs every item, in order. Nothing is signed unless the whole request is authorised.
+pub fn sign_doc(
+    services: &Services,
+    principal: &Principal,
+    request: SignDocRequest,
+) -> Result<Vec<Signed>, ServiceError> {
+    let result = sign_doc_inner(services, principal, &request);
+    if let Err(e) = &result {
+        services.audit_refusal(
+            AuditEventName::SignaturesSignDoc,
+            Some(&principal.user_id),
+            Some(&request.credential_id),
+            e,
+        );
+    }
+    result
+}
+
+fn sign_doc_inner(
+    services: &Services,
+    principal: &Principal,
+    request: &SignDocRequest,
+) -> Result<Vec<Signed>, ServiceError> {
+    let now = services.now();
+    if request.credential_id.len() > MAX_ID_LEN {
+        return Err(ServiceError::Invalid(super::super::Param::CredentialId));
+    }
+    if request.items.is_empty() {
+        return Err(ServiceError::InvalidRequest("Empty documentDigests and documents objects".into()));
+    }
+    let max = services.config.security.max_hashes_per_request;
+    if request.items.len() > max {
+        return Err(ServiceError::InvalidRequest(format!("Too many signatures: at most {max} in one request")));
+    }
+    let sad_digest = secrets::token_digest(request.sad.expose_secret());
+    let mut conn = services.conn()?;
+    // The credential and the SAD in one query; the SAD is judged after the request's own checks.
+    let (row, sad_row) = sads::credential_with_sad(&mut conn, &principal.user_id, &request.credential_id, &sad_digest)?
+        .ok_or(ServiceError::Invalid(super::super::Param::CredentialId))?;
+    drop(conn);
+    let kind = key_kind(&row)?;
+    let plans = request.items.iter().map(|item| plan(kind, item)).collect::<Result<Vec<_>, _>>()?;
+    ensure_usable(&row, now)?;
+    let sad_row = usable_sad(sad_row, now)?;
+    let key = KeyId::from_hex(&row.key_id).ok_or_else(|| ServiceError::invariant("stored key id"))?;
+    let public_key = x509_cert::Certificate::from_der(&row.certificate)
+        .map(|c| c.tbs_certificate().subject_public_key_info().clone())
+        .map_err(|e| ServiceError::internal_while("the credential's stored certificate", e))?;
+    let count = i32::try_from(plans.len()).map_err(ServiceError::internal)?;
+    let stamps = plans.iter().filter(|p| p.item.level.has_signature_time_stamp()).count();
+    let quota = count + i32::try_from(stamps).map_err(ServiceError::internal)?;
+    let hashes: Vec<Vec<u8>> = plans.iter().map(|p| p.digest.clone()).collect();
+    let certificate = row.certificate.clone();
+    let credential_id = row.id.clone();
+    services
+        .ledger
+        .write(
+            services,
+            reservation::Reservation {
+                principal: principal.clone(),
+                credential: row,
+                sad_digest: sad_digest.clone(),
+                sad: sad_row,
+                hashes: hashes.clone(),
+                count,
+                quota,
+                now,
+                event: AuditEventName::SignaturesSignDoc,
+                detail: describe(&plans, stamps),
+                request_id: crate::telemetry::current_request_id(),
+            },
+        )
+        // §11.11: a document or digest the SAD does not cover is 403 invalid_hash.
+        .map_err(|e| match e {
+            ServiceError::HashNotAuthorized => ServiceError::DocumentNotAuthorized,
+            other => other,
+        })?;
+    // The HSM (and the TSA) work outside the transaction and without a pooled connection held.
+    let signer_for = |scheme| HsmSigner::new(&services.keystore, key.clone(), scheme, public_key.clone());
+    let made = plans
+        .iter()
+        .map(|plan| make(services, &signer_for, &certificate, plan))
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(|made| {
+            let stamps: Vec<&SignatureTimeStamp> = made.iter().filter_map(|(_, stamp)| stamp.as_ref()).collect();
+            timestamps::record_signature_time_stamps(services, principal, &credential_id, &stamps)?;
+            Ok(made)
+        });
+    match made {
+        Ok(made) => {
+            for plan in &plans {
+                METRICS.signatures.with_label_values(&[plan.scheme.name(), "csc_v2_signdoc"]).inc();
+            }
+            Ok(made.into_iter().map(|(signed, _)| signed).collect())
+        }
+        Err(e) => {
+            refund(
+                services,
+                Spent {
+                    principal,
+                    credential_id: &credential_id,
+                    sad_digest: &sad_digest,
+                    hashes: &hashes,
+                    count,
+                    quota,
+                    event: AuditEventName::SignaturesSignDoc,
+                },
+            );
+            Err(e)
+        }
+    }
+}
+
+/// Checks one item against the credential's key and works out what the SAD must cover.
+fn plan(kind: crate::domain::KeyKind, item: &ToSign) -> Result<Plan<'_>, ServiceError> {
+    let scheme = resolve_scheme(kind, &item.sign_algo, item.hash_algo.as_deref(), item.sign_algo_params.as_deref())?;
+    if item.level > ConformanceLevel::BT {
+        return Err(ServiceError::InvalidRequest(format!(
+            "Invalid parameter conformance_level: {} is not offered (Ades-B-B, Ades-B-T)",
+            item.level
+        )));
+    }
+    let hash = scheme.hash();
+    let (packaging, digest) = match (&item.input, item.format) {
+        (Input::Digest(digest), format) => {
+            if digest.len() != hash.digest_len() {
+                return Err(ServiceError::DigestLength);
+            }
+            let packaging = match (format, item.packaging) {
+                (SignatureFormat::Cades, None | Some(Packaging::Detached)) => Packaging::Detached,
+                (SignatureFormat::Cades, Some(_)) => {
+                    return Err(ServiceError::InvalidRequest(
+                        "Invalid parameter signed_envelope_property: a CAdES signature of a digest is Detached; \
+                         send the document in documents for an Attached one"
+                            .into(),
+                    ))
+                }
+                (SignatureFormat::Pades, packaging) => packaging.unwrap_or(Packaging::Certification),
+            };
+            (packaging, digest.clone())
+        }
+        (Input::Document(document), SignatureFormat::Cades) => {
+            if document.is_empty() {
+                return Err(ServiceError::InvalidRequest("Invalid Base64 documents string parameter: empty".into()));
+            }
+            (item.packaging.unwrap_or(Packaging::Attached), hash.digest(document))
+        }
+        (Input::Document(_), SignatureFormat::Pades) => {
+            return Err(ServiceError::InvalidRequest(
+                "Invalid parameter signature_format: rssp does not yet sign whole PDFs (P in documents); send the \
+                 digest of the prepared PDF's /ByteRange in documentDigests and embed the returned CMS"
+                    .into(),
+            ))
+        }
+    };
+    Ok(Plan { item, scheme, packaging, digest })
+}
+
+/// Makes one signature (and its time-stamp at B-T).
+fn make<'k>(
+    services: &Services,
+    signer_for: &impl Fn(SignatureScheme) -> Result<HsmSigner<'k>, PkiError>,
+    certificate: &[u8],
+    plan: &Plan<'_>,
+) -> Result<(Signed, Option<SignatureTimeStamp>), ServiceError> {
+    let signer = signer_for(plan.scheme)?;
+    let content = match (&plan.item.input, plan.packaging) {
+        (Input::Document(document), Packaging::Attached) => Content::Attached { content: document },
+        _ => Content::Detached { digest: &plan.digest },
+    };
+    let baseline = match plan.item.format {
+        SignatureFormat::Cades => Baseline::Cades { signing_time: services.now() },
+        // EN 319 142-1 §5.4: the time is the PDF's /M, which the client wrote.
+        SignatureFormat::Pades => Baseline::PadesCms,
+    };
+    let chain = [services.ca.issuing.certificate_der.clone()];
+    let signed =
+        cades::sign_b_b(&signer, cades::Signed { certificate_der: certificate, chain_der: &chain, content, baseline })?;
+    let (signed, stamp) = if plan.item.level.has_signature_time_stamp() {
+        let value = cades::signature_value(&signed)?;
+        let stamp = timestamps::signature_time_stamp(services, plan.scheme.hash(), &value)?;
+        (cades::with_signature_time_stamp(&signed, &stamp.token)?, Some(stamp))
+    } else {
+        (signed, None)
+    };
+    let signed = match plan.packaging {
+        Packaging::Attached => Signed::DocumentWithSignature(signed),
+        Packaging::Detached | Packaging::Certification | Packaging::Revision => Signed::SignatureObject(signed),
+    };
+    Ok((signed, stamp))
+}
+
+/// The audit record's words: how many of each kind of signature, never a secret.
+fn describe(plans: &[Plan<'_>], stamps: usize) -> String {
+    let mut kinds: Vec<(String, usize)> = Vec::new();
+    for p in plans {
+        let input = match p.item.input {
+            Input::Digest(_) => "digest",
+            Input::Document(_) => "document",
+        };
+        let kind = format!("{}/{}/{}/{} of a {input}", p.item.format, p.item.level, p.packaging, p.scheme.name());
+        match kinds.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, n)) => *n += 1,
+            None => kinds.push((kind, 1)),
+        }
+    }
+    let kinds: Vec<String> = kinds.into_iter().map(|(kind, n)| format!("{n} {kind}")).collect();
+    format!("signatures={} time-stamps={stamps}: {}", plans.len(), kinds.join(", "))
+}

@@ -1,0 +1,416 @@
+//! CSC v2 `signatures/signDoc` (rssp issue 12): CAdES of whole documents (attached and detached) and of
+//! digests, the CMS of a PAdES signature for a PDF the client prepared, at B-B and B-T; each signature
+//! judged by `openssl cms -verify` (and each time-stamp by `openssl ts -verify`) up to rssp's root. Under
+//! SCAL2 the SAD binds each document or digest: another one is refused (403 invalid_hash), as is anyone
+//! else's SAD, and a refused request spends nothing.
+
+use std::path::PathBuf;
+
+use cms::content_info::ContentInfo;
+use cms::signed_data::SignedData;
+use der::{Decode, Encode};
+use rssp::domain::KeyKind;
+use serde_json::{json, Value};
+
+use crate::common::pki::{openssl, pem};
+use crate::common::{assert_error, b64, sha256, unb64, Signer, TestServer, ES256};
+
+const SHA256: &str = "2.16.840.1.101.3.4.2.1";
+const SHA256_WITH_RSA: &str = "1.2.840.113549.1.1.11";
+/// id-aa-signatureTimeStampToken.
+const SIGNATURE_TIME_STAMP: &str = "1.2.840.113549.1.9.16.2.14";
+const SIGNING_TIME: &str = "1.2.840.113549.1.9.5";
+const SIGNING_CERTIFICATE_V2: &str = "1.2.840.113549.1.9.16.2.47";
+
+/// v2 `credentials/authorize` of `hashes` (SHA-256) with a fresh code; the SAD.
+async fn authorize(server: &TestServer, token: &str, signer: &Signer, hashes: &[Vec<u8>]) -> String {
+    let otp = server.next_otp(signer);
+    let (status, body) = server
+        .post(
+            "/csc/v2/credentials/authorize",
+            Some(token),
+            json!({"credentialID": signer.credential_id, "numSignatures": hashes.len(),
+                   "hashes": hashes.iter().map(|h| b64(h)).collect::<Vec<_>>(), "hashAlgorithmOID": SHA256,
+                   "authData": [{"id": "OTP", "value": otp}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "authorize: {body}");
+    body["SAD"].as_str().unwrap().to_string()
+}
+
+async fn sign_doc(server: &TestServer, token: &str, body: Value) -> (u16, Value) {
+    server.post("/csc/v2/signatures/signDoc", Some(token), body).await
+}
+
+fn quota_used(server: &TestServer, credential: &str) -> i32 {
+    let mut conn = server.services().conn().unwrap();
+    rssp::db::credentials::by_id(&mut conn, credential).unwrap().unwrap().quota_used
+}
+
+/// The trust anchors of the server's signatures, as files openssl reads.
+struct Judge {
+    dir: tempfile::TempDir,
+    root: PathBuf,
+    /// The TSA and issuing CA certificates (a time-stamp token carries only the TSA's).
+    untrusted: PathBuf,
+}
+
+impl Judge {
+    fn of(server: &TestServer) -> Judge {
+        let dir = tempfile::tempdir().unwrap();
+        let services = server.services();
+        let root = dir.path().join("root.pem");
+        std::fs::write(&root, pem(&services.ca.root.certificate_der)).unwrap();
+        let untrusted = dir.path().join("untrusted.pem");
+        std::fs::write(
+            &untrusted,
+            pem(&services.tsa.unit.certificate_der) + &pem(&services.ca.issuing.certificate_der),
+        )
+        .unwrap();
+        Judge { dir, root, untrusted }
+    }
+
+    fn file(&self, name: &str, bytes: &[u8]) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path.to_str().unwrap().to_string()
+    }
+
+    /// `openssl cms -verify` up to the root, with the content apart for a detached signature: the content
+    /// openssl says was signed, or None when it does not verify.
+    fn cms_verify(&self, name: &str, cms: &[u8], detached: Option<&[u8]>) -> Option<Vec<u8>> {
+        let input = self.file(&format!("{name}.p7s"), cms);
+        let output = self.dir.path().join(format!("{name}.out"));
+        let mut args = vec!["cms", "-verify", "-inform", "DER", "-binary", "-purpose", "any", "-in", &input];
+        let root = self.root.to_str().unwrap();
+        args.extend_from_slice(&["-CAfile", root]);
+        let content;
+        if let Some(bytes) = detached {
+            content = self.file(&format!("{name}.content"), bytes);
+            args.extend_from_slice(&["-content", &content]);
+        }
+        let output_path = output.to_str().unwrap();
+        args.extend_from_slice(&["-out", output_path]);
+        let (ok, said) = openssl(&args);
+        (ok && said.contains("Verification successful")).then(|| std::fs::read(&output).unwrap())
+    }
+
+    /// `openssl ts -verify` of the signature time-stamp of `cms` against its signature value.
+    fn time_stamp_verifies(&self, name: &str, cms: &[u8]) -> (bool, String) {
+        let (token, value) = time_stamp_of(cms).expect("a signature time-stamp");
+        let token_path = self.file(&format!("{name}.tst"), &token);
+        let digest = hex::encode(sha256(&value));
+        let (ok, said) = openssl(&[
+            "ts",
+            "-verify",
+            "-token_in",
+            "-in",
+            &token_path,
+            "-digest",
+            &digest,
+            "-CAfile",
+            self.root.to_str().unwrap(),
+            "-untrusted",
+            self.untrusted.to_str().unwrap(),
+        ]);
+        (ok && said.contains("Verification: OK"), said)
+    }
+}
+
+fn signer_info(cms: &[u8]) -> cms::signed_data::SignerInfo {
+    let signed_data: SignedData = ContentInfo::from_der(cms).unwrap().content.decode_as().unwrap();
+    assert_eq!(signed_data.signer_infos.0.len(), 1);
+    signed_data.signer_infos.0.get(0).unwrap().clone()
+}
+
+fn signed_attribute_oids(cms: &[u8]) -> Vec<String> {
+    signer_info(cms).signed_attrs.unwrap().iter().map(|a| a.oid.to_string()).collect()
+}
+
+/// The signature time-stamp token of the one SignerInfo and the signature value it must cover.
+fn time_stamp_of(cms: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let info = signer_info(cms);
+    let unsigned = info.unsigned_attrs?;
+    let attribute = unsigned.iter().find(|a| a.oid.to_string() == SIGNATURE_TIME_STAMP)?;
+    Some((attribute.values.get(0).unwrap().to_der().unwrap(), info.signature.as_bytes().to_vec()))
+}
+
+fn the_one(body: &Value, field: &str) -> Vec<u8> {
+    let list = body[field].as_array().unwrap_or_else(|| panic!("{field} in {body}"));
+    assert_eq!(list.len(), 1, "{body}");
+    unb64(list[0].as_str().unwrap())
+}
+
+#[tokio::test]
+async fn v2_info_lists_sign_doc_with_the_formats_and_levels_it_makes_and_v1_does_not() {
+    let server = TestServer::start().await;
+    let (status, info) = server.post("/csc/v2/info", None, json!({})).await;
+    assert_eq!(status, 200);
+    assert!(info["methods"].as_array().unwrap().contains(&json!("signatures/signDoc")), "{info}");
+    assert_eq!(info["signature_formats"]["formats"], json!(["C", "P"]));
+    assert_eq!(
+        info["signature_formats"]["envelope_properties"],
+        json!([["Attached", "Detached"], ["Certification", "Revision"]])
+    );
+    assert_eq!(info["conformance_levels"], json!(["Ades-B-B", "Ades-B-T"]));
+    assert_eq!(info["validationInfo"], false);
+    let (_, v1) = server.post("/csc/v1/info", None, json!({})).await;
+    assert!(!v1["methods"].as_array().unwrap().contains(&json!("signatures/signDoc")), "v1 has no signDoc");
+    let (status, _) = server.post("/csc/v1/signatures/signDoc", None, json!({})).await;
+    assert_eq!(status, 404);
+}
+
+/// Two documents, one SAD bound to both: an attached CAdES (the default for a document) and a detached
+/// one, each verified by openssl with what was signed; the detached one not with anything else. Letter
+/// case is free on input. Each signature spends one transaction.
+#[tokio::test]
+async fn cades_of_whole_documents_attached_and_detached_verify_with_openssl() {
+    let server = TestServer::start().await;
+    let judge = Judge::of(&server);
+    let signer = server.provision_with_quota("doc-signer", KeyKind::EcP256, 2, None, Some(10)).await;
+    let token = server.login("v2", &signer).await;
+    let contract = b"The contract, signed attached".to_vec();
+    let invoice = b"An invoice, signed detached".to_vec();
+    let sad = authorize(&server, &token, &signer, &[sha256(&contract), sha256(&invoice)]).await;
+
+    let (status, body) = sign_doc(
+        &server,
+        &token,
+        json!({"credentialID": signer.credential_id, "SAD": sad, "documents": [
+            {"document": b64(&contract), "signature_format": "C", "signAlgo": ES256},
+            {"document": b64(&invoice), "signature_format": "c", "conformance_level": "AdES-B-B",
+             "signed_envelope_property": "detached", "signAlgo": ES256},
+        ]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let attached = the_one(&body, "DocumentWithSignature");
+    let detached = the_one(&body, "SignatureObject");
+    assert_eq!(judge.cms_verify("attached", &attached, None), Some(contract.clone()));
+    assert_eq!(judge.cms_verify("detached", &detached, Some(&invoice)), Some(invoice.clone()));
+    assert_eq!(judge.cms_verify("detached-other", &detached, Some(&contract)), None, "only what was signed");
+    for cms in [&attached, &detached] {
+        let oids = signed_attribute_oids(cms);
+        assert!(oids.contains(&SIGNING_CERTIFICATE_V2.to_string()) && oids.contains(&SIGNING_TIME.to_string()));
+        assert!(time_stamp_of(cms).is_none(), "B-B: no time-stamp");
+    }
+    assert_eq!(quota_used(&server, &signer.credential_id), 2);
+    // The SAD's two documents are signed: the same document again is not.
+    let (status, body) = sign_doc(
+        &server,
+        &token,
+        json!({"credentialID": signer.credential_id, "SAD": sad,
+               "documents": [{"document": b64(&contract), "signature_format": "C", "signAlgo": ES256}]}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(quota_used(&server, &signer.credential_id), 2);
+}
+
+/// `documentDigests`: a detached CAdES-B-T of a content digest (RSA), and the CMS of a PAdES-B-T signature
+/// for the /ByteRange digest of a PDF the client prepared: no signing-time in it (the PDF's /M holds the
+/// time). openssl verifies both against the content digested, and each time-stamp against the signature
+/// value; each signature and each time-stamp spends one transaction.
+#[tokio::test]
+async fn digests_give_a_detached_cades_and_a_pades_cms_with_signature_time_stamps() {
+    let server = TestServer::start().await;
+    let judge = Judge::of(&server);
+    let signer = server.provision_with_quota("digest-signer", KeyKind::Rsa2048, 2, None, Some(10)).await;
+    let token = server.login("v2", &signer).await;
+    let content = b"content digested by the client".to_vec();
+    let byte_range = b"%PDF-1.7 ... the bytes of the /ByteRange of a prepared PDF".to_vec();
+    let sad = authorize(&server, &token, &signer, &[sha256(&content), sha256(&byte_range)]).await;
+
+    let (status, body) = sign_doc(
+        &server,
+        &token,
+        json!({"credentialID": signer.credential_id, "SAD": sad, "documentDigests": [
+            {"hashes": [b64(&sha256(&content))], "hashAlgorithmOID": SHA256, "signature_format": "C",
+             "conformance_level": "Ades-B-T", "signAlgo": SHA256_WITH_RSA},
+            // One sample in the specification sends `hashes` as a single string.
+            {"hashes": b64(&sha256(&byte_range)), "hashAlgorithmOID": SHA256, "signature_format": "P",
+             "conformance_level": "Ades-B-T", "signed_envelope_property": "Revision", "signAlgo": SHA256_WITH_RSA},
+        ]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("DocumentWithSignature").is_none(), "{body}");
+    let objects = body["SignatureObject"].as_array().unwrap();
+    assert_eq!(objects.len(), 2);
+    let cades = unb64(objects[0].as_str().unwrap());
+    let pades = unb64(objects[1].as_str().unwrap());
+    assert_eq!(judge.cms_verify("cades", &cades, Some(&content)), Some(content.clone()));
+    assert_eq!(judge.cms_verify("pades", &pades, Some(&byte_range)), Some(byte_range.clone()));
+    assert!(signed_attribute_oids(&cades).contains(&SIGNING_TIME.to_string()));
+    assert!(!signed_attribute_oids(&pades).contains(&SIGNING_TIME.to_string()), "PAdES: the time is /M");
+    for (name, cms) in [("cades", &cades), ("pades", &pades)] {
+        let (ok, said) = judge.time_stamp_verifies(name, cms);
+        assert!(ok, "openssl ts -verify of the {name} signature time-stamp: {said}");
+    }
+    assert_eq!(quota_used(&server, &signer.credential_id), 4, "two signatures and two time-stamps");
+    // Each time-stamp is in the TSA's log.
+    let logged = rssp::service::timestamps::log_page(server.services(), 0, 10).unwrap();
+    assert_eq!(logged.len(), 2, "{logged:?}");
+}
+
+/// Under SCAL2 the SAD binds what the person approved: another document, or another digest, is 403
+/// invalid_hash; another person's SAD does not work for anyone else, nor with another's credential; and
+/// none of those refusals spends anything: the approved document signs afterwards.
+#[tokio::test]
+async fn the_sad_binds_the_documents_and_no_one_else_can_spend_it() {
+    let server = TestServer::start().await;
+    let alice = server.provision("alice-doc", KeyKind::EcP256, 1, None).await;
+    let bob = server.provision("bob-doc", KeyKind::EcP256, 1, None).await;
+    let alice_token = server.login("v2", &alice).await;
+    let bob_token = server.login("v2", &bob).await;
+    let approved = b"what alice approved".to_vec();
+    let other = b"what someone slipped in".to_vec();
+    let sad = authorize(&server, &alice_token, &alice, &[sha256(&approved)]).await;
+    let document = |bytes: &[u8]| json!([{"document": b64(bytes), "signature_format": "C", "signAlgo": ES256}]);
+
+    let (status, body) = sign_doc(
+        &server,
+        &alice_token,
+        json!({"credentialID": alice.credential_id, "SAD": sad, "documents": document(&other)}),
+    )
+    .await;
+    assert_error(status, &body, 403, "invalid_hash", "does not match authorized hash");
+    let (status, body) = sign_doc(
+        &server,
+        &alice_token,
+        json!({"credentialID": alice.credential_id, "SAD": sad, "documentDigests": [
+            {"hashes": [b64(&sha256(&other))], "hashAlgorithmOID": SHA256, "signature_format": "C", "signAlgo": ES256}]}),
+    )
+    .await;
+    assert_error(status, &body, 403, "invalid_hash", "does not match authorized hash");
+    // Bob, with alice's SAD: not on alice's credential (not his), not on his own (not his SAD).
+    let (status, body) = sign_doc(
+        &server,
+        &bob_token,
+        json!({"credentialID": alice.credential_id, "SAD": sad, "documents": document(&approved)}),
+    )
+    .await;
+    assert_error(status, &body, 400, "invalid_request", "credentialID");
+    let (status, body) = sign_doc(
+        &server,
+        &bob_token,
+        json!({"credentialID": bob.credential_id, "SAD": sad, "documents": document(&approved)}),
+    )
+    .await;
+    assert_error(status, &body, 400, "invalid_request", "SAD");
+    let (status, _) = sign_doc(
+        &server,
+        "not-a-token",
+        json!({"credentialID": alice.credential_id, "SAD": sad, "documents": document(&approved)}),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(quota_used(&server, &alice.credential_id), 0);
+
+    let (status, body) = sign_doc(
+        &server,
+        &alice_token,
+        json!({"credentialID": alice.credential_id, "SAD": sad, "documents": document(&approved)}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(quota_used(&server, &alice.credential_id), 1);
+}
+
+/// What rssp does not make, or what does not fit together, is refused with the CSC error, and nothing is
+/// spent: the SAD still signs its document afterwards.
+#[tokio::test]
+async fn requests_it_cannot_serve_are_refused_and_spend_nothing() {
+    let server = TestServer::start().await;
+    let signer = server.provision("doc-refusals", KeyKind::EcP256, 1, None).await;
+    let token = server.login("v2", &signer).await;
+    let document = b"a document".to_vec();
+    let digest = sha256(&document);
+    let sad = authorize(&server, &token, &signer, std::slice::from_ref(&digest)).await;
+    let id = signer.credential_id.clone();
+    let doc = |extra: Value| {
+        let mut entry = json!({"document": b64(&document), "signature_format": "C", "signAlgo": ES256});
+        entry.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        json!({"credentialID": id, "SAD": sad, "documents": [entry]})
+    };
+    let dig = |extra: Value| {
+        let mut entry = json!({"hashes": [b64(&digest)], "hashAlgorithmOID": SHA256, "signature_format": "C",
+                               "signAlgo": ES256});
+        entry.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        json!({"credentialID": id, "SAD": sad, "documentDigests": [entry]})
+    };
+    let mut both = doc(json!({}));
+    both["documentDigests"] = dig(json!({}))["documentDigests"].clone();
+    let cases = [
+        (both, "Both documentDigests and documents parameters passed"),
+        (json!({"credentialID": id, "SAD": sad}), "Empty documentDigests and documents objects"),
+        (json!({"credentialID": id, "SAD": sad, "documents": []}), "Empty documentDigests and documents objects"),
+        (doc(json!({"signature_format": "X"})), "Invalid parameter signature_format"),
+        (doc(json!({"signature_format": null})), "parameter signature_format"),
+        (doc(json!({"conformance_level": "Ades-B-LT"})), "Invalid parameter conformance_level"),
+        (doc(json!({"conformance_level": "Ades-T"})), "Invalid parameter conformance_level"),
+        (doc(json!({"signed_envelope_property": "Parallel"})), "Invalid parameter signed_envelope_property"),
+        (doc(json!({"signed_envelope_property": "Certification"})), "Invalid parameter signed_envelope_property"),
+        (dig(json!({"signed_envelope_property": "Attached"})), "Invalid parameter signed_envelope_property"),
+        (doc(json!({"signature_format": "P"})), "does not yet sign whole PDFs"),
+        (doc(json!({"signed_props": [{"attribute_name": "content-hints"}]})), "Invalid parameter signed_props"),
+        (doc(json!({"signAlgo": null})), "parameter signAlgo"),
+        (doc(json!({"signAlgo": SHA256_WITH_RSA})), "signAlgo"),
+        (doc(json!({"document": "not base64!"})), "Invalid Base64 documents"),
+        (dig(json!({"hashes": [b64(&digest[..20])]})), "Invalid digest value length"),
+        (dig(json!({"hashAlgorithmOID": "2.16.840.1.101.3.4.2.2"})), "hashAlgorithmOID"),
+        (dig(json!({"hashes": []})), "documentDigests"),
+        (
+            json!({"credentialID": id, "SAD": sad, "returnValidationInformation": true, "documents": doc(json!({}))["documents"]}),
+            "returnValidationInfo",
+        ),
+        (
+            json!({"credentialID": id, "SAD": sad, "returnValidationInfo": true, "documents": doc(json!({}))["documents"]}),
+            "returnValidationInfo",
+        ),
+        (
+            json!({"credentialID": id, "SAD": sad, "signatureQualifier": "eu_eidas_aes", "documents": doc(json!({}))["documents"]}),
+            "Invalid parameter signatureQualifier",
+        ),
+        (json!({"SAD": sad, "documents": doc(json!({}))["documents"]}), "parameter credentialID"),
+        (json!({"credentialID": id, "documents": doc(json!({}))["documents"]}), "parameter SAD"),
+        (
+            json!({"credentialID": id, "SAD": sad, "operationMode": "A", "documents": doc(json!({}))["documents"]}),
+            "Invalid parameter operationMode",
+        ),
+    ];
+    for (body, said) in cases {
+        let (status, answer) = sign_doc(&server, &token, body.clone()).await;
+        assert_error(status, &answer, 400, "invalid_request", said);
+        assert!(answer.get("SignatureObject").is_none(), "{body}");
+    }
+    assert_eq!(quota_used(&server, &signer.credential_id), 0);
+    // The qualifier every credential has is accepted beside credentialID; the SAD was never spent.
+    let mut body = doc(json!({}));
+    body["signatureQualifier"] = json!("eu_eidas_qes");
+    let (status, answer) = sign_doc(&server, &token, body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(quota_used(&server, &signer.credential_id), 1);
+}
+
+/// A package with one transaction left cannot pay for a signature and its time-stamp: B-T is refused
+/// whole, nothing is spent, and B-B still signs with that transaction.
+#[tokio::test]
+async fn a_time_stamp_spends_a_transaction_and_a_b_t_without_two_left_is_refused_whole() {
+    let server = TestServer::start().await;
+    let signer = server.provision_with_quota("doc-quota", KeyKind::EcP256, 1, None, Some(1)).await;
+    let token = server.login("v2", &signer).await;
+    let document = b"one transaction left".to_vec();
+    let sad = authorize(&server, &token, &signer, &[sha256(&document)]).await;
+    let body = |level: &str| {
+        json!({"credentialID": signer.credential_id, "SAD": sad, "documents": [
+            {"document": b64(&document), "signature_format": "C", "conformance_level": level, "signAlgo": ES256}]})
+    };
+    let (status, answer) = sign_doc(&server, &token, body("Ades-B-T")).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer["error_description"].as_str().unwrap().contains("quota exhausted"), "{answer}");
+    assert_eq!(quota_used(&server, &signer.credential_id), 0);
+    let (status, answer) = sign_doc(&server, &token, body("Ades-B-B")).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(quota_used(&server, &signer.credential_id), 1);
+}
