@@ -414,3 +414,54 @@ async fn a_time_stamp_spends_a_transaction_and_a_b_t_without_two_left_is_refused
     assert_eq!(status, 200, "{answer}");
     assert_eq!(quota_used(&server, &signer.credential_id), 1);
 }
+
+/// The HSM fails after the SAD and the quota were spent (here the key is gone from the token): the
+/// request fails, and the SAD's documents, its budget and the transactions (those of the time-stamps
+/// too) are given back, with the refusal in the audit chain.
+#[tokio::test]
+async fn an_hsm_failure_after_the_spend_gives_everything_back() {
+    use rssp::hsm::KeyId;
+    let server = TestServer::start().await;
+    let signer = server.provision_with_quota("doc-hsm-failure", KeyKind::EcP256, 2, None, Some(10)).await;
+    let token = server.login("v2", &signer).await;
+    let documents = [b"first".to_vec(), b"second".to_vec()];
+    let sad = authorize(&server, &token, &signer, &[sha256(&documents[0]), sha256(&documents[1])]).await;
+    let row = {
+        let mut conn = server.services().conn().unwrap();
+        rssp::db::credentials::by_id(&mut conn, &signer.credential_id).unwrap().unwrap()
+    };
+    assert!(server.services().keystore.destroy(&KeyId::from_hex(&row.key_id).unwrap()).unwrap());
+
+    let (status, body) = sign_doc(
+        &server,
+        &token,
+        json!({"credentialID": signer.credential_id, "SAD": sad, "documents": documents.iter().map(|d|
+            json!({"document": b64(d), "signature_format": "C", "conformance_level": "Ades-B-T", "signAlgo": ES256})
+        ).collect::<Vec<_>>()}),
+    )
+    .await;
+    assert!(status >= 500, "{status} {body}");
+    assert!(body.get("SignatureObject").is_none() && body.get("DocumentWithSignature").is_none(), "{body}");
+    assert_eq!(quota_used(&server, &signer.credential_id), 0, "two signatures and two time-stamps refunded");
+    let mut conn = server.services().conn().unwrap();
+    let digest = rssp::domain::secrets::token_digest(&sad);
+    let sad_row = rssp::db::sads::find(&mut conn, &digest).unwrap().unwrap();
+    assert_eq!(sad_row.used, 0, "the SAD's budget is whole again");
+    let mut left: Vec<&str> = sad_row.hashes.split(',').filter(|h| !h.is_empty()).collect();
+    left.sort();
+    let mut approved: Vec<String> = documents.iter().map(|d| hex::encode(sha256(d))).collect();
+    approved.sort();
+    assert_eq!(left, approved, "both documents are authorised again");
+    drop(conn);
+    use diesel::prelude::*;
+    use rssp::db::schema::audit_log;
+    let mut conn = server.services().db.get().unwrap();
+    let refunds: i64 = audit_log::table
+        .filter(audit_log::event.eq("signatures.signDoc"))
+        .filter(audit_log::outcome.eq("refused"))
+        .filter(audit_log::detail.like("%2 signatures and 4 transactions refunded%"))
+        .count()
+        .get_result(&mut *conn)
+        .unwrap();
+    assert_eq!(refunds, 1);
+}
