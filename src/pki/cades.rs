@@ -369,7 +369,9 @@ mod tests {
         };
         let stamp = |digest: &[u8]| {
             let query = TimeStampQuery::for_digest(HashAlgorithm::Sha256, digest, None).unwrap();
-            tsa::time_stamp(&keystore, &unit, &policy, &query, tsa::random_serial_number().unwrap(), now()).unwrap()
+            let serial = tsa::random_serial_number().unwrap();
+            let chain = std::slice::from_ref(&ca.issuing.certificate_der);
+            tsa::time_stamp(&keystore, &unit, &policy, &query, serial, now(), chain).unwrap()
         };
         let (signer, certificate_der) = person(&keystore, &ca, KeyKind::EcP256);
         let document = b"a document signed at B-T".to_vec();

@@ -247,7 +247,10 @@ pub fn random_serial_number() -> Result<Uint, PkiError> {
     Ok(Uint::new(&bytes)?)
 }
 
-/// Makes and signs a time-stamp token: a CMS ContentInfo of SignedData over the TSTInfo, DER.
+/// Makes and signs a time-stamp token: a CMS ContentInfo of SignedData over the TSTInfo, DER. When the
+/// query asks for certificates, the token carries the TSA's, then `ca_chain` (DER, nearest first): a
+/// token inside a signature carries the issuing CA too, so that a validator finds the TSA's path from
+/// the signature alone.
 pub fn time_stamp(
     keystore: &KeyStore,
     unit: &TimeStampingUnit,
@@ -255,6 +258,7 @@ pub fn time_stamp(
     query: &TimeStampQuery,
     serial: Uint,
     gen_time: i64,
+    ca_chain: &[Vec<u8>],
 ) -> Result<Vec<u8>, PkiError> {
     let gen_time = GeneralizedTime::from_unix_duration(std::time::Duration::from_secs(
         u64::try_from(gen_time).map_err(|_| PkiError::Invalid("genTime before 1970".into()))?,
@@ -305,7 +309,11 @@ pub fn time_stamp(
     // Signed through the HsmSigner, so an HSM that is busy or refuses stays a typed HSM error.
     let signer_info = signer.build(signer_info)?;
     let certificates = if query.cert_req {
-        Some(CertificateSet::try_from(vec![CertificateChoices::Certificate(unit.certificate.clone())])?)
+        let mut certificates = vec![CertificateChoices::Certificate(unit.certificate.clone())];
+        for ca in ca_chain {
+            certificates.push(CertificateChoices::Certificate(Certificate::from_der(ca)?));
+        }
+        Some(CertificateSet::try_from(certificates)?)
     } else {
         None
     };

@@ -115,7 +115,7 @@ pub fn respond(services: &Services, request: &[u8], requester: RelyingParty) -> 
         RelyingParty::Client(name) => (TimeStampRequester::Client, Some(name.as_str())),
     };
     let stamp = Stamp::new(services, &query)?;
-    let token = stamp.sign(services, &query)?;
+    let token = stamp.sign(services, &query, &[])?;
     db::write_transaction(&mut *services.conn()?, |c| -> Result<(), ServiceError> {
         let seq = audit::record_numbered(
             c,
@@ -210,7 +210,7 @@ fn csc_timestamp_inner(
         store::log(c, &stamp.log_row(services, seq, TimeStampRequester::Person, user, Some(&credential)))?;
         Ok((seq, credential))
     })?;
-    match stamp.sign(services, &query) {
+    match stamp.sign(services, &query, &[]) {
         Ok(token) => {
             count_issued("csc");
             Ok(token)
@@ -253,7 +253,8 @@ pub(crate) struct SignatureTimeStamp {
     stamp: Stamp,
 }
 
-/// Makes a token over the digest (with `hash`) of a signature value, for a signDoc at B-T.
+/// Makes a token over the digest (with `hash`) of a signature value, for a signDoc at B-T. It carries the
+/// TSA's certificate and the issuing CA's, so that the signature alone holds the TSA's path to the root.
 pub(crate) fn signature_time_stamp(
     services: &Services,
     hash: HashAlgorithm,
@@ -262,7 +263,7 @@ pub(crate) fn signature_time_stamp(
     let query = TimeStampQuery::for_digest(hash, &hash.digest(signature_value), None)
         .map_err(|rejection| ServiceError::invariant(format!("signature time-stamp: {}", rejection.text)))?;
     let stamp = Stamp::new(services, &query)?;
-    let token = stamp.sign(services, &query)?;
+    let token = stamp.sign(services, &query, std::slice::from_ref(&services.ca.issuing.certificate_der))?;
     Ok(SignatureTimeStamp { token, stamp })
 }
 
@@ -332,10 +333,11 @@ impl Stamp {
         })
     }
 
-    /// Signs the token in the HSM.
-    fn sign(&self, services: &Services, query: &TimeStampQuery) -> Result<Vec<u8>, ServiceError> {
+    /// Signs the token in the HSM; it carries `ca_chain` after the TSA's certificate (when asked for).
+    fn sign(&self, services: &Services, query: &TimeStampQuery, ca_chain: &[Vec<u8>]) -> Result<Vec<u8>, ServiceError> {
         let tsa = &services.tsa;
-        Ok(tsa::time_stamp(services.ca_keys(), &tsa.unit, &tsa.policy, query, self.serial.clone(), self.gen_time)?)
+        let serial = self.serial.clone();
+        Ok(tsa::time_stamp(services.ca_keys(), &tsa.unit, &tsa.policy, query, serial, self.gen_time, ca_chain)?)
     }
 
     /// The audit record's words: serial, imprint and who asked (never a secret).

@@ -246,6 +246,12 @@ async fn digests_give_a_detached_cades_and_a_pades_cms_with_signature_time_stamp
     for (name, cms) in [("cades", &cades), ("pades", &pades)] {
         let (ok, said) = judge.time_stamp_verifies(name, cms);
         assert!(ok, "openssl ts -verify of the {name} signature time-stamp: {said}");
+        // The token carries the TSA's path below the root: the signature alone lets a validator build it.
+        let (token, _) = time_stamp_of(cms).unwrap();
+        let token: SignedData = ContentInfo::from_der(&token).unwrap().content.decode_as().unwrap();
+        let carried: Vec<Vec<u8>> =
+            token.certificates.unwrap().0.iter().map(|c| c.to_der().unwrap()).collect::<Vec<_>>();
+        assert_eq!(carried.len(), 2, "the TSA's certificate and the issuing CA's");
     }
     assert_eq!(quota_used(&server, &signer.credential_id), 4, "two signatures and two time-stamps");
     // Each time-stamp is in the TSA's log.

@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""CSC v2 signatures/signDoc judged by pyHanko.
+
+  1. POST /csc/v2/auth/login (HTTP Basic) and /csc/v2/credentials/info (the certificate chain).
+  2. PAdES with an external CMS: pyHanko prepares a PDF for signing (interrupted signing: the signature
+     placeholder and the /ByteRange digest), the person authorises that digest with a TOTP code
+     (SCAL2), signDoc returns the CMS of a PAdES-B-T signature for it (signature_format P,
+     documentDigests), pyHanko embeds it and validates the PDF: intact, valid, trusted, covering the
+     whole file, with a trusted signature time-stamp from rssp's TSA.
+  3. CAdES: a text file is sent whole (documents) and signed detached at B-T; pyHanko validates the
+     .p7s against the file: intact, valid, trusted, with a trusted time-stamp. The same .p7s does not
+     validate against another file.
+
+Exits non-zero with a one-line reason on any failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import io
+import sys
+
+import aiohttp
+from asn1crypto import algos, cms, x509
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign import fields, signers
+from pyhanko.sign.signers.pdf_signer import PdfTBSDocument
+from pyhanko.sign.validation import async_validate_detached_cms, async_validate_pdf_signature
+from pyhanko.sign.validation.status import SignatureCoverageLevel
+from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+from sign_and_validate import InteropError, TotpSource, load_root, make_test_pdf, read_json
+
+SHA256 = "2.16.840.1.101.3.4.2.1"
+ECDSA_SHA256 = "1.2.840.10045.4.3.2"
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+class SignDocClient:
+    """The v2 calls this check makes, with a bearer token."""
+
+    def __init__(self, http: aiohttp.ClientSession, base: str, credential_id: str, totp: TotpSource) -> None:
+        self.http, self.base, self.credential_id, self.totp = http, base, credential_id, totp
+        self.token = ""
+
+    async def post(self, path: str, body: dict, what: str) -> dict:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        async with self.http.post(f"{self.base}/csc/v2/{path}", json=body, headers=headers) as resp:
+            return await read_json(resp, what)
+
+    async def login(self, user: str, password: str) -> None:
+        basic = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        async with self.http.post(
+            f"{self.base}/csc/v2/auth/login", json={}, headers={"Authorization": f"Basic {basic}"}
+        ) as resp:
+            self.token = (await read_json(resp, "v2 auth/login"))["access_token"]
+
+    async def chain(self) -> list[x509.Certificate]:
+        info = await self.post(
+            "credentials/info", {"credentialID": self.credential_id, "certificates": "chain"}, "credentials/info"
+        )
+        return [x509.Certificate.load(base64.b64decode(c)) for c in info["cert"]["certificates"]]
+
+    async def authorize(self, digests: list[bytes]) -> str:
+        body = {
+            "credentialID": self.credential_id,
+            "numSignatures": len(digests),
+            "hashes": [b64(d) for d in digests],
+            "hashAlgorithmOID": SHA256,
+            "authData": [{"id": "OTP", "value": await self.totp.next_code()}],
+        }
+        return (await self.post("credentials/authorize", body, "v2 credentials/authorize"))["SAD"]
+
+    async def sign_doc(self, body: dict) -> dict:
+        return await self.post("signatures/signDoc", {"credentialID": self.credential_id, **body}, "signDoc")
+
+
+def check(status, what: str) -> None:
+    ts = status.timestamp_validity
+    if not (status.intact and status.valid and status.trusted and status.bottom_line):
+        raise InteropError(f"{what}: intact={status.intact} valid={status.valid} trusted={status.trusted}\n"
+                           + status.pretty_print_details())
+    if ts is None or not (ts.intact and ts.valid and ts.trusted):
+        raise InteropError(f"{what}: the signature time-stamp is missing or not trusted: {ts}")
+
+
+async def pades_with_external_cms(client: SignDocClient, chain: list[x509.Certificate],
+                                  vc: ValidationContext) -> None:
+    signer_cert, issuers = chain[0], chain[1:]
+    mechanism = "sha256_ecdsa" if signer_cert.public_key.algorithm == "ec" else "sha256_rsa"
+    placeholder = signers.ExternalSigner(
+        signing_cert=signer_cert,
+        cert_registry=SimpleCertificateStore.from_certs(issuers),
+        signature_value=512,
+        signature_mechanism=algos.SignedDigestAlgorithm({"algorithm": mechanism}),
+    )
+    meta = signers.PdfSignatureMetadata(
+        field_name="Signature1", md_algorithm="sha256", subfilter=fields.SigSeedSubFilter.PADES
+    )
+    pdf_signer = signers.PdfSigner(meta, signer=placeholder)
+    writer = IncrementalPdfFileWriter(io.BytesIO(make_test_pdf(7)))
+    # Room for rssp's CMS with its time-stamp token (hex: twice the DER).
+    prepared, _, output = await pdf_signer.async_digest_doc_for_signing(writer, bytes_reserved=32768)
+    digest = prepared.document_digest
+    sad = await client.authorize([digest])
+    answer = await client.sign_doc({
+        "SAD": sad,
+        "documentDigests": [{
+            "hashes": [b64(digest)], "hashAlgorithmOID": SHA256, "signature_format": "P",
+            "conformance_level": "Ades-B-T", "signAlgo": signer_algo(signer_cert),
+        }],
+    })
+    objects = answer.get("SignatureObject") or []
+    if len(objects) != 1 or "DocumentWithSignature" in answer:
+        raise InteropError(f"signDoc P: expected one SignatureObject, got {list(answer)}")
+    signature_cms = cms.ContentInfo.load(base64.b64decode(objects[0]))
+    await PdfTBSDocument.async_finish_signing(output, prepared, signature_cms=signature_cms)
+    output.seek(0)
+    data = output.read()
+    sig = PdfFileReader(io.BytesIO(data)).embedded_signatures[0]
+    if sig.sig_object["/SubFilter"] != "/ETSI.CAdES.detached":
+        raise InteropError(f"SubFilter {sig.sig_object['/SubFilter']}")
+    status = await async_validate_pdf_signature(sig, signer_validation_context=vc, ts_validation_context=vc)
+    check(status, "PAdES-B-T from signDoc")
+    if status.coverage != SignatureCoverageLevel.ENTIRE_FILE:
+        raise InteropError(f"coverage is {status.coverage}")
+    print(f"OK   PAdES-B-T with rssp's CMS: intact, valid, trusted, time-stamped at {status.timestamp_validity.timestamp}")
+
+
+def signer_algo(cert: x509.Certificate) -> str:
+    return ECDSA_SHA256 if cert.public_key.algorithm == "ec" else "1.2.840.113549.1.1.11"
+
+
+async def cades_detached(client: SignDocClient, chain: list[x509.Certificate], vc: ValidationContext) -> None:
+    document = b"A plain text file signed as a detached CAdES-B-T by rssp.\n"
+    sad = await client.authorize([hashlib.sha256(document).digest()])
+    answer = await client.sign_doc({
+        "SAD": sad,
+        "documents": [{
+            "document": b64(document), "signature_format": "C", "conformance_level": "Ades-B-T",
+            "signed_envelope_property": "Detached", "signAlgo": signer_algo(chain[0]),
+        }],
+    })
+    objects = answer.get("SignatureObject") or []
+    if len(objects) != 1:
+        raise InteropError(f"signDoc C Detached: expected one SignatureObject, got {list(answer)}")
+    signed_data = cms.ContentInfo.load(base64.b64decode(objects[0]))["content"]
+    status = await async_validate_detached_cms(document, signed_data, signer_validation_context=vc,
+                                               ts_validation_context=vc)
+    check(status, "detached CAdES-B-T from signDoc")
+    other = await async_validate_detached_cms(document + b"!", signed_data, signer_validation_context=vc,
+                                              ts_validation_context=vc)
+    if other.intact:
+        raise InteropError("the detached CAdES validates against another file")
+    print("OK   CAdES-B-T detached (.p7s): intact, valid, trusted, time-stamped; not valid for another file")
+
+
+async def run(args) -> None:
+    root = load_root(args.root_pem)
+    vc = ValidationContext(trust_roots=[root], allow_fetching=False, revocation_mode="soft-fail")
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+        client = SignDocClient(http, args.url.rstrip("/"), args.credential_id, TotpSource(args.totp_secret))
+        await client.login(args.username, args.password)
+        chain = await client.chain()
+        await pades_with_external_cms(client, chain, vc)
+        await cades_detached(client, chain, vc)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--url", required=True)
+    p.add_argument("--username", required=True)
+    p.add_argument("--password", required=True)
+    p.add_argument("--credential-id", required=True)
+    p.add_argument("--totp-secret", required=True)
+    p.add_argument("--root-pem", required=True)
+    args = p.parse_args()
+    try:
+        try:
+            asyncio.run(run(args))
+        except (aiohttp.ClientError, OSError, KeyError) as e:
+            raise InteropError(f"HTTP/IO error: {e!r}")
+    except InteropError as e:
+        print(f"pyHanko signDoc FAILED: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
