@@ -787,8 +787,7 @@ fn items(
         credential. Whole PDFs (`P` in `documents`), B-LT, B-LTA, signed_props and validation info are not \
         offered yet and are refused.",
     responses((status = 200, body = SignDocResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, description = "`invalid_hash`: a document or digest the SAD is not bound to", body = ErrorBody),
-        (status = 413, body = ErrorBody)))]
+        (status = 403, description = "`invalid_hash`: a document or digest the SAD is not bound to", body = ErrorBody)))]
 #[post("/signatures/signDoc")]
 pub async fn sign_doc(
     services: Data<Services>,

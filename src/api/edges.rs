@@ -132,6 +132,12 @@ pub fn document_edge_responses(api: &mut utoipa::openapi::OpenApi) {
                         "{} bytes (a 5 MiB document in base64, with room for the other fields)",
                         super::extract::UPLOAD_BODY_LIMIT
                     )
+                } else if path.ends_with("/signatures/signDoc") {
+                    format!(
+                        "the documents in base64 (at most `security.max_signdoc_document_bytes` of documents, 20 MiB \
+                         by default) plus the JSON limit of the other methods ({} bytes with the defaults)",
+                        super::extract::signdoc_body_limit(None)
+                    )
                 } else {
                     format!(
                         "64 KiB plus 256 bytes per hash the server accepts in one request \
