@@ -15,6 +15,7 @@ pub(crate) mod ocsp;
 pub(crate) mod ops;
 pub(crate) mod pki;
 pub(crate) mod qr;
+pub(crate) mod sign_doc;
 pub(crate) mod tsa;
 pub(crate) mod webhooks;
 
@@ -93,7 +94,7 @@ pub fn routes() -> (
                 .service(csc_v2::authorize)
                 .service(csc_v2::extend_transaction)
                 .service(csc_v2::sign_hash)
-                .service(csc_v2::sign_doc)
+                .service(sign_doc::sign_doc)
                 .service(csc_v2::timestamp),
         )
         .service(

@@ -14,13 +14,13 @@ use super::csc_common::{
 };
 use super::csc_v1::token_type_hint;
 use super::error::{ApiError, Dialect, ErrorBody};
-use super::extract::{decode_base64, decode_hashes, encode_base64, run_as, Authed, CscJson, CscV2User, SignDocJson};
-use crate::domain::ades::{ConformanceLevel, Packaging, SignatureFormat};
+use super::extract::{decode_base64, decode_hashes, encode_base64, run_as, Authed, CscJson, CscV2User};
+use crate::domain::ades::{ConformanceLevel, SignatureFormat};
 use crate::domain::algorithms::oid;
 use crate::domain::{CredentialId, HashAlgorithm};
 use crate::service::auth;
 use crate::service::credentials::{self, AuthorizeRequest, CscCredential, ExtendRequest};
-use crate::service::signing::{self, CscVersion, Input, SignDocRequest, SignHashRequest, Signed, ToSign};
+use crate::service::signing::{self, CscVersion, SignHashRequest};
 use crate::service::timestamps;
 use crate::service::Services;
 
@@ -106,7 +106,12 @@ pub async fn info(services: Data<Services>, _body: CscJson<InfoRequest>) -> Json
                 .map(|f| f.packagings().iter().map(|p| p.to_string()).collect())
                 .collect(),
         },
-        conformance_levels: [ConformanceLevel::BB, ConformanceLevel::BT].iter().map(|l| l.to_string()).collect(),
+        // B-T needs the TSA, whose certificate must be valid now.
+        conformance_levels: [ConformanceLevel::BB, ConformanceLevel::BT]
+            .into_iter()
+            .filter(|l| !l.has_signature_time_stamp() || services.tsa.unit.valid_at(services.now()))
+            .map(|l| l.to_string())
+            .collect(),
     })
 }
 
@@ -587,237 +592,4 @@ pub async fn sign_hash(
     let signatures =
         run_as(&services, V2, caller, move |s, principal| signing::sign_hash(s, principal, request)).await?;
     Ok(Json(SignHashResponse { signatures: signatures.iter().map(|s| encode_base64(s)).collect() }))
-}
-
-/// One or several strings: `documentDigests[].hashes` is an array in the specification's tables and a
-/// single string in one of its samples; both are accepted.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum OneOrMore {
-    One(String),
-    More(Vec<String>),
-}
-
-impl OneOrMore {
-    fn into_vec(self) -> Vec<String> {
-        match self {
-            OneOrMore::One(one) => vec![one],
-            OneOrMore::More(more) => more,
-        }
-    }
-}
-
-/// How one signature of signDoc is made (the fields `documentDigests` and `documents` entries share).
-#[derive(Debug, Deserialize, ToSchema)]
-#[schema(as = CscV2SignatureParameters)]
-pub struct SignatureParameters {
-    /// `C` (CAdES) or `P` (PAdES), in any letter case.
-    pub signature_format: Option<String>,
-    /// `Ades-B-B` (default) or `Ades-B-T`, in any letter case.
-    pub conformance_level: Option<String>,
-    #[serde(rename = "signAlgo")]
-    pub sign_algo: Option<String>,
-    #[serde(rename = "signAlgoParams")]
-    pub sign_algo_params: Option<String>,
-    /// Attributes to add: none are offered yet, so a non-empty list is refused.
-    #[schema(value_type = Option<Vec<Object>>)]
-    pub signed_props: Option<Vec<serde_json::Value>>,
-    /// CAdES: `Attached` (default for `documents`) or `Detached` (the only one for `documentDigests`);
-    /// PAdES: `Certification` (default) or `Revision`. In any letter case.
-    pub signed_envelope_property: Option<String>,
-}
-
-/// An entry of `documentDigests`: digests the client made, each signed once.
-#[derive(Debug, Deserialize, ToSchema)]
-#[schema(as = CscV2DocumentDigests)]
-pub struct DocumentDigests {
-    /// Base64 digests: of the content (CAdES) or of the prepared PDF's /ByteRange (PAdES).
-    #[schema(value_type = Option<Vec<String>>)]
-    pub hashes: Option<OneOrMore>,
-    #[serde(rename = "hashAlgorithmOID")]
-    pub hash_algorithm_oid: Option<String>,
-    #[serde(flatten)]
-    pub parameters: SignatureParameters,
-}
-
-/// An entry of `documents`: a whole document, base64.
-#[derive(Debug, Deserialize, ToSchema)]
-#[schema(as = CscV2Document)]
-pub struct Document {
-    pub document: Option<String>,
-    #[serde(flatten)]
-    pub parameters: SignatureParameters,
-}
-
-/// `signatures/signDoc` request (§11.11).
-#[derive(Debug, Deserialize, ToSchema)]
-#[schema(as = CscV2SignDocRequestBody)]
-pub struct SignDocRequestBody {
-    #[serde(rename = "credentialID")]
-    pub credential_id: Option<String>,
-    /// Every rssp credential is `eu_eidas_qes`: accepted beside `credentialID`, not instead of it.
-    #[serde(rename = "signatureQualifier")]
-    pub signature_qualifier: Option<String>,
-    #[serde(rename = "SAD")]
-    #[schema(value_type = Option<String>)]
-    pub sad: Option<SecretString>,
-    #[serde(rename = "documentDigests")]
-    pub document_digests: Option<Vec<DocumentDigests>>,
-    pub documents: Option<Vec<Document>>,
-    /// Only `S` (synchronous) is offered: `info.asynchronousOperationMode` is false.
-    #[serde(rename = "operationMode")]
-    pub operation_mode: Option<String>,
-    #[allow(dead_code)] // in the spec's request: accepted, not used
-    pub validity_period: Option<i64>,
-    #[allow(dead_code)] // in the spec's request: accepted, not used
-    pub response_uri: Option<String>,
-    #[serde(rename = "clientData")]
-    #[allow(dead_code)] // in the spec's request: accepted, not used
-    pub client_data: Option<String>,
-    /// Also read as `returnValidationInformation`. Not offered yet (`info.validationInfo` is false):
-    /// `true` is refused.
-    #[serde(rename = "returnValidationInfo", alias = "returnValidationInformation")]
-    pub return_validation_info: Option<bool>,
-}
-
-/// `signatures/signDoc` response (§11.11): each list in the order of the request's signatures.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[schema(as = CscV2SignDocResponse)]
-pub struct SignDocResponse {
-    /// Signed documents: for CAdES `Attached`, the CMS with the document inside. Absent when empty.
-    #[serde(rename = "DocumentWithSignature", default, skip_serializing_if = "Vec::is_empty")]
-    pub document_with_signature: Vec<String>,
-    /// Signatures apart from what they sign: CAdES `Detached` (a `.p7s`), and the CMS of a PAdES
-    /// signature for the client to embed. Absent when empty.
-    #[serde(rename = "SignatureObject", default, skip_serializing_if = "Vec::is_empty")]
-    pub signature_object: Vec<String>,
-}
-
-/// The signing parameters of one entry, parsed.
-struct Parameters {
-    format: SignatureFormat,
-    level: ConformanceLevel,
-    packaging: Option<Packaging>,
-    sign_algo: String,
-    sign_algo_params: Option<Vec<u8>>,
-}
-
-fn parameters(p: SignatureParameters) -> Result<Parameters, ApiError> {
-    let format = p.signature_format.ok_or_else(|| ApiError::missing("signature_format"))?;
-    let format = SignatureFormat::parse(&format).map_err(|_| ApiError::invalid("signature_format"))?;
-    let level = match p.conformance_level {
-        Some(level) => ConformanceLevel::parse(&level).map_err(|_| ApiError::invalid("conformance_level"))?,
-        None => ConformanceLevel::BB,
-    };
-    let packaging = p
-        .signed_envelope_property
-        .map(|text| Packaging::parse(format, &text).map_err(|_| ApiError::invalid("signed_envelope_property")))
-        .transpose()?;
-    if p.signed_props.is_some_and(|props| !props.is_empty()) {
-        return Err(ApiError::invalid_request("Invalid parameter signed_props: no signed attributes can be added yet"));
-    }
-    Ok(Parameters {
-        format,
-        level,
-        packaging,
-        sign_algo: p.sign_algo.ok_or_else(|| ApiError::missing("signAlgo"))?,
-        sign_algo_params: p.sign_algo_params.map(|s| decode_base64(&s, "signAlgoParams")).transpose()?,
-    })
-}
-
-fn to_sign(input: Input, hash_algo: Option<String>, p: &Parameters) -> ToSign {
-    ToSign {
-        input,
-        format: p.format,
-        level: p.level,
-        packaging: p.packaging,
-        sign_algo: p.sign_algo.clone(),
-        hash_algo,
-        sign_algo_params: p.sign_algo_params.clone(),
-    }
-}
-
-/// The signatures a signDoc asks for, in order: each hash of a `documentDigests` entry, or each document.
-fn items(
-    body_digests: Option<Vec<DocumentDigests>>,
-    body_documents: Option<Vec<Document>>,
-) -> Result<Vec<ToSign>, ApiError> {
-    let mut items = Vec::new();
-    match (body_digests, body_documents) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::invalid_request("Both documentDigests and documents parameters passed"));
-        }
-        (None, None) => return Err(ApiError::invalid_request("Empty documentDigests and documents objects")),
-        (Some(digests), None) => {
-            for entry in digests {
-                let hashes = entry.hashes.ok_or_else(|| ApiError::missing("hashes"))?.into_vec();
-                let hashes = decode_hashes(&hashes, "hashes")?;
-                if hashes.is_empty() {
-                    return Err(ApiError::invalid_request("Invalid object parameter documentDigests: no hashes"));
-                }
-                let p = parameters(entry.parameters)?;
-                for hash in hashes {
-                    items.push(to_sign(Input::Digest(hash), entry.hash_algorithm_oid.clone(), &p));
-                }
-            }
-        }
-        (None, Some(documents)) => {
-            for entry in documents {
-                let document = entry.document.ok_or_else(|| ApiError::missing("document"))?;
-                let document = decode_base64(&document, "documents")?;
-                let p = parameters(entry.parameters)?;
-                items.push(to_sign(Input::Document(document), None, &p));
-            }
-        }
-    }
-    if items.is_empty() {
-        return Err(ApiError::invalid_request("Empty documentDigests and documents objects"));
-    }
-    Ok(items)
-}
-
-#[utoipa::path(post, operation_id = "csc_v2_sign_doc", tag = TAG, request_body = SignDocRequestBody,
-    security(("bearer" = [])),
-    description = "AdES signatures made by rssp: CAdES (`C`) of whole documents (`documents`, Attached or \
-        Detached) or of content digests (`documentDigests`, Detached), and the CMS of a PAdES (`P`) signature \
-        for a PDF the client prepared (`documentDigests`: the digest of its /ByteRange; the client embeds the \
-        CMS in /Contents). Levels `Ades-B-B` and `Ades-B-T` (a signature time-stamp from rssp's TSA). Under \
-        SCAL2 the SAD must be bound to each digest sent, or to each document's digest made with the \
-        signature algorithm's hash. Each signature and each time-stamp spends one transaction of the \
-        credential. Whole PDFs (`P` in `documents`), B-LT, B-LTA, signed_props and validation info are not \
-        offered yet and are refused.",
-    responses((status = 200, body = SignDocResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, description = "`invalid_hash`: a document or digest the SAD is not bound to", body = ErrorBody)))]
-#[post("/signatures/signDoc")]
-pub async fn sign_doc(
-    services: Data<Services>,
-    request: Authed<CscV2User, SignDocJson<SignDocRequestBody>>,
-) -> Result<Json<SignDocResponse>, ApiError> {
-    let Authed(CscV2User(caller), body) = request;
-    let body = body.0;
-    if body.operation_mode.as_deref().is_some_and(|m| m != "S") {
-        return Err(ApiError::invalid("operationMode"));
-    }
-    if body.return_validation_info == Some(true) {
-        return Err(ApiError::invalid_request(
-            "Invalid parameter returnValidationInfo: validation info is not offered yet (info.validationInfo is false)",
-        ));
-    }
-    if body.signature_qualifier.as_deref().is_some_and(|q| !q.eq_ignore_ascii_case("eu_eidas_qes")) {
-        return Err(ApiError::invalid("signatureQualifier"));
-    }
-    let request = SignDocRequest {
-        credential_id: body.credential_id.ok_or_else(|| ApiError::missing("credentialID"))?.into(),
-        sad: body.sad.ok_or_else(|| ApiError::missing("SAD"))?,
-        items: items(body.document_digests, body.documents)?,
-    };
-    let signed = run_as(&services, V2, caller, move |s, principal| signing::sign_doc(s, principal, request)).await?;
-    let mut response = SignDocResponse { document_with_signature: Vec::new(), signature_object: Vec::new() };
-    for signed in signed {
-        match signed {
-            Signed::DocumentWithSignature(der) => response.document_with_signature.push(encode_base64(&der)),
-            Signed::SignatureObject(der) => response.signature_object.push(encode_base64(&der)),
-        }
-    }
-    Ok(Json(response))
 }

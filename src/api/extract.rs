@@ -228,17 +228,50 @@ impl<T: DeserializeOwned + 'static> FromRequest for UploadJson<T> {
     }
 }
 
-/// The JSON body of `signatures/signDoc`, at most [`signdoc_body_limit`] bytes: it may carry documents.
-pub struct SignDocJson<T>(pub T);
+/// signDoc bodies read, parsed and signed at once in this process: each may hold
+/// `security.max_signdoc_document_bytes` of documents several times over (base64, decoded, inside the
+/// CMS), so a few at a time bound the memory they take; the next waits for one to end.
+const SIGNDOC_IN_FLIGHT: usize = 4;
 
-impl<T: DeserializeOwned + 'static> FromRequest for SignDocJson<T> {
+static SIGNDOC_SLOTS: std::sync::LazyLock<std::sync::Arc<tokio::sync::Semaphore>> =
+    std::sync::LazyLock::new(|| std::sync::Arc::new(tokio::sync::Semaphore::new(SIGNDOC_IN_FLIGHT)));
+
+/// The JSON body of `signatures/signDoc`, at most [`signdoc_body_limit`] bytes: it may carry documents.
+/// It is read only once one of [`SIGNDOC_IN_FLIGHT`] slots is free (503 if none comes free within
+/// `http.request_timeout_secs`), and parsed on the blocking pool; the slot is held until the answer is made.
+pub struct SignDocJson<T> {
+    /// The parsed body.
+    pub body: T,
+    /// The slot, given back when dropped.
+    pub in_flight: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl<T: DeserializeOwned + Send + 'static> FromRequest for SignDocJson<T> {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = signdoc_body_limit(req.app_data::<Data<Services>>().map(|d| d.get_ref()));
-        let body = json_extractor::<T>(req, payload, limit);
-        Box::pin(async move { body.await.map(SignDocJson) })
+        let services = req.app_data::<Data<Services>>().map(|d| d.get_ref());
+        let limit = signdoc_body_limit(services);
+        let wait = std::time::Duration::from_secs(services.map_or_else(
+            || crate::config::HttpConfig::default().request_timeout_secs,
+            |s| s.config.http.request_timeout_secs,
+        ));
+        // Takes the payload; reads nothing until polled, after a slot is free.
+        let body = read_body(req, payload, limit);
+        let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_ascii_lowercase);
+        let path = req.path().to_string();
+        Box::pin(async move {
+            let in_flight = tokio::time::timeout(wait, SIGNDOC_SLOTS.clone().acquire_owned())
+                .await
+                .map_err(|_| ApiError::from_service(ServiceError::Unavailable, super::error::Dialect::V2))?
+                .map_err(|_| ApiError::internal())?;
+            let body = body.await?;
+            let body = actix_web::web::block(move || parse_json::<T>(&body, content_type.as_deref(), &path))
+                .await
+                .map_err(|_| ApiError::internal())??;
+            Ok(SignDocJson { body, in_flight })
+        })
     }
 }
 

@@ -10,8 +10,10 @@
 use cms::builder::SignerInfoBuilder;
 use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
 use cms::content_info::{CmsVersion, ContentInfo};
-use cms::signed_data::{CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfos};
-use const_oid::db::rfc5911::{ID_DATA, ID_SIGNED_DATA, ID_SIGNING_TIME};
+use cms::signed_data::{
+    CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
+};
+use const_oid::db::rfc5911::{ID_DATA, ID_MESSAGE_DIGEST, ID_SIGNED_DATA, ID_SIGNING_TIME};
 use der::asn1::{OctetString, SetOfVec};
 use der::{DateTime, Decode, Encode};
 use signature::Keypair;
@@ -36,6 +38,9 @@ pub enum Content<'a> {
     Attached {
         /// The content.
         content: &'a [u8],
+        /// Its digest as the caller authorised it (signer's hash algorithm): the message-digest the
+        /// signature binds must be this one, or nothing is made.
+        digest: &'a [u8],
     },
 }
 
@@ -66,8 +71,51 @@ pub struct Signed<'a> {
 }
 
 /// Makes a B-B signature: a DER ContentInfo of SignedData. The certificate must be the signer's (same
-/// public key, in DER as it was issued), and a detached digest must be of the signer's hash algorithm.
+/// public key, in DER as it was issued), and a digest must be of the signer's hash algorithm.
 pub fn sign_b_b(signer: &HsmSigner<'_>, signed: Signed<'_>) -> Result<Vec<u8>, PkiError> {
+    let (signer_info, rest) = signer_info(signer, &signed)?;
+    rest.encode(signer_info)
+}
+
+/// Makes a B-T signature: as [`sign_b_b`], with the signature time-stamp that `stamp` makes over the
+/// signature value (it returns the TimeStampToken, DER), checked to cover it, in the unsigned attributes
+/// before the SignedData is encoded once.
+pub fn sign_b_t<E: From<PkiError>>(
+    signer: &HsmSigner<'_>,
+    signed: Signed<'_>,
+    stamp: impl FnOnce(&[u8]) -> Result<Vec<u8>, E>,
+) -> Result<Vec<u8>, E> {
+    let (mut signer_info, rest) = signer_info(signer, &signed)?;
+    let token = stamp(signer_info.signature.as_bytes())?;
+    attach_time_stamp(&mut signer_info, &token)?;
+    Ok(rest.encode(signer_info)?)
+}
+
+/// What the SignedData holds besides its SignerInfo.
+struct Envelope {
+    encapsulated: EncapsulatedContentInfo,
+    certificates: Vec<CertificateChoices>,
+    digest_algorithm: spki::AlgorithmIdentifierOwned,
+}
+
+impl Envelope {
+    fn encode(self, signer_info: SignerInfo) -> Result<Vec<u8>, PkiError> {
+        let signed_data = SignedData {
+            // RFC 5652 §5.1: version 1, as the content is id-data, the signer is named by issuer and serial
+            // number and only X.509 certificates are carried.
+            version: CmsVersion::V1,
+            digest_algorithms: SetOfVec::try_from(vec![self.digest_algorithm])?,
+            encap_content_info: self.encapsulated,
+            certificates: Some(CertificateSet::try_from(self.certificates)?),
+            crls: None,
+            signer_infos: SignerInfos::try_from(vec![signer_info])?,
+        };
+        Ok(ContentInfo { content_type: ID_SIGNED_DATA, content: der::Any::encode_from(&signed_data)? }.to_der()?)
+    }
+}
+
+/// The signed SignerInfo, and the rest of the SignedData.
+fn signer_info(signer: &HsmSigner<'_>, signed: &Signed<'_>) -> Result<(SignerInfo, Envelope), PkiError> {
     let certificate = Certificate::from_der(signed.certificate_der)?;
     // signing-certificate-v2 hashes the bytes given; the SignedData carries the certificate re-encoded.
     if certificate.to_der()? != signed.certificate_der {
@@ -76,55 +124,51 @@ pub fn sign_b_b(signer: &HsmSigner<'_>, signed: Signed<'_>) -> Result<Vec<u8>, P
     if certificate.tbs_certificate().subject_public_key_info() != signer.verifying_key().spki() {
         return Err(PkiError::Invalid("the certificate is not the signing key's".into()));
     }
-    let (encapsulated, external_digest) = match signed.content {
+    let (encapsulated, external_digest, authorised) = match signed.content {
         Content::Detached { digest } => {
-            let expected = signer.hash().digest_len();
-            if digest.len() != expected {
-                return Err(PkiError::Invalid(format!(
-                    "a digest of {} bytes for a {}-byte hash",
-                    digest.len(),
-                    expected
-                )));
-            }
-            (EncapsulatedContentInfo { econtent_type: ID_DATA, econtent: None }, Some(digest))
+            (EncapsulatedContentInfo { econtent_type: ID_DATA, econtent: None }, Some(digest), digest)
         }
-        Content::Attached { content } => {
+        Content::Attached { content, digest } => {
             let econtent = der::Any::encode_from(&OctetString::new(content)?)?;
-            (EncapsulatedContentInfo { econtent_type: ID_DATA, econtent: Some(econtent) }, None)
+            (EncapsulatedContentInfo { econtent_type: ID_DATA, econtent: Some(econtent) }, None, digest)
         }
     };
+    let expected = signer.hash().digest_len();
+    if authorised.len() != expected {
+        return Err(PkiError::Invalid(format!("a digest of {} bytes for a {}-byte hash", authorised.len(), expected)));
+    }
     let tbs = certificate.tbs_certificate();
     let sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
         issuer: tbs.issuer().clone(),
         serial_number: tbs.serial_number().clone(),
     });
-    let mut signer_info = SignerInfoBuilder::new(sid, signer.digest_algorithm(), &encapsulated, external_digest)
+    let mut builder = SignerInfoBuilder::new(sid, signer.digest_algorithm(), &encapsulated, external_digest)
         .map_err(|e| PkiError::Invalid(format!("SignerInfo: {e}")))?;
-    signer_info
+    builder
         .add_signed_attribute(SigningCertificateV2::attribute(EssCertIdV2::hash_only(signed.certificate_der)?)?)
         .map_err(|e| PkiError::Invalid(format!("SignerInfo: {e}")))?;
     if let Baseline::Cades { signing_time: at } = signed.baseline {
-        signer_info
-            .add_signed_attribute(signing_time(at)?)
-            .map_err(|e| PkiError::Invalid(format!("SignerInfo: {e}")))?;
+        builder.add_signed_attribute(signing_time(at)?).map_err(|e| PkiError::Invalid(format!("SignerInfo: {e}")))?;
     }
     // Signed through the HsmSigner, so that an HSM that is busy or refuses stays a typed HSM error.
-    let signer_info = signer.build(signer_info)?;
+    let signer_info = signer.build(builder)?;
+    // The builder digests attached content itself: what it bound must be what the caller authorised.
+    if message_digest(&signer_info).as_deref() != Some(authorised) {
+        return Err(PkiError::Invalid("the signed message-digest is not the authorised digest".into()));
+    }
     let mut certificates = vec![CertificateChoices::Certificate(certificate)];
     for ca in signed.chain_der {
         certificates.push(CertificateChoices::Certificate(Certificate::from_der(ca)?));
     }
-    let signed_data = SignedData {
-        // RFC 5652 §5.1: version 1, as the content is id-data, the signer is named by issuer and serial
-        // number and only X.509 certificates are carried.
-        version: CmsVersion::V1,
-        digest_algorithms: SetOfVec::try_from(vec![signer.digest_algorithm()])?,
-        encap_content_info: encapsulated,
-        certificates: Some(CertificateSet::try_from(certificates)?),
-        crls: None,
-        signer_infos: SignerInfos::try_from(vec![signer_info])?,
-    };
-    Ok(ContentInfo { content_type: ID_SIGNED_DATA, content: der::Any::encode_from(&signed_data)? }.to_der()?)
+    let envelope = Envelope { encapsulated, certificates, digest_algorithm: signer.digest_algorithm() };
+    Ok((signer_info, envelope))
+}
+
+/// The message-digest signed attribute's value.
+fn message_digest(signer_info: &SignerInfo) -> Option<Vec<u8>> {
+    let attribute = signer_info.signed_attrs.as_ref()?.iter().find(|a| a.oid == ID_MESSAGE_DIGEST)?;
+    let digest: OctetString = attribute.values.get(0)?.decode_as().ok()?;
+    Some(digest.as_bytes().to_vec())
 }
 
 /// id-aa-signatureTimeStampToken (RFC 3161 appendix A, EN 319 122-1 §5.3): the unsigned attribute that
@@ -140,31 +184,39 @@ pub fn signature_value(cms_der: &[u8]) -> Result<Vec<u8>, PkiError> {
 }
 
 /// Adds `token` (a TimeStampToken: DER ContentInfo of SignedData over a TSTInfo) to the one SignerInfo
-/// as its signature time-stamp: B-B becomes B-T. The token must cover that SignerInfo's signature value
-/// (its imprint is checked against it), so that a token for another signature is never attached.
+/// of a CMS already made, as its signature time-stamp: B-B becomes B-T.
 pub fn with_signature_time_stamp(cms_der: &[u8], token: &[u8]) -> Result<Vec<u8>, PkiError> {
     let (content_info, mut signed_data) = signed_data_of(cms_der)?;
-    let imprint = time_stamp_imprint(token)?;
-    let hash = crate::domain::HashAlgorithm::from_oid(&imprint.hash_algorithm.oid.to_string())
-        .ok_or_else(|| PkiError::Invalid("a time-stamp with a hash algorithm rssp does not use".into()))?;
     let mut signer_infos = signed_data.signer_infos.0.into_vec();
     let [signer_info] = signer_infos.as_mut_slice() else {
         return Err(PkiError::Invalid("a SignedData without exactly one SignerInfo".into()));
     };
+    attach_time_stamp(signer_info, token)?;
+    signed_data.signer_infos = SignerInfos::try_from(signer_infos)?;
+    Ok(ContentInfo { content_type: content_info.content_type, content: der::Any::encode_from(&signed_data)? }
+        .to_der()?)
+}
+
+/// Puts `token` in the SignerInfo's unsigned attributes as its signature time-stamp. The token must cover
+/// that SignerInfo's signature value (its imprint is checked), so that a token for another signature is
+/// never attached, and there must not be one already.
+fn attach_time_stamp(signer_info: &mut SignerInfo, token: &[u8]) -> Result<(), PkiError> {
+    let imprint = time_stamp_imprint(token)?;
+    let hash = crate::domain::HashAlgorithm::from_oid(&imprint.hash_algorithm.oid.to_string())
+        .ok_or_else(|| PkiError::Invalid("a time-stamp with a hash algorithm rssp does not use".into()))?;
     if imprint.hashed_message.as_bytes() != hash.digest(signer_info.signature.as_bytes()).as_slice() {
         return Err(PkiError::Invalid("the time-stamp does not cover this signature".into()));
     }
-    let attribute =
-        Attribute { oid: SIGNATURE_TIME_STAMP_TOKEN, values: SetOfVec::try_from(vec![der::Any::from_der(token)?])? };
     let mut unsigned = signer_info.unsigned_attrs.take().map(|a| a.into_vec()).unwrap_or_default();
     if unsigned.iter().any(|a| a.oid == SIGNATURE_TIME_STAMP_TOKEN) {
         return Err(PkiError::Invalid("the signature already has a time-stamp".into()));
     }
-    unsigned.push(attribute);
+    unsigned.push(Attribute {
+        oid: SIGNATURE_TIME_STAMP_TOKEN,
+        values: SetOfVec::try_from(vec![der::Any::from_der(token)?])?,
+    });
     signer_info.unsigned_attrs = Some(SetOfVec::try_from(unsigned)?);
-    signed_data.signer_infos = SignerInfos::try_from(signer_infos)?;
-    Ok(ContentInfo { content_type: content_info.content_type, content: der::Any::encode_from(&signed_data)? }
-        .to_der()?)
+    Ok(())
 }
 
 fn signed_data_of(cms_der: &[u8]) -> Result<(ContentInfo, SignedData), PkiError> {
@@ -304,7 +356,7 @@ mod tests {
                 Signed {
                     certificate_der: &certificate_der,
                     chain_der: &chain,
-                    content: Content::Attached { content: &document },
+                    content: Content::Attached { content: &document, digest: &digest },
                     baseline: Baseline::PadesCms,
                 },
             )

@@ -150,6 +150,7 @@ fn sign_hash_inner(
                     count,
                     quota: count,
                     event: AuditEventName::SignaturesSignHash,
+                    cause: "hsm",
                 },
             );
             if refused_login || busy {
@@ -169,10 +170,12 @@ struct Spent<'a> {
     count: i32,
     quota: i32,
     event: AuditEventName,
+    /// What failed, as a fixed name ([`ServiceError::reason`] or `hsm`).
+    cause: &'static str,
 }
 
 /// Gives the SAD's hashes and budget and the credential's transactions back, with an audit record, after
-/// the HSM failed: nothing left, so nothing stays spent. A failure to refund is logged (the request
+/// the HSM (or for signDoc the TSA or the database) failed: nothing left, so nothing stays spent. A failure to refund is logged (the request
 /// fails anyway, with the HSM's error).
 fn refund(services: &Services, spent: Spent<'_>) {
     let refund = services.conn().and_then(|mut conn| {
@@ -188,8 +191,8 @@ fn refund(services: &Services, spent: Spent<'_>) {
                     user_id: Some(&spent.principal.user_id),
                     credential_id: Some(spent.credential_id),
                     detail: format!(
-                        "HSM failure after authorisation; {} signatures and {} transactions refunded",
-                        spent.count, spent.quota
+                        "failure after authorisation ({}); {} signatures and {} transactions refunded",
+                        spent.cause, spent.count, spent.quota
                     ),
                 },
             )

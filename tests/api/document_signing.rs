@@ -379,6 +379,10 @@ async fn requests_it_cannot_serve_are_refused_and_spend_nothing() {
             "Invalid parameter signatureQualifier",
         ),
         (json!({"SAD": sad, "documents": doc(json!({}))["documents"]}), "parameter credentialID"),
+        (
+            json!({"SAD": sad, "signatureQualifier": "eu_eidas_qes", "documents": doc(json!({}))["documents"]}),
+            "does not choose a credential by signatureQualifier",
+        ),
         (json!({"credentialID": id, "documents": doc(json!({}))["documents"]}), "parameter SAD"),
         (
             json!({"credentialID": id, "SAD": sad, "operationMode": "A", "documents": doc(json!({}))["documents"]}),
@@ -470,4 +474,126 @@ async fn an_hsm_failure_after_the_spend_gives_everything_back() {
         .get_result(&mut *conn)
         .unwrap();
     assert_eq!(refunds, 1);
+}
+
+/// The SAD binds the digest made with the signature algorithm's hash: a document authorised as its
+/// SHA-256 digest is not signed with SHA-384 (403). `rsaEncryption` takes the hash from
+/// `hashAlgorithmOID`, and RSASSA-PSS from its parameters; openssl verifies both.
+#[tokio::test]
+async fn the_hash_is_the_signature_algorithm_s_and_rsa_pkcs1_and_pss_verify() {
+    let server = TestServer::start().await;
+    let judge = Judge::of(&server);
+    let signer = server.provision("doc-rsa", KeyKind::Rsa2048, 2, None).await;
+    let token = server.login("v2", &signer).await;
+    let raw = b"signed with rsaEncryption and an explicit hash".to_vec();
+    let pss = b"signed with RSASSA-PSS".to_vec();
+    let sad = authorize(&server, &token, &signer, &[sha256(&raw), sha256(&pss)]).await;
+    let document = |bytes: &[u8], extra: Value| {
+        let mut entry =
+            json!({"document": b64(bytes), "signature_format": "C", "signed_envelope_property": "Detached"});
+        entry.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        json!({"credentialID": signer.credential_id, "SAD": sad, "documents": [entry]})
+    };
+    let (status, body) = sign_doc(&server, &token, document(&raw, json!({"signAlgo": "1.2.840.113549.1.1.12"}))).await;
+    assert_error(status, &body, 403, "invalid_hash", "does not match authorized hash");
+
+    let (status, body) = sign_doc(
+        &server,
+        &token,
+        document(&raw, json!({"signAlgo": "1.2.840.113549.1.1.1", "hashAlgorithmOID": SHA256})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(judge.cms_verify("raw", &the_one(&body, "SignatureObject"), Some(&raw)), Some(raw.clone()));
+
+    let params = "MDSgDzANBglghkgBZQMEAgEFAKEcMBoGCSqGSIb3DQEBCDANBglghkgBZQMEAgEFAKIDAgEg";
+    let (status, body) = sign_doc(
+        &server,
+        &token,
+        document(&pss, json!({"signAlgo": "1.2.840.113549.1.1.10", "signAlgoParams": params})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let cms = the_one(&body, "SignatureObject");
+    assert_eq!(judge.cms_verify("pss", &cms, Some(&pss)), Some(pss.clone()));
+    assert_eq!(signer_info(&cms).signature_algorithm.oid.to_string(), "1.2.840.113549.1.1.10");
+}
+
+/// Refusals the ledger makes, after the request's own checks passed: a document twice when the SAD
+/// covers it once (403), an expired SAD; each spends nothing. One SAD is one budget across signHash and
+/// signDoc: a hash signed through one is gone for the other.
+#[tokio::test]
+async fn the_ledger_refuses_what_the_sad_does_not_cover_and_the_sad_is_one_budget_for_both_methods() {
+    let server = TestServer::start().await;
+    let signer = server.provision_with_quota("doc-ledger", KeyKind::EcP256, 3, None, Some(10)).await;
+    let token = server.login("v2", &signer).await;
+    let once = b"authorised once".to_vec();
+    let raw_hash = sha256(b"signed through signHash");
+    let sad = authorize(&server, &token, &signer, &[sha256(&once), raw_hash.clone()]).await;
+    let documents = |docs: &[&[u8]]| {
+        json!({"credentialID": signer.credential_id, "SAD": sad, "documents": docs.iter().map(|d|
+            json!({"document": b64(d), "signature_format": "C", "signAlgo": ES256})).collect::<Vec<_>>()})
+    };
+    let (status, body) = sign_doc(&server, &token, documents(&[&once, &once])).await;
+    assert_error(status, &body, 403, "invalid_hash", "does not match authorized hash");
+    assert_eq!(quota_used(&server, &signer.credential_id), 0);
+
+    // The raw hash through signHash, the document through signDoc: the same SAD, each hash once.
+    let (status, body) = server
+        .post(
+            "/csc/v2/signatures/signHash",
+            Some(&token),
+            json!({"credentialID": signer.credential_id, "SAD": sad, "hashes": [b64(&raw_hash)],
+                   "hashAlgorithmOID": SHA256, "signAlgo": ES256}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let digest_body = json!({"credentialID": signer.credential_id, "SAD": sad, "documentDigests": [
+        {"hashes": [b64(&raw_hash)], "hashAlgorithmOID": SHA256, "signature_format": "C", "signAlgo": ES256}]});
+    let (status, body) = sign_doc(&server, &token, digest_body).await;
+    assert_error(status, &body, 403, "invalid_hash", "does not match authorized hash");
+    let (status, body) = sign_doc(&server, &token, documents(&[&once])).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(quota_used(&server, &signer.credential_id), 2);
+
+    // A SAD past its lifetime signs nothing.
+    let later = b"authorised, then too late".to_vec();
+    let sad = authorize(&server, &token, &signer, std::slice::from_ref(&sha256(&later))).await;
+    server.clock.advance(server.services().config.security.sad_max_lifetime_secs + 1);
+    let (status, body) = sign_doc(
+        &server,
+        &token,
+        json!({"credentialID": signer.credential_id, "SAD": sad, "documents": [
+            {"document": b64(&later), "signature_format": "C", "signAlgo": ES256}]}),
+    )
+    .await;
+    assert_error(status, &body, 400, "invalid_request", "SAD expired");
+    assert_eq!(quota_used(&server, &signer.credential_id), 2);
+}
+
+/// More signatures than `security.max_hashes_per_request`, or more documents than
+/// `security.max_signdoc_document_bytes` allows in one body, are refused before anything is spent.
+#[tokio::test]
+async fn too_many_signatures_or_too_large_a_body_is_refused() {
+    let server = TestServer::start_with(|c| {
+        c.security.max_hashes_per_request = 2;
+        c.security.max_signdoc_document_bytes = 64 * 1024;
+    })
+    .await;
+    let signer = server.provision("doc-limits", KeyKind::EcP256, 3, None).await;
+    let token = server.login("v2", &signer).await;
+    let docs: Vec<Vec<u8>> = (0..3).map(|i| format!("document {i}").into_bytes()).collect();
+    let sad = authorize(&server, &token, &signer, &docs[..2].iter().map(|d| sha256(d)).collect::<Vec<_>>()).await;
+    let body = |docs: &[Vec<u8>]| {
+        json!({"credentialID": signer.credential_id, "SAD": sad, "documents": docs.iter().map(|d|
+            json!({"document": b64(d), "signature_format": "C", "signAlgo": ES256})).collect::<Vec<_>>()})
+    };
+    let (status, answer) = sign_doc(&server, &token, body(&docs)).await;
+    assert_error(status, &answer, 400, "invalid_request", "Too many signatures: at most 2");
+    let large = vec![vec![b'x'; 200 * 1024]];
+    let (status, answer) = sign_doc(&server, &token, body(&large)).await;
+    assert_error(status, &answer, 413, "invalid_request", "");
+    assert_eq!(quota_used(&server, &signer.credential_id), 0);
+    let (status, answer) = sign_doc(&server, &token, body(&docs[..2])).await;
+    assert_eq!(status, 200, "{answer}");
 }

@@ -222,7 +222,7 @@ proptest! {
         parse_as::<csc_v2::AuthorizeRequestBody>(&body)?;
         parse_as::<csc_v2::ExtendTransactionRequest>(&body)?;
         parse_as::<csc_v2::SignHashRequestBody>(&body)?;
-        parse_as::<csc_v2::SignDocRequestBody>(&body)?;
+        parse_as::<super::super::sign_doc::SignDocRequestBody>(&body)?;
     }
 
     #[test]

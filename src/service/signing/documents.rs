@@ -120,6 +120,13 @@ fn sign_doc_inner(
     drop(conn);
     let kind = key_kind(&row)?;
     let plans = request.items.iter().map(|item| plan(kind, item)).collect::<Result<Vec<_>, _>>()?;
+    if plans.iter().any(|p| p.item.level.has_signature_time_stamp()) && !services.tsa.unit.valid_at(now) {
+        return Err(ServiceError::InvalidRequest(
+            "Invalid parameter conformance_level: Ades-B-T is not available now (the time-stamping unit's \
+             certificate is not valid); ask for Ades-B-B"
+                .into(),
+        ));
+    }
     ensure_usable(&row, now)?;
     let sad_row = usable_sad(sad_row, now)?;
     let key = KeyId::from_hex(&row.key_id).ok_or_else(|| ServiceError::invariant("stored key id"))?;
@@ -159,7 +166,7 @@ fn sign_doc_inner(
     let signer_for = |scheme| HsmSigner::new(&services.keystore, key.clone(), scheme, public_key.clone());
     let made = plans
         .iter()
-        .map(|plan| make(services, &signer_for, &certificate, plan))
+        .map(|plan| make(services, &signer_for, &certificate, plan).map_err(|e| in_context(e, &credential_id)))
         .collect::<Result<Vec<_>, _>>()
         .and_then(|made| {
             let stamps: Vec<&SignatureTimeStamp> = made.iter().filter_map(|(_, stamp)| stamp.as_ref()).collect();
@@ -184,10 +191,37 @@ fn sign_doc_inner(
                     count,
                     quota,
                     event: AuditEventName::SignaturesSignDoc,
+                    cause: e.reason(),
                 },
             );
             Err(e)
         }
+    }
+}
+
+/// An internal failure says which credential was signing; a busy or refusing HSM stays what it is (503).
+fn in_context(e: ServiceError, credential_id: &str) -> ServiceError {
+    match e {
+        ServiceError::Internal(source) => {
+            ServiceError::internal_while(format!("signDoc with credential {credential_id}"), Boxed(source))
+        }
+        other => other,
+    }
+}
+
+/// A boxed error as an error of its own, to be wrapped with its context.
+#[derive(Debug)]
+struct Boxed(Box<dyn std::error::Error + Send + Sync>);
+
+impl std::fmt::Display for Boxed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Boxed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
     }
 }
 
@@ -245,7 +279,9 @@ fn make<'k>(
 ) -> Result<(Signed, Option<SignatureTimeStamp>), ServiceError> {
     let signer = signer_for(plan.scheme)?;
     let content = match (&plan.item.input, plan.packaging) {
-        (Input::Document(document), Packaging::Attached) => Content::Attached { content: document },
+        (Input::Document(document), Packaging::Attached) => {
+            Content::Attached { content: document, digest: &plan.digest }
+        }
         _ => Content::Detached { digest: &plan.digest },
     };
     let baseline = match plan.item.format {
@@ -254,18 +290,21 @@ fn make<'k>(
         SignatureFormat::Pades => Baseline::PadesCms,
     };
     let chain = [services.ca.issuing.certificate_der.clone()];
-    let signed =
-        cades::sign_b_b(&signer, cades::Signed { certificate_der: certificate, chain_der: &chain, content, baseline })?;
-    let (signed, stamp) = if plan.item.level.has_signature_time_stamp() {
-        let value = cades::signature_value(&signed)?;
-        let stamp = timestamps::signature_time_stamp(services, plan.scheme.hash(), &value)?;
-        (cades::with_signature_time_stamp(&signed, &stamp.token)?, Some(stamp))
+    let signed = cades::Signed { certificate_der: certificate, chain_der: &chain, content, baseline };
+    let mut stamp = None;
+    let cms = if plan.item.level.has_signature_time_stamp() {
+        cades::sign_b_t(&signer, signed, |signature_value| {
+            let made = timestamps::signature_time_stamp(services, plan.scheme.hash(), signature_value)?;
+            let token = made.token.clone();
+            stamp = Some(made);
+            Ok::<_, ServiceError>(token)
+        })?
     } else {
-        (signed, None)
+        cades::sign_b_b(&signer, signed)?
     };
     let signed = match plan.packaging {
-        Packaging::Attached => Signed::DocumentWithSignature(signed),
-        Packaging::Detached | Packaging::Certification | Packaging::Revision => Signed::SignatureObject(signed),
+        Packaging::Attached => Signed::DocumentWithSignature(cms),
+        Packaging::Detached | Packaging::Certification | Packaging::Revision => Signed::SignatureObject(cms),
     };
     Ok((signed, stamp))
 }
