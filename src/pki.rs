@@ -7,6 +7,7 @@ pub(crate) mod certificate;
 pub(crate) mod crl;
 pub(crate) mod hsm_signer;
 pub mod ocsp;
+pub mod pades;
 pub(crate) mod profile;
 pub mod tsa;
 // One struct per RFC structure, each field named as the RFC names it: the RFC is their documentation.

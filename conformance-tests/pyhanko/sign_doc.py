@@ -7,7 +7,11 @@
      (SCAL2), signDoc returns the CMS of a PAdES-B-T signature for it (signature_format P,
      documentDigests), pyHanko embeds it and validates the PDF: intact, valid, trusted, covering the
      whole file, with a trusted signature time-stamp from rssp's TSA.
-  3. CAdES: a text file is sent whole (documents) and signed detached at B-T; pyHanko validates the
+  3. PAdES of a whole PDF: rssp signs it inside (Ades-B-T, certifying it), then signs the result again
+     (an approval); pyHanko validates both signatures: intact, valid, trusted, time-stamped, the first
+     with only the second signature added after it (allowed by its certification), the second covering
+     the whole file.
+  4. CAdES: a text file is sent whole (documents) and signed detached at B-T; pyHanko validates the
      .p7s against the file: intact, valid, trusted, with a trusted time-stamp. The same .p7s does not
      validate against another file.
 
@@ -135,6 +139,40 @@ async def pades_with_external_cms(client: SignDocClient, chain: list[x509.Certif
     print(f"OK   PAdES-B-T with rssp's CMS: intact, valid, trusted, time-stamped at {status.timestamp_validity.timestamp}")
 
 
+async def pades_whole_documents(client: SignDocClient, chain: list[x509.Certificate],
+                                vc: ValidationContext) -> None:
+    data = make_test_pdf(9)
+    for round in ("certification", "approval"):
+        sad = await client.authorize([hashlib.sha256(data).digest()])
+        answer = await client.sign_doc({
+            "SAD": sad,
+            "documents": [{"document": b64(data), "signature_format": "P", "conformance_level": "Ades-B-T",
+                           "signAlgo": signer_algo(chain[0])}],
+        })
+        signed = answer.get("DocumentWithSignature") or []
+        if len(signed) != 1:
+            raise InteropError(f"signDoc P documents ({round}): expected one DocumentWithSignature, got {list(answer)}")
+        signed_data = base64.b64decode(signed[0])
+        if not signed_data.startswith(data):
+            raise InteropError(f"signDoc P documents ({round}): the original bytes were changed")
+        data = signed_data
+    sigs = PdfFileReader(io.BytesIO(data)).embedded_signatures
+    if len(sigs) != 2:
+        raise InteropError(f"expected 2 signatures, found {len(sigs)}")
+    for sig, what in zip(sigs, ("the certification", "the approval")):
+        status = await async_validate_pdf_signature(sig, signer_validation_context=vc, ts_validation_context=vc)
+        check(status, f"PAdES-B-T of a whole PDF, {what}")
+        if not status.docmdp_ok:
+            raise InteropError(f"{what}: changes after it break the certification ({status.modification_level})")
+    first, second = sigs
+    if first.docmdp_level is None:
+        raise InteropError("the first signature does not certify the document")
+    last = await async_validate_pdf_signature(second, signer_validation_context=vc, ts_validation_context=vc)
+    if last.coverage != SignatureCoverageLevel.ENTIRE_FILE:
+        raise InteropError(f"the second signature's coverage is {last.coverage}")
+    print("OK   PAdES-B-T of a whole PDF, certified then approved: both intact, valid, trusted, time-stamped")
+
+
 def signer_algo(cert: x509.Certificate) -> str:
     return ECDSA_SHA256 if cert.public_key.algorithm == "ec" else "1.2.840.113549.1.1.11"
 
@@ -171,6 +209,7 @@ async def run(args) -> None:
         await client.login(args.username, args.password)
         chain = await client.chain()
         await pades_with_external_cms(client, chain, vc)
+        await pades_whole_documents(client, chain, vc)
         await cades_detached(client, chain, vc)
 
 

@@ -136,7 +136,7 @@ pub struct DocumentDigests {
 #[schema(as = CscV2Document)]
 pub struct Document {
     pub document: Option<String>,
-    /// `C` (CAdES); `P` (whole PDFs) is not offered yet.
+    /// `C` (CAdES) or `P` (PAdES: the PDF signed inside, invisibly), in any letter case.
     pub signature_format: Option<String>,
     /// `Ades-B-B` (default) or `Ades-B-T`, in any letter case.
     pub conformance_level: Option<String>,
@@ -151,7 +151,9 @@ pub struct Document {
     /// Attributes to add: none are offered yet, so a non-empty list is refused.
     #[schema(value_type = Option<Vec<Object>>)]
     pub signed_props: Option<SignedProps>,
-    /// `Attached` (default: the document inside the CMS) or `Detached` (a `.p7s`).
+    /// CAdES: `Attached` (default: the document inside the CMS) or `Detached` (a `.p7s`). PAdES:
+    /// `Certification` or `Revision`; by default the PDF's first signature certifies it (form filling and
+    /// signing stay allowed) and later ones approve.
     pub signed_envelope_property: Option<String>,
 }
 
@@ -345,13 +347,15 @@ fn service_request(body: SignDocRequestBody) -> Result<SignDocRequest, ApiError>
 #[utoipa::path(post, operation_id = "csc_v2_sign_doc", tag = "CSC v2.0.0.2", request_body = SignDocRequestBody,
     security(("bearer" = [])),
     description = "AdES signatures made by rssp: CAdES (`C`) of whole documents (`documents`, Attached or \
-        Detached) or of content digests (`documentDigests`, Detached), and the CMS of a PAdES (`P`) signature \
-        for a PDF the client prepared (`documentDigests`: the digest of its /ByteRange; the client embeds the \
-        CMS in /Contents). Levels `Ades-B-B` and `Ades-B-T` (a signature time-stamp from rssp's TSA). Under \
-        SCAL2 the SAD must be bound to each digest sent, or to each document's digest made with the \
-        signature algorithm's hash. Each signature and each time-stamp spends one transaction of the \
-        credential. Whole PDFs (`P` in `documents`), B-LT, B-LTA, signed_props and validation info are not \
-        offered yet and are refused.",
+        Detached) or of content digests (`documentDigests`, Detached); PAdES (`P`) of whole PDFs, signed \
+        inside as an incremental update (`documents`, answered in `DocumentWithSignature`; refused: encrypted \
+        PDFs, PDFs certified with no changes allowed, XFA forms, files that are not PDFs), and the CMS of a \
+        PAdES signature for a PDF the client prepared (`documentDigests`: the digest of its /ByteRange; the \
+        client embeds the CMS in /Contents). Levels `Ades-B-B` and `Ades-B-T` (a signature time-stamp from \
+        rssp's TSA). Under SCAL2 the SAD must be bound to each digest sent, or to each document's digest (of \
+        the document as sent) made with the signature algorithm's hash. Each signature and each time-stamp \
+        spends one transaction of the credential. B-LT, B-LTA, visible PDF signatures, signed_props and \
+        validation info are not offered yet and are refused.",
     responses((status = 200, body = SignDocResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, description = "`invalid_hash`: a document or digest the SAD is not bound to", body = ErrorBody),
         (status = 503, description = "Too many signDoc requests in flight, or the HSM is busy or unavailable", body = ErrorBody)))]

@@ -358,7 +358,7 @@ async fn requests_it_cannot_serve_are_refused_and_spend_nothing() {
         (doc(json!({"signed_envelope_property": "Parallel"})), "Invalid parameter signed_envelope_property"),
         (doc(json!({"signed_envelope_property": "Certification"})), "Invalid parameter signed_envelope_property"),
         (dig(json!({"signed_envelope_property": "Attached"})), "Invalid parameter signed_envelope_property"),
-        (doc(json!({"signature_format": "P"})), "does not yet sign whole PDFs"),
+        (doc(json!({"signature_format": "P"})), "Invalid array parameter documents: the document is not a PDF"),
         (doc(json!({"signed_props": [{"attribute_name": "content-hints"}]})), "Invalid parameter signed_props"),
         (doc(json!({"signAlgo": null})), "parameter signAlgo"),
         (doc(json!({"signAlgo": SHA256_WITH_RSA})), "signAlgo"),
@@ -596,4 +596,133 @@ async fn too_many_signatures_or_too_large_a_body_is_refused() {
     assert_eq!(quota_used(&server, &signer.credential_id), 0);
     let (status, answer) = sign_doc(&server, &token, body(&docs[..2])).await;
     assert_eq!(status, 200, "{answer}");
+}
+
+/// The PDFs of the corpus (tests/pdfs: Ghostscript 1.4 and 1.7, qpdf's object streams, linearized and
+/// PDF 2.0 files, pyHanko's writer and an incremental update of it), each signed inside (PAdES, an
+/// incremental update that keeps the original bytes) through signDoc: `qpdf --check` finds the result
+/// sound and poppler's `pdfsig` finds the signature valid and covering the whole file. A second person
+/// then signs the signed file, and both signatures stay valid.
+#[tokio::test]
+async fn whole_pdfs_are_signed_inside_and_a_second_signature_keeps_the_first_valid() {
+    let server = TestServer::start().await;
+    let alice = server.provision_with_quota("pdf-alice", KeyKind::EcP256, 20, None, Some(100)).await;
+    let bob = server.provision("pdf-bob", KeyKind::Rsa2048, 20, None).await;
+    let alice_token = server.login("v2", &alice).await;
+    let bob_token = server.login("v2", &bob).await;
+    let corpus = pdf_corpus(&[
+        "ghostscript-1.4.pdf",
+        "ghostscript-1.7.pdf",
+        "qpdf-object-streams.pdf",
+        "qpdf-linearized.pdf",
+        "qpdf-2.0.pdf",
+        "pyhanko.pdf",
+        "pyhanko-incremental.pdf",
+    ]);
+    let sad =
+        authorize(&server, &alice_token, &alice, &corpus.iter().map(|(_, pdf)| sha256(pdf)).collect::<Vec<_>>()).await;
+    let entries: Vec<Value> = corpus
+        .iter()
+        .enumerate()
+        .map(|(i, (_, pdf))| {
+            let level = if i % 2 == 0 { "Ades-B-B" } else { "Ades-B-T" };
+            json!({"document": b64(pdf), "signature_format": "P", "conformance_level": level, "signAlgo": ES256})
+        })
+        .collect();
+    let (status, body) =
+        sign_doc(&server, &alice_token, json!({"credentialID": alice.credential_id, "SAD": sad, "documents": entries}))
+            .await;
+    assert_eq!(status, 200, "{body}");
+    let signed: Vec<Vec<u8>> =
+        body["DocumentWithSignature"].as_array().unwrap().iter().map(|d| unb64(d.as_str().unwrap())).collect();
+    assert_eq!(signed.len(), corpus.len());
+    assert!(body.get("SignatureObject").is_none());
+    let dir = tempfile::tempdir().unwrap();
+    for ((name, original), signed) in corpus.iter().zip(&signed) {
+        assert_eq!(&signed[..original.len()], &original[..], "{name}: the original bytes are kept");
+        let path = dir.path().join(name);
+        std::fs::write(&path, signed).unwrap();
+        qpdf_check(&path);
+        assert_eq!(pdfsig_valid(&path), vec![true], "{name}: one valid signature covering the file");
+    }
+    assert_eq!(quota_used(&server, &alice.credential_id), corpus.len() as i32 + 3, "7 signatures, 3 time-stamps");
+
+    // Bob signs what alice signed: an approval after her certification, hers still valid.
+    let first = &signed[1];
+    let sad = authorize(&server, &bob_token, &bob, std::slice::from_ref(&sha256(first))).await;
+    let (status, body) = sign_doc(
+        &server,
+        &bob_token,
+        json!({"credentialID": bob.credential_id, "SAD": sad, "documents": [
+            {"document": b64(first), "signature_format": "P", "signAlgo": "1.2.840.113549.1.1.11"}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let twice = the_one(&body, "DocumentWithSignature");
+    assert_eq!(&twice[..first.len()], &first[..]);
+    let path = dir.path().join("twice.pdf");
+    std::fs::write(&path, &twice).unwrap();
+    qpdf_check(&path);
+    assert_eq!(pdfsig_valid(&path), vec![true, true], "both signatures valid");
+}
+
+/// PDFs that cannot be signed are refused with the reason, before anything is spent: encrypted (with a
+/// user password, or an owner password only), certified with no changes allowed, with an XFA form, and
+/// files that are not PDFs at all.
+#[tokio::test]
+async fn pdfs_that_cannot_be_signed_are_refused_and_spend_nothing() {
+    let server = TestServer::start().await;
+    let signer = server.provision_with_quota("pdf-refusals", KeyKind::EcP256, 10, None, Some(10)).await;
+    let token = server.login("v2", &signer).await;
+    let mut cases: Vec<(String, Vec<u8>, &str)> = pdf_corpus(&[
+        "encrypted-user-password.pdf",
+        "encrypted-owner-password.pdf",
+        "certified-no-changes.pdf",
+        "xfa-form.pdf",
+    ])
+    .into_iter()
+    .zip(["encrypted", "encrypted", "no changes allowed", "XFA"])
+    .map(|((name, pdf), why)| (name, pdf, why))
+    .collect();
+    cases.push(("text.txt".into(), b"just some text".to_vec(), "not a PDF"));
+    cases.push(("truncated.pdf".into(), pdf_corpus(&["pyhanko.pdf"])[0].1[..300].to_vec(), "damaged"));
+    let sad =
+        authorize(&server, &token, &signer, &cases.iter().map(|(_, pdf, _)| sha256(pdf)).collect::<Vec<_>>()).await;
+    for (name, pdf, why) in &cases {
+        let (status, body) = sign_doc(
+            &server,
+            &token,
+            json!({"credentialID": signer.credential_id, "SAD": sad, "documents": [
+                {"document": b64(pdf), "signature_format": "P", "signAlgo": ES256}]}),
+        )
+        .await;
+        assert_error(status, &body, 400, "invalid_request", "Invalid array parameter documents");
+        assert!(body["error_description"].as_str().unwrap().contains(why), "{name}: {body}");
+    }
+    assert_eq!(quota_used(&server, &signer.credential_id), 0);
+}
+
+fn pdf_corpus(names: &[&str]) -> Vec<(String, Vec<u8>)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pdfs");
+    names.iter().map(|name| (name.to_string(), std::fs::read(dir.join(name)).unwrap())).collect()
+}
+
+fn qpdf_check(path: &std::path::Path) {
+    let out = std::process::Command::new("qpdf").arg("--check").arg(path).output().expect("qpdf is installed");
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && said.contains("No syntax or stream encoding errors"),
+        "qpdf --check {path:?}: {said}"
+    );
+}
+
+/// Whether `pdfsig` finds each signature valid and, for the last, covering the whole file (the
+/// certificates are not judged: poppler has no trust store here; openssl and pyHanko judge the chain).
+fn pdfsig_valid(path: &std::path::Path) -> Vec<bool> {
+    let out = std::process::Command::new("pdfsig").arg("-nocert").arg(path).output().expect("pdfsig is installed");
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    let valid: Vec<bool> =
+        said.split("Signature #").skip(1).map(|s| s.contains("Signature Validation: Signature is Valid.")).collect();
+    assert!(said.contains("Total document signed"), "pdfsig {path:?}: {said}");
+    valid
 }

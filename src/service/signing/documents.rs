@@ -2,8 +2,9 @@
 //!
 //! - CAdES (`C`) of a whole document, attached (the document inside the CMS) or detached (a `.p7s`), or
 //!   of a digest the client made of its content (detached only);
-//! - the CMS of a PAdES (`P`) signature for a PDF the client prepared: the digest is that of its
-//!   /ByteRange, the answer the CMS the client puts in the signature dictionary's /Contents;
+//! - PAdES (`P`) of a whole PDF, signed inside (an incremental update, [`pades`]), invisible;
+//! - the CMS of a PAdES signature for a PDF the client prepared: the digest is that of its /ByteRange,
+//!   the answer the CMS the client puts in the signature dictionary's /Contents;
 //! - at `Ades-B-B`, or `Ades-B-T` with a signature time-stamp from rssp's own TSA.
 //!
 //! Authorised as signHash: under SCAL2 the SAD is bound to each digest sent, or for a document to its
@@ -22,6 +23,7 @@ use crate::hsm::KeyId;
 use crate::metrics::METRICS;
 use crate::pki::cades::{self, Baseline, Content};
 use crate::pki::hsm_signer::HsmSigner;
+use crate::pki::pades;
 use crate::pki::PkiError;
 
 use super::super::credentials::{ensure_usable, key_kind, usable_sad, MAX_ID_LEN};
@@ -74,8 +76,21 @@ struct Plan<'a> {
     item: &'a ToSign,
     scheme: SignatureScheme,
     packaging: Packaging,
-    /// What the SAD must cover, and the CMS's message-digest (for a PAdES CMS, the /ByteRange digest).
+    /// What the SAD must cover: the digest sent, or the document's. Also the CMS's message-digest, except
+    /// for a whole PDF, whose CMS signs the /ByteRange of `pdf`.
     digest: Vec<u8>,
+    /// A whole PDF with its signature update written, waiting for the CMS.
+    pdf: Option<pades::Prepared>,
+}
+
+/// Room kept in a PDF for the CMS: the signature, two certificates and the attributes take about 4 KB,
+/// a time-stamp token with its two certificates about 3 KB more.
+fn pdf_room(level: ConformanceLevel) -> usize {
+    if level.has_signature_time_stamp() {
+        24 * 1024
+    } else {
+        12 * 1024
+    }
 }
 
 /// Signs every item, in order. Nothing is signed unless the whole request is authorised.
@@ -119,7 +134,10 @@ fn sign_doc_inner(
         .ok_or(ServiceError::Invalid(super::super::Param::CredentialId))?;
     drop(conn);
     let kind = key_kind(&row)?;
-    let plans = request.items.iter().map(|item| plan(kind, item)).collect::<Result<Vec<_>, _>>()?;
+    let certificate = x509_cert::Certificate::from_der(&row.certificate)
+        .map_err(|e| ServiceError::internal_while("the credential's stored certificate", e))?;
+    let signer = PdfSigner { name: &signer_name(&certificate), now };
+    let plans = request.items.iter().map(|item| plan(kind, item, &signer)).collect::<Result<Vec<_>, _>>()?;
     if plans.iter().any(|p| p.item.level.has_signature_time_stamp()) && !services.tsa.unit.valid_at(now) {
         return Err(ServiceError::InvalidRequest(
             "Invalid parameter conformance_level: Ades-B-T is not available now (the time-stamping unit's \
@@ -130,15 +148,14 @@ fn sign_doc_inner(
     ensure_usable(&row, now)?;
     let sad_row = usable_sad(sad_row, now)?;
     let key = KeyId::from_hex(&row.key_id).ok_or_else(|| ServiceError::invariant("stored key id"))?;
-    let public_key = x509_cert::Certificate::from_der(&row.certificate)
-        .map(|c| c.tbs_certificate().subject_public_key_info().clone())
-        .map_err(|e| ServiceError::internal_while("the credential's stored certificate", e))?;
+    let public_key = certificate.tbs_certificate().subject_public_key_info().clone();
     let count = i32::try_from(plans.len()).map_err(ServiceError::internal)?;
     let stamps = plans.iter().filter(|p| p.item.level.has_signature_time_stamp()).count();
     let quota = count + i32::try_from(stamps).map_err(ServiceError::internal)?;
     let hashes: Vec<Vec<u8>> = plans.iter().map(|p| p.digest.clone()).collect();
     let certificate = row.certificate.clone();
     let credential_id = row.id.clone();
+    let detail = describe(&plans, stamps);
     services
         .ledger
         .write(
@@ -153,7 +170,7 @@ fn sign_doc_inner(
                 quota,
                 now,
                 event: AuditEventName::SignaturesSignDoc,
-                detail: describe(&plans, stamps),
+                detail,
                 request_id: crate::telemetry::current_request_id(),
             },
         )
@@ -164,8 +181,9 @@ fn sign_doc_inner(
         })?;
     // The HSM (and the TSA) work outside the transaction and without a pooled connection held.
     let signer_for = |scheme| HsmSigner::new(&services.keystore, key.clone(), scheme, public_key.clone());
+    let schemes: Vec<&'static str> = plans.iter().map(|p| p.scheme.name()).collect();
     let made = plans
-        .iter()
+        .into_iter()
         .map(|plan| make(services, &signer_for, &certificate, plan).map_err(|e| in_context(e, &credential_id)))
         .collect::<Result<Vec<_>, _>>()
         .and_then(|made| {
@@ -175,8 +193,8 @@ fn sign_doc_inner(
         });
     match made {
         Ok(made) => {
-            for plan in &plans {
-                METRICS.signatures.with_label_values(&[plan.scheme.name(), "csc_v2_signdoc"]).inc();
+            for scheme in schemes {
+                METRICS.signatures.with_label_values(&[scheme, "csc_v2_signdoc"]).inc();
             }
             Ok(made.into_iter().map(|(signed, _)| signed).collect())
         }
@@ -226,7 +244,7 @@ impl std::error::Error for Boxed {
 }
 
 /// Checks one item against the credential's key and works out what the SAD must cover.
-fn plan(kind: crate::domain::KeyKind, item: &ToSign) -> Result<Plan<'_>, ServiceError> {
+fn plan<'a>(kind: crate::domain::KeyKind, item: &'a ToSign, signer: &PdfSigner<'_>) -> Result<Plan<'a>, ServiceError> {
     let scheme = resolve_scheme(kind, &item.sign_algo, item.hash_algo.as_deref(), item.sign_algo_params.as_deref())?;
     if item.level > ConformanceLevel::BT {
         return Err(ServiceError::InvalidRequest(format!(
@@ -235,7 +253,8 @@ fn plan(kind: crate::domain::KeyKind, item: &ToSign) -> Result<Plan<'_>, Service
         )));
     }
     let hash = scheme.hash();
-    let (packaging, digest) = match (&item.input, item.format) {
+    let plan = |packaging, digest, pdf| Ok(Plan { item, scheme, packaging, digest, pdf });
+    match (&item.input, item.format) {
         (Input::Digest(digest), format) => {
             if digest.len() != hash.digest_len() {
                 return Err(ServiceError::DigestLength);
@@ -251,23 +270,54 @@ fn plan(kind: crate::domain::KeyKind, item: &ToSign) -> Result<Plan<'_>, Service
                 }
                 (SignatureFormat::Pades, packaging) => packaging.unwrap_or(Packaging::Certification),
             };
-            (packaging, digest.clone())
+            plan(packaging, digest.clone(), None)
+        }
+        (Input::Document(document), _) if document.is_empty() => {
+            Err(ServiceError::InvalidRequest("Invalid Base64 documents string parameter: empty".into()))
         }
         (Input::Document(document), SignatureFormat::Cades) => {
-            if document.is_empty() {
-                return Err(ServiceError::InvalidRequest("Invalid Base64 documents string parameter: empty".into()));
-            }
-            (item.packaging.unwrap_or(Packaging::Attached), hash.digest(document))
+            plan(item.packaging.unwrap_or(Packaging::Attached), hash.digest(document), None)
         }
-        (Input::Document(_), SignatureFormat::Pades) => {
-            return Err(ServiceError::InvalidRequest(
-                "Invalid parameter signature_format: rssp does not yet sign whole PDFs (P in documents); send the \
-                 digest of the prepared PDF's /ByteRange in documentDigests and embed the returned CMS"
-                    .into(),
-            ))
+        (Input::Document(document), SignatureFormat::Pades) => {
+            let fields = pades::SignatureFields {
+                signer_name: signer.name,
+                signing_time: signer.now,
+                reason: None,
+                location: None,
+                // By default the first signature certifies (form filling and signing stay allowed) and
+                // later ones approve.
+                certify: item.packaging.map(|p| p == Packaging::Certification),
+                visible: None,
+                reserved: pdf_room(item.level),
+            };
+            let prepared = pades::prepare(document, &fields).map_err(|refusal| {
+                ServiceError::InvalidRequest(format!("Invalid array parameter documents: {refusal}"))
+            })?;
+            let packaging = if prepared.certifies { Packaging::Certification } else { Packaging::Revision };
+            plan(packaging, hash.digest(document), Some(prepared))
         }
-    };
-    Ok(Plan { item, scheme, packaging, digest })
+    }
+}
+
+/// Who signs a PDF, and when, as its signature dictionary says.
+struct PdfSigner<'a> {
+    name: &'a str,
+    now: i64,
+}
+
+/// The signer's name for a PDF: the certificate's common name (its whole subject if it has none).
+fn signer_name(certificate: &x509_cert::Certificate) -> String {
+    let subject = certificate.tbs_certificate().subject();
+    let common_name = subject.iter().find(|atv| atv.oid == const_oid::db::rfc4519::CN);
+    common_name
+        .and_then(|atv| {
+            atv.value
+                .decode_as::<der::asn1::Utf8StringRef<'_>>()
+                .map(|s| s.as_str().to_string())
+                .or_else(|_| atv.value.decode_as::<der::asn1::PrintableStringRef<'_>>().map(|s| s.as_str().to_string()))
+                .ok()
+        })
+        .unwrap_or_else(|| subject.to_string())
 }
 
 /// Makes one signature (and its time-stamp at B-T).
@@ -275,18 +325,20 @@ fn make<'k>(
     services: &Services,
     signer_for: &impl Fn(SignatureScheme) -> Result<HsmSigner<'k>, PkiError>,
     certificate: &[u8],
-    plan: &Plan<'_>,
+    plan: Plan<'_>,
 ) -> Result<(Signed, Option<SignatureTimeStamp>), ServiceError> {
     let signer = signer_for(plan.scheme)?;
-    let content = match (&plan.item.input, plan.packaging) {
-        (Input::Document(document), Packaging::Attached) => {
+    let byte_range = plan.pdf.as_ref().map(|pdf| pdf.byte_range_digest(plan.scheme.hash()));
+    let content = match (&plan.item.input, plan.packaging, &byte_range) {
+        (_, _, Some(byte_range)) => Content::Detached { digest: byte_range },
+        (Input::Document(document), Packaging::Attached, None) => {
             Content::Attached { content: document, digest: &plan.digest }
         }
         _ => Content::Detached { digest: &plan.digest },
     };
     let baseline = match plan.item.format {
         SignatureFormat::Cades => Baseline::Cades { signing_time: services.now() },
-        // EN 319 142-1 §5.4: the time is the PDF's /M, which the client wrote.
+        // EN 319 142-1 §5.4: the time is the PDF's /M.
         SignatureFormat::Pades => Baseline::PadesCms,
     };
     let chain = [services.ca.issuing.certificate_der.clone()];
@@ -302,9 +354,10 @@ fn make<'k>(
     } else {
         cades::sign_b_b(&signer, signed)?
     };
-    let signed = match plan.packaging {
-        Packaging::Attached => Signed::DocumentWithSignature(cms),
-        Packaging::Detached | Packaging::Certification | Packaging::Revision => Signed::SignatureObject(cms),
+    let signed = match (plan.pdf, plan.packaging) {
+        (Some(pdf), _) => Signed::DocumentWithSignature(pdf.finish(&cms)?),
+        (None, Packaging::Attached) => Signed::DocumentWithSignature(cms),
+        (None, _) => Signed::SignatureObject(cms),
     };
     Ok((signed, stamp))
 }

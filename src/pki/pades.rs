@@ -1,0 +1,630 @@
+//! PAdES signatures inside a PDF (ETSI EN 319 142-1, ISO 32000-1 §12.8), made as an incremental update:
+//! the original bytes stay as they are, so earlier signatures stay valid, and a signature dictionary
+//! (`/SubFilter /ETSI.CAdES.detached`), its field and widget (invisible, or visible with an appearance
+//! naming the signer, the time, and a reason and location if given) are appended after them.
+//!
+//! [`prepare`] writes the update with room for the CMS in `/Contents` and the real `/ByteRange`; the
+//! caller signs [`Prepared::byte_range_digest`] (a [`super::cades`] CMS without signing-time: the time is
+//! `/M`) and [`Prepared::finish`] writes the CMS into the room kept for it. Refused before anything is
+//! signed: files that are not PDFs, encrypted PDFs, PDFs certified with "no changes allowed", XFA forms,
+//! and PDFs whose cross-reference data had to be reconstructed.
+
+use std::ops::Range;
+
+use lopdf::{Dictionary, Document, IncrementalDocument, Object, ObjectId, Stream, StringFormat};
+
+use crate::domain::HashAlgorithm;
+
+/// Why a PDF cannot be signed (shown to the client).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PdfRefusal {
+    /// Not a PDF, or one rssp cannot read.
+    #[error("the document is not a PDF rssp can read ({0})")]
+    NotPdf(String),
+    /// Encrypted or password-protected.
+    #[error("the PDF is encrypted or password-protected; send it without encryption")]
+    Encrypted,
+    /// Certified with DocMDP P=1.
+    #[error("the PDF is certified with no changes allowed: a signature would break its certification")]
+    NoChangesAllowed,
+    /// Holds an XFA form.
+    #[error("the PDF holds an XFA form (a dynamic, \"smart\" PDF), whose signatures rssp cannot make valid")]
+    Xfa,
+    /// Its cross-reference data is damaged.
+    #[error("the PDF's cross-reference data is damaged; repair the file (e.g. qpdf) and send it again")]
+    Damaged,
+    /// A certification signature asked for where there is a signature already.
+    #[error("the PDF is signed already: only its first signature can certify it (ask for Revision)")]
+    CertifyAfterSignature,
+    /// A visible signature on a page the PDF does not have.
+    #[error("the PDF has no page {0}")]
+    NoSuchPage(u32),
+    /// A visible signature's rectangle that is not one.
+    #[error("the signature rectangle must have a positive width and height")]
+    BadRectangle,
+}
+
+/// Where a visible signature goes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Visible {
+    /// The page, from 1.
+    pub page: u32,
+    /// The rectangle in PDF points from the page's lower left corner: x1, y1, x2, y2.
+    pub rect: [f32; 4],
+}
+
+/// What the signature says, besides its CMS.
+#[derive(Debug, Clone)]
+pub struct SignatureFields<'a> {
+    /// The signer's name (`/Name`, and the appearance).
+    pub signer_name: &'a str,
+    /// The signing time, Unix seconds (`/M`, and the appearance).
+    pub signing_time: i64,
+    /// `/Reason`.
+    pub reason: Option<&'a str>,
+    /// `/Location`.
+    pub location: Option<&'a str>,
+    /// Certify the document (DocMDP: form filling and signing allowed after), or approve it. None: certify
+    /// when the PDF holds no signature yet, approve otherwise.
+    pub certify: Option<bool>,
+    /// Invisible when None.
+    pub visible: Option<Visible>,
+    /// Bytes kept for the CMS (DER).
+    pub reserved: usize,
+}
+
+/// A PDF with its signature update written, waiting for the CMS.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pdf: Vec<u8>,
+    /// The hex string `<…>` kept for the CMS, brackets included: what `/ByteRange` leaves out.
+    contents: Range<usize>,
+    /// Whether the signature certifies the document.
+    pub certifies: bool,
+}
+
+impl Prepared {
+    /// The digest the CMS signs: of the file without the `/Contents` string (ISO 32000-1 §12.8.1).
+    pub fn byte_range_digest(&self, hash: HashAlgorithm) -> Vec<u8> {
+        let mut signed = Vec::with_capacity(self.pdf.len() - self.contents.len());
+        signed.extend_from_slice(&self.pdf[..self.contents.start]);
+        signed.extend_from_slice(&self.pdf[self.contents.end..]);
+        hash.digest(&signed)
+    }
+
+    /// The signed PDF: `cms` (DER) written into the room kept for it.
+    pub fn finish(mut self, cms: &[u8]) -> Result<Vec<u8>, super::PkiError> {
+        let room = (self.contents.len() - 2) / 2;
+        if cms.len() > room {
+            return Err(super::PkiError::Invalid(format!("a CMS of {} bytes for {room} bytes kept", cms.len())));
+        }
+        let hex = hex::encode_upper(cms);
+        let start = self.contents.start + 1;
+        self.pdf[start..start + hex.len()].copy_from_slice(hex.as_bytes());
+        Ok(self.pdf)
+    }
+}
+
+/// Reads what matters of a PDF before it is signed: whether it may be, and whether it is signed already.
+struct Inspected {
+    document: Document,
+    catalog_id: ObjectId,
+    signed: bool,
+    field_names: Vec<Vec<u8>>,
+}
+
+fn inspect(pdf: &[u8]) -> Result<Inspected, PdfRefusal> {
+    if !pdf.get(..1024.min(pdf.len())).is_some_and(|head| head.windows(5).any(|w| w == b"%PDF-")) {
+        return Err(PdfRefusal::NotPdf("no %PDF- header".into()));
+    }
+    let document = Document::load_mem(pdf).map_err(|e| match e {
+        lopdf::Error::Decryption(_) | lopdf::Error::InvalidPassword => PdfRefusal::Encrypted,
+        e => PdfRefusal::NotPdf(e.to_string()),
+    })?;
+    if document.trailer.has(b"Encrypt") || document.is_encrypted() || document.was_encrypted() {
+        return Err(PdfRefusal::Encrypted);
+    }
+    // Objects found by scanning, not through the cross-reference data: an update could not chain to it.
+    if document.xref_start == 0 {
+        return Err(PdfRefusal::Damaged);
+    }
+    let catalog_id = document.trailer.get(b"Root").and_then(Object::as_reference).map_err(|_| PdfRefusal::Damaged)?;
+    let catalog = document.get_dictionary(catalog_id).map_err(|_| PdfRefusal::Damaged)?;
+    if catalog.get(b"NeedsRendering").and_then(Object::as_bool).unwrap_or(false) {
+        return Err(PdfRefusal::Xfa);
+    }
+    let acro_form = catalog.get(b"AcroForm").ok().and_then(|o| deref_dict(&document, o));
+    if acro_form.is_some_and(|form| form.has(b"XFA")) {
+        return Err(PdfRefusal::Xfa);
+    }
+    if docmdp_permissions(&document, catalog) == Some(1) {
+        return Err(PdfRefusal::NoChangesAllowed);
+    }
+    let mut field_names = Vec::new();
+    let mut signed = false;
+    if let Some(fields) = acro_form.and_then(|form| form.get(b"Fields").ok()).and_then(|o| deref_array(&document, o)) {
+        walk_fields(&document, fields, 0, &mut |field| {
+            if let Ok(name) = field.get(b"T").and_then(Object::as_str) {
+                field_names.push(name.to_vec());
+            }
+            let is_signature = field.get(b"FT").and_then(Object::as_name).is_ok_and(|t| t == b"Sig");
+            if is_signature && field.has(b"V") {
+                signed = true;
+            }
+        });
+    }
+    Ok(Inspected { document, catalog_id, signed, field_names })
+}
+
+/// The `/P` of the document's certification signature, if it is certified (ISO 32000-1 §12.8.2.2).
+fn docmdp_permissions(document: &Document, catalog: &Dictionary) -> Option<i64> {
+    let perms = deref_dict(document, catalog.get(b"Perms").ok()?)?;
+    let signature = deref_dict(document, perms.get(b"DocMDP").ok()?)?;
+    let references = deref_array(document, signature.get(b"Reference").ok()?)?;
+    for reference in references {
+        let Some(reference) = deref_dict(document, reference) else { continue };
+        if reference.get(b"TransformMethod").and_then(Object::as_name).is_ok_and(|m| m == b"DocMDP") {
+            let params = reference.get(b"TransformParams").ok().and_then(|p| deref_dict(document, p));
+            return Some(params.and_then(|p| p.get(b"P").and_then(Object::as_i64).ok()).unwrap_or(2));
+        }
+    }
+    None
+}
+
+/// Visits every field of the form tree (depth-bounded: a hostile file may loop).
+fn walk_fields(document: &Document, fields: &[Object], depth: usize, visit: &mut impl FnMut(&Dictionary)) {
+    if depth > 32 {
+        return;
+    }
+    for field in fields {
+        let Some(field) = deref_dict(document, field) else { continue };
+        visit(field);
+        if let Some(kids) = field.get(b"Kids").ok().and_then(|k| deref_array(document, k)) {
+            walk_fields(document, kids, depth + 1, visit);
+        }
+    }
+}
+
+fn deref_dict<'a>(document: &'a Document, object: &'a Object) -> Option<&'a Dictionary> {
+    document.dereference(object).ok()?.1.as_dict().ok()
+}
+
+fn deref_array<'a>(document: &'a Document, object: &'a Object) -> Option<&'a Vec<Object>> {
+    document.dereference(object).ok()?.1.as_array().ok()
+}
+
+/// Writes the signature update into `pdf`, with `fields.reserved` bytes kept for the CMS.
+pub fn prepare(pdf: &[u8], fields: &SignatureFields<'_>) -> Result<Prepared, PdfRefusal> {
+    let Inspected { document, catalog_id, signed, field_names } = inspect(pdf)?;
+    let certifies = match fields.certify {
+        Some(true) if signed => return Err(PdfRefusal::CertifyAfterSignature),
+        Some(certify) => certify,
+        None => !signed,
+    };
+    let pages = document.get_pages();
+    let page_number = fields.visible.map_or(1, |v| v.page);
+    let page_id = *pages.get(&page_number).ok_or(PdfRefusal::NoSuchPage(page_number))?;
+    let rect = match fields.visible {
+        Some(Visible { rect: [x1, y1, x2, y2], .. }) => {
+            if !(x2 - x1 > 0.0 && y2 - y1 > 0.0) || [x1, y1, x2, y2].iter().any(|v| !v.is_finite()) {
+                return Err(PdfRefusal::BadRectangle);
+            }
+            [x1, y1, x2, y2]
+        }
+        None => [0.0; 4],
+    };
+    let field_name = (1..).map(|n| format!("Signature{n}")).find(|n| !field_names.contains(&n.as_bytes().to_vec()));
+    let field_name = field_name.unwrap_or_default();
+
+    let mut update = IncrementalDocument::create_from(pdf.to_vec(), document);
+    let new = &mut update.new_document;
+    let mut signature = Dictionary::new();
+    signature.set("Type", Object::Name(b"Sig".to_vec()));
+    signature.set("Filter", Object::Name(b"Adobe.PPKLite".to_vec()));
+    signature.set("SubFilter", Object::Name(b"ETSI.CAdES.detached".to_vec()));
+    // Placeholders as wide as any real value: rewritten in place once the offsets are known.
+    let wide = Object::Integer(BYTE_RANGE_PLACEHOLDER);
+    signature.set("ByteRange", Object::Array(vec![Object::Integer(0), wide.clone(), wide.clone(), wide]));
+    signature.set("Contents", Object::String(vec![0; fields.reserved], StringFormat::Hexadecimal));
+    signature.set("M", Object::String(pdf_date(fields.signing_time).into_bytes(), StringFormat::Literal));
+    signature.set("Name", text_string(fields.signer_name));
+    if let Some(reason) = fields.reason {
+        signature.set("Reason", text_string(reason));
+    }
+    if let Some(location) = fields.location {
+        signature.set("Location", text_string(location));
+    }
+    if certifies {
+        let mut params = Dictionary::new();
+        params.set("Type", Object::Name(b"TransformParams".to_vec()));
+        // Form filling and signing allowed after the certification.
+        params.set("P", Object::Integer(2));
+        params.set("V", Object::Name(b"1.2".to_vec()));
+        let mut reference = Dictionary::new();
+        reference.set("Type", Object::Name(b"SigRef".to_vec()));
+        reference.set("TransformMethod", Object::Name(b"DocMDP".to_vec()));
+        reference.set("TransformParams", Object::Dictionary(params));
+        signature.set("Reference", Object::Array(vec![Object::Dictionary(reference)]));
+    }
+    let signature_id = new.add_object(Object::Dictionary(signature));
+
+    let mut widget = Dictionary::new();
+    widget.set("Type", Object::Name(b"Annot".to_vec()));
+    widget.set("Subtype", Object::Name(b"Widget".to_vec()));
+    widget.set("FT", Object::Name(b"Sig".to_vec()));
+    widget.set("T", Object::String(field_name.into_bytes(), StringFormat::Literal));
+    widget.set("V", Object::Reference(signature_id));
+    // Print and Locked (ISO 32000-1 §12.5.3).
+    widget.set("F", Object::Integer(132));
+    widget.set("Rect", Object::Array(rect.iter().map(|v| Object::Real(*v)).collect()));
+    widget.set("P", Object::Reference(page_id));
+    if fields.visible.is_some() {
+        let appearance = appearance(new, rect[2] - rect[0], rect[3] - rect[1], fields);
+        let mut ap = Dictionary::new();
+        ap.set("N", Object::Reference(appearance));
+        widget.set("AP", Object::Dictionary(ap));
+    }
+    let widget_id = new.add_object(Object::Dictionary(widget));
+
+    add_to_page(&mut update, page_id, widget_id).map_err(|_| PdfRefusal::Damaged)?;
+    add_to_form(&mut update, catalog_id, widget_id, certifies.then_some(signature_id))
+        .map_err(|_| PdfRefusal::Damaged)?;
+
+    let mut written = Vec::with_capacity(pdf.len() + 2 * fields.reserved + 8192);
+    update.save_to(&mut written).map_err(|e| PdfRefusal::NotPdf(e.to_string()))?;
+    let contents = find_contents(&written, pdf.len(), fields.reserved).ok_or(PdfRefusal::Damaged)?;
+    write_byte_range(&mut written, pdf.len(), &contents).ok_or(PdfRefusal::Damaged)?;
+    Ok(Prepared { pdf: written, contents, certifies })
+}
+
+/// Wider than any offset in a file rssp signs, so that the real values fit where it was written.
+const BYTE_RANGE_PLACEHOLDER: i64 = 9_999_999_999;
+
+/// The page lists the widget in its `/Annots` (the page, or its annotation array, copied into the update).
+fn add_to_page(update: &mut IncrementalDocument, page_id: ObjectId, widget_id: ObjectId) -> lopdf::Result<()> {
+    update.opt_clone_object_to_new_document(page_id)?;
+    let annots = update.new_document.get_dictionary(page_id)?.get(b"Annots").ok().cloned();
+    match annots {
+        Some(Object::Reference(array_id)) => {
+            update.opt_clone_object_to_new_document(array_id)?;
+            update.new_document.get_object_mut(array_id)?.as_array_mut()?.push(Object::Reference(widget_id));
+        }
+        Some(Object::Array(mut array)) => {
+            array.push(Object::Reference(widget_id));
+            update.new_document.get_dictionary_mut(page_id)?.set("Annots", Object::Array(array));
+        }
+        _ => {
+            update.new_document.get_dictionary_mut(page_id)?.set("Annots", vec![Object::Reference(widget_id)]);
+        }
+    }
+    Ok(())
+}
+
+/// The form lists the field, with `/SigFlags` 3 (signatures exist, append only); a certification is named
+/// in the catalog's `/Perms`.
+fn add_to_form(
+    update: &mut IncrementalDocument,
+    catalog_id: ObjectId,
+    widget_id: ObjectId,
+    certification: Option<ObjectId>,
+) -> lopdf::Result<()> {
+    update.opt_clone_object_to_new_document(catalog_id)?;
+    let form = update.new_document.get_dictionary(catalog_id)?.get(b"AcroForm").ok().cloned();
+    let mut form_in_catalog = match form {
+        Some(Object::Reference(form_id)) => {
+            update.opt_clone_object_to_new_document(form_id)?;
+            add_field(update, form_id, widget_id)?;
+            None
+        }
+        Some(Object::Dictionary(form)) => Some(form),
+        _ => Some(Dictionary::new()),
+    };
+    if let Some(form) = form_in_catalog.as_mut() {
+        let fields = form.get(b"Fields").ok().cloned();
+        match fields {
+            Some(Object::Reference(array_id)) => {
+                update.opt_clone_object_to_new_document(array_id)?;
+                update.new_document.get_object_mut(array_id)?.as_array_mut()?.push(Object::Reference(widget_id));
+            }
+            Some(Object::Array(mut array)) => {
+                array.push(Object::Reference(widget_id));
+                form.set("Fields", Object::Array(array));
+            }
+            _ => form.set("Fields", vec![Object::Reference(widget_id)]),
+        }
+        form.set("SigFlags", Object::Integer(3));
+    }
+    let catalog = update.new_document.get_dictionary_mut(catalog_id)?;
+    if let Some(form) = form_in_catalog {
+        catalog.set("AcroForm", Object::Dictionary(form));
+    }
+    if let Some(signature_id) = certification {
+        let mut perms = Dictionary::new();
+        perms.set("DocMDP", Object::Reference(signature_id));
+        catalog.set("Perms", Object::Dictionary(perms));
+    }
+    Ok(())
+}
+
+/// Adds the field to a form dictionary that is an object of its own.
+fn add_field(update: &mut IncrementalDocument, form_id: ObjectId, widget_id: ObjectId) -> lopdf::Result<()> {
+    let fields = update.new_document.get_dictionary(form_id)?.get(b"Fields").ok().cloned();
+    match fields {
+        Some(Object::Reference(array_id)) => {
+            update.opt_clone_object_to_new_document(array_id)?;
+            update.new_document.get_object_mut(array_id)?.as_array_mut()?.push(Object::Reference(widget_id));
+        }
+        Some(Object::Array(mut array)) => {
+            array.push(Object::Reference(widget_id));
+            update.new_document.get_dictionary_mut(form_id)?.set("Fields", Object::Array(array));
+        }
+        _ => update.new_document.get_dictionary_mut(form_id)?.set("Fields", vec![Object::Reference(widget_id)]),
+    }
+    update.new_document.get_dictionary_mut(form_id)?.set("SigFlags", Object::Integer(3));
+    Ok(())
+}
+
+/// The hex string of `2 × reserved` zeros after `from`: the `/Contents` kept for the CMS.
+fn find_contents(pdf: &[u8], from: usize, reserved: usize) -> Option<Range<usize>> {
+    let width = 2 * reserved + 2;
+    let mut at = from;
+    while let Some(offset) = pdf[at..].iter().position(|b| *b == b'<') {
+        let start = at + offset;
+        let end = start + width;
+        if end <= pdf.len() && pdf[end - 1] == b'>' && pdf[start + 1..end - 1].iter().all(|b| *b == b'0') {
+            return Some(start..end);
+        }
+        at = start + 1;
+    }
+    None
+}
+
+/// Rewrites the placeholder `/ByteRange` after `from` with the two ranges around `contents`, padded with
+/// spaces to its width.
+fn write_byte_range(pdf: &mut [u8], from: usize, contents: &Range<usize>) -> Option<()> {
+    let key = pdf[from..].windows(10).position(|w| w == b"/ByteRange")? + from;
+    let open = pdf[key..].iter().position(|b| *b == b'[')? + key;
+    let close = pdf[open..].iter().position(|b| *b == b']')? + open;
+    let value = format!("0 {} {} {}", contents.start, contents.end, pdf.len() - contents.end);
+    let room = close - open - 1;
+    if value.len() > room {
+        return None;
+    }
+    let padded = format!("{value:<room$}");
+    pdf[open + 1..close].copy_from_slice(padded.as_bytes());
+    Some(())
+}
+
+/// A PDF date (ISO 32000-1 §7.9.4), UTC.
+fn pdf_date(unix: i64) -> String {
+    utc(unix).format("D:%Y%m%d%H%M%SZ").to_string()
+}
+
+fn utc(unix: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(unix, 0).unwrap_or_default()
+}
+
+/// A text string (ISO 32000-1 §7.9.2.2): ASCII as it is, anything else UTF-16BE with its byte order mark.
+fn text_string(text: &str) -> Object {
+    if text.is_ascii() {
+        return Object::String(text.as_bytes().to_vec(), StringFormat::Literal);
+    }
+    let mut bytes = vec![0xFE, 0xFF];
+    for unit in text.encode_utf16() {
+        bytes.extend_from_slice(&unit.to_be_bytes());
+    }
+    Object::String(bytes, StringFormat::Hexadecimal)
+}
+
+/// The visible signature's appearance: a framed box with the signer, the time, and the reason and
+/// location if given, in Helvetica (a standard font: nothing embedded).
+fn appearance(document: &mut Document, width: f32, height: f32, fields: &SignatureFields<'_>) -> ObjectId {
+    let mut lines = vec![
+        format!("Digitally signed by {}", fields.signer_name),
+        format!("Date: {}", utc(fields.signing_time).format("%Y-%m-%d %H:%M:%S UTC")),
+    ];
+    if let Some(reason) = fields.reason {
+        lines.push(format!("Reason: {reason}"));
+    }
+    if let Some(location) = fields.location {
+        lines.push(format!("Location: {location}"));
+    }
+    let longest = lines.iter().map(|l| l.chars().count()).max().unwrap_or(1) as f32;
+    // Helvetica's characters average about half the font size in width.
+    let size = (height / (lines.len() as f32 * 1.25 + 0.5)).min((width - 6.0) / (longest * 0.52)).clamp(3.0, 12.0);
+    let mut content = format!(
+        "q 0.96 0.97 1 rg 0 0 {width} {height} re f Q\nq 0.2 0.3 0.6 RG 1 w 0.5 0.5 {} {} re S Q\nBT /F1 {size:.2} Tf 0 0 0 rg {:.2} {:.2} Td {:.2} TL\n",
+        width - 1.0,
+        height - 1.0,
+        3.0,
+        height - size * 1.1 - 1.0,
+        size * 1.25,
+    )
+    .into_bytes();
+    for (i, line) in lines.iter().enumerate() {
+        if i > 0 {
+            content.extend_from_slice(b"T* ");
+        }
+        content.push(b'(');
+        for byte in win_ansi(line) {
+            if matches!(byte, b'(' | b')' | b'\\') {
+                content.push(b'\\');
+            }
+            content.push(byte);
+        }
+        content.extend_from_slice(b") Tj\n");
+    }
+    content.extend_from_slice(b"ET\n");
+    let mut font = Dictionary::new();
+    font.set("Type", Object::Name(b"Font".to_vec()));
+    font.set("Subtype", Object::Name(b"Type1".to_vec()));
+    font.set("BaseFont", Object::Name(b"Helvetica".to_vec()));
+    font.set("Encoding", Object::Name(b"WinAnsiEncoding".to_vec()));
+    let mut fonts = Dictionary::new();
+    fonts.set("F1", Object::Dictionary(font));
+    let mut resources = Dictionary::new();
+    resources.set("Font", Object::Dictionary(fonts));
+    let mut form = Dictionary::new();
+    form.set("Type", Object::Name(b"XObject".to_vec()));
+    form.set("Subtype", Object::Name(b"Form".to_vec()));
+    form.set("BBox", vec![Object::Real(0.0), Object::Real(0.0), Object::Real(width), Object::Real(height)]);
+    form.set("Resources", Object::Dictionary(resources));
+    document.add_object(Object::Stream(Stream::new(form, content)))
+}
+
+/// `text` in WinAnsiEncoding (the Latin-1 range and the characters Windows-1252 adds); others as `?`.
+fn win_ansi(text: &str) -> Vec<u8> {
+    const EXTRA: [(char, u8); 27] = [
+        ('€', 0x80),
+        ('‚', 0x82),
+        ('ƒ', 0x83),
+        ('„', 0x84),
+        ('…', 0x85),
+        ('†', 0x86),
+        ('‡', 0x87),
+        ('ˆ', 0x88),
+        ('‰', 0x89),
+        ('Š', 0x8A),
+        ('‹', 0x8B),
+        ('Œ', 0x8C),
+        ('Ž', 0x8E),
+        ('‘', 0x91),
+        ('’', 0x92),
+        ('“', 0x93),
+        ('”', 0x94),
+        ('•', 0x95),
+        ('–', 0x96),
+        ('—', 0x97),
+        ('˜', 0x98),
+        ('™', 0x99),
+        ('š', 0x9A),
+        ('›', 0x9B),
+        ('œ', 0x9C),
+        ('ž', 0x9E),
+        ('Ÿ', 0x9F),
+    ];
+    text.chars()
+        .map(|c| match c as u32 {
+            0x20..=0x7E | 0xA0..=0xFF => c as u32 as u8,
+            _ => EXTRA.iter().find(|(e, _)| *e == c).map_or(b'?', |(_, b)| *b),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A one-page PDF written by lopdf, with a cross-reference table.
+    pub(crate) fn simple_pdf() -> Vec<u8> {
+        let mut document = Document::with_version("1.7");
+        let pages_id = document.new_object_id();
+        let content = Stream::new(Dictionary::new(), b"BT /F1 12 Tf 72 720 Td (A document to sign) Tj ET".to_vec());
+        let content_id = document.add_object(content);
+        let mut page = Dictionary::new();
+        page.set("Type", Object::Name(b"Page".to_vec()));
+        page.set("Parent", Object::Reference(pages_id));
+        page.set("MediaBox", vec![0.into(), 0.into(), 595.into(), 842.into()]);
+        page.set("Contents", Object::Reference(content_id));
+        let page_id = document.add_object(page);
+        let mut pages = Dictionary::new();
+        pages.set("Type", Object::Name(b"Pages".to_vec()));
+        pages.set("Kids", vec![Object::Reference(page_id)]);
+        pages.set("Count", 1);
+        document.objects.insert(pages_id, Object::Dictionary(pages));
+        let mut catalog = Dictionary::new();
+        catalog.set("Type", Object::Name(b"Catalog".to_vec()));
+        catalog.set("Pages", Object::Reference(pages_id));
+        let catalog_id = document.add_object(catalog);
+        document.trailer.set("Root", Object::Reference(catalog_id));
+        let mut bytes = Vec::new();
+        document.save_to(&mut bytes).unwrap();
+        bytes
+    }
+
+    fn fields(reserved: usize) -> SignatureFields<'static> {
+        SignatureFields {
+            signer_name: "Ana Novak",
+            signing_time: 1_796_000_000,
+            reason: Some("I agree (fully)"),
+            location: Some("Ljubljana"),
+            certify: None,
+            visible: None,
+            reserved,
+        }
+    }
+
+    #[test]
+    fn the_update_keeps_the_original_bytes_and_the_byte_range_leaves_out_only_the_contents() {
+        let pdf = simple_pdf();
+        let prepared = prepare(&pdf, &fields(4096)).unwrap();
+        assert!(prepared.certifies, "the first signature certifies by default");
+        assert_eq!(&prepared.pdf[..pdf.len()], &pdf[..], "an incremental update");
+        let contents = prepared.contents.clone();
+        assert_eq!(contents.len(), 2 * 4096 + 2);
+        let text = String::from_utf8_lossy(&prepared.pdf[pdf.len()..]).to_string();
+        let expected =
+            format!("/ByteRange[0 {} {} {}", contents.start, contents.end, prepared.pdf.len() - contents.end);
+        assert!(text.replace("ByteRange [", "ByteRange[").contains(&expected), "{expected} in {text}");
+        assert!(text.contains("/SubFilter/ETSI.CAdES.detached") || text.contains("/SubFilter /ETSI.CAdES.detached"));
+        assert!(text.contains("D:20261130"), "{text}");
+        let digest = prepared.byte_range_digest(HashAlgorithm::Sha256);
+        let signed = prepared.finish(&[0x30, 0x03, 0x02, 0x01, 0x01]).unwrap();
+        let mut covered = signed[..contents.start].to_vec();
+        covered.extend_from_slice(&signed[contents.end..]);
+        assert_eq!(HashAlgorithm::Sha256.digest(&covered), digest, "the CMS does not change what it signs");
+        assert!(String::from_utf8_lossy(&signed[contents.clone()]).starts_with("<3003020101000"));
+        // It reads as a PDF again, with the field and the certification.
+        let reread = Document::load_mem(&signed).unwrap();
+        let catalog = reread.catalog().unwrap();
+        assert!(catalog.has(b"Perms"));
+        let again = inspect(&signed).unwrap();
+        assert!(again.signed);
+        assert_eq!(again.field_names, vec![b"Signature1".to_vec()]);
+    }
+
+    #[test]
+    fn a_second_signature_approves_under_its_own_name_and_cannot_certify() {
+        let pdf = simple_pdf();
+        let first = prepare(&pdf, &fields(2048)).unwrap().finish(&[0x30, 0x00]).unwrap();
+        let refused = prepare(&first, &SignatureFields { certify: Some(true), ..fields(2048) }).unwrap_err();
+        assert_eq!(refused, PdfRefusal::CertifyAfterSignature);
+        let second = prepare(&first, &fields(2048)).unwrap();
+        assert!(!second.certifies);
+        let signed = second.finish(&[0x30, 0x00]).unwrap();
+        assert_eq!(&signed[..first.len()], &first[..]);
+        let names = inspect(&signed).unwrap().field_names;
+        assert_eq!(names, vec![b"Signature1".to_vec(), b"Signature2".to_vec()]);
+    }
+
+    #[test]
+    fn what_cannot_be_signed_is_refused() {
+        assert!(matches!(prepare(b"hello, not a PDF", &fields(16)), Err(PdfRefusal::NotPdf(_))));
+        assert!(matches!(prepare(b"%PDF-1.7\ngarbage", &fields(16)), Err(PdfRefusal::NotPdf(_))));
+        // Certified with no changes allowed.
+        let pdf = simple_pdf();
+        let certified = prepare(&pdf, &fields(64)).unwrap().finish(&[0x30, 0x00]).unwrap();
+        let mut locked = certified.clone();
+        let params = locked.windows(15).rposition(|w| w == b"TransformParams").expect("the DocMDP parameters");
+        let at = params + locked[params..].windows(4).position(|w| w == b"/P 2").expect("the DocMDP permissions");
+        locked[at + 3] = b'1';
+        assert_eq!(prepare(&locked, &fields(64)).unwrap_err(), PdfRefusal::NoChangesAllowed);
+        let visible = |page, rect| SignatureFields { visible: Some(Visible { page, rect }), ..fields(64) };
+        assert_eq!(prepare(&pdf, &visible(2, [0.0, 0.0, 10.0, 10.0])).unwrap_err(), PdfRefusal::NoSuchPage(2));
+        assert_eq!(prepare(&pdf, &visible(1, [10.0, 0.0, 10.0, 10.0])).unwrap_err(), PdfRefusal::BadRectangle);
+        assert!(prepare(&pdf, &visible(1, [50.0, 50.0, 250.0, 110.0])).is_ok());
+        // A CMS larger than the room kept.
+        let small = prepare(&pdf, &fields(4)).unwrap();
+        assert!(small.finish(&[0; 5]).is_err());
+    }
+
+    #[test]
+    fn text_outside_ascii_is_utf16_in_the_dictionary_and_win_ansi_in_the_appearance() {
+        assert_eq!(
+            text_string("Žiga"),
+            Object::String(vec![0xFE, 0xFF, 0x01, 0x7D, 0, b'i', 0, b'g', 0, b'a'], StringFormat::Hexadecimal)
+        );
+        assert_eq!(win_ansi("Žiga € 日"), vec![0x8E, b'i', b'g', b'a', b' ', 0x80, b' ', b'?']);
+        assert_eq!(pdf_date(1_796_000_000), "D:20261130005320Z");
+    }
+}
