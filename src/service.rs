@@ -27,6 +27,7 @@ pub(crate) mod signing;
 pub mod timestamps;
 pub mod totp_seal;
 mod trust_services;
+pub mod validation_data;
 pub mod views;
 pub(crate) mod webhooks;
 

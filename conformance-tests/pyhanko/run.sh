@@ -8,8 +8,9 @@
 # pyHanko time-stamps through POST /tsa and embeds OCSP responses from /ocsp, and the signature is
 # validated again with rssp stopped, from the document alone. Last, CSC v2 signDoc: pyHanko prepares a
 # PDF, rssp returns the CMS of a PAdES-B-T signature for its /ByteRange digest, pyHanko embeds and
-# validates it; rssp signs a whole PDF twice (certification, then approval), pyHanko validates both; and
-# a detached CAdES-B-T of a whole file, validated by pyHanko against that file.
+# validates it; rssp signs a whole PDF twice (certification, then approval), pyHanko validates both; a
+# whole PDF at B-LTA, validated offline from its DSS; and a detached CAdES-B-T of a whole file, validated
+# by pyHanko against that file.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -58,7 +59,7 @@ if ! "$venv/bin/python" "$here/long_term.py" sign --url "$url" --username "$user
     --root-pem "$work/root.pem" --out "$work/long-term.pdf"; then
   status=1
 fi
-echo "== pyHanko: CSC v2 signDoc (a PAdES-B-T CMS embedded by pyHanko, a whole PDF signed twice, a detached CAdES-B-T)"
+echo "== pyHanko: CSC v2 signDoc (a PAdES-B-T CMS embedded by pyHanko, a whole PDF signed twice, a B-LTA PDF, a detached CAdES-B-T)"
 user="interop-signdoc"
 "$rssp" provision-user --username "$user" --password "interop password 2026" --key ec-p256 --multisign 3 > "$work/$user.json"
 if ! "$venv/bin/python" "$here/sign_doc.py" --url "$url" --username "$user" --password "interop password 2026" \

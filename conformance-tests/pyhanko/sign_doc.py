@@ -11,7 +11,10 @@
      (an approval); pyHanko validates both signatures: intact, valid, trusted, time-stamped, the first
      with only the second signature added after it (allowed by its certification), the second covering
      the whole file.
-  4. CAdES: a text file is sent whole (documents) and signed detached at B-T; pyHanko validates the
+  4. PAdES-B-LTA of a whole PDF: rssp adds the validation data (DSS) and a document time-stamp; pyHanko
+     validates it with no network at all, from the document alone: the signature, its time-stamp and the
+     revocation status of every certificate, and the AdES (EN 319 102-1) long-term validation.
+  5. CAdES: a text file is sent whole (documents) and signed detached at B-T; pyHanko validates the
      .p7s against the file: intact, valid, trusted, with a trusted time-stamp. The same .p7s does not
      validate against another file.
 
@@ -34,8 +37,20 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
 from pyhanko.sign.signers.pdf_signer import PdfTBSDocument
 from pyhanko.sign.validation import async_validate_detached_cms, async_validate_pdf_signature
+from pyhanko.sign.validation.ades import ades_lta_validation
+from pyhanko.sign.validation.dss import DocumentSecurityStore
+from pyhanko.sign.validation.policy_decl import (
+    PdfSignatureValidationSpec,
+    RevinfoOnlineFetchingRule,
+    RevocationInfoGatheringSpec,
+    SignatureValidationSpec,
+)
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.context import CertValidationPolicySpec
+from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
+from pyhanko_certvalidator.policy_decl import REQUIRE_REVINFO, CertRevTrustPolicy, FreshnessReqType
+from pyhanko_certvalidator.registry import SimpleTrustManager
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from sign_and_validate import InteropError, TotpSource, load_root, make_test_pdf, read_json
@@ -173,6 +188,47 @@ async def pades_whole_documents(client: SignDocClient, chain: list[x509.Certific
     print("OK   PAdES-B-T of a whole PDF, certified then approved: both intact, valid, trusted, time-stamped")
 
 
+async def pades_b_lta(client: SignDocClient, chain: list[x509.Certificate], root: x509.Certificate) -> None:
+    data = make_test_pdf(10)
+    sad = await client.authorize([hashlib.sha256(data).digest()])
+    answer = await client.sign_doc({
+        "SAD": sad,
+        "documents": [{"document": b64(data), "signature_format": "P", "conformance_level": "Ades-B-LTA",
+                       "signAlgo": signer_algo(chain[0])}],
+    })
+    signed = base64.b64decode((answer.get("DocumentWithSignature") or [""])[0])
+    if not signed.startswith(data):
+        raise InteropError(f"signDoc P B-LTA: no signed document, or the original bytes changed: {list(answer)}")
+    reader = PdfFileReader(io.BytesIO(signed))
+    sig = reader.embedded_signatures[0]
+    # No fetching: the revocation data must come from the document's DSS; missing data is a failure.
+    offline = DocumentSecurityStore.read_dss(reader).as_validation_context(
+        {"trust_roots": [root], "allow_fetching": False, "revocation_mode": "require"}
+    )
+    status = await async_validate_pdf_signature(sig, signer_validation_context=offline, ts_validation_context=offline)
+    check(status, "PAdES-B-LTA of a whole PDF, offline from its DSS")
+    timestamps = [s for s in reader.embedded_signatures if s.sig_object.get("/Type") == "/DocTimeStamp"]
+    if len(timestamps) != 1:
+        raise InteropError(f"expected one document time-stamp, found {len(timestamps)}")
+    revocation = CertRevTrustPolicy(
+        REQUIRE_REVINFO, freshness=None, freshness_req_type=FreshnessReqType.MAX_DIFF_REVOCATION_VALIDATION
+    )
+    spec = PdfSignatureValidationSpec(
+        signature_validation_spec=SignatureValidationSpec(
+            cert_validation_policy=CertValidationPolicySpec(
+                trust_manager=SimpleTrustManager.build(trust_roots=[root]), revinfo_policy=revocation
+            ),
+            revinfo_gathering_policy=RevocationInfoGatheringSpec(
+                online_fetching_rule=RevinfoOnlineFetchingRule.LOCAL_ONLY
+            ),
+        )
+    )
+    result = await ades_lta_validation(sig, spec, timing_info=ValidationTimingInfo.now())
+    if not result.api_status.bottom_line:
+        raise InteropError(f"AdES long-term validation: {result.api_status.summary()} ({result.ades_subindic})")
+    print(f"OK   PAdES-B-LTA of a whole PDF, offline from its DSS: {result.api_status.summary()} ({result.ades_subindic})")
+
+
 def signer_algo(cert: x509.Certificate) -> str:
     return ECDSA_SHA256 if cert.public_key.algorithm == "ec" else "1.2.840.113549.1.1.11"
 
@@ -210,6 +266,7 @@ async def run(args) -> None:
         chain = await client.chain()
         await pades_with_external_cms(client, chain, vc)
         await pades_whole_documents(client, chain, vc)
+        await pades_b_lta(client, chain, root)
         await cades_detached(client, chain, vc)
 
 

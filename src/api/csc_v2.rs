@@ -97,7 +97,7 @@ pub async fn info(services: Data<Services>, _body: CscJson<InfoRequest>) -> Json
         auth_type: vec!["basic".into()],
         asynchronous_operation_mode: false,
         methods: csc_common::METHODS.iter().chain(&["signatures/signDoc"]).map(|m| m.to_string()).collect(),
-        validation_info: false,
+        validation_info: true,
         sign_algorithms: SignAlgorithms { algos: algos.iter().map(|a| a.to_string()).collect() },
         signature_formats: SignatureFormats {
             formats: SignatureFormat::ALL.iter().map(|f| f.to_string()).collect(),
@@ -106,8 +106,9 @@ pub async fn info(services: Data<Services>, _body: CscJson<InfoRequest>) -> Json
                 .map(|f| f.packagings().iter().map(|p| p.to_string()).collect())
                 .collect(),
         },
-        // B-T needs the TSA, whose certificate must be valid now.
-        conformance_levels: [ConformanceLevel::BB, ConformanceLevel::BT]
+        // From B-T on the TSA is needed, whose certificate must be valid now. B-LT and B-LTA are made for
+        // whole PDFs.
+        conformance_levels: ConformanceLevel::ALL
             .into_iter()
             .filter(|l| !l.has_signature_time_stamp() || services.tsa.unit.valid_at(services.now()))
             .map(|l| l.to_string())

@@ -237,7 +237,7 @@ static SIGNDOC_SLOTS: std::sync::LazyLock<std::sync::Arc<tokio::sync::Semaphore>
     std::sync::LazyLock::new(|| std::sync::Arc::new(tokio::sync::Semaphore::new(SIGNDOC_IN_FLIGHT)));
 
 /// The JSON body of `signatures/signDoc`, at most [`signdoc_body_limit`] bytes: it may carry documents.
-/// It is read only once one of [`SIGNDOC_IN_FLIGHT`] slots is free (503 if none comes free within
+/// It is read only once one of `SIGNDOC_IN_FLIGHT` (4) slots is free (503 if none comes free within
 /// `http.request_timeout_secs`), and parsed on the blocking pool; the slot is held until the answer is made.
 pub struct SignDocJson<T> {
     /// The parsed body.

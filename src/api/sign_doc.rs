@@ -138,7 +138,7 @@ pub struct Document {
     pub document: Option<String>,
     /// `C` (CAdES) or `P` (PAdES: the PDF signed inside, invisibly), in any letter case.
     pub signature_format: Option<String>,
-    /// `Ades-B-B` (default) or `Ades-B-T`, in any letter case.
+    /// `Ades-B-B` (default) or `Ades-B-T`; for a PDF also `Ades-B-LT` and `Ades-B-LTA`. In any letter case.
     pub conformance_level: Option<String>,
     #[serde(rename = "signAlgo")]
     pub sign_algo: Option<String>,
@@ -184,8 +184,8 @@ pub struct SignDocRequestBody {
     #[serde(rename = "clientData")]
     #[allow(dead_code)] // in the spec's request: accepted, not used
     pub client_data: Option<String>,
-    /// Also read as `returnValidationInformation`. Not offered yet (`info.validationInfo` is false):
-    /// `true` is refused.
+    /// Also read as `returnValidationInformation`. `true`: the answer's `validationInfo` holds the
+    /// certificates, OCSP responses and CRLs the signatures do not carry.
     #[serde(rename = "returnValidationInfo", alias = "returnValidationInformation")]
     pub return_validation_info: Option<bool>,
 }
@@ -201,6 +201,21 @@ pub struct SignDocResponse {
     /// signature for the client to embed. Absent when empty.
     #[serde(rename = "SignatureObject", default, skip_serializing_if = "Vec::is_empty")]
     pub signature_object: Vec<String>,
+    /// With `returnValidationInfo`: what validates the signatures later and is not inside them.
+    #[serde(rename = "validationInfo", default, skip_serializing_if = "Option::is_none")]
+    pub validation_info: Option<ValidationInfo>,
+}
+
+/// `validationInfo` (§11.11): base64 DER, each list possibly empty.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(as = CscV2ValidationInfo)]
+pub struct ValidationInfo {
+    /// OCSPResponses: about the signer's certificate, the TSA's (when time-stamped) and the issuing CA's.
+    pub ocsp: Vec<String>,
+    /// CertificateLists: the issuing CA's CRL and the root's.
+    pub crl: Vec<String>,
+    /// Certificates not in the signatures: the root's and the OCSP responder's.
+    pub certificates: Vec<String>,
 }
 
 /// How one entry's signatures are made, parsed.
@@ -320,11 +335,6 @@ fn service_request(body: SignDocRequestBody) -> Result<SignDocRequest, ApiError>
     if body.operation_mode.as_deref().is_some_and(|m| m != "S") {
         return Err(ApiError::invalid("operationMode"));
     }
-    if body.return_validation_info == Some(true) {
-        return Err(ApiError::invalid_request(
-            "Invalid parameter returnValidationInfo: validation info is not offered yet (info.validationInfo is false)",
-        ));
-    }
     match (&body.credential_id, &body.signature_qualifier) {
         (_, Some(qualifier)) if !qualifier.eq_ignore_ascii_case("eu_eidas_qes") => {
             return Err(ApiError::invalid("signatureQualifier"));
@@ -341,6 +351,7 @@ fn service_request(body: SignDocRequestBody) -> Result<SignDocRequest, ApiError>
         credential_id: body.credential_id.ok_or_else(|| ApiError::missing("credentialID"))?.into(),
         sad: body.sad.ok_or_else(|| ApiError::missing("SAD"))?,
         items: items(body.document_digests, body.documents)?,
+        return_validation_info: body.return_validation_info.unwrap_or(false),
     })
 }
 
@@ -352,10 +363,11 @@ fn service_request(body: SignDocRequestBody) -> Result<SignDocRequest, ApiError>
         PDFs, PDFs certified with no changes allowed, XFA forms, files that are not PDFs), and the CMS of a \
         PAdES signature for a PDF the client prepared (`documentDigests`: the digest of its /ByteRange; the \
         client embeds the CMS in /Contents). Levels `Ades-B-B` and `Ades-B-T` (a signature time-stamp from \
-        rssp's TSA). Under SCAL2 the SAD must be bound to each digest sent, or to each document's digest (of \
+        rssp's TSA), and for whole PDFs `Ades-B-LT` (certificates, OCSP responses and CRLs in the PDF's DSS) \
+        and `Ades-B-LTA` (then a document time-stamp). `returnValidationInfo` adds `validationInfo`. Under SCAL2 the SAD must be bound to each digest sent, or to each document's digest (of \
         the document as sent) made with the signature algorithm's hash. Each signature and each time-stamp \
-        spends one transaction of the credential. B-LT, B-LTA, visible PDF signatures, signed_props and \
-        validation info are not offered yet and are refused.",
+        spends one transaction of the credential. B-LT and B-LTA for CAdES and PAdES CMS, visible PDF \
+        signatures and signed_props are not offered yet and are refused.",
     responses((status = 200, body = SignDocResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, description = "`invalid_hash`: a document or digest the SAD is not bound to", body = ErrorBody),
         (status = 503, description = "Too many signDoc requests in flight, or the HSM is busy or unavailable", body = ErrorBody)))]
@@ -368,8 +380,18 @@ pub async fn sign_doc(
     // Base64 of up to the document limit: on the blocking pool, like the parse before it.
     let request = actix_web::web::block(move || service_request(body)).await.map_err(|_| ApiError::internal())??;
     let response = run_as(&services, Dialect::V2, caller, move |s, principal| {
-        let mut response = SignDocResponse { document_with_signature: Vec::new(), signature_object: Vec::new() };
-        for signed in signing::sign_doc(s, principal, request)? {
+        let made = signing::sign_doc(s, principal, request)?;
+        let all = |items: &[Vec<u8>]| items.iter().map(|i| encode_base64(i)).collect();
+        let mut response = SignDocResponse {
+            document_with_signature: Vec::new(),
+            signature_object: Vec::new(),
+            validation_info: made.validation_info.map(|data| ValidationInfo {
+                ocsp: all(&data.ocsp),
+                crl: all(&data.crls),
+                certificates: all(&data.certificates),
+            }),
+        };
+        for signed in made.signed {
             match signed {
                 Signed::DocumentWithSignature(der) => response.document_with_signature.push(encode_base64(&der)),
                 Signed::SignatureObject(der) => response.signature_object.push(encode_base64(&der)),

@@ -93,6 +93,37 @@ impl IssuerIdentity {
     }
 }
 
+/// The CertID (SHA-1, as RFC 5019 clients write it) of `certificate`, issued by `issuer`: how rssp asks
+/// its own responder about a certificate whose status goes into a signature's validation data.
+pub fn cert_id(certificate: &Certificate, issuer: &Certificate) -> Result<CertId, PkiError> {
+    let tbs = issuer.tbs_certificate();
+    Ok(CertId {
+        hash_algorithm: spki::AlgorithmIdentifierOwned {
+            oid: der::asn1::ObjectIdentifier::new_unwrap("1.3.14.3.2.26"),
+            parameters: Some(Null.into()),
+        },
+        issuer_name_hash: OctetString::new(CertIdHash::Sha1.digest(&tbs.subject().to_der()?))?,
+        issuer_key_hash: OctetString::new(
+            CertIdHash::Sha1.digest(tbs.subject_public_key_info().subject_public_key.raw_bytes()),
+        )?,
+        serial_number: certificate.tbs_certificate().serial_number().clone(),
+    })
+}
+
+/// A nonce request extension (RFC 9654) holding `nonce`.
+pub fn nonce_extension(nonce: &[u8]) -> Result<Extension, PkiError> {
+    Ok(Extension {
+        extn_id: oid::NONCE,
+        critical: false,
+        extn_value: OctetString::new(OctetString::new(nonce)?.to_der()?)?,
+    })
+}
+
+/// Whether a DER OCSPResponse says `successful` (it then carries a signed answer).
+pub fn is_successful(response: &[u8]) -> bool {
+    OcspResponse::from_der(response).is_ok_and(|r| r.response_status == OcspResponseStatus::Successful)
+}
+
 /// A request, parsed: the certificates asked about, and the nonce extension to echo.
 #[derive(Debug, Clone)]
 pub struct OcspQuery {

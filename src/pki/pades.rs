@@ -213,19 +213,12 @@ pub fn prepare(pdf: &[u8], fields: &SignatureFields<'_>) -> Result<Prepared, Pdf
         }
         None => [0.0; 4],
     };
-    let field_name = (1..).map(|n| format!("Signature{n}")).find(|n| !field_names.contains(&n.as_bytes().to_vec()));
-    let field_name = field_name.unwrap_or_default();
+    let field_name = unique_field_name(&field_names);
 
-    let mut update = IncrementalDocument::create_from(pdf.to_vec(), document);
-    let new = &mut update.new_document;
     let mut signature = Dictionary::new();
     signature.set("Type", Object::Name(b"Sig".to_vec()));
     signature.set("Filter", Object::Name(b"Adobe.PPKLite".to_vec()));
     signature.set("SubFilter", Object::Name(b"ETSI.CAdES.detached".to_vec()));
-    // Placeholders as wide as any real value: rewritten in place once the offsets are known.
-    let wide = Object::Integer(BYTE_RANGE_PLACEHOLDER);
-    signature.set("ByteRange", Object::Array(vec![Object::Integer(0), wide.clone(), wide.clone(), wide]));
-    signature.set("Contents", Object::String(vec![0; fields.reserved], StringFormat::Hexadecimal));
     signature.set("M", Object::String(pdf_date(fields.signing_time).into_bytes(), StringFormat::Literal));
     signature.set("Name", text_string(fields.signer_name));
     if let Some(reason) = fields.reason {
@@ -246,35 +239,129 @@ pub fn prepare(pdf: &[u8], fields: &SignatureFields<'_>) -> Result<Prepared, Pdf
         reference.set("TransformParams", Object::Dictionary(params));
         signature.set("Reference", Object::Array(vec![Object::Dictionary(reference)]));
     }
+    let widget = Widget { page_id, rect, visible: fields.visible.is_some().then_some(fields), name: field_name };
+    append_signature(pdf, document, catalog_id, signature, widget, certifies, fields.reserved)
+}
+
+/// Prepares a document time-stamp (ETSI EN 319 142-1 §5.4.3: `/Type /DocTimeStamp`,
+/// `/SubFilter /ETSI.RFC3161`), the last step of B-LTA: `/Contents` takes a TimeStampToken over the
+/// /ByteRange digest instead of a CMS signature.
+pub fn prepare_document_time_stamp(pdf: &[u8], reserved: usize) -> Result<Prepared, PdfRefusal> {
+    let Inspected { document, catalog_id, field_names, .. } = inspect(pdf)?;
+    let page_id = *document.get_pages().get(&1).ok_or(PdfRefusal::NoSuchPage(1))?;
+    let mut signature = Dictionary::new();
+    signature.set("Type", Object::Name(b"DocTimeStamp".to_vec()));
+    signature.set("Filter", Object::Name(b"Adobe.PPKLite".to_vec()));
+    signature.set("SubFilter", Object::Name(b"ETSI.RFC3161".to_vec()));
+    let widget = Widget { page_id, rect: [0.0; 4], visible: None, name: unique_field_name(&field_names) };
+    append_signature(pdf, document, catalog_id, signature, widget, false, reserved)
+}
+
+/// The field and widget of a signature.
+struct Widget<'a> {
+    page_id: ObjectId,
+    rect: [f32; 4],
+    /// For a visible signature: what its appearance says.
+    visible: Option<&'a SignatureFields<'a>>,
+    name: String,
+}
+
+fn unique_field_name(taken: &[Vec<u8>]) -> String {
+    (1..).map(|n| format!("Signature{n}")).find(|n| !taken.contains(&n.as_bytes().to_vec())).unwrap_or_default()
+}
+
+/// Appends `signature` (its `/ByteRange` and `/Contents` added here), its field and widget on the page,
+/// and the form's list of fields, as an incremental update of `pdf`, with `reserved` bytes kept.
+fn append_signature(
+    pdf: &[u8],
+    document: Document,
+    catalog_id: ObjectId,
+    mut signature: Dictionary,
+    widget: Widget<'_>,
+    certifies: bool,
+    reserved: usize,
+) -> Result<Prepared, PdfRefusal> {
+    // Placeholders as wide as any real value: rewritten in place once the offsets are known.
+    let wide = Object::Integer(BYTE_RANGE_PLACEHOLDER);
+    signature.set("ByteRange", Object::Array(vec![Object::Integer(0), wide.clone(), wide.clone(), wide]));
+    signature.set("Contents", Object::String(vec![0; reserved], StringFormat::Hexadecimal));
+    let mut update = IncrementalDocument::create_from(pdf.to_vec(), document);
+    let new = &mut update.new_document;
     let signature_id = new.add_object(Object::Dictionary(signature));
 
-    let mut widget = Dictionary::new();
-    widget.set("Type", Object::Name(b"Annot".to_vec()));
-    widget.set("Subtype", Object::Name(b"Widget".to_vec()));
-    widget.set("FT", Object::Name(b"Sig".to_vec()));
-    widget.set("T", Object::String(field_name.into_bytes(), StringFormat::Literal));
-    widget.set("V", Object::Reference(signature_id));
+    let mut annotation = Dictionary::new();
+    annotation.set("Type", Object::Name(b"Annot".to_vec()));
+    annotation.set("Subtype", Object::Name(b"Widget".to_vec()));
+    annotation.set("FT", Object::Name(b"Sig".to_vec()));
+    annotation.set("T", Object::String(widget.name.into_bytes(), StringFormat::Literal));
+    annotation.set("V", Object::Reference(signature_id));
     // Print and Locked (ISO 32000-1 §12.5.3).
-    widget.set("F", Object::Integer(132));
-    widget.set("Rect", Object::Array(rect.iter().map(|v| Object::Real(*v)).collect()));
-    widget.set("P", Object::Reference(page_id));
-    if fields.visible.is_some() {
-        let appearance = appearance(new, rect[2] - rect[0], rect[3] - rect[1], fields);
+    annotation.set("F", Object::Integer(132));
+    annotation.set("Rect", Object::Array(widget.rect.iter().map(|v| Object::Real(*v)).collect()));
+    annotation.set("P", Object::Reference(widget.page_id));
+    if let Some(fields) = widget.visible {
+        let [x1, y1, x2, y2] = widget.rect;
+        let appearance = appearance(new, x2 - x1, y2 - y1, fields);
         let mut ap = Dictionary::new();
         ap.set("N", Object::Reference(appearance));
-        widget.set("AP", Object::Dictionary(ap));
+        annotation.set("AP", Object::Dictionary(ap));
     }
-    let widget_id = new.add_object(Object::Dictionary(widget));
+    let widget_id = new.add_object(Object::Dictionary(annotation));
 
-    add_to_page(&mut update, page_id, widget_id).map_err(|_| PdfRefusal::Damaged)?;
+    add_to_page(&mut update, widget.page_id, widget_id).map_err(|_| PdfRefusal::Damaged)?;
     add_to_form(&mut update, catalog_id, widget_id, certifies.then_some(signature_id))
         .map_err(|_| PdfRefusal::Damaged)?;
 
-    let mut written = Vec::with_capacity(pdf.len() + 2 * fields.reserved + 8192);
+    let mut written = Vec::with_capacity(pdf.len() + 2 * reserved + 8192);
     update.save_to(&mut written).map_err(|e| PdfRefusal::NotPdf(e.to_string()))?;
-    let contents = find_contents(&written, pdf.len(), fields.reserved).ok_or(PdfRefusal::Damaged)?;
+    let contents = find_contents(&written, pdf.len(), reserved).ok_or(PdfRefusal::Damaged)?;
     write_byte_range(&mut written, pdf.len(), &contents).ok_or(PdfRefusal::Damaged)?;
     Ok(Prepared { pdf: written, contents, certifies })
+}
+
+/// Appends `data` to a signed PDF in its Document Security Store (ETSI EN 319 142-1 §5.4.2, ISO 32000-2
+/// §12.8.4.3), an incremental update of its own: a B-T signature becomes B-LT. What the DSS holds
+/// already stays, and is not added twice.
+pub fn with_dss(
+    pdf: &[u8],
+    certificates: &[Vec<u8>],
+    ocsps: &[Vec<u8>],
+    crls: &[Vec<u8>],
+) -> Result<Vec<u8>, PdfRefusal> {
+    let Inspected { document, catalog_id, .. } = inspect(pdf)?;
+    let catalog = document.get_dictionary(catalog_id).map_err(|_| PdfRefusal::Damaged)?;
+    let existing = catalog.get(b"DSS").ok().and_then(|dss| deref_dict(&document, dss)).cloned().unwrap_or_default();
+    // What each of the DSS's lists holds now: the references, and the bytes they point at.
+    let held = |key: &[u8]| -> (Vec<Object>, Vec<Vec<u8>>) {
+        let list = existing.get(key).ok().and_then(|l| deref_array(&document, l)).cloned().unwrap_or_default();
+        let bytes = list
+            .iter()
+            .filter_map(|o| document.dereference(o).ok()?.1.as_stream().ok()?.get_plain_content().ok())
+            .collect();
+        (list, bytes)
+    };
+    let lists = [(&b"Certs"[..], certificates), (&b"OCSPs"[..], ocsps), (&b"CRLs"[..], crls)].map(|(key, new)| {
+        let (list, bytes) = held(key);
+        (key, list, bytes, new)
+    });
+    let mut update = IncrementalDocument::create_from(pdf.to_vec(), document);
+    let mut dss = existing.clone();
+    for (key, mut list, bytes, new) in lists {
+        for item in new.iter().filter(|item| !bytes.contains(item)) {
+            let id = update.new_document.add_object(Object::Stream(Stream::new(Dictionary::new(), item.clone())));
+            list.push(Object::Reference(id));
+        }
+        dss.set(key, Object::Array(list));
+    }
+    update.opt_clone_object_to_new_document(catalog_id).map_err(|_| PdfRefusal::Damaged)?;
+    update
+        .new_document
+        .get_dictionary_mut(catalog_id)
+        .map_err(|_| PdfRefusal::Damaged)?
+        .set("DSS", Object::Dictionary(dss));
+    let mut written = Vec::with_capacity(pdf.len() + 16 * 1024);
+    update.save_to(&mut written).map_err(|e| PdfRefusal::NotPdf(e.to_string()))?;
+    Ok(written)
 }
 
 /// Wider than any offset in a file rssp signs, so that the real values fit where it was written.

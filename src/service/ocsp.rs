@@ -322,6 +322,26 @@ pub fn respond(services: &Services, request: &[u8]) -> Result<OcspAnswer, Servic
     respond_to(services, &query)
 }
 
+/// A signed response about `certificate_der` (issued by `issuer_der`: a person's or the TSA's certificate
+/// by the issuing CA, the issuing CA's by the root), made by the responder, for the validation data that
+/// goes into a signature (B-LT) or a signDoc answer. `fresh`: signed now (with a nonce, so not from the
+/// cache), so that it tells the status after a signature just made. A responder too busy to sign one now
+/// is [`ServiceError::Unavailable`].
+pub(crate) fn response_about(
+    services: &Services,
+    certificate_der: &[u8],
+    issuer_der: &[u8],
+    fresh: bool,
+) -> Result<Vec<u8>, ServiceError> {
+    let cert_id = ocsp::cert_id(&certificate(certificate_der)?, &certificate(issuer_der)?)?;
+    let nonce = if fresh { Some(ocsp::nonce_extension(&crate::domain::secrets::random_bytes::<16>())?) } else { None };
+    let answer = respond_to(services, &OcspQuery { cert_ids: vec![cert_id], nonce })?;
+    if !ocsp::is_successful(&answer.der) {
+        return Err(ServiceError::Unavailable);
+    }
+    Ok(answer.der.to_vec())
+}
+
 /// One response in the making, counted while it lives.
 struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
 

@@ -245,26 +245,47 @@ fn csc_timestamp_inner(
     }
 }
 
-/// A signature time-stamp made for signDoc (B-T). Its transaction was spent with the signature's; it
-/// leaves only once [`record_signature_time_stamps`] has written it to the audit chain and the log.
+/// A time-stamp made for signDoc: over a signature value (B-T), or a PDF's document time-stamp (B-LTA).
+/// Its transaction was spent with the signature's; it leaves only once [`record_signature_time_stamps`]
+/// has written it to the audit chain and the log.
 pub(crate) struct SignatureTimeStamp {
     /// The TimeStampToken, DER.
     pub(crate) token: Vec<u8>,
     stamp: Stamp,
+    what: &'static str,
 }
 
-/// Makes a token over the digest (with `hash`) of a signature value, for a signDoc at B-T. It carries the
-/// TSA's certificate and the issuing CA's, so that the signature alone holds the TSA's path to the root.
+/// Makes a token over the digest (with `hash`) of a signature value, for a signDoc at B-T.
 pub(crate) fn signature_time_stamp(
     services: &Services,
     hash: HashAlgorithm,
     signature_value: &[u8],
 ) -> Result<SignatureTimeStamp, ServiceError> {
-    let query = TimeStampQuery::for_digest(hash, &hash.digest(signature_value), None)
-        .map_err(|rejection| ServiceError::invariant(format!("signature time-stamp: {}", rejection.text)))?;
+    signdoc_time_stamp(services, hash, &hash.digest(signature_value), "a signature time-stamp")
+}
+
+/// Makes a PDF's document time-stamp (B-LTA): a token over its /ByteRange digest.
+pub(crate) fn document_time_stamp(
+    services: &Services,
+    hash: HashAlgorithm,
+    byte_range_digest: &[u8],
+) -> Result<SignatureTimeStamp, ServiceError> {
+    signdoc_time_stamp(services, hash, byte_range_digest, "a document time-stamp")
+}
+
+/// A token over `digest` carrying the TSA's certificate and the issuing CA's, so that the signature alone
+/// holds the TSA's path to the root.
+fn signdoc_time_stamp(
+    services: &Services,
+    hash: HashAlgorithm,
+    digest: &[u8],
+    what: &'static str,
+) -> Result<SignatureTimeStamp, ServiceError> {
+    let query = TimeStampQuery::for_digest(hash, digest, None)
+        .map_err(|rejection| ServiceError::invariant(format!("signDoc time-stamp: {}", rejection.text)))?;
     let stamp = Stamp::new(services, &query)?;
     let token = stamp.sign(services, &query, std::slice::from_ref(&services.ca.issuing.certificate_der))?;
-    Ok(SignatureTimeStamp { token, stamp })
+    Ok(SignatureTimeStamp { token, stamp, what })
 }
 
 /// Records signDoc's time-stamps (audit chain and log, in one transaction) before they leave.
@@ -279,7 +300,7 @@ pub(crate) fn record_signature_time_stamps(
     }
     let user = Some(principal.user_id.as_str());
     db::write_transaction(&mut *services.conn()?, |c| -> Result<(), ServiceError> {
-        for SignatureTimeStamp { stamp, .. } in stamps {
+        for SignatureTimeStamp { stamp, what, .. } in stamps {
             let seq = audit::record_numbered(
                 c,
                 stamp.gen_time,
@@ -289,7 +310,7 @@ pub(crate) fn record_signature_time_stamps(
                     user_id: user,
                     credential_id: Some(credential_id),
                     detail: format!(
-                        "{}; a signature time-stamp of signDoc, its transaction spent with the signature",
+                        "{}; {what} of signDoc, its transaction spent with the signature",
                         stamp.describe(TimeStampRequester::Person, user)
                     ),
                 },

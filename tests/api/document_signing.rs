@@ -152,8 +152,8 @@ async fn v2_info_lists_sign_doc_with_the_formats_and_levels_it_makes_and_v1_does
         info["signature_formats"]["envelope_properties"],
         json!([["Attached", "Detached"], ["Certification", "Revision"]])
     );
-    assert_eq!(info["conformance_levels"], json!(["Ades-B-B", "Ades-B-T"]));
-    assert_eq!(info["validationInfo"], false);
+    assert_eq!(info["conformance_levels"], json!(["Ades-B-B", "Ades-B-T", "Ades-B-LT", "Ades-B-LTA"]));
+    assert_eq!(info["validationInfo"], true);
     let (_, v1) = server.post("/csc/v1/info", None, json!({})).await;
     assert!(!v1["methods"].as_array().unwrap().contains(&json!("signatures/signDoc")), "v1 has no signDoc");
     let (status, _) = server.post("/csc/v1/signatures/signDoc", None, json!({})).await;
@@ -366,14 +366,7 @@ async fn requests_it_cannot_serve_are_refused_and_spend_nothing() {
         (dig(json!({"hashes": [b64(&digest[..20])]})), "Invalid digest value length"),
         (dig(json!({"hashAlgorithmOID": "2.16.840.1.101.3.4.2.2"})), "hashAlgorithmOID"),
         (dig(json!({"hashes": []})), "documentDigests"),
-        (
-            json!({"credentialID": id, "SAD": sad, "returnValidationInformation": true, "documents": doc(json!({}))["documents"]}),
-            "returnValidationInfo",
-        ),
-        (
-            json!({"credentialID": id, "SAD": sad, "returnValidationInfo": true, "documents": doc(json!({}))["documents"]}),
-            "returnValidationInfo",
-        ),
+        (dig(json!({"signature_format": "P", "conformance_level": "Ades-B-LTA"})), "offered for whole PDFs"),
         (
             json!({"credentialID": id, "SAD": sad, "signatureQualifier": "eu_eidas_aes", "documents": doc(json!({}))["documents"]}),
             "Invalid parameter signatureQualifier",
@@ -725,4 +718,118 @@ fn pdfsig_valid(path: &std::path::Path) -> Vec<bool> {
         said.split("Signature #").skip(1).map(|s| s.contains("Signature Validation: Signature is Valid.")).collect();
     assert!(said.contains("Total document signed"), "pdfsig {path:?}: {said}");
     valid
+}
+
+/// Whole PDFs at B-LT (the certificates, fresh OCSP responses and the CRLs in the PDF's DSS, an update of
+/// its own after the signature) and B-LTA (then a document time-stamp over all of it): qpdf finds them
+/// sound, pdfsig finds the signature valid, the DSS holds what validates the signer and the TSA, and each
+/// time-stamp spends a transaction (B-LT two per signature, B-LTA three).
+#[tokio::test]
+async fn whole_pdfs_at_b_lt_and_b_lta_carry_their_validation_data() {
+    let server = TestServer::start().await;
+    let signer = server.provision_with_quota("pdf-long-term", KeyKind::EcP256, 2, None, Some(10)).await;
+    let token = server.login("v2", &signer).await;
+    let corpus = pdf_corpus(&["ghostscript-1.7.pdf", "qpdf-object-streams.pdf"]);
+    let sad = authorize(&server, &token, &signer, &corpus.iter().map(|(_, pdf)| sha256(pdf)).collect::<Vec<_>>()).await;
+    let (status, body) = sign_doc(
+        &server,
+        &token,
+        json!({"credentialID": signer.credential_id, "SAD": sad, "documents": [
+            {"document": b64(&corpus[0].1), "signature_format": "P", "conformance_level": "Ades-B-LT", "signAlgo": ES256},
+            {"document": b64(&corpus[1].1), "signature_format": "P", "conformance_level": "Ades-B-LTA", "signAlgo": ES256},
+        ]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let signed: Vec<Vec<u8>> =
+        body["DocumentWithSignature"].as_array().unwrap().iter().map(|d| unb64(d.as_str().unwrap())).collect();
+    assert_eq!(quota_used(&server, &signer.credential_id), 2 + 3);
+    let dir = tempfile::tempdir().unwrap();
+    for ((name, original), signed) in corpus.iter().zip(&signed) {
+        assert_eq!(&signed[..original.len()], &original[..], "{name}");
+        let path = dir.path().join(name);
+        std::fs::write(&path, signed).unwrap();
+        qpdf_check(&path);
+        let report = pdfsig(&path);
+        assert!(report.contains("Signature Validation: Signature is Valid."), "{name}: {report}");
+        let dss = dss_counts(signed);
+        assert!(dss.0 >= 5 && dss.1 >= 3 && dss.2 >= 2, "{name}: DSS certificates, OCSP responses, CRLs {dss:?}");
+    }
+    let lta = String::from_utf8_lossy(&signed[1]).to_string();
+    assert!(lta.contains("/DocTimeStamp") && lta.contains("/ETSI.RFC3161"), "a document time-stamp");
+    assert!(!String::from_utf8_lossy(&signed[0]).contains("/DocTimeStamp"), "B-LT has none");
+}
+
+/// `returnValidationInfo` (or `returnValidationInformation`) answers `validationInfo` with what validates
+/// the signature and its time-stamp and is not inside them: OCSP responses (signer, TSA, issuing CA) that
+/// openssl verifies and that say "good", both CAs' CRLs, the root and the OCSP responder's certificates.
+#[tokio::test]
+async fn validation_info_holds_what_the_signature_does_not() {
+    let server = TestServer::start().await;
+    let judge = Judge::of(&server);
+    let signer = server.provision("doc-validation-info", KeyKind::EcP256, 1, None).await;
+    let token = server.login("v2", &signer).await;
+    let document = b"validated later".to_vec();
+    let sad = authorize(&server, &token, &signer, std::slice::from_ref(&sha256(&document))).await;
+    let (status, body) = sign_doc(
+        &server,
+        &token,
+        json!({"credentialID": signer.credential_id, "SAD": sad, "returnValidationInformation": true, "documents": [
+            {"document": b64(&document), "signature_format": "C", "signed_envelope_property": "Detached",
+             "conformance_level": "Ades-B-T", "signAlgo": ES256}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let info = &body["validationInfo"];
+    let list = |key: &str| -> Vec<Vec<u8>> {
+        info[key].as_array().unwrap().iter().map(|v| unb64(v.as_str().unwrap())).collect()
+    };
+    let (ocsp, crls, certificates) = (list("ocsp"), list("crl"), list("certificates"));
+    assert_eq!((ocsp.len(), crls.len(), certificates.len()), (3, 2, 2), "{info}");
+    let services = server.services();
+    assert!(certificates.contains(&services.ca.root.certificate_der));
+    assert!(!certificates.contains(&services.ca.issuing.certificate_der), "inside the signature already");
+    let signer_der = {
+        let mut conn = services.conn().unwrap();
+        rssp::db::credentials::by_id(&mut conn, &signer.credential_id).unwrap().unwrap().certificate
+    };
+    let issuing = judge.file("issuing.pem", pem(&services.ca.issuing.certificate_der).as_bytes());
+    let cert = judge.file("signer.pem", pem(&signer_der).as_bytes());
+    let response = judge.file("signer.ocsp", &ocsp[0]);
+    let root = judge.root.to_str().unwrap().to_string();
+    let (ok, said) =
+        openssl(&["ocsp", "-respin", &response, "-no_nonce", "-issuer", &issuing, "-cert", &cert, "-CAfile", &root]);
+    assert!(ok && said.contains("Response verify OK") && said.contains(": good"), "openssl ocsp: {said}");
+    let chain = pem(&services.ca.issuing.certificate_der) + &pem(&services.ca.root.certificate_der);
+    let chain = judge.file("chain.pem", chain.as_bytes());
+    for (i, crl) in crls.iter().enumerate() {
+        let path = judge.file(&format!("{i}.crl"), crl);
+        let (ok, said) = openssl(&["crl", "-inform", "DER", "-in", &path, "-CAfile", &chain, "-noout"]);
+        assert!(ok && said.contains("verify OK"), "openssl crl: {said}");
+    }
+    // Not asked: not answered.
+    let sad = authorize(&server, &token, &signer, std::slice::from_ref(&sha256(&document))).await;
+    let (status, body) = sign_doc(
+        &server,
+        &token,
+        json!({"credentialID": signer.credential_id, "SAD": sad, "documents": [
+            {"document": b64(&document), "signature_format": "C", "signAlgo": ES256}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("validationInfo").is_none(), "{body}");
+}
+
+fn pdfsig(path: &std::path::Path) -> String {
+    let out = std::process::Command::new("pdfsig").arg("-nocert").arg(path).output().expect("pdfsig is installed");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// How many certificates, OCSP responses and CRLs the PDF's DSS lists.
+fn dss_counts(pdf: &[u8]) -> (usize, usize, usize) {
+    let document = lopdf::Document::load_mem(pdf).unwrap();
+    let catalog = document.catalog().unwrap();
+    let dss = document.dereference(catalog.get(b"DSS").unwrap()).unwrap().1.as_dict().unwrap().clone();
+    let count = |key: &[u8]| dss.get(key).ok().and_then(|l| l.as_array().ok()).map_or(0, |l| l.len());
+    (count(b"Certs"), count(b"OCSPs"), count(b"CRLs"))
 }

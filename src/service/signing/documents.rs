@@ -5,7 +5,8 @@
 //! - PAdES (`P`) of a whole PDF, signed inside (an incremental update, [`pades`]), invisible;
 //! - the CMS of a PAdES signature for a PDF the client prepared: the digest is that of its /ByteRange,
 //!   the answer the CMS the client puts in the signature dictionary's /Contents;
-//! - at `Ades-B-B`, or `Ades-B-T` with a signature time-stamp from rssp's own TSA.
+//! - at `Ades-B-B`, or `Ades-B-T` with a signature time-stamp from rssp's own TSA; a whole PDF also at
+//!   `Ades-B-LT` (the validation data in its DSS) and `Ades-B-LTA` (then a document time-stamp).
 //!
 //! Authorised as signHash: under SCAL2 the SAD is bound to each digest sent, or for a document to its
 //! digest made with the signature algorithm's hash. The SAD, the quota (one transaction per signature and
@@ -28,6 +29,7 @@ use crate::pki::PkiError;
 
 use super::super::credentials::{ensure_usable, key_kind, usable_sad, MAX_ID_LEN};
 use super::super::timestamps::{self, SignatureTimeStamp};
+use super::super::validation_data::{self, ValidationData};
 use super::super::{Principal, ServiceError, Services};
 use super::{refund, reservation, Spent};
 
@@ -38,6 +40,16 @@ pub struct SignDocRequest {
     pub credential_id: CredentialId,
     pub sad: SecretString,
     pub items: Vec<ToSign>,
+    /// `returnValidationInfo`: answer with the validation data the signatures do not carry.
+    pub return_validation_info: bool,
+}
+
+/// What signDoc answers: the signatures in the order of the request, and the validation data if asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedDocuments {
+    pub signed: Vec<Signed>,
+    /// Validation data not already in the signatures (CSC `validationInfo`).
+    pub validation_info: Option<ValidationData>,
 }
 
 /// What one signature covers.
@@ -83,6 +95,16 @@ struct Plan<'a> {
     pdf: Option<pades::Prepared>,
 }
 
+/// The time-stamps a signature at `level` takes, each spending a transaction: the signature time-stamp from
+/// B-T on, and a PDF's document time-stamp at B-LTA.
+fn time_stamps(level: ConformanceLevel) -> usize {
+    match level {
+        ConformanceLevel::BB => 0,
+        ConformanceLevel::BT | ConformanceLevel::BLt => 1,
+        ConformanceLevel::BLta => 2,
+    }
+}
+
 /// Room kept in a PDF for the CMS: the signature, two certificates and the attributes take about 4 KB,
 /// a time-stamp token with its two certificates about 3 KB more.
 fn pdf_room(level: ConformanceLevel) -> usize {
@@ -98,7 +120,7 @@ pub fn sign_doc(
     services: &Services,
     principal: &Principal,
     request: SignDocRequest,
-) -> Result<Vec<Signed>, ServiceError> {
+) -> Result<SignedDocuments, ServiceError> {
     let result = sign_doc_inner(services, principal, &request);
     if let Err(e) = &result {
         services.audit_refusal(
@@ -115,7 +137,7 @@ fn sign_doc_inner(
     services: &Services,
     principal: &Principal,
     request: &SignDocRequest,
-) -> Result<Vec<Signed>, ServiceError> {
+) -> Result<SignedDocuments, ServiceError> {
     let now = services.now();
     if request.credential_id.len() > MAX_ID_LEN {
         return Err(ServiceError::Invalid(super::super::Param::CredentialId));
@@ -150,7 +172,7 @@ fn sign_doc_inner(
     let key = KeyId::from_hex(&row.key_id).ok_or_else(|| ServiceError::invariant("stored key id"))?;
     let public_key = certificate.tbs_certificate().subject_public_key_info().clone();
     let count = i32::try_from(plans.len()).map_err(ServiceError::internal)?;
-    let stamps = plans.iter().filter(|p| p.item.level.has_signature_time_stamp()).count();
+    let stamps: usize = plans.iter().map(|p| time_stamps(p.item.level)).sum();
     let quota = count + i32::try_from(stamps).map_err(ServiceError::internal)?;
     let hashes: Vec<Vec<u8>> = plans.iter().map(|p| p.digest.clone()).collect();
     let certificate = row.certificate.clone();
@@ -187,16 +209,26 @@ fn sign_doc_inner(
         .map(|plan| make(services, &signer_for, &certificate, plan).map_err(|e| in_context(e, &credential_id)))
         .collect::<Result<Vec<_>, _>>()
         .and_then(|made| {
-            let stamps: Vec<&SignatureTimeStamp> = made.iter().filter_map(|(_, stamp)| stamp.as_ref()).collect();
+            // Read after the signatures were made: the statuses it holds are later than they are.
+            let validation_info = if request.return_validation_info {
+                let time_stamped = made.iter().any(|(_, stamps)| !stamps.is_empty());
+                Some(
+                    validation_data::for_signature(services, &certificate, time_stamped)?
+                        .beyond_the_signature(services),
+                )
+            } else {
+                None
+            };
+            let stamps: Vec<&SignatureTimeStamp> = made.iter().flat_map(|(_, stamps)| stamps).collect();
             timestamps::record_signature_time_stamps(services, principal, &credential_id, &stamps)?;
-            Ok(made)
+            Ok((made, validation_info))
         });
     match made {
-        Ok(made) => {
+        Ok((made, validation_info)) => {
             for scheme in schemes {
                 METRICS.signatures.with_label_values(&[scheme, "csc_v2_signdoc"]).inc();
             }
-            Ok(made.into_iter().map(|(signed, _)| signed).collect())
+            Ok(SignedDocuments { signed: made.into_iter().map(|(signed, _)| signed).collect(), validation_info })
         }
         Err(e) => {
             refund(
@@ -246,9 +278,12 @@ impl std::error::Error for Boxed {
 /// Checks one item against the credential's key and works out what the SAD must cover.
 fn plan<'a>(kind: crate::domain::KeyKind, item: &'a ToSign, signer: &PdfSigner<'_>) -> Result<Plan<'a>, ServiceError> {
     let scheme = resolve_scheme(kind, &item.sign_algo, item.hash_algo.as_deref(), item.sign_algo_params.as_deref())?;
-    if item.level > ConformanceLevel::BT {
+    let whole_pdf = matches!((&item.input, item.format), (Input::Document(_), SignatureFormat::Pades));
+    if item.level > ConformanceLevel::BT && !whole_pdf {
         return Err(ServiceError::InvalidRequest(format!(
-            "Invalid parameter conformance_level: {} is not offered (Ades-B-B, Ades-B-T)",
+            "Invalid parameter conformance_level: {} is offered for whole PDFs (P in documents); a CAdES \
+             signature or a PAdES CMS is made at Ades-B-B or Ades-B-T (with returnValidationInfo, the client \
+             adds the validation data)",
             item.level
         )));
     }
@@ -320,15 +355,16 @@ fn signer_name(certificate: &x509_cert::Certificate) -> String {
         .unwrap_or_else(|| subject.to_string())
 }
 
-/// Makes one signature (and its time-stamp at B-T).
+/// Makes one signature, with its time-stamps (B-T, B-LTA) and validation data (B-LT).
 fn make<'k>(
     services: &Services,
     signer_for: &impl Fn(SignatureScheme) -> Result<HsmSigner<'k>, PkiError>,
     certificate: &[u8],
     plan: Plan<'_>,
-) -> Result<(Signed, Option<SignatureTimeStamp>), ServiceError> {
+) -> Result<(Signed, Vec<SignatureTimeStamp>), ServiceError> {
     let signer = signer_for(plan.scheme)?;
-    let byte_range = plan.pdf.as_ref().map(|pdf| pdf.byte_range_digest(plan.scheme.hash()));
+    let hash = plan.scheme.hash();
+    let byte_range = plan.pdf.as_ref().map(|pdf| pdf.byte_range_digest(hash));
     let content = match (&plan.item.input, plan.packaging, &byte_range) {
         (_, _, Some(byte_range)) => Content::Detached { digest: byte_range },
         (Input::Document(document), Packaging::Attached, None) => {
@@ -343,23 +379,45 @@ fn make<'k>(
     };
     let chain = [services.ca.issuing.certificate_der.clone()];
     let signed = cades::Signed { certificate_der: certificate, chain_der: &chain, content, baseline };
-    let mut stamp = None;
+    let mut stamps = Vec::new();
     let cms = if plan.item.level.has_signature_time_stamp() {
         cades::sign_b_t(&signer, signed, |signature_value| {
-            let made = timestamps::signature_time_stamp(services, plan.scheme.hash(), signature_value)?;
+            let made = timestamps::signature_time_stamp(services, hash, signature_value)?;
             let token = made.token.clone();
-            stamp = Some(made);
+            stamps.push(made);
             Ok::<_, ServiceError>(token)
         })?
     } else {
         cades::sign_b_b(&signer, signed)?
     };
-    let signed = match (plan.pdf, plan.packaging) {
-        (Some(pdf), _) => Signed::DocumentWithSignature(pdf.finish(&cms)?),
-        (None, Packaging::Attached) => Signed::DocumentWithSignature(cms),
-        (None, _) => Signed::SignatureObject(cms),
+    let Some(prepared) = plan.pdf else {
+        return Ok(match plan.packaging {
+            Packaging::Attached => (Signed::DocumentWithSignature(cms), stamps),
+            _ => (Signed::SignatureObject(cms), stamps),
+        });
     };
-    Ok((signed, stamp))
+    let mut pdf = prepared.finish(&cms)?;
+    if plan.item.level >= ConformanceLevel::BLt {
+        // B-LT: what validates the signature and its time-stamp later, read now that both exist.
+        let data = validation_data::for_signature(services, certificate, true)?;
+        pdf = pades::with_dss(&pdf, &data.certificates, &data.ocsp, &data.crls).map_err(in_our_pdf)?;
+    }
+    if plan.item.level == ConformanceLevel::BLta {
+        // B-LTA: a document time-stamp over all of it.
+        let prepared = pades::prepare_document_time_stamp(&pdf, DOCUMENT_TIME_STAMP_ROOM).map_err(in_our_pdf)?;
+        let made = timestamps::document_time_stamp(services, hash, &prepared.byte_range_digest(hash))?;
+        pdf = prepared.finish(&made.token)?;
+        stamps.push(made);
+    }
+    Ok((Signed::DocumentWithSignature(pdf), stamps))
+}
+
+/// Room kept for a document time-stamp token (with the TSA's and the issuing CA's certificates).
+const DOCUMENT_TIME_STAMP_ROOM: usize = 12 * 1024;
+
+/// A PDF rssp itself just wrote that it cannot extend is its own failure, not the client's.
+fn in_our_pdf(refusal: pades::PdfRefusal) -> ServiceError {
+    ServiceError::internal_while("extending the PDF rssp signed", refusal)
 }
 
 /// The audit record's words: how many of each kind of signature, never a secret.
