@@ -110,22 +110,43 @@ struct Inspected {
     document: Document,
     catalog_id: ObjectId,
     signed: bool,
-    field_names: Vec<Vec<u8>>,
+    field_names: std::collections::HashSet<Vec<u8>>,
 }
 
 fn inspect(pdf: &[u8]) -> Result<Inspected, PdfRefusal> {
-    if !pdf.get(..1024.min(pdf.len())).is_some_and(|head| head.windows(5).any(|w| w == b"%PDF-")) {
-        return Err(PdfRefusal::NotPdf("no %PDF- header".into()));
+    // Bytes before the header would shift every offset lopdf reads from the ones the update writes.
+    if !pdf.starts_with(b"%PDF-") {
+        return Err(PdfRefusal::NotPdf("the file does not start with %PDF-".into()));
     }
-    let document = Document::load_mem(pdf).map_err(|e| match e {
+    let options = lopdf::LoadOptions {
+        strict: true,
+        max_decompressed_size: Some(MAX_DECOMPRESSED_BYTES),
+        ..lopdf::LoadOptions::default()
+    };
+    let document = Document::load_mem_with_options(pdf, options).map_err(|e| match e {
         lopdf::Error::Decryption(_) | lopdf::Error::InvalidPassword => PdfRefusal::Encrypted,
         e => PdfRefusal::NotPdf(e.to_string()),
     })?;
     if document.trailer.has(b"Encrypt") || document.is_encrypted() || document.was_encrypted() {
         return Err(PdfRefusal::Encrypted);
     }
-    // Objects found by scanning, not through the cross-reference data: an update could not chain to it.
-    if document.xref_start == 0 {
+    // Cross-reference data repaired or rebuilt, or objects it does not list (which lopdf still reads
+    // from object streams, where other readers see nothing): what rssp would copy into its update could
+    // then render otherwise than the file the person approved.
+    if document.xref_start == 0 || document.xref_recovery.is_some() {
+        return Err(PdfRefusal::Damaged);
+    }
+    let listed = |id: &ObjectId| match document.reference_table.get(id.0) {
+        Some(lopdf::xref::XrefEntry::Normal { generation, .. }) => *generation == id.1,
+        Some(lopdf::xref::XrefEntry::Compressed { .. }) => id.1 == 0,
+        _ => false,
+    };
+    if !document.objects.keys().all(listed) {
+        return Err(PdfRefusal::Damaged);
+    }
+    // ISO 32000-1 annex C: no object number above 8,388,607; rssp's update numbers its objects after the
+    // highest.
+    if document.max_id >= MAX_OBJECT_NUMBER {
         return Err(PdfRefusal::Damaged);
     }
     let catalog_id = document.trailer.get(b"Root").and_then(Object::as_reference).map_err(|_| PdfRefusal::Damaged)?;
@@ -137,23 +158,76 @@ fn inspect(pdf: &[u8]) -> Result<Inspected, PdfRefusal> {
     if acro_form.is_some_and(|form| form.has(b"XFA")) {
         return Err(PdfRefusal::Xfa);
     }
-    if docmdp_permissions(&document, catalog) == Some(1) {
+    let permissions = docmdp_permissions(&document, catalog);
+    if permissions == Some(1) {
         return Err(PdfRefusal::NoChangesAllowed);
     }
-    let mut field_names = Vec::new();
-    let mut signed = false;
+    let mut field_names = std::collections::HashSet::new();
+    // A certified document is signed, whether or not its form lists the signature.
+    let mut signed = permissions.is_some();
     if let Some(fields) = acro_form.and_then(|form| form.get(b"Fields").ok()).and_then(|o| deref_array(&document, o)) {
-        walk_fields(&document, fields, 0, &mut |field| {
+        let mut walk = FieldWalk { document: &document, visited: std::collections::HashSet::new() };
+        walk.fields(fields, Inherited::default(), &mut |field, inherited| {
             if let Ok(name) = field.get(b"T").and_then(Object::as_str) {
-                field_names.push(name.to_vec());
+                field_names.insert(name.to_vec());
             }
-            let is_signature = field.get(b"FT").and_then(Object::as_name).is_ok_and(|t| t == b"Sig");
-            if is_signature && field.has(b"V") {
+            if inherited.signature && inherited.value {
                 signed = true;
             }
-        });
+        })?;
     }
     Ok(Inspected { document, catalog_id, signed, field_names })
+}
+
+/// Most bytes lopdf may inflate from one stream of a PDF to sign.
+const MAX_DECOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
+/// ISO 32000-1 annex C.
+const MAX_OBJECT_NUMBER: u32 = 8_388_607;
+/// Most fields walked in a form: more is refused as damaged (a file of a few hundred bytes can make a
+/// tree of millions by repeating a reference).
+const MAX_FIELDS: usize = 10_000;
+
+/// What a field inherits from its ancestors (ISO 32000-1 §12.7.3.1): its type and value.
+#[derive(Debug, Clone, Copy, Default)]
+struct Inherited {
+    signature: bool,
+    value: bool,
+}
+
+/// A walk over the form's field tree that visits each field once.
+struct FieldWalk<'a> {
+    document: &'a Document,
+    visited: std::collections::HashSet<ObjectId>,
+}
+
+impl FieldWalk<'_> {
+    fn fields(
+        &mut self,
+        fields: &[Object],
+        parent: Inherited,
+        visit: &mut impl FnMut(&Dictionary, Inherited),
+    ) -> Result<(), PdfRefusal> {
+        for field in fields {
+            if let Object::Reference(id) = field {
+                if !self.visited.insert(*id) {
+                    continue;
+                }
+                if self.visited.len() > MAX_FIELDS {
+                    return Err(PdfRefusal::Damaged);
+                }
+            }
+            let Some(dictionary) = deref_dict(self.document, field) else { continue };
+            let inherited = Inherited {
+                signature: dictionary.get(b"FT").and_then(Object::as_name).map_or(parent.signature, |t| t == b"Sig"),
+                value: parent.value || dictionary.has(b"V"),
+            };
+            visit(dictionary, inherited);
+            if let Some(kids) = dictionary.get(b"Kids").ok().and_then(|k| deref_array(self.document, k)) {
+                self.fields(kids, inherited, visit)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The `/P` of the document's certification signature, if it is certified (ISO 32000-1 §12.8.2.2).
@@ -169,20 +243,6 @@ fn docmdp_permissions(document: &Document, catalog: &Dictionary) -> Option<i64> 
         }
     }
     None
-}
-
-/// Visits every field of the form tree (depth-bounded: a hostile file may loop).
-fn walk_fields(document: &Document, fields: &[Object], depth: usize, visit: &mut impl FnMut(&Dictionary)) {
-    if depth > 32 {
-        return;
-    }
-    for field in fields {
-        let Some(field) = deref_dict(document, field) else { continue };
-        visit(field);
-        if let Some(kids) = field.get(b"Kids").ok().and_then(|k| deref_array(document, k)) {
-            walk_fields(document, kids, depth + 1, visit);
-        }
-    }
 }
 
 fn deref_dict<'a>(document: &'a Document, object: &'a Object) -> Option<&'a Dictionary> {
@@ -266,8 +326,8 @@ struct Widget<'a> {
     name: String,
 }
 
-fn unique_field_name(taken: &[Vec<u8>]) -> String {
-    (1..).map(|n| format!("Signature{n}")).find(|n| !taken.contains(&n.as_bytes().to_vec())).unwrap_or_default()
+fn unique_field_name(taken: &std::collections::HashSet<Vec<u8>>) -> String {
+    (1..).map(|n| format!("Signature{n}")).find(|n| !taken.contains(n.as_bytes())).unwrap_or_default()
 }
 
 /// Appends `signature` (its `/ByteRange` and `/Contents` added here), its field and widget on the page,
@@ -287,7 +347,7 @@ fn append_signature(
     signature.set("Contents", Object::String(vec![0; reserved], StringFormat::Hexadecimal));
     let mut update = IncrementalDocument::create_from(pdf.to_vec(), document);
     let new = &mut update.new_document;
-    let signature_id = new.add_object(Object::Dictionary(signature));
+    let signature_id = new.try_add_object(Object::Dictionary(signature)).map_err(|_| PdfRefusal::Damaged)?;
 
     let mut annotation = Dictionary::new();
     annotation.set("Type", Object::Name(b"Annot".to_vec()));
@@ -306,16 +366,19 @@ fn append_signature(
         ap.set("N", Object::Reference(appearance));
         annotation.set("AP", Object::Dictionary(ap));
     }
-    let widget_id = new.add_object(Object::Dictionary(annotation));
+    let widget_id = new.try_add_object(Object::Dictionary(annotation)).map_err(|_| PdfRefusal::Damaged)?;
 
     add_to_page(&mut update, widget.page_id, widget_id).map_err(|_| PdfRefusal::Damaged)?;
     add_to_form(&mut update, catalog_id, widget_id, certifies.then_some(signature_id))
         .map_err(|_| PdfRefusal::Damaged)?;
 
     let mut written = Vec::with_capacity(pdf.len() + 2 * reserved + 8192);
-    update.save_to(&mut written).map_err(|e| PdfRefusal::NotPdf(e.to_string()))?;
-    let contents = find_contents(&written, pdf.len(), reserved).ok_or(PdfRefusal::Damaged)?;
-    write_byte_range(&mut written, pdf.len(), &contents).ok_or(PdfRefusal::Damaged)?;
+    update.save_to(&mut written).map_err(|_| PdfRefusal::Damaged)?;
+    // Only inside rssp's own signature object: objects copied from the file come before it, and a hostile
+    // file could hold a placeholder of its own there.
+    let object = own_object(&written, pdf.len(), signature_id).ok_or(PdfRefusal::Damaged)?;
+    let contents = find_contents(&written, &object, reserved).ok_or(PdfRefusal::Damaged)?;
+    write_byte_range(&mut written, &object, &contents).ok_or(PdfRefusal::Damaged)?;
     Ok(Prepared { pdf: written, contents, certifies })
 }
 
@@ -348,7 +411,8 @@ pub fn with_dss(
     let mut dss = existing.clone();
     for (key, mut list, bytes, new) in lists {
         for item in new.iter().filter(|item| !bytes.contains(item)) {
-            let id = update.new_document.add_object(Object::Stream(Stream::new(Dictionary::new(), item.clone())));
+            let stream = Object::Stream(Stream::new(Dictionary::new(), item.clone()));
+            let id = update.new_document.try_add_object(stream).map_err(|_| PdfRefusal::Damaged)?;
             list.push(Object::Reference(id));
         }
         dss.set(key, Object::Array(list));
@@ -360,7 +424,7 @@ pub fn with_dss(
         .map_err(|_| PdfRefusal::Damaged)?
         .set("DSS", Object::Dictionary(dss));
     let mut written = Vec::with_capacity(pdf.len() + 16 * 1024);
-    update.save_to(&mut written).map_err(|e| PdfRefusal::NotPdf(e.to_string()))?;
+    update.save_to(&mut written).map_err(|_| PdfRefusal::Damaged)?;
     Ok(written)
 }
 
@@ -426,7 +490,11 @@ fn add_to_form(
         catalog.set("AcroForm", Object::Dictionary(form));
     }
     if let Some(signature_id) = certification {
-        let mut perms = Dictionary::new();
+        // Other permissions (a usage-rights signature, /UR3) stay.
+        let mut perms = match catalog.get(b"Perms") {
+            Ok(Object::Dictionary(perms)) => perms.clone(),
+            _ => Dictionary::new(),
+        };
         perms.set("DocMDP", Object::Reference(signature_id));
         catalog.set("Perms", Object::Dictionary(perms));
     }
@@ -451,27 +519,34 @@ fn add_field(update: &mut IncrementalDocument, form_id: ObjectId, widget_id: Obj
     Ok(())
 }
 
-/// The hex string of `2 × reserved` zeros after `from`: the `/Contents` kept for the CMS.
-fn find_contents(pdf: &[u8], from: usize, reserved: usize) -> Option<Range<usize>> {
-    let width = 2 * reserved + 2;
-    let mut at = from;
-    while let Some(offset) = pdf[at..].iter().position(|b| *b == b'<') {
-        let start = at + offset;
-        let end = start + width;
-        if end <= pdf.len() && pdf[end - 1] == b'>' && pdf[start + 1..end - 1].iter().all(|b| *b == b'0') {
-            return Some(start..end);
-        }
-        at = start + 1;
-    }
-    None
+/// Where the update (after `from`) writes object `id`: from its `N G obj` to its `endobj`.
+fn own_object(pdf: &[u8], from: usize, id: ObjectId) -> Option<Range<usize>> {
+    let header = format!("\n{} {} obj", id.0, id.1);
+    let start = pdf[from..].windows(header.len()).position(|w| w == header.as_bytes())? + from + 1;
+    let end = pdf[start..].windows(6).position(|w| w == b"endobj")? + start;
+    Some(start..end)
 }
 
-/// Rewrites the placeholder `/ByteRange` after `from` with the two ranges around `contents`, padded with
+/// The hex string of `2 × reserved` zeros in `object`: the `/Contents` kept for the CMS, the only one.
+fn find_contents(pdf: &[u8], object: &Range<usize>, reserved: usize) -> Option<Range<usize>> {
+    let width = 2 * reserved + 2;
+    let body = &pdf[object.clone()];
+    let key = body.windows(9).position(|w| w == b"/Contents")?;
+    let start = object.start + key + 9 + body[key + 9..].iter().position(|b| !b.is_ascii_whitespace())?;
+    let end = start + width;
+    let found = end <= object.end
+        && pdf[start] == b'<'
+        && pdf[end - 1] == b'>'
+        && pdf[start + 1..end - 1].iter().all(|b| *b == b'0');
+    found.then_some(start..end)
+}
+
+/// Rewrites the placeholder `/ByteRange` of `object` with the two ranges around `contents`, padded with
 /// spaces to its width.
-fn write_byte_range(pdf: &mut [u8], from: usize, contents: &Range<usize>) -> Option<()> {
-    let key = pdf[from..].windows(10).position(|w| w == b"/ByteRange")? + from;
-    let open = pdf[key..].iter().position(|b| *b == b'[')? + key;
-    let close = pdf[open..].iter().position(|b| *b == b']')? + open;
+fn write_byte_range(pdf: &mut [u8], object: &Range<usize>, contents: &Range<usize>) -> Option<()> {
+    let key = pdf[object.clone()].windows(10).position(|w| w == b"/ByteRange")? + object.start;
+    let open = pdf[key..object.end].iter().position(|b| *b == b'[')? + key;
+    let close = pdf[open..object.end].iter().position(|b| *b == b']')? + open;
     let value = format!("0 {} {} {}", contents.start, contents.end, pdf.len() - contents.end);
     let room = close - open - 1;
     if value.len() > room {
@@ -667,7 +742,7 @@ mod tests {
         assert!(catalog.has(b"Perms"));
         let again = inspect(&signed).unwrap();
         assert!(again.signed);
-        assert_eq!(again.field_names, vec![b"Signature1".to_vec()]);
+        assert_eq!(again.field_names, [b"Signature1".to_vec()].into());
     }
 
     #[test]
@@ -681,7 +756,7 @@ mod tests {
         let signed = second.finish(&[0x30, 0x00]).unwrap();
         assert_eq!(&signed[..first.len()], &first[..]);
         let names = inspect(&signed).unwrap().field_names;
-        assert_eq!(names, vec![b"Signature1".to_vec(), b"Signature2".to_vec()]);
+        assert_eq!(names, [b"Signature1".to_vec(), b"Signature2".to_vec()].into());
     }
 
     #[test]

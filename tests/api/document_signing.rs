@@ -637,6 +637,9 @@ async fn whole_pdfs_are_signed_inside_and_a_second_signature_keeps_the_first_val
         std::fs::write(&path, signed).unwrap();
         qpdf_check(&path);
         assert_eq!(pdfsig_valid(&path), vec![true], "{name}: one valid signature covering the file");
+        let before = dir.path().join(format!("original-{name}"));
+        std::fs::write(&before, original).unwrap();
+        assert_eq!(rendered(&before), rendered(&path), "{name}: the signed PDF looks exactly as the one approved");
     }
     assert_eq!(quota_used(&server, &alice.credential_id), corpus.len() as i32 + 3, "7 signatures, 3 time-stamps");
 
@@ -678,7 +681,7 @@ async fn pdfs_that_cannot_be_signed_are_refused_and_spend_nothing() {
     .map(|((name, pdf), why)| (name, pdf, why))
     .collect();
     cases.push(("text.txt".into(), b"just some text".to_vec(), "not a PDF"));
-    cases.push(("truncated.pdf".into(), pdf_corpus(&["pyhanko.pdf"])[0].1[..300].to_vec(), "damaged"));
+    cases.push(("truncated.pdf".into(), pdf_corpus(&["pyhanko.pdf"])[0].1[..300].to_vec(), "not a PDF rssp can read"));
     let sad =
         authorize(&server, &token, &signer, &cases.iter().map(|(_, pdf, _)| sha256(pdf)).collect::<Vec<_>>()).await;
     for (name, pdf, why) in &cases {
@@ -716,7 +719,8 @@ fn pdfsig_valid(path: &std::path::Path) -> Vec<bool> {
     let said = String::from_utf8_lossy(&out.stdout).to_string();
     let valid: Vec<bool> =
         said.split("Signature #").skip(1).map(|s| s.contains("Signature Validation: Signature is Valid.")).collect();
-    assert!(said.contains("Total document signed"), "pdfsig {path:?}: {said}");
+    let last = said.split("Signature #").last().unwrap_or_default();
+    assert!(last.contains("Total document signed"), "pdfsig {path:?}: the last signature covers the file: {said}");
     valid
 }
 
@@ -832,4 +836,70 @@ fn dss_counts(pdf: &[u8]) -> (usize, usize, usize) {
     let dss = document.dereference(catalog.get(b"DSS").unwrap()).unwrap().1.as_dict().unwrap().clone();
     let count = |key: &[u8]| dss.get(key).ok().and_then(|l| l.as_array().ok()).map_or(0, |l| l.len());
     (count(b"Certs"), count(b"OCSPs"), count(b"CRLs"))
+}
+
+/// Hostile PDFs (tests/pdfs/hostile, see its README): an object only an object stream holds, which
+/// would render otherwise once copied into the update, and bytes before the header, are refused; a decoy
+/// placeholder in the page does not get rssp's signature (rssp's own dictionary does, and the decoy stays
+/// empty); a field tree that names itself is walked once. Nothing refused is spent.
+#[tokio::test]
+async fn hostile_pdfs_are_refused_or_cannot_misdirect_the_signature() {
+    let server = TestServer::start().await;
+    let signer = server.provision_with_quota("pdf-hostile", KeyKind::EcP256, 10, None, Some(10)).await;
+    let token = server.login("v2", &signer).await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pdfs/hostile");
+    let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
+    let files = ["shadow-object-stream.pdf", "leading-junk.pdf", "decoy-placeholder.pdf", "repeated-field-kids.pdf"];
+    let sad = authorize(&server, &token, &signer, &files.iter().map(|f| sha256(&read(f))).collect::<Vec<_>>()).await;
+    let sign = |pdf: Vec<u8>| {
+        let body = json!({"credentialID": signer.credential_id, "SAD": sad, "documents": [
+            {"document": b64(&pdf), "signature_format": "P", "conformance_level": "Ades-B-T", "signAlgo": ES256}]});
+        sign_doc(&server, &token, body)
+    };
+    let (status, body) = sign(read("shadow-object-stream.pdf")).await;
+    assert_error(status, &body, 400, "invalid_request", "damaged");
+    let (status, body) = sign(read("leading-junk.pdf")).await;
+    assert_error(status, &body, 400, "invalid_request", "does not start with %PDF-");
+    assert_eq!(quota_used(&server, &signer.credential_id), 0);
+
+    let (status, body) = sign(read("decoy-placeholder.pdf")).await;
+    assert_eq!(status, 200, "{body}");
+    let signed = the_one(&body, "DocumentWithSignature");
+    let path = std::env::temp_dir().join(format!("decoy-{}.pdf", std::process::id()));
+    std::fs::write(&path, &signed).unwrap();
+    let report = pdfsig(&path);
+    let ours = report.split("Signature #").last().unwrap();
+    assert!(
+        ours.contains("Signature Validation: Signature is Valid.") && ours.contains("Total document signed"),
+        "{report}"
+    );
+    let decoy = report.split("Signature #").nth(1).unwrap();
+    assert!(decoy.contains("Evil") && !decoy.contains("Signature is Valid"), "{report}");
+    std::fs::remove_file(&path).unwrap();
+
+    // A PDF the SAD does not cover is refused before it is read: 403, not a parse error.
+    let (status, body) = sign(b"%PDF-1.7 not authorised, and no PDF either".to_vec()).await;
+    assert_error(status, &body, 403, "invalid_hash", "does not match authorized hash");
+
+    let started = std::time::Instant::now();
+    let (status, body) = sign(read("repeated-field-kids.pdf")).await;
+    assert!(status == 200 || status == 400, "{status} {body}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "the field tree is walked once");
+}
+
+/// Every page of a PDF rendered by poppler (`pdftoppm`, grey, 40 dpi), as image bytes.
+fn rendered(path: &std::path::Path) -> Vec<Vec<u8>> {
+    let out_dir = tempfile::tempdir().unwrap();
+    let prefix = out_dir.path().join("page");
+    let out = std::process::Command::new("pdftoppm")
+        .args(["-r", "40", "-gray"])
+        .arg(path)
+        .arg(&prefix)
+        .output()
+        .expect("pdftoppm is installed");
+    assert!(out.status.success(), "pdftoppm {path:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let mut pages: Vec<_> = std::fs::read_dir(out_dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    pages.sort();
+    assert!(!pages.is_empty());
+    pages.iter().map(|p| std::fs::read(p).unwrap()).collect()
 }

@@ -19,7 +19,7 @@ use x509_cert::der::Decode;
 use crate::db::sads;
 use crate::domain::ades::{ConformanceLevel, Packaging, SignatureFormat};
 use crate::domain::algorithms::resolve_scheme;
-use crate::domain::{secrets, AuditEventName, CredentialId, SignatureScheme};
+use crate::domain::{sad, secrets, AuditEventName, CredentialId, SignatureScheme};
 use crate::hsm::KeyId;
 use crate::metrics::METRICS;
 use crate::pki::cades::{self, Baseline, Content};
@@ -159,7 +159,7 @@ fn sign_doc_inner(
     let certificate = x509_cert::Certificate::from_der(&row.certificate)
         .map_err(|e| ServiceError::internal_while("the credential's stored certificate", e))?;
     let signer = PdfSigner { name: &signer_name(&certificate), now };
-    let plans = request.items.iter().map(|item| plan(kind, item, &signer)).collect::<Result<Vec<_>, _>>()?;
+    let plans = request.items.iter().map(|item| plan(kind, item)).collect::<Result<Vec<_>, _>>()?;
     if plans.iter().any(|p| p.item.level.has_signature_time_stamp()) && !services.tsa.unit.valid_at(now) {
         return Err(ServiceError::InvalidRequest(
             "Invalid parameter conformance_level: Ades-B-T is not available now (the time-stamping unit's \
@@ -169,6 +169,16 @@ fn sign_doc_inner(
     }
     ensure_usable(&row, now)?;
     let sad_row = usable_sad(sad_row, now)?;
+    // Before any PDF is read (the costly part a stranger could ask for): the SAD must cover every
+    // document and digest now. The ledger judges it again when it spends.
+    let wanted: Vec<Vec<u8>> = plans.iter().map(|p| p.digest.clone()).collect();
+    if sad::take(&sad::decode_hashes(&sad_row.hashes), &wanted).is_none() {
+        return Err(ServiceError::DocumentNotAuthorized);
+    }
+    let mut plans = plans;
+    for plan in &mut plans {
+        prepare_pdf(plan, &signer)?;
+    }
     let key = KeyId::from_hex(&row.key_id).ok_or_else(|| ServiceError::invariant("stored key id"))?;
     let public_key = certificate.tbs_certificate().subject_public_key_info().clone();
     let count = i32::try_from(plans.len()).map_err(ServiceError::internal)?;
@@ -276,7 +286,7 @@ impl std::error::Error for Boxed {
 }
 
 /// Checks one item against the credential's key and works out what the SAD must cover.
-fn plan<'a>(kind: crate::domain::KeyKind, item: &'a ToSign, signer: &PdfSigner<'_>) -> Result<Plan<'a>, ServiceError> {
+fn plan(kind: crate::domain::KeyKind, item: &ToSign) -> Result<Plan<'_>, ServiceError> {
     let scheme = resolve_scheme(kind, &item.sign_algo, item.hash_algo.as_deref(), item.sign_algo_params.as_deref())?;
     let whole_pdf = matches!((&item.input, item.format), (Input::Document(_), SignatureFormat::Pades));
     if item.level > ConformanceLevel::BT && !whole_pdf {
@@ -313,25 +323,34 @@ fn plan<'a>(kind: crate::domain::KeyKind, item: &'a ToSign, signer: &PdfSigner<'
         (Input::Document(document), SignatureFormat::Cades) => {
             plan(item.packaging.unwrap_or(Packaging::Attached), hash.digest(document), None)
         }
+        // The PDF is read later ([`prepare_pdf`]), once the SAD is known to cover it.
         (Input::Document(document), SignatureFormat::Pades) => {
-            let fields = pades::SignatureFields {
-                signer_name: signer.name,
-                signing_time: signer.now,
-                reason: None,
-                location: None,
-                // By default the first signature certifies (form filling and signing stay allowed) and
-                // later ones approve.
-                certify: item.packaging.map(|p| p == Packaging::Certification),
-                visible: None,
-                reserved: pdf_room(item.level),
-            };
-            let prepared = pades::prepare(document, &fields).map_err(|refusal| {
-                ServiceError::InvalidRequest(format!("Invalid array parameter documents: {refusal}"))
-            })?;
-            let packaging = if prepared.certifies { Packaging::Certification } else { Packaging::Revision };
-            plan(packaging, hash.digest(document), Some(prepared))
+            plan(item.packaging.unwrap_or(Packaging::Certification), hash.digest(document), None)
         }
     }
+}
+
+/// Writes a whole PDF's signature update, waiting for the CMS, and says whether it certifies.
+fn prepare_pdf(plan: &mut Plan<'_>, signer: &PdfSigner<'_>) -> Result<(), ServiceError> {
+    let (Input::Document(document), SignatureFormat::Pades) = (&plan.item.input, plan.item.format) else {
+        return Ok(());
+    };
+    let fields = pades::SignatureFields {
+        signer_name: signer.name,
+        signing_time: signer.now,
+        reason: None,
+        location: None,
+        // By default the first signature certifies (form filling and signing stay allowed) and later ones
+        // approve.
+        certify: plan.item.packaging.map(|p| p == Packaging::Certification),
+        visible: None,
+        reserved: pdf_room(plan.item.level),
+    };
+    let prepared = pades::prepare(document, &fields)
+        .map_err(|refusal| ServiceError::InvalidRequest(format!("Invalid array parameter documents: {refusal}")))?;
+    plan.packaging = if prepared.certifies { Packaging::Certification } else { Packaging::Revision };
+    plan.pdf = Some(prepared);
+    Ok(())
 }
 
 /// Who signs a PDF, and when, as its signature dictionary says.
