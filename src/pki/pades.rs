@@ -431,28 +431,13 @@ pub fn with_dss(
 /// Wider than any offset in a file rssp signs, so that the real values fit where it was written.
 const BYTE_RANGE_PLACEHOLDER: i64 = 9_999_999_999;
 
-/// The page lists the widget in its `/Annots` (the page, or its annotation array, copied into the update).
+/// The page lists the widget in its `/Annots`.
 fn add_to_page(update: &mut IncrementalDocument, page_id: ObjectId, widget_id: ObjectId) -> lopdf::Result<()> {
-    update.opt_clone_object_to_new_document(page_id)?;
-    let annots = update.new_document.get_dictionary(page_id)?.get(b"Annots").ok().cloned();
-    match annots {
-        Some(Object::Reference(array_id)) => {
-            update.opt_clone_object_to_new_document(array_id)?;
-            update.new_document.get_object_mut(array_id)?.as_array_mut()?.push(Object::Reference(widget_id));
-        }
-        Some(Object::Array(mut array)) => {
-            array.push(Object::Reference(widget_id));
-            update.new_document.get_dictionary_mut(page_id)?.set("Annots", Object::Array(array));
-        }
-        _ => {
-            update.new_document.get_dictionary_mut(page_id)?.set("Annots", vec![Object::Reference(widget_id)]);
-        }
-    }
-    Ok(())
+    push_to_array(update, page_id, b"Annots", Object::Reference(widget_id))
 }
 
 /// The form lists the field, with `/SigFlags` 3 (signatures exist, append only); a certification is named
-/// in the catalog's `/Perms`.
+/// in the catalog's `/Perms`. A form dictionary inside the catalog (or none) becomes an object of its own.
 fn add_to_form(
     update: &mut IncrementalDocument,
     catalog_id: ObjectId,
@@ -460,36 +445,22 @@ fn add_to_form(
     certification: Option<ObjectId>,
 ) -> lopdf::Result<()> {
     update.opt_clone_object_to_new_document(catalog_id)?;
-    let form = update.new_document.get_dictionary(catalog_id)?.get(b"AcroForm").ok().cloned();
-    let mut form_in_catalog = match form {
-        Some(Object::Reference(form_id)) => {
-            update.opt_clone_object_to_new_document(form_id)?;
-            add_field(update, form_id, widget_id)?;
-            None
+    let form_id = match update.new_document.get_dictionary(catalog_id)?.get(b"AcroForm").ok().cloned() {
+        Some(Object::Reference(form_id)) => form_id,
+        direct => {
+            let form = match direct {
+                Some(Object::Dictionary(form)) => form,
+                _ => Dictionary::new(),
+            };
+            let form_id = update.new_document.try_add_object(Object::Dictionary(form))?;
+            update.new_document.get_dictionary_mut(catalog_id)?.set("AcroForm", Object::Reference(form_id));
+            form_id
         }
-        Some(Object::Dictionary(form)) => Some(form),
-        _ => Some(Dictionary::new()),
     };
-    if let Some(form) = form_in_catalog.as_mut() {
-        let fields = form.get(b"Fields").ok().cloned();
-        match fields {
-            Some(Object::Reference(array_id)) => {
-                update.opt_clone_object_to_new_document(array_id)?;
-                update.new_document.get_object_mut(array_id)?.as_array_mut()?.push(Object::Reference(widget_id));
-            }
-            Some(Object::Array(mut array)) => {
-                array.push(Object::Reference(widget_id));
-                form.set("Fields", Object::Array(array));
-            }
-            _ => form.set("Fields", vec![Object::Reference(widget_id)]),
-        }
-        form.set("SigFlags", Object::Integer(3));
-    }
-    let catalog = update.new_document.get_dictionary_mut(catalog_id)?;
-    if let Some(form) = form_in_catalog {
-        catalog.set("AcroForm", Object::Dictionary(form));
-    }
+    push_to_array(update, form_id, b"Fields", Object::Reference(widget_id))?;
+    update.new_document.get_dictionary_mut(form_id)?.set("SigFlags", Object::Integer(3));
     if let Some(signature_id) = certification {
+        let catalog = update.new_document.get_dictionary_mut(catalog_id)?;
         // Other permissions (a usage-rights signature, /UR3) stay.
         let mut perms = match catalog.get(b"Perms") {
             Ok(Object::Dictionary(perms)) => perms.clone(),
@@ -501,21 +472,21 @@ fn add_to_form(
     Ok(())
 }
 
-/// Adds the field to a form dictionary that is an object of its own.
-fn add_field(update: &mut IncrementalDocument, form_id: ObjectId, widget_id: ObjectId) -> lopdf::Result<()> {
-    let fields = update.new_document.get_dictionary(form_id)?.get(b"Fields").ok().cloned();
-    match fields {
+/// Appends `item` to the array under `key` of the dictionary object `owner`, both copied into the update:
+/// the array inside the dictionary or an object of its own, created when there is none.
+fn push_to_array(update: &mut IncrementalDocument, owner: ObjectId, key: &[u8], item: Object) -> lopdf::Result<()> {
+    update.opt_clone_object_to_new_document(owner)?;
+    match update.new_document.get_dictionary(owner)?.get(key).ok().cloned() {
         Some(Object::Reference(array_id)) => {
             update.opt_clone_object_to_new_document(array_id)?;
-            update.new_document.get_object_mut(array_id)?.as_array_mut()?.push(Object::Reference(widget_id));
+            update.new_document.get_object_mut(array_id)?.as_array_mut()?.push(item);
         }
         Some(Object::Array(mut array)) => {
-            array.push(Object::Reference(widget_id));
-            update.new_document.get_dictionary_mut(form_id)?.set("Fields", Object::Array(array));
+            array.push(item);
+            update.new_document.get_dictionary_mut(owner)?.set(key, Object::Array(array));
         }
-        _ => update.new_document.get_dictionary_mut(form_id)?.set("Fields", vec![Object::Reference(widget_id)]),
+        _ => update.new_document.get_dictionary_mut(owner)?.set(key, vec![item]),
     }
-    update.new_document.get_dictionary_mut(form_id)?.set("SigFlags", Object::Integer(3));
     Ok(())
 }
 
