@@ -1,9 +1,11 @@
-//! What both benchmarks need: a server on a temporary data directory with a SoftHSM token of its own.
+//! What the benchmarks need: a server on a temporary data directory with a SoftHSM token of its own.
 
 use rssp::config::Config;
 
 /// A temporary data directory whose SoftHSM token directory this process uses (`SOFTHSM2_CONF`), and the
 /// configuration of a server on it: port 0, one HSM session per core.
+// Each bench compiles this module; the one that runs the server binary does not use it.
+#[allow(dead_code)]
 pub fn embedded_server_config() -> (tempfile::TempDir, Config) {
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens");
