@@ -238,7 +238,8 @@ static SIGNDOC_SLOTS: std::sync::LazyLock<std::sync::Arc<tokio::sync::Semaphore>
 
 /// The JSON body of `signatures/signDoc`, at most [`signdoc_body_limit`] bytes: it may carry documents.
 /// It is read only once one of `SIGNDOC_IN_FLIGHT` (4) slots is free (503 if none comes free within
-/// `http.request_timeout_secs`), and parsed on the blocking pool; the slot is held until the answer is made.
+/// `http.request_timeout_secs`), and parsed on the blocking pool; the slot is held until the answer is made,
+/// by the blocking work itself (a client that disconnects does not free it early).
 pub struct SignDocJson<T> {
     /// The parsed body.
     pub body: T,
@@ -267,10 +268,12 @@ impl<T: DeserializeOwned + Send + 'static> FromRequest for SignDocJson<T> {
                 .map_err(|_| ApiError::from_service(ServiceError::Unavailable, super::error::Dialect::V2))?
                 .map_err(|_| ApiError::internal())?;
             let body = body.await?;
-            let body = actix_web::web::block(move || parse_json::<T>(&body, content_type.as_deref(), &path))
-                .await
-                .map_err(|_| ApiError::internal())??;
-            Ok(SignDocJson { body, in_flight })
+            // The slot goes with the work: a client that leaves does not free it while the parse goes on.
+            let (body, in_flight) =
+                actix_web::web::block(move || (parse_json::<T>(&body, content_type.as_deref(), &path), in_flight))
+                    .await
+                    .map_err(|_| ApiError::internal())?;
+            Ok(SignDocJson { body: body?, in_flight })
         })
     }
 }

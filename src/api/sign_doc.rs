@@ -377,9 +377,13 @@ pub async fn sign_doc(
     request: Authed<CscV2User, SignDocJson<SignDocRequestBody>>,
 ) -> Result<Json<SignDocResponse>, ApiError> {
     let Authed(CscV2User(caller), SignDocJson { body, in_flight }) = request;
-    // Base64 of up to the document limit: on the blocking pool, like the parse before it.
-    let request = actix_web::web::block(move || service_request(body)).await.map_err(|_| ApiError::internal())??;
+    // Base64 of up to the document limit: on the blocking pool, like the parse before it. The in-flight
+    // slot moves with the work, so that it is given back when the work ends, even if the client left.
+    let (request, in_flight) =
+        actix_web::web::block(move || (service_request(body), in_flight)).await.map_err(|_| ApiError::internal())?;
+    let request = request?;
     let response = run_as(&services, Dialect::V2, caller, move |s, principal| {
+        let _in_flight = in_flight;
         let made = signing::sign_doc(s, principal, request)?;
         let all = |items: &[Vec<u8>]| items.iter().map(|i| encode_base64(i)).collect();
         let mut response = SignDocResponse {
@@ -400,7 +404,6 @@ pub async fn sign_doc(
         Ok(response)
     })
     .await?;
-    drop(in_flight);
     Ok(Json(response))
 }
 
