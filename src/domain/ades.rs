@@ -93,6 +93,16 @@ impl ConformanceLevel {
     pub fn has_signature_time_stamp(self) -> bool {
         self >= ConformanceLevel::BT
     }
+
+    /// The time-stamps a signature at this level takes, each spending a transaction: the signature
+    /// time-stamp from B-T on, and a PDF's document time-stamp at B-LTA.
+    pub fn time_stamps(self) -> usize {
+        match self {
+            ConformanceLevel::BB => 0,
+            ConformanceLevel::BT | ConformanceLevel::BLt => 1,
+            ConformanceLevel::BLta => 2,
+        }
+    }
 }
 
 impl Packaging {
@@ -170,5 +180,7 @@ mod tests {
         assert!(!ConformanceLevel::BB.has_signature_time_stamp());
         assert!(ConformanceLevel::BT.has_signature_time_stamp());
         assert!(ConformanceLevel::BLta.has_signature_time_stamp());
+        let stamps: Vec<usize> = ConformanceLevel::ALL.iter().map(|l| l.time_stamps()).collect();
+        assert_eq!(stamps, [0, 1, 1, 2], "B-LTA adds the document time-stamp");
     }
 }

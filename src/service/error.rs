@@ -287,6 +287,17 @@ impl ServiceError {
         ServiceError::Internal(Box::new(Failure { what: what.into(), source: Some(Box::new(source)) }))
     }
 
+    /// An internal failure with what was being done when it happened; any other error (a refusal, a busy
+    /// or refusing HSM) stays what it is.
+    pub fn in_context(self, what: impl Into<Cow<'static, str>>) -> ServiceError {
+        match self {
+            ServiceError::Internal(source) => {
+                ServiceError::Internal(Box::new(Failure { what: what.into(), source: Some(source) }))
+            }
+            other => other,
+        }
+    }
+
     /// A broken invariant with no error underneath: a row that must exist does not, a stored value
     /// does not parse.
     pub fn invariant(what: impl Into<Cow<'static, str>>) -> ServiceError {

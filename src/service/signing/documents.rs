@@ -95,16 +95,6 @@ struct Plan<'a> {
     pdf: Option<pades::Prepared>,
 }
 
-/// The time-stamps a signature at `level` takes, each spending a transaction: the signature time-stamp from
-/// B-T on, and a PDF's document time-stamp at B-LTA.
-fn time_stamps(level: ConformanceLevel) -> usize {
-    match level {
-        ConformanceLevel::BB => 0,
-        ConformanceLevel::BT | ConformanceLevel::BLt => 1,
-        ConformanceLevel::BLta => 2,
-    }
-}
-
 /// Room kept in a PDF for the CMS: the signature, two certificates and the attributes take about 4 KB,
 /// a time-stamp token with its two certificates about 3 KB more.
 fn pdf_room(level: ConformanceLevel) -> usize {
@@ -182,7 +172,7 @@ fn sign_doc_inner(
     let key = KeyId::from_hex(&row.key_id).ok_or_else(|| ServiceError::invariant("stored key id"))?;
     let public_key = certificate.tbs_certificate().subject_public_key_info().clone();
     let count = i32::try_from(plans.len()).map_err(ServiceError::internal)?;
-    let stamps: usize = plans.iter().map(|p| time_stamps(p.item.level)).sum();
+    let stamps: usize = plans.iter().map(|p| p.item.level.time_stamps()).sum();
     let quota = count + i32::try_from(stamps).map_err(ServiceError::internal)?;
     let hashes: Vec<Vec<u8>> = plans.iter().map(|p| p.digest.clone()).collect();
     let certificate = row.certificate.clone();
@@ -216,7 +206,10 @@ fn sign_doc_inner(
     let schemes: Vec<&'static str> = plans.iter().map(|p| p.scheme.name()).collect();
     let made = plans
         .into_iter()
-        .map(|plan| make(services, &signer_for, &certificate, plan).map_err(|e| in_context(e, &credential_id)))
+        .map(|plan| {
+            make(services, &signer_for, &certificate, plan)
+                .map_err(|e| e.in_context(format!("signDoc with credential {credential_id}")))
+        })
         .collect::<Result<Vec<_>, _>>()
         .and_then(|made| {
             // Read after the signatures were made: the statuses it holds are later than they are.
@@ -256,32 +249,6 @@ fn sign_doc_inner(
             );
             Err(e)
         }
-    }
-}
-
-/// An internal failure says which credential was signing; a busy or refusing HSM stays what it is (503).
-fn in_context(e: ServiceError, credential_id: &str) -> ServiceError {
-    match e {
-        ServiceError::Internal(source) => {
-            ServiceError::internal_while(format!("signDoc with credential {credential_id}"), Boxed(source))
-        }
-        other => other,
-    }
-}
-
-/// A boxed error as an error of its own, to be wrapped with its context.
-#[derive(Debug)]
-struct Boxed(Box<dyn std::error::Error + Send + Sync>);
-
-impl std::fmt::Display for Boxed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::error::Error for Boxed {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.0.source()
     }
 }
 
