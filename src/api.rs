@@ -16,6 +16,7 @@ pub(crate) mod ops;
 pub(crate) mod pki;
 pub(crate) mod qr;
 pub(crate) mod sign_doc;
+pub(crate) mod signing_sessions;
 pub(crate) mod tsa;
 pub(crate) mod webhooks;
 
@@ -134,6 +135,13 @@ pub fn routes() -> (
                 .service(certificates::list_credentials)
                 .service(certificates::rekey)
                 .service(certificates::revoke)
+                .service(signing_sessions::create_signing_session)
+                .service(signing_sessions::list_signing_sessions)
+                .service(signing_sessions::get_signing_session)
+                .service(signing_sessions::sign_signing_session)
+                .service(signing_sessions::download_signed_document)
+                .service(signing_sessions::signed_files_zip)
+                .service(signing_sessions::delete_signing_session)
                 .service(webhooks::payments)
                 .service(webhooks::identity),
         )

@@ -98,6 +98,8 @@ pub struct Config {
     pub payments: PaymentsConfig,
     /// The video-identification provider (`[identity]`).
     pub identity: IdentityConfig,
+    /// The portal's document signing sessions (`[signing_sessions]`).
+    pub signing_sessions: SigningSessionsConfig,
 }
 
 /// The HTTP server's connections and shutdown.
@@ -291,6 +293,24 @@ pub struct SecurityConfig {
     pub recovery_cooling_off_secs: i64,
 }
 
+/// The portal's document signing sessions (`[signing_sessions]`, `/api/v1/signing-sessions`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SigningSessionsConfig {
+    /// Most files in one session (all signed with one code; at most `lifecycle.multisign` too).
+    pub max_documents: usize,
+    /// Largest file, in bytes (413 beyond).
+    pub max_document_bytes: usize,
+    /// Most bytes of files in one session, all together (413 beyond; the request carries them base64).
+    pub max_session_bytes: usize,
+    /// Most sessions a person may have open (unexpired) at once: each holds its files in the database.
+    pub max_open_per_person: usize,
+    /// How long an unsigned session lasts, from its creation.
+    pub lifetime_secs: i64,
+    /// How long the signed files can be downloaded, from the signing; then the scheduler deletes them.
+    pub kept_after_signing_secs: i64,
+}
+
 /// The CA (`[ca]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -444,6 +464,7 @@ impl std::fmt::Debug for Config {
             notify,
             payments,
             identity,
+            signing_sessions,
         } = self;
         f.debug_struct("Config")
             .field("data_dir", data_dir)
@@ -465,6 +486,7 @@ impl std::fmt::Debug for Config {
             .field("notify", notify)
             .field("payments", payments)
             .field("identity", identity)
+            .field("signing_sessions", signing_sessions)
             .finish()
     }
 }
@@ -534,6 +556,7 @@ impl Default for Config {
             notify: NotifyConfig::default(),
             payments: PaymentsConfig::default(),
             identity: IdentityConfig::default(),
+            signing_sessions: SigningSessionsConfig::default(),
         }
     }
 }
@@ -565,6 +588,19 @@ impl Default for SecurityConfig {
             max_signdoc_document_bytes: 20 * 1024 * 1024,
             db_pool_wait_ms: 2000,
             recovery_cooling_off_secs: 7 * 24 * 3600,
+        }
+    }
+}
+
+impl Default for SigningSessionsConfig {
+    fn default() -> Self {
+        SigningSessionsConfig {
+            max_documents: 10,
+            max_document_bytes: 20 * 1024 * 1024,
+            max_session_bytes: 50 * 1024 * 1024,
+            max_open_per_person: 5,
+            lifetime_secs: 3600,
+            kept_after_signing_secs: 3600,
         }
     }
 }
@@ -683,6 +719,12 @@ const ENV_SETTINGS: &[(&str, &str, Kind)] = &[
     ("RSSP_MAX_HASHES_PER_REQUEST", "security.max_hashes_per_request", Kind::Int),
     ("RSSP_MAX_SIGNDOC_DOCUMENT_BYTES", "security.max_signdoc_document_bytes", Kind::Int),
     ("RSSP_RECOVERY_COOLING_OFF_SECS", "security.recovery_cooling_off_secs", Kind::Int),
+    ("RSSP_SIGNING_SESSIONS_MAX_DOCUMENTS", "signing_sessions.max_documents", Kind::Int),
+    ("RSSP_SIGNING_SESSIONS_MAX_DOCUMENT_BYTES", "signing_sessions.max_document_bytes", Kind::Int),
+    ("RSSP_SIGNING_SESSIONS_MAX_SESSION_BYTES", "signing_sessions.max_session_bytes", Kind::Int),
+    ("RSSP_SIGNING_SESSIONS_MAX_OPEN_PER_PERSON", "signing_sessions.max_open_per_person", Kind::Int),
+    ("RSSP_SIGNING_SESSIONS_LIFETIME_SECS", "signing_sessions.lifetime_secs", Kind::Int),
+    ("RSSP_SIGNING_SESSIONS_KEPT_AFTER_SIGNING_SECS", "signing_sessions.kept_after_signing_secs", Kind::Int),
     ("RSSP_CA_ORGANIZATION", "ca.organization", Kind::Str),
     ("RSSP_CA_COUNTRY", "ca.country", Kind::Str),
     ("RSSP_CA_END_ENTITY_VALIDITY_DAYS", "ca.end_entity_validity_days", Kind::Int),
@@ -856,6 +898,12 @@ impl Config {
             ("security.max_signdoc_document_bytes", self.security.max_signdoc_document_bytes as i64),
             ("security.recovery_cooling_off_secs", self.security.recovery_cooling_off_secs),
             ("ca.end_entity_validity_days", self.ca.end_entity_validity_days),
+            ("signing_sessions.max_documents", self.signing_sessions.max_documents as i64),
+            ("signing_sessions.max_document_bytes", self.signing_sessions.max_document_bytes as i64),
+            ("signing_sessions.max_session_bytes", self.signing_sessions.max_session_bytes as i64),
+            ("signing_sessions.max_open_per_person", self.signing_sessions.max_open_per_person as i64),
+            ("signing_sessions.lifetime_secs", self.signing_sessions.lifetime_secs),
+            ("signing_sessions.kept_after_signing_secs", self.signing_sessions.kept_after_signing_secs),
         ];
         for (name, value) in positive {
             if value < 1 {

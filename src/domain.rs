@@ -12,6 +12,7 @@ pub(crate) mod recovery;
 pub(crate) mod renewal;
 pub mod sad;
 pub mod secrets;
+pub mod signing_session;
 pub mod states;
 pub mod totp;
 
@@ -20,6 +21,7 @@ pub use ids::{CheckId, CredentialId, OrderId, UserId};
 pub use key_kind::KeyKind;
 pub use states::{
     AccountStatus, ApiKeyRole, AuditEventName, CaName, CertificateStatus, Channel, CheckKind, CheckStatus,
-    CredentialStatus, OrderStatus, OutboxStatus, Purpose, RevocationReason, TimeStampRequester, TotpPostponement,
+    CredentialStatus, OrderStatus, OutboxStatus, Purpose, RevocationReason, SignedOutput, SigningSessionState,
+    TimeStampRequester, TotpPostponement,
     TrustServiceName, VerificationPurpose,
 };

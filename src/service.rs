@@ -24,6 +24,7 @@ pub mod provisioning;
 pub(crate) mod rekey;
 mod second_factor;
 pub(crate) mod signing;
+pub(crate) mod signing_sessions;
 pub mod timestamps;
 pub mod totp_seal;
 mod trust_services;

@@ -443,10 +443,12 @@ pub struct JobsResponse {
     pub crls_published: usize,
     /// Whether this run renewed the OCSP responder's certificate (it was near its end).
     pub ocsp_responder_renewed: bool,
+    /// Document signing sessions deleted with their files because they expired.
+    pub signing_sessions_deleted: usize,
 }
 
 /// Runs the lifecycle jobs now (rekey notices, refunds of stranded rekeys, CRLs due, the OCSP responder's
-/// certificate when due); they also run on a timer.
+/// certificate when due, expired signing sessions deleted); they also run on a timer.
 #[utoipa::path(post, tag = TAG, security(("bearer" = [])), responses((status = 200, body = JobsResponse), (status = 401, body = ErrorBody)))]
 #[post("/scheduler/run")]
 pub async fn run_jobs(services: Data<Services>, req: HttpRequest) -> Result<Json<JobsResponse>, ApiError> {
@@ -457,5 +459,6 @@ pub async fn run_jobs(services: Data<Services>, req: HttpRequest) -> Result<Json
         orders_marked_for_refund: report.orders_marked_for_refund,
         crls_published: report.crls_published,
         ocsp_responder_renewed: report.ocsp_responder_renewed,
+        signing_sessions_deleted: report.signing_sessions_deleted,
     }))
 }

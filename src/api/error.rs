@@ -212,6 +212,7 @@ impl ApiError {
             }
             E::NotFound(text) => ApiError::new(StatusCode::NOT_FOUND, "not_found", text),
             E::Conflict(text) => ApiError::new(StatusCode::CONFLICT, "conflict", text),
+            E::TooLarge(text) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", text),
             E::ReissueRequired(text) => ApiError::new(StatusCode::CONFLICT, "reissue_required", text),
             E::Forbidden(text) => ApiError::new(StatusCode::FORBIDDEN, "access_denied", text),
             E::LoginLocked { until } => {

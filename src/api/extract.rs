@@ -252,30 +252,74 @@ impl<T: DeserializeOwned + Send + 'static> FromRequest for SignDocJson<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let services = req.app_data::<Data<Services>>().map(|d| d.get_ref());
-        let limit = signdoc_body_limit(services);
-        let wait = std::time::Duration::from_secs(services.map_or_else(
-            || crate::config::HttpConfig::default().request_timeout_secs,
-            |s| s.config.http.request_timeout_secs,
-        ));
-        // Takes the payload; reads nothing until polled, after a slot is free.
-        let body = read_body(req, payload, limit);
-        let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_ascii_lowercase);
-        let path = req.path().to_string();
-        Box::pin(async move {
-            let in_flight = tokio::time::timeout(wait, SIGNDOC_SLOTS.clone().acquire_owned())
-                .await
-                .map_err(|_| ApiError::from_service(ServiceError::Unavailable, super::error::Dialect::V2))?
-                .map_err(|_| ApiError::internal())?;
-            let body = body.await?;
-            // The slot goes with the work: a client that leaves does not free it while the parse goes on.
-            let (body, in_flight) =
-                actix_web::web::block(move || (parse_json::<T>(&body, content_type.as_deref(), &path), in_flight))
-                    .await
-                    .map_err(|_| ApiError::internal())?;
-            Ok(SignDocJson { body: body?, in_flight })
-        })
+        let limit = signdoc_body_limit(req.app_data::<Data<Services>>().map(|d| d.get_ref()));
+        documents_json(req, payload, limit)
     }
+}
+
+/// Largest body of a new signing session: its files (at most `signing_sessions.max_session_bytes` in
+/// all, 50 MiB by default) travel base64, beside their names and placements.
+pub fn session_body_limit(services: Option<&Services>) -> usize {
+    let files = services.map_or_else(
+        || crate::config::SigningSessionsConfig::default().max_session_bytes,
+        |s| s.config.signing_sessions.max_session_bytes,
+    );
+    files.div_ceil(3).saturating_mul(4).saturating_add(JSON_BODY_BASE)
+}
+
+/// The JSON body of a new signing session, at most [`session_body_limit`] bytes, read and parsed like
+/// [`SignDocJson`] (in one of the same slots).
+pub struct SessionJson<T>(pub SignDocJson<T>);
+
+impl<T: DeserializeOwned + Send + 'static> FromRequest for SessionJson<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = session_body_limit(req.app_data::<Data<Services>>().map(|d| d.get_ref()));
+        let body = documents_json(req, payload, limit);
+        Box::pin(async move { body.await.map(SessionJson) })
+    }
+}
+
+/// One of the slots for work on whole documents (503 if none comes free within
+/// `http.request_timeout_secs`): signDoc, and the signing sessions' uploads, signing and zips.
+pub async fn document_slot(services: &Services) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    let wait = std::time::Duration::from_secs(services.config.http.request_timeout_secs);
+    tokio::time::timeout(wait, SIGNDOC_SLOTS.clone().acquire_owned())
+        .await
+        .map_err(|_| ApiError::from_service(ServiceError::Unavailable, super::error::Dialect::Lifecycle))?
+        .map_err(|_| ApiError::internal())
+}
+
+/// A JSON body that carries documents: read once a document slot is free, parsed on the blocking pool.
+fn documents_json<T: DeserializeOwned + Send + 'static>(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    limit: usize,
+) -> Pin<Box<dyn Future<Output = Result<SignDocJson<T>, ApiError>>>> {
+    let services = req.app_data::<Data<Services>>().map(|d| d.get_ref());
+    let wait = std::time::Duration::from_secs(services.map_or_else(
+        || crate::config::HttpConfig::default().request_timeout_secs,
+        |s| s.config.http.request_timeout_secs,
+    ));
+    // Takes the payload; reads nothing until polled, after a slot is free.
+    let body = read_body(req, payload, limit);
+    let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_ascii_lowercase);
+    let path = req.path().to_string();
+    Box::pin(async move {
+        let in_flight = tokio::time::timeout(wait, SIGNDOC_SLOTS.clone().acquire_owned())
+            .await
+            .map_err(|_| ApiError::from_service(ServiceError::Unavailable, super::error::Dialect::V2))?
+            .map_err(|_| ApiError::internal())?;
+        let body = body.await?;
+        // The slot goes with the work: a client that leaves does not free it while the parse goes on.
+        let (body, in_flight) =
+            actix_web::web::block(move || (parse_json::<T>(&body, content_type.as_deref(), &path), in_flight))
+                .await
+                .map_err(|_| ApiError::internal())?;
+        Ok(SignDocJson { body: body?, in_flight })
+    })
 }
 
 /// A raw body (webhooks, whose signature covers the exact bytes), at most [`json_body_limit`] bytes.

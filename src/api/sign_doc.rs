@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 use super::error::{ApiError, Dialect, ErrorBody};
 use super::extract::{decode_base64, encode_base64, run_as, Authed, CscV2User, SignDocJson};
 use crate::domain::ades::{ConformanceLevel, Packaging, SignatureFormat};
-use crate::service::signing::{self, Input, SignDocRequest, Signed, ToSign};
+use crate::service::signing::{self, Input, PdfLook, SignDocRequest, Signed, ToSign};
 use crate::service::Services;
 
 /// Most elements read of any list in a signDoc body (`documents`, `documentDigests`, `hashes`,
@@ -272,6 +272,7 @@ impl Parameters {
             sign_algo: self.sign_algo.clone(),
             hash_algo: self.hash_algo.clone(),
             sign_algo_params: self.sign_algo_params.clone(),
+            look: PdfLook::default(),
         }
     }
 }

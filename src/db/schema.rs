@@ -321,6 +321,39 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    signing_sessions (id) {
+        id -> Text,
+        user_id -> Text,
+        credential_id -> Text,
+        state -> Text,
+        created_at -> BigInt,
+        claimed_at -> Nullable<BigInt>,
+        signed_at -> Nullable<BigInt>,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    signing_session_documents (session_id, position) {
+        session_id -> Text,
+        position -> Integer,
+        name -> Text,
+        output -> Text,
+        level -> Text,
+        digest -> Binary,
+        content -> Binary,
+        signed -> Nullable<Binary>,
+        visible_page -> Nullable<Integer>,
+        visible_x1 -> Nullable<Double>,
+        visible_y1 -> Nullable<Double>,
+        visible_x2 -> Nullable<Double>,
+        visible_y2 -> Nullable<Double>,
+        reason -> Nullable<Text>,
+        location -> Nullable<Text>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     totp_factors,
@@ -344,5 +377,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     authenticator_resets,
     installation,
     trust_service_keys,
-    timestamps
+    timestamps,
+    signing_sessions,
+    signing_session_documents
 );

@@ -56,6 +56,17 @@ impl KeyKind {
         }
     }
 
+    /// The signature algorithm a document is signed with when the signer does not choose one (the
+    /// portal's signing sessions): PKCS#1 v1.5 with SHA-256 for RSA, which every validator reads, and
+    /// ECDSA with the hash of the curve's strength.
+    pub fn document_signature_algorithm(self) -> &'static str {
+        match self {
+            KeyKind::Rsa2048 | KeyKind::Rsa3072 => oid::SHA256_WITH_RSA,
+            KeyKind::EcP256 => oid::ECDSA_SHA256,
+            KeyKind::EcP384 => oid::ECDSA_SHA384,
+        }
+    }
+
     /// Every signature algorithm OID this key can be used with (CSC `key.algo`).
     pub fn signature_algorithms(self) -> &'static [&'static str] {
         if self.is_rsa() {

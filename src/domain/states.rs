@@ -276,6 +276,28 @@ text_enum! {
 }
 
 text_enum! {
+    /// Where a document signing session stands.
+    SigningSessionState("signing session state") {
+        /// Created; waiting for the person's code.
+        Ready = "ready",
+        /// One sign request holds it now (no other may sign it until that one ends).
+        Signing = "signing",
+        /// Signed: the signed files can be downloaded until the session expires.
+        Signed = "signed",
+    }
+}
+
+text_enum! {
+    /// What a signing session makes of a file.
+    SignedOutput("signed output") {
+        /// A PDF signed inside (PAdES), under its own name.
+        Pdf = "pdf",
+        /// A detached CAdES signature beside the file, named after it with `.p7s` added.
+        P7s = "p7s",
+    }
+}
+
+text_enum! {
     /// Who asked for a time-stamp.
     TimeStampRequester("time-stamp requester") {
         /// Anyone, through `POST /tsa` when `tsa.access` is `open`.
@@ -420,6 +442,8 @@ impl utoipa::ToSchema for TrustServiceName {}
 impl utoipa::ToSchema for TimeStampRequester {}
 impl utoipa::ToSchema for ApiKeyRole {}
 impl utoipa::ToSchema for RevocationReason {}
+impl utoipa::ToSchema for SigningSessionState {}
+impl utoipa::ToSchema for SignedOutput {}
 
 #[cfg(test)]
 mod tests {

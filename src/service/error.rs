@@ -226,6 +226,9 @@ pub enum ServiceError {
     /// The request is valid but the thing is not in a state that allows it.
     #[error("{0}")]
     Conflict(String),
+    /// What the request carries is larger than the service accepts (413).
+    #[error("{0}")]
+    TooLarge(String),
     /// A rekey asked for outside its window: the certificate must be reissued instead.
     #[error("{0}")]
     ReissueRequired(String),
@@ -334,6 +337,7 @@ impl ServiceError {
             ServiceError::CertificateExpired { .. } => "certificate_expired",
             ServiceError::NotFound(_) => "not_found",
             ServiceError::Conflict(_) => "conflict",
+            ServiceError::TooLarge(_) => "too_large",
             ServiceError::ReissueRequired(_) => "reissue_required",
             ServiceError::Forbidden(_) => "forbidden",
             ServiceError::RateLimited { .. } => "rate_limited",

@@ -39,7 +39,7 @@ pub struct CredentialSummary {
     pub not_before: i64,
 }
 
-fn summary(services: &Services, row: CredentialRow, now: i64) -> CredentialSummary {
+pub(super) fn summary(services: &Services, row: CredentialRow, now: i64) -> CredentialSummary {
     let status = cert_status(&row, now);
     let (subject, not_before) = certificate_facts(&row.certificate);
     let rekey_window = RekeyWindow::for_expiry(row.not_after, services.config.lifecycle.rekey_window_closes_hours);

@@ -1,6 +1,7 @@
 //! The lifecycle's scheduled work: rekey notices before expiry (each sent once), rekey orders that
 //! were paid but not completed before the old certificate expired, which are marked for refund, and
-//! the CRLs, published again before their nextUpdate.
+//! the CRLs, published again before their nextUpdate, and document signing sessions past their time,
+//! deleted with their files.
 //! Every node may run it: each effect is guarded by a conditional write.
 
 use crate::audit;
@@ -18,6 +19,7 @@ pub struct JobReport {
     pub orders_marked_for_refund: usize,
     pub crls_published: usize,
     pub ocsp_responder_renewed: bool,
+    pub signing_sessions_deleted: usize,
 }
 
 pub fn run(services: &Services) -> Result<JobReport, ServiceError> {
@@ -31,6 +33,7 @@ pub fn run(services: &Services) -> Result<JobReport, ServiceError> {
             tracing::error!(error = %crate::telemetry::error_chain(&e), "renewing the OCSP responder certificate");
             false
         }),
+        signing_sessions_deleted: super::signing_sessions::delete_expired(services)?,
         ..JobReport::default()
     };
     let mut conn = services.conn()?;

@@ -5,7 +5,8 @@
 mod documents;
 mod reservation;
 
-pub use documents::{sign_doc, Input, SignDocRequest, Signed, ToSign};
+pub use documents::{sign_doc, Input, PdfLook, SignDocRequest, Signed, ToSign};
+pub(super) use documents::{pdf_room, signer_name};
 
 use secrecy::{ExposeSecret, SecretString};
 

@@ -42,7 +42,7 @@ async fn sign_doc(server: &TestServer, token: &str, body: Value) -> (u16, Value)
     server.post("/csc/v2/signatures/signDoc", Some(token), body).await
 }
 
-fn quota_used(server: &TestServer, credential: &str) -> i32 {
+pub(crate) fn quota_used(server: &TestServer, credential: &str) -> i32 {
     let mut conn = server.services().conn().unwrap();
     rssp::db::credentials::by_id(&mut conn, credential).unwrap().unwrap().quota_used
 }
@@ -698,12 +698,12 @@ async fn pdfs_that_cannot_be_signed_are_refused_and_spend_nothing() {
     assert_eq!(quota_used(&server, &signer.credential_id), 0);
 }
 
-fn pdf_corpus(names: &[&str]) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn pdf_corpus(names: &[&str]) -> Vec<(String, Vec<u8>)> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pdfs");
     names.iter().map(|name| (name.to_string(), std::fs::read(dir.join(name)).unwrap())).collect()
 }
 
-fn qpdf_check(path: &std::path::Path) {
+pub(crate) fn qpdf_check(path: &std::path::Path) {
     let out = std::process::Command::new("qpdf").arg("--check").arg(path).output().expect("qpdf is installed");
     let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(
@@ -714,7 +714,7 @@ fn qpdf_check(path: &std::path::Path) {
 
 /// Whether `pdfsig` finds each signature valid and, for the last, covering the whole file (the
 /// certificates are not judged: poppler has no trust store here; openssl and pyHanko judge the chain).
-fn pdfsig_valid(path: &std::path::Path) -> Vec<bool> {
+pub(crate) fn pdfsig_valid(path: &std::path::Path) -> Vec<bool> {
     let out = std::process::Command::new("pdfsig").arg("-nocert").arg(path).output().expect("pdfsig is installed");
     let said = String::from_utf8_lossy(&out.stdout).to_string();
     let valid: Vec<bool> =
@@ -888,7 +888,7 @@ async fn hostile_pdfs_are_refused_or_cannot_misdirect_the_signature() {
 }
 
 /// Every page of a PDF rendered by poppler (`pdftoppm`, grey, 40 dpi), as image bytes.
-fn rendered(path: &std::path::Path) -> Vec<Vec<u8>> {
+pub(crate) fn rendered(path: &std::path::Path) -> Vec<Vec<u8>> {
     let out_dir = tempfile::tempdir().unwrap();
     let prefix = out_dir.path().join("page");
     let out = std::process::Command::new("pdftoppm")

@@ -29,5 +29,6 @@ mod sole_control_hsm;
 mod sole_control_pki;
 mod sole_control_recovery;
 mod sole_control_rekey;
+mod signing_sessions;
 mod sole_control_signing;
 mod time_stamping;

@@ -72,6 +72,19 @@ pub struct ToSign {
     pub sign_algo: String,
     pub hash_algo: Option<String>,
     pub sign_algo_params: Option<Vec<u8>>,
+    /// What a PDF signature shows and says (ignored for CAdES).
+    pub look: PdfLook,
+}
+
+/// What a PDF signature shows and says besides the signer and the time: invisible unless placed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PdfLook {
+    /// Where the visible signature goes; None: invisible.
+    pub visible: Option<pades::Visible>,
+    /// `/Reason`, also shown in a visible signature.
+    pub reason: Option<String>,
+    /// `/Location`, also shown in a visible signature.
+    pub location: Option<String>,
 }
 
 /// One signature made, as signDoc answers it.
@@ -97,7 +110,7 @@ struct Plan<'a> {
 
 /// Room kept in a PDF for the CMS: the signature, two certificates and the attributes take about 4 KB,
 /// a time-stamp token with its two certificates about 3 KB more.
-fn pdf_room(level: ConformanceLevel) -> usize {
+pub(in crate::service) fn pdf_room(level: ConformanceLevel) -> usize {
     if level.has_signature_time_stamp() {
         24 * 1024
     } else {
@@ -305,12 +318,12 @@ fn prepare_pdf(plan: &mut Plan<'_>, signer: &PdfSigner<'_>) -> Result<(), Servic
     let fields = pades::SignatureFields {
         signer_name: signer.name,
         signing_time: signer.now,
-        reason: None,
-        location: None,
+        reason: plan.item.look.reason.as_deref(),
+        location: plan.item.look.location.as_deref(),
         // By default the first signature certifies (form filling and signing stay allowed) and later ones
         // approve.
         certify: plan.item.packaging.map(|p| p == Packaging::Certification),
-        visible: None,
+        visible: plan.item.look.visible,
         reserved: pdf_room(plan.item.level),
     };
     let prepared = pades::prepare(document, &fields)
@@ -327,7 +340,7 @@ struct PdfSigner<'a> {
 }
 
 /// The signer's name for a PDF: the certificate's common name (its whole subject if it has none).
-fn signer_name(certificate: &x509_cert::Certificate) -> String {
+pub(in crate::service) fn signer_name(certificate: &x509_cert::Certificate) -> String {
     let subject = certificate.tbs_certificate().subject();
     let common_name = subject.iter().find(|atv| atv.oid == const_oid::db::rfc4519::CN);
     common_name

@@ -1,0 +1,2 @@
+DROP TABLE signing_session_documents;
+DROP TABLE signing_sessions;

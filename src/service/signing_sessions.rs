@@ -1,0 +1,534 @@
+//! Document signing sessions, the portal's way to sign files (`/api/v1/signing-sessions`):
+//!
+//! 1. a person sends files; the session answers with the certificate that will sign them, each file's
+//!    digest, and the transactions it will spend, and is refused at once (nothing stored) when a file
+//!    cannot be signed or the quota is short;
+//! 2. one authenticator code authorises every file: it mints one SAD bound to exactly the files'
+//!    digests (as `credentials/authorize` does), spent at once by signDoc's use case, so a session signs
+//!    with the same binding, quota, refund and audit as a CSC client;
+//! 3. the person downloads each signed file, or all of them as `SignedFiles.zip`.
+//!
+//! A PDF is signed inside (PAdES, an approval signature, invisible or where the person placed it); any
+//! other file gets a detached CAdES `.p7s`. Sessions live in the database, so any node serves them; a
+//! person sees only their own (another's is answered as a missing one); they expire
+//! (`signing_sessions.lifetime_secs` after creation while unsigned, `kept_after_signing_secs` after
+//! the signing) and the scheduler deletes them.
+
+use std::io::Write;
+
+use chrono::{Datelike, Timelike};
+use secrecy::SecretString;
+use x509_cert::der::Decode;
+
+use crate::db::{self, signing_sessions as store};
+use crate::domain::ades::{ConformanceLevel, Packaging, SignatureFormat};
+use crate::domain::signing_session::{self, DocumentName, CLAIM_STALE_AFTER_SECS};
+use crate::domain::{CredentialId, HashAlgorithm, SignedOutput, SigningSessionState};
+use crate::pki::pades;
+
+use super::credentials::{self, ensure_usable, key_kind, quota_exhausted, AuthorizeRequest};
+use super::issuance::{self, CredentialSummary};
+use super::signing::{self, Input, PdfLook, SignDocRequest, Signed, ToSign};
+use super::{Principal, ServiceError, Services};
+
+/// A file the person sends.
+#[derive(Debug, Clone)]
+pub struct NewDocument {
+    pub name: String,
+    pub content: Vec<u8>,
+    /// None: a PDF is signed inside, anything else gets a `.p7s`.
+    pub output: Option<SignedOutput>,
+    /// None: `Ades-B-B`.
+    pub level: Option<ConformanceLevel>,
+    /// For a PDF signed inside: where the signature shows, and its reason and location.
+    pub look: PdfLook,
+}
+
+/// A session as the person sees it.
+#[derive(Debug, Clone)]
+pub struct SessionView {
+    pub id: String,
+    pub state: SigningSessionState,
+    pub created_at: i64,
+    pub signed_at: Option<i64>,
+    pub expires_at: i64,
+    /// The credential that signs (or signed).
+    pub credential: CredentialSummary,
+    /// Its certificate, DER.
+    pub certificate_der: Vec<u8>,
+    /// The hash the digests are made with (that of the credential's document signature algorithm).
+    pub hash: HashAlgorithm,
+    /// Transactions the signing spends (or spent): one per file and one per time-stamp.
+    pub transactions: i64,
+    pub documents: Vec<DocumentView>,
+}
+
+/// One file of a session.
+#[derive(Debug, Clone)]
+pub struct DocumentView {
+    pub position: i32,
+    pub name: String,
+    pub output: SignedOutput,
+    pub level: ConformanceLevel,
+    pub size: i64,
+    pub digest: Vec<u8>,
+    /// The signed file's name: the PDF's own, or the file's with `.p7s` added.
+    pub signed_name: String,
+    /// The signed file's size, once signed.
+    pub signed_size: Option<i64>,
+    pub look: PdfLook,
+}
+
+/// A file to download.
+#[derive(Debug, Clone)]
+pub struct Download {
+    pub name: String,
+    pub media_type: &'static str,
+    pub bytes: Vec<u8>,
+}
+
+/// Creates a session of `documents`, to be signed with `credential_id`. Checked in full before anything
+/// is stored: each file can be signed as asked, the credential can sign now, and its quota covers it all.
+pub fn create(
+    services: &Services,
+    principal: &Principal,
+    credential_id: &CredentialId,
+    documents: Vec<NewDocument>,
+) -> Result<SessionView, ServiceError> {
+    let limits = &services.config.signing_sessions;
+    let now = services.now();
+    if documents.is_empty() {
+        return Err(ServiceError::InvalidRequest("A signing session needs at least one document".into()));
+    }
+    if documents.len() > limits.max_documents {
+        return Err(ServiceError::InvalidRequest(format!(
+            "Too many documents: at most {} in one signing session",
+            limits.max_documents
+        )));
+    }
+    let total: usize = documents.iter().map(|d| d.content.len()).sum();
+    if let Some(big) = documents.iter().find(|d| d.content.len() > limits.max_document_bytes) {
+        return Err(ServiceError::TooLarge(format!(
+            "The document {:?} is larger than {} bytes",
+            big.name, limits.max_document_bytes
+        )));
+    }
+    if total > limits.max_session_bytes {
+        return Err(ServiceError::TooLarge(format!(
+            "The documents are larger than {} bytes together",
+            limits.max_session_bytes
+        )));
+    }
+    let mut conn = services.conn()?;
+    let row = issuance::owned_credential(&mut conn, principal, credential_id)?;
+    drop(conn);
+    ensure_usable(&row, now)?;
+    let kind = key_kind(&row)?;
+    let scheme = crate::domain::algorithms::resolve_scheme(kind, kind.document_signature_algorithm(), None, None)
+        .map_err(ServiceError::internal)?;
+    let hash = scheme.hash();
+    let certificate = x509_cert::Certificate::from_der(&row.certificate)
+        .map_err(|e| ServiceError::internal_while("the credential's stored certificate", e))?;
+    let signer_name = signing::signer_name(&certificate);
+    let id = uuid::Uuid::new_v4().to_string();
+
+    let mut files = Vec::with_capacity(documents.len());
+    let mut names = Vec::with_capacity(documents.len());
+    for (position, document) in documents.into_iter().enumerate() {
+        let file = checked_file(services, &id, position, document, hash, &signer_name, now)?;
+        names.push((DocumentName::parse(&file.name).map_err(name_refused)?, file.output));
+        files.push(file);
+    }
+    signing_session::zip_entries(&names).map_err(name_refused)?;
+    if files.len() > usize::try_from(row.multisign).unwrap_or(0) {
+        return Err(ServiceError::InvalidRequest(format!(
+            "Too many documents: the credential signs at most {} with one code",
+            row.multisign
+        )));
+    }
+    let transactions = transactions_of(&files)?;
+    if let Some(remaining) = crate::domain::renewal::remaining(row.quota_total, row.quota_used) {
+        if i64::from(remaining) < transactions {
+            return Err(quota_exhausted(&row));
+        }
+    }
+    let session = store::SessionRow {
+        id: id.clone(),
+        user_id: principal.user_id.to_string(),
+        credential_id: row.id.clone(),
+        state: SigningSessionState::Ready,
+        created_at: now,
+        claimed_at: None,
+        signed_at: None,
+        expires_at: now.saturating_add(limits.lifetime_secs),
+    };
+    let mut conn = services.conn()?;
+    db::write_transaction(&mut conn, |c| -> Result<(), ServiceError> {
+        let open = store::open_count(c, &principal.user_id, now)?;
+        if open >= i64::try_from(limits.max_open_per_person).unwrap_or(i64::MAX) {
+            return Err(ServiceError::Conflict(format!(
+                "You have {open} open signing sessions, the most allowed: sign or delete one first"
+            )));
+        }
+        store::insert(c, &session, &files)?;
+        Ok(())
+    })?;
+    drop(conn);
+    view(services, principal, &id)
+}
+
+/// A file checked and ready to store: its name, output and level as asked, its digest, and for a PDF
+/// signed inside, a trial of the signature update (so a PDF that cannot be signed is refused now).
+fn checked_file(
+    services: &Services,
+    session_id: &str,
+    position: usize,
+    document: NewDocument,
+    hash: HashAlgorithm,
+    signer_name: &str,
+    now: i64,
+) -> Result<store::DocumentRow, ServiceError> {
+    let name = DocumentName::parse(&document.name).map_err(name_refused)?;
+    let what = |text: String| ServiceError::InvalidRequest(format!("Document {:?}: {text}", name.as_str()));
+    if document.content.is_empty() {
+        return Err(what("the file is empty".into()));
+    }
+    let output = document.output.unwrap_or_else(|| signing_session::default_output(&document.content));
+    let level = document.level.unwrap_or(ConformanceLevel::BB);
+    if output == SignedOutput::P7s && level > ConformanceLevel::BT {
+        return Err(what(format!("a .p7s is made at Ades-B-B or Ades-B-T, not {level}")));
+    }
+    if level.has_signature_time_stamp() && !services.tsa.unit.valid_at(now) {
+        return Err(what(format!(
+            "{level} is not available now (the time-stamping unit's certificate is not valid); ask for Ades-B-B"
+        )));
+    }
+    let look = document.look;
+    for text in [&look.reason, &look.location].into_iter().flatten() {
+        if signing_session::label(text).is_none() {
+            return Err(what(format!(
+                "a reason or location has at most {} characters and no control character",
+                signing_session::MAX_LABEL_CHARS
+            )));
+        }
+    }
+    if output == SignedOutput::P7s && (look != PdfLook::default()) {
+        return Err(what("a visible signature, reason and location are for a PDF signed inside (output pdf)".into()));
+    }
+    if output == SignedOutput::Pdf {
+        let fields = pades::SignatureFields {
+            signer_name,
+            signing_time: now,
+            reason: look.reason.as_deref(),
+            location: look.location.as_deref(),
+            certify: Some(false),
+            visible: look.visible,
+            reserved: signing::pdf_room(level),
+        };
+        pades::prepare(&document.content, &fields).map_err(|refusal| what(refusal.to_string()))?;
+    }
+    let visible = look.visible;
+    let rect = visible.map(|v| v.rect.map(f64::from));
+    Ok(store::DocumentRow {
+        session_id: session_id.to_string(),
+        position: i32::try_from(position).map_err(ServiceError::internal)?,
+        name: name.as_str().to_string(),
+        output,
+        level: level.as_str().to_string(),
+        digest: hash.digest(&document.content),
+        content: document.content,
+        signed: None,
+        visible_page: visible.map(|v| i32::try_from(v.page).unwrap_or(i32::MAX)),
+        visible_x1: rect.map(|r| r[0]),
+        visible_y1: rect.map(|r| r[1]),
+        visible_x2: rect.map(|r| r[2]),
+        visible_y2: rect.map(|r| r[3]),
+        reason: look.reason,
+        location: look.location,
+    })
+}
+
+fn name_refused(e: signing_session::NameError) -> ServiceError {
+    ServiceError::InvalidRequest(format!("Invalid document name: {e}"))
+}
+
+fn level_of(stored: &str) -> Result<ConformanceLevel, ServiceError> {
+    ConformanceLevel::parse(stored).map_err(|_| ServiceError::invariant("stored conformance level"))
+}
+
+fn transactions_of(files: &[store::DocumentRow]) -> Result<i64, ServiceError> {
+    files.iter().map(|f| level_of(&f.level).map(signing_session::transactions)).sum()
+}
+
+/// The look stored with a file.
+fn look_of(
+    page: Option<i32>,
+    rect: [Option<f64>; 4],
+    reason: Option<String>,
+    location: Option<String>,
+) -> PdfLook {
+    let visible = match (page, rect) {
+        (Some(page), [Some(x1), Some(y1), Some(x2), Some(y2)]) => Some(pades::Visible {
+            page: u32::try_from(page).unwrap_or(0),
+            rect: [x1 as f32, y1 as f32, x2 as f32, y2 as f32],
+        }),
+        _ => None,
+    };
+    PdfLook { visible, reason, location }
+}
+
+/// The person's session; another person's, or an expired one, is not found.
+fn owned(services: &Services, principal: &Principal, id: &str) -> Result<store::SessionRow, ServiceError> {
+    if id.len() > 64 {
+        return Err(not_found());
+    }
+    store::owned(&mut *services.conn()?, id, &principal.user_id, services.now())?.ok_or_else(not_found)
+}
+
+fn not_found() -> ServiceError {
+    ServiceError::NotFound("No such signing session (or it expired)".into())
+}
+
+/// The session as the person sees it.
+pub fn view(services: &Services, principal: &Principal, id: &str) -> Result<SessionView, ServiceError> {
+    let session = owned(services, principal, id)?;
+    let mut conn = services.conn()?;
+    let facts = store::facts(&mut conn, &session.id)?;
+    let credential = issuance::owned_credential(&mut conn, principal, &session.credential_id)?;
+    drop(conn);
+    let kind = key_kind(&credential)?;
+    let hash = crate::domain::algorithms::resolve_scheme(kind, kind.document_signature_algorithm(), None, None)
+        .map_err(ServiceError::internal)?
+        .hash();
+    let mut documents = Vec::with_capacity(facts.len());
+    let mut transactions = 0;
+    for (f, size, signed_size) in facts {
+        let level = level_of(&f.level)?;
+        transactions += signing_session::transactions(level);
+        let name = DocumentName::parse(&f.name).map_err(|_| ServiceError::invariant("stored document name"))?;
+        documents.push(DocumentView {
+            position: f.position,
+            signed_name: name.signed(f.output),
+            name: f.name,
+            output: f.output,
+            level,
+            size,
+            digest: f.digest,
+            signed_size,
+            look: look_of(f.visible_page, [f.visible_x1, f.visible_y1, f.visible_x2, f.visible_y2], f.reason, f.location),
+        });
+    }
+    let certificate_der = credential.certificate.clone();
+    Ok(SessionView {
+        id: session.id,
+        certificate_der,
+        state: session.state,
+        created_at: session.created_at,
+        signed_at: session.signed_at,
+        expires_at: session.expires_at,
+        credential: issuance::summary(services, credential, services.now()),
+        hash,
+        transactions,
+        documents,
+    })
+}
+
+/// The person's open sessions, oldest first (at most `signing_sessions.max_open_per_person`).
+pub fn list(services: &Services, principal: &Principal) -> Result<Vec<SessionView>, ServiceError> {
+    let ids = store::open_ids(&mut *services.conn()?, &principal.user_id, services.now())?;
+    // A session that expired between the two reads is left out.
+    Ok(ids.iter().filter_map(|id| view(services, principal, id).ok()).collect())
+}
+
+/// Signs every file of the session with one authenticator code (and the credential's PIN, if it has
+/// one). Exactly one request signs a session: a second one while the first runs, or after it, is refused
+/// (409) and spends nothing. A failure leaves the session ready to sign again with a new code.
+pub fn sign(
+    services: &Services,
+    principal: &Principal,
+    id: &str,
+    otp: SecretString,
+    pin: Option<SecretString>,
+) -> Result<SessionView, ServiceError> {
+    let session = owned(services, principal, id)?;
+    if session.state == SigningSessionState::Signed {
+        return Err(ServiceError::Conflict("The signing session is signed already".into()));
+    }
+    let now = services.now();
+    let mut conn = services.conn()?;
+    if !store::claim(&mut conn, &session.id, &principal.user_id, now, now - CLAIM_STALE_AFTER_SECS)? {
+        return Err(ServiceError::Conflict("The signing session is being signed or was signed by another request".into()));
+    }
+    let files = store::files(&mut conn, &session.id);
+    drop(conn);
+    let signed = files.map_err(ServiceError::from).and_then(|files| sign_files(services, principal, &session, files, otp, pin));
+    let mut conn = services.conn()?;
+    let signed = match signed {
+        Ok(signed) => signed,
+        Err(e) => {
+            store::release(&mut conn, &session.id, now)?;
+            return Err(e);
+        }
+    };
+    let kept = services.config.signing_sessions.kept_after_signing_secs;
+    let signed_now = services.now();
+    db::write_transaction(&mut conn, |c| -> Result<(), ServiceError> {
+        if !store::mark_signed(c, &session.id, now, signed_now, signed_now.saturating_add(kept))? {
+            return Err(ServiceError::Conflict(
+                "The signing session was deleted, or taken over by another request, while it was signed".into(),
+            ));
+        }
+        for (position, bytes) in &signed {
+            store::store_signed(c, &session.id, *position, bytes)?;
+        }
+        Ok(())
+    })?;
+    drop(conn);
+    view(services, principal, id)
+}
+
+/// The code's SAD for exactly the files' digests, then signDoc's use case with it.
+fn sign_files(
+    services: &Services,
+    principal: &Principal,
+    session: &store::SessionRow,
+    files: Vec<store::DocumentRow>,
+    otp: SecretString,
+    pin: Option<SecretString>,
+) -> Result<Vec<(i32, Vec<u8>)>, ServiceError> {
+    let credential_id = CredentialId::new(session.credential_id.clone());
+    let mut conn = services.conn()?;
+    let credential = issuance::owned_credential(&mut conn, principal, &credential_id)?;
+    drop(conn);
+    let kind = key_kind(&credential)?;
+    let sign_algo = kind.document_signature_algorithm();
+    let hash = crate::domain::algorithms::resolve_scheme(kind, sign_algo, None, None)
+        .map_err(ServiceError::internal)?
+        .hash();
+    let hashes: Vec<Vec<u8>> = files.iter().map(|f| f.digest.clone()).collect();
+    let sad = credentials::authorize(
+        services,
+        principal,
+        AuthorizeRequest {
+            credential_id: credential_id.clone(),
+            num_signatures: i32::try_from(files.len()).map_err(ServiceError::internal)?,
+            hashes,
+            hash_algo: Some(hash),
+            otp: Some(otp),
+            pin,
+        },
+    )?;
+    let positions: Vec<i32> = files.iter().map(|f| f.position).collect();
+    let items = files
+        .into_iter()
+        .map(|f| {
+            let level = level_of(&f.level)?;
+            let (format, packaging) = match f.output {
+                // An approval signature: a person signing a document does not certify it as its author.
+                SignedOutput::Pdf => (SignatureFormat::Pades, Packaging::Revision),
+                SignedOutput::P7s => (SignatureFormat::Cades, Packaging::Detached),
+            };
+            Ok(ToSign {
+                look: look_of(f.visible_page, [f.visible_x1, f.visible_y1, f.visible_x2, f.visible_y2], f.reason, f.location),
+                input: Input::Document(f.content),
+                format,
+                level,
+                packaging: Some(packaging),
+                sign_algo: sign_algo.to_string(),
+                hash_algo: None,
+                sign_algo_params: None,
+            })
+        })
+        .collect::<Result<Vec<_>, ServiceError>>()?;
+    let signed = signing::sign_doc(
+        services,
+        principal,
+        SignDocRequest { credential_id, sad: sad.sad.into(), items, return_validation_info: false },
+    )?;
+    Ok(positions
+        .into_iter()
+        .zip(signed.signed)
+        .map(|(position, signed)| match signed {
+            Signed::DocumentWithSignature(bytes) | Signed::SignatureObject(bytes) => (position, bytes),
+        })
+        .collect())
+}
+
+/// One signed file of a signed session.
+pub fn download(services: &Services, principal: &Principal, id: &str, position: i32) -> Result<Download, ServiceError> {
+    let session = owned(services, principal, id)?;
+    let (name, output, signed) = store::signed_file(&mut *services.conn()?, &session.id, position)?
+        .ok_or_else(|| ServiceError::NotFound(format!("The signing session has no document {position}")))?;
+    let bytes = signed.ok_or_else(|| ServiceError::Conflict("The signing session is not signed yet".into()))?;
+    let name = DocumentName::parse(&name).map_err(|_| ServiceError::invariant("stored document name"))?;
+    Ok(Download { name: name.signed(output), media_type: media_type(output), bytes })
+}
+
+fn media_type(output: SignedOutput) -> &'static str {
+    match output {
+        SignedOutput::Pdf => "application/pdf",
+        SignedOutput::P7s => "application/pkcs7-signature",
+    }
+}
+
+/// Every signed file of a signed session as `SignedFiles.zip`: a signed PDF under its name; any other
+/// file beside its `.p7s`.
+pub fn zip(services: &Services, principal: &Principal, id: &str) -> Result<Download, ServiceError> {
+    let session = owned(services, principal, id)?;
+    let signed_at = match (session.state, session.signed_at) {
+        (SigningSessionState::Signed, Some(at)) => at,
+        _ => return Err(ServiceError::Conflict("The signing session is not signed yet".into())),
+    };
+    let files = store::files(&mut *services.conn()?, &session.id)?;
+    let mut names = Vec::with_capacity(files.len());
+    for f in &files {
+        names.push((DocumentName::parse(&f.name).map_err(|_| ServiceError::invariant("stored document name"))?, f.output));
+    }
+    let entries = signing_session::zip_entries(&names).map_err(ServiceError::internal)?;
+    let bytes = write_zip(&files, &entries, signed_at).map_err(|e| ServiceError::internal_while("writing SignedFiles.zip", e))?;
+    Ok(Download { name: "SignedFiles.zip".into(), media_type: "application/zip", bytes })
+}
+
+fn write_zip(files: &[store::DocumentRow], entries: &[(String, usize, bool)], signed_at: i64) -> zip::result::ZipResult<Vec<u8>> {
+    let time = chrono::DateTime::from_timestamp(signed_at, 0).unwrap_or_default();
+    let stamp = zip::DateTime::from_date_and_time(
+        u16::try_from(time.year()).unwrap_or(1980),
+        time.month() as u8,
+        time.day() as u8,
+        time.hour() as u8,
+        time.minute() as u8,
+        time.second() as u8,
+    )
+    .unwrap_or_default();
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .last_modified_time(stamp);
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, index, signed) in entries {
+        let file = &files[*index];
+        let bytes = if *signed { file.signed.as_deref().unwrap_or_default() } else { &file.content };
+        writer.start_file(name.as_str(), options)?;
+        writer.write_all(bytes)?;
+    }
+    Ok(writer.finish()?.into_inner())
+}
+
+/// Deletes one of the person's sessions with its files (signed or not).
+pub fn delete(services: &Services, principal: &Principal, id: &str) -> Result<(), ServiceError> {
+    if id.len() > 64 {
+        return Err(not_found());
+    }
+    let mut conn = services.conn()?;
+    if db::write_transaction(&mut conn, |c| store::delete(c, id, &principal.user_id))? {
+        Ok(())
+    } else {
+        Err(not_found())
+    }
+}
+
+/// The scheduler's part: deletes expired sessions and their files; how many.
+pub fn delete_expired(services: &Services) -> Result<usize, ServiceError> {
+    let now = services.now();
+    let mut conn = services.conn()?;
+    Ok(db::write_transaction(&mut conn, |c| store::delete_expired(c, now))?)
+}
