@@ -106,11 +106,13 @@ pub fn owned(conn: &mut DbConnection, id: &str, user_id: &str, now: i64) -> Quer
 }
 
 /// The session's files without their bytes, in order, with the sizes of the file and of the signed file.
-pub fn facts(conn: &mut DbConnection, session_id: &str) -> QueryResult<Vec<(DocumentFacts, i64, Option<i64>)>> {
-    diesel::define_sql_function!(fn length(x: diesel::sql_types::Binary) -> diesel::sql_types::BigInt);
+pub fn facts(conn: &mut DbConnection, session_id: &str) -> QueryResult<Vec<(DocumentFacts, i32, Option<i32>)>> {
+    // `length` of a blob (SQLite) or bytea (PostgreSQL) is its size in bytes, a 32-bit integer in
+    // PostgreSQL; the files are far smaller than 2 GiB.
+    diesel::define_sql_function!(fn length(x: diesel::sql_types::Binary) -> diesel::sql_types::Integer);
     diesel::define_sql_function! {
         #[sql_name = "length"]
-        fn length_or_null(x: diesel::sql_types::Nullable<diesel::sql_types::Binary>) -> diesel::sql_types::Nullable<diesel::sql_types::BigInt>
+        fn length_or_null(x: diesel::sql_types::Nullable<diesel::sql_types::Binary>) -> diesel::sql_types::Nullable<diesel::sql_types::Integer>
     }
     documents::table
         .filter(documents::session_id.eq(session_id))

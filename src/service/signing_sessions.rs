@@ -312,9 +312,9 @@ pub fn view(services: &Services, principal: &Principal, id: &str) -> Result<Sess
             name: f.name,
             output: f.output,
             level,
-            size,
+            size: i64::from(size),
             digest: f.digest,
-            signed_size,
+            signed_size: signed_size.map(i64::from),
             look: look_of(f.visible_page, [f.visible_x1, f.visible_y1, f.visible_x2, f.visible_y2], f.reason, f.location),
         });
     }
