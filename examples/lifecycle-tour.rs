@@ -1,7 +1,8 @@
 //! The lifecycle tour: one made-up person walks the whole journey on a running rssp server, over HTTP
 //! only: registration, activation (e-mail link and SMS code), login, terms, authenticator pairing, an
 //! order paid by webhook, the identity check, issuance, CSC v1 signing until the transaction quota is
-//! spent, rekey, revocation and reissue. The tour also plays the payment provider and the operator, which
+//! spent, rekey, revocation and reissue, and a signing session: a PDF signed visibly and a text file
+//! signed apart with one code, downloaded as `SignedFiles.zip`. The tour also plays the payment provider and the operator, which
 //! a server in development mode allows: e-mail and SMS wait in the outbox, and the operator key and the
 //! webhook secrets are in `<data-dir>/dev-secrets.json`.
 //!
@@ -43,22 +44,43 @@ const ECDSA_WITH_SHA256: &str = "1.2.840.10045.4.3.2";
 /// The most hashes the tour puts in one authorisation, even if the credential allows more.
 const BATCH: i64 = 100;
 
-/// A small but well-formed PDF (the server checks the structure: header, xref table, trailer, %%EOF).
-fn identity_document() -> Vec<u8> {
+/// A well-formed PDF of the given objects (numbered from 1, the first the catalog), with its
+/// cross-reference table and trailer.
+fn pdf_of(objects: &[String]) -> Vec<u8> {
     let mut pdf = b"%PDF-1.4\n%tour\n".to_vec();
-    let catalog = pdf.len();
-    pdf.extend_from_slice(b"1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n");
-    let pages = pdf.len();
-    pdf.extend_from_slice(b"2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\n");
+    let mut offsets = Vec::new();
+    for (i, object) in objects.iter().enumerate() {
+        offsets.push(pdf.len());
+        pdf.extend_from_slice(format!("{} 0 obj\n{object}\nendobj\n", i + 1).as_bytes());
+    }
     let xref = pdf.len();
+    pdf.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    for offset in offsets {
+        pdf.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
+    }
     pdf.extend_from_slice(
-        format!(
-            "xref\n0 3\n0000000000 65535 f \n{catalog:010} 00000 n \n{pages:010} 00000 n \n\
-             trailer\n<< /Size 3 /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n"
-        )
-        .as_bytes(),
+        format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).as_bytes(),
     );
     pdf
+}
+
+/// A small but well-formed PDF (the server checks the structure: header, xref table, trailer, %%EOF).
+fn identity_document() -> Vec<u8> {
+    pdf_of(&["<< /Type /Catalog /Pages 2 0 R >>".into(), "<< /Type /Pages /Kids [] /Count 0 >>".into()])
+}
+
+/// A one-page A4 agreement to sign in a signing session.
+fn agreement() -> Vec<u8> {
+    let text = "BT /F1 20 Tf 72 760 Td (The tour's agreement) Tj ET";
+    pdf_of(&[
+        "<< /Type /Catalog /Pages 2 0 R >>".into(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".into(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R \
+         /Resources << /Font << /F1 5 0 R >> >> >>"
+            .into(),
+        format!("<< /Length {} >>\nstream\n{text}\nendstream", text.len()),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".into(),
+    ])
 }
 
 #[derive(Parser)]
@@ -297,6 +319,48 @@ fn run(t: &mut Tour) -> Result<(), String> {
     t.begin("sign with the reissued credential");
     let detail = t.sign_once(&third_id)?;
     t.ok(detail);
+
+    t.begin("sign documents in a signing session");
+    let (pdf, text) = (agreement(), b"Notes of the tour, signed apart.\n".to_vec());
+    let body = json!({"credential_id": third_id, "documents": [
+        {"name": "agreement.pdf", "content": BASE64.encode(&pdf), "conformance_level": "Ades-B-T",
+         "visible_signature": {"page": 1, "rect": [72, 600, 320, 670]}, "reason": "Tour agreement"},
+        {"name": "notes.txt", "content": BASE64.encode(&text)}]});
+    let session = t.post("/api/v1/signing-sessions", t.person(), body, 201)?;
+    let session_id = str_at(&session, "/session_id")?.to_string();
+    let transactions = int_at(&session, "/transactions")?;
+    let otp = t.otp()?;
+    let signed =
+        t.post(&format!("/api/v1/signing-sessions/{session_id}/sign"), t.person(), json!({"otp": otp}), 200)?;
+    expect_str(&signed, "/state", "signed")?;
+    let zip = t.download(str_at(&signed, "/signed_files_zip")?)?;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip.as_slice()))
+        .map_err(|e| format!("SignedFiles.zip does not open: {e}"))?;
+    let names: Vec<String> = archive
+        .file_names()
+        .map(|name| name.map(|n| n.to_string()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("SignedFiles.zip: {e}"))?;
+    let mut names_sorted = names.clone();
+    names_sorted.sort();
+    if names_sorted != ["agreement.pdf", "notes.txt", "notes.txt.p7s"] {
+        return Err(format!("SignedFiles.zip holds {names:?}"));
+    }
+    let mut signed_pdf = Vec::new();
+    std::io::Read::read_to_end(
+        &mut archive.by_name("agreement.pdf").map_err(|e| format!("agreement.pdf in the zip: {e}"))?,
+        &mut signed_pdf,
+    )
+    .map_err(|e| format!("reading agreement.pdf from the zip: {e}"))?;
+    if !signed_pdf.starts_with(&pdf) || !signed_pdf.windows(19).any(|w| w == b"ETSI.CAdES.detached") {
+        return Err("the signed agreement is not the original with a PAdES signature appended".into());
+    }
+    t.ok(format!(
+        "session {session_id}: a visible B-T PDF and a .p7s for {transactions} transactions with one code; \
+         SignedFiles.zip ({} bytes) holds {}",
+        zip.len(),
+        names.join(", ")
+    ));
     Ok(())
 }
 
@@ -550,6 +614,16 @@ impl Tour {
             return Err(format!("signHash returned {count} signatures for {} hashes", hashes.len()));
         }
         Ok(())
+    }
+
+    /// GET of a file (a signed document, a zip) as the person.
+    fn download(&self, path: &str) -> Result<Vec<u8>, String> {
+        let response = self.request(Method::GET, path, self.person()).send().map_err(|e| format!("GET {path}: {e}"))?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            return Err(format!("GET {path} answered {status}"));
+        }
+        response.bytes().map(|b| b.to_vec()).map_err(|e| format!("GET {path}: {e}"))
     }
 
     fn sign_once(&mut self, credential_id: &str) -> Result<String, String> {

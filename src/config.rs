@@ -932,6 +932,17 @@ impl Config {
                 return Err(invalid(name, "must be at least 1"));
             }
         }
+        let sessions = &self.signing_sessions;
+        if sessions.max_document_bytes > sessions.max_session_bytes {
+            return Err(invalid(
+                "signing_sessions.max_document_bytes",
+                "must be at most signing_sessions.max_session_bytes",
+            ));
+        }
+        // A session is signed by one signDoc of all its files.
+        if sessions.max_documents > self.security.max_hashes_per_request {
+            return Err(invalid("signing_sessions.max_documents", "must be at most security.max_hashes_per_request"));
+        }
         if lifecycle.code_resend_cooldown_secs < 0 || lifecycle.rekey_window_closes_hours < 0 {
             return Err(invalid("lifecycle", "cooldowns and windows cannot be negative"));
         }

@@ -22,6 +22,5 @@ pub use key_kind::KeyKind;
 pub use states::{
     AccountStatus, ApiKeyRole, AuditEventName, CaName, CertificateStatus, Channel, CheckKind, CheckStatus,
     CredentialStatus, OrderStatus, OutboxStatus, Purpose, RevocationReason, SignedOutput, SigningSessionState,
-    TimeStampRequester, TotpPostponement,
-    TrustServiceName, VerificationPurpose,
+    TimeStampRequester, TotpPostponement, TrustServiceName, VerificationPurpose,
 };

@@ -253,18 +253,20 @@ impl<T: DeserializeOwned + Send + 'static> FromRequest for SignDocJson<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let limit = signdoc_body_limit(req.app_data::<Data<Services>>().map(|d| d.get_ref()));
-        documents_json(req, payload, limit)
+        documents_json(req, payload, limit, super::error::Dialect::V2)
     }
 }
 
 /// Largest body of a new signing session: its files (at most `signing_sessions.max_session_bytes` in
-/// all, 50 MiB by default) travel base64, beside their names and placements.
+/// all, 50 MiB by default) travel base64, with room for an encoder that escapes each `/` (one base64
+/// character in 64, so 1/32 more is ample), beside their names and placements.
 pub fn session_body_limit(services: Option<&Services>) -> usize {
     let files = services.map_or_else(
         || crate::config::SigningSessionsConfig::default().max_session_bytes,
         |s| s.config.signing_sessions.max_session_bytes,
     );
-    files.div_ceil(3).saturating_mul(4).saturating_add(JSON_BODY_BASE)
+    let base64 = files.div_ceil(3).saturating_mul(4);
+    base64.saturating_add(base64 / 32).saturating_add(JSON_BODY_BASE)
 }
 
 /// The JSON body of a new signing session, at most [`session_body_limit`] bytes, read and parsed like
@@ -277,7 +279,7 @@ impl<T: DeserializeOwned + Send + 'static> FromRequest for SessionJson<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let limit = session_body_limit(req.app_data::<Data<Services>>().map(|d| d.get_ref()));
-        let body = documents_json(req, payload, limit);
+        let body = documents_json(req, payload, limit, super::error::Dialect::Lifecycle);
         Box::pin(async move { body.await.map(SessionJson) })
     }
 }
@@ -297,6 +299,7 @@ fn documents_json<T: DeserializeOwned + Send + 'static>(
     req: &HttpRequest,
     payload: &mut Payload,
     limit: usize,
+    dialect: super::error::Dialect,
 ) -> Pin<Box<dyn Future<Output = Result<SignDocJson<T>, ApiError>>>> {
     let services = req.app_data::<Data<Services>>().map(|d| d.get_ref());
     let wait = std::time::Duration::from_secs(services.map_or_else(
@@ -310,7 +313,7 @@ fn documents_json<T: DeserializeOwned + Send + 'static>(
     Box::pin(async move {
         let in_flight = tokio::time::timeout(wait, SIGNDOC_SLOTS.clone().acquire_owned())
             .await
-            .map_err(|_| ApiError::from_service(ServiceError::Unavailable, super::error::Dialect::V2))?
+            .map_err(|_| ApiError::from_service(ServiceError::Unavailable, dialect))?
             .map_err(|_| ApiError::internal())?;
         let body = body.await?;
         // The slot goes with the work: a client that leaves does not free it while the parse goes on.

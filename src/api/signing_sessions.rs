@@ -264,6 +264,7 @@ pub async fn get_signing_session(
 #[utoipa::path(post, tag = TAG, security(("bearer" = [])), params(("id" = String, Path, description = "Signing session id")),
     request_body = SignSessionBody,
     responses((status = 200, body = SigningSessionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, description = "`invalid_hash`: a file changed after the session was made (nothing is signed)", body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, description = "Signed already, or being signed", body = ErrorBody),
         (status = 503, description = "Too many document requests in flight, or the HSM is busy", body = ErrorBody)))]
 #[post("/signing-sessions/{id}/sign")]
@@ -299,7 +300,10 @@ fn attachment(download: Download) -> HttpResponse {
         .collect();
     HttpResponse::Ok()
         .content_type(download.media_type)
-        .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"),
+        ))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .body(download.bytes)
@@ -308,8 +312,10 @@ fn attachment(download: Download) -> HttpResponse {
 /// One signed file of a signed session: the signed PDF under its name, or the `.p7s` named after the file.
 #[utoipa::path(get, tag = TAG, security(("bearer" = [])),
     params(("id" = String, Path, description = "Signing session id"), ("position" = i32, Path, description = "The file's position, from 0")),
-    responses((status = 200, description = "The signed PDF (`application/pdf`) or the detached signature (`application/pkcs7-signature`), as an attachment", content_type = "application/octet-stream"),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "Not signed yet", body = ErrorBody)))]
+    responses((status = 200, description = "The signed PDF or the detached signature, as an attachment",
+            content(("application/pdf"), ("application/pkcs7-signature"))),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "Not signed yet", body = ErrorBody),
+        (status = 503, description = "Too many document requests in flight", body = ErrorBody)))]
 #[get("/signing-sessions/{id}/documents/{position}")]
 pub async fn download_signed_document(
     services: Data<Services>,
@@ -321,7 +327,12 @@ pub async fn download_signed_document(
     let position: i32 = position.parse().map_err(|_| {
         ApiError::from_service(ServiceError::NotFound("The signing session has no such document".into()), L)
     })?;
-    let download = run(&services, L, move |s| signing_sessions::download(s, &principal, &id, position)).await?;
+    let in_flight = document_slot(&services).await?;
+    let download = run(&services, L, move |s| {
+        let _in_flight = in_flight;
+        signing_sessions::download(s, &principal, &id, position)
+    })
+    .await?;
     Ok(attachment(download))
 }
 
@@ -347,9 +358,10 @@ pub async fn signed_files_zip(
     Ok(attachment(download))
 }
 
-/// Deletes a signing session of the person's with its files, signed or not.
+/// Deletes a signing session of the person's with its files, signed or not (not while it is being signed).
 #[utoipa::path(delete, tag = TAG, security(("bearer" = [])), params(("id" = String, Path, description = "Signing session id")),
-    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204, description = "Deleted"), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, description = "A request is signing it now", body = ErrorBody)))]
 #[delete("/signing-sessions/{id}")]
 pub async fn delete_signing_session(
     services: Data<Services>,

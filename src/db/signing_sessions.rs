@@ -77,11 +77,7 @@ pub fn insert(conn: &mut DbConnection, session: &SessionRow, files: &[DocumentRo
 
 /// How many of the person's sessions are still open (not expired) at `now`.
 pub fn open_count(conn: &mut DbConnection, user_id: &str, now: i64) -> QueryResult<i64> {
-    sessions::table
-        .filter(sessions::user_id.eq(user_id))
-        .filter(sessions::expires_at.gt(now))
-        .count()
-        .get_result(conn)
+    sessions::table.filter(sessions::user_id.eq(user_id)).filter(sessions::expires_at.gt(now)).count().get_result(conn)
 }
 
 /// The ids of the person's open (unexpired) sessions, oldest first.
@@ -130,6 +126,35 @@ pub fn files(conn: &mut DbConnection, session_id: &str) -> QueryResult<Vec<Docum
         .load(conn)
 }
 
+/// What the zip needs of each file, in order: name, output, the original bytes only where they go in the
+/// zip (beside a `.p7s`), and the signed bytes.
+pub fn zip_files(
+    conn: &mut DbConnection,
+    session_id: &str,
+) -> QueryResult<Vec<(String, SignedOutput, Option<Vec<u8>>, Option<Vec<u8>>)>> {
+    let rows: Vec<(i32, String, SignedOutput, Option<Vec<u8>>)> = documents::table
+        .filter(documents::session_id.eq(session_id))
+        .order(documents::position.asc())
+        .select((documents::position, documents::name, documents::output, documents::signed))
+        .load(conn)?;
+    let mut files = Vec::with_capacity(rows.len());
+    for (position, name, output, signed) in rows {
+        let original = if output == SignedOutput::P7s {
+            Some(
+                documents::table
+                    .filter(documents::session_id.eq(session_id))
+                    .filter(documents::position.eq(position))
+                    .select(documents::content)
+                    .first(conn)?,
+            )
+        } else {
+            None
+        };
+        files.push((name, output, original, signed));
+    }
+    Ok(files)
+}
+
 /// One file's name, output and signed bytes.
 pub fn signed_file(
     conn: &mut DbConnection,
@@ -146,8 +171,16 @@ pub fn signed_file(
 
 /// Takes the session for one sign request: it must be the person's, unexpired, and ready (or held by a
 /// request that began before `stale_before`, from a node that died). False when another request holds it
-/// or it is signed: exactly one request signs a session.
-pub fn claim(conn: &mut DbConnection, id: &str, user_id: &str, now: i64, stale_before: i64) -> QueryResult<bool> {
+/// or it is signed: exactly one request signs a session. The session then lives at least until
+/// `expires_at`, so that it cannot expire (and be deleted) while it is signed.
+pub fn claim(
+    conn: &mut DbConnection,
+    id: &str,
+    user_id: &str,
+    now: i64,
+    stale_before: i64,
+    expires_at: i64,
+) -> QueryResult<bool> {
     let claimable = sessions::state
         .eq(SigningSessionState::Ready)
         .or(sessions::state.eq(SigningSessionState::Signing).and(sessions::claimed_at.lt(stale_before)));
@@ -158,7 +191,11 @@ pub fn claim(conn: &mut DbConnection, id: &str, user_id: &str, now: i64, stale_b
             .filter(sessions::expires_at.gt(now))
             .filter(claimable),
     )
-    .set((sessions::state.eq(SigningSessionState::Signing), sessions::claimed_at.eq(Some(now))))
+    .set((
+        sessions::state.eq(SigningSessionState::Signing),
+        sessions::claimed_at.eq(Some(now)),
+        sessions::expires_at.eq(expires_at),
+    ))
     .execute(conn)
     .map(|n| n == 1)
 }
@@ -194,33 +231,70 @@ pub fn mark_signed(conn: &mut DbConnection, id: &str, claimed_at: i64, now: i64,
     .map(|n| n == 1)
 }
 
-/// Stores a file's signed bytes.
+/// Stores a file's signed bytes. Fails unless exactly that file was there to take them.
 pub fn store_signed(conn: &mut DbConnection, session_id: &str, position: i32, signed: &[u8]) -> QueryResult<()> {
-    diesel::update(
+    let stored = diesel::update(
         documents::table.filter(documents::session_id.eq(session_id)).filter(documents::position.eq(position)),
     )
     .set(documents::signed.eq(Some(signed)))
-    .execute(conn)
-    .map(|_| ())
+    .execute(conn)?;
+    if stored == 1 {
+        Ok(())
+    } else {
+        Err(diesel::result::Error::NotFound)
+    }
 }
 
-/// Deletes one of the person's sessions with its files; false when there is none.
-pub fn delete(conn: &mut DbConnection, id: &str, user_id: &str) -> QueryResult<bool> {
-    let owned: Option<String> = sessions::table
+/// What deleting one of the person's sessions found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    /// Deleted, with its files.
+    Yes,
+    /// No such session of the person's (or it expired).
+    NotFound,
+    /// A sign request holds it now (claimed after `stale_before`): it is left as it is.
+    BeingSigned,
+}
+
+/// Deletes one of the person's unexpired sessions with its files, unless a sign request holds it.
+pub fn delete(conn: &mut DbConnection, id: &str, user_id: &str, now: i64, stale_before: i64) -> QueryResult<Deleted> {
+    let found: Option<(String, SigningSessionState, Option<i64>)> = sessions::table
         .filter(sessions::id.eq(id))
         .filter(sessions::user_id.eq(user_id))
-        .select(sessions::id)
+        .filter(sessions::expires_at.gt(now))
+        .select((sessions::id, sessions::state, sessions::claimed_at))
         .first(conn)
         .optional()?;
-    let Some(id) = owned else { return Ok(false) };
-    diesel::delete(documents::table.filter(documents::session_id.eq(&id))).execute(conn)?;
-    diesel::delete(sessions::table.find(&id)).execute(conn)?;
-    Ok(true)
+    let Some((id, state, claimed_at)) = found else { return Ok(Deleted::NotFound) };
+    if state == SigningSessionState::Signing && claimed_at.is_some_and(|at| at >= stale_before) {
+        return Ok(Deleted::BeingSigned);
+    }
+    delete_one(conn, &id)?;
+    Ok(Deleted::Yes)
 }
 
-/// Deletes the sessions expired at `now`, with their files; how many.
-pub fn delete_expired(conn: &mut DbConnection, now: i64) -> QueryResult<usize> {
-    let expired = sessions::table.filter(sessions::expires_at.le(now)).select(sessions::id);
-    diesel::delete(documents::table.filter(documents::session_id.eq_any(expired))).execute(conn)?;
-    diesel::delete(sessions::table.filter(sessions::expires_at.le(now))).execute(conn)
+fn delete_one(conn: &mut DbConnection, id: &str) -> QueryResult<()> {
+    diesel::delete(documents::table.filter(documents::session_id.eq(id))).execute(conn)?;
+    diesel::delete(sessions::table.find(id)).execute(conn)?;
+    Ok(())
+}
+
+/// Up to `limit` ids of sessions expired at `now`.
+pub fn expired(conn: &mut DbConnection, now: i64, limit: i64) -> QueryResult<Vec<String>> {
+    sessions::table.filter(sessions::expires_at.le(now)).select(sessions::id).limit(limit).load(conn)
+}
+
+/// Deletes one session with its files if it is still expired at `now` (a sign request extends a session
+/// it holds); whether it did.
+pub fn delete_if_expired(conn: &mut DbConnection, id: &str, now: i64) -> QueryResult<bool> {
+    let expired = sessions::table
+        .filter(sessions::id.eq(id))
+        .filter(sessions::expires_at.le(now))
+        .count()
+        .get_result::<i64>(conn)?;
+    if expired == 0 {
+        return Ok(false);
+    }
+    delete_one(conn, id)?;
+    Ok(true)
 }

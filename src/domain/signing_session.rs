@@ -26,8 +26,8 @@ pub enum NameError {
     /// Over [`MAX_NAME_CHARS`] characters (the start of it).
     #[error("the file name {0:?} is longer than {MAX_NAME_CHARS} characters")]
     TooLong(String),
-    /// A path, a control character, `.` or `..`.
-    #[error("the file name {0:?} holds a folder separator or a control character: send the file's own name")]
+    /// A path, a drive, a device name, a character some system refuses or hides, `.` or `..`.
+    #[error("the file name {0:?} is not a plain file name (no folder, drive, device name, control or formatting character, or any of <>\"|?*, and no dot or space at the end): send the file's own name")]
     NotPlain(String),
     /// Two entries of the zip with one name.
     #[error("two files would be called {0:?} (in the zip, letter case aside): rename one")]
@@ -48,8 +48,7 @@ impl DocumentName {
         if text.chars().count() > MAX_NAME_CHARS {
             return Err(NameError::TooLong(text.chars().take(40).collect::<String>() + "…"));
         }
-        let plain = !text.chars().any(|c| c == '/' || c == '\\' || c.is_control()) && text != "." && text != "..";
-        if !plain {
+        if !is_plain(text) {
             return Err(NameError::NotPlain(text.to_string()));
         }
         Ok(DocumentName(text.to_string()))
@@ -67,6 +66,31 @@ impl DocumentName {
             SignedOutput::P7s => format!("{}.p7s", self.0),
         }
     }
+}
+
+/// Whether a name is one that every system saves as it is: no folder separator or drive (`/`, `\`, `:`),
+/// none of the characters Windows refuses (`<>"|?*`), no control character, no invisible formatting or
+/// direction mark (which could make `invoice\u{202E}fdp.exe` show as `invoiceexe.pdf`), not `.` or `..`,
+/// not ending in a dot or a space, not a device name of Windows (`CON`, `NUL`, `COM1`, ...).
+fn is_plain(text: &str) -> bool {
+    const FORMATTING: [(char, char); 5] = [
+        ('\u{200B}', '\u{200F}'),
+        ('\u{202A}', '\u{202E}'),
+        ('\u{2060}', '\u{206F}'),
+        ('\u{FEFF}', '\u{FEFF}'),
+        ('\u{061C}', '\u{061C}'),
+    ];
+    let refused = |c: char| {
+        c.is_control()
+            || matches!(c, '/' | '\\' | ':' | '<' | '>' | '"' | '|' | '?' | '*')
+            || FORMATTING.iter().any(|(from, to)| (*from..=*to).contains(&c))
+    };
+    let stem = text.split('.').next().unwrap_or_default().trim_end().to_ascii_uppercase();
+    let device = matches!(stem.as_str(), "CON" | "PRN" | "AUX" | "NUL")
+        || (stem.len() == 4
+            && (stem.starts_with("COM") || stem.starts_with("LPT"))
+            && stem.as_bytes()[3].is_ascii_digit());
+    !text.chars().any(refused) && !text.ends_with('.') && !text.ends_with(' ') && !device
 }
 
 /// What a file becomes when the person does not say: a PDF (by its header) is signed inside, anything
@@ -122,12 +146,36 @@ mod tests {
     #[test]
     fn a_file_name_is_one_plain_name() {
         assert_eq!(name("Contract 2026 – ş.pdf").as_str(), "Contract 2026 – ş.pdf");
-        for bad in ["../etc/passwd", "a/b.pdf", "a\\b.pdf", "..", ".", "a\nb", "x\u{0}y"] {
+        for bad in [
+            "../etc/passwd",
+            "a/b.pdf",
+            "a\\b.pdf",
+            "..",
+            ".",
+            "a\nb",
+            "x\u{0}y",
+            "C:x.pdf",
+            "a<b",
+            "a?.pdf",
+            "a*",
+            "a|b",
+            "a\"b",
+            "name.",
+            "name ",
+            "CON",
+            "nul.txt",
+            "COM1.pdf",
+            "invoice\u{202E}fdp.exe",
+            "a\u{200B}b",
+        ] {
             assert!(matches!(DocumentName::parse(bad), Err(NameError::NotPlain(_))), "{bad:?}");
         }
         assert_eq!(DocumentName::parse("  "), Err(NameError::Empty));
         assert!(matches!(DocumentName::parse(&"a".repeat(201)), Err(NameError::TooLong(_))));
         assert!(DocumentName::parse(&"ş".repeat(200)).is_ok());
+        for fine in ["CONTRACT.pdf", "com10.txt", "console.log", ".hidden", "a b.c d"] {
+            assert!(DocumentName::parse(fine).is_ok(), "{fine:?}");
+        }
     }
 
     #[test]
@@ -144,7 +192,10 @@ mod tests {
     #[test]
     fn names_that_would_collide_in_the_zip_are_refused() {
         let twice = |files: &[(DocumentName, SignedOutput)]| zip_entries(files).unwrap_err();
-        assert_eq!(twice(&[(name("a.pdf"), SignedOutput::Pdf), (name("A.PDF"), SignedOutput::Pdf)]), NameError::Twice("A.PDF".into()));
+        assert_eq!(
+            twice(&[(name("a.pdf"), SignedOutput::Pdf), (name("A.PDF"), SignedOutput::Pdf)]),
+            NameError::Twice("A.PDF".into())
+        );
         // "x" signed apart makes "x.p7s", which another file already is.
         assert_eq!(
             twice(&[(name("x"), SignedOutput::P7s), (name("x.p7s"), SignedOutput::Pdf)]),

@@ -2,7 +2,7 @@
 //! SignerInfo whose signed attributes bind the content (content-type, message-digest), the signer's
 //! certificate (signing-certificate-v2, RFC 5035) and, for CAdES, the claimed signing time; signed in the
 //! HSM through [`HsmSigner`]. B-T adds the signature time-stamp as an unsigned attribute
-//! ([`with_signature_time_stamp`]); B-LT would add certificate and revocation values.
+//! ([`with_signature_time_stamp`]); B-LT adds the certificate and revocation values ([`long_term`]).
 //!
 //! The same SignedData without signing-time is what a PAdES signature embeds (ETSI EN 319 142-1 §5.4:
 //! the time is the PDF's /M): [`Baseline`] says which of the two is made.
@@ -20,6 +20,10 @@ use signature::Keypair;
 use x509_cert::attr::Attribute;
 use x509_cert::time::Time;
 use x509_cert::Certificate;
+
+pub mod long_term;
+
+pub use long_term::with_validation_data;
 
 use super::hsm_signer::HsmSigner;
 use super::tsp::{EssCertIdV2, SigningCertificateV2};

@@ -33,7 +33,11 @@ pub fn run(services: &Services) -> Result<JobReport, ServiceError> {
             tracing::error!(error = %crate::telemetry::error_chain(&e), "renewing the OCSP responder certificate");
             false
         }),
-        signing_sessions_deleted: super::signing_sessions::delete_expired(services)?,
+        // Retried at the next run, and does not hold up the rest of the work.
+        signing_sessions_deleted: super::signing_sessions::delete_expired(services).unwrap_or_else(|e| {
+            tracing::error!(error = %crate::telemetry::error_chain(&e), "deleting expired signing sessions");
+            0
+        }),
         ..JobReport::default()
     };
     let mut conn = services.conn()?;

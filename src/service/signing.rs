@@ -5,8 +5,8 @@
 mod documents;
 mod reservation;
 
-pub use documents::{sign_doc, Input, PdfLook, SignDocRequest, Signed, ToSign};
 pub(super) use documents::{pdf_room, signer_name};
+pub use documents::{sign_doc, Input, PdfLook, SignDocRequest, Signed, ToSign};
 
 use secrecy::{ExposeSecret, SecretString};
 

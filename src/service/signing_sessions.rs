@@ -89,6 +89,7 @@ pub struct Download {
 
 /// Creates a session of `documents`, to be signed with `credential_id`. Checked in full before anything
 /// is stored: each file can be signed as asked, the credential can sign now, and its quota covers it all.
+/// The cheap checks come first; PDFs are read last (the costly part).
 pub fn create(
     services: &Services,
     principal: &Principal,
@@ -106,52 +107,52 @@ pub fn create(
             limits.max_documents
         )));
     }
-    let total: usize = documents.iter().map(|d| d.content.len()).sum();
     if let Some(big) = documents.iter().find(|d| d.content.len() > limits.max_document_bytes) {
         return Err(ServiceError::TooLarge(format!(
             "The document {:?} is larger than {} bytes",
             big.name, limits.max_document_bytes
         )));
     }
+    let total: usize = documents.iter().map(|d| d.content.len()).sum();
     if total > limits.max_session_bytes {
         return Err(ServiceError::TooLarge(format!(
             "The documents are larger than {} bytes together",
             limits.max_session_bytes
         )));
     }
+    let planned = documents.into_iter().map(|d| planned_file(services, d, now)).collect::<Result<Vec<_>, _>>()?;
+    let names: Vec<(DocumentName, SignedOutput)> = planned.iter().map(|p| (p.name.clone(), p.output)).collect();
+    signing_session::zip_entries(&names).map_err(name_refused)?;
+
     let mut conn = services.conn()?;
     let row = issuance::owned_credential(&mut conn, principal, credential_id)?;
+    let open = store::open_count(&mut conn, &principal.user_id, now)?;
     drop(conn);
     ensure_usable(&row, now)?;
-    let kind = key_kind(&row)?;
-    let scheme = crate::domain::algorithms::resolve_scheme(kind, kind.document_signature_algorithm(), None, None)
-        .map_err(ServiceError::internal)?;
-    let hash = scheme.hash();
-    let certificate = x509_cert::Certificate::from_der(&row.certificate)
-        .map_err(|e| ServiceError::internal_while("the credential's stored certificate", e))?;
-    let signer_name = signing::signer_name(&certificate);
-    let id = uuid::Uuid::new_v4().to_string();
-
-    let mut files = Vec::with_capacity(documents.len());
-    let mut names = Vec::with_capacity(documents.len());
-    for (position, document) in documents.into_iter().enumerate() {
-        let file = checked_file(services, &id, position, document, hash, &signer_name, now)?;
-        names.push((DocumentName::parse(&file.name).map_err(name_refused)?, file.output));
-        files.push(file);
-    }
-    signing_session::zip_entries(&names).map_err(name_refused)?;
-    if files.len() > usize::try_from(row.multisign).unwrap_or(0) {
+    if planned.len() > usize::try_from(row.multisign).unwrap_or(0) {
         return Err(ServiceError::InvalidRequest(format!(
             "Too many documents: the credential signs at most {} with one code",
             row.multisign
         )));
     }
-    let transactions = transactions_of(&files)?;
-    if let Some(remaining) = crate::domain::renewal::remaining(row.quota_total, row.quota_used) {
-        if i64::from(remaining) < transactions {
-            return Err(quota_exhausted(&row));
-        }
+    let transactions: i64 = planned.iter().map(|p| signing_session::transactions(p.level)).sum();
+    ensure_quota(&row, transactions)?;
+    let max_open = i64::try_from(limits.max_open_per_person).unwrap_or(i64::MAX);
+    if open >= max_open {
+        return Err(too_many_open(open));
     }
+
+    let kind = key_kind(&row)?;
+    let hash = document_hash(kind)?;
+    let certificate = x509_cert::Certificate::from_der(&row.certificate)
+        .map_err(|e| ServiceError::internal_while("the credential's stored certificate", e))?;
+    let signer_name = signing::signer_name(&certificate);
+    let id = uuid::Uuid::new_v4().to_string();
+    let files = planned
+        .into_iter()
+        .enumerate()
+        .map(|(position, planned)| checked_file(&id, position, planned, hash, &signer_name, now))
+        .collect::<Result<Vec<_>, _>>()?;
     let session = store::SessionRow {
         id: id.clone(),
         user_id: principal.user_id.to_string(),
@@ -164,11 +165,12 @@ pub fn create(
     };
     let mut conn = services.conn()?;
     db::write_transaction(&mut conn, |c| -> Result<(), ServiceError> {
+        // Counted again where the session is written. On PostgreSQL two creates at once may both pass
+        // (each reads before the other commits): a bound on storage, not an exactly-once rule; the
+        // document slots bound how many run at once.
         let open = store::open_count(c, &principal.user_id, now)?;
-        if open >= i64::try_from(limits.max_open_per_person).unwrap_or(i64::MAX) {
-            return Err(ServiceError::Conflict(format!(
-                "You have {open} open signing sessions, the most allowed: sign or delete one first"
-            )));
+        if open >= max_open {
+            return Err(too_many_open(open));
         }
         store::insert(c, &session, &files)?;
         Ok(())
@@ -177,17 +179,37 @@ pub fn create(
     view(services, principal, &id)
 }
 
-/// A file checked and ready to store: its name, output and level as asked, its digest, and for a PDF
-/// signed inside, a trial of the signature update (so a PDF that cannot be signed is refused now).
-fn checked_file(
-    services: &Services,
-    session_id: &str,
-    position: usize,
-    document: NewDocument,
-    hash: HashAlgorithm,
-    signer_name: &str,
-    now: i64,
-) -> Result<store::DocumentRow, ServiceError> {
+fn too_many_open(open: i64) -> ServiceError {
+    ServiceError::Conflict(format!(
+        "You have {open} signing sessions open, the most allowed: delete one, or wait until one expires"
+    ))
+}
+
+/// The quota must cover `transactions`, or the person's code would be spent on a refusal.
+fn ensure_quota(row: &crate::db::credentials::CredentialRow, transactions: i64) -> Result<(), ServiceError> {
+    match crate::domain::renewal::remaining(row.quota_total, row.quota_used) {
+        Some(remaining) if i64::from(remaining) < transactions => Err(quota_exhausted(row)),
+        _ => Ok(()),
+    }
+}
+
+/// The hash a credential's documents are digested with: that of its document signature algorithm.
+fn document_hash(kind: crate::domain::KeyKind) -> Result<HashAlgorithm, ServiceError> {
+    Ok(crate::domain::algorithms::resolve_scheme(kind, kind.document_signature_algorithm(), None, None)
+        .map_err(ServiceError::internal)?
+        .hash())
+}
+
+/// A file with its name, output, level and look checked (nothing read of its content yet).
+struct PlannedFile {
+    name: DocumentName,
+    content: Vec<u8>,
+    output: SignedOutput,
+    level: ConformanceLevel,
+    look: PdfLook,
+}
+
+fn planned_file(services: &Services, document: NewDocument, now: i64) -> Result<PlannedFile, ServiceError> {
     let name = DocumentName::parse(&document.name).map_err(name_refused)?;
     let what = |text: String| ServiceError::InvalidRequest(format!("Document {:?}: {text}", name.as_str()));
     if document.content.is_empty() {
@@ -195,8 +217,8 @@ fn checked_file(
     }
     let output = document.output.unwrap_or_else(|| signing_session::default_output(&document.content));
     let level = document.level.unwrap_or(ConformanceLevel::BB);
-    if output == SignedOutput::P7s && level > ConformanceLevel::BT {
-        return Err(what(format!("a .p7s is made at Ades-B-B or Ades-B-T, not {level}")));
+    if output == SignedOutput::P7s && level > ConformanceLevel::BLt {
+        return Err(what(format!("a .p7s is made at Ades-B-B, Ades-B-T or Ades-B-LT, not {level}")));
     }
     if level.has_signature_time_stamp() && !services.tsa.unit.valid_at(now) {
         return Err(what(format!(
@@ -212,9 +234,23 @@ fn checked_file(
             )));
         }
     }
-    if output == SignedOutput::P7s && (look != PdfLook::default()) {
+    if output == SignedOutput::P7s && look != PdfLook::default() {
         return Err(what("a visible signature, reason and location are for a PDF signed inside (output pdf)".into()));
     }
+    Ok(PlannedFile { name, content: document.content, output, level, look })
+}
+
+/// A planned file ready to store, with its digest; a PDF signed inside gets a trial of its signature
+/// update, so that a PDF that cannot be signed is refused now.
+fn checked_file(
+    session_id: &str,
+    position: usize,
+    file: PlannedFile,
+    hash: HashAlgorithm,
+    signer_name: &str,
+    now: i64,
+) -> Result<store::DocumentRow, ServiceError> {
+    let PlannedFile { name, content, output, level, look } = file;
     if output == SignedOutput::Pdf {
         let fields = pades::SignatureFields {
             signer_name,
@@ -225,7 +261,8 @@ fn checked_file(
             visible: look.visible,
             reserved: signing::pdf_room(level),
         };
-        pades::prepare(&document.content, &fields).map_err(|refusal| what(refusal.to_string()))?;
+        pades::prepare(&content, &fields)
+            .map_err(|refusal| ServiceError::InvalidRequest(format!("Document {:?}: {refusal}", name.as_str())))?;
     }
     let visible = look.visible;
     let rect = visible.map(|v| v.rect.map(f64::from));
@@ -235,8 +272,8 @@ fn checked_file(
         name: name.as_str().to_string(),
         output,
         level: level.as_str().to_string(),
-        digest: hash.digest(&document.content),
-        content: document.content,
+        digest: hash.digest(&content),
+        content,
         signed: None,
         visible_page: visible.map(|v| i32::try_from(v.page).unwrap_or(i32::MAX)),
         visible_x1: rect.map(|r| r[0]),
@@ -261,12 +298,7 @@ fn transactions_of(files: &[store::DocumentRow]) -> Result<i64, ServiceError> {
 }
 
 /// The look stored with a file.
-fn look_of(
-    page: Option<i32>,
-    rect: [Option<f64>; 4],
-    reason: Option<String>,
-    location: Option<String>,
-) -> PdfLook {
+fn look_of(page: Option<i32>, rect: [Option<f64>; 4], reason: Option<String>, location: Option<String>) -> PdfLook {
     let visible = match (page, rect) {
         (Some(page), [Some(x1), Some(y1), Some(x2), Some(y2)]) => Some(pades::Visible {
             page: u32::try_from(page).unwrap_or(0),
@@ -296,10 +328,7 @@ pub fn view(services: &Services, principal: &Principal, id: &str) -> Result<Sess
     let facts = store::facts(&mut conn, &session.id)?;
     let credential = issuance::owned_credential(&mut conn, principal, &session.credential_id)?;
     drop(conn);
-    let kind = key_kind(&credential)?;
-    let hash = crate::domain::algorithms::resolve_scheme(kind, kind.document_signature_algorithm(), None, None)
-        .map_err(ServiceError::internal)?
-        .hash();
+    let hash = document_hash(key_kind(&credential)?)?;
     let mut documents = Vec::with_capacity(facts.len());
     let mut transactions = 0;
     for (f, size, signed_size) in facts {
@@ -315,7 +344,12 @@ pub fn view(services: &Services, principal: &Principal, id: &str) -> Result<Sess
             size: i64::from(size),
             digest: f.digest,
             signed_size: signed_size.map(i64::from),
-            look: look_of(f.visible_page, [f.visible_x1, f.visible_y1, f.visible_x2, f.visible_y2], f.reason, f.location),
+            look: look_of(
+                f.visible_page,
+                [f.visible_x1, f.visible_y1, f.visible_x2, f.visible_y2],
+                f.reason,
+                f.location,
+            ),
         });
     }
     let certificate_der = credential.certificate.clone();
@@ -336,9 +370,20 @@ pub fn view(services: &Services, principal: &Principal, id: &str) -> Result<Sess
 /// The person's open sessions, oldest first (at most `signing_sessions.max_open_per_person`).
 pub fn list(services: &Services, principal: &Principal) -> Result<Vec<SessionView>, ServiceError> {
     let ids = store::open_ids(&mut *services.conn()?, &principal.user_id, services.now())?;
-    // A session that expired between the two reads is left out.
-    Ok(ids.iter().filter_map(|id| view(services, principal, id).ok()).collect())
+    let mut views = Vec::with_capacity(ids.len());
+    for id in ids {
+        match view(services, principal, &id) {
+            Ok(view) => views.push(view),
+            // Expired, or deleted, between the two reads.
+            Err(ServiceError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(views)
 }
+
+/// How often the signed files are offered to the database before they are given up as lost.
+const STORE_ATTEMPTS: usize = 3;
 
 /// Signs every file of the session with one authenticator code (and the credential's PIN, if it has
 /// one). Exactly one request signs a session: a second one while the first runs, or after it, is refused
@@ -355,36 +400,71 @@ pub fn sign(
         return Err(ServiceError::Conflict("The signing session is signed already".into()));
     }
     let now = services.now();
+    let stale_before = now - CLAIM_STALE_AFTER_SECS;
+    let held_until = session.expires_at.max(now.saturating_add(CLAIM_STALE_AFTER_SECS));
     let mut conn = services.conn()?;
-    if !store::claim(&mut conn, &session.id, &principal.user_id, now, now - CLAIM_STALE_AFTER_SECS)? {
-        return Err(ServiceError::Conflict("The signing session is being signed or was signed by another request".into()));
+    if !store::claim(&mut conn, &session.id, &principal.user_id, now, stale_before, held_until)? {
+        return Err(ServiceError::Conflict(
+            "The signing session is being signed or was signed by another request".into(),
+        ));
     }
     let files = store::files(&mut conn, &session.id);
     drop(conn);
-    let signed = files.map_err(ServiceError::from).and_then(|files| sign_files(services, principal, &session, files, otp, pin));
-    let mut conn = services.conn()?;
+    let signed =
+        files.map_err(ServiceError::from).and_then(|files| sign_files(services, principal, &session, files, otp, pin));
     let signed = match signed {
         Ok(signed) => signed,
         Err(e) => {
-            store::release(&mut conn, &session.id, now)?;
+            // The session is ready again for a new code; if that fails, the claim goes stale and the next
+            // request takes it over. The request's own error is what the person needs to see.
+            let released = services.conn().and_then(|mut c| Ok(store::release(&mut c, &session.id, now)?));
+            if let Err(release) = released {
+                tracing::error!(session = %session.id, error = %crate::telemetry::error_chain(&release),
+                    "releasing a signing session after a failed signing");
+            }
             return Err(e);
         }
     };
-    let kept = services.config.signing_sessions.kept_after_signing_secs;
     let signed_now = services.now();
+    let expires_at = signed_now.saturating_add(services.config.signing_sessions.kept_after_signing_secs);
+    let mut outcome = Err(ServiceError::invariant("no attempt to store the signed files"));
+    for _ in 0..STORE_ATTEMPTS {
+        outcome = store_signed_files(services, &session.id, now, signed_now, expires_at, &signed);
+        match &outcome {
+            Ok(()) | Err(ServiceError::Conflict(_)) => break,
+            Err(_) => {}
+        }
+    }
+    if let Err(e) = outcome {
+        // Signed and spent, but not stored: said in the log with the session, so it can be followed.
+        tracing::error!(session = %session.id, error = %crate::telemetry::error_chain(&e),
+            "the signatures of a signing session were made but could not be stored");
+        return Err(e);
+    }
+    view(services, principal, id)
+}
+
+/// Marks the session signed, if this request's claim still holds it, and stores the signed files.
+fn store_signed_files(
+    services: &Services,
+    id: &str,
+    claimed_at: i64,
+    now: i64,
+    expires_at: i64,
+    signed: &[(i32, Vec<u8>)],
+) -> Result<(), ServiceError> {
+    let mut conn = services.conn()?;
     db::write_transaction(&mut conn, |c| -> Result<(), ServiceError> {
-        if !store::mark_signed(c, &session.id, now, signed_now, signed_now.saturating_add(kept))? {
+        if !store::mark_signed(c, id, claimed_at, now, expires_at)? {
             return Err(ServiceError::Conflict(
                 "The signing session was deleted, or taken over by another request, while it was signed".into(),
             ));
         }
-        for (position, bytes) in &signed {
-            store::store_signed(c, &session.id, *position, bytes)?;
+        for (position, bytes) in signed {
+            store::store_signed(c, id, *position, bytes)?;
         }
         Ok(())
-    })?;
-    drop(conn);
-    view(services, principal, id)
+    })
 }
 
 /// The code's SAD for exactly the files' digests, then signDoc's use case with it.
@@ -402,9 +482,10 @@ fn sign_files(
     drop(conn);
     let kind = key_kind(&credential)?;
     let sign_algo = kind.document_signature_algorithm();
-    let hash = crate::domain::algorithms::resolve_scheme(kind, sign_algo, None, None)
-        .map_err(ServiceError::internal)?
-        .hash();
+    let hash = document_hash(kind)?;
+    // The quota is judged again before the code is used: spent since the session was made, it would
+    // cost the person a code for a refusal.
+    ensure_quota(&credential, transactions_of(&files)?)?;
     let hashes: Vec<Vec<u8>> = files.iter().map(|f| f.digest.clone()).collect();
     let sad = credentials::authorize(
         services,
@@ -429,7 +510,12 @@ fn sign_files(
                 SignedOutput::P7s => (SignatureFormat::Cades, Packaging::Detached),
             };
             Ok(ToSign {
-                look: look_of(f.visible_page, [f.visible_x1, f.visible_y1, f.visible_x2, f.visible_y2], f.reason, f.location),
+                look: look_of(
+                    f.visible_page,
+                    [f.visible_x1, f.visible_y1, f.visible_x2, f.visible_y2],
+                    f.reason,
+                    f.location,
+                ),
                 input: Input::Document(f.content),
                 format,
                 level,
@@ -479,17 +565,26 @@ pub fn zip(services: &Services, principal: &Principal, id: &str) -> Result<Downl
         (SigningSessionState::Signed, Some(at)) => at,
         _ => return Err(ServiceError::Conflict("The signing session is not signed yet".into())),
     };
-    let files = store::files(&mut *services.conn()?, &session.id)?;
+    let files = store::zip_files(&mut *services.conn()?, &session.id)?;
     let mut names = Vec::with_capacity(files.len());
-    for f in &files {
-        names.push((DocumentName::parse(&f.name).map_err(|_| ServiceError::invariant("stored document name"))?, f.output));
+    for (name, output, _, _) in &files {
+        names.push((DocumentName::parse(name).map_err(|_| ServiceError::invariant("stored document name"))?, *output));
     }
     let entries = signing_session::zip_entries(&names).map_err(ServiceError::internal)?;
-    let bytes = write_zip(&files, &entries, signed_at).map_err(|e| ServiceError::internal_while("writing SignedFiles.zip", e))?;
+    let mut contents = Vec::with_capacity(entries.len());
+    for (name, index, signed) in entries {
+        let (_, _, original, signed_file) = &files[index];
+        let bytes = if signed { signed_file.as_deref() } else { original.as_deref() };
+        contents.push((name, bytes.ok_or_else(|| ServiceError::invariant("a signed session's file"))?));
+    }
+    let bytes =
+        write_zip(&contents, signed_at).map_err(|e| ServiceError::internal_while("writing SignedFiles.zip", e))?;
     Ok(Download { name: "SignedFiles.zip".into(), media_type: "application/zip", bytes })
 }
 
-fn write_zip(files: &[store::DocumentRow], entries: &[(String, usize, bool)], signed_at: i64) -> zip::result::ZipResult<Vec<u8>> {
+/// The zip of (name, bytes), each entry dated at the signing. PDFs and signatures are stored as they are
+/// (compressing them again gains little); other files are deflated.
+fn write_zip(entries: &[(String, &[u8])], signed_at: i64) -> zip::result::ZipResult<Vec<u8>> {
     let time = chrono::DateTime::from_timestamp(signed_at, 0).unwrap_or_default();
     let stamp = zip::DateTime::from_date_and_time(
         u16::try_from(time.year()).unwrap_or(1980),
@@ -500,35 +595,58 @@ fn write_zip(files: &[store::DocumentRow], entries: &[(String, usize, bool)], si
         time.second() as u8,
     )
     .unwrap_or_default();
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated)
-        .last_modified_time(stamp);
     let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    for (name, index, signed) in entries {
-        let file = &files[*index];
-        let bytes = if *signed { file.signed.as_deref().unwrap_or_default() } else { &file.content };
+    for (name, bytes) in entries {
+        let lower = name.to_lowercase();
+        let method = if lower.ends_with(".pdf") || lower.ends_with(".p7s") {
+            zip::CompressionMethod::Stored
+        } else {
+            zip::CompressionMethod::Deflated
+        };
+        let options = zip::write::SimpleFileOptions::default().compression_method(method).last_modified_time(stamp);
         writer.start_file(name.as_str(), options)?;
         writer.write_all(bytes)?;
     }
     Ok(writer.finish()?.into_inner())
 }
 
-/// Deletes one of the person's sessions with its files (signed or not).
+/// Deletes one of the person's sessions with its files (signed or not); 409 while a request signs it.
 pub fn delete(services: &Services, principal: &Principal, id: &str) -> Result<(), ServiceError> {
     if id.len() > 64 {
         return Err(not_found());
     }
+    let now = services.now();
     let mut conn = services.conn()?;
-    if db::write_transaction(&mut conn, |c| store::delete(c, id, &principal.user_id))? {
-        Ok(())
-    } else {
-        Err(not_found())
+    let deleted = db::write_transaction(&mut conn, |c| {
+        store::delete(c, id, &principal.user_id, now, now - CLAIM_STALE_AFTER_SECS)
+    })?;
+    match deleted {
+        store::Deleted::Yes => Ok(()),
+        store::Deleted::NotFound => Err(not_found()),
+        store::Deleted::BeingSigned => {
+            Err(ServiceError::Conflict("The signing session is being signed; delete it afterwards".into()))
+        }
     }
 }
 
-/// The scheduler's part: deletes expired sessions and their files; how many.
+/// The scheduler's part: deletes expired sessions with their files, one per transaction (a session may
+/// hold tens of megabytes, and SQLite's writers wait for each transaction); how many.
 pub fn delete_expired(services: &Services) -> Result<usize, ServiceError> {
+    const BATCH: i64 = 100;
     let now = services.now();
-    let mut conn = services.conn()?;
-    Ok(db::write_transaction(&mut conn, |c| store::delete_expired(c, now))?)
+    let mut deleted = 0;
+    loop {
+        let mut conn = services.conn()?;
+        let ids = store::expired(&mut conn, now, BATCH)?;
+        let mut progress = false;
+        for id in &ids {
+            if db::write_transaction(&mut conn, |c| store::delete_if_expired(c, id, now))? {
+                deleted += 1;
+                progress = true;
+            }
+        }
+        if i64::try_from(ids.len()).unwrap_or(0) < BATCH || !progress {
+            return Ok(deleted);
+        }
+    }
 }

@@ -5,7 +5,9 @@
 //! zipfile. Refusals store and spend nothing; another person reaches nothing of a session; exactly one
 //! request signs a session; sessions expire and the scheduler deletes them.
 
+use diesel::prelude::*;
 use lopdf::{Document, Object};
+use rssp::db::schema::{sads, signing_session_documents, signing_sessions};
 use serde_json::{json, Value};
 
 use crate::common::journey::Person;
@@ -26,11 +28,45 @@ async fn sign(server: &TestServer, person: &Person, session: &str, otp: &str) ->
 /// GET of a file: (status, content type, Content-Disposition, bytes).
 async fn download(server: &TestServer, token: &str, path: &str) -> (u16, String, String, Vec<u8>) {
     let response = server.http.get(format!("{}{path}", server.url)).bearer_auth(token).send().await.unwrap();
-    let header = |name: &str| {
-        response.headers().get(name).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
-    };
+    let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
     let (content_type, disposition) = (header("content-type"), header("content-disposition"));
     (response.status().as_u16(), content_type, disposition, response.bytes().await.unwrap().to_vec())
+}
+
+/// Rows in the two tables of signing sessions: (sessions, files).
+fn stored_rows(server: &TestServer) -> (i64, i64) {
+    let mut conn = server.services().conn().unwrap();
+    let sessions: i64 = signing_sessions::table.count().get_result(&mut *conn).unwrap();
+    let files: i64 = signing_session_documents::table.count().get_result(&mut *conn).unwrap();
+    (sessions, files)
+}
+
+/// The person's SADs: (bound hash occurrences not yet spent, sorted; numSignatures; used).
+fn sads_of(server: &TestServer, person: &Person) -> Vec<(Vec<Vec<u8>>, i32, i32)> {
+    let mut conn = server.services().conn().unwrap();
+    let rows: Vec<(String, i32, i32)> = sads::table
+        .filter(sads::user_id.eq(person.user_id.as_str()))
+        .select((sads::hashes, sads::num_signatures, sads::used))
+        .load(&mut *conn)
+        .unwrap();
+    rows.into_iter()
+        .map(|(hashes, n, used)| {
+            let mut hashes: Vec<Vec<u8>> =
+                hashes.split(',').filter(|h| !h.is_empty()).map(|h| hex::decode(h).unwrap()).collect();
+            hashes.sort();
+            (hashes, n, used)
+        })
+        .collect()
+}
+
+/// Puts a session in the hands of a sign request that began at `claimed_at` (as a node that is signing
+/// it, or died while signing it, leaves it).
+fn held_since(server: &TestServer, session: &str, claimed_at: i64) {
+    let mut conn = server.services().conn().unwrap();
+    diesel::update(signing_sessions::table.find(session))
+        .set((signing_sessions::state.eq("signing"), signing_sessions::claimed_at.eq(Some(claimed_at))))
+        .execute(&mut *conn)
+        .unwrap();
 }
 
 fn credential_id(credential: &Value) -> String {
@@ -139,10 +175,12 @@ async fn a_person_signs_a_visible_pdf_and_a_text_file_with_one_code_and_download
     assert_eq!(status, 409, "nothing to download before the signing");
     assert_eq!(quota_used(&server, &credential), 0, "a session spends nothing until it is signed");
 
+    assert!(sads_of(&server, &person).is_empty());
     let (status, body) = sign(&server, &person, &id, &server.person_otp(&person)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["state"], "signed");
     assert_eq!(quota_used(&server, &credential), 3);
+    assert_eq!(sads_of(&server, &person), vec![(vec![], 2, 2)], "one SAD for the two files, each bound hash spent");
 
     // The PDF: signed inside, an incremental update, valid, the appearance where it was asked for.
     let (status, content_type, disposition, signed_pdf) =
@@ -185,9 +223,21 @@ async fn a_person_signs_a_visible_pdf_and_a_text_file_with_one_code_and_download
     std::fs::write(&p7s_path, &p7s).unwrap();
     std::fs::write(&text_path, &text).unwrap();
     let (ok, said) = openssl(&[
-        "cms", "-verify", "-binary", "-inform", "DER", "-purpose", "any",
-        "-in", p7s_path.to_str().unwrap(), "-content", text_path.to_str().unwrap(),
-        "-CAfile", root.to_str().unwrap(), "-out", "/dev/null",
+        "cms",
+        "-verify",
+        "-binary",
+        "-inform",
+        "DER",
+        "-purpose",
+        "any",
+        "-in",
+        p7s_path.to_str().unwrap(),
+        "-content",
+        text_path.to_str().unwrap(),
+        "-CAfile",
+        root.to_str().unwrap(),
+        "-out",
+        "/dev/null",
     ]);
     assert!(ok && said.contains("Verification successful"), "{said}");
 
@@ -212,6 +262,7 @@ async fn a_person_signs_a_visible_pdf_and_a_text_file_with_one_code_and_download
     let (status, body) = server.get(SESSIONS, Some(&person.token)).await;
     assert_eq!(status, 200);
     assert_eq!(body["signing_sessions"].as_array().unwrap().len(), 1);
+    assert_eq!(stored_rows(&server), (1, 2));
 }
 
 /// Everything a session cannot do is refused when it is created, with the reason, storing and spending
@@ -222,6 +273,7 @@ async fn refusals_store_nothing_and_spend_nothing() {
         config.signing_sessions.max_documents = 3;
         config.signing_sessions.max_document_bytes = 200_000;
         config.signing_sessions.max_session_bytes = 300_000;
+        config.signing_sessions.max_open_per_person = 2;
         // 4 transactions: two B-T files (4) fit, three do not.
         for package in &mut config.lifecycle.packages {
             package.transactions = 4;
@@ -232,15 +284,12 @@ async fn refusals_store_nothing_and_spend_nothing() {
     let credential = credential_id(&credential);
     let pdf = pdf_corpus(&["ghostscript-1.4.pdf"]).remove(0).1;
     let doc = |name: &str, content: &[u8]| json!({"name": name, "content": b64(content)});
-    let mut cases: Vec<(Value, u16, &str)> = pdf_corpus(&[
-        "encrypted-user-password.pdf",
-        "certified-no-changes.pdf",
-        "xfa-form.pdf",
-    ])
-    .into_iter()
-    .zip(["encrypted", "no changes allowed", "XFA"])
-    .map(|((name, content), why)| (json!([doc(&name, &content)]), 400, why))
-    .collect();
+    let mut cases: Vec<(Value, u16, &str)> =
+        pdf_corpus(&["encrypted-user-password.pdf", "certified-no-changes.pdf", "xfa-form.pdf"])
+            .into_iter()
+            .zip(["encrypted", "no changes allowed", "XFA"])
+            .map(|((name, content), why)| (json!([doc(&name, &content)]), 400, why))
+            .collect();
     let with = |extra: Value| {
         let mut d = doc("a.pdf", &pdf);
         d.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
@@ -250,11 +299,12 @@ async fn refusals_store_nothing_and_spend_nothing() {
         (json!([{"name": "a.pdf", "content": b64(b"not a pdf"), "output": "pdf"}]), 400, "not a PDF"),
         (with(json!({"visible_signature": {"page": 9, "rect": [0, 0, 100, 50]}})), 400, "no page 9"),
         (with(json!({"visible_signature": {"page": 1, "rect": [100, 0, 100, 50]}})), 400, "positive width"),
-        (with(json!({"output": "p7s", "conformance_level": "Ades-B-LT"})), 400, "Ades-B-B or Ades-B-T"),
+        (with(json!({"output": "p7s", "conformance_level": "Ades-B-LTA"})), 400, "Ades-B-T or Ades-B-LT"),
         (with(json!({"output": "p7s", "reason": "why"})), 400, "for a PDF signed inside"),
         (with(json!({"conformance_level": "Ades-B-X"})), 400, "conformance_level"),
         (with(json!({"reason": "a\u{7}b"})), 400, "control character"),
-        (json!([doc("../a.pdf", &pdf)]), 400, "folder separator"),
+        (json!([doc("../a.pdf", &pdf)]), 400, "not a plain file name"),
+        (json!([doc("C:x.pdf", &pdf)]), 400, "not a plain file name"),
         (json!([doc("a.pdf", &pdf), doc("A.PDF", &pdf)]), 400, "two files would be called"),
         (json!([doc("x", b"x"), doc("x.p7s", &pdf)]), 400, "two files would be called \"x.p7s\""),
         (json!([doc("e.txt", b"")]), 400, "empty"),
@@ -281,6 +331,7 @@ async fn refusals_store_nothing_and_spend_nothing() {
     assert_error(status, &body, 404, "not_found", "No such credential");
     let (status, body) = server.get(SESSIONS, Some(&person.token)).await;
     assert_eq!((status, body["signing_sessions"].as_array().unwrap().len()), (200, 0), "nothing stored: {body}");
+    assert_eq!(stored_rows(&server), (0, 0), "nothing stored");
 
     // A wrong code: refused, nothing spent, the session still ready; the right code signs it.
     let (status, body) = create(&server, &person, &credential, json!([doc("a.pdf", &pdf)])).await;
@@ -297,6 +348,13 @@ async fn refusals_store_nothing_and_spend_nothing() {
     let (status, body) = sign(&server, &person, &id, &right).await;
     assert_eq!((status, &body["state"]), (200, &json!("signed")), "{body}");
     assert_eq!(quota_used(&server, &credential), 1);
+
+    // Two sessions open at most (signed ones count until they expire); a third is refused, stores nothing.
+    let (status, body) = create(&server, &person, &credential, json!([doc("b.txt", b"b")])).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = create(&server, &person, &credential, json!([doc("c.txt", b"c")])).await;
+    assert_error(status, &body, 409, "conflict", "2 signing sessions open");
+    assert_eq!(stored_rows(&server), (2, 2));
 }
 
 /// Another person reaches nothing of a session: not its view, not its signing (with their own valid
@@ -354,9 +412,44 @@ async fn of_two_sign_requests_at_once_exactly_one_signs() {
     let ((s1, b1), (s2, b2)) = tokio::join!(sign(&server, &person, &id, &first), sign(&server, &person, &id, &second));
     let mut statuses = [s1, s2];
     statuses.sort_unstable();
-    assert_eq!(statuses[0], 200, "{b1} {b2}");
-    assert_ne!(statuses[1], 200, "{b1} {b2}");
+    // The loser is refused for the session (409), not for its code: the claim decides, before any code.
+    assert_eq!(statuses, [200, 409], "{b1} {b2}");
     assert_eq!(quota_used(&server, &credential), 1, "one signature spent");
+    assert_eq!(sads_of(&server, &person).len(), 1, "one code used");
+}
+
+/// A session a sign request holds cannot be deleted or signed by another request; when the request that
+/// held it is long gone (its node died), the next one takes it over and signs.
+#[tokio::test]
+async fn a_session_being_signed_is_left_alone_until_its_hold_goes_stale() {
+    let server = TestServer::start().await;
+    let (person, credential) = server.certified_person("held.sessions@example.com", "+38640111888").await;
+    let credential = credential_id(&credential);
+    let same = b"the same words".to_vec();
+    let (status, body) = create(
+        &server,
+        &person,
+        &credential,
+        json!([{"name": "one.txt", "content": b64(&same)}, {"name": "two.txt", "content": b64(&same)}]),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["session_id"].as_str().unwrap().to_string();
+    held_since(&server, &id, server.now());
+    let delete = || server.http.delete(format!("{}{SESSIONS}/{id}", server.url)).bearer_auth(&person.token).send();
+    let response = delete().await.unwrap();
+    assert_eq!(response.status().as_u16(), 409, "not deleted while it is being signed");
+    let (status, body) = sign(&server, &person, &id, &server.person_otp(&person)).await;
+    assert_error(status, &body, 409, "conflict", "being signed");
+    assert!(sads_of(&server, &person).is_empty(), "the refused request used no code");
+
+    held_since(&server, &id, server.now() - 601);
+    let (status, body) = sign(&server, &person, &id, &server.person_otp(&person)).await;
+    assert_eq!((status, &body["state"]), (200, &json!("signed")), "a stale hold is taken over: {body}");
+    assert_eq!(sads_of(&server, &person), vec![(vec![], 2, 2)], "the same file twice: two occurrences, both spent");
+    assert_eq!(quota_used(&server, &credential), 2);
+    assert_eq!(delete().await.unwrap().status().as_u16(), 204);
+    assert_eq!(stored_rows(&server), (0, 0));
 }
 
 /// An unsigned session lasts `lifetime_secs` from its creation, a signed one `kept_after_signing_secs`
@@ -392,8 +485,10 @@ async fn sessions_expire_and_the_scheduler_deletes_them() {
     server.clock.advance(1800);
     let (status, _, _, _) = download(&server, &person.token, &format!("{SESSIONS}/{signed}/documents/0")).await;
     assert_eq!(status, 404);
+    assert_eq!(stored_rows(&server), (1, 1));
     let (_, body) = run_jobs().await;
     assert_eq!(body["signing_sessions_deleted"], 1, "{body}");
+    assert_eq!(stored_rows(&server), (0, 0), "the sessions and their files are gone");
     let (_, body) = run_jobs().await;
     assert_eq!(body["signing_sessions_deleted"], 0, "{body}");
 }

@@ -5,7 +5,8 @@
 //! - PAdES (`P`) of a whole PDF, signed inside (an incremental update, [`pades`]), invisible;
 //! - the CMS of a PAdES signature for a PDF the client prepared: the digest is that of its /ByteRange,
 //!   the answer the CMS the client puts in the signature dictionary's /Contents;
-//! - at `Ades-B-B`, or `Ades-B-T` with a signature time-stamp from rssp's own TSA; a whole PDF also at
+//! - at `Ades-B-B`, or `Ades-B-T` with a signature time-stamp from rssp's own TSA; CAdES also at
+//!   `Ades-B-LT` (the certificate and revocation values in the SignedData); a whole PDF also at
 //!   `Ades-B-LT` (the validation data in its DSS) and `Ades-B-LTA` (then a document time-stamp).
 //!
 //! Authorised as signHash: under SCAL2 the SAD is bound to each digest sent, or for a document to its
@@ -269,11 +270,17 @@ fn sign_doc_inner(
 fn plan(kind: crate::domain::KeyKind, item: &ToSign) -> Result<Plan<'_>, ServiceError> {
     let scheme = resolve_scheme(kind, &item.sign_algo, item.hash_algo.as_deref(), item.sign_algo_params.as_deref())?;
     let whole_pdf = matches!((&item.input, item.format), (Input::Document(_), SignatureFormat::Pades));
-    if item.level > ConformanceLevel::BT && !whole_pdf {
+    let offered = match item.format {
+        // B-LTA of a CAdES signature needs an archive time-stamp, which rssp does not make.
+        SignatureFormat::Cades => item.level <= ConformanceLevel::BLt,
+        // A PAdES CMS goes into the client's PDF, whose DSS the client writes.
+        SignatureFormat::Pades => whole_pdf || item.level <= ConformanceLevel::BT,
+    };
+    if !offered {
         return Err(ServiceError::InvalidRequest(format!(
-            "Invalid parameter conformance_level: {} is offered for whole PDFs (P in documents); a CAdES \
-             signature or a PAdES CMS is made at Ades-B-B or Ades-B-T (with returnValidationInfo, the client \
-             adds the validation data)",
+            "Invalid parameter conformance_level: {} is not offered for this signature; a whole PDF (P in \
+             documents) is made up to Ades-B-LTA, a CAdES signature up to Ades-B-LT, a PAdES CMS at Ades-B-B or \
+             Ades-B-T (with returnValidationInfo, the client adds the validation data)",
             item.level
         )));
     }
@@ -390,6 +397,13 @@ fn make<'k>(
         cades::sign_b_b(&signer, signed)?
     };
     let Some(prepared) = plan.pdf else {
+        let cms = if plan.item.level == ConformanceLevel::BLt {
+            // CAdES-B-LT: what validates the signature and its time-stamp later, read now that both exist.
+            let data = validation_data::for_signature(services, certificate, true)?;
+            cades::with_validation_data(&cms, &data.certificates, &data.ocsp, &data.crls)?
+        } else {
+            cms
+        };
         return Ok(match plan.packaging {
             Packaging::Attached => (Signed::DocumentWithSignature(cms), stamps),
             _ => (Signed::SignatureObject(cms), stamps),
