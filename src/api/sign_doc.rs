@@ -364,11 +364,13 @@ fn service_request(body: SignDocRequestBody) -> Result<SignDocRequest, ApiError>
         PDFs, PDFs certified with no changes allowed, XFA forms, files that are not PDFs), and the CMS of a \
         PAdES signature for a PDF the client prepared (`documentDigests`: the digest of its /ByteRange; the \
         client embeds the CMS in /Contents). Levels `Ades-B-B` and `Ades-B-T` (a signature time-stamp from \
-        rssp's TSA), and for whole PDFs `Ades-B-LT` (certificates, OCSP responses and CRLs in the PDF's DSS) \
-        and `Ades-B-LTA` (then a document time-stamp). `returnValidationInfo` adds `validationInfo`. Under SCAL2 the SAD must be bound to each digest sent, or to each document's digest (of \
+        rssp's TSA), for CAdES `Ades-B-LT` (the certificates, CRLs and OCSP responses in the SignedData), and \
+        for whole PDFs `Ades-B-LT` (certificates, OCSP responses and CRLs in the PDF's DSS) and `Ades-B-LTA` \
+        (then a document time-stamp). `returnValidationInfo` adds `validationInfo`. Under SCAL2 the SAD must be bound to each digest sent, or to each document's digest (of \
         the document as sent) made with the signature algorithm's hash. Each signature and each time-stamp \
-        spends one transaction of the credential. B-LT and B-LTA for CAdES and PAdES CMS, visible PDF \
-        signatures and signed_props are not offered yet and are refused.",
+        spends one transaction of the credential. B-LTA for CAdES, B-LT and B-LTA for a PAdES CMS, visible \
+        PDF signatures (the portal's signing sessions make them) and signed_props are not offered and are \
+        refused.",
     responses((status = 200, body = SignDocResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, description = "`invalid_hash`: a document or digest the SAD is not bound to", body = ErrorBody),
         (status = 503, description = "Too many signDoc requests in flight, or the HSM is busy or unavailable", body = ErrorBody)))]

@@ -47,8 +47,8 @@ pub struct SessionDocumentBody {
     /// `pdf`: signed inside (PAdES; the file must be a PDF); `p7s`: a detached CAdES signature beside
     /// the file. Default: `pdf` for a PDF (by its header), `p7s` for anything else.
     pub output: Option<SignedOutput>,
-    /// `Ades-B-B` (the default), `Ades-B-T` (with a signature time-stamp), and for a PDF signed inside
-    /// `Ades-B-LT` (validation data in the PDF) or `Ades-B-LTA` (then a document time-stamp); any letter
+    /// `Ades-B-B` (the default), `Ades-B-T` (with a signature time-stamp), `Ades-B-LT` (with the
+    /// validation data), and for a PDF signed inside `Ades-B-LTA` (then a document time-stamp); any letter
     /// case. Each time-stamp spends one more transaction.
     pub conformance_level: Option<String>,
     /// For a PDF signed inside: where the visible signature goes. Absent: invisible.

@@ -126,12 +126,19 @@ pub fn files(conn: &mut DbConnection, session_id: &str) -> QueryResult<Vec<Docum
         .load(conn)
 }
 
-/// What the zip needs of each file, in order: name, output, the original bytes only where they go in the
-/// zip (beside a `.p7s`), and the signed bytes.
-pub fn zip_files(
-    conn: &mut DbConnection,
-    session_id: &str,
-) -> QueryResult<Vec<(String, SignedOutput, Option<Vec<u8>>, Option<Vec<u8>>)>> {
+/// A file as a download or the zip needs it.
+#[derive(Debug, Clone)]
+pub struct StoredFile {
+    pub name: String,
+    pub output: SignedOutput,
+    /// The file as sent: read only where it goes in the zip (beside its `.p7s`).
+    pub original: Option<Vec<u8>>,
+    /// The signed file, once signed.
+    pub signed: Option<Vec<u8>>,
+}
+
+/// What the zip needs of each file, in order.
+pub fn zip_files(conn: &mut DbConnection, session_id: &str) -> QueryResult<Vec<StoredFile>> {
     let rows: Vec<(i32, String, SignedOutput, Option<Vec<u8>>)> = documents::table
         .filter(documents::session_id.eq(session_id))
         .order(documents::position.asc())
@@ -150,23 +157,20 @@ pub fn zip_files(
         } else {
             None
         };
-        files.push((name, output, original, signed));
+        files.push(StoredFile { name, output, original, signed });
     }
     Ok(files)
 }
 
-/// One file's name, output and signed bytes.
-pub fn signed_file(
-    conn: &mut DbConnection,
-    session_id: &str,
-    position: i32,
-) -> QueryResult<Option<(String, SignedOutput, Option<Vec<u8>>)>> {
-    documents::table
+/// One file's name, output and signed bytes (not the original).
+pub fn signed_file(conn: &mut DbConnection, session_id: &str, position: i32) -> QueryResult<Option<StoredFile>> {
+    let found: Option<(String, SignedOutput, Option<Vec<u8>>)> = documents::table
         .filter(documents::session_id.eq(session_id))
         .filter(documents::position.eq(position))
         .select((documents::name, documents::output, documents::signed))
         .first(conn)
-        .optional()
+        .optional()?;
+    Ok(found.map(|(name, output, signed)| StoredFile { name, output, original: None, signed }))
 }
 
 /// Takes the session for one sign request: it must be the person's, unexpired, and ready (or held by a

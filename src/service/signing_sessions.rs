@@ -543,11 +543,11 @@ fn sign_files(
 /// One signed file of a signed session.
 pub fn download(services: &Services, principal: &Principal, id: &str, position: i32) -> Result<Download, ServiceError> {
     let session = owned(services, principal, id)?;
-    let (name, output, signed) = store::signed_file(&mut *services.conn()?, &session.id, position)?
+    let file = store::signed_file(&mut *services.conn()?, &session.id, position)?
         .ok_or_else(|| ServiceError::NotFound(format!("The signing session has no document {position}")))?;
-    let bytes = signed.ok_or_else(|| ServiceError::Conflict("The signing session is not signed yet".into()))?;
-    let name = DocumentName::parse(&name).map_err(|_| ServiceError::invariant("stored document name"))?;
-    Ok(Download { name: name.signed(output), media_type: media_type(output), bytes })
+    let bytes = file.signed.ok_or_else(|| ServiceError::Conflict("The signing session is not signed yet".into()))?;
+    let name = DocumentName::parse(&file.name).map_err(|_| ServiceError::invariant("stored document name"))?;
+    Ok(Download { name: name.signed(file.output), media_type: media_type(file.output), bytes })
 }
 
 fn media_type(output: SignedOutput) -> &'static str {
@@ -567,14 +567,15 @@ pub fn zip(services: &Services, principal: &Principal, id: &str) -> Result<Downl
     };
     let files = store::zip_files(&mut *services.conn()?, &session.id)?;
     let mut names = Vec::with_capacity(files.len());
-    for (name, output, _, _) in &files {
-        names.push((DocumentName::parse(name).map_err(|_| ServiceError::invariant("stored document name"))?, *output));
+    for file in &files {
+        let name = DocumentName::parse(&file.name).map_err(|_| ServiceError::invariant("stored document name"))?;
+        names.push((name, file.output));
     }
     let entries = signing_session::zip_entries(&names).map_err(ServiceError::internal)?;
     let mut contents = Vec::with_capacity(entries.len());
     for (name, index, signed) in entries {
-        let (_, _, original, signed_file) = &files[index];
-        let bytes = if signed { signed_file.as_deref() } else { original.as_deref() };
+        let file = &files[index];
+        let bytes = if signed { file.signed.as_deref() } else { file.original.as_deref() };
         contents.push((name, bytes.ok_or_else(|| ServiceError::invariant("a signed session's file"))?));
     }
     let bytes =

@@ -118,9 +118,14 @@ impl Judge {
 }
 
 fn signer_info(cms: &[u8]) -> cms::signed_data::SignerInfo {
-    let signed_data: SignedData = ContentInfo::from_der(cms).unwrap().content.decode_as().unwrap();
-    assert_eq!(signed_data.signer_infos.0.len(), 1);
-    signed_data.signer_infos.0.get(0).unwrap().clone()
+    let content = ContentInfo::from_der(cms).unwrap().content;
+    // A B-LT's revocation values are written as RFC 5652 has them, which the cms crate does not read.
+    let signer_infos = match content.decode_as::<SignedData>() {
+        Ok(signed_data) => signed_data.signer_infos,
+        Err(_) => content.decode_as::<rssp::pki::cades::long_term::SignedDataWithRevocation>().unwrap().signer_infos,
+    };
+    assert_eq!(signer_infos.0.len(), 1);
+    signer_infos.0.get(0).unwrap().clone()
 }
 
 fn signed_attribute_oids(cms: &[u8]) -> Vec<String> {
@@ -205,6 +210,112 @@ async fn cades_of_whole_documents_attached_and_detached_verify_with_openssl() {
     .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(quota_used(&server, &signer.credential_id), 2);
+}
+
+/// CAdES-B-LT (EN 319 122-1): a detached and an attached signature of documents, and one of a digest,
+/// each time-stamped and carrying in its SignedData the certificates up to the root and the revocation
+/// values: both CAs' CRLs, with which `openssl cms -verify -crl_check_all` verifies the chain knowing
+/// nothing but the root, and OCSP responses (RFC 5940) about the signer and the TSA that openssl reads as
+/// successful. B-LTA is not offered for CAdES. Each signature spends two transactions.
+#[tokio::test]
+async fn cades_b_lt_carries_the_certificates_and_revocation_values_that_validate_it() {
+    let server = TestServer::start().await;
+    let judge = Judge::of(&server);
+    let signer = server.provision_with_quota("cades-lt", KeyKind::EcP256, 4, None, Some(10)).await;
+    let token = server.login("v2", &signer).await;
+    let report = b"A report kept for twenty years".to_vec();
+    let minutes = b"Minutes, enveloped".to_vec();
+    let digested = b"Content the client digested".to_vec();
+    let sad = authorize(&server, &token, &signer, &[sha256(&report), sha256(&minutes)]).await;
+    let (status, body) = sign_doc(
+        &server,
+        &token,
+        json!({"credentialID": signer.credential_id, "SAD": sad, "documents": [
+            {"document": b64(&report), "signature_format": "C", "conformance_level": "Ades-B-LT",
+             "signed_envelope_property": "Detached", "signAlgo": ES256},
+            {"document": b64(&minutes), "signature_format": "C", "conformance_level": "ades-b-lt", "signAlgo": ES256}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let detached = the_one(&body, "SignatureObject");
+    let enveloping = the_one(&body, "DocumentWithSignature");
+    let sad = authorize(&server, &token, &signer, &[sha256(&digested)]).await;
+    let (status, body) = sign_doc(
+        &server,
+        &token,
+        json!({"credentialID": signer.credential_id, "SAD": sad, "documentDigests": [
+            {"hashes": [b64(&sha256(&digested))], "hashAlgorithmOID": SHA256, "signature_format": "C",
+             "conformance_level": "Ades-B-LT", "signAlgo": ES256}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let of_digest = the_one(&body, "SignatureObject");
+    let cases = [
+        ("report", &detached, Some(&report)),
+        ("minutes", &enveloping, None),
+        ("digested", &of_digest, Some(&digested)),
+    ];
+    for (name, cms, content) in cases {
+        let rssp::pki::cades::long_term::RevocationValues { crls, ocsp } =
+            rssp::pki::cades::long_term::revocation_values(cms).unwrap();
+        assert_eq!(crls.len(), 2, "{name}: the issuing CA's CRL and the root's");
+        assert!(ocsp.len() >= 2, "{name}: OCSP responses about the signer and the TSA");
+        for (i, response) in ocsp.iter().enumerate() {
+            let path = judge.file(&format!("{name}-{i}.ocsp"), response);
+            let (ok, said) = openssl(&["ocsp", "-respin", &path, "-resp_text", "-noverify"]);
+            assert!(ok && said.contains("Response Status: successful"), "{name}: {said}");
+        }
+        let (ok, said) = judge.time_stamp_verifies(name, cms);
+        assert!(ok, "{name}: the signature time-stamp stays valid: {said}");
+        // openssl verifies the whole chain with the CRLs the signature carries, and the root alone.
+        let input = judge.file(&format!("{name}-lt.p7s"), cms);
+        let mut args =
+            vec!["cms", "-verify", "-inform", "DER", "-binary", "-purpose", "any", "-crl_check_all", "-in", &input];
+        let root = judge.root.to_str().unwrap().to_string();
+        args.extend_from_slice(&["-CAfile", &root, "-out", "/dev/null"]);
+        let content_path;
+        if let Some(content) = content {
+            content_path = judge.file(&format!("{name}.content"), content);
+            args.extend_from_slice(&["-content", &content_path]);
+        }
+        let (ok, said) = openssl(&args);
+        assert!(ok && said.contains("Verification successful"), "{name}: {said}");
+    }
+    assert_eq!(quota_used(&server, &signer.credential_id), 6, "three signatures, three time-stamps");
+
+    let sad = authorize(&server, &token, &signer, &[sha256(&report)]).await;
+    let at = |level: &str| {
+        json!({"credentialID": signer.credential_id, "SAD": sad, "documents": [{"document": b64(&report),
+            "signature_format": "C", "signed_envelope_property": "Detached", "conformance_level": level, "signAlgo": ES256}]})
+    };
+    let (status, body) = sign_doc(&server, &token, at("Ades-B-LTA")).await;
+    assert_error(status, &body, 400, "invalid_request", "a CAdES signature up to Ades-B-LT");
+    assert_eq!(quota_used(&server, &signer.credential_id), 6);
+    // The control: a B-T carries no CRLs, and the same check fails for want of them.
+    let (status, body) = sign_doc(&server, &token, at("Ades-B-T")).await;
+    assert_eq!(status, 200, "{body}");
+    let b_t = judge.file("report-bt.p7s", &the_one(&body, "SignatureObject"));
+    let content = judge.file("report-bt.content", &report);
+    let root = judge.root.to_str().unwrap().to_string();
+    let (ok, said) = openssl(&[
+        "cms",
+        "-verify",
+        "-inform",
+        "DER",
+        "-binary",
+        "-purpose",
+        "any",
+        "-crl_check_all",
+        "-in",
+        &b_t,
+        "-content",
+        &content,
+        "-CAfile",
+        &root,
+        "-out",
+        "/dev/null",
+    ]);
+    assert!(!ok && said.contains("unable to get certificate CRL"), "{said}");
 }
 
 /// `documentDigests`: a detached CAdES-B-T of a content digest (RSA), and the CMS of a PAdES-B-T signature
@@ -353,7 +464,7 @@ async fn requests_it_cannot_serve_are_refused_and_spend_nothing() {
         (json!({"credentialID": id, "SAD": sad, "documents": []}), "Empty documentDigests and documents objects"),
         (doc(json!({"signature_format": "X"})), "Invalid parameter signature_format"),
         (doc(json!({"signature_format": null})), "parameter signature_format"),
-        (doc(json!({"conformance_level": "Ades-B-LT"})), "Invalid parameter conformance_level"),
+        (doc(json!({"conformance_level": "Ades-B-LTA"})), "Invalid parameter conformance_level"),
         (doc(json!({"conformance_level": "Ades-T"})), "Invalid parameter conformance_level"),
         (doc(json!({"signed_envelope_property": "Parallel"})), "Invalid parameter signed_envelope_property"),
         (doc(json!({"signed_envelope_property": "Certification"})), "Invalid parameter signed_envelope_property"),
@@ -366,7 +477,11 @@ async fn requests_it_cannot_serve_are_refused_and_spend_nothing() {
         (dig(json!({"hashes": [b64(&digest[..20])]})), "Invalid digest value length"),
         (dig(json!({"hashAlgorithmOID": "2.16.840.1.101.3.4.2.2"})), "hashAlgorithmOID"),
         (dig(json!({"hashes": []})), "documentDigests"),
-        (dig(json!({"signature_format": "P", "conformance_level": "Ades-B-LTA"})), "offered for whole PDFs"),
+        (dig(json!({"signature_format": "P", "conformance_level": "Ades-B-LTA"})), "not offered for this signature"),
+        (
+            dig(json!({"signature_format": "P", "conformance_level": "Ades-B-LT"})),
+            "a PAdES CMS at Ades-B-B or Ades-B-T",
+        ),
         (
             json!({"credentialID": id, "SAD": sad, "signatureQualifier": "eu_eidas_aes", "documents": doc(json!({}))["documents"]}),
             "Invalid parameter signatureQualifier",

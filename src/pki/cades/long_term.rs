@@ -52,17 +52,24 @@ impl ValueOrd for RevocationValue {
     }
 }
 
-/// SignedData (RFC 5652 §5.1) with its `crls` as [`RevocationValue`]s.
+/// SignedData (RFC 5652 §5.1) with its `crls` as [`RevocationValue`]s: how to read a CAdES-B-LT that the
+/// cms crate's `SignedData` cannot.
 #[derive(Clone, Debug, Eq, PartialEq, Sequence)]
-struct SignedDataWithRevocation {
-    version: CmsVersion,
-    digest_algorithms: DigestAlgorithmIdentifiers,
-    encap_content_info: EncapsulatedContentInfo,
+pub struct SignedDataWithRevocation {
+    /// CMSVersion.
+    pub version: CmsVersion,
+    /// digestAlgorithms.
+    pub digest_algorithms: DigestAlgorithmIdentifiers,
+    /// encapContentInfo.
+    pub encap_content_info: EncapsulatedContentInfo,
+    /// certificates.
     #[asn1(context_specific = "0", tag_mode = "IMPLICIT", optional = "true")]
-    certificates: Option<CertificateSet>,
+    pub certificates: Option<CertificateSet>,
+    /// crls: the revocation values.
     #[asn1(context_specific = "1", tag_mode = "IMPLICIT", optional = "true")]
-    crls: Option<SetOfVec<RevocationValue>>,
-    signer_infos: SignerInfos,
+    pub crls: Option<SetOfVec<RevocationValue>>,
+    /// signerInfos.
+    pub signer_infos: SignerInfos,
 }
 
 /// Adds the validation data to a CMS SignedData: `certificates` (DER) not already carried,
@@ -119,18 +126,28 @@ pub fn with_validation_data(
     Ok(ContentInfo { content_type: ID_SIGNED_DATA, content: der::Any::encode_from(&with)? }.to_der()?)
 }
 
-/// The revocation values of a CMS SignedData, as written by [`with_validation_data`]: (CRLs, OCSP
-/// responses), DER.
-pub fn revocation_values(cms_der: &[u8]) -> Result<(Vec<Vec<u8>>, Vec<Vec<u8>>), PkiError> {
+/// The revocation values a CMS carries, DER.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RevocationValues {
+    /// CertificateLists.
+    pub crls: Vec<Vec<u8>>,
+    /// OCSPResponses.
+    pub ocsp: Vec<Vec<u8>>,
+}
+
+/// The revocation values of a CMS SignedData, as written by [`with_validation_data`].
+pub fn revocation_values(cms_der: &[u8]) -> Result<RevocationValues, PkiError> {
     let content_info = ContentInfo::from_der(cms_der)?;
     let signed_data: SignedDataWithRevocation = content_info.content.decode_as()?;
-    let (mut crls, mut ocsp) = (Vec::new(), Vec::new());
+    let mut values = RevocationValues::default();
     for value in signed_data.crls.map(SetOfVec::into_vec).unwrap_or_default() {
         match value {
-            RevocationValue::Crl(crl) => crls.push(crl.to_der()?),
-            RevocationValue::Other(other) if other.format == ID_RI_OCSP_RESPONSE => ocsp.push(other.info.to_der()?),
+            RevocationValue::Crl(crl) => values.crls.push(crl.to_der()?),
+            RevocationValue::Other(other) if other.format == ID_RI_OCSP_RESPONSE => {
+                values.ocsp.push(other.info.to_der()?)
+            }
             RevocationValue::Other(_) => {}
         }
     }
-    Ok((crls, ocsp))
+    Ok(values)
 }
