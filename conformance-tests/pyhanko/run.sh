@@ -59,7 +59,7 @@ if ! "$venv/bin/python" "$here/long_term.py" sign --url "$url" --username "$user
     --root-pem "$work/root.pem" --out "$work/long-term.pdf"; then
   status=1
 fi
-echo "== pyHanko: CSC v2 signDoc (a PAdES-B-T CMS embedded by pyHanko, a whole PDF signed twice, a B-LTA PDF, a detached CAdES-B-T)"
+echo "== pyHanko: CSC v2 signDoc (a PAdES-B-T CMS embedded by pyHanko, a whole PDF signed twice, a B-LTA PDF, a detached CAdES-B-T and B-LT)"
 user="interop-signdoc"
 "$rssp" provision-user --username "$user" --password "interop password 2026" --key ec-p256 --multisign 3 > "$work/$user.json"
 if ! "$venv/bin/python" "$here/sign_doc.py" --url "$url" --username "$user" --password "interop password 2026" \

@@ -17,6 +17,8 @@
   5. CAdES: a text file is sent whole (documents) and signed detached at B-T; pyHanko validates the
      .p7s against the file: intact, valid, trusted, with a trusted time-stamp. The same .p7s does not
      validate against another file.
+  6. CAdES-B-LT: the same at B-LT; pyHanko validates it with no network, the revocation of every
+     certificate required, from the CRLs and OCSP responses inside the .p7s alone.
 
 Exits non-zero with a one-line reason on any failure.
 """
@@ -257,6 +259,39 @@ async def cades_detached(client: SignDocClient, chain: list[x509.Certificate], v
     print("OK   CAdES-B-T detached (.p7s): intact, valid, trusted, time-stamped; not valid for another file")
 
 
+async def cades_b_lt_offline(client: SignDocClient, chain: list[x509.Certificate], root: x509.Certificate) -> None:
+    document = b"A plain text file signed as a detached CAdES-B-LT by rssp.\n"
+    sad = await client.authorize([hashlib.sha256(document).digest()])
+    answer = await client.sign_doc({
+        "SAD": sad,
+        "documents": [{
+            "document": b64(document), "signature_format": "C", "conformance_level": "Ades-B-LT",
+            "signed_envelope_property": "Detached", "signAlgo": signer_algo(chain[0]),
+        }],
+    })
+    objects = answer.get("SignatureObject") or []
+    if len(objects) != 1:
+        raise InteropError(f"signDoc C Detached B-LT: expected one SignatureObject, got {list(answer)}")
+    signed_data = cms.ContentInfo.load(base64.b64decode(objects[0]))["content"]
+    # What validates it later comes from the .p7s alone: its certificates, CRLs and OCSP responses.
+    crls, ocsps = [], []
+    for choice in signed_data["crls"]:
+        if choice.name == "crl":
+            crls.append(choice.chosen)
+        elif choice.chosen["other_rev_info_format"].native == "ocsp_response":
+            ocsps.append(choice.chosen["other_rev_info"])
+    if len(crls) != 2 or len(ocsps) < 2:
+        raise InteropError(f"CAdES-B-LT: expected 2 CRLs and 2 or more OCSP responses, found {len(crls)} and {len(ocsps)}")
+    certs = [c.chosen for c in signed_data["certificates"] if c.name == "certificate"]
+    offline = ValidationContext(trust_roots=[root], other_certs=certs, crls=crls, ocsps=ocsps,
+                                allow_fetching=False, revocation_mode="require")
+    status = await async_validate_detached_cms(document, signed_data, signer_validation_context=offline,
+                                               ts_validation_context=offline)
+    check(status, "detached CAdES-B-LT from signDoc, offline from its own revocation values")
+    print(f"OK   CAdES-B-LT detached (.p7s): intact, valid, trusted, time-stamped, revocation checked offline "
+          f"from its {len(crls)} CRLs and {len(ocsps)} OCSP responses")
+
+
 async def run(args) -> None:
     root = load_root(args.root_pem)
     vc = ValidationContext(trust_roots=[root], allow_fetching=False, revocation_mode="soft-fail")
@@ -268,6 +303,7 @@ async def run(args) -> None:
         await pades_whole_documents(client, chain, vc)
         await pades_b_lta(client, chain, root)
         await cades_detached(client, chain, vc)
+        await cades_b_lt_offline(client, chain, root)
 
 
 def main() -> int:

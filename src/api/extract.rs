@@ -258,15 +258,16 @@ impl<T: DeserializeOwned + Send + 'static> FromRequest for SignDocJson<T> {
 }
 
 /// Largest body of a new signing session: its files (at most `signing_sessions.max_session_bytes` in
-/// all, 50 MiB by default) travel base64, with room for an encoder that escapes each `/` (one base64
-/// character in 64, so 1/32 more is ample), beside their names and placements.
+/// all, 50 MiB by default) travel base64, with room for an encoder that escapes `/` as `\/` and `+` as
+/// `\u002B` (.NET's does: each is one base64 character in 64, so 1/8 more is ample), beside their names
+/// and placements.
 pub fn session_body_limit(services: Option<&Services>) -> usize {
     let files = services.map_or_else(
         || crate::config::SigningSessionsConfig::default().max_session_bytes,
         |s| s.config.signing_sessions.max_session_bytes,
     );
     let base64 = files.div_ceil(3).saturating_mul(4);
-    base64.saturating_add(base64 / 32).saturating_add(JSON_BODY_BASE)
+    base64.saturating_add(base64 / 8).saturating_add(JSON_BODY_BASE)
 }
 
 /// The JSON body of a new signing session, at most [`session_body_limit`] bytes, read and parsed like

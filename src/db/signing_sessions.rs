@@ -218,12 +218,13 @@ pub fn release(conn: &mut DbConnection, id: &str, claimed_at: i64) -> QueryResul
 }
 
 /// Marks the session signed, if the claim is still this one, with its new expiry. False when the claim
-/// was lost (taken over as stale): then nothing may be stored.
+/// was lost (taken over as stale, or the session deleted): then nothing may be stored. A session this
+/// claim already marked (an earlier attempt committed, its answer lost) is marked again.
 pub fn mark_signed(conn: &mut DbConnection, id: &str, claimed_at: i64, now: i64, expires_at: i64) -> QueryResult<bool> {
     diesel::update(
         sessions::table
             .filter(sessions::id.eq(id))
-            .filter(sessions::state.eq(SigningSessionState::Signing))
+            .filter(sessions::state.eq_any([SigningSessionState::Signing, SigningSessionState::Signed]))
             .filter(sessions::claimed_at.eq(claimed_at)),
     )
     .set((
@@ -260,27 +261,21 @@ pub enum Deleted {
     BeingSigned,
 }
 
-/// Deletes one of the person's unexpired sessions with its files, unless a sign request holds it.
+/// Deletes one of the person's unexpired sessions with its files, unless a sign request holds it. The
+/// session's row goes first, in one conditional statement, so that a claim committed meanwhile is seen
+/// (PostgreSQL evaluates the condition again on the locked row).
 pub fn delete(conn: &mut DbConnection, id: &str, user_id: &str, now: i64, stale_before: i64) -> QueryResult<Deleted> {
-    let found: Option<(String, SigningSessionState, Option<i64>)> = sessions::table
+    let mine = sessions::table
         .filter(sessions::id.eq(id))
         .filter(sessions::user_id.eq(user_id))
-        .filter(sessions::expires_at.gt(now))
-        .select((sessions::id, sessions::state, sessions::claimed_at))
-        .first(conn)
-        .optional()?;
-    let Some((id, state, claimed_at)) = found else { return Ok(Deleted::NotFound) };
-    if state == SigningSessionState::Signing && claimed_at.is_some_and(|at| at >= stale_before) {
-        return Ok(Deleted::BeingSigned);
+        .filter(sessions::expires_at.gt(now));
+    let not_held = sessions::state.ne(SigningSessionState::Signing).or(sessions::claimed_at.lt(stale_before));
+    if diesel::delete(mine.filter(not_held)).execute(conn)? == 1 {
+        diesel::delete(documents::table.filter(documents::session_id.eq(id))).execute(conn)?;
+        return Ok(Deleted::Yes);
     }
-    delete_one(conn, &id)?;
-    Ok(Deleted::Yes)
-}
-
-fn delete_one(conn: &mut DbConnection, id: &str) -> QueryResult<()> {
-    diesel::delete(documents::table.filter(documents::session_id.eq(id))).execute(conn)?;
-    diesel::delete(sessions::table.find(id)).execute(conn)?;
-    Ok(())
+    let exists = mine.count().get_result::<i64>(conn)? > 0;
+    Ok(if exists { Deleted::BeingSigned } else { Deleted::NotFound })
 }
 
 /// Up to `limit` ids of sessions expired at `now`.
@@ -289,16 +284,12 @@ pub fn expired(conn: &mut DbConnection, now: i64, limit: i64) -> QueryResult<Vec
 }
 
 /// Deletes one session with its files if it is still expired at `now` (a sign request extends a session
-/// it holds); whether it did.
+/// it holds), in one conditional statement; whether it did.
 pub fn delete_if_expired(conn: &mut DbConnection, id: &str, now: i64) -> QueryResult<bool> {
-    let expired = sessions::table
-        .filter(sessions::id.eq(id))
-        .filter(sessions::expires_at.le(now))
-        .count()
-        .get_result::<i64>(conn)?;
-    if expired == 0 {
-        return Ok(false);
+    let deleted = diesel::delete(sessions::table.filter(sessions::id.eq(id)).filter(sessions::expires_at.le(now)))
+        .execute(conn)?;
+    if deleted == 1 {
+        diesel::delete(documents::table.filter(documents::session_id.eq(id))).execute(conn)?;
     }
-    delete_one(conn, id)?;
-    Ok(true)
+    Ok(deleted == 1)
 }

@@ -69,27 +69,34 @@ impl DocumentName {
 }
 
 /// Whether a name is one that every system saves as it is: no folder separator or drive (`/`, `\`, `:`),
-/// none of the characters Windows refuses (`<>"|?*`), no control character, no invisible formatting or
-/// direction mark (which could make `invoice\u{202E}fdp.exe` show as `invoiceexe.pdf`), not `.` or `..`,
-/// not ending in a dot or a space, not a device name of Windows (`CON`, `NUL`, `COM1`, ...).
+/// none of the characters Windows refuses (`<>"|?*`), nothing invisible or without a meaning (Unicode's
+/// control, format, line and paragraph separator, private-use and unassigned characters: a direction mark
+/// could make `invoice\u{202E}fdp.exe` show as `invoiceexe.pdf`), not `.` or `..`, not ending in a dot or a
+/// space, not a device name of Windows (`CON`, `NUL`, `COM1`, `CONIN$`, ...).
 fn is_plain(text: &str) -> bool {
-    const FORMATTING: [(char, char); 5] = [
-        ('\u{200B}', '\u{200F}'),
-        ('\u{202A}', '\u{202E}'),
-        ('\u{2060}', '\u{206F}'),
-        ('\u{FEFF}', '\u{FEFF}'),
-        ('\u{061C}', '\u{061C}'),
-    ];
+    use unicode_general_category::{get_general_category, GeneralCategory as G};
     let refused = |c: char| {
-        c.is_control()
-            || matches!(c, '/' | '\\' | ':' | '<' | '>' | '"' | '|' | '?' | '*')
-            || FORMATTING.iter().any(|(from, to)| (*from..=*to).contains(&c))
+        matches!(c, '/' | '\\' | ':' | '<' | '>' | '"' | '|' | '?' | '*')
+            || matches!(
+                get_general_category(c),
+                G::Control
+                    | G::Format
+                    | G::LineSeparator
+                    | G::ParagraphSeparator
+                    | G::PrivateUse
+                    | G::Unassigned
+                    | G::Surrogate
+            )
     };
-    let stem = text.split('.').next().unwrap_or_default().trim_end().to_ascii_uppercase();
-    let device = matches!(stem.as_str(), "CON" | "PRN" | "AUX" | "NUL")
-        || (stem.len() == 4
-            && (stem.starts_with("COM") || stem.starts_with("LPT"))
-            && stem.as_bytes()[3].is_ascii_digit());
+    let stem = text.split('.').next().unwrap_or_default().trim_end().to_uppercase();
+    let numbered = |prefix: &str| {
+        stem.strip_prefix(prefix).is_some_and(|n| {
+            n.chars().count() == 1 && n.chars().all(|c| c.is_ascii_digit() || matches!(c, '¹' | '²' | '³'))
+        })
+    };
+    let device = matches!(stem.as_str(), "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$" | "CLOCK$")
+        || numbered("COM")
+        || numbered("LPT");
     !text.chars().any(refused) && !text.ends_with('.') && !text.ends_with(' ') && !device
 }
 
@@ -167,13 +174,20 @@ mod tests {
             "COM1.pdf",
             "invoice\u{202E}fdp.exe",
             "a\u{200B}b",
+            "soft\u{AD}hyphen",
+            "line\u{2028}break",
+            "private\u{E000}",
+            "tag\u{E0041}",
+            "unassigned\u{0378}",
+            "CONIN$.txt",
+            "lpt².pdf",
         ] {
             assert!(matches!(DocumentName::parse(bad), Err(NameError::NotPlain(_))), "{bad:?}");
         }
         assert_eq!(DocumentName::parse("  "), Err(NameError::Empty));
         assert!(matches!(DocumentName::parse(&"a".repeat(201)), Err(NameError::TooLong(_))));
         assert!(DocumentName::parse(&"ş".repeat(200)).is_ok());
-        for fine in ["CONTRACT.pdf", "com10.txt", "console.log", ".hidden", "a b.c d"] {
+        for fine in ["CONTRACT.pdf", "com10.txt", "console.log", ".hidden", "a b.c d", "Ünïcödé 合同 ✓.pdf"] {
             assert!(DocumentName::parse(fine).is_ok(), "{fine:?}");
         }
     }

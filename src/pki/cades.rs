@@ -223,6 +223,8 @@ fn attach_time_stamp(signer_info: &mut SignerInfo, token: &[u8]) -> Result<(), P
     Ok(())
 }
 
+/// The SignedData of a CMS rssp made before its B-LT values were added: the cms crate cannot read those
+/// (see [`long_term::SignedDataWithRevocation`]), and nothing here needs to read one.
 fn signed_data_of(cms_der: &[u8]) -> Result<(ContentInfo, SignedData), PkiError> {
     let content_info = ContentInfo::from_der(cms_der)?;
     if content_info.content_type != ID_SIGNED_DATA {

@@ -33,11 +33,8 @@ pub fn run(services: &Services) -> Result<JobReport, ServiceError> {
             tracing::error!(error = %crate::telemetry::error_chain(&e), "renewing the OCSP responder certificate");
             false
         }),
-        // Retried at the next run, and does not hold up the rest of the work.
-        signing_sessions_deleted: super::signing_sessions::delete_expired(services).unwrap_or_else(|e| {
-            tracing::error!(error = %crate::telemetry::error_chain(&e), "deleting expired signing sessions");
-            0
-        }),
+        // Logged there, retried at the next run, and does not hold up the rest of the work.
+        signing_sessions_deleted: super::signing_sessions::delete_expired(services).unwrap_or(0),
         ..JobReport::default()
     };
     let mut conn = services.conn()?;

@@ -428,7 +428,10 @@ pub fn sign(
     let signed_now = services.now();
     let expires_at = signed_now.saturating_add(services.config.signing_sessions.kept_after_signing_secs);
     let mut outcome = Err(ServiceError::invariant("no attempt to store the signed files"));
-    for _ in 0..STORE_ATTEMPTS {
+    for attempt in 0..STORE_ATTEMPTS {
+        if attempt > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
         outcome = store_signed_files(services, &session.id, now, signed_now, expires_at, &signed);
         match &outcome {
             Ok(()) | Err(ServiceError::Conflict(_)) => break,
@@ -565,7 +568,11 @@ pub fn zip(services: &Services, principal: &Principal, id: &str) -> Result<Downl
         (SigningSessionState::Signed, Some(at)) => at,
         _ => return Err(ServiceError::Conflict("The signing session is not signed yet".into())),
     };
-    let files = store::zip_files(&mut *services.conn()?, &session.id)?;
+    // Deleted meanwhile: answered as a missing session.
+    let files = store::zip_files(&mut *services.conn()?, &session.id).map_err(|e| match e {
+        diesel::result::Error::NotFound => not_found(),
+        e => e.into(),
+    })?;
     let mut names = Vec::with_capacity(files.len());
     for file in &files {
         let name = DocumentName::parse(&file.name).map_err(|_| ServiceError::invariant("stored document name"))?;
@@ -631,23 +638,32 @@ pub fn delete(services: &Services, principal: &Principal, id: &str) -> Result<()
 }
 
 /// The scheduler's part: deletes expired sessions with their files, one per transaction (a session may
-/// hold tens of megabytes, and SQLite's writers wait for each transaction); how many.
+/// hold tens of megabytes, and SQLite's writers wait for each transaction); how many. A failure is
+/// logged with what was deleted before it, and the rest waits for the next run.
 pub fn delete_expired(services: &Services) -> Result<usize, ServiceError> {
+    let mut deleted = 0;
+    let result = delete_expired_counting(services, &mut deleted);
+    if let Err(e) = &result {
+        tracing::error!(deleted, error = %crate::telemetry::error_chain(e), "deleting expired signing sessions");
+    }
+    result.map(|()| deleted)
+}
+
+fn delete_expired_counting(services: &Services, deleted: &mut usize) -> Result<(), ServiceError> {
     const BATCH: i64 = 100;
     let now = services.now();
-    let mut deleted = 0;
     loop {
         let mut conn = services.conn()?;
         let ids = store::expired(&mut conn, now, BATCH)?;
         let mut progress = false;
         for id in &ids {
             if db::write_transaction(&mut conn, |c| store::delete_if_expired(c, id, now))? {
-                deleted += 1;
+                *deleted += 1;
                 progress = true;
             }
         }
         if i64::try_from(ids.len()).unwrap_or(0) < BATCH || !progress {
-            return Ok(deleted);
+            return Ok(());
         }
     }
 }

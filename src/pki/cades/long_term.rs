@@ -89,6 +89,9 @@ pub fn with_validation_data(
     if signed_data.crls.is_some() {
         return Err(PkiError::Invalid("the SignedData holds revocation values already".into()));
     }
+    if signed_data.signer_infos.0.len() != 1 {
+        return Err(PkiError::Invalid("a SignedData without exactly one SignerInfo".into()));
+    }
     let time_stamped = signed_data.signer_infos.0.iter().all(|info| {
         info.unsigned_attrs
             .as_ref()
