@@ -353,6 +353,7 @@ fn service_request(body: SignDocRequestBody) -> Result<SignDocRequest, ApiError>
         sad: body.sad.ok_or_else(|| ApiError::missing("SAD"))?,
         items: items(body.document_digests, body.documents)?,
         return_validation_info: body.return_validation_info.unwrap_or(false),
+        origin: None,
     })
 }
 

@@ -80,6 +80,10 @@ pub struct SignSessionBody {
     /// The credential's PIN, if it has one.
     #[schema(value_type = Option<String>)]
     pub pin: Option<SecretString>,
+    /// The files' digests as the person was shown them (base64, in the session's order). When given, the
+    /// session is signed only if its files still have exactly these digests (409 otherwise, nothing
+    /// spent): what is signed is what the person saw.
+    pub digests: Option<Vec<String>>,
 }
 
 /// A file of a signing session.
@@ -265,7 +269,8 @@ pub async fn get_signing_session(
     request_body = SignSessionBody,
     responses((status = 200, body = SigningSessionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, description = "`invalid_hash`: a file changed after the session was made (nothing is signed)", body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, description = "Signed already, or being signed", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Signed already, being signed, or its files are not those `digests` names", body = ErrorBody),
         (status = 503, description = "Too many document requests in flight, or the HSM is busy", body = ErrorBody)))]
 #[post("/signing-sessions/{id}/sign")]
 pub async fn sign_signing_session(
@@ -274,10 +279,11 @@ pub async fn sign_signing_session(
     request: Authed<PortalUser, CscJson<SignSessionBody>>,
 ) -> Result<Json<SigningSessionView>, ApiError> {
     let Authed(PortalUser(principal), CscJson(body)) = request;
+    let shown = body.digests.as_deref().map(|d| crate::api::extract::decode_hashes(d, "digests")).transpose()?;
     let in_flight = document_slot(&services).await?;
     let view = run(&services, L, move |s| {
         let _in_flight = in_flight;
-        signing_sessions::sign(s, &principal, &id, body.otp, body.pin)
+        signing_sessions::sign(s, &principal, &id, body.otp, body.pin, shown)
     })
     .await?;
     Ok(Json(SigningSessionView::new(view)))

@@ -386,7 +386,8 @@ pub fn list(services: &Services, principal: &Principal) -> Result<Vec<SessionVie
 const STORE_ATTEMPTS: usize = 3;
 
 /// Signs every file of the session with one authenticator code (and the credential's PIN, if it has
-/// one). Exactly one request signs a session: a second one while the first runs, or after it, is refused
+/// one); with `shown`, only if the files' digests are still those (the session as the person saw it).
+/// Exactly one request signs a session: a second one while the first runs, or after it, is refused
 /// (409) and spends nothing. A failure leaves the session ready to sign again with a new code.
 pub fn sign(
     services: &Services,
@@ -394,6 +395,7 @@ pub fn sign(
     id: &str,
     otp: SecretString,
     pin: Option<SecretString>,
+    shown: Option<Vec<Vec<u8>>>,
 ) -> Result<SessionView, ServiceError> {
     let session = owned(services, principal, id)?;
     if session.state == SigningSessionState::Signed {
@@ -410,8 +412,14 @@ pub fn sign(
     }
     let files = store::files(&mut conn, &session.id);
     drop(conn);
-    let signed =
-        files.map_err(ServiceError::from).and_then(|files| sign_files(services, principal, &session, files, otp, pin));
+    let signed = files.map_err(ServiceError::from).and_then(|files| {
+        if shown.as_ref().is_some_and(|shown| !files.iter().map(|f| &f.digest).eq(shown.iter())) {
+            return Err(ServiceError::Conflict(
+                "The session's files are not those whose digests were sent: nothing was signed".into(),
+            ));
+        }
+        sign_files(services, principal, &session, files, otp, pin)
+    });
     let signed = match signed {
         Ok(signed) => signed,
         Err(e) => {
@@ -532,7 +540,13 @@ fn sign_files(
     let signed = signing::sign_doc(
         services,
         principal,
-        SignDocRequest { credential_id, sad: sad.sad.into(), items, return_validation_info: false },
+        SignDocRequest {
+            credential_id,
+            sad: sad.sad.into(),
+            items,
+            return_validation_info: false,
+            origin: Some(format!("signing session {}", session.id)),
+        },
     )?;
     Ok(positions
         .into_iter()

@@ -707,7 +707,8 @@ async fn too_many_signatures_or_too_large_a_body_is_refused() {
 }
 
 /// The PDFs of the corpus (tests/pdfs: Ghostscript 1.4 and 1.7, qpdf's object streams, linearized and
-/// PDF 2.0 files, pyHanko's writer and an incremental update of it), each signed inside (PAdES, an
+/// PDF 2.0 files, pyHanko's writer and an incremental update of it, Chromium's print to PDF, pdfTeX and
+/// LibreOffice Writer), each signed inside (PAdES, an
 /// incremental update that keeps the original bytes) through signDoc: `qpdf --check` finds the result
 /// sound and poppler's `pdfsig` finds the signature valid and covering the whole file. A second person
 /// then signs the signed file, and both signatures stay valid.
@@ -726,6 +727,9 @@ async fn whole_pdfs_are_signed_inside_and_a_second_signature_keeps_the_first_val
         "qpdf-2.0.pdf",
         "pyhanko.pdf",
         "pyhanko-incremental.pdf",
+        "chromium.pdf",
+        "pdftex.pdf",
+        "libreoffice.pdf",
     ]);
     let sad =
         authorize(&server, &alice_token, &alice, &corpus.iter().map(|(_, pdf)| sha256(pdf)).collect::<Vec<_>>()).await;
@@ -756,7 +760,7 @@ async fn whole_pdfs_are_signed_inside_and_a_second_signature_keeps_the_first_val
         std::fs::write(&before, original).unwrap();
         assert_eq!(rendered(&before), rendered(&path), "{name}: the signed PDF looks exactly as the one approved");
     }
-    assert_eq!(quota_used(&server, &alice.credential_id), corpus.len() as i32 + 3, "7 signatures, 3 time-stamps");
+    assert_eq!(quota_used(&server, &alice.credential_id), corpus.len() as i32 + 5, "10 signatures, 5 time-stamps");
 
     // Bob signs what alice signed: an approval after her certification, hers still valid.
     let first = &signed[1];

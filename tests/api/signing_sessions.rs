@@ -176,9 +176,28 @@ async fn a_person_signs_a_visible_pdf_and_a_text_file_with_one_code_and_download
     assert_eq!(quota_used(&server, &credential), 0, "a session spends nothing until it is signed");
 
     assert!(sads_of(&server, &person).is_empty());
-    let (status, body) = sign(&server, &person, &id, &server.person_otp(&person)).await;
+    // The front end sends back the digests the person saw: signed only if the files are still those.
+    let shown: Vec<Value> = docs.iter().map(|d| d["digest"].clone()).collect();
+    let (status, body) = server
+        .post(
+            &format!("{SESSIONS}/{id}/sign"),
+            Some(&person.token),
+            json!({"otp": server.person_otp(&person), "digests": shown}),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["state"], "signed");
+    let (_, audit) = server.get("/api/admin/v1/audit?limit=500", Some(&server.operator_key())).await;
+    let record = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["event"] == "signatures.signDoc" && r["outcome"] == "success")
+        .cloned()
+        .expect("the signatures' audit record");
+    let detail = record["detail"].as_str().unwrap();
+    assert!(detail.contains(&format!("signing session {id}")), "{detail}");
+    assert!(detail.contains(&hex::encode(sha256(&pdf))) && detail.contains(&hex::encode(sha256(&text))), "{detail}");
     assert_eq!(quota_used(&server, &credential), 3);
     assert_eq!(sads_of(&server, &person), vec![(vec![], 2, 2)], "one SAD for the two files, each bound hash spent");
 
@@ -333,10 +352,20 @@ async fn refusals_store_nothing_and_spend_nothing() {
     assert_eq!((status, body["signing_sessions"].as_array().unwrap().len()), (200, 0), "nothing stored: {body}");
     assert_eq!(stored_rows(&server), (0, 0), "nothing stored");
 
-    // A wrong code: refused, nothing spent, the session still ready; the right code signs it.
+    // Digests other than the session's: refused before any code is used. A wrong code: refused, nothing
+    // spent, the session still ready; the right code signs it.
     let (status, body) = create(&server, &person, &credential, json!([doc("a.pdf", &pdf)])).await;
     assert_eq!(status, 201, "{body}");
     let id = body["session_id"].as_str().unwrap().to_string();
+    let (status, body) = server
+        .post(
+            &format!("{SESSIONS}/{id}/sign"),
+            Some(&person.token),
+            json!({"otp": server.person_otp(&person), "digests": [b64(&sha256(b"another file"))]}),
+        )
+        .await;
+    assert_error(status, &body, 409, "conflict", "not those whose digests were sent");
+    assert!(sads_of(&server, &person).is_empty(), "no code used");
     let right = server.person_otp(&person);
     let wrong = if right == "000000" { "111111" } else { "000000" };
     let (status, body) = sign(&server, &person, &id, wrong).await;

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Rebuilds the PDF corpus the signDoc tests sign (the files are committed; this says how they were made).
-# Needs ghostscript, qpdf and the pyHanko venv of conformance-tests/pyhanko (`.venv` at the project root).
+# Needs ghostscript, qpdf and the pyHanko venv of conformance-tests/pyhanko (`.venv` at the project root),
+# and for the files of other producers chromium, pdflatex (texlive-latex-base) and soffice
+# (libreoffice-writer-nogui); none of them is needed to run the tests.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 py="${PYTHON:-$here/../../.venv/bin/python}"
@@ -18,6 +20,38 @@ PS
 # Ghostscript's pdfwrite: PDF 1.7 with a cross-reference table, and a PDF 1.4 one.
 gs -q -dNOPAUSE -dBATCH -dSAFER -sDEVICE=pdfwrite -dCompatibilityLevel=1.7 -sOutputFile=ghostscript-1.7.pdf "$work/page.ps"
 gs -q -dNOPAUSE -dBATCH -dSAFER -sDEVICE=pdfwrite -dCompatibilityLevel=1.4 -sOutputFile=ghostscript-1.4.pdf "$work/page.ps"
+# Other producers: Chromium's print to PDF (Skia/PDF, two pages, embedded fonts), pdfTeX (PDF 1.5 with
+# object streams), LibreOffice Writer (PDF 1.6).
+cat > "$work/page.html" <<'HTML'
+<!doctype html><html><head><meta charset="utf-8"><title>A contract printed by Chromium</title>
+<style>body{font-family:serif;margin:2cm} table{border-collapse:collapse} td{border:1px solid #333;padding:4px}</style></head>
+<body><h1>Service agreement</h1><p>This agreement was printed to PDF by Chromium (Skia/PDF). Žluťoučký kůň, ščćž.</p>
+<table><tr><td>Party</td><td>Ana Novak</td></tr><tr><td>Date</td><td>2026-12-02</td></tr></table>
+<p style="page-break-before:always">Second page: signatures below.</p></body></html>
+HTML
+chromium --headless --no-sandbox --disable-gpu --no-pdf-header-footer --print-to-pdf="$here/chromium.pdf" "file://$work/page.html"
+cat > "$work/contract.tex" <<'TEX'
+\documentclass{article}
+\title{A contract typeset by pdf\TeX}
+\begin{document}
+\maketitle
+\section{Parties}
+This agreement is made between the parties named below, and typeset with pdf\TeX.
+\section{Terms}
+The terms are set out in this section. $E = mc^2$.
+\end{document}
+TEX
+(cd "$work" && pdflatex -interaction=nonstopmode contract.tex > /dev/null) && cp "$work/contract.pdf" pdftex.pdf
+cat > "$work/letter.fodt" <<'FODT'
+<?xml version="1.0" encoding="UTF-8"?>
+<office:document xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.3" office:mimetype="application/vnd.oasis.opendocument.text">
+<office:body><office:text>
+<text:h text:outline-level="1">A letter written in LibreOffice Writer</text:h>
+<text:p>Dear Ana Novak, this letter was exported to PDF by LibreOffice. Čćžšđ.</text:p>
+<text:p>Kind regards.</text:p>
+</office:text></office:body></office:document>
+FODT
+soffice --headless --convert-to pdf --outdir "$work" "$work/letter.fodt" > /dev/null && cp "$work/letter.pdf" libreoffice.pdf
 # qpdf: object streams with a cross-reference stream; linearized; PDF 2.0.
 qpdf --object-streams=generate ghostscript-1.7.pdf qpdf-object-streams.pdf
 qpdf --linearize ghostscript-1.7.pdf qpdf-linearized.pdf

@@ -43,6 +43,9 @@ pub struct SignDocRequest {
     pub items: Vec<ToSign>,
     /// `returnValidationInfo`: answer with the validation data the signatures do not carry.
     pub return_validation_info: bool,
+    /// Where the request comes from, when not from a CSC client (the portal's signing session), for the
+    /// audit record.
+    pub origin: Option<String>,
 }
 
 /// What signDoc answers: the signatures in the order of the request, and the validation data if asked.
@@ -191,7 +194,10 @@ fn sign_doc_inner(
     let hashes: Vec<Vec<u8>> = plans.iter().map(|p| p.digest.clone()).collect();
     let certificate = row.certificate.clone();
     let credential_id = row.id.clone();
-    let detail = describe(&plans, stamps);
+    let mut detail = describe(&plans, stamps);
+    if let Some(origin) = &request.origin {
+        detail = format!("{detail} ({origin})");
+    }
     services
         .ledger
         .write(
@@ -433,7 +439,8 @@ fn in_our_pdf(refusal: pades::PdfRefusal) -> ServiceError {
     ServiceError::internal_while("extending the PDF rssp signed", refusal)
 }
 
-/// The audit record's words: how many of each kind of signature, never a secret.
+/// The audit record's words: how many of each kind of signature, and the digest each one covers (of
+/// the document or digest sent: what the SAD bound), never a secret.
 fn describe(plans: &[Plan<'_>], stamps: usize) -> String {
     let mut kinds: Vec<(String, usize)> = Vec::new();
     for p in plans {
@@ -448,5 +455,6 @@ fn describe(plans: &[Plan<'_>], stamps: usize) -> String {
         }
     }
     let kinds: Vec<String> = kinds.into_iter().map(|(kind, n)| format!("{n} {kind}")).collect();
-    format!("signatures={} time-stamps={stamps}: {}", plans.len(), kinds.join(", "))
+    let digests: Vec<String> = plans.iter().map(|p| hex::encode(&p.digest)).collect();
+    format!("signatures={} time-stamps={stamps}: {}; digests {}", plans.len(), kinds.join(", "), digests.join(","))
 }
