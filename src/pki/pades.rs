@@ -345,7 +345,7 @@ fn append_signature(
     let wide = Object::Integer(BYTE_RANGE_PLACEHOLDER);
     signature.set("ByteRange", Object::Array(vec![Object::Integer(0), wide.clone(), wide.clone(), wide]));
     signature.set("Contents", Object::String(vec![0; reserved], StringFormat::Hexadecimal));
-    let mut update = IncrementalDocument::create_from(pdf.to_vec(), document);
+    let mut update = IncrementalDocument::create_from(pdf.to_vec(), without_stream_contents(document));
     let new = &mut update.new_document;
     let signature_id = new.try_add_object(Object::Dictionary(signature)).map_err(|_| PdfRefusal::Damaged)?;
 
@@ -382,6 +382,19 @@ fn append_signature(
     Ok(Prepared { pdf: written, contents, certifies })
 }
 
+/// The parsed file without the contents of its streams, once it has been judged: an update copies and
+/// changes dictionaries only (catalog, page, form), never a stream of the file, and the file's own bytes
+/// are written as they are; the streams of a large PDF (images, fonts) would otherwise be held in memory
+/// twice while the update is written.
+fn without_stream_contents(mut document: Document) -> Document {
+    for object in document.objects.values_mut() {
+        if let Object::Stream(stream) = object {
+            stream.content = Vec::new();
+        }
+    }
+    document
+}
+
 /// Appends `data` to a signed PDF in its Document Security Store (ETSI EN 319 142-1 §5.4.2, ISO 32000-2
 /// §12.8.4.3), an incremental update of its own: a B-T signature becomes B-LT. What the DSS holds
 /// already stays, and is not added twice.
@@ -407,7 +420,7 @@ pub fn with_dss(
         let (list, bytes) = held(key);
         (key, list, bytes, new)
     });
-    let mut update = IncrementalDocument::create_from(pdf.to_vec(), document);
+    let mut update = IncrementalDocument::create_from(pdf.to_vec(), without_stream_contents(document));
     let mut dss = existing.clone();
     for (key, mut list, bytes, new) in lists {
         for item in new.iter().filter(|item| !bytes.contains(item)) {
