@@ -86,7 +86,9 @@ fn read_body(req: &HttpRequest, payload: &mut Payload, limit: usize) -> impl Fut
             return Err(ApiError::payload_too_large(limit));
         }
         let read = async move {
-            let mut body = BytesMut::new();
+            // Room for what the request says it carries, at once: a buffer grown step by step would copy a
+            // large document several times and leave the smaller steps behind in the allocator.
+            let mut body = BytesMut::with_capacity(declared.map_or(0, |length| length as usize));
             while let Some(chunk) = std::future::poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)).await {
                 let chunk = chunk.map_err(|e| match e {
                     PayloadError::Overflow => ApiError::payload_too_large(limit),

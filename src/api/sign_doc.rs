@@ -7,8 +7,8 @@
 use std::fmt;
 use std::marker::PhantomData;
 
-use actix_web::post;
-use actix_web::web::{Data, Json};
+use actix_web::web::Data;
+use actix_web::{post, HttpResponse};
 use secrecy::SecretString;
 use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -18,7 +18,7 @@ use super::error::{ApiError, Dialect, ErrorBody};
 use super::extract::{decode_base64, encode_base64, run_as, Authed, CscV2User, SignDocJson};
 use crate::domain::ades::{ConformanceLevel, Packaging, SignatureFormat};
 use crate::service::signing::{self, Input, PdfLook, SignDocRequest, Signed, ToSign};
-use crate::service::Services;
+use crate::service::{ServiceError, Services};
 
 /// Most elements read of any list in a signDoc body (`documents`, `documentDigests`, `hashes`,
 /// `signed_props`); the service then holds a request to `security.max_hashes_per_request` signatures.
@@ -379,7 +379,7 @@ fn service_request(body: SignDocRequestBody) -> Result<SignDocRequest, ApiError>
 pub async fn sign_doc(
     services: Data<Services>,
     request: Authed<CscV2User, SignDocJson<SignDocRequestBody>>,
-) -> Result<Json<SignDocResponse>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let Authed(CscV2User(caller), SignDocJson { body, in_flight }) = request;
     // Base64 of up to the document limit: on the blocking pool, like the parse before it. The in-flight
     // slot moves with the work, so that it is given back when the work ends, even if the client left.
@@ -405,10 +405,15 @@ pub async fn sign_doc(
                 Signed::SignatureObject(der) => response.signature_object.push(encode_base64(&der)),
             }
         }
-        Ok(response)
+        // Written here, on the blocking pool, into a buffer of the right size: the documents make it tens
+        // of megabytes, which a growing buffer would copy (and leave behind) several times over.
+        let strings = response.document_with_signature.iter().chain(&response.signature_object);
+        let mut body = Vec::with_capacity(strings.map(String::len).sum::<usize>() + 64 * 1024);
+        serde_json::to_writer(&mut body, &response).map_err(ServiceError::internal)?;
+        Ok(body)
     })
     .await?;
-    Ok(Json(response))
+    Ok(HttpResponse::Ok().content_type("application/json").body(response))
 }
 
 #[cfg(test)]
