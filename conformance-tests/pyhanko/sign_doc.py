@@ -235,20 +235,25 @@ def signer_algo(cert: x509.Certificate) -> str:
     return ECDSA_SHA256 if cert.public_key.algorithm == "ec" else "1.2.840.113549.1.1.11"
 
 
-async def cades_detached(client: SignDocClient, chain: list[x509.Certificate], vc: ValidationContext) -> None:
-    document = b"A plain text file signed as a detached CAdES-B-T by rssp.\n"
+async def detached_cades(client: SignDocClient, chain: list[x509.Certificate], document: bytes, level: str):
+    """signDoc of `document` as a detached CAdES at `level`, with a code for its digest: the SignedData."""
     sad = await client.authorize([hashlib.sha256(document).digest()])
     answer = await client.sign_doc({
         "SAD": sad,
         "documents": [{
-            "document": b64(document), "signature_format": "C", "conformance_level": "Ades-B-T",
+            "document": b64(document), "signature_format": "C", "conformance_level": level,
             "signed_envelope_property": "Detached", "signAlgo": signer_algo(chain[0]),
         }],
     })
     objects = answer.get("SignatureObject") or []
     if len(objects) != 1:
-        raise InteropError(f"signDoc C Detached: expected one SignatureObject, got {list(answer)}")
-    signed_data = cms.ContentInfo.load(base64.b64decode(objects[0]))["content"]
+        raise InteropError(f"signDoc C Detached {level}: expected one SignatureObject, got {list(answer)}")
+    return cms.ContentInfo.load(base64.b64decode(objects[0]))["content"]
+
+
+async def cades_detached(client: SignDocClient, chain: list[x509.Certificate], vc: ValidationContext) -> None:
+    document = b"A plain text file signed as a detached CAdES-B-T by rssp.\n"
+    signed_data = await detached_cades(client, chain, document, "Ades-B-T")
     status = await async_validate_detached_cms(document, signed_data, signer_validation_context=vc,
                                                ts_validation_context=vc)
     check(status, "detached CAdES-B-T from signDoc")
@@ -261,18 +266,7 @@ async def cades_detached(client: SignDocClient, chain: list[x509.Certificate], v
 
 async def cades_b_lt_offline(client: SignDocClient, chain: list[x509.Certificate], root: x509.Certificate) -> None:
     document = b"A plain text file signed as a detached CAdES-B-LT by rssp.\n"
-    sad = await client.authorize([hashlib.sha256(document).digest()])
-    answer = await client.sign_doc({
-        "SAD": sad,
-        "documents": [{
-            "document": b64(document), "signature_format": "C", "conformance_level": "Ades-B-LT",
-            "signed_envelope_property": "Detached", "signAlgo": signer_algo(chain[0]),
-        }],
-    })
-    objects = answer.get("SignatureObject") or []
-    if len(objects) != 1:
-        raise InteropError(f"signDoc C Detached B-LT: expected one SignatureObject, got {list(answer)}")
-    signed_data = cms.ContentInfo.load(base64.b64decode(objects[0]))["content"]
+    signed_data = await detached_cades(client, chain, document, "Ades-B-LT")
     # What validates it later comes from the .p7s alone: its certificates, CRLs and OCSP responses.
     crls, ocsps = [], []
     for choice in signed_data["crls"]:
