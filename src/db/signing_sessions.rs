@@ -23,6 +23,20 @@ pub struct SessionRow {
     pub expires_at: i64,
 }
 
+/// What a PDF signature of a file shows and says: a visible signature's page (from 1) and rectangle in
+/// points (all or none), its reason and location.
+#[derive(Debug, Clone, Default, Queryable, Selectable, Insertable)]
+#[diesel(table_name = documents)]
+pub struct StoredLook {
+    pub visible_page: Option<i32>,
+    pub visible_x1: Option<f64>,
+    pub visible_y1: Option<f64>,
+    pub visible_x2: Option<f64>,
+    pub visible_y2: Option<f64>,
+    pub reason: Option<String>,
+    pub location: Option<String>,
+}
+
 /// A file of a session as stored, with its content and signed file.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = documents)]
@@ -38,13 +52,9 @@ pub struct DocumentRow {
     pub digest: Vec<u8>,
     pub content: Vec<u8>,
     pub signed: Option<Vec<u8>>,
-    pub visible_page: Option<i32>,
-    pub visible_x1: Option<f64>,
-    pub visible_y1: Option<f64>,
-    pub visible_x2: Option<f64>,
-    pub visible_y2: Option<f64>,
-    pub reason: Option<String>,
-    pub location: Option<String>,
+    /// What a PDF signature shows and says.
+    #[diesel(embed)]
+    pub look: StoredLook,
 }
 
 /// A file's facts without its bytes (for the session's view).
@@ -56,13 +66,9 @@ pub struct DocumentFacts {
     pub output: SignedOutput,
     pub level: String,
     pub digest: Vec<u8>,
-    pub visible_page: Option<i32>,
-    pub visible_x1: Option<f64>,
-    pub visible_y1: Option<f64>,
-    pub visible_x2: Option<f64>,
-    pub visible_y2: Option<f64>,
-    pub reason: Option<String>,
-    pub location: Option<String>,
+    /// What a PDF signature shows and says.
+    #[diesel(embed)]
+    pub look: StoredLook,
 }
 
 /// Stores a new session with its files.

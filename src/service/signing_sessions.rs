@@ -264,8 +264,6 @@ fn checked_file(
         pades::prepare(&content, &fields)
             .map_err(|refusal| ServiceError::InvalidRequest(format!("Document {:?}: {refusal}", name.as_str())))?;
     }
-    let visible = look.visible;
-    let rect = visible.map(|v| v.rect.map(f64::from));
     Ok(store::DocumentRow {
         session_id: session_id.to_string(),
         position: i32::try_from(position).map_err(ServiceError::internal)?,
@@ -275,13 +273,7 @@ fn checked_file(
         digest: hash.digest(&content),
         content,
         signed: None,
-        visible_page: visible.map(|v| i32::try_from(v.page).unwrap_or(i32::MAX)),
-        visible_x1: rect.map(|r| r[0]),
-        visible_y1: rect.map(|r| r[1]),
-        visible_x2: rect.map(|r| r[2]),
-        visible_y2: rect.map(|r| r[3]),
-        reason: look.reason,
-        location: look.location,
+        look: stored_look(look),
     })
 }
 
@@ -297,9 +289,24 @@ fn transactions_of(files: &[store::DocumentRow]) -> Result<i64, ServiceError> {
     files.iter().map(|f| level_of(&f.level).map(signing_session::transactions)).sum()
 }
 
+/// A file's look as stored.
+fn stored_look(look: PdfLook) -> store::StoredLook {
+    let rect = look.visible.map(|v| v.rect.map(f64::from));
+    store::StoredLook {
+        visible_page: look.visible.map(|v| i32::try_from(v.page).unwrap_or(i32::MAX)),
+        visible_x1: rect.map(|r| r[0]),
+        visible_y1: rect.map(|r| r[1]),
+        visible_x2: rect.map(|r| r[2]),
+        visible_y2: rect.map(|r| r[3]),
+        reason: look.reason,
+        location: look.location,
+    }
+}
+
 /// The look stored with a file.
-fn look_of(page: Option<i32>, rect: [Option<f64>; 4], reason: Option<String>, location: Option<String>) -> PdfLook {
-    let visible = match (page, rect) {
+fn look_of(stored: store::StoredLook) -> PdfLook {
+    let store::StoredLook { visible_page, visible_x1, visible_y1, visible_x2, visible_y2, reason, location } = stored;
+    let visible = match (visible_page, [visible_x1, visible_y1, visible_x2, visible_y2]) {
         (Some(page), [Some(x1), Some(y1), Some(x2), Some(y2)]) => Some(pades::Visible {
             page: u32::try_from(page).unwrap_or(0),
             rect: [x1 as f32, y1 as f32, x2 as f32, y2 as f32],
@@ -344,12 +351,7 @@ pub fn view(services: &Services, principal: &Principal, id: &str) -> Result<Sess
             size: i64::from(size),
             digest: f.digest,
             signed_size: signed_size.map(i64::from),
-            look: look_of(
-                f.visible_page,
-                [f.visible_x1, f.visible_y1, f.visible_x2, f.visible_y2],
-                f.reason,
-                f.location,
-            ),
+            look: look_of(f.look),
         });
     }
     let certificate_der = credential.certificate.clone();
@@ -521,12 +523,7 @@ fn sign_files(
                 SignedOutput::P7s => (SignatureFormat::Cades, Packaging::Detached),
             };
             Ok(ToSign {
-                look: look_of(
-                    f.visible_page,
-                    [f.visible_x1, f.visible_y1, f.visible_x2, f.visible_y2],
-                    f.reason,
-                    f.location,
-                ),
+                look: look_of(f.look),
                 input: Input::Document(f.content),
                 format,
                 level,
