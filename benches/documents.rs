@@ -3,7 +3,8 @@
 //! software key of the same type (P-256), the alternative a user has; and the server's peak resident
 //! memory (VmHWM) after each size.
 //!
-//!     cargo bench --bench documents          (RSSP_BENCH_ROUNDS scales the rounds per size, default 1)
+//!     cargo bench --bench documents          (RSSP_BENCH_ROUNDS scales the rounds per size, default 1;
+//!                                             RSSP_BENCH_SIZES=50MB measures only the sizes named)
 //!
 //! The server is the release `rssp serve` binary on its embedded default (SQLite, SoftHSM) in a
 //! temporary data directory, as a child process, so that its memory is its own. pyHanko runs from the
@@ -78,9 +79,17 @@ fn pdf_of(size: usize) -> Vec<u8> {
     bytes
 }
 
+/// The release `rssp`, without this benchmark's own settings (rssp refuses `RSSP_` variables it does not
+/// know).
+fn rssp_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rssp"));
+    command.env_remove("RSSP_BENCH_ROUNDS").env_remove("RSSP_BENCH_SIZES");
+    command
+}
+
 /// `rssp serve` on the embedded default in `dir`, and its URL.
 fn serve(dir: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rssp"))
+    let mut child = rssp_command()
         .arg("serve")
         .env("RSSP_DATA_DIR", dir)
         .env("RSSP_LISTEN", "127.0.0.1:0")
@@ -106,7 +115,7 @@ fn serve(dir: &Path) -> (Child, String) {
 
 /// A person with an unlimited package, through the CLI beside the running server: (user id, credential id).
 fn provision(dir: &Path) -> (String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rssp"))
+    let mut child = rssp_command()
         .args(["provision-user", "--username", "bench-documents", "--password-stdin", "--key", "ec-p256"])
         .env("RSSP_DATA_DIR", dir)
         .env("RSSP_LOG", "warn")
@@ -203,7 +212,9 @@ fn main() {
         "size", "level", "rounds", "p50", "max", "docs/s", "pyHanko p50", "ratio", "server peak RSS"
     );
     let files = tempfile::tempdir().unwrap();
-    for (name, size, rounds) in SIZES {
+    let only = std::env::var("RSSP_BENCH_SIZES").ok();
+    let wanted = |name: &str| only.as_deref().is_none_or(|only| only.split(',').any(|o| o == name.replace(' ', "")));
+    for (name, size, rounds) in SIZES.into_iter().filter(|(name, ..)| wanted(name)) {
         let rounds = rounds * scale;
         let pdf = pdf_of(size);
         let path = files.path().join(format!("{size}.pdf"));

@@ -16,7 +16,7 @@ pub mod signing_session;
 pub mod states;
 pub mod totp;
 
-pub use algorithms::{HashAlgorithm, SignatureScheme};
+pub use algorithms::{HashAlgorithm, Hasher, SignatureScheme};
 pub use ids::{CheckId, CredentialId, OrderId, UserId};
 pub use key_kind::KeyKind;
 pub use states::{

@@ -138,19 +138,22 @@ pub const MAX_JSON_DEPTH: usize = 32;
 /// serde_json bounds the recursion of typed fields at 128 but skips unknown fields at any depth:
 /// this one check bounds both, before anything is parsed.
 fn nested_deeper_than(body: &[u8], max: usize) -> bool {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &byte in body {
-        if in_string {
-            match byte {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
+    let mut depth = 0usize;
+    let mut at = 0;
+    while let Some(&byte) = body.get(at) {
+        at += 1;
         match byte {
-            b'"' => in_string = true,
+            // A string's inside is skipped at once: a signDoc body is mostly one string of base64.
+            b'"' => loop {
+                match memchr::memchr2(b'"', b'\\', &body[at.min(body.len())..]) {
+                    Some(found) if body[at + found] == b'\\' => at += found + 2,
+                    Some(found) => {
+                        at += found + 1;
+                        break;
+                    }
+                    None => return false,
+                }
+            },
             b'[' | b'{' => {
                 depth += 1;
                 if depth > max {
@@ -543,6 +546,59 @@ pub fn decode_base64(text: &str, what: &str) -> Result<Vec<u8>, ApiError> {
         .map_err(|_| ApiError::invalid_request(format!("Invalid Base64 {what} string parameter")))
 }
 
+/// Base64 as [`decode_base64`] reads it (padded or not), from bytes.
+fn decode_base64_bytes(text: &[u8]) -> Option<Vec<u8>> {
+    let engine = base64::engine::general_purpose::STANDARD;
+    engine.decode(text).or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(text)).ok()
+}
+
+/// A base64 string of a request body (a document), decoded while the body is parsed, from the body's
+/// own bytes: a document of tens of megabytes is not first copied into a string. Text that is not
+/// base64 is kept as such for the handler to refuse in its own words ([`Base64Field::decoded`]); a value
+/// that is not a string is a wrong type, as for any field.
+pub struct Base64Field(Result<Vec<u8>, NotBase64>);
+
+/// Text that is not base64.
+#[derive(Debug)]
+pub struct NotBase64;
+
+impl Base64Field {
+    /// The bytes, or the CSC refusal naming the field `what`.
+    pub fn decoded(self, what: &str) -> Result<Vec<u8>, ApiError> {
+        self.0.map_err(|NotBase64| ApiError::invalid_request(format!("Invalid Base64 {what} string parameter")))
+    }
+}
+
+impl std::fmt::Debug for Base64Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Ok(bytes) => write!(f, "Base64Field({} bytes)", bytes.len()),
+            Err(NotBase64) => f.write_str("Base64Field(not base64)"),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Base64Field {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Base64Visitor;
+        impl serde::de::Visitor<'_> for Base64Visitor {
+            type Value = Base64Field;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a base64 string")
+            }
+            // serde_json hands a string's raw bytes here (escapes undone, no UTF-8 check: base64 is
+            // checked byte by byte anyway).
+            fn visit_bytes<E: serde::de::Error>(self, text: &[u8]) -> Result<Base64Field, E> {
+                Ok(Base64Field(decode_base64_bytes(text).ok_or(NotBase64)))
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Base64Field, E> {
+                self.visit_bytes(text.as_bytes())
+            }
+        }
+        deserializer.deserialize_bytes(Base64Visitor)
+    }
+}
+
 pub(crate) fn decode_hashes(hashes: &[String], what: &str) -> Result<Vec<Vec<u8>>, ApiError> {
     hashes.iter().map(|h| decode_base64(h, what)).collect()
 }
@@ -551,9 +607,43 @@ pub(crate) fn encode_base64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// Appends `bytes`, base64, to `out`: a large document is encoded straight into the answer's buffer.
+pub(crate) fn push_base64(out: &mut Vec<u8>, bytes: &[u8]) -> Result<(), ServiceError> {
+    let start = out.len();
+    out.resize(start + bytes.len().div_ceil(3) * 4, 0);
+    let written = base64::engine::general_purpose::STANDARD
+        .encode_slice(bytes, &mut out[start..])
+        .map_err(|e| ServiceError::internal_while("encoding base64", e))?;
+    out.truncate(start + written);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct WithDocument {
+        document: Option<Base64Field>,
+    }
+
+    fn document(json: &str) -> Result<Option<Result<Vec<u8>, ApiError>>, serde_json::Error> {
+        let parsed: WithDocument = serde_json::from_slice(json.as_bytes())?;
+        Ok(parsed.document.map(|d| d.decoded("documents")))
+    }
+
+    #[test]
+    fn a_base64_field_is_decoded_as_it_is_read_and_keeps_its_refusals() {
+        assert_eq!(document(r#"{"document": "aGVsbG8="}"#).unwrap().unwrap().unwrap(), b"hello");
+        assert_eq!(document(r#"{"document": "aGVsbG8"}"#).unwrap().unwrap().unwrap(), b"hello", "unpadded");
+        // An encoder that escapes `/` (and `+` as \u002B) sends the same base64.
+        assert_eq!(document(r#"{"document": "\/\/8\u002B"}"#).unwrap().unwrap().unwrap(), [0xff, 0xff, 0x3e]);
+        let refused = document(r#"{"document": "not base64!"}"#).unwrap().unwrap().unwrap_err();
+        assert!(refused.to_string().contains("Invalid Base64 documents string parameter"), "{refused}");
+        assert!(document(r#"{"document": null}"#).unwrap().is_none());
+        assert!(document(r#"{"document": 12}"#).is_err(), "a number is a wrong type");
+        assert!(document(r#"{"document": ["aGVsbG8="]}"#).is_err(), "a list is a wrong type");
+    }
 
     #[test]
     fn nesting_is_measured_outside_strings() {
@@ -566,6 +656,12 @@ mod tests {
             ("[[[]]] [[[]]]", 3, false),
             ("[[[[", 3, true),
             ("]]]]{", 1, false),
+            ("{\"a\\\\\":[[[", 2, true),
+            ("{\"a\\\"[[[", 2, false),
+            ("\"ends in a backslash\\", 0, false),
+            ("\"\\", 0, false),
+            ("[\"x\"][[[\"\\\"]]]\"]]]", 3, false),
+            ("[\"x\"][[[\"\\\\\"[]]]", 3, true),
         ];
         for (body, max, deeper) in cases {
             assert_eq!(nested_deeper_than(body.as_bytes(), *max), *deeper, "{body} max {max}");

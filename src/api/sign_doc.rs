@@ -15,9 +15,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, Dialect, ErrorBody};
-use super::extract::{decode_base64, encode_base64, run_as, Authed, CscV2User, SignDocJson};
+use super::extract::{decode_base64, encode_base64, push_base64, run_as, Authed, Base64Field, CscV2User, SignDocJson};
 use crate::domain::ades::{ConformanceLevel, Packaging, SignatureFormat};
-use crate::service::signing::{self, Input, PdfLook, SignDocRequest, Signed, ToSign};
+use crate::service::signing::{self, Input, PdfLook, SignDocRequest, Signed, SignedDocuments, ToSign};
 use crate::service::{ServiceError, Services};
 
 /// Most elements read of any list in a signDoc body (`documents`, `documentDigests`, `hashes`,
@@ -135,7 +135,9 @@ pub struct DocumentDigests {
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(as = CscV2Document)]
 pub struct Document {
-    pub document: Option<String>,
+    /// The document, base64 (decoded as the body is read).
+    #[schema(value_type = Option<String>)]
+    pub document: Option<Base64Field>,
     /// `C` (CAdES) or `P` (PAdES: the PDF signed inside, invisibly), in any letter case.
     pub signature_format: Option<String>,
     /// `Ades-B-B` (default) or `Ades-B-T`; for a PDF also `Ades-B-LT` and `Ades-B-LTA`. In any letter case.
@@ -321,7 +323,7 @@ fn items(
                     entry.sign_algo_params,
                     entry.signed_props,
                 )?;
-                items.push(p.to_sign(Input::Document(decode_base64(&document, "documents")?)));
+                items.push(p.to_sign(Input::Document(document.decoded("documents")?)));
             }
         }
     }
@@ -388,37 +390,100 @@ pub async fn sign_doc(
     let request = request?;
     let response = run_as(&services, Dialect::V2, caller, move |s, principal| {
         let _in_flight = in_flight;
-        let made = signing::sign_doc(s, principal, request)?;
-        let all = |items: &[Vec<u8>]| items.iter().map(|i| encode_base64(i)).collect();
-        let mut response = SignDocResponse {
-            document_with_signature: Vec::new(),
-            signature_object: Vec::new(),
-            validation_info: made.validation_info.map(|data| ValidationInfo {
-                ocsp: all(&data.ocsp),
-                crl: all(&data.crls),
-                certificates: all(&data.certificates),
-            }),
-        };
-        for signed in made.signed {
-            match signed {
-                Signed::DocumentWithSignature(der) => response.document_with_signature.push(encode_base64(&der)),
-                Signed::SignatureObject(der) => response.signature_object.push(encode_base64(&der)),
-            }
-        }
-        // Written here, on the blocking pool, into a buffer of the right size: the documents make it tens
-        // of megabytes, which a growing buffer would copy (and leave behind) several times over.
-        let strings = response.document_with_signature.iter().chain(&response.signature_object);
-        let mut body = Vec::with_capacity(strings.map(String::len).sum::<usize>() + 64 * 1024);
-        serde_json::to_writer(&mut body, &response).map_err(ServiceError::internal)?;
-        Ok(body)
+        answer_body(signing::sign_doc(s, principal, request)?)
     })
     .await?;
     Ok(HttpResponse::Ok().content_type("application/json").body(response))
 }
 
+/// The answer's JSON ([`SignDocResponse`]), written into one buffer of its final size, each signed
+/// document base64-encoded straight into its place: base64 needs no escaping in JSON, and through
+/// serde_json a document of tens of megabytes would be encoded into a string first, then scanned and
+/// copied. Runs on the blocking pool. A test holds it equal to the struct serialized.
+fn answer_body(made: SignedDocuments) -> Result<Vec<u8>, ServiceError> {
+    let (mut documents, mut objects) = (Vec::new(), Vec::new());
+    for signed in made.signed {
+        match signed {
+            Signed::DocumentWithSignature(der) => documents.push(der),
+            Signed::SignatureObject(der) => objects.push(der),
+        }
+    }
+    let encoded: usize = documents.iter().chain(&objects).map(|d| d.len().div_ceil(3) * 4 + 3).sum();
+    let mut body = Vec::with_capacity(encoded + 64 * 1024);
+    body.push(b'{');
+    for (name, list) in [("DocumentWithSignature", &documents), ("SignatureObject", &objects)] {
+        if list.is_empty() {
+            continue;
+        }
+        if body.len() > 1 {
+            body.push(b',');
+        }
+        body.extend_from_slice(format!("\"{name}\":[").as_bytes());
+        for (i, der) in list.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.push(b'"');
+            push_base64(&mut body, der)?;
+            body.push(b'"');
+        }
+        body.push(b']');
+    }
+    if let Some(data) = made.validation_info {
+        if body.len() > 1 {
+            body.push(b',');
+        }
+        body.extend_from_slice(b"\"validationInfo\":");
+        let all = |items: &[Vec<u8>]| items.iter().map(|i| encode_base64(i)).collect();
+        let info = ValidationInfo { ocsp: all(&data.ocsp), crl: all(&data.crls), certificates: all(&data.certificates) };
+        serde_json::to_writer(&mut body, &info).map_err(ServiceError::internal)?;
+    }
+    body.push(b'}');
+    Ok(body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_answer_written_by_hand_is_the_response_serialized() {
+        use crate::service::validation_data::ValidationData;
+        let info = || ValidationData {
+            certificates: vec![vec![1, 2, 3]],
+            ocsp: vec![vec![4; 100], vec![]],
+            crls: vec![],
+        };
+        let cases = [
+            SignedDocuments { signed: vec![Signed::DocumentWithSignature(vec![0xfb; 1000])], validation_info: None },
+            SignedDocuments {
+                signed: vec![
+                    Signed::SignatureObject(vec![1]),
+                    Signed::DocumentWithSignature(vec![2, 3]),
+                    Signed::SignatureObject(vec![0xff; 4]),
+                ],
+                validation_info: Some(info()),
+            },
+            SignedDocuments { signed: vec![Signed::SignatureObject(vec![7; 5])], validation_info: Some(info()) },
+        ];
+        for made in cases {
+            let by_hand: serde_json::Value = serde_json::from_slice(&answer_body(made.clone()).unwrap()).unwrap();
+            let mut response =
+                SignDocResponse { document_with_signature: vec![], signature_object: vec![], validation_info: None };
+            for signed in &made.signed {
+                match signed {
+                    Signed::DocumentWithSignature(d) => response.document_with_signature.push(encode_base64(d)),
+                    Signed::SignatureObject(d) => response.signature_object.push(encode_base64(d)),
+                }
+            }
+            response.validation_info = made.validation_info.map(|d| ValidationInfo {
+                ocsp: d.ocsp.iter().map(|i| encode_base64(i)).collect(),
+                crl: d.crls.iter().map(|i| encode_base64(i)).collect(),
+                certificates: d.certificates.iter().map(|i| encode_base64(i)).collect(),
+            });
+            assert_eq!(by_hand, serde_json::to_value(&response).unwrap());
+        }
+    }
 
     fn parse(json: &str) -> Result<SignDocRequestBody, serde_json::Error> {
         serde_json::from_str(json)

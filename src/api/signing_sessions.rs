@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use crate::api::error::{ApiError, Dialect, ErrorBody};
 use crate::api::extract::{
-    decode_base64, document_slot, encode_base64, portal_principal, run, Authed, CscJson, PortalUser, SessionJson,
+    document_slot, encode_base64, portal_principal, run, Authed, Base64Field, CscJson, PortalUser, SessionJson,
     SignDocJson,
 };
 use crate::api::lifecycle_types::{rfc3339, CredentialView};
@@ -43,7 +43,8 @@ pub struct SessionDocumentBody {
     /// The file's name, kept for the download: one plain name (no folder), at most 200 characters.
     pub name: String,
     /// The file, base64.
-    pub content: String,
+    #[schema(value_type = String)]
+    pub content: Base64Field,
     /// `pdf`: signed inside (PAdES; the file must be a PDF); `p7s`: a detached CAdES signature beside
     /// the file. Default: `pdf` for a PDF (by its header), `p7s` for anything else.
     pub output: Option<SignedOutput>,
@@ -182,7 +183,7 @@ fn new_document(body: SessionDocumentBody) -> Result<NewDocument, ApiError> {
         })
         .transpose()?;
     Ok(NewDocument {
-        content: decode_base64(&body.content, "content")?,
+        content: body.content.decoded("content")?,
         name: body.name,
         output: body.output,
         level,

@@ -84,12 +84,65 @@ impl HashAlgorithm {
 
     /// Software hash, for data rssp signs itself (certificates, CRLs).
     pub fn digest(self, data: &[u8]) -> Vec<u8> {
+        let mut hasher = self.hasher();
+        hasher.update(data);
+        hasher.finish()
+    }
+
+    /// A digest to be made piece by piece.
+    pub fn hasher(self) -> Hasher {
         use sha2::Digest;
         match self {
-            HashAlgorithm::Sha256 => sha2::Sha256::digest(data).to_vec(),
-            HashAlgorithm::Sha384 => sha2::Sha384::digest(data).to_vec(),
-            HashAlgorithm::Sha512 => sha2::Sha512::digest(data).to_vec(),
+            HashAlgorithm::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
+            HashAlgorithm::Sha384 => Hasher::Sha384(sha2::Sha384::new()),
+            HashAlgorithm::Sha512 => Hasher::Sha512(sha2::Sha512::new()),
         }
+    }
+}
+
+/// A digest being made piece by piece. A clone goes on from where the original stands: a PDF's
+/// /ByteRange digest goes on from the digest of the PDF as it was sent, so that a document of tens of
+/// megabytes is read once, not twice.
+#[derive(Clone)]
+pub enum Hasher {
+    /// SHA-256.
+    Sha256(sha2::Sha256),
+    /// SHA-384.
+    Sha384(sha2::Sha384),
+    /// SHA-512.
+    Sha512(sha2::Sha512),
+}
+
+impl Hasher {
+    /// Reads `data` after what was read before.
+    pub fn update(&mut self, data: &[u8]) {
+        use sha2::Digest;
+        match self {
+            Hasher::Sha256(h) => h.update(data),
+            Hasher::Sha384(h) => h.update(data),
+            Hasher::Sha512(h) => h.update(data),
+        }
+    }
+
+    /// The digest of all that was read.
+    pub fn finish(self) -> Vec<u8> {
+        use sha2::Digest;
+        match self {
+            Hasher::Sha256(h) => h.finalize().to_vec(),
+            Hasher::Sha384(h) => h.finalize().to_vec(),
+            Hasher::Sha512(h) => h.finalize().to_vec(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Hasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self {
+            Hasher::Sha256(_) => "SHA-256",
+            Hasher::Sha384(_) => "SHA-384",
+            Hasher::Sha512(_) => "SHA-512",
+        };
+        write!(f, "Hasher({name})")
     }
 }
 

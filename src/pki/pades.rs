@@ -13,7 +13,7 @@ use std::ops::Range;
 
 use lopdf::{Dictionary, Document, IncrementalDocument, Object, ObjectId, Stream, StringFormat};
 
-use crate::domain::HashAlgorithm;
+use crate::domain::{HashAlgorithm, Hasher};
 
 /// Why a PDF cannot be signed (shown to the client).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -79,6 +79,8 @@ pub struct Prepared {
     pdf: Vec<u8>,
     /// The hex string `<…>` kept for the CMS, brackets included: what `/ByteRange` leaves out.
     contents: Range<usize>,
+    /// The length of the PDF the update was written after: its bytes start `pdf` as they were.
+    original_len: usize,
     /// Whether the signature certifies the document.
     pub certifies: bool,
 }
@@ -86,10 +88,23 @@ pub struct Prepared {
 impl Prepared {
     /// The digest the CMS signs: of the file without the `/Contents` string (ISO 32000-1 §12.8.1).
     pub fn byte_range_digest(&self, hash: HashAlgorithm) -> Vec<u8> {
-        let mut signed = Vec::with_capacity(self.pdf.len() - self.contents.len());
-        signed.extend_from_slice(&self.pdf[..self.contents.start]);
-        signed.extend_from_slice(&self.pdf[self.contents.end..]);
-        hash.digest(&signed)
+        self.byte_range_digest_after(hash.hasher(), 0)
+    }
+
+    /// The same digest, going on from `original`, a hasher that has read exactly the PDF that was
+    /// prepared (which the update leaves as it was, at the start of the file): a large PDF is then not
+    /// read a second time.
+    pub fn byte_range_digest_from_original(&self, original: Hasher) -> Vec<u8> {
+        self.byte_range_digest_after(original, self.original_len)
+    }
+
+    /// The digest of the covered bytes from `from` on, by `hasher`, which has read those before.
+    fn byte_range_digest_after(&self, mut hasher: Hasher, from: usize) -> Vec<u8> {
+        // The signature object is written after the original bytes, so its /Contents is too.
+        debug_assert!(from <= self.contents.start);
+        hasher.update(&self.pdf[from.min(self.contents.start)..self.contents.start]);
+        hasher.update(&self.pdf[self.contents.end..]);
+        hasher.finish()
     }
 
     /// The signed PDF: `cms` (DER) written into the room kept for it.
@@ -379,7 +394,7 @@ fn append_signature(
     let object = own_object(&written, pdf.len(), signature_id).ok_or(PdfRefusal::Damaged)?;
     let contents = find_contents(&written, &object, reserved).ok_or(PdfRefusal::Damaged)?;
     write_byte_range(&mut written, &object, &contents).ok_or(PdfRefusal::Damaged)?;
-    Ok(Prepared { pdf: written, contents, certifies })
+    Ok(Prepared { pdf: written, contents, original_len: pdf.len(), certifies })
 }
 
 /// The parsed file without the contents of its streams, once it has been judged: an update copies and
@@ -715,6 +730,9 @@ mod tests {
         assert!(text.contains("/SubFilter/ETSI.CAdES.detached") || text.contains("/SubFilter /ETSI.CAdES.detached"));
         assert!(text.contains("D:20261130"), "{text}");
         let digest = prepared.byte_range_digest(HashAlgorithm::Sha256);
+        let mut original = HashAlgorithm::Sha256.hasher();
+        original.update(&pdf);
+        assert_eq!(prepared.byte_range_digest_from_original(original), digest, "going on from the original's");
         let signed = prepared.finish(&[0x30, 0x03, 0x02, 0x01, 0x01]).unwrap();
         let mut covered = signed[..contents.start].to_vec();
         covered.extend_from_slice(&signed[contents.end..]);

@@ -6,7 +6,7 @@ mod documents;
 mod reservation;
 
 pub(super) use documents::{pdf_room, signer_name};
-pub use documents::{sign_doc, Input, PdfLook, SignDocRequest, Signed, ToSign};
+pub use documents::{sign_doc, Input, PdfLook, SignDocRequest, Signed, SignedDocuments, ToSign};
 
 use secrecy::{ExposeSecret, SecretString};
 

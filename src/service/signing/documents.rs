@@ -20,7 +20,7 @@ use x509_cert::der::Decode;
 use crate::db::sads;
 use crate::domain::ades::{ConformanceLevel, Packaging, SignatureFormat};
 use crate::domain::algorithms::resolve_scheme;
-use crate::domain::{sad, secrets, AuditEventName, CredentialId, SignatureScheme};
+use crate::domain::{sad, secrets, AuditEventName, CredentialId, Hasher, SignatureScheme};
 use crate::hsm::KeyId;
 use crate::metrics::METRICS;
 use crate::pki::cades::{self, Baseline, Content};
@@ -110,6 +110,9 @@ struct Plan<'a> {
     digest: Vec<u8>,
     /// A whole PDF with its signature update written, waiting for the CMS.
     pdf: Option<pades::Prepared>,
+    /// For a whole PDF: the hasher that made `digest`, before it finished, so that the /ByteRange digest
+    /// goes on from it rather than reading the document again.
+    original: Option<Hasher>,
 }
 
 /// Room kept in a PDF for the CMS: the signature, two certificates and the attributes take about 4 KB,
@@ -291,7 +294,7 @@ fn plan(kind: crate::domain::KeyKind, item: &ToSign) -> Result<Plan<'_>, Service
         )));
     }
     let hash = scheme.hash();
-    let plan = |packaging, digest, pdf| Ok(Plan { item, scheme, packaging, digest, pdf });
+    let plan = |packaging, digest, original| Ok(Plan { item, scheme, packaging, digest, pdf: None, original });
     match (&item.input, item.format) {
         (Input::Digest(digest), format) => {
             if digest.len() != hash.digest_len() {
@@ -318,7 +321,10 @@ fn plan(kind: crate::domain::KeyKind, item: &ToSign) -> Result<Plan<'_>, Service
         }
         // The PDF is read later ([`prepare_pdf`]), once the SAD is known to cover it.
         (Input::Document(document), SignatureFormat::Pades) => {
-            plan(item.packaging.unwrap_or(Packaging::Certification), hash.digest(document), None)
+            let mut original = hash.hasher();
+            original.update(document);
+            let digest = original.clone().finish();
+            plan(item.packaging.unwrap_or(Packaging::Certification), digest, Some(original))
         }
     }
 }
@@ -376,7 +382,11 @@ fn make<'k>(
 ) -> Result<(Signed, Vec<SignatureTimeStamp>), ServiceError> {
     let signer = signer_for(plan.scheme)?;
     let hash = plan.scheme.hash();
-    let byte_range = plan.pdf.as_ref().map(|pdf| pdf.byte_range_digest(hash));
+    let byte_range = match (&plan.pdf, plan.original.clone()) {
+        (Some(pdf), Some(original)) => Some(pdf.byte_range_digest_from_original(original)),
+        (Some(pdf), None) => Some(pdf.byte_range_digest(hash)),
+        (None, _) => None,
+    };
     let content = match (&plan.item.input, plan.packaging, &byte_range) {
         (_, _, Some(byte_range)) => Content::Detached { digest: byte_range },
         (Input::Document(document), Packaging::Attached, None) => {
