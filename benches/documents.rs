@@ -7,8 +7,10 @@
 //!                                             RSSP_BENCH_SIZES=50MB measures only the sizes named)
 //!
 //! The server is the release `rssp serve` binary on its embedded default (SQLite, SoftHSM) in a
-//! temporary data directory, as a child process, so that its memory is its own. pyHanko runs from the
-//! project's `.venv` (conformance-tests/pyhanko); without it that column is skipped.
+//! temporary data directory, as a child process, so that its memory is its own, with the glibc setting
+//! of deploy/rssp.service (`GLIBC_TUNABLES=glibc.malloc.hugetlb=1`; `GLIBC_TUNABLES=` measures
+//! without it). pyHanko runs from the project's `.venv` (conformance-tests/pyhanko); without it that
+//! column is skipped.
 //!
 //! Each signature needs a SAD bound to its document; the SADs are written into the server's store ahead
 //! of each measurement, as `credentials/authorize` would after a code. A measurement, not a test:
@@ -79,6 +81,9 @@ fn pdf_of(size: usize) -> Vec<u8> {
     bytes
 }
 
+/// The glibc setting deploy/rssp.service gives the server: large allocations on transparent huge pages.
+const HUGE_PAGES: &str = "glibc.malloc.hugetlb=1";
+
 /// The release `rssp`, without this benchmark's own settings (rssp refuses `RSSP_` variables it does not
 /// know).
 fn rssp_command() -> Command {
@@ -97,6 +102,8 @@ fn serve(dir: &Path) -> (Child, String) {
         .env("RSSP_MAX_SIGNDOC_DOCUMENT_BYTES", (64usize << 20).to_string())
         .env("RSSP_ACCESS_TOKEN_LIFETIME_SECS", "86400")
         .env_remove("SOFTHSM2_CONF")
+        // As deploy/rssp.service runs it, unless the caller sets GLIBC_TUNABLES (empty: glibc's default).
+        .env("GLIBC_TUNABLES", std::env::var("GLIBC_TUNABLES").unwrap_or_else(|_| HUGE_PAGES.into()))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -204,7 +211,8 @@ fn main() {
     });
     println!(
         "rssp document signing benchmark: signDoc P (whole PDF, ECDSA P-256), one request after another; \
-         release rssp serve on SQLite and SoftHSM; peak RSS after startup {:.0} MiB",
+         release rssp serve on SQLite and SoftHSM, GLIBC_TUNABLES={:?}; peak RSS after startup {:.0} MiB",
+        std::env::var("GLIBC_TUNABLES").unwrap_or_else(|_| HUGE_PAGES.into()),
         peak_rss_mib(server.id())
     );
     println!(

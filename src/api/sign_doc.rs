@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, Dialect, ErrorBody};
 use super::extract::{decode_base64, encode_base64, push_base64, run_as, Authed, Base64Field, CscV2User, SignDocJson};
+use super::large_body::SlicedBody;
 use crate::domain::ades::{ConformanceLevel, Packaging, SignatureFormat};
 use crate::service::signing::{self, Input, PdfLook, SignDocRequest, Signed, SignedDocuments, ToSign};
 use crate::service::{ServiceError, Services};
@@ -393,7 +394,7 @@ pub async fn sign_doc(
         answer_body(signing::sign_doc(s, principal, request)?)
     })
     .await?;
-    Ok(HttpResponse::Ok().content_type("application/json").body(response))
+    Ok(HttpResponse::Ok().content_type("application/json").body(SlicedBody::new(response)))
 }
 
 /// The answer's JSON ([`SignDocResponse`]), written into one buffer of its final size, each signed
@@ -409,6 +410,7 @@ fn answer_body(made: SignedDocuments) -> Result<Vec<u8>, ServiceError> {
         }
     }
     let encoded: usize = documents.iter().chain(&objects).map(|d| d.len().div_ceil(3) * 4 + 3).sum();
+    // Written into a buffer of its final size: a growing one would copy the documents several times over.
     let mut body = Vec::with_capacity(encoded + 64 * 1024);
     body.push(b'{');
     for (name, list) in [("DocumentWithSignature", &documents), ("SignatureObject", &objects)] {
@@ -424,7 +426,7 @@ fn answer_body(made: SignedDocuments) -> Result<Vec<u8>, ServiceError> {
                 body.push(b',');
             }
             body.push(b'"');
-            push_base64(&mut body, der)?;
+            push_base64(&mut body, der);
             body.push(b'"');
         }
         body.push(b']');
@@ -435,7 +437,8 @@ fn answer_body(made: SignedDocuments) -> Result<Vec<u8>, ServiceError> {
         }
         body.extend_from_slice(b"\"validationInfo\":");
         let all = |items: &[Vec<u8>]| items.iter().map(|i| encode_base64(i)).collect();
-        let info = ValidationInfo { ocsp: all(&data.ocsp), crl: all(&data.crls), certificates: all(&data.certificates) };
+        let info =
+            ValidationInfo { ocsp: all(&data.ocsp), crl: all(&data.crls), certificates: all(&data.certificates) };
         serde_json::to_writer(&mut body, &info).map_err(ServiceError::internal)?;
     }
     body.push(b'}');
@@ -449,11 +452,8 @@ mod tests {
     #[test]
     fn the_answer_written_by_hand_is_the_response_serialized() {
         use crate::service::validation_data::ValidationData;
-        let info = || ValidationData {
-            certificates: vec![vec![1, 2, 3]],
-            ocsp: vec![vec![4; 100], vec![]],
-            crls: vec![],
-        };
+        let info =
+            || ValidationData { certificates: vec![vec![1, 2, 3]], ocsp: vec![vec![4; 100], vec![]], crls: vec![] };
         let cases = [
             SignedDocuments { signed: vec![Signed::DocumentWithSignature(vec![0xfb; 1000])], validation_info: None },
             SignedDocuments {

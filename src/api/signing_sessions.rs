@@ -13,6 +13,7 @@ use crate::api::extract::{
     document_slot, encode_base64, portal_principal, run, Authed, Base64Field, CscJson, PortalUser, SessionJson,
     SignDocJson,
 };
+use crate::api::large_body::SlicedBody;
 use crate::api::lifecycle_types::{rfc3339, CredentialView};
 use crate::api::sign_doc::Bounded;
 use crate::domain::ades::ConformanceLevel;
@@ -313,7 +314,7 @@ fn attachment(download: Download) -> HttpResponse {
         ))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .body(download.bytes)
+        .body(SlicedBody::new(download.bytes))
 }
 
 /// One signed file of a signed session: the signed PDF under its name, or the `.p7s` named after the file.
