@@ -268,9 +268,10 @@ fn deref_array<'a>(document: &'a Document, object: &'a Object) -> Option<&'a Vec
     document.dereference(object).ok()?.1.as_array().ok()
 }
 
-/// Writes the signature update into `pdf`, with `fields.reserved` bytes kept for the CMS.
-pub fn prepare(pdf: &[u8], fields: &SignatureFields<'_>) -> Result<Prepared, PdfRefusal> {
-    let Inspected { document, catalog_id, signed, field_names } = inspect(pdf)?;
+/// Writes the signature update after `pdf` (whose bytes the prepared file starts with, moved, not copied),
+/// with `fields.reserved` bytes kept for the CMS.
+pub fn prepare(pdf: Vec<u8>, fields: &SignatureFields<'_>) -> Result<Prepared, PdfRefusal> {
+    let Inspected { document, catalog_id, signed, field_names } = inspect(&pdf)?;
     let certifies = match fields.certify {
         Some(true) if signed => return Err(PdfRefusal::CertifyAfterSignature),
         Some(certify) => certify,
@@ -321,8 +322,8 @@ pub fn prepare(pdf: &[u8], fields: &SignatureFields<'_>) -> Result<Prepared, Pdf
 /// Prepares a document time-stamp (ETSI EN 319 142-1 §5.4.3: `/Type /DocTimeStamp`,
 /// `/SubFilter /ETSI.RFC3161`), the last step of B-LTA: `/Contents` takes a TimeStampToken over the
 /// /ByteRange digest instead of a CMS signature.
-pub fn prepare_document_time_stamp(pdf: &[u8], reserved: usize) -> Result<Prepared, PdfRefusal> {
-    let Inspected { document, catalog_id, field_names, .. } = inspect(pdf)?;
+pub fn prepare_document_time_stamp(pdf: Vec<u8>, reserved: usize) -> Result<Prepared, PdfRefusal> {
+    let Inspected { document, catalog_id, field_names, .. } = inspect(&pdf)?;
     let page_id = *document.get_pages().get(&1).ok_or(PdfRefusal::NoSuchPage(1))?;
     let mut signature = Dictionary::new();
     signature.set("Type", Object::Name(b"DocTimeStamp".to_vec()));
@@ -348,7 +349,7 @@ fn unique_field_name(taken: &std::collections::HashSet<Vec<u8>>) -> String {
 /// Appends `signature` (its `/ByteRange` and `/Contents` added here), its field and widget on the page,
 /// and the form's list of fields, as an incremental update of `pdf`, with `reserved` bytes kept.
 fn append_signature(
-    pdf: &[u8],
+    pdf: Vec<u8>,
     document: Document,
     catalog_id: ObjectId,
     mut signature: Dictionary,
@@ -360,7 +361,8 @@ fn append_signature(
     let wide = Object::Integer(BYTE_RANGE_PLACEHOLDER);
     signature.set("ByteRange", Object::Array(vec![Object::Integer(0), wide.clone(), wide.clone(), wide]));
     signature.set("Contents", Object::String(vec![0; reserved], StringFormat::Hexadecimal));
-    let mut update = IncrementalDocument::create_from(pdf.to_vec(), without_stream_contents(document));
+    let original_len = pdf.len();
+    let mut update = IncrementalDocument::create_from(pdf, without_stream_contents(document));
     let new = &mut update.new_document;
     let signature_id = new.try_add_object(Object::Dictionary(signature)).map_err(|_| PdfRefusal::Damaged)?;
 
@@ -387,14 +389,15 @@ fn append_signature(
     add_to_form(&mut update, catalog_id, widget_id, certifies.then_some(signature_id))
         .map_err(|_| PdfRefusal::Damaged)?;
 
-    let mut written = Vec::with_capacity(pdf.len() + 2 * reserved + 8192);
+    let mut written = Vec::with_capacity(original_len + 2 * reserved + 8192);
     update.save_to(&mut written).map_err(|_| PdfRefusal::Damaged)?;
+    drop(update);
     // Only inside rssp's own signature object: objects copied from the file come before it, and a hostile
     // file could hold a placeholder of its own there.
-    let object = own_object(&written, pdf.len(), signature_id).ok_or(PdfRefusal::Damaged)?;
+    let object = own_object(&written, original_len, signature_id).ok_or(PdfRefusal::Damaged)?;
     let contents = find_contents(&written, &object, reserved).ok_or(PdfRefusal::Damaged)?;
     write_byte_range(&mut written, &object, &contents).ok_or(PdfRefusal::Damaged)?;
-    Ok(Prepared { pdf: written, contents, original_len: pdf.len(), certifies })
+    Ok(Prepared { pdf: written, contents, original_len, certifies })
 }
 
 /// The parsed file without the contents of its streams, once it has been judged: an update copies and
@@ -718,7 +721,7 @@ mod tests {
     #[test]
     fn the_update_keeps_the_original_bytes_and_the_byte_range_leaves_out_only_the_contents() {
         let pdf = simple_pdf();
-        let prepared = prepare(&pdf, &fields(4096)).unwrap();
+        let prepared = prepare(pdf.clone(), &fields(4096)).unwrap();
         assert!(prepared.certifies, "the first signature certifies by default");
         assert_eq!(&prepared.pdf[..pdf.len()], &pdf[..], "an incremental update");
         let contents = prepared.contents.clone();
@@ -750,10 +753,10 @@ mod tests {
     #[test]
     fn a_second_signature_approves_under_its_own_name_and_cannot_certify() {
         let pdf = simple_pdf();
-        let first = prepare(&pdf, &fields(2048)).unwrap().finish(&[0x30, 0x00]).unwrap();
-        let refused = prepare(&first, &SignatureFields { certify: Some(true), ..fields(2048) }).unwrap_err();
+        let first = prepare(pdf.clone(), &fields(2048)).unwrap().finish(&[0x30, 0x00]).unwrap();
+        let refused = prepare(first.clone(), &SignatureFields { certify: Some(true), ..fields(2048) }).unwrap_err();
         assert_eq!(refused, PdfRefusal::CertifyAfterSignature);
-        let second = prepare(&first, &fields(2048)).unwrap();
+        let second = prepare(first.clone(), &fields(2048)).unwrap();
         assert!(!second.certifies);
         let signed = second.finish(&[0x30, 0x00]).unwrap();
         assert_eq!(&signed[..first.len()], &first[..]);
@@ -763,22 +766,22 @@ mod tests {
 
     #[test]
     fn what_cannot_be_signed_is_refused() {
-        assert!(matches!(prepare(b"hello, not a PDF", &fields(16)), Err(PdfRefusal::NotPdf(_))));
-        assert!(matches!(prepare(b"%PDF-1.7\ngarbage", &fields(16)), Err(PdfRefusal::NotPdf(_))));
+        assert!(matches!(prepare(b"hello, not a PDF".to_vec(), &fields(16)), Err(PdfRefusal::NotPdf(_))));
+        assert!(matches!(prepare(b"%PDF-1.7\ngarbage".to_vec(), &fields(16)), Err(PdfRefusal::NotPdf(_))));
         // Certified with no changes allowed.
         let pdf = simple_pdf();
-        let certified = prepare(&pdf, &fields(64)).unwrap().finish(&[0x30, 0x00]).unwrap();
+        let certified = prepare(pdf.clone(), &fields(64)).unwrap().finish(&[0x30, 0x00]).unwrap();
         let mut locked = certified.clone();
         let params = locked.windows(15).rposition(|w| w == b"TransformParams").expect("the DocMDP parameters");
         let at = params + locked[params..].windows(4).position(|w| w == b"/P 2").expect("the DocMDP permissions");
         locked[at + 3] = b'1';
-        assert_eq!(prepare(&locked, &fields(64)).unwrap_err(), PdfRefusal::NoChangesAllowed);
+        assert_eq!(prepare(locked.clone(), &fields(64)).unwrap_err(), PdfRefusal::NoChangesAllowed);
         let visible = |page, rect| SignatureFields { visible: Some(Visible { page, rect }), ..fields(64) };
-        assert_eq!(prepare(&pdf, &visible(2, [0.0, 0.0, 10.0, 10.0])).unwrap_err(), PdfRefusal::NoSuchPage(2));
-        assert_eq!(prepare(&pdf, &visible(1, [10.0, 0.0, 10.0, 10.0])).unwrap_err(), PdfRefusal::BadRectangle);
-        assert!(prepare(&pdf, &visible(1, [50.0, 50.0, 250.0, 110.0])).is_ok());
+        assert_eq!(prepare(pdf.clone(), &visible(2, [0.0, 0.0, 10.0, 10.0])).unwrap_err(), PdfRefusal::NoSuchPage(2));
+        assert_eq!(prepare(pdf.clone(), &visible(1, [10.0, 0.0, 10.0, 10.0])).unwrap_err(), PdfRefusal::BadRectangle);
+        assert!(prepare(pdf.clone(), &visible(1, [50.0, 50.0, 250.0, 110.0])).is_ok());
         // A CMS larger than the room kept.
-        let small = prepare(&pdf, &fields(4)).unwrap();
+        let small = prepare(pdf.clone(), &fields(4)).unwrap();
         assert!(small.finish(&[0; 5]).is_err());
     }
 

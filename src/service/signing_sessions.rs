@@ -261,7 +261,7 @@ fn checked_file(
             visible: look.visible,
             reserved: signing::pdf_room(level),
         };
-        pades::prepare(&content, &fields)
+        pades::prepare(content.clone(), &fields)
             .map_err(|refusal| ServiceError::InvalidRequest(format!("Document {:?}: {refusal}", name.as_str())))?;
     }
     Ok(store::DocumentRow {

@@ -101,8 +101,9 @@ pub enum Signed {
 }
 
 /// One signature, planned: everything checked, nothing spent.
-struct Plan<'a> {
-    item: &'a ToSign,
+struct Plan {
+    /// The item; for a whole PDF, once prepared, without its document, which `pdf` took.
+    item: ToSign,
     scheme: SignatureScheme,
     packaging: Packaging,
     /// What the SAD must cover: the digest sent, or the document's. Also the CMS's message-digest, except
@@ -131,22 +132,19 @@ pub fn sign_doc(
     principal: &Principal,
     request: SignDocRequest,
 ) -> Result<SignedDocuments, ServiceError> {
-    let result = sign_doc_inner(services, principal, &request);
+    let credential_id = request.credential_id.clone();
+    let result = sign_doc_inner(services, principal, request);
     if let Err(e) = &result {
-        services.audit_refusal(
-            AuditEventName::SignaturesSignDoc,
-            Some(&principal.user_id),
-            Some(&request.credential_id),
-            e,
-        );
+        services.audit_refusal(AuditEventName::SignaturesSignDoc, Some(&principal.user_id), Some(&credential_id), e);
     }
     result
 }
 
+// The request is taken whole: a PDF's bytes move into its signed file rather than being copied.
 fn sign_doc_inner(
     services: &Services,
     principal: &Principal,
-    request: &SignDocRequest,
+    request: SignDocRequest,
 ) -> Result<SignedDocuments, ServiceError> {
     let now = services.now();
     if request.credential_id.len() > MAX_ID_LEN {
@@ -169,7 +167,7 @@ fn sign_doc_inner(
     let certificate = x509_cert::Certificate::from_der(&row.certificate)
         .map_err(|e| ServiceError::internal_while("the credential's stored certificate", e))?;
     let signer = PdfSigner { name: &signer_name(&certificate), now };
-    let plans = request.items.iter().map(|item| plan(kind, item)).collect::<Result<Vec<_>, _>>()?;
+    let plans = request.items.into_iter().map(|item| plan(kind, item)).collect::<Result<Vec<_>, _>>()?;
     if plans.iter().any(|p| p.item.level.has_signature_time_stamp()) && !services.tsa.unit.valid_at(now) {
         return Err(ServiceError::InvalidRequest(
             "Invalid parameter conformance_level: Ades-B-T is not available now (the time-stamping unit's \
@@ -276,7 +274,7 @@ fn sign_doc_inner(
 }
 
 /// Checks one item against the credential's key and works out what the SAD must cover.
-fn plan(kind: crate::domain::KeyKind, item: &ToSign) -> Result<Plan<'_>, ServiceError> {
+fn plan(kind: crate::domain::KeyKind, item: ToSign) -> Result<Plan, ServiceError> {
     let scheme = resolve_scheme(kind, &item.sign_algo, item.hash_algo.as_deref(), item.sign_algo_params.as_deref())?;
     let whole_pdf = matches!((&item.input, item.format), (Input::Document(_), SignatureFormat::Pades));
     let offered = match item.format {
@@ -294,8 +292,7 @@ fn plan(kind: crate::domain::KeyKind, item: &ToSign) -> Result<Plan<'_>, Service
         )));
     }
     let hash = scheme.hash();
-    let plan = |packaging, digest, original| Ok(Plan { item, scheme, packaging, digest, pdf: None, original });
-    match (&item.input, item.format) {
+    let (packaging, digest, original) = match (&item.input, item.format) {
         (Input::Digest(digest), format) => {
             if digest.len() != hash.digest_len() {
                 return Err(ServiceError::DigestLength);
@@ -311,27 +308,28 @@ fn plan(kind: crate::domain::KeyKind, item: &ToSign) -> Result<Plan<'_>, Service
                 }
                 (SignatureFormat::Pades, packaging) => packaging.unwrap_or(Packaging::Certification),
             };
-            plan(packaging, digest.clone(), None)
+            (packaging, digest.clone(), None)
         }
         (Input::Document(document), _) if document.is_empty() => {
-            Err(ServiceError::InvalidRequest("Invalid Base64 documents string parameter: empty".into()))
+            return Err(ServiceError::InvalidRequest("Invalid Base64 documents string parameter: empty".into()));
         }
         (Input::Document(document), SignatureFormat::Cades) => {
-            plan(item.packaging.unwrap_or(Packaging::Attached), hash.digest(document), None)
+            (item.packaging.unwrap_or(Packaging::Attached), hash.digest(document), None)
         }
         // The PDF is read later ([`prepare_pdf`]), once the SAD is known to cover it.
         (Input::Document(document), SignatureFormat::Pades) => {
             let mut original = hash.hasher();
             original.update(document);
             let digest = original.clone().finish();
-            plan(item.packaging.unwrap_or(Packaging::Certification), digest, Some(original))
+            (item.packaging.unwrap_or(Packaging::Certification), digest, Some(original))
         }
-    }
+    };
+    Ok(Plan { item, scheme, packaging, digest, pdf: None, original })
 }
 
 /// Writes a whole PDF's signature update, waiting for the CMS, and says whether it certifies.
-fn prepare_pdf(plan: &mut Plan<'_>, signer: &PdfSigner<'_>) -> Result<(), ServiceError> {
-    let (Input::Document(document), SignatureFormat::Pades) = (&plan.item.input, plan.item.format) else {
+fn prepare_pdf(plan: &mut Plan, signer: &PdfSigner<'_>) -> Result<(), ServiceError> {
+    let (Input::Document(document), SignatureFormat::Pades) = (&mut plan.item.input, plan.item.format) else {
         return Ok(());
     };
     let fields = pades::SignatureFields {
@@ -345,7 +343,8 @@ fn prepare_pdf(plan: &mut Plan<'_>, signer: &PdfSigner<'_>) -> Result<(), Servic
         visible: plan.item.look.visible,
         reserved: pdf_room(plan.item.level),
     };
-    let prepared = pades::prepare(document, &fields)
+    // The prepared file starts with the document's bytes, moved there, not copied.
+    let prepared = pades::prepare(std::mem::take(document), &fields)
         .map_err(|refusal| ServiceError::InvalidRequest(format!("Invalid array parameter documents: {refusal}")))?;
     plan.packaging = if prepared.certifies { Packaging::Certification } else { Packaging::Revision };
     plan.pdf = Some(prepared);
@@ -378,7 +377,7 @@ fn make<'k>(
     services: &Services,
     signer_for: &impl Fn(SignatureScheme) -> Result<HsmSigner<'k>, PkiError>,
     certificate: &[u8],
-    plan: Plan<'_>,
+    plan: Plan,
 ) -> Result<(Signed, Vec<SignatureTimeStamp>), ServiceError> {
     let signer = signer_for(plan.scheme)?;
     let hash = plan.scheme.hash();
@@ -433,7 +432,7 @@ fn make<'k>(
     }
     if plan.item.level == ConformanceLevel::BLta {
         // B-LTA: a document time-stamp over all of it.
-        let prepared = pades::prepare_document_time_stamp(&pdf, DOCUMENT_TIME_STAMP_ROOM).map_err(in_our_pdf)?;
+        let prepared = pades::prepare_document_time_stamp(pdf, DOCUMENT_TIME_STAMP_ROOM).map_err(in_our_pdf)?;
         let made = timestamps::document_time_stamp(services, hash, &prepared.byte_range_digest(hash))?;
         pdf = prepared.finish(&made.token)?;
         stamps.push(made);
@@ -451,7 +450,7 @@ fn in_our_pdf(refusal: pades::PdfRefusal) -> ServiceError {
 
 /// The audit record's words: how many of each kind of signature, and the digest each one covers (of
 /// the document or digest sent: what the SAD bound), never a secret.
-fn describe(plans: &[Plan<'_>], stamps: usize) -> String {
+fn describe(plans: &[Plan], stamps: usize) -> String {
     let mut kinds: Vec<(String, usize)> = Vec::new();
     for p in plans {
         let input = match p.item.input {
