@@ -221,7 +221,10 @@ fn main() {
     );
     let files = tempfile::tempdir().unwrap();
     let only = std::env::var("RSSP_BENCH_SIZES").ok();
-    let wanted = |name: &str| only.as_deref().is_none_or(|only| only.split(',').any(|o| o == name.replace(' ', "")));
+    let wanted = |name: &str| {
+        only.as_deref().is_none_or(|only| only.split(',').any(|o| o.eq_ignore_ascii_case(&name.replace(' ', ""))))
+    };
+    assert!(SIZES.iter().any(|(name, ..)| wanted(name)), "RSSP_BENCH_SIZES names none of 100KB, 5MB, 50MB");
     for (name, size, rounds) in SIZES.into_iter().filter(|(name, ..)| wanted(name)) {
         let rounds = rounds * scale;
         let pdf = pdf_of(size);

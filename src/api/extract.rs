@@ -38,14 +38,16 @@ pub fn json_body_limit(services: Option<&Services>) -> usize {
 }
 
 /// Largest body of a `signatures/signDoc`: its documents (at most
-/// `security.max_signdoc_document_bytes` in all, 20 MiB by default) travel base64, 4/3 as long, beside
-/// as many digests as a signHash may carry.
+/// `security.max_signdoc_document_bytes` in all, 20 MiB by default) travel base64, 4/3 as long, with
+/// room for an encoder that escapes `/` and `+` (see [`session_body_limit`]), beside as many digests as a
+/// signHash may carry.
 pub fn signdoc_body_limit(services: Option<&Services>) -> usize {
     let documents = services.map_or_else(
         || crate::config::SecurityConfig::default().max_signdoc_document_bytes,
         |s| s.config.security.max_signdoc_document_bytes,
     );
-    documents.div_ceil(3).saturating_mul(4).saturating_add(json_body_limit(services))
+    let base64 = documents.div_ceil(3).saturating_mul(4);
+    base64.saturating_add(base64 / 8).saturating_add(json_body_limit(services))
 }
 
 /// Largest body of an identity-document upload: the document (at most
@@ -538,8 +540,12 @@ pub async fn run<T: Send + 'static>(
 
 /// Standard base64 (RFC 4648 §4), padded or not; anything else is refused with `what` in the message.
 pub fn decode_base64(text: &str, what: &str) -> Result<Vec<u8>, ApiError> {
-    decode_base64_bytes(text.as_bytes())
-        .ok_or_else(|| ApiError::invalid_request(format!("Invalid Base64 {what} string parameter")))
+    decode_base64_bytes(text.as_bytes()).ok_or_else(|| not_base64(what))
+}
+
+/// The CSC refusal of a field `what` that is not base64.
+fn not_base64(what: &str) -> ApiError {
+    ApiError::invalid_request(format!("Invalid Base64 {what} string parameter"))
 }
 
 /// Standard base64, padded or not (never with bits left over past the last byte), from bytes. SIMD: a
@@ -549,9 +555,10 @@ fn decode_base64_bytes(text: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// A base64 string of a request body (a document), decoded while the body is parsed, from the body's
-/// own bytes: a document of tens of megabytes is not first copied into a string. Text that is not
-/// base64 is kept as such for the handler to refuse in its own words ([`Base64Field::decoded`]); a value
-/// that is not a string is a wrong type, as for any field.
+/// own bytes: a document of tens of megabytes is not first copied into a string. A string that is not
+/// base64 (invalid UTF-8 and control characters included) is marked so, for the handler to refuse in
+/// its own words ([`Base64Field::decoded`]); a value that is not a string is a wrong type, as for any
+/// field.
 pub struct Base64Field(Result<Vec<u8>, NotBase64>);
 
 /// Text that is not base64.
@@ -561,7 +568,7 @@ pub struct NotBase64;
 impl Base64Field {
     /// The bytes, or the CSC refusal naming the field `what`.
     pub fn decoded(self, what: &str) -> Result<Vec<u8>, ApiError> {
-        self.0.map_err(|NotBase64| ApiError::invalid_request(format!("Invalid Base64 {what} string parameter")))
+        self.0.map_err(|NotBase64| not_base64(what))
     }
 }
 
@@ -672,6 +679,15 @@ mod tests {
         assert!(document(r#"{"document": null}"#).unwrap().is_none());
         assert!(document(r#"{"document": 12}"#).is_err(), "a number is a wrong type");
         assert!(document(r#"{"document": ["aGVsbG8="]}"#).is_err(), "a list is a wrong type");
+        // What serde_json would refuse in a string (a control character, a lone surrogate, invalid
+        // UTF-8) is not base64 either: the field's own refusal.
+        for odd in
+            [&b"{\"document\": \"aGVs\x01bG8=\"}"[..], b"{\"document\": \"\\uD800\"}", b"{\"document\": \"\xff\xfe\"}"]
+        {
+            let parsed: WithDocument = serde_json::from_slice(odd).unwrap();
+            let refused = parsed.document.unwrap().decoded("documents").unwrap_err();
+            assert!(refused.to_string().contains("Invalid Base64 documents string parameter"), "{refused}");
+        }
     }
 
     #[test]

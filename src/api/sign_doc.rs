@@ -2,7 +2,8 @@
 //! within bounds. The body may weigh tens of megabytes (documents in base64), so no list in it is read
 //! past [`MAX_ENTRIES`] elements and nothing is buffered whole on the way (no `flatten`, no untagged
 //! enums): a body of millions of empty entries is refused while it is parsed, not after it was
-//! allocated. Parsing, base64 and the signing run on the blocking pool.
+//! allocated. Parsing (which decodes the documents' base64), the signing and writing the answer run on
+//! the blocking pool.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -384,8 +385,9 @@ pub async fn sign_doc(
     request: Authed<CscV2User, SignDocJson<SignDocRequestBody>>,
 ) -> Result<HttpResponse, ApiError> {
     let Authed(CscV2User(caller), SignDocJson { body, in_flight }) = request;
-    // Base64 of up to the document limit: on the blocking pool, like the parse before it. The in-flight
-    // slot moves with the work, so that it is given back when the work ends, even if the client left.
+    // The documents were decoded as the body was parsed; up to 10,000 digests are decoded here, on the
+    // blocking pool like the parse. The in-flight slot moves with the work, so that it is given back when
+    // the work ends, even if the client left.
     let (request, in_flight) =
         actix_web::web::block(move || (service_request(body), in_flight)).await.map_err(|_| ApiError::internal())?;
     let request = request?;
@@ -476,12 +478,13 @@ mod tests {
                     Signed::SignatureObject(d) => response.signature_object.push(encode_base64(d)),
                 }
             }
-            response.validation_info = made.validation_info.map(|d| ValidationInfo {
+            response.validation_info = made.validation_info.clone().map(|d| ValidationInfo {
                 ocsp: d.ocsp.iter().map(|i| encode_base64(i)).collect(),
                 crl: d.crls.iter().map(|i| encode_base64(i)).collect(),
                 certificates: d.certificates.iter().map(|i| encode_base64(i)).collect(),
             });
             assert_eq!(by_hand, serde_json::to_value(&response).unwrap());
+            assert_eq!(answer_body(made).unwrap(), serde_json::to_vec(&response).unwrap(), "byte for byte");
         }
     }
 

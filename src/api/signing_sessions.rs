@@ -214,7 +214,8 @@ pub async fn create_signing_session(
     request: Authed<PortalUser, SessionJson<CreateSessionBody>>,
 ) -> Result<HttpResponse, ApiError> {
     let Authed(PortalUser(principal), SessionJson(SignDocJson { body, in_flight })) = request;
-    // Base64 of up to the session's limit: on the blocking pool, holding the slot.
+    // The files were decoded as the body was parsed; their checks run on the blocking pool too, holding
+    // the slot.
     let (documents, in_flight) = actix_web::web::block(move || {
         (body.documents.0.into_iter().map(new_document).collect::<Result<Vec<_>, _>>(), in_flight)
     })

@@ -94,15 +94,19 @@ impl Prepared {
     /// The same digest, going on from `original`, a hasher that has read exactly the PDF that was
     /// prepared (which the update leaves as it was, at the start of the file): a large PDF is then not
     /// read a second time.
-    pub fn byte_range_digest_from_original(&self, original: Hasher) -> Vec<u8> {
-        self.byte_range_digest_after(original, self.original_len)
+    pub fn byte_range_digest_from_original(&self, original: Hasher) -> Result<Vec<u8>, super::PkiError> {
+        // The signature object is written after the original bytes, so its /Contents is too; were it
+        // not, the hasher would have read part of what the signature leaves out.
+        if self.original_len > self.contents.start {
+            return Err(super::PkiError::Invalid("the signature's /Contents lies inside the original PDF".into()));
+        }
+        Ok(self.byte_range_digest_after(original, self.original_len))
     }
 
-    /// The digest of the covered bytes from `from` on, by `hasher`, which has read those before.
+    /// The digest of the covered bytes from `from` (at most `contents.start`) on, by `hasher`, which has
+    /// read those before.
     fn byte_range_digest_after(&self, mut hasher: Hasher, from: usize) -> Vec<u8> {
-        // The signature object is written after the original bytes, so its /Contents is too.
-        debug_assert!(from <= self.contents.start);
-        hasher.update(&self.pdf[from.min(self.contents.start)..self.contents.start]);
+        hasher.update(&self.pdf[from..self.contents.start]);
         hasher.update(&self.pdf[self.contents.end..]);
         hasher.finish()
     }
@@ -268,7 +272,7 @@ fn deref_array<'a>(document: &'a Document, object: &'a Object) -> Option<&'a Vec
     document.dereference(object).ok()?.1.as_array().ok()
 }
 
-/// Writes the signature update after `pdf` (whose bytes the prepared file starts with, moved, not copied),
+/// Writes the signature update after `pdf` (taken, not copied: the prepared file starts with its bytes),
 /// with `fields.reserved` bytes kept for the CMS.
 pub fn prepare(pdf: Vec<u8>, fields: &SignatureFields<'_>) -> Result<Prepared, PdfRefusal> {
     let Inspected { document, catalog_id, signed, field_names } = inspect(&pdf)?;
@@ -735,7 +739,7 @@ mod tests {
         let digest = prepared.byte_range_digest(HashAlgorithm::Sha256);
         let mut original = HashAlgorithm::Sha256.hasher();
         original.update(&pdf);
-        assert_eq!(prepared.byte_range_digest_from_original(original), digest, "going on from the original's");
+        assert_eq!(prepared.byte_range_digest_from_original(original).unwrap(), digest, "going on from the original's");
         let signed = prepared.finish(&[0x30, 0x03, 0x02, 0x01, 0x01]).unwrap();
         let mut covered = signed[..contents.start].to_vec();
         covered.extend_from_slice(&signed[contents.end..]);

@@ -140,7 +140,7 @@ pub fn sign_doc(
     result
 }
 
-// The request is taken whole: a PDF's bytes move into its signed file rather than being copied.
+// The request is taken whole, so that a PDF's bytes go to its prepared file without a copy.
 fn sign_doc_inner(
     services: &Services,
     principal: &Principal,
@@ -343,7 +343,7 @@ fn prepare_pdf(plan: &mut Plan, signer: &PdfSigner<'_>) -> Result<(), ServiceErr
         visible: plan.item.look.visible,
         reserved: pdf_room(plan.item.level),
     };
-    // The prepared file starts with the document's bytes, moved there, not copied.
+    // The document is taken, not copied: the prepared file starts with its bytes.
     let prepared = pades::prepare(std::mem::take(document), &fields)
         .map_err(|refusal| ServiceError::InvalidRequest(format!("Invalid array parameter documents: {refusal}")))?;
     plan.packaging = if prepared.certifies { Packaging::Certification } else { Packaging::Revision };
@@ -381,9 +381,9 @@ fn make<'k>(
 ) -> Result<(Signed, Vec<SignatureTimeStamp>), ServiceError> {
     let signer = signer_for(plan.scheme)?;
     let hash = plan.scheme.hash();
-    let byte_range = match (&plan.pdf, plan.original.clone()) {
-        (Some(pdf), Some(original)) => Some(pdf.byte_range_digest_from_original(original)),
-        (Some(pdf), None) => Some(pdf.byte_range_digest(hash)),
+    let byte_range = match (&plan.pdf, plan.original) {
+        (Some(pdf), Some(original)) => Some(pdf.byte_range_digest_from_original(original)?),
+        (Some(_), None) => return Err(ServiceError::invariant("a whole PDF planned without its digest's hasher")),
         (None, _) => None,
     };
     let content = match (&plan.item.input, plan.packaging, &byte_range) {
