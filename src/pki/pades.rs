@@ -395,6 +395,7 @@ fn append_signature(
 
     let mut written = Vec::with_capacity(original_len + 2 * reserved + 8192);
     update.save_to(&mut written).map_err(|_| PdfRefusal::Damaged)?;
+    // The original's bytes are in `written` now: their first copy goes at once, not at the end.
     drop(update);
     // Only inside rssp's own signature object: objects copied from the file come before it, and a hostile
     // file could hold a placeholder of its own there.

@@ -109,11 +109,19 @@ struct Plan {
     /// What the SAD must cover: the digest sent, or the document's. Also the CMS's message-digest, except
     /// for a whole PDF, whose CMS signs the /ByteRange of `pdf`.
     digest: Vec<u8>,
-    /// A whole PDF with its signature update written, waiting for the CMS.
-    pdf: Option<pades::Prepared>,
-    /// For a whole PDF: the hasher that made `digest`, before it finished, so that the /ByteRange digest
-    /// goes on from it rather than reading the document again.
-    original: Option<Hasher>,
+    /// For a whole PDF: how far it is.
+    pdf: WholePdf,
+}
+
+/// Where a whole PDF (`P` in `documents`) stands in its plan.
+enum WholePdf {
+    /// Not a whole PDF: a digest, or a CAdES signature.
+    No,
+    /// Digested for the SAD: the hasher stands where that digest was made, before it finished, so that
+    /// the /ByteRange digest goes on from it rather than reading the document again.
+    Digested(Hasher),
+    /// Its signature update written, waiting for the CMS of `byte_range`, the digest the CMS signs.
+    Prepared { pdf: pades::Prepared, byte_range: Vec<u8> },
 }
 
 /// Room kept in a PDF for the CMS: the signature, two certificates and the attributes take about 4 KB,
@@ -292,7 +300,7 @@ fn plan(kind: crate::domain::KeyKind, item: ToSign) -> Result<Plan, ServiceError
         )));
     }
     let hash = scheme.hash();
-    let (packaging, digest, original) = match (&item.input, item.format) {
+    let (packaging, digest, pdf) = match (&item.input, item.format) {
         (Input::Digest(digest), format) => {
             if digest.len() != hash.digest_len() {
                 return Err(ServiceError::DigestLength);
@@ -308,23 +316,23 @@ fn plan(kind: crate::domain::KeyKind, item: ToSign) -> Result<Plan, ServiceError
                 }
                 (SignatureFormat::Pades, packaging) => packaging.unwrap_or(Packaging::Certification),
             };
-            (packaging, digest.clone(), None)
+            (packaging, digest.clone(), WholePdf::No)
         }
         (Input::Document(document), _) if document.is_empty() => {
             return Err(ServiceError::InvalidRequest("Invalid Base64 documents string parameter: empty".into()));
         }
         (Input::Document(document), SignatureFormat::Cades) => {
-            (item.packaging.unwrap_or(Packaging::Attached), hash.digest(document), None)
+            (item.packaging.unwrap_or(Packaging::Attached), hash.digest(document), WholePdf::No)
         }
         // The PDF is read later ([`prepare_pdf`]), once the SAD is known to cover it.
         (Input::Document(document), SignatureFormat::Pades) => {
             let mut original = hash.hasher();
             original.update(document);
             let digest = original.clone().finish();
-            (item.packaging.unwrap_or(Packaging::Certification), digest, Some(original))
+            (item.packaging.unwrap_or(Packaging::Certification), digest, WholePdf::Digested(original))
         }
     };
-    Ok(Plan { item, scheme, packaging, digest, pdf: None, original })
+    Ok(Plan { item, scheme, packaging, digest, pdf })
 }
 
 /// Writes a whole PDF's signature update, waiting for the CMS, and says whether it certifies.
@@ -347,7 +355,11 @@ fn prepare_pdf(plan: &mut Plan, signer: &PdfSigner<'_>) -> Result<(), ServiceErr
     let prepared = pades::prepare(std::mem::take(document), &fields)
         .map_err(|refusal| ServiceError::InvalidRequest(format!("Invalid array parameter documents: {refusal}")))?;
     plan.packaging = if prepared.certifies { Packaging::Certification } else { Packaging::Revision };
-    plan.pdf = Some(prepared);
+    let WholePdf::Digested(original) = std::mem::replace(&mut plan.pdf, WholePdf::No) else {
+        return Err(ServiceError::invariant("a whole PDF prepared before it was digested"));
+    };
+    let byte_range = prepared.byte_range_digest_from_original(original)?;
+    plan.pdf = WholePdf::Prepared { pdf: prepared, byte_range };
     Ok(())
 }
 
@@ -381,10 +393,10 @@ fn make<'k>(
 ) -> Result<(Signed, Vec<SignatureTimeStamp>), ServiceError> {
     let signer = signer_for(plan.scheme)?;
     let hash = plan.scheme.hash();
-    let byte_range = match (&plan.pdf, plan.original) {
-        (Some(pdf), Some(original)) => Some(pdf.byte_range_digest_from_original(original)?),
-        (Some(_), None) => return Err(ServiceError::invariant("a whole PDF planned without its digest's hasher")),
-        (None, _) => None,
+    let (prepared, byte_range) = match plan.pdf {
+        WholePdf::Prepared { pdf, byte_range } => (Some(pdf), Some(byte_range)),
+        WholePdf::No => (None, None),
+        WholePdf::Digested(_) => return Err(ServiceError::invariant("a whole PDF signed before it was prepared")),
     };
     let content = match (&plan.item.input, plan.packaging, &byte_range) {
         (_, _, Some(byte_range)) => Content::Detached { digest: byte_range },
@@ -411,7 +423,7 @@ fn make<'k>(
     } else {
         cades::sign_b_b(&signer, signed)?
     };
-    let Some(prepared) = plan.pdf else {
+    let Some(prepared) = prepared else {
         let cms = if plan.item.level == ConformanceLevel::BLt {
             // CAdES-B-LT: what validates the signature and its time-stamp later, read now that both exist.
             let data = validation_data::for_signature(services, certificate, true)?;
