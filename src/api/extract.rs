@@ -610,7 +610,8 @@ pub(crate) fn encode_base64(bytes: &[u8]) -> String {
     base64_simd::STANDARD.encode_to_string(bytes)
 }
 
-/// Appends `bytes`, base64, to `out`: a large document is encoded straight into the answer's buffer.
+/// Appends `bytes`, base64, to `out`: a slice of a large document is encoded straight into the buffer
+/// that is sent.
 pub(crate) fn push_base64(out: &mut Vec<u8>, bytes: &[u8]) {
     base64_simd::STANDARD.encode_append(bytes, out);
 }

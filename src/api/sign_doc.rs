@@ -8,7 +8,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 
-use actix_web::web::Data;
+use actix_web::web::{Bytes, Data};
 use actix_web::{post, HttpResponse};
 use secrecy::SecretString;
 use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, Dialect, ErrorBody};
-use super::extract::{decode_base64, encode_base64, push_base64, run_as, Authed, Base64Field, CscV2User, SignDocJson};
-use super::large_body::SlicedBody;
+use super::extract::{decode_base64, encode_base64, run_as, Authed, Base64Field, CscV2User, SignDocJson};
+use super::large_body::{Piece, SlicedBody};
 use crate::domain::ades::{ConformanceLevel, Packaging, SignatureFormat};
 use crate::service::signing::{self, Input, PdfLook, SignDocRequest, Signed, SignedDocuments, ToSign};
 use crate::service::{ServiceError, Services};
@@ -396,14 +396,14 @@ pub async fn sign_doc(
         answer_body(signing::sign_doc(s, principal, request)?)
     })
     .await?;
-    Ok(HttpResponse::Ok().content_type("application/json").body(SlicedBody::new(response)))
+    Ok(HttpResponse::Ok().content_type("application/json").body(SlicedBody::of(response)))
 }
 
-/// The answer's JSON ([`SignDocResponse`]), written into one buffer of its final size, each signed
-/// document base64-encoded straight into its place: base64 needs no escaping in JSON, and through
-/// serde_json a document of tens of megabytes would be encoded into a string first, then scanned and
-/// copied. Runs on the blocking pool. A test holds it equal to the struct serialized.
-fn answer_body(made: SignedDocuments) -> Result<Vec<u8>, ServiceError> {
+/// The answer's JSON ([`SignDocResponse`]) as the pieces of a [`SlicedBody`]: the JSON around the
+/// documents, and each signed document as it is, base64-encoded a slice at a time while it is sent
+/// (base64 needs no escaping in JSON). Through serde_json a document of tens of megabytes would be
+/// encoded into a string first, then scanned and copied. A test holds it equal to the struct serialized.
+fn answer_body(made: SignedDocuments) -> Result<Vec<Piece>, ServiceError> {
     let (mut documents, mut objects) = (Vec::new(), Vec::new());
     for signed in made.signed {
         match signed {
@@ -411,48 +411,53 @@ fn answer_body(made: SignedDocuments) -> Result<Vec<u8>, ServiceError> {
             Signed::SignatureObject(der) => objects.push(der),
         }
     }
-    let encoded: usize = documents.iter().chain(&objects).map(|d| d.len().div_ceil(3) * 4 + 3).sum();
-    // Written into a buffer of its final size: a growing one would copy the documents several times over.
-    let mut body = Vec::with_capacity(encoded + 64 * 1024);
-    body.push(b'{');
-    for (name, list) in [("DocumentWithSignature", &documents), ("SignatureObject", &objects)] {
+    let mut pieces = Vec::new();
+    let mut text = String::from("{");
+    let mut first = true;
+    for (name, list) in [("DocumentWithSignature", documents), ("SignatureObject", objects)] {
         if list.is_empty() {
             continue;
         }
-        if body.len() > 1 {
-            body.push(b',');
+        if !std::mem::take(&mut first) {
+            text.push(',');
         }
-        body.extend_from_slice(format!("\"{name}\":[").as_bytes());
-        for (i, der) in list.iter().enumerate() {
+        text.push_str(&format!("\"{name}\":["));
+        for (i, der) in list.into_iter().enumerate() {
             if i > 0 {
-                body.push(b',');
+                text.push(',');
             }
-            body.push(b'"');
-            push_base64(&mut body, der);
-            body.push(b'"');
+            text.push('"');
+            pieces.push(Piece::Plain(Bytes::from(std::mem::take(&mut text))));
+            pieces.push(Piece::Base64(Bytes::from(der)));
+            text.push('"');
         }
-        body.push(b']');
+        text.push(']');
     }
     if let Some(data) = made.validation_info {
-        if body.len() > 1 {
-            body.push(b',');
+        if !first {
+            text.push(',');
         }
-        body.extend_from_slice(b"\"validationInfo\":");
+        text.push_str("\"validationInfo\":");
         let all = |items: &[Vec<u8>]| items.iter().map(|i| encode_base64(i)).collect();
         let info =
             ValidationInfo { ocsp: all(&data.ocsp), crl: all(&data.crls), certificates: all(&data.certificates) };
-        serde_json::to_writer(&mut body, &info).map_err(ServiceError::internal)?;
+        text.push_str(&serde_json::to_string(&info).map_err(ServiceError::internal)?);
     }
-    body.push(b'}');
-    Ok(body)
+    text.push('}');
+    pieces.push(Piece::Plain(Bytes::from(text)));
+    Ok(pieces)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_answer_written_by_hand_is_the_response_serialized() {
+    async fn answer_bytes(made: SignedDocuments) -> Vec<u8> {
+        actix_web::body::to_bytes(SlicedBody::of(answer_body(made).unwrap())).await.unwrap().to_vec()
+    }
+
+    #[actix_web::test]
+    async fn the_answer_written_by_hand_is_the_response_serialized() {
         use crate::service::validation_data::ValidationData;
         let info =
             || ValidationData { certificates: vec![vec![1, 2, 3]], ocsp: vec![vec![4; 100], vec![]], crls: vec![] };
@@ -469,7 +474,7 @@ mod tests {
             SignedDocuments { signed: vec![Signed::SignatureObject(vec![7; 5])], validation_info: Some(info()) },
         ];
         for made in cases {
-            let by_hand: serde_json::Value = serde_json::from_slice(&answer_body(made.clone()).unwrap()).unwrap();
+            let by_hand: serde_json::Value = serde_json::from_slice(&answer_bytes(made.clone()).await).unwrap();
             let mut response =
                 SignDocResponse { document_with_signature: vec![], signature_object: vec![], validation_info: None };
             for signed in &made.signed {
@@ -484,7 +489,7 @@ mod tests {
                 certificates: d.certificates.iter().map(|i| encode_base64(i)).collect(),
             });
             assert_eq!(by_hand, serde_json::to_value(&response).unwrap());
-            assert_eq!(answer_body(made).unwrap(), serde_json::to_vec(&response).unwrap(), "byte for byte");
+            assert_eq!(answer_bytes(made).await, serde_json::to_vec(&response).unwrap(), "byte for byte");
         }
     }
 

@@ -366,7 +366,7 @@ fn append_signature(
     signature.set("ByteRange", Object::Array(vec![Object::Integer(0), wide.clone(), wide.clone(), wide]));
     signature.set("Contents", Object::String(vec![0; reserved], StringFormat::Hexadecimal));
     let original_len = pdf.len();
-    let mut update = IncrementalDocument::create_from(pdf, without_stream_contents(document));
+    let mut update = update_of(&pdf, document);
     let new = &mut update.new_document;
     let signature_id = new.try_add_object(Object::Dictionary(signature)).map_err(|_| PdfRefusal::Damaged)?;
 
@@ -393,16 +393,64 @@ fn append_signature(
     add_to_form(&mut update, catalog_id, widget_id, certifies.then_some(signature_id))
         .map_err(|_| PdfRefusal::Damaged)?;
 
-    let mut written = Vec::with_capacity(original_len + 2 * reserved + 8192);
-    update.save_to(&mut written).map_err(|_| PdfRefusal::Damaged)?;
-    // The original's bytes are in `written` now: their first copy goes at once, not at the end.
-    drop(update);
+    let mut written = pdf;
+    written.reserve(2 * reserved + 8192);
+    append_update(&mut update, &mut written)?;
     // Only inside rssp's own signature object: objects copied from the file come before it, and a hostile
     // file could hold a placeholder of its own there.
     let object = own_object(&written, original_len, signature_id).ok_or(PdfRefusal::Damaged)?;
     let contents = find_contents(&written, &object, reserved).ok_or(PdfRefusal::Damaged)?;
     write_byte_range(&mut written, &object, &contents).ok_or(PdfRefusal::Damaged)?;
     Ok(Prepared { pdf: written, contents, original_len, certifies })
+}
+
+/// An incremental update of `pdf`, parsed as `document`, for [`append_update`] to write.
+///
+/// lopdf writes an update after a copy of the bytes it was made from, which it only counts (for the
+/// offsets the update's cross-reference data gives) and whose last byte it reads (an update starts on a
+/// line of its own). It is given a stand-in instead: as long as `pdf`, ending in the same byte, and
+/// otherwise zero pages that nothing touches. A PDF of tens of megabytes is then not copied into fresh
+/// memory to be written; [`append_update`] appends the update to the PDF itself.
+fn update_of(pdf: &[u8], document: Document) -> IncrementalDocument {
+    let mut stand_in = vec![0u8; pdf.len()];
+    if let (Some(last), Some(real)) = (stand_in.last_mut(), pdf.last()) {
+        *last = *real;
+    }
+    IncrementalDocument::create_from(stand_in, without_stream_contents(document))
+}
+
+/// Appends `update` (made by [`update_of`] from `pdf`) to `pdf`: what lopdf writes, less the
+/// stand-in's bytes, which it writes first.
+fn append_update(update: &mut IncrementalDocument, pdf: &mut Vec<u8>) -> Result<(), PdfRefusal> {
+    /// Drops the first `skip` bytes written, and appends the rest to `pdf`.
+    struct AfterOriginal<'a> {
+        skip: usize,
+        pdf: &'a mut Vec<u8>,
+    }
+    impl std::io::Write for AfterOriginal<'_> {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            if self.skip > 0 {
+                let skipped = self.skip.min(bytes.len());
+                self.skip -= skipped;
+                return Ok(skipped);
+            }
+            self.pdf.extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let skip = update.get_prev_documents_bytes().len();
+    if skip != pdf.len() {
+        return Err(PdfRefusal::Damaged);
+    }
+    let mut out = AfterOriginal { skip, pdf };
+    update.save_to(&mut out).map_err(|_| PdfRefusal::Damaged)?;
+    if out.skip != 0 {
+        return Err(PdfRefusal::Damaged);
+    }
+    Ok(())
 }
 
 /// The parsed file without the contents of its streams, once it has been judged: an update copies and
@@ -422,12 +470,12 @@ fn without_stream_contents(mut document: Document) -> Document {
 /// §12.8.4.3), an incremental update of its own: a B-T signature becomes B-LT. What the DSS holds
 /// already stays, and is not added twice.
 pub fn with_dss(
-    pdf: &[u8],
+    pdf: Vec<u8>,
     certificates: &[Vec<u8>],
     ocsps: &[Vec<u8>],
     crls: &[Vec<u8>],
 ) -> Result<Vec<u8>, PdfRefusal> {
-    let Inspected { document, catalog_id, .. } = inspect(pdf)?;
+    let Inspected { document, catalog_id, .. } = inspect(&pdf)?;
     let catalog = document.get_dictionary(catalog_id).map_err(|_| PdfRefusal::Damaged)?;
     let existing = catalog.get(b"DSS").ok().and_then(|dss| deref_dict(&document, dss)).cloned().unwrap_or_default();
     // What each of the DSS's lists holds now: the references, and the bytes they point at.
@@ -443,7 +491,7 @@ pub fn with_dss(
         let (list, bytes) = held(key);
         (key, list, bytes, new)
     });
-    let mut update = IncrementalDocument::create_from(pdf.to_vec(), without_stream_contents(document));
+    let mut update = update_of(&pdf, document);
     let mut dss = existing.clone();
     for (key, mut list, bytes, new) in lists {
         for item in new.iter().filter(|item| !bytes.contains(item)) {
@@ -459,8 +507,8 @@ pub fn with_dss(
         .get_dictionary_mut(catalog_id)
         .map_err(|_| PdfRefusal::Damaged)?
         .set("DSS", Object::Dictionary(dss));
-    let mut written = Vec::with_capacity(pdf.len() + 16 * 1024);
-    update.save_to(&mut written).map_err(|_| PdfRefusal::Damaged)?;
+    let mut written = pdf;
+    append_update(&mut update, &mut written)?;
     Ok(written)
 }
 
@@ -753,6 +801,38 @@ mod tests {
         let again = inspect(&signed).unwrap();
         assert!(again.signed);
         assert_eq!(again.field_names, [b"Signature1".to_vec()].into());
+    }
+
+    #[test]
+    fn an_update_written_after_a_stand_in_is_what_lopdf_writes_after_the_file() {
+        // One file ending in a newline, one not (lopdf then starts the update with one).
+        let ending_in_newline = simple_pdf();
+        let mut without_newline = ending_in_newline.clone();
+        while without_newline.last() == Some(&b'\n') {
+            without_newline.pop();
+        }
+        for pdf in [ending_in_newline, without_newline] {
+            let change = |update: &mut IncrementalDocument| {
+                let catalog_id = update.get_prev_documents().trailer.get(b"Root").unwrap().as_reference().unwrap();
+                update.opt_clone_object_to_new_document(catalog_id).unwrap();
+                let id = update.new_document.add_object(Stream::new(Dictionary::new(), b"added".to_vec()));
+                update.new_document.get_dictionary_mut(catalog_id).unwrap().set("Added", Object::Reference(id));
+            };
+            let document = Document::load_mem(&pdf).unwrap();
+            let mut whole = IncrementalDocument::create_from(pdf.clone(), without_stream_contents(document.clone()));
+            change(&mut whole);
+            let mut expected = Vec::new();
+            whole.save_to(&mut expected).unwrap();
+
+            let mut update = update_of(&pdf, document);
+            change(&mut update);
+            let mut written = pdf.clone();
+            append_update(&mut update, &mut written).unwrap();
+            assert_eq!(written, expected);
+            assert!(written.len() > pdf.len() + 100);
+            // An update made from another file is refused, not written at the wrong offsets.
+            assert_eq!(append_update(&mut update, &mut pdf[1..].to_vec()), Err(PdfRefusal::Damaged));
+        }
     }
 
     #[test]

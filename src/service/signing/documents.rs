@@ -440,7 +440,7 @@ fn make<'k>(
     if plan.item.level >= ConformanceLevel::BLt {
         // B-LT: what validates the signature and its time-stamp later, read now that both exist.
         let data = validation_data::for_signature(services, certificate, true)?;
-        pdf = pades::with_dss(&pdf, &data.certificates, &data.ocsp, &data.crls).map_err(in_our_pdf)?;
+        pdf = pades::with_dss(pdf, &data.certificates, &data.ocsp, &data.crls).map_err(in_our_pdf)?;
     }
     if plan.item.level == ConformanceLevel::BLta {
         // B-LTA: a document time-stamp over all of it.
