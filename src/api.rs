@@ -11,6 +11,7 @@ pub(crate) mod edges;
 pub(crate) mod error;
 pub mod extract;
 pub(crate) mod large_body;
+pub(crate) mod large_buffers;
 pub(crate) mod lifecycle_types;
 pub(crate) mod ocsp;
 pub(crate) mod ops;

@@ -9,13 +9,14 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::error::PayloadError;
 use actix_web::http::StatusCode;
-use actix_web::web::{Bytes, BytesMut, Data};
+use actix_web::web::{Bytes, Data};
 use actix_web::{FromRequest, HttpRequest};
 use futures_core::Stream;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
 use super::error::{ApiError, AuthScheme, Dialect};
+use super::large_buffers;
 use crate::domain::ApiKeyRole;
 use crate::service::{auth, operators, Principal, ServiceError, Services};
 use crate::telemetry::RequestId;
@@ -61,6 +62,16 @@ pub const UPLOAD_BODY_LIMIT: usize = crate::service::orders::MAX_DOCUMENT_BYTES.
 /// zstd or gzip unpack to gigabytes before any limit could be checked, and no CSC client compresses
 /// requests.
 fn read_body(req: &HttpRequest, payload: &mut Payload, limit: usize) -> impl Future<Output = Result<Bytes, ApiError>> {
+    let body = read_body_vec(req, payload, limit);
+    async move { body.await.map(Bytes::from) }
+}
+
+/// [`read_body`], into a vector: a large one ([`large_buffers`]) for a large body, to be given back.
+fn read_body_vec(
+    req: &HttpRequest,
+    payload: &mut Payload,
+    limit: usize,
+) -> impl Future<Output = Result<Vec<u8>, ApiError>> {
     let declared = req
         .headers()
         .get(actix_web::http::header::CONTENT_LENGTH)
@@ -89,7 +100,7 @@ fn read_body(req: &HttpRequest, payload: &mut Payload, limit: usize) -> impl Fut
         let read = async move {
             // Room for what the request says it carries, at once: a buffer grown step by step would copy a
             // large document several times and leave the smaller steps behind in the allocator.
-            let mut body = BytesMut::with_capacity(declared.map_or(0, |length| length as usize));
+            let mut body = large_buffers::take(declared.map_or(0, |length| length as usize));
             while let Some(chunk) = std::future::poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)).await {
                 let chunk = chunk.map_err(|e| match e {
                     PayloadError::Overflow => ApiError::payload_too_large(limit),
@@ -100,7 +111,7 @@ fn read_body(req: &HttpRequest, payload: &mut Payload, limit: usize) -> impl Fut
                 }
                 body.extend_from_slice(&chunk);
             }
-            Ok(body.freeze())
+            Ok(body)
         };
         tokio::time::timeout(deadline, read).await.map_err(|_| {
             ApiError::new(StatusCode::REQUEST_TIMEOUT, "invalid_request", "The request body did not arrive in time")
@@ -201,7 +212,7 @@ fn json_extractor<T: DeserializeOwned + 'static>(
     payload: &mut Payload,
     limit: usize,
 ) -> Pin<Box<dyn Future<Output = Result<T, ApiError>>>> {
-    let body = read_body(req, payload, limit);
+    let body = read_body_vec(req, payload, limit);
     let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_ascii_lowercase);
     let path = req.path().to_string();
     Box::pin(async move { parse_json(&body.await?, content_type.as_deref(), &path) })
@@ -314,7 +325,7 @@ fn documents_json<T: DeserializeOwned + Send + 'static>(
         |s| s.config.http.request_timeout_secs,
     ));
     // Takes the payload; reads nothing until polled, after a slot is free.
-    let body = read_body(req, payload, limit);
+    let body = read_body_vec(req, payload, limit);
     let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_ascii_lowercase);
     let path = req.path().to_string();
     Box::pin(async move {
@@ -324,10 +335,13 @@ fn documents_json<T: DeserializeOwned + Send + 'static>(
             .map_err(|_| ApiError::internal())?;
         let body = body.await?;
         // The slot goes with the work: a client that leaves does not free it while the parse goes on.
-        let (body, in_flight) =
-            actix_web::web::block(move || (parse_json::<T>(&body, content_type.as_deref(), &path), in_flight))
-                .await
-                .map_err(|_| ApiError::internal())?;
+        let (body, in_flight) = actix_web::web::block(move || {
+            let parsed = parse_json::<T>(&body, content_type.as_deref(), &path);
+            large_buffers::give_back(body);
+            (parsed, in_flight)
+        })
+        .await
+        .map_err(|_| ApiError::internal())?;
         Ok(SignDocJson { body: body?, in_flight })
     })
 }
@@ -551,7 +565,18 @@ fn not_base64(what: &str) -> ApiError {
 /// Standard base64, padded or not (never with bits left over past the last byte), from bytes. SIMD: a
 /// signDoc body carries documents of tens of megabytes.
 fn decode_base64_bytes(text: &[u8]) -> Option<Vec<u8>> {
-    base64_simd::STANDARD.decode_to_vec(text).or_else(|_| base64_simd::STANDARD_NO_PAD.decode_to_vec(text)).ok()
+    // A large document goes into a large buffer kept from an earlier request, if there is one.
+    let mut decoded = large_buffers::take(text.len() / 4 * 3 + 2);
+    let refused = base64_simd::STANDARD
+        .decode_append(text, &mut decoded)
+        .or_else(|_| base64_simd::STANDARD_NO_PAD.decode_append(text, &mut decoded));
+    match refused {
+        Ok(()) => Some(decoded),
+        Err(_) => {
+            large_buffers::give_back(decoded);
+            None
+        }
+    }
 }
 
 /// A base64 string of a request body (a document), decoded while the body is parsed, from the body's

@@ -2,8 +2,8 @@
 //! within bounds. The body may weigh tens of megabytes (documents in base64), so no list in it is read
 //! past [`MAX_ENTRIES`] elements and nothing is buffered whole on the way (no `flatten`, no untagged
 //! enums): a body of millions of empty entries is refused while it is parsed, not after it was
-//! allocated. Parsing (which decodes the documents' base64), the signing and writing the answer run on
-//! the blocking pool.
+//! allocated. Parsing (which decodes the documents' base64) and the signing run on the blocking pool;
+//! the answer's documents are base64-encoded a slice at a time as they are sent ([`SlicedBody`]).
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -428,7 +428,7 @@ fn answer_body(made: SignedDocuments) -> Result<Vec<Piece>, ServiceError> {
             }
             text.push('"');
             pieces.push(Piece::Plain(Bytes::from(std::mem::take(&mut text))));
-            pieces.push(Piece::Base64(Bytes::from(der)));
+            pieces.push(Piece::Base64(der));
             text.push('"');
         }
         text.push(']');
@@ -472,6 +472,15 @@ mod tests {
                 validation_info: Some(info()),
             },
             SignedDocuments { signed: vec![Signed::SignatureObject(vec![7; 5])], validation_info: Some(info()) },
+            // Two documents, one longer than a slice of the answer; an empty one.
+            SignedDocuments {
+                signed: vec![
+                    Signed::DocumentWithSignature((0..2_000_001).map(|i| (i % 253) as u8).collect()),
+                    Signed::DocumentWithSignature(vec![9; 10]),
+                    Signed::DocumentWithSignature(vec![]),
+                ],
+                validation_info: None,
+            },
         ];
         for made in cases {
             let by_hand: serde_json::Value = serde_json::from_slice(&answer_bytes(made.clone()).await).unwrap();

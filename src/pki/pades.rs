@@ -394,7 +394,8 @@ fn append_signature(
         .map_err(|_| PdfRefusal::Damaged)?;
 
     let mut written = pdf;
-    written.reserve(2 * reserved + 8192);
+    // Room for the update, so that the PDF is not moved while it is appended.
+    written.reserve(2 * reserved + 64 * 1024);
     append_update(&mut update, &mut written)?;
     // Only inside rssp's own signature object: objects copied from the file come before it, and a hostile
     // file could hold a placeholder of its own there.
@@ -406,11 +407,12 @@ fn append_signature(
 
 /// An incremental update of `pdf`, parsed as `document`, for [`append_update`] to write.
 ///
-/// lopdf writes an update after a copy of the bytes it was made from, which it only counts (for the
-/// offsets the update's cross-reference data gives) and whose last byte it reads (an update starts on a
-/// line of its own). It is given a stand-in instead: as long as `pdf`, ending in the same byte, and
-/// otherwise zero pages that nothing touches. A PDF of tens of megabytes is then not copied into fresh
-/// memory to be written; [`append_update`] appends the update to the PDF itself.
+/// lopdf (0.47, pinned for this) writes an update after a copy of the bytes it was made from, which it
+/// only counts (for the offsets the update's cross-reference data gives) and whose last byte it reads
+/// (an update starts on a line of its own). It is given a stand-in instead: as long as `pdf`, ending in
+/// the same byte, and otherwise zeros, which for a PDF of tens of megabytes are pages of their own that
+/// nothing touches. Such a PDF is then not copied into fresh memory to be written; [`append_update`]
+/// appends the update to the PDF itself. A unit test holds the result equal to lopdf's own.
 fn update_of(pdf: &[u8], document: Document) -> IncrementalDocument {
     let mut stand_in = vec![0u8; pdf.len()];
     if let (Some(last), Some(real)) = (stand_in.last_mut(), pdf.last()) {
@@ -508,6 +510,8 @@ pub fn with_dss(
         .map_err(|_| PdfRefusal::Damaged)?
         .set("DSS", Object::Dictionary(dss));
     let mut written = pdf;
+    let added: usize = certificates.iter().chain(ocsps).chain(crls).map(Vec::len).sum();
+    written.reserve(added + 64 * 1024);
     append_update(&mut update, &mut written)?;
     Ok(written)
 }
@@ -805,13 +809,17 @@ mod tests {
 
     #[test]
     fn an_update_written_after_a_stand_in_is_what_lopdf_writes_after_the_file() {
-        // One file ending in a newline, one not (lopdf then starts the update with one).
-        let ending_in_newline = simple_pdf();
-        let mut without_newline = ending_in_newline.clone();
-        while without_newline.last() == Some(&b'\n') {
-            without_newline.pop();
-        }
-        for pdf in [ending_in_newline, without_newline] {
+        // Files ending in a newline, in CR LF and in neither (lopdf then starts the update with a newline),
+        // with a cross-reference table, and with cross-reference and object streams.
+        let without_newline = simple_pdf();
+        assert_ne!(without_newline.last(), Some(&b'\n'));
+        let mut ending_in_newline = without_newline.clone();
+        ending_in_newline.push(b'\n');
+        let mut ending_in_crlf = without_newline.clone();
+        ending_in_crlf.extend_from_slice(b"\r\n");
+        let streams =
+            std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/pdfs/qpdf-object-streams.pdf")).unwrap();
+        for pdf in [without_newline, ending_in_newline, ending_in_crlf, streams] {
             let change = |update: &mut IncrementalDocument| {
                 let catalog_id = update.get_prev_documents().trailer.get(b"Root").unwrap().as_reference().unwrap();
                 update.opt_clone_object_to_new_document(catalog_id).unwrap();
@@ -830,7 +838,7 @@ mod tests {
             append_update(&mut update, &mut written).unwrap();
             assert_eq!(written, expected);
             assert!(written.len() > pdf.len() + 100);
-            // An update made from another file is refused, not written at the wrong offsets.
+            // An update made from a file of another length is refused, not written at the wrong offsets.
             assert_eq!(append_update(&mut update, &mut pdf[1..].to_vec()), Err(PdfRefusal::Damaged));
         }
     }
