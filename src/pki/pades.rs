@@ -395,7 +395,7 @@ fn append_signature(
 
     let mut written = pdf;
     // Room for the update, so that the PDF is not moved while it is appended.
-    written.reserve(2 * reserved + 64 * 1024);
+    written.reserve_exact(2 * reserved + 64 * 1024);
     append_update(&mut update, &mut written)?;
     // Only inside rssp's own signature object: objects copied from the file come before it, and a hostile
     // file could hold a placeholder of its own there.
@@ -511,7 +511,7 @@ pub fn with_dss(
         .set("DSS", Object::Dictionary(dss));
     let mut written = pdf;
     let added: usize = certificates.iter().chain(ocsps).chain(crls).map(Vec::len).sum();
-    written.reserve(added + 64 * 1024);
+    written.reserve_exact(added + 64 * 1024);
     append_update(&mut update, &mut written)?;
     Ok(written)
 }
