@@ -680,7 +680,7 @@ mod tests {
     fn a_large_document_decodes_exactly_into_a_buffer_an_earlier_document_held() {
         use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
         use base64::Engine;
-        // Larger than what large_buffers keeps, so that it is kept, and not a multiple of 3.
+        // Above the smallest size large_buffers keeps, so that its buffers are used, and not a multiple of 3.
         let document: Vec<u8> = (0..(17usize << 20) + 1).map(|i| (i % 241) as u8).collect();
         for _ in 0..2 {
             large_buffers::give_back(vec![0xee; 20 << 20]);

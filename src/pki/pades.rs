@@ -410,9 +410,10 @@ fn append_signature(
 /// lopdf (0.47, pinned for this) writes an update after a copy of the bytes it was made from, which it
 /// only counts (for the offsets the update's cross-reference data gives) and whose last byte it reads
 /// (an update starts on a line of its own). It is given a stand-in instead: as long as `pdf`, ending in
-/// the same byte, and otherwise zeros, which for a PDF of tens of megabytes are pages of their own that
-/// nothing touches. Such a PDF is then not copied into fresh memory to be written; [`append_update`]
-/// appends the update to the PDF itself. A unit test holds the result equal to lopdf's own.
+/// the same byte, and otherwise zeros. For a PDF above glibc's mapping threshold (32 MiB at most) those
+/// are pages of their own that nothing touches; a smaller one may be cleared, which costs less than the
+/// copy did. The PDF is then not copied to be written; [`append_update`] appends the update to the PDF
+/// itself. A unit test holds the result equal to lopdf's own.
 fn update_of(pdf: &[u8], document: Document) -> IncrementalDocument {
     let mut stand_in = vec![0u8; pdf.len()];
     if let (Some(last), Some(real)) = (stand_in.last_mut(), pdf.last()) {
