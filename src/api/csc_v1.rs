@@ -14,7 +14,9 @@ use super::csc_common::{
     self, cert_info, certificates_wanted, key_info, timestamp_request, CertInfo, KeyInfo, TimestampResponse,
 };
 use super::error::{ApiError, Dialect, ErrorBody};
-use super::extract::{decode_base64, decode_hashes, encode_base64, run_as, Authed, CscJson, CscV1User};
+use super::extract::{
+    decode_base64, decode_hashes, encode_base64, run_as, run_with_bearer, Authed, CscJson, CscV1User,
+};
 use crate::domain::CredentialId;
 use crate::service::auth::{self, TokenTypeHint};
 use crate::service::credentials::{self, AuthorizeRequest, ExtendRequest};
@@ -348,7 +350,7 @@ pub async fn authorize(
         return Err(ApiError::invalid("description"));
     }
     let issued =
-        run_as(&services, V1, caller, move |s, principal| credentials::authorize(s, principal, request)).await?;
+        run_with_bearer(&services, V1, caller, move |s, bearer| credentials::authorize(s, bearer, request)).await?;
     Ok(Json(SadResponse { sad: issued.sad, expires_in: issued.expires_in }))
 }
 
@@ -474,6 +476,6 @@ pub async fn sign_hash(
         dialect: CscVersion::V1,
     };
     let signatures =
-        run_as(&services, V1, caller, move |s, principal| signing::sign_hash(s, principal, request)).await?;
+        run_with_bearer(&services, V1, caller, move |s, bearer| signing::sign_hash(s, bearer, request)).await?;
     Ok(Json(SignHashResponse { signatures: signatures.iter().map(|s| encode_base64(s)).collect() }))
 }

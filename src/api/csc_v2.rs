@@ -14,7 +14,9 @@ use super::csc_common::{
 };
 use super::csc_v1::token_type_hint;
 use super::error::{ApiError, Dialect, ErrorBody};
-use super::extract::{decode_base64, decode_hashes, encode_base64, run_as, Authed, CscJson, CscV2User};
+use super::extract::{
+    decode_base64, decode_hashes, encode_base64, run_as, run_with_bearer, Authed, CscJson, CscV2User,
+};
 use crate::domain::ades::{ConformanceLevel, SignatureFormat};
 use crate::domain::algorithms::oid;
 use crate::domain::{CredentialId, HashAlgorithm};
@@ -447,7 +449,7 @@ pub async fn authorize(
     }
     let request = AuthorizeRequest { credential_id: credential_id.into(), num_signatures, hashes, hash_algo, otp, pin };
     let issued =
-        run_as(&services, V2, caller, move |s, principal| credentials::authorize(s, principal, request)).await?;
+        run_with_bearer(&services, V2, caller, move |s, bearer| credentials::authorize(s, bearer, request)).await?;
     Ok(Json(SadResponse { sad: issued.sad, expires_in: issued.expires_in }))
 }
 
@@ -591,6 +593,6 @@ pub async fn sign_hash(
         dialect: CscVersion::V2,
     };
     let signatures =
-        run_as(&services, V2, caller, move |s, principal| signing::sign_hash(s, principal, request)).await?;
+        run_with_bearer(&services, V2, caller, move |s, bearer| signing::sign_hash(s, bearer, request)).await?;
     Ok(Json(SignHashResponse { signatures: signatures.iter().map(|s| encode_base64(s)).collect() }))
 }

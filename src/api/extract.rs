@@ -482,6 +482,18 @@ pub async fn run_as<T: Send + 'static>(
     .await
 }
 
+/// Runs a CSC use case that judges the caller's token itself, with its own first statement (see
+/// [`auth::Bearer`]), on a blocking thread like [`run`]. A token checked before the body was read is
+/// judged there again: the same statement reads it anyway.
+pub async fn run_with_bearer<T: Send + 'static>(
+    services: &Data<Services>,
+    dialect: Dialect,
+    caller: Caller,
+    f: impl FnOnce(&Services, &auth::Bearer) -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, ApiError> {
+    run(services, dialect, move |s| f(s, &auth::Bearer::of(caller.token.expose_secret()))).await
+}
+
 /// The bearer token of a lifecycle API request: a session from `/api/v1/login`.
 pub async fn portal_principal(services: &Data<Services>, req: &HttpRequest) -> Result<Principal, ApiError> {
     let token = match bearer_header(req) {

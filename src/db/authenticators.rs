@@ -4,7 +4,8 @@
 use diesel::prelude::*;
 
 use super::credentials::CredentialRow;
-use super::schema::{credentials, totp_factors, totp_pairings};
+use super::schema::{access_tokens, credentials, totp_factors, totp_pairings};
+use super::tokens::TokenRow;
 use super::DbConnection;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -19,19 +20,22 @@ pub struct TotpFactor {
     pub secret_seal: String,
 }
 
-/// The user's credential and, with it, the user's TOTP factor (None when none is paired): what
-/// `credentials/authorize` reads before it opens the seed, in one query. None when the user has no
-/// such credential.
-pub(crate) fn credential_with_factor(
+/// The bearer token with this digest and, for the token's user, the credential with this id and the
+/// user's TOTP factor: what `credentials/authorize` reads, in one statement. None when no token has this
+/// digest; the factor is None when the credential is unknown or the user has none.
+pub(crate) fn token_credential_with_factor(
     conn: &mut DbConnection,
-    user_id: &str,
+    token_digest: &str,
     credential_id: &str,
-) -> QueryResult<Option<(CredentialRow, Option<TotpFactor>)>> {
-    credentials::table
+) -> QueryResult<Option<(TokenRow, Option<CredentialRow>, Option<TotpFactor>)>> {
+    access_tokens::table
+        .left_join(
+            credentials::table
+                .on(credentials::id.eq(credential_id.to_owned()).and(credentials::user_id.eq(access_tokens::user_id))),
+        )
         .left_join(totp_factors::table.on(totp_factors::user_id.eq(credentials::user_id)))
-        .filter(credentials::id.eq(credential_id))
-        .filter(credentials::user_id.eq(user_id))
-        .select((CredentialRow::as_select(), Option::<TotpFactor>::as_select()))
+        .filter(access_tokens::digest.eq(token_digest))
+        .select((TokenRow::as_select(), Option::<CredentialRow>::as_select(), Option::<TotpFactor>::as_select()))
         .first(conn)
         .optional()
 }

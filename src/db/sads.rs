@@ -3,7 +3,8 @@
 use diesel::prelude::*;
 
 use super::credentials::CredentialRow;
-use super::schema::{credentials, sads};
+use super::schema::{access_tokens, credentials, sads};
+use super::tokens::TokenRow;
 use super::DbConnection;
 
 /// A signature activation data (`sads`): what one authorisation still covers.
@@ -60,6 +61,32 @@ pub fn credential_with_sad(
         .filter(credentials::id.eq(credential_id))
         .filter(credentials::user_id.eq(user_id))
         .select((CredentialRow::as_select(), Option::<SadRow>::as_select()))
+        .first(conn)
+        .optional()
+}
+
+/// The bearer token with this digest and, for the token's user, the credential and the SAD as
+/// [`credential_with_sad`] finds them: what `signatures/signHash` reads, in one statement. None when no
+/// token has this digest.
+pub fn token_credential_with_sad(
+    conn: &mut DbConnection,
+    token_digest: &str,
+    credential_id: &str,
+    sad_digest: &str,
+) -> QueryResult<Option<(TokenRow, Option<CredentialRow>, Option<SadRow>)>> {
+    access_tokens::table
+        .left_join(
+            credentials::table
+                .on(credentials::id.eq(credential_id.to_owned()).and(credentials::user_id.eq(access_tokens::user_id))),
+        )
+        .left_join(
+            sads::table.on(sads::digest
+                .eq(sad_digest.to_owned())
+                .and(sads::credential_id.eq(credentials::id))
+                .and(sads::user_id.eq(credentials::user_id))),
+        )
+        .filter(access_tokens::digest.eq(token_digest))
+        .select((TokenRow::as_select(), Option::<CredentialRow>::as_select(), Option::<SadRow>::as_select()))
         .first(conn)
         .optional()
 }

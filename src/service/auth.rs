@@ -296,17 +296,7 @@ pub(super) fn open_portal_session(
 /// Checks a bearer access token of the CSC API (a CSC login or a lifecycle session), and remembers a
 /// valid one in [`SeenTokens`] (as `auth/login` remembers the tokens it issues).
 pub fn authenticate(services: &Services, bearer: &str) -> Result<Principal, ServiceError> {
-    match check_bearer(services, bearer, &[tokens::ACCESS, tokens::PORTAL]) {
-        Ok((principal, expires_at)) => {
-            services.seen_tokens.remember(&principal.token_digest, expires_at, services.now());
-            Ok(principal)
-        }
-        Err(refused) => {
-            // Revoked (perhaps on another node) since it was seen: its next request is checked first again.
-            services.seen_tokens.forget(&secrets::token_digest(bearer));
-            Err(refused)
-        }
-    }
+    Bearer::of(bearer).judge_alone(services, &mut *services.conn()?)
 }
 
 /// Whether this node found the CSC bearer token valid by [`authenticate`] earlier and it has not expired
@@ -317,13 +307,71 @@ pub fn seen_recently(services: &Services, bearer: &str) -> bool {
 
 /// Checks a bearer token of the lifecycle API: only a lifecycle session, which needed the second factor.
 pub fn authenticate_portal(services: &Services, bearer: &str) -> Result<Principal, ServiceError> {
-    check_bearer(services, bearer, &[tokens::PORTAL]).map(|(principal, _)| principal)
-}
-
-/// The principal of a valid bearer token of one of `kinds`, and when the token expires.
-fn check_bearer(services: &Services, bearer: &str, kinds: &[&str]) -> Result<(Principal, i64), ServiceError> {
     let digest = secrets::token_digest(bearer);
     let row = tokens::find(&mut *services.conn()?, &digest)?;
+    judge(services, digest, row, &[tokens::PORTAL]).map(|(principal, _)| principal)
+}
+
+/// The CSC bearer token of a call to a use case that reads the token's row in its own first statement,
+/// with the rows it needs anyway (`signatures/signHash`, `credentials/authorize`): one statement and one
+/// read transaction per request instead of two. The row is judged as [`authenticate`] judges, also for a
+/// token judged earlier in the request (a lifecycle session, or a CSC token checked before the body was
+/// read), so a token revoked since is refused there.
+pub struct Bearer {
+    digest: String,
+}
+
+impl Bearer {
+    /// The token as the client sent it.
+    pub fn of(token: &str) -> Bearer {
+        Bearer { digest: secrets::token_digest(token) }
+    }
+
+    /// The token of a principal judged earlier in the request.
+    pub fn of_principal(principal: &Principal) -> Bearer {
+        Bearer { digest: principal.token_digest.clone() }
+    }
+
+    /// Its digest, as the store keys tokens.
+    pub(super) fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// The caller, from the token's row as the use case read it (None: no token has this digest); a valid
+    /// token is remembered in [`SeenTokens`], a refused one forgotten (revoked, perhaps on another node,
+    /// since it was seen: its next request is checked before its body is read again).
+    pub(super) fn judge(&self, services: &Services, row: Option<tokens::TokenRow>) -> Result<Principal, ServiceError> {
+        match judge(services, self.digest.clone(), row, &[tokens::ACCESS, tokens::PORTAL]) {
+            Ok((principal, expires_at)) => {
+                services.seen_tokens.remember(&principal.token_digest, expires_at, services.now());
+                Ok(principal)
+            }
+            Err(refused) => {
+                services.seen_tokens.forget(&self.digest);
+                Err(refused)
+            }
+        }
+    }
+
+    /// [`Bearer::judge`] with the token's row read on its own, for a request its use case refuses
+    /// before its first statement (the caller is still judged first, and answered 401 when refused).
+    pub(super) fn judge_alone(
+        &self,
+        services: &Services,
+        conn: &mut db::DbConnection,
+    ) -> Result<Principal, ServiceError> {
+        let row = tokens::find(conn, &self.digest)?;
+        self.judge(services, row)
+    }
+}
+
+/// The principal of a token row of one of `kinds` (None: no token has the digest), and when it expires.
+fn judge(
+    services: &Services,
+    digest: String,
+    row: Option<tokens::TokenRow>,
+    kinds: &[&str],
+) -> Result<(Principal, i64), ServiceError> {
     match row {
         Some(t) if kinds.contains(&t.kind.as_str()) => {
             if t.revoked || t.expires_at <= services.now() {

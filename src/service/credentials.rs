@@ -5,11 +5,13 @@ use secrecy::{ExposeSecret, SecretString};
 use x509_cert::Certificate;
 
 use crate::audit::{self, AuditEvent, Outcome};
+use crate::db::authenticators::TotpFactor;
 use crate::db::{self, credentials::CredentialRow, sads, DbConnection};
 use crate::domain::sad::{self, SadPolicyError, SignatureActivationRequest};
 use crate::domain::{renewal, secrets, AuditEventName, CredentialId, HashAlgorithm, KeyKind};
 use crate::domain::{CertificateStatus, CredentialStatus};
 
+use super::auth::Bearer;
 use super::ledger::{LedgerWrite, SuccessRecord, Written};
 use super::{second_factor, Committed, Param, Principal, ServiceError, Services};
 
@@ -182,13 +184,22 @@ fn check_hash_lengths(hashes: &[Vec<u8>], hash_algo: Option<HashAlgorithm>) -> R
 }
 
 /// `credentials/authorize`: checks the one-time code (and the PIN, if the credential has one) and
-/// mints a SAD bound to the user, the credential and the exact hashes (SCAL2).
-pub fn authorize(
-    services: &Services,
-    principal: &Principal,
-    request: AuthorizeRequest,
-) -> Result<IssuedSad, ServiceError> {
-    let result = authorize_inner(services, principal, &request);
+/// mints a SAD bound to the user, the credential and the exact hashes (SCAL2). The caller's token is
+/// judged first, with the credential and the person's factor in one statement.
+pub fn authorize(services: &Services, bearer: &Bearer, request: AuthorizeRequest) -> Result<IssuedSad, ServiceError> {
+    let mut conn = services.conn()?;
+    let (principal, found) = if request.credential_id.len() > MAX_ID_LEN {
+        // Never looked up, and refused below once the caller passed.
+        (bearer.judge_alone(services, &mut conn)?, None)
+    } else {
+        match db::authenticators::token_credential_with_factor(&mut conn, bearer.digest(), &request.credential_id)? {
+            Some((token, credential, factor)) => {
+                (bearer.judge(services, Some(token))?, credential.map(|c| (c, factor)))
+            }
+            None => (bearer.judge(services, None)?, None),
+        }
+    };
+    let result = authorize_inner(services, &principal, conn, found, &request);
     if let Err(e) = &result {
         services.audit_refusal(
             AuditEventName::CredentialsAuthorize,
@@ -200,20 +211,20 @@ pub fn authorize(
     result
 }
 
+/// authorize once the caller passed: `found` is the caller's credential and factor as they were read.
 fn authorize_inner(
     services: &Services,
     principal: &Principal,
+    mut conn: db::Conn,
+    found: Option<(CredentialRow, Option<TotpFactor>)>,
     request: &AuthorizeRequest,
 ) -> Result<IssuedSad, ServiceError> {
     let now = services.now();
     if request.credential_id.len() > MAX_ID_LEN {
         return Err(ServiceError::Invalid(Param::CredentialId));
     }
-    let mut conn = services.conn()?;
-    // The credential and the person's factor in one query; the factor is used once the request passed.
-    let (row, factor) =
-        db::authenticators::credential_with_factor(&mut conn, &principal.user_id, &request.credential_id)?
-            .ok_or(ServiceError::Invalid(Param::CredentialId))?;
+    // The factor is used once the request passed.
+    let (row, factor) = found.ok_or(ServiceError::Invalid(Param::CredentialId))?;
     ensure_usable(&row, now)?;
     let activation = SignatureActivationRequest::new(request.num_signatures, request.hashes.clone(), row.multisign)
         .map_err(policy_error)?;

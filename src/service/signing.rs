@@ -11,12 +11,15 @@ pub use documents::{sign_doc, Input, PdfLook, SignDocRequest, Signed, SignedDocu
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::audit::{self, AuditEvent, Outcome};
+use crate::db::credentials::CredentialRow;
+use crate::db::sads::SadRow;
 use crate::db::{self, sads};
 use crate::domain::algorithms::resolve_scheme;
 use crate::domain::{sad, secrets, AuditEventName, CredentialId};
 use crate::hsm::KeyId;
 use crate::metrics::METRICS;
 
+use super::auth::Bearer;
 use super::credentials::{ensure_usable, key_kind, usable_sad, MAX_ID_LEN};
 use super::{Param, Principal, ServiceError, Services};
 
@@ -49,13 +52,22 @@ impl CscVersion {
     }
 }
 
-/// Signs every hash, in order. Nothing is signed unless the whole request is authorised.
-pub fn sign_hash(
-    services: &Services,
-    principal: &Principal,
-    request: SignHashRequest,
-) -> Result<Vec<Vec<u8>>, ServiceError> {
-    let result = sign_hash_inner(services, principal, &request);
+/// Signs every hash, in order. Nothing is signed unless the whole request is authorised. The caller's
+/// token is judged first, with the credential and the SAD in one statement.
+pub fn sign_hash(services: &Services, bearer: &Bearer, request: SignHashRequest) -> Result<Vec<Vec<u8>>, ServiceError> {
+    let sad_digest = secrets::token_digest(request.sad.expose_secret());
+    let mut conn = services.conn()?;
+    let (principal, found) = if request.credential_id.len() > MAX_ID_LEN {
+        // Never looked up, and refused below once the caller passed.
+        (bearer.judge_alone(services, &mut conn)?, None)
+    } else {
+        match sads::token_credential_with_sad(&mut conn, bearer.digest(), &request.credential_id, &sad_digest)? {
+            Some((token, credential, sad)) => (bearer.judge(services, Some(token))?, credential.map(|c| (c, sad))),
+            None => (bearer.judge(services, None)?, None),
+        }
+    };
+    drop(conn);
+    let result = sign_hash_inner(services, &principal, found, sad_digest, &request);
     if let Err(e) = &result {
         services.audit_refusal(
             AuditEventName::SignaturesSignHash,
@@ -67,9 +79,12 @@ pub fn sign_hash(
     result
 }
 
+/// signHash once the caller passed: `found` is the caller's credential and the SAD as they were read.
 fn sign_hash_inner(
     services: &Services,
     principal: &Principal,
+    found: Option<(CredentialRow, Option<SadRow>)>,
+    sad_digest: String,
     request: &SignHashRequest,
 ) -> Result<Vec<Vec<u8>>, ServiceError> {
     let now = services.now();
@@ -85,11 +100,8 @@ fn sign_hash_inner(
             services.config.security.max_hashes_per_request
         )));
     }
-    let sad_digest = secrets::token_digest(request.sad.expose_secret());
-    let mut conn = services.conn()?;
-    // The credential and the SAD in one query; the SAD is judged after the request's own checks.
-    let (row, sad_row) = sads::credential_with_sad(&mut conn, &principal.user_id, &request.credential_id, &sad_digest)?
-        .ok_or(ServiceError::Invalid(Param::CredentialId))?;
+    // The SAD is judged after the request's own checks.
+    let (row, sad_row) = found.ok_or(ServiceError::Invalid(Param::CredentialId))?;
     let scheme = resolve_scheme(
         key_kind(&row)?,
         &request.sign_algo,
@@ -106,7 +118,6 @@ fn sign_hash_inner(
     let key = KeyId::from_hex(&row.key_id).ok_or_else(|| ServiceError::invariant("stored key id"))?;
     let credential_id = row.id.clone();
     // The SAD, the quota and the audit record are written with those of other requests signing now.
-    drop(conn);
     services.ledger.write(
         services,
         reservation::Reservation {

@@ -26,6 +26,7 @@ use crate::domain::signing_session::{self, DocumentName, CLAIM_STALE_AFTER_SECS}
 use crate::domain::{CredentialId, HashAlgorithm, SignedOutput, SigningSessionState};
 use crate::pki::pades;
 
+use super::auth::Bearer;
 use super::credentials::{self, ensure_usable, key_kind, quota_exhausted, AuthorizeRequest};
 use super::issuance::{self, CredentialSummary};
 use super::signing::{self, Input, PdfLook, SignDocRequest, Signed, ToSign};
@@ -502,7 +503,7 @@ fn sign_files(
     let hashes: Vec<Vec<u8>> = files.iter().map(|f| f.digest.clone()).collect();
     let sad = credentials::authorize(
         services,
-        principal,
+        &Bearer::of_principal(principal),
         AuthorizeRequest {
             credential_id: credential_id.clone(),
             num_signatures: i32::try_from(files.len()).map_err(ServiceError::internal)?,

@@ -367,6 +367,45 @@ async fn a_token_revoked_elsewhere_after_this_node_saw_it_signs_nothing() {
     assert_eq!(status, 401, "an expired token is checked before its body");
 }
 
+/// `credentials/authorize` reads the caller's token with the credential and the factor, in one statement:
+/// a token this node saw valid and another node revoked since is refused there (401) before anything is
+/// judged, in both dialects, and the code it carried is not used up: the same code then authorises with a
+/// valid token. A credential id too long to look up is judged after the token too (401, not 400).
+#[tokio::test]
+async fn an_authorisation_with_a_token_revoked_elsewhere_uses_no_code() {
+    let server = TestServer::start().await;
+    let signer = server.provision("seen-authorize", KeyKind::EcP256, 5, None).await;
+    let hashes = digests(1, "seen-authorize");
+    for version in ["v1", "v2"] {
+        let token = server.login(version, &signer).await;
+        let revoke = |token: &str| {
+            let mut conn = server.services().conn().unwrap();
+            rssp::db::tokens::revoke(&mut conn, &rssp::domain::secrets::token_digest(token)).unwrap();
+        };
+        let body = |otp: &str, id: &str| match version {
+            "v1" => json!({"credentialID": id, "numSignatures": 1, "hash": b64_all(&hashes), "OTP": otp}),
+            _ => json!({"credentialID": id, "numSignatures": 1, "hashes": b64_all(&hashes),
+                        "hashAlgorithmOID": "2.16.840.1.101.3.4.2.1", "authData": [{"id": "OTP", "value": otp}]}),
+        };
+        let path = format!("/csc/{version}/credentials/authorize");
+        assert_eq!(server.post(&format!("/csc/{version}/credentials/list"), Some(&token), json!({})).await.0, 200);
+        revoke(&token);
+        let otp = server.next_otp(&signer);
+        let (status, answer) = server.post(&path, Some(&token), body(&otp, &signer.credential_id)).await;
+        assert_error(status, &answer, 401, "expired_token", "");
+        // The code was not used: a valid token authorises with it.
+        let fresh = server.login(version, &signer).await;
+        let (status, answer) = server.post(&path, Some(&fresh), body(&otp, &signer.credential_id)).await;
+        assert_eq!(status, 200, "{answer}");
+        // Seen, then revoked: an id too long to look up is still the token's refusal first.
+        assert_eq!(server.post(&format!("/csc/{version}/credentials/list"), Some(&fresh), json!({})).await.0, 200);
+        revoke(&fresh);
+        let long_id = "x".repeat(300);
+        let (status, answer) = server.post(&path, Some(&fresh), body(&server.next_otp(&signer), &long_id)).await;
+        assert_error(status, &answer, 401, "expired_token", "");
+    }
+}
+
 /// POSTs a body that is not JSON with the token; the status.
 async fn malformed(server: &TestServer, path: &str, token: &str) -> u16 {
     let request = server.http.post(format!("{}{path}", server.url)).bearer_auth(token);
