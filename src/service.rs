@@ -277,6 +277,13 @@ impl Services {
         self.clock.now()
     }
 
+    /// Whether this node takes the CSC bearer token as seen valid, so that its next request reads the
+    /// body before the token is checked (see `auth::SeenTokens`); the tests use it to know when a
+    /// token was checked.
+    pub fn has_seen_token(&self, token: &str) -> bool {
+        auth::seen_recently(self, token)
+    }
+
     /// Records a refused request in the audit trail, in a transaction of its own (the refused request
     /// itself changed nothing). Internal errors are logged, not audited as refusals.
     pub fn audit_refusal(

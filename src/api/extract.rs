@@ -1,5 +1,6 @@
 //! Request extraction shared by the CSC dialects and the lifecycle API: the caller (checked before
-//! the body, unless this node saw its CSC token valid: then in the use case's own call, see [`run_as`]),
+//! the body, unless this node saw its CSC token valid: then in the use case's own call, see [`run_as`]
+//! and [`run_with_bearer`]),
 //! the JSON body with its size limit and CSC-worded errors, base64, and running a use case on a
 //! blocking thread.
 
@@ -439,9 +440,9 @@ fn token_required(what: &str) -> ApiError {
     ApiError::unauthenticated(AuthScheme::Bearer, "invalid_token", format!("{what} is required"))
 }
 
-/// The caller of a CSC request, known only to [`run_as`]: the principal of a token checked before the
-/// body was read, or a token this node found valid recently, checked in the use case's own blocking
-/// call (see `auth::SeenTokens`).
+/// The caller of a CSC request, known only to [`run_as`] and [`run_with_bearer`]: the principal of a
+/// token checked before the body was read, or a token this node found valid recently, checked in the use
+/// case's own blocking call (see `auth::SeenTokens`).
 pub struct Caller {
     token: SecretString,
     checked: Option<Principal>,
@@ -483,7 +484,7 @@ pub async fn run_as<T: Send + 'static>(
 }
 
 /// Runs a CSC use case that judges the caller's token itself, with its own first statement (see
-/// [`auth::Bearer`]), on a blocking thread like [`run`]. A token checked before the body was read is
+/// `auth::Bearer`), on a blocking thread like [`run`]. A token checked before the body was read is
 /// judged there again: the same statement reads it anyway.
 pub async fn run_with_bearer<T: Send + 'static>(
     services: &Data<Services>,

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, Dialect, ErrorBody};
-use super::extract::{decode_base64, encode_base64, run_as, Authed, Base64Field, CscV2User, SignDocJson};
+use super::extract::{decode_base64, encode_base64, run_with_bearer, Authed, Base64Field, CscV2User, SignDocJson};
 use super::large_body::{Piece, SlicedBody};
 use crate::domain::ades::{ConformanceLevel, Packaging, SignatureFormat};
 use crate::service::signing::{self, Input, PdfLook, SignDocRequest, Signed, SignedDocuments, ToSign};
@@ -391,9 +391,9 @@ pub async fn sign_doc(
     let (request, in_flight) =
         actix_web::web::block(move || (service_request(body), in_flight)).await.map_err(|_| ApiError::internal())?;
     let request = request?;
-    let response = run_as(&services, Dialect::V2, caller, move |s, principal| {
+    let response = run_with_bearer(&services, Dialect::V2, caller, move |s, bearer| {
         let _in_flight = in_flight;
-        answer_body(signing::sign_doc(s, principal, request)?)
+        answer_body(signing::sign_doc(s, bearer, request)?)
     })
     .await?;
     Ok(HttpResponse::Ok().content_type("application/json").body(SlicedBody::of(response)))

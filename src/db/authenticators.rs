@@ -20,6 +20,9 @@ pub struct TotpFactor {
     pub secret_seal: String,
 }
 
+/// A bearer token's row, its user's credential (if found) and that user's TOTP factor (if paired).
+pub(crate) type TokenCredentialFactor = (TokenRow, Option<CredentialRow>, Option<TotpFactor>);
+
 /// The bearer token with this digest and, for the token's user, the credential with this id and the
 /// user's TOTP factor: what `credentials/authorize` reads, in one statement. None when no token has this
 /// digest; the factor is None when the credential is unknown or the user has none.
@@ -27,7 +30,7 @@ pub(crate) fn token_credential_with_factor(
     conn: &mut DbConnection,
     token_digest: &str,
     credential_id: &str,
-) -> QueryResult<Option<(TokenRow, Option<CredentialRow>, Option<TotpFactor>)>> {
+) -> QueryResult<Option<TokenCredentialFactor>> {
     access_tokens::table
         .left_join(
             credentials::table

@@ -42,38 +42,20 @@ pub fn find(conn: &mut DbConnection, digest: &str) -> QueryResult<Option<SadRow>
     sads::table.find(digest).select(SadRow::as_select()).first(conn).optional()
 }
 
-/// The user's credential and, with it, the SAD with this digest when it was issued to that user for
-/// that credential: what `signatures/signHash` needs, in one query. None when the user has no such
-/// credential; the SAD is None when it is unknown or was issued for another user or credential.
-pub fn credential_with_sad(
-    conn: &mut DbConnection,
-    user_id: &str,
-    credential_id: &str,
-    digest: &str,
-) -> QueryResult<Option<(CredentialRow, Option<SadRow>)>> {
-    credentials::table
-        .left_join(
-            sads::table.on(sads::digest
-                .eq(digest)
-                .and(sads::credential_id.eq(credentials::id))
-                .and(sads::user_id.eq(credentials::user_id))),
-        )
-        .filter(credentials::id.eq(credential_id))
-        .filter(credentials::user_id.eq(user_id))
-        .select((CredentialRow::as_select(), Option::<SadRow>::as_select()))
-        .first(conn)
-        .optional()
-}
+/// A bearer token's row, its user's credential (if found) and the SAD (if found and theirs).
+pub type TokenCredentialSad = (TokenRow, Option<CredentialRow>, Option<SadRow>);
 
-/// The bearer token with this digest and, for the token's user, the credential and the SAD as
-/// [`credential_with_sad`] finds them: what `signatures/signHash` reads, in one statement. None when no
-/// token has this digest.
+/// The bearer token with this digest and, with it, the token user's credential with this id and the SAD
+/// with this digest when it was issued to that user for that credential: what `signatures/signHash` and
+/// `signDoc` read, in one statement. None when no token has this digest; the credential is None when the
+/// token's user has no such credential, and the SAD None when it is unknown or was issued for another
+/// user or credential.
 pub fn token_credential_with_sad(
     conn: &mut DbConnection,
     token_digest: &str,
     credential_id: &str,
     sad_digest: &str,
-) -> QueryResult<Option<(TokenRow, Option<CredentialRow>, Option<SadRow>)>> {
+) -> QueryResult<Option<TokenCredentialSad>> {
     access_tokens::table
         .left_join(
             credentials::table

@@ -312,24 +312,28 @@ pub fn authenticate_portal(services: &Services, bearer: &str) -> Result<Principa
     judge(services, digest, row, &[tokens::PORTAL]).map(|(principal, _)| principal)
 }
 
-/// The CSC bearer token of a call to a use case that reads the token's row in its own first statement,
-/// with the rows it needs anyway (`signatures/signHash`, `credentials/authorize`): one statement and one
-/// read transaction per request instead of two. The row is judged as [`authenticate`] judges, also for a
-/// token judged earlier in the request (a lifecycle session, or a CSC token checked before the body was
-/// read), so a token revoked since is refused there.
+/// The bearer token of a call to a use case that reads the token's row in its own first statement, with
+/// the rows it needs anyway (`signatures/signHash`, `signatures/signDoc`, `credentials/authorize`). For a
+/// CSC token this node saw valid, that is one statement and one read transaction per request instead of
+/// two. The row is judged as [`authenticate`] judges, also for a token judged earlier in the request (a
+/// CSC token checked before the body was read, or a lifecycle session's principal), so a token revoked
+/// since, on any node, is refused there.
 pub struct Bearer {
     digest: String,
+    /// A CSC request's token: remembered in [`SeenTokens`] when valid. A principal's token judged again is
+    /// not (only CSC requests and `auth/login` decide what the CSC routes take as seen).
+    from_csc: bool,
 }
 
 impl Bearer {
-    /// The token as the client sent it.
+    /// The token of a CSC request, as the client sent it.
     pub fn of(token: &str) -> Bearer {
-        Bearer { digest: secrets::token_digest(token) }
+        Bearer { digest: secrets::token_digest(token), from_csc: true }
     }
 
-    /// The token of a principal judged earlier in the request.
+    /// The token of a principal judged earlier in the request (a lifecycle session).
     pub fn of_principal(principal: &Principal) -> Bearer {
-        Bearer { digest: principal.token_digest.clone() }
+        Bearer { digest: principal.token_digest.clone(), from_csc: false }
     }
 
     /// Its digest, as the store keys tokens.
@@ -337,13 +341,15 @@ impl Bearer {
         &self.digest
     }
 
-    /// The caller, from the token's row as the use case read it (None: no token has this digest); a valid
-    /// token is remembered in [`SeenTokens`], a refused one forgotten (revoked, perhaps on another node,
-    /// since it was seen: its next request is checked before its body is read again).
+    /// The caller, from the token's row as the use case read it (None: no token has this digest). A valid
+    /// CSC token is remembered in [`SeenTokens`]; a refused one is forgotten (revoked, perhaps on another
+    /// node, since it was seen: its next request is checked before its body is read again).
     pub(super) fn judge(&self, services: &Services, row: Option<tokens::TokenRow>) -> Result<Principal, ServiceError> {
         match judge(services, self.digest.clone(), row, &[tokens::ACCESS, tokens::PORTAL]) {
             Ok((principal, expires_at)) => {
-                services.seen_tokens.remember(&principal.token_digest, expires_at, services.now());
+                if self.from_csc {
+                    services.seen_tokens.remember(&principal.token_digest, expires_at, services.now());
+                }
                 Ok(principal)
             }
             Err(refused) => {
@@ -390,9 +396,10 @@ fn judge(
 /// make the server read or parse a body: one hop onto a blocking thread for the token, another for the
 /// use case. A client signing many times with one token pays that first hop on every request. A token
 /// seen here (and not expired) lets the request read its body first and have the token checked in the
-/// use case's own blocking call, against the store as always: a token revoked since (on any node) is
-/// still refused there, before the use case runs. Only the order changes, and only for a caller that
-/// held a valid token. Bounded: when full, expired entries go, and if none had expired, all of them.
+/// use case's own blocking call, against the store as always (before the use case, or by the use case's
+/// own first statement: see [`Bearer`]): a token revoked since (on any node) is still refused there,
+/// before anything is judged or written. Only the order changes, and only for a caller that held a valid
+/// token. Bounded: when full, expired entries go, and if none had expired, all of them.
 #[derive(Debug, Default)]
 pub struct SeenTokens {
     expiries: std::sync::Mutex<std::collections::HashMap<String, i64>>,

@@ -189,17 +189,18 @@ fn check_hash_lengths(hashes: &[Vec<u8>], hash_algo: Option<HashAlgorithm>) -> R
 pub fn authorize(services: &Services, bearer: &Bearer, request: AuthorizeRequest) -> Result<IssuedSad, ServiceError> {
     let mut conn = services.conn()?;
     let (principal, found) = if request.credential_id.len() > MAX_ID_LEN {
-        // Never looked up, and refused below once the caller passed.
-        (bearer.judge_alone(services, &mut conn)?, None)
+        // Never looked up: refused once the caller passed.
+        (bearer.judge_alone(services, &mut conn)?, Err(ServiceError::Invalid(Param::CredentialId)))
     } else {
-        match db::authenticators::token_credential_with_factor(&mut conn, bearer.digest(), &request.credential_id)? {
-            Some((token, credential, factor)) => {
-                (bearer.judge(services, Some(token))?, credential.map(|c| (c, factor)))
-            }
-            None => (bearer.judge(services, None)?, None),
-        }
+        let (token, found) =
+            match db::authenticators::token_credential_with_factor(&mut conn, bearer.digest(), &request.credential_id)?
+            {
+                Some((token, credential, factor)) => (Some(token), credential.map(|c| (c, factor))),
+                None => (None, None),
+            };
+        (bearer.judge(services, token)?, found.ok_or(ServiceError::Invalid(Param::CredentialId)))
     };
-    let result = authorize_inner(services, &principal, conn, found, &request);
+    let result = found.and_then(|found| authorize_found(services, &principal, conn, found, &request));
     if let Err(e) = &result {
         services.audit_refusal(
             AuditEventName::CredentialsAuthorize,
@@ -211,20 +212,16 @@ pub fn authorize(services: &Services, bearer: &Bearer, request: AuthorizeRequest
     result
 }
 
-/// authorize once the caller passed: `found` is the caller's credential and factor as they were read.
-fn authorize_inner(
+/// authorize once the caller passed: `found` is the caller's credential and factor as they were read
+/// (the factor is used once the request passed).
+fn authorize_found(
     services: &Services,
     principal: &Principal,
     mut conn: db::Conn,
-    found: Option<(CredentialRow, Option<TotpFactor>)>,
+    (row, factor): (CredentialRow, Option<TotpFactor>),
     request: &AuthorizeRequest,
 ) -> Result<IssuedSad, ServiceError> {
     let now = services.now();
-    if request.credential_id.len() > MAX_ID_LEN {
-        return Err(ServiceError::Invalid(Param::CredentialId));
-    }
-    // The factor is used once the request passed.
-    let (row, factor) = found.ok_or(ServiceError::Invalid(Param::CredentialId))?;
     ensure_usable(&row, now)?;
     let activation = SignatureActivationRequest::new(request.num_signatures, request.hashes.clone(), row.multisign)
         .map_err(policy_error)?;
@@ -241,9 +238,10 @@ fn authorize_inner(
     }
     // A new authenticator paired soon after a password recovery or phone change waits for an identity check.
     super::authenticator::require_signing_allowed(&mut conn, &principal.user_id)?;
+    // No connection held while the HSM opens the seed and Argon2 checks the PIN.
+    drop(conn);
     let pin = row.pin_hash.as_deref().zip(request.pin.as_ref().map(ExposeSecret::expose_secret));
     let prepared = second_factor::prepare_factor(services, &principal.user_id, factor, pin)?;
-    drop(conn);
     // The code's check and the SAD are written with those of other requests authorising or signing now.
     services.ledger.write(
         services,

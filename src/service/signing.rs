@@ -53,21 +53,12 @@ impl CscVersion {
 }
 
 /// Signs every hash, in order. Nothing is signed unless the whole request is authorised. The caller's
-/// token is judged first, with the credential and the SAD in one statement.
+/// token is judged first, read with the credential and the SAD (see [`caller_credential_and_sad`]).
 pub fn sign_hash(services: &Services, bearer: &Bearer, request: SignHashRequest) -> Result<Vec<Vec<u8>>, ServiceError> {
     let sad_digest = secrets::token_digest(request.sad.expose_secret());
-    let mut conn = services.conn()?;
-    let (principal, found) = if request.credential_id.len() > MAX_ID_LEN {
-        // Never looked up, and refused below once the caller passed.
-        (bearer.judge_alone(services, &mut conn)?, None)
-    } else {
-        match sads::token_credential_with_sad(&mut conn, bearer.digest(), &request.credential_id, &sad_digest)? {
-            Some((token, credential, sad)) => (bearer.judge(services, Some(token))?, credential.map(|c| (c, sad))),
-            None => (bearer.judge(services, None)?, None),
-        }
-    };
-    drop(conn);
-    let result = sign_hash_inner(services, &principal, found, sad_digest, &request);
+    let shape = request_shape(services, &request.credential_id, request.hashes.len(), "Empty hash array", "hashes");
+    let (principal, found) = caller_credential_and_sad(services, bearer, shape, &request.credential_id, &sad_digest)?;
+    let result = found.and_then(|found| sign_hash_found(services, &principal, found, sad_digest, &request));
     if let Err(e) = &result {
         services.audit_refusal(
             AuditEventName::SignaturesSignHash,
@@ -79,29 +70,67 @@ pub fn sign_hash(services: &Services, bearer: &Bearer, request: SignHashRequest)
     result
 }
 
-/// signHash once the caller passed: `found` is the caller's credential and the SAD as they were read.
-fn sign_hash_inner(
+/// The checks of a signing request that need no stored row: a credential id short enough to look up, and
+/// between one and `security.max_hashes_per_request` hashes (or documents) to sign.
+fn request_shape(
+    services: &Services,
+    credential_id: &str,
+    count: usize,
+    none: &str,
+    what: &str,
+) -> Result<(), ServiceError> {
+    if credential_id.len() > MAX_ID_LEN {
+        return Err(ServiceError::Invalid(Param::CredentialId));
+    }
+    if count == 0 {
+        return Err(ServiceError::InvalidRequest(none.into()));
+    }
+    let max = services.config.security.max_hashes_per_request;
+    if count > max {
+        return Err(ServiceError::InvalidRequest(format!("Too many {what}: at most {max} in one request")));
+    }
+    Ok(())
+}
+
+/// The caller's credential and the SAD, as signHash and signDoc read them.
+type Found = (CredentialRow, Option<SadRow>);
+
+/// What signHash and signDoc read first: the caller's token, judged, and (when the request's `shape`
+/// passed) the caller's credential with the SAD as [`sads::token_credential_with_sad`] finds them, in
+/// one statement. `Err` is the caller's refusal (401), before anything else; the inner `Err` is the
+/// request's refusal, which the use case audits as the caller's.
+fn caller_credential_and_sad(
+    services: &Services,
+    bearer: &Bearer,
+    shape: Result<(), ServiceError>,
+    credential_id: &str,
+    sad_digest: &str,
+) -> Result<(Principal, Result<Found, ServiceError>), ServiceError> {
+    let mut conn = services.conn()?;
+    if let Err(refused) = shape {
+        // Never looked up: refused once the caller passed.
+        return Ok((bearer.judge_alone(services, &mut conn)?, Err(refused)));
+    }
+    let (token, found) = match sads::token_credential_with_sad(&mut conn, bearer.digest(), credential_id, sad_digest)? {
+        Some((token, credential, sad)) => (Some(token), credential.map(|c| (c, sad))),
+        None => (None, None),
+    };
+    drop(conn);
+    let principal = bearer.judge(services, token)?;
+    Ok((principal, found.ok_or(ServiceError::Invalid(Param::CredentialId))))
+}
+
+/// signHash once the caller and the request's shape passed: `found` is the caller's credential and the
+/// SAD as they were read.
+fn sign_hash_found(
     services: &Services,
     principal: &Principal,
-    found: Option<(CredentialRow, Option<SadRow>)>,
+    (row, sad_row): Found,
     sad_digest: String,
     request: &SignHashRequest,
 ) -> Result<Vec<Vec<u8>>, ServiceError> {
     let now = services.now();
-    if request.credential_id.len() > MAX_ID_LEN {
-        return Err(ServiceError::Invalid(Param::CredentialId));
-    }
-    if request.hashes.is_empty() {
-        return Err(ServiceError::InvalidRequest("Empty hash array".into()));
-    }
-    if request.hashes.len() > services.config.security.max_hashes_per_request {
-        return Err(ServiceError::InvalidRequest(format!(
-            "Too many hashes: at most {} in one request",
-            services.config.security.max_hashes_per_request
-        )));
-    }
     // The SAD is judged after the request's own checks.
-    let (row, sad_row) = found.ok_or(ServiceError::Invalid(Param::CredentialId))?;
     let scheme = resolve_scheme(
         key_kind(&row)?,
         &request.sign_algo,

@@ -537,7 +537,7 @@ fn sign_files(
         .collect::<Result<Vec<_>, ServiceError>>()?;
     let signed = signing::sign_doc(
         services,
-        principal,
+        &Bearer::of_principal(principal),
         SignDocRequest {
             credential_id,
             sad: sad.sad.into(),

@@ -5,6 +5,7 @@ use crate::common::*;
 use diesel::RunQueryDsl;
 use rssp::domain::{totp, KeyKind};
 use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]
 async fn a_totp_code_is_accepted_once() {
@@ -404,6 +405,72 @@ async fn an_authorisation_with_a_token_revoked_elsewhere_uses_no_code() {
         let (status, answer) = server.post(&path, Some(&fresh), body(&server.next_otp(&signer), &long_id)).await;
         assert_error(status, &answer, 401, "expired_token", "");
     }
+}
+
+/// A token checked before the body was read, and revoked by another node while the body arrives, is
+/// judged again by the use case's first statement (which reads it with the credential and the SAD or
+/// factor): signHash and authorize refuse it (401) and write nothing (no audit record, the SAD not spent,
+/// the code not used), and both still work afterwards with a valid token.
+#[tokio::test]
+async fn a_token_revoked_while_its_body_arrives_is_refused_by_the_use_case() {
+    let server = TestServer::start().await;
+    let signer = server.provision("mid-body", KeyKind::EcP256, 5, None).await;
+    let hashes = digests(1, "mid-body");
+    let sad = server.authorize_v1(&server.login("v1", &signer).await, &signer, &hashes, 1).await;
+    let otp = server.next_otp(&signer);
+    let id = &signer.credential_id;
+    let sign = json!({"credentialID": id, "SAD": sad, "hash": b64_all(&hashes), "signAlgo": ES256});
+    let other = digests(1, "mid-body-other");
+    let authorize = json!({"credentialID": id, "numSignatures": 1, "hash": b64_all(&other), "OTP": otp});
+    let records = || match rssp::audit::verify(&mut server.services().conn().unwrap()).unwrap() {
+        rssp::audit::ChainReport::Intact { records } => records,
+        broken => panic!("{broken:?}"),
+    };
+    for (path, body) in [("/csc/v1/signatures/signHash", &sign), ("/csc/v1/credentials/authorize", &authorize)] {
+        // Issued by another node: this one has not seen it, so it is checked before the body is read.
+        let token = rssp::domain::secrets::new_token();
+        let digest = rssp::domain::secrets::token_digest(&token);
+        let row = rssp::db::tokens::TokenRow {
+            digest: digest.clone(),
+            user_id: signer.user_id.clone(),
+            kind: rssp::db::tokens::ACCESS.into(),
+            refresh_digest: None,
+            expires_at: server.now() + 3600,
+            revoked: false,
+        };
+        rssp::db::tokens::insert(&mut server.services().conn().unwrap(), &row).unwrap();
+        assert!(!server.services().has_seen_token(&token));
+        let before = records();
+        let addr = server.url.trim_start_matches("http://").to_string();
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let body = body.to_string();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        for _ in 0..1000 {
+            if server.services().has_seen_token(&token) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(server.services().has_seen_token(&token), "checked before the body");
+        rssp::db::tokens::revoke(&mut server.services().conn().unwrap(), &digest).unwrap();
+        stream.write_all(body.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 401"), "{path}: {answer}");
+        assert!(answer.contains("expired_token"), "{path}: {answer}");
+        assert_eq!(records(), before, "{path}: a refused caller writes no record");
+    }
+    // Nothing was spent: the SAD signs once, and the code authorises, with a valid token.
+    let fresh = server.login("v1", &signer).await;
+    let (status, answer) = server.post("/csc/v1/signatures/signHash", Some(&fresh), sign).await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = server.post("/csc/v1/credentials/authorize", Some(&fresh), authorize).await;
+    assert_eq!(status, 200, "{answer}");
 }
 
 /// POSTs a body that is not JSON with the token; the status.

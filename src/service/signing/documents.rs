@@ -17,7 +17,6 @@
 use secrecy::{ExposeSecret, SecretString};
 use x509_cert::der::Decode;
 
-use crate::db::sads;
 use crate::domain::ades::{ConformanceLevel, Packaging, SignatureFormat};
 use crate::domain::algorithms::resolve_scheme;
 use crate::domain::{sad, secrets, AuditEventName, CredentialId, Hasher, SignatureScheme};
@@ -28,7 +27,8 @@ use crate::pki::hsm_signer::HsmSigner;
 use crate::pki::pades;
 use crate::pki::PkiError;
 
-use super::super::credentials::{ensure_usable, key_kind, usable_sad, MAX_ID_LEN};
+use super::super::auth::Bearer;
+use super::super::credentials::{ensure_usable, key_kind, usable_sad};
 use super::super::timestamps::{self, SignatureTimeStamp};
 use super::super::validation_data::{self, ValidationData};
 use super::super::{Principal, ServiceError, Services};
@@ -134,43 +134,42 @@ pub(in crate::service) fn pdf_room(level: ConformanceLevel) -> usize {
     }
 }
 
-/// Signs every item, in order. Nothing is signed unless the whole request is authorised.
+/// Signs every item, in order. Nothing is signed unless the whole request is authorised. The caller's
+/// token is judged first, read with the credential and the SAD (see `caller_credential_and_sad`).
 pub fn sign_doc(
     services: &Services,
-    principal: &Principal,
+    bearer: &Bearer,
     request: SignDocRequest,
 ) -> Result<SignedDocuments, ServiceError> {
+    let sad_digest = secrets::token_digest(request.sad.expose_secret());
+    let shape = super::request_shape(
+        services,
+        &request.credential_id,
+        request.items.len(),
+        "Empty documentDigests and documents objects",
+        "signatures",
+    );
+    let (principal, found) =
+        super::caller_credential_and_sad(services, bearer, shape, &request.credential_id, &sad_digest)?;
     let credential_id = request.credential_id.clone();
-    let result = sign_doc_inner(services, principal, request);
+    let result = found.and_then(|found| sign_doc_found(services, &principal, found, sad_digest, request));
     if let Err(e) = &result {
         services.audit_refusal(AuditEventName::SignaturesSignDoc, Some(&principal.user_id), Some(&credential_id), e);
     }
     result
 }
 
-// The request is taken whole, so that a PDF's bytes go to its prepared file without a copy.
-fn sign_doc_inner(
+/// signDoc once the caller and the request's shape passed: `found` is the caller's credential and the
+/// SAD as they were read. The request is taken whole, so that a PDF's bytes go to its prepared file
+/// without a copy.
+fn sign_doc_found(
     services: &Services,
     principal: &Principal,
+    (row, sad_row): super::Found,
+    sad_digest: String,
     request: SignDocRequest,
 ) -> Result<SignedDocuments, ServiceError> {
     let now = services.now();
-    if request.credential_id.len() > MAX_ID_LEN {
-        return Err(ServiceError::Invalid(super::super::Param::CredentialId));
-    }
-    if request.items.is_empty() {
-        return Err(ServiceError::InvalidRequest("Empty documentDigests and documents objects".into()));
-    }
-    let max = services.config.security.max_hashes_per_request;
-    if request.items.len() > max {
-        return Err(ServiceError::InvalidRequest(format!("Too many signatures: at most {max} in one request")));
-    }
-    let sad_digest = secrets::token_digest(request.sad.expose_secret());
-    let mut conn = services.conn()?;
-    // The credential and the SAD in one query; the SAD is judged after the request's own checks.
-    let (row, sad_row) = sads::credential_with_sad(&mut conn, &principal.user_id, &request.credential_id, &sad_digest)?
-        .ok_or(ServiceError::Invalid(super::super::Param::CredentialId))?;
-    drop(conn);
     let kind = key_kind(&row)?;
     let certificate = x509_cert::Certificate::from_der(&row.certificate)
         .map_err(|e| ServiceError::internal_while("the credential's stored certificate", e))?;
