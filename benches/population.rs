@@ -25,7 +25,7 @@
 // items, so they need no docs.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -222,7 +222,7 @@ async fn sign_each(services: &Services, url: &str, people: &[Person], round: usi
 /// `credentials/authorize` with the person's current code and one hash, and signs it. A code is good once
 /// per time step, so each pass over the population moves the clock one step on: a person's next round
 /// uses the next step's code. A person whose round of the pass before is still in flight (its code
-/// would make that one a replay) is skipped in this pass.
+/// would make that one a replay), or who already had a round of a later pass, is skipped in this pass.
 async fn rounds(
     url: &str,
     clock: &Arc<ManualClock>,
@@ -239,13 +239,16 @@ async fn rounds(
     let passes = Arc::new(Mutex::new(vec![totp::step_of(clock.now())]));
     let cursor = Arc::new(AtomicUsize::new(0));
     let in_flight: Arc<Vec<AtomicBool>> = Arc::new(people.iter().map(|_| AtomicBool::new(false)).collect());
+    // The latest step each person's code was sent for.
+    let last_steps: Arc<Vec<AtomicI64>> = Arc::new(people.iter().map(|_| AtomicI64::new(i64::MIN)).collect());
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let start = Instant::now();
     let cpu_before = process_cpu();
     let mut tasks = Vec::new();
     for worker in 0..concurrency {
         let (client, url, people, cursor) = (client.clone(), url.to_string(), people.clone(), cursor.clone());
-        let (clock, passes, in_flight) = (clock.clone(), passes.clone(), in_flight.clone());
+        let (clock, passes, in_flight, last_steps) =
+            (clock.clone(), passes.clone(), in_flight.clone(), last_steps.clone());
         tasks.push(tokio::spawn(async move {
             let mut outcome = Outcome::default();
             let mut n = 0;
@@ -267,6 +270,12 @@ async fn rounds(
                     }
                     steps[pass]
                 };
+                // A round of a later pass may have come and gone for this person while this worker was
+                // between taking its index and marking the person busy: this pass's code would be a replay.
+                if last_steps[index % people.len()].fetch_max(step, Ordering::SeqCst) >= step {
+                    busy.store(false, Ordering::SeqCst);
+                    continue;
+                }
                 let code = totp::code_at_step(&person.seed, step);
                 let hash = HashAlgorithm::Sha256.digest(format!("round-{worker}-{n}").as_bytes());
                 n += 1;
