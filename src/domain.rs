@@ -1,5 +1,6 @@
 //! Pure types and rules, no I/O: algorithms and OIDs, key kinds, the SAD policy, TOTP step rules,
-//! enrolment input (contact details, password policy, invoices) and renewal rules (rekey window, quota).
+//! enrolment input (contact details, password policy, invoices), renewal rules (rekey window, quota) and
+//! the OAuth2 server's rules (redirect URIs, PKCE, scopes).
 //! Parse, don't validate: once a value is one of these types it is valid.
 
 pub mod ades;
@@ -8,6 +9,7 @@ pub(crate) mod documents;
 pub(crate) mod enrolment;
 pub mod ids;
 pub(crate) mod key_kind;
+pub mod oauth2;
 pub(crate) mod recovery;
 pub(crate) mod renewal;
 pub mod sad;
