@@ -126,6 +126,7 @@ fn mint_access_token(services: &Services, user_id: &str) -> String {
             refresh_digest: None,
             expires_at: services.now() + 365 * 24 * 3600,
             revoked: false,
+            client_id: None,
         },
     )
     .expect("token");

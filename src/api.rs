@@ -13,6 +13,7 @@ pub mod extract;
 pub(crate) mod large_body;
 pub(crate) mod large_buffers;
 pub(crate) mod lifecycle_types;
+pub(crate) mod oauth2;
 pub(crate) mod ocsp;
 pub(crate) mod ops;
 pub(crate) mod pki;
@@ -34,7 +35,8 @@ use utoipa_actix_web::{scope, AppExt};
         title = "rssp",
         description = "Remote Signature Service Provider: the Cloud Signature Consortium API v1.0.4.0 (`/csc/v1`) \
                        and v2.0.0.2 (`/csc/v2`), with keys in a PKCS#11 HSM and its own CA (`/pki`); the account and \
-                       certificate lifecycle for front ends (`/api/v1`) and the admin API for operators (`/api/admin/v1`).",
+                       certificate lifecycle for front ends (`/api/v1`), the admin API for operators (`/api/admin/v1`) and an OAuth2 \
+                       authorisation server (`/oauth2`, RFC 8414 metadata at `/.well-known/oauth-authorization-server`).",
         license(name = "Apache-2.0")
     ),
     modifiers(&SecuritySchemes),
@@ -160,7 +162,10 @@ pub fn routes() -> (
                 .service(admin::outbox)
                 .service(admin::authenticator_resets)
                 .service(admin::decide_authenticator_reset)
-                .service(admin::run_jobs),
+                .service(admin::run_jobs)
+                .service(admin::oauth_clients::create_oauth_client)
+                .service(admin::oauth_clients::oauth_clients)
+                .service(admin::oauth_clients::disable_oauth_client),
         )
         .service(csc_common::logo)
         .service(ops::healthz)
@@ -174,6 +179,10 @@ pub fn routes() -> (
                 .service(pki::issuing_crl)
                 .service(pki::tsa_certificate),
         )
+        .service(oauth2::token_endpoint)
+        .service(oauth2::revoke)
+        .service(oauth2::revoke_alias)
+        .service(oauth2::metadata)
         .service(tsa::time_stamp)
         .service(ocsp::ocsp_post)
         .service(ocsp::ocsp_get)

@@ -9,7 +9,8 @@ use secrecy::SecretString;
 
 use crate::clock::SystemClock;
 use crate::config::Config;
-use crate::domain::{ApiKeyRole, KeyKind};
+use crate::domain::{ApiKeyRole, ClientId, ClientType, KeyKind, UserId};
+use crate::service::oauth2::clients::{self as oauth_clients, NewClient};
 use crate::service::provisioning::{self, NewSigner};
 use crate::service::{ca, operators};
 use crate::{audit, hsm, startup};
@@ -29,7 +30,8 @@ use crate::{audit, hsm, startup};
                   RSSP_HSM_SESSIONS, RSSP_SAD_LIFETIME_SECS, RSSP_OTP_MAX_FAILURES, RSSP_OTP_LOCKOUT_SECS, \
                   RSSP_METRICS_LISTEN and more (see the README); logging: RSSP_LOG (a tracing filter) and \
                   RSSP_LOG_FORMAT (text or json).\n\nQuick start:\n  rssp serve\n  rssp provision-user --username alice --password-stdin <<< 'a long secret 2026'\n  \
-                  rssp pki root-cert > root.pem\n  rssp operator create --name ops\n\n\
+                  rssp pki root-cert > root.pem\n  rssp operator create --name ops\n  \
+                  rssp oauth-client create --name 'Seal signer' --type confidential --scopes service --account-user-id <id>\n\n\
                   Front ends drive the account and certificate lifecycle through /api/v1 (registration, activation, \
                   TOTP pairing, orders and payment, identity verification, issuance, rekey, reissue, revocation); \
                   operators use /api/admin/v1. In development mode (the default; RSSP_MODE=production for real \
@@ -101,6 +103,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: TsaClientCommand,
     },
+    /// Applications that act for people through the OAuth2 authorisation server (/oauth2/token).
+    OauthClient {
+        #[command(subcommand)]
+        command: OauthClientCommand,
+    },
     /// The CA and the time-stamping unit.
     Pki {
         #[command(subcommand)]
@@ -158,6 +165,39 @@ pub(crate) enum TsaClientCommand {
     Revoke {
         #[arg(long)]
         name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum OauthClientCommand {
+    /// Register a client. Prints one JSON object: client_id, and client_secret for a confidential
+    /// client (shown this once; only its digest is kept).
+    Create {
+        /// Shown to people when the application asks for access, and to operators.
+        #[arg(long)]
+        name: String,
+        /// confidential (a server-side application with a secret) or public (a native or browser app: no
+        /// secret, must use PKCE).
+        #[arg(long = "type")]
+        client_type: ClientType,
+        /// Where the client may send people back to (repeat for several): https, http to 127.0.0.1 or
+        /// [::1] on any port, or a private-use scheme such as com.example.app:/cb. Matched exactly.
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// What it may ask for: service, credential, or service,credential.
+        #[arg(long)]
+        scopes: String,
+        /// The user id of the account a confidential client acts for with the client_credentials grant
+        /// (an organisation's e-seal signer).
+        #[arg(long)]
+        account_user_id: Option<String>,
+    },
+    /// List the registered clients as JSON lines.
+    List,
+    /// Disable a client: it gets no more tokens, and every token issued to it is revoked.
+    Disable {
+        #[arg(long)]
+        client_id: String,
     },
 }
 
@@ -290,6 +330,37 @@ fn run_command(cli: Cli) -> anyhow::Result<i32> {
                 Command::TsaClient { command: TsaClientCommand::Revoke { name } } => {
                     operators::revoke(&services, &name, ApiKeyRole::TsaClient)?;
                     println!("TSA client {name} revoked");
+                    Ok(0)
+                }
+                Command::OauthClient {
+                    command: OauthClientCommand::Create { name, client_type, redirect_uris, scopes, account_user_id },
+                } => {
+                    let created = oauth_clients::create(
+                        &services,
+                        NewClient { name, client_type, redirect_uris, scopes, account: account_user_id.map(UserId::new) },
+                    )?;
+                    println!("{}", serde_json::to_string(&created)?);
+                    Ok(0)
+                }
+                Command::OauthClient { command: OauthClientCommand::List } => {
+                    for client in oauth_clients::list(&services)? {
+                        let line = serde_json::json!({
+                            "client_id": client.id,
+                            "name": client.name,
+                            "type": client.client_type,
+                            "redirect_uris": client.redirect_uris.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
+                            "scopes": client.scopes.names(),
+                            "account_user_id": client.account,
+                            "created_at": client.created_at,
+                            "disabled_at": client.disabled_at,
+                        });
+                        println!("{line}");
+                    }
+                    Ok(0)
+                }
+                Command::OauthClient { command: OauthClientCommand::Disable { client_id } } => {
+                    oauth_clients::disable(&services, &ClientId::new(client_id.clone()))?;
+                    println!("OAuth client {client_id} disabled, its tokens revoked");
                     Ok(0)
                 }
                 Command::Pki { command: PkiCommand::RootCert } => {

@@ -15,6 +15,7 @@ pub(crate) mod ca;
 pub mod credentials;
 pub mod crls;
 pub(crate) mod installation;
+pub(crate) mod oauth_clients;
 pub(crate) mod operators;
 pub(crate) mod orders;
 pub mod outbox;
@@ -85,6 +86,7 @@ text_columns!(
     crate::domain::Channel,
     crate::domain::CheckKind,
     crate::domain::CheckStatus,
+    crate::domain::ClientType,
     crate::domain::CredentialStatus,
     crate::domain::OrderStatus,
     crate::domain::OutboxStatus,

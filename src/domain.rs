@@ -19,10 +19,10 @@ pub mod states;
 pub mod totp;
 
 pub use algorithms::{HashAlgorithm, Hasher, SignatureScheme};
-pub use ids::{CheckId, CredentialId, OrderId, UserId};
+pub use ids::{CheckId, ClientId, CredentialId, OrderId, UserId};
 pub use key_kind::KeyKind;
 pub use states::{
-    AccountStatus, ApiKeyRole, AuditEventName, CaName, CertificateStatus, Channel, CheckKind, CheckStatus,
+    AccountStatus, ApiKeyRole, AuditEventName, CaName, CertificateStatus, Channel, CheckKind, CheckStatus, ClientType,
     CredentialStatus, OrderStatus, OutboxStatus, Purpose, RevocationReason, SignedOutput, SigningSessionState,
     TimeStampRequester, TotpPostponement, TrustServiceName, VerificationPurpose,
 };

@@ -16,6 +16,7 @@ pub(crate) mod identity_provider;
 pub(crate) mod issuance;
 pub mod ledger;
 pub(crate) mod lifecycle_jobs;
+pub(crate) mod oauth2;
 pub mod ocsp;
 mod one_time;
 pub mod operators;
@@ -37,7 +38,7 @@ use std::sync::Arc;
 use secrecy::{ExposeSecret, SecretString};
 
 pub(crate) use committed::Committed;
-pub use error::{BoxError, Field, Param, ServiceError};
+pub use error::{BoxError, Field, OAuthErrorCode, Param, ServiceError};
 
 use crate::audit::{self, AuditEvent, Outcome};
 use crate::clock::Clock;

@@ -21,6 +21,8 @@ use crate::service::identity_provider::Decision;
 use crate::service::views::Person;
 use crate::service::{authenticator, issuance, lifecycle_jobs, operators, Services};
 
+pub(crate) mod oauth_clients;
+
 const L: Dialect = Dialect::Lifecycle;
 const TAG: &str = "Admin";
 

@@ -16,6 +16,10 @@ use crate::service::credentials::CscCredential;
 use crate::service::timestamps::CscTimestampRequest;
 use crate::service::Services;
 
+/// How clients may authenticate (CSC `info.authType`): HTTP Basic at `auth/login`, and OAuth2 tokens of
+/// the client credentials grant (`/oauth2/token`).
+pub const AUTH_TYPES: &[&str] = &["basic", "oauth2client"];
+
 /// Methods implemented in both dialects (CSC `info.methods`).
 pub const METHODS: &[&str] = &[
     "auth/login",

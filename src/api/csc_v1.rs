@@ -39,6 +39,9 @@ pub struct InfoResponse {
     pub description: String,
     #[serde(rename = "authType")]
     pub auth_type: Vec<String>,
+    /// The base URI of the OAuth2 authorisation server, the endpoint paths (`oauth2/token`, ...) appended
+    /// to it (§8.3).
+    pub oauth2: String,
     pub methods: Vec<String>,
 }
 
@@ -61,7 +64,8 @@ pub async fn info(services: Data<Services>, _body: CscJson<InfoRequest>) -> Json
         region: services.config.ca.country.clone(),
         lang: "en-US".into(),
         description: "rssp remote signature service".into(),
-        auth_type: vec!["basic".into()],
+        auth_type: csc_common::AUTH_TYPES.iter().map(|a| a.to_string()).collect(),
+        oauth2: format!("{}/", super::oauth2::issuer(&services)),
         methods: csc_common::METHODS.iter().map(|m| m.to_string()).collect(),
     })
 }

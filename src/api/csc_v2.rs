@@ -57,6 +57,10 @@ pub struct InfoResponse {
     pub description: String,
     #[serde(rename = "authType")]
     pub auth_type: Vec<String>,
+    /// The OAuth2 authorisation server's issuer, its metadata at
+    /// `/.well-known/oauth-authorization-server` (RFC 8414); given instead of `oauth2`.
+    #[serde(rename = "oauth2Issuer")]
+    pub oauth2_issuer: String,
     #[serde(rename = "asynchronousOperationMode")]
     pub asynchronous_operation_mode: bool,
     pub methods: Vec<String>,
@@ -96,7 +100,8 @@ pub async fn info(services: Data<Services>, _body: CscJson<InfoRequest>) -> Json
         region: services.config.ca.country.clone(),
         lang: "en-US".into(),
         description: "rssp remote signature service".into(),
-        auth_type: vec!["basic".into()],
+        auth_type: csc_common::AUTH_TYPES.iter().map(|a| a.to_string()).collect(),
+        oauth2_issuer: super::oauth2::issuer(&services),
         asynchronous_operation_mode: false,
         methods: csc_common::METHODS.iter().chain(&["signatures/signDoc"]).map(|m| m.to_string()).collect(),
         validation_info: true,

@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::service::{Param, ServiceError};
+use crate::service::{OAuthErrorCode, Param, ServiceError};
 
 /// The CSC error body (CSC API §5.1 / v2 §7.1).
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -235,6 +235,13 @@ impl ApiError {
                 "No credential with a transaction left: a time-stamp spends one transaction of a credential that \
                  can sign now",
             ),
+            // RFC 6749 §5.2: a client that failed to authenticate gets 401 and a challenge for the scheme
+            // it may use (HTTP Basic; a secret in the body is the other way).
+            E::OAuth { code: OAuthErrorCode::InvalidClient, description } => {
+                ApiError::new(StatusCode::UNAUTHORIZED, OAuthErrorCode::InvalidClient.as_str(), description)
+                    .with_challenge(AuthScheme::Basic)
+            }
+            E::OAuth { code, description } => ApiError::new(StatusCode::BAD_REQUEST, code.as_str(), description),
             E::Unavailable => {
                 tracing::warn!("no database connection or HSM session free in time: answered 503");
                 ApiError {

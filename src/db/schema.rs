@@ -62,6 +62,21 @@ diesel::table! {
         refresh_digest -> Nullable<Text>,
         expires_at -> BigInt,
         revoked -> Bool,
+        client_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    oauth_clients (id) {
+        id -> Text,
+        name -> Text,
+        client_type -> Text,
+        secret_digest -> Nullable<Text>,
+        redirect_uris -> Text,
+        scopes -> Text,
+        account_user_id -> Nullable<Text>,
+        created_at -> BigInt,
+        disabled_at -> Nullable<BigInt>,
     }
 }
 
@@ -379,5 +394,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     trust_service_keys,
     timestamps,
     signing_sessions,
-    signing_session_documents
+    signing_session_documents,
+    oauth_clients
 );

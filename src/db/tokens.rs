@@ -11,6 +11,8 @@ pub const ACCESS: &str = "access";
 pub const REFRESH: &str = "refresh";
 /// A session of the lifecycle API (password and, once paired, a TOTP code); also valid on the CSC API.
 pub const PORTAL: &str = "portal";
+/// An OAuth2 access token of the `service` scope (`/oauth2/token`): valid on the CSC API like [`ACCESS`].
+pub const OAUTH_SERVICE: &str = "oauth_service";
 
 /// A bearer token (`access_tokens`).
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -20,7 +22,7 @@ pub struct TokenRow {
     pub digest: String,
     /// The user it was issued to.
     pub user_id: String,
-    /// [`ACCESS`], [`REFRESH`] or [`PORTAL`].
+    /// [`ACCESS`], [`REFRESH`], [`PORTAL`] or [`OAUTH_SERVICE`].
     pub kind: String,
     /// The refresh token an access token was minted with, if any.
     pub refresh_digest: Option<String>,
@@ -28,6 +30,8 @@ pub struct TokenRow {
     pub expires_at: i64,
     /// Revoked (`auth/revoke`, logout, password change).
     pub revoked: bool,
+    /// The OAuth2 client it was issued to (none for `auth/login` tokens and lifecycle sessions).
+    pub client_id: Option<String>,
 }
 
 /// Stores a new token.

@@ -119,8 +119,14 @@ id_type! {
     CheckId
 }
 
+id_type! {
+    /// An OAuth2 client's id (`client_id`), made by rssp when an operator registers the client.
+    ClientId
+}
+
 // The schema names in the OpenAPI document: each the type's own name.
 impl utoipa::ToSchema for UserId {}
+impl utoipa::ToSchema for ClientId {}
 impl utoipa::ToSchema for CredentialId {}
 impl utoipa::ToSchema for OrderId {}
 impl utoipa::ToSchema for CheckId {}

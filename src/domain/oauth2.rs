@@ -1,9 +1,8 @@
 //! Rules of the OAuth2 authorisation server that need no I/O (CSC v1.0.4.0 §8.3, v2.0.0.2 §8): the
 //! redirect URIs a client may register and which sent URI matches one (RFC 6749 §3.1.2, RFC 8252 §7 for
 //! native apps), PKCE with S256 only (RFC 7636), the two CSC scopes, and the hashes a `credential`
-//! request names, read the way clients actually send them.
-//!
-//! Not reachable yet: the endpoints, clients and pages of issue 13 are built on these.
+//! request names, read the way clients actually send them; and what an operator may register as a
+//! client ([`client`]).
 
 use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
@@ -12,6 +11,8 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use url::{Host, Url};
+
+pub mod client;
 
 /// Why a redirect URI cannot be registered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -276,6 +276,17 @@ text_enum! {
 }
 
 text_enum! {
+    /// Whether an OAuth2 client can keep a secret (RFC 6749 §2.1).
+    ClientType("OAuth2 client type") {
+        /// A native or in-browser application, which cannot keep a secret: it identifies itself by its
+        /// `client_id` alone and must use PKCE.
+        Public = "public",
+        /// A server-side application that authenticates with its secret.
+        Confidential = "confidential",
+    }
+}
+
+text_enum! {
     /// Where a document signing session stands.
     SigningSessionState("signing session state") {
         /// Created; waiting for the person's code.
@@ -374,6 +385,14 @@ text_enum! {
         CrlPublished = "crl.published",
         /// `identity.decision`.
         IdentityDecision = "identity.decision",
+        /// `oauth.client_create`: an operator registered an OAuth2 client.
+        OauthClientCreate = "oauth.client_create",
+        /// `oauth.client_disable`: an operator disabled an OAuth2 client (its tokens are revoked).
+        OauthClientDisable = "oauth.client_disable",
+        /// `oauth.revoke`: a client revoked one of its tokens (`/oauth2/revoke`).
+        OauthRevoke = "oauth.revoke",
+        /// `oauth.token`: a token issued, or refused, at `/oauth2/token`.
+        OauthToken = "oauth.token",
         /// `ocsp.responder_certified`.
         OcspResponderCertified = "ocsp.responder_certified",
         /// `operator.auth`.
@@ -444,6 +463,7 @@ impl utoipa::ToSchema for ApiKeyRole {}
 impl utoipa::ToSchema for RevocationReason {}
 impl utoipa::ToSchema for SigningSessionState {}
 impl utoipa::ToSchema for SignedOutput {}
+impl utoipa::ToSchema for ClientType {}
 
 #[cfg(test)]
 mod tests {

@@ -233,6 +233,7 @@ fn issue(
                         refresh_digest: None,
                         expires_at: now + security.refresh_token_lifetime_secs,
                         revoked: false,
+                        client_id: None,
                     },
                 )?;
                 Some(digest)
@@ -248,6 +249,7 @@ fn issue(
                 refresh_digest,
                 expires_at: now + security.access_token_lifetime_secs,
                 revoked: false,
+                client_id: None,
             },
         )?;
         let how = if from_refresh.is_some() { "refresh token" } else { "password" };
@@ -288,6 +290,7 @@ pub(super) fn open_portal_session(
             refresh_digest: None,
             expires_at: now + lifetime,
             revoked: false,
+            client_id: None,
         },
     )?;
     Ok(IssuedTokens { access_token, refresh_token: None, expires_in: lifetime })
@@ -345,7 +348,7 @@ impl Bearer {
     /// CSC token is remembered in [`SeenTokens`]; a refused one is forgotten (revoked, perhaps on another
     /// node, since it was seen: its next request is checked before its body is read again).
     pub(super) fn judge(&self, services: &Services, row: Option<tokens::TokenRow>) -> Result<Principal, ServiceError> {
-        match judge(services, self.digest.clone(), row, &[tokens::ACCESS, tokens::PORTAL]) {
+        match judge(services, self.digest.clone(), row, CSC_TOKEN_KINDS) {
             Ok((principal, expires_at)) => {
                 if self.from_csc {
                     services.seen_tokens.remember(&principal.token_digest, expires_at, services.now());
@@ -370,6 +373,9 @@ impl Bearer {
         self.judge(services, row)
     }
 }
+
+/// The tokens the CSC API takes: an `auth/login` token, a lifecycle session, an OAuth2 service token.
+const CSC_TOKEN_KINDS: &[&str] = &[tokens::ACCESS, tokens::PORTAL, tokens::OAUTH_SERVICE];
 
 /// The principal of a token row of one of `kinds` (None: no token has the digest), and when it expires.
 fn judge(
@@ -452,7 +458,7 @@ pub fn revoke(
         let digest = secrets::token_digest(token);
         let row = tokens::find(&mut conn, &digest)?.filter(|t| principal.user_id == t.user_id && !t.revoked);
         let kind_matches = |kind: &str| match hint {
-            Some(TokenTypeHint::AccessToken) => kind == tokens::ACCESS,
+            Some(TokenTypeHint::AccessToken) => kind == tokens::ACCESS || kind == tokens::OAUTH_SERVICE,
             Some(TokenTypeHint::RefreshToken) => kind == tokens::REFRESH,
             None => true,
         };

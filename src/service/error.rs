@@ -145,6 +145,37 @@ impl Field {
     }
 }
 
+/// The error codes of the OAuth2 token and revocation endpoints (RFC 6749 §5.2, RFC 7009 §2.2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OAuthErrorCode {
+    /// A parameter missing, repeated, malformed or not allowed.
+    InvalidRequest,
+    /// The client is unknown, disabled, or did not authenticate as its registration requires.
+    InvalidClient,
+    /// The grant (code, refresh token) is invalid, expired, revoked or not this client's.
+    InvalidGrant,
+    /// The client may not use this grant.
+    UnauthorizedClient,
+    /// A grant type the server does not offer.
+    UnsupportedGrantType,
+    /// A scope unknown, or not allowed to the client or the grant.
+    InvalidScope,
+}
+
+impl OAuthErrorCode {
+    /// The code on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OAuthErrorCode::InvalidRequest => "invalid_request",
+            OAuthErrorCode::InvalidClient => "invalid_client",
+            OAuthErrorCode::InvalidGrant => "invalid_grant",
+            OAuthErrorCode::UnauthorizedClient => "unauthorized_client",
+            OAuthErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            OAuthErrorCode::InvalidScope => "invalid_scope",
+        }
+    }
+}
+
 /// Why a use case refused or failed a request; `api::error` maps each to a status and CSC error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -254,6 +285,14 @@ pub enum ServiceError {
     /// A time-stamp for a person who has no credential that can sign now with a transaction left.
     #[error("no credential with a transaction left")]
     NoTransactionLeft,
+    /// A refusal of the OAuth2 authorisation server, with its code and the description shown to the client.
+    #[error("{}: {description}", code.as_str())]
+    OAuth {
+        /// The OAuth error code.
+        code: OAuthErrorCode,
+        /// What was wrong, in terms of the request.
+        description: Cow<'static, str>,
+    },
     /// The service is overloaded (no database connection or HSM session came free in time); retry shortly.
     #[error("service busy")]
     Unavailable,
@@ -277,6 +316,11 @@ struct Failure {
 }
 
 impl ServiceError {
+    /// An OAuth2 refusal.
+    pub fn oauth(code: OAuthErrorCode, description: impl Into<Cow<'static, str>>) -> ServiceError {
+        ServiceError::OAuth { code, description: description.into() }
+    }
+
     /// An error from below that the use case cannot answer, kept as the source.
     pub fn internal(source: impl std::error::Error + Send + Sync + 'static) -> ServiceError {
         ServiceError::Internal(Box::new(source))
@@ -342,6 +386,7 @@ impl ServiceError {
             ServiceError::Forbidden(_) => "forbidden",
             ServiceError::RateLimited { .. } => "rate_limited",
             ServiceError::QuotaExhausted { .. } | ServiceError::NoTransactionLeft => "quota_exhausted",
+            ServiceError::OAuth { code, .. } => code.as_str(),
             ServiceError::Unavailable => "unavailable",
             ServiceError::HsmUnavailable => "hsm_unavailable",
             ServiceError::Internal(_) => "internal",

@@ -437,6 +437,7 @@ async fn a_token_revoked_while_its_body_arrives_is_refused_by_the_use_case() {
             refresh_digest: None,
             expires_at: server.now() + 3600,
             revoked: false,
+            client_id: None,
         };
         rssp::db::tokens::insert(&mut server.services().conn().unwrap(), &row).unwrap();
         assert!(!server.services().has_seen_token(&token));

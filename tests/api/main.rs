@@ -19,6 +19,7 @@ mod hsm_algorithms;
 mod http_edges;
 mod lifecycle;
 mod notify_delivery;
+mod oauth2_clients;
 mod observability;
 mod ocsp;
 mod openapi_truth;

@@ -1,0 +1,3 @@
+DROP INDEX access_tokens_by_client;
+ALTER TABLE access_tokens DROP COLUMN client_id;
+DROP TABLE oauth_clients;
