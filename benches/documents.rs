@@ -165,6 +165,7 @@ fn mint_sads(dir: &Path, user_id: &str, credential_id: &str, document: &[u8], ro
             expires_at: now + 3600,
             revoked: false,
             chain_expires_at: now + 3600,
+            client_id: None,
         };
         sads::insert(&mut conn, &row).unwrap();
     }

@@ -151,6 +151,7 @@ fn mint_sad(services: &Services, person: &Person, hash: &[u8]) -> String {
             expires_at: now + 24 * 3600,
             revoked: false,
             chain_expires_at: now + 24 * 3600,
+            client_id: None,
         },
     )
     .expect("SAD");

@@ -106,6 +106,7 @@ fn mint_sads(
                     expires_at: now + 24 * 3600,
                     revoked: false,
                     chain_expires_at: now + 24 * 3600,
+                    client_id: None,
                 },
             )?;
         }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::clock::SystemClock;
 use crate::config::Config;
@@ -191,6 +191,10 @@ pub(crate) enum OauthClientCommand {
         /// (an organisation's e-seal signer).
         #[arg(long)]
         account_user_id: Option<String>,
+        /// A file with a confidential client's public keys, an RFC 7517 JWK Set: the client then
+        /// authenticates with assertions it signs (private_key_jwt) and gets no secret.
+        #[arg(long)]
+        jwks_file: Option<PathBuf>,
     },
     /// List the registered clients as JSON lines.
     List,
@@ -333,13 +337,22 @@ fn run_command(cli: Cli) -> anyhow::Result<i32> {
                     Ok(0)
                 }
                 Command::OauthClient {
-                    command: OauthClientCommand::Create { name, client_type, redirect_uris, scopes, account_user_id },
+                    command:
+                        OauthClientCommand::Create { name, client_type, redirect_uris, scopes, account_user_id, jwks_file },
                 } => {
+                    let jwks = jwks_file
+                        .map(|path| {
+                            std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("--jwks-file {}: {e}", path.display()))
+                        })
+                        .transpose()?;
+                    let account = account_user_id.map(UserId::new);
                     let created = oauth_clients::create(
                         &services,
-                        NewClient { name, client_type, redirect_uris, scopes, account: account_user_id.map(UserId::new) },
+                        NewClient { name, client_type, redirect_uris, scopes, account, jwks },
+                        "cli",
                     )?;
-                    println!("{}", serde_json::to_string(&created)?);
+                    let secret = created.client_secret.as_ref().map(|s| s.expose_secret());
+                    println!("{}", serde_json::json!({"client_id": created.client_id, "client_secret": secret}));
                     Ok(0)
                 }
                 Command::OauthClient { command: OauthClientCommand::List } => {
@@ -351,6 +364,7 @@ fn run_command(cli: Cli) -> anyhow::Result<i32> {
                             "redirect_uris": client.redirect_uris.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
                             "scopes": client.scopes.names(),
                             "account_user_id": client.account,
+                            "token_endpoint_auth_method": client.authentication.as_str(),
                             "created_at": client.created_at,
                             "disabled_at": client.disabled_at,
                         });
@@ -359,7 +373,7 @@ fn run_command(cli: Cli) -> anyhow::Result<i32> {
                     Ok(0)
                 }
                 Command::OauthClient { command: OauthClientCommand::Disable { client_id } } => {
-                    oauth_clients::disable(&services, &ClientId::new(client_id.clone()))?;
+                    oauth_clients::disable(&services, &ClientId::new(client_id.clone()), "cli")?;
                     println!("OAuth client {client_id} disabled, its tokens revoked");
                     Ok(0)
                 }

@@ -16,6 +16,7 @@ pub mod sad;
 pub mod secrets;
 pub mod signing_session;
 pub mod states;
+pub(crate) mod text;
 pub mod totp;
 
 pub use algorithms::{HashAlgorithm, Hasher, SignatureScheme};

@@ -362,10 +362,26 @@ pub(crate) fn audited<T>(
     result
 }
 
-/// The authenticated caller of a request: whose token it is.
+/// The authenticated caller of a request: whose token it is, and through which OAuth2 client.
 #[derive(Debug, Clone)]
 pub struct Principal {
     /// The user whose token it is.
     pub user_id: UserId,
     pub(crate) token_digest: String,
+    /// The OAuth2 client the token was issued to (none for the person's own login): what it authorises
+    /// is bound to that client, and it revokes only that client's tokens.
+    pub client_id: Option<crate::domain::ClientId>,
+}
+
+impl Principal {
+    /// Whether `client_id` (a stored row's) is the caller's client: both none, or the same client.
+    pub fn is_client(&self, client_id: Option<&str>) -> bool {
+        self.client_id.as_deref() == client_id
+    }
+
+    /// For an audit record's detail: ` through OAuth client <id>` when the caller acts through a client,
+    /// else nothing (the person acted).
+    pub fn through_client(&self) -> String {
+        self.client_id.as_ref().map(|c| format!(" through OAuth client {c}")).unwrap_or_default()
+    }
 }

@@ -182,11 +182,9 @@ pub async fn list(
 ) -> Result<Json<ListResponse>, ApiError> {
     let Authed(CscV1User(caller), body) = request;
     let body = body.0;
-    // Authorisation is user-specific (basic): the user is the token's, never a parameter.
-    if body.user_id.is_some() {
-        return Err(ApiError::invalid_request("userID parameter MUST be null"));
-    }
+    // The user is the token's: a userID may only name it, and only with an OAuth2 client's token.
     let (ids, next) = run_as(&services, V1, caller, move |s, principal| {
+        credentials::check_user_id(principal, body.user_id.as_deref())?;
         credentials::list(s, principal, body.max_results, body.page_token.as_deref())
     })
     .await?;

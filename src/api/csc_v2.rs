@@ -319,15 +319,16 @@ pub async fn list(
 ) -> Result<Json<ListResponse>, ApiError> {
     let Authed(CscV2User(caller), body) = request;
     let body = body.0;
-    if body.user_id.is_some() {
-        return Err(ApiError::invalid_request("userID parameter MUST be null"));
-    }
+    let user_id = body.user_id.clone();
     let wanted = certificates_wanted(body.certificates.as_deref())?;
     let with_info = body.credential_info.unwrap_or(false);
     let only_valid = body.only_valid.unwrap_or(false);
     let cert_details = body.cert_info.unwrap_or(false);
-    let views =
-        run_as(&services, V2, caller, move |s, principal| credentials::describe_all(s, principal, only_valid)).await?;
+    let views = run_as(&services, V2, caller, move |s, principal| {
+        credentials::check_user_id(principal, user_id.as_deref())?;
+        credentials::describe_all(s, principal, only_valid)
+    })
+    .await?;
     Ok(Json(ListResponse {
         credential_ids: views.iter().map(|v| v.id.to_string()).collect(),
         credential_infos: with_info

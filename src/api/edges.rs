@@ -99,7 +99,9 @@ pub fn document_edge_responses(api: &mut utoipa::openapi::OpenApi) {
         for operation in operations {
             let error_body = || ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
             if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
-                let challenge = if path.ends_with("/auth/login") {
+                // CSC auth/login and the OAuth2 endpoints (client authentication) take HTTP Basic.
+                let takes_basic = path.ends_with("/auth/login") || path.starts_with("/oauth2/") || path == "/revoke";
+                let challenge = if takes_basic {
                     "`Basic realm=\"rssp\", charset=\"UTF-8\"`"
                 } else {
                     "`Bearer realm=\"rssp\"`, with `error=\"invalid_token\"` when a token was sent"
@@ -132,6 +134,8 @@ pub fn document_edge_responses(api: &mut utoipa::openapi::OpenApi) {
                         "{} bytes (a 5 MiB document in base64, with room for the other fields)",
                         super::extract::UPLOAD_BODY_LIMIT
                     )
+                } else if path.starts_with("/oauth2/") || path == "/revoke" {
+                    "16 KiB (a form of client authentication and a few parameters)".to_string()
                 } else if path.ends_with("/signatures/signDoc") {
                     format!(
                         "the documents in base64 (at most `security.max_signdoc_document_bytes` of documents, 20 MiB \

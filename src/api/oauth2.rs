@@ -15,9 +15,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::csc_v1::token_type_hint;
-use super::error::{ApiError, AuthScheme, Dialect, ErrorBody};
+use super::error::{ApiError, Dialect, ErrorBody};
 use super::extract::{credentials_of, decode_base64, read_limited_body, run};
+use crate::domain::oauth2::assertion;
 use crate::service::oauth2::clients::ClientAuthentication;
 use crate::service::{oauth2, OAuthErrorCode, Services};
 
@@ -26,25 +26,43 @@ const O: Dialect = Dialect::V1;
 
 /// What a token or revocation request may weigh: a few identifiers, a code, a verifier, an assertion.
 const FORM_BODY_LIMIT: usize = 16 * 1024;
+/// Most parameters a token or revocation request may carry (it needs fewer than ten).
+const MAX_PARAMETERS: usize = 32;
+/// Parameters that prove who the client is or are themselves tokens: refused in the URL's query, which
+/// proxies, load balancers and browsers log (RFC 6749 §2.3.1). The other parameters may come there, as
+/// some clients send them.
+const SECRET_PARAMETERS: &[&str] = &["client_secret", "client_assertion", "token", "refresh_token"];
 
 /// The parameters of a token or revocation request: from the form body and, for clients that put them
-/// there (the EUDI tester does), from the URL's query. A parameter sent twice, in one place or across
-/// both, is refused (RFC 6749 §3.2); one sent without a value counts as not sent (§3.1).
+/// there (the EUDI tester does), from the URL's query, except the secret ones. A parameter sent twice, in
+/// one place or across both, is refused (RFC 6749 §3.2); one sent without a value counts as not sent
+/// (§3.1).
 pub struct OAuthForm(Vec<(String, String)>);
 
 impl OAuthForm {
     fn read(query: &str, body: &[u8]) -> Result<OAuthForm, ApiError> {
         let mut params: Vec<(String, String)> = Vec::new();
-        let pairs = url::form_urlencoded::parse(query.as_bytes()).chain(url::form_urlencoded::parse(body));
-        for (name, value) in pairs {
+        let mut seen = std::collections::HashSet::new();
+        let from_query = url::form_urlencoded::parse(query.as_bytes()).map(|pair| (true, pair));
+        let from_body = url::form_urlencoded::parse(body).map(|pair| (false, pair));
+        for (in_query, (name, value)) in from_query.chain(from_body) {
             if value.is_empty() {
                 continue;
             }
-            if params.iter().any(|(seen, _)| *seen == name) {
+            if in_query && SECRET_PARAMETERS.contains(&name.as_ref()) {
+                return Err(oauth_error(
+                    OAuthErrorCode::InvalidRequest,
+                    format!("{name} must not be sent in the URL (RFC 6749 §2.3.1): send it in the form body"),
+                ));
+            }
+            if !seen.insert(name.clone()) {
                 return Err(oauth_error(
                     OAuthErrorCode::InvalidRequest,
                     format!("Parameter {} was sent more than once", printable(&name)),
                 ));
+            }
+            if seen.len() > MAX_PARAMETERS {
+                return Err(oauth_error(OAuthErrorCode::InvalidRequest, "Too many parameters"));
             }
             params.push((name.into_owned(), value.into_owned()));
         }
@@ -98,10 +116,7 @@ fn oauth_error(code: OAuthErrorCode, description: impl Into<Cow<'static, str>>) 
 /// are refused; `client_id` beside Basic must name the same client.
 fn client_authentication(req: &HttpRequest, form: ClientFields) -> Result<ClientAuthentication, ApiError> {
     if form.client_assertion.is_some() || form.client_assertion_type.is_some() {
-        return Err(oauth_error(
-            OAuthErrorCode::InvalidClient,
-            "client_assertion (private_key_jwt) is not offered: authenticate with the client secret",
-        ));
+        return assertion_authentication(req, form);
     }
     let header = req.headers().get("authorization");
     match header {
@@ -148,10 +163,36 @@ fn client_authentication(req: &HttpRequest, form: ClientFields) -> Result<Client
     }
 }
 
+/// `private_key_jwt` (RFC 7523 §2.2): the assertion and its type, and no other way of authentication.
+fn assertion_authentication(req: &HttpRequest, form: ClientFields) -> Result<ClientAuthentication, ApiError> {
+    if req.headers().contains_key("authorization") || form.client_secret.is_some() {
+        return Err(oauth_error(
+            OAuthErrorCode::InvalidRequest,
+            "Use one way of client authentication: a client_assertion, the Authorization header or client_secret",
+        ));
+    }
+    if form.client_assertion_type.as_deref() != Some(assertion::JWT_BEARER) {
+        return Err(oauth_error(
+            OAuthErrorCode::InvalidClient,
+            format!("client_assertion_type must be {}", assertion::JWT_BEARER),
+        ));
+    }
+    let sent = form
+        .client_assertion
+        .ok_or_else(|| oauth_error(OAuthErrorCode::InvalidRequest, "Missing parameter client_assertion"))?;
+    let client_id = form
+        .client_id
+        .or_else(|| assertion::claimed_client(sent.expose_secret()))
+        .ok_or_else(|| oauth_error(OAuthErrorCode::InvalidClient, "client_assertion names no client (sub)"))?;
+    Ok(ClientAuthentication::Assertion { client_id, assertion: sent })
+}
+
 /// A Basic credential's part, form-decoded as RFC 6749 §2.3.1 has clients encode it (an id or secret
 /// made only of unreserved characters, as rssp's are, reads the same either way).
 fn form_decoded(part: &str) -> String {
-    url::form_urlencoded::parse(format!("v={part}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
+    // Read as the one value of a form: a raw '&' in it is a character, not the end of the value.
+    let value = format!("v={}", part.replace('&', "%26"));
+    url::form_urlencoded::parse(value.as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
 }
 
 /// The client authentication parameters of the token and revocation requests (RFC 6749 §2.3.1,
@@ -164,9 +205,11 @@ pub struct ClientFields {
     /// A confidential client's secret, when not sent in the `Authorization: Basic` header.
     #[schema(value_type = Option<String>)]
     pub client_secret: Option<SecretString>,
-    /// Not offered (private_key_jwt): refused with invalid_client.
-    pub client_assertion: Option<String>,
-    /// Not offered: refused with invalid_client.
+    /// A JWT the client signed with a key registered for it (private_key_jwt, RFC 7523): `iss` and `sub`
+    /// the client_id, `aud` the token endpoint or the issuer, `exp` at most 300 s ahead, a `jti` used once.
+    #[schema(value_type = Option<String>)]
+    pub client_assertion: Option<SecretString>,
+    /// `urn:ietf:params:oauth:client-assertion-type:jwt-bearer` with a client_assertion.
     pub client_assertion_type: Option<String>,
 }
 
@@ -201,7 +244,9 @@ pub struct TokenResponse {
 }
 
 #[utoipa::path(post, operation_id = "oauth2_token", tag = TAG,
-    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = Option<TokenRequest>, content_type = "application/x-www-form-urlencoded",
+        description = "The parameters, form-encoded; they may also come in the URL's query (then the body may be \
+                       empty), except client_secret and client_assertion, which are refused there. Each once."),
     security((), ("basic" = [])),
     responses(
         (status = 200, body = TokenResponse, description = "A token. Cache-Control: no-store."),
@@ -226,9 +271,7 @@ pub async fn token_endpoint(
     }
     let client = client_authentication(&req, request.client)?;
     let scope = request.scope;
-    let issued = run(&services, O, move |s| oauth2::client_credentials(s, client, scope.as_deref()))
-        .await
-        .map_err(basic_challenge)?;
+    let issued = run(&services, O, move |s| oauth2::client_credentials(s, client, scope.as_deref())).await?;
     Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).insert_header(("Pragma", "no-cache")).json(
         TokenResponse {
             access_token: issued.access_token,
@@ -239,15 +282,6 @@ pub async fn token_endpoint(
     ))
 }
 
-/// A 401 of these endpoints challenges for HTTP Basic, the way a client authenticates here.
-fn basic_challenge(error: ApiError) -> ApiError {
-    if error.status == actix_web::http::StatusCode::UNAUTHORIZED {
-        error.with_challenge(AuthScheme::Basic)
-    } else {
-        error
-    }
-}
-
 /// The parameters of `/oauth2/revoke` (CSC v1.0.4.0 §8.3.4, RFC 7009 §2.1), form-encoded.
 #[derive(Debug, Deserialize, ToSchema)]
 #[schema(as = OAuthRevokeRequest)]
@@ -255,7 +289,8 @@ pub struct RevokeRequest {
     /// Required: the token to revoke.
     #[schema(value_type = Option<String>)]
     pub token: Option<SecretString>,
-    /// `access_token` or `refresh_token`.
+    /// `access_token` or `refresh_token`: where to look first. Every kind is looked for, so it changes
+    /// nothing (RFC 7009 §2.1).
     pub token_type_hint: Option<String>,
     /// Accepted, not used.
     #[serde(rename = "clientData")]
@@ -270,15 +305,15 @@ async fn revoke_token(services: Data<Services>, req: HttpRequest, form: OAuthFor
     let client = client_authentication(&req, request.client)?;
     let revoked =
         request.token.ok_or_else(|| oauth_error(OAuthErrorCode::InvalidRequest, "Missing parameter token"))?;
-    let hint = token_type_hint(request.token_type_hint.as_deref())?;
-    run(&services, O, move |s| oauth2::revoke(s, client, revoked.expose_secret(), hint))
-        .await
-        .map_err(basic_challenge)?;
+    let hint = request.token_type_hint;
+    run(&services, O, move |s| oauth2::revoke(s, client, revoked.expose_secret(), hint.as_deref())).await?;
     Ok(HttpResponse::NoContent().insert_header(("Cache-Control", "no-store")).finish())
 }
 
 #[utoipa::path(post, operation_id = "oauth2_revoke", tag = TAG,
-    request_body(content = RevokeRequest, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = Option<RevokeRequest>, content_type = "application/x-www-form-urlencoded",
+        description = "The parameters, form-encoded; they may also come in the URL's query, except token, \
+                       client_secret and client_assertion, which are refused there. Each once."),
     security((), ("basic" = [])),
     responses(
         (status = 204, description = "Revoked, or nothing to revoke: a token unknown or not the client's is answered alike (RFC 7009 §2.2)"),
@@ -291,7 +326,8 @@ pub async fn revoke(services: Data<Services>, req: HttpRequest, form: OAuthForm)
 /// `/revoke`: the same as `/oauth2/revoke`, where the EU wallet library derives the revocation URL from
 /// `info.oauth2` (`<base>/revoke`).
 #[utoipa::path(post, operation_id = "oauth2_revoke_alias", tag = TAG,
-    request_body(content = RevokeRequest, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = Option<RevokeRequest>, content_type = "application/x-www-form-urlencoded",
+        description = "As /oauth2/revoke."),
     security((), ("basic" = [])),
     responses(
         (status = 204, description = "As /oauth2/revoke"),
@@ -318,7 +354,9 @@ pub struct ServerMetadata {
     pub response_types_supported: Vec<String>,
     pub scopes_supported: Vec<String>,
     pub token_endpoint_auth_methods_supported: Vec<String>,
+    pub token_endpoint_auth_signing_alg_values_supported: Vec<String>,
     pub revocation_endpoint_auth_methods_supported: Vec<String>,
+    pub revocation_endpoint_auth_signing_alg_values_supported: Vec<String>,
 }
 
 /// The issuer and base of the authorisation server: the public URL, without a trailing slash.
@@ -331,7 +369,9 @@ pub fn issuer(services: &Services) -> String {
 #[get("/.well-known/oauth-authorization-server")]
 pub async fn metadata(services: Data<Services>) -> Json<ServerMetadata> {
     let issuer = issuer(&services);
-    let auth_methods = vec!["client_secret_basic".to_string(), "client_secret_post".to_string()];
+    let auth_methods: Vec<String> =
+        ["client_secret_basic", "client_secret_post", "private_key_jwt"].iter().map(|m| m.to_string()).collect();
+    let algorithms: Vec<String> = assertion::ALGORITHMS.iter().map(|a| a.to_string()).collect();
     Json(ServerMetadata {
         token_endpoint: format!("{issuer}/oauth2/token"),
         revocation_endpoint: format!("{issuer}/oauth2/revoke"),
@@ -339,7 +379,9 @@ pub async fn metadata(services: Data<Services>) -> Json<ServerMetadata> {
         response_types_supported: Vec::new(),
         scopes_supported: vec!["service".into()],
         token_endpoint_auth_methods_supported: auth_methods.clone(),
+        token_endpoint_auth_signing_alg_values_supported: algorithms.clone(),
         revocation_endpoint_auth_methods_supported: auth_methods,
+        revocation_endpoint_auth_signing_alg_values_supported: algorithms,
         issuer,
     })
 }

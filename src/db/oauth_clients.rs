@@ -2,7 +2,7 @@
 
 use diesel::prelude::*;
 
-use super::schema::{access_tokens, oauth_clients};
+use super::schema::{access_tokens, oauth_assertions, oauth_clients};
 use super::DbConnection;
 use crate::domain::ClientType;
 
@@ -23,7 +23,11 @@ pub struct ClientRow {
     /// The account it may act for with the client_credentials grant.
     pub account_user_id: Option<String>,
     pub created_at: i64,
+    /// When its last token was issued.
+    pub last_used_at: Option<i64>,
     pub disabled_at: Option<i64>,
+    /// The public keys of a client that authenticates with `private_key_jwt`, a JWK Set.
+    pub jwks: Option<String>,
 }
 
 pub fn insert(conn: &mut DbConnection, row: &ClientRow) -> QueryResult<()> {
@@ -43,6 +47,17 @@ pub fn list(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<ClientRow>> 
         .load(conn)
 }
 
+/// Marks the client as used now, inside the transaction that issues its token, if it is still enabled;
+/// false when it was disabled meanwhile. The update holds the client's row until the transaction ends, so
+/// a [`disable`] running at the same time either comes first (and nothing is issued) or waits and then
+/// revokes the token issued.
+pub fn use_for_issue(conn: &mut DbConnection, id: &str, now: i64) -> QueryResult<bool> {
+    let changed = diesel::update(oauth_clients::table.find(id).filter(oauth_clients::disabled_at.is_null()))
+        .set(oauth_clients::last_used_at.eq(Some(now)))
+        .execute(conn)?;
+    Ok(changed == 1)
+}
+
 /// Disables an enabled client and revokes every token issued to it; false when there is no enabled
 /// client with this id.
 pub fn disable(conn: &mut DbConnection, id: &str, now: i64) -> QueryResult<bool> {
@@ -55,4 +70,34 @@ pub fn disable(conn: &mut DbConnection, id: &str, now: i64) -> QueryResult<bool>
             .execute(conn)?;
     }
     Ok(changed == 1)
+}
+
+/// Records an accepted assertion's id for the client until it expires; false when it was recorded
+/// before (a replay), also by a request on another node at the same moment (the primary key decides).
+/// Forgets the client's expired ones first. Runs outside a transaction: each statement is its own.
+pub fn remember_assertion(
+    conn: &mut DbConnection,
+    client_id: &str,
+    jti: &str,
+    expires_at: i64,
+    now: i64,
+) -> QueryResult<bool> {
+    diesel::delete(
+        oauth_assertions::table
+            .filter(oauth_assertions::client_id.eq(client_id))
+            .filter(oauth_assertions::expires_at.lt(now)),
+    )
+    .execute(conn)?;
+    let inserted = diesel::insert_into(oauth_assertions::table)
+        .values((
+            oauth_assertions::client_id.eq(client_id),
+            oauth_assertions::jti.eq(jti),
+            oauth_assertions::expires_at.eq(expires_at),
+        ))
+        .execute(conn);
+    match inserted {
+        Ok(_) => Ok(true),
+        Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)) => Ok(false),
+        Err(e) => Err(e),
+    }
 }

@@ -30,6 +30,9 @@ pub struct SadRow {
     /// The end of the chain of renewals that the one-time code started (`extendTransaction` never
     /// renews past it).
     pub chain_expires_at: i64,
+    /// The OAuth2 client whose token authorised it (none for a person's own login): only a token of
+    /// that client signs with it.
+    pub client_id: Option<String>,
 }
 
 /// Stores a new SAD.

@@ -72,11 +72,21 @@ diesel::table! {
         name -> Text,
         client_type -> Text,
         secret_digest -> Nullable<Text>,
+        jwks -> Nullable<Text>,
         redirect_uris -> Text,
         scopes -> Text,
         account_user_id -> Nullable<Text>,
         created_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
         disabled_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    oauth_assertions (client_id, jti) {
+        client_id -> Text,
+        jti -> Text,
+        expires_at -> BigInt,
     }
 }
 
@@ -91,6 +101,7 @@ diesel::table! {
         expires_at -> BigInt,
         revoked -> Bool,
         chain_expires_at -> BigInt,
+        client_id -> Nullable<Text>,
     }
 }
 
@@ -395,5 +406,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     timestamps,
     signing_sessions,
     signing_session_documents,
-    oauth_clients
+    oauth_clients,
+    oauth_assertions
 );

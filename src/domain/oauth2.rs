@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use url::{Host, Url};
 
+pub mod assertion;
 pub mod client;
 
 /// Why a redirect URI cannot be registered.

@@ -74,20 +74,8 @@ impl DocumentName {
 /// could make `invoice\u{202E}fdp.exe` show as `invoiceexe.pdf`), not `.` or `..`, not ending in a dot or a
 /// space, not a device name of Windows (`CON`, `NUL`, `COM1`, `CONIN$`, ...).
 fn is_plain(text: &str) -> bool {
-    use unicode_general_category::{get_general_category, GeneralCategory as G};
-    let refused = |c: char| {
-        matches!(c, '/' | '\\' | ':' | '<' | '>' | '"' | '|' | '?' | '*')
-            || matches!(
-                get_general_category(c),
-                G::Control
-                    | G::Format
-                    | G::LineSeparator
-                    | G::ParagraphSeparator
-                    | G::PrivateUse
-                    | G::Unassigned
-                    | G::Surrogate
-            )
-    };
+    let refused =
+        |c: char| matches!(c, '/' | '\\' | ':' | '<' | '>' | '"' | '|' | '?' | '*') || super::text::is_hidden(c);
     let stem = text.split('.').next().unwrap_or_default().trim_end().to_uppercase();
     let numbered = |prefix: &str| {
         stem.strip_prefix(prefix).is_some_and(|n| {

@@ -70,6 +70,18 @@ pub fn password_changed(email: &str) -> Notice {
     )
 }
 
+pub fn application_bound(email: &str, application: &str) -> Notice {
+    Notice::email(
+        email,
+        "An application can now act for your signing account",
+        format!(
+            "The application \"{application}\" was registered by the signing service to act for your signing \
+             account by itself: it can list your credentials and ask for signatures, which still need the code \
+             of your authenticator app.\nIf you did not ask for this, contact us at once.\n"
+        ),
+    )
+}
+
 pub fn phone_changed(email: &str, phone_hint: &str) -> Notice {
     Notice::email(
         email,

@@ -389,7 +389,8 @@ fn judge(
             if t.revoked || t.expires_at <= services.now() {
                 Err(ServiceError::ExpiredToken)
             } else {
-                Ok((Principal { user_id: UserId::new(t.user_id), token_digest: digest }, t.expires_at))
+                let client_id = t.client_id.map(crate::domain::ClientId::new);
+                Ok((Principal { user_id: UserId::new(t.user_id), token_digest: digest, client_id }, t.expires_at))
             }
         }
         _ => Err(ServiceError::InvalidToken),
@@ -456,7 +457,13 @@ pub fn revoke(
     let result = (|| {
         let mut conn = services.conn()?;
         let digest = secrets::token_digest(token);
-        let row = tokens::find(&mut conn, &digest)?.filter(|t| principal.user_id == t.user_id && !t.revoked);
+        // A token issued to an OAuth2 client revokes only that client's tokens; the person's own login
+        // revokes any token of their account.
+        let row = tokens::find(&mut conn, &digest)?.filter(|t| {
+            principal.user_id == t.user_id
+                && !t.revoked
+                && (principal.client_id.is_none() || principal.is_client(t.client_id.as_deref()))
+        });
         let kind_matches = |kind: &str| match hint {
             Some(TokenTypeHint::AccessToken) => kind == tokens::ACCESS || kind == tokens::OAUTH_SERVICE,
             Some(TokenTypeHint::RefreshToken) => kind == tokens::REFRESH,

@@ -82,6 +82,18 @@ fn subject_dn(der: &[u8]) -> String {
     Certificate::from_der(der).map(|c| c.tbs_certificate().subject().to_string()).unwrap_or_default()
 }
 
+/// The `userID` of `credentials/list` (CSC v1.0.4.0 §11.4, v2.0.0.2 §11.4): with a person's own
+/// (user-specific) token it must be left out; with an OAuth2 client's token (`oauth2client`, not
+/// user-specific) it may name the account the client acts for, and nothing else.
+pub fn check_user_id(principal: &Principal, user_id: Option<&str>) -> Result<(), ServiceError> {
+    match (user_id, &principal.client_id) {
+        (None, _) => Ok(()),
+        (Some(_), None) => Err(ServiceError::InvalidRequest("userID parameter MUST be null".into())),
+        (Some(user_id), Some(_)) if principal.user_id == user_id => Ok(()),
+        (Some(_), Some(_)) => Err(ServiceError::Invalid(Param::UserId)),
+    }
+}
+
 pub fn list(
     services: &Services,
     principal: &Principal,
@@ -306,6 +318,7 @@ impl LedgerWrite for Activation {
                 expires_at,
                 revoked: false,
                 chain_expires_at,
+                client_id: self.principal.client_id.as_ref().map(|c| c.to_string()),
             },
         )?;
         let record = SuccessRecord {
@@ -313,7 +326,11 @@ impl LedgerWrite for Activation {
             event: AuditEventName::CredentialsAuthorize,
             user_id: user_id.to_string(),
             credential_id: self.credential_id,
-            detail: format!("numSignatures={num_signatures} hashes={}", hashes.len()),
+            detail: format!(
+                "numSignatures={num_signatures} hashes={}{}",
+                hashes.len(),
+                self.principal.through_client()
+            ),
             request_id: self.request_id,
         };
         Ok(Written { answer: Ok(IssuedSad { sad, expires_in: expires_at - now }), record: Some(record) })
@@ -399,6 +416,7 @@ fn extend_inner(
                 expires_at,
                 revoked: false,
                 chain_expires_at: old.chain_expires_at,
+                client_id: old.client_id.clone(),
             },
         )?;
         audit::record(
@@ -424,7 +442,8 @@ pub(super) fn quota_exhausted(row: &CredentialRow) -> ServiceError {
     }
 }
 
-/// The SAD, if it was issued to this user for this credential and can still be used.
+/// The SAD, if it was issued to this user (through the caller's client, if any) for this credential and
+/// can still be used.
 pub(super) fn live_sad(
     conn: &mut DbConnection,
     principal: &Principal,
@@ -432,7 +451,11 @@ pub(super) fn live_sad(
     digest: &str,
     now: i64,
 ) -> Result<sads::SadRow, ServiceError> {
-    let sad = sads::find(conn, digest)?.filter(|s| principal.user_id == s.user_id && s.credential_id == credential_id);
+    let sad = sads::find(conn, digest)?.filter(|s| {
+        principal.user_id == s.user_id
+            && s.credential_id == credential_id
+            && principal.is_client(s.client_id.as_deref())
+    });
     usable_sad(sad, now)
 }
 

@@ -426,6 +426,7 @@ impl ServiceError {
                     | ServiceError::LoginLocked { .. }
                     | ServiceError::InvalidToken
                     | ServiceError::Forbidden(_)
+                    | ServiceError::OAuth { code: OAuthErrorCode::InvalidClient, .. }
             )
     }
 }

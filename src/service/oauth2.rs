@@ -9,12 +9,12 @@
 pub mod clients;
 
 use crate::audit;
-use crate::db::{self, accounts, tokens};
+use crate::db::{self, accounts, oauth_clients, tokens};
 use crate::domain::oauth2::Scope;
 use crate::domain::{secrets, AccountStatus, AuditEventName};
 
 use self::clients::{Client, ClientAuthentication};
-use super::auth::{IssuedTokens, TokenTypeHint};
+use super::auth::IssuedTokens;
 use super::{OAuthErrorCode, ServiceError, Services};
 
 /// The grant types the token endpoint offers (RFC 8414 `grant_types_supported`).
@@ -30,7 +30,7 @@ pub fn client_credentials(
 ) -> Result<IssuedTokens, ServiceError> {
     let claimed = presented.client_id().chars().take(64).collect::<String>();
     let result = (|| {
-        let client = clients::authenticate(&mut *services.conn()?, &presented)?;
+        let client = clients::authenticate(services, &presented)?;
         let account = match (&client.client_type, &client.account) {
             (crate::domain::ClientType::Confidential, Some(account)) => account.clone(),
             _ => {
@@ -70,6 +70,11 @@ fn issue_service_token(
     let lifetime = services.config.security.access_token_lifetime_secs;
     let access_token = secrets::new_token();
     db::write_transaction(&mut *services.conn()?, |c| {
+        // The client's row is updated (and held) by the transaction that issues: a client disabled
+        // since it authenticated gets nothing, and a disable waiting on it revokes what was issued.
+        if !oauth_clients::use_for_issue(c, &client.id, now)? {
+            return Err(ServiceError::oauth(OAuthErrorCode::InvalidClient, "The client is disabled"));
+        }
         // Read in the transaction that issues: an account that is gone or not active gets nothing.
         let active = accounts::by_id(c, account)?.is_some_and(|a| a.status == AccountStatus::Active);
         if !active {
@@ -104,14 +109,15 @@ pub fn revoke(
     services: &Services,
     presented: ClientAuthentication,
     token: &str,
-    hint: Option<TokenTypeHint>,
+    hint: Option<&str>,
 ) -> Result<(), ServiceError> {
     let claimed = presented.client_id().chars().take(64).collect::<String>();
     let result = (|| {
+        let client = clients::authenticate(services, &presented)?;
         let mut conn = services.conn()?;
-        let client = clients::authenticate(&mut conn, &presented)?;
         let digest = secrets::token_digest(token);
-        // The hint only says where to look first (RFC 7009 §2.1); every kind is looked for.
+        // The hint only says where to look first, and may be ignored (RFC 7009 §2.1): every kind is looked
+        // for, so an unknown hint changes nothing either.
         let _ = hint;
         let row = tokens::find(&mut conn, &digest)?
             .filter(|t| !t.revoked && t.client_id.as_deref() == Some(client.id.as_str()));

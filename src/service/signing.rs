@@ -117,6 +117,10 @@ fn caller_credential_and_sad(
     };
     drop(conn);
     let principal = bearer.judge(services, token)?;
+    // A SAD authorised through another OAuth2 client (or through none, for a client's token) is no SAD
+    // of this caller's.
+    let found =
+        found.map(|(credential, sad)| (credential, sad.filter(|s| principal.is_client(s.client_id.as_deref()))));
     Ok((principal, found.ok_or(ServiceError::Invalid(Param::CredentialId))))
 }
 

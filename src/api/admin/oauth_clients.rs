@@ -3,6 +3,7 @@
 
 use actix_web::web::{Data, Json, Path};
 use actix_web::{get, post, HttpRequest, HttpResponse};
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -15,6 +16,7 @@ use crate::service::oauth2::clients::{self, Client, NewClient};
 use crate::service::Services;
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateOAuthClientRequest {
     /// Shown to people when the application asks for access, and to operators.
     pub name: String,
@@ -29,12 +31,18 @@ pub struct CreateOAuthClientRequest {
     pub scopes: Vec<String>,
     /// The account a confidential client may act for with the `client_credentials` grant.
     pub account_user_id: Option<UserId>,
+    /// A confidential client's public keys, an RFC 7517 JWK Set (`{"keys": [...]}`: RSA of 2048 bits or
+    /// more, EC on P-256 or P-384): it then authenticates with assertions it signs (`private_key_jwt`,
+    /// RS256, PS256, ES256, ES384) and gets no secret.
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedOAuthClientResponse {
     pub client_id: ClientId,
-    /// A confidential client's secret, shown this once (only its digest is kept).
+    /// A confidential client's secret, shown this once (only its digest is kept); none for a public
+    /// client or one with keys.
     pub client_secret: Option<String>,
 }
 
@@ -47,6 +55,9 @@ pub struct OAuthClientView {
     pub redirect_uris: Vec<String>,
     pub scopes: Vec<String>,
     pub account_user_id: Option<UserId>,
+    /// How it authenticates: `none` (public), `client_secret_basic` (its secret, Basic or in the form),
+    /// `private_key_jwt`.
+    pub token_endpoint_auth_method: String,
     pub created_at: String,
     /// When an operator disabled it; a disabled client gets no token.
     pub disabled_at: Option<String>,
@@ -61,6 +72,7 @@ impl From<Client> for OAuthClientView {
             redirect_uris: c.redirect_uris.iter().map(|u| u.as_str().to_string()).collect(),
             scopes: c.scopes.names().into_iter().map(str::to_string).collect(),
             account_user_id: c.account,
+            token_endpoint_auth_method: c.authentication.as_str().to_string(),
             created_at: rfc3339(c.created_at),
             disabled_at: c.disabled_at.map(rfc3339),
         }
@@ -81,18 +93,20 @@ pub async fn create_oauth_client(
     services: Data<Services>,
     request: Authed<OperatorKey, CscJson<CreateOAuthClientRequest>>,
 ) -> Result<HttpResponse, ApiError> {
-    let Authed(OperatorKey(_), CscJson(body)) = request;
+    let Authed(OperatorKey(op), CscJson(body)) = request;
     let new = NewClient {
         name: body.name,
         client_type: body.client_type,
         redirect_uris: body.redirect_uris,
         scopes: body.scopes.join(" "),
         account: body.account_user_id,
+        jwks: body.jwks.map(|jwks| jwks.to_string()),
     };
-    let created = run(&services, L, move |s| clients::create(s, new)).await?;
+    let created = run(&services, L, move |s| clients::create(s, new, &op.name)).await?;
+    let client_secret = created.client_secret.as_ref().map(|secret| secret.expose_secret().to_string());
     Ok(HttpResponse::Created()
         .insert_header(("Cache-Control", "no-store"))
-        .json(CreatedOAuthClientResponse { client_id: created.client_id, client_secret: created.client_secret }))
+        .json(CreatedOAuthClientResponse { client_id: created.client_id, client_secret }))
 }
 
 /// The registered OAuth2 clients, the most recent first.
@@ -115,8 +129,8 @@ pub async fn disable_oauth_client(
     req: HttpRequest,
     client_id: Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    operator(&services, &req).await?;
+    let op = operator(&services, &req).await?;
     let client_id = ClientId::new(client_id.into_inner());
-    run(&services, L, move |s| clients::disable(s, &client_id)).await?;
+    run(&services, L, move |s| clients::disable(s, &client_id, &op.name)).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,6 +1,7 @@
 //! What an operator may register as an OAuth2 client: its name, whether it keeps a secret, where it may
 //! send people back to, which scopes it may ask for, and the one account it may act for by itself.
 
+use super::assertion::{ClientKeys, JwksError};
 use super::{RedirectUri, RedirectUriError, Scope};
 use crate::domain::{ClientType, UserId};
 
@@ -56,8 +57,8 @@ impl ClientScopes {
 /// Why a client cannot be registered as asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClientRegistrationError {
-    /// The name is empty, too long or holds control characters.
-    #[error("name: 1 to 100 characters, no control characters")]
+    /// The name is empty, too long or holds invisible characters.
+    #[error("name: 1 to 100 characters, none of them invisible (control, format or direction marks)")]
     Name,
     /// A scope that is not `service` or `credential`.
     #[error("scopes: unknown scope {0:?} (service, credential)")]
@@ -87,6 +88,12 @@ pub enum ClientRegistrationError {
     /// for: nothing could use it.
     #[error("redirect_uris: a client needs a redirect URI, or an account to act for (client_credentials)")]
     Unusable,
+    /// Public keys that cannot be registered.
+    #[error("{0}")]
+    Jwks(JwksError),
+    /// Keys for a public client, which does not authenticate.
+    #[error("jwks: only a confidential client authenticates with its keys")]
+    PublicClientWithKeys,
     /// The credential scope without a redirect URI: a signing token always needs the person's consent.
     #[error("redirect_uris: the credential scope needs a redirect URI (the person approves each signing)")]
     CredentialWithoutRedirect,
@@ -105,6 +112,9 @@ pub struct ClientRegistration {
     pub scopes: ClientScopes,
     /// The account it may act for with the `client_credentials` grant.
     pub account: Option<UserId>,
+    /// The public keys it signs its assertions with (`private_key_jwt`), as registered, when it
+    /// authenticates so instead of with a secret.
+    pub jwks: Option<(String, ClientKeys)>,
 }
 
 impl ClientRegistration {
@@ -115,10 +125,14 @@ impl ClientRegistration {
         redirect_uris: &[String],
         scopes: ClientScopes,
         account: Option<UserId>,
+        jwks: Option<&str>,
     ) -> Result<ClientRegistration, ClientRegistrationError> {
         let name = name.trim();
-        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(crate::domain::text::is_hidden) {
             return Err(ClientRegistrationError::Name);
+        }
+        if redirect_uris.len() > MAX_REDIRECT_URIS {
+            return Err(ClientRegistrationError::RedirectUris);
         }
         let mut registered: Vec<RedirectUri> = Vec::new();
         for uri in redirect_uris {
@@ -135,6 +149,11 @@ impl ClientRegistration {
         if account.is_some() && client_type == ClientType::Public {
             return Err(ClientRegistrationError::PublicClientWithAccount);
         }
+        let jwks = match jwks {
+            Some(_) if client_type == ClientType::Public => return Err(ClientRegistrationError::PublicClientWithKeys),
+            Some(text) => Some((text.to_string(), ClientKeys::parse(text).map_err(ClientRegistrationError::Jwks)?)),
+            None => None,
+        };
         if account.is_some() && !scopes.allows(Scope::Service) {
             return Err(ClientRegistrationError::AccountWithoutService);
         }
@@ -144,7 +163,7 @@ impl ClientRegistration {
         if registered.is_empty() && account.is_none() {
             return Err(ClientRegistrationError::Unusable);
         }
-        Ok(ClientRegistration { name: name.to_string(), client_type, redirect_uris: registered, scopes, account })
+        Ok(ClientRegistration { name: name.to_string(), client_type, redirect_uris: registered, scopes, account, jwks })
     }
 }
 
@@ -176,10 +195,11 @@ mod tests {
         let alice = Some(UserId::new("u-1"));
         use ClientRegistrationError as E;
         let refused =
-            |name: &str, t, u: &[String], s, a: Option<UserId>| ClientRegistration::new(name, t, u, s, a).err();
+            |name: &str, t, u: &[String], s, a: Option<UserId>| ClientRegistration::new(name, t, u, s, a, None).err();
 
         assert_eq!(refused("", ClientType::Public, &web, both, None), Some(E::Name));
         assert_eq!(refused("a\u{7}b", ClientType::Public, &web, both, None), Some(E::Name));
+        assert_eq!(refused("Good\u{202E}liaM", ClientType::Public, &web, both, None), Some(E::Name));
         assert_eq!(refused(&"n".repeat(101), ClientType::Public, &web, both, None), Some(E::Name));
         assert!(matches!(
             refused("App", ClientType::Public, &uris(&["http://app.example/cb"]), both, None),
@@ -201,9 +221,18 @@ mod tests {
         );
         assert_eq!(refused("Nothing", ClientType::Confidential, &[], service, None), Some(E::Unusable));
 
-        let seal = ClientRegistration::new(" Seal ", ClientType::Confidential, &[], service, alice).unwrap();
+        let jwks = r#"{"keys":[{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}]}"#;
+        assert!(matches!(
+            ClientRegistration::new("App", ClientType::Public, &web, both, None, Some(jwks)).err(),
+            Some(E::PublicClientWithKeys)
+        ));
+        assert!(matches!(
+            ClientRegistration::new("App", ClientType::Confidential, &web, both, None, Some(jwks)).err(),
+            Some(E::Jwks(_))
+        ));
+        let seal = ClientRegistration::new(" Seal ", ClientType::Confidential, &[], service, alice, None).unwrap();
         assert_eq!(seal.name, "Seal");
-        let app = ClientRegistration::new("App", ClientType::Public, &web, both, None).unwrap();
+        let app = ClientRegistration::new("App", ClientType::Public, &web, both, None, None).unwrap();
         assert_eq!(app.redirect_uris[0].as_str(), "https://app.example/cb");
     }
 }

@@ -42,7 +42,7 @@ impl LedgerWrite for Reservation {
             event: self.event,
             user_id: self.principal.user_id.to_string(),
             credential_id: self.credential.id,
-            detail: self.detail,
+            detail: format!("{}{}", self.detail, self.principal.through_client()),
             request_id: self.request_id,
         };
         Ok(Written { answer: Ok(()), record: Some(record) })
